@@ -1,0 +1,160 @@
+//! Live events to subscribers (the SSE streams). Each subscriber has its own bounded buffer: publishing
+//! never waits, so a slow subscriber cannot block a session actor nor grow memory without bound. When a
+//! subscriber's buffer is full its events are dropped and counted, and the next event it can take is
+//! preceded by `LiveEvent::Lagged`, naming the sessions whose messages it missed and the last seqId it was
+//! sent of each, so the stream can read the gap back from the engine.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use crate::messages::commands::LiveEvent;
+
+/// How many events one subscriber may have waiting before it lags.
+pub const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// The receiving end of a subscription. Dropping it unsubscribes.
+pub struct Subscription {
+    rx: mpsc::Receiver<LiveEvent>,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Option<LiveEvent> {
+        self.rx.recv().await
+    }
+
+    pub fn into_inner(self) -> mpsc::Receiver<LiveEvent> {
+        self.rx
+    }
+}
+
+struct Subscriber {
+    project: Option<String>,
+    tx: mpsc::Sender<LiveEvent>,
+    /// Events dropped since the last one delivered.
+    missed: u64,
+    /// For each session whose messages were dropped: the last seqId this subscriber was sent.
+    gaps: HashMap<String, u64>,
+    /// Last seqId delivered per session, so a gap knows where it starts.
+    delivered: HashMap<String, u64>,
+}
+
+/// The broadcaster actor. `live` counts subscribers so publishers can skip building events nobody reads.
+pub struct Broadcaster {
+    subscribers: Vec<Subscriber>,
+    live: Arc<AtomicUsize>,
+    buffer: usize,
+}
+
+impl Broadcaster {
+    pub fn new(live: Arc<AtomicUsize>) -> Broadcaster {
+        Broadcaster::with_buffer(live, SUBSCRIBER_BUFFER)
+    }
+
+    pub fn with_buffer(live: Arc<AtomicUsize>, buffer: usize) -> Broadcaster {
+        Broadcaster {
+            subscribers: Vec::new(),
+            live,
+            buffer: buffer.max(2),
+        }
+    }
+}
+
+impl Actor for Broadcaster {
+    type Context = Context<Self>;
+}
+
+#[derive(Message)]
+#[rtype(result = "Subscription")]
+pub struct Subscribe {
+    pub project: Option<String>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish(pub LiveEvent);
+
+impl Handler<Subscribe> for Broadcaster {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = mpsc::channel(self.buffer);
+        self.subscribers.push(Subscriber {
+            project: msg.project,
+            tx,
+            missed: 0,
+            gaps: HashMap::new(),
+            delivered: HashMap::new(),
+        });
+        self.live.store(self.subscribers.len(), Ordering::Relaxed);
+        MessageResult(Subscription { rx })
+    }
+}
+
+impl Handler<Publish> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, Publish(event): Publish, _: &mut Context<Self>) {
+        let project = event.project_id().map(str::to_owned);
+        self.subscribers.retain_mut(|sub| {
+            if sub.tx.is_closed() {
+                return false;
+            }
+            if let (Some(want), Some(got)) = (&sub.project, &project) {
+                if want != got {
+                    return true;
+                }
+            }
+            deliver(sub, &event);
+            true
+        });
+        self.live.store(self.subscribers.len(), Ordering::Relaxed);
+    }
+}
+
+/// Sends one event to one subscriber, first telling it what it missed if it had lagged.
+fn deliver(sub: &mut Subscriber, event: &LiveEvent) {
+    if sub.missed > 0 {
+        // The lag notice needs a free slot and the event another one; otherwise keep counting.
+        if sub.tx.capacity() >= 2 {
+            let resume = sub.gaps.drain().collect();
+            let notice = LiveEvent::Lagged {
+                missed: sub.missed,
+                resume,
+            };
+            if sub.tx.try_send(notice).is_ok() {
+                sub.missed = 0;
+            }
+        }
+        if sub.missed > 0 {
+            record_miss(sub, event);
+            return;
+        }
+    }
+    match sub.tx.try_send(event.clone()) {
+        Ok(()) => {
+            if let LiveEvent::Messages {
+                session_id,
+                messages,
+                ..
+            } = event
+            {
+                if let Some(last) = messages.last() {
+                    sub.delivered.insert(session_id.clone(), last.seq_id);
+                }
+            }
+        }
+        Err(_) => record_miss(sub, event),
+    }
+}
+
+fn record_miss(sub: &mut Subscriber, event: &LiveEvent) {
+    sub.missed += 1;
+    if let LiveEvent::Messages { session_id, .. } = event {
+        let last_sent = sub.delivered.get(session_id).copied().unwrap_or(0);
+        sub.gaps.entry(session_id.clone()).or_insert(last_sent);
+    }
+}

@@ -1,0 +1,1 @@
+//! PLACEHOLDER — the HTTP helper replaces this file.

@@ -1,0 +1,1 @@
+//! PLACEHOLDER — the adapters helper replaces this file.

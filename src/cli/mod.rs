@@ -1,0 +1,4 @@
+//! Command-line subcommands: serve, convert, loadtest.
+
+pub mod convert;
+pub mod serve;

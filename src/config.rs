@@ -1,0 +1,411 @@
+//! Configuration: `config/default.toml` (or `--config FILE`), then environment overrides, then command-line
+//! flags. Durations are humantime strings and sizes are human byte sizes, so the file reads as an operator
+//! writes it ("15m", "16MiB"). Every key has a default, so an empty file is a valid configuration.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+/// Why a configuration could not be used. Each names the file or the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration value for {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub timers: TimerConfig,
+    pub retention: RetentionConfig,
+    pub limits: LimitsConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub max_body: ByteSize,
+    pub auth_token: Option<String>,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimerConfig {
+    #[serde(with = "humantime_serde")]
+    pub stall_after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub persist_debounce: Duration,
+    #[serde(with = "humantime_serde")]
+    pub cleanup_grace: Duration,
+    /// First retry delay after a failed storage write; doubles up to `persist_retry_max`.
+    #[serde(with = "humantime_serde")]
+    pub persist_retry: Duration,
+    #[serde(with = "humantime_serde")]
+    pub persist_retry_max: Duration,
+    /// How long stopAgent waits after SIGTERM before SIGKILL.
+    #[serde(with = "humantime_serde")]
+    pub stop_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub count: u32,
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_prompt_bytes: ByteSize,
+    pub max_message_bytes: ByteSize,
+    pub messages_in_memory: usize,
+    pub max_line: ByteSize,
+}
+
+/// One `[providers.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub default_model: Option<String>,
+    /// Ollama only: the server's base URL.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Sidecar only: which adapter reads its `agent_event` payloads.
+    #[serde(default)]
+    pub adapter: Option<ProviderKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Claude,
+    Codex,
+    Ollama,
+    Sidecar,
+    Synthetic,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            timers: TimerConfig::default(),
+            retention: RetentionConfig::default(),
+            limits: LimitsConfig::default(),
+            providers: default_providers(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:7878".into(),
+            max_body: ByteSize::mib(16),
+            auth_token: None,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+impl Default for TimerConfig {
+    fn default() -> Self {
+        TimerConfig {
+            stall_after: Duration::from_secs(15 * 60),
+            persist_debounce: Duration::from_secs(2),
+            cleanup_grace: Duration::from_secs(60),
+            persist_retry: Duration::from_millis(100),
+            persist_retry_max: Duration::from_secs(10),
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { count: 5, days: 30 }
+    }
+}
+
+impl RetentionConfig {
+    /// The original's `setRetentionConfig`: count within 1..=50, days within 1..=365.
+    pub fn clamped(count: i64, days: i64) -> RetentionConfig {
+        RetentionConfig {
+            count: count.clamp(1, 50) as u32,
+            days: days.clamp(1, 365) as u32,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_prompt_bytes: ByteSize::mib(1),
+            max_message_bytes: ByteSize::mib(4),
+            messages_in_memory: 1000,
+            max_line: ByteSize::mib(16),
+        }
+    }
+}
+
+fn default_providers() -> BTreeMap<String, ProviderConfig> {
+    let mut p = BTreeMap::new();
+    p.insert(
+        "claude".into(),
+        ProviderConfig {
+            kind: ProviderKind::Claude,
+            command: vec!["claude".into()],
+            default_model: Some("claude-opus-4-5".into()),
+            host: None,
+            adapter: None,
+        },
+    );
+    p.insert(
+        "codex".into(),
+        ProviderConfig {
+            kind: ProviderKind::Codex,
+            command: vec!["codex".into()],
+            default_model: None,
+            host: None,
+            adapter: None,
+        },
+    );
+    p.insert(
+        "ollama".into(),
+        ProviderConfig {
+            kind: ProviderKind::Ollama,
+            command: vec![],
+            default_model: Some("qwen3:8b".into()),
+            host: Some("http://127.0.0.1:11434".into()),
+            adapter: None,
+        },
+    );
+    p
+}
+
+/// Command-line and environment overrides, applied over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub auth_token: Option<String>,
+}
+
+impl Overrides {
+    /// `AGENT_STORE_BIND`, `AGENT_STORE_DATA_DIR`, `AGENT_STORE_TOKEN`.
+    pub fn from_env() -> Overrides {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Overrides {
+            bind: var("AGENT_STORE_BIND"),
+            data_dir: var("AGENT_STORE_DATA_DIR").map(PathBuf::from),
+            auth_token: var("AGENT_STORE_TOKEN"),
+        }
+    }
+
+    /// `other` wins where it says something.
+    pub fn or(self, other: Overrides) -> Overrides {
+        Overrides {
+            bind: other.bind.or(self.bind),
+            data_dir: other.data_dir.or(self.data_dir),
+            auth_token: other.auth_token.or(self.auth_token),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text. Providers named in the text replace the built-in ones of the same
+    /// name; the others stay.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn apply(&mut self, overrides: Overrides) {
+        if let Some(bind) = overrides.bind {
+            self.server.bind = bind;
+        }
+        if let Some(dir) = overrides.data_dir {
+            self.storage.data_dir = dir;
+        }
+        if let Some(token) = overrides.auth_token {
+            self.server.auth_token = Some(token);
+        }
+    }
+
+    /// Checks what serde cannot: ranges and the fields each provider kind needs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        self.bind_addr()?;
+        if self.timers.persist_debounce.is_zero() {
+            return Err(invalid("timers.persist_debounce", "must be above zero"));
+        }
+        if self.timers.stall_after.is_zero() {
+            return Err(invalid("timers.stall_after", "must be above zero"));
+        }
+        if !(1..=50).contains(&self.retention.count) {
+            return Err(invalid("retention.count", "must be within 1..=50"));
+        }
+        if !(1..=365).contains(&self.retention.days) {
+            return Err(invalid("retention.days", "must be within 1..=365"));
+        }
+        if self.limits.messages_in_memory == 0 {
+            return Err(invalid("limits.messages_in_memory", "must be at least 1"));
+        }
+        if let Some(token) = &self.server.auth_token {
+            if token.trim().is_empty() {
+                return Err(invalid("server.auth_token", "must not be empty"));
+            }
+        }
+        for (name, p) in &self.providers {
+            let key = |field: &str| format!("providers.{name}.{field}");
+            match p.kind {
+                ProviderKind::Claude | ProviderKind::Codex | ProviderKind::Sidecar
+                    if p.command.is_empty() =>
+                {
+                    return Err(invalid(&key("command"), "must name a program"));
+                }
+                ProviderKind::Ollama if p.host.is_none() => {
+                    return Err(invalid(&key("host"), "is required for kind = \"ollama\""));
+                }
+                ProviderKind::Sidecar if p.adapter.is_none() => {
+                    return Err(invalid(
+                        &key("adapter"),
+                        "is required for kind = \"sidecar\"",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.bind.parse().map_err(|e| ConfigError::Invalid {
+            key: "server.bind".into(),
+            message: format!("{:?} is not an address:port ({e})", self.server.bind),
+        })
+    }
+
+    /// Where the redb file lives.
+    pub fn database_path(&self) -> PathBuf {
+        self.storage.data_dir.join("agent-store.redb")
+    }
+
+    /// The default model of a provider, from its configuration; claude falls back to the original's.
+    pub fn default_model(&self, provider: &str) -> String {
+        self.providers
+            .get(provider)
+            .and_then(|p| p.default_model.clone())
+            .unwrap_or_else(|| "claude-opus-4-5".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_file_matches_built_in_defaults() {
+        let text = include_str!("../config/default.toml");
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:7878");
+        assert_eq!(c.server.max_body, ByteSize::mib(16));
+        assert_eq!(c.timers.stall_after, Duration::from_secs(900));
+        assert_eq!(c.timers.persist_debounce, Duration::from_secs(2));
+        assert_eq!(c.timers.cleanup_grace, Duration::from_secs(60));
+        assert_eq!((c.retention.count, c.retention.days), (5, 30));
+        assert_eq!(c.default_model("claude"), "claude-opus-4-5");
+        assert_eq!(c.default_model("ollama"), "qwen3:8b");
+        assert_eq!(c.providers["synthetic"].kind, ProviderKind::Synthetic);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_durations_are_named() {
+        let e = Config::from_toml("[timers]\nstall_afterr = \"1m\"").unwrap_err();
+        assert!(e.to_string().contains("stall_afterr"), "{e}");
+        let e = Config::from_toml("[timers]\nstall_after = \"soon\"").unwrap_err();
+        assert!(e.to_string().contains("stall_after"), "{e}");
+        let e = Config::from_toml("[retention]\ncount = 0").unwrap_err();
+        assert!(e.to_string().contains("retention.count"), "{e}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut c = Config::default();
+        c.apply(Overrides {
+            bind: Some("127.0.0.1:9000".into()),
+            data_dir: Some("/tmp/x".into()),
+            auth_token: Some("t".into()),
+        });
+        assert_eq!(c.bind_addr().unwrap().port(), 9000);
+        assert_eq!(c.database_path(), PathBuf::from("/tmp/x/agent-store.redb"));
+        assert_eq!(c.server.auth_token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn retention_is_clamped_like_the_original() {
+        let r = RetentionConfig::clamped(0, 1000);
+        assert_eq!((r.count, r.days), (1, 365));
+        let r = RetentionConfig::clamped(80, -3);
+        assert_eq!((r.count, r.days), (50, 1));
+    }
+}

@@ -1,0 +1,165 @@
+//! The in-process handle to the engine: what the HTTP API, the load generator and tests call. Each method
+//! sends one typed message into the actor system and awaits the answer; no state lives here.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::CommandError;
+use crate::messages::commands::{
+    IngestOutcome, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch, StartRequest,
+};
+use crate::messages::wire::{AgentSession, ProjectHealth, SidecarEvent};
+use crate::providers::Providers;
+
+pub use crate::actors::broadcaster::Subscription;
+
+/// What `startAgent` answers on success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub session_id: String,
+}
+
+/// A cheap, cloneable handle to a running engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<crate::actors::EngineParts>,
+}
+
+impl Engine {
+    /// Opens storage (marking sessions that were running when the process died as interrupted), starts
+    /// the persister thread, one arbiter per core and the supervisor. Call inside an actix `System`.
+    pub async fn start(
+        config: Config,
+        providers: Providers,
+    ) -> Result<Engine, crate::actors::StartError> {
+        let parts = crate::actors::EngineParts::start(Arc::new(config), providers).await?;
+        Ok(Engine {
+            inner: Arc::new(parts),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// startAgent. On a provider failure the session exists in status error and the error carries its id.
+    pub async fn start_agent(
+        &self,
+        project_id: &str,
+        req: StartRequest,
+    ) -> Result<Started, CommandError> {
+        self.inner.start_agent(project_id, req).await
+    }
+
+    /// stopAgent.
+    pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
+        self.inner.stop_agent(project_id).await
+    }
+
+    /// sendPrompt: appends the user message, sets running, forwards the prompt to the provider.
+    pub async fn send_prompt(&self, project_id: &str, prompt: String) -> Result<(), CommandError> {
+        self.inner.send_prompt(project_id, prompt).await
+    }
+
+    /// getSession: the project's current session, its messages paged by `page`.
+    pub async fn get_session(
+        &self,
+        project_id: &str,
+        page: Page,
+    ) -> Result<AgentSession, CommandError> {
+        self.inner.get_session(project_id, page).await
+    }
+
+    /// hasSession.
+    pub async fn has_session(&self, project_id: &str) -> Result<bool, CommandError> {
+        self.inner.has_session(project_id).await
+    }
+
+    /// clearSession: detaches a done/error session from its project; refuses a running one.
+    pub async fn clear_session(&self, project_id: &str) -> Result<(), CommandError> {
+        self.inner.clear_session(project_id).await
+    }
+
+    /// loadLastSession: restores the project's newest stored done/error session as its current one.
+    pub async fn load_last_session(&self, project_id: &str) -> Result<bool, CommandError> {
+        self.inner.load_last_session(project_id).await
+    }
+
+    /// The project's stored sessions, newest first, without messages.
+    pub async fn project_sessions(
+        &self,
+        project_id: &str,
+    ) -> Result<Vec<SessionSummary>, CommandError> {
+        self.inner.project_sessions(project_id).await
+    }
+
+    /// purgeProjectSessions: memory and storage.
+    pub async fn purge_project(&self, project_id: &str) -> Result<(), CommandError> {
+        self.inner.purge_project(project_id).await
+    }
+
+    /// Any live or stored session by id.
+    pub async fn session(
+        &self,
+        session_id: &str,
+        page: Page,
+    ) -> Result<AgentSession, CommandError> {
+        self.inner.session(session_id, page).await
+    }
+
+    /// purgeSession: memory and storage.
+    pub async fn purge_session(&self, session_id: &str) -> Result<(), CommandError> {
+        self.inner.purge_session(session_id).await
+    }
+
+    /// Known projects with their current session and health.
+    pub async fn projects(&self) -> Result<Vec<ProjectSummary>, CommandError> {
+        self.inner.projects().await
+    }
+
+    /// Health of every known project, highest attention first.
+    pub async fn health(&self) -> Result<Vec<ProjectHealth>, CommandError> {
+        self.inner.health().await
+    }
+
+    /// Routes sidecar events to their sessions. With `durable`, answers after they are committed.
+    pub async fn ingest(
+        &self,
+        events: Vec<SidecarEvent>,
+        durable: bool,
+    ) -> Result<IngestOutcome, CommandError> {
+        self.inner.ingest(events, durable).await
+    }
+
+    pub async fn settings(&self) -> Result<Settings, CommandError> {
+        self.inner.settings().await
+    }
+
+    /// Applies a partial update, persists it and applies retention at once.
+    pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, CommandError> {
+        self.inner.update_settings(patch).await
+    }
+
+    /// Live events, all or one project's, through a bounded buffer.
+    pub async fn subscribe(
+        &self,
+        project_id: Option<String>,
+    ) -> Result<Subscription, CommandError> {
+        self.inner.subscribe(project_id).await
+    }
+
+    /// Storage open and actors up.
+    pub fn is_ready(&self) -> bool {
+        self.inner.is_ready()
+    }
+
+    /// Waits until everything accepted so far is committed to storage.
+    pub async fn flush(&self) -> Result<(), CommandError> {
+        self.inner.flush().await
+    }
+
+    /// Stops providers, flushes every pending message and closes storage. Idempotent.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown().await
+    }
+}

@@ -1,0 +1,52 @@
+//! Errors a caller of the engine can meet. Their `Display` is the text the API sends in
+//! `{"ok": false, "error": ...}`: where the original store returned a string, it is the same string.
+
+/// Why a command was refused or failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    #[error("No session for project")]
+    NoSession,
+    #[error("Session not found")]
+    SessionNotFound,
+    #[error("Session start already in progress")]
+    StartInProgress,
+    #[error("Session already running")]
+    AlreadyRunning,
+    #[error("Session is running; stop it before clearing")]
+    SessionRunning,
+    /// Bad input; the message starts with the field it is about.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// The provider could not start; the session exists in status error.
+    #[error("{error}")]
+    ProviderFailed { session_id: String, error: String },
+    /// The provider refused a stop or a prompt.
+    #[error("{0}")]
+    Provider(String),
+    /// Storage failed; what was accepted before is kept and retried.
+    #[error("storage unavailable: {0}")]
+    Storage(String),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
+impl CommandError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> CommandError {
+        CommandError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for CommandError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        CommandError::Storage(e.to_string())
+    }
+}
+
+impl From<actix::MailboxError> for CommandError {
+    fn from(_: actix::MailboxError) -> Self {
+        CommandError::ShuttingDown
+    }
+}

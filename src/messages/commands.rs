@@ -1,0 +1,194 @@
+//! What callers ask of the engine and what it answers: the command and query shapes behind the HTTP API
+//! and the in-process handle, and the live events it publishes. Parsed and validated at the edge; actors
+//! receive these typed values.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CommandError;
+use crate::messages::wire::{
+    AgentStatus, ProjectHealth, SharedMessage, SidecarEvent, UnixMs, Variant,
+};
+
+/// `startAgent`'s options, as the original's `StartOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartOptions {
+    pub cwd: Option<String>,
+    pub model: Option<String>,
+    pub system_prompt: Option<String>,
+    pub max_turns: Option<u32>,
+    pub permission_mode: Option<String>,
+    pub claude_config_dir: Option<String>,
+    pub extra_env: Option<BTreeMap<String, String>>,
+    pub additional_directories: Option<Vec<String>>,
+    pub worktree_name: Option<String>,
+}
+
+/// The body of `POST /v1/projects/{projectId}/sessions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartRequest {
+    pub provider: String,
+    pub prompt: String,
+    #[serde(default)]
+    pub options: StartOptions,
+}
+
+/// A page of a session's messages: those with seqId above `after_seq`, at most `limit` of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub after_seq: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// A batch of sidecar events for the supervisor to route. With `durable`, the answer waits until every
+/// message of the batch is committed to storage.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<IngestOutcome, CommandError>")]
+pub struct Ingest {
+    pub events: Vec<SidecarEvent>,
+    pub durable: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    /// Events routed to a live session.
+    pub accepted: usize,
+    /// Events for sessions this service does not hold (the original ignored them too).
+    pub ignored: usize,
+}
+
+/// A stored session without its messages (`GET /v1/projects/{projectId}/sessions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub project_id: String,
+    pub provider: String,
+    pub status: AgentStatus,
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: UnixMs,
+    pub updated_at: UnixMs,
+    pub message_count: u64,
+}
+
+/// A known project (`GET /v1/projects`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectSummary {
+    pub project_id: String,
+    pub session_id: Option<String>,
+    pub status: Option<AgentStatus>,
+    pub health: ProjectHealth,
+}
+
+/// The settings the original kept, under the original's snake_case keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub permission_mode: Option<String>,
+    pub system_prompt_template: Option<String>,
+    pub default_cwd: Option<String>,
+    /// provider name → that provider's settings (`defaultModel`, `num_ctx`, `think`, ...).
+    pub provider_settings: serde_json::Map<String, serde_json::Value>,
+    pub session_retention_count: u32,
+    pub session_retention_days: u32,
+}
+
+/// `PUT /v1/settings`: only the keys present change; `null` clears a text setting.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    #[serde(default, deserialize_with = "nullable")]
+    pub permission_mode: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub system_prompt_template: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub default_cwd: Option<Option<String>>,
+    pub provider_settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A number, or a numeric string as the original stored it; clamped to 1..=50.
+    #[serde(default, deserialize_with = "lenient_int")]
+    pub session_retention_count: Option<i64>,
+    /// Clamped to 1..=365.
+    #[serde(default, deserialize_with = "lenient_int")]
+    pub session_retention_days: Option<i64>,
+}
+
+/// Tells "absent" (outer None) from "null" (Some(None)).
+fn nullable<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(de).map(Some)
+}
+
+fn lenient_int<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> {
+    match serde_json::Value::deserialize(de)? {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("must be an integer")),
+        serde_json::Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("must be an integer")),
+        _ => Err(serde::de::Error::custom("must be an integer")),
+    }
+}
+
+/// What live subscribers (SSE) receive. Messages are shared, not copied, per subscriber.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveEvent {
+    Messages {
+        session_id: String,
+        project_id: String,
+        messages: Arc<[SharedMessage]>,
+    },
+    Status {
+        session_id: String,
+        project_id: String,
+        status: AgentStatus,
+        error: Option<String>,
+    },
+    Cost {
+        session_id: String,
+        project_id: String,
+        cost_usd: f64,
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+    Notification {
+        project_id: String,
+        message: String,
+        variant: Variant,
+    },
+    Health(ProjectHealth),
+    /// The subscriber fell behind and `missed` events were dropped for it. `resume` lists, per session
+    /// whose messages were among them, the last seqId it was sent: read the rest from the engine.
+    Lagged {
+        missed: u64,
+        resume: Vec<(String, u64)>,
+    },
+}
+
+impl LiveEvent {
+    /// The project an event belongs to, for `?projectId=` filters; `None` for events meant for everyone.
+    pub fn project_id(&self) -> Option<&str> {
+        match self {
+            LiveEvent::Messages { project_id, .. }
+            | LiveEvent::Status { project_id, .. }
+            | LiveEvent::Cost { project_id, .. }
+            | LiveEvent::Notification { project_id, .. } => Some(project_id),
+            LiveEvent::Health(h) => Some(&h.project_id),
+            LiveEvent::Lagged { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Providers run agents. The engine sees only the `Provider` trait: start a session, send it a follow-up,
+//! stop it. What a provider's agent says comes back through an `EventSink` as ordinary sidecar events, so a
+//! runner and an external sidecar posting to `/v1/sidecar/events` travel the same path.
+
+pub mod synthetic;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use actix::Recipient;
+use futures_util::future::BoxFuture;
+
+use crate::messages::commands::Ingest;
+use crate::messages::wire::SidecarEvent;
+
+/// Everything a provider needs to start one session; the engine has already filled defaults from settings
+/// and configuration and validated `extra_env`.
+#[derive(Debug, Clone, Default)]
+pub struct StartSpec {
+    pub session_id: String,
+    pub project_id: String,
+    pub provider: String,
+    pub prompt: String,
+    pub cwd: Option<String>,
+    pub model: String,
+    pub system_prompt: Option<String>,
+    pub max_turns: Option<u32>,
+    pub permission_mode: Option<String>,
+    pub claude_config_dir: Option<String>,
+    pub extra_env: BTreeMap<String, String>,
+    pub additional_directories: Vec<String>,
+    pub worktree_name: Option<String>,
+    /// `provider_settings[provider]` from the settings (e.g. ollama's `num_ctx`, `think`), or null.
+    pub provider_settings: serde_json::Value,
+}
+
+/// What a provider failed to do, in words for the user ("claude not found on PATH ...").
+pub type ProviderError = String;
+
+pub trait Provider: Send + Sync + 'static {
+    /// Starts the agent. Returns once it runs (or failed to); its output then flows through `sink`.
+    fn start(
+        &self,
+        spec: StartSpec,
+        sink: EventSink,
+    ) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// Sends a follow-up prompt to the session's agent.
+    fn prompt(
+        &self,
+        session_id: &str,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// Stops the session's agent; returns once it is gone.
+    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// Stops every agent of this provider: the service is shutting down.
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Where a provider delivers its agents' events: the supervisor's ingest, awaited, so a flood of provider
+/// output slows the provider's reader instead of growing a mailbox.
+#[derive(Clone)]
+pub struct EventSink {
+    ingest: Recipient<Ingest>,
+}
+
+/// The engine is gone (shutting down); the provider should stop reading.
+#[derive(Debug, thiserror::Error)]
+#[error("the engine is shutting down")]
+pub struct SinkClosed;
+
+impl EventSink {
+    pub fn new(ingest: Recipient<Ingest>) -> EventSink {
+        EventSink { ingest }
+    }
+
+    pub async fn emit(&self, events: Vec<SidecarEvent>) -> Result<(), SinkClosed> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.ingest
+            .send(Ingest {
+                events,
+                durable: false,
+            })
+            .await
+            .map_err(|_| SinkClosed)?
+            .map(|_| ())
+            .map_err(|_| SinkClosed)
+    }
+}
+
+/// The providers of this service by name, as configured under `[providers.NAME]`.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: HashMap<String, Arc<dyn Provider>>,
+}
+
+impl Providers {
+    pub fn new() -> Providers {
+        Providers::default()
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, provider: Arc<dyn Provider>) {
+        self.by_name.insert(name.into(), provider);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.by_name.get(name).cloned()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.by_name.values()
+    }
+}

@@ -1,0 +1,67 @@
+//! Durable state in one embedded redb file: session records, a per-project index, message batches,
+//! settings and the schema version.
+//!
+//! The persister actor is the only writer (`Store::apply`, `Store::enforce_retention`, ...); readers open
+//! their own read transactions, which redb serves concurrently from a consistent snapshot. Every call here
+//! blocks on disk: call it from the persister thread or `spawn_blocking`, never from an arbiter.
+
+mod codec;
+mod error;
+mod schema;
+mod store;
+
+pub use error::StorageError;
+pub use store::Store;
+
+use serde::{Deserialize, Serialize};
+
+use crate::messages::wire::{AgentStatus, SharedMessage, UnixMs};
+
+/// Everything about a session but its messages. Written at start, on every status change and with every
+/// message flush, so the stored record never lags the stored messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub project_id: String,
+    pub provider: String,
+    pub status: AgentStatus,
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub model: String,
+    pub error: Option<String>,
+    /// The first message's timestamp (the original's `createdAt`).
+    pub created_at: UnixMs,
+    /// The last message or status change: the retention order.
+    pub updated_at: UnixMs,
+    /// The highest seqId of the stored messages.
+    pub last_seq: u64,
+    /// How many messages are stored.
+    pub message_count: u64,
+    /// The provider's own session or thread id, for resuming a follow-up.
+    pub provider_session_id: Option<String>,
+}
+
+/// One write. A list of them is applied in one transaction, in order.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Insert or replace the record, moving its project-index key when `updated_at` changed.
+    PutSession(SessionRecord),
+    /// One debounced batch of a session's messages, stored as one row keyed (sessionId, first seqId).
+    AppendMessages {
+        session_id: String,
+        messages: Vec<SharedMessage>,
+    },
+    /// The record, its index key and all its message rows.
+    DeleteSession {
+        session_id: String,
+    },
+    /// Every session of the project, as `DeleteSession`.
+    DeleteProject {
+        project_id: String,
+    },
+    PutSetting {
+        key: String,
+        value: String,
+    },
+}

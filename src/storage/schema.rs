@@ -1,0 +1,1 @@
+//! PLACEHOLDER — the storage helper replaces this file.
