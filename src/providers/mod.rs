@@ -2,6 +2,7 @@
 //! stop it. What a provider's agent says comes back through an `EventSink` as ordinary sidecar events, so a
 //! runner and an external sidecar posting to `/v1/sidecar/events` travel the same path.
 
+pub mod recording;
 pub mod synthetic;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +16,7 @@ use crate::messages::wire::SidecarEvent;
 
 /// Everything a provider needs to start one session; the engine has already filled defaults from settings
 /// and configuration and validated `extra_env`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StartSpec {
     pub session_id: String,
     pub project_id: String,
@@ -117,4 +118,24 @@ impl Providers {
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
         self.by_name.values()
     }
+}
+
+/// Why the configured providers could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("provider {name}: {message}")]
+pub struct BuildError {
+    pub name: String,
+    pub message: String,
+}
+
+/// Builds every `[providers.NAME]` of the configuration. PLACEHOLDER body: the runners engineer replaces it
+/// with the real claude, codex, ollama and sidecar runners; the signature is final.
+pub fn from_config(config: &crate::config::Config) -> Result<Providers, BuildError> {
+    let mut providers = Providers::new();
+    for (name, p) in &config.providers {
+        if p.kind == crate::config::ProviderKind::Synthetic {
+            providers.insert(name.clone(), Arc::new(synthetic::Synthetic));
+        }
+    }
+    Ok(providers)
 }
