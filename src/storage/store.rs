@@ -4,7 +4,7 @@
 use std::fmt::Display;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
 
@@ -15,9 +15,13 @@ use super::{SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentMessage, AgentStatus, UnixMs};
 
 /// A cheap, cloneable handle to the open database, usable from any thread.
+///
+/// The database sits behind a lock only so that `close` can let go of the file while clones of the handle
+/// live on (an engine restarted in the same process must be able to open it again); every call takes the
+/// lock just long enough to clone an `Arc`.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<RwLock<Option<Arc<Database>>>>,
     path: Arc<PathBuf>,
 }
 
@@ -30,7 +34,7 @@ impl Store {
     /// by a newer one, is refused and left exactly as it was.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
         Ok(Store {
-            db: Arc::new(schema::open(path)?),
+            db: Arc::new(RwLock::new(Some(Arc::new(schema::open(path)?)))),
             path: Arc::new(path.to_path_buf()),
         })
     }
@@ -242,15 +246,26 @@ impl Store {
             .unwrap_or(0)
     }
 
+    fn db(&self) -> Result<Arc<Database>, StorageError> {
+        let slot = self.db.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.clone().ok_or(StorageError::Closed)
+    }
+
+    /// Lets go of the database file; later calls answer `StorageError::Closed`. Transactions already
+    /// running finish first.
+    pub fn close(&self) {
+        self.db.write().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    }
+
     fn read(&self) -> Result<ReadTransaction, StorageError> {
-        self.db.begin_read().map_err(read_error)
+        self.db()?.begin_read().map_err(read_error)
     }
 
     fn write<T>(
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let mut txn = self.db.begin_write().map_err(write_error)?;
+        let mut txn = self.db()?.begin_write().map_err(write_error)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_error)?;
         // On any error the transaction is dropped, which aborts it: nothing is half applied.
@@ -281,9 +296,4 @@ impl Store {
             .map_err(read_error)
     }
 }
-impl Store {
-    /// Lets go of the database file; later calls answer `StorageError::Closed`.
-    pub fn close(&self) {
-        todo!()
-    }
-}
+
