@@ -31,7 +31,12 @@ async fn crash_child() {
     config.storage.data_dir = dir.into();
     config.timers.persist_debounce = DEBOUNCE;
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let t = start_with(config, dir, agent_store::providers::recording::Recording::new()).await;
+    let t = start_with(
+        config,
+        dir,
+        agent_store::providers::recording::Recording::new(),
+    )
+    .await;
     let sid = t.start_session("crash", "stream").await;
     println!("SESSION {sid}");
     let started = Instant::now();
@@ -52,7 +57,13 @@ async fn crash_child() {
 fn crash_once(round: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -67,7 +78,13 @@ fn crash_once(round: usize) {
     let run_for = Duration::from_millis(600 + 150 * round as u64);
     while began.elapsed() < run_for {
         let Some(Ok(line)) = lines.next() else { break };
-        let mut parts = line.split_whitespace();
+        // libtest may print its own words before ours on the same line.
+        let ours = ["SESSION", "SENT", "DURABLE"]
+            .iter()
+            .filter_map(|w| line.find(w))
+            .min()
+            .map_or("", |i| &line[i..]);
+        let mut parts = ours.split_whitespace();
         match (parts.next(), parts.next(), parts.next()) {
             (Some("SESSION"), Some(id), _) => session = id.to_owned(),
             (Some(kind @ ("SENT" | "DURABLE")), Some(seq), Some(at)) => {
@@ -87,7 +104,11 @@ fn crash_once(round: usize) {
     )
     .unwrap();
     child.wait().unwrap();
-    assert!(!session.is_empty() && sent.len() > 20, "the child streamed: {} batches", sent.len());
+    assert!(
+        !session.is_empty() && sent.len() > 20,
+        "the child streamed: {} batches",
+        sent.len()
+    );
 
     let window = (DEBOUNCE + COMMIT_ALLOWANCE).as_millis();
     let must_have = sent

@@ -247,14 +247,20 @@ impl Store {
     }
 
     fn db(&self) -> Result<Arc<Database>, StorageError> {
-        let slot = self.db.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let slot = self
+            .db
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         slot.clone().ok_or(StorageError::Closed)
     }
 
     /// Lets go of the database file; later calls answer `StorageError::Closed`. Transactions already
     /// running finish first.
     pub fn close(&self) {
-        self.db.write().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        self.db
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
     }
 
     fn read(&self) -> Result<ReadTransaction, StorageError> {
@@ -296,4 +302,3 @@ impl Store {
             .map_err(read_error)
     }
 }
-
