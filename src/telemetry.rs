@@ -1,5 +1,6 @@
 //! Logging: tracing to stderr, human-readable by default or one JSON object a line for machines. The level
-//! comes from `RUST_LOG` (default `info`), so an operator can turn one module up without a rebuild.
+//! comes from `RUST_LOG` (default: `info`, with actix-server's own start-up chatter at `warn` so that the
+//! service says where it listens in one line), so an operator can turn one module up without a rebuild.
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,7 +18,8 @@ pub struct TelemetryError(String);
 
 /// Installs the global subscriber. Fails if one is already installed.
 pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

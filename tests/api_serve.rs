@@ -18,7 +18,7 @@ fn serve(args: &[&str]) -> Command {
         .env_remove("AGENT_STORE_TOKEN")
         .env_remove("AGENT_STORE_BIND")
         .env_remove("AGENT_STORE_DATA_DIR")
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use super::errors::ApiError;
 use super::AppState;
 use crate::messages::commands::Page;
+use crate::messages::validate;
 
 /// Reads the whole body, refusing it as soon as it is known to exceed `limit` (by its Content-Length, or
 /// while it streams in) so an oversized body is never buffered whole.
@@ -146,46 +147,14 @@ impl FromRequest for SessionId {
     }
 }
 
-/// Longest project id, in bytes; every allowed character is one byte.
-const MAX_PROJECT_ID: usize = 128;
-
-fn id_chars_ok(id: &str) -> bool {
-    id.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// Project ids: 1–128 characters of letters, digits, `.`, `_`, `-`.
+/// Project ids: 1–128 characters of letters, digits, `.`, `_`, `-` (the engine's own rule).
 pub fn project_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_PROJECT_ID {
-        return Err(ApiError::invalid(
-            "projectId",
-            format!("must be 1 to {MAX_PROJECT_ID} characters"),
-        ));
-    }
-    if !id_chars_ok(id) {
-        return Err(ApiError::invalid(
-            "projectId",
-            "may hold only letters, digits, '.', '_' and '-'",
-        ));
-    }
-    Ok(())
+    validate::project_id(id).map_err(ApiError::from)
 }
 
-/// Session ids: a project id, `-`, and the unix milliseconds of its start.
+/// Session ids: `<projectId>-<unix ms>`.
 pub fn session_id(id: &str) -> Result<(), ApiError> {
-    let shaped = id.len() <= MAX_PROJECT_ID + 21
-        && id_chars_ok(id)
-        && id.rsplit_once('-').is_some_and(|(project, ms)| {
-            !project.is_empty() && !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit())
-        });
-    if shaped {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "sessionId",
-            "must be <projectId>-<unix ms>",
-        ))
-    }
+    validate::session_id(id).map_err(ApiError::from)
 }
 
 /// The query string, decoded. Parameters this API does not know are ignored, as browsers and proxies add
@@ -261,10 +230,9 @@ mod tests {
     use crate::messages::commands::StartRequest;
 
     fn message(e: ApiError) -> String {
-        match e {
-            ApiError::BadRequest(m) => m,
-            other => panic!("not a bad request: {other:?}"),
-        }
+        use actix_web::ResponseError;
+        assert_eq!(e.status_code(), 400, "{e}");
+        e.to_string()
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeFailed> {
     } else {
         "no auth token"
     };
+    // Listen before announcing the address, so a signal sent as soon as the line appears is not lost.
+    let signals = Signals::listen().map_err(ServeFailed::Signal)?;
     let running = api::run(config, providers).await?;
     tracing::info!(
         addr = %running.addr(),
@@ -86,7 +88,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeFailed> {
         database.display()
     );
 
-    let signal = wait_for_signal().await.map_err(ServeFailed::Signal)?;
+    let signal = signals.wait().await;
     tracing::info!(signal, "stopping: no new requests, flushing storage");
     tokio::time::timeout(STOP_BUDGET, running.stop())
         .await
@@ -95,13 +97,26 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeFailed> {
     Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => Ok("SIGTERM"),
-        _ = interrupt.recv() => Ok("SIGINT"),
+/// SIGTERM and SIGINT, caught from the moment `listen` returns.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
     }
 }
 

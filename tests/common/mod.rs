@@ -324,14 +324,19 @@ impl SseClient {
         }
     }
 
-    /// The next event, skipping comments. Panics if the stream ends.
+    /// The next event, skipping comments. Panics if the stream ends or nothing but comments comes in time.
     pub async fn next_event(&mut self) -> (String, Option<String>, Value) {
-        loop {
-            match self.next_frame().await.expect("the stream goes on") {
-                Frame::Comment(_) => continue,
-                Frame::Event { event, id, data } => return (event, id, data),
+        let next = async {
+            loop {
+                match self.read_frame().await.expect("the stream goes on") {
+                    Frame::Comment(_) => continue,
+                    Frame::Event { event, id, data } => return (event, id, data),
+                }
             }
-        }
+        };
+        tokio::time::timeout(PATIENCE, next)
+            .await
+            .expect("an event in time")
     }
 
     /// The next event named `name`, skipping others.
@@ -347,21 +352,24 @@ impl SseClient {
     /// Collects `session.messages` seqIds of `session` until `last` has arrived; panics on a duplicate.
     pub async fn messages_until(&mut self, session: &str, last: u64) -> Vec<u64> {
         let mut seen = Vec::new();
-        while seen.last() != Some(&last) {
-            let (id, data) = self.next_named("session.messages").await;
-            if data["sessionId"] != session {
-                continue;
+        let collect = async {
+            while seen.last() != Some(&last) {
+                let (id, data) = self.next_named("session.messages").await;
+                if data["sessionId"] != session {
+                    continue;
+                }
+                let seqs = seq_ids(&data);
+                let want = format!("{session}:{}", seqs.last().expect("non-empty"));
+                assert_eq!(id.as_deref(), Some(want.as_str()));
+                for s in seqs {
+                    assert!(!seen.contains(&s), "seqId {s} sent twice");
+                    seen.push(s);
+                }
             }
-            let seqs = seq_ids(&data);
-            assert_eq!(
-                id.as_deref(),
-                Some(format!("{session}:{}", seqs.last().expect("non-empty")).as_str())
-            );
-            for s in seqs {
-                assert!(!seen.contains(&s), "seqId {s} sent twice");
-                seen.push(s);
-            }
-        }
+        };
+        tokio::time::timeout(PATIENCE, collect)
+            .await
+            .unwrap_or_else(|_| panic!("seqId {last} of {session} did not come in time"));
         seen
     }
 }
