@@ -84,6 +84,8 @@ pub struct LimitsConfig {
     pub max_message_bytes: ByteSize,
     pub messages_in_memory: usize,
     pub max_line: ByteSize,
+    /// Live events one subscriber may have waiting before it lags and resumes from storage.
+    pub subscriber_buffer: usize,
 }
 
 /// One `[providers.NAME]` table.
@@ -181,6 +183,7 @@ impl Default for LimitsConfig {
             max_message_bytes: ByteSize::mib(4),
             messages_in_memory: 1000,
             max_line: ByteSize::mib(16),
+            subscriber_buffer: 1024,
         }
     }
 }

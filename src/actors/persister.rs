@@ -56,6 +56,8 @@ struct Counters {
     rows_written: AtomicU64,
     messages_written: AtomicU64,
     last_commit_ns: AtomicU64,
+    /// Where commit durations go, once metrics are attached.
+    durations: std::sync::OnceLock<prometheus::Histogram>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
@@ -161,6 +163,11 @@ impl PersisterHandle {
         let _ = self.jobs.send(Job::Shutdown).await;
         let mut stopped = self.stopped.clone();
         while stopped.changed().await.is_ok() {}
+    }
+
+    /// Records every commit's duration in `histogram` from now on (the first call wins).
+    pub fn observe_commits(&self, histogram: prometheus::Histogram) {
+        let _ = self.counters.durations.set(histogram);
     }
 
     pub fn stats(&self) -> PersisterStats {
@@ -281,6 +288,9 @@ fn timed<'a>(
     let result = apply();
     let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     counters.last_commit_ns.store(took, Ordering::Relaxed);
+    if let Some(h) = counters.durations.get() {
+        h.observe(started.elapsed().as_secs_f64());
+    }
     if result.is_err() {
         counters.commits_failed.fetch_add(1, Ordering::Relaxed);
         return result;

@@ -8,11 +8,12 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::health::HealthTracker;
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics};
 use super::session::{
     user_message, AddUserMessage, Attach, Detach, FlushNow, SessionActor, SessionInit,
     SessionLinks, SetStatus,
 };
-use super::supervisor::{EnforceRetention, FindSession, RegisterSession, Supervisor};
+use super::supervisor::{FindSession, RegisterSession, Supervisor};
 use crate::engine::Started;
 use crate::error::CommandError;
 use crate::messages::commands::ProjectSummary;
@@ -23,7 +24,7 @@ use crate::storage::{SessionRecord, Store};
 /// What every project actor shares with the engine.
 #[derive(Clone)]
 pub struct ProjectLinks {
-    pub supervisor: Addr<Supervisor>,
+    pub supervisor: Mailbox<Supervisor>,
     pub providers: Providers,
     pub store: Store,
     pub sink: EventSink,
@@ -34,16 +35,15 @@ pub struct ProjectLinks {
 #[derive(Clone)]
 pub struct SessionLinksBase {
     pub config: Arc<crate::config::Config>,
-    pub gone: Recipient<super::session::SessionGone>,
-    pub retention: Recipient<EnforceRetention>,
-    pub broadcaster: Addr<super::broadcaster::Broadcaster>,
+    pub broadcaster: Mailbox<super::broadcaster::Broadcaster>,
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub persister: super::persister::PersisterHandle,
+    pub metrics: Arc<Metrics>,
 }
 
 struct Current {
     session_id: String,
-    addr: Addr<SessionActor>,
+    addr: Mailbox<SessionActor>,
     status: AgentStatus,
     provider: String,
 }
@@ -56,10 +56,13 @@ pub struct ProjectActor {
     cleanup: Option<SpawnHandle>,
     last_id_ms: i64,
     health: HealthTracker,
+    /// This actor's own mailbox, handed to its sessions.
+    me: Option<Mailbox<ProjectActor>>,
+    stats: Arc<MailboxStats>,
 }
 
 impl ProjectActor {
-    pub fn new(project_id: String, links: ProjectLinks) -> ProjectActor {
+    pub fn new(project_id: String, links: ProjectLinks, stats: Arc<MailboxStats>) -> ProjectActor {
         let stall_after = links.session.config.timers.stall_after;
         ProjectActor {
             project_id,
@@ -69,19 +72,40 @@ impl ProjectActor {
             cleanup: None,
             last_id_ms: 0,
             health: HealthTracker::new(stall_after),
+            me: None,
+            stats,
         }
+    }
+
+    fn metrics(&self) -> &Arc<Metrics> {
+        &self.links.session.metrics
+    }
+
+    /// Starts a session actor on this project's arbiter, with a counted mailbox.
+    fn spawn_session(&self, init: SessionInit, ctx: &Context<Self>) -> Mailbox<SessionActor> {
+        let stats = Arc::new(MailboxStats::default());
+        let addr = SessionActor::new(init, self.session_links(ctx), stats.clone()).start();
+        Mailbox::new(addr, stats, self.metrics().clone(), ActorKind::Session)
     }
 
     fn session_links(&self, ctx: &Context<Self>) -> SessionLinks {
         let b = &self.links.session;
+        let project = self.me.clone().unwrap_or_else(|| {
+            Mailbox::new(
+                ctx.address(),
+                self.stats.clone(),
+                b.metrics.clone(),
+                ActorKind::Project,
+            )
+        });
         SessionLinks {
             config: b.config.clone(),
-            project: ctx.address(),
-            gone: b.gone.clone(),
-            retention: b.retention.clone(),
+            project,
+            supervisor: self.links.supervisor.clone(),
             broadcaster: b.broadcaster.clone(),
             subscribers: b.subscribers.clone(),
             persister: b.persister.clone(),
+            metrics: b.metrics.clone(),
         }
     }
 
@@ -116,7 +140,7 @@ impl ProjectActor {
     fn attach(
         &mut self,
         session_id: String,
-        addr: Addr<SessionActor>,
+        addr: Mailbox<SessionActor>,
         status: AgentStatus,
         provider: String,
     ) {
@@ -148,7 +172,32 @@ impl ProjectActor {
 
 impl Actor for ProjectActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.metrics().actor_started(ActorKind::Project);
+        self.me = Some(Mailbox::new(
+            ctx.address(),
+            self.stats.clone(),
+            self.metrics().clone(),
+            ActorKind::Project,
+        ));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.metrics()
+            .actor_stopped(ActorKind::Project, super::metrics::StopReason::Purge);
+    }
 }
+
+impl Metered for ProjectActor {
+    const KIND: ActorKind = ActorKind::Project;
+
+    fn meter(&self) -> (&MailboxStats, &Metrics) {
+        (&self.stats, self.metrics())
+    }
+}
+
+crate::instrument!(ProjectActor: StartSession, StopSession, PromptSession, CurrentSession, ClearSession, RestoreLast, ForgetSession, Summarize, ProjectActivity, SessionCost, SessionStatusChanged);
 
 /// startAgent, with the request already validated and its defaults resolved by the supervisor.
 #[derive(Message)]
@@ -211,8 +260,7 @@ impl Handler<StartSession> for ProjectActor {
             recent: vec![Arc::new(first)],
             persisted: false,
         };
-        let links = self.session_links(ctx);
-        let addr = SessionActor::new(init, links).start();
+        let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.
         self.links.supervisor.do_send(RegisterSession {
             session_id: spec.session_id.clone(),
@@ -333,11 +381,11 @@ impl Handler<PromptSession> for ProjectActor {
 
 /// The current session's actor, for getSession.
 #[derive(Message)]
-#[rtype(result = "Result<Addr<SessionActor>, CommandError>")]
+#[rtype(result = "Result<Mailbox<SessionActor>, CommandError>")]
 pub struct CurrentSession;
 
 impl Handler<CurrentSession> for ProjectActor {
-    type Result = Result<Addr<SessionActor>, CommandError>;
+    type Result = Result<Mailbox<SessionActor>, CommandError>;
 
     fn handle(&mut self, _: CurrentSession, _: &mut Context<Self>) -> Self::Result {
         Ok(self.current()?.addr.clone())
@@ -437,7 +485,11 @@ impl Handler<RestoreLast> for ProjectActor {
                         record: record.clone(),
                         persisted: true,
                     };
-                    let addr = SessionActor::new(init, act.session_links(ctx)).start();
+                    act.metrics()
+                        .actor_restarts
+                        .with_label_values(&[ActorKind::Session.as_str()])
+                        .inc();
+                    let addr = act.spawn_session(init, ctx);
                     act.links.supervisor.do_send(RegisterSession {
                         session_id: record.session_id.clone(),
                         addr: addr.clone(),
@@ -478,15 +530,15 @@ impl Handler<ForgetSession> for ProjectActor {
 pub struct Summarize;
 
 impl Handler<Summarize> for ProjectActor {
-    type Result = MessageResult<Summarize>;
+    type Result = ProjectSummary;
 
     fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(ProjectSummary {
+        ProjectSummary {
             project_id: self.project_id.clone(),
             session_id: self.current.as_ref().map(|c| c.session_id.clone()),
             status: self.current.as_ref().map(|c| c.status),
             health: self.health_now(),
-        })
+        }
     }
 }
 
