@@ -3,7 +3,8 @@
 //! the store's terms: raw messages for `agent.message`, cost totals, the provider's own session id, and
 //! the end of the run.
 //!
-//! Adapters are pure: no I/O, no clock except for timestamps the provider did not give. Process runners
+//! Adapters are pure: no I/O; the clock is read only for timestamps the provider did not give and for
+//! the run tag below. Process runners
 //! read stdout with [`parse_line`], feed each value to the adapter and forward the events; the `convert`
 //! subcommand feeds a recorded transcript the same way.
 //!
@@ -90,7 +91,7 @@ impl RunIds {
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
         RunIds {
-            tag: format!("{provider}-{:x}{instance:x}", now_ms()),
+            tag: format!("{provider}-{:x}.{instance:x}", now_ms()),
             next: 0,
         }
     }
@@ -103,7 +104,8 @@ impl RunIds {
 
     /// An id for something the provider named with an id unique only within this run.
     fn scoped(&self, local: &str) -> String {
-        format!("{}-{local}", self.tag)
+        // ':' keeps these apart from the fresh ids whatever the provider's local id looks like.
+        format!("{}:{local}", self.tag)
     }
 }
 
