@@ -25,14 +25,17 @@ pub enum ActorKind {
     Project,
     Session,
     Broadcaster,
+    /// The persister thread: its job queue is its mailbox.
+    Persister,
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 4] = [
+    pub const ALL: [ActorKind; 5] = [
         ActorKind::Supervisor,
         ActorKind::Project,
         ActorKind::Session,
         ActorKind::Broadcaster,
+        ActorKind::Persister,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl ActorKind {
             ActorKind::Project => "project",
             ActorKind::Session => "session",
             ActorKind::Broadcaster => "broadcaster",
+            ActorKind::Persister => "persister",
         }
     }
 }
@@ -84,7 +88,7 @@ pub struct Metrics {
     pub mailbox_depth: IntGaugeVec,
     /// Deepest single mailbox of each type since the previous scrape.
     pub mailbox_depth_max: IntGaugeVec,
-    mailbox_high_water: [AtomicI64; 4],
+    mailbox_high_water: [AtomicI64; 5],
     pub mailbox_wait: HistogramVec,
     pub handling: HistogramVec,
     pub messages_dropped: IntCounterVec,
@@ -108,8 +112,13 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
 }
 
+/// Every metric of ours carries the service prefix; the process collector's keep their standard names.
+fn prefixed(name: &str) -> String {
+    format!("agent_store_{name}")
+}
+
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric");
+    let c = IntCounter::new(prefixed(name), help).expect("valid metric");
     registry
         .register(Box::new(c.clone()))
         .expect("unique metric");
@@ -117,7 +126,7 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    let c = IntCounterVec::new(Opts::new(prefixed(name), help), labels).expect("valid metric");
     registry
         .register(Box::new(c.clone()))
         .expect("unique metric");
@@ -125,7 +134,7 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric");
+    let g = IntGauge::new(prefixed(name), help).expect("valid metric");
     registry
         .register(Box::new(g.clone()))
         .expect("unique metric");
@@ -133,7 +142,7 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    let g = IntGaugeVec::new(Opts::new(prefixed(name), help), labels).expect("valid metric");
     registry
         .register(Box::new(g.clone()))
         .expect("unique metric");
@@ -141,8 +150,10 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
-        .expect("valid metric");
+    let h = Histogram::with_opts(
+        HistogramOpts::new(prefixed(name), help).buckets(LATENCY_BUCKETS.to_vec()),
+    )
+    .expect("valid metric");
     registry
         .register(Box::new(h.clone()))
         .expect("unique metric");
@@ -151,7 +162,7 @@ fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
 
 fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        HistogramOpts::new(prefixed(name), help).buckets(LATENCY_BUCKETS.to_vec()),
         labels,
     )
     .expect("valid metric");
@@ -163,7 +174,7 @@ fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -
 
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
-        let r = Registry::new_custom(Some("agent_store".into()), None).expect("valid prefix");
+        let r = Registry::new();
         let m = Metrics {
             actors_alive: gauge_vec(&r, "actors_alive", "Actors running now, by type.", &["actor"]),
             actors_started: counter_vec(&r, "actors_started_total", "Actors started, by type.", &["actor"]),
@@ -275,6 +286,14 @@ impl Metrics {
 
     fn high_water(&self, kind: ActorKind, depth: i64) {
         self.mailbox_high_water[kind as usize].fetch_max(depth, Ordering::Relaxed);
+    }
+
+    /// For queues not counted by a [`Mailbox`] (the persister's): the depth as read now.
+    pub fn set_mailbox_depth(&self, kind: ActorKind, depth: i64) {
+        self.mailbox_depth
+            .with_label_values(&[kind.as_str()])
+            .set(depth);
+        self.high_water(kind, depth);
     }
 
     /// Moves the high-water marks into their gauges and starts the next interval.
@@ -444,6 +463,10 @@ where
 pub trait Metered {
     const KIND: ActorKind;
     fn meter(&self) -> (&MailboxStats, &Metrics);
+    /// The project and session this actor belongs to, for tracing spans.
+    fn ids(&self) -> (&str, Option<&str>) {
+        ("", None)
+    }
 }
 
 /// The short name of a message type, for the `message` label.
@@ -489,6 +512,15 @@ macro_rules! instrument {
                     timed: $crate::actors::metrics::Timed<$msg>,
                     ctx: &mut <$actor as actix::Actor>::Context,
                 ) -> Self::Result {
+                    let (project_id, session_id) = $crate::actors::metrics::Metered::ids(self);
+                    let _span = tracing::trace_span!(
+                        "handle",
+                        actor = <$actor as $crate::actors::metrics::Metered>::KIND.as_str(),
+                        message = stringify!($msg),
+                        project_id,
+                        session_id,
+                    )
+                    .entered();
                     let began = $crate::actors::metrics::received(self, timed.sent);
                     let result = <$actor as actix::Handler<$msg>>::handle(self, timed.msg, ctx);
                     $crate::actors::metrics::handled::<$actor, $msg>(self, began);

@@ -412,6 +412,27 @@ impl EngineParts {
             .await?)
     }
 
+    /// Sets (None: clears) a project's own stall threshold; answers its health after the change.
+    pub async fn set_stall_threshold(
+        &self,
+        project_id: &str,
+        stall_after: Option<std::time::Duration>,
+    ) -> Result<ProjectHealth, CommandError> {
+        if stall_after.is_some_and(|d| d.is_zero()) {
+            return Err(CommandError::invalid("stallAfter", "must be above zero"));
+        }
+        Ok(self
+            .project(project_id)
+            .await?
+            .send(project::SetStallThreshold(stall_after))
+            .await?)
+    }
+
+    /// Holds the persister until the guard is dropped (see `PersisterHandle::hold`).
+    pub async fn hold_persister(&self) -> Result<persister::HoldGuard, CommandError> {
+        Ok(self.persister.hold().await?)
+    }
+
     /// The busiest actors, for `/v1/debug/top`.
     pub async fn debug_top(&self, by: TopBy, limit: usize) -> Result<Vec<TopEntry>, CommandError> {
         Ok(self.supervisor.send(DebugTop { by, limit }).await?)
@@ -437,6 +458,7 @@ impl EngineParts {
             *last = now;
         }
         m.persist_queue.set(now.queued_jobs as i64);
+        m.set_mailbox_depth(ActorKind::Persister, now.queued_jobs as i64);
         m.render()
     }
 

@@ -62,6 +62,11 @@ struct Counters {
 
 type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 
+/// Keeps the persister held (see `PersisterHandle::hold`) while it lives.
+pub struct HoldGuard {
+    _release: std::sync::mpsc::Sender<()>,
+}
+
 enum Job {
     Write {
         ops: Vec<WriteOp>,
@@ -75,6 +80,8 @@ enum Job {
         ack: Reply<Vec<String>>,
     },
     Barrier(Reply<()>),
+    /// Commit what came before, then wait until the sender is dropped (a stuck disk, for tests).
+    Hold(std::sync::mpsc::Receiver<()>),
     /// Commit what is queued, refuse anything new, and stop.
     Shutdown,
 }
@@ -165,6 +172,17 @@ impl PersisterHandle {
         while stopped.changed().await.is_ok() {}
     }
 
+    /// Stops the persister after what is queued now, until the returned guard is dropped: writes queue up
+    /// behind it as they would behind a stuck disk. For tests of backpressure and metrics.
+    pub async fn hold(&self) -> Result<HoldGuard, StorageError> {
+        let (release, wait) = std::sync::mpsc::channel();
+        self.jobs
+            .send(Job::Hold(wait))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        Ok(HoldGuard { _release: release })
+    }
+
     /// Records every commit's duration in `histogram` from now on (the first call wins).
     pub fn observe_commits(&self, histogram: prometheus::Histogram) {
         let _ = self.counters.durations.set(histogram);
@@ -232,6 +250,11 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
                 }
                 Job::Barrier(ack) => {
                     let _ = ack.send(commit(store, &mut writes, counters));
+                }
+                Job::Hold(release) => {
+                    let _ = commit(store, &mut writes, counters);
+                    // Returns when the guard is dropped (its sender disconnects).
+                    let _ = release.recv();
                 }
                 Job::Shutdown => {
                     // What is already queued is still committed: `blocking_recv` drains it, then ends.

@@ -111,6 +111,8 @@ pub struct SessionInit {
     pub recent: Vec<SharedMessage>,
     /// Whether `recent` and the record are already in storage.
     pub persisted: bool,
+    /// Silence after which a running session is stalled (the project's threshold).
+    pub stall_after: Duration,
 }
 
 type Waiter = oneshot::Sender<Result<(), CommandError>>;
@@ -135,6 +137,7 @@ pub struct SessionActor {
     flush: Flush,
     last_activity: Instant,
     stall_timer: Option<SpawnHandle>,
+    stall_after: Duration,
     detached: bool,
     /// A finished status awaits its commit; retention runs after it, so it sees this session as finished.
     retention_due: bool,
@@ -153,6 +156,7 @@ impl SessionActor {
             record,
             recent,
             persisted,
+            stall_after,
         } = init;
         let persisted_seq = if persisted {
             record.last_seq
@@ -168,6 +172,7 @@ impl SessionActor {
             flush: Flush::default(),
             last_activity: Instant::now(),
             stall_timer: None,
+            stall_after,
             detached: false,
             retention_due: false,
             dirty_since: None,
@@ -334,6 +339,7 @@ impl SessionActor {
         self.mark_dirty(ctx);
         self.links.project.do_send(SessionCost {
             session_id: self.record.session_id.clone(),
+            model: self.record.model.clone(),
             tokens: input_tokens + output_tokens,
             cost_usd,
         });
@@ -357,7 +363,7 @@ impl SessionActor {
     fn touch(&mut self, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
         if self.stall_timer.is_none() && self.record.status == AgentStatus::Running {
-            self.arm_stall(self.links.config.timers.stall_after, ctx);
+            self.arm_stall(self.stall_after, ctx);
         }
     }
 
@@ -367,7 +373,7 @@ impl SessionActor {
             if act.record.status != AgentStatus::Running {
                 return;
             }
-            let stall_after = act.links.config.timers.stall_after;
+            let stall_after = act.stall_after;
             let idle = act.last_activity.elapsed();
             if idle >= stall_after {
                 act.links.metrics.stalls.inc();
@@ -740,6 +746,40 @@ impl Metered for SessionActor {
     fn meter(&self) -> (&MailboxStats, &Metrics) {
         (&self.stats, &self.links.metrics)
     }
+
+    fn ids(&self) -> (&str, Option<&str>) {
+        (&self.record.project_id, Some(&self.record.session_id))
+    }
 }
 
-crate::instrument!(SessionActor: Deliver, AddUserMessage, SetStatus, Snapshot, Detach, Discard, FlushNow, Attach);
+crate::instrument!(
+    SessionActor: Deliver,
+    AddUserMessage,
+    SetStatus,
+    Snapshot,
+    Detach,
+    Discard,
+    FlushNow,
+    Attach,
+    SetStallAfter
+);
+
+/// The project's stall threshold changed: restart the stall clock's timer with it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetStallAfter(pub Duration);
+
+impl Handler<SetStallAfter> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, SetStallAfter(after): SetStallAfter, ctx: &mut Context<Self>) {
+        self.stall_after = after;
+        if let Some(t) = self.stall_timer.take() {
+            ctx.cancel_future(t);
+        }
+        if self.record.status == AgentStatus::Running {
+            let idle = self.last_activity.elapsed();
+            self.arm_stall(after.saturating_sub(idle), ctx);
+        }
+    }
+}

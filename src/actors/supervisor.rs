@@ -506,6 +506,7 @@ fn inactive_health(project_id: &str) -> ProjectHealth {
         context_pressure: None,
         attention_score: 0,
         attention_reason: None,
+        stall_threshold_ms: 0,
     }
 }
 
