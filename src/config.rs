@@ -350,12 +350,16 @@ impl Config {
         self.storage.data_dir.join("agent-store.redb")
     }
 
-    /// The default model of a provider, from its configuration; claude falls back to the original's.
+    /// The default model of a provider from its configuration. Claude falls back to the original's
+    /// "claude-opus-4-5"; other providers without one leave the choice to the agent (empty).
     pub fn default_model(&self, provider: &str) -> String {
-        self.providers
-            .get(provider)
-            .and_then(|p| p.default_model.clone())
-            .unwrap_or_else(|| "claude-opus-4-5".into())
+        match self.providers.get(provider) {
+            Some(p) => p.default_model.clone().unwrap_or_else(|| match p.kind {
+                ProviderKind::Claude => "claude-opus-4-5".into(),
+                _ => String::new(),
+            }),
+            None => String::new(),
+        }
     }
 }
 

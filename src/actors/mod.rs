@@ -1,120 +1,452 @@
 //! The actor system: a supervisor that routes, one actor per project and per session spread over one
 //! arbiter per core, a persister thread that owns storage writes, and a broadcaster for live events.
+//! `EngineParts` wires them together and implements the engine handle's calls.
 
+pub mod arbiters;
 pub mod broadcaster;
+pub mod health;
 pub mod persister;
+pub mod project;
+pub mod session;
+pub mod settings;
+pub mod supervisor;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use actix::prelude::*;
+
+use self::arbiters::Arbiters;
+use self::broadcaster::{Broadcaster, Subscribe};
+use self::persister::PersisterHandle;
+use self::project::{
+    ClearSession, CurrentSession, PromptSession, RestoreLast, StartSession, StopSession,
+};
+use self::session::{SessionActor, Snapshot};
+use self::supervisor::{
+    FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project, PurgeProject,
+    PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
+};
 use crate::config::Config;
 use crate::engine::{Started, Subscription};
 use crate::error::CommandError;
 use crate::messages::commands::{
-    IngestOutcome, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch, StartRequest,
+    Ingest, IngestOutcome, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch,
+    StartRequest,
 };
-use crate::messages::wire::{AgentSession, ProjectHealth, SidecarEvent};
-use crate::providers::Providers;
+use crate::messages::validate;
+use crate::messages::wire::{now_ms, AgentSession, ProjectHealth, SidecarEvent};
+use crate::providers::{Providers, StartSpec};
+use crate::storage::{SessionRecord, Store};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    #[error("storage could not be opened: {0}")]
+    Join(String),
 }
 
-/// PLACEHOLDER: the lead fills this in; the signatures are final.
+/// The error a session that was running when the process died is left with.
+pub const INTERRUPTED: &str = "Interrupted: service restarted";
+
+/// How many persist requests may wait for the persister before senders feel backpressure.
+const PERSIST_QUEUE: usize = 4096;
+
 pub struct EngineParts {
     pub config: Arc<Config>,
+    supervisor: Addr<Supervisor>,
+    broadcaster: Addr<Broadcaster>,
+    persister: PersisterHandle,
+    store: Store,
+    providers: Providers,
+    ready: AtomicBool,
+    shut_down: tokio::sync::Mutex<bool>,
 }
 
-#[allow(unused_variables)]
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::storage::StorageError> + Send + 'static,
+) -> Result<T, CommandError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CommandError::Storage(e.to_string()))?
+        .map_err(CommandError::from)
+}
+
 impl EngineParts {
     pub async fn start(
         config: Arc<Config>,
         providers: Providers,
     ) -> Result<EngineParts, StartError> {
-        todo!()
+        let path = config.database_path();
+        let (store, stored_settings) = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path)?;
+            let interrupted = store.mark_interrupted(INTERRUPTED, now_ms())?;
+            if !interrupted.is_empty() {
+                tracing::warn!(
+                    count = interrupted.len(),
+                    "sessions interrupted by the last shutdown"
+                );
+            }
+            let settings = store.settings()?;
+            Ok::<_, crate::storage::StorageError>((store, settings))
+        })
+        .await
+        .map_err(|e| StartError::Join(e.to_string()))??;
+
+        let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
+        let subscribers = Arc::new(AtomicUsize::new(0));
+        let control = Arbiter::new().handle();
+        let broadcaster = {
+            let subscribers = subscribers.clone();
+            Broadcaster::start_in_arbiter(&control, move |_| Broadcaster::new(subscribers))
+        };
+        let parts = SupervisorParts {
+            settings: settings::load(&config, &stored_settings),
+            config: config.clone(),
+            arbiters: Arbiters::per_core(),
+            providers: providers.clone(),
+            store: store.clone(),
+            persister: persister.clone(),
+            broadcaster: broadcaster.clone(),
+            subscribers,
+        };
+        let supervisor = Supervisor::start_in_arbiter(&control, move |ctx| {
+            Supervisor::new(parts, ctx.address())
+        });
+        Ok(EngineParts {
+            config,
+            supervisor,
+            broadcaster,
+            persister,
+            store,
+            providers,
+            ready: AtomicBool::new(true),
+            shut_down: tokio::sync::Mutex::new(false),
+        })
     }
+
+    async fn project(&self, project_id: &str) -> Result<Addr<project::ProjectActor>, CommandError> {
+        validate::project_id(project_id)?;
+        Ok(self
+            .supervisor
+            .send(Project {
+                project_id: project_id.to_owned(),
+            })
+            .await?)
+    }
+
     pub async fn start_agent(
         &self,
         project_id: &str,
         req: StartRequest,
     ) -> Result<Started, CommandError> {
-        todo!()
+        validate::project_id(project_id)?;
+        let spec = self.resolve_start(req).await?;
+        self.project(project_id)
+            .await?
+            .send(StartSession { spec })
+            .await?
     }
+
+    /// Validates a start request and fills what it leaves out from settings and configuration.
+    async fn resolve_start(&self, req: StartRequest) -> Result<StartSpec, CommandError> {
+        if self.providers.get(&req.provider).is_none() {
+            let mut known: Vec<&str> = self.providers.names().collect();
+            known.sort_unstable();
+            return Err(CommandError::invalid(
+                "provider",
+                format!(
+                    "unknown provider {:?} (known: {})",
+                    req.provider,
+                    known.join(", ")
+                ),
+            ));
+        }
+        validate::prompt(
+            "prompt",
+            &req.prompt,
+            self.config.limits.max_prompt_bytes.as_u64(),
+        )?;
+        let o = req.options;
+        validate::extra_env(o.extra_env.as_ref())?;
+        if let Some(cwd) = &o.cwd {
+            validate::cwd("options.cwd", cwd)?;
+        }
+        for (i, dir) in o.additional_directories.iter().flatten().enumerate() {
+            validate::cwd(&format!("options.additionalDirectories[{i}]"), dir)?;
+        }
+        let settings = self.supervisor.send(GetSettings).await?;
+        let provider_settings = settings
+            .provider_settings
+            .get(&req.provider)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let settings_model = provider_settings
+            .get("defaultModel")
+            .and_then(|m| m.as_str())
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        Ok(StartSpec {
+            session_id: String::new(),
+            project_id: String::new(),
+            model: o
+                .model
+                .filter(|m| !m.is_empty())
+                .or(settings_model)
+                .unwrap_or_else(|| self.config.default_model(&req.provider)),
+            provider: req.provider,
+            prompt: req.prompt,
+            cwd: o.cwd.or(settings.default_cwd),
+            system_prompt: o.system_prompt.or(settings.system_prompt_template),
+            max_turns: o.max_turns,
+            permission_mode: o.permission_mode.or(settings.permission_mode),
+            claude_config_dir: o.claude_config_dir,
+            extra_env: o.extra_env.unwrap_or_default(),
+            additional_directories: o.additional_directories.unwrap_or_default(),
+            worktree_name: o.worktree_name,
+            provider_settings,
+        })
+    }
+
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
-        todo!()
+        self.project(project_id).await?.send(StopSession).await?
     }
+
     pub async fn send_prompt(&self, project_id: &str, prompt: String) -> Result<(), CommandError> {
-        todo!()
+        validate::project_id(project_id)?;
+        validate::prompt(
+            "prompt",
+            &prompt,
+            self.config.limits.max_prompt_bytes.as_u64(),
+        )?;
+        self.project(project_id)
+            .await?
+            .send(PromptSession { prompt })
+            .await?
     }
+
     pub async fn get_session(
         &self,
         project_id: &str,
         page: Page,
     ) -> Result<AgentSession, CommandError> {
-        todo!()
+        let addr = self
+            .project(project_id)
+            .await?
+            .send(CurrentSession)
+            .await??;
+        self.read_live(addr, page).await
     }
+
+    /// A live session's page: the in-memory window, completed from storage when the page starts earlier.
+    async fn read_live(
+        &self,
+        addr: Addr<SessionActor>,
+        page: Page,
+    ) -> Result<AgentSession, CommandError> {
+        let view = addr
+            .send(Snapshot { page })
+            .await
+            .map_err(|_| CommandError::SessionNotFound)?;
+        let mut session = view.session;
+        let after = page.after_seq.unwrap_or(0);
+        if after + 1 < view.oldest_in_memory {
+            let (store, id) = (self.store.clone(), session.session_id.clone());
+            let before = view.oldest_in_memory;
+            let limit = page.limit;
+            let older = blocking(move || store.messages(&id, after, Some(before), limit)).await?;
+            let mut messages: Vec<_> = older.into_iter().map(Arc::new).collect();
+            messages.append(&mut session.messages);
+            session.messages = messages;
+        }
+        if let Some(limit) = page.limit {
+            session.messages.truncate(limit);
+        }
+        Ok(session)
+    }
+
     pub async fn has_session(&self, project_id: &str) -> Result<bool, CommandError> {
-        todo!()
+        match self.project(project_id).await?.send(CurrentSession).await? {
+            Ok(_) => Ok(true),
+            Err(CommandError::NoSession) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
+
     pub async fn clear_session(&self, project_id: &str) -> Result<(), CommandError> {
-        todo!()
+        self.project(project_id).await?.send(ClearSession).await?
     }
+
     pub async fn load_last_session(&self, project_id: &str) -> Result<bool, CommandError> {
-        todo!()
+        self.project(project_id).await?.send(RestoreLast).await?
     }
+
     pub async fn project_sessions(
         &self,
         project_id: &str,
     ) -> Result<Vec<SessionSummary>, CommandError> {
-        todo!()
+        validate::project_id(project_id)?;
+        let (store, id) = (self.store.clone(), project_id.to_owned());
+        let records = blocking(move || store.project_sessions(&id)).await?;
+        Ok(records.into_iter().map(summary).collect())
     }
+
     pub async fn purge_project(&self, project_id: &str) -> Result<(), CommandError> {
-        todo!()
+        validate::project_id(project_id)?;
+        self.supervisor
+            .send(PurgeProject {
+                project_id: project_id.to_owned(),
+            })
+            .await?
     }
+
     pub async fn session(
         &self,
         session_id: &str,
         page: Page,
     ) -> Result<AgentSession, CommandError> {
-        todo!()
+        validate::session_id(session_id).map_err(|_| CommandError::SessionNotFound)?;
+        let live = self
+            .supervisor
+            .send(FindSession {
+                session_id: session_id.to_owned(),
+            })
+            .await?;
+        if let Some(addr) = live {
+            if let Ok(session) = self.read_live(addr, page).await {
+                return Ok(session);
+            }
+        }
+        let (store, id) = (self.store.clone(), session_id.to_owned());
+        let after = page.after_seq.unwrap_or(0);
+        let found = blocking(move || {
+            let Some(record) = store.session(&id)? else {
+                return Ok(None);
+            };
+            let messages = store.messages(&id, after, None, page.limit)?;
+            Ok(Some((record, messages)))
+        })
+        .await?;
+        let (record, messages) = found.ok_or(CommandError::SessionNotFound)?;
+        Ok(stored_session(record, messages))
     }
+
     pub async fn purge_session(&self, session_id: &str) -> Result<(), CommandError> {
-        todo!()
+        validate::session_id(session_id)?;
+        self.supervisor
+            .send(PurgeSession {
+                session_id: session_id.to_owned(),
+            })
+            .await?
     }
+
     pub async fn projects(&self) -> Result<Vec<ProjectSummary>, CommandError> {
-        todo!()
+        self.supervisor.send(ListProjects).await?
     }
+
     pub async fn health(&self) -> Result<Vec<ProjectHealth>, CommandError> {
-        todo!()
+        Ok(self.supervisor.send(HealthReport).await?)
     }
+
     pub async fn ingest(
         &self,
         events: Vec<SidecarEvent>,
         durable: bool,
     ) -> Result<IngestOutcome, CommandError> {
-        todo!()
+        if !self.ready.load(Ordering::Acquire) {
+            return Err(CommandError::ShuttingDown);
+        }
+        self.supervisor.send(Ingest { events, durable }).await?
     }
+
     pub async fn settings(&self) -> Result<Settings, CommandError> {
-        todo!()
+        Ok(self.supervisor.send(GetSettings).await?)
     }
+
     pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, CommandError> {
-        todo!()
+        self.supervisor.send(UpdateSettings(patch)).await?
     }
+
     pub async fn subscribe(
         &self,
         project_id: Option<String>,
     ) -> Result<Subscription, CommandError> {
-        todo!()
+        if let Some(p) = &project_id {
+            validate::project_id(p)?;
+        }
+        Ok(self
+            .broadcaster
+            .send(Subscribe {
+                project: project_id,
+            })
+            .await?)
     }
+
     pub fn is_ready(&self) -> bool {
-        todo!()
+        self.ready.load(Ordering::Acquire) && self.supervisor.connected()
     }
+
     pub async fn flush(&self) -> Result<(), CommandError> {
-        todo!()
+        self.supervisor.send(FlushAll).await??;
+        self.persister.barrier().await?;
+        Ok(())
     }
+
     pub async fn shutdown(&self) {
-        todo!()
+        let mut done = self.shut_down.lock().await;
+        if *done {
+            return;
+        }
+        *done = true;
+        self.ready.store(false, Ordering::Release);
+        for provider in self.providers.all() {
+            provider.shutdown().await;
+        }
+        if let Err(e) = self.flush().await {
+            tracing::error!(error = %e, "shutdown flush failed; unflushed messages are lost");
+        }
+        self.persister.shutdown().await;
+        self.store.close();
+    }
+}
+
+fn summary(r: SessionRecord) -> SessionSummary {
+    SessionSummary {
+        session_id: r.session_id,
+        project_id: r.project_id,
+        provider: r.provider,
+        status: r.status,
+        cost_usd: r.cost_usd,
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+        model: r.model,
+        error: r.error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        message_count: r.message_count,
+    }
+}
+
+fn stored_session(
+    r: SessionRecord,
+    messages: Vec<crate::messages::wire::AgentMessage>,
+) -> AgentSession {
+    AgentSession {
+        session_id: r.session_id,
+        project_id: r.project_id,
+        provider: r.provider,
+        status: r.status,
+        messages: messages.into_iter().map(Arc::new).collect(),
+        cost_usd: r.cost_usd,
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+        model: r.model,
+        error: r.error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        message_count: r.message_count,
+        last_seq_id: r.last_seq,
     }
 }

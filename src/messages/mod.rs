@@ -4,4 +4,5 @@
 pub mod adapters;
 pub mod commands;
 pub mod convert;
+pub mod validate;
 pub mod wire;

@@ -59,3 +59,9 @@ impl Store {
         todo!()
     }
 }
+impl Store {
+    /// Lets go of the database file; later calls answer `StorageError::Closed`.
+    pub fn close(&self) {
+        todo!()
+    }
+}

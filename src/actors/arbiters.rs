@@ -1,0 +1,48 @@
+//! One arbiter (event-loop thread) per core. Project and session actors are placed by a hash of their
+//! projectId, so a project's actors always share a thread (their messages to each other stay local) while
+//! different projects spread over every core.
+
+use std::hash::{Hash, Hasher};
+
+use actix::{Arbiter, ArbiterHandle};
+
+pub struct Arbiters {
+    arbiters: Vec<Arbiter>,
+}
+
+impl Arbiters {
+    /// Starts `count` arbiters (at least one).
+    pub fn start(count: usize) -> Arbiters {
+        Arbiters {
+            arbiters: (0..count.max(1)).map(|_| Arbiter::new()).collect(),
+        }
+    }
+
+    /// One per available core.
+    pub fn per_core() -> Arbiters {
+        Arbiters::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// The arbiter of a project: stable for the life of the process.
+    pub fn for_project(&self, project_id: &str) -> ArbiterHandle {
+        // DefaultHasher::new() has fixed keys, so the placement is the same for every call.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        project_id.hash(&mut h);
+        self.arbiters[(h.finish() % self.arbiters.len() as u64) as usize].handle()
+    }
+
+    pub fn len(&self) -> usize {
+        self.arbiters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.arbiters.is_empty()
+    }
+
+    /// Asks every arbiter to stop once its queued work is done.
+    pub fn stop(&self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The inputs of a project's health and the score computed from them, owned by the project actor (no global
+//! lock): what the original kept in its health store (activity, tool in flight, token and cost snapshots,
+//! status), and the original dashboard's attention scoring.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::messages::wire::{ActivityState, AgentStatus, ProjectHealth};
+
+/// Cost snapshots older than this do not count towards the burn rate.
+const BURN_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// Two snapshots closer than this give no meaningful rate.
+const MIN_BURN_SPAN: Duration = Duration::from_secs(4);
+/// Context limit of a model not listed in the configuration.
+pub const DEFAULT_CONTEXT_LIMIT: u64 = 200_000;
+
+#[derive(Debug, Clone)]
+pub struct HealthTracker {
+    session_id: Option<String>,
+    status: Option<AgentStatus>,
+    error: Option<String>,
+    last_activity: Option<Instant>,
+    active_tool: Option<String>,
+    tokens: u64,
+    context_limit: u64,
+    costs: VecDeque<(Instant, f64)>,
+    stall_after: Duration,
+}
+
+impl HealthTracker {
+    pub fn new(stall_after: Duration) -> HealthTracker {
+        HealthTracker {
+            session_id: None,
+            status: None,
+            error: None,
+            last_activity: None,
+            active_tool: None,
+            tokens: 0,
+            context_limit: DEFAULT_CONTEXT_LIMIT,
+            costs: VecDeque::new(),
+            stall_after,
+        }
+    }
+
+    /// A new current session (or none): the per-session inputs start over.
+    pub fn set_session(&mut self, session_id: Option<String>, now: Instant) {
+        self.session_id = session_id;
+        self.status = None;
+        self.error = None;
+        self.active_tool = None;
+        self.tokens = 0;
+        self.costs.clear();
+        self.last_activity = Some(now);
+    }
+
+    pub fn set_stall_after(&mut self, stall_after: Duration) {
+        self.stall_after = stall_after;
+    }
+
+    pub fn stall_after(&self) -> Duration {
+        self.stall_after
+    }
+
+    pub fn set_context_limit(&mut self, limit: u64) {
+        self.context_limit = limit.max(1);
+    }
+
+    /// The original's `recordActivity`: a tool-call names the tool now in flight.
+    pub fn record_activity(&mut self, tool: Option<&str>, now: Instant) {
+        self.last_activity = Some(now);
+        if let Some(t) = tool {
+            self.active_tool = Some(t.to_owned());
+        }
+    }
+
+    /// The original's `recordToolDone`.
+    pub fn record_tool_done(&mut self, now: Instant) {
+        self.last_activity = Some(now);
+        self.active_tool = None;
+    }
+
+    /// The original's `recordTokenSnapshot`: totals, not deltas.
+    pub fn record_token_snapshot(&mut self, tokens: u64, cost_usd: f64, now: Instant) {
+        self.tokens = tokens;
+        self.costs.push_back((now, cost_usd));
+        while self
+            .costs
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > BURN_WINDOW)
+        {
+            self.costs.pop_front();
+        }
+    }
+
+    /// The original's `setProjectStatus`.
+    pub fn set_status(&mut self, status: AgentStatus, error: Option<String>) {
+        self.status = Some(status);
+        if status == AgentStatus::Error {
+            self.error = error;
+        } else {
+            self.error = None;
+        }
+        if status != AgentStatus::Running {
+            self.active_tool = None;
+        }
+    }
+
+    pub fn activity_state(&self, now: Instant) -> ActivityState {
+        if self.status != Some(AgentStatus::Running) {
+            return ActivityState::Inactive;
+        }
+        if self.active_tool.is_some() {
+            return ActivityState::Running;
+        }
+        if self.idle_for(now) >= self.stall_after {
+            ActivityState::Stalled
+        } else {
+            ActivityState::Idle
+        }
+    }
+
+    fn idle_for(&self, now: Instant) -> Duration {
+        self.last_activity
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+    }
+
+    /// Cost per hour over the last five minutes of snapshots.
+    pub fn burn_rate_per_hour(&self) -> f64 {
+        match (self.costs.front(), self.costs.back()) {
+            (Some((t0, c0)), Some((t1, c1))) if self.costs.len() >= 2 => {
+                let span = t1.duration_since(*t0);
+                if span < MIN_BURN_SPAN {
+                    0.0
+                } else {
+                    ((c1 - c0) / span.as_secs_f64() * 3600.0).max(0.0)
+                }
+            }
+            _ => 0.0,
+        }
+    }
+
+    pub fn context_pressure(&self) -> Option<f64> {
+        (self.tokens > 0).then(|| self.tokens as f64 / self.context_limit as f64)
+    }
+
+    /// The original dashboard's scoring: the highest signal wins.
+    fn attention(&self, state: ActivityState, now: Instant) -> (u32, Option<String>) {
+        let mut best: (u32, Option<String>) = (0, None);
+        let mut offer = |score: u32, reason: String| {
+            if score > best.0 {
+                best = (score, Some(reason));
+            }
+        };
+        if state == ActivityState::Stalled {
+            let mins = self.idle_for(now).as_secs() / 60;
+            offer(100, format!("Stalled — {mins} min since last activity"));
+        }
+        if self.status == Some(AgentStatus::Error) {
+            let err: String = self
+                .error
+                .as_deref()
+                .unwrap_or("unknown")
+                .chars()
+                .take(60)
+                .collect();
+            offer(90, format!("Error: {err}"));
+        }
+        if let Some(p) = self.context_pressure() {
+            let pct = (p * 100.0).round() as u64;
+            if p > 0.9 {
+                offer(80, format!("Context {pct}% — near limit"));
+            } else if p > 0.75 {
+                offer(40, format!("Context {pct}%"));
+            }
+        }
+        best
+    }
+
+    pub fn snapshot(&self, project_id: &str, now: Instant) -> ProjectHealth {
+        let state = self.activity_state(now);
+        let (attention_score, attention_reason) = self.attention(state, now);
+        ProjectHealth {
+            project_id: project_id.to_owned(),
+            session_id: self.session_id.clone(),
+            activity_state: state,
+            active_tool: self.active_tool.clone(),
+            idle_duration_ms: match state {
+                ActivityState::Inactive => 0,
+                _ => self.idle_for(now).as_millis() as u64,
+            },
+            burn_rate_per_hour: self.burn_rate_per_hour(),
+            context_pressure: self.context_pressure(),
+            attention_score,
+            attention_reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(stall: Duration) -> (HealthTracker, Instant) {
+        let t0 = Instant::now();
+        let mut h = HealthTracker::new(stall);
+        h.set_session(Some("p-1".into()), t0);
+        h.set_status(AgentStatus::Running, None);
+        (h, t0)
+    }
+
+    #[test]
+    fn activity_states_follow_tools_and_the_stall_threshold() {
+        let (mut h, t0) = running(Duration::from_secs(60));
+        assert_eq!(h.activity_state(t0), ActivityState::Idle);
+        h.record_activity(Some("Bash"), t0);
+        assert_eq!(
+            h.activity_state(t0 + Duration::from_secs(600)),
+            ActivityState::Running
+        );
+        h.record_tool_done(t0);
+        assert_eq!(
+            h.activity_state(t0 + Duration::from_secs(61)),
+            ActivityState::Stalled
+        );
+        let s = h.snapshot("p", t0 + Duration::from_secs(61 * 3));
+        assert_eq!(s.attention_score, 100);
+        assert_eq!(
+            s.attention_reason.as_deref(),
+            Some("Stalled — 3 min since last activity")
+        );
+        h.set_status(AgentStatus::Done, None);
+        assert_eq!(h.activity_state(t0), ActivityState::Inactive);
+    }
+
+    #[test]
+    fn burn_rate_is_the_cost_delta_per_hour_over_the_window() {
+        let (mut h, t0) = running(Duration::from_secs(60));
+        h.record_token_snapshot(10, 1.0, t0);
+        assert_eq!(h.burn_rate_per_hour(), 0.0, "one snapshot gives no rate");
+        h.record_token_snapshot(20, 1.5, t0 + Duration::from_secs(2));
+        assert_eq!(h.burn_rate_per_hour(), 0.0, "under 4 s apart gives no rate");
+        h.record_token_snapshot(30, 2.0, t0 + Duration::from_secs(60));
+        assert!((h.burn_rate_per_hour() - 60.0).abs() < 1e-9);
+        // Ten minutes later the first snapshots have left the window.
+        h.record_token_snapshot(40, 3.0, t0 + Duration::from_secs(660));
+        assert_eq!(h.burn_rate_per_hour(), 0.0);
+    }
+
+    #[test]
+    fn attention_takes_the_highest_signal() {
+        let (mut h, t0) = running(Duration::from_secs(60));
+        h.record_token_snapshot(160_000, 0.0, t0);
+        let s = h.snapshot("p", t0);
+        assert_eq!(
+            (s.attention_score, s.attention_reason.as_deref()),
+            (40, Some("Context 80%"))
+        );
+        h.record_token_snapshot(190_000, 0.0, t0);
+        let s = h.snapshot("p", t0);
+        assert_eq!(s.attention_score, 80);
+        assert_eq!(
+            s.attention_reason.as_deref(),
+            Some("Context 95% — near limit")
+        );
+        h.set_status(AgentStatus::Error, Some("x".repeat(100)));
+        let s = h.snapshot("p", t0);
+        assert_eq!(s.attention_score, 90);
+        assert_eq!(
+            s.attention_reason.unwrap(),
+            format!("Error: {}", "x".repeat(60))
+        );
+        h.set_session(None, t0);
+        let s = h.snapshot("p", t0);
+        assert_eq!((s.attention_score, s.context_pressure), (0, None));
+    }
+}

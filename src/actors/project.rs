@@ -1,0 +1,576 @@
+//! One actor per project: its current session, the start guard, the cleanup grace after done/error and the
+//! inputs of its health. Commands for a project are serialised here, so the original's double-start race
+//! cannot happen: "starting" is a state of this actor, not a lock.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::health::HealthTracker;
+use super::session::{
+    user_message, AddUserMessage, Attach, Detach, SessionActor, SessionInit, SessionLinks,
+    SetStatus,
+};
+use super::supervisor::{EnforceRetention, FindSession, RegisterSession, Supervisor};
+use crate::engine::Started;
+use crate::error::CommandError;
+use crate::messages::commands::ProjectSummary;
+use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
+use crate::providers::{EventSink, Provider, Providers, StartSpec};
+use crate::storage::{SessionRecord, Store};
+
+/// What every project actor shares with the engine.
+#[derive(Clone)]
+pub struct ProjectLinks {
+    pub supervisor: Addr<Supervisor>,
+    pub providers: Providers,
+    pub store: Store,
+    pub sink: EventSink,
+    /// Session links without the project address, which each project fills in.
+    pub session: SessionLinksBase,
+}
+
+#[derive(Clone)]
+pub struct SessionLinksBase {
+    pub config: Arc<crate::config::Config>,
+    pub gone: Recipient<super::session::SessionGone>,
+    pub broadcaster: Addr<super::broadcaster::Broadcaster>,
+    pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
+    pub persister: super::persister::PersisterHandle,
+}
+
+struct Current {
+    session_id: String,
+    addr: Addr<SessionActor>,
+    status: AgentStatus,
+    provider: String,
+}
+
+pub struct ProjectActor {
+    project_id: String,
+    links: ProjectLinks,
+    current: Option<Current>,
+    starting: bool,
+    cleanup: Option<SpawnHandle>,
+    last_id_ms: i64,
+    health: HealthTracker,
+}
+
+impl ProjectActor {
+    pub fn new(project_id: String, links: ProjectLinks) -> ProjectActor {
+        let stall_after = links.session.config.timers.stall_after;
+        ProjectActor {
+            project_id,
+            links,
+            current: None,
+            starting: false,
+            cleanup: None,
+            last_id_ms: 0,
+            health: HealthTracker::new(stall_after),
+        }
+    }
+
+    fn session_links(&self, ctx: &Context<Self>) -> SessionLinks {
+        let b = &self.links.session;
+        SessionLinks {
+            config: b.config.clone(),
+            project: ctx.address(),
+            gone: b.gone.clone(),
+            broadcaster: b.broadcaster.clone(),
+            subscribers: b.subscribers.clone(),
+            persister: b.persister.clone(),
+        }
+    }
+
+    /// `<projectId>-<unix ms>`, unique even for two starts in one millisecond.
+    fn next_session_id(&mut self) -> String {
+        let ms = now_ms().max(self.last_id_ms + 1);
+        self.last_id_ms = ms;
+        format!("{}-{ms}", self.project_id)
+    }
+
+    fn provider(&self, name: &str) -> Result<Arc<dyn Provider>, CommandError> {
+        self.links.providers.get(name).ok_or_else(|| {
+            CommandError::Provider(format!("provider {name} is no longer configured"))
+        })
+    }
+
+    fn cancel_cleanup(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.cleanup.take() {
+            ctx.cancel_future(h);
+        }
+    }
+
+    /// Lets go of the current session; its data stays readable through the supervisor and storage.
+    fn detach(&mut self, ctx: &mut Context<Self>) {
+        self.cancel_cleanup(ctx);
+        if let Some(cur) = self.current.take() {
+            cur.addr.do_send(Detach);
+        }
+        self.health.set_session(None, Instant::now());
+    }
+
+    fn attach(
+        &mut self,
+        session_id: String,
+        addr: Addr<SessionActor>,
+        status: AgentStatus,
+        provider: String,
+    ) {
+        self.health
+            .set_session(Some(session_id.clone()), Instant::now());
+        self.health.set_status(status, None);
+        self.current = Some(Current {
+            session_id,
+            addr,
+            status,
+            provider,
+        });
+    }
+
+    fn is_current(&self, session_id: &str) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.session_id == session_id)
+    }
+
+    fn current(&self) -> Result<&Current, CommandError> {
+        self.current.as_ref().ok_or(CommandError::NoSession)
+    }
+
+    fn health_now(&self) -> ProjectHealth {
+        self.health.snapshot(&self.project_id, Instant::now())
+    }
+}
+
+impl Actor for ProjectActor {
+    type Context = Context<Self>;
+}
+
+/// startAgent, with the request already validated and its defaults resolved by the supervisor.
+#[derive(Message)]
+#[rtype(result = "Result<Started, CommandError>")]
+pub struct StartSession {
+    pub spec: StartSpec,
+}
+
+impl Handler<StartSession> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<Started, CommandError>>;
+
+    fn handle(&mut self, msg: StartSession, ctx: &mut Context<Self>) -> Self::Result {
+        let refuse = |e| Box::pin(fut::ready(Err(e))) as Self::Result;
+        if self.starting {
+            return refuse(CommandError::StartInProgress);
+        }
+        let provider = match self.provider(&msg.spec.provider) {
+            Ok(p) => p,
+            Err(e) => return refuse(e),
+        };
+        if let Some(cur) = &self.current {
+            match cur.status {
+                AgentStatus::Running => return refuse(CommandError::AlreadyRunning),
+                // An idle agent may still be alive: stop it rather than leave it orphaned.
+                AgentStatus::Idle => {
+                    if let Ok(p) = self.provider(&cur.provider) {
+                        actix::spawn(p.stop(&cur.session_id));
+                    }
+                }
+                AgentStatus::Done | AgentStatus::Error => {}
+            }
+        }
+        self.detach(ctx);
+
+        let mut spec = msg.spec;
+        spec.session_id = self.next_session_id();
+        spec.project_id = self.project_id.clone();
+        let now = now_ms();
+        let first = user_message(&spec.session_id, spec.prompt.clone(), now, true);
+        let record = SessionRecord {
+            session_id: spec.session_id.clone(),
+            project_id: self.project_id.clone(),
+            provider: spec.provider.clone(),
+            status: AgentStatus::Running,
+            cost_usd: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            model: spec.model.clone(),
+            error: None,
+            created_at: now,
+            updated_at: now,
+            last_seq: 1,
+            message_count: 1,
+            provider_session_id: None,
+        };
+        let mut first = first;
+        first.seq_id = 1;
+        let init = SessionInit {
+            record,
+            recent: vec![Arc::new(first)],
+            persisted: false,
+        };
+        let links = self.session_links(ctx);
+        let addr = SessionActor::new(init, links).start();
+        // Registered before the provider starts, so none of its output can arrive before the route exists.
+        self.links.supervisor.do_send(RegisterSession {
+            session_id: spec.session_id.clone(),
+            addr: addr.clone(),
+        });
+        self.attach(
+            spec.session_id.clone(),
+            addr.clone(),
+            AgentStatus::Running,
+            spec.provider.clone(),
+        );
+        self.starting = true;
+
+        let session_id = spec.session_id.clone();
+        let started = provider.start(spec, self.links.sink.clone());
+        Box::pin(started.into_actor(self).map(move |result, act, _| {
+            act.starting = false;
+            match result {
+                Ok(()) => Ok(Started { session_id }),
+                Err(error) => {
+                    addr.do_send(SetStatus {
+                        status: AgentStatus::Error,
+                        error: Some(error.clone()),
+                    });
+                    Err(CommandError::ProviderFailed { session_id, error })
+                }
+            }
+        }))
+    }
+}
+
+/// stopAgent.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct StopSession;
+
+impl Handler<StopSession> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+
+    fn handle(&mut self, _: StopSession, _: &mut Context<Self>) -> Self::Result {
+        let prepared = self.current().and_then(|cur| {
+            Ok((
+                self.provider(&cur.provider)?,
+                cur.session_id.clone(),
+                cur.addr.clone(),
+                cur.status,
+            ))
+        });
+        let (provider, session_id, addr, status) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let stopping = provider.stop(&session_id);
+        Box::pin(stopping.into_actor(self).map(move |result, _, _| {
+            result.map_err(CommandError::Provider)?;
+            if !status.is_finished() {
+                addr.do_send(SetStatus {
+                    status: AgentStatus::Done,
+                    error: None,
+                });
+            }
+            Ok(())
+        }))
+    }
+}
+
+/// sendPrompt.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PromptSession {
+    pub prompt: String,
+}
+
+impl Handler<PromptSession> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+
+    fn handle(&mut self, msg: PromptSession, ctx: &mut Context<Self>) -> Self::Result {
+        let prepared = self.current().and_then(|cur| {
+            if !cur.addr.connected() {
+                return Err(CommandError::SessionNotFound);
+            }
+            Ok((
+                self.provider(&cur.provider)?,
+                cur.session_id.clone(),
+                cur.addr.clone(),
+            ))
+        });
+        let (provider, session_id, addr) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        self.cancel_cleanup(ctx);
+        if let Some(cur) = &mut self.current {
+            cur.status = AgentStatus::Running;
+        }
+        self.health.set_status(AgentStatus::Running, None);
+        addr.do_send(AddUserMessage {
+            prompt: msg.prompt.clone(),
+        });
+        let sending = provider.prompt(&session_id, msg.prompt);
+        Box::pin(
+            sending
+                .into_actor(self)
+                .map(|result, _, _| result.map_err(CommandError::Provider)),
+        )
+    }
+}
+
+/// The current session's actor, for getSession.
+#[derive(Message)]
+#[rtype(result = "Result<Addr<SessionActor>, CommandError>")]
+pub struct CurrentSession;
+
+impl Handler<CurrentSession> for ProjectActor {
+    type Result = Result<Addr<SessionActor>, CommandError>;
+
+    fn handle(&mut self, _: CurrentSession, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.current()?.addr.clone())
+    }
+}
+
+/// clearSession: only a done/error session is let go.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct ClearSession;
+
+impl Handler<ClearSession> for ProjectActor {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, _: ClearSession, ctx: &mut Context<Self>) -> Self::Result {
+        match &self.current {
+            None => Ok(()),
+            Some(cur) if cur.status.is_finished() => {
+                self.detach(ctx);
+                Ok(())
+            }
+            Some(_) => Err(CommandError::SessionRunning),
+        }
+    }
+}
+
+/// loadLastSession.
+#[derive(Message)]
+#[rtype(result = "Result<bool, CommandError>")]
+pub struct RestoreLast;
+
+impl Handler<RestoreLast> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<bool, CommandError>>;
+
+    fn handle(&mut self, _: RestoreLast, _: &mut Context<Self>) -> Self::Result {
+        if self.starting
+            || self
+                .current
+                .as_ref()
+                .is_some_and(|c| !c.status.is_finished())
+        {
+            return Box::pin(fut::ready(Ok(false)));
+        }
+        let store = self.links.store.clone();
+        let supervisor = self.links.supervisor.clone();
+        let window = self.links.session.config.limits.messages_in_memory as u64;
+        let project_id = self.project_id.clone();
+        let read = async move {
+            let found = tokio::task::spawn_blocking(move || -> Result<_, CommandError> {
+                let Some(record) = store.last_session(&project_id)? else {
+                    return Ok(None);
+                };
+                if !record.status.is_finished() {
+                    return Ok(None);
+                }
+                let after = record.last_seq.saturating_sub(window);
+                let recent = store.messages(&record.session_id, after, None, None)?;
+                Ok(Some((record, recent)))
+            })
+            .await
+            .map_err(|e| CommandError::Storage(e.to_string()))??;
+            let Some((record, recent)) = found else {
+                return Ok(None);
+            };
+            let live = supervisor
+                .send(FindSession {
+                    session_id: record.session_id.clone(),
+                })
+                .await?;
+            Ok::<_, CommandError>(Some((record, recent, live)))
+        };
+        Box::pin(read.into_actor(self).map(|result, act, ctx| {
+            let Some((record, recent, live)) = result? else {
+                return Ok(false);
+            };
+            // A start may have won the race while storage was read: never overwrite it.
+            if act.starting
+                || act
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| !c.status.is_finished())
+            {
+                return Ok(false);
+            }
+            if act.is_current(&record.session_id) {
+                return Ok(true);
+            }
+            act.detach(ctx);
+            let addr = match live {
+                Some(addr) => {
+                    addr.do_send(Attach);
+                    addr
+                }
+                None => {
+                    let init = SessionInit {
+                        recent: recent.into_iter().map(Arc::new).collect(),
+                        record: record.clone(),
+                        persisted: true,
+                    };
+                    let addr = SessionActor::new(init, act.session_links(ctx)).start();
+                    act.links.supervisor.do_send(RegisterSession {
+                        session_id: record.session_id.clone(),
+                        addr: addr.clone(),
+                    });
+                    addr
+                }
+            };
+            act.last_id_ms = act.last_id_ms.max(record.created_at);
+            act.attach(record.session_id, addr, record.status, record.provider);
+            act.health.set_status(record.status, record.error);
+            Ok(true)
+        }))
+    }
+}
+
+/// A session of this project was purged or evicted: forget it if it is the current one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetSession {
+    pub session_id: String,
+}
+
+impl Handler<ForgetSession> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetSession, ctx: &mut Context<Self>) {
+        if self.is_current(&msg.session_id) {
+            self.cancel_cleanup(ctx);
+            self.current = None;
+            self.health.set_session(None, Instant::now());
+        }
+    }
+}
+
+/// The project as `GET /v1/projects` lists it.
+#[derive(Message)]
+#[rtype(result = "ProjectSummary")]
+pub struct Summarize;
+
+impl Handler<Summarize> for ProjectActor {
+    type Result = MessageResult<Summarize>;
+
+    fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(ProjectSummary {
+            project_id: self.project_id.clone(),
+            session_id: self.current.as_ref().map(|c| c.session_id.clone()),
+            status: self.current.as_ref().map(|c| c.status),
+            health: self.health_now(),
+        })
+    }
+}
+
+// ── health inputs, from the project's sessions ─────────────────────────────────────────────────────────
+
+/// A batch of messages arrived. `tool`: the batch's net effect on the tool in flight (Some(Some(name)): a
+/// tool started; Some(None): the tool finished; None: neither).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProjectActivity {
+    pub session_id: String,
+    pub tool: Option<Option<String>>,
+}
+
+impl Handler<ProjectActivity> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProjectActivity, _: &mut Context<Self>) {
+        if !self.is_current(&msg.session_id) {
+            return;
+        }
+        let now = Instant::now();
+        match msg.tool {
+            Some(Some(name)) => self.health.record_activity(Some(&name), now),
+            Some(None) => self.health.record_tool_done(now),
+            None => self.health.record_activity(None, now),
+        }
+    }
+}
+
+/// agent.cost arrived: a token and cost snapshot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionCost {
+    pub session_id: String,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl Handler<SessionCost> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionCost, _: &mut Context<Self>) {
+        if self.is_current(&msg.session_id) {
+            self.health
+                .record_token_snapshot(msg.tokens, msg.cost_usd, Instant::now());
+        }
+    }
+}
+
+/// A session's status changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionStatusChanged {
+    pub session_id: String,
+    pub status: AgentStatus,
+    pub error: Option<String>,
+}
+
+impl Handler<SessionStatusChanged> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionStatusChanged, ctx: &mut Context<Self>) {
+        if self.is_current(&msg.session_id) {
+            if let Some(cur) = &mut self.current {
+                cur.status = msg.status;
+            }
+            self.health.set_status(msg.status, msg.error);
+            self.cancel_cleanup(ctx);
+            if msg.status.is_finished() {
+                let grace = self.links.session.config.timers.cleanup_grace;
+                let session_id = msg.session_id.clone();
+                self.cleanup = Some(ctx.run_later(grace, move |act, ctx| {
+                    act.cleanup = None;
+                    let still_finished = act
+                        .current
+                        .as_ref()
+                        .is_some_and(|c| c.session_id == session_id && c.status.is_finished());
+                    if still_finished {
+                        act.detach(ctx);
+                    }
+                }));
+            }
+        }
+        if msg.status.is_finished() {
+            let protect = self
+                .current
+                .as_ref()
+                .filter(|c| !c.status.is_finished())
+                .map(|c| c.session_id.clone())
+                .into_iter()
+                .collect();
+            self.links.supervisor.do_send(EnforceRetention {
+                project_id: self.project_id.clone(),
+                protect,
+            });
+        }
+    }
+}

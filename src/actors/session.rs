@@ -1,0 +1,643 @@
+//! One actor per session: its messages (a bounded window in memory, the rest in storage), the monotonic
+//! seqId counter, status, cost, model, the stall timer and the persistence debounce.
+//!
+//! Persistence: the first unpersisted change arms one debounce timer; when it fires, everything not yet
+//! persisted goes to the persister as one batch row plus the session record. The timer is not re-armed by
+//! later messages (the original's trailing debounce never wrote a session that kept talking), so a change is
+//! persisted at most one debounce window after it arrived. Status changes and durable ingests flush at once.
+//! One flush is in flight at a time; a failed one is retried with backoff and nothing is dropped meanwhile.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::broadcaster::{Broadcaster, Publish};
+use super::persister::{PersisterHandle, TryWriteError};
+use super::project::{ProjectActivity, ProjectActor, SessionCost, SessionStatusChanged};
+use crate::config::Config;
+use crate::error::CommandError;
+use crate::messages::commands::{LiveEvent, Page};
+use crate::messages::convert::{convert_raw_message, init_model};
+use crate::messages::wire::{
+    now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
+    Variant,
+};
+use crate::storage::{SessionRecord, StorageError, WriteOp};
+
+/// Everything a session actor needs to reach the rest of the engine.
+#[derive(Clone)]
+pub struct SessionLinks {
+    pub config: Arc<Config>,
+    pub project: Addr<ProjectActor>,
+    pub gone: Recipient<SessionGone>,
+    pub broadcaster: Addr<Broadcaster>,
+    pub subscribers: Arc<AtomicUsize>,
+    pub persister: PersisterHandle,
+}
+
+/// Told to the supervisor when a session actor stops, so it drops the route.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionGone {
+    pub session_id: String,
+}
+
+/// Sidecar events for this session, in the order they arrived.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct Deliver {
+    pub events: Vec<SidecarEvent>,
+    pub durable: bool,
+}
+
+/// sendPrompt's half in the session: the user message, and status running.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddUserMessage {
+    pub prompt: String,
+}
+
+/// A status decided by the engine rather than the agent (stop → done, failed start → error).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetStatus {
+    pub status: AgentStatus,
+    pub error: Option<String>,
+}
+
+/// The session as getSession shows it, with the messages in memory after `page.after_seq`.
+#[derive(Message)]
+#[rtype(result = "SessionView")]
+pub struct Snapshot {
+    pub page: Page,
+}
+
+pub struct SessionView {
+    /// `messages` holds the in-memory messages after the page start (not yet limited).
+    pub session: AgentSession,
+    /// The lowest seqId held in memory; older ones are in storage.
+    pub oldest_in_memory: u64,
+}
+
+/// The project let go of this session (cleanup grace or clear): it may stop once all is persisted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach;
+
+/// Stop now without writing anything more: purge or retention already removed it from storage.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Discard;
+
+/// Persist everything accepted so far; answers when it is committed.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct FlushNow;
+
+/// How a new or restored session begins.
+pub struct SessionInit {
+    pub record: SessionRecord,
+    /// The most recent stored (or new, unpersisted) messages, in seq order.
+    pub recent: Vec<SharedMessage>,
+    /// Whether `recent` and the record are already in storage.
+    pub persisted: bool,
+}
+
+type Waiter = oneshot::Sender<Result<(), CommandError>>;
+
+#[derive(Default)]
+struct Flush {
+    timer: Option<SpawnHandle>,
+    in_flight: bool,
+    /// Asked to flush again while one was in flight.
+    again: bool,
+    backoff: Option<Duration>,
+    /// Waiting for the next flush to start, and for the one in flight.
+    pending: Vec<Waiter>,
+    riding: Vec<Waiter>,
+}
+
+pub struct SessionActor {
+    record: SessionRecord,
+    window: VecDeque<SharedMessage>,
+    persisted_seq: u64,
+    record_dirty: bool,
+    flush: Flush,
+    last_activity: Instant,
+    stall_timer: Option<SpawnHandle>,
+    detached: bool,
+    links: SessionLinks,
+}
+
+impl SessionActor {
+    pub fn new(init: SessionInit, links: SessionLinks) -> SessionActor {
+        let SessionInit {
+            record,
+            recent,
+            persisted,
+        } = init;
+        let persisted_seq = if persisted {
+            record.last_seq
+        } else {
+            recent.first().map_or(record.last_seq, |m| m.seq_id - 1)
+        };
+        SessionActor {
+            persisted_seq,
+            record_dirty: !persisted,
+            record,
+            window: recent.into(),
+            flush: Flush::default(),
+            last_activity: Instant::now(),
+            stall_timer: None,
+            detached: false,
+            links,
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.record.session_id
+    }
+
+    fn publish(&self, event: impl FnOnce() -> LiveEvent) {
+        if self.links.subscribers.load(Ordering::Relaxed) > 0 {
+            self.links.broadcaster.do_send(Publish(event()));
+        }
+    }
+
+    fn notify(&self, message: String, variant: Variant) {
+        let project_id = self.record.project_id.clone();
+        self.publish(|| LiveEvent::Notification {
+            project_id,
+            message,
+            variant,
+        });
+    }
+
+    fn append(&mut self, mut message: AgentMessage, ctx: &mut Context<Self>) -> SharedMessage {
+        self.record.last_seq += 1;
+        self.record.message_count += 1;
+        message.seq_id = self.record.last_seq;
+        let shared = Arc::new(message);
+        self.window.push_back(shared.clone());
+        self.record.updated_at = now_ms();
+        self.mark_dirty(ctx);
+        shared
+    }
+
+    fn apply_messages(
+        &mut self,
+        raws: Vec<crate::messages::wire::RawMessage>,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut batch = Vec::with_capacity(raws.len());
+        for raw in &raws {
+            if let Some(model) = init_model(raw) {
+                self.record.model = model;
+                self.record_dirty = true;
+            }
+            if let Some(msg) = convert_raw_message(raw) {
+                batch.push(self.append(msg, ctx));
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        // The batch's net effect on the tool in flight equals applying each message in order.
+        let mut tool = None;
+        for m in &batch {
+            match m.role {
+                MsgRole::ToolCall => tool = Some(m.tool_name.clone()),
+                MsgRole::ToolResult => tool = Some(None),
+                _ => {}
+            }
+        }
+        self.links.project.do_send(ProjectActivity {
+            session_id: self.record.session_id.clone(),
+            tool,
+        });
+        self.touch(ctx);
+        let (session_id, project_id) = (
+            self.record.session_id.clone(),
+            self.record.project_id.clone(),
+        );
+        self.publish(move || LiveEvent::Messages {
+            session_id,
+            project_id,
+            messages: batch.into(),
+        });
+    }
+
+    fn apply_status(
+        &mut self,
+        status: AgentStatus,
+        error: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.record.status = status;
+        if error.is_some() {
+            self.record.error = error.clone();
+        }
+        self.record.updated_at = now_ms();
+        self.record_dirty = true;
+        let (session_id, project_id) = (
+            self.record.session_id.clone(),
+            self.record.project_id.clone(),
+        );
+        let stored_error = self.record.error.clone();
+        self.links.project.do_send(SessionStatusChanged {
+            session_id: session_id.clone(),
+            status,
+            error: stored_error.clone(),
+        });
+        self.publish(|| LiveEvent::Status {
+            session_id,
+            project_id: project_id.clone(),
+            status,
+            error: stored_error,
+        });
+        match status {
+            AgentStatus::Done => {
+                self.notify(format!("Agent completed on {project_id}"), Variant::Success)
+            }
+            AgentStatus::Error => self.notify(
+                format!(
+                    "Agent error on {project_id}: {}",
+                    error.as_deref().unwrap_or("unknown")
+                ),
+                Variant::Error,
+            ),
+            AgentStatus::Running => self.touch(ctx),
+            AgentStatus::Idle => {}
+        }
+        if status.is_finished() {
+            if let Some(t) = self.stall_timer.take() {
+                ctx.cancel_future(t);
+            }
+        }
+        // The record is written at once on every status change; finished sessions flush their messages too.
+        self.flush_now(ctx);
+    }
+
+    fn apply_cost(&mut self, cost_usd: f64, input_tokens: u64, output_tokens: u64) {
+        self.record.cost_usd = cost_usd;
+        self.record.input_tokens = input_tokens;
+        self.record.output_tokens = output_tokens;
+        self.record_dirty = true;
+        self.links.project.do_send(SessionCost {
+            session_id: self.record.session_id.clone(),
+            tokens: input_tokens + output_tokens,
+            cost_usd,
+        });
+        let (session_id, project_id) = (
+            self.record.session_id.clone(),
+            self.record.project_id.clone(),
+        );
+        self.publish(|| LiveEvent::Cost {
+            session_id,
+            project_id,
+            cost_usd,
+            input_tokens,
+            output_tokens,
+        });
+    }
+
+    // ── stall timer ─────────────────────────────────────────────────────────────────────────────────────
+
+    /// Activity restarts the stall clock. One timer per session, re-armed only when it fires early, so a
+    /// busy session does not create a timer per message.
+    fn touch(&mut self, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        if self.stall_timer.is_none() && self.record.status == AgentStatus::Running {
+            self.arm_stall(self.links.config.timers.stall_after, ctx);
+        }
+    }
+
+    fn arm_stall(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        self.stall_timer = Some(ctx.run_later(after, |act, ctx| {
+            act.stall_timer = None;
+            if act.record.status != AgentStatus::Running {
+                return;
+            }
+            let stall_after = act.links.config.timers.stall_after;
+            let idle = act.last_activity.elapsed();
+            if idle >= stall_after {
+                let mins = stall_after.as_secs() / 60;
+                let project_id = act.record.project_id.clone();
+                act.notify(
+                    format!("Agent stalled on {project_id} (no activity for {mins} min)"),
+                    Variant::Warning,
+                );
+            } else {
+                act.arm_stall(stall_after - idle, ctx);
+            }
+        }));
+    }
+
+    // ── persistence ─────────────────────────────────────────────────────────────────────────────────────
+
+    fn is_clean(&self) -> bool {
+        !self.record_dirty && self.persisted_seq >= self.record.last_seq && !self.flush.in_flight
+    }
+
+    fn mark_dirty(&mut self, ctx: &mut Context<Self>) {
+        if self.flush.timer.is_none() && !self.flush.in_flight {
+            let debounce = self.links.config.timers.persist_debounce;
+            self.flush.timer = Some(ctx.run_later(debounce, |act, ctx| {
+                act.flush.timer = None;
+                act.flush_now(ctx);
+            }));
+        }
+    }
+
+    fn flush_now(&mut self, ctx: &mut Context<Self>) {
+        if let Some(t) = self.flush.timer.take() {
+            ctx.cancel_future(t);
+        }
+        if self.flush.in_flight {
+            self.flush.again = true;
+            return;
+        }
+        let unpersisted = (self.record.last_seq - self.persisted_seq) as usize;
+        if unpersisted == 0 && !self.record_dirty {
+            for w in self.flush.pending.drain(..) {
+                let _ = w.send(Ok(()));
+            }
+            return;
+        }
+        let mut ops = Vec::with_capacity(2);
+        if unpersisted > 0 {
+            let start = self.window.len() - unpersisted;
+            ops.push(WriteOp::AppendMessages {
+                session_id: self.record.session_id.clone(),
+                messages: self.window.range(start..).cloned().collect(),
+            });
+        }
+        ops.push(WriteOp::PutSession(self.record.clone()));
+        let upto = self.record.last_seq;
+        match self.links.persister.try_write(ops) {
+            Ok(ack) => {
+                self.flush.in_flight = true;
+                self.flush.again = false;
+                self.record_dirty = false;
+                self.flush.riding = std::mem::take(&mut self.flush.pending);
+                ctx.spawn(
+                    async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
+                        .into_actor(self)
+                        .map(move |result, act, ctx| act.flush_done(upto, result, ctx)),
+                );
+            }
+            Err(TryWriteError::Full(_)) => self.retry_later(None, ctx),
+            Err(TryWriteError::Closed) => {
+                for w in self.flush.pending.drain(..) {
+                    let _ = w.send(Err(CommandError::ShuttingDown));
+                }
+            }
+        }
+    }
+
+    fn flush_done(&mut self, upto: u64, result: Result<(), StorageError>, ctx: &mut Context<Self>) {
+        self.flush.in_flight = false;
+        let riding = std::mem::take(&mut self.flush.riding);
+        match result {
+            Ok(()) => {
+                self.persisted_seq = upto;
+                self.flush.backoff = None;
+                for w in riding {
+                    let _ = w.send(Ok(()));
+                }
+                let limit = self.links.config.limits.messages_in_memory;
+                while self.window.len() > limit
+                    && self
+                        .window
+                        .front()
+                        .is_some_and(|m| m.seq_id <= self.persisted_seq)
+                {
+                    self.window.pop_front();
+                }
+                if self.flush.again || !self.flush.pending.is_empty() {
+                    self.flush_now(ctx);
+                } else if !self.is_clean() {
+                    self.mark_dirty(ctx);
+                } else if self.detached && self.record.status != AgentStatus::Running {
+                    ctx.stop();
+                }
+            }
+            Err(e) => {
+                // Everything stays in memory and is written again; a durable caller learns it is not yet safe.
+                self.record_dirty = true;
+                let err = CommandError::from(e);
+                for w in riding {
+                    let _ = w.send(Err(err.clone()));
+                }
+                self.retry_later(Some(err), ctx);
+            }
+        }
+    }
+
+    fn retry_later(&mut self, error: Option<CommandError>, ctx: &mut Context<Self>) {
+        let timers = &self.links.config.timers;
+        let delay = self.flush.backoff.map_or(timers.persist_retry, |d| {
+            (d * 2).min(timers.persist_retry_max)
+        });
+        self.flush.backoff = Some(delay);
+        if let Some(err) = error {
+            tracing::warn!(session_id = %self.record.session_id, error = %err, retry_in = ?delay, "persist failed");
+        }
+        if self.flush.timer.is_none() {
+            self.flush.timer = Some(ctx.run_later(delay, |act, ctx| {
+                act.flush.timer = None;
+                act.flush_now(ctx);
+            }));
+        }
+    }
+
+    fn view(&self, page: Page) -> SessionView {
+        let after = page.after_seq.unwrap_or(0);
+        let start = self.window.partition_point(|m| m.seq_id <= after);
+        let r = &self.record;
+        SessionView {
+            oldest_in_memory: self.window.front().map_or(r.last_seq + 1, |m| m.seq_id),
+            session: AgentSession {
+                session_id: r.session_id.clone(),
+                project_id: r.project_id.clone(),
+                provider: r.provider.clone(),
+                status: r.status,
+                messages: self.window.range(start..).cloned().collect(),
+                cost_usd: r.cost_usd,
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                model: r.model.clone(),
+                error: r.error.clone(),
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                message_count: r.message_count,
+                last_seq_id: r.last_seq,
+            },
+        }
+    }
+}
+
+/// The first message of every session: the prompt, as user message seqId 1.
+pub fn user_message(
+    session_id: &str,
+    prompt: String,
+    timestamp: UnixMs,
+    first: bool,
+) -> AgentMessage {
+    let id = if first {
+        format!("{session_id}-user-0")
+    } else {
+        format!("{session_id}-user-{timestamp}")
+    };
+    AgentMessage {
+        id,
+        seq_id: 0,
+        role: MsgRole::User,
+        content: prompt,
+        tool_name: None,
+        tool_input: None,
+        tool_path: None,
+        timestamp,
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
+        ctx.set_mailbox_capacity(256);
+        if self.record.status == AgentStatus::Running {
+            self.touch(ctx);
+        }
+        if !self.is_clean() {
+            self.flush_now(ctx);
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for w in self
+            .flush
+            .pending
+            .drain(..)
+            .chain(self.flush.riding.drain(..))
+        {
+            let _ = w.send(Err(CommandError::SessionNotFound));
+        }
+        self.links.gone.do_send(SessionGone {
+            session_id: self.record.session_id.clone(),
+        });
+    }
+}
+
+impl Handler<Deliver> for SessionActor {
+    type Result = ResponseFuture<Result<(), CommandError>>;
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
+        for event in msg.events {
+            match event {
+                SidecarEvent::Message(p) => self.apply_messages(p.messages, ctx),
+                SidecarEvent::Status(p) => {
+                    self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
+                }
+                SidecarEvent::Cost(p) => {
+                    self.apply_cost(p.cost_usd, p.input_tokens, p.output_tokens)
+                }
+            }
+        }
+        if !msg.durable {
+            return Box::pin(async { Ok(()) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.flush.pending.push(tx);
+        self.flush_now(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+impl Handler<AddUserMessage> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddUserMessage, ctx: &mut Context<Self>) {
+        let message = user_message(self.id(), msg.prompt, now_ms(), false);
+        let shared = self.append(message, ctx);
+        let (session_id, project_id) = (
+            self.record.session_id.clone(),
+            self.record.project_id.clone(),
+        );
+        self.publish(|| LiveEvent::Messages {
+            session_id,
+            project_id,
+            messages: vec![shared].into(),
+        });
+        self.detached = false;
+        if self.record.status != AgentStatus::Running {
+            self.apply_status(AgentStatus::Running, None, ctx);
+        } else {
+            self.touch(ctx);
+        }
+    }
+}
+
+impl Handler<SetStatus> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetStatus, ctx: &mut Context<Self>) {
+        self.apply_status(msg.status, msg.error, ctx);
+    }
+}
+
+impl Handler<Snapshot> for SessionActor {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, msg: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.view(msg.page))
+    }
+}
+
+impl Handler<Detach> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Detach, ctx: &mut Context<Self>) {
+        self.detached = true;
+        if self.is_clean() && self.record.status != AgentStatus::Running {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<Discard> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Discard, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<FlushNow> for SessionActor {
+    type Result = ResponseFuture<Result<(), CommandError>>;
+
+    fn handle(&mut self, _: FlushNow, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.flush.pending.push(tx);
+        self.flush_now(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+/// A project took this session back (loadLastSession of a session still in memory).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach;
+
+impl Handler<Attach> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Attach, _: &mut Context<Self>) {
+        self.detached = false;
+    }
+}

@@ -1,0 +1,147 @@
+//! The settings the original kept in its settings table, held by the supervisor: how they are read from
+//! storage, patched and written back. Keys keep the original's snake_case names; values are stored as text
+//! (JSON for provider_settings), as the original stored them.
+
+use crate::config::{Config, RetentionConfig};
+use crate::messages::commands::{Settings, SettingsPatch};
+
+pub const PERMISSION_MODE: &str = "permission_mode";
+pub const SYSTEM_PROMPT_TEMPLATE: &str = "system_prompt_template";
+pub const DEFAULT_CWD: &str = "default_cwd";
+pub const PROVIDER_SETTINGS: &str = "provider_settings";
+pub const RETENTION_COUNT: &str = "session_retention_count";
+pub const RETENTION_DAYS: &str = "session_retention_days";
+
+/// The configured defaults, overridden by whatever storage holds. Unreadable stored values fall back to the
+/// defaults, as the original's `parseInt(...) || 5` did.
+pub fn load(config: &Config, stored: &[(String, String)]) -> Settings {
+    let mut s = Settings {
+        permission_mode: None,
+        system_prompt_template: None,
+        default_cwd: None,
+        provider_settings: serde_json::Map::new(),
+        session_retention_count: config.retention.count,
+        session_retention_days: config.retention.days,
+    };
+    let text = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    for (key, value) in stored {
+        match key.as_str() {
+            PERMISSION_MODE => s.permission_mode = text(value),
+            SYSTEM_PROMPT_TEMPLATE => s.system_prompt_template = text(value),
+            DEFAULT_CWD => s.default_cwd = text(value),
+            PROVIDER_SETTINGS => {
+                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(value) {
+                    s.provider_settings = map;
+                }
+            }
+            RETENTION_COUNT => {
+                if let Ok(n) = value.trim().parse::<i64>() {
+                    s.session_retention_count = RetentionConfig::clamped(n, 1).count;
+                }
+            }
+            RETENTION_DAYS => {
+                if let Ok(n) = value.trim().parse::<i64>() {
+                    s.session_retention_days = RetentionConfig::clamped(1, n).days;
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// The settings after `patch`, and the (key, stored text) pairs that changed. Retention is clamped like
+/// the original's `setRetentionConfig`.
+pub fn apply(current: &Settings, patch: SettingsPatch) -> (Settings, Vec<(String, String)>) {
+    let mut next = current.clone();
+    let mut writes = Vec::new();
+    let mut text = |key: &str, slot: &mut Option<String>, value: Option<Option<String>>| {
+        if let Some(v) = value {
+            let v = v.filter(|s| !s.is_empty());
+            writes.push((key.to_owned(), v.clone().unwrap_or_default()));
+            *slot = v;
+        }
+    };
+    text(
+        PERMISSION_MODE,
+        &mut next.permission_mode,
+        patch.permission_mode,
+    );
+    text(
+        SYSTEM_PROMPT_TEMPLATE,
+        &mut next.system_prompt_template,
+        patch.system_prompt_template,
+    );
+    text(DEFAULT_CWD, &mut next.default_cwd, patch.default_cwd);
+    if let Some(map) = patch.provider_settings {
+        writes.push((
+            PROVIDER_SETTINGS.to_owned(),
+            serde_json::Value::Object(map.clone()).to_string(),
+        ));
+        next.provider_settings = map;
+    }
+    if let Some(n) = patch.session_retention_count {
+        next.session_retention_count = RetentionConfig::clamped(n, 1).count;
+        writes.push((
+            RETENTION_COUNT.to_owned(),
+            next.session_retention_count.to_string(),
+        ));
+    }
+    if let Some(n) = patch.session_retention_days {
+        next.session_retention_days = RetentionConfig::clamped(1, n).days;
+        writes.push((
+            RETENTION_DAYS.to_owned(),
+            next.session_retention_days.to_string(),
+        ));
+    }
+    (next, writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_settings_override_configured_defaults() {
+        let config = Config::default();
+        let s = load(&config, &[]);
+        assert_eq!(
+            (s.session_retention_count, s.session_retention_days),
+            (5, 30)
+        );
+        let stored = vec![
+            (RETENTION_COUNT.to_string(), "7".to_string()),
+            (RETENTION_DAYS.to_string(), "garbage".to_string()),
+            (
+                PROVIDER_SETTINGS.to_string(),
+                r#"{"claude":{"defaultModel":"m"}}"#.to_string(),
+            ),
+            (PERMISSION_MODE.to_string(), "plan".to_string()),
+        ];
+        let s = load(&config, &stored);
+        assert_eq!(
+            (s.session_retention_count, s.session_retention_days),
+            (7, 30)
+        );
+        assert_eq!(s.provider_settings["claude"]["defaultModel"], "m");
+        assert_eq!(s.permission_mode.as_deref(), Some("plan"));
+    }
+
+    #[test]
+    fn patches_clamp_retention_and_report_what_to_store() {
+        let s = load(&Config::default(), &[]);
+        let patch: SettingsPatch = serde_json::from_str(
+            r#"{"session_retention_count": 99, "session_retention_days": "0", "default_cwd": null}"#,
+        )
+        .unwrap();
+        let (next, writes) = apply(&s, patch);
+        assert_eq!(
+            (next.session_retention_count, next.session_retention_days),
+            (50, 1)
+        );
+        assert!(writes.contains(&(RETENTION_COUNT.into(), "50".into())));
+        assert!(writes.contains(&(RETENTION_DAYS.into(), "1".into())));
+        assert!(writes.contains(&(DEFAULT_CWD.into(), String::new())));
+        assert_eq!(writes.len(), 3, "absent keys are left alone");
+    }
+}

@@ -1,0 +1,496 @@
+//! The supervisor routes: sidecar events by sessionId to session actors, commands by projectId to project
+//! actors (created on first use, on the project's arbiter). It holds the settings and enforces retention.
+//! The routing tables are its own state; nothing else reads them, so they need no lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+
+use super::arbiters::Arbiters;
+use super::persister::PersisterHandle;
+use super::project::{ForgetSession, ProjectActor, ProjectLinks, SessionLinksBase, Summarize};
+use super::session::{Deliver, Discard, FlushNow, SessionActor, SessionGone};
+use super::settings;
+use crate::config::Config;
+use crate::error::CommandError;
+use crate::messages::commands::{Ingest, IngestOutcome, ProjectSummary, Settings, SettingsPatch};
+use crate::messages::wire::{ActivityState, ProjectHealth};
+use crate::providers::{EventSink, Providers};
+use crate::storage::{Store, WriteOp};
+
+/// What the supervisor is built from.
+pub struct SupervisorParts {
+    pub config: Arc<Config>,
+    pub arbiters: Arbiters,
+    pub providers: Providers,
+    pub store: Store,
+    pub persister: PersisterHandle,
+    pub broadcaster: Addr<super::broadcaster::Broadcaster>,
+    pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
+    pub settings: Settings,
+}
+
+pub struct Supervisor {
+    parts: SupervisorParts,
+    links: ProjectLinks,
+    projects: HashMap<String, Addr<ProjectActor>>,
+    sessions: HashMap<String, Addr<SessionActor>>,
+    /// Events for sessions this service does not hold (dead letters).
+    ignored_events: u64,
+}
+
+/// The project a session id belongs to: ids are `<projectId>-<unix ms>`.
+pub fn project_of(session_id: &str) -> &str {
+    session_id.rsplit_once('-').map_or(session_id, |(p, _)| p)
+}
+
+impl Supervisor {
+    pub fn new(parts: SupervisorParts, me: Addr<Supervisor>) -> Supervisor {
+        let links = ProjectLinks {
+            supervisor: me.clone(),
+            providers: parts.providers.clone(),
+            store: parts.store.clone(),
+            sink: EventSink::new(me.clone().recipient()),
+            session: SessionLinksBase {
+                config: parts.config.clone(),
+                gone: me.recipient(),
+                broadcaster: parts.broadcaster.clone(),
+                subscribers: parts.subscribers.clone(),
+                persister: parts.persister.clone(),
+            },
+        };
+        Supervisor {
+            parts,
+            links,
+            projects: HashMap::new(),
+            sessions: HashMap::new(),
+            ignored_events: 0,
+        }
+    }
+
+    fn project(&mut self, project_id: &str) -> Addr<ProjectActor> {
+        if let Some(addr) = self.projects.get(project_id) {
+            return addr.clone();
+        }
+        let links = self.links.clone();
+        let id = project_id.to_owned();
+        let arbiter = self.parts.arbiters.for_project(project_id);
+        let addr = ProjectActor::start_in_arbiter(&arbiter, move |_| ProjectActor::new(id, links));
+        self.projects.insert(project_id.to_owned(), addr.clone());
+        addr
+    }
+
+    /// Drops evicted or purged sessions from memory: their actors stop without writing, their projects
+    /// forget them.
+    fn forget_sessions(&mut self, ids: &[String]) {
+        for id in ids {
+            if let Some(addr) = self.sessions.remove(id) {
+                addr.do_send(Discard);
+            }
+            if let Some(project) = self.projects.get(project_of(id)) {
+                project.do_send(ForgetSession {
+                    session_id: id.clone(),
+                });
+            }
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+impl Handler<Ingest> for Supervisor {
+    type Result = ResponseFuture<Result<IngestOutcome, CommandError>>;
+
+    fn handle(&mut self, msg: Ingest, _: &mut Context<Self>) -> Self::Result {
+        // One Deliver per session per batch, events in their original order within each session.
+        let mut outcome = IngestOutcome::default();
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let mut batches: Vec<(Addr<SessionActor>, Vec<crate::messages::wire::SidecarEvent>)> =
+            Vec::new();
+        for event in msg.events {
+            let Some(addr) = self.sessions.get(event.session_id()) else {
+                outcome.ignored += 1;
+                continue;
+            };
+            outcome.accepted += 1;
+            let slot = *slots
+                .entry(event.session_id().to_owned())
+                .or_insert_with(|| {
+                    batches.push((addr.clone(), Vec::new()));
+                    batches.len() - 1
+                });
+            batches[slot].1.push(event);
+        }
+        self.ignored_events += outcome.ignored as u64;
+        let durable = msg.durable;
+        let sends: Vec<_> = batches
+            .into_iter()
+            .map(|(addr, events)| addr.send(Deliver { events, durable }))
+            .collect();
+        Box::pin(async move {
+            for result in join_all(sends).await {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e),
+                    // The session stopped (purged) while the batch was on its way: as if unknown.
+                    Err(_) if !durable => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(outcome)
+        })
+    }
+}
+
+/// A project started or restored a session actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterSession {
+    pub session_id: String,
+    pub addr: Addr<SessionActor>,
+}
+
+impl Handler<RegisterSession> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterSession, _: &mut Context<Self>) {
+        self.sessions.insert(msg.session_id, msg.addr);
+    }
+}
+
+impl Handler<SessionGone> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionGone, _: &mut Context<Self>) {
+        if self
+            .sessions
+            .get(&msg.session_id)
+            .is_some_and(|a| !a.connected())
+        {
+            self.sessions.remove(&msg.session_id);
+        }
+    }
+}
+
+/// The live actor of a session, if it is in memory.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<SessionActor>>")]
+pub struct FindSession {
+    pub session_id: String,
+}
+
+impl Handler<FindSession> for Supervisor {
+    type Result = Option<Addr<SessionActor>>;
+
+    fn handle(&mut self, msg: FindSession, _: &mut Context<Self>) -> Self::Result {
+        self.sessions
+            .get(&msg.session_id)
+            .filter(|a| a.connected())
+            .cloned()
+    }
+}
+
+/// The actor of a project, created on first use.
+#[derive(Message)]
+#[rtype(result = "Addr<ProjectActor>")]
+pub struct Project {
+    pub project_id: String,
+}
+
+impl Handler<Project> for Supervisor {
+    type Result = MessageResult<Project>;
+
+    fn handle(&mut self, msg: Project, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.project(&msg.project_id))
+    }
+}
+
+/// A session of the project finished: apply retention to the project, in storage and in memory.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EnforceRetention {
+    pub project_id: String,
+    /// Sessions never to remove (the project's running one).
+    pub protect: Vec<String>,
+}
+
+impl Handler<EnforceRetention> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EnforceRetention, ctx: &mut Context<Self>) {
+        let s = &self.parts.settings;
+        let (keep, max_age) = (s.session_retention_count, retention_age_ms(s));
+        let persister = self.parts.persister.clone();
+        let job = async move {
+            persister
+                .enforce_retention(msg.project_id, keep, max_age, msg.protect)
+                .await
+        };
+        ctx.spawn(job.into_actor(self).map(|result, act, _| match result {
+            Ok(evicted) => act.forget_sessions(&evicted),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention failed; it runs again when a session ends")
+            }
+        }));
+    }
+}
+
+fn retention_age_ms(s: &Settings) -> i64 {
+    i64::from(s.session_retention_days) * 24 * 60 * 60 * 1000
+}
+
+/// purgeSession: memory and storage.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PurgeSession {
+    pub session_id: String,
+}
+
+impl Handler<PurgeSession> for Supervisor {
+    type Result = ResponseFuture<Result<(), CommandError>>;
+
+    fn handle(&mut self, msg: PurgeSession, _: &mut Context<Self>) -> Self::Result {
+        let live = self.sessions.remove(&msg.session_id);
+        if let Some(project) = self.projects.get(project_of(&msg.session_id)) {
+            project.do_send(ForgetSession {
+                session_id: msg.session_id.clone(),
+            });
+        }
+        let persister = self.parts.persister.clone();
+        Box::pin(async move {
+            // The actor stops before the delete is queued, so no flush of it can land after the delete.
+            if let Some(addr) = live {
+                let _ = addr.send(Discard).await;
+            }
+            persister
+                .write(vec![WriteOp::DeleteSession {
+                    session_id: msg.session_id,
+                }])
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// purgeProjectSessions: every session of the project, memory and storage; the project actor too.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PurgeProject {
+    pub project_id: String,
+}
+
+impl Handler<PurgeProject> for Supervisor {
+    type Result = ResponseFuture<Result<(), CommandError>>;
+
+    fn handle(&mut self, msg: PurgeProject, _: &mut Context<Self>) -> Self::Result {
+        let ids: Vec<String> = self
+            .sessions
+            .keys()
+            .filter(|id| project_of(id) == msg.project_id)
+            .cloned()
+            .collect();
+        let live: Vec<_> = ids
+            .iter()
+            .filter_map(|id| self.sessions.remove(id))
+            .collect();
+        let project = self.projects.remove(&msg.project_id);
+        let persister = self.parts.persister.clone();
+        Box::pin(async move {
+            join_all(live.iter().map(|a| a.send(Discard))).await;
+            if let Some(p) = project {
+                for id in ids {
+                    let _ = p.send(ForgetSession { session_id: id }).await;
+                }
+            }
+            persister
+                .write(vec![WriteOp::DeleteProject {
+                    project_id: msg.project_id,
+                }])
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Settings")]
+pub struct GetSettings;
+
+impl Handler<GetSettings> for Supervisor {
+    type Result = MessageResult<GetSettings>;
+
+    fn handle(&mut self, _: GetSettings, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.parts.settings.clone())
+    }
+}
+
+/// PUT /v1/settings: persisted first, then applied; retention changes are enforced on every project at once.
+#[derive(Message)]
+#[rtype(result = "Result<Settings, CommandError>")]
+pub struct UpdateSettings(pub SettingsPatch);
+
+impl Handler<UpdateSettings> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<Settings, CommandError>>;
+
+    fn handle(&mut self, msg: UpdateSettings, _: &mut Context<Self>) -> Self::Result {
+        let (next, writes) = settings::apply(&self.parts.settings, msg.0);
+        let retention_changed = next.session_retention_count
+            != self.parts.settings.session_retention_count
+            || next.session_retention_days != self.parts.settings.session_retention_days;
+        let persister = self.parts.persister.clone();
+        let store = self.parts.store.clone();
+        let (keep, max_age) = (next.session_retention_count, retention_age_ms(&next));
+        let job = async move {
+            let ops = writes
+                .into_iter()
+                .map(|(key, value)| WriteOp::PutSetting { key, value })
+                .collect();
+            persister.write(ops).await?;
+            let mut evicted = Vec::new();
+            if retention_changed {
+                let projects = tokio::task::spawn_blocking(move || store.project_ids())
+                    .await
+                    .map_err(|e| CommandError::Storage(e.to_string()))??;
+                // Running sessions are protected by their stored status.
+                for project_id in projects {
+                    evicted.extend(
+                        persister
+                            .enforce_retention(project_id, keep, max_age, Vec::new())
+                            .await?,
+                    );
+                }
+            }
+            Ok::<_, CommandError>(evicted)
+        };
+        Box::pin(job.into_actor(self).map(move |result, act, _| {
+            let evicted = result?;
+            act.parts.settings = next;
+            act.forget_sessions(&evicted);
+            Ok(act.parts.settings.clone())
+        }))
+    }
+}
+
+/// Every known project's summary: the live ones from their actors, the stored-only ones as inactive.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<ProjectSummary>, CommandError>")]
+pub struct ListProjects;
+
+impl Handler<ListProjects> for Supervisor {
+    type Result = ResponseFuture<Result<Vec<ProjectSummary>, CommandError>>;
+
+    fn handle(&mut self, _: ListProjects, _: &mut Context<Self>) -> Self::Result {
+        let live: Vec<_> = self.projects.values().map(|a| a.send(Summarize)).collect();
+        let store = self.parts.store.clone();
+        Box::pin(async move {
+            let mut out: Vec<ProjectSummary> = join_all(live)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
+            let stored = tokio::task::spawn_blocking(move || store.project_ids())
+                .await
+                .map_err(|e| CommandError::Storage(e.to_string()))??;
+            let known: std::collections::HashSet<String> =
+                out.iter().map(|p| p.project_id.clone()).collect();
+            out.extend(
+                stored
+                    .into_iter()
+                    .filter(|p| !known.contains(p))
+                    .map(|project_id| ProjectSummary {
+                        health: inactive_health(&project_id),
+                        project_id,
+                        session_id: None,
+                        status: None,
+                    }),
+            );
+            out.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+            Ok(out)
+        })
+    }
+}
+
+fn inactive_health(project_id: &str) -> ProjectHealth {
+    ProjectHealth {
+        project_id: project_id.to_owned(),
+        session_id: None,
+        activity_state: ActivityState::Inactive,
+        active_tool: None,
+        idle_duration_ms: 0,
+        burn_rate_per_hour: 0.0,
+        context_pressure: None,
+        attention_score: 0,
+        attention_reason: None,
+    }
+}
+
+/// Health of every live project, highest attention first.
+#[derive(Message)]
+#[rtype(result = "Vec<ProjectHealth>")]
+pub struct HealthReport;
+
+impl Handler<HealthReport> for Supervisor {
+    type Result = ResponseFuture<Vec<ProjectHealth>>;
+
+    fn handle(&mut self, _: HealthReport, _: &mut Context<Self>) -> Self::Result {
+        let asks: Vec<_> = self.projects.values().map(|a| a.send(Summarize)).collect();
+        Box::pin(async move {
+            let mut out: Vec<ProjectHealth> = join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|s| s.health)
+                .collect();
+            out.sort_by(|a, b| {
+                b.attention_score
+                    .cmp(&a.attention_score)
+                    .then_with(|| a.project_id.cmp(&b.project_id))
+            });
+            out
+        })
+    }
+}
+
+/// Every live session persists what it holds; answers when all of it is committed.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct FlushAll;
+
+impl Handler<FlushAll> for Supervisor {
+    type Result = ResponseFuture<Result<(), CommandError>>;
+
+    fn handle(&mut self, _: FlushAll, _: &mut Context<Self>) -> Self::Result {
+        let flushes: Vec<_> = self.sessions.values().map(|a| a.send(FlushNow)).collect();
+        Box::pin(async move {
+            for result in join_all(flushes).await {
+                match result {
+                    Ok(Err(e @ CommandError::Storage(_))) => return Err(e),
+                    // A session that stopped meanwhile had nothing left to write.
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// How many events were ignored for unknown sessions so far.
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct IgnoredEvents;
+
+impl Handler<IgnoredEvents> for Supervisor {
+    type Result = u64;
+
+    fn handle(&mut self, _: IgnoredEvents, _: &mut Context<Self>) -> u64 {
+        self.ignored_events
+    }
+}

@@ -1,0 +1,162 @@
+//! Shared setup for engine tests: a real engine on a real redb file in a temp dir, with a recording provider
+//! registered as "claude" (so the claude defaults apply) and "codex", and short timers.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use agent_store::config::{Config, ProviderConfig, ProviderKind};
+use agent_store::messages::commands::{LiveEvent, StartOptions, StartRequest};
+use agent_store::messages::wire::{RawMessage, SidecarEvent};
+use agent_store::providers::recording::Recording;
+use agent_store::providers::Providers;
+use agent_store::Engine;
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub struct TestEngine {
+    pub engine: Engine,
+    pub provider: Recording,
+    pub config: Config,
+    pub dir: Arc<TempDir>,
+}
+
+/// Test timers: no stall and no cleanup unless a test asks, a short debounce.
+pub fn test_config(dir: &TempDir) -> Config {
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_owned();
+    config.timers.persist_debounce = Duration::from_millis(50);
+    config.timers.stall_after = Duration::from_secs(3600);
+    config.timers.cleanup_grace = Duration::from_secs(3600);
+    config.providers.insert(
+        "codex".into(),
+        ProviderConfig {
+            kind: ProviderKind::Codex,
+            command: vec!["codex".into()],
+            default_model: None,
+            host: None,
+            adapter: None,
+        },
+    );
+    config
+}
+
+pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestEngine {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut config = test_config(&dir);
+    tweak(&mut config);
+    start_with(config, dir, Recording::new()).await
+}
+
+pub async fn start_with(config: Config, dir: Arc<TempDir>, provider: Recording) -> TestEngine {
+    let mut providers = Providers::new();
+    providers.insert("claude", Arc::new(provider.clone()));
+    providers.insert("codex", Arc::new(provider.clone()));
+    let engine = Engine::start(config.clone(), providers).await.expect("engine starts");
+    TestEngine {
+        engine,
+        provider,
+        config,
+        dir,
+    }
+}
+
+impl TestEngine {
+    /// Shuts this engine down and starts another on the same data directory.
+    pub async fn restart(self) -> TestEngine {
+        self.engine.shutdown().await;
+        start_with(self.config, self.dir, self.provider).await
+    }
+
+    pub async fn start_session(&self, project: &str, prompt: &str) -> String {
+        self.engine
+            .start_agent(project, request("claude", prompt, StartOptions::default()))
+            .await
+            .expect("session starts")
+            .session_id
+    }
+
+    pub async fn send(&self, events: Vec<SidecarEvent>) {
+        self.engine.ingest(events, false).await.expect("ingest");
+    }
+}
+
+pub fn request(provider: &str, prompt: &str, options: StartOptions) -> StartRequest {
+    StartRequest {
+        provider: provider.into(),
+        prompt: prompt.into(),
+        options,
+    }
+}
+
+pub fn raw(id: &str, kind: &str, content: serde_json::Value) -> RawMessage {
+    RawMessage {
+        id: id.into(),
+        kind: kind.into(),
+        parent_id: None,
+        content,
+        timestamp: 1_700_000_000_000,
+    }
+}
+
+pub fn messages(session_id: &str, raws: Vec<RawMessage>) -> SidecarEvent {
+    serde_json::from_value(serde_json::json!({
+        "event": "agent.message",
+        "payload": {"sessionId": session_id, "messages": raws},
+    }))
+    .unwrap()
+}
+
+pub fn status(session_id: &str, status: &str, error: Option<&str>) -> SidecarEvent {
+    let mut payload = serde_json::json!({"sessionId": session_id, "status": status});
+    if let Some(e) = error {
+        payload["error"] = e.into();
+    }
+    serde_json::from_value(serde_json::json!({"event": "agent.status", "payload": payload})).unwrap()
+}
+
+pub fn cost(session_id: &str, cost_usd: f64, input: u64, output: u64) -> SidecarEvent {
+    serde_json::from_value(serde_json::json!({"event": "agent.cost", "payload": {
+        "sessionId": session_id, "costUsd": cost_usd, "inputTokens": input, "outputTokens": output}}))
+    .unwrap()
+}
+
+pub fn text(n: usize) -> Vec<RawMessage> {
+    (0..n)
+        .map(|i| raw(&format!("t{i}"), "text", serde_json::json!({"text": format!("line {i}")})))
+        .collect()
+}
+
+/// Polls `check` until it answers Some, or fails the test after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next notification on a subscription, skipping other events.
+pub async fn next_notification(
+    sub: &mut agent_store::engine::Subscription,
+    within: Duration,
+) -> (String, agent_store::messages::wire::Variant) {
+    let wait = async {
+        loop {
+            match sub.recv().await {
+                Some(LiveEvent::Notification { message, variant, .. }) => return (message, variant),
+                Some(_) => continue,
+                None => panic!("subscription closed"),
+            }
+        }
+    };
+    tokio::time::timeout(within, wait).await.expect("a notification in time")
+}
