@@ -291,16 +291,20 @@ impl Inner {
                 }
             }
         }
-        let wait = phase.wait_for(|p| *p != Phase::Starting);
-        let reached = match tokio::time::timeout(self.backoff.ready_timeout, wait).await {
+        // A start during a restart's backoff waits for it rather than failing at once.
+        let settled = phase.wait_for(|p| matches!(p, Phase::Ready | Phase::Down | Phase::ShutDown));
+        let reached = match tokio::time::timeout(self.backoff.ready_timeout, settled).await {
             Ok(Ok(p)) => *p,
-            _ => Phase::Starting,
+            _ => *self.phase.borrow(),
         };
         match reached {
             Phase::Ready => Ok(()),
             Phase::Starting => Err(format!("sidecar {} did not become ready", self.name)),
             Phase::Restarting => Err(format!("sidecar {} is restarting after a crash", self.name)),
-            Phase::Down => Err(format!("sidecar {} keeps crashing", self.name)),
+            Phase::Down => Err(format!(
+                "sidecar {} keeps crashing; not restarted",
+                self.name
+            )),
             Phase::ShutDown => Err("the service is shutting down".into()),
         }
     }
