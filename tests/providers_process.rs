@@ -35,20 +35,24 @@ async fn stop_terminates_the_agent_and_its_children() {
 async fn an_agent_that_ignores_sigterm_is_killed_after_the_grace() {
     let h = start(|_, _| {}).await;
     let pids_file = h.path_str("pids");
+    // The child inherits the ignored SIGTERM: the whole group needs SIGKILL.
     h.start_session(
         "p1",
-        "codex",
+        "claude",
         "go",
-        &[("FAKE_MODE", "hang,ignore-term"), ("FAKE_PIDS", &pids_file)],
+        &[
+            ("FAKE_MODE", "hang,ignore-term,child"),
+            ("FAKE_PIDS", &pids_file),
+        ],
     )
     .await
     .unwrap();
-    let pids = wait_pids(&h.path("pids"), 1).await;
+    let pids = wait_pids(&h.path("pids"), 2).await;
     // Still there a while after SIGTERM would have ended a well-behaved agent.
     let stopping = h.engine.stop_agent("p1");
     let check = async {
         tokio::time::sleep(h.config.timers.stop_grace / 2).await;
-        running(pids[0])
+        pids.iter().all(|&p| running(p))
     };
     let (stopped, alive_during_grace) = tokio::join!(stopping, check);
     stopped.unwrap();

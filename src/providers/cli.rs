@@ -7,6 +7,7 @@
 //! behind in its group is terminated too, so no run leaves an orphan.
 
 use std::path::Path;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -310,17 +311,19 @@ impl Reader {
                 "non-JSON or over-long stdout lines were skipped"
             );
         }
-        let answered = self.outstanding.load(Ordering::SeqCst) == 0;
-        let exited_ok = lingered || status.is_some_and(|s| s.success());
-        let outcome = match (self.feeder.finished.take(), answered) {
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(())), true) if exited_ok => Ok(()),
-            _ if !exited_ok => Err(match status {
+        let outcome = outcome(
+            self.feeder.finished.take(),
+            self.outstanding.load(Ordering::SeqCst) == 0,
+            if lingered {
+                Exit::Ended
+            } else {
+                Exit::Status(status)
+            },
+            || match status {
                 Some(status) => exit_error(&self.program, status, &tail),
                 None => format!("{} ended and could not be waited for", self.program),
-            }),
-            _ => Err(NO_RESULT.into()),
-        };
+            },
+        );
         end.finish(outcome).await;
     }
 
@@ -383,6 +386,78 @@ impl Reader {
     }
 }
 
+/// How the process went away.
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    /// It exited by itself, with this status (None if it could not be waited for).
+    Status(Option<ExitStatus>),
+    /// The runner ended it after its last answer.
+    Ended,
+}
+
+/// A run's end from what the stream said and how the process went: the adapter's verdict when it gave
+/// one for every prompt and the process did not fail, else the exit status, else "no result".
+fn outcome(
+    finished: Option<Result<(), String>>,
+    answered: bool,
+    exit: Exit,
+    exit_error: impl FnOnce() -> String,
+) -> Result<(), String> {
+    let exited_ok = match exit {
+        Exit::Ended => true,
+        Exit::Status(status) => status.is_some_and(|s| s.success()),
+    };
+    match finished {
+        Some(Err(e)) => Err(e),
+        Some(Ok(())) if answered && exited_ok => Ok(()),
+        _ if !exited_ok => Err(exit_error()),
+        _ => Err(NO_RESULT.into()),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    fn status(code: i32) -> Exit {
+        Exit::Status(Some(ExitStatus::from_raw(code << 8)))
+    }
+
+    fn run(finished: Option<Result<(), String>>, answered: bool, exit: Exit) -> Result<(), String> {
+        outcome(finished, answered, exit, || "crashed".into())
+    }
+
+    #[test]
+    fn a_result_and_a_clean_exit_is_done() {
+        assert_eq!(run(Some(Ok(())), true, status(0)), Ok(()));
+        assert_eq!(run(Some(Ok(())), true, Exit::Ended), Ok(()));
+    }
+
+    #[test]
+    fn the_adapters_error_wins_over_the_exit_status() {
+        assert_eq!(
+            run(Some(Err("api".into())), true, status(1)),
+            Err("api".into())
+        );
+    }
+
+    #[test]
+    fn a_failed_exit_is_an_error_even_after_a_result() {
+        assert_eq!(run(Some(Ok(())), true, status(1)), Err("crashed".into()));
+        assert_eq!(run(None, false, status(3)), Err("crashed".into()));
+        assert_eq!(run(None, false, Exit::Status(None)), Err("crashed".into()));
+    }
+
+    #[test]
+    fn a_clean_exit_without_an_answer_to_every_prompt_is_no_result() {
+        assert_eq!(run(None, false, status(0)), Err(NO_RESULT.into()));
+        // Answered the first prompt, not the follow-up written to its stdin.
+        assert_eq!(run(Some(Ok(())), false, status(0)), Err(NO_RESULT.into()));
+    }
 }

@@ -163,7 +163,7 @@ pub fn from_config(config: &crate::config::Config) -> Result<Providers, BuildErr
                 Arc::new(OllamaProvider::new(host, config).map_err(error)?)
             }
             ProviderKind::Sidecar => {
-                Arc::new(SidecarProvider::new(name, p, config).map_err(error)?)
+                Arc::new(SidecarProvider::new(name, p, config, Backoff::default()).map_err(error)?)
             }
             ProviderKind::Synthetic => Arc::new(synthetic::Synthetic),
         };

@@ -128,7 +128,8 @@ fn spawn_error(program: &str, provider: &str, e: std::io::Error) -> ProviderErro
     }
 }
 
-/// An agent's process group; its id is the leader's pid.
+/// An agent's process group; its id is the leader's pid. Linux does not hand out a pid that is still some
+/// group's id, so signalling the group is safe for as long as any member of it is left.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Group(Pid);
 

@@ -118,6 +118,7 @@ impl SidecarProvider {
         name: &str,
         provider: &ProviderConfig,
         config: &Config,
+        backoff: Backoff,
     ) -> Result<SidecarProvider, String> {
         let adapter = match provider.adapter {
             Some(kind @ (ProviderKind::Claude | ProviderKind::Codex | ProviderKind::Ollama)) => {
@@ -135,7 +136,7 @@ impl SidecarProvider {
                 adapter,
                 max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),
                 grace: config.timers.stop_grace,
-                backoff: Backoff::default(),
+                backoff,
                 phase: watch::Sender::new(Phase::Down),
                 state: Mutex::default(),
             }),
@@ -156,11 +157,7 @@ impl SidecarProvider {
             .providers
             .get(name)
             .ok_or_else(|| error("is not configured".into()))?;
-        let mut sidecar = SidecarProvider::new(name, provider, config).map_err(error)?;
-        if let Some(inner) = Arc::get_mut(&mut sidecar.inner) {
-            inner.backoff = backoff;
-        }
-        Ok(sidecar)
+        SidecarProvider::new(name, provider, config, backoff).map_err(error)
     }
 }
 
@@ -390,6 +387,10 @@ impl Inner {
             state.input = Some(tx);
             state.group = Some(group);
         }
+        // A shutdown that came between the spawn and now found no group to end.
+        if *self.phase.borrow() == Phase::ShutDown {
+            group.terminate(self.grace).await;
+        }
         let mut splitter = LineSplitter::new(self.max_line);
         let mut chunk = vec![0u8; 64 * 1024];
         let mut lines = Vec::new();
@@ -454,7 +455,9 @@ impl Inner {
                 _ => Vec::new(),
             };
             let sink = session.sink.clone();
-            forget_idle(&mut state.sessions, |s| s.idle_since, IDLE_KEPT);
+            if !session.running {
+                forget_idle(&mut state.sessions, |s| s.idle_since, IDLE_KEPT);
+            }
             (sink, events)
         };
         if !events.is_empty() {
