@@ -4,6 +4,12 @@
 //! (`--resume`) in a new process.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::ChildStdin;
+use tokio::sync::{mpsc, Notify};
 
 use super::StartSpec;
 
@@ -54,7 +60,7 @@ pub(crate) fn env(spec: &StartSpec) -> BTreeMap<String, String> {
 }
 
 /// A prompt as one stream-json input line.
-pub(crate) fn user_message(prompt: &str) -> Vec<u8> {
+fn user_message(prompt: &str) -> Vec<u8> {
     let message = serde_json::json!({
         "type": "user",
         "message": {"role": "user", "content": [{"type": "text", "text": prompt}]},
@@ -62,6 +68,35 @@ pub(crate) fn user_message(prompt: &str) -> Vec<u8> {
     let mut line = message.to_string().into_bytes();
     line.push(b'\n');
     line
+}
+
+/// Writes prompts to the agent's stdin until told to close it; closing stdin lets the agent exit once it
+/// has answered what it has.
+pub(crate) async fn write_prompts(
+    mut stdin: ChildStdin,
+    first: String,
+    mut prompts: mpsc::Receiver<String>,
+    close: Arc<Notify>,
+    outstanding: Arc<AtomicU32>,
+) {
+    if stdin.write_all(&user_message(&first)).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            prompt = prompts.recv() => match prompt {
+                Some(prompt) => {
+                    outstanding.fetch_add(1, Ordering::SeqCst);
+                    if stdin.write_all(&user_message(&prompt)).await.is_err() {
+                        break;
+                    }
+                }
+                // Closed and drained: prompts sent before the close are written, later ones go to a new run.
+                None => break,
+            },
+            _ = close.notified() => prompts.close(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{ChildStdin, ChildStdout};
+use tokio::io::AsyncReadExt;
+use tokio::process::ChildStdout;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
@@ -157,9 +157,9 @@ impl Driver for CliDriver {
         let close = Arc::new(Notify::new());
         let input = spawned.stdin.take().map(|stdin| {
             let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-            tokio::spawn(write_prompts(
+            tokio::spawn(claude::write_prompts(
                 stdin,
-                claude::user_message(&run.prompt),
+                run.prompt.clone(),
                 rx,
                 close.clone(),
                 outstanding.clone(),
@@ -196,35 +196,6 @@ impl Agent {
         match self {
             Agent::Claude => ProviderKind::Claude,
             Agent::Codex => ProviderKind::Codex,
-        }
-    }
-}
-
-/// Writes prompts to the agent's stdin until told to close it; closing stdin lets the agent exit once it
-/// has answered what it has.
-async fn write_prompts(
-    mut stdin: ChildStdin,
-    first: Vec<u8>,
-    mut prompts: mpsc::Receiver<String>,
-    close: Arc<Notify>,
-    outstanding: Arc<AtomicU32>,
-) {
-    if stdin.write_all(&first).await.is_err() {
-        return;
-    }
-    loop {
-        tokio::select! {
-            prompt = prompts.recv() => match prompt {
-                Some(prompt) => {
-                    outstanding.fetch_add(1, Ordering::SeqCst);
-                    if stdin.write_all(&claude::user_message(&prompt)).await.is_err() {
-                        break;
-                    }
-                }
-                // Closed and drained: prompts sent before the close are written, later ones go to a new run.
-                None => break,
-            },
-            _ = close.notified() => prompts.close(),
         }
     }
 }

@@ -7,10 +7,10 @@ mod cli;
 mod codex;
 mod feed;
 mod lines;
-pub mod ollama;
+mod ollama;
 mod process;
 pub mod recording;
-pub mod sidecar;
+mod sidecar;
 pub mod synthetic;
 mod turns;
 

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::feed::{status_event, Feeder, NO_RESULT};
+use super::feed::{status_event, Feeder};
 use super::lines::{Line, LineSplitter};
 use super::process::{self, Group, Invocation, Spawned};
 use super::turns::{forget_idle, IDLE_KEPT};
@@ -28,45 +28,16 @@ use super::{EventSink, Provider, ProviderError, SidecarEvent, StartSpec};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
 
+mod backoff;
+mod session;
+
+pub use backoff::Backoff;
+use session::Session;
+
 /// The error of a session whose sidecar died under it.
-pub const SIDECAR_CRASHED: &str = "Sidecar crashed";
+const SIDECAR_CRASHED: &str = "Sidecar crashed";
 /// Lines waiting for the sidecar's stdin.
 const INPUT_QUEUE: usize = 256;
-
-/// How a crashed sidecar is restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// The delay before the first restart; each further one doubles it.
-    pub first: Duration,
-    /// The longest delay.
-    pub max: Duration,
-    /// Restarts in a row before giving up.
-    pub tries: u32,
-    /// A sidecar that ran this long before it died starts a fresh count.
-    pub stable_after: Duration,
-    /// How long a start waits for a new sidecar to say `ready`.
-    pub ready_timeout: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Backoff {
-        Backoff {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-            tries: 5,
-            stable_after: Duration::from_secs(5 * 60),
-            ready_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before restart number `n` (from 1).
-    pub fn delay(&self, n: u32) -> Duration {
-        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.first.saturating_mul(factor).min(self.max)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -100,17 +71,6 @@ struct State {
     input: Option<mpsc::Sender<String>>,
     group: Option<Group>,
     sessions: HashMap<String, Session>,
-}
-
-struct Session {
-    spec: StartSpec,
-    sink: EventSink,
-    feeder: Feeder,
-    provider_session: Option<String>,
-    running: bool,
-    /// A stop waiting for the sidecar to confirm.
-    stopping: Option<oneshot::Sender<()>>,
-    idle_since: Option<std::time::Instant>,
 }
 
 impl SidecarProvider {
@@ -170,25 +130,15 @@ impl Provider for SidecarProvider {
         let inner = self.inner.clone();
         Box::pin(async move {
             inner.ready().await?;
+            let id = spec.session_id.clone();
+            let feeder = Feeder::new(&id, adapter_for(inner.adapter));
+            let session = Session::new(spec, sink, feeder);
+            let query = session.query(inner.adapter, &session.spec.prompt);
             let mut state = inner.lock();
-            let query = query(&spec, inner.adapter, &spec.prompt, None);
-            let spec_id = spec.session_id.clone();
-            let feeder = Feeder::new(&spec_id, adapter_for(inner.adapter));
-            state.sessions.insert(
-                spec_id.clone(),
-                Session {
-                    spec,
-                    sink,
-                    feeder,
-                    provider_session: None,
-                    running: true,
-                    stopping: None,
-                    idle_since: None,
-                },
-            );
+            state.sessions.insert(id.clone(), session);
             let sent = inner.send(&state, query);
             if sent.is_err() {
-                state.sessions.remove(&spec_id);
+                state.sessions.remove(&id);
             }
             sent
         })
@@ -207,12 +157,7 @@ impl Provider for SidecarProvider {
             let Some(session) = state.sessions.get_mut(&id) else {
                 return Err(format!("session {id} is not known to this provider"));
             };
-            let query = query(
-                &session.spec,
-                adapter,
-                &prompt,
-                session.provider_session.as_deref(),
-            );
+            let query = session.query(adapter, &prompt);
             session.running = true;
             session.idle_since = None;
             session.feeder.finished = None;
@@ -447,8 +392,8 @@ impl Inner {
                 return;
             };
             let events = match kind {
-                "agent_event" => session_event(session, message.get("event")),
-                "agent_stopped" | "agent_error" => match end_of_run(session, kind, &message) {
+                "agent_event" => session.event(message.get("event")),
+                "agent_stopped" | "agent_error" => match session.end(kind, &message) {
                     Some(outcome) => vec![status_event(id, &outcome)],
                     None => Vec::new(),
                 },
@@ -495,144 +440,11 @@ impl Inner {
     }
 }
 
-/// An `agent_event`: one native provider line, as an object or as its JSON text.
-fn session_event(session: &mut Session, event: Option<&Value>) -> Vec<SidecarEvent> {
-    let parsed;
-    let event = match event {
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
-            Ok(v) => {
-                parsed = v;
-                &parsed
-            }
-            Err(_) => return Vec::new(),
-        },
-        Some(v @ Value::Object(_)) => v,
-        _ => return Vec::new(),
-    };
-    let events = session.feeder.value(event);
-    if let Some(id) = session.feeder.provider_session.take() {
-        session.provider_session = Some(id);
-    }
-    events
-}
-
-/// `agent_stopped` / `agent_error`: how the run ended, or nothing when it was stopped on request.
-fn end_of_run(session: &mut Session, kind: &str, message: &Value) -> Option<Result<(), String>> {
-    session.running = false;
-    session.idle_since = Some(std::time::Instant::now());
-    if let Some(stop) = session.stopping.take() {
-        let _ = stop.send(());
-        return None;
-    }
-    let finished = session.feeder.finished.take();
-    Some(if kind == "agent_error" {
-        let text = ["error", "message"]
-            .iter()
-            .find_map(|k| message.get(*k).and_then(Value::as_str))
-            .unwrap_or("the sidecar reported an error");
-        Err(text.to_owned())
-    } else {
-        match (finished, message.get("exitCode").and_then(Value::as_i64)) {
-            (Some(result), _) => result,
-            (None, Some(code)) if code != 0 => Err(format!("agent exited with status {code}")),
-            (None, _) => Err(NO_RESULT.into()),
-        }
-    })
-}
-
-/// The `query` line for a prompt of `spec`'s session.
-fn query(spec: &StartSpec, adapter: ProviderKind, prompt: &str, resume: Option<&str>) -> Value {
-    let provider = match adapter {
-        ProviderKind::Codex => "codex",
-        ProviderKind::Ollama => "ollama",
-        _ => "claude",
-    };
-    let mut q = json!({
-        "type": "query",
-        "sessionId": spec.session_id,
-        "provider": provider,
-        "prompt": prompt,
-        "model": spec.model,
-    });
-    let fields = [
-        ("cwd", spec.cwd.as_ref().map(|v| json!(v))),
-        (
-            "systemPrompt",
-            spec.system_prompt.as_ref().map(|v| json!(v)),
-        ),
-        ("maxTurns", spec.max_turns.map(|v| json!(v))),
-        (
-            "permissionMode",
-            spec.permission_mode.as_ref().map(|v| json!(v)),
-        ),
-        (
-            "claudeConfigDir",
-            spec.claude_config_dir.as_ref().map(|v| json!(v)),
-        ),
-        (
-            "worktreeName",
-            spec.worktree_name.as_ref().map(|v| json!(v)),
-        ),
-        (
-            "extraEnv",
-            (!spec.extra_env.is_empty()).then(|| json!(spec.extra_env)),
-        ),
-        (
-            "additionalDirectories",
-            (!spec.additional_directories.is_empty()).then(|| json!(spec.additional_directories)),
-        ),
-        (
-            "providerSettings",
-            (!spec.provider_settings.is_null()).then(|| spec.provider_settings.clone()),
-        ),
-        ("resumeSessionId", resume.map(|v| json!(v))),
-    ];
-    for (key, value) in fields {
-        if let Some(value) = value {
-            q[key] = value;
-        }
-    }
-    q
-}
-
 async fn write_lines(mut stdin: tokio::process::ChildStdin, mut lines: mpsc::Receiver<String>) {
     while let Some(mut line) = lines.recv().await {
         line.push('\n');
         if stdin.write_all(line.as_bytes()).await.is_err() {
             break;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_first_delay_up_to_the_cap() {
-        let b = Backoff::default();
-        let delays: Vec<u64> = (1..=7).map(|n| b.delay(n).as_secs()).collect();
-        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30]);
-        assert_eq!(b.delay(200), Duration::from_secs(30));
-    }
-
-    #[test]
-    fn a_query_carries_the_session_options_and_the_resume_id() {
-        let spec = StartSpec {
-            session_id: "p-1".into(),
-            model: "m".into(),
-            cwd: Some("/w".into()),
-            max_turns: Some(3),
-            ..StartSpec::default()
-        };
-        let q = query(&spec, ProviderKind::Codex, "again", Some("th-9"));
-        assert_eq!(q["type"], "query");
-        assert_eq!(q["sessionId"], "p-1");
-        assert_eq!(q["provider"], "codex");
-        assert_eq!(q["prompt"], "again");
-        assert_eq!(q["cwd"], "/w");
-        assert_eq!(q["maxTurns"], 3);
-        assert_eq!(q["resumeSessionId"], "th-9");
-        assert!(q.get("systemPrompt").is_none());
     }
 }
