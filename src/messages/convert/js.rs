@@ -220,12 +220,11 @@ fn shortest_digits(f: f64) -> (String, i64) {
     let even = if below == digits {
         // Rust kept the lower neighbour; the upper one is even unless it carries (then it is shorter,
         // and the shortest search would have found it).
-        let b = below.as_bytes();
-        if b[b.len() - 1] == b'9' {
-            return (digits, exp);
+        let (head, last) = below.split_at(below.len() - 1);
+        match last.as_bytes() {
+            [d @ b'0'..=b'8'] => format!("{head}{}", char::from(d + 1)),
+            _ => return (digits, exp),
         }
-        let (head, tail) = below.split_at(below.len() - 1);
-        format!("{head}{}", char::from(b[b.len() - 1] + 1))
     } else {
         below.to_owned()
     };
