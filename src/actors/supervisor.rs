@@ -470,11 +470,10 @@ impl Handler<FlushAll> for Supervisor {
     fn handle(&mut self, _: FlushAll, _: &mut Context<Self>) -> Self::Result {
         let flushes: Vec<_> = self.sessions.values().map(|a| a.send(FlushNow)).collect();
         Box::pin(async move {
+            // A session that stopped meanwhile had nothing left to write; only storage failures count.
             for result in join_all(flushes).await {
-                match result {
-                    Ok(Err(e @ CommandError::Storage(_))) => return Err(e),
-                    // A session that stopped meanwhile had nothing left to write.
-                    _ => {}
+                if let Ok(Err(e @ CommandError::Storage(_))) = result {
+                    return Err(e);
                 }
             }
             Ok(())
