@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::lines::Line;
-use crate::messages::adapters::{Adapter, AdapterEvent};
+use crate::messages::adapters::{parse_line, Adapter, AdapterEvent, NotJson};
 use crate::messages::wire::{now_ms, CostPayload, MessagePayload, RawMessage, SidecarEvent};
 
 pub(crate) struct Feeder {
@@ -57,21 +57,17 @@ impl Feeder {
         inspect: impl FnOnce(&Value),
     ) -> Vec<SidecarEvent> {
         match line {
-            Line::Full(bytes) => {
-                if bytes.iter().all(u8::is_ascii_whitespace) {
-                    return Vec::new();
+            Line::Full(bytes) => match parse_line(&bytes) {
+                Ok(value) if value.is_object() => {
+                    inspect(&value);
+                    self.value(&value)
                 }
-                match serde_json::from_slice::<Value>(&bytes) {
-                    Ok(value) if value.is_object() => {
-                        inspect(&value);
-                        self.value(&value)
-                    }
-                    _ => {
-                        self.skipped += 1;
-                        Vec::new()
-                    }
+                Err(NotJson::Blank) => Vec::new(),
+                _ => {
+                    self.skipped += 1;
+                    Vec::new()
                 }
-            }
+            },
             Line::TooLong { len } => {
                 self.too_long += 1;
                 let message = format!(
