@@ -75,6 +75,39 @@ async fn a_follow_up_resumes_the_thread() {
 }
 
 #[actix_rt::test]
+async fn a_follow_up_during_a_run_waits_for_it_and_then_resumes_the_thread() {
+    let h = start(|_, _| {}).await;
+    let record = h.path_str("record");
+    h.start_session(
+        "p1",
+        "codex",
+        "first",
+        &[("FAKE_RECORD", &record), ("FAKE_DELAY", "0.1")],
+    )
+    .await
+    .unwrap();
+    h.engine.send_prompt("p1", "second".into()).await.unwrap();
+    let s = eventually(PATIENCE, || async {
+        let s = h.session("p1").await;
+        (s.status == AgentStatus::Done).then_some(s)
+    })
+    .await;
+    // Done only once both runs are over: the second run's reply is there.
+    let runs = invocations(Path::new(&record));
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1],
+        ["exec", "--json", "resume", "fake-thread-1", "--", "second"]
+    );
+    let replies = s
+        .messages
+        .iter()
+        .filter(|m| m.role == MsgRole::Assistant)
+        .count();
+    assert_eq!(replies, 2);
+}
+
+#[actix_rt::test]
 async fn a_crash_is_an_error_with_the_exit_status_and_stderr() {
     let h = start(|_, _| {}).await;
     h.start_session("p1", "codex", "go", &[("FAKE_MODE", "crash")])

@@ -102,7 +102,7 @@ impl<D: Driver> Table<D> {
 
     pub(crate) fn start(
         self: &Arc<Self>,
-        spec: StartSpec,
+        mut spec: StartSpec,
         sink: EventSink,
     ) -> Result<(), ProviderError> {
         let mut state = self.lock();
@@ -116,7 +116,9 @@ impl<D: Driver> Table<D> {
         {
             return Err(format!("session {} is already running", spec.session_id));
         }
-        let prompt = spec.prompt.clone();
+        // The kept spec serves follow-ups, which bring their own prompt: the first one (up to
+        // limits.max_prompt_bytes) need not stay in memory with it.
+        let prompt = std::mem::take(&mut spec.prompt);
         let slot = Slot {
             spec: Arc::new(spec),
             sink,

@@ -130,10 +130,12 @@ impl Provider for SidecarProvider {
         let inner = self.inner.clone();
         Box::pin(async move {
             inner.ready().await?;
+            let mut spec = spec;
+            let prompt = std::mem::take(&mut spec.prompt);
             let id = spec.session_id.clone();
             let feeder = Feeder::new(&id, adapter_for(inner.adapter));
             let session = Session::new(spec, sink, feeder);
-            let query = session.query(inner.adapter, &session.spec.prompt);
+            let query = session.query(inner.adapter, &prompt);
             let mut state = inner.lock();
             state.sessions.insert(id.clone(), session);
             let sent = inner.send(&state, query);
