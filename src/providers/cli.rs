@@ -39,7 +39,7 @@ enum Agent {
 }
 
 /// A provider whose agent is a command-line program.
-pub struct CliProvider {
+pub(crate) struct CliProvider {
     table: Arc<Table<CliDriver>>,
 }
 

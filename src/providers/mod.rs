@@ -14,8 +14,8 @@ mod sidecar;
 pub mod synthetic;
 mod turns;
 
-pub use cli::CliProvider;
-pub use ollama::OllamaProvider;
+use cli::CliProvider;
+use ollama::OllamaProvider;
 pub use sidecar::{Backoff, SidecarProvider};
 
 use std::collections::{BTreeMap, HashMap};

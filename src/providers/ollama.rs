@@ -24,7 +24,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much of an error response body is read.
 const ERROR_BODY_MAX: usize = 64 * 1024;
 
-pub struct OllamaProvider {
+pub(crate) struct OllamaProvider {
     table: Arc<Table<OllamaDriver>>,
 }
 
