@@ -8,8 +8,8 @@ use super::StartSpec;
 
 pub(crate) fn args(spec: &StartSpec, prompt: &str, resume: Option<&str>) -> Vec<String> {
     let mut args: Vec<String> = vec!["exec".into(), "--json".into()];
-    // The engine's last-resort default is the original store's Claude model, which Codex cannot run.
-    if !spec.model.is_empty() && !spec.model.starts_with("claude-") {
+    // An empty model leaves the choice to Codex's own configuration.
+    if !spec.model.is_empty() {
         args.push("--model".into());
         args.push(spec.model.clone());
     }
@@ -45,14 +45,5 @@ mod tests {
             args(&spec, "again", Some("th-1")).join(" "),
             "exec --json --model gpt-5-codex --cd /work/p resume th-1 -- again"
         );
-    }
-
-    #[test]
-    fn a_claude_model_is_not_passed_to_codex() {
-        let spec = StartSpec {
-            model: "claude-opus-4-5".into(),
-            ..StartSpec::default()
-        };
-        assert_eq!(args(&spec, "hi", None).join(" "), "exec --json -- hi");
     }
 }
