@@ -130,7 +130,7 @@ async fn parity_02_start_agent_reads_settings_when_options_omit_them() {
         .calls()
         .into_iter()
         .filter_map(|c| match c {
-            Call::Start(spec) => Some(spec),
+            Call::Start(spec) => Some(*spec),
             _ => None,
         })
         .collect();
@@ -143,6 +143,34 @@ async fn parity_02_start_agent_reads_settings_when_options_omit_them() {
         "options win over settings"
     );
     assert_eq!(starts[1].permission_mode.as_deref(), Some("acceptEdits"));
+}
+
+#[actix_rt::test]
+async fn parity_02_model_defaults_per_provider_from_config() {
+    let t = start(|_| {}).await;
+    t.engine
+        .start_agent(
+            "codex-model",
+            request("codex", "hi", StartOptions::default()),
+        )
+        .await
+        .unwrap();
+    let s = t
+        .engine
+        .get_session("codex-model", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.model, "",
+        "codex has no configured default: the agent chooses, never a Claude model"
+    );
+    t.start_session("claude-model", "hi").await;
+    let s = t
+        .engine
+        .get_session("claude-model", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(s.model, "claude-opus-4-5");
 }
 
 #[actix_rt::test]
@@ -638,7 +666,7 @@ async fn parity_13_purge_session_and_project_from_memory_and_storage() {
         .into_iter()
         .map(|s| s.session_id)
         .collect();
-    assert_eq!(left, [b.clone()]);
+    assert_eq!(left, std::slice::from_ref(&b));
 
     t.engine.purge_project("purge").await.unwrap();
     assert!(t.engine.project_sessions("purge").await.unwrap().is_empty());

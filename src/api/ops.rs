@@ -1,5 +1,5 @@
 //! Operations endpoints: `/healthz` (the process serves), `/readyz` (storage open and actors up) and
-//! `/metrics` (Prometheus text; the full actor metrics come with their own issue).
+//! `/metrics` (the engine's Prometheus text exposition).
 
 use actix_web::{web, HttpResponse};
 
@@ -31,18 +31,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4")))]
+    responses((status = 200, description = "Prometheus text exposition of the actor, ingest, persistence and provider metrics", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let ready = u8::from(state.engine.is_ready());
-    let body = format!(
-        "# HELP agent_store_up Whether the service is serving.\n\
-         # TYPE agent_store_up gauge\n\
-         agent_store_up 1\n\
-         # HELP agent_store_ready Whether storage is open and the actors are up.\n\
-         # TYPE agent_store_ready gauge\n\
-         agent_store_ready {ready}\n"
-    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body)
+        .body(state.engine.metrics_text())
 }
