@@ -161,13 +161,14 @@ async fn a_reconnect_with_last_event_id_resumes_without_gaps_or_duplicates() {
 
 #[actix_web::test]
 async fn a_lagging_subscriber_gets_lagged_then_every_missed_message_from_storage() {
-    let app = TestApp::spawn().await;
+    // A small subscriber buffer, so that fewer messages make it lag.
+    let app = TestApp::spawn_with(|c| c.limits.subscriber_buffer = 16).await;
     let sid = app.start("flood", "synthetic").await;
     let start_seq = app.session(&sid).await["lastSeqId"].as_u64().unwrap();
     // Subscribed, but not reading: the kernel buffers fill, then the subscriber's bounded buffer.
     let mut events = app.events("?projectId=flood", None).await;
     let text = "z".repeat(16 * 1024);
-    const MESSAGES: usize = 3000;
+    const MESSAGES: usize = 1500;
     for i in 0..MESSAGES {
         let (status, body) = send(app.post("/v1/sidecar/events").json(&text_event(
             &sid,

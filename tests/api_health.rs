@@ -93,8 +93,13 @@ async fn probes_and_metrics_answer() {
         .to_owned();
     assert!(kind.starts_with("text/plain"), "{kind}");
     let text = response.text().await.unwrap();
-    assert!(text.lines().any(|l| l.starts_with("# TYPE agent_store_")), "{text}");
-    let samples = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty());
+    assert!(
+        text.lines().any(|l| l.starts_with("# TYPE agent_store_")),
+        "{text}"
+    );
+    let samples = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty());
     for sample in samples {
         let value = sample.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "sample {sample:?}");

@@ -113,7 +113,7 @@ async fn prompt_bodies_are_checked() {
         (json!({"prompt": ""}), "prompt: "),
         (
             json!({"prompt": "x", "extra": 1}),
-            "body: unknown field `extra`",
+            "extra: unknown field `extra`",
         ),
     ];
     for (body, prefix) in cases {
