@@ -1,6 +1,6 @@
-//! The `agent-store serve` binary as an operator runs it: configuration file, environment and flags, the
+//! The `agent-store` binary as an operator runs it. `serve`: configuration file, environment and flags, the
 //! one start-up line, a token that never reaches the logs, SIGTERM ending it cleanly, and the refusal to
-//! listen beyond loopback without a token.
+//! listen beyond loopback without a token. `convert`: a recorded transcript printed as messages.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -170,4 +170,36 @@ async fn serve_names_a_bad_configuration() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/agent-store.toml"), "{stderr}");
+}
+
+#[tokio::test]
+async fn convert_prints_a_transcript_one_message_a_line() {
+    let transcript = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/transcripts/claude/claude-agent-sdk-gleam__golden_basic_query.ndjson"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-store"))
+        .args(["convert", "--provider", "claude", transcript])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let messages: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    assert!(!messages.is_empty());
+    let seqs: Vec<u64> = messages.iter().map(|m| m["seqId"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=messages.len() as u64).collect::<Vec<_>>());
+    assert!(messages.iter().any(|m| m["role"] == "assistant"), "{stdout}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-store"))
+        .args(["convert", "--provider", "codex", "/nonexistent/t.jsonl"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/t.jsonl"), "{stderr}");
 }
