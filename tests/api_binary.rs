@@ -183,16 +183,26 @@ async fn convert_prints_a_transcript_one_message_a_line() {
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let messages: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
         .collect();
     assert!(!messages.is_empty());
-    let seqs: Vec<u64> = messages.iter().map(|m| m["seqId"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = messages
+        .iter()
+        .map(|m| m["seqId"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=messages.len() as u64).collect::<Vec<_>>());
-    assert!(messages.iter().any(|m| m["role"] == "assistant"), "{stdout}");
+    assert!(
+        messages.iter().any(|m| m["role"] == "assistant"),
+        "{stdout}"
+    );
 
     let output = Command::new(env!("CARGO_BIN_EXE_agent-store"))
         .args(["convert", "--provider", "codex", "/nonexistent/t.jsonl"])

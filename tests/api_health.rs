@@ -106,3 +106,62 @@ async fn probes_and_metrics_answer() {
     }
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_project_stall_threshold_is_set_over_the_api_and_a_stall_asks_for_attention() {
+    let app = TestApp::spawn().await;
+    app.start("sleepy", "synthetic").await;
+    let path = "/v1/projects/sleepy/stall-threshold";
+    let (status, health) = send(app.put(path).json(&json!({"stallAfter": "20m"}))).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["projectId"], "sleepy");
+    assert_eq!(health["stallThresholdMs"], 1_200_000);
+    let (_, health) = send(app.put(path).json(&json!({"stallAfter": null}))).await;
+    assert_eq!(health["stallThresholdMs"], 900_000, "back to timers.stall_after");
+
+    for (body, prefix) in [
+        (json!({"stallAfter": "soon"}), "stallAfter: "),
+        (json!({"stallAfter": "0s"}), "stallAfter: must be above zero"),
+        (json!({"stallAfter": 5}), "stallAfter: "),
+        (json!({}), "body: missing field `stallAfter`"),
+    ] {
+        let (status, answer) = send(app.put(path).json(&body)).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, prefix);
+    }
+
+    let (status, _) = send(app.put(path).json(&json!({"stallAfter": "100ms"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    loop {
+        let (_, needy) = send(app.get("/v1/health/attention")).await;
+        if let Some(top) = needy.as_array().unwrap().first() {
+            if top["projectId"] == "sleepy" && top["activityState"] == "stalled" {
+                assert_eq!(top["attentionScore"], 100, "{top}");
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never stalled: {needy}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn debug_top_lists_the_busiest_actors() {
+    let app = TestApp::spawn().await;
+    let sid = app.start("busy", "synthetic").await;
+    app.ingest(json!([common::text_event(&sid, "a", "x")])).await;
+    let (status, top) = send(app.get("/v1/debug/top?by=messages&limit=2")).await;
+    assert_eq!(status, StatusCode::OK, "{top}");
+    let top = top.as_array().unwrap();
+    assert!(!top.is_empty() && top.len() <= 2, "{top:?}");
+    assert!(top.iter().any(|e| e["projectId"] == "busy"), "{top:?}");
+    for key in ["actor", "mailboxDepth", "messagesHandled", "memoryBytes"] {
+        assert!(top[0].get(key).is_some(), "{key} in {}", top[0]);
+    }
+    for (query, prefix) in [("by=cpu", "by: "), ("limit=5000", "limit: "), ("limit=0", "limit: ")] {
+        let (status, body) = send(app.get(&format!("/v1/debug/top?{query}"))).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, prefix);
+    }
+    app.stop().await;
+}

@@ -6,6 +6,7 @@
 //! way: stop accepting, end the live streams, drain, then flush storage.
 
 mod auth;
+mod debug;
 mod errors;
 mod events;
 mod extract;

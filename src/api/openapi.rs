@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{events, health, ops, projects, sessions, settings, sidecar};
+use super::{debug, events, health, ops, projects, sessions, settings, sidecar};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use super::{events, health, ops, projects, sessions, settings, sidecar};
         projects::clear,
         projects::restore,
         projects::purge,
+        projects::stall_threshold,
         sessions::get,
         sessions::purge,
         sidecar::ingest,
@@ -34,6 +35,7 @@ use super::{events, health, ops, projects, sessions, settings, sidecar};
         health::all,
         health::attention,
         health::aggregates,
+        debug::top,
         document,
         ops::metrics,
         ops::healthz,

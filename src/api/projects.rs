@@ -1,6 +1,6 @@
 //! `/v1/projects…`: the per-project commands of the original store (startAgent, stopAgent, sendPrompt,
-//! getSession, clearSession, loadLastSession, purgeProjectSessions) and the project listings. Each handler
-//! checks its input, makes one engine call and shapes the answer.
+//! getSession, clearSession, loadLastSession, purgeProjectSessions), the project listings and a project's
+//! own stall threshold. Each handler checks its input, makes one engine call and shapes the answer.
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use super::errors::{ApiError, ErrorBody};
 use super::extract::{Body, ProjectId, Query};
 use super::AppState;
 use crate::messages::commands::{ProjectSummary, SessionSummary, StartRequest};
-use crate::messages::wire::AgentSession;
+use crate::messages::wire::{AgentSession, ProjectHealth};
 
 /// `{"ok": true}`: the command was carried out.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,6 +43,16 @@ pub struct PromptRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Restored {
     pub restored: bool,
+}
+
+/// The body of `PUT /v1/projects/{projectId}/stall-threshold`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StallThreshold {
+    /// A duration such as `"20m"` or `"90s"`; `null` returns to `timers.stall_after`.
+    #[serde(with = "humantime_serde")]
+    #[schema(value_type = Option<String>, example = "20m")]
+    pub stall_after: Option<std::time::Duration>,
 }
 
 type State = web::Data<AppState>;
@@ -170,4 +180,23 @@ pub async fn restore(
 pub async fn purge(state: State, ProjectId(project): ProjectId) -> Result<HttpResponse, ApiError> {
     state.engine.purge_project(&project).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(put, path = "/v1/projects/{projectId}/stall-threshold", operation_id = "setStallThreshold", tag = "projects",
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    request_body = StallThreshold,
+    responses(
+        (status = 200, description = "The project's health under its new threshold", body = ProjectHealth),
+        (status = 400, description = "stallAfter is not a duration above zero", body = ErrorBody),
+    ))]
+pub async fn stall_threshold(
+    state: State,
+    ProjectId(project): ProjectId,
+    Body(body): Body<StallThreshold>,
+) -> Result<HttpResponse, ApiError> {
+    let health = state
+        .engine
+        .set_stall_threshold(&project, body.stall_after)
+        .await?;
+    Ok(HttpResponse::Ok().json(health))
 }

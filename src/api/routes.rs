@@ -7,7 +7,7 @@ use actix_web::middleware::{from_fn, Compress, Condition};
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::errors::ApiError;
-use super::{events, health, openapi, ops, projects, sessions, settings, sidecar, trace};
+use super::{debug, events, health, openapi, ops, projects, sessions, settings, sidecar, trace};
 
 /// The live event stream: never compressed, because a compressor holds back small frames.
 const EVENTS_PATH: &str = "/v1/events";
@@ -54,6 +54,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/v1/projects/{projectId}/session/restore", || {
             web::route().to(projects::restore)
         }),
+        endpoint(M::PUT, "/v1/projects/{projectId}/stall-threshold", || {
+            web::route().to(projects::stall_threshold)
+        }),
         endpoint(M::DELETE, "/v1/projects/{projectId}", || {
             web::route().to(projects::purge)
         }),
@@ -76,6 +79,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/v1/health/aggregates", || {
             web::route().to(health::aggregates)
         }),
+        endpoint(M::GET, "/v1/debug/top", || web::route().to(debug::top)),
         endpoint(M::GET, "/v1/openapi.json", || {
             web::route().to(openapi::document)
         }),

@@ -200,7 +200,7 @@ impl LiveEvent {
 }
 
 /// What `/v1/debug/top` ranks actors by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TopBy {
     Mailbox,
@@ -209,7 +209,7 @@ pub enum TopBy {
 }
 
 /// One of the busiest actors: the place for per-project detail that metrics labels must not carry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopEntry {
     pub actor: String,
