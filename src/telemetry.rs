@@ -2,6 +2,8 @@
 //! comes from `RUST_LOG` (default: `info`, with actix-server's own start-up chatter at `warn` so that the
 //! service says where it listens in one line), so an operator can turn one module up without a rebuild.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -22,6 +24,7 @@ pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
