@@ -117,11 +117,17 @@ async fn a_project_stall_threshold_is_set_over_the_api_and_a_stall_asks_for_atte
     assert_eq!(health["projectId"], "sleepy");
     assert_eq!(health["stallThresholdMs"], 1_200_000);
     let (_, health) = send(app.put(path).json(&json!({"stallAfter": null}))).await;
-    assert_eq!(health["stallThresholdMs"], 900_000, "back to timers.stall_after");
+    assert_eq!(
+        health["stallThresholdMs"], 900_000,
+        "back to timers.stall_after"
+    );
 
     for (body, prefix) in [
         (json!({"stallAfter": "soon"}), "stallAfter: "),
-        (json!({"stallAfter": "0s"}), "stallAfter: must be above zero"),
+        (
+            json!({"stallAfter": "0s"}),
+            "stallAfter: must be above zero",
+        ),
         (json!({"stallAfter": 5}), "stallAfter: "),
         (json!({}), "body: missing field `stallAfter`"),
     ] {
@@ -140,7 +146,10 @@ async fn a_project_stall_threshold_is_set_over_the_api_and_a_stall_asks_for_atte
                 break;
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "never stalled: {needy}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never stalled: {needy}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     app.stop().await;
@@ -150,7 +159,8 @@ async fn a_project_stall_threshold_is_set_over_the_api_and_a_stall_asks_for_atte
 async fn debug_top_lists_the_busiest_actors() {
     let app = TestApp::spawn().await;
     let sid = app.start("busy", "synthetic").await;
-    app.ingest(json!([common::text_event(&sid, "a", "x")])).await;
+    app.ingest(json!([common::text_event(&sid, "a", "x")]))
+        .await;
     let (status, top) = send(app.get("/v1/debug/top?by=messages&limit=2")).await;
     assert_eq!(status, StatusCode::OK, "{top}");
     let top = top.as_array().unwrap();
@@ -159,7 +169,11 @@ async fn debug_top_lists_the_busiest_actors() {
     for key in ["actor", "mailboxDepth", "messagesHandled", "memoryBytes"] {
         assert!(top[0].get(key).is_some(), "{key} in {}", top[0]);
     }
-    for (query, prefix) in [("by=cpu", "by: "), ("limit=5000", "limit: "), ("limit=0", "limit: ")] {
+    for (query, prefix) in [
+        ("by=cpu", "by: "),
+        ("limit=5000", "limit: "),
+        ("limit=0", "limit: "),
+    ] {
         let (status, body) = send(app.get(&format!("/v1/debug/top?{query}"))).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, prefix);
     }

@@ -200,7 +200,7 @@ impl TestApp {
         SseClient::new(response)
     }
 
-    /// The session's messages as stored or live, after waiting for the engine to settle.
+    /// `GET /v1/sessions/{session_id}`; panics unless the answer is 200.
     pub async fn session(&self, session_id: &str) -> Value {
         let (status, body) = send(self.get(&format!("/v1/sessions/{session_id}"))).await;
         assert_eq!(status, StatusCode::OK, "session {session_id}: {body}");
