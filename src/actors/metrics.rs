@@ -380,6 +380,11 @@ impl<A: Actor> Mailbox<A> {
         &self.stats
     }
 
+    /// Identifies the actor behind this mailbox: its stats are allocated once per actor.
+    pub fn instance(&self) -> usize {
+        Arc::as_ptr(&self.stats) as usize
+    }
+
     pub fn connected(&self) -> bool {
         self.addr.connected()
     }
