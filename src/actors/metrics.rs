@@ -259,6 +259,7 @@ impl Metrics {
             ),
             registry: r,
         };
+        crate::providers::metrics::provider_metrics().register(&m.registry);
         let pc = prometheus::process_collector::ProcessCollector::for_self();
         // Process metrics are best effort: a platform without /proc simply has none.
         let _ = m.registry.register(Box::new(pc));
