@@ -31,7 +31,12 @@ async fn crash_child() {
     config.storage.data_dir = dir.into();
     config.timers.persist_debounce = DEBOUNCE;
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let t = start_with(config, dir, agent_store::providers::recording::Recording::new()).await;
+    let t = start_with(
+        config,
+        dir,
+        agent_store::providers::recording::Recording::new(),
+    )
+    .await;
     let sid = t.start_session("crash", "stream").await;
     println!("SESSION {sid}");
     let started = Instant::now();
@@ -52,7 +57,13 @@ async fn crash_child() {
 fn crash_once(round: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -87,7 +98,11 @@ fn crash_once(round: usize) {
     )
     .unwrap();
     child.wait().unwrap();
-    assert!(!session.is_empty() && sent.len() > 20, "the child streamed: {} batches", sent.len());
+    assert!(
+        !session.is_empty() && sent.len() > 20,
+        "the child streamed: {} batches",
+        sent.len()
+    );
 
     let window = (DEBOUNCE + COMMIT_ALLOWANCE).as_millis();
     let must_have = sent

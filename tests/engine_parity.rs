@@ -20,18 +20,38 @@ async fn parity_01_shapes_and_status_normalisation() {
     let t = start(|_| {}).await;
     let sid = t.start_session("shapes", "hello").await;
     t.send(vec![status(&sid, "compacting", None)]).await;
-    let s = t.engine.get_session("shapes", Page::default()).await.unwrap();
-    assert_eq!(s.status, AgentStatus::Idle, "unknown statuses normalise to idle");
+    let s = t
+        .engine
+        .get_session("shapes", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.status,
+        AgentStatus::Idle,
+        "unknown statuses normalise to idle"
+    );
     let v = serde_json::to_value(&s).unwrap();
     for key in [
-        "sessionId", "projectId", "provider", "status", "messages", "costUsd", "inputTokens", "outputTokens", "model",
-        "createdAt", "updatedAt",
+        "sessionId",
+        "projectId",
+        "provider",
+        "status",
+        "messages",
+        "costUsd",
+        "inputTokens",
+        "outputTokens",
+        "model",
+        "createdAt",
+        "updatedAt",
     ] {
         assert!(v.get(key).is_some(), "AgentSession has {key}: {v}");
     }
     assert!(v.get("error").is_none(), "absent error is omitted");
     let m = &v["messages"][0];
-    assert_eq!((m["role"].as_str(), m["seqId"].as_u64()), (Some("user"), Some(1)));
+    assert_eq!(
+        (m["role"].as_str(), m["seqId"].as_u64()),
+        (Some("user"), Some(1))
+    );
     for key in ["id", "content", "timestamp"] {
         assert!(m.get(key).is_some());
     }
@@ -47,9 +67,15 @@ async fn parity_02_start_agent_ids_defaults_and_first_message() {
 
     let s = t.engine.get_session("proj", Page::default()).await.unwrap();
     assert_eq!(s.status, AgentStatus::Running);
-    assert_eq!(s.model, "claude-opus-4-5", "claude's configured default model");
+    assert_eq!(
+        s.model, "claude-opus-4-5",
+        "claude's configured default model"
+    );
     assert_eq!(s.messages.len(), 1);
-    assert_eq!((s.messages[0].seq_id, s.messages[0].role), (1, MsgRole::User));
+    assert_eq!(
+        (s.messages[0].seq_id, s.messages[0].role),
+        (1, MsgRole::User)
+    );
     assert_eq!(s.messages[0].content, "do the thing");
     assert_eq!(s.messages[0].id, format!("{sid}-user-0"));
 
@@ -85,8 +111,16 @@ async fn parity_02_start_agent_reads_settings_when_options_omit_them() {
         permission_mode: Some("acceptEdits".into()),
         ..Default::default()
     };
-    t.send(vec![status(&t.engine.get_session("settings", Page::default()).await.unwrap().session_id, "done", None)])
-        .await;
+    t.send(vec![status(
+        &t.engine
+            .get_session("settings", Page::default())
+            .await
+            .unwrap()
+            .session_id,
+        "done",
+        None,
+    )])
+    .await;
     t.engine
         .start_agent("settings", request("claude", "again", explicit))
         .await
@@ -104,7 +138,10 @@ async fn parity_02_start_agent_reads_settings_when_options_omit_them() {
     assert_eq!(starts[0].system_prompt.as_deref(), Some("be brief"));
     assert_eq!(starts[0].cwd.as_deref(), Some(cwd.as_str()));
     assert_eq!(starts[0].model, "claude-sonnet-4-5");
-    assert_eq!(starts[1].model, "explicit-model", "options win over settings");
+    assert_eq!(
+        starts[1].model, "explicit-model",
+        "options win over settings"
+    );
     assert_eq!(starts[1].permission_mode.as_deref(), Some("acceptEdits"));
 }
 
@@ -155,8 +192,14 @@ async fn parity_02_start_guard_refuses_a_second_start_while_starting_or_running(
         .start_agent("guard", request("claude", "three", StartOptions::default()))
         .await;
     assert_eq!(third.unwrap_err(), CommandError::AlreadyRunning);
-    assert_eq!(CommandError::StartInProgress.to_string(), "Session start already in progress");
-    assert_eq!(CommandError::AlreadyRunning.to_string(), "Session already running");
+    assert_eq!(
+        CommandError::StartInProgress.to_string(),
+        "Session start already in progress"
+    );
+    assert_eq!(
+        CommandError::AlreadyRunning.to_string(),
+        "Session already running"
+    );
 }
 
 #[actix_rt::test]
@@ -176,8 +219,13 @@ async fn parity_03_extra_env_refused_keys_are_named_and_nothing_starts() {
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, CommandError::Invalid { ref field, .. } if field == "options.extraEnv"), "{err:?}");
-    assert!(msg.contains("ANTHROPIC_API_KEY") && msg.contains("CLAUDE_CODE_X") && !msg.contains("FINE"));
+    assert!(
+        matches!(err, CommandError::Invalid { ref field, .. } if field == "options.extraEnv"),
+        "{err:?}"
+    );
+    assert!(
+        msg.contains("ANTHROPIC_API_KEY") && msg.contains("CLAUDE_CODE_X") && !msg.contains("FINE")
+    );
     assert!(t.provider.calls().is_empty(), "nothing started");
     assert!(!t.engine.has_session("env").await.unwrap());
 }
@@ -189,10 +237,18 @@ async fn parity_04_agent_message_converts_sequences_and_feeds_health() {
     t.send(vec![messages(
         &sid,
         vec![
-            raw("i", "init", json!({"model": "claude-sonnet-4-6", "sessionId": "abc"})),
+            raw(
+                "i",
+                "init",
+                json!({"model": "claude-sonnet-4-6", "sessionId": "abc"}),
+            ),
             raw("a", "text", json!({"text": "hello"})),
             raw("b", "thinking", json!({"text": "hmm"})),
-            raw("c", "tool_call", json!({"name": "Read", "input": {"file_path": "/x/y.rs"}})),
+            raw(
+                "c",
+                "tool_call",
+                json!({"name": "Read", "input": {"file_path": "/x/y.rs"}}),
+            ),
             raw("d", "cost", json!({})),
             raw("e", "compaction", json!({})),
             raw("f", "something-new", json!({})),
@@ -201,7 +257,11 @@ async fn parity_04_agent_message_converts_sequences_and_feeds_health() {
     .await;
     let h = t.engine.health().await.unwrap();
     let h = h.iter().find(|h| h.project_id == "conv").unwrap();
-    assert_eq!(h.active_tool.as_deref(), Some("Read"), "a tool-call starts a tool");
+    assert_eq!(
+        h.active_tool.as_deref(),
+        Some("Read"),
+        "a tool-call starts a tool"
+    );
     t.send(vec![messages(
         &sid,
         vec![
@@ -227,7 +287,10 @@ async fn parity_04_agent_message_converts_sequences_and_feeds_health() {
     let seqs: Vec<_> = s.messages.iter().map(|m| m.seq_id).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(s.model, "claude-sonnet-4-6", "init sets the model");
-    assert_eq!(s.messages[1].content, "Session initialized (claude-sonnet-4-6)");
+    assert_eq!(
+        s.messages[1].content,
+        "Session initialized (claude-sonnet-4-6)"
+    );
     assert_eq!(s.messages[4].tool_path.as_deref(), Some("/x/y.rs"));
     assert_eq!(s.messages[6].content, "Error: Unknown error");
     let h = t.engine.health().await.unwrap();
@@ -262,7 +325,10 @@ async fn parity_05_agent_status_notifies_persists_and_flushes_at_once() {
     );
     let sid = t.start_session("status", "third").await;
     t.send(vec![status(&sid, "error", None)]).await;
-    assert_eq!(next_notification(&mut sub, SOON).await.0, "Agent error on status: unknown");
+    assert_eq!(
+        next_notification(&mut sub, SOON).await.0,
+        "Agent error on status: unknown"
+    );
 }
 
 #[actix_rt::test]
@@ -272,11 +338,17 @@ async fn parity_06_agent_cost_sets_totals_and_records_a_snapshot() {
     t.send(vec![cost(&sid, 0.5, 150_000, 20_000)]).await;
     t.send(vec![cost(&sid, 0.75, 160_000, 25_000)]).await;
     let s = t.engine.get_session("cost", Page::default()).await.unwrap();
-    assert_eq!((s.cost_usd, s.input_tokens, s.output_tokens), (0.75, 160_000, 25_000));
+    assert_eq!(
+        (s.cost_usd, s.input_tokens, s.output_tokens),
+        (0.75, 160_000, 25_000)
+    );
     let h = t.engine.health().await.unwrap();
     let h = h.iter().find(|h| h.project_id == "cost").unwrap();
     let pressure = h.context_pressure.unwrap();
-    assert!((pressure - 185_000.0 / 200_000.0).abs() < 1e-9, "{pressure}");
+    assert!(
+        (pressure - 185_000.0 / 200_000.0).abs() < 1e-9,
+        "{pressure}"
+    );
     assert_eq!(h.attention_score, 80);
 }
 
@@ -290,7 +362,11 @@ async fn parity_07_stall_notifies_after_configured_silence() {
         tokio::time::sleep(Duration::from_millis(120)).await;
         t.send(vec![messages(&sid, text(1))]).await;
     }
-    let early = tokio::time::timeout(Duration::from_millis(150), next_notification(&mut sub, SOON)).await;
+    let early = tokio::time::timeout(
+        Duration::from_millis(150),
+        next_notification(&mut sub, SOON),
+    )
+    .await;
     assert!(early.is_err(), "no stall while active: {early:?}");
     // ...silence does not.
     let (message, variant) = next_notification(&mut sub, SOON).await;
@@ -304,7 +380,10 @@ async fn parity_08_debounced_persistence_writes_only_new_messages() {
     let sid = t.start_session("debounce", "go").await;
     t.send(vec![messages(&sid, text(5))]).await;
     let stored = t.engine.project_sessions("debounce").await.unwrap();
-    assert_eq!(stored[0].message_count, 1, "the new messages wait for the debounce");
+    assert_eq!(
+        stored[0].message_count, 1,
+        "the new messages wait for the debounce"
+    );
     eventually(SOON, || async {
         let s = t.engine.project_sessions("debounce").await.ok()?;
         (s[0].message_count == 6).then_some(())
@@ -322,21 +401,41 @@ async fn parity_08_debounced_persistence_writes_only_new_messages() {
 #[actix_rt::test]
 async fn parity_09_commands_answer_with_the_original_strings() {
     let t = start(|_| {}).await;
-    assert_eq!(t.engine.stop_agent("none").await.unwrap_err().to_string(), "No session for project");
     assert_eq!(
-        t.engine.send_prompt("none", "hi".into()).await.unwrap_err().to_string(),
+        t.engine.stop_agent("none").await.unwrap_err().to_string(),
         "No session for project"
     );
-    assert_eq!(t.engine.get_session("none", Page::default()).await.unwrap_err(), CommandError::NoSession);
+    assert_eq!(
+        t.engine
+            .send_prompt("none", "hi".into())
+            .await
+            .unwrap_err()
+            .to_string(),
+        "No session for project"
+    );
+    assert_eq!(
+        t.engine
+            .get_session("none", Page::default())
+            .await
+            .unwrap_err(),
+        CommandError::NoSession
+    );
     assert!(!t.engine.has_session("none").await.unwrap());
     assert_eq!(
-        t.engine.session("none-1", Page::default()).await.unwrap_err().to_string(),
+        t.engine
+            .session("none-1", Page::default())
+            .await
+            .unwrap_err()
+            .to_string(),
         "Session not found"
     );
 
     let sid = t.start_session("cmds", "first").await;
     assert!(t.engine.has_session("cmds").await.unwrap());
-    assert_eq!(t.engine.clear_session("cmds").await.unwrap_err(), CommandError::SessionRunning);
+    assert_eq!(
+        t.engine.clear_session("cmds").await.unwrap_err(),
+        CommandError::SessionRunning
+    );
     t.engine.send_prompt("cmds", "second".into()).await.unwrap();
     let s = t.engine.get_session("cmds", Page::default()).await.unwrap();
     assert_eq!(s.messages.last().unwrap().content, "second");
@@ -348,20 +447,37 @@ async fn parity_09_commands_answer_with_the_original_strings() {
         session_id: sid.clone(),
         prompt: "second".into()
     }));
-    assert!(t.provider.calls().contains(&Call::Stop { session_id: sid.clone() }));
+    assert!(t.provider.calls().contains(&Call::Stop {
+        session_id: sid.clone()
+    }));
     t.engine.clear_session("cmds").await.unwrap();
     assert!(!t.engine.has_session("cmds").await.unwrap());
     // Cleared, not forgotten: its data stays readable.
-    assert_eq!(t.engine.session(&sid, Page::default()).await.unwrap().messages.len(), 2);
+    assert_eq!(
+        t.engine
+            .session(&sid, Page::default())
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
 }
 
 #[actix_rt::test]
 async fn parity_10_cleanup_grace_detaches_a_finished_session() {
     let t = start(|c| c.timers.cleanup_grace = Duration::from_millis(200)).await;
     let sid = t.start_session("grace", "go").await;
-    t.send(vec![messages(&sid, text(2)), status(&sid, "done", None)]).await;
-    assert!(t.engine.has_session("grace").await.unwrap(), "attached during the grace");
-    eventually(SOON, || async { (!t.engine.has_session("grace").await.ok()?).then_some(()) }).await;
+    t.send(vec![messages(&sid, text(2)), status(&sid, "done", None)])
+        .await;
+    assert!(
+        t.engine.has_session("grace").await.unwrap(),
+        "attached during the grace"
+    );
+    eventually(SOON, || async {
+        (!t.engine.has_session("grace").await.ok()?).then_some(())
+    })
+    .await;
     let s = t.engine.session(&sid, Page::default()).await.unwrap();
     assert_eq!((s.status, s.messages.len()), (AgentStatus::Done, 3));
 }
@@ -369,23 +485,54 @@ async fn parity_10_cleanup_grace_detaches_a_finished_session() {
 #[actix_rt::test]
 async fn parity_11_load_last_session_restores_done_sessions_only() {
     let t = start(|_| {}).await;
-    assert!(!t.engine.load_last_session("restore").await.unwrap(), "nothing stored");
+    assert!(
+        !t.engine.load_last_session("restore").await.unwrap(),
+        "nothing stored"
+    );
     let sid = t.start_session("restore", "go").await;
-    t.send(vec![messages(&sid, text(4)), status(&sid, "done", None)]).await;
+    t.send(vec![messages(&sid, text(4)), status(&sid, "done", None)])
+        .await;
     let t = t.restart().await;
     assert!(t.engine.load_last_session("restore").await.unwrap());
-    let s = t.engine.get_session("restore", Page::default()).await.unwrap();
-    assert_eq!((s.session_id.as_str(), s.status, s.messages.len()), (sid.as_str(), AgentStatus::Done, 5));
+    let s = t
+        .engine
+        .get_session("restore", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.session_id.as_str(), s.status, s.messages.len()),
+        (sid.as_str(), AgentStatus::Done, 5)
+    );
     // The seqId counter resumes from the highest stored.
-    t.engine.send_prompt("restore", "more".into()).await.unwrap();
-    let s = t.engine.get_session("restore", Page { after_seq: Some(5), limit: None }).await.unwrap();
+    t.engine
+        .send_prompt("restore", "more".into())
+        .await
+        .unwrap();
+    let s = t
+        .engine
+        .get_session(
+            "restore",
+            Page {
+                after_seq: Some(5),
+                limit: None,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(s.messages.iter().map(|m| m.seq_id).collect::<Vec<_>>(), [6]);
 
     // Never over a running session.
     t.send(vec![status(&sid, "done", None)]).await;
     let running = t.start_session("restore", "new").await;
     assert!(!t.engine.load_last_session("restore").await.unwrap());
-    assert_eq!(t.engine.get_session("restore", Page::default()).await.unwrap().session_id, running);
+    assert_eq!(
+        t.engine
+            .get_session("restore", Page::default())
+            .await
+            .unwrap()
+            .session_id,
+        running
+    );
 }
 
 #[actix_rt::test]
@@ -397,18 +544,30 @@ async fn parity_11_a_running_session_is_not_restored_and_comes_back_interrupted(
     let s = t.engine.session(&sid, Page::default()).await.unwrap();
     assert_eq!(s.status, AgentStatus::Error);
     assert_eq!(s.error.as_deref(), Some("Interrupted: service restarted"));
-    assert!(t.engine.load_last_session("interrupted").await.unwrap(), "an error session is restorable");
+    assert!(
+        t.engine.load_last_session("interrupted").await.unwrap(),
+        "an error session is restorable"
+    );
 }
 
 #[actix_rt::test]
 async fn parity_12_retention_keeps_the_newest_in_memory_and_storage() {
     let t = start(|_| {}).await;
-    let patch: SettingsPatch = serde_json::from_value(json!({"session_retention_count": 2})).unwrap();
-    assert_eq!(t.engine.update_settings(patch).await.unwrap().session_retention_count, 2);
+    let patch: SettingsPatch =
+        serde_json::from_value(json!({"session_retention_count": 2})).unwrap();
+    assert_eq!(
+        t.engine
+            .update_settings(patch)
+            .await
+            .unwrap()
+            .session_retention_count,
+        2
+    );
     let mut ids = Vec::new();
     for i in 0..4 {
         let sid = t.start_session("keep", &format!("run {i}")).await;
-        t.send(vec![messages(&sid, text(1)), status(&sid, "done", None)]).await;
+        t.send(vec![messages(&sid, text(1)), status(&sid, "done", None)])
+            .await;
         ids.push(sid);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -419,18 +578,30 @@ async fn parity_12_retention_keeps_the_newest_in_memory_and_storage() {
     .await;
     let kept: Vec<_> = kept.iter().map(|s| s.session_id.clone()).collect();
     assert_eq!(kept, [ids[3].clone(), ids[2].clone()], "newest first");
-    assert_eq!(t.engine.session(&ids[0], Page::default()).await.unwrap_err(), CommandError::SessionNotFound);
+    assert_eq!(
+        t.engine
+            .session(&ids[0], Page::default())
+            .await
+            .unwrap_err(),
+        CommandError::SessionNotFound
+    );
 
-    let clamped: SettingsPatch =
-        serde_json::from_value(json!({"session_retention_count": 500, "session_retention_days": 0})).unwrap();
+    let clamped: SettingsPatch = serde_json::from_value(
+        json!({"session_retention_count": 500, "session_retention_days": 0}),
+    )
+    .unwrap();
     let s = t.engine.update_settings(clamped).await.unwrap();
-    assert_eq!((s.session_retention_count, s.session_retention_days), (50, 1));
+    assert_eq!(
+        (s.session_retention_count, s.session_retention_days),
+        (50, 1)
+    );
 }
 
 #[actix_rt::test]
 async fn parity_12_retention_never_removes_a_running_session() {
     let t = start(|_| {}).await;
-    let patch: SettingsPatch = serde_json::from_value(json!({"session_retention_count": 1})).unwrap();
+    let patch: SettingsPatch =
+        serde_json::from_value(json!({"session_retention_count": 1})).unwrap();
     t.engine.update_settings(patch).await.unwrap();
     let other = t.start_session("run-a", "long").await;
     for _ in 0..3 {
@@ -450,20 +621,38 @@ async fn parity_12_retention_never_removes_a_running_session() {
 async fn parity_13_purge_session_and_project_from_memory_and_storage() {
     let t = start(|_| {}).await;
     let a = t.start_session("purge", "one").await;
-    t.send(vec![messages(&a, text(2)), status(&a, "done", None)]).await;
+    t.send(vec![messages(&a, text(2)), status(&a, "done", None)])
+        .await;
     let b = t.start_session("purge", "two").await;
     t.engine.flush().await.unwrap();
     t.engine.purge_session(&a).await.unwrap();
-    assert_eq!(t.engine.session(&a, Page::default()).await.unwrap_err(), CommandError::SessionNotFound);
-    let left: Vec<_> = t.engine.project_sessions("purge").await.unwrap().into_iter().map(|s| s.session_id).collect();
+    assert_eq!(
+        t.engine.session(&a, Page::default()).await.unwrap_err(),
+        CommandError::SessionNotFound
+    );
+    let left: Vec<_> = t
+        .engine
+        .project_sessions("purge")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
     assert_eq!(left, [b.clone()]);
 
     t.engine.purge_project("purge").await.unwrap();
     assert!(t.engine.project_sessions("purge").await.unwrap().is_empty());
-    assert_eq!(t.engine.session(&b, Page::default()).await.unwrap_err(), CommandError::SessionNotFound);
+    assert_eq!(
+        t.engine.session(&b, Page::default()).await.unwrap_err(),
+        CommandError::SessionNotFound
+    );
     assert!(!t.engine.has_session("purge").await.unwrap());
     // Events for a purged session are ignored, as for any unknown session.
-    let outcome = t.engine.ingest(vec![messages(&b, text(1))], false).await.unwrap();
+    let outcome = t
+        .engine
+        .ingest(vec![messages(&b, text(1))], false)
+        .await
+        .unwrap();
     assert_eq!((outcome.accepted, outcome.ignored), (0, 1));
     // Nothing comes back after a restart either.
     let t = t.restart().await;

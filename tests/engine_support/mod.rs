@@ -53,7 +53,9 @@ pub async fn start_with(config: Config, dir: Arc<TempDir>, provider: Recording) 
     let mut providers = Providers::new();
     providers.insert("claude", Arc::new(provider.clone()));
     providers.insert("codex", Arc::new(provider.clone()));
-    let engine = Engine::start(config.clone(), providers).await.expect("engine starts");
+    let engine = Engine::start(config.clone(), providers)
+        .await
+        .expect("engine starts");
     TestEngine {
         engine,
         provider,
@@ -113,7 +115,8 @@ pub fn status(session_id: &str, status: &str, error: Option<&str>) -> SidecarEve
     if let Some(e) = error {
         payload["error"] = e.into();
     }
-    serde_json::from_value(serde_json::json!({"event": "agent.status", "payload": payload})).unwrap()
+    serde_json::from_value(serde_json::json!({"event": "agent.status", "payload": payload}))
+        .unwrap()
 }
 
 pub fn cost(session_id: &str, cost_usd: f64, input: u64, output: u64) -> SidecarEvent {
@@ -124,7 +127,13 @@ pub fn cost(session_id: &str, cost_usd: f64, input: u64, output: u64) -> Sidecar
 
 pub fn text(n: usize) -> Vec<RawMessage> {
     (0..n)
-        .map(|i| raw(&format!("t{i}"), "text", serde_json::json!({"text": format!("line {i}")})))
+        .map(|i| {
+            raw(
+                &format!("t{i}"),
+                "text",
+                serde_json::json!({"text": format!("line {i}")}),
+            )
+        })
         .collect()
 }
 
@@ -139,7 +148,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {within:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -152,11 +164,15 @@ pub async fn next_notification(
     let wait = async {
         loop {
             match sub.recv().await {
-                Some(LiveEvent::Notification { message, variant, .. }) => return (message, variant),
+                Some(LiveEvent::Notification {
+                    message, variant, ..
+                }) => return (message, variant),
                 Some(_) => continue,
                 None => panic!("subscription closed"),
             }
         }
     };
-    tokio::time::timeout(within, wait).await.expect("a notification in time")
+    tokio::time::timeout(within, wait)
+        .await
+        .expect("a notification in time")
 }

@@ -1,0 +1,101 @@
+//! Progress on stderr: an indicatif bar with live throughput and error count when stderr is a terminal,
+//! a plain line every few seconds otherwise (CI logs, redirected output), nothing when quiet.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often a plain line is printed.
+const PLAIN_EVERY: Duration = Duration::from_secs(2);
+
+enum Display {
+    Bar(ProgressBar),
+    Plain { last: Option<Instant> },
+    Quiet,
+}
+
+pub struct Progress {
+    display: Display,
+    phase: String,
+    total: u64,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        let display = if quiet {
+            Display::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Display::Bar(ProgressBar::with_draw_target(
+                None,
+                ProgressDrawTarget::stderr(),
+            ))
+        } else {
+            Display::Plain { last: None }
+        };
+        Progress {
+            display,
+            phase: String::new(),
+            total: 0,
+        }
+    }
+
+    /// Starts a phase counting up to `total` items (`unit`: "sessions", "messages", ...).
+    pub fn phase(&mut self, name: &str, total: u64, unit: &str) {
+        self.phase = name.to_owned();
+        self.total = total;
+        match &mut self.display {
+            Display::Bar(bar) => {
+                bar.reset();
+                bar.set_length(total);
+                bar.set_position(0);
+                let template = format!(
+                    "{{prefix:>8}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {unit} {{msg}}"
+                );
+                if let Ok(style) = ProgressStyle::with_template(&template) {
+                    bar.set_style(style);
+                }
+                bar.set_prefix(name.to_owned());
+                bar.set_message("");
+            }
+            Display::Plain { last } => *last = None,
+            Display::Quiet => {}
+        }
+    }
+
+    /// Shows `done` of the phase's total, the current rate per second and the errors so far.
+    pub fn update(&mut self, done: u64, rate: f64, errors: u64) {
+        match &mut self.display {
+            Display::Bar(bar) => {
+                bar.set_position(done);
+                bar.set_message(format!("{rate:.0}/s, {errors} errors"));
+            }
+            Display::Plain { last } => {
+                if last.is_some_and(|t| t.elapsed() < PLAIN_EVERY) {
+                    return;
+                }
+                *last = Some(Instant::now());
+                eprintln!(
+                    "loadtest {}: {done}/{} ({rate:.0}/s, {errors} errors)",
+                    self.phase, self.total
+                );
+            }
+            Display::Quiet => {}
+        }
+    }
+
+    /// A line outside the bar (a phase result, a warning).
+    pub fn note(&self, line: &str) {
+        match &self.display {
+            Display::Bar(bar) => bar.println(line),
+            Display::Plain { .. } => eprintln!("loadtest: {line}"),
+            Display::Quiet => {}
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Display::Bar(bar) = &self.display {
+            bar.finish_and_clear();
+        }
+    }
+}
