@@ -78,7 +78,13 @@ fn crash_once(round: usize) {
     let run_for = Duration::from_millis(600 + 150 * round as u64);
     while began.elapsed() < run_for {
         let Some(Ok(line)) = lines.next() else { break };
-        let mut parts = line.split_whitespace();
+        // libtest may print its own words before ours on the same line.
+        let ours = ["SESSION", "SENT", "DURABLE"]
+            .iter()
+            .filter_map(|w| line.find(w))
+            .min()
+            .map_or("", |i| &line[i..]);
+        let mut parts = ours.split_whitespace();
         match (parts.next(), parts.next(), parts.next()) {
             (Some("SESSION"), Some(id), _) => session = id.to_owned(),
             (Some(kind @ ("SENT" | "DURABLE")), Some(seq), Some(at)) => {

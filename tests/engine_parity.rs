@@ -130,7 +130,7 @@ async fn parity_02_start_agent_reads_settings_when_options_omit_them() {
         .calls()
         .into_iter()
         .filter_map(|c| match c {
-            Call::Start(spec) => Some(spec),
+            Call::Start(spec) => Some(*spec),
             _ => None,
         })
         .collect();
@@ -638,7 +638,7 @@ async fn parity_13_purge_session_and_project_from_memory_and_storage() {
         .into_iter()
         .map(|s| s.session_id)
         .collect();
-    assert_eq!(left, [b.clone()]);
+    assert_eq!(left, std::slice::from_ref(&b));
 
     t.engine.purge_project("purge").await.unwrap();
     assert!(t.engine.project_sessions("purge").await.unwrap().is_empty());

@@ -1,9 +1,26 @@
-//! PLACEHOLDER — the storage helper replaces this file; the public signatures are final.
-use tokio::sync::oneshot;
+//! The persister: the only writer of the database, on its own OS thread so that an fsync never stalls an
+//! arbiter.
+//!
+//! Writers queue jobs on a bounded channel. The thread blocks for the first job, takes whatever else is
+//! already queued (up to `MAX_GROUP` jobs) and commits all the writes among them in one transaction: one
+//! fsync for many sessions' batches (group commit). Each write's ack resolves only after that commit, so an
+//! acked write is on disk. Retention and barrier jobs keep their place in the order: the writes queued
+//! before them are committed first.
+//!
+//! The queue bound is the backpressure: `try_write` never waits and hands the ops back when the queue is
+//! full, so the caller keeps them and retries instead of memory growing without bound.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::messages::wire::now_ms;
 use crate::storage::{StorageError, Store, WriteOp};
 
-/// Resolves when the write it belongs to is committed (or failed).
+/// Resolves when the write it belongs to is committed (or failed). A receive error means the persister
+/// stopped without committing it: treat it as `StorageError::Closed`.
 pub type Ack = oneshot::Receiver<Result<(), StorageError>>;
 
 #[derive(Debug)]
@@ -13,23 +30,107 @@ pub enum TryWriteError {
     Closed,
 }
 
-#[derive(Clone)]
-pub struct PersisterHandle {}
+/// The most jobs committed together. Bounds the latency of the first ack in a group and the size of one
+/// transaction.
+const MAX_GROUP: usize = 4096;
 
-#[allow(unused_variables)]
+/// What the persister has done so far, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PersisterStats {
+    /// Jobs waiting in the queue.
+    pub queued_jobs: usize,
+    pub commits_ok: u64,
+    pub commits_failed: u64,
+    /// Message batch rows committed.
+    pub rows_written: u64,
+    /// Messages in those rows.
+    pub messages_written: u64,
+    /// How long the last commit (successful or not) took.
+    pub last_commit: Duration,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits_ok: AtomicU64,
+    commits_failed: AtomicU64,
+    rows_written: AtomicU64,
+    messages_written: AtomicU64,
+    last_commit_ns: AtomicU64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
+
+enum Job {
+    Write {
+        ops: Vec<WriteOp>,
+        ack: Reply<()>,
+    },
+    Retention {
+        project_id: String,
+        keep: u32,
+        max_age_ms: i64,
+        protect: Vec<String>,
+        ack: Reply<Vec<String>>,
+    },
+    Barrier(Reply<()>),
+    /// Commit what is queued, refuse anything new, and stop.
+    Shutdown,
+}
+
+#[derive(Clone)]
+pub struct PersisterHandle {
+    jobs: mpsc::Sender<Job>,
+    store: Store,
+    counters: Arc<Counters>,
+    /// Closed when the thread ends, however it ends.
+    stopped: watch::Receiver<()>,
+}
+
 impl PersisterHandle {
     /// Starts the persister thread, the only writer of `store`, with a queue of `capacity` requests.
     pub fn spawn(store: Store, capacity: usize) -> PersisterHandle {
-        todo!()
+        let (jobs, queue) = mpsc::channel(capacity.max(1));
+        let (stopped_tx, stopped) = watch::channel(());
+        let counters = Arc::new(Counters::default());
+        let thread_store = store.clone();
+        let thread_counters = counters.clone();
+        std::thread::Builder::new()
+            .name("persister".into())
+            .spawn(move || {
+                // Locals drop in reverse: waiters learn of the end only after the thread's store clone is
+                // gone, so a caller that drops its own handles next can reopen the file at once.
+                let _stopped = stopped_tx;
+                let store = thread_store;
+                let counters = thread_counters;
+                let _report = PanicReport;
+                run(&store, queue, &counters);
+            })
+            .expect("the OS refused to start the persister thread");
+        PersisterHandle {
+            jobs,
+            store,
+            counters,
+            stopped,
+        }
     }
+
     /// Queues a write without waiting; the ack resolves after its group commit.
     pub fn try_write(&self, ops: Vec<WriteOp>) -> Result<Ack, TryWriteError> {
-        todo!()
+        let permit = match self.jobs.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => return Err(TryWriteError::Full(ops)),
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(TryWriteError::Closed),
+        };
+        let (ack, acked) = oneshot::channel();
+        permit.send(Job::Write { ops, ack });
+        Ok(acked)
     }
+
     /// Queues a write, waiting for queue space, and waits for its commit.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
-        todo!()
+        self.call(|ack| Job::Write { ops, ack }).await
     }
+
     /// Applies retention to one project in storage; answers the evicted session ids.
     pub async fn enforce_retention(
         &self,
@@ -38,14 +139,175 @@ impl PersisterHandle {
         max_age_ms: i64,
         protect: Vec<String>,
     ) -> Result<Vec<String>, StorageError> {
-        todo!()
+        self.call(|ack| Job::Retention {
+            project_id,
+            keep,
+            max_age_ms,
+            protect,
+            ack,
+        })
+        .await
     }
-    /// Resolves once everything queued before it is committed.
+
+    /// Resolves once everything queued before it is committed; answers the error if the writes queued
+    /// just before it (since the previous commit) failed.
     pub async fn barrier(&self) -> Result<(), StorageError> {
-        todo!()
+        self.call(Job::Barrier).await
     }
+
     /// Commits what is queued, then stops the thread and waits for it. Later writes answer Closed.
     pub async fn shutdown(&self) {
-        todo!()
+        // If the queue is already closed the thread is stopping or gone; either way, wait for its end.
+        let _ = self.jobs.send(Job::Shutdown).await;
+        let mut stopped = self.stopped.clone();
+        while stopped.changed().await.is_ok() {}
+    }
+
+    pub fn stats(&self) -> PersisterStats {
+        let c = &self.counters;
+        PersisterStats {
+            queued_jobs: self.jobs.max_capacity() - self.jobs.capacity(),
+            commits_ok: c.commits_ok.load(Ordering::Relaxed),
+            commits_failed: c.commits_failed.load(Ordering::Relaxed),
+            rows_written: c.rows_written.load(Ordering::Relaxed),
+            messages_written: c.messages_written.load(Ordering::Relaxed),
+            last_commit: Duration::from_nanos(c.last_commit_ns.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// The store the persister writes, for reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StorageError> {
+        let permit = self
+            .jobs
+            .reserve()
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        let (reply, replied) = oneshot::channel();
+        permit.send(job(reply));
+        replied.await.unwrap_or(Err(StorageError::Closed))
+    }
+}
+
+/// The thread's loop. Returns when every handle is gone or after a shutdown, with the queue drained.
+///
+/// If anything in here panics, unwinding drops every pending ack and the queue itself, so each waiting
+/// writer sees its ack fail (Closed) and later writes are refused: no ack is silently lost.
+fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
+    let mut group = Vec::new();
+    let mut writes: Vec<(Vec<WriteOp>, Reply<()>)> = Vec::new();
+    while let Some(first) = queue.blocking_recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        for job in group.drain(..) {
+            match job {
+                Job::Write { ops, ack } => writes.push((ops, ack)),
+                Job::Retention {
+                    project_id,
+                    keep,
+                    max_age_ms,
+                    protect,
+                    ack,
+                } => {
+                    // Each write's ack carries its own outcome; retention answers only its own.
+                    let _ = commit(store, &mut writes, counters);
+                    let evicted =
+                        store.enforce_retention(&project_id, keep, max_age_ms, now_ms(), &protect);
+                    let _ = ack.send(evicted);
+                }
+                Job::Barrier(ack) => {
+                    let _ = ack.send(commit(store, &mut writes, counters));
+                }
+                Job::Shutdown => {
+                    // What is already queued is still committed: `blocking_recv` drains it, then ends.
+                    queue.close();
+                }
+            }
+        }
+        let _ = commit(store, &mut writes, counters);
+    }
+}
+
+/// Commits `writes` in one transaction and resolves their acks. Answers Ok if every write committed.
+///
+/// If the group fails and holds more than one write, each is retried alone: an error the machine causes
+/// (a full disk) fails them all again, but one write that cannot be applied (say, a record that no longer
+/// decodes) must not fail every other session's writes forever.
+fn commit(
+    store: &Store,
+    writes: &mut Vec<(Vec<WriteOp>, Reply<()>)>,
+    counters: &Counters,
+) -> Result<(), StorageError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let all = timed(
+        counters,
+        writes.iter().map(|(ops, _)| ops.as_slice()),
+        || store.apply_all(writes.iter().map(|(ops, _)| ops.as_slice())),
+    );
+    if all.is_ok() || writes.len() == 1 {
+        for (_, ack) in writes.drain(..) {
+            let _ = ack.send(all.clone());
+        }
+        return all;
+    }
+    let mut first_error = None;
+    for (ops, ack) in writes.drain(..) {
+        let alone = timed(counters, [ops.as_slice()], || store.apply(&ops));
+        if let Err(e) = &alone {
+            first_error.get_or_insert_with(|| e.clone());
+        }
+        let _ = ack.send(alone);
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Runs one commit, recording its duration, its outcome and, when it succeeded, what it wrote.
+fn timed<'a>(
+    counters: &Counters,
+    lists: impl IntoIterator<Item = &'a [WriteOp]>,
+    apply: impl FnOnce() -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let started = Instant::now();
+    let result = apply();
+    let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    counters.last_commit_ns.store(took, Ordering::Relaxed);
+    if result.is_err() {
+        counters.commits_failed.fetch_add(1, Ordering::Relaxed);
+        return result;
+    }
+    counters.commits_ok.fetch_add(1, Ordering::Relaxed);
+    for op in lists.into_iter().flatten() {
+        if let WriteOp::AppendMessages { messages, .. } = op {
+            if !messages.is_empty() {
+                counters.rows_written.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .messages_written
+                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+    result
+}
+
+/// Logs a panic of the persister thread; the acks it held are answered by being dropped.
+struct PanicReport;
+
+impl Drop for PanicReport {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                "the persister thread panicked; pending and later writes answer Closed"
+            );
+        }
     }
 }

@@ -9,8 +9,8 @@ use actix::prelude::*;
 
 use super::health::HealthTracker;
 use super::session::{
-    user_message, AddUserMessage, Attach, Detach, SessionActor, SessionInit, SessionLinks,
-    SetStatus,
+    user_message, AddUserMessage, Attach, Detach, FlushNow, SessionActor, SessionInit,
+    SessionLinks, SetStatus,
 };
 use super::supervisor::{EnforceRetention, FindSession, RegisterSession, Supervisor};
 use crate::engine::Started;
@@ -35,6 +35,7 @@ pub struct ProjectLinks {
 pub struct SessionLinksBase {
     pub config: Arc<crate::config::Config>,
     pub gone: Recipient<super::session::SessionGone>,
+    pub retention: Recipient<EnforceRetention>,
     pub broadcaster: Addr<super::broadcaster::Broadcaster>,
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub persister: super::persister::PersisterHandle,
@@ -77,6 +78,7 @@ impl ProjectActor {
             config: b.config.clone(),
             project: ctx.address(),
             gone: b.gone.clone(),
+            retention: b.retention.clone(),
             broadcaster: b.broadcaster.clone(),
             subscribers: b.subscribers.clone(),
             persister: b.persister.clone(),
@@ -225,7 +227,17 @@ impl Handler<StartSession> for ProjectActor {
         self.starting = true;
 
         let session_id = spec.session_id.clone();
-        let started = provider.start(spec, self.links.sink.clone());
+        let sink = self.links.sink.clone();
+        let recorded = addr.send(FlushNow);
+        // The record is committed before the agent starts, so an accepted start survives a crash (as
+        // "Interrupted") and shows in the project's history at once. A storage failure does not stop the
+        // start: the session keeps retrying its write.
+        let started = async move {
+            if let Ok(Err(e)) = recorded.await {
+                tracing::warn!(error = %e, "new session record not yet stored; retrying in the background");
+            }
+            provider.start(spec, sink).await
+        };
         Box::pin(started.into_actor(self).map(move |result, act, _| {
             act.starting = false;
             match result {
@@ -558,19 +570,6 @@ impl Handler<SessionStatusChanged> for ProjectActor {
                     }
                 }));
             }
-        }
-        if msg.status.is_finished() {
-            let protect = self
-                .current
-                .as_ref()
-                .filter(|c| !c.status.is_finished())
-                .map(|c| c.session_id.clone())
-                .into_iter()
-                .collect();
-            self.links.supervisor.do_send(EnforceRetention {
-                project_id: self.project_id.clone(),
-                protect,
-            });
         }
     }
 }

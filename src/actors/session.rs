@@ -34,6 +34,7 @@ pub struct SessionLinks {
     pub config: Arc<Config>,
     pub project: Addr<ProjectActor>,
     pub gone: Recipient<SessionGone>,
+    pub retention: Recipient<super::supervisor::EnforceRetention>,
     pub broadcaster: Addr<Broadcaster>,
     pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
@@ -130,6 +131,8 @@ pub struct SessionActor {
     last_activity: Instant,
     stall_timer: Option<SpawnHandle>,
     detached: bool,
+    /// A finished status awaits its commit; retention runs after it, so it sees this session as finished.
+    retention_due: bool,
     links: SessionLinks,
 }
 
@@ -154,6 +157,7 @@ impl SessionActor {
             last_activity: Instant::now(),
             stall_timer: None,
             detached: false,
+            retention_due: false,
             links,
         }
     }
@@ -277,6 +281,7 @@ impl SessionActor {
             if let Some(t) = self.stall_timer.take() {
                 ctx.cancel_future(t);
             }
+            self.retention_due = true;
         }
         // The record is written at once on every status change; finished sessions flush their messages too.
         self.flush_now(ctx);
@@ -380,6 +385,7 @@ impl SessionActor {
         let upto = self.record.last_seq;
         match self.links.persister.try_write(ops) {
             Ok(ack) => {
+                let retention = std::mem::take(&mut self.retention_due);
                 self.flush.in_flight = true;
                 self.flush.again = false;
                 self.record_dirty = false;
@@ -387,7 +393,7 @@ impl SessionActor {
                 ctx.spawn(
                     async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
                         .into_actor(self)
-                        .map(move |result, act, ctx| act.flush_done(upto, result, ctx)),
+                        .map(move |result, act, ctx| act.flush_done(upto, retention, result, ctx)),
                 );
             }
             Err(TryWriteError::Full(_)) => self.retry_later(None, ctx),
@@ -399,12 +405,25 @@ impl SessionActor {
         }
     }
 
-    fn flush_done(&mut self, upto: u64, result: Result<(), StorageError>, ctx: &mut Context<Self>) {
+    fn flush_done(
+        &mut self,
+        upto: u64,
+        retention: bool,
+        result: Result<(), StorageError>,
+        ctx: &mut Context<Self>,
+    ) {
         self.flush.in_flight = false;
         let riding = std::mem::take(&mut self.flush.riding);
         match result {
             Ok(()) => {
                 self.persisted_seq = upto;
+                if retention {
+                    self.links
+                        .retention
+                        .do_send(super::supervisor::EnforceRetention {
+                            project_id: self.record.project_id.clone(),
+                        });
+                }
                 self.flush.backoff = None;
                 for w in riding {
                     let _ = w.send(Ok(()));
@@ -429,6 +448,7 @@ impl SessionActor {
             Err(e) => {
                 // Everything stays in memory and is written again; a durable caller learns it is not yet safe.
                 self.record_dirty = true;
+                self.retention_due |= retention;
                 let err = CommandError::from(e);
                 for w in riding {
                     let _ = w.send(Err(err.clone()));

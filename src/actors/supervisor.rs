@@ -55,7 +55,8 @@ impl Supervisor {
             sink: EventSink::new(me.clone().recipient()),
             session: SessionLinksBase {
                 config: parts.config.clone(),
-                gone: me.recipient(),
+                gone: me.clone().recipient(),
+                retention: me.recipient(),
                 broadcaster: parts.broadcaster.clone(),
                 subscribers: parts.subscribers.clone(),
                 persister: parts.persister.clone(),
@@ -213,13 +214,12 @@ impl Handler<Project> for Supervisor {
     }
 }
 
-/// A session of the project finished: apply retention to the project, in storage and in memory.
+/// A session of the project finished and its final record is committed: apply retention to the project,
+/// in storage and in memory. Running sessions are protected by their stored status.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EnforceRetention {
     pub project_id: String,
-    /// Sessions never to remove (the project's running one).
-    pub protect: Vec<String>,
 }
 
 impl Handler<EnforceRetention> for Supervisor {
@@ -231,7 +231,7 @@ impl Handler<EnforceRetention> for Supervisor {
         let persister = self.parts.persister.clone();
         let job = async move {
             persister
-                .enforce_retention(msg.project_id, keep, max_age, msg.protect)
+                .enforce_retention(msg.project_id, keep, max_age, Vec::new())
                 .await
         };
         ctx.spawn(job.into_actor(self).map(|result, act, _| match result {
@@ -470,11 +470,10 @@ impl Handler<FlushAll> for Supervisor {
     fn handle(&mut self, _: FlushAll, _: &mut Context<Self>) -> Self::Result {
         let flushes: Vec<_> = self.sessions.values().map(|a| a.send(FlushNow)).collect();
         Box::pin(async move {
+            // A session that stopped meanwhile had nothing left to write; only storage failures count.
             for result in join_all(flushes).await {
-                match result {
-                    Ok(Err(e @ CommandError::Storage(_))) => return Err(e),
-                    // A session that stopped meanwhile had nothing left to write.
-                    _ => {}
+                if let Ok(Err(e @ CommandError::Storage(_))) = result {
+                    return Err(e);
                 }
             }
             Ok(())

@@ -11,7 +11,7 @@ use super::{EventSink, Provider, ProviderError, StartSpec};
 /// One call the engine made.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
-    Start(StartSpec),
+    Start(Box<StartSpec>),
     Prompt { session_id: String, prompt: String },
     Stop { session_id: String },
 }
@@ -80,7 +80,7 @@ impl Provider for Recording {
         let (delay, result) = {
             let mut s = self.lock();
             s.sinks.push((spec.session_id.clone(), sink));
-            s.calls.push(Call::Start(spec));
+            s.calls.push(Call::Start(Box::new(spec)));
             (s.start_delay, s.fail_start.clone().map_or(Ok(()), Err))
         };
         Box::pin(async move {

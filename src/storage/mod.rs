@@ -7,8 +7,10 @@
 
 mod codec;
 mod error;
+mod overlay;
 mod schema;
 mod store;
+mod writer;
 
 pub use error::StorageError;
 pub use store::Store;

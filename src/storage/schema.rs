@@ -1,1 +1,210 @@
-//! PLACEHOLDER — the storage helper replaces this file.
+//! The tables of the database file, its schema version, and the open that refuses what it must not touch.
+//!
+//! A file this build did not write (not redb, no version, a newer version) is refused before anything is
+//! written to it: the first look is read-only, or, when redb would have to repair the file after a crash,
+//! goes through a copy-on-write view whose writes are thrown away. A new file is built under a temporary
+//! name and renamed into place, so a file at the real path always carries its schema version.
+
+use std::fs::{self, File};
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Builder, Database, DatabaseError, Durability, Key, ReadableDatabase, TableDefinition,
+    TableError, Value,
+};
+
+use super::overlay::CopyOnWrite;
+use super::StorageError;
+
+/// sessionId → encoded `SessionRecord`.
+pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// (projectId, updatedAt, sessionId) → (): a project's sessions in retention order.
+pub(super) const PROJECT_SESSIONS: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("project_sessions");
+/// (sessionId, first seqId) → one encoded batch of messages.
+pub(super) const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+/// sessionId → () for every session whose stored status is running, so start-up need not scan records.
+pub(super) const RUNNING: TableDefinition<&str, ()> = TableDefinition::new("running");
+pub(super) const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
+/// The schema this build writes and reads.
+pub(super) const SCHEMA_VERSION: u64 = 1;
+
+/// The first string past `s` and past every tuple key whose first element is `s`: nothing sorts between
+/// `s` and `s` followed by NUL. Used as the exclusive end of a range over one project's or session's keys.
+pub(super) fn successor(s: &str) -> String {
+    let mut next = String::with_capacity(s.len() + 1);
+    next.push_str(s);
+    next.push('\0');
+    next
+}
+
+/// Opens the database at `path`, creating it (and its directory) when there is none.
+pub(super) fn open(path: &Path) -> Result<Database, StorageError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .map_err(|e| open_error(path, format!("creating {}: {e}", dir.display())))?;
+    }
+    match fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create(path),
+        Err(e) => Err(open_error(path, e)),
+        // An empty file holds nothing to lose; redb itself treats it as a place for a new database.
+        Ok(m) if m.len() == 0 => create(path),
+        Ok(_) => {
+            check(path)?;
+            Builder::new().open(path).map_err(|e| open_error(path, e))
+        }
+    }
+}
+
+/// Builds a fresh database beside `path`, then moves it into place.
+fn create(path: &Path) -> Result<Database, StorageError> {
+    let tmp = creating_path(path)?;
+    // A leftover is ours from a run that died while creating: it never held data.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(open_error(&tmp, e)),
+        _ => {}
+    }
+    let db = Builder::new()
+        .create(&tmp)
+        .map_err(|e| open_error(&tmp, e))?;
+    init(&db).map_err(|e| open_error(&tmp, e))?;
+    db.close().map_err(|e| open_error(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| open_error(path, e))?;
+    // The rename is only durable once the directory entry is.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| open_error(path, e))?;
+    Builder::new().open(path).map_err(|e| open_error(path, e))
+}
+
+fn creating_path(path: &Path) -> Result<PathBuf, StorageError> {
+    let mut name = path
+        .file_name()
+        .ok_or_else(|| open_error(path, "the path names no file"))?
+        .to_os_string();
+    name.push(".creating");
+    Ok(path.with_file_name(name))
+}
+
+fn init(db: &Database) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    {
+        txn.open_table(SESSIONS)?;
+        txn.open_table(PROJECT_SESSIONS)?;
+        txn.open_table(MESSAGES)?;
+        txn.open_table(RUNNING)?;
+        txn.open_table(SETTINGS)?;
+        txn.open_table(META)?
+            .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Looks at an existing file without changing a byte of it.
+fn check(path: &Path) -> Result<(), StorageError> {
+    // redb trusts a cleanly closed file and may panic on one altered outside it; that is a damaged file.
+    let looked = panic::catch_unwind(AssertUnwindSafe(|| {
+        match Builder::new().open_read_only(path) {
+            Ok(db) => verify(&db, path),
+            Err(DatabaseError::RepairAborted) => {
+                let file = File::open(path).map_err(|e| open_error(path, e))?;
+                let view = CopyOnWrite::new(file).map_err(|e| open_error(path, e))?;
+                let db = Builder::new()
+                    .create_with_backend(view)
+                    .map_err(|e| refused(path, e))?;
+                verify(&db, path)
+            }
+            Err(e) => Err(refused(path, e)),
+        }
+    }));
+    looked.unwrap_or_else(|_| Err(damaged(path, "redb panicked while reading the file")))
+}
+
+/// Checks the schema version and that every table is there.
+fn verify(db: &impl ReadableDatabase, path: &Path) -> Result<(), StorageError> {
+    let txn = db.begin_read().map_err(|e| damaged(path, e))?;
+    let meta = txn.open_table(META).map_err(|e| table_error(path, e))?;
+    let found = meta
+        .get(SCHEMA_VERSION_KEY)
+        .map_err(|e| damaged(path, e))?
+        .map(|v| v.value())
+        .ok_or_else(|| damaged(path, "the meta table has no schema_version"))?;
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema {
+            path: path.display().to_string(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            supported: SCHEMA_VERSION as u32,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        return Err(damaged(path, format!("unknown schema_version {found}")));
+    }
+    has_table(&txn, SESSIONS, path)?;
+    has_table(&txn, PROJECT_SESSIONS, path)?;
+    has_table(&txn, MESSAGES, path)?;
+    has_table(&txn, RUNNING, path)?;
+    has_table(&txn, SETTINGS, path)?;
+    Ok(())
+}
+
+fn has_table<K: Key + 'static, V: Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+    path: &Path,
+) -> Result<(), StorageError> {
+    txn.open_table(def)
+        .map(drop)
+        .map_err(|e| table_error(path, e))
+}
+
+fn table_error(path: &Path, e: TableError) -> StorageError {
+    match e {
+        TableError::TableDoesNotExist(name) => damaged(path, format!("no {name} table")),
+        other => damaged(path, other),
+    }
+}
+
+/// Why a first look at an existing file failed: the file's fault, or the machine's.
+fn refused(path: &Path, e: DatabaseError) -> StorageError {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            open_error(path, "already open, by this or another process")
+        }
+        // redb reports a file that is not redb (InvalidData) or shorter than its header promises
+        // (UnexpectedEof) as I/O errors; those are the file's fault, the others the machine's.
+        DatabaseError::Storage(redb::StorageError::Io(err))
+            if !matches!(
+                err.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            open_error(path, err)
+        }
+        other => damaged(path, other),
+    }
+}
+
+fn open_error(path: &Path, message: impl ToString) -> StorageError {
+    StorageError::Open {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn damaged(path: &Path, message: impl ToString) -> StorageError {
+    StorageError::Damaged {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}

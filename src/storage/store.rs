@@ -1,67 +1,304 @@
-//! PLACEHOLDER — the storage helper replaces this file.
-use std::path::Path;
+//! `Store`: the handle to the database file. Writes run in one durable transaction per call; reads run in
+//! their own read transactions, concurrently with each other and with the writer.
 
+use std::fmt::Display;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
+
+use super::codec::{decode_batch, decode_record, Visit};
+use super::schema::{self, successor, MESSAGES, PROJECT_SESSIONS, SESSIONS, SETTINGS};
+use super::writer::{write_error, Writer};
 use super::{SessionRecord, StorageError, WriteOp};
-use crate::messages::wire::{AgentMessage, UnixMs};
+use crate::messages::wire::{AgentMessage, AgentStatus, UnixMs};
 
+/// A cheap, cloneable handle to the open database, usable from any thread.
+///
+/// The database sits behind a lock only so that `close` can let go of the file while clones of the handle
+/// live on (an engine restarted in the same process must be able to open it again); every call takes the
+/// lock just long enough to clone an `Arc`.
 #[derive(Clone)]
-pub struct Store {}
+pub struct Store {
+    db: Arc<RwLock<Option<Arc<Database>>>>,
+    path: Arc<PathBuf>,
+}
+
+fn read_error(e: impl Display) -> StorageError {
+    StorageError::Read(e.to_string())
+}
 
 impl Store {
-    pub fn open(_path: &Path) -> Result<Store, StorageError> {
-        todo!()
+    /// Opens or creates the database at `path`. A file that is not an agent-store database, or was written
+    /// by a newer one, is refused and left exactly as it was.
+    pub fn open(path: &Path) -> Result<Store, StorageError> {
+        Ok(Store {
+            db: Arc::new(RwLock::new(Some(Arc::new(schema::open(path)?)))),
+            path: Arc::new(path.to_path_buf()),
+        })
     }
-    pub fn apply(&self, _ops: &[WriteOp]) -> Result<(), StorageError> {
-        todo!()
+
+    /// Applies `ops` in order, in one transaction that is durable when this returns.
+    pub fn apply(&self, ops: &[WriteOp]) -> Result<(), StorageError> {
+        self.apply_all([ops])
     }
+
+    /// Applies several lists of ops, in order, in one durable transaction: one fsync for all of them.
+    pub fn apply_all<'a>(
+        &self,
+        lists: impl IntoIterator<Item = &'a [WriteOp]>,
+    ) -> Result<(), StorageError> {
+        self.write(|w| {
+            for op in lists.into_iter().flatten() {
+                w.apply(op)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes the project's sessions that retention lets go, and answers their ids. Running sessions
+    /// (by stored status) and those in `protect` are neither counted nor deleted. Of the rest, ranked
+    /// newest first by `updated_at`, those from rank `keep` on go, and so does any older than `max_age_ms`
+    /// (a session with no timestamp, `updated_at <= 0`, never ages out, as in the original store).
     pub fn enforce_retention(
         &self,
-        _project_id: &str,
-        _keep: u32,
-        _max_age_ms: i64,
-        _now: UnixMs,
-        _protect: &[String],
+        project_id: &str,
+        keep: u32,
+        max_age_ms: i64,
+        now: UnixMs,
+        protect: &[String],
     ) -> Result<Vec<String>, StorageError> {
-        todo!()
+        self.write(|w| {
+            let mut rank = 0u64;
+            let mut dropped = Vec::new();
+            for (updated_at, id) in w.project_index(project_id)? {
+                if protect.contains(&id) || w.is_running(&id)? {
+                    continue;
+                }
+                let too_old = updated_at > 0 && now.saturating_sub(updated_at) > max_age_ms;
+                if rank >= u64::from(keep) || too_old {
+                    dropped.push(id);
+                }
+                rank += 1;
+            }
+            for id in &dropped {
+                w.delete_session(id)?;
+            }
+            Ok(dropped)
+        })
     }
+
+    /// Start-up recovery: every session stored as running was cut off by the previous process's end. Each
+    /// becomes status error with `error`, updated at `now`; the updated records are returned.
     pub fn mark_interrupted(
         &self,
-        _error: &str,
-        _now: UnixMs,
+        error: &str,
+        now: UnixMs,
     ) -> Result<Vec<SessionRecord>, StorageError> {
-        todo!()
+        self.write(|w| {
+            let mut out = Vec::new();
+            for id in w.running_ids()? {
+                let Some(mut r) = w.record(&id)? else {
+                    w.unmark_running(&id)?;
+                    continue;
+                };
+                r.status = AgentStatus::Error;
+                r.error = Some(error.to_owned());
+                r.updated_at = now;
+                w.put_session(&r)?;
+                out.push(r);
+            }
+            Ok(out)
+        })
     }
-    pub fn session(&self, _session_id: &str) -> Result<Option<SessionRecord>, StorageError> {
-        todo!()
+
+    pub fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StorageError> {
+        self.session_in(&self.read()?, session_id)
     }
+
+    /// The session's stored messages with `after_seq < seqId` (and `seqId < before_seq`), in seq order, at
+    /// most `limit` of them. A seqId stored twice (a batch rewritten after a retried write) counts once.
     pub fn messages(
         &self,
-        _session_id: &str,
-        _after_seq: u64,
-        _before_seq: Option<u64>,
-        _limit: Option<usize>,
+        session_id: &str,
+        after_seq: u64,
+        before_seq: Option<u64>,
+        limit: Option<usize>,
     ) -> Result<Vec<AgentMessage>, StorageError> {
-        todo!()
+        let first_wanted = after_seq.saturating_add(1);
+        let limit = limit.unwrap_or(usize::MAX);
+        if limit == 0 || before_seq.is_some_and(|b| b <= first_wanted) {
+            return Ok(Vec::new());
+        }
+        let txn = self.read()?;
+        let table = txn.open_table(MESSAGES).map_err(read_error)?;
+        // The row holding `first_wanted` may start before it: begin at the last row starting at or before.
+        let start = match table
+            .range((session_id, 0)..=(session_id, first_wanted))
+            .map_err(read_error)?
+            .next_back()
+        {
+            Some(row) => row.map_err(read_error)?.0.value().1,
+            None => 0,
+        };
+        let end = match before_seq {
+            Some(b) => Bound::Excluded((session_id, b)),
+            None => Bound::Included((session_id, u64::MAX)),
+        };
+        let rows = table
+            .range((Bound::Included((session_id, start)), end))
+            .map_err(read_error)?;
+
+        let mut out = Vec::new();
+        // Rows are in first-seq order and seqs rise within a row, so a seq at or below the last one taken
+        // is a duplicate.
+        let mut last = after_seq;
+        let mut taken = 0usize;
+        for row in rows {
+            let (_, value) = row.map_err(read_error)?;
+            let visit = |seq: u64| {
+                if seq <= last || before_seq.is_some_and(|b| seq >= b) {
+                    Visit::Skip
+                } else if taken == limit {
+                    Visit::Stop
+                } else {
+                    taken += 1;
+                    last = seq;
+                    Visit::Take
+                }
+            };
+            decode_batch(value.value(), visit, &mut out)?;
+            if taken == limit {
+                break;
+            }
+        }
+        Ok(out)
     }
-    pub fn last_session(&self, _project_id: &str) -> Result<Option<SessionRecord>, StorageError> {
-        todo!()
+
+    /// The project's most recently updated session, whatever its status.
+    pub fn last_session(&self, project_id: &str) -> Result<Option<SessionRecord>, StorageError> {
+        let txn = self.read()?;
+        let newest = self.project_index(&txn, project_id)?.next_back();
+        match newest {
+            Some(row) => {
+                let (key, _) = row.map_err(read_error)?;
+                let (_, _, id) = key.value();
+                self.session_in(&txn, id)
+            }
+            None => Ok(None),
+        }
     }
-    pub fn project_sessions(&self, _project_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
-        todo!()
+
+    /// The project's sessions, most recently updated first.
+    pub fn project_sessions(&self, project_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
+        let txn = self.read()?;
+        let mut out = Vec::new();
+        for row in self.project_index(&txn, project_id)?.rev() {
+            let (key, _) = row.map_err(read_error)?;
+            let (_, _, id) = key.value();
+            if let Some(r) = self.session_in(&txn, id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
+
+    /// Every project that has a stored session, sorted.
     pub fn project_ids(&self) -> Result<Vec<String>, StorageError> {
-        todo!()
+        let txn = self.read()?;
+        let index = txn.open_table(PROJECT_SESSIONS).map_err(read_error)?;
+        let mut out: Vec<String> = Vec::new();
+        // Jump from one project to the next instead of walking each project's sessions.
+        loop {
+            let next = match out.last() {
+                None => index.first().map_err(read_error)?,
+                Some(last) => {
+                    let past = successor(last);
+                    let mut range = index
+                        .range((past.as_str(), i64::MIN, "")..)
+                        .map_err(read_error)?;
+                    range.next().transpose().map_err(read_error)?
+                }
+            };
+            match next {
+                Some((key, _)) => out.push(key.value().0.to_owned()),
+                None => return Ok(out),
+            }
+        }
     }
+
     pub fn settings(&self) -> Result<Vec<(String, String)>, StorageError> {
-        todo!()
+        let txn = self.read()?;
+        let table = txn.open_table(SETTINGS).map_err(read_error)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(read_error)? {
+            let (k, v) = row.map_err(read_error)?;
+            out.push((k.value().to_owned(), v.value().to_owned()));
+        }
+        Ok(out)
     }
+
+    /// The size of the database file in bytes (0 if it cannot be read).
     pub fn file_size(&self) -> u64 {
-        todo!()
+        std::fs::metadata(self.path.as_path())
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
-}
-impl Store {
-    /// Lets go of the database file; later calls answer `StorageError::Closed`.
+
+    fn db(&self) -> Result<Arc<Database>, StorageError> {
+        let slot = self
+            .db
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.clone().ok_or(StorageError::Closed)
+    }
+
+    /// Lets go of the database file; later calls answer `StorageError::Closed`. Transactions already
+    /// running finish first.
     pub fn close(&self) {
-        todo!()
+        self.db
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StorageError> {
+        self.db()?.begin_read().map_err(read_error)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut txn = self.db()?.begin_write().map_err(write_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(write_error)?;
+        // On any error the transaction is dropped, which aborts it: nothing is half applied.
+        let out = f(&mut Writer::open(&txn)?)?;
+        txn.commit().map_err(write_error)?;
+        Ok(out)
+    }
+
+    fn session_in(
+        &self,
+        txn: &ReadTransaction,
+        session_id: &str,
+    ) -> Result<Option<SessionRecord>, StorageError> {
+        let sessions = txn.open_table(SESSIONS).map_err(read_error)?;
+        let value = sessions.get(session_id).map_err(read_error)?;
+        value.map(|v| decode_record(v.value())).transpose()
+    }
+
+    fn project_index(
+        &self,
+        txn: &ReadTransaction,
+        project_id: &str,
+    ) -> Result<redb::Range<'static, (&'static str, i64, &'static str), ()>, StorageError> {
+        let index = txn.open_table(PROJECT_SESSIONS).map_err(read_error)?;
+        let end = successor(project_id);
+        index
+            .range((project_id, i64::MIN, "")..(end.as_str(), i64::MIN, ""))
+            .map_err(read_error)
     }
 }

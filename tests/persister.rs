@@ -1,0 +1,370 @@
+//! The persister thread on real files: group commit, backpressure, ordering of retention and barriers,
+//! shutdown, isolation of a bad write, and durability of acked writes across a SIGKILL.
+
+mod storage_support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use agent_store::actors::persister::{Ack, PersisterHandle, TryWriteError};
+use agent_store::messages::wire::AgentStatus;
+use agent_store::storage::{StorageError, Store, WriteOp};
+use redb::{Database, TableDefinition};
+use storage_support::{append, put, record, seqs};
+
+fn fresh() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("agent-store.redb")).unwrap();
+    (dir, store)
+}
+
+fn session_write(session: &str, project: &str, updated_at: i64) -> Vec<WriteOp> {
+    vec![
+        put(session, project, AgentStatus::Done, updated_at),
+        append(session, 1..=3),
+    ]
+}
+
+fn session_of(ops: &[WriteOp]) -> &str {
+    match &ops[0] {
+        WriteOp::PutSession(r) => &r.session_id,
+        other => panic!("unexpected op {other:?}"),
+    }
+}
+
+async fn committed(ack: Ack) -> Result<(), StorageError> {
+    ack.await.unwrap_or(Err(StorageError::Closed))
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_commits() {
+    let (_dir, store) = fresh();
+    let persister = PersisterHandle::spawn(store.clone(), 10_000);
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let persister = persister.clone();
+            std::thread::spawn(move || {
+                (0..125)
+                    .map(|i| {
+                        let session = format!("w{w}-s{i}");
+                        let project = format!("p{w}");
+                        persister
+                            .try_write(session_write(&session, &project, i))
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for writer in writers {
+        for ack in writer.join().unwrap() {
+            committed(ack).await.unwrap();
+        }
+    }
+
+    let stats = persister.stats();
+    assert!(stats.commits_ok < 1000, "no grouping: {stats:?}");
+    assert_eq!(stats.commits_failed, 0);
+    assert_eq!(stats.rows_written, 1000);
+    assert_eq!(stats.messages_written, 3000);
+    assert_eq!(stats.queued_jobs, 0);
+    assert_eq!(store.project_ids().unwrap().len(), 8);
+    for w in 0..8 {
+        assert_eq!(store.project_sessions(&format!("p{w}")).unwrap().len(), 125);
+        for i in 0..125 {
+            let messages = store
+                .messages(&format!("w{w}-s{i}"), 0, None, None)
+                .unwrap();
+            assert_eq!(seqs(&messages), [1, 2, 3]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_hands_the_ops_back() {
+    let (_dir, store) = fresh();
+    let persister = PersisterHandle::spawn(store.clone(), 1);
+    // A large first batch keeps the thread busy committing while the queue fills.
+    let mut acks = vec![persister
+        .try_write(vec![append("big", 1..=20_000)])
+        .unwrap()];
+    let mut returned = None;
+    for i in 0..100_000 {
+        match persister.try_write(session_write(&format!("s{i}"), "p", i)) {
+            Ok(ack) => acks.push(ack),
+            Err(TryWriteError::Full(ops)) => {
+                returned = Some((i, ops));
+                break;
+            }
+            Err(TryWriteError::Closed) => panic!("closed"),
+        }
+    }
+    let (i, ops) = returned.expect("a queue of one never filled");
+    assert_eq!(
+        session_of(&ops),
+        format!("s{i}"),
+        "the refused ops come back whole"
+    );
+    assert_eq!(ops.len(), 2);
+
+    // The caller kept them; once there is room they go through.
+    persister.write(ops).await.unwrap();
+    for ack in acks {
+        committed(ack).await.unwrap();
+    }
+    for k in 0..=i {
+        assert!(
+            store.session(&format!("s{k}")).unwrap().is_some(),
+            "s{k} lost"
+        );
+    }
+    assert_eq!(store.messages("big", 0, None, None).unwrap().len(), 20_000);
+}
+
+#[tokio::test]
+async fn shutdown_commits_what_is_queued_then_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-store.redb");
+    let store = Store::open(&path).unwrap();
+    let persister = PersisterHandle::spawn(store.clone(), 1000);
+    let acks: Vec<Ack> = (0..200)
+        .map(|i| {
+            persister
+                .try_write(session_write(&format!("s{i}"), "p", i))
+                .unwrap()
+        })
+        .collect();
+    persister.shutdown().await;
+    for mut ack in acks {
+        assert_eq!(
+            ack.try_recv().unwrap(),
+            Ok(()),
+            "resolved by the time shutdown returns"
+        );
+    }
+
+    assert!(matches!(
+        persister.try_write(session_write("late", "p", 1)),
+        Err(TryWriteError::Closed)
+    ));
+    assert_eq!(
+        persister.write(session_write("late", "p", 1)).await,
+        Err(StorageError::Closed)
+    );
+    assert_eq!(persister.barrier().await, Err(StorageError::Closed));
+    assert_eq!(
+        persister.enforce_retention("p".into(), 1, 1, vec![]).await,
+        Err(StorageError::Closed)
+    );
+    persister.shutdown().await; // a second shutdown returns too
+
+    // The thread let go of the file: it reopens at once, with everything in it.
+    drop(persister);
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.project_sessions("p").unwrap().len(), 200);
+    assert_eq!(store.session("late").unwrap(), None);
+}
+
+#[tokio::test]
+async fn retention_and_barriers_wait_for_the_writes_before_them() {
+    let (_dir, store) = fresh();
+    let persister = PersisterHandle::spawn(store.clone(), 100);
+    let acks: Vec<Ack> = (1..=4)
+        .map(|i| {
+            persister
+                .try_write(session_write(&format!("s{i}"), "p", i))
+                .unwrap()
+        })
+        .collect();
+    // Queued behind the writes: it must see all four sessions.
+    let evicted = persister
+        .enforce_retention("p".into(), 2, i64::MAX, vec![])
+        .await
+        .unwrap();
+    assert_eq!(evicted, ["s2", "s1"]);
+    for ack in acks {
+        committed(ack).await.unwrap();
+    }
+
+    let acks: Vec<Ack> = (5..=7)
+        .map(|i| {
+            persister
+                .try_write(session_write(&format!("s{i}"), "p", i))
+                .unwrap()
+        })
+        .collect();
+    persister.barrier().await.unwrap();
+    for mut ack in acks {
+        assert_eq!(
+            ack.try_recv().unwrap(),
+            Ok(()),
+            "committed before the barrier answered"
+        );
+    }
+    let ids: Vec<String> = store
+        .project_sessions("p")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.session_id)
+        .collect();
+    assert_eq!(ids, ["s7", "s6", "s5", "s4", "s3"]);
+}
+
+#[tokio::test]
+async fn one_bad_write_does_not_fail_the_writes_grouped_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-store.redb");
+    drop(Store::open(&path).unwrap());
+    // A stored record this build cannot decode: putting that session again fails.
+    {
+        let sessions: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let mut table = txn.open_table(sessions).unwrap();
+        table.insert("bad", [200u8, 0].as_slice()).unwrap();
+        drop(table);
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let persister = PersisterHandle::spawn(store.clone(), 100);
+
+    // The slow first write makes the next ones queue up and share a group.
+    let first = persister
+        .try_write(vec![append("big", 1..=20_000)])
+        .unwrap();
+    let before = persister
+        .try_write(session_write("before", "p", 1))
+        .unwrap();
+    let bad = persister.try_write(session_write("bad", "p", 2)).unwrap();
+    let after = persister.try_write(session_write("after", "p", 3)).unwrap();
+
+    committed(first).await.unwrap();
+    assert_eq!(committed(before).await, Ok(()));
+    assert!(matches!(committed(bad).await, Err(StorageError::Decode(_))));
+    assert_eq!(committed(after).await, Ok(()));
+    assert!(persister.stats().commits_failed >= 1);
+    assert!(store.session("before").unwrap().is_some());
+    assert!(store.session("after").unwrap().is_some());
+}
+
+/// The child run of `acked_writes_survive_a_kill` writes through a persister until it is killed, printing
+/// `acked <session> <last seq>` after each ack.
+const CRASH_CHILD: &str = "AGENT_STORE_TEST_CRASH_CHILD";
+
+fn write_until_killed(path: &Path) -> ! {
+    let persister = PersisterHandle::spawn(Store::open(path).unwrap(), 64);
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let persister = persister.clone();
+            std::thread::spawn(move || {
+                let session = format!("s{w}");
+                let mut next = 1u64;
+                loop {
+                    let last = next + 9;
+                    let mut rec = record(&session, "p", AgentStatus::Running, last as i64);
+                    rec.last_seq = last;
+                    rec.message_count = last;
+                    let mut ops = vec![append(&session, next..=last), WriteOp::PutSession(rec)];
+                    let ack = loop {
+                        match persister.try_write(ops) {
+                            Ok(ack) => break ack,
+                            Err(TryWriteError::Full(back)) => {
+                                ops = back;
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                            Err(TryWriteError::Closed) => panic!("persister closed"),
+                        }
+                    };
+                    match ack.blocking_recv() {
+                        Ok(Ok(())) => println!("acked {session} {last}"),
+                        other => panic!("write failed: {other:?}"),
+                    }
+                    next = last + 1;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        let _ = w.join();
+    }
+    std::process::exit(1);
+}
+
+#[test]
+fn acked_writes_survive_a_kill() {
+    if let Ok(path) = std::env::var(CRASH_CHILD) {
+        write_until_killed(Path::new(&path));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-store.redb");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["acked_writes_survive_a_kill", "--exact", "--nocapture"])
+        .env(CRASH_CHILD, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let mut acked: BTreeMap<String, u64> = BTreeMap::new();
+    let mut record_ack = |line: &str| {
+        let mut words = line.split_whitespace();
+        if let (Some("acked"), Some(session), Some(Ok(seq))) = (
+            words.next(),
+            words.next(),
+            words.next().map(str::parse::<u64>),
+        ) {
+            let max = acked.entry(session.to_owned()).or_default();
+            *max = (*max).max(seq);
+            return true;
+        }
+        false
+    };
+    let mut seen = 0;
+    while seen < 80 {
+        let line = lines.next().expect("the child stopped early").unwrap();
+        seen += usize::from(record_ack(&line));
+    }
+    // std's kill is SIGKILL: no destructor, no flush, no clean close.
+    child.kill().unwrap();
+    // Acks printed before the kill landed are acks too (a torn last line is not parsed).
+    for line in lines.map_while(Result::ok) {
+        record_ack(&line);
+    }
+    child.wait().unwrap();
+    assert!(!acked.is_empty());
+
+    assert!(
+        matches!(
+            redb::ReadOnlyDatabase::open(&path).err(),
+            Some(redb::DatabaseError::RepairAborted)
+        ),
+        "the kill should have left a file that was not closed"
+    );
+    let store = Store::open(&path).expect("a killed writer's file opens");
+    for (session, max_acked) in &acked {
+        let stored = seqs(&store.messages(session, 0, None, None).unwrap());
+        let highest = stored.last().copied().unwrap_or(0);
+        assert!(
+            highest >= *max_acked,
+            "{session}: acked {max_acked}, stored {highest}"
+        );
+        assert_eq!(
+            stored,
+            (1..=highest).collect::<Vec<_>>(),
+            "{session}: gaps or duplicates"
+        );
+        // Record and rows were committed together: the record never lags or leads the rows.
+        let rec = store.session(session).unwrap().unwrap();
+        assert_eq!(rec.last_seq, highest, "{session}: record and rows disagree");
+    }
+    drop(store);
+    assert!(
+        redb::ReadOnlyDatabase::open(&path).is_ok(),
+        "repaired and closed cleanly"
+    );
+}

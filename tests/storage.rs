@@ -1,0 +1,533 @@
+//! The redb store on real files: reopening, refusing files it must not touch, paging and dedupe of message
+//! rows, retention, start-up recovery and deletes.
+
+mod storage_support;
+
+use std::path::Path;
+use std::process::Command;
+
+use agent_store::messages::wire::AgentStatus;
+use agent_store::storage::{StorageError, Store, WriteOp};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use storage_support::{append, message, put, record, seqs};
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+fn fresh() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("data/agent-store.redb")).unwrap();
+    (dir, store)
+}
+
+fn session_ids(store: &Store, project: &str) -> Vec<String> {
+    let records = store.project_sessions(project).unwrap();
+    records.into_iter().map(|r| r.session_id).collect()
+}
+
+/// Rewrites the schema version of a closed store file with redb directly, as a newer build would.
+fn set_schema_version(path: &Path, version: u64) -> Database {
+    let db = Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(META)
+        .unwrap()
+        .insert("schema_version", version)
+        .unwrap();
+    txn.commit().unwrap();
+    db
+}
+
+#[test]
+fn everything_written_is_there_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/agent-store.redb");
+    let store = Store::open(&path).unwrap();
+    let mut rec = record("s1", "p1", AgentStatus::Done, 50);
+    rec.error = Some("boom".into());
+    rec.last_seq = 4;
+    rec.message_count = 4;
+    store
+        .apply(&[
+            WriteOp::PutSession(rec.clone()),
+            append("s1", 1..=4),
+            put("s2", "p2", AgentStatus::Idle, 10),
+            WriteOp::PutSetting {
+                key: "session_retention_count".into(),
+                value: "7".into(),
+            },
+        ])
+        .unwrap();
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.session("s1").unwrap(), Some(rec.clone()));
+    let stored = store.messages("s1", 0, None, None).unwrap();
+    assert_eq!(stored, (1..=4).map(message).collect::<Vec<_>>());
+    assert_eq!(store.last_session("p1").unwrap(), Some(rec));
+    assert_eq!(store.project_ids().unwrap(), vec!["p1", "p2"]);
+    assert_eq!(
+        store.settings().unwrap(),
+        vec![("session_retention_count".to_owned(), "7".to_owned())]
+    );
+    assert!(store.file_size() > 0);
+    assert_eq!(store.session("missing").unwrap(), None);
+}
+
+#[test]
+fn a_file_from_a_newer_schema_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-store.redb");
+    drop(Store::open(&path).unwrap());
+    drop(set_schema_version(&path, 2));
+    let before = std::fs::read(&path).unwrap();
+
+    let err = Store::open(&path)
+        .err()
+        .expect("a newer schema must be refused");
+    assert!(
+        matches!(
+            err,
+            StorageError::NewerSchema {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the refused file changed"
+    );
+}
+
+#[test]
+fn files_that_are_not_agent_store_databases_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let text = dir.path().join("notes.redb");
+    std::fs::write(
+        &text,
+        "these are someone's notes, not a database\n".repeat(200),
+    )
+    .unwrap();
+    // A redb file of some other program: no meta table.
+    let foreign = dir.path().join("foreign.redb");
+    {
+        let db = Database::create(&foreign).unwrap();
+        let txn = db.begin_write().unwrap();
+        let other: TableDefinition<u64, u64> = TableDefinition::new("other");
+        txn.open_table(other).unwrap().insert(1, 2).unwrap();
+        txn.commit().unwrap();
+    }
+
+    // One of ours, cut short.
+    let truncated = dir.path().join("truncated.redb");
+    drop(Store::open(&truncated).unwrap());
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+
+    for path in [&text, &foreign, &truncated] {
+        let before = std::fs::read(path).unwrap();
+        let err = Store::open(path).err().expect("must be refused");
+        assert!(
+            matches!(err, StorageError::Damaged { .. }),
+            "{path:?}: {err:?}"
+        );
+        assert!(std::fs::read(path).unwrap() == before, "{path:?} changed");
+    }
+}
+
+/// A process that dies without closing its database leaves a file redb must repair on the next open,
+/// and repairing writes. The child run of this test makes such a file with the schema version it is given.
+const UNCLEAN_CHILD: &str = "AGENT_STORE_TEST_UNCLEAN_CHILD";
+
+fn leave_unclean_file(path: &Path, version: u64) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["a_crashed_file_is_repaired_only_when_it_is_ours", "--exact"])
+        .env(UNCLEAN_CHILD, format!("{version}:{}", path.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "child failed: {out:?}");
+    assert!(
+        matches!(
+            redb::ReadOnlyDatabase::open(path).err(),
+            Some(redb::DatabaseError::RepairAborted)
+        ),
+        "the child should have left a file that needs repair"
+    );
+}
+
+#[test]
+fn a_crashed_file_is_repaired_only_when_it_is_ours() {
+    if let Ok(spec) = std::env::var(UNCLEAN_CHILD) {
+        let (version, path) = spec.split_once(':').unwrap();
+        let path = Path::new(path);
+        let store = Store::open(path).unwrap();
+        store
+            .apply(&[put("s1", "p1", AgentStatus::Done, 5), append("s1", 1..=3)])
+            .unwrap();
+        drop(store);
+        let db = set_schema_version(path, version.parse().unwrap());
+        // Exit without closing: no destructor runs, as if the process had been killed.
+        std::mem::forget(db);
+        std::process::exit(0);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let newer = dir.path().join("newer.redb");
+    leave_unclean_file(&newer, 3);
+    let before = std::fs::read(&newer).unwrap();
+    let err = Store::open(&newer)
+        .err()
+        .expect("a newer schema must be refused");
+    assert!(
+        matches!(err, StorageError::NewerSchema { found: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        std::fs::read(&newer).unwrap() == before,
+        "the refused file was repaired"
+    );
+
+    let ours = dir.path().join("ours.redb");
+    leave_unclean_file(&ours, 1);
+    let store = Store::open(&ours).unwrap();
+    assert_eq!(
+        seqs(&store.messages("s1", 0, None, None).unwrap()),
+        [1, 2, 3]
+    );
+    drop(store);
+    assert!(
+        redb::ReadOnlyDatabase::open(&ours).is_ok(),
+        "closed cleanly after repair"
+    );
+}
+
+#[test]
+fn paging_reads_across_rows_and_drops_duplicate_seqs() {
+    let (_dir, store) = fresh();
+    store
+        .apply(&[
+            put("s", "p", AgentStatus::Running, 1),
+            append("s", 1..=10),
+            append("s", 11..=20),
+            // A retried write that was in fact committed: its batch overlaps the row before it.
+            append("s", 16..=25),
+            append("s", 26..=30),
+            // Neighbouring keys must not bleed into "s".
+            append("s-other", 1..=40),
+            append("r", 1..=40),
+            append("s", 31..=31),
+        ])
+        .unwrap();
+    // An empty batch writes no row.
+    store
+        .apply(&[WriteOp::AppendMessages {
+            session_id: "s".into(),
+            messages: Vec::new(),
+        }])
+        .unwrap();
+
+    let all = store.messages("s", 0, None, None).unwrap();
+    assert_eq!(seqs(&all), (1..=31).collect::<Vec<_>>());
+    assert_eq!(all[2], message(3), "fields survive the round trip");
+
+    // Starts inside the row keyed 11, and again inside the duplicated row keyed 16.
+    assert_eq!(
+        seqs(&store.messages("s", 13, None, Some(5)).unwrap()),
+        [14, 15, 16, 17, 18]
+    );
+    assert_eq!(
+        seqs(&store.messages("s", 17, None, Some(4)).unwrap()),
+        [18, 19, 20, 21]
+    );
+    assert_eq!(
+        seqs(&store.messages("s", 10, Some(17), None).unwrap()),
+        [11, 12, 13, 14, 15, 16]
+    );
+    assert_eq!(
+        seqs(&store.messages("s", 24, Some(28), Some(10)).unwrap()),
+        [25, 26, 27]
+    );
+    assert!(store.messages("s", 31, None, None).unwrap().is_empty());
+    assert!(store.messages("s", 5, Some(6), None).unwrap().is_empty());
+    assert!(store.messages("s", 0, None, Some(0)).unwrap().is_empty());
+    assert!(store.messages("nobody", 0, None, None).unwrap().is_empty());
+
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.messages("s", after, None, Some(7)).unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq_id;
+        paged.extend(seqs(&page));
+    }
+    assert_eq!(paged, (1..=31).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_long_session_restores_whole() {
+    let (_dir, store) = fresh();
+    let rows: Vec<WriteOp> = (0..1000u64)
+        .map(|i| append("long", i * 100 + 1..=i * 100 + 100))
+        .collect();
+    store.apply(&rows).unwrap();
+    let restored = store.messages("long", 0, None, None).unwrap();
+    assert_eq!(restored.len(), 100_000);
+    assert!(restored.windows(2).all(|w| w[1].seq_id == w[0].seq_id + 1));
+    assert_eq!(restored[99_999], message(100_000));
+}
+
+#[test]
+fn put_session_moves_the_index_key_and_tracks_running() {
+    let (_dir, store) = fresh();
+    store
+        .apply(&[put("a", "p", AgentStatus::Running, 10)])
+        .unwrap();
+    store
+        .apply(&[put("b", "p", AgentStatus::Done, 20)])
+        .unwrap();
+    assert_eq!(session_ids(&store, "p"), ["b", "a"]);
+
+    store
+        .apply(&[put("a", "p", AgentStatus::Done, 30)])
+        .unwrap();
+    assert_eq!(
+        session_ids(&store, "p"),
+        ["a", "b"],
+        "one key per session, moved"
+    );
+    assert_eq!(store.last_session("p").unwrap().unwrap().session_id, "a");
+    // No longer running: recovery leaves it alone.
+    assert!(store
+        .mark_interrupted("interrupted", 99)
+        .unwrap()
+        .is_empty());
+
+    // A session moved to another project leaves the first one.
+    store
+        .apply(&[put("b", "q", AgentStatus::Done, 20)])
+        .unwrap();
+    assert_eq!(session_ids(&store, "p"), ["a"]);
+    assert_eq!(session_ids(&store, "q"), ["b"]);
+}
+
+#[test]
+fn running_sessions_are_marked_interrupted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-store.redb");
+    let store = Store::open(&path).unwrap();
+    store
+        .apply(&[
+            put("r1", "p", AgentStatus::Running, 10),
+            put("r2", "q", AgentStatus::Running, 20),
+            put("d", "p", AgentStatus::Done, 30),
+        ])
+        .unwrap();
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    let mut marked = store
+        .mark_interrupted("Interrupted by restart", 1000)
+        .unwrap();
+    marked.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+    assert_eq!(marked.len(), 2);
+    for r in &marked {
+        assert_eq!(r.status, AgentStatus::Error);
+        assert_eq!(r.error.as_deref(), Some("Interrupted by restart"));
+        assert_eq!(r.updated_at, 1000);
+        assert_eq!(store.session(&r.session_id).unwrap().as_ref(), Some(r));
+    }
+    assert_eq!(
+        store.session("d").unwrap().unwrap().status,
+        AgentStatus::Done
+    );
+    // The index moved with updated_at.
+    assert_eq!(session_ids(&store, "p"), ["r1", "d"]);
+    assert!(store.mark_interrupted("again", 2000).unwrap().is_empty());
+}
+
+#[test]
+fn retention_keeps_the_newest_the_young_the_running_and_the_protected() {
+    let (_dir, store) = fresh();
+    let day = 24 * 3600 * 1000;
+    let now = 100 * day;
+    store
+        .apply(&[
+            put("running-old", "p", AgentStatus::Running, now - 90 * day),
+            put("protected-old", "p", AgentStatus::Done, now - 80 * day),
+            put("newest", "p", AgentStatus::Done, now - day),
+            put("second", "p", AgentStatus::Error, now - 2 * day),
+            put("third", "p", AgentStatus::Idle, now - 3 * day),
+            put("fourth", "p", AgentStatus::Done, now - 4 * day),
+            put("other-project", "q", AgentStatus::Done, 1),
+            append("third", 1..=5),
+            append("fourth", 1..=5),
+        ])
+        .unwrap();
+
+    let mut dropped = store
+        .enforce_retention("p", 2, 30 * day, now, &["protected-old".to_owned()])
+        .unwrap();
+    dropped.sort();
+    assert_eq!(dropped, ["fourth", "third"]);
+    assert_eq!(
+        session_ids(&store, "p"),
+        ["newest", "second", "protected-old", "running-old"]
+    );
+    for gone in ["third", "fourth"] {
+        assert_eq!(store.session(gone).unwrap(), None);
+        assert!(store.messages(gone, 0, None, None).unwrap().is_empty());
+    }
+
+    // By age: a two-day limit drops "second" even though the count would keep it.
+    let dropped = store
+        .enforce_retention("p", 5, 2 * day - 1, now, &[])
+        .unwrap();
+    assert_eq!(dropped, ["second", "protected-old"]);
+    assert_eq!(session_ids(&store, "p"), ["newest", "running-old"]);
+    assert_eq!(session_ids(&store, "q"), ["other-project"]);
+}
+
+#[test]
+fn retention_ranks_old_sessions_before_dropping_them_by_age() {
+    // As the original: rank by recency first (an aged-out session still takes a rank), then drop by age.
+    let (_dir, store) = fresh();
+    store
+        .apply(&[
+            put("old", "p", AgentStatus::Done, 10),
+            put("older", "p", AgentStatus::Done, 5),
+            put("no-timestamp", "p", AgentStatus::Done, 0),
+        ])
+        .unwrap();
+    let dropped = store.enforce_retention("p", 2, 1, 1000, &[]).unwrap();
+    // "old" and "older" are too old; "no-timestamp" never ages but is ranked third.
+    assert_eq!(dropped, ["old", "older", "no-timestamp"]);
+    assert!(session_ids(&store, "p").is_empty());
+}
+
+#[test]
+fn deleting_a_project_or_a_session_removes_every_trace() {
+    let (_dir, store) = fresh();
+    store
+        .apply(&[
+            put("p1", "p", AgentStatus::Running, 1),
+            put("p2", "p", AgentStatus::Done, 2),
+            put("q1", "q", AgentStatus::Done, 3),
+            append("p1", 1..=3),
+            append("p2", 1..=3),
+            append("q1", 1..=3),
+        ])
+        .unwrap();
+
+    store
+        .apply(&[WriteOp::DeleteProject {
+            project_id: "p".into(),
+        }])
+        .unwrap();
+    assert_eq!(store.project_ids().unwrap(), ["q"]);
+    assert_eq!(store.last_session("p").unwrap(), None);
+    for gone in ["p1", "p2"] {
+        assert_eq!(store.session(gone).unwrap(), None);
+        assert!(store.messages(gone, 0, None, None).unwrap().is_empty());
+    }
+    assert!(
+        store.mark_interrupted("x", 5).unwrap().is_empty(),
+        "running mark removed"
+    );
+    assert_eq!(
+        seqs(&store.messages("q1", 0, None, None).unwrap()),
+        [1, 2, 3]
+    );
+
+    store
+        .apply(&[WriteOp::DeleteSession {
+            session_id: "q1".into(),
+        }])
+        .unwrap();
+    assert!(store.project_ids().unwrap().is_empty());
+    assert!(store.messages("q1", 0, None, None).unwrap().is_empty());
+}
+
+#[test]
+fn a_failed_apply_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-store.redb");
+    let store = Store::open(&path).unwrap();
+    store.apply(&[put("a", "p", AgentStatus::Done, 1)]).unwrap();
+    drop(store);
+    corrupt_record(&path, "a");
+    let store = Store::open(&path).unwrap();
+
+    // A record that cannot be decoded makes the next put of that session fail...
+    let err = store
+        .apply(&[
+            put("b", "p", AgentStatus::Done, 2),
+            put("a", "p", AgentStatus::Done, 3),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Decode(_)), "{err:?}");
+    assert!(matches!(store.session("a"), Err(StorageError::Decode(_))));
+    // ...and the op before it in the same transaction is not applied either.
+    assert_eq!(store.session("b").unwrap(), None);
+    // An unreadable session can still be deleted, index key included.
+    store
+        .apply(&[WriteOp::DeleteSession {
+            session_id: "a".into(),
+        }])
+        .unwrap();
+    assert!(store.project_ids().unwrap().is_empty());
+}
+
+/// Overwrites a stored record of a closed store file with bytes of an unknown format.
+fn corrupt_record(path: &Path, session: &str) {
+    let sessions: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+    let db = Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(sessions)
+        .unwrap()
+        .insert(session, [200u8, 1, 2, 3].as_slice())
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_store_is_shared_across_threads() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Store>();
+    let (_dir, store) = fresh();
+    store
+        .apply(&[put("s", "p", AgentStatus::Done, 1), append("s", 1..=50)])
+        .unwrap();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || store.messages("s", 0, None, None).unwrap().len())
+        })
+        .collect();
+    store.apply(&[append("s", 51..=60)]).unwrap();
+    for r in readers {
+        let n = r.join().unwrap();
+        assert!(
+            n == 50 || n == 60,
+            "a reader sees one snapshot, not a torn one: {n}"
+        );
+    }
+}
+
+#[test]
+fn meta_holds_schema_version_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-store.redb");
+    drop(Store::open(&path).unwrap());
+    let db = redb::ReadOnlyDatabase::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let version = txn
+        .open_table(META)
+        .unwrap()
+        .get("schema_version")
+        .unwrap()
+        .unwrap()
+        .value();
+    assert_eq!(version, 1);
+}

@@ -1,0 +1,64 @@
+//! Builders shared by the storage and persister tests.
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use agent_store::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
+use agent_store::storage::{SessionRecord, WriteOp};
+
+pub fn record(session: &str, project: &str, status: AgentStatus, updated_at: i64) -> SessionRecord {
+    SessionRecord {
+        session_id: session.into(),
+        project_id: project.into(),
+        provider: "claude".into(),
+        status,
+        cost_usd: 0.5,
+        input_tokens: 100,
+        output_tokens: 200,
+        model: "sonnet".into(),
+        error: None,
+        created_at: 1,
+        updated_at,
+        last_seq: 0,
+        message_count: 0,
+        provider_session_id: Some(format!("provider-{session}")),
+    }
+}
+
+pub fn put(session: &str, project: &str, status: AgentStatus, updated_at: i64) -> WriteOp {
+    WriteOp::PutSession(record(session, project, status, updated_at))
+}
+
+pub fn message(seq: u64) -> AgentMessage {
+    let tool = seq % 3 == 0;
+    AgentMessage {
+        id: format!("msg-{seq}"),
+        seq_id: seq,
+        role: if tool {
+            MsgRole::ToolCall
+        } else {
+            MsgRole::Assistant
+        },
+        content: format!("message number {seq}"),
+        tool_name: tool.then(|| "Bash".to_owned()),
+        tool_input: tool.then(|| "{\"command\":\"ls\"}".to_owned()),
+        tool_path: None,
+        timestamp: 1_700_000_000_000 + seq as i64,
+    }
+}
+
+pub fn batch(seqs: RangeInclusive<u64>) -> Vec<SharedMessage> {
+    seqs.map(|s| Arc::new(message(s))).collect()
+}
+
+pub fn append(session: &str, seqs: RangeInclusive<u64>) -> WriteOp {
+    WriteOp::AppendMessages {
+        session_id: session.into(),
+        messages: batch(seqs),
+    }
+}
+
+pub fn seqs(messages: &[AgentMessage]) -> Vec<u64> {
+    messages.iter().map(|m| m.seq_id).collect()
+}
