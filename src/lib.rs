@@ -11,6 +11,7 @@ pub mod loadtest;
 pub mod messages;
 pub mod providers;
 pub mod storage;
+pub mod telemetry;
 
 pub use config::Config;
 pub use engine::Engine;
