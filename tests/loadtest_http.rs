@@ -44,9 +44,18 @@ async fn run_over_http_stores_everything_once() {
     assert_eq!(report.settings.mode, "http");
     assert_eq!((report.acked, report.stored, report.errors), (360, 360, 0));
     assert!(report.loss_check.passed, "{:?}", report.loss_check);
-    assert!(report.bytes_sent > 360 * 100, "bodies carry realistic contents");
-    assert!(report.e2e_ms.samples > 0, "no message matched on GET /v1/events");
-    assert!(report.persist_lag_ms.samples > 0, "no persist sample resolved");
+    assert!(
+        report.bytes_sent > 360 * 100,
+        "bodies carry realistic contents"
+    );
+    assert!(
+        report.e2e_ms.samples > 0,
+        "no message matched on GET /v1/events"
+    );
+    assert!(
+        report.persist_lag_ms.samples > 0,
+        "no persist sample resolved"
+    );
     assert!(report.rss_peak_bytes.is_some_and(|b| b > 0));
     assert!(report.restart.is_none());
 
@@ -101,6 +110,9 @@ async fn wrong_token_stops_at_the_first_call() {
         .await
         .expect_err("refused");
     let text = err.to_string();
-    assert!(text.contains("HTTP 401") && text.contains("/sessions"), "{text}");
+    assert!(
+        text.contains("HTTP 401") && text.contains("/sessions"),
+        "{text}"
+    );
     app.stop().await;
 }

@@ -22,6 +22,11 @@ use super::plan::Ledger;
 use super::stats::Stats;
 use super::target::{LiveItem, Target};
 
+/// How `persist_lag_ms` is measured, for the report.
+pub const PERSIST_METHOD: &str =
+    "after each ack of a sampled project (up to 32), poll its stored record's \
+     messageCount every 5 ms until it covers every message acknowledged for it";
+
 /// Projects sampled for the persist lag.
 pub const PERSIST_SAMPLES: usize = 32;
 /// How often pending persist samples are polled.
@@ -54,6 +59,19 @@ pub fn e2e_handler(
             }
         }
         LiveItem::Lagged(missed) => Stats::add(&stats.lagged, missed),
+    }
+}
+
+/// Lets the live stream deliver what is still in flight: waits while samples keep arriving (up to 2 s).
+pub async fn drain_live(stats: &Stats) {
+    let mut last = u64::MAX;
+    for _ in 0..20 {
+        let now = stats.e2e().samples;
+        if now == last {
+            return;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -11,7 +11,11 @@ const PLAIN_EVERY: Duration = Duration::from_secs(2);
 
 enum Display {
     Bar(ProgressBar),
-    Plain { last: Option<Instant> },
+    /// `unsaid`: the latest state, when it was not printed (throttled), so the phase's end still shows.
+    Plain {
+        last: Option<Instant>,
+        unsaid: Option<String>,
+    },
     Quiet,
 }
 
@@ -31,7 +35,10 @@ impl Progress {
                 ProgressDrawTarget::stderr(),
             ))
         } else {
-            Display::Plain { last: None }
+            Display::Plain {
+                last: None,
+                unsaid: None,
+            }
         };
         Progress {
             display,
@@ -42,6 +49,7 @@ impl Progress {
 
     /// Starts a phase counting up to `total` items (`unit`: "sessions", "messages", ...).
     pub fn phase(&mut self, name: &str, total: u64, unit: &str) {
+        self.flush_plain();
         self.phase = name.to_owned();
         self.total = total;
         match &mut self.display {
@@ -58,8 +66,16 @@ impl Progress {
                 bar.set_prefix(name.to_owned());
                 bar.set_message("");
             }
-            Display::Plain { last } => *last = None,
+            Display::Plain { last, .. } => *last = None,
             Display::Quiet => {}
+        }
+    }
+
+    fn flush_plain(&mut self) {
+        if let Display::Plain { unsaid, .. } = &mut self.display {
+            if let Some(line) = unsaid.take() {
+                eprintln!("{line}");
+            }
         }
     }
 
@@ -70,22 +86,26 @@ impl Progress {
                 bar.set_position(done);
                 bar.set_message(format!("{rate:.0}/s, {errors} errors"));
             }
-            Display::Plain { last } => {
-                if last.is_some_and(|t| t.elapsed() < PLAIN_EVERY) {
-                    return;
-                }
-                *last = Some(Instant::now());
-                eprintln!(
+            Display::Plain { last, unsaid } => {
+                let line = format!(
                     "loadtest {}: {done}/{} ({rate:.0}/s, {errors} errors)",
                     self.phase, self.total
                 );
+                if last.is_some_and(|t| t.elapsed() < PLAIN_EVERY) {
+                    *unsaid = Some(line);
+                    return;
+                }
+                *last = Some(Instant::now());
+                *unsaid = None;
+                eprintln!("{line}");
             }
             Display::Quiet => {}
         }
     }
 
     /// A line outside the bar (a phase result, a warning).
-    pub fn note(&self, line: &str) {
+    pub fn note(&mut self, line: &str) {
+        self.flush_plain();
         match &self.display {
             Display::Bar(bar) => bar.println(line),
             Display::Plain { .. } => eprintln!("loadtest: {line}"),
@@ -94,6 +114,7 @@ impl Progress {
     }
 
     pub fn finish(&mut self) {
+        self.flush_plain();
         if let Display::Bar(bar) = &self.display {
             bar.finish_and_clear();
         }

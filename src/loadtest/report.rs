@@ -61,6 +61,8 @@ pub struct Report {
     pub setup_s: f64,
     /// Streaming messages, from the first request to the last answer.
     pub stream_s: f64,
+    /// Finishing every session (durable status and cost) and flushing storage.
+    pub finish_s: f64,
     /// Acknowledged messages per second of the stream phase.
     pub messages_per_s: f64,
     /// Per ingest request, send to answer.
@@ -103,6 +105,7 @@ impl Report {
              request latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n\
              live stream e2e ms: p50 {:.2}  p99 {:.2}  ({} samples, {} lagged)\n\
              persist lag ms:     p50 {:.2}  p99 {:.2}  ({} samples)\n\
+             finishing and flushing every session: {:.2}s\n\
              memory: peak {} ({}), after the run {}\n",
             self.settings.projects,
             self.settings.messages_per_project,
@@ -125,6 +128,7 @@ impl Report {
             self.persist_lag_ms.p50,
             self.persist_lag_ms.p99,
             self.persist_lag_ms.samples,
+            self.finish_s,
             mib(self.rss_peak_bytes),
             self.rss_source,
             mib(self.rss_end_bytes),
