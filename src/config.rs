@@ -32,7 +32,37 @@ pub struct Config {
     pub timers: TimerConfig,
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
+    pub health: HealthConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// `[health]`: context limits by model, for context pressure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Tokens a model holds when it is not listed in `context_limits`.
+    pub default_context_limit: u64,
+    /// model name → context window in tokens.
+    pub context_limits: BTreeMap<String, u64>,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            default_context_limit: 200_000,
+            context_limits: BTreeMap::new(),
+        }
+    }
+}
+
+impl HealthConfig {
+    pub fn context_limit(&self, model: &str) -> u64 {
+        self.context_limits
+            .get(model)
+            .copied()
+            .unwrap_or(self.default_context_limit)
+            .max(1)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +117,8 @@ pub struct LimitsConfig {
     pub max_message_bytes: ByteSize,
     pub messages_in_memory: usize,
     pub max_line: ByteSize,
+    /// Live events one subscriber may have waiting before it lags and resumes from storage.
+    pub subscriber_buffer: usize,
 }
 
 /// One `[providers.NAME]` table.
@@ -124,6 +156,7 @@ impl Default for Config {
             timers: TimerConfig::default(),
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
+            health: HealthConfig::default(),
             providers: default_providers(),
         }
     }
@@ -185,6 +218,7 @@ impl Default for LimitsConfig {
             max_message_bytes: ByteSize::mib(4),
             messages_in_memory: 1000,
             max_line: ByteSize::mib(16),
+            subscriber_buffer: 1024,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{
     IngestOutcome, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch, StartRequest,
+    TopBy, TopEntry,
 };
 use crate::messages::wire::{AgentSession, ProjectHealth, SidecarEvent};
 use crate::providers::Providers;
@@ -146,6 +147,34 @@ impl Engine {
         project_id: Option<String>,
     ) -> Result<Subscription, CommandError> {
         self.inner.subscribe(project_id).await
+    }
+
+    /// Sets (None: clears) a project's own stall threshold, overriding `timers.stall_after`.
+    pub async fn set_stall_threshold(
+        &self,
+        project_id: &str,
+        stall_after: Option<std::time::Duration>,
+    ) -> Result<ProjectHealth, CommandError> {
+        self.inner
+            .set_stall_threshold(project_id, stall_after)
+            .await
+    }
+
+    /// The busiest actors by mailbox depth, messages handled or memory (`/v1/debug/top`).
+    pub async fn debug_top(&self, by: TopBy, limit: usize) -> Result<Vec<TopEntry>, CommandError> {
+        self.inner.debug_top(by, limit).await
+    }
+
+    /// The Prometheus text exposition of the engine's metrics.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    /// Holds the persister (a stuck disk) until the guard is dropped: for backpressure tests.
+    pub async fn hold_persister(
+        &self,
+    ) -> Result<crate::actors::persister::HoldGuard, CommandError> {
+        self.inner.hold_persister().await
     }
 
     /// Storage open and actors up.

@@ -146,6 +146,34 @@ async fn parity_02_start_agent_reads_settings_when_options_omit_them() {
 }
 
 #[actix_rt::test]
+async fn parity_02_model_defaults_per_provider_from_config() {
+    let t = start(|_| {}).await;
+    t.engine
+        .start_agent(
+            "codex-model",
+            request("codex", "hi", StartOptions::default()),
+        )
+        .await
+        .unwrap();
+    let s = t
+        .engine
+        .get_session("codex-model", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.model, "",
+        "codex has no configured default: the agent chooses, never a Claude model"
+    );
+    t.start_session("claude-model", "hi").await;
+    let s = t
+        .engine
+        .get_session("claude-model", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(s.model, "claude-opus-4-5");
+}
+
+#[actix_rt::test]
 async fn parity_02_provider_start_failure_leaves_session_in_error() {
     let t = start(|_| {}).await;
     t.provider.fail_start(Some("claude not found on PATH"));

@@ -11,10 +11,8 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
+use super::metrics::{ActorKind, MailboxStats, Metered, Metrics, StopReason};
 use crate::messages::commands::LiveEvent;
-
-/// How many events one subscriber may have waiting before it lags.
-pub const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// The receiving end of a subscription. Dropping it unsubscribes.
 pub struct Subscription {
@@ -47,25 +45,57 @@ pub struct Broadcaster {
     subscribers: Vec<Subscriber>,
     live: Arc<AtomicUsize>,
     buffer: usize,
+    stats: Arc<MailboxStats>,
+    metrics: Arc<Metrics>,
 }
 
 impl Broadcaster {
-    pub fn new(live: Arc<AtomicUsize>) -> Broadcaster {
-        Broadcaster::with_buffer(live, SUBSCRIBER_BUFFER)
-    }
-
-    pub fn with_buffer(live: Arc<AtomicUsize>, buffer: usize) -> Broadcaster {
+    /// `buffer`: how many events one subscriber may have waiting before it lags.
+    pub fn new(
+        live: Arc<AtomicUsize>,
+        buffer: usize,
+        stats: Arc<MailboxStats>,
+        metrics: Arc<Metrics>,
+    ) -> Broadcaster {
         Broadcaster {
             subscribers: Vec::new(),
             live,
             buffer: buffer.max(2),
+            stats,
+            metrics,
         }
+    }
+
+    fn count_subscribers(&self) {
+        self.live.store(self.subscribers.len(), Ordering::Relaxed);
+        self.metrics
+            .sse_subscribers
+            .set(self.subscribers.len() as i64);
     }
 }
 
 impl Actor for Broadcaster {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.metrics.actor_started(ActorKind::Broadcaster);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.metrics
+            .actor_stopped(ActorKind::Broadcaster, StopReason::Shutdown);
+    }
 }
+
+impl Metered for Broadcaster {
+    const KIND: ActorKind = ActorKind::Broadcaster;
+
+    fn meter(&self) -> (&MailboxStats, &Metrics) {
+        (&self.stats, &self.metrics)
+    }
+}
+
+crate::instrument!(Broadcaster: Publish);
 
 #[derive(Message)]
 #[rtype(result = "Subscription")]
@@ -89,7 +119,7 @@ impl Handler<Subscribe> for Broadcaster {
             gaps: HashMap::new(),
             delivered: HashMap::new(),
         });
-        self.live.store(self.subscribers.len(), Ordering::Relaxed);
+        self.count_subscribers();
         MessageResult(Subscription { rx })
     }
 }
@@ -108,15 +138,18 @@ impl Handler<Publish> for Broadcaster {
                     return true;
                 }
             }
-            deliver(sub, &event);
+            if !deliver(sub, &event) {
+                self.metrics.sse_lagged.inc();
+            }
             true
         });
-        self.live.store(self.subscribers.len(), Ordering::Relaxed);
+        self.count_subscribers();
     }
 }
 
-/// Sends one event to one subscriber, first telling it what it missed if it had lagged.
-fn deliver(sub: &mut Subscriber, event: &LiveEvent) {
+/// Sends one event to one subscriber, first telling it what it missed if it had lagged. Answers whether
+/// the event was delivered (false: dropped and counted for the next lag notice).
+fn deliver(sub: &mut Subscriber, event: &LiveEvent) -> bool {
     if sub.missed > 0 {
         // The lag notice needs a free slot and the event another one; otherwise keep counting.
         if sub.tx.capacity() >= 2 {
@@ -131,7 +164,7 @@ fn deliver(sub: &mut Subscriber, event: &LiveEvent) {
         }
         if sub.missed > 0 {
             record_miss(sub, event);
-            return;
+            return false;
         }
     }
     match sub.tx.try_send(event.clone()) {
@@ -146,8 +179,12 @@ fn deliver(sub: &mut Subscriber, event: &LiveEvent) {
                     sub.delivered.insert(session_id.clone(), last.seq_id);
                 }
             }
+            true
         }
-        Err(_) => record_miss(sub, event),
+        Err(_) => {
+            record_miss(sub, event);
+            false
+        }
     }
 }
 

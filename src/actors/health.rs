@@ -192,6 +192,7 @@ impl HealthTracker {
             context_pressure: self.context_pressure(),
             attention_score,
             attention_reason,
+            stall_threshold_ms: self.stall_after.as_millis() as u64,
         }
     }
 }

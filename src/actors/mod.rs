@@ -5,6 +5,7 @@
 pub mod arbiters;
 pub mod broadcaster;
 pub mod health;
+pub mod metrics;
 pub mod persister;
 pub mod project;
 pub mod session;
@@ -18,21 +19,22 @@ use actix::prelude::*;
 
 use self::arbiters::Arbiters;
 use self::broadcaster::{Broadcaster, Subscribe};
-use self::persister::PersisterHandle;
+use self::metrics::{ActorKind, Mailbox, MailboxStats, Metrics};
+use self::persister::{PersisterHandle, PersisterStats};
 use self::project::{
     ClearSession, CurrentSession, PromptSession, RestoreLast, StartSession, StopSession,
 };
 use self::session::{SessionActor, Snapshot};
 use self::supervisor::{
-    FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project, PurgeProject,
-    PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
+    DebugTop, FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project,
+    PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
 };
 use crate::config::Config;
 use crate::engine::{Started, Subscription};
 use crate::error::CommandError;
 use crate::messages::commands::{
     Ingest, IngestOutcome, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch,
-    StartRequest,
+    StartRequest, TopBy, TopEntry,
 };
 use crate::messages::validate;
 use crate::messages::wire::{now_ms, AgentSession, ProjectHealth, SidecarEvent};
@@ -56,8 +58,11 @@ const PERSIST_QUEUE: usize = 4096;
 
 pub struct EngineParts {
     pub config: Arc<Config>,
-    supervisor: Addr<Supervisor>,
-    broadcaster: Addr<Broadcaster>,
+    pub metrics: Arc<Metrics>,
+    supervisor: Mailbox<Supervisor>,
+    broadcaster: Mailbox<Broadcaster>,
+    /// Persister totals at the previous scrape, to turn them into counter increments.
+    scraped: std::sync::Mutex<PersisterStats>,
     persister: PersisterHandle,
     store: Store,
     providers: Providers,
@@ -95,12 +100,23 @@ impl EngineParts {
         .await
         .map_err(|e| StartError::Join(e.to_string()))??;
 
+        let metrics = Metrics::new();
         let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
+        persister.observe_commits(metrics.commit_duration.clone());
         let subscribers = Arc::new(AtomicUsize::new(0));
         let control = Arbiter::new().handle();
         let broadcaster = {
-            let subscribers = subscribers.clone();
-            Broadcaster::start_in_arbiter(&control, move |_| Broadcaster::new(subscribers))
+            let (subscribers, stats, m) = (
+                subscribers.clone(),
+                Arc::new(MailboxStats::default()),
+                metrics.clone(),
+            );
+            let buffer = config.limits.subscriber_buffer;
+            let theirs = stats.clone();
+            let addr = Broadcaster::start_in_arbiter(&control, move |_| {
+                Broadcaster::new(subscribers, buffer, theirs, m)
+            });
+            Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)
         };
         let parts = SupervisorParts {
             settings: settings::load(&config, &stored_settings),
@@ -111,12 +127,20 @@ impl EngineParts {
             persister: persister.clone(),
             broadcaster: broadcaster.clone(),
             subscribers,
+            metrics: metrics.clone(),
         };
-        let supervisor = Supervisor::start_in_arbiter(&control, move |ctx| {
-            Supervisor::new(parts, ctx.address())
+        let stats = Arc::new(MailboxStats::default());
+        let theirs = stats.clone();
+        let m = metrics.clone();
+        let addr = Supervisor::start_in_arbiter(&control, move |ctx| {
+            let me = Mailbox::new(ctx.address(), theirs.clone(), m, ActorKind::Supervisor);
+            Supervisor::new(parts, me, theirs)
         });
+        let supervisor = Mailbox::new(addr, stats, metrics.clone(), ActorKind::Supervisor);
         Ok(EngineParts {
             config,
+            metrics,
+            scraped: std::sync::Mutex::new(PersisterStats::default()),
             supervisor,
             broadcaster,
             persister,
@@ -127,7 +151,10 @@ impl EngineParts {
         })
     }
 
-    async fn project(&self, project_id: &str) -> Result<Addr<project::ProjectActor>, CommandError> {
+    async fn project(
+        &self,
+        project_id: &str,
+    ) -> Result<Mailbox<project::ProjectActor>, CommandError> {
         validate::project_id(project_id)?;
         Ok(self
             .supervisor
@@ -243,7 +270,7 @@ impl EngineParts {
     /// A live session's page: the in-memory window, completed from storage when the page starts earlier.
     async fn read_live(
         &self,
-        addr: Addr<SessionActor>,
+        addr: Mailbox<SessionActor>,
         page: Page,
     ) -> Result<AgentSession, CommandError> {
         let view = addr
@@ -378,10 +405,61 @@ impl EngineParts {
         }
         Ok(self
             .broadcaster
+            .addr()
             .send(Subscribe {
                 project: project_id,
             })
             .await?)
+    }
+
+    /// Sets (None: clears) a project's own stall threshold; answers its health after the change.
+    pub async fn set_stall_threshold(
+        &self,
+        project_id: &str,
+        stall_after: Option<std::time::Duration>,
+    ) -> Result<ProjectHealth, CommandError> {
+        if stall_after.is_some_and(|d| d.is_zero()) {
+            return Err(CommandError::invalid("stallAfter", "must be above zero"));
+        }
+        Ok(self
+            .project(project_id)
+            .await?
+            .send(project::SetStallThreshold(stall_after))
+            .await?)
+    }
+
+    /// Holds the persister until the guard is dropped (see `PersisterHandle::hold`).
+    pub async fn hold_persister(&self) -> Result<persister::HoldGuard, CommandError> {
+        Ok(self.persister.hold().await?)
+    }
+
+    /// The busiest actors, for `/v1/debug/top`.
+    pub async fn debug_top(&self, by: TopBy, limit: usize) -> Result<Vec<TopEntry>, CommandError> {
+        Ok(self.supervisor.send(DebugTop { by, limit }).await?)
+    }
+
+    /// The Prometheus text exposition, with the storage figures read now.
+    pub fn metrics_text(&self) -> String {
+        let m = &self.metrics;
+        m.redb_file_size.set(self.store.file_size() as i64);
+        let now = self.persister.stats();
+        {
+            let mut last = self.scraped.lock().unwrap_or_else(|p| p.into_inner());
+            m.commits
+                .with_label_values(&["ok"])
+                .inc_by(now.commits_ok.saturating_sub(last.commits_ok));
+            m.commits
+                .with_label_values(&["failed"])
+                .inc_by(now.commits_failed.saturating_sub(last.commits_failed));
+            m.batch_rows
+                .inc_by(now.rows_written.saturating_sub(last.rows_written));
+            m.persisted_messages
+                .inc_by(now.messages_written.saturating_sub(last.messages_written));
+            *last = now;
+        }
+        m.persist_queue.set(now.queued_jobs as i64);
+        m.set_mailbox_depth(ActorKind::Persister, now.queued_jobs as i64);
+        m.render()
     }
 
     pub fn is_ready(&self) -> bool {

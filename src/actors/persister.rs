@@ -56,9 +56,16 @@ struct Counters {
     rows_written: AtomicU64,
     messages_written: AtomicU64,
     last_commit_ns: AtomicU64,
+    /// Where commit durations go, once metrics are attached.
+    durations: std::sync::OnceLock<prometheus::Histogram>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
+
+/// Keeps the persister held (see `PersisterHandle::hold`) while it lives.
+pub struct HoldGuard {
+    _release: std::sync::mpsc::Sender<()>,
+}
 
 enum Job {
     Write {
@@ -73,6 +80,8 @@ enum Job {
         ack: Reply<Vec<String>>,
     },
     Barrier(Reply<()>),
+    /// Commit what came before, then wait until the sender is dropped (a stuck disk, for tests).
+    Hold(std::sync::mpsc::Receiver<()>),
     /// Commit what is queued, refuse anything new, and stop.
     Shutdown,
 }
@@ -163,6 +172,22 @@ impl PersisterHandle {
         while stopped.changed().await.is_ok() {}
     }
 
+    /// Stops the persister after what is queued now, until the returned guard is dropped: writes queue up
+    /// behind it as they would behind a stuck disk. For tests of backpressure and metrics.
+    pub async fn hold(&self) -> Result<HoldGuard, StorageError> {
+        let (release, wait) = std::sync::mpsc::channel();
+        self.jobs
+            .send(Job::Hold(wait))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        Ok(HoldGuard { _release: release })
+    }
+
+    /// Records every commit's duration in `histogram` from now on (the first call wins).
+    pub fn observe_commits(&self, histogram: prometheus::Histogram) {
+        let _ = self.counters.durations.set(histogram);
+    }
+
     pub fn stats(&self) -> PersisterStats {
         let c = &self.counters;
         PersisterStats {
@@ -226,6 +251,11 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
                 Job::Barrier(ack) => {
                     let _ = ack.send(commit(store, &mut writes, counters));
                 }
+                Job::Hold(release) => {
+                    let _ = commit(store, &mut writes, counters);
+                    // Returns when the guard is dropped (its sender disconnects).
+                    let _ = release.recv();
+                }
                 Job::Shutdown => {
                     // What is already queued is still committed: `blocking_recv` drains it, then ends.
                     queue.close();
@@ -281,6 +311,9 @@ fn timed<'a>(
     let result = apply();
     let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     counters.last_commit_ns.store(took, Ordering::Relaxed);
+    if let Some(h) = counters.durations.get() {
+        h.observe(started.elapsed().as_secs_f64());
+    }
     if result.is_err() {
         counters.commits_failed.fetch_add(1, Ordering::Relaxed);
         return result;

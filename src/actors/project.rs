@@ -7,15 +7,17 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
+use super::broadcaster::Publish;
 use super::health::HealthTracker;
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics};
 use super::session::{
     user_message, AddUserMessage, Attach, Detach, FlushNow, SessionActor, SessionInit,
-    SessionLinks, SetStatus,
+    SessionLinks, SetStallAfter, SetStatus,
 };
-use super::supervisor::{EnforceRetention, FindSession, RegisterSession, Supervisor};
+use super::supervisor::{FindSession, RegisterSession, Supervisor};
 use crate::engine::Started;
 use crate::error::CommandError;
-use crate::messages::commands::ProjectSummary;
+use crate::messages::commands::{LiveEvent, ProjectSummary};
 use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider, Providers, StartSpec};
 use crate::storage::{SessionRecord, Store};
@@ -23,7 +25,7 @@ use crate::storage::{SessionRecord, Store};
 /// What every project actor shares with the engine.
 #[derive(Clone)]
 pub struct ProjectLinks {
-    pub supervisor: Addr<Supervisor>,
+    pub supervisor: Mailbox<Supervisor>,
     pub providers: Providers,
     pub store: Store,
     pub sink: EventSink,
@@ -34,16 +36,15 @@ pub struct ProjectLinks {
 #[derive(Clone)]
 pub struct SessionLinksBase {
     pub config: Arc<crate::config::Config>,
-    pub gone: Recipient<super::session::SessionGone>,
-    pub retention: Recipient<EnforceRetention>,
-    pub broadcaster: Addr<super::broadcaster::Broadcaster>,
+    pub broadcaster: Mailbox<super::broadcaster::Broadcaster>,
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub persister: super::persister::PersisterHandle,
+    pub metrics: Arc<Metrics>,
 }
 
 struct Current {
     session_id: String,
-    addr: Addr<SessionActor>,
+    addr: Mailbox<SessionActor>,
     status: AgentStatus,
     provider: String,
 }
@@ -56,10 +57,19 @@ pub struct ProjectActor {
     cleanup: Option<SpawnHandle>,
     last_id_ms: i64,
     health: HealthTracker,
+    /// This actor's own mailbox, handed to its sessions.
+    me: Option<Mailbox<ProjectActor>>,
+    /// This project's stall threshold, when it differs from `timers.stall_after`.
+    stall_override: Option<std::time::Duration>,
+    /// What subscribers were last told of this project's health.
+    last_health: Option<HealthKey>,
+    /// Wakes the project when an idle session would turn stalled, so the change is published on time.
+    health_timer: Option<SpawnHandle>,
+    stats: Arc<MailboxStats>,
 }
 
 impl ProjectActor {
-    pub fn new(project_id: String, links: ProjectLinks) -> ProjectActor {
+    pub fn new(project_id: String, links: ProjectLinks, stats: Arc<MailboxStats>) -> ProjectActor {
         let stall_after = links.session.config.timers.stall_after;
         ProjectActor {
             project_id,
@@ -69,19 +79,82 @@ impl ProjectActor {
             cleanup: None,
             last_id_ms: 0,
             health: HealthTracker::new(stall_after),
+            me: None,
+            stall_override: None,
+            last_health: None,
+            health_timer: None,
+            stats,
         }
+    }
+
+    fn stall_after(&self) -> std::time::Duration {
+        self.stall_override
+            .unwrap_or(self.links.session.config.timers.stall_after)
+    }
+
+    /// Publishes `project.health` when the state or attention changed, never on every message, and
+    /// wakes itself when an idle session would cross the stall threshold.
+    fn health_changed(&mut self, ctx: &mut Context<Self>) {
+        let health = self.health_now();
+        let key = HealthKey::of(&health);
+        if self.last_health.as_ref() != Some(&key) {
+            self.last_health = Some(key);
+            if self
+                .links
+                .session
+                .subscribers
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+            {
+                self.links
+                    .session
+                    .broadcaster
+                    .do_send(Publish(LiveEvent::Health(health.clone())));
+            }
+        }
+        if let Some(t) = self.health_timer.take() {
+            ctx.cancel_future(t);
+        }
+        if health.activity_state == crate::messages::wire::ActivityState::Idle {
+            let idle = std::time::Duration::from_millis(health.idle_duration_ms);
+            let wake =
+                self.stall_after().saturating_sub(idle) + std::time::Duration::from_millis(1);
+            self.health_timer = Some(ctx.run_later(wake, |act, ctx| {
+                act.health_timer = None;
+                act.health_changed(ctx);
+            }));
+        }
+    }
+
+    fn metrics(&self) -> &Arc<Metrics> {
+        &self.links.session.metrics
+    }
+
+    /// Starts a session actor on this project's arbiter, with a counted mailbox.
+    fn spawn_session(&self, init: SessionInit, ctx: &Context<Self>) -> Mailbox<SessionActor> {
+        let stats = Arc::new(MailboxStats::default());
+        let addr = SessionActor::new(init, self.session_links(ctx), stats.clone()).start();
+        Mailbox::new(addr, stats, self.metrics().clone(), ActorKind::Session)
     }
 
     fn session_links(&self, ctx: &Context<Self>) -> SessionLinks {
         let b = &self.links.session;
+        let project = self.me.clone().unwrap_or_else(|| {
+            Mailbox::new(
+                ctx.address(),
+                self.stats.clone(),
+                b.metrics.clone(),
+                ActorKind::Project,
+            )
+        });
         SessionLinks {
             config: b.config.clone(),
-            project: ctx.address(),
-            gone: b.gone.clone(),
-            retention: b.retention.clone(),
+            project,
+            supervisor: self.links.supervisor.clone(),
             broadcaster: b.broadcaster.clone(),
             subscribers: b.subscribers.clone(),
             persister: b.persister.clone(),
+            metrics: b.metrics.clone(),
         }
     }
 
@@ -111,12 +184,13 @@ impl ProjectActor {
             cur.addr.do_send(Detach);
         }
         self.health.set_session(None, Instant::now());
+        self.health_changed(ctx);
     }
 
     fn attach(
         &mut self,
         session_id: String,
-        addr: Addr<SessionActor>,
+        addr: Mailbox<SessionActor>,
         status: AgentStatus,
         provider: String,
     ) {
@@ -148,7 +222,54 @@ impl ProjectActor {
 
 impl Actor for ProjectActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.metrics().actor_started(ActorKind::Project);
+        // A new project is inactive; only changes from here on are news.
+        self.last_health = Some(HealthKey::of(&self.health_now()));
+        self.me = Some(Mailbox::new(
+            ctx.address(),
+            self.stats.clone(),
+            self.metrics().clone(),
+            ActorKind::Project,
+        ));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.metrics()
+            .actor_stopped(ActorKind::Project, super::metrics::StopReason::Purge);
+    }
 }
+
+impl Metered for ProjectActor {
+    const KIND: ActorKind = ActorKind::Project;
+
+    fn meter(&self) -> (&MailboxStats, &Metrics) {
+        (&self.stats, self.metrics())
+    }
+
+    fn ids(&self) -> (&str, Option<&str>) {
+        (
+            &self.project_id,
+            self.current.as_ref().map(|c| c.session_id.as_str()),
+        )
+    }
+}
+
+crate::instrument!(
+    ProjectActor: StartSession,
+    StopSession,
+    PromptSession,
+    CurrentSession,
+    ClearSession,
+    RestoreLast,
+    ForgetSession,
+    Summarize,
+    ProjectActivity,
+    SessionCost,
+    SessionStatusChanged,
+    SetStallThreshold,
+);
 
 /// startAgent, with the request already validated and its defaults resolved by the supervisor.
 #[derive(Message)]
@@ -210,9 +331,9 @@ impl Handler<StartSession> for ProjectActor {
             record,
             recent: vec![Arc::new(first)],
             persisted: false,
+            stall_after: self.stall_after(),
         };
-        let links = self.session_links(ctx);
-        let addr = SessionActor::new(init, links).start();
+        let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.
         self.links.supervisor.do_send(RegisterSession {
             session_id: spec.session_id.clone(),
@@ -224,6 +345,7 @@ impl Handler<StartSession> for ProjectActor {
             AgentStatus::Running,
             spec.provider.clone(),
         );
+        self.health_changed(ctx);
         self.starting = true;
 
         let session_id = spec.session_id.clone();
@@ -319,6 +441,8 @@ impl Handler<PromptSession> for ProjectActor {
             cur.status = AgentStatus::Running;
         }
         self.health.set_status(AgentStatus::Running, None);
+        self.health.record_activity(None, Instant::now());
+        self.health_changed(ctx);
         addr.do_send(AddUserMessage {
             prompt: msg.prompt.clone(),
         });
@@ -333,11 +457,11 @@ impl Handler<PromptSession> for ProjectActor {
 
 /// The current session's actor, for getSession.
 #[derive(Message)]
-#[rtype(result = "Result<Addr<SessionActor>, CommandError>")]
+#[rtype(result = "Result<Mailbox<SessionActor>, CommandError>")]
 pub struct CurrentSession;
 
 impl Handler<CurrentSession> for ProjectActor {
-    type Result = Result<Addr<SessionActor>, CommandError>;
+    type Result = Result<Mailbox<SessionActor>, CommandError>;
 
     fn handle(&mut self, _: CurrentSession, _: &mut Context<Self>) -> Self::Result {
         Ok(self.current()?.addr.clone())
@@ -436,8 +560,13 @@ impl Handler<RestoreLast> for ProjectActor {
                         recent: recent.into_iter().map(Arc::new).collect(),
                         record: record.clone(),
                         persisted: true,
+                        stall_after: act.stall_after(),
                     };
-                    let addr = SessionActor::new(init, act.session_links(ctx)).start();
+                    act.metrics()
+                        .actor_restarts
+                        .with_label_values(&[ActorKind::Session.as_str()])
+                        .inc();
+                    let addr = act.spawn_session(init, ctx);
                     act.links.supervisor.do_send(RegisterSession {
                         session_id: record.session_id.clone(),
                         addr: addr.clone(),
@@ -448,6 +577,7 @@ impl Handler<RestoreLast> for ProjectActor {
             act.last_id_ms = act.last_id_ms.max(record.created_at);
             act.attach(record.session_id, addr, record.status, record.provider);
             act.health.set_status(record.status, record.error);
+            act.health_changed(ctx);
             Ok(true)
         }))
     }
@@ -466,8 +596,16 @@ impl Handler<ForgetSession> for ProjectActor {
     fn handle(&mut self, msg: ForgetSession, ctx: &mut Context<Self>) {
         if self.is_current(&msg.session_id) {
             self.cancel_cleanup(ctx);
-            self.current = None;
+            if let Some(cur) = self.current.take() {
+                // A purged running session's agent must not outlive it.
+                if !cur.status.is_finished() {
+                    if let Ok(p) = self.provider(&cur.provider) {
+                        actix::spawn(p.stop(&cur.session_id));
+                    }
+                }
+            }
             self.health.set_session(None, Instant::now());
+            self.health_changed(ctx);
         }
     }
 }
@@ -478,15 +616,15 @@ impl Handler<ForgetSession> for ProjectActor {
 pub struct Summarize;
 
 impl Handler<Summarize> for ProjectActor {
-    type Result = MessageResult<Summarize>;
+    type Result = ProjectSummary;
 
     fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(ProjectSummary {
+        ProjectSummary {
             project_id: self.project_id.clone(),
             session_id: self.current.as_ref().map(|c| c.session_id.clone()),
             status: self.current.as_ref().map(|c| c.status),
             health: self.health_now(),
-        })
+        }
     }
 }
 
@@ -504,7 +642,7 @@ pub struct ProjectActivity {
 impl Handler<ProjectActivity> for ProjectActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ProjectActivity, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ProjectActivity, ctx: &mut Context<Self>) {
         if !self.is_current(&msg.session_id) {
             return;
         }
@@ -514,6 +652,7 @@ impl Handler<ProjectActivity> for ProjectActor {
             Some(None) => self.health.record_tool_done(now),
             None => self.health.record_activity(None, now),
         }
+        self.health_changed(ctx);
     }
 }
 
@@ -522,6 +661,8 @@ impl Handler<ProjectActivity> for ProjectActor {
 #[rtype(result = "()")]
 pub struct SessionCost {
     pub session_id: String,
+    /// The session's model, whose context window sets the pressure.
+    pub model: String,
     pub tokens: u64,
     pub cost_usd: f64,
 }
@@ -529,10 +670,13 @@ pub struct SessionCost {
 impl Handler<SessionCost> for ProjectActor {
     type Result = ();
 
-    fn handle(&mut self, msg: SessionCost, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SessionCost, ctx: &mut Context<Self>) {
         if self.is_current(&msg.session_id) {
+            let limit = self.links.session.config.health.context_limit(&msg.model);
+            self.health.set_context_limit(limit);
             self.health
                 .record_token_snapshot(msg.tokens, msg.cost_usd, Instant::now());
+            self.health_changed(ctx);
         }
     }
 }
@@ -555,6 +699,7 @@ impl Handler<SessionStatusChanged> for ProjectActor {
                 cur.status = msg.status;
             }
             self.health.set_status(msg.status, msg.error);
+            self.health_changed(ctx);
             self.cancel_cleanup(ctx);
             if msg.status.is_finished() {
                 let grace = self.links.session.config.timers.cleanup_grace;
@@ -570,6 +715,59 @@ impl Handler<SessionStatusChanged> for ProjectActor {
                     }
                 }));
             }
+        }
+    }
+}
+
+/// This project's own stall threshold (None: back to `timers.stall_after`). Applies to health and to the
+/// current session's stall notification at once.
+#[derive(Message)]
+#[rtype(result = "ProjectHealth")]
+pub struct SetStallThreshold(pub Option<std::time::Duration>);
+
+impl Handler<SetStallThreshold> for ProjectActor {
+    type Result = ProjectHealth;
+
+    fn handle(
+        &mut self,
+        SetStallThreshold(after): SetStallThreshold,
+        ctx: &mut Context<Self>,
+    ) -> ProjectHealth {
+        self.stall_override = after;
+        let stall_after = self.stall_after();
+        self.health.set_stall_after(stall_after);
+        if let Some(cur) = &self.current {
+            cur.addr.do_send(SetStallAfter(stall_after));
+        }
+        self.health_changed(ctx);
+        self.health_now()
+    }
+}
+
+/// The parts of a project's health whose change is news: not the idle clock or the burn rate, which move
+/// all the time.
+#[derive(Debug, Clone, PartialEq)]
+struct HealthKey {
+    session_id: Option<String>,
+    state: crate::messages::wire::ActivityState,
+    active_tool: Option<String>,
+    score: u32,
+    reason: Option<String>,
+}
+
+impl HealthKey {
+    fn of(h: &ProjectHealth) -> HealthKey {
+        // The stalled reason counts minutes; a new minute is not a new state.
+        let reason = match h.activity_state {
+            crate::messages::wire::ActivityState::Stalled => None,
+            _ => h.attention_reason.clone(),
+        };
+        HealthKey {
+            session_id: h.session_id.clone(),
+            state: h.activity_state,
+            active_tool: h.active_tool.clone(),
+            score: h.attention_score,
+            reason,
         }
     }
 }

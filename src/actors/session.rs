@@ -16,8 +16,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::broadcaster::{Broadcaster, Publish};
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
 use super::project::{ProjectActivity, ProjectActor, SessionCost, SessionStatusChanged};
+use super::supervisor::{EnforceRetention, Supervisor};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
@@ -32,12 +34,12 @@ use crate::storage::{SessionRecord, StorageError, WriteOp};
 #[derive(Clone)]
 pub struct SessionLinks {
     pub config: Arc<Config>,
-    pub project: Addr<ProjectActor>,
-    pub gone: Recipient<SessionGone>,
-    pub retention: Recipient<super::supervisor::EnforceRetention>,
-    pub broadcaster: Addr<Broadcaster>,
+    pub project: Mailbox<ProjectActor>,
+    pub supervisor: Mailbox<Supervisor>,
+    pub broadcaster: Mailbox<Broadcaster>,
     pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Told to the supervisor when a session actor stops, so it drops the route.
@@ -77,6 +79,7 @@ pub struct Snapshot {
     pub page: Page,
 }
 
+#[derive(actix::MessageResponse)]
 pub struct SessionView {
     /// `messages` holds the in-memory messages after the page start (not yet limited).
     pub session: AgentSession,
@@ -92,7 +95,9 @@ pub struct Detach;
 /// Stop now without writing anything more: purge or retention already removed it from storage.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Discard;
+pub struct Discard {
+    pub reason: StopReason,
+}
 
 /// Persist everything accepted so far; answers when it is committed.
 #[derive(Message)]
@@ -106,6 +111,8 @@ pub struct SessionInit {
     pub recent: Vec<SharedMessage>,
     /// Whether `recent` and the record are already in storage.
     pub persisted: bool,
+    /// Silence after which a running session is stalled (the project's threshold).
+    pub stall_after: Duration,
 }
 
 type Waiter = oneshot::Sender<Result<(), CommandError>>;
@@ -130,24 +137,33 @@ pub struct SessionActor {
     flush: Flush,
     last_activity: Instant,
     stall_timer: Option<SpawnHandle>,
+    stall_after: Duration,
     detached: bool,
     /// A finished status awaits its commit; retention runs after it, so it sees this session as finished.
     retention_due: bool,
+    /// When the oldest change not yet committed was made (persist lag), if any.
+    dirty_since: Option<Instant>,
+    /// Approximate bytes held by the window (for `/v1/debug/top`).
+    window_bytes: u64,
+    stop_reason: StopReason,
+    stats: Arc<MailboxStats>,
     links: SessionLinks,
 }
 
 impl SessionActor {
-    pub fn new(init: SessionInit, links: SessionLinks) -> SessionActor {
+    pub fn new(init: SessionInit, links: SessionLinks, stats: Arc<MailboxStats>) -> SessionActor {
         let SessionInit {
             record,
             recent,
             persisted,
+            stall_after,
         } = init;
         let persisted_seq = if persisted {
             record.last_seq
         } else {
             recent.first().map_or(record.last_seq, |m| m.seq_id - 1)
         };
+        let window_bytes = recent.iter().map(|m| approx_size(m)).sum();
         SessionActor {
             persisted_seq,
             record_dirty: !persisted,
@@ -156,8 +172,13 @@ impl SessionActor {
             flush: Flush::default(),
             last_activity: Instant::now(),
             stall_timer: None,
+            stall_after,
             detached: false,
             retention_due: false,
+            dirty_since: None,
+            window_bytes,
+            stop_reason: StopReason::Completed,
+            stats,
             links,
         }
     }
@@ -172,7 +193,19 @@ impl SessionActor {
         }
     }
 
+    fn note_dirty(&mut self) {
+        if self.dirty_since.is_none() {
+            self.dirty_since = Some(Instant::now());
+            self.links.metrics.dirty_sessions.inc();
+        }
+    }
+
     fn notify(&self, message: String, variant: Variant) {
+        self.links
+            .metrics
+            .notifications
+            .with_label_values(&[variant.as_str()])
+            .inc();
         let project_id = self.record.project_id.clone();
         self.publish(|| LiveEvent::Notification {
             project_id,
@@ -186,6 +219,7 @@ impl SessionActor {
         self.record.message_count += 1;
         message.seq_id = self.record.last_seq;
         let shared = Arc::new(message);
+        self.window_bytes += approx_size(&shared);
         self.window.push_back(shared.clone());
         self.record.updated_at = now_ms();
         self.mark_dirty(ctx);
@@ -210,6 +244,10 @@ impl SessionActor {
         if batch.is_empty() {
             return;
         }
+        self.links.metrics.agent_messages.inc_by(batch.len() as u64);
+        self.stats
+            .memory
+            .store(self.window_bytes, Ordering::Relaxed);
         // The batch's net effect on the tool in flight equals applying each message in order.
         let mut tool = None;
         for m in &batch {
@@ -287,13 +325,21 @@ impl SessionActor {
         self.flush_now(ctx);
     }
 
-    fn apply_cost(&mut self, cost_usd: f64, input_tokens: u64, output_tokens: u64) {
+    fn apply_cost(
+        &mut self,
+        cost_usd: f64,
+        input_tokens: u64,
+        output_tokens: u64,
+        ctx: &mut Context<Self>,
+    ) {
         self.record.cost_usd = cost_usd;
         self.record.input_tokens = input_tokens;
         self.record.output_tokens = output_tokens;
         self.record_dirty = true;
+        self.mark_dirty(ctx);
         self.links.project.do_send(SessionCost {
             session_id: self.record.session_id.clone(),
+            model: self.record.model.clone(),
             tokens: input_tokens + output_tokens,
             cost_usd,
         });
@@ -317,7 +363,7 @@ impl SessionActor {
     fn touch(&mut self, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
         if self.stall_timer.is_none() && self.record.status == AgentStatus::Running {
-            self.arm_stall(self.links.config.timers.stall_after, ctx);
+            self.arm_stall(self.stall_after, ctx);
         }
     }
 
@@ -327,9 +373,10 @@ impl SessionActor {
             if act.record.status != AgentStatus::Running {
                 return;
             }
-            let stall_after = act.links.config.timers.stall_after;
+            let stall_after = act.stall_after;
             let idle = act.last_activity.elapsed();
             if idle >= stall_after {
+                act.links.metrics.stalls.inc();
                 let mins = stall_after.as_secs() / 60;
                 let project_id = act.record.project_id.clone();
                 act.notify(
@@ -349,6 +396,7 @@ impl SessionActor {
     }
 
     fn mark_dirty(&mut self, ctx: &mut Context<Self>) {
+        self.note_dirty();
         if self.flush.timer.is_none() && !self.flush.in_flight {
             let debounce = self.links.config.timers.persist_debounce;
             self.flush.timer = Some(ctx.run_later(debounce, |act, ctx| {
@@ -373,6 +421,7 @@ impl SessionActor {
             }
             return;
         }
+        self.note_dirty();
         let mut ops = Vec::with_capacity(2);
         if unpersisted > 0 {
             let start = self.window.len() - unpersisted;
@@ -418,11 +467,9 @@ impl SessionActor {
             Ok(()) => {
                 self.persisted_seq = upto;
                 if retention {
-                    self.links
-                        .retention
-                        .do_send(super::supervisor::EnforceRetention {
-                            project_id: self.record.project_id.clone(),
-                        });
+                    self.links.supervisor.do_send(EnforceRetention {
+                        project_id: self.record.project_id.clone(),
+                    });
                 }
                 self.flush.backoff = None;
                 for w in riding {
@@ -435,7 +482,20 @@ impl SessionActor {
                         .front()
                         .is_some_and(|m| m.seq_id <= self.persisted_seq)
                 {
-                    self.window.pop_front();
+                    if let Some(m) = self.window.pop_front() {
+                        self.window_bytes -= approx_size(&m);
+                    }
+                }
+                self.stats
+                    .memory
+                    .store(self.window_bytes, Ordering::Relaxed);
+                if let (Some(since), true) = (self.dirty_since, self.is_clean()) {
+                    self.links
+                        .metrics
+                        .persist_lag
+                        .observe(since.elapsed().as_secs_f64());
+                    self.links.metrics.dirty_sessions.dec();
+                    self.dirty_since = None;
                 }
                 if self.flush.again || !self.flush.pending.is_empty() {
                     self.flush_now(ctx);
@@ -529,6 +589,7 @@ impl Actor for SessionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.links.metrics.actor_started(ActorKind::Session);
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
         if self.record.status == AgentStatus::Running {
@@ -540,6 +601,12 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.links
+            .metrics
+            .actor_stopped(ActorKind::Session, self.stop_reason);
+        if self.dirty_since.take().is_some() {
+            self.links.metrics.dirty_sessions.dec();
+        }
         for w in self
             .flush
             .pending
@@ -548,7 +615,7 @@ impl Actor for SessionActor {
         {
             let _ = w.send(Err(CommandError::SessionNotFound));
         }
-        self.links.gone.do_send(SessionGone {
+        self.links.supervisor.do_send(SessionGone {
             session_id: self.record.session_id.clone(),
         });
     }
@@ -565,7 +632,7 @@ impl Handler<Deliver> for SessionActor {
                     self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
                 }
                 SidecarEvent::Cost(p) => {
-                    self.apply_cost(p.cost_usd, p.input_tokens, p.output_tokens)
+                    self.apply_cost(p.cost_usd, p.input_tokens, p.output_tokens, ctx)
                 }
             }
         }
@@ -612,10 +679,10 @@ impl Handler<SetStatus> for SessionActor {
 }
 
 impl Handler<Snapshot> for SessionActor {
-    type Result = MessageResult<Snapshot>;
+    type Result = SessionView;
 
-    fn handle(&mut self, msg: Snapshot, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.view(msg.page))
+    fn handle(&mut self, msg: Snapshot, _: &mut Context<Self>) -> SessionView {
+        self.view(msg.page)
     }
 }
 
@@ -633,7 +700,8 @@ impl Handler<Detach> for SessionActor {
 impl Handler<Discard> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, _: Discard, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Discard, ctx: &mut Context<Self>) {
+        self.stop_reason = msg.reason;
         ctx.stop();
     }
 }
@@ -659,5 +727,59 @@ impl Handler<Attach> for SessionActor {
 
     fn handle(&mut self, _: Attach, _: &mut Context<Self>) {
         self.detached = false;
+    }
+}
+
+/// What a message costs the window, roughly: its text plus fixed overhead.
+fn approx_size(m: &AgentMessage) -> u64 {
+    (std::mem::size_of::<AgentMessage>()
+        + m.id.len()
+        + m.content.len()
+        + m.tool_name.as_ref().map_or(0, String::len)
+        + m.tool_input.as_ref().map_or(0, String::len)
+        + m.tool_path.as_ref().map_or(0, String::len)) as u64
+}
+
+impl Metered for SessionActor {
+    const KIND: ActorKind = ActorKind::Session;
+
+    fn meter(&self) -> (&MailboxStats, &Metrics) {
+        (&self.stats, &self.links.metrics)
+    }
+
+    fn ids(&self) -> (&str, Option<&str>) {
+        (&self.record.project_id, Some(&self.record.session_id))
+    }
+}
+
+crate::instrument!(
+    SessionActor: Deliver,
+    AddUserMessage,
+    SetStatus,
+    Snapshot,
+    Detach,
+    Discard,
+    FlushNow,
+    Attach,
+    SetStallAfter
+);
+
+/// The project's stall threshold changed: restart the stall clock's timer with it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetStallAfter(pub Duration);
+
+impl Handler<SetStallAfter> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, SetStallAfter(after): SetStallAfter, ctx: &mut Context<Self>) {
+        self.stall_after = after;
+        if let Some(t) = self.stall_timer.take() {
+            ctx.cancel_future(t);
+        }
+        if self.record.status == AgentStatus::Running {
+            let idle = self.last_activity.elapsed();
+            self.arm_stall(after.saturating_sub(idle), ctx);
+        }
     }
 }

@@ -9,13 +9,16 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 
 use super::arbiters::Arbiters;
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::PersisterHandle;
 use super::project::{ForgetSession, ProjectActor, ProjectLinks, SessionLinksBase, Summarize};
 use super::session::{Deliver, Discard, FlushNow, SessionActor, SessionGone};
 use super::settings;
 use crate::config::Config;
 use crate::error::CommandError;
-use crate::messages::commands::{Ingest, IngestOutcome, ProjectSummary, Settings, SettingsPatch};
+use crate::messages::commands::{
+    Ingest, IngestOutcome, ProjectSummary, Settings, SettingsPatch, TopBy, TopEntry,
+};
 use crate::messages::wire::{ActivityState, ProjectHealth};
 use crate::providers::{EventSink, Providers};
 use crate::storage::{Store, WriteOp};
@@ -27,16 +30,18 @@ pub struct SupervisorParts {
     pub providers: Providers,
     pub store: Store,
     pub persister: PersisterHandle,
-    pub broadcaster: Addr<super::broadcaster::Broadcaster>,
+    pub broadcaster: Mailbox<super::broadcaster::Broadcaster>,
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub settings: Settings,
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct Supervisor {
     parts: SupervisorParts,
     links: ProjectLinks,
-    projects: HashMap<String, Addr<ProjectActor>>,
-    sessions: HashMap<String, Addr<SessionActor>>,
+    projects: HashMap<String, Mailbox<ProjectActor>>,
+    sessions: HashMap<String, Mailbox<SessionActor>>,
+    stats: Arc<MailboxStats>,
     /// Events for sessions this service does not hold (dead letters).
     ignored_events: u64,
 }
@@ -47,19 +52,23 @@ pub fn project_of(session_id: &str) -> &str {
 }
 
 impl Supervisor {
-    pub fn new(parts: SupervisorParts, me: Addr<Supervisor>) -> Supervisor {
+    /// `me` is this supervisor's own mailbox, whose stats it shares.
+    pub fn new(
+        parts: SupervisorParts,
+        me: Mailbox<Supervisor>,
+        stats: Arc<MailboxStats>,
+    ) -> Supervisor {
         let links = ProjectLinks {
-            supervisor: me.clone(),
+            sink: EventSink::new(me.addr().clone().recipient()),
+            supervisor: me,
             providers: parts.providers.clone(),
             store: parts.store.clone(),
-            sink: EventSink::new(me.clone().recipient()),
             session: SessionLinksBase {
                 config: parts.config.clone(),
-                gone: me.clone().recipient(),
-                retention: me.recipient(),
                 broadcaster: parts.broadcaster.clone(),
                 subscribers: parts.subscribers.clone(),
                 persister: parts.persister.clone(),
+                metrics: parts.metrics.clone(),
             },
         };
         Supervisor {
@@ -67,28 +76,33 @@ impl Supervisor {
             links,
             projects: HashMap::new(),
             sessions: HashMap::new(),
+            stats,
             ignored_events: 0,
         }
     }
 
-    fn project(&mut self, project_id: &str) -> Addr<ProjectActor> {
-        if let Some(addr) = self.projects.get(project_id) {
-            return addr.clone();
+    fn project(&mut self, project_id: &str) -> Mailbox<ProjectActor> {
+        if let Some(mailbox) = self.projects.get(project_id) {
+            return mailbox.clone();
         }
         let links = self.links.clone();
         let id = project_id.to_owned();
+        let stats = Arc::new(MailboxStats::default());
         let arbiter = self.parts.arbiters.for_project(project_id);
-        let addr = ProjectActor::start_in_arbiter(&arbiter, move |_| ProjectActor::new(id, links));
-        self.projects.insert(project_id.to_owned(), addr.clone());
-        addr
+        let theirs = stats.clone();
+        let addr =
+            ProjectActor::start_in_arbiter(&arbiter, move |_| ProjectActor::new(id, links, theirs));
+        let mailbox = Mailbox::new(addr, stats, self.parts.metrics.clone(), ActorKind::Project);
+        self.projects.insert(project_id.to_owned(), mailbox.clone());
+        mailbox
     }
 
     /// Drops evicted or purged sessions from memory: their actors stop without writing, their projects
     /// forget them.
-    fn forget_sessions(&mut self, ids: &[String]) {
+    fn forget_sessions(&mut self, ids: &[String], reason: StopReason) {
         for id in ids {
             if let Some(addr) = self.sessions.remove(id) {
-                addr.do_send(Discard);
+                addr.do_send(Discard { reason });
             }
             if let Some(project) = self.projects.get(project_of(id)) {
                 project.do_send(ForgetSession {
@@ -104,8 +118,41 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
+        self.parts.metrics.actor_started(ActorKind::Supervisor);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.parts
+            .metrics
+            .actor_stopped(ActorKind::Supervisor, StopReason::Shutdown);
     }
 }
+
+impl Metered for Supervisor {
+    const KIND: ActorKind = ActorKind::Supervisor;
+
+    fn meter(&self) -> (&MailboxStats, &Metrics) {
+        (&self.stats, &self.parts.metrics)
+    }
+}
+
+crate::instrument!(
+    Supervisor: Ingest,
+    RegisterSession,
+    SessionGone,
+    FindSession,
+    Project,
+    EnforceRetention,
+    PurgeSession,
+    PurgeProject,
+    GetSettings,
+    UpdateSettings,
+    ListProjects,
+    HealthReport,
+    FlushAll,
+    IgnoredEvents,
+    DebugTop,
+);
 
 impl Handler<Ingest> for Supervisor {
     type Result = ResponseFuture<Result<IngestOutcome, CommandError>>;
@@ -114,13 +161,20 @@ impl Handler<Ingest> for Supervisor {
         // One Deliver per session per batch, events in their original order within each session.
         let mut outcome = IngestOutcome::default();
         let mut slots: HashMap<String, usize> = HashMap::new();
-        let mut batches: Vec<(Addr<SessionActor>, Vec<crate::messages::wire::SidecarEvent>)> =
-            Vec::new();
+        let mut batches: Vec<(
+            Mailbox<SessionActor>,
+            Vec<crate::messages::wire::SidecarEvent>,
+        )> = Vec::new();
         for event in msg.events {
             let Some(addr) = self.sessions.get(event.session_id()) else {
                 outcome.ignored += 1;
                 continue;
             };
+            self.parts
+                .metrics
+                .events_ingested
+                .with_label_values(&[event.kind()])
+                .inc();
             outcome.accepted += 1;
             let slot = *slots
                 .entry(event.session_id().to_owned())
@@ -131,6 +185,10 @@ impl Handler<Ingest> for Supervisor {
             batches[slot].1.push(event);
         }
         self.ignored_events += outcome.ignored as u64;
+        self.parts
+            .metrics
+            .dead_letters
+            .inc_by(outcome.ignored as u64);
         let durable = msg.durable;
         let sends: Vec<_> = batches
             .into_iter()
@@ -156,7 +214,7 @@ impl Handler<Ingest> for Supervisor {
 #[rtype(result = "()")]
 pub struct RegisterSession {
     pub session_id: String,
-    pub addr: Addr<SessionActor>,
+    pub addr: Mailbox<SessionActor>,
 }
 
 impl Handler<RegisterSession> for Supervisor {
@@ -183,13 +241,13 @@ impl Handler<SessionGone> for Supervisor {
 
 /// The live actor of a session, if it is in memory.
 #[derive(Message)]
-#[rtype(result = "Option<Addr<SessionActor>>")]
+#[rtype(result = "Option<Mailbox<SessionActor>>")]
 pub struct FindSession {
     pub session_id: String,
 }
 
 impl Handler<FindSession> for Supervisor {
-    type Result = Option<Addr<SessionActor>>;
+    type Result = Option<Mailbox<SessionActor>>;
 
     fn handle(&mut self, msg: FindSession, _: &mut Context<Self>) -> Self::Result {
         self.sessions
@@ -201,16 +259,16 @@ impl Handler<FindSession> for Supervisor {
 
 /// The actor of a project, created on first use.
 #[derive(Message)]
-#[rtype(result = "Addr<ProjectActor>")]
+#[rtype(result = "Mailbox<ProjectActor>")]
 pub struct Project {
     pub project_id: String,
 }
 
 impl Handler<Project> for Supervisor {
-    type Result = MessageResult<Project>;
+    type Result = Mailbox<ProjectActor>;
 
     fn handle(&mut self, msg: Project, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.project(&msg.project_id))
+        self.project(&msg.project_id)
     }
 }
 
@@ -235,7 +293,13 @@ impl Handler<EnforceRetention> for Supervisor {
                 .await
         };
         ctx.spawn(job.into_actor(self).map(|result, act, _| match result {
-            Ok(evicted) => act.forget_sessions(&evicted),
+            Ok(evicted) => {
+                act.parts
+                    .metrics
+                    .retention_evictions
+                    .inc_by(evicted.len() as u64);
+                act.forget_sessions(&evicted, StopReason::Retention)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "retention failed; it runs again when a session ends")
             }
@@ -268,7 +332,11 @@ impl Handler<PurgeSession> for Supervisor {
         Box::pin(async move {
             // The actor stops before the delete is queued, so no flush of it can land after the delete.
             if let Some(addr) = live {
-                let _ = addr.send(Discard).await;
+                let _ = addr
+                    .send(Discard {
+                        reason: StopReason::Purge,
+                    })
+                    .await;
             }
             persister
                 .write(vec![WriteOp::DeleteSession {
@@ -304,7 +372,12 @@ impl Handler<PurgeProject> for Supervisor {
         let project = self.projects.remove(&msg.project_id);
         let persister = self.parts.persister.clone();
         Box::pin(async move {
-            join_all(live.iter().map(|a| a.send(Discard))).await;
+            join_all(live.iter().map(|a| {
+                a.send(Discard {
+                    reason: StopReason::Purge,
+                })
+            }))
+            .await;
             if let Some(p) = project {
                 for id in ids {
                     let _ = p.send(ForgetSession { session_id: id }).await;
@@ -325,10 +398,10 @@ impl Handler<PurgeProject> for Supervisor {
 pub struct GetSettings;
 
 impl Handler<GetSettings> for Supervisor {
-    type Result = MessageResult<GetSettings>;
+    type Result = Settings;
 
-    fn handle(&mut self, _: GetSettings, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.parts.settings.clone())
+    fn handle(&mut self, _: GetSettings, _: &mut Context<Self>) -> Settings {
+        self.parts.settings.clone()
     }
 }
 
@@ -373,7 +446,11 @@ impl Handler<UpdateSettings> for Supervisor {
         Box::pin(job.into_actor(self).map(move |result, act, _| {
             let evicted = result?;
             act.parts.settings = next;
-            act.forget_sessions(&evicted);
+            act.parts
+                .metrics
+                .retention_evictions
+                .inc_by(evicted.len() as u64);
+            act.forget_sessions(&evicted, StopReason::Retention);
             Ok(act.parts.settings.clone())
         }))
     }
@@ -429,6 +506,7 @@ fn inactive_health(project_id: &str) -> ProjectHealth {
         context_pressure: None,
         attention_score: 0,
         attention_reason: None,
+        stall_threshold_ms: 0,
     }
 }
 
@@ -491,5 +569,55 @@ impl Handler<IgnoredEvents> for Supervisor {
 
     fn handle(&mut self, _: IgnoredEvents, _: &mut Context<Self>) -> u64 {
         self.ignored_events
+    }
+}
+
+/// The busiest actors by mailbox depth, messages handled or memory, read from their mailbox stats without
+/// disturbing them.
+#[derive(Message)]
+#[rtype(result = "Vec<TopEntry>")]
+pub struct DebugTop {
+    pub by: TopBy,
+    pub limit: usize,
+}
+
+impl Handler<DebugTop> for Supervisor {
+    type Result = Vec<TopEntry>;
+
+    fn handle(&mut self, msg: DebugTop, _: &mut Context<Self>) -> Vec<TopEntry> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let entry = |actor: ActorKind,
+                     project_id: &str,
+                     session_id: Option<&String>,
+                     stats: &MailboxStats| TopEntry {
+            actor: actor.as_str().to_owned(),
+            project_id: project_id.to_owned(),
+            session_id: session_id.cloned(),
+            mailbox_depth: stats.depth.load(Relaxed),
+            messages_handled: stats.handled.load(Relaxed),
+            memory_bytes: stats.memory.load(Relaxed),
+        };
+        let mut all: Vec<TopEntry> = self
+            .projects
+            .iter()
+            .map(|(id, m)| entry(ActorKind::Project, id, None, m.stats()))
+            .chain(
+                self.sessions
+                    .iter()
+                    .map(|(id, m)| entry(ActorKind::Session, project_of(id), Some(id), m.stats())),
+            )
+            .collect();
+        let key = |e: &TopEntry| match msg.by {
+            TopBy::Mailbox => e.mailbox_depth.max(0) as u64,
+            TopBy::Messages => e.messages_handled,
+            TopBy::Memory => e.memory_bytes,
+        };
+        all.sort_by(|a, b| {
+            key(b)
+                .cmp(&key(a))
+                .then_with(|| a.project_id.cmp(&b.project_id))
+        });
+        all.truncate(msg.limit);
+        all
     }
 }

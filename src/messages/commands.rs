@@ -85,7 +85,9 @@ pub struct SessionSummary {
 }
 
 /// A known project (`GET /v1/projects`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, actix::MessageResponse,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectSummary {
     pub project_id: String,
@@ -95,7 +97,9 @@ pub struct ProjectSummary {
 }
 
 /// The settings the original kept, under the original's snake_case keys.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, actix::MessageResponse,
+)]
 pub struct Settings {
     pub permission_mode: Option<String>,
     pub system_prompt_template: Option<String>,
@@ -193,4 +197,26 @@ impl LiveEvent {
             LiveEvent::Lagged { .. } => None,
         }
     }
+}
+
+/// What `/v1/debug/top` ranks actors by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopBy {
+    Mailbox,
+    Messages,
+    Memory,
+}
+
+/// One of the busiest actors: the place for per-project detail that metrics labels must not carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopEntry {
+    pub actor: String,
+    pub project_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    pub mailbox_depth: i64,
+    pub messages_handled: u64,
+    pub memory_bytes: u64,
 }

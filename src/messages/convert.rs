@@ -1,10 +1,162 @@
-//! PLACEHOLDER — the adapters helper replaces this file; the signatures are final.
-use crate::messages::wire::{AgentMessage, RawMessage};
+//! The original store's `convertRawMessage`: how a raw message from a sidecar or a provider adapter
+//! becomes the message the store shows, or nothing.
+//!
+//! The rules are the original's, line for line, including its JavaScript semantics (see `js`): a client
+//! that compared the two stores must see the same `content`, `toolInput` and `toolPath` strings. Where the
+//! original would have thrown, the choice made here is documented at the rule.
 
-pub fn convert_raw_message(_raw: &RawMessage) -> Option<AgentMessage> {
-    todo!()
+mod js;
+
+use serde_json::Value;
+
+use crate::messages::wire::{AgentMessage, MsgRole, RawMessage};
+
+/// Bash commands longer than this many UTF-16 units are cut in `toolPath`.
+const TOOL_PATH_MAX_UNITS: usize = 80;
+/// Tool results longer than this many lines are cut.
+const TOOL_RESULT_MAX_LINES: usize = 500;
+
+/// The original convertRawMessage: Some(message with seq_id 0) or None for types that show nothing.
+///
+/// `seq_id` is left at 0: the session assigns it when it appends the message.
+pub fn convert_raw_message(raw: &RawMessage) -> Option<AgentMessage> {
+    let message = |role: MsgRole, content: String| AgentMessage {
+        id: raw.id.clone(),
+        seq_id: 0,
+        role,
+        content,
+        tool_name: None,
+        tool_input: None,
+        tool_path: None,
+        timestamp: raw.timestamp,
+    };
+    match raw.kind.as_str() {
+        "text" => Some(message(MsgRole::Assistant, string_or(raw, "text", ""))),
+        "thinking" => Some(message(MsgRole::Thinking, string_or(raw, "text", ""))),
+        "tool_call" => {
+            let name = string_or(raw, "name", "Tool");
+            let input = field(raw, "input");
+            Some(AgentMessage {
+                content: format_tool_input(&name, input),
+                // JSON.stringify(undefined) is undefined: the key is left out. `null` prints as "null".
+                tool_input: input.map(js::stringify_pretty),
+                tool_path: extract_tool_path(&name, input),
+                tool_name: Some(name),
+                ..message(MsgRole::ToolCall, String::new())
+            })
+        }
+        "tool_result" => {
+            let text = match field(raw, "output") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => js::stringify_pretty(other),
+                // The original called `undefined.split` here and threw, losing the whole batch; an
+                // empty result is what a reader expects of a tool that printed nothing.
+                None => String::new(),
+            };
+            Some(message(
+                MsgRole::ToolResult,
+                truncate_output(&text, TOOL_RESULT_MAX_LINES),
+            ))
+        }
+        "init" => {
+            let model = string_or(raw, "model", "");
+            let content = if model.is_empty() {
+                "Session initialized".to_owned()
+            } else {
+                format!("Session initialized ({model})")
+            };
+            Some(message(MsgRole::System, content))
+        }
+        "error" => Some(message(
+            MsgRole::System,
+            format!("Error: {}", string_or(raw, "message", "Unknown error")),
+        )),
+        // cost, status, compaction, unknown and anything else show nothing.
+        _ => None,
+    }
 }
 
-pub fn init_model(_raw: &RawMessage) -> Option<String> {
-    todo!()
+/// For an `init` raw message: the model it names (non-empty), which sets the session's model.
+pub fn init_model(raw: &RawMessage) -> Option<String> {
+    if raw.kind != "init" {
+        return None;
+    }
+    Some(string_or(raw, "model", "")).filter(|m| !m.is_empty())
 }
+
+/// `c?.[name]` where `c = raw.content`: only an object has the fields the rules read (a string's or an
+/// array's `text`, `name`, ... are undefined in JavaScript too).
+fn field<'a>(raw: &'a RawMessage, name: &str) -> Option<&'a Value> {
+    raw.content.as_object().and_then(|c| c.get(name))
+}
+
+/// `String(c?.[name] ?? fallback)`: `??` replaces both undefined and null, and nothing else (an empty
+/// string or a 0 stays).
+fn string_or(raw: &RawMessage, name: &str, fallback: &str) -> String {
+    match field(raw, name) {
+        None | Some(Value::Null) => fallback.to_owned(),
+        Some(v) => js::string_of(v),
+    }
+}
+
+/// The original `formatToolInput`: the Bash command, else the file path, else the whole input as pretty
+/// JSON; nothing for a falsy input.
+fn format_tool_input(name: &str, input: Option<&Value>) -> String {
+    if !js::truthy(input) {
+        return String::new();
+    }
+    if name == "Bash" {
+        if let Some(command) = string_prop(input, "command") {
+            return command.to_owned();
+        }
+    }
+    if let Some(path) = string_prop(input, "file_path") {
+        return path.to_owned();
+    }
+    input.map(js::stringify_pretty).unwrap_or_default()
+}
+
+/// The original `extractToolPath`: `file_path`, else `path`, else (for Bash) the command cut at 80 UTF-16
+/// units plus "...".
+fn extract_tool_path(name: &str, input: Option<&Value>) -> Option<String> {
+    if !js::truthy(input) {
+        return None;
+    }
+    if let Some(path) = string_prop(input, "file_path").or_else(|| string_prop(input, "path")) {
+        return Some(path.to_owned());
+    }
+    if name != "Bash" {
+        return None;
+    }
+    let command = string_prop(input, "command")?;
+    if js::utf16_len(command) > TOOL_PATH_MAX_UNITS {
+        Some(format!(
+            "{}...",
+            js::utf16_prefix(command, TOOL_PATH_MAX_UNITS)
+        ))
+    } else {
+        Some(command.to_owned())
+    }
+}
+
+/// `typeof input[key] === 'string'`: only an object input has properties.
+fn string_prop<'a>(input: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    input?.as_object()?.get(key)?.as_str()
+}
+
+/// The original `truncateOutput`: at most `max_lines` lines, then a line saying how many were left out.
+fn truncate_output(text: &str, max_lines: usize) -> String {
+    let total = text.split('\n').count();
+    if total <= max_lines {
+        return text.to_owned();
+    }
+    let kept: Vec<&str> = text.split('\n').take(max_lines).collect();
+    format!(
+        "{}\n... ({} more lines)",
+        kept.join("\n"),
+        total - max_lines
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -301,7 +301,9 @@ pub enum ActivityState {
     Stalled,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, actix::MessageResponse,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectHealth {
     pub project_id: String,
@@ -313,4 +315,6 @@ pub struct ProjectHealth {
     pub context_pressure: Option<f64>,
     pub attention_score: u32,
     pub attention_reason: Option<String>,
+    /// The project's stall threshold (its own, or the configured `timers.stall_after`).
+    pub stall_threshold_ms: u64,
 }

@@ -2,8 +2,21 @@
 //! stop it. What a provider's agent says comes back through an `EventSink` as ordinary sidecar events, so a
 //! runner and an external sidecar posting to `/v1/sidecar/events` travel the same path.
 
+mod claude;
+mod cli;
+mod codex;
+mod feed;
+mod lines;
+mod ollama;
+mod process;
 pub mod recording;
+mod sidecar;
 pub mod synthetic;
+mod turns;
+
+use cli::CliProvider;
+use ollama::OllamaProvider;
+pub use sidecar::{Backoff, SidecarProvider};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -128,14 +141,33 @@ pub struct BuildError {
     pub message: String,
 }
 
-/// Builds every `[providers.NAME]` of the configuration. PLACEHOLDER body: the runners engineer replaces it
-/// with the real claude, codex, ollama and sidecar runners; the signature is final.
+/// Builds every `[providers.NAME]` of the configuration: the Claude and Codex command-line runners, the
+/// Ollama HTTP runner, sidecars (with the adapter their events are read by) and the synthetic provider.
 pub fn from_config(config: &crate::config::Config) -> Result<Providers, BuildError> {
+    use crate::config::ProviderKind;
     let mut providers = Providers::new();
     for (name, p) in &config.providers {
-        if p.kind == crate::config::ProviderKind::Synthetic {
-            providers.insert(name.clone(), Arc::new(synthetic::Synthetic));
-        }
+        let error = |message: String| BuildError {
+            name: name.clone(),
+            message,
+        };
+        let provider: Arc<dyn Provider> = match p.kind {
+            ProviderKind::Claude | ProviderKind::Codex => {
+                Arc::new(CliProvider::new(name, p, config).map_err(error)?)
+            }
+            ProviderKind::Ollama => {
+                let host = p
+                    .host
+                    .as_deref()
+                    .ok_or_else(|| error("host is required for kind = \"ollama\"".into()))?;
+                Arc::new(OllamaProvider::new(host, config).map_err(error)?)
+            }
+            ProviderKind::Sidecar => {
+                Arc::new(SidecarProvider::new(name, p, config, Backoff::default()).map_err(error)?)
+            }
+            ProviderKind::Synthetic => Arc::new(synthetic::Synthetic),
+        };
+        providers.insert(name.clone(), provider);
     }
     Ok(providers)
 }

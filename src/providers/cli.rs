@@ -1,0 +1,434 @@
+//! The runners for agents that are command-line programs (Claude Code, Codex): one process per run, its
+//! stdout read line by line through the provider's adapter, and the run's end decided from what the stream
+//! said and how the process exited.
+//!
+//! A run ends when the process exits. Once the agent has answered every prompt it was given, it gets
+//! `stop_grace` to exit on its own before its group is terminated; when the leader exits, whatever it left
+//! behind in its group is terminated too, so no run leaves an orphan.
+
+use std::path::Path;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::io::AsyncReadExt;
+use tokio::process::ChildStdout;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use super::feed::{Feeder, NO_RESULT};
+use super::lines::LineSplitter;
+use super::process::{self, exit_error, Invocation, Spawned};
+use super::turns::{Driver, Live, Run, RunEnd, Table};
+use super::{claude, codex, EventSink, Provider, ProviderError, StartSpec};
+use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::messages::adapters::adapter_for;
+
+/// How many follow-ups may wait in a running Claude's input at once; more go to the next run.
+const INPUT_QUEUE: usize = 16;
+/// How long to wait for stderr to close after the process group is gone.
+const STDERR_WAIT: Duration = Duration::from_millis(500);
+
+/// Which command-line agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agent {
+    Claude,
+    Codex,
+}
+
+/// A provider whose agent is a command-line program.
+pub(crate) struct CliProvider {
+    table: Arc<Table<CliDriver>>,
+}
+
+struct CliDriver {
+    agent: Agent,
+    provider: String,
+    command: Vec<String>,
+    /// The program's name for error messages ("claude exited with status 1").
+    program: String,
+    max_line: usize,
+    grace: Duration,
+}
+
+impl CliProvider {
+    /// The provider `name` configured as `provider` (of kind claude or codex).
+    pub(crate) fn new(
+        name: &str,
+        provider: &ProviderConfig,
+        config: &Config,
+    ) -> Result<CliProvider, String> {
+        let agent = match provider.kind {
+            ProviderKind::Claude => Agent::Claude,
+            ProviderKind::Codex => Agent::Codex,
+            other => return Err(format!("kind {other:?} is not a command-line agent")),
+        };
+        let program = provider
+            .command
+            .first()
+            .map(|p| {
+                Path::new(p)
+                    .file_name()
+                    .map_or(p.clone(), |f| f.to_string_lossy().into_owned())
+            })
+            .ok_or("command must name a program")?;
+        Ok(CliProvider {
+            table: Table::new(CliDriver {
+                agent,
+                provider: name.to_owned(),
+                command: provider.command.clone(),
+                program,
+                max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),
+                grace: config.timers.stop_grace,
+            }),
+        })
+    }
+}
+
+impl Provider for CliProvider {
+    fn start(
+        &self,
+        spec: StartSpec,
+        sink: EventSink,
+    ) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let table = self.table.clone();
+        Box::pin(async move { table.start(spec, sink) })
+    }
+
+    fn prompt(
+        &self,
+        session_id: &str,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let (table, id) = (self.table.clone(), session_id.to_owned());
+        Box::pin(async move { table.prompt(&id, prompt) })
+    }
+
+    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let (table, id) = (self.table.clone(), session_id.to_owned());
+        Box::pin(async move {
+            table.stop(&id).await;
+            Ok(())
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let table = self.table.clone();
+        Box::pin(async move { table.shutdown().await })
+    }
+}
+
+impl Driver for CliDriver {
+    /// The agent's own session (Claude) or thread (Codex) id, to resume.
+    type Memory = Option<String>;
+
+    fn launch(&self, run: Run<Option<String>>) -> Result<Live, ProviderError> {
+        let resume = if run.follow_up {
+            lock(&run.memory).clone()
+        } else {
+            None
+        };
+        let spec = &run.spec;
+        let (args, env) = match self.agent {
+            Agent::Claude => (claude::args(spec, resume.as_deref()), claude::env(spec)),
+            Agent::Codex => (
+                codex::args(spec, &run.prompt, resume.as_deref()),
+                spec.extra_env.clone(),
+            ),
+        };
+        let mut spawned = process::spawn(&Invocation {
+            command: self.command.clone(),
+            args,
+            cwd: spec.cwd.clone(),
+            env,
+            stdin: self.agent == Agent::Claude,
+            provider: self.provider.clone(),
+        })?;
+        tracing::info!(
+            session = %spec.session_id,
+            pgid = spawned.group.id(),
+            resume = resume.as_deref().unwrap_or(""),
+            "{} started",
+            self.program
+        );
+        let outstanding = Arc::new(AtomicU32::new(1));
+        let close = Arc::new(Notify::new());
+        let input = spawned.stdin.take().map(|stdin| {
+            let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+            tokio::spawn(claude::write_prompts(
+                stdin,
+                run.prompt.clone(),
+                rx,
+                close.clone(),
+                outstanding.clone(),
+            ));
+            tx
+        });
+        let silenced = Arc::new(AtomicBool::new(false));
+        let group = spawned.group;
+        let reader = Reader {
+            program: self.program.clone(),
+            max_line: self.max_line,
+            grace: self.grace,
+            feeder: Feeder::new(&spec.session_id, adapter_for(self.agent.kind())),
+            sink: run.sink,
+            memory: run.memory,
+            outstanding,
+            close,
+            silenced: silenced.clone(),
+        };
+        tokio::spawn(reader.run(spawned, run.end));
+        let grace = self.grace;
+        Ok(Live {
+            input,
+            stop: Box::new(move || {
+                silenced.store(true, Ordering::SeqCst);
+                Box::pin(group.terminate(grace))
+            }),
+        })
+    }
+}
+
+impl Agent {
+    fn kind(self) -> ProviderKind {
+        match self {
+            Agent::Claude => ProviderKind::Claude,
+            Agent::Codex => ProviderKind::Codex,
+        }
+    }
+}
+
+/// Reads one run's stdout and decides how the run ended.
+struct Reader {
+    program: String,
+    max_line: usize,
+    grace: Duration,
+    feeder: Feeder,
+    sink: EventSink,
+    memory: Arc<Mutex<Option<String>>>,
+    /// Prompts given to the agent and not yet answered.
+    outstanding: Arc<AtomicU32>,
+    /// Asks the stdin writer to close stdin.
+    close: Arc<Notify>,
+    /// Set by a stop (or when the engine is gone): nothing more is sent.
+    silenced: Arc<AtomicBool>,
+}
+
+impl Reader {
+    async fn run(mut self, spawned: Spawned, end: RunEnd) {
+        let Spawned {
+            group,
+            mut stdout,
+            stderr,
+            mut exit,
+            ..
+        } = spawned;
+        let mut splitter = LineSplitter::new(self.max_line);
+        let mut chunk = vec![0u8; 64 * 1024];
+        // Set once every prompt is answered: the agent should exit by then.
+        let mut linger: Option<Instant> = None;
+        let mut eof = false;
+        while !self.silenced.load(Ordering::SeqCst) {
+            let read = tokio::select! {
+                read = stdout.read(&mut chunk) => read,
+                _ = exit.wait_for(Option::is_some) => break,
+                _ = tokio::time::sleep_until(linger.unwrap_or_else(Instant::now)), if linger.is_some() => {
+                    if self.outstanding.load(Ordering::SeqCst) == 0 {
+                        break;
+                    }
+                    linger = None; // a follow-up slipped in before stdin closed
+                    continue;
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.take(&mut splitter, &chunk[..n], &mut linger).await;
+                }
+            }
+        }
+        if eof {
+            // Stdout closed: the exit is near, unless the agent hangs after its last answer.
+            let exited = exit.wait_for(Option::is_some);
+            match linger {
+                Some(deadline) => drop(tokio::time::timeout_at(deadline, exited).await),
+                None => drop(exited.await),
+            }
+        }
+        // Still running here means it overstayed its last answer (or was stopped): not its failure.
+        let lingered = exit.borrow().is_none();
+        group.terminate(self.grace).await;
+        if !eof {
+            self.drain(&mut stdout, &mut splitter, &mut chunk, &mut linger)
+                .await;
+        }
+        if let Some(line) = splitter.finish() {
+            let events = self.feeder.line(line, self.max_line);
+            self.note_results(&mut linger);
+            self.emit(events).await;
+        }
+        let status = exit.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+        let tail = stderr.text(STDERR_WAIT).await;
+        if self.feeder.skipped > 0 || self.feeder.too_long > 0 {
+            tracing::warn!(
+                program = %self.program,
+                skipped = self.feeder.skipped,
+                too_long = self.feeder.too_long,
+                "non-JSON or over-long stdout lines were skipped"
+            );
+        }
+        let outcome = outcome(
+            self.feeder.finished.take(),
+            self.outstanding.load(Ordering::SeqCst) == 0,
+            if lingered {
+                Exit::Ended
+            } else {
+                Exit::Status(status)
+            },
+            || match status {
+                Some(status) => exit_error(&self.program, status, &tail),
+                None => format!("{} ended and could not be waited for", self.program),
+            },
+        );
+        end.finish(outcome).await;
+    }
+
+    /// After the group is gone, what is left in the pipe; bounded in case a process escaped the group.
+    async fn drain(
+        &mut self,
+        stdout: &mut ChildStdout,
+        splitter: &mut LineSplitter,
+        chunk: &mut [u8],
+        linger: &mut Option<Instant>,
+    ) {
+        while !self.silenced.load(Ordering::SeqCst) {
+            match tokio::time::timeout(self.grace, stdout.read(chunk)).await {
+                Ok(Ok(n)) if n > 0 => self.take(splitter, &chunk[..n], linger).await,
+                _ => break,
+            }
+        }
+    }
+
+    async fn take(
+        &mut self,
+        splitter: &mut LineSplitter,
+        bytes: &[u8],
+        linger: &mut Option<Instant>,
+    ) {
+        let mut lines = Vec::new();
+        splitter.push(bytes, &mut lines);
+        for line in lines {
+            let events = self.feeder.line(line, self.max_line);
+            self.note_results(linger);
+            self.emit(events).await;
+        }
+    }
+
+    /// Keeps the provider's session id and counts answered prompts; closes stdin after the last answer.
+    fn note_results(&mut self, linger: &mut Option<Instant>) {
+        if let Some(id) = self.feeder.provider_session.take() {
+            *lock(&self.memory) = Some(id);
+        }
+        while self.feeder.results > 0 {
+            self.feeder.results -= 1;
+            let before = self
+                .outstanding
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            if before == Ok(1) {
+                self.close.notify_one();
+                *linger = Some(Instant::now() + self.grace);
+            }
+        }
+    }
+
+    async fn emit(&mut self, events: Vec<super::SidecarEvent>) {
+        if events.is_empty() || self.silenced.load(Ordering::SeqCst) {
+            return;
+        }
+        if self.sink.emit(events).await.is_err() {
+            // The engine is gone: stop reading; the group is terminated on the way out.
+            self.silenced.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// How the process went away.
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    /// It exited by itself, with this status (None if it could not be waited for).
+    Status(Option<ExitStatus>),
+    /// The runner ended it after its last answer.
+    Ended,
+}
+
+/// A run's end from what the stream said and how the process went: the adapter's verdict when it gave
+/// one for every prompt and the process did not fail, else the exit status, else "no result".
+fn outcome(
+    finished: Option<Result<(), String>>,
+    answered: bool,
+    exit: Exit,
+    exit_error: impl FnOnce() -> String,
+) -> Result<(), String> {
+    let exited_ok = match exit {
+        Exit::Ended => true,
+        Exit::Status(status) => status.is_some_and(|s| s.success()),
+    };
+    match finished {
+        Some(Err(e)) => Err(e),
+        Some(Ok(())) if answered && exited_ok => Ok(()),
+        _ if !exited_ok => Err(exit_error()),
+        _ => Err(NO_RESULT.into()),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    fn status(code: i32) -> Exit {
+        Exit::Status(Some(ExitStatus::from_raw(code << 8)))
+    }
+
+    fn run(finished: Option<Result<(), String>>, answered: bool, exit: Exit) -> Result<(), String> {
+        outcome(finished, answered, exit, || "crashed".into())
+    }
+
+    #[test]
+    fn a_result_and_a_clean_exit_is_done() {
+        assert_eq!(run(Some(Ok(())), true, status(0)), Ok(()));
+        assert_eq!(run(Some(Ok(())), true, Exit::Ended), Ok(()));
+    }
+
+    #[test]
+    fn the_adapters_error_wins_over_the_exit_status() {
+        assert_eq!(
+            run(Some(Err("api".into())), true, status(1)),
+            Err("api".into())
+        );
+    }
+
+    #[test]
+    fn a_failed_exit_is_an_error_even_after_a_result() {
+        assert_eq!(run(Some(Ok(())), true, status(1)), Err("crashed".into()));
+        assert_eq!(run(None, false, status(3)), Err("crashed".into()));
+        assert_eq!(run(None, false, Exit::Status(None)), Err("crashed".into()));
+    }
+
+    #[test]
+    fn a_clean_exit_without_an_answer_to_every_prompt_is_no_result() {
+        assert_eq!(run(None, false, status(0)), Err(NO_RESULT.into()));
+        // Answered the first prompt, not the follow-up written to its stdin.
+        assert_eq!(run(Some(Ok(())), false, status(0)), Err(NO_RESULT.into()));
+    }
+}

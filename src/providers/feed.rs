@@ -1,0 +1,250 @@
+//! From a provider's stream lines to sidecar events for one session: parse each line once, hand it to the
+//! provider's adapter, and turn what the adapter says into `agent.message` / `agent.cost` events. What ends
+//! a run (`Finished`) and the provider's own session id are kept here for the runner to act on, not sent.
+//!
+//! Every runner (process, HTTP stream, sidecar) feeds through this, so "a non-JSON line is skipped and
+//! counted" and "an over-long line becomes an error message" hold the same way for all of them.
+
+use serde_json::{json, Value};
+
+use super::lines::Line;
+use crate::messages::adapters::{parse_line, Adapter, AdapterEvent, NotJson};
+use crate::messages::wire::{now_ms, CostPayload, MessagePayload, RawMessage, SidecarEvent};
+
+pub(crate) struct Feeder {
+    session_id: String,
+    adapter: Box<dyn Adapter>,
+    /// How the run ended, as the adapter said; the last word wins.
+    pub(crate) finished: Option<Result<(), String>>,
+    /// The provider's own session or thread id, once the stream named it.
+    pub(crate) provider_session: Option<String>,
+    /// Lines that were not a JSON object (a CLI's progress text, a stray debug print).
+    pub(crate) skipped: u64,
+    /// Lines over the configured cap.
+    pub(crate) too_long: u64,
+    /// Finished events seen, for a run that serves several prompts.
+    pub(crate) results: u64,
+    /// Error messages this feeder made up, to give each its own id.
+    notes: u64,
+    events: Vec<AdapterEvent>,
+}
+
+impl Feeder {
+    pub(crate) fn new(session_id: &str, adapter: Box<dyn Adapter>) -> Feeder {
+        Feeder {
+            session_id: session_id.to_owned(),
+            adapter,
+            finished: None,
+            provider_session: None,
+            skipped: 0,
+            too_long: 0,
+            results: 0,
+            notes: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// One stdout line or stream chunk; returns the events to send for it.
+    pub(crate) fn line(&mut self, line: Line, max_line: usize) -> Vec<SidecarEvent> {
+        self.line_with(line, max_line, |_| {})
+    }
+
+    /// As `line`, and shows the parsed value to `inspect` first (Ollama keeps the reply text).
+    pub(crate) fn line_with(
+        &mut self,
+        line: Line,
+        max_line: usize,
+        inspect: impl FnOnce(&Value),
+    ) -> Vec<SidecarEvent> {
+        match line {
+            Line::Full(bytes) => match parse_line(&bytes) {
+                Ok(value) if value.is_object() => {
+                    inspect(&value);
+                    self.value(&value)
+                }
+                Err(NotJson::Blank) => Vec::new(),
+                _ => {
+                    self.skipped += 1;
+                    Vec::new()
+                }
+            },
+            Line::TooLong { len } => {
+                self.too_long += 1;
+                let message = format!(
+                    "skipped a provider output line of {len} bytes: longer than limits.max_line ({max_line} bytes)"
+                );
+                vec![self.error_message(message)]
+            }
+        }
+    }
+
+    /// One already-parsed native value (a sidecar's `agent_event` payload).
+    pub(crate) fn value(&mut self, value: &Value) -> Vec<SidecarEvent> {
+        self.adapter.feed(value, &mut self.events);
+        let mut out = Vec::new();
+        let mut messages = Vec::new();
+        for event in self.events.drain(..) {
+            match event {
+                AdapterEvent::Message(raw) => messages.push(raw),
+                AdapterEvent::Cost {
+                    cost_usd,
+                    input_tokens,
+                    output_tokens,
+                } => {
+                    flush(&self.session_id, &mut messages, &mut out);
+                    out.push(SidecarEvent::Cost(CostPayload {
+                        session_id: self.session_id.clone(),
+                        cost_usd,
+                        input_tokens,
+                        output_tokens,
+                    }));
+                }
+                AdapterEvent::ProviderSession(id) => self.provider_session = Some(id),
+                AdapterEvent::Finished(result) => {
+                    self.results += 1;
+                    self.finished = Some(result);
+                }
+            }
+        }
+        flush(&self.session_id, &mut messages, &mut out);
+        out
+    }
+
+    /// An error shown in the session as a system message; it does not end the run.
+    pub(crate) fn error_message(&mut self, message: String) -> SidecarEvent {
+        self.notes += 1;
+        let now = now_ms();
+        SidecarEvent::Message(MessagePayload {
+            session_id: self.session_id.clone(),
+            messages: vec![RawMessage {
+                id: format!("{}-runner-{now}-{}", self.session_id, self.notes),
+                kind: "error".into(),
+                parent_id: None,
+                content: json!({ "message": message }),
+                timestamp: now,
+            }],
+        })
+    }
+}
+
+fn flush(session_id: &str, messages: &mut Vec<RawMessage>, out: &mut Vec<SidecarEvent>) {
+    if !messages.is_empty() {
+        out.push(SidecarEvent::Message(MessagePayload {
+            session_id: session_id.to_owned(),
+            messages: std::mem::take(messages),
+        }));
+    }
+}
+
+/// `agent.status` for the end of a run.
+pub(crate) fn status_event(session_id: &str, outcome: &Result<(), String>) -> SidecarEvent {
+    use crate::messages::wire::StatusPayload;
+    SidecarEvent::Status(match outcome {
+        Ok(()) => StatusPayload {
+            session_id: session_id.to_owned(),
+            status: "done".into(),
+            error: None,
+        },
+        Err(e) => StatusPayload {
+            session_id: session_id.to_owned(),
+            status: "error".into(),
+            error: Some(e.clone()),
+        },
+    })
+}
+
+/// The error of a stream that ended without the adapter seeing its end.
+pub(crate) const NO_RESULT: &str = "Agent exited without a result";
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A stand-in adapter: `{"text"}` → a text message, `{"session"}` → provider session,
+    /// `{"cost"}` → cost, `{"done": true|"error"}` → finished.
+    pub(crate) struct Toy;
+
+    impl Adapter for Toy {
+        fn feed(&mut self, v: &Value, out: &mut Vec<AdapterEvent>) {
+            if let Some(t) = v.get("text").and_then(Value::as_str) {
+                out.push(AdapterEvent::Message(RawMessage {
+                    id: t.to_owned(),
+                    kind: "text".into(),
+                    parent_id: None,
+                    content: json!({ "text": t }),
+                    timestamp: 1,
+                }));
+            }
+            if let Some(s) = v.get("session").and_then(Value::as_str) {
+                out.push(AdapterEvent::ProviderSession(s.to_owned()));
+            }
+            if let Some(c) = v.get("cost").and_then(Value::as_f64) {
+                out.push(AdapterEvent::Cost {
+                    cost_usd: c,
+                    input_tokens: 1,
+                    output_tokens: 2,
+                });
+            }
+            match v.get("done") {
+                Some(Value::Bool(true)) => out.push(AdapterEvent::Finished(Ok(()))),
+                Some(Value::String(e)) => out.push(AdapterEvent::Finished(Err(e.clone()))),
+                _ => {}
+            }
+        }
+    }
+
+    fn line(s: &str) -> Line {
+        Line::Full(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn messages_of_one_line_travel_in_one_event_and_cost_separately() {
+        let mut f = Feeder::new("p-1", Box::new(Toy));
+        let out = f.line(line(r#"{"text":"hi","cost":0.5}"#), 100);
+        assert_eq!(out.len(), 2);
+        match &out[0] {
+            SidecarEvent::Message(p) => {
+                assert_eq!(p.session_id, "p-1");
+                assert_eq!(p.messages[0].content["text"], "hi");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&out[1], SidecarEvent::Cost(c) if c.cost_usd == 0.5));
+    }
+
+    #[test]
+    fn non_json_lines_are_counted_not_fed_and_blank_lines_ignored() {
+        let mut f = Feeder::new("p-1", Box::new(Toy));
+        assert!(f.line(line("Loading model..."), 100).is_empty());
+        assert!(f.line(line("42"), 100).is_empty());
+        assert!(f.line(line("   "), 100).is_empty());
+        assert_eq!(f.skipped, 2);
+        assert_eq!(f.line(line(r#"{"text":"x"}"#), 100).len(), 1);
+    }
+
+    #[test]
+    fn an_over_long_line_becomes_an_error_message_naming_the_limit() {
+        let mut f = Feeder::new("p-1", Box::new(Toy));
+        let out = f.line(Line::TooLong { len: 5000 }, 100);
+        match &out[..] {
+            [SidecarEvent::Message(p)] => {
+                assert_eq!(p.messages[0].kind, "error");
+                let m = p.messages[0].content["message"].as_str().unwrap();
+                assert!(m.contains("5000") && m.contains("limits.max_line"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f.too_long, 1);
+        assert!(f.finished.is_none());
+    }
+
+    #[test]
+    fn the_end_and_the_provider_session_are_kept_not_sent() {
+        let mut f = Feeder::new("p-1", Box::new(Toy));
+        assert!(f.line(line(r#"{"session":"abc"}"#), 100).is_empty());
+        assert!(f.line(line(r#"{"done":"boom"}"#), 100).is_empty());
+        assert_eq!(f.provider_session.as_deref(), Some("abc"));
+        assert_eq!(f.finished, Some(Err("boom".into())));
+        assert_eq!(f.results, 1);
+    }
+}

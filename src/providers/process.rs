@@ -1,0 +1,302 @@
+//! Agent processes: spawned each in its own process group, so that stopping an agent also stops every tool
+//! process it started (a shell, a test run, a dev server), and no orphan outlives a stop, a run's end or the
+//! service's shutdown.
+//!
+//! A waiter task owns the child and reaps it as soon as it exits, whatever the reader of its output is
+//! doing; a stderr task keeps only the last few KiB (stderr is shown in errors, never parsed as events).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::ProviderError;
+
+/// How much of stderr is kept for error messages.
+const STDERR_KEPT: usize = 8 * 1024;
+/// How much of that tail an error message shows.
+const STDERR_SHOWN: usize = 2000;
+/// How often a stop looks whether the group is gone.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What to run: `program args...` in `cwd` with `env` added to the service's environment.
+pub(crate) struct Invocation {
+    /// The configured command: the program and any leading arguments.
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub cwd: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// Whether the agent reads stdin (else it gets /dev/null).
+    pub stdin: bool,
+    /// The provider's configured name, for "configure providers.NAME.command".
+    pub provider: String,
+}
+
+/// A running agent process and the ends of its pipes.
+pub(crate) struct Spawned {
+    pub group: Group,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: ChildStdout,
+    pub stderr: StderrTail,
+    /// Becomes `Some` once the process exited and was reaped.
+    pub exit: watch::Receiver<Option<ExitStatus>>,
+}
+
+/// Starts the process in a new process group. Must run inside a tokio runtime.
+pub(crate) fn spawn(inv: &Invocation) -> Result<Spawned, ProviderError> {
+    let Some((program, leading)) = inv.command.split_first() else {
+        return Err(format!(
+            "providers.{}.command must name a program",
+            inv.provider
+        ));
+    };
+    if let Some(cwd) = &inv.cwd {
+        // Checked first: a missing cwd fails the spawn with the same ENOENT as a missing program.
+        if !Path::new(cwd).is_dir() {
+            return Err(format!("cwd: {cwd} is not a directory"));
+        }
+    }
+    let mut cmd = Command::new(program);
+    cmd.args(leading)
+        .args(&inv.args)
+        .envs(&inv.env)
+        .stdin(if inv.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        // A reader that panics must not leave the agent running.
+        .kill_on_drop(true);
+    if let Some(cwd) = &inv.cwd {
+        cmd.current_dir(cwd);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_error(program, &inv.provider, e))?;
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .filter(|&id| id > 1)
+        .ok_or_else(|| format!("{program} exited before it could be watched"))?;
+    let group = Group(Pid::from_raw(pid));
+    let stdin = child.stdin.take();
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| format!("{program}: no stdout pipe"))?;
+    let stderr = StderrTail::start(child.stderr.take());
+    let (exit_tx, exit) = watch::channel(None);
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        match status {
+            Ok(status) => {
+                let _ = exit_tx.send(Some(status));
+            }
+            Err(e) => tracing::error!(pid, error = %e, "cannot wait for agent process"),
+        }
+    });
+    Ok(Spawned {
+        group,
+        stdin,
+        stdout,
+        stderr,
+        exit,
+    })
+}
+
+fn spawn_error(program: &str, provider: &str, e: std::io::Error) -> ProviderError {
+    let hint = format!("(configure providers.{provider}.command)");
+    match e.kind() {
+        std::io::ErrorKind::NotFound if program.contains('/') => {
+            format!("{program} not found {hint}")
+        }
+        std::io::ErrorKind::NotFound => format!("{program} not found on PATH {hint}"),
+        std::io::ErrorKind::PermissionDenied => format!("{program} is not executable {hint}"),
+        _ => format!("cannot start {program}: {e} {hint}"),
+    }
+}
+
+/// An agent's process group; its id is the leader's pid. Linux does not hand out a pid that is still some
+/// group's id, so signalling the group is safe for as long as any member of it is left.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Group(Pid);
+
+impl Group {
+    pub(crate) fn id(self) -> i32 {
+        self.0.as_raw()
+    }
+
+    /// Whether any process of the group is left.
+    pub(crate) fn alive(self) -> bool {
+        killpg(self.0, None).is_ok()
+    }
+
+    /// SIGTERM to every process of the group, SIGKILL to what is left after `grace`; returns once the
+    /// group is empty. The leader is reaped by its waiter task meanwhile.
+    pub(crate) async fn terminate(self, grace: Duration) {
+        if !self.alive() {
+            return;
+        }
+        let _ = killpg(self.0, Signal::SIGTERM);
+        if self.wait_gone(Instant::now() + grace).await {
+            return;
+        }
+        tracing::warn!(pgid = self.id(), "agent ignored SIGTERM; sending SIGKILL");
+        let _ = killpg(self.0, Signal::SIGKILL);
+        // SIGKILL cannot be ignored; this bound only guards against zombies nobody reaps.
+        if !self
+            .wait_gone(Instant::now() + Duration::from_secs(2))
+            .await
+        {
+            tracing::error!(
+                pgid = self.id(),
+                "agent process group still present after SIGKILL"
+            );
+        }
+    }
+
+    async fn wait_gone(self, deadline: Instant) -> bool {
+        loop {
+            if !self.alive() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// The last few KiB an agent wrote to stderr.
+#[derive(Clone)]
+pub(crate) struct StderrTail {
+    kept: Arc<Mutex<VecDeque<u8>>>,
+    reader: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl StderrTail {
+    fn start(stderr: Option<tokio::process::ChildStderr>) -> StderrTail {
+        let kept = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_KEPT)));
+        let reader = stderr.map(|mut stderr| {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = stderr.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    kept.extend(&chunk[..n]);
+                    let excess = kept.len().saturating_sub(STDERR_KEPT);
+                    kept.drain(..excess);
+                }
+            })
+        });
+        StderrTail {
+            kept,
+            reader: Arc::new(Mutex::new(reader)),
+        }
+    }
+
+    /// The tail, trimmed, once stderr closed (or after `wait` if something keeps it open).
+    pub(crate) async fn text(&self, wait: Duration) -> String {
+        let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(reader) = reader {
+            let _ = tokio::time::timeout(wait, reader).await;
+        }
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes: Vec<u8> = kept.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let start = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|&i| text.len() - i <= STDERR_SHOWN)
+            .unwrap_or(text.len());
+        text[start..].to_owned()
+    }
+}
+
+/// "claude exited with status 3: <stderr tail>".
+pub(crate) fn exit_error(program: &str, status: ExitStatus, stderr: &str) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("{program} exited with status {code}"),
+        (None, Some(sig)) => match Signal::try_from(sig) {
+            Ok(s) => format!("{program} was killed by {s}"),
+            Err(_) => format!("{program} was killed by signal {sig}"),
+        },
+        (None, None) => format!("{program} ended: {status}"),
+    };
+    if stderr.is_empty() {
+        how
+    } else {
+        format!("{how}: {stderr}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Invocation {
+        Invocation {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            args: vec![],
+            cwd: None,
+            env: BTreeMap::new(),
+            stdin: false,
+            provider: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_names_itself_and_the_setting() {
+        let mut inv = sh("");
+        inv.command = vec!["no-such-agent-binary".into()];
+        inv.provider = "claude".into();
+        let e = spawn(&inv).err().unwrap();
+        assert_eq!(
+            e,
+            "no-such-agent-binary not found on PATH (configure providers.claude.command)"
+        );
+        let mut inv = sh("true");
+        inv.cwd = Some("/definitely/not/here".into());
+        assert!(spawn(&inv).err().unwrap().starts_with("cwd: "));
+    }
+
+    #[tokio::test]
+    async fn the_stderr_tail_and_exit_status_make_the_error() {
+        let mut p = spawn(&sh("echo starting >&2; echo 'bad token' >&2; exit 3")).unwrap();
+        p.exit.wait_for(Option::is_some).await.unwrap();
+        let status = p.exit.borrow().unwrap();
+        let tail = p.stderr.text(Duration::from_secs(5)).await;
+        assert_eq!(
+            exit_error("claude", status, &tail),
+            "claude exited with status 3: starting\nbad token"
+        );
+    }
+
+    #[tokio::test]
+    async fn terminate_kills_the_whole_group_even_when_sigterm_is_ignored() {
+        let p = spawn(&sh("trap '' TERM; sleep 30 & trap '' TERM; wait")).unwrap();
+        let group = p.group;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(group.alive());
+        group.terminate(Duration::from_millis(300)).await;
+        assert!(!group.alive());
+    }
+}

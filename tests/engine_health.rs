@@ -1,0 +1,302 @@
+//! Project health and actor metrics, driven by a known workload through a real engine: the values must
+//! move exactly as the workload says, and `/metrics` text must parse as Prometheus exposition.
+
+mod engine_support;
+
+use std::time::Duration;
+
+use agent_store::messages::commands::{LiveEvent, TopBy};
+use agent_store::messages::wire::ActivityState;
+use engine_support::*;
+use serde_json::json;
+
+const SOON: Duration = Duration::from_secs(5);
+
+/// The value of one sample, by metric name and labels, from the parsed exposition.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus exposition");
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+    match found.map(|s| &s.value) {
+        Some(prometheus_parse::Value::Counter(v))
+        | Some(prometheus_parse::Value::Gauge(v))
+        | Some(prometheus_parse::Value::Untyped(v)) => *v,
+        other => panic!("{name}{labels:?} not found or not a number: {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn stalled_project_tops_the_attention_queue_with_score_100() {
+    let t = start(|_| {}).await;
+    let mut sub = t.engine.subscribe(Some("slow".into())).await.unwrap();
+    t.start_session("busy", "go").await;
+    let slow = t.start_session("slow", "go").await;
+    t.send(vec![messages(&slow, text(1))]).await;
+    let h = t
+        .engine
+        .set_stall_threshold("slow", Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert_eq!(h.stall_threshold_ms, 300);
+    let top = eventually(SOON, || async {
+        let all = t.engine.health().await.ok()?;
+        (all[0].attention_score == 100).then_some(all)
+    })
+    .await;
+    assert_eq!(top[0].project_id, "slow");
+    assert_eq!(top[0].activity_state, ActivityState::Stalled);
+    assert_eq!(
+        top[0].attention_reason.as_deref(),
+        Some("Stalled — 0 min since last activity")
+    );
+    assert!(top[0].idle_duration_ms >= 300);
+    let busy = top.iter().find(|h| h.project_id == "busy").unwrap();
+    assert_eq!(
+        (busy.activity_state, busy.attention_score),
+        (ActivityState::Idle, 0)
+    );
+    // The change to stalled was published on the live stream without any message arriving, and the
+    // session's own stall notification followed the project's threshold too.
+    let (mut stalled, mut notified) = (None, None);
+    tokio::time::timeout(SOON, async {
+        while stalled.is_none() || notified.is_none() {
+            match sub.recv().await {
+                Some(LiveEvent::Health(h)) if h.activity_state == ActivityState::Stalled => {
+                    stalled = Some(h)
+                }
+                Some(LiveEvent::Notification { message, .. }) => notified = Some(message),
+                Some(_) => {}
+                None => panic!("subscription closed"),
+            }
+        }
+    })
+    .await
+    .expect("a project.health event and a notification for the stall");
+    assert_eq!(stalled.unwrap().attention_score, 100);
+    assert_eq!(
+        notified.unwrap(),
+        "Agent stalled on slow (no activity for 0 min)"
+    );
+}
+
+#[actix_rt::test]
+async fn burn_rate_matches_the_cost_deltas() {
+    let t = start(|_| {}).await;
+    let sid = t.start_session("burn", "go").await;
+    t.send(vec![cost(&sid, 1.0, 100, 10)]).await;
+    t.send(vec![cost(&sid, 1.2, 200, 20)]).await;
+    let rate = |all: Vec<agent_store::messages::wire::ProjectHealth>| all[0].burn_rate_per_hour;
+    assert_eq!(
+        rate(t.engine.health().await.unwrap()),
+        0.0,
+        "snapshots under 4 s apart give no rate"
+    );
+    let began = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    t.send(vec![cost(&sid, 1.5, 300, 30)]).await;
+    let elapsed_h = began.elapsed().as_secs_f64() / 3600.0;
+    let measured = rate(t.engine.health().await.unwrap());
+    // (1.5 - 1.0) over the span from the first snapshot; the span is at least what we slept.
+    let expected_max = 0.5 / (4.2 / 3600.0);
+    let expected_min = 0.5 / (elapsed_h + 0.5 / 3600.0);
+    assert!(
+        measured <= expected_max + 1e-6 && measured >= expected_min,
+        "{measured} not within [{expected_min}, {expected_max}]"
+    );
+}
+
+#[actix_rt::test]
+async fn health_events_follow_changes_not_every_message() {
+    let t = start(|_| {}).await;
+    let mut sub = t.engine.subscribe(Some("events".into())).await.unwrap();
+    let sid = t.start_session("events", "go").await;
+    t.send(vec![messages(&sid, text(50))]).await;
+    t.send(vec![messages(
+        &sid,
+        vec![raw(
+            "c",
+            "tool_call",
+            json!({"name": "Bash", "input": {"command": "ls"}}),
+        )],
+    )])
+    .await;
+    for _ in 0..10 {
+        t.send(vec![messages(&sid, text(1))]).await;
+    }
+    t.send(vec![messages(
+        &sid,
+        vec![raw("r", "tool_result", json!({"output": "ok"}))],
+    )])
+    .await;
+    t.send(vec![status(&sid, "done", None)]).await;
+    t.engine.flush().await.unwrap();
+    let mut states = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), sub.recv()).await {
+        if let LiveEvent::Health(h) = ev {
+            states.push((h.activity_state, h.active_tool));
+        }
+    }
+    assert_eq!(
+        states,
+        [
+            (ActivityState::Idle, None),
+            (ActivityState::Running, Some("Bash".to_string())),
+            (ActivityState::Idle, None),
+            (ActivityState::Inactive, None),
+        ],
+        "one event per change: start, tool start, tool end, done"
+    );
+}
+
+#[actix_rt::test]
+async fn metrics_count_exactly_what_was_sent() {
+    let t = start(|_| {}).await;
+    let a = t.start_session("m-a", "go").await;
+    let b = t.start_session("m-b", "go").await;
+    t.send(vec![
+        messages(&a, text(7)),
+        messages(&b, text(5)),
+        cost(&a, 0.1, 1, 1),
+    ])
+    .await;
+    t.send(vec![
+        messages("nobody-1", text(3)),
+        status("nobody-1", "done", None),
+    ])
+    .await;
+    t.send(vec![
+        status(&a, "done", None),
+        status(&b, "error", Some("x")),
+    ])
+    .await;
+    t.engine.flush().await.unwrap();
+    let text = t.engine.metrics_text();
+    let kind = |k| sample(&text, "agent_store_events_ingested_total", &[("kind", k)]);
+    assert_eq!(kind("agent.message"), 2.0);
+    assert_eq!(kind("agent.status"), 2.0);
+    assert_eq!(kind("agent.cost"), 1.0);
+    assert_eq!(sample(&text, "agent_store_dead_letters_total", &[]), 2.0);
+    assert_eq!(sample(&text, "agent_store_agent_messages_total", &[]), 12.0);
+    assert_eq!(
+        sample(
+            &text,
+            "agent_store_notifications_total",
+            &[("variant", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "agent_store_notifications_total",
+            &[("variant", "error")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "agent_store_actors_alive", &[("actor", "session")]),
+        2.0
+    );
+    assert_eq!(
+        sample(&text, "agent_store_actors_alive", &[("actor", "project")]),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "agent_store_actors_started_total",
+            &[("actor", "supervisor")]
+        ),
+        1.0
+    );
+    // Every message ever appended is stored: 12 from the agents plus the two prompts.
+    assert_eq!(
+        sample(&text, "agent_store_persisted_messages_total", &[]),
+        14.0
+    );
+    assert_eq!(
+        sample(&text, "agent_store_persist_dirty_sessions", &[]),
+        0.0
+    );
+    assert!(sample(&text, "agent_store_commits_total", &[("result", "ok")]) >= 1.0);
+    assert!(sample(&text, "agent_store_redb_file_size_bytes", &[]) > 0.0);
+    assert!(sample(&text, "process_resident_memory_bytes", &[]) > 0.0);
+    let handled = text.lines().any(|l| {
+        l.starts_with(
+            "agent_store_message_handling_seconds_count{actor=\"session\",message=\"Deliver\"}",
+        )
+    });
+    assert!(handled, "handling time is recorded per actor and message");
+}
+
+#[actix_rt::test]
+async fn mailbox_depth_rises_under_a_blocked_persister_and_returns_to_zero() {
+    let t = start(|_| {}).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(t.start_session(&format!("held-{i}"), "go").await);
+    }
+    let guard = t.engine.hold_persister().await.unwrap();
+    // Each status change queues a write behind the held persister.
+    for id in &ids {
+        t.send(vec![messages(id, text(2)), status(id, "done", None)])
+            .await;
+    }
+    let depth = |text: &str| sample(text, "agent_store_mailbox_depth", &[("actor", "persister")]);
+    let held = eventually(SOON, || async {
+        let text = t.engine.metrics_text();
+        (depth(&text) >= 20.0).then_some(text)
+    })
+    .await;
+    assert_eq!(
+        sample(&held, "agent_store_persist_dirty_sessions", &[]),
+        20.0
+    );
+    assert!(
+        sample(
+            &held,
+            "agent_store_mailbox_depth_max",
+            &[("actor", "persister")]
+        ) >= 20.0
+    );
+    drop(guard);
+    t.engine.flush().await.unwrap();
+    let text = t.engine.metrics_text();
+    assert_eq!(depth(&text), 0.0);
+    assert_eq!(
+        sample(&text, "agent_store_persist_dirty_sessions", &[]),
+        0.0
+    );
+    for kind in ["supervisor", "project", "session", "broadcaster"] {
+        assert_eq!(
+            sample(&text, "agent_store_mailbox_depth", &[("actor", kind)]),
+            0.0,
+            "{kind}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn debug_top_names_the_busiest_actors() {
+    let t = start(|_| {}).await;
+    let quiet = t.start_session("quiet", "go").await;
+    let loud = t.start_session("loud", "go").await;
+    t.send(vec![messages(&quiet, text(1))]).await;
+    for _ in 0..30 {
+        t.send(vec![messages(&loud, text(10))]).await;
+    }
+    // The loud project's two actors (its project and its session) handled the most.
+    let top = t.engine.debug_top(TopBy::Messages, 2).await.unwrap();
+    assert_eq!(top.len(), 2);
+    assert!(top.iter().all(|e| e.project_id == "loud"), "{top:?}");
+    assert!(top
+        .iter()
+        .any(|e| e.actor == "session" && e.session_id.as_deref() == Some(loud.as_str())));
+    assert!(top.iter().all(|e| e.messages_handled >= 30));
+    let by_memory = t.engine.debug_top(TopBy::Memory, 1).await.unwrap();
+    assert_eq!(by_memory[0].session_id.as_deref(), Some(loud.as_str()));
+    assert!(by_memory[0].memory_bytes > 300 * 6);
+}

@@ -1,0 +1,165 @@
+//! The Codex runner, end to end: the real engine runs sessions on a fake `codex` that prints recorded
+//! `codex exec --json` output and records its arguments.
+
+mod providers_support;
+
+use std::path::Path;
+
+use agent_store::messages::commands::StartOptions;
+use agent_store::messages::wire::{AgentStatus, MsgRole};
+use providers_support::*;
+
+#[actix_rt::test]
+async fn a_session_runs_to_done_with_its_messages_and_cost() {
+    let h = start(|_, _| {}).await;
+    let record = h.path_str("record");
+    let cwd = h.path("work");
+    std::fs::create_dir(&cwd).unwrap();
+    let options = StartOptions {
+        cwd: Some(cwd.to_string_lossy().into()),
+        model: Some("gpt-5-codex".into()),
+        extra_env: Some([("FAKE_RECORD".to_string(), record.clone())].into()),
+        ..StartOptions::default()
+    };
+    h.start_with_options("p1", "codex", "-list the files", options)
+        .await
+        .unwrap();
+    let s = h.finished("p1").await;
+    assert_done(&s);
+    assert_eq!(s.messages[0].role, MsgRole::User);
+    assert!(s
+        .messages
+        .iter()
+        .any(|m| m.role == MsgRole::Assistant && m.content == "Two files: a.txt and b.txt."));
+    assert!(s.messages.iter().any(|m| m.role == MsgRole::ToolCall));
+    assert_eq!((s.input_tokens, s.output_tokens), (5000, 120));
+
+    let records = records(Path::new(&record));
+    let cwd = cwd.to_string_lossy();
+    assert_eq!(
+        records[0]["argv"],
+        serde_json::json!([
+            "exec",
+            "--json",
+            "--model",
+            "gpt-5-codex",
+            "--cd",
+            cwd,
+            "--",
+            "-list the files"
+        ])
+    );
+    assert_eq!(records[0]["cwd"], cwd.as_ref());
+    assert_eq!(records[0]["stdin_empty"], true);
+}
+
+#[actix_rt::test]
+async fn a_follow_up_resumes_the_thread() {
+    let h = start(|_, _| {}).await;
+    let record = h.path_str("record");
+    h.start_session("p1", "codex", "first", &[("FAKE_RECORD", &record)])
+        .await
+        .unwrap();
+    assert_done(&h.finished("p1").await);
+    h.engine.send_prompt("p1", "second".into()).await.unwrap();
+    eventually(PATIENCE, || async {
+        let s = h.session("p1").await;
+        (s.status == AgentStatus::Done && invocations(Path::new(&record)).len() == 2).then_some(())
+    })
+    .await;
+    let runs = invocations(Path::new(&record));
+    assert_eq!(
+        runs[1],
+        ["exec", "--json", "resume", "fake-thread-1", "--", "second"]
+    );
+}
+
+#[actix_rt::test]
+async fn a_follow_up_during_a_run_waits_for_it_and_then_resumes_the_thread() {
+    let h = start(|_, _| {}).await;
+    let record = h.path_str("record");
+    h.start_session(
+        "p1",
+        "codex",
+        "first",
+        &[("FAKE_RECORD", &record), ("FAKE_DELAY", "0.1")],
+    )
+    .await
+    .unwrap();
+    h.engine.send_prompt("p1", "second".into()).await.unwrap();
+    let s = eventually(PATIENCE, || async {
+        let s = h.session("p1").await;
+        (s.status == AgentStatus::Done).then_some(s)
+    })
+    .await;
+    // Done only once both runs are over: the second run's reply is there.
+    let runs = invocations(Path::new(&record));
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1],
+        ["exec", "--json", "resume", "fake-thread-1", "--", "second"]
+    );
+    let replies = s
+        .messages
+        .iter()
+        .filter(|m| m.role == MsgRole::Assistant)
+        .count();
+    assert_eq!(replies, 2);
+}
+
+#[actix_rt::test]
+async fn a_crash_is_an_error_with_the_exit_status_and_stderr() {
+    let h = start(|_, _| {}).await;
+    h.start_session("p1", "codex", "go", &[("FAKE_MODE", "crash")])
+        .await
+        .unwrap();
+    let s = h.finished("p1").await;
+    assert_eq!(s.status, AgentStatus::Error);
+    assert_eq!(
+        s.error.as_deref(),
+        Some("fake-codex exited with status 2: error: stream disconnected before completion")
+    );
+}
+
+#[actix_rt::test]
+async fn a_real_capture_cut_before_turn_completed_is_an_error() {
+    let path = shared("codex/agentcmd__stream-output-multi-1.jsonl");
+    let h = start(|_, _| {}).await;
+    let transcript = path.to_string_lossy();
+    h.start_session("p1", "codex", "go", &[("FAKE_TRANSCRIPT", &transcript)])
+        .await
+        .unwrap();
+    let s = h.finished("p1").await;
+    assert_eq!(s.status, AgentStatus::Error);
+    assert_eq!(s.error.as_deref(), Some("Agent exited without a result"));
+}
+
+#[actix_rt::test]
+async fn real_recordings_run_to_done_with_their_usage() {
+    for file in [
+        "agentcmd__stream-output-2.jsonl",
+        "agentcmd__stream-output-3.jsonl",
+        "agentcmd__stream-output-5.jsonl",
+    ] {
+        let path = shared(&format!("codex/{file}"));
+        let usage = transcript_line(&path, "turn.completed")["usage"].clone();
+        let h = start(|_, _| {}).await;
+        let transcript = path.to_string_lossy();
+        h.start_session(
+            "p1",
+            "codex",
+            "go",
+            &[("FAKE_TRANSCRIPT", &transcript), ("FAKE_MODE", "garbage")],
+        )
+        .await
+        .unwrap();
+        let s = h.finished("p1").await;
+        assert_done(&s);
+        assert_eq!(
+            s.output_tokens,
+            usage["output_tokens"].as_u64().unwrap(),
+            "{file}"
+        );
+        h.engine.shutdown().await;
+    }
+}
