@@ -88,6 +88,7 @@ mod tests {
             context_pressure: None,
             attention_score: 0,
             attention_reason: None,
+            stall_threshold_ms: 900_000,
         }
     }
 

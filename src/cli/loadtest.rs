@@ -182,14 +182,10 @@ mod tests {
     #[tokio::test]
     async fn zero_counts_are_refused_by_name() {
         let a = parse(&["--in-process", "--batch", "0", "--quiet"]).unwrap();
-        let e = run(a).await.err().expect("refused");
+        let e = run(a).await.expect_err("refused");
         assert_eq!(e.to_string(), "--batch: must be at least 1");
         let a = parse(&["--in-process", "--rate=-1", "--quiet"]).unwrap();
-        assert!(run(a)
-            .await
-            .err()
-            .expect("refused")
-            .to_string()
-            .starts_with("--rate:"));
+        let e = run(a).await.expect_err("refused");
+        assert!(e.to_string().starts_with("--rate:"), "{e}");
     }
 }

@@ -67,7 +67,8 @@ pub fn write_svg(path: &Path, title: &str, points: &[TimelinePoint]) -> Result<(
         .y_desc("ms")
         .draw()
         .map_err(err)?;
-    let series: [(&str, fn(&TimelinePoint) -> f64, RGBColor); 3] = [
+    type Series = (&'static str, fn(&TimelinePoint) -> f64, RGBColor);
+    let series: [Series; 3] = [
         ("p50", |p| p.p50_ms, GREEN),
         ("p90", |p| p.p90_ms, BLUE),
         ("p99", |p| p.p99_ms, RED),
