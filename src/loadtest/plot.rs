@@ -53,6 +53,14 @@ pub fn write_svg(path: &Path, title: &str, points: &[TimelinePoint]) -> Result<(
             BLUE.stroke_width(2),
         ))
         .map_err(err)?;
+    // Markers, so a run of one interval still shows its point.
+    throughput
+        .draw_series(
+            points
+                .iter()
+                .map(|p| Circle::new((p.t_s, p.messages_per_s), 3, BLUE.filled())),
+        )
+        .map_err(err)?;
 
     let mut latency = ChartBuilder::on(&bottom)
         .caption("ingest request latency", ("sans-serif", 20))
