@@ -60,6 +60,9 @@ pub struct LoadtestArgs {
     /// Message content sizes.
     #[arg(long, value_enum, default_value_t = Sizes::Realistic)]
     pub sizes: Sizes,
+    /// Do not subscribe to the live stream (no e2e_ms): measures ingest without a live reader to feed.
+    #[arg(long)]
+    pub no_live: bool,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
@@ -121,6 +124,7 @@ impl LoadtestArgs {
             durable: self.durable,
             concurrency: self.concurrency,
             sizes: self.sizes,
+            live: !self.no_live,
             report: self.report.clone(),
             plot: self.plot.clone(),
             quiet: self.quiet,

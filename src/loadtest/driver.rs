@@ -206,10 +206,15 @@ impl Run {
             }
         }
         let elapsed = start.elapsed();
-        let point = self.stats.tick(elapsed.as_secs_f64());
+        // A last sliver of an interval would plot a meaningless rate (its latencies are in the totals),
+        // unless it is the whole run.
+        let t = elapsed.as_secs_f64();
+        if self.stats.since_tick(t) >= 0.25 || self.stats.timeline().is_empty() {
+            self.stats.tick(t);
+        }
         progress.update(
             Stats::get(&self.stats.acked),
-            point.messages_per_s,
+            0.0,
             Stats::get(&self.stats.errors),
         );
         elapsed

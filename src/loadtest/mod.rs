@@ -78,13 +78,13 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
     let layout = Layout::new(opts.projects, opts.messages, opts.per_event, opts.batch);
     let ledger = Arc::new(Ledger::new(layout, Instant::now()));
     let stats = Arc::new(Stats::new());
-    let watcher = target
-        .watch(probes::e2e_handler(
-            ledger.clone(),
-            stats.clone(),
-            &sessions,
-        ))
-        .await?;
+    // The live probe is one more subscriber the store must feed; `live: false` measures ingest alone.
+    let watcher = if opts.live {
+        let handler = probes::e2e_handler(ledger.clone(), stats.clone(), &sessions);
+        Some(target.watch(handler).await?)
+    } else {
+        None
+    };
     let (persist, poller) = PersistProbe::start(
         target.clone(),
         sessions.clone(),
@@ -117,8 +117,10 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
     target.flush().await?;
     let finish_s = finish_started.elapsed().as_secs_f64();
     poller.finish(Duration::from_secs(5)).await;
-    probes::drain_live(&stats).await;
-    watcher.abort();
+    if let Some(watcher) = watcher {
+        probes::drain_live(&stats).await;
+        watcher.abort();
+    }
     let memory = memory.finish(&target).await;
     drop(run);
 
@@ -165,6 +167,7 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
             duration_s: opts.duration.map(|d| d.as_secs_f64()),
             durable: opts.durable,
             sizes: format!("{:?}", opts.sizes).to_lowercase(),
+            live: opts.live,
         },
         sent: Stats::get(&stats.sent),
         acked,

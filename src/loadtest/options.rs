@@ -58,6 +58,8 @@ pub struct Options {
     /// Requests in flight at once.
     pub concurrency: usize,
     pub sizes: Sizes,
+    /// Subscribe to the live stream to measure `e2e_ms` (one more subscriber for the store to feed).
+    pub live: bool,
     pub report: Option<PathBuf>,
     pub plot: Option<PathBuf>,
     pub quiet: bool,
@@ -76,6 +78,7 @@ impl Default for Options {
             durable: false,
             concurrency: 64,
             sizes: Sizes::Realistic,
+            live: true,
             report: None,
             plot: None,
             quiet: false,

@@ -24,6 +24,8 @@ pub struct RunSettings {
     pub duration_s: Option<f64>,
     pub durable: bool,
     pub sizes: String,
+    /// Whether a live subscriber (the e2e probe) was fed during the run.
+    pub live: bool,
 }
 
 /// What happened after the in-process engine was restarted on the run's data.

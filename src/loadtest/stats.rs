@@ -182,6 +182,11 @@ impl Stats {
         point
     }
 
+    /// Seconds since the last tick (or the start).
+    pub fn since_tick(&self, t_s: f64) -> f64 {
+        t_s - lock(&self.timeline).last_t
+    }
+
     pub fn timeline(&self) -> Vec<TimelinePoint> {
         lock(&self.timeline).points.clone()
     }
