@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod loadtest;
 pub mod messages;
 pub mod providers;
 pub mod storage;

@@ -1,5 +1,5 @@
 //! The `agent-store` binary: `serve` runs the service, `convert` shows what the store would make of a
-//! recorded provider transcript; see `--help`.
+//! recorded provider transcript, `loadtest` measures a server or an in-process engine; see `--help`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use agent_store::cli::convert;
+use agent_store::cli::loadtest::{self, LoadtestArgs};
 use agent_store::cli::serve::{self, ServeArgs};
 use agent_store::config::ProviderKind;
 
@@ -29,6 +30,8 @@ enum Command {
         /// The transcript: NDJSON, a JSON array of events, or one JSON object
         file: PathBuf,
     },
+    /// Put a server or an in-process engine under load, measure it, and check nothing was lost
+    Loadtest(LoadtestArgs),
 }
 
 /// The providers that have a transcript format of their own.
@@ -68,6 +71,16 @@ fn main() -> ExitCode {
                 })
                 .map_err(|e| e.to_string())
         }
+        // The generator runs on a multi-threaded runtime; an in-process engine gets its own actix system.
+        Command::Loadtest(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(loadtest::run(args))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

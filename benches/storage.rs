@@ -1,0 +1,126 @@
+//! Storage on a real redb file in a temp dir: `Store::apply` with `AppendMessages` batches (each call is
+//! one durable transaction, so one fsync), shaped as the persister sends them — one busy session, or many
+//! sessions' debounced batches grouped in one commit — and reading a 100,000-message session back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+use agent_store::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
+use agent_store::storage::{SessionRecord, Store, WriteOp};
+
+fn message(seq_id: u64, bytes: usize) -> SharedMessage {
+    Arc::new(AgentMessage {
+        id: format!("m-{seq_id}"),
+        seq_id,
+        role: if seq_id % 2 == 0 {
+            MsgRole::ToolResult
+        } else {
+            MsgRole::Assistant
+        },
+        content: "x".repeat(bytes),
+        tool_name: None,
+        tool_input: None,
+        tool_path: None,
+        timestamp: 1_700_000_000_000 + seq_id as i64,
+    })
+}
+
+fn record(session_id: &str, last_seq: u64) -> SessionRecord {
+    SessionRecord {
+        session_id: session_id.into(),
+        project_id: format!("p-{session_id}"),
+        provider: "synthetic".into(),
+        status: AgentStatus::Running,
+        cost_usd: 0.0,
+        input_tokens: 0,
+        output_tokens: 0,
+        model: String::new(),
+        error: None,
+        created_at: 1_700_000_000_000,
+        updated_at: 1_700_000_000_000 + last_seq as i64,
+        last_seq,
+        message_count: last_seq,
+        provider_session_id: None,
+    }
+}
+
+/// One commit: `sessions` sessions each appending `per_session` messages after `seq`, with their records.
+fn ops(sessions: usize, per_session: usize, seq: u64, bytes: usize) -> Vec<WriteOp> {
+    let mut ops = Vec::with_capacity(sessions * 2);
+    for s in 0..sessions {
+        let id = format!("s{s}-1700000000000");
+        let messages = (1..=per_session as u64)
+            .map(|i| message(seq + i, bytes))
+            .collect();
+        ops.push(WriteOp::AppendMessages {
+            session_id: id.clone(),
+            messages,
+        });
+        ops.push(WriteOp::PutSession(record(&id, seq + per_session as u64)));
+    }
+    ops
+}
+
+fn apply(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store_apply");
+    for (name, sessions, per_session, bytes) in [
+        ("1 session x 100 msgs, 300 B", 1, 100, 300),
+        ("100 sessions x 10 msgs, 300 B", 100, 10, 300),
+        ("100 sessions x 10 msgs, 3 KB", 100, 10, 3000),
+        ("1000 sessions x 10 msgs, 300 B", 1000, 10, 300),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("bench.redb")).unwrap();
+        group.throughput(Throughput::Elements((sessions * per_session) as u64));
+        let mut seq = 0u64;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let batch = ops(sessions, per_session, seq, bytes);
+                    seq += per_session as u64;
+                    let t = Instant::now();
+                    store.apply(&batch).unwrap();
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
+        store.close();
+    }
+    group.finish();
+}
+
+fn read_back(c: &mut Criterion) {
+    const MESSAGES: u64 = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bench.redb")).unwrap();
+    // As the persister writes a busy session: one row per debounced batch of 100.
+    for batch in 0..MESSAGES / 100 {
+        let mut one = ops(1, 100, batch * 100, 300);
+        one.truncate(1);
+        store.apply(&one).unwrap();
+    }
+    store
+        .apply(&[WriteOp::PutSession(record("s0-1700000000000", MESSAGES))])
+        .unwrap();
+    let mut group = c.benchmark_group("store_read");
+    group.throughput(Throughput::Elements(MESSAGES));
+    group.bench_function("100k-message session", |b| {
+        b.iter(|| {
+            let m = store.messages("s0-1700000000000", 0, None, None).unwrap();
+            assert_eq!(m.len() as u64, MESSAGES);
+        })
+    });
+    group.finish();
+    store.close();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3));
+    targets = apply, read_back
+}
+criterion_main!(benches);

@@ -1,0 +1,341 @@
+//! The HTTP target: a running `agent-store serve`, spoken to as `API.md` says, with one pooled
+//! `reqwest::Client` (keep-alive connections, no Nagle delay) and the bearer token on every call.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::{Client, Method, RequestBuilder, StatusCode, Url};
+use serde::Deserialize;
+
+use super::sse::SseReader;
+use super::{IngestAck, LiveItem, StoredMessage, TargetError};
+use crate::loadtest::payload::Outgoing;
+
+/// The provider name sessions are started with.
+const PROVIDER: &str = "synthetic";
+
+pub struct Http {
+    client: Client,
+    base: Url,
+    token: Option<String>,
+}
+
+fn request_error(what: impl Into<String>) -> impl FnOnce(reqwest::Error) -> TargetError {
+    let what = what.into();
+    move |source| TargetError::Request { what, source }
+}
+
+fn decode_error(what: &str, e: impl std::fmt::Display) -> TargetError {
+    TargetError::Decode {
+        what: what.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Turns a non-success answer into an error carrying its body (the API's `{"ok":false,"error"}`).
+async fn check(what: &str, resp: reqwest::Response) -> Result<reqwest::Response, TargetError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        return Err(TargetError::Busy {
+            what: what.to_owned(),
+            status: status.as_u16(),
+        });
+    }
+    let body = resp.text().await.unwrap_or_default();
+    Err(TargetError::Status {
+        what: what.to_owned(),
+        status: status.as_u16(),
+        body: body.chars().take(500).collect(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Started {
+    session_id: String,
+}
+
+#[derive(Deserialize)]
+struct Accepted {
+    accepted: usize,
+    #[serde(default)]
+    ignored: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    session_id: String,
+    message_count: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionPage {
+    messages: Vec<PageMessage>,
+    #[serde(default)]
+    last_seq_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageMessage {
+    id: String,
+    seq_id: u64,
+}
+
+/// The parts of a `session.messages` event the probe reads; message contents are skipped unparsed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LiveMessages<'a> {
+    #[serde(borrow)]
+    session_id: Cow<'a, str>,
+    #[serde(borrow)]
+    messages: Vec<LiveId<'a>>,
+}
+
+#[derive(Deserialize)]
+struct LiveId<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Lagged {
+    missed: u64,
+}
+
+impl Http {
+    /// `base` is the server's root URL (`http://127.0.0.1:7878`); `pool` the idle connections to keep.
+    pub fn new(base: Url, token: Option<String>, pool: usize) -> Result<Http, TargetError> {
+        let client = Client::builder()
+            .pool_max_idle_per_host(pool)
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(request_error("building the HTTP client"))?;
+        Ok(Http {
+            client,
+            base,
+            token,
+        })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        let joined = format!("{}{}", self.base.path().trim_end_matches('/'), path);
+        url.set_path(&joined);
+        url
+    }
+
+    fn call(&self, method: Method, url: Url) -> RequestBuilder {
+        let req = self.client.request(method, url);
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn start_session(&self, project_id: &str) -> Result<String, TargetError> {
+        let what = format!("POST /v1/projects/{project_id}/sessions");
+        let body = serde_json::json!({"provider": PROVIDER, "prompt": format!("load test of {project_id}")});
+        let resp = self
+            .call(
+                Method::POST,
+                self.url(&format!("/v1/projects/{project_id}/sessions")),
+            )
+            .json(&body)
+            .send()
+            .await
+            .map_err(request_error(&what))?;
+        let started: Started = check(&what, resp)
+            .await?
+            .json()
+            .await
+            .map_err(|e| decode_error(&what, e))?;
+        Ok(started.session_id)
+    }
+
+    pub async fn ingest(
+        &self,
+        out: &Outgoing<'_>,
+        durable: bool,
+    ) -> Result<(IngestAck, usize), TargetError> {
+        const WHAT: &str = "POST /v1/sidecar/events";
+        let body = out.json();
+        let len = body.len();
+        let mut url = self.url("/v1/sidecar/events");
+        if durable {
+            url.set_query(Some("durable=true"));
+        }
+        let resp = self
+            .call(Method::POST, url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(request_error(WHAT))?;
+        let a: Accepted = check(WHAT, resp)
+            .await?
+            .json()
+            .await
+            .map_err(|e| decode_error(WHAT, e))?;
+        let ack = IngestAck {
+            accepted: a.accepted,
+            ignored: a.ignored,
+        };
+        Ok((ack, len))
+    }
+
+    pub async fn watch<F>(&self, mut on: F) -> Result<tokio::task::JoinHandle<()>, TargetError>
+    where
+        F: FnMut(LiveItem<'_>) + Send + 'static,
+    {
+        const WHAT: &str = "GET /v1/events";
+        let resp = self
+            .call(Method::GET, self.url("/v1/events"))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(request_error(WHAT))?;
+        let resp = check(WHAT, resp).await?;
+        Ok(tokio::spawn(async move {
+            let mut stream = resp.bytes_stream();
+            let mut reader = SseReader::default();
+            while let Some(Ok(chunk)) = stream.next().await {
+                reader.push(&chunk);
+                while let Some(ev) = reader.next_event() {
+                    match ev.event.as_str() {
+                        "session.messages" => {
+                            if let Ok(m) = serde_json::from_str::<LiveMessages>(&ev.data) {
+                                for id in &m.messages {
+                                    on(LiveItem::Message {
+                                        session_id: &m.session_id,
+                                        id: &id.id,
+                                    });
+                                }
+                            }
+                        }
+                        "lagged" => {
+                            if let Ok(l) = serde_json::from_str::<Lagged>(&ev.data) {
+                                on(LiveItem::Lagged(l.missed));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }))
+    }
+
+    pub async fn stored_count(
+        &self,
+        project_id: &str,
+        session_id: &str,
+    ) -> Result<Option<u64>, TargetError> {
+        let what = format!("GET /v1/projects/{project_id}/sessions");
+        let resp = self
+            .call(
+                Method::GET,
+                self.url(&format!("/v1/projects/{project_id}/sessions")),
+            )
+            .send()
+            .await
+            .map_err(request_error(&what))?;
+        let sessions: Vec<Summary> = check(&what, resp)
+            .await?
+            .json()
+            .await
+            .map_err(|e| decode_error(&what, e))?;
+        Ok(sessions
+            .into_iter()
+            .find(|s| s.session_id == session_id)
+            .map(|s| s.message_count))
+    }
+
+    pub async fn messages(&self, session_id: &str) -> Result<Vec<StoredMessage>, TargetError> {
+        const PAGE: usize = 10_000;
+        let what = format!("GET /v1/sessions/{session_id}");
+        let mut out = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let mut url = self.url(&format!("/v1/sessions/{session_id}"));
+            url.set_query(Some(&format!("afterSeq={after}&limit={PAGE}")));
+            let resp = self
+                .call(Method::GET, url)
+                .send()
+                .await
+                .map_err(request_error(&what))?;
+            let page: SessionPage = check(&what, resp)
+                .await?
+                .json()
+                .await
+                .map_err(|e| decode_error(&what, e))?;
+            let last = page.messages.last().map_or(0, |m| m.seq_id);
+            let stored = page.messages.into_iter().map(|m| StoredMessage {
+                seq_id: m.seq_id,
+                id: m.id,
+            });
+            out.extend(stored);
+            // A page that does not move forward would loop for ever; what it held is checked anyway.
+            if last <= after || page.last_seq_id.is_some_and(|l| last >= l) {
+                break;
+            }
+            after = last;
+        }
+        Ok(out)
+    }
+
+    /// The server's resident memory from `/metrics` (`process_resident_memory_bytes`), if it exports it.
+    pub async fn metrics_rss(&self) -> Option<u64> {
+        let resp = self
+            .call(Method::GET, self.url("/metrics"))
+            .send()
+            .await
+            .ok()?;
+        let text = resp.error_for_status().ok()?.text().await.ok()?;
+        parse_metric(&text, "process_resident_memory_bytes")
+    }
+}
+
+/// The value of an unlabelled metric in Prometheus text exposition.
+fn parse_metric(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix(' ')?;
+        rest.split_whitespace()
+            .next()?
+            .parse::<f64>()
+            .ok()
+            .map(|v| v as u64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_resident_memory_metric() {
+        let text = "# TYPE process_resident_memory_bytes gauge\n\
+                    process_resident_memory_bytes_total 1\n\
+                    process_resident_memory_bytes 1.2345e7\n";
+        assert_eq!(
+            parse_metric(text, "process_resident_memory_bytes"),
+            Some(12_345_000)
+        );
+        assert_eq!(parse_metric("", "process_resident_memory_bytes"), None);
+    }
+
+    #[test]
+    fn urls_keep_a_base_path() {
+        let h = Http::new(Url::parse("http://127.0.0.1:1/store/").unwrap(), None, 1).unwrap();
+        assert_eq!(
+            h.url("/v1/events").as_str(),
+            "http://127.0.0.1:1/store/v1/events"
+        );
+    }
+}
