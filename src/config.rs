@@ -73,6 +73,9 @@ pub struct ServerConfig {
     pub auth_token: Option<String>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// How often an idle `/v1/events` stream sends a comment line, so proxies keep it open.
+    #[serde(with = "humantime_serde")]
+    pub sse_keep_alive: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +169,7 @@ impl Default for ServerConfig {
             max_body: ByteSize::mib(16),
             auth_token: None,
             workers: 0,
+            sse_keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -331,6 +335,9 @@ impl Config {
         self.bind_addr()?;
         if self.timers.persist_debounce.is_zero() {
             return Err(invalid("timers.persist_debounce", "must be above zero"));
+        }
+        if self.server.sse_keep_alive.is_zero() {
+            return Err(invalid("server.sse_keep_alive", "must be above zero"));
         }
         if self.timers.stall_after.is_zero() {
             return Err(invalid("timers.stall_after", "must be above zero"));

@@ -10,6 +10,7 @@ pub mod error;
 pub mod messages;
 pub mod providers;
 pub mod storage;
+pub mod telemetry;
 
 pub use config::Config;
 pub use engine::Engine;

@@ -1,3 +1,79 @@
-fn main() {
-    println!("agent-store: under construction");
+//! The `agent-store` binary: `serve` runs the service, `convert` shows what the store would make of a
+//! recorded provider transcript; see `--help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use agent_store::cli::convert;
+use agent_store::cli::serve::{self, ServeArgs};
+use agent_store::config::ProviderKind;
+
+#[derive(Parser)]
+#[command(name = "agent-store", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service until SIGINT or SIGTERM
+    Serve(ServeArgs),
+    /// Print, one JSON object a line, the messages the store would show for a recorded transcript
+    Convert {
+        /// Which provider's output the file holds
+        #[arg(long, value_enum)]
+        provider: TranscriptKind,
+        /// The transcript: NDJSON, a JSON array of events, or one JSON object
+        file: PathBuf,
+    },
+}
+
+/// The providers that have a transcript format of their own.
+#[derive(Clone, Copy, ValueEnum)]
+enum TranscriptKind {
+    Claude,
+    Codex,
+    Ollama,
+}
+
+impl From<TranscriptKind> for ProviderKind {
+    fn from(kind: TranscriptKind) -> ProviderKind {
+        match kind {
+            TranscriptKind::Claude => ProviderKind::Claude,
+            TranscriptKind::Codex => ProviderKind::Codex,
+            TranscriptKind::Ollama => ProviderKind::Ollama,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => actix_rt::System::new()
+            .block_on(serve::run(args))
+            .map_err(|e| e.to_string()),
+        Command::Convert { provider, file } => {
+            let mut out = std::io::stdout().lock();
+            convert::run(provider.into(), &file, &mut out)
+                .map(|transcript| {
+                    if transcript.skipped_lines > 0 {
+                        eprintln!(
+                            "agent-store: skipped {} line(s) that were not JSON",
+                            transcript.skipped_lines
+                        );
+                    }
+                })
+                .map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agent-store: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

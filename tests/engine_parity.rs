@@ -508,6 +508,27 @@ async fn parity_10_cleanup_grace_detaches_a_finished_session() {
     .await;
     let s = t.engine.session(&sid, Page::default()).await.unwrap();
     assert_eq!((s.status, s.messages.len()), (AgentStatus::Done, 3));
+    // Detached and fully persisted, the session actor stops: memory holds only live sessions, and later
+    // events for it are ignored like any unknown session's.
+    eventually(SOON, || async {
+        let out = t
+            .engine
+            .ingest(vec![messages(&sid, text(1))], false)
+            .await
+            .ok()?;
+        (out.ignored == 1).then_some(())
+    })
+    .await;
+    let alive = t
+        .engine
+        .metrics_text()
+        .lines()
+        .find(|l| l.starts_with("agent_store_actors_alive{actor=\"session\"}"))
+        .map(str::to_owned);
+    assert_eq!(
+        alive.as_deref(),
+        Some("agent_store_actors_alive{actor=\"session\"} 0")
+    );
 }
 
 #[actix_rt::test]

@@ -2,11 +2,14 @@
 //! never waits, so a slow subscriber cannot block a session actor nor grow memory without bound. When a
 //! subscriber's buffer is full its events are dropped and counted, and the next event it can take is
 //! preceded by `LiveEvent::Lagged`, naming the sessions whose messages it missed and the last seqId it was
-//! sent of each, so the stream can read the gap back from the engine.
+//! sent of each, so the stream can read the gap back from the engine. A notice still owed when the burst
+//! ends is retried on a short interval, so a subscriber that fell behind learns of it without waiting for
+//! another event.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::mpsc;
@@ -77,8 +80,15 @@ impl Broadcaster {
 impl Actor for Broadcaster {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics.actor_started(ActorKind::Broadcaster);
+        ctx.run_interval(LAG_RETRY, |act, _| {
+            for sub in act.subscribers.iter_mut().filter(|s| s.missed > 0) {
+                if sub.tx.capacity() >= 1 {
+                    notify_lag(sub);
+                }
+            }
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -147,20 +157,33 @@ impl Handler<Publish> for Broadcaster {
     }
 }
 
+/// How often lag notices still owed are retried.
+const LAG_RETRY: Duration = Duration::from_millis(100);
+
+/// Sends the subscriber its lag notice; needs a free slot.
+fn notify_lag(sub: &mut Subscriber) {
+    let notice = LiveEvent::Lagged {
+        missed: sub.missed,
+        resume: sub.gaps.drain().collect(),
+    };
+    match sub.tx.try_send(notice) {
+        Ok(()) => sub.missed = 0,
+        // Full or closed: keep what is owed for the next try.
+        Err(e) => {
+            if let LiveEvent::Lagged { resume, .. } = e.into_inner() {
+                sub.gaps.extend(resume);
+            }
+        }
+    }
+}
+
 /// Sends one event to one subscriber, first telling it what it missed if it had lagged. Answers whether
 /// the event was delivered (false: dropped and counted for the next lag notice).
 fn deliver(sub: &mut Subscriber, event: &LiveEvent) -> bool {
     if sub.missed > 0 {
         // The lag notice needs a free slot and the event another one; otherwise keep counting.
         if sub.tx.capacity() >= 2 {
-            let resume = sub.gaps.drain().collect();
-            let notice = LiveEvent::Lagged {
-                missed: sub.missed,
-                resume,
-            };
-            if sub.tx.try_send(notice).is_ok() {
-                sub.missed = 0;
-            }
+            notify_lag(sub);
         }
         if sub.missed > 0 {
             record_miss(sub, event);

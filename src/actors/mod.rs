@@ -103,6 +103,7 @@ impl EngineParts {
         let metrics = Metrics::new();
         let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
         persister.observe_commits(metrics.commit_duration.clone());
+        metrics.actor_started(ActorKind::Persister);
         let subscribers = Arc::new(AtomicUsize::new(0));
         let control = Arbiter::new().handle();
         let broadcaster = {
@@ -486,6 +487,8 @@ impl EngineParts {
             tracing::error!(error = %e, "shutdown flush failed; unflushed messages are lost");
         }
         self.persister.shutdown().await;
+        self.metrics
+            .actor_stopped(ActorKind::Persister, metrics::StopReason::Shutdown);
         self.store.close();
     }
 }

@@ -14,7 +14,7 @@ use crate::messages::wire::{
 };
 
 /// `startAgent`'s options, as the original's `StartOptions`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartOptions {
     pub cwd: Option<String>,
@@ -29,7 +29,7 @@ pub struct StartOptions {
 }
 
 /// The body of `POST /v1/projects/{projectId}/sessions`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartRequest {
     pub provider: String,
@@ -55,7 +55,7 @@ pub struct Ingest {
     pub durable: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     /// Events routed to a live session.
     pub accepted: usize,
@@ -64,7 +64,7 @@ pub struct IngestOutcome {
 }
 
 /// A stored session without its messages (`GET /v1/projects/{projectId}/sessions`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSummary {
     pub session_id: String,
@@ -77,13 +77,17 @@ pub struct SessionSummary {
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[schema(value_type = i64)]
     pub created_at: UnixMs,
+    #[schema(value_type = i64)]
     pub updated_at: UnixMs,
     pub message_count: u64,
 }
 
 /// A known project (`GET /v1/projects`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, actix::MessageResponse)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, actix::MessageResponse, utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectSummary {
     pub project_id: String,
@@ -93,7 +97,9 @@ pub struct ProjectSummary {
 }
 
 /// The settings the original kept, under the original's snake_case keys.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, actix::MessageResponse)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, actix::MessageResponse, utoipa::ToSchema,
+)]
 pub struct Settings {
     pub permission_mode: Option<String>,
     pub system_prompt_template: Option<String>,
@@ -105,7 +111,7 @@ pub struct Settings {
 }
 
 /// `PUT /v1/settings`: only the keys present change; `null` clears a text setting.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     #[serde(default, deserialize_with = "nullable")]
@@ -194,7 +200,7 @@ impl LiveEvent {
 }
 
 /// What `/v1/debug/top` ranks actors by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TopBy {
     Mailbox,
@@ -203,7 +209,7 @@ pub enum TopBy {
 }
 
 /// One of the busiest actors: the place for per-project detail that metrics labels must not carry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopEntry {
     pub actor: String,

@@ -20,7 +20,7 @@ pub fn now_ms() -> UnixMs {
 }
 
 /// The status of a session. Anything a sidecar sends that is not one of these normalises to `Idle`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentStatus {
     Idle,
@@ -56,7 +56,7 @@ impl AgentStatus {
 }
 
 /// Who a displayed message comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum MsgRole {
     #[serde(rename = "user")]
     User,
@@ -86,7 +86,7 @@ impl MsgRole {
 }
 
 /// A message as the store shows it. `seq_id` is assigned by the session actor: strictly increasing from 1.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentMessage {
     pub id: String,
@@ -99,6 +99,7 @@ pub struct AgentMessage {
     pub tool_input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_path: Option<String>,
+    #[schema(value_type = i64)]
     pub timestamp: UnixMs,
 }
 
@@ -106,13 +107,14 @@ pub struct AgentMessage {
 pub type SharedMessage = Arc<AgentMessage>;
 
 /// A session as `getSession` answers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSession {
     pub session_id: String,
     pub project_id: String,
     pub provider: String,
     pub status: AgentStatus,
+    #[schema(value_type = Vec<AgentMessage>)]
     pub messages: Vec<SharedMessage>,
     pub cost_usd: f64,
     pub input_tokens: u64,
@@ -120,7 +122,9 @@ pub struct AgentSession {
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[schema(value_type = i64)]
     pub created_at: UnixMs,
+    #[schema(value_type = i64)]
     pub updated_at: UnixMs,
     /// How many messages the session holds in all, whatever page `messages` is.
     pub message_count: u64,
@@ -129,7 +133,7 @@ pub struct AgentSession {
 }
 
 /// A message as a sidecar (or a provider adapter) sends it, before conversion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RawMessage {
     pub id: String,
@@ -140,6 +144,7 @@ pub struct RawMessage {
     #[serde(default)]
     pub content: serde_json::Value,
     #[serde(default = "now_ms", deserialize_with = "lenient_timestamp")]
+    #[schema(value_type = i64)]
     pub timestamp: UnixMs,
 }
 
@@ -156,7 +161,7 @@ fn lenient_timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<UnixMs, D::Erro
 }
 
 /// `agent.message` payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessagePayload {
     pub session_id: String,
@@ -164,7 +169,7 @@ pub struct MessagePayload {
 }
 
 /// `agent.status` payload. `status` is kept as sent and normalised by the session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusPayload {
     pub session_id: String,
@@ -174,7 +179,7 @@ pub struct StatusPayload {
 }
 
 /// `agent.cost` payload: totals so far, not deltas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CostPayload {
     pub session_id: String,
@@ -184,7 +189,7 @@ pub struct CostPayload {
 }
 
 /// One sidecar event, as posted to `/v1/sidecar/events` or produced by a provider runner.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "event", content = "payload")]
 pub enum SidecarEvent {
     #[serde(rename = "agent.message")]
@@ -215,7 +220,7 @@ impl SidecarEvent {
 }
 
 /// Toast variants of the original dashboard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Success,
@@ -287,7 +292,7 @@ mod tests {
 }
 
 /// How a project looks to someone deciding where to look next (see issue "Project health").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActivityState {
     Inactive,
@@ -296,7 +301,9 @@ pub enum ActivityState {
     Stalled,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, actix::MessageResponse)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, actix::MessageResponse, utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectHealth {
     pub project_id: String,

@@ -1,0 +1,75 @@
+//! Bearer-token authentication. When `server.auth_token` is set, every request but the process probes
+//! (`/healthz`, `/readyz`) must carry `Authorization: Bearer <token>`. The comparison runs in constant time
+//! so the answer's timing says nothing about how much of a guess was right; the token is never logged.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::middleware::Next;
+use actix_web::ResponseError;
+use subtle::ConstantTimeEq;
+
+use super::errors::ApiError;
+use super::AppState;
+
+/// Paths that answer without a token: orchestrators probe them without credentials.
+const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+pub async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let allowed = match &AppState::of(req.request()).auth_token {
+        None => true,
+        Some(_) if OPEN_PATHS.contains(&req.path()) => true,
+        Some(token) => {
+            let presented = req
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(bearer);
+            presented.is_some_and(|p| token_matches(p, token))
+        }
+    };
+    if allowed {
+        Ok(next.call(req).await?.map_into_left_body())
+    } else {
+        let response = ApiError::Unauthorized.error_response();
+        Ok(req.into_response(response).map_into_right_body())
+    }
+}
+
+/// The credentials of a `Bearer` authorization header (the scheme is case-insensitive).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, credentials) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
+}
+
+/// Constant time in the content; a length mismatch is refused at once, which reveals only the length.
+fn token_matches(presented: &str, token: &str) -> bool {
+    presented.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_credentials_are_read_from_the_header() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(!token_matches("s3cre", "s3cret"));
+        assert!(!token_matches("s3cret!", "s3cret"));
+        assert!(!token_matches("S3cret", "s3cret"));
+        assert!(!token_matches("", "s3cret"));
+    }
+}

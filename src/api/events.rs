@@ -1,0 +1,194 @@
+//! `GET /v1/events`: live events as Server-Sent Events, optionally for one project.
+//!
+//! The stream subscribes before it reads anything from storage, and remembers the last seqId it emitted
+//! per session, so a message is never sent twice nor skipped when a backlog read and live events overlap.
+//! A client reconnecting with `Last-Event-ID: <sessionId>:<seqId>` first gets that session's messages after
+//! seqId; a subscriber that fell behind gets `lagged {missed}` and then, read back from the engine, the
+//! messages it missed. Backlogs are read one page at a time, so a long one never sits in memory whole.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
+
+use super::errors::{ApiError, ErrorBody};
+use super::extract::{project_id, Query};
+use super::{sse, AppState};
+use crate::engine::{Engine, Subscription};
+use crate::error::CommandError;
+use crate::messages::commands::{LiveEvent, Page};
+
+/// Messages read from the engine per backlog frame.
+const BACKLOG_PAGE: usize = 500;
+
+#[utoipa::path(get, path = "/v1/events", operation_id = "streamEvents", tag = "events",
+    params(
+        ("projectId" = Option<String>, Query, description = "Only this project's events"),
+        ("Last-Event-ID" = Option<String>, Header, description = "<sessionId>:<seqId>: first that session's messages after seqId"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: session.messages, session.status, session.cost, notification, project.health, lagged", content_type = "text/event-stream", body = String),
+        (status = 400, description = "projectId or Last-Event-ID does not parse", body = ErrorBody),
+    ))]
+pub async fn stream(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let project = match query.text("projectId") {
+        Some(id) => {
+            project_id(id)?;
+            Some(id.to_owned())
+        }
+        None => None,
+    };
+    let resume = match req.headers().get("Last-Event-ID") {
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| ApiError::invalid("Last-Event-ID", "must be <sessionId>:<seqId>"))?;
+            Some(sse::parse_last_event_id(text)?)
+        }
+        None => None,
+    };
+    // Subscribe first: whatever happens from here on is either in the backlog or in the subscription.
+    let subscription = state.engine.subscribe(project.clone()).await?;
+    let mut live = LiveStream {
+        engine: state.engine.clone(),
+        subscription,
+        project,
+        sent: HashMap::new(),
+        backlog: VecDeque::new(),
+        pending: VecDeque::from([Bytes::from_static(sse::OPENED)]),
+        keep_alive: keep_alive(state.keep_alive),
+        stopping: state.stopping.clone(),
+    };
+    if let Some((session, seq)) = resume {
+        live.sent.insert(session.clone(), seq);
+        live.backlog.push_back(session);
+    }
+    let body = futures_util::stream::unfold(live, |mut live| async move {
+        let frame = live.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), live))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        // Tells nginx-style proxies not to buffer the stream.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+fn keep_alive(period: std::time::Duration) -> Interval {
+    let mut interval = interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+struct LiveStream {
+    engine: Engine,
+    subscription: Subscription,
+    project: Option<String>,
+    /// The last seqId this stream emitted per session.
+    sent: HashMap<String, u64>,
+    /// Sessions whose messages after `sent[session]` must be read from the engine before live events.
+    backlog: VecDeque<String>,
+    /// Frames ready to go out, in order.
+    pending: VecDeque<Bytes>,
+    keep_alive: Interval,
+    stopping: watch::Receiver<bool>,
+}
+
+impl LiveStream {
+    /// The next frame to send, or `None` when the stream ends (the server stops or the engine is gone).
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some(frame);
+            }
+            if let Some(session) = self.backlog.front().cloned() {
+                self.read_backlog_page(session).await;
+                continue;
+            }
+            let event = tokio::select! {
+                biased;
+                _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+                event = self.subscription.recv() => event?,
+                _ = self.keep_alive.tick() => return Some(Bytes::from_static(sse::KEEP_ALIVE)),
+            };
+            self.on_event(event);
+        }
+    }
+
+    fn on_event(&mut self, event: LiveEvent) {
+        match event {
+            LiveEvent::Messages {
+                session_id,
+                project_id,
+                messages,
+            } => {
+                let last = self.sent.get(&session_id).copied().unwrap_or(0);
+                let start = messages.partition_point(|m| m.seq_id <= last);
+                if let Some(frame) = sse::messages(&session_id, &project_id, &messages[start..]) {
+                    if let Some(m) = messages.last() {
+                        self.sent.insert(session_id, m.seq_id);
+                    }
+                    self.pending.push_back(frame);
+                }
+            }
+            LiveEvent::Lagged { missed, resume } => {
+                self.pending.extend(sse::lagged(missed));
+                for (session, last) in resume {
+                    let sent = self.sent.entry(session.clone()).or_insert(last);
+                    *sent = (*sent).max(last);
+                    if !self.backlog.contains(&session) {
+                        self.backlog.push_back(session);
+                    }
+                }
+            }
+            other => self.pending.extend(sse::other(&other)),
+        }
+    }
+
+    /// Reads one page of the session at the head of the backlog; drops it from the backlog once read up.
+    async fn read_backlog_page(&mut self, session: String) {
+        let after = self.sent.get(&session).copied().unwrap_or(0);
+        let page = Page {
+            after_seq: Some(after),
+            limit: Some(BACKLOG_PAGE),
+        };
+        let done = match self.engine.session(&session, page).await {
+            Ok(found)
+                if self
+                    .project
+                    .as_ref()
+                    .is_some_and(|p| *p != found.project_id) =>
+            {
+                true
+            }
+            Ok(found) => {
+                let start = found.messages.partition_point(|m| m.seq_id <= after);
+                let fresh = &found.messages[start..];
+                if let Some(frame) = sse::messages(&session, &found.project_id, fresh) {
+                    if let Some(m) = fresh.last() {
+                        self.sent.insert(session.clone(), m.seq_id);
+                    }
+                    self.pending.push_back(frame);
+                }
+                fresh.len() < BACKLOG_PAGE
+            }
+            // Purged meanwhile: nothing left to send.
+            Err(CommandError::SessionNotFound) => true,
+            Err(e) => {
+                tracing::warn!(sessionId = %session, error = %e, "cannot read an event backlog");
+                true
+            }
+        };
+        if done {
+            self.backlog.pop_front();
+        }
+    }
+}

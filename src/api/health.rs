@@ -1,0 +1,110 @@
+//! `/v1/health…`: which project needs a human now. The engine computes each project's health; these
+//! handlers only select and count.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::errors::{ApiError, ErrorBody};
+use super::extract::Query;
+use super::AppState;
+use crate::messages::wire::{ActivityState, ProjectHealth};
+
+/// How many projects `/v1/health/attention` lists unless `limit` says otherwise.
+const DEFAULT_ATTENTION_LIMIT: usize = 5;
+
+/// Counts over every known project.
+#[derive(Debug, Default, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Aggregates {
+    pub running: usize,
+    pub idle: usize,
+    pub stalled: usize,
+    pub total_burn_rate_per_hour: f64,
+}
+
+impl Aggregates {
+    fn of(health: &[ProjectHealth]) -> Aggregates {
+        let mut totals = Aggregates::default();
+        for h in health {
+            match h.activity_state {
+                ActivityState::Running => totals.running += 1,
+                ActivityState::Idle => totals.idle += 1,
+                ActivityState::Stalled => totals.stalled += 1,
+                ActivityState::Inactive => {}
+            }
+            totals.total_burn_rate_per_hour += h.burn_rate_per_hour;
+        }
+        totals
+    }
+}
+
+type State = web::Data<AppState>;
+
+#[utoipa::path(get, path = "/v1/health", operation_id = "listHealth", tag = "health",
+    responses((status = 200, description = "Every project's health, highest attentionScore first", body = Vec<ProjectHealth>)))]
+pub async fn all(state: State) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.engine.health().await?))
+}
+
+#[utoipa::path(get, path = "/v1/health/attention", operation_id = "listAttention", tag = "health",
+    params(("limit" = Option<usize>, Query, description = "At most this many (default 5)")),
+    responses(
+        (status = 200, description = "Projects with attentionScore above 0, highest first", body = Vec<ProjectHealth>),
+        (status = 400, description = "limit does not parse", body = ErrorBody),
+    ))]
+pub async fn attention(state: State, query: Query) -> Result<HttpResponse, ApiError> {
+    let limit = query.count("limit")?.unwrap_or(DEFAULT_ATTENTION_LIMIT);
+    let needy: Vec<ProjectHealth> = state
+        .engine
+        .health()
+        .await?
+        .into_iter()
+        .filter(|h| h.attention_score > 0)
+        .take(limit)
+        .collect();
+    Ok(HttpResponse::Ok().json(needy))
+}
+
+#[utoipa::path(get, path = "/v1/health/aggregates", operation_id = "healthAggregates", tag = "health",
+    responses((status = 200, description = "Counts by activity state and the summed burn rate", body = Aggregates)))]
+pub async fn aggregates(state: State) -> Result<HttpResponse, ApiError> {
+    let health = state.engine.health().await?;
+    Ok(HttpResponse::Ok().json(Aggregates::of(&health)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(state: ActivityState, burn: f64) -> ProjectHealth {
+        ProjectHealth {
+            project_id: "p".into(),
+            session_id: None,
+            activity_state: state,
+            active_tool: None,
+            idle_duration_ms: 0,
+            burn_rate_per_hour: burn,
+            context_pressure: None,
+            attention_score: 0,
+            attention_reason: None,
+            stall_threshold_ms: 900_000,
+        }
+    }
+
+    #[test]
+    fn aggregates_count_states_and_sum_burn_rates() {
+        let health = [
+            project(ActivityState::Running, 1.5),
+            project(ActivityState::Running, 0.5),
+            project(ActivityState::Idle, 0.0),
+            project(ActivityState::Stalled, 0.25),
+            project(ActivityState::Inactive, 0.0),
+        ];
+        let totals = Aggregates::of(&health);
+        assert_eq!((totals.running, totals.idle, totals.stalled), (2, 1, 1));
+        assert_eq!(totals.total_burn_rate_per_hour, 2.25);
+        let json = serde_json::to_value(&totals).unwrap();
+        assert_eq!(json["totalBurnRatePerHour"], 2.25);
+    }
+}

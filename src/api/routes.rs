@@ -1,0 +1,128 @@
+//! The route table: every method and path the API serves, in one list. The app is built from it, and the
+//! OpenAPI test compares it with the document, so a route cannot be served without being documented (nor
+//! documented without being served).
+
+use actix_web::http::Method;
+use actix_web::middleware::{from_fn, Compress, Condition};
+use actix_web::{web, HttpRequest, HttpResponse, Route};
+
+use super::errors::ApiError;
+use super::{debug, events, health, openapi, ops, projects, sessions, settings, sidecar, trace};
+
+/// The live event stream: never compressed, because a compressor holds back small frames.
+const EVENTS_PATH: &str = "/v1/events";
+
+/// One served route.
+pub struct Endpoint {
+    pub method: Method,
+    /// In actix and OpenAPI syntax alike: `/v1/projects/{projectId}/session`.
+    pub path: &'static str,
+    route: fn() -> Route,
+}
+
+fn endpoint(method: Method, path: &'static str, route: fn() -> Route) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        route,
+    }
+}
+
+/// Every route of the API.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        endpoint(M::GET, "/v1/projects", || web::route().to(projects::list)),
+        endpoint(M::POST, "/v1/projects/{projectId}/sessions", || {
+            web::route().to(projects::start)
+        }),
+        endpoint(M::GET, "/v1/projects/{projectId}/sessions", || {
+            web::route().to(projects::history)
+        }),
+        endpoint(M::POST, "/v1/projects/{projectId}/stop", || {
+            web::route().to(projects::stop)
+        }),
+        endpoint(M::POST, "/v1/projects/{projectId}/prompt", || {
+            web::route().to(projects::prompt)
+        }),
+        endpoint(M::GET, "/v1/projects/{projectId}/session", || {
+            web::route().to(projects::current)
+        }),
+        endpoint(M::DELETE, "/v1/projects/{projectId}/session", || {
+            web::route().to(projects::clear)
+        }),
+        endpoint(M::POST, "/v1/projects/{projectId}/session/restore", || {
+            web::route().to(projects::restore)
+        }),
+        endpoint(M::PUT, "/v1/projects/{projectId}/stall-threshold", || {
+            web::route().to(projects::stall_threshold)
+        }),
+        endpoint(M::DELETE, "/v1/projects/{projectId}", || {
+            web::route().to(projects::purge)
+        }),
+        endpoint(M::GET, "/v1/sessions/{sessionId}", || {
+            web::route().to(sessions::get)
+        }),
+        endpoint(M::DELETE, "/v1/sessions/{sessionId}", || {
+            web::route().to(sessions::purge)
+        }),
+        endpoint(M::POST, "/v1/sidecar/events", || {
+            web::route().to(sidecar::ingest)
+        }),
+        endpoint(M::GET, "/v1/settings", || web::route().to(settings::get)),
+        endpoint(M::PUT, "/v1/settings", || web::route().to(settings::update)),
+        endpoint(M::GET, EVENTS_PATH, || web::route().to(events::stream)),
+        endpoint(M::GET, "/v1/health", || web::route().to(health::all)),
+        endpoint(M::GET, "/v1/health/attention", || {
+            web::route().to(health::attention)
+        }),
+        endpoint(M::GET, "/v1/health/aggregates", || {
+            web::route().to(health::aggregates)
+        }),
+        endpoint(M::GET, "/v1/debug/top", || web::route().to(debug::top)),
+        endpoint(M::GET, "/v1/openapi.json", || {
+            web::route().to(openapi::document)
+        }),
+        endpoint(M::GET, "/metrics", || web::route().to(ops::metrics)),
+        endpoint(M::GET, "/healthz", || web::route().to(ops::healthz)),
+        endpoint(M::GET, "/readyz", || web::route().to(ops::readyz)),
+    ]
+}
+
+/// Registers one resource per path, with a JSON 405 for the methods it does not serve.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let endpoints = endpoints();
+    let mut paths: Vec<&'static str> = Vec::new();
+    for e in &endpoints {
+        if !paths.contains(&e.path) {
+            paths.push(e.path);
+        }
+    }
+    for path in paths {
+        let mut resource = web::resource(path);
+        for e in endpoints.iter().filter(|e| e.path == path) {
+            resource = resource.route((e.route)().method(e.method.clone()));
+        }
+        cfg.service(
+            resource
+                .default_service(web::to(method_not_allowed))
+                .wrap(Condition::new(path != EVENTS_PATH, Compress::default()))
+                .wrap(from_fn(trace::request_span)),
+        );
+    }
+}
+
+/// The app's fallback: a JSON 404 instead of actix's empty one.
+pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NoRoute {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}

@@ -1,0 +1,42 @@
+//! `/v1/sessions/{sessionId}`: any live or stored session by id, and its purge.
+
+use actix_web::{web, HttpResponse};
+
+use super::errors::{ApiError, ErrorBody};
+use super::extract::{Query, SessionId};
+use super::AppState;
+use crate::messages::wire::AgentSession;
+
+#[utoipa::path(get, path = "/v1/sessions/{sessionId}", operation_id = "getSessionById", tag = "sessions",
+    params(
+        ("sessionId" = String, Path, description = "<projectId>-<unix ms>"),
+        ("afterSeq" = Option<u64>, Query, description = "Only messages with a higher seqId"),
+        ("limit" = Option<usize>, Query, description = "At most this many messages"),
+    ),
+    responses(
+        (status = 200, description = "The session", body = AgentSession),
+        (status = 400, description = "sessionId, afterSeq or limit does not parse", body = ErrorBody),
+        (status = 404, description = "Session not found", body = ErrorBody),
+    ))]
+pub async fn get(
+    state: web::Data<AppState>,
+    SessionId(id): SessionId,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let session = state.engine.session(&id, query.page()?).await?;
+    Ok(HttpResponse::Ok().json(session))
+}
+
+#[utoipa::path(delete, path = "/v1/sessions/{sessionId}", operation_id = "purgeSession", tag = "sessions",
+    params(("sessionId" = String, Path, description = "<projectId>-<unix ms>")),
+    responses(
+        (status = 204, description = "The session is gone, from memory and storage"),
+        (status = 400, description = "sessionId does not parse", body = ErrorBody),
+    ))]
+pub async fn purge(
+    state: web::Data<AppState>,
+    SessionId(id): SessionId,
+) -> Result<HttpResponse, ApiError> {
+    state.engine.purge_session(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

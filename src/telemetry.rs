@@ -1,0 +1,34 @@
+//! Logging: tracing to stderr, human-readable by default or one JSON object a line for machines. The level
+//! comes from `RUST_LOG` (default: `info`, with actix-server's own start-up chatter at `warn` so that the
+//! service says where it listens in one line), so an operator can turn one module up without a rebuild.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the log subscriber: {0}")]
+pub struct TelemetryError(String);
+
+/// Installs the global subscriber. Fails if one is already installed.
+pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|e| TelemetryError(e.to_string()))
+}
