@@ -1,27 +1,28 @@
-//! A full disk under a running engine: durable ingests answer a storage error while writes fail, nothing
-//! accepted is dropped (pending writes are retried with backoff), the file is never corrupted, and every
-//! message is stored once space returns.
+//! A full disk under the running service (the real app over HTTP, in-process): durable ingests answer
+//! 503 while writes fail, plain ingests are still accepted and nothing accepted is dropped (pending writes
+//! are retried with backoff), the file is never corrupted, and every message is stored once space returns.
 //!
 //! The disk is a small tmpfs mounted for the test (tests run as root here and in CI). Where mounting is
 //! refused the tmpfs test says so and passes without running; the same behaviour is then still proven by
-//! `a_file_size_limit_fails_writes_and_the_engine_recovers`, which makes writes fail by lowering this
+//! `a_file_size_limit_fails_writes_and_the_service_recovers`, which makes writes fail by lowering the
 //! process's file size limit (RLIMIT_FSIZE, no privilege needed) in a child test process.
 
-mod engine_support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use agent_store::messages::commands::Page;
-use agent_store::CommandError;
-use engine_support::*;
+use common::{send, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 
 /// Retries after a failure start here and double up to the max: short, so recovery is quick.
 const RETRY: Duration = Duration::from_millis(20);
 const RETRY_MAX: Duration = Duration::from_millis(200);
 const PATIENCE: Duration = Duration::from_secs(30);
 const CHILD_ENV: &str = "AGENT_STORE_FSIZE_CHILD";
+const PROJECT: &str = "disk";
 
 /// A tmpfs mounted on a temp dir for as long as it lives.
 struct Tmpfs {
@@ -69,94 +70,83 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-/// The engine's side of the scenario: `fail` makes writes fail, `heal` makes room again.
+/// `n` messages of 64 KiB: every flush of them needs new pages that a full disk cannot give.
+fn big(sid: &str, tag: &str, n: usize) -> Value {
+    let messages: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"id": format!("{tag}-{i}"), "type": "text",
+            "content": {"text": "x".repeat(64 * 1024)}, "timestamp": 1_700_000_000_000i64})
+        })
+        .collect();
+    json!({"event": "agent.message", "payload": {"sessionId": sid, "messages": messages}})
+}
+
+/// The service's side of the scenario: `fail` makes writes fail, `heal` makes room again.
 async fn full_disk_scenario(data_dir: PathBuf, fail: impl FnOnce(), heal: impl FnOnce()) {
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let mut config = test_config(&dir);
-    config.storage.data_dir = data_dir;
-    config.timers.persist_retry = RETRY;
-    config.timers.persist_retry_max = RETRY_MAX;
-    let t = start_with(
-        config,
-        dir,
-        agent_store::providers::recording::Recording::new(),
-    )
+    let mut app = TestApp::spawn_with(|c| {
+        c.storage.data_dir = data_dir;
+        c.timers.persist_retry = RETRY;
+        c.timers.persist_retry_max = RETRY_MAX;
+    })
     .await;
-    let sid = t.start_session("disk", "fill it").await;
+    let sid = app.start(PROJECT, "synthetic").await;
     let mut sent = 1u64; // the prompt
-    t.engine
-        .ingest(vec![messages(&sid, text(20))], true)
-        .await
-        .expect("a durable ingest while there is room");
-    sent += 20;
+    app.ingest_durable(big(&sid, "room", 2)).await;
+    sent += 2;
 
     fail();
-    // Messages big enough that every flush needs new pages the disk cannot give.
-    let big = |n: usize, at: u64| {
-        (0..n)
-            .map(|i| {
-                raw(
-                    &format!("big{at}-{i}"),
-                    "text",
-                    serde_json::json!({ "text": "x".repeat(64 * 1024) }),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
     let mut refused = 0;
-    for _ in 0..6 {
-        match t
-            .engine
-            .ingest(vec![messages(&sid, big(4, sent))], true)
-            .await
-        {
-            Err(CommandError::Storage(e)) => {
-                refused += 1;
-                assert!(!e.is_empty(), "the storage error says why");
-            }
-            Ok(_) => {}
-            Err(other) => panic!("a durable ingest on a full disk: {other:?}"),
-        }
+    for round in 0..6 {
+        let (status, body) = send(app.post("/v1/sidecar/events?durable=true").json(&big(
+            &sid,
+            &format!("durable{round}"),
+            4,
+        )))
+        .await;
         sent += 4;
-        t.send(vec![messages(&sid, big(2, sent))]).await; // plain ingests are still accepted
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            refused += 1;
+            assert_eq!(body["ok"], false);
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(error.starts_with("storage unavailable: "), "{body}");
+        } else {
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        }
+        // Plain ingests are still accepted: kept in memory and retried.
+        app.ingest(big(&sid, &format!("plain{round}"), 2)).await;
         sent += 2;
     }
-    assert!(
-        refused > 0,
-        "a durable ingest on a full disk answers a storage error"
-    );
-    assert!(t.engine.is_ready(), "the service stays up");
+    assert!(refused > 0, "a durable ingest on a full disk answers 503");
+    let (status, _) = send(app.get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK, "the service stays up");
 
     heal();
     // Pending writes are retried on their own (backoff): the stored record catches up with everything
-    // accepted, without anyone sending or flushing again.
-    eventually(PATIENCE, || async {
-        let stored = t.engine.project_sessions("disk").await.ok()?;
-        stored
-            .iter()
-            .any(|s| s.session_id == sid && s.message_count == sent)
-            .then_some(())
-    })
-    .await;
-    t.engine
-        .ingest(vec![messages(&sid, text(3))], true)
-        .await
-        .expect("a durable ingest after space returned");
-    sent += 3;
+    // accepted, without anyone sending again.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (_, stored) = send(app.get(&format!("/v1/projects/{PROJECT}/sessions"))).await;
+        if stored[0]["messageCount"] == sent {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all stored after space returned: {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.ingest_durable(big(&sid, "after", 1)).await;
+    sent += 1;
 
-    let t = t.restart().await;
-    let s = t.engine.session(&sid, Page::default()).await.unwrap();
-    let seqs: Vec<u64> = s.messages.iter().map(|m| m.seq_id).collect();
-    assert_eq!(
-        seqs,
-        (1..=sent).collect::<Vec<_>>(),
-        "every accepted message stored once, in order"
-    );
-    t.engine.shutdown().await;
+    // The file opens cleanly and holds every accepted message once, in order.
+    app.restart().await;
+    let s = app.session(&sid).await;
+    assert_eq!(common::seq_ids(&s), (1..=sent).collect::<Vec<_>>());
+    app.stop().await;
 }
 
-#[actix_rt::test]
-async fn a_full_disk_fails_durable_ingest_and_the_engine_recovers_when_space_returns() {
+#[actix_web::test]
+async fn a_full_disk_answers_503_to_durable_ingest_and_the_service_recovers_when_space_returns() {
     let fs = match Tmpfs::mount("24m") {
         Ok(fs) => fs,
         Err(why) => {
@@ -181,8 +171,8 @@ async fn a_full_disk_fails_durable_ingest_and_the_engine_recovers_when_space_ret
 }
 
 /// The child's side of the file size limit test; run only by it.
-#[actix_rt::test]
-#[ignore = "child process of a_file_size_limit_fails_writes_and_the_engine_recovers; run by it"]
+#[actix_web::test]
+#[ignore = "child process of a_file_size_limit_fails_writes_and_the_service_recovers; run by it"]
 async fn fsize_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
@@ -206,7 +196,7 @@ async fn fsize_child() {
 }
 
 #[test]
-fn a_file_size_limit_fails_writes_and_the_engine_recovers() {
+fn a_file_size_limit_fails_writes_and_the_service_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
