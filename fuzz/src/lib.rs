@@ -1,10 +1,11 @@
 //! What the fuzz targets share: how hostile bytes reach the code under test, the way the service itself
 //! would feed them. Each function must never panic, whatever `data` holds; the targets call one each.
 
+use agent_store::api::parse_batch;
 use agent_store::config::ProviderKind;
 use agent_store::messages::adapters::{adapter_for, parse_line, AdapterEvent};
 use agent_store::messages::convert::convert_raw_message;
-use agent_store::messages::wire::RawMessage;
+use agent_store::messages::wire::{RawMessage, SidecarEvent};
 
 /// A provider's stdout: every line goes through `parse_line` into one adapter instance (adapters keep
 /// state across lines, so a whole stream is one input), then each raw message it makes is converted as
@@ -29,6 +30,27 @@ pub fn provider_stream(kind: ProviderKind, data: &[u8]) {
 pub fn raw_message(data: &[u8]) {
     if let Ok(raw) = serde_json::from_slice::<RawMessage>(data) {
         show(&raw);
+    }
+}
+
+/// A sidecar ingest body. The first byte picks the content type (bit 0: NDJSON) and the per-message
+/// limit (bit 1: 64 bytes, so the size checks run; else 4 MiB); the rest is the body. Whatever is
+/// accepted is converted as the sessions would convert it; a refusal must name where the fault is.
+pub fn ingest_body(data: &[u8]) {
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let ndjson = mode & 1 == 1;
+    let limit = if mode & 2 == 2 { 64 } else { 4 << 20 };
+    match parse_batch(body, ndjson, limit) {
+        Ok(events) => {
+            for event in &events {
+                if let SidecarEvent::Message(payload) = event {
+                    payload.messages.iter().for_each(show);
+                }
+            }
+        }
+        Err(e) => assert!(!e.to_string().is_empty(), "a refusal says why"),
     }
 }
 
