@@ -43,6 +43,11 @@ impl Engine {
         &self.inner.config
     }
 
+    /// The engine's metrics, for the edges (HTTP) to count what never reaches an actor.
+    pub fn metrics(&self) -> &crate::actors::metrics::Metrics {
+        &self.inner.metrics
+    }
+
     /// startAgent. On a provider failure the session exists in status error and the error carries its id.
     pub async fn start_agent(
         &self,

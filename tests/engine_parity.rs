@@ -174,6 +174,39 @@ async fn parity_02_model_defaults_per_provider_from_config() {
 }
 
 #[actix_rt::test]
+async fn parity_02_a_start_is_announced_live_with_its_prompt() {
+    use agent_store::messages::commands::LiveEvent;
+    let t = start(|_| {}).await;
+    let mut sub = t.engine.subscribe(Some("live".into())).await.unwrap();
+    let sid = t.start_session("live", "hello there").await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(SOON, sub.recv())
+            .await
+            .expect("events in time")
+        {
+            Some(LiveEvent::Status {
+                session_id, status, ..
+            }) => seen.push(format!("{session_id} {status:?}")),
+            Some(LiveEvent::Messages {
+                session_id,
+                messages,
+                ..
+            }) => seen.push(format!(
+                "{session_id} {} {}",
+                messages[0].seq_id, messages[0].content
+            )),
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    assert_eq!(
+        seen,
+        [format!("{sid} Running"), format!("{sid} 1 hello there")]
+    );
+}
+
+#[actix_rt::test]
 async fn parity_02_provider_start_failure_leaves_session_in_error() {
     let t = start(|_| {}).await;
     t.provider.fail_start(Some("claude not found on PATH"));
@@ -510,25 +543,23 @@ async fn parity_10_cleanup_grace_detaches_a_finished_session() {
     assert_eq!((s.status, s.messages.len()), (AgentStatus::Done, 3));
     // Detached and fully persisted, the session actor stops: memory holds only live sessions, and later
     // events for it are ignored like any unknown session's.
+    let alive = || {
+        t.engine
+            .metrics_text()
+            .lines()
+            .find(|l| l.starts_with("agent_store_actors_alive{actor=\"session\"}"))
+            .map(str::to_owned)
+    };
     eventually(SOON, || async {
-        let out = t
-            .engine
-            .ingest(vec![messages(&sid, text(1))], false)
-            .await
-            .ok()?;
-        (out.ignored == 1).then_some(())
+        (alive().as_deref() == Some("agent_store_actors_alive{actor=\"session\"} 0")).then_some(())
     })
     .await;
-    let alive = t
+    let out = t
         .engine
-        .metrics_text()
-        .lines()
-        .find(|l| l.starts_with("agent_store_actors_alive{actor=\"session\"}"))
-        .map(str::to_owned);
-    assert_eq!(
-        alive.as_deref(),
-        Some("agent_store_actors_alive{actor=\"session\"} 0")
-    );
+        .ingest(vec![messages(&sid, text(1))], false)
+        .await
+        .unwrap();
+    assert_eq!((out.accepted, out.ignored), (0, 1));
 }
 
 #[actix_rt::test]

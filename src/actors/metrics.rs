@@ -259,6 +259,7 @@ impl Metrics {
             ),
             registry: r,
         };
+        crate::providers::metrics::provider_metrics().register(&m.registry);
         let pc = prometheus::process_collector::ProcessCollector::for_self();
         // Process metrics are best effort: a platform without /proc simply has none.
         let _ = m.registry.register(Box::new(pc));
@@ -378,6 +379,11 @@ impl<A: Actor> Mailbox<A> {
 
     pub fn stats(&self) -> &MailboxStats {
         &self.stats
+    }
+
+    /// Identifies the actor behind this mailbox: its stats are allocated once per actor.
+    pub fn instance(&self) -> usize {
+        Arc::as_ptr(&self.stats) as usize
     }
 
     pub fn connected(&self) -> bool {

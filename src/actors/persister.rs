@@ -225,10 +225,15 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
     let mut group = Vec::new();
     let mut writes: Vec<(Vec<WriteOp>, Reply<()>)> = Vec::new();
     while let Some(first) = queue.blocking_recv() {
+        // A hold ends the group: what comes after it must stay queued, as behind a stuck disk.
+        let mut held = matches!(first, Job::Hold(_));
         group.push(first);
-        while group.len() < MAX_GROUP {
+        while group.len() < MAX_GROUP && !held {
             match queue.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(job) => {
+                    held = matches!(job, Job::Hold(_));
+                    group.push(job);
+                }
                 Err(_) => break,
             }
         }

@@ -50,6 +50,8 @@ pub struct SessionLinks {
 #[rtype(result = "()")]
 pub struct SessionGone {
     pub session_id: String,
+    /// Which actor of that id stopped (see `Mailbox::instance`): a newer one may already be registered.
+    pub instance: usize,
 }
 
 /// Sidecar events for this session, in the order they arrived.
@@ -613,6 +615,26 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.links.metrics.actor_started(ActorKind::Session);
+        if !self.is_clean() {
+            // A new session: subscribers hear of it at once, its status and its prompt.
+            let (session_id, project_id) = (
+                self.record.session_id.clone(),
+                self.record.project_id.clone(),
+            );
+            let (status, error) = (self.record.status, self.record.error.clone());
+            let messages: Arc<[SharedMessage]> = self.window.iter().cloned().collect();
+            self.publish(|| LiveEvent::Status {
+                session_id: session_id.clone(),
+                project_id: project_id.clone(),
+                status,
+                error,
+            });
+            self.publish(|| LiveEvent::Messages {
+                session_id,
+                project_id,
+                messages,
+            });
+        }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
         if self.record.status == AgentStatus::Running {
@@ -644,6 +666,7 @@ impl Actor for SessionActor {
         }
         self.links.supervisor.do_send(SessionGone {
             session_id: self.record.session_id.clone(),
+            instance: Arc::as_ptr(&self.stats) as usize,
         });
     }
 }

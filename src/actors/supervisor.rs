@@ -190,18 +190,22 @@ impl Handler<Ingest> for Supervisor {
             .dead_letters
             .inc_by(outcome.ignored as u64);
         let durable = msg.durable;
-        let sends: Vec<_> = batches
+        let (counts, sends): (Vec<usize>, Vec<_>) = batches
             .into_iter()
-            .map(|(addr, events)| addr.send(Deliver { events, durable }))
-            .collect();
+            .map(|(addr, events)| (events.len(), addr.send(Deliver { events, durable })))
+            .unzip();
+        let dead_letters = self.parts.metrics.dead_letters.clone();
         Box::pin(async move {
-            for result in join_all(sends).await {
+            for (count, result) in counts.into_iter().zip(join_all(sends).await) {
                 match result {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(e),
-                    // The session stopped (purged) while the batch was on its way: as if unknown.
-                    Err(_) if !durable => {}
-                    Err(e) => return Err(e.into()),
+                    // The session stopped while the batch was on its way: as if it were unknown.
+                    Err(_) => {
+                        outcome.accepted -= count;
+                        outcome.ignored += count;
+                        dead_letters.inc_by(count as u64);
+                    }
                 }
             }
             Ok(outcome)
@@ -232,7 +236,7 @@ impl Handler<SessionGone> for Supervisor {
         if self
             .sessions
             .get(&msg.session_id)
-            .is_some_and(|a| !a.connected())
+            .is_some_and(|a| a.instance() == msg.instance)
         {
             self.sessions.remove(&msg.session_id);
         }

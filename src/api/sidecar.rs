@@ -54,12 +54,27 @@ pub async fn ingest(
 ) -> Result<HttpResponse, ApiError> {
     let durable = query.flag("durable")?;
     let mut payload = payload.into_inner();
-    let body = read_body(&req, &mut payload, state.max_body).await?;
-    let events = parse_batch(&body, is_ndjson(&req), state.max_message_bytes)?;
+    let reject = |reason: &str| {
+        state
+            .engine
+            .metrics()
+            .events_rejected
+            .with_label_values(&[reason])
+            .inc()
+    };
+    let body = read_body(&req, &mut payload, state.max_body)
+        .await
+        .inspect_err(|_| reject("body"))?;
+    let events = parse_batch(&body, is_ndjson(&req), state.max_message_bytes)
+        .inspect_err(|_| reject("invalid"))?;
     let outcome = if events.is_empty() {
         IngestOutcome::default()
     } else {
-        state.engine.ingest(events, durable).await?
+        state
+            .engine
+            .ingest(events, durable)
+            .await
+            .inspect_err(|_| reject("unavailable"))?
     };
     Ok(HttpResponse::Accepted().json(outcome))
 }

@@ -28,7 +28,26 @@ pub async fn request_span(
         span.record("sessionId", id);
     }
     let started = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "-".into());
+    let state = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .cloned();
     let result = next.call(req).instrument(span.clone()).await;
+    if let (Some(state), Ok(res)) = (state, &result) {
+        let class = match res.status().as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        state
+            .engine
+            .metrics()
+            .http_requests
+            .with_label_values(&[&route, class])
+            .inc();
+    }
     let _entered = span.enter();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &result {

@@ -65,6 +65,7 @@ impl Feeder {
                 Err(NotJson::Blank) => Vec::new(),
                 _ => {
                     self.skipped += 1;
+                    super::metrics::provider_metrics().skipped_lines.inc();
                     Vec::new()
                 }
             },

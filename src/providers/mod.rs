@@ -7,6 +7,7 @@ mod cli;
 mod codex;
 mod feed;
 mod lines;
+pub mod metrics;
 mod ollama;
 mod process;
 pub mod recording;

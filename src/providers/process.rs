@@ -100,10 +100,14 @@ pub(crate) fn spawn(inv: &Invocation) -> Result<Spawned, ProviderError> {
         .ok_or_else(|| format!("{program}: no stdout pipe"))?;
     let stderr = StderrTail::start(child.stderr.take());
     let (exit_tx, exit) = watch::channel(None);
+    let metrics = super::metrics::provider_metrics();
+    metrics.started(&inv.provider);
+    let provider = inv.provider.clone();
     tokio::spawn(async move {
         let status = child.wait().await;
         match status {
             Ok(status) => {
+                metrics.exited(&provider, &status);
                 let _ = exit_tx.send(Some(status));
             }
             Err(e) => tracing::error!(pid, error = %e, "cannot wait for agent process"),

@@ -298,6 +298,10 @@ impl Inner {
                 return;
             }
             restarts += 1;
+            crate::providers::metrics::provider_metrics()
+                .sidecar_restarts
+                .with_label_values(&[&self.name])
+                .inc();
             self.phase.send_replace(Phase::Restarting);
             tokio::time::sleep(self.backoff.delay(restarts)).await;
             if *self.phase.borrow() == Phase::ShutDown {
