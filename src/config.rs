@@ -259,6 +259,9 @@ fn default_providers() -> BTreeMap<String, ProviderConfig> {
 }
 
 /// Command-line and environment overrides, applied over the file.
+/// The environment variable that carries the auth token. Agent processes never inherit it.
+pub const TOKEN_ENV: &str = "AGENT_STORE_TOKEN";
+
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub bind: Option<String>,
@@ -273,7 +276,7 @@ impl Overrides {
         Overrides {
             bind: var("AGENT_STORE_BIND"),
             data_dir: var("AGENT_STORE_DATA_DIR").map(PathBuf::from),
-            auth_token: var("AGENT_STORE_TOKEN"),
+            auth_token: var(TOKEN_ENV),
         }
     }
 

@@ -6,6 +6,9 @@
 //! later messages (the original's trailing debounce never wrote a session that kept talking), so a change is
 //! persisted at most one debounce window after it arrived. Status changes and durable ingests flush at once.
 //! One flush is in flight at a time; a failed one is retried with backoff and nothing is dropped meanwhile.
+//! When more than `limits.messages_in_memory` messages wait for storage, a plain delivery is answered only
+//! once storage has caught up: a provider's awaited event sink then stops reading its agent's output, so a
+//! flood, a slow or a full disk holds memory bounded instead of growing it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,6 +132,9 @@ struct Flush {
     /// Waiting for the next flush to start, and for the one in flight.
     pending: Vec<Waiter>,
     riding: Vec<Waiter>,
+    /// Plain deliveries that found more than `limits.messages_in_memory` messages unpersisted: answered
+    /// once storage has caught up (backpressure, so a flood cannot outgrow memory while storage lags).
+    room: Vec<Waiter>,
 }
 
 pub struct SessionActor {
@@ -397,6 +403,12 @@ impl SessionActor {
         !self.record_dirty && self.persisted_seq >= self.record.last_seq && !self.flush.in_flight
     }
 
+    /// More messages wait for storage than a session may hold beyond its window.
+    fn over_memory_bound(&self) -> bool {
+        let unpersisted = self.record.last_seq - self.persisted_seq;
+        unpersisted > self.links.config.limits.messages_in_memory as u64
+    }
+
     fn mark_dirty(&mut self, ctx: &mut Context<Self>) {
         self.note_dirty();
         if self.flush.timer.is_none() && !self.flush.in_flight {
@@ -449,7 +461,12 @@ impl SessionActor {
             }
             Err(TryWriteError::Full(_)) => self.retry_later(None, ctx),
             Err(TryWriteError::Closed) => {
-                for w in self.flush.pending.drain(..) {
+                for w in self
+                    .flush
+                    .pending
+                    .drain(..)
+                    .chain(self.flush.room.drain(..))
+                {
                     let _ = w.send(Err(CommandError::ShuttingDown));
                 }
             }
@@ -499,7 +516,13 @@ impl SessionActor {
                     self.links.metrics.dirty_sessions.dec();
                     self.dirty_since = None;
                 }
-                if self.flush.again || !self.flush.pending.is_empty() {
+                if !self.over_memory_bound() {
+                    for w in self.flush.room.drain(..) {
+                        let _ = w.send(Ok(()));
+                    }
+                }
+                if self.flush.again || !self.flush.pending.is_empty() || !self.flush.room.is_empty()
+                {
                     self.flush_now(ctx);
                 } else if !self.is_clean() {
                     self.mark_dirty(ctx);
@@ -637,6 +660,10 @@ impl Actor for SessionActor {
         {
             let _ = w.send(Err(CommandError::SessionNotFound));
         }
+        // Plain deliveries were taken; what became of the session since is not their concern.
+        for w in self.flush.room.drain(..) {
+            let _ = w.send(Ok(()));
+        }
         self.links.supervisor.do_send(SessionGone {
             session_id: self.record.session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
@@ -659,11 +686,16 @@ impl Handler<Deliver> for SessionActor {
                 }
             }
         }
-        if !msg.durable {
+        if !msg.durable && !self.over_memory_bound() {
             return Box::pin(async { Ok(()) });
         }
         let (tx, rx) = oneshot::channel();
-        self.flush.pending.push(tx);
+        if msg.durable {
+            self.flush.pending.push(tx);
+        } else {
+            // Held until storage catches up; a failing write keeps it waiting while it is retried.
+            self.flush.room.push(tx);
+        }
         self.flush_now(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
     }

@@ -37,6 +37,8 @@ use crate::providers::Providers;
 pub use errors::{ApiError, ErrorBody};
 pub use openapi::openapi;
 pub use routes::{endpoints, Endpoint};
+/// The sidecar ingest body parser, public for the fuzz target (`fuzz/fuzz_targets/ingest_parse.rs`).
+pub use sidecar::parse_batch;
 
 /// How long a graceful stop waits for open requests before closing them; well inside the 10 s a
 /// SIGTERM may take in all.

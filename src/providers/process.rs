@@ -68,6 +68,8 @@ pub(crate) fn spawn(inv: &Invocation) -> Result<Spawned, ProviderError> {
     let mut cmd = Command::new(program);
     cmd.args(leading)
         .args(&inv.args)
+        // The service's own secret is not the agent's business: agents run tools that print their env.
+        .env_remove(crate::config::TOKEN_ENV)
         .envs(&inv.env)
         .stdin(if inv.stdin {
             Stdio::piped()

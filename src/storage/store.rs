@@ -16,13 +16,23 @@ use crate::messages::wire::{AgentMessage, AgentStatus, UnixMs};
 
 /// A cheap, cloneable handle to the open database, usable from any thread.
 ///
-/// The database sits behind a lock only so that `close` can let go of the file while clones of the handle
-/// live on (an engine restarted in the same process must be able to open it again); every call takes the
-/// lock just long enough to clone an `Arc`.
+/// The database sits behind a lock so that `close` can let go of the file while clones of the handle live
+/// on (an engine restarted in the same process must be able to open it again), and so that a database
+/// that hit an I/O error can be opened again (see `Slot::Failed`); every call takes the lock just long
+/// enough to clone an `Arc`.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<RwLock<Option<Arc<Database>>>>,
+    db: Arc<RwLock<Slot>>,
     path: Arc<PathBuf>,
+}
+
+enum Slot {
+    Open(Arc<Database>),
+    /// A write hit an I/O error (a full disk): redb then refuses every transaction, reads included,
+    /// until the file is opened again. The next call reopens it (which repairs it) once no transaction
+    /// still holds the old instance; until then calls answer the error and the persister retries.
+    Failed,
+    Closed,
 }
 
 fn read_error(e: impl Display) -> StorageError {
@@ -34,7 +44,7 @@ impl Store {
     /// by a newer one, is refused and left exactly as it was.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
         Ok(Store {
-            db: Arc::new(RwLock::new(Some(Arc::new(schema::open(path)?)))),
+            db: Arc::new(RwLock::new(Slot::Open(Arc::new(schema::open(path)?)))),
             path: Arc::new(path.to_path_buf()),
         })
     }
@@ -247,20 +257,61 @@ impl Store {
     }
 
     fn db(&self) -> Result<Arc<Database>, StorageError> {
-        let slot = self
+        match &*self
             .db
             .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
+            Slot::Open(db) => return Ok(db.clone()),
+            Slot::Closed => return Err(StorageError::Closed),
+            Slot::Failed => {}
+        }
+        let mut slot = self
+            .db
+            .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        slot.clone().ok_or(StorageError::Closed)
+        match &*slot {
+            Slot::Open(db) => Ok(db.clone()),
+            Slot::Closed => Err(StorageError::Closed),
+            Slot::Failed => {
+                // Fails (the file is still open) while a transaction holds the old instance: try later.
+                let db = Arc::new(schema::open(&self.path)?);
+                tracing::info!(path = %self.path.display(), "database reopened after an I/O error");
+                *slot = Slot::Open(db.clone());
+                Ok(db)
+            }
+        }
     }
 
     /// Lets go of the database file; later calls answer `StorageError::Closed`. Transactions already
     /// running finish first.
     pub fn close(&self) {
-        self.db
+        *self
+            .db
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Slot::Closed;
+    }
+
+    /// After a failed write: if redb now refuses everything for an earlier I/O error, let go of `db` so
+    /// that the next call opens the file again.
+    fn check_io_failure(&self, db: &Arc<Database>) {
+        let latched = matches!(
+            db.begin_write(),
+            Err(redb::TransactionError::Storage(
+                redb::StorageError::PreviousIo
+            ))
+        );
+        if !latched {
+            return;
+        }
+        let mut slot = self
+            .db
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if matches!(&*slot, Slot::Open(open) if Arc::ptr_eq(open, db)) {
+            tracing::warn!(path = %self.path.display(), "storage I/O error; the database will be reopened");
+            *slot = Slot::Failed;
+        }
     }
 
     fn read(&self) -> Result<ReadTransaction, StorageError> {
@@ -271,7 +322,19 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let mut txn = self.db()?.begin_write().map_err(write_error)?;
+        let db = self.db()?;
+        let result = Self::write_in(&db, f);
+        if result.is_err() {
+            self.check_io_failure(&db);
+        }
+        result
+    }
+
+    fn write_in<T>(
+        db: &Database,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut txn = db.begin_write().map_err(write_error)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_error)?;
         // On any error the transaction is dropped, which aborts it: nothing is half applied.
