@@ -11,6 +11,13 @@ use agent_store::cli::loadtest::{self, LoadtestArgs};
 use agent_store::cli::serve::{self, ServeArgs};
 use agent_store::config::ProviderKind;
 
+/// Every message crosses threads as small allocations (actor mailboxes, shared message batches); glibc's
+/// allocator spent over a third of the load test's CPU there, a thread-caching one far less, at the cost of
+/// tail latency at moderate load (BENCHMARKS.md). Opt in with `--features mimalloc`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "agent-store", version, about)]
 struct Cli {
