@@ -102,21 +102,15 @@ impl Provider for CliProvider {
         session_id: &str,
         prompt: String,
     ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let (table, id) = (self.table.clone(), session_id.to_owned());
-        Box::pin(async move { table.prompt(&id, prompt) })
+        self.table.prompt_later(session_id, prompt)
     }
 
     fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let (table, id) = (self.table.clone(), session_id.to_owned());
-        Box::pin(async move {
-            table.stop(&id).await;
-            Ok(())
-        })
+        self.table.stop_later(session_id)
     }
 
     fn shutdown(&self) -> BoxFuture<'static, ()> {
-        let table = self.table.clone();
-        Box::pin(async move { table.shutdown().await })
+        self.table.shutdown_later()
     }
 }
 

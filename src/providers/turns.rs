@@ -96,6 +96,34 @@ impl<D: Driver> Table<D> {
         &self.driver
     }
 
+    /// `Provider::prompt` of every table-driven provider.
+    pub(crate) fn prompt_later(
+        self: &Arc<Self>,
+        session_id: &str,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let (table, id) = (self.clone(), session_id.to_owned());
+        Box::pin(async move { table.prompt(&id, prompt) })
+    }
+
+    /// `Provider::stop` of every table-driven provider.
+    pub(crate) fn stop_later(
+        self: &Arc<Self>,
+        session_id: &str,
+    ) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let (table, id) = (self.clone(), session_id.to_owned());
+        Box::pin(async move {
+            table.stop(&id).await;
+            Ok(())
+        })
+    }
+
+    /// `Provider::shutdown` of every table-driven provider.
+    pub(crate) fn shutdown_later(self: &Arc<Self>) -> BoxFuture<'static, ()> {
+        let table = self.clone();
+        Box::pin(async move { table.shutdown().await })
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<D::Memory>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
