@@ -30,19 +30,4 @@ impl Arbiters {
         project_id.hash(&mut h);
         self.arbiters[(h.finish() % self.arbiters.len() as u64) as usize].handle()
     }
-
-    pub fn len(&self) -> usize {
-        self.arbiters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.arbiters.is_empty()
-    }
-
-    /// Asks every arbiter to stop once its queued work is done.
-    pub fn stop(&self) {
-        for a in &self.arbiters {
-            a.stop();
-        }
-    }
 }

@@ -26,10 +26,6 @@ impl Subscription {
     pub async fn recv(&mut self) -> Option<LiveEvent> {
         self.rx.recv().await
     }
-
-    pub fn into_inner(self) -> mpsc::Receiver<LiveEvent> {
-        self.rx
-    }
 }
 
 struct Subscriber {

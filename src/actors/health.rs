@@ -57,10 +57,6 @@ impl HealthTracker {
         self.stall_after = stall_after;
     }
 
-    pub fn stall_after(&self) -> Duration {
-        self.stall_after
-    }
-
     pub fn set_context_limit(&mut self, limit: u64) {
         self.context_limit = limit.max(1);
     }

@@ -89,6 +89,9 @@ pub struct Metrics {
     /// Deepest single mailbox of each type since the previous scrape.
     pub mailbox_depth_max: IntGaugeVec,
     mailbox_high_water: [AtomicI64; 5],
+    /// The per-type children of `mailbox_depth` and `mailbox_wait`, resolved once: every message touches them.
+    depth_of: [IntGauge; 5],
+    wait_of: [Histogram; 5],
     pub mailbox_wait: HistogramVec,
     pub handling: HistogramVec,
     pub messages_dropped: IntCounterVec,
@@ -175,6 +178,18 @@ fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let r = Registry::new();
+        let mailbox_depth = gauge_vec(
+            &r,
+            "mailbox_depth",
+            "Messages sent and not yet handled, summed over the actors of a type.",
+            &["actor"],
+        );
+        let mailbox_wait = histogram_vec(
+            &r,
+            "mailbox_wait_seconds",
+            "Time from send to the start of handling, by actor type.",
+            &["actor"],
+        );
         let m = Metrics {
             actors_alive: gauge_vec(&r, "actors_alive", "Actors running now, by type.", &["actor"]),
             actors_started: counter_vec(&r, "actors_started_total", "Actors started, by type.", &["actor"]),
@@ -190,12 +205,7 @@ impl Metrics {
                 "Actors started again for state that had stopped (a stored session restored), by type.",
                 &["actor"],
             ),
-            mailbox_depth: gauge_vec(
-                &r,
-                "mailbox_depth",
-                "Messages sent and not yet handled, summed over the actors of a type.",
-                &["actor"],
-            ),
+            mailbox_depth: mailbox_depth.clone(),
             mailbox_depth_max: gauge_vec(
                 &r,
                 "mailbox_depth_max",
@@ -203,12 +213,9 @@ impl Metrics {
                 &["actor"],
             ),
             mailbox_high_water: Default::default(),
-            mailbox_wait: histogram_vec(
-                &r,
-                "mailbox_wait_seconds",
-                "Time from send to the start of handling, by actor type.",
-                &["actor"],
-            ),
+            depth_of: ActorKind::ALL.map(|k| mailbox_depth.with_label_values(&[k.as_str()])),
+            wait_of: ActorKind::ALL.map(|k| mailbox_wait.with_label_values(&[k.as_str()])),
+            mailbox_wait: mailbox_wait.clone(),
             handling: histogram_vec(
                 &r,
                 "message_handling_seconds",
@@ -260,12 +267,12 @@ impl Metrics {
             registry: r,
         };
         crate::providers::metrics::provider_metrics().register(&m.registry);
+
         let pc = prometheus::process_collector::ProcessCollector::for_self();
         // Process metrics are best effort: a platform without /proc simply has none.
         let _ = m.registry.register(Box::new(pc));
         for kind in ActorKind::ALL {
             m.actors_alive.with_label_values(&[kind.as_str()]);
-            m.mailbox_depth.with_label_values(&[kind.as_str()]);
             m.mailbox_depth_max.with_label_values(&[kind.as_str()]);
         }
         Arc::new(m)
@@ -291,9 +298,7 @@ impl Metrics {
 
     /// For queues not counted by a [`Mailbox`] (the persister's): the depth as read now.
     pub fn set_mailbox_depth(&self, kind: ActorKind, depth: i64) {
-        self.mailbox_depth
-            .with_label_values(&[kind.as_str()])
-            .set(depth);
+        self.depth_of[kind as usize].set(depth);
         self.high_water(kind, depth);
     }
 
@@ -392,10 +397,7 @@ impl<A: Actor> Mailbox<A> {
 
     fn count_in(&self) {
         let depth = self.stats.depth.fetch_add(1, Ordering::Relaxed) + 1;
-        self.metrics
-            .mailbox_depth
-            .with_label_values(&[self.kind.as_str()])
-            .inc();
+        self.metrics.depth_of[self.kind as usize].inc();
         self.metrics.high_water(self.kind, depth);
     }
 
@@ -486,12 +488,8 @@ pub fn received<A: Metered>(actor: &A, sent: Instant) -> Instant {
     let (stats, metrics) = actor.meter();
     stats.depth.fetch_sub(1, Ordering::Relaxed);
     stats.handled.fetch_add(1, Ordering::Relaxed);
-    let kind = A::KIND.as_str();
-    metrics.mailbox_depth.with_label_values(&[kind]).dec();
-    metrics
-        .mailbox_wait
-        .with_label_values(&[kind])
-        .observe(sent.elapsed().as_secs_f64());
+    metrics.depth_of[A::KIND as usize].dec();
+    metrics.wait_of[A::KIND as usize].observe(sent.elapsed().as_secs_f64());
     Instant::now()
 }
 

@@ -42,8 +42,6 @@ pub struct Supervisor {
     projects: HashMap<String, Mailbox<ProjectActor>>,
     sessions: HashMap<String, Mailbox<SessionActor>>,
     stats: Arc<MailboxStats>,
-    /// Events for sessions this service does not hold (dead letters).
-    ignored_events: u64,
 }
 
 /// The project a session id belongs to: ids are `<projectId>-<unix ms>`.
@@ -77,7 +75,6 @@ impl Supervisor {
             projects: HashMap::new(),
             sessions: HashMap::new(),
             stats,
-            ignored_events: 0,
         }
     }
 
@@ -150,7 +147,6 @@ crate::instrument!(
     ListProjects,
     HealthReport,
     FlushAll,
-    IgnoredEvents,
     DebugTop,
 );
 
@@ -184,7 +180,7 @@ impl Handler<Ingest> for Supervisor {
                 });
             batches[slot].1.push(event);
         }
-        self.ignored_events += outcome.ignored as u64;
+
         self.parts
             .metrics
             .dead_letters
@@ -560,19 +556,6 @@ impl Handler<FlushAll> for Supervisor {
             }
             Ok(())
         })
-    }
-}
-
-/// How many events were ignored for unknown sessions so far.
-#[derive(Message)]
-#[rtype(result = "u64")]
-pub struct IgnoredEvents;
-
-impl Handler<IgnoredEvents> for Supervisor {
-    type Result = u64;
-
-    fn handle(&mut self, _: IgnoredEvents, _: &mut Context<Self>) -> u64 {
-        self.ignored_events
     }
 }
 
