@@ -82,6 +82,9 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    /// redb's page cache. redb's own default is 1 GiB, which a store with many small sessions fills with
+    /// pages it rarely reads again; the B-tree interior pages that every lookup touches fit in far less.
+    pub cache_size: ByteSize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +181,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("data"),
+            cache_size: ByteSize::mib(64),
         }
     }
 }
@@ -417,6 +421,8 @@ mod tests {
         let c = Config::from_toml(text).unwrap();
         assert_eq!(c.server.bind, "127.0.0.1:7878");
         assert_eq!(c.server.max_body, ByteSize::mib(16));
+        assert_eq!(c.storage.cache_size, Config::default().storage.cache_size);
+        assert_eq!(c.storage.cache_size, ByteSize::mib(64));
         assert_eq!(c.timers.stall_after, Duration::from_secs(900));
         assert_eq!(c.timers.persist_debounce, Duration::from_secs(2));
         assert_eq!(c.timers.cleanup_grace, Duration::from_secs(60));
@@ -434,6 +440,10 @@ mod tests {
         assert!(e.to_string().contains("stall_after"), "{e}");
         let e = Config::from_toml("[retention]\ncount = 0").unwrap_err();
         assert!(e.to_string().contains("retention.count"), "{e}");
+        let e = Config::from_toml("[storage]\ncache_size = \"lots\"").unwrap_err();
+        assert!(e.to_string().contains("cache_size"), "{e}");
+        let c = Config::from_toml("[storage]\ncache_size = \"8MiB\"").unwrap();
+        assert_eq!(c.storage.cache_size, ByteSize::mib(8));
     }
 
     #[test]

@@ -5,8 +5,8 @@ mod engine_support;
 
 use std::time::Duration;
 
-use agent_store::messages::commands::{LiveEvent, TopBy};
-use agent_store::messages::wire::ActivityState;
+use agent_store::messages::commands::{LiveEvent, Page, TopBy};
+use agent_store::messages::wire::{ActivityState, AgentStatus};
 use engine_support::*;
 use serde_json::json;
 
@@ -299,4 +299,44 @@ async fn debug_top_names_the_busiest_actors() {
     let by_memory = t.engine.debug_top(TopBy::Memory, 1).await.unwrap();
     assert_eq!(by_memory[0].session_id.as_deref(), Some(loud.as_str()));
     assert!(by_memory[0].memory_bytes > 300 * 6);
+}
+
+#[actix_rt::test]
+async fn a_finished_session_gives_its_window_back_once_stored() {
+    let t = start(|_| {}).await;
+    let sid = t.start_session("finished", "go").await;
+    t.send(vec![messages(&sid, text(20))]).await;
+    let held = || async {
+        let top = t.engine.debug_top(TopBy::Memory, 10).await.unwrap();
+        top.into_iter()
+            .find(|e| e.session_id.as_deref() == Some(sid.as_str()))
+            .map_or(0, |e| e.memory_bytes)
+    };
+    assert!(
+        held().await > 20 * 100,
+        "a running session keeps its window"
+    );
+
+    t.send(vec![status(&sid, "done", None)]).await;
+    eventually(Duration::from_secs(5), || async {
+        (held().await == 0).then_some(())
+    })
+    .await;
+    // Still attached (within the cleanup grace), and every message is read back from storage.
+    let s = t
+        .engine
+        .get_session("finished", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(s.status, AgentStatus::Done);
+    assert_eq!(s.messages.len(), 21);
+    let seqs: Vec<u64> = s.messages.iter().map(|m| m.seq_id).collect();
+    assert_eq!(seqs, (1..=21).collect::<Vec<_>>());
+    let page = Page {
+        after_seq: Some(15),
+        limit: Some(3),
+    };
+    let tail = t.engine.get_session("finished", page).await.unwrap();
+    let seqs: Vec<u64> = tail.messages.iter().map(|m| m.seq_id).collect();
+    assert_eq!(seqs, vec![16, 17, 18]);
 }

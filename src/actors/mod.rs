@@ -85,8 +85,9 @@ impl EngineParts {
         providers: Providers,
     ) -> Result<EngineParts, StartError> {
         let path = config.database_path();
+        let cache_size = usize::try_from(config.storage.cache_size.as_u64()).unwrap_or(usize::MAX);
         let (store, stored_settings) = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path)?;
+            let store = Store::open_with_cache(&path, cache_size)?;
             let interrupted = store.mark_interrupted(INTERRUPTED, now_ms())?;
             if !interrupted.is_empty() {
                 tracing::warn!(

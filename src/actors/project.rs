@@ -51,7 +51,7 @@ struct Current {
 
 pub struct ProjectActor {
     project_id: String,
-    links: ProjectLinks,
+    links: Arc<ProjectLinks>,
     current: Option<Current>,
     starting: bool,
     cleanup: Option<SpawnHandle>,
@@ -69,7 +69,11 @@ pub struct ProjectActor {
 }
 
 impl ProjectActor {
-    pub fn new(project_id: String, links: ProjectLinks, stats: Arc<MailboxStats>) -> ProjectActor {
+    pub fn new(
+        project_id: String,
+        links: Arc<ProjectLinks>,
+        stats: Arc<MailboxStats>,
+    ) -> ProjectActor {
         let stall_after = links.session.config.timers.stall_after;
         ProjectActor {
             project_id,

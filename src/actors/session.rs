@@ -505,6 +505,12 @@ impl SessionActor {
                         self.window_bytes -= approx_size(&m);
                     }
                 }
+                // A finished session is read rarely and all of it is in storage now: reads go there,
+                // and memory holds only what live sessions are still writing.
+                if self.record.status != AgentStatus::Running && self.is_clean() {
+                    self.window = VecDeque::new();
+                    self.window_bytes = 0;
+                }
                 self.stats
                     .memory
                     .store(self.window_bytes, Ordering::Relaxed);

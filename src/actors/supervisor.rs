@@ -38,7 +38,8 @@ pub struct SupervisorParts {
 
 pub struct Supervisor {
     parts: SupervisorParts,
-    links: ProjectLinks,
+    /// Shared by every project actor: one allocation, not one copy a project.
+    links: Arc<ProjectLinks>,
     projects: HashMap<String, Mailbox<ProjectActor>>,
     sessions: HashMap<String, Mailbox<SessionActor>>,
     stats: Arc<MailboxStats>,
@@ -56,7 +57,7 @@ impl Supervisor {
         me: Mailbox<Supervisor>,
         stats: Arc<MailboxStats>,
     ) -> Supervisor {
-        let links = ProjectLinks {
+        let links = Arc::new(ProjectLinks {
             sink: EventSink::new(me.addr().clone().recipient()),
             supervisor: me,
             providers: parts.providers.clone(),
@@ -68,7 +69,7 @@ impl Supervisor {
                 persister: parts.persister.clone(),
                 metrics: parts.metrics.clone(),
             },
-        };
+        });
         Supervisor {
             parts,
             links,

@@ -44,25 +44,28 @@ pub(super) fn successor(s: &str) -> String {
 }
 
 /// Opens the database at `path`, creating it (and its directory) when there is none.
-pub(super) fn open(path: &Path) -> Result<Database, StorageError> {
+pub(super) fn open(path: &Path, cache_size: usize) -> Result<Database, StorageError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)
             .map_err(|e| open_error(path, format!("creating {}: {e}", dir.display())))?;
     }
     match fs::metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create(path, cache_size),
         Err(e) => Err(open_error(path, e)),
         // An empty file holds nothing to lose; redb itself treats it as a place for a new database.
-        Ok(m) if m.len() == 0 => create(path),
+        Ok(m) if m.len() == 0 => create(path, cache_size),
         Ok(_) => {
             check(path)?;
-            Builder::new().open(path).map_err(|e| open_error(path, e))
+            Builder::new()
+                .set_cache_size(cache_size)
+                .open(path)
+                .map_err(|e| open_error(path, e))
         }
     }
 }
 
 /// Builds a fresh database beside `path`, then moves it into place.
-fn create(path: &Path) -> Result<Database, StorageError> {
+fn create(path: &Path, cache_size: usize) -> Result<Database, StorageError> {
     let tmp = creating_path(path)?;
     // A leftover is ours from a run that died while creating: it never held data.
     match fs::remove_file(&tmp) {
@@ -83,7 +86,10 @@ fn create(path: &Path) -> Result<Database, StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| open_error(path, e))?;
-    Builder::new().open(path).map_err(|e| open_error(path, e))
+    Builder::new()
+        .set_cache_size(cache_size)
+        .open(path)
+        .map_err(|e| open_error(path, e))
 }
 
 fn creating_path(path: &Path) -> Result<PathBuf, StorageError> {

@@ -24,7 +24,11 @@ use crate::messages::wire::{AgentMessage, AgentStatus, UnixMs};
 pub struct Store {
     db: Arc<RwLock<Slot>>,
     path: Arc<PathBuf>,
+    cache_size: usize,
 }
+
+/// The page cache of a store opened with `Store::open`: the `storage.cache_size` default.
+const DEFAULT_CACHE_SIZE: usize = 64 << 20;
 
 enum Slot {
     Open(Arc<Database>),
@@ -43,9 +47,17 @@ impl Store {
     /// Opens or creates the database at `path`. A file that is not an agent-store database, or was written
     /// by a newer one, is refused and left exactly as it was.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
+        Store::open_with_cache(path, DEFAULT_CACHE_SIZE)
+    }
+
+    /// `open` with a page cache of `cache_size` bytes.
+    pub fn open_with_cache(path: &Path, cache_size: usize) -> Result<Store, StorageError> {
         Ok(Store {
-            db: Arc::new(RwLock::new(Slot::Open(Arc::new(schema::open(path)?)))),
+            db: Arc::new(RwLock::new(Slot::Open(Arc::new(schema::open(
+                path, cache_size,
+            )?)))),
             path: Arc::new(path.to_path_buf()),
+            cache_size,
         })
     }
 
@@ -275,7 +287,7 @@ impl Store {
             Slot::Closed => Err(StorageError::Closed),
             Slot::Failed => {
                 // Fails (the file is still open) while a transaction holds the old instance: try later.
-                let db = Arc::new(schema::open(&self.path)?);
+                let db = Arc::new(schema::open(&self.path, self.cache_size)?);
                 tracing::info!(path = %self.path.display(), "database reopened after an I/O error");
                 *slot = Slot::Open(db.clone());
                 Ok(db)
