@@ -11,12 +11,13 @@ use agent_store::cli::loadtest::{self, LoadtestArgs};
 use agent_store::cli::serve::{self, ServeArgs};
 use agent_store::config::ProviderKind;
 
-/// Every message crosses threads as small allocations (actor mailboxes, shared message batches); glibc's
-/// allocator spent over a third of the load test's CPU there, a thread-caching one far less, at the cost of
-/// tail latency at moderate load (BENCHMARKS.md). Opt in with `--features mimalloc`.
-#[cfg(feature = "mimalloc")]
+/// Every message crosses threads as small allocations (actor mailboxes, shared message batches). glibc's
+/// allocator spent over a third of the load test's CPU there and gave the worst tail latency; jemalloc
+/// doubled throughput and cut p99 at moderate load, and its background threads hand freed memory back to
+/// the system (BENCHMARKS.md). On by default; `--no-default-features` builds with the system allocator.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(name = "agent-store", version, about)]

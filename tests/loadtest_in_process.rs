@@ -56,6 +56,8 @@ async fn small_run_stores_everything_once_and_reports_every_field() {
         (20, 1000, 0)
     );
     assert!(report.messages_per_s > 0.0);
+    // Stored end to end can never be faster than accepted: it spans the stream and the finish.
+    assert!(report.stored_per_s > 0.0 && report.stored_per_s < report.messages_per_s);
     assert_eq!(report.latency_ms.samples, 10, "message requests only");
     assert!(report.latency_ms.p50 > 0.0 && report.latency_ms.max >= report.latency_ms.p99);
     assert!(report.e2e_ms.samples > 0, "live stream matched no message");
@@ -73,7 +75,13 @@ async fn small_run_stores_everything_once_and_reports_every_field() {
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
-    for field in ["sent", "stored", "messages_per_s", "rss_peak_bytes"] {
+    for field in [
+        "sent",
+        "stored",
+        "messages_per_s",
+        "stored_per_s",
+        "rss_peak_bytes",
+    ] {
         assert!(json[field].is_number(), "{field} missing: {json}");
     }
     for (field, keys) in [

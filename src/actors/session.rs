@@ -222,15 +222,21 @@ impl SessionActor {
         });
     }
 
-    fn append(&mut self, mut message: AgentMessage, ctx: &mut Context<Self>) -> SharedMessage {
+    fn append(&mut self, message: AgentMessage, ctx: &mut Context<Self>) -> SharedMessage {
+        let shared = self.push(message);
+        self.record.updated_at = now_ms();
+        self.mark_dirty(ctx);
+        shared
+    }
+
+    /// Gives `message` the next seqId and puts it in the window; the caller stamps and schedules.
+    fn push(&mut self, mut message: AgentMessage) -> SharedMessage {
         self.record.last_seq += 1;
         self.record.message_count += 1;
         message.seq_id = self.record.last_seq;
         let shared = Arc::new(message);
         self.window_bytes += approx_size(&shared);
         self.window.push_back(shared.clone());
-        self.record.updated_at = now_ms();
-        self.mark_dirty(ctx);
         shared
     }
 
@@ -246,12 +252,14 @@ impl SessionActor {
                 self.record_dirty = true;
             }
             if let Some(msg) = convert_raw_message(raw) {
-                batch.push(self.append(msg, ctx));
+                batch.push(self.push(msg));
             }
         }
         if batch.is_empty() {
             return;
         }
+        self.record.updated_at = now_ms();
+        self.mark_dirty(ctx);
         self.links.metrics.agent_messages.inc_by(batch.len() as u64);
         self.stats
             .memory

@@ -46,14 +46,19 @@ impl MemoryProbe {
 
     pub async fn finish(self, target: &Target) -> Memory {
         match self {
-            MemoryProbe::Proc(pid) => Memory {
-                peak: proc_memory(pid, "VmHWM"),
-                end: proc_memory(pid, "VmRSS"),
-                source: match pid {
-                    None => "VmHWM of this process (engine and generator)".into(),
-                    Some(pid) => format!("VmHWM of server pid {pid}"),
-                },
-            },
+            MemoryProbe::Proc(pid) => {
+                let end = proc_memory(pid, "VmRSS");
+                // The kernel updates VmHWM lazily, so a growing process can show an RSS above it.
+                let peak = proc_memory(pid, "VmHWM").max(end);
+                Memory {
+                    peak,
+                    end,
+                    source: match pid {
+                        None => "VmHWM of this process (engine and generator)".into(),
+                        Some(pid) => format!("VmHWM of server pid {pid}"),
+                    },
+                }
+            }
             MemoryProbe::Metrics { peak, task } => {
                 task.abort();
                 sample(target, &peak).await;

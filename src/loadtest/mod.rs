@@ -181,6 +181,7 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         stream_s: stream.as_secs_f64(),
         finish_s,
         messages_per_s: acked as f64 / stream.as_secs_f64().max(1e-9),
+        stored_per_s: acked as f64 / (stream.as_secs_f64() + finish_s).max(1e-9),
         latency_ms: stats.latency(),
         e2e_ms: stats.e2e(),
         e2e_lagged: Stats::get(&stats.lagged),

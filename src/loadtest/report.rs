@@ -67,6 +67,9 @@ pub struct Report {
     pub finish_s: f64,
     /// Acknowledged messages per second of the stream phase.
     pub messages_per_s: f64,
+    /// Acknowledged messages per second from the first request until every session was finished and
+    /// storage flushed: the rate at which the store made messages durable, not only accepted them.
+    pub stored_per_s: f64,
     /// Per ingest request, send to answer.
     pub latency_ms: Percentiles,
     /// Ingest to seen on the live stream, per chunk (its first message).
@@ -107,7 +110,7 @@ impl Report {
              request latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n\
              live stream e2e ms: p50 {:.2}  p99 {:.2}  ({} samples, {} lagged)\n\
              persist lag ms:     p50 {:.2}  p99 {:.2}  ({} samples)\n\
-             finishing and flushing every session: {:.2}s\n\
+             finishing and flushing every session: {:.2}s ({:.0} messages/s stored, end to end)\n\
              memory: peak {} ({}), after the run {}\n",
             self.settings.projects,
             self.settings.messages_per_project,
@@ -131,6 +134,7 @@ impl Report {
             self.persist_lag_ms.p99,
             self.persist_lag_ms.samples,
             self.finish_s,
+            self.stored_per_s,
             mib(self.rss_peak_bytes),
             self.rss_source,
             mib(self.rss_end_bytes),
