@@ -3,7 +3,11 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
+#[path = "../support/wait.rs"]
+mod wait;
+#[allow(unused_imports)] // not every test crate waits
+pub use wait::eventually;
+
 use std::time::Duration;
 
 use agent_store::config::{Config, ProviderConfig, ProviderKind};
@@ -135,25 +139,6 @@ pub fn text(n: usize) -> Vec<RawMessage> {
             )
         })
         .collect()
-}
-
-/// Polls `check` until it answers Some, or fails the test after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// The next notification on a subscription, skipping other events.

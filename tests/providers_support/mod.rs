@@ -4,8 +4,12 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/wait.rs"]
+mod wait;
+#[allow(unused_imports)] // not every test crate waits
+pub use wait::eventually;
+
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -153,25 +157,6 @@ impl Harness {
             s.status.is_finished().then_some(s)
         })
         .await
-    }
-}
-
-/// Polls `check` until it answers Some; fails the test after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
