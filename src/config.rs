@@ -181,7 +181,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("data"),
-            cache_size: ByteSize::mib(64),
+            cache_size: ByteSize::b(crate::storage::DEFAULT_CACHE_SIZE as u64),
         }
     }
 }

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use tokio::io::AsyncReadExt;
 use tokio::process::ChildStdout;
 use tokio::sync::{mpsc, Notify};
@@ -21,8 +20,8 @@ use tokio::time::Instant;
 use super::feed::{Feeder, NO_RESULT};
 use super::lines::LineSplitter;
 use super::process::{self, exit_error, Invocation, Spawned};
-use super::turns::{Driver, Live, Run, RunEnd, Table};
-use super::{claude, codex, EventSink, Provider, ProviderError, StartSpec};
+use super::turns::{Driver, Live, Run, RunEnd, TableProvider};
+use super::{claude, codex, EventSink, ProviderError};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
 
@@ -39,11 +38,9 @@ enum Agent {
 }
 
 /// A provider whose agent is a command-line program.
-pub(crate) struct CliProvider {
-    table: Arc<Table<CliDriver>>,
-}
+pub(crate) type CliProvider = TableProvider<CliDriver>;
 
-struct CliDriver {
+pub(crate) struct CliDriver {
     agent: Agent,
     provider: String,
     command: Vec<String>,
@@ -53,9 +50,9 @@ struct CliDriver {
     grace: Duration,
 }
 
-impl CliProvider {
+impl CliDriver {
     /// The provider `name` configured as `provider` (of kind claude or codex).
-    pub(crate) fn new(
+    pub(crate) fn provider(
         name: &str,
         provider: &ProviderConfig,
         config: &Config,
@@ -74,43 +71,14 @@ impl CliProvider {
                     .map_or(p.clone(), |f| f.to_string_lossy().into_owned())
             })
             .ok_or("command must name a program")?;
-        Ok(CliProvider {
-            table: Table::new(CliDriver {
-                agent,
-                provider: name.to_owned(),
-                command: provider.command.clone(),
-                program,
-                max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),
-                grace: config.timers.stop_grace,
-            }),
-        })
-    }
-}
-
-impl Provider for CliProvider {
-    fn start(
-        &self,
-        spec: StartSpec,
-        sink: EventSink,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let table = self.table.clone();
-        Box::pin(async move { table.start(spec, sink) })
-    }
-
-    fn prompt(
-        &self,
-        session_id: &str,
-        prompt: String,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        self.table.prompt_later(session_id, prompt)
-    }
-
-    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
-        self.table.stop_later(session_id)
-    }
-
-    fn shutdown(&self) -> BoxFuture<'static, ()> {
-        self.table.shutdown_later()
+        Ok(TableProvider::new(CliDriver {
+            agent,
+            provider: name.to_owned(),
+            command: provider.command.clone(),
+            program,
+            max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),
+            grace: config.timers.stop_grace,
+        }))
     }
 }
 

@@ -15,8 +15,8 @@ mod sidecar;
 pub mod synthetic;
 mod turns;
 
-use cli::CliProvider;
-use ollama::OllamaProvider;
+use cli::CliDriver;
+use ollama::OllamaDriver;
 pub use sidecar::{Backoff, SidecarProvider};
 
 use std::collections::{BTreeMap, HashMap};
@@ -154,14 +154,14 @@ pub fn from_config(config: &crate::config::Config) -> Result<Providers, BuildErr
         };
         let provider: Arc<dyn Provider> = match p.kind {
             ProviderKind::Claude | ProviderKind::Codex => {
-                Arc::new(CliProvider::new(name, p, config).map_err(error)?)
+                Arc::new(CliDriver::provider(name, p, config).map_err(error)?)
             }
             ProviderKind::Ollama => {
                 let host = p
                     .host
                     .as_deref()
                     .ok_or_else(|| error("host is required for kind = \"ollama\"".into()))?;
-                Arc::new(OllamaProvider::new(host, config).map_err(error)?)
+                Arc::new(OllamaDriver::provider(host, config).map_err(error)?)
             }
             ProviderKind::Sidecar => {
                 Arc::new(SidecarProvider::new(name, p, config, Backoff::default()).map_err(error)?)

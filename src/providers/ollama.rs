@@ -8,14 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::feed::{Feeder, NO_RESULT};
 use super::lines::LineSplitter;
-use super::turns::{Driver, Live, Run, Table};
-use super::{EventSink, Provider, ProviderError, SidecarEvent, StartSpec};
+use super::turns::{Driver, Live, Run, TableProvider};
+use super::{EventSink, ProviderError, SidecarEvent, StartSpec};
 use crate::config::{Config, ProviderKind};
 use crate::messages::adapters::adapter_for;
 
@@ -24,19 +23,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much of an error response body is read.
 const ERROR_BODY_MAX: usize = 64 * 1024;
 
-pub(crate) struct OllamaProvider {
-    table: Arc<Table<OllamaDriver>>,
-}
+pub(crate) type OllamaProvider = TableProvider<OllamaDriver>;
 
-struct OllamaDriver {
+pub(crate) struct OllamaDriver {
     client: reqwest::Client,
     /// The base URL without a trailing slash.
     host: String,
     max_line: usize,
 }
 
-impl OllamaProvider {
-    pub(crate) fn new(host: &str, config: &Config) -> Result<OllamaProvider, String> {
+impl OllamaDriver {
+    pub(crate) fn provider(host: &str, config: &Config) -> Result<OllamaProvider, String> {
         let url = reqwest::Url::parse(host).map_err(|e| format!("host {host:?}: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("host {host:?}: must be an http:// or https:// URL"));
@@ -45,43 +42,11 @@ impl OllamaProvider {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(OllamaProvider {
-            table: Table::new(OllamaDriver {
-                client,
-                host: host.trim_end_matches('/').to_owned(),
-                max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),
-            }),
-        })
-    }
-}
-
-impl Provider for OllamaProvider {
-    fn start(
-        &self,
-        spec: StartSpec,
-        sink: EventSink,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let table = self.table.clone();
-        Box::pin(async move {
-            table.driver().health().await?;
-            table.start(spec, sink)
-        })
-    }
-
-    fn prompt(
-        &self,
-        session_id: &str,
-        prompt: String,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        self.table.prompt_later(session_id, prompt)
-    }
-
-    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
-        self.table.stop_later(session_id)
-    }
-
-    fn shutdown(&self) -> BoxFuture<'static, ()> {
-        self.table.shutdown_later()
+        Ok(TableProvider::new(OllamaDriver {
+            client,
+            host: host.trim_end_matches('/').to_owned(),
+            max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),
+        }))
     }
 }
 
@@ -110,6 +75,11 @@ impl OllamaDriver {
 impl Driver for OllamaDriver {
     /// The conversation so far, as `/api/chat` messages.
     type Memory = Vec<Value>;
+
+    /// An unreachable server is a start error naming the host, not a run that fails later.
+    fn preflight(&self) -> impl std::future::Future<Output = Result<(), ProviderError>> + Send {
+        self.health()
+    }
 
     fn launch(&self, run: Run<Vec<Value>>) -> Result<Live, ProviderError> {
         let body = {

@@ -8,6 +8,7 @@
 //! before the table knows it.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use futures_util::future::{join_all, BoxFuture};
 use tokio::sync::mpsc;
 
 use super::feed::status_event;
-use super::{EventSink, ProviderError, StartSpec};
+use super::{EventSink, Provider, ProviderError, StartSpec};
 
 /// Ended sessions whose memory (resume id, conversation) is kept for follow-ups; older ones are forgotten.
 pub(crate) const IDLE_KEPT: usize = 256;
@@ -27,6 +28,60 @@ pub(crate) trait Driver: Send + Sync + 'static {
 
     /// Starts a run: spawns what it needs and returns at once. The run calls `run.end` when it is over.
     fn launch(&self, run: Run<Self::Memory>) -> Result<Live, ProviderError>;
+
+    /// Checked before a session starts (a server that must be reachable); nothing by default.
+    fn preflight(&self) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// A table-driven provider: every `Provider` call of the CLI and Ollama runners, written once.
+pub(crate) struct TableProvider<D: Driver> {
+    table: Arc<Table<D>>,
+}
+
+impl<D: Driver> TableProvider<D> {
+    pub(crate) fn new(driver: D) -> TableProvider<D> {
+        TableProvider {
+            table: Table::new(driver),
+        }
+    }
+}
+
+impl<D: Driver> Provider for TableProvider<D> {
+    fn start(
+        &self,
+        spec: StartSpec,
+        sink: EventSink,
+    ) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let table = self.table.clone();
+        Box::pin(async move {
+            table.driver.preflight().await?;
+            table.start(spec, sink)
+        })
+    }
+
+    fn prompt(
+        &self,
+        session_id: &str,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let (table, id) = (self.table.clone(), session_id.to_owned());
+        Box::pin(async move { table.prompt(&id, prompt) })
+    }
+
+    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let (table, id) = (self.table.clone(), session_id.to_owned());
+        Box::pin(async move {
+            table.stop(&id).await;
+            Ok(())
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let table = self.table.clone();
+        Box::pin(async move { table.shutdown().await })
+    }
 }
 
 /// One run to start.
@@ -90,38 +145,6 @@ impl<D: Driver> Table<D> {
                 closed: false,
             }),
         })
-    }
-
-    pub(crate) fn driver(&self) -> &D {
-        &self.driver
-    }
-
-    /// `Provider::prompt` of every table-driven provider.
-    pub(crate) fn prompt_later(
-        self: &Arc<Self>,
-        session_id: &str,
-        prompt: String,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let (table, id) = (self.clone(), session_id.to_owned());
-        Box::pin(async move { table.prompt(&id, prompt) })
-    }
-
-    /// `Provider::stop` of every table-driven provider.
-    pub(crate) fn stop_later(
-        self: &Arc<Self>,
-        session_id: &str,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let (table, id) = (self.clone(), session_id.to_owned());
-        Box::pin(async move {
-            table.stop(&id).await;
-            Ok(())
-        })
-    }
-
-    /// `Provider::shutdown` of every table-driven provider.
-    pub(crate) fn shutdown_later(self: &Arc<Self>) -> BoxFuture<'static, ()> {
-        let table = self.clone();
-        Box::pin(async move { table.shutdown().await })
     }
 
     fn lock(&self) -> MutexGuard<'_, State<D::Memory>> {

@@ -13,7 +13,7 @@ mod store;
 mod writer;
 
 pub use error::StorageError;
-pub use store::Store;
+pub use store::{Store, DEFAULT_CACHE_SIZE};
 
 use serde::{Deserialize, Serialize};
 

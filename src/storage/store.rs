@@ -27,8 +27,8 @@ pub struct Store {
     cache_size: usize,
 }
 
-/// The page cache of a store opened with `Store::open`: the `storage.cache_size` default.
-const DEFAULT_CACHE_SIZE: usize = 64 << 20;
+/// The page cache of a store opened with `Store::open`, and the `storage.cache_size` default.
+pub const DEFAULT_CACHE_SIZE: usize = 64 << 20;
 
 enum Slot {
     Open(Arc<Database>),
