@@ -110,6 +110,8 @@ pub struct Metrics {
     pub persisted_messages: IntCounter,
     pub persist_queue: IntGauge,
     pub redb_file_size: IntGauge,
+    pub storage_writable: IntGauge,
+    pub corrupt_rows: IntCounter,
     pub sse_subscribers: IntGauge,
     pub sse_lagged: IntCounter,
     pub http_requests: IntCounterVec,
@@ -256,6 +258,16 @@ impl Metrics {
             persisted_messages: counter(&r, "persisted_messages_total", "Messages written to storage."),
             persist_queue: gauge(&r, "persist_queue_jobs", "Write jobs waiting for the persister."),
             redb_file_size: gauge(&r, "redb_file_size_bytes", "Size of the redb file."),
+            storage_writable: gauge(
+                &r,
+                "storage_writable",
+                "1 while storage can commit, 0 after a failed commit or with the database file gone.",
+            ),
+            corrupt_rows: counter(
+                &r,
+                "storage_corrupt_rows_total",
+                "Damaged stored rows (checksum or decoding failures) met by reads.",
+            ),
             sse_subscribers: gauge(&r, "sse_subscribers", "Live event subscribers."),
             sse_lagged: counter(&r, "sse_lagged_events_total", "Live events dropped for subscribers that fell behind."),
             http_requests: counter_vec(

@@ -104,6 +104,7 @@ impl EngineParts {
         let metrics = Metrics::new();
         let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
         persister.observe_commits(metrics.commit_duration.clone());
+        store.observe_corrupt_rows(metrics.corrupt_rows.clone());
         metrics.actor_started(ActorKind::Persister);
         let subscribers = Arc::new(AtomicUsize::new(0));
         let control = Arbiter::new().handle();
@@ -444,6 +445,8 @@ impl EngineParts {
     pub fn metrics_text(&self) -> String {
         let m = &self.metrics;
         m.redb_file_size.set(self.store.file_size() as i64);
+        m.storage_writable
+            .set(i64::from(self.store.writable().is_ok()));
         let now = self.persister.stats();
         {
             let mut last = self.scraped.lock().unwrap_or_else(|p| p.into_inner());
@@ -465,7 +468,17 @@ impl EngineParts {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.supervisor.connected()
+        self.readiness().is_ok()
+    }
+
+    /// Ok when the engine serves and storage can commit; else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Acquire) || !self.supervisor.connected() {
+            return Err("the engine is not up".into());
+        }
+        self.store
+            .writable()
+            .map_err(|e| format!("storage cannot commit: {e}"))
     }
 
     pub async fn flush(&self) -> Result<(), CommandError> {
