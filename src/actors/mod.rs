@@ -11,6 +11,7 @@ pub mod project;
 pub mod session;
 pub mod settings;
 pub mod supervisor;
+pub mod wake;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
