@@ -11,6 +11,7 @@ pub mod project;
 pub mod session;
 pub mod settings;
 pub mod supervisor;
+pub mod wake;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use self::project::{
 };
 use self::session::{SessionActor, Snapshot};
 use self::supervisor::{
-    DebugTop, FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project,
+    DebugTop, FindProject, FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project,
     PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
 };
 use crate::config::Config;
@@ -167,6 +168,22 @@ impl EngineParts {
             .await?)
     }
 
+    /// The project's actor if it is in memory. Reads and commands that only act on a current session use
+    /// this: an actor exists only for a project that has one (or had one since the engine started), so no
+    /// id a client makes up ever creates an actor.
+    async fn existing_project(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<Mailbox<project::ProjectActor>>, CommandError> {
+        validate::project_id(project_id)?;
+        Ok(self
+            .supervisor
+            .send(FindProject {
+                project_id: project_id.to_owned(),
+            })
+            .await?)
+    }
+
     pub async fn start_agent(
         &self,
         project_id: &str,
@@ -241,7 +258,11 @@ impl EngineParts {
     }
 
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
-        self.project(project_id).await?.send(StopSession).await?
+        let project = self
+            .existing_project(project_id)
+            .await?
+            .ok_or(CommandError::NoSession)?;
+        project.send(StopSession).await?
     }
 
     pub async fn send_prompt(&self, project_id: &str, prompt: String) -> Result<(), CommandError> {
@@ -251,10 +272,11 @@ impl EngineParts {
             &prompt,
             self.config.limits.max_prompt_bytes.as_u64(),
         )?;
-        self.project(project_id)
+        let project = self
+            .existing_project(project_id)
             .await?
-            .send(PromptSession { prompt })
-            .await?
+            .ok_or(CommandError::NoSession)?;
+        project.send(PromptSession { prompt }).await?
     }
 
     pub async fn get_session(
@@ -262,11 +284,11 @@ impl EngineParts {
         project_id: &str,
         page: Page,
     ) -> Result<AgentSession, CommandError> {
-        let addr = self
-            .project(project_id)
+        let project = self
+            .existing_project(project_id)
             .await?
-            .send(CurrentSession)
-            .await??;
+            .ok_or(CommandError::NoSession)?;
+        let addr = project.send(CurrentSession).await??;
         self.read_live(addr, page).await
     }
 
@@ -298,7 +320,10 @@ impl EngineParts {
     }
 
     pub async fn has_session(&self, project_id: &str) -> Result<bool, CommandError> {
-        match self.project(project_id).await?.send(CurrentSession).await? {
+        let Some(project) = self.existing_project(project_id).await? else {
+            return Ok(false);
+        };
+        match project.send(CurrentSession).await? {
             Ok(_) => Ok(true),
             Err(CommandError::NoSession) => Ok(false),
             Err(e) => Err(e),
@@ -306,10 +331,22 @@ impl EngineParts {
     }
 
     pub async fn clear_session(&self, project_id: &str) -> Result<(), CommandError> {
-        self.project(project_id).await?.send(ClearSession).await?
+        match self.existing_project(project_id).await? {
+            Some(project) => project.send(ClearSession).await?,
+            None => Ok(()),
+        }
     }
 
+    /// Brings a project's actor up only when storage holds a session it can restore.
     pub async fn load_last_session(&self, project_id: &str) -> Result<bool, CommandError> {
+        if let Some(project) = self.existing_project(project_id).await? {
+            return project.send(RestoreLast).await?;
+        }
+        let (store, id) = (self.store.clone(), project_id.to_owned());
+        let last = blocking(move || store.last_session(&id)).await?;
+        if !last.is_some_and(|r| r.status.is_finished()) {
+            return Ok(false);
+        }
         self.project(project_id).await?.send(RestoreLast).await?
     }
 
