@@ -199,7 +199,7 @@ impl EngineParts {
 
     /// Validates a start request and fills what it leaves out from settings and configuration.
     async fn resolve_start(&self, req: StartRequest) -> Result<StartSpec, CommandError> {
-        if self.providers.get(&req.provider).is_none() {
+        let Some(provider) = self.providers.get(&req.provider) else {
             let mut known: Vec<&str> = self.providers.names().collect();
             known.sort_unstable();
             return Err(CommandError::invalid(
@@ -210,7 +210,7 @@ impl EngineParts {
                     known.join(", ")
                 ),
             ));
-        }
+        };
         validate::prompt(
             "prompt",
             &req.prompt,
@@ -224,6 +224,23 @@ impl EngineParts {
         for (i, dir) in o.additional_directories.iter().flatten().enumerate() {
             validate::cwd(&format!("options.additionalDirectories[{i}]"), dir)?;
         }
+        // What the request itself asks for, before defaults: an option the provider cannot honour is
+        // refused (400 naming it and the provider), never dropped.
+        provider
+            .check(&StartSpec {
+                provider: req.provider.clone(),
+                cwd: o.cwd.clone(),
+                model: o.model.clone().unwrap_or_default(),
+                system_prompt: o.system_prompt.clone(),
+                max_turns: o.max_turns,
+                permission_mode: o.permission_mode.clone(),
+                claude_config_dir: o.claude_config_dir.clone(),
+                extra_env: o.extra_env.clone().unwrap_or_default(),
+                additional_directories: o.additional_directories.clone().unwrap_or_default(),
+                worktree_name: o.worktree_name.clone(),
+                ..StartSpec::default()
+            })
+            .map_err(|r| CommandError::invalid(r.option, r.message))?;
         let settings = self.supervisor.send(GetSettings).await?;
         let provider_settings = settings
             .provider_settings

@@ -450,6 +450,10 @@ impl Handler<PromptSession> for ProjectActor {
             Ok(p) => p,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
+        // Refused before it is stored: a prompt the agent cannot take must not sit in the session unsent.
+        if let Err(why) = provider.accepts_prompt(&session_id) {
+            return Box::pin(fut::ready(Err(CommandError::Undeliverable(why))));
+        }
         self.cancel_cleanup(ctx);
         if let Some(cur) = &mut self.current {
             cur.status = AgentStatus::Running;
