@@ -32,6 +32,9 @@ async fn metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
     }
 }
 
+/// The tests here measure the resident memory of the whole process, so they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The resident memory of this process (the server runs in it), in bytes.
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -72,6 +75,7 @@ async fn read_unknown(app: &TestApp, i: usize) {
 
 #[actix_web::test]
 async fn reads_of_unknown_ids_create_no_actor_and_hold_no_memory() {
+    let _serial = SERIAL.lock().await;
     let app = TestApp::spawn().await;
     let projects = || metric(&app, "agent_store_actors_alive", &[("actor", "project")]);
     // Every kind of read once per id, which also warms up the allocator and the connection pool.
@@ -136,6 +140,7 @@ async fn three_big_batches(app: &TestApp, session: &str, marker: &str, watcher: 
 
 #[actix_web::test]
 async fn idle_subscribers_share_one_copy_of_each_large_event() {
+    let _serial = SERIAL.lock().await;
     let app = TestApp::spawn().await;
     let marker = app.start("marker", "synthetic").await;
     let mut watcher = app.events("?projectId=marker", None).await;
