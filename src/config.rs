@@ -122,6 +122,9 @@ pub struct LimitsConfig {
     pub max_line: ByteSize,
     /// Live events one subscriber may have waiting before it lags and resumes from storage.
     pub subscriber_buffer: usize,
+    /// Bytes of live-event frames one subscriber may have waiting before it lags (frames are shared by
+    /// every subscriber, so this bounds one subscriber's backlog, not a copy per subscriber).
+    pub subscriber_buffer_bytes: ByteSize,
 }
 
 /// One `[providers.NAME]` table.
@@ -223,6 +226,7 @@ impl Default for LimitsConfig {
             messages_in_memory: 1000,
             max_line: ByteSize::mib(16),
             subscriber_buffer: 1024,
+            subscriber_buffer_bytes: ByteSize::mib(8),
         }
     }
 }

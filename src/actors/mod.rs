@@ -116,9 +116,11 @@ impl EngineParts {
                 metrics.clone(),
             );
             let buffer = config.limits.subscriber_buffer;
+            let buffer_bytes = usize::try_from(config.limits.subscriber_buffer_bytes.as_u64())
+                .unwrap_or(usize::MAX);
             let theirs = stats.clone();
             let addr = Broadcaster::start_in_arbiter(&control, move |_| {
-                Broadcaster::new(subscribers, buffer, theirs, m)
+                Broadcaster::new(subscribers, buffer, buffer_bytes, theirs, m)
             });
             Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)
         };

@@ -4,5 +4,6 @@
 pub mod adapters;
 pub mod commands;
 pub mod convert;
+pub mod sse;
 pub mod validate;
 pub mod wire;
