@@ -4,5 +4,6 @@
 pub mod adapters;
 pub mod commands;
 pub mod convert;
+pub mod numbers;
 pub mod validate;
 pub mod wire;
