@@ -5,6 +5,7 @@
 pub mod adapters;
 pub mod commands;
 pub mod convert;
+pub mod numbers;
 pub mod progress;
 pub mod sse;
 pub mod validate;
