@@ -101,6 +101,7 @@ pub struct Metrics {
     pub agent_messages: IntCounter,
     pub notifications: IntCounterVec,
     pub stalls: IntCounter,
+    pub timer_arms: IntCounterVec,
     pub retention_evictions: IntCounter,
     pub dirty_sessions: IntGauge,
     pub persist_lag: Histogram,
@@ -247,6 +248,12 @@ impl Metrics {
             agent_messages: counter(&r, "agent_messages_total", "Messages appended to sessions (after conversion)."),
             notifications: counter_vec(&r, "notifications_total", "Notifications sent, by variant.", &["variant"]),
             stalls: counter(&r, "stalls_total", "Stall notifications."),
+            timer_arms: counter_vec(
+                &r,
+                "timer_arms_total",
+                "Timers armed, by timer (health: a project waking to publish a stall).",
+                &["timer"],
+            ),
             retention_evictions: counter(&r, "retention_evictions_total", "Sessions removed by retention."),
             dirty_sessions: gauge(&r, "persist_dirty_sessions", "Sessions with changes not yet committed."),
             persist_lag: histogram(
