@@ -111,6 +111,8 @@ pub struct Metrics {
     pub persisted_messages: IntCounter,
     pub persist_queue: IntGauge,
     pub redb_file_size: IntGauge,
+    pub redb_cache_size: IntGauge,
+    pub redb_cache_used: IntGauge,
     pub storage_writable: IntGauge,
     pub corrupt_rows: IntCounter,
     pub sse_subscribers: IntGauge,
@@ -265,6 +267,12 @@ impl Metrics {
             persisted_messages: counter(&r, "persisted_messages_total", "Messages written to storage."),
             persist_queue: gauge(&r, "persist_queue_jobs", "Write jobs waiting for the persister."),
             redb_file_size: gauge(&r, "redb_file_size_bytes", "Size of the redb file."),
+            redb_cache_size: gauge(
+                &r,
+                "redb_cache_size_bytes",
+                "redb's page cache bound (storage.cache_size).",
+            ),
+            redb_cache_used: gauge(&r, "redb_cache_used_bytes", "Bytes in redb's page cache now."),
             storage_writable: gauge(
                 &r,
                 "storage_writable",
