@@ -182,9 +182,14 @@ impl Engine {
         self.inner.hold_persister().await
     }
 
-    /// Storage open and actors up.
+    /// Storage open and able to commit, and actors up.
     pub fn is_ready(&self) -> bool {
         self.inner.is_ready()
+    }
+
+    /// `is_ready`, with the reason when not.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.inner.readiness()
     }
 
     /// Waits until everything accepted so far is committed to storage.

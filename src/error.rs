@@ -24,6 +24,9 @@ pub enum CommandError {
     /// The provider could not start; the session exists in status error.
     #[error("{error}")]
     ProviderFailed { session_id: String, error: String },
+    /// A follow-up the session's agent cannot take now (a Codex run reads no input); nothing was stored.
+    #[error("{0}")]
+    Undeliverable(String),
     /// The provider refused a stop or a prompt.
     #[error("{0}")]
     Provider(String),

@@ -115,6 +115,14 @@ impl HealthTracker {
         }
     }
 
+    /// When an idle running session turns stalled, if it is idle now; `None` when time alone changes nothing.
+    pub fn stall_deadline(&self, now: Instant) -> Option<Instant> {
+        match self.activity_state(now) {
+            ActivityState::Idle => self.last_activity.map(|t| t + self.stall_after),
+            _ => None,
+        }
+    }
+
     fn idle_for(&self, now: Instant) -> Duration {
         self.last_activity
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))

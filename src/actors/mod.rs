@@ -11,6 +11,7 @@ pub mod project;
 pub mod session;
 pub mod settings;
 pub mod supervisor;
+pub mod wake;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use self::project::{
 };
 use self::session::{SessionActor, Snapshot};
 use self::supervisor::{
-    DebugTop, FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project,
+    DebugTop, FindProject, FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project,
     PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
 };
 use crate::config::Config;
@@ -104,6 +105,7 @@ impl EngineParts {
         let metrics = Metrics::new();
         let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
         persister.observe_commits(metrics.commit_duration.clone());
+        store.observe_corrupt_rows(metrics.corrupt_rows.clone());
         metrics.actor_started(ActorKind::Persister);
         let subscribers = Arc::new(AtomicUsize::new(0));
         let control = Arbiter::new().handle();
@@ -166,6 +168,22 @@ impl EngineParts {
             .await?)
     }
 
+    /// The project's actor if it is in memory. Reads and commands that only act on a current session use
+    /// this: an actor exists only for a project that has one (or had one since the engine started), so no
+    /// id a client makes up ever creates an actor.
+    async fn existing_project(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<Mailbox<project::ProjectActor>>, CommandError> {
+        validate::project_id(project_id)?;
+        Ok(self
+            .supervisor
+            .send(FindProject {
+                project_id: project_id.to_owned(),
+            })
+            .await?)
+    }
+
     pub async fn start_agent(
         &self,
         project_id: &str,
@@ -181,7 +199,7 @@ impl EngineParts {
 
     /// Validates a start request and fills what it leaves out from settings and configuration.
     async fn resolve_start(&self, req: StartRequest) -> Result<StartSpec, CommandError> {
-        if self.providers.get(&req.provider).is_none() {
+        let Some(provider) = self.providers.get(&req.provider) else {
             let mut known: Vec<&str> = self.providers.names().collect();
             known.sort_unstable();
             return Err(CommandError::invalid(
@@ -192,7 +210,7 @@ impl EngineParts {
                     known.join(", ")
                 ),
             ));
-        }
+        };
         validate::prompt(
             "prompt",
             &req.prompt,
@@ -215,6 +233,23 @@ impl EngineParts {
         for (i, dir) in o.additional_directories.iter().flatten().enumerate() {
             validate::cwd(&format!("options.additionalDirectories[{i}]"), dir)?;
         }
+        // What the request itself asks for, before defaults: an option the provider cannot honour is
+        // refused (400 naming it and the provider), never dropped.
+        provider
+            .check(&StartSpec {
+                provider: req.provider.clone(),
+                cwd: o.cwd.clone(),
+                model: o.model.clone().unwrap_or_default(),
+                system_prompt: o.system_prompt.clone(),
+                max_turns: o.max_turns,
+                permission_mode: o.permission_mode.clone(),
+                claude_config_dir: o.claude_config_dir.clone(),
+                extra_env: o.extra_env.clone().unwrap_or_default(),
+                additional_directories: o.additional_directories.clone().unwrap_or_default(),
+                worktree_name: o.worktree_name.clone(),
+                ..StartSpec::default()
+            })
+            .map_err(|r| CommandError::invalid(r.option, r.message))?;
         let settings = self.supervisor.send(GetSettings).await?;
         let (mode_field, permission_mode) = match o.permission_mode {
             Some(mode) => ("options.permissionMode", Some(mode)),
@@ -262,7 +297,11 @@ impl EngineParts {
     }
 
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
-        self.project(project_id).await?.send(StopSession).await?
+        let project = self
+            .existing_project(project_id)
+            .await?
+            .ok_or(CommandError::NoSession)?;
+        project.send(StopSession).await?
     }
 
     pub async fn send_prompt(&self, project_id: &str, prompt: String) -> Result<(), CommandError> {
@@ -272,10 +311,11 @@ impl EngineParts {
             &prompt,
             self.config.limits.max_prompt_bytes.as_u64(),
         )?;
-        self.project(project_id)
+        let project = self
+            .existing_project(project_id)
             .await?
-            .send(PromptSession { prompt })
-            .await?
+            .ok_or(CommandError::NoSession)?;
+        project.send(PromptSession { prompt }).await?
     }
 
     pub async fn get_session(
@@ -283,11 +323,11 @@ impl EngineParts {
         project_id: &str,
         page: Page,
     ) -> Result<AgentSession, CommandError> {
-        let addr = self
-            .project(project_id)
+        let project = self
+            .existing_project(project_id)
             .await?
-            .send(CurrentSession)
-            .await??;
+            .ok_or(CommandError::NoSession)?;
+        let addr = project.send(CurrentSession).await??;
         self.read_live(addr, page).await
     }
 
@@ -319,7 +359,10 @@ impl EngineParts {
     }
 
     pub async fn has_session(&self, project_id: &str) -> Result<bool, CommandError> {
-        match self.project(project_id).await?.send(CurrentSession).await? {
+        let Some(project) = self.existing_project(project_id).await? else {
+            return Ok(false);
+        };
+        match project.send(CurrentSession).await? {
             Ok(_) => Ok(true),
             Err(CommandError::NoSession) => Ok(false),
             Err(e) => Err(e),
@@ -327,10 +370,22 @@ impl EngineParts {
     }
 
     pub async fn clear_session(&self, project_id: &str) -> Result<(), CommandError> {
-        self.project(project_id).await?.send(ClearSession).await?
+        match self.existing_project(project_id).await? {
+            Some(project) => project.send(ClearSession).await?,
+            None => Ok(()),
+        }
     }
 
+    /// Brings a project's actor up only when storage holds a session it can restore.
     pub async fn load_last_session(&self, project_id: &str) -> Result<bool, CommandError> {
+        if let Some(project) = self.existing_project(project_id).await? {
+            return project.send(RestoreLast).await?;
+        }
+        let (store, id) = (self.store.clone(), project_id.to_owned());
+        let last = blocking(move || store.last_session(&id)).await?;
+        if !last.is_some_and(|r| r.status.is_finished()) {
+            return Ok(false);
+        }
         self.project(project_id).await?.send(RestoreLast).await?
     }
 
@@ -467,6 +522,8 @@ impl EngineParts {
     pub fn metrics_text(&self) -> String {
         let m = &self.metrics;
         m.redb_file_size.set(self.store.file_size() as i64);
+        m.storage_writable
+            .set(i64::from(self.store.writable().is_ok()));
         let now = self.persister.stats();
         {
             let mut last = self.scraped.lock().unwrap_or_else(|p| p.into_inner());
@@ -488,7 +545,17 @@ impl EngineParts {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.supervisor.connected()
+        self.readiness().is_ok()
+    }
+
+    /// Ok when the engine serves and storage can commit; else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Acquire) || !self.supervisor.connected() {
+            return Err("the engine is not up".into());
+        }
+        self.store
+            .writable()
+            .map_err(|e| format!("storage cannot commit: {e}"))
     }
 
     pub async fn flush(&self) -> Result<(), CommandError> {

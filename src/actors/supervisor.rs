@@ -139,6 +139,7 @@ crate::instrument!(
     RegisterSession,
     SessionGone,
     FindSession,
+    FindProject,
     Project,
     EnforceRetention,
     PurgeSession,
@@ -215,6 +216,21 @@ impl Handler<Ingest> for Supervisor {
             }
             Ok(outcome)
         })
+    }
+}
+
+/// The actor of a project if it is in memory: reads never create one.
+#[derive(Message)]
+#[rtype(result = "Option<Mailbox<ProjectActor>>")]
+pub struct FindProject {
+    pub project_id: String,
+}
+
+impl Handler<FindProject> for Supervisor {
+    type Result = Option<Mailbox<ProjectActor>>;
+
+    fn handle(&mut self, msg: FindProject, _: &mut Context<Self>) -> Self::Result {
+        self.projects.get(&msg.project_id).cloned()
     }
 }
 

@@ -73,7 +73,8 @@ impl ResponseError for ApiError {
                 CommandError::NoSession | CommandError::SessionNotFound => StatusCode::NOT_FOUND,
                 CommandError::StartInProgress
                 | CommandError::AlreadyRunning
-                | CommandError::SessionRunning => StatusCode::CONFLICT,
+                | CommandError::SessionRunning
+                | CommandError::Undeliverable(_) => StatusCode::CONFLICT,
                 CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
                 CommandError::Forbidden { .. } => StatusCode::FORBIDDEN,
                 CommandError::ProviderFailed { .. } | CommandError::Provider(_) => {
@@ -157,6 +158,11 @@ mod tests {
                 "prompt: must not be empty",
             ),
             (CommandError::Provider("gone".into()), 502, "gone"),
+            (
+                CommandError::Undeliverable("codex is busy".into()),
+                409,
+                "codex is busy",
+            ),
             (
                 CommandError::Storage("disk full".into()),
                 503,

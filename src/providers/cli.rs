@@ -21,7 +21,7 @@ use super::feed::{Feeder, NO_RESULT};
 use super::lines::LineSplitter;
 use super::process::{self, exit_error, Invocation, Spawned};
 use super::turns::{Driver, Live, Run, RunEnd, TableProvider};
-use super::{claude, codex, EventSink, ProviderError};
+use super::{claude, codex, EventSink, ProviderError, Refusal, StartSpec};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
 
@@ -85,6 +85,24 @@ impl CliDriver {
 impl Driver for CliDriver {
     /// The agent's own session (Claude) or thread (Codex) id, to resume.
     type Memory = Option<String>;
+
+    /// `codex exec` reads no input once started, and a run that cannot reach its API retries for as long
+    /// as it likes: a follow-up kept for "after the run" may never be delivered.
+    fn busy_reason(&self) -> Option<String> {
+        (self.agent == Agent::Codex).then(|| {
+            format!(
+                "{} takes no input while it runs: send the follow-up once the run is over (or stop it)",
+                self.program
+            )
+        })
+    }
+
+    fn check(&self, requested: &StartSpec) -> Result<(), Refusal> {
+        match self.agent {
+            Agent::Claude => claude::check(requested, &self.provider),
+            Agent::Codex => codex::check(requested, &self.provider),
+        }
+    }
 
     fn launch(&self, run: Run<Option<String>>) -> Result<Live, ProviderError> {
         let resume = if run.follow_up {

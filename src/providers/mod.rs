@@ -52,13 +52,39 @@ pub struct StartSpec {
 /// What a provider failed to do, in words for the user ("claude not found on PATH ...").
 pub type ProviderError = String;
 
+/// A start option the provider cannot honour (contract: "Safe defaults": refused, never dropped).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{option}: {message}")]
+pub struct Refusal {
+    /// The option's path in the start body (`options.maxTurns`).
+    pub option: &'static str,
+    /// Why, naming the provider.
+    pub message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(option: &'static str, message: String) -> Refusal {
+        Refusal { option, message }
+    }
+}
+
 pub trait Provider: Send + Sync + 'static {
+    /// Refuses the options of a start request this provider cannot honour. `requested` holds only what
+    /// the request itself gave (defaults from settings are not the caller's to answer for).
+    fn check(&self, _requested: &StartSpec) -> Result<(), Refusal> {
+        Ok(())
+    }
     /// Starts the agent. Returns once it runs (or failed to); its output then flows through `sink`.
     fn start(
         &self,
         spec: StartSpec,
         sink: EventSink,
     ) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// Whether a follow-up can reach the session's agent now; Err says why not (asked before the prompt
+    /// is stored, so that one that cannot be delivered is refused rather than kept and dropped).
+    fn accepts_prompt(&self, _session_id: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
     /// Sends a follow-up prompt to the session's agent.
     fn prompt(
         &self,

@@ -29,6 +29,15 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Starts a run: spawns what it needs and returns at once. The run calls `run.end` when it is over.
     fn launch(&self, run: Run<Self::Memory>) -> Result<Live, ProviderError>;
 
+    /// Why a run of this driver cannot take a follow-up while it runs, if it cannot (one that takes no
+    /// input and may not end soon, like a Codex run retrying forever); None queues it for the next run.
+    fn busy_reason(&self) -> Option<String> {
+        None
+    }
+
+    /// The options of a start request this driver cannot honour.
+    fn check(&self, requested: &StartSpec) -> Result<(), super::Refusal>;
+
     /// Checked before a session starts (a server that must be reachable); nothing by default.
     fn preflight(&self) -> impl Future<Output = Result<(), ProviderError>> + Send {
         async { Ok(()) }
@@ -49,6 +58,10 @@ impl<D: Driver> TableProvider<D> {
 }
 
 impl<D: Driver> Provider for TableProvider<D> {
+    fn check(&self, requested: &StartSpec) -> Result<(), super::Refusal> {
+        self.table.driver.check(requested)
+    }
+
     fn start(
         &self,
         spec: StartSpec,
@@ -59,6 +72,10 @@ impl<D: Driver> Provider for TableProvider<D> {
             table.driver.preflight().await?;
             table.start(spec, sink)
         })
+    }
+
+    fn accepts_prompt(&self, session_id: &str) -> Result<(), ProviderError> {
+        self.table.accepts_prompt(session_id)
     }
 
     fn prompt(
@@ -185,6 +202,23 @@ impl<D: Driver> Table<D> {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Err when the session's run takes no input and the driver will not queue for it, or its input is
+    /// full.
+    pub(crate) fn accepts_prompt(&self, session_id: &str) -> Result<(), ProviderError> {
+        let state = self.lock();
+        let Some((_, live)) = state.slots.get(session_id).and_then(|s| s.run.as_ref()) else {
+            return Ok(()); // not running: the prompt starts a run
+        };
+        match &live.input {
+            Some(input) if input.capacity() == 0 => Err(format!(
+                "the agent has {} follow-ups waiting already; send this one once it answered them",
+                input.max_capacity()
+            )),
+            Some(_) => Ok(()),
+            None => self.driver.busy_reason().map_or(Ok(()), Err),
+        }
     }
 
     pub(crate) fn prompt(

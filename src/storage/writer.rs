@@ -60,7 +60,7 @@ impl<'t> Writer<'t> {
 
     pub(super) fn record(&self, session_id: &str) -> Result<Option<SessionRecord>, StorageError> {
         match self.sessions.get(session_id).map_err(write_error)? {
-            Some(v) => decode_record(v.value()).map(Some),
+            Some(v) => decode_record(session_id, v.value()).map(Some),
             None => Ok(None),
         }
     }
@@ -93,7 +93,7 @@ impl<'t> Writer<'t> {
         let Some(first) = messages.first() else {
             return Ok(());
         };
-        let bytes = encode_batch(messages)?;
+        let bytes = encode_batch(session_id, messages)?;
         self.messages
             .insert((session_id, first.seq_id), bytes.as_slice())
             .map_err(write_error)?;
@@ -109,7 +109,7 @@ impl<'t> Writer<'t> {
             }
             Ok(None) => {}
             // An unreadable record must still be deletable: find its index key the slow way.
-            Err(StorageError::Decode(_)) => self
+            Err(StorageError::Corrupt { .. }) => self
                 .project_sessions
                 .retain(|(_, _, id), ()| id != session_id)
                 .map_err(write_error)?,
