@@ -237,9 +237,11 @@ async fn codex_parses_every_option_the_runner_maps_at_start_and_on_resume() {
     assert_eq!(shown, 1, "the error and turn.failed are one message");
     let first = received.bodies();
     assert!(
-        first.iter().any(|(path, body)| path.ends_with("/v1/responses")
-            && body.contains("Q7X")
-            && body.contains("\"model\":\"gpt-5-codex\"")),
+        first
+            .iter()
+            .any(|(path, body)| path.ends_with("/v1/responses")
+                && body.contains("Q7X")
+                && body.contains("\"model\":\"gpt-5-codex\"")),
         "developer_instructions and the model reach the API"
     );
     // A follow-up resumes the thread: `exec [options] resume <thread> -- prompt` parses too.
