@@ -132,6 +132,9 @@ pub struct LimitsConfig {
     pub max_line: ByteSize,
     /// Live events one subscriber may have waiting before it lags and resumes from storage.
     pub subscriber_buffer: usize,
+    /// Bytes of live-event frames one subscriber may have waiting before it lags (frames are shared by
+    /// every subscriber, so this bounds one subscriber's backlog, not a copy per subscriber).
+    pub subscriber_buffer_bytes: ByteSize,
     /// Most keys a start request's `extraEnv` may hold.
     pub max_extra_env: usize,
     /// Most bytes (keys and values together) a start request's `extraEnv` may hold.
@@ -244,6 +247,7 @@ impl Default for LimitsConfig {
             messages_in_memory: 1000,
             max_line: ByteSize::mib(16),
             subscriber_buffer: 1024,
+            subscriber_buffer_bytes: ByteSize::mib(8),
             max_extra_env: 64,
             max_extra_env_bytes: ByteSize::kib(64),
         }

@@ -113,6 +113,14 @@ impl Engine {
         self.inner.session(session_id, page).await
     }
 
+    /// The last lines a session's agent wrote to stderr (a sign of life, not progress).
+    pub async fn session_stderr(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::providers::SessionStderr, CommandError> {
+        self.inner.session_stderr(session_id).await
+    }
+
     /// purgeSession: memory and storage.
     pub async fn purge_session(&self, session_id: &str) -> Result<(), CommandError> {
         self.inner.purge_session(session_id).await

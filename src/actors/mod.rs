@@ -116,9 +116,11 @@ impl EngineParts {
                 metrics.clone(),
             );
             let buffer = config.limits.subscriber_buffer;
+            let buffer_bytes = usize::try_from(config.limits.subscriber_buffer_bytes.as_u64())
+                .unwrap_or(usize::MAX);
             let theirs = stats.clone();
             let addr = Broadcaster::start_in_arbiter(&control, move |_| {
-                Broadcaster::new(subscribers, buffer, theirs, m)
+                Broadcaster::new(subscribers, buffer, buffer_bytes, theirs, m)
             });
             Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)
         };
@@ -343,7 +345,7 @@ impl EngineParts {
             .map_err(|_| CommandError::SessionNotFound)?;
         let mut session = view.session;
         let after = page.after_seq.unwrap_or(0);
-        if after + 1 < view.oldest_in_memory {
+        if after.saturating_add(1) < view.oldest_in_memory {
             let (store, id) = (self.store.clone(), session.session_id.clone());
             let before = view.oldest_in_memory;
             let limit = page.limit;
@@ -437,6 +439,28 @@ impl EngineParts {
         .await?;
         let (record, messages) = found.ok_or(CommandError::SessionNotFound)?;
         Ok(stored_session(record, messages))
+    }
+
+    /// The last stderr lines of a session's agent; none for a provider that runs no process for it, or
+    /// once the provider has forgotten the session.
+    pub async fn session_stderr(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::providers::SessionStderr, CommandError> {
+        // Only which provider ran it: no messages.
+        let page = Page {
+            after_seq: None,
+            limit: Some(0),
+        };
+        let session = self.session(session_id, page).await?;
+        Ok(self
+            .providers
+            .get(&session.provider)
+            .and_then(|p| p.stderr(session_id))
+            .unwrap_or_else(|| crate::providers::SessionStderr {
+                session_id: session_id.to_owned(),
+                ..Default::default()
+            }))
     }
 
     pub async fn purge_session(&self, session_id: &str) -> Result<(), CommandError> {

@@ -246,6 +246,7 @@ impl SessionActor {
         raws: Vec<crate::messages::wire::RawMessage>,
         ctx: &mut Context<Self>,
     ) {
+        let signals = crate::messages::progress::signals(&raws);
         let mut batch = Vec::with_capacity(raws.len());
         for raw in &raws {
             if let Some(model) = init_model(raw) {
@@ -267,18 +268,33 @@ impl SessionActor {
             .store(self.window_bytes, Ordering::Relaxed);
         // The batch's net effect on the tool in flight equals applying each message in order.
         let mut tool = None;
+        let mut calls = Vec::new();
         for m in &batch {
             match m.role {
-                MsgRole::ToolCall => tool = Some(m.tool_name.clone()),
+                MsgRole::ToolCall => {
+                    tool = Some(m.tool_name.clone());
+                    calls.push((
+                        m.tool_name.clone().unwrap_or_default(),
+                        m.tool_input.clone().unwrap_or_default(),
+                    ));
+                }
                 MsgRole::ToolResult => tool = Some(None),
                 _ => {}
             }
         }
         self.links.project.do_send(ProjectActivity {
             session_id: self.record.session_id.clone(),
-            tool,
+            activity: super::health::Activity {
+                tool,
+                progress: signals.progress,
+                retrying: signals.retrying,
+                calls,
+            },
         });
-        self.touch(ctx);
+        // Only progress restarts the stall clock: an agent retrying its API for an hour has stalled.
+        if signals.progress {
+            self.touch(ctx);
+        }
         let (session_id, project_id) = (
             self.record.session_id.clone(),
             self.record.project_id.clone(),
@@ -301,6 +317,9 @@ impl SessionActor {
         self.record.status = status;
         if error.is_some() {
             self.record.error = error.clone();
+        } else if status == AgentStatus::Running {
+            // Running again: the last run's error is history (its message stays in the session).
+            self.record.error = None;
         }
         self.record.updated_at = now_ms();
         self.record_dirty = true;

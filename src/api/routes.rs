@@ -63,6 +63,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/v1/sessions/{sessionId}", || {
             web::route().to(sessions::get)
         }),
+        endpoint(M::GET, "/v1/sessions/{sessionId}/stderr", || {
+            web::route().to(sessions::stderr)
+        }),
         endpoint(M::DELETE, "/v1/sessions/{sessionId}", || {
             web::route().to(sessions::purge)
         }),

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::feed::status_event;
 use super::{EventSink, Provider, ProviderError, StartSpec};
+use crate::messages::wire::UnixMs;
 
 /// Ended sessions whose memory (resume id, conversation) is kept for follow-ups; older ones are forgotten.
 pub(crate) const IDLE_KEPT: usize = 256;
@@ -32,6 +33,11 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Why a run of this driver cannot take a follow-up while it runs, if it cannot (one that takes no
     /// input and may not end soon, like a Codex run retrying forever); None queues it for the next run.
     fn busy_reason(&self) -> Option<String> {
+        None
+    }
+
+    /// The stderr lines kept in a session's memory, if the driver keeps any.
+    fn stderr(&self, _memory: &Self::Memory) -> Option<(Vec<String>, Option<UnixMs>)> {
         None
     }
 
@@ -76,6 +82,19 @@ impl<D: Driver> Provider for TableProvider<D> {
 
     fn accepts_prompt(&self, session_id: &str) -> Result<(), ProviderError> {
         self.table.accepts_prompt(session_id)
+    }
+
+    fn stderr(&self, session_id: &str) -> Option<super::SessionStderr> {
+        let memory = {
+            let state = self.table.lock();
+            state.slots.get(session_id)?.memory.clone()
+        };
+        let (lines, last_line_at) = self.table.driver.stderr(&lock(&memory))?;
+        Some(super::SessionStderr {
+            session_id: session_id.to_owned(),
+            lines,
+            last_line_at,
+        })
     }
 
     fn prompt(
@@ -347,6 +366,10 @@ impl<D: Driver> Table<D> {
         };
         let _ = sink.emit(vec![status_event(session_id, &outcome)]).await;
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn forget_oldest_idle<M>(slots: &mut HashMap<String, Slot<M>>) {
