@@ -17,6 +17,10 @@ pub enum CommandError {
     /// Bad input; the message starts with the field it is about.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// Well formed but not permitted by the configuration (a provider's permission checks skipped without
+    /// `allow_bypass_permissions`); the message starts with the field.
+    #[error("{field}: {message}")]
+    Forbidden { field: String, message: String },
     /// The provider could not start; the session exists in status error.
     #[error("{error}")]
     ProviderFailed { session_id: String, error: String },

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{send, TestApp};
+use common::{send, text_event, SseClient, TestApp};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// One sample of the server's `/metrics`, by name and labels.
 async fn metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -31,6 +31,9 @@ async fn metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
         other => panic!("{name}{labels:?} not found: {other:?}"),
     }
 }
+
+/// The tests here measure the resident memory of the whole process, so they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The resident memory of this process (the server runs in it), in bytes.
 fn rss() -> u64 {
@@ -72,6 +75,7 @@ async fn read_unknown(app: &TestApp, i: usize) {
 
 #[actix_web::test]
 async fn reads_of_unknown_ids_create_no_actor_and_hold_no_memory() {
+    let _serial = SERIAL.lock().await;
     let app = TestApp::spawn().await;
     let projects = || metric(&app, "agent_store_actors_alive", &[("actor", "project")]);
     // Every kind of read once per id, which also warms up the allocator and the connection pool.
@@ -107,5 +111,59 @@ async fn reads_of_unknown_ids_create_no_actor_and_hold_no_memory() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["sessionId"], sid);
     assert_eq!(projects().await, 1.0);
+    app.stop().await;
+}
+
+/// Three batches of four 1 MiB messages to `session` (each frame about 4 MiB), then a marker message to
+/// `marker`; answers once `watcher` has the marker. Live events reach subscribers in the order they were
+/// published, so by then every subscriber has been offered all three frames.
+async fn three_big_batches(app: &TestApp, session: &str, marker: &str, watcher: &mut SseClient) {
+    let text = "y".repeat(1 << 20);
+    for batch in 0..3 {
+        let events: Vec<Value> = (0..4)
+            .map(|i| text_event(session, &format!("b{batch}-{i}"), &text))
+            .collect();
+        app.ingest(json!(events)).await;
+    }
+    let note = format!("after {session}");
+    app.ingest(json!([text_event(marker, &note, &note)])).await;
+    loop {
+        let (_, data) = watcher.next_named("session.messages").await;
+        if data["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["content"] == note.as_str()))
+        {
+            return;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn idle_subscribers_share_one_copy_of_each_large_event() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::spawn().await;
+    let marker = app.start("marker", "synthetic").await;
+    let mut watcher = app.events("?projectId=marker", None).await;
+    // A first round without idle subscribers grows what any ingest grows (storage cache, allocator).
+    let warm = app.start("warm", "synthetic").await;
+    three_big_batches(&app, &warm, &marker, &mut watcher).await;
+    // Subscribed and never read: each stream's server side fills its socket, then waits.
+    const IDLE: usize = 64;
+    let mut idle = Vec::new();
+    for _ in 0..IDLE {
+        idle.push(app.events("", None).await);
+    }
+    let before = rss();
+    let big = app.start("big", "synthetic").await;
+    three_big_batches(&app, &big, &marker, &mut watcher).await;
+    let grown = rss().saturating_sub(before);
+    // Framed or copied per subscriber, the three batches would cost 64 × 4 MiB at least; shared, the
+    // session's window and a few frames.
+    assert!(
+        grown < 96 << 20,
+        "{IDLE} idle subscribers of 3 × 4 MiB grew the server by {} MiB",
+        grown >> 20
+    );
+    drop(idle);
     app.stop().await;
 }

@@ -90,7 +90,7 @@ fn a_flipped_byte_in_a_message_row_is_reported_with_its_session_never_served() {
     drop(store);
 
     let report = verify(&path).unwrap();
-    assert_eq!((report.schema, report.sessions, report.batches), (2, 2, 2));
+    assert_eq!((report.schema, report.sessions, report.batches), (3, 2, 2));
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].session_id, "victim");
     assert_eq!(
@@ -159,14 +159,14 @@ fn verify_finds_nothing_in_a_sound_file_and_refuses_what_is_not_a_database() {
 }
 
 /// `tests/fixtures/storage/schema1.redb` was written by the build before checksums (schema 1, commit
-/// c627bd9): project alpha's session done with two assistant messages and a cost, project beta's started.
-#[test]
-fn a_schema_one_file_from_the_previous_build_is_migrated_whole() {
+/// c627bd9), `schema2.redb` by the first build with them (schema 2, commit 535487b), the same way: project
+/// alpha's session done with two assistant messages and a cost, project beta's started after it.
+fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
-    std::fs::copy("tests/fixtures/storage/schema1.redb", &path).unwrap();
+    std::fs::copy(fixture, &path).unwrap();
     let before = verify(&path).unwrap();
-    assert_eq!(before.schema, 1);
+    assert_eq!(before.schema, schema);
     assert!(before.damage.is_empty(), "{:?}", before.damage);
 
     let store = Store::open(&path).unwrap();
@@ -178,10 +178,15 @@ fn a_schema_one_file_from_the_previous_build_is_migrated_whole() {
     );
     let messages = store.messages(&alpha.session_id, 0, None, None).unwrap();
     let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
-    assert_eq!(contents, ["hello", "schema one text ✓", "second"]);
-    assert!(store.last_session("beta").unwrap().is_some());
-    // Written after the migration, read back through the checksum.
-    store.apply(&[append(&alpha.session_id, 4..=5)]).unwrap();
+    assert_eq!(contents, ["hello", text, "second"]);
+    let beta = store.last_session("beta").unwrap().expect("beta kept");
+    assert_eq!(store.project_ids().unwrap(), ["alpha", "beta"]);
+    // Written after the migration: read back through the checksum, and the index entry updated in place.
+    let mut moved = alpha.clone();
+    moved.updated_at = beta.updated_at + 1;
+    store
+        .apply(&[append(&alpha.session_id, 4..=5), WriteOp::PutSession(moved)])
+        .unwrap();
     assert_eq!(
         store
             .messages(&alpha.session_id, 3, None, None)
@@ -189,13 +194,90 @@ fn a_schema_one_file_from_the_previous_build_is_migrated_whole() {
             .len(),
         2
     );
+    assert_eq!(store.project_sessions("alpha").unwrap().len(), 1);
     drop(store);
 
-    assert_eq!(schema_version(&path), 2);
+    assert_eq!(schema_version(&path), 3);
     let after = verify(&path).unwrap();
-    assert_eq!((after.schema, after.sessions), (2, before.sessions));
+    assert_eq!((after.schema, after.sessions), (3, before.sessions));
     assert_eq!(after.messages, before.messages + 2);
     assert!(after.damage.is_empty(), "{:?}", after.damage);
+}
+
+#[test]
+fn a_schema_one_file_from_the_build_before_checksums_is_migrated_whole() {
+    migrates_whole(
+        "tests/fixtures/storage/schema1.redb",
+        1,
+        "schema one text ✓",
+    );
+}
+
+#[test]
+fn a_schema_two_file_from_the_build_before_the_append_layout_is_migrated_whole() {
+    migrates_whole(
+        "tests/fixtures/storage/schema2.redb",
+        2,
+        "schema two text ✓",
+    );
+}
+
+#[test]
+fn retention_everywhere_matches_retention_project_by_project() {
+    let fill = |store: &Store| {
+        let mut ops = Vec::new();
+        for p in 0..20 {
+            for s in 0..5i64 {
+                let status = if s == 0 {
+                    AgentStatus::Running
+                } else {
+                    AgentStatus::Done
+                };
+                ops.push(WriteOp::PutSession(record(
+                    &format!("p{p}-s{s}"),
+                    &format!("p{p}"),
+                    status,
+                    100 + s,
+                )));
+            }
+        }
+        store.apply(&ops).unwrap();
+    };
+    let (one, all) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (by_project, everywhere) = (
+        Store::open(&db_in(&one)).unwrap(),
+        Store::open(&db_in(&all)).unwrap(),
+    );
+    fill(&by_project);
+    fill(&everywhere);
+    let protect = ["p3-s1".to_owned()];
+    let mut expected = Vec::new();
+    for p in by_project.project_ids().unwrap() {
+        expected.extend(
+            by_project
+                .enforce_retention(&p, 2, i64::MAX, 0, &protect)
+                .unwrap(),
+        );
+    }
+    let mut got = everywhere
+        .enforce_retention_everywhere(2, i64::MAX, 0, &protect)
+        .unwrap();
+    expected.sort();
+    got.sort();
+    // Running s0 and the two newest done of each project stay; p3 keeps its protected s1 too.
+    assert_eq!(got.len(), 20 * 2 - 1);
+    assert_eq!(got, expected);
+    for p in 0..20 {
+        let p = format!("p{p}");
+        let left = |s: &Store| {
+            s.project_sessions(&p)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.session_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(left(&everywhere), left(&by_project));
+    }
 }
 
 #[test]

@@ -116,9 +116,11 @@ impl EngineParts {
                 metrics.clone(),
             );
             let buffer = config.limits.subscriber_buffer;
+            let buffer_bytes = usize::try_from(config.limits.subscriber_buffer_bytes.as_u64())
+                .unwrap_or(usize::MAX);
             let theirs = stats.clone();
             let addr = Broadcaster::start_in_arbiter(&control, move |_| {
-                Broadcaster::new(subscribers, buffer, theirs, m)
+                Broadcaster::new(subscribers, buffer, buffer_bytes, theirs, m)
             });
             Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)
         };
@@ -217,7 +219,16 @@ impl EngineParts {
             self.config.limits.max_prompt_bytes.as_u64(),
         )?;
         let o = req.options;
-        validate::extra_env(o.extra_env.as_ref())?;
+        let limits = &self.config.limits;
+        validate::start_options(&o, limits.max_prompt_bytes.as_u64())?;
+        validate::extra_env(
+            o.extra_env.as_ref(),
+            validate::EnvLimits {
+                max_keys: limits.max_extra_env,
+                max_bytes: usize::try_from(limits.max_extra_env_bytes.as_u64())
+                    .unwrap_or(usize::MAX),
+            },
+        )?;
         if let Some(cwd) = &o.cwd {
             validate::cwd("options.cwd", cwd)?;
         }
@@ -242,6 +253,19 @@ impl EngineParts {
             })
             .map_err(|r| CommandError::invalid(r.option, r.message))?;
         let settings = self.supervisor.send(GetSettings).await?;
+        let (mode_field, permission_mode) = match o.permission_mode {
+            Some(mode) => ("options.permissionMode", Some(mode)),
+            None => ("permission_mode", settings.permission_mode.clone()),
+        };
+        validate::permission_mode(
+            mode_field,
+            permission_mode.as_deref(),
+            &req.provider,
+            self.config
+                .providers
+                .get(&req.provider)
+                .is_some_and(|p| p.allow_bypass_permissions),
+        )?;
         let provider_settings = settings
             .provider_settings
             .get(&req.provider)
@@ -265,7 +289,7 @@ impl EngineParts {
             cwd: o.cwd.or(settings.default_cwd),
             system_prompt: o.system_prompt.or(settings.system_prompt_template),
             max_turns: o.max_turns,
-            permission_mode: o.permission_mode.or(settings.permission_mode),
+            permission_mode,
             claude_config_dir: o.claude_config_dir,
             extra_env: o.extra_env.unwrap_or_default(),
             additional_directories: o.additional_directories.unwrap_or_default(),
@@ -472,6 +496,7 @@ impl EngineParts {
     }
 
     pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, CommandError> {
+        validate::settings(&patch, self.config.limits.max_prompt_bytes.as_u64())?;
         self.supervisor.send(UpdateSettings(patch)).await?
     }
 

@@ -27,9 +27,10 @@ use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
 use crate::messages::convert::{convert_raw_message, init_model};
+use crate::messages::numbers;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
-    Variant,
+    Variant, MAX_STATUS_ERROR_BYTES,
 };
 use crate::storage::{SessionRecord, StorageError, WriteOp};
 
@@ -311,6 +312,8 @@ impl SessionActor {
         error: Option<String>,
         ctx: &mut Context<Self>,
     ) {
+        // Errors come from agents and sidecars: kept, but never a megabyte of them.
+        let error = error.map(|e| numbers::bounded(e, MAX_STATUS_ERROR_BYTES));
         self.record.status = status;
         if error.is_some() {
             self.record.error = error.clone();
@@ -375,7 +378,7 @@ impl SessionActor {
         self.links.project.do_send(SessionCost {
             session_id: self.record.session_id.clone(),
             model: self.record.model.clone(),
-            tokens: input_tokens + output_tokens,
+            tokens: input_tokens.saturating_add(output_tokens),
             cost_usd,
         });
         let (session_id, project_id) = (

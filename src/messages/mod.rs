@@ -5,6 +5,8 @@
 pub mod adapters;
 pub mod commands;
 pub mod convert;
+pub mod numbers;
 pub mod progress;
+pub mod sse;
 pub mod validate;
 pub mod wire;

@@ -126,6 +126,21 @@ pub(super) fn decode_record(session_id: &str, bytes: &[u8]) -> Result<SessionRec
     record_of(body).map_err(|e| key.corrupt(e))
 }
 
+/// The project of the `sessions` value stored under `session_id`, read without decoding the rest: what a
+/// record update needs of the value it replaces. The checksum is still checked.
+pub(super) fn record_project<'a>(
+    session_id: &str,
+    bytes: &'a [u8],
+) -> Result<&'a str, StorageError> {
+    let key = RowKey::Record(session_id);
+    let body = checked_body(bytes, RECORD_FORMAT, &key)?;
+    // The record starts with its session id, then its project id.
+    postcard::take_from_bytes::<&str>(body)
+        .and_then(|(_, rest)| postcard::take_from_bytes::<&str>(rest))
+        .map(|(project, _)| project)
+        .map_err(|e| key.corrupt(e.to_string()))
+}
+
 fn record_of(body: &[u8]) -> Result<SessionRecord, String> {
     let s: StoredRecord = postcard::from_bytes(body).map_err(|e| e.to_string())?;
     Ok(SessionRecord {
@@ -426,7 +441,9 @@ mod tests {
             message_count: 3,
             provider_session_id: Some("thread".into()),
         };
-        assert_eq!(decode_record("s", &encode_record(&r).unwrap()).unwrap(), r);
+        let bytes = encode_record(&r).unwrap();
+        assert_eq!(decode_record("s", &bytes).unwrap(), r);
+        assert_eq!(record_project("s", &bytes).unwrap(), "p");
     }
 
     fn corrupt_session(e: StorageError) -> (String, String, String) {

@@ -24,7 +24,12 @@ use super::StorageError;
 
 /// sessionId → encoded `SessionRecord`.
 pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-/// (projectId, updatedAt, sessionId) → (): a project's sessions in retention order.
+/// (projectId, sessionId) → updatedAt: a project's sessions. Keyed without the timestamp so that a record
+/// update overwrites its entry in place instead of reading the old record to move a key; the few sessions
+/// of one project are put in retention order when read.
+pub(super) const PROJECT_INDEX: TableDefinition<(&str, &str), i64> =
+    TableDefinition::new("project_index");
+/// Schema 1 and 2's index, (projectId, updatedAt, sessionId) → (), read only by the migration and verify.
 pub(super) const PROJECT_SESSIONS: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("project_sessions");
 /// (sessionId, first seqId) → one encoded batch of messages.
@@ -36,7 +41,8 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 
 pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// The schema this build writes and reads. 2: every `sessions` and `messages` value carries a checksum.
-pub(super) const SCHEMA_VERSION: u64 = 2;
+/// 3: `project_index` replaces `project_sessions`.
+pub(super) const SCHEMA_VERSION: u64 = 3;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 
@@ -124,7 +130,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
     txn.set_durability(Durability::Immediate)?;
     {
         txn.open_table(SESSIONS)?;
-        txn.open_table(PROJECT_SESSIONS)?;
+        txn.open_table(PROJECT_INDEX)?;
         txn.open_table(MESSAGES)?;
         txn.open_table(RUNNING)?;
         txn.open_table(SETTINGS)?;
@@ -183,7 +189,11 @@ pub(super) fn verify(db: &dyn ReadableDatabase, path: &Path) -> Result<u64, Stor
         return Err(damaged(path, format!("unknown schema_version {found}")));
     }
     has_table(&txn, SESSIONS, path)?;
-    has_table(&txn, PROJECT_SESSIONS, path)?;
+    if found < 3 {
+        has_table(&txn, PROJECT_SESSIONS, path)?;
+    } else {
+        has_table(&txn, PROJECT_INDEX, path)?;
+    }
     has_table(&txn, MESSAGES, path)?;
     has_table(&txn, RUNNING, path)?;
     has_table(&txn, SETTINGS, path)?;

@@ -10,8 +10,8 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 
 use super::codec::{decode_batch, decode_record, Visit};
 use super::guard::Guard;
-use super::schema::{self, successor, MESSAGES, PROJECT_SESSIONS, SESSIONS, SETTINGS};
-use super::writer::{write_error, Writer};
+use super::schema::{self, successor, MESSAGES, PROJECT_INDEX, SESSIONS, SETTINGS};
+use super::writer::{newest_first, write_error, Retention, Writer};
 use super::{SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentMessage, AgentStatus, UnixMs};
 
@@ -116,24 +116,31 @@ impl Store {
         now: UnixMs,
         protect: &[String],
     ) -> Result<Vec<String>, StorageError> {
-        self.write(|w| {
-            let mut rank = 0u64;
-            let mut dropped = Vec::new();
-            for (updated_at, id) in w.project_index(project_id)? {
-                if protect.contains(&id) || w.is_running(&id)? {
-                    continue;
-                }
-                let too_old = updated_at > 0 && now.saturating_sub(updated_at) > max_age_ms;
-                if rank >= u64::from(keep) || too_old {
-                    dropped.push(id);
-                }
-                rank += 1;
-            }
-            for id in &dropped {
-                w.delete_session(id)?;
-            }
-            Ok(dropped)
-        })
+        let rule = Retention {
+            keep,
+            max_age_ms,
+            now,
+            protect,
+        };
+        self.write(|w| w.retain_project(project_id, &rule))
+    }
+
+    /// `enforce_retention` for every project, in one transaction (one fsync) and one pass over the index:
+    /// what a change of the retention settings does.
+    pub fn enforce_retention_everywhere(
+        &self,
+        keep: u32,
+        max_age_ms: i64,
+        now: UnixMs,
+        protect: &[String],
+    ) -> Result<Vec<String>, StorageError> {
+        let rule = Retention {
+            keep,
+            max_age_ms,
+            now,
+            protect,
+        };
+        self.write(|w| w.retain_everywhere(&rule))
     }
 
     /// Start-up recovery: every session stored as running was cut off by the previous process's end. Each
@@ -247,13 +254,8 @@ impl Store {
     /// The project's most recently updated session, whatever its status.
     pub fn last_session(&self, project_id: &str) -> Result<Option<SessionRecord>, StorageError> {
         let txn = self.read()?;
-        let newest = self.project_index(&txn, project_id)?.next_back();
-        match newest {
-            Some(row) => {
-                let (key, _) = row.map_err(read_error)?;
-                let (_, _, id) = key.value();
-                self.session_in(&txn, id)
-            }
+        match self.project_index(&txn, project_id)?.first() {
+            Some((_, id)) => self.session_in(&txn, id),
             None => Ok(None),
         }
     }
@@ -262,10 +264,8 @@ impl Store {
     pub fn project_sessions(&self, project_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
         let txn = self.read()?;
         let mut out = Vec::new();
-        for row in self.project_index(&txn, project_id)?.rev() {
-            let (key, _) = row.map_err(read_error)?;
-            let (_, _, id) = key.value();
-            if let Some(r) = self.session_in(&txn, id)? {
+        for (_, id) in self.project_index(&txn, project_id)? {
+            if let Some(r) = self.session_in(&txn, &id)? {
                 out.push(r);
             }
         }
@@ -275,7 +275,7 @@ impl Store {
     /// Every project that has a stored session, sorted.
     pub fn project_ids(&self) -> Result<Vec<String>, StorageError> {
         let txn = self.read()?;
-        let index = txn.open_table(PROJECT_SESSIONS).map_err(read_error)?;
+        let index = txn.open_table(PROJECT_INDEX).map_err(read_error)?;
         let mut out: Vec<String> = Vec::new();
         // Jump from one project to the next instead of walking each project's sessions.
         loop {
@@ -283,9 +283,7 @@ impl Store {
                 None => index.first().map_err(read_error)?,
                 Some(last) => {
                     let past = successor(last);
-                    let mut range = index
-                        .range((past.as_str(), i64::MIN, "")..)
-                        .map_err(read_error)?;
+                    let mut range = index.range((past.as_str(), "")..).map_err(read_error)?;
                     range.next().transpose().map_err(read_error)?
                 }
             };
@@ -423,15 +421,23 @@ impl Store {
         )
     }
 
+    /// The project's sessions as (updatedAt, sessionId), newest first.
     fn project_index(
         &self,
         txn: &ReadTransaction,
         project_id: &str,
-    ) -> Result<redb::Range<'static, (&'static str, i64, &'static str), ()>, StorageError> {
-        let index = txn.open_table(PROJECT_SESSIONS).map_err(read_error)?;
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        let index = txn.open_table(PROJECT_INDEX).map_err(read_error)?;
         let end = successor(project_id);
-        index
-            .range((project_id, i64::MIN, "")..(end.as_str(), i64::MIN, ""))
-            .map_err(read_error)
+        let mut out = Vec::new();
+        for row in index
+            .range((project_id, "")..(end.as_str(), ""))
+            .map_err(read_error)?
+        {
+            let (key, updated_at) = row.map_err(read_error)?;
+            out.push((updated_at.value(), key.value().1.to_owned()));
+        }
+        newest_first(&mut out);
+        Ok(out)
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use redb::{ReadTransaction, ReadableTable};
 
 use super::codec::{decode_batch, decode_record, upgrade_batch, upgrade_record, Visit};
-use super::schema::{self, MESSAGES, PROJECT_SESSIONS, RUNNING, SESSIONS};
+use super::schema::{self, MESSAGES, PROJECT_INDEX, PROJECT_SESSIONS, RUNNING, SESSIONS};
 use super::{SessionRecord, StorageError};
 use crate::messages::wire::AgentStatus;
 
@@ -94,6 +94,28 @@ pub fn verify(path: &Path) -> Result<Report, StorageError> {
     })
 }
 
+/// Every entry of the project index as (projectId, updatedAt, sessionId), in the schema's own layout.
+fn project_entries(
+    txn: &ReadTransaction,
+    schema: u64,
+) -> Result<Vec<(String, i64, String)>, redb::Error> {
+    let mut out = Vec::new();
+    if schema < 3 {
+        for row in txn.open_table(PROJECT_SESSIONS)?.iter()? {
+            let (key, _) = row?;
+            let (project, updated_at, id) = key.value();
+            out.push((project.to_owned(), updated_at, id.to_owned()));
+        }
+    } else {
+        for row in txn.open_table(PROJECT_INDEX)?.iter()? {
+            let (key, updated_at) = row?;
+            let (project, id) = key.value();
+            out.push((project.to_owned(), updated_at.value(), id.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
     // A schema 1 file has no checksums yet: its values are checked the way the migration will take them.
     let old = report.schema < 2;
@@ -118,9 +140,8 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
     }
 
     let mut indexed: HashMap<String, u32> = HashMap::new();
-    for row in txn.open_table(PROJECT_SESSIONS)?.iter()? {
-        let (key, _) = row?;
-        let (project, updated_at, id) = key.value();
+    for (project, updated_at, id) in project_entries(txn, report.schema)? {
+        let (project, id) = (project.as_str(), id.as_str());
         *indexed.entry(id.to_owned()).or_default() += 1;
         match records.get(id) {
             None => report.damage.push(Damage::index(
