@@ -42,6 +42,9 @@ pub struct Supervisor {
     links: Arc<ProjectLinks>,
     projects: HashMap<String, Mailbox<ProjectActor>>,
     sessions: HashMap<String, Mailbox<SessionActor>>,
+    /// Settings updates waiting for the one in flight (`settings_busy`).
+    settings_queue: std::collections::VecDeque<(SettingsPatch, SettingsReply)>,
+    settings_busy: bool,
     stats: Arc<MailboxStats>,
 }
 
@@ -75,6 +78,8 @@ impl Supervisor {
             links,
             projects: HashMap::new(),
             sessions: HashMap::new(),
+            settings_queue: Default::default(),
+            settings_busy: false,
             stats,
         }
     }
@@ -431,15 +436,36 @@ impl Handler<GetSettings> for Supervisor {
 }
 
 /// PUT /v1/settings: persisted first, then applied; retention changes are enforced on every project at once.
+/// Updates run one at a time, each patching the settings the previous one left: two concurrent updates of
+/// different keys both stay, in memory as in storage.
 #[derive(Message)]
 #[rtype(result = "Result<Settings, CommandError>")]
 pub struct UpdateSettings(pub SettingsPatch);
 
-impl Handler<UpdateSettings> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<Settings, CommandError>>;
+type SettingsReply = tokio::sync::oneshot::Sender<Result<Settings, CommandError>>;
 
-    fn handle(&mut self, msg: UpdateSettings, _: &mut Context<Self>) -> Self::Result {
-        let (next, writes) = settings::apply(&self.parts.settings, msg.0);
+impl Handler<UpdateSettings> for Supervisor {
+    type Result = ResponseFuture<Result<Settings, CommandError>>;
+
+    fn handle(&mut self, msg: UpdateSettings, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.settings_queue.push_back((msg.0, tx));
+        if !self.settings_busy {
+            self.next_settings_update(ctx);
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+impl Supervisor {
+    /// Starts the oldest queued settings update, if any, from the settings as they are now.
+    fn next_settings_update(&mut self, ctx: &mut Context<Self>) {
+        let Some((patch, reply)) = self.settings_queue.pop_front() else {
+            self.settings_busy = false;
+            return;
+        };
+        self.settings_busy = true;
+        let (next, writes) = settings::apply(&self.parts.settings, patch);
         let retention_changed = next.session_retention_count
             != self.parts.settings.session_retention_count
             || next.session_retention_days != self.parts.settings.session_retention_days;
@@ -468,16 +494,19 @@ impl Handler<UpdateSettings> for Supervisor {
             }
             Ok::<_, CommandError>(evicted)
         };
-        Box::pin(job.into_actor(self).map(move |result, act, _| {
-            let evicted = result?;
-            act.parts.settings = next;
-            act.parts
-                .metrics
-                .retention_evictions
-                .inc_by(evicted.len() as u64);
-            act.forget_sessions(&evicted, StopReason::Retention);
-            Ok(act.parts.settings.clone())
-        }))
+        ctx.spawn(job.into_actor(self).map(move |result, act, ctx| {
+            let answer = result.map(|evicted| {
+                act.parts.settings = next;
+                act.parts
+                    .metrics
+                    .retention_evictions
+                    .inc_by(evicted.len() as u64);
+                act.forget_sessions(&evicted, StopReason::Retention);
+                act.parts.settings.clone()
+            });
+            let _ = reply.send(answer);
+            act.next_settings_update(ctx);
+        }));
     }
 }
 
