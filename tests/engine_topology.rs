@@ -4,6 +4,8 @@
 mod engine_support;
 
 use agent_store::messages::commands::SettingsPatch;
+use agent_store::messages::wire::AgentStatus;
+use agent_store::providers::recording::Call;
 use engine_support::*;
 
 #[actix_rt::test]
@@ -29,4 +31,49 @@ async fn concurrent_settings_updates_both_stay_in_memory_and_in_storage() {
     let t = t.restart().await;
     let stored = t.engine.settings().await.unwrap();
     assert_eq!(stored, now, "storage holds what memory holds");
+}
+
+#[actix_rt::test]
+async fn a_stop_during_a_start_stops_the_agent_once_it_has_started() {
+    let t = start(|_| {}).await;
+    t.provider
+        .delay_start(Some(std::time::Duration::from_millis(300)));
+    let order = std::cell::RefCell::new(Vec::new());
+    let starting = async {
+        let started = t
+            .engine
+            .start_agent("racy", request("claude", "go", Default::default()))
+            .await;
+        order.borrow_mut().push("started");
+        started
+    };
+    let stopping = async {
+        // Sent once the provider has been asked to start, while its start is still in flight.
+        eventually(std::time::Duration::from_secs(5), || async {
+            (!t.provider.calls().is_empty()).then_some(())
+        })
+        .await;
+        let stopped = t.engine.stop_agent("racy").await;
+        order.borrow_mut().push("stopped");
+        stopped
+    };
+    let (started, stopped) = tokio::join!(starting, stopping);
+    let sid = started.expect("the start succeeds").session_id;
+    stopped.expect("the stop succeeds");
+    assert_eq!(
+        *order.borrow(),
+        ["started", "stopped"],
+        "the stop is answered after the agent it stops has started"
+    );
+    let calls = t.provider.calls();
+    assert!(
+        matches!(calls.as_slice(), [Call::Start(_), Call::Stop { session_id }] if *session_id == sid),
+        "{calls:?}"
+    );
+    let session = t
+        .engine
+        .get_session("racy", Default::default())
+        .await
+        .unwrap();
+    assert_eq!(session.status, AgentStatus::Done);
 }
