@@ -34,6 +34,22 @@ pub struct ProjectLinks {
     pub session: SessionLinksBase,
 }
 
+impl ProjectLinks {
+    /// What a session of `project` needs to reach the rest of the engine.
+    pub fn session_links(&self, project: Mailbox<ProjectActor>) -> SessionLinks {
+        let b = &self.session;
+        SessionLinks {
+            config: b.config.clone(),
+            project,
+            supervisor: self.supervisor.clone(),
+            broadcaster: b.broadcaster.clone(),
+            subscribers: b.subscribers.clone(),
+            persister: b.persister.clone(),
+            metrics: b.metrics.clone(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SessionLinksBase {
     pub config: Arc<crate::config::Config>,
@@ -155,24 +171,15 @@ impl ProjectActor {
     }
 
     fn session_links(&self, ctx: &Context<Self>) -> SessionLinks {
-        let b = &self.links.session;
         let project = self.me.clone().unwrap_or_else(|| {
             Mailbox::new(
                 ctx.address(),
                 self.stats.clone(),
-                b.metrics.clone(),
+                self.metrics().clone(),
                 ActorKind::Project,
             )
         });
-        SessionLinks {
-            config: b.config.clone(),
-            project,
-            supervisor: self.links.supervisor.clone(),
-            broadcaster: b.broadcaster.clone(),
-            subscribers: b.subscribers.clone(),
-            persister: b.persister.clone(),
-            metrics: b.metrics.clone(),
-        }
+        self.links.session_links(project)
     }
 
     /// `<projectId>-<unix ms>`, unique even for two starts in one millisecond.
@@ -349,6 +356,7 @@ impl Handler<StartSession> for ProjectActor {
             recent: vec![Arc::new(first)],
             persisted: false,
             stall_after: self.stall_after(),
+            detached: false,
         };
         let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.
@@ -611,6 +619,7 @@ impl Handler<RestoreLast> for ProjectActor {
                         record: record.clone(),
                         persisted: true,
                         stall_after: act.stall_after(),
+                        detached: false,
                     };
                     act.metrics()
                         .actor_restarts

@@ -12,7 +12,7 @@ use super::arbiters::Arbiters;
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::PersisterHandle;
 use super::project::{ForgetSession, ProjectActor, ProjectLinks, SessionLinksBase, Summarize};
-use super::session::{Deliver, Discard, FlushNow, SessionActor, SessionGone};
+use super::session::{Deliver, Discard, FlushNow, SessionActor, SessionGone, SessionInit};
 use super::settings;
 use crate::config::Config;
 use crate::error::CommandError;
@@ -158,9 +158,107 @@ crate::instrument!(
 );
 
 impl Handler<Ingest> for Supervisor {
-    type Result = ResponseFuture<Result<IngestOutcome, CommandError>>;
+    type Result = ResponseActFuture<Self, Result<IngestOutcome, CommandError>>;
 
-    fn handle(&mut self, msg: Ingest, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) -> Self::Result {
+        // Events for a session no actor holds (its project let it go after the cleanup grace) bring it back
+        // from storage, as the original kept applying them. The read holds this mailbox (`wait`), so no
+        // later batch for the same session can race it into a second actor.
+        let mut unknown: Vec<String> = Vec::new();
+        for event in &msg.events {
+            let id = event.session_id();
+            if !self.sessions.contains_key(id) && !unknown.iter().any(|u| u == id) {
+                unknown.push(id.to_owned());
+            }
+        }
+        if !unknown.is_empty() {
+            let store = self.parts.store.clone();
+            let window = self.parts.config.limits.messages_in_memory as u64;
+            let read = async move {
+                tokio::task::spawn_blocking(move || stored_sessions(&store, unknown, window))
+                    .await
+                    .map_err(|e| CommandError::Storage(e.to_string()))?
+            };
+            ctx.wait(read.into_actor(self).map(|found, act, _| match found {
+                Ok(found) => {
+                    for (record, recent) in found {
+                        act.revive(record, recent);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read sessions back for late events"),
+            }));
+        }
+        // Runs after the read above: an actor's waiting futures come before its other futures.
+        Box::pin(
+            fut::wrap_future::<_, Self>(async {})
+                .then(move |_, act, _| fut::wrap_future(act.route(msg))),
+        )
+    }
+}
+
+/// The stored sessions among `ids`, each with its most recent `window` messages.
+fn stored_sessions(
+    store: &Store,
+    ids: Vec<String>,
+    window: u64,
+) -> Result<
+    Vec<(
+        crate::storage::SessionRecord,
+        Vec<crate::messages::wire::AgentMessage>,
+    )>,
+    CommandError,
+> {
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some(record) = store.session(&id)? {
+            let recent = store.messages(&id, record.last_seq.saturating_sub(window), None, None)?;
+            found.push((record, recent));
+        }
+    }
+    Ok(found)
+}
+
+impl Supervisor {
+    /// Starts a stored session's actor again, detached from its project: it applies what it is sent and
+    /// stops once that is stored (unless an event makes it run again).
+    fn revive(
+        &mut self,
+        record: crate::storage::SessionRecord,
+        recent: Vec<crate::messages::wire::AgentMessage>,
+    ) {
+        if self.sessions.contains_key(&record.session_id) {
+            return;
+        }
+        let project = self.project(&record.project_id);
+        let links = self.links.session_links(project);
+        let init = SessionInit {
+            recent: recent.into_iter().map(Arc::new).collect(),
+            persisted: true,
+            stall_after: self.parts.config.timers.stall_after,
+            detached: true,
+            record,
+        };
+        let session_id = init.record.session_id.clone();
+        let arbiter = self.parts.arbiters.for_project(&init.record.project_id);
+        let stats = Arc::new(MailboxStats::default());
+        let theirs = stats.clone();
+        let addr = SessionActor::start_in_arbiter(&arbiter, move |_| {
+            SessionActor::new(init, links, theirs)
+        });
+        self.parts
+            .metrics
+            .actor_restarts
+            .with_label_values(&[ActorKind::Session.as_str()])
+            .inc();
+        let mailbox = Mailbox::new(addr, stats, self.parts.metrics.clone(), ActorKind::Session);
+        self.sessions.insert(session_id, mailbox);
+    }
+
+    /// Routes a batch to the sessions that hold its events.
+    fn route(
+        &mut self,
+        msg: Ingest,
+    ) -> futures_util::future::BoxFuture<'static, Result<IngestOutcome, CommandError>> {
         // One Deliver per session per batch, events in their original order within each session.
         let mut outcome = IngestOutcome::default();
         let mut slots: HashMap<String, usize> = HashMap::new();
