@@ -45,6 +45,8 @@ pub struct Supervisor {
     /// Settings updates waiting for the one in flight (`settings_busy`).
     settings_queue: std::collections::VecDeque<(SettingsPatch, SettingsReply)>,
     settings_busy: bool,
+    /// Sessions and projects whose purge is in flight.
+    purging: std::collections::HashSet<String>,
     stats: Arc<MailboxStats>,
 }
 
@@ -80,6 +82,7 @@ impl Supervisor {
             sessions: HashMap::new(),
             settings_queue: Default::default(),
             settings_busy: false,
+            purging: Default::default(),
             stats,
         }
     }
@@ -167,7 +170,9 @@ impl Handler<Ingest> for Supervisor {
         let mut unknown: Vec<String> = Vec::new();
         for event in &msg.events {
             let id = event.session_id();
-            if !self.sessions.contains_key(id) && !unknown.iter().any(|u| u == id) {
+            // A purge in flight has not yet deleted what storage holds: nothing of it comes back.
+            let purging = self.purging.contains(id) || self.purging.contains(project_of(id));
+            if !purging && !self.sessions.contains_key(id) && !unknown.iter().any(|u| u == id) {
                 unknown.push(id.to_owned());
             }
         }
@@ -447,32 +452,41 @@ pub struct PurgeSession {
 }
 
 impl Handler<PurgeSession> for Supervisor {
-    type Result = ResponseFuture<Result<(), CommandError>>;
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PurgeSession, _: &mut Context<Self>) -> Self::Result {
         let live = self.sessions.remove(&msg.session_id);
+        let purged = msg.session_id.clone();
+        self.purging.insert(purged.clone());
         if let Some(project) = self.projects.get(project_of(&msg.session_id)) {
             project.do_send(ForgetSession {
                 session_id: msg.session_id.clone(),
             });
         }
         let persister = self.parts.persister.clone();
-        Box::pin(async move {
-            // The actor stops before the delete is queued, so no flush of it can land after the delete.
-            if let Some(addr) = live {
-                let _ = addr
-                    .send(Discard {
-                        reason: StopReason::Purge,
-                    })
-                    .await;
+        Box::pin(
+            async move {
+                // The actor stops before the delete is queued, so no flush of it can land after the delete.
+                if let Some(addr) = live {
+                    let _ = addr
+                        .send(Discard {
+                            reason: StopReason::Purge,
+                        })
+                        .await;
+                }
+                persister
+                    .write(vec![WriteOp::DeleteSession {
+                        session_id: msg.session_id,
+                    }])
+                    .await?;
+                Ok(())
             }
-            persister
-                .write(vec![WriteOp::DeleteSession {
-                    session_id: msg.session_id,
-                }])
-                .await?;
-            Ok(())
-        })
+            .into_actor(self)
+            .map(move |result, act, _| {
+                act.purging.remove(&purged);
+                result
+            }),
+        )
     }
 }
 
@@ -484,9 +498,11 @@ pub struct PurgeProject {
 }
 
 impl Handler<PurgeProject> for Supervisor {
-    type Result = ResponseFuture<Result<(), CommandError>>;
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PurgeProject, _: &mut Context<Self>) -> Self::Result {
+        let purged = msg.project_id.clone();
+        self.purging.insert(purged.clone());
         let ids: Vec<String> = self
             .sessions
             .keys()
@@ -499,25 +515,32 @@ impl Handler<PurgeProject> for Supervisor {
             .collect();
         let project = self.projects.remove(&msg.project_id);
         let persister = self.parts.persister.clone();
-        Box::pin(async move {
-            join_all(live.iter().map(|a| {
-                a.send(Discard {
-                    reason: StopReason::Purge,
-                })
-            }))
-            .await;
-            if let Some(p) = project {
-                for id in ids {
-                    let _ = p.send(ForgetSession { session_id: id }).await;
+        Box::pin(
+            async move {
+                join_all(live.iter().map(|a| {
+                    a.send(Discard {
+                        reason: StopReason::Purge,
+                    })
+                }))
+                .await;
+                if let Some(p) = project {
+                    for id in ids {
+                        let _ = p.send(ForgetSession { session_id: id }).await;
+                    }
                 }
+                persister
+                    .write(vec![WriteOp::DeleteProject {
+                        project_id: msg.project_id,
+                    }])
+                    .await?;
+                Ok(())
             }
-            persister
-                .write(vec![WriteOp::DeleteProject {
-                    project_id: msg.project_id,
-                }])
-                .await?;
-            Ok(())
-        })
+            .into_actor(self)
+            .map(move |result, act, _| {
+                act.purging.remove(&purged);
+                result
+            }),
+        )
     }
 }
 
