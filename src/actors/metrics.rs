@@ -111,6 +111,10 @@ pub struct Metrics {
     pub persisted_messages: IntCounter,
     pub persist_queue: IntGauge,
     pub redb_file_size: IntGauge,
+    pub redb_cache_size: IntGauge,
+    pub redb_cache_used: IntGauge,
+    pub storage_writable: IntGauge,
+    pub corrupt_rows: IntCounter,
     pub sse_subscribers: IntGauge,
     pub sse_lagged: IntCounter,
     pub http_requests: IntCounterVec,
@@ -263,6 +267,22 @@ impl Metrics {
             persisted_messages: counter(&r, "persisted_messages_total", "Messages written to storage."),
             persist_queue: gauge(&r, "persist_queue_jobs", "Write jobs waiting for the persister."),
             redb_file_size: gauge(&r, "redb_file_size_bytes", "Size of the redb file."),
+            redb_cache_size: gauge(
+                &r,
+                "redb_cache_size_bytes",
+                "redb's page cache bound (storage.cache_size).",
+            ),
+            redb_cache_used: gauge(&r, "redb_cache_used_bytes", "Bytes in redb's page cache now."),
+            storage_writable: gauge(
+                &r,
+                "storage_writable",
+                "1 while storage can commit, 0 after a failed commit or with the database file gone.",
+            ),
+            corrupt_rows: counter(
+                &r,
+                "storage_corrupt_rows_total",
+                "Damaged stored rows (checksum or decoding failures) met by reads.",
+            ),
             sse_subscribers: gauge(&r, "sse_subscribers", "Live event subscribers."),
             sse_lagged: counter(&r, "sse_lagged_events_total", "Live events dropped for subscribers that fell behind."),
             http_requests: counter_vec(

@@ -494,6 +494,10 @@ impl Handler<PromptSession> for ProjectActor {
             Ok(p) => p,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
+        // Refused before it is stored: a prompt the agent cannot take must not sit in the session unsent.
+        if let Err(why) = provider.accepts_prompt(&session_id) {
+            return Box::pin(fut::ready(Err(CommandError::Undeliverable(why))));
+        }
         self.cancel_cleanup(ctx);
         if let Some(cur) = &mut self.current {
             cur.status = AgentStatus::Running;
@@ -689,13 +693,12 @@ impl Handler<Summarize> for ProjectActor {
 
 // ── health inputs, from the project's sessions ─────────────────────────────────────────────────────────
 
-/// A batch of messages arrived. `tool`: the batch's net effect on the tool in flight (Some(Some(name)): a
-/// tool started; Some(None): the tool finished; None: neither).
+/// A batch of messages arrived; what it did, as health counts it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ProjectActivity {
     pub session_id: String,
-    pub tool: Option<Option<String>>,
+    pub activity: super::health::Activity,
 }
 
 impl Handler<ProjectActivity> for ProjectActor {
@@ -705,12 +708,7 @@ impl Handler<ProjectActivity> for ProjectActor {
         if !self.is_current(&msg.session_id) {
             return;
         }
-        let now = Instant::now();
-        match msg.tool {
-            Some(Some(name)) => self.health.record_activity(Some(&name), now),
-            Some(None) => self.health.record_tool_done(now),
-            None => self.health.record_activity(None, now),
-        }
+        self.health.record(msg.activity, Instant::now());
         self.health_changed(ctx);
     }
 }

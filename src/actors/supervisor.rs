@@ -591,7 +591,6 @@ impl Supervisor {
             != self.parts.settings.session_retention_count
             || next.session_retention_days != self.parts.settings.session_retention_days;
         let persister = self.parts.persister.clone();
-        let store = self.parts.store.clone();
         let (keep, max_age) = (next.session_retention_count, retention_age_ms(&next));
         let job = async move {
             let ops = writes
@@ -601,17 +600,10 @@ impl Supervisor {
             persister.write(ops).await?;
             let mut evicted = Vec::new();
             if retention_changed {
-                let projects = tokio::task::spawn_blocking(move || store.project_ids())
-                    .await
-                    .map_err(|e| CommandError::Storage(e.to_string()))??;
-                // Running sessions are protected by their stored status.
-                for project_id in projects {
-                    evicted.extend(
-                        persister
-                            .enforce_retention(project_id, keep, max_age, Vec::new())
-                            .await?,
-                    );
-                }
+                // Every project in one transaction; running sessions are protected by their stored status.
+                evicted = persister
+                    .enforce_retention_everywhere(keep, max_age, Vec::new())
+                    .await?;
             }
             Ok::<_, CommandError>(evicted)
         };

@@ -27,6 +27,7 @@ use super::{debug, events, health, ops, projects, sessions, settings, sidecar};
         projects::purge,
         projects::stall_threshold,
         sessions::get,
+        sessions::stderr,
         sessions::purge,
         sidecar::ingest,
         settings::get,
