@@ -1,6 +1,10 @@
 //! Bearer-token authentication. When `server.auth_token` is set, every request but the process probes
 //! (`/healthz`, `/readyz`) must carry `Authorization: Bearer <token>`. The comparison runs in constant time
 //! so the answer's timing says nothing about how much of a guess was right; the token is never logged.
+//!
+//! Two exceptions: the ops console's static files (`/`, `/ui/…`), which hold no data, and the live stream
+//! `/v1/events`, which also accepts a single-use `?ticket=` (see `ticket.rs`) because a browser's
+//! `EventSource` cannot send a header.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -9,8 +13,10 @@ use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use subtle::ConstantTimeEq;
 
+use super::console::is_console_path;
 use super::errors::ApiError;
-use super::AppState;
+use super::routes::EVENTS_PATH;
+use super::{AppState, Query};
 
 /// Paths that answer without a token: orchestrators probe them without credentials.
 const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -19,16 +25,24 @@ pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let allowed = match &AppState::of(req.request()).auth_token {
+    let state = AppState::of(req.request());
+    let allowed = match &state.auth_token {
         None => true,
-        Some(_) if OPEN_PATHS.contains(&req.path()) => true,
+        Some(_) if OPEN_PATHS.contains(&req.path()) || is_console_path(req.path()) => true,
         Some(token) => {
             let presented = req
                 .headers()
                 .get(AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(bearer);
-            presented.is_some_and(|p| token_matches(p, token))
+            match presented {
+                Some(p) => token_matches(p, token),
+                None if req.path() == EVENTS_PATH => Query::parse(req.query_string())
+                    .ok()
+                    .and_then(|q| q.text("ticket").map(|t| state.tickets.redeem(t)))
+                    .unwrap_or(false),
+                None => false,
+            }
         }
     };
     if allowed {
