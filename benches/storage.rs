@@ -1,6 +1,8 @@
-//! Storage on a real redb file in a temp dir: `Store::apply` with `AppendMessages` batches (each call is
-//! one durable transaction, so one fsync), shaped as the persister sends them — one busy session, or many
-//! sessions' debounced batches grouped in one commit — and reading a 100,000-message session back.
+//! Storage on a real redb file in a temp dir, one bench per operation: `Store::apply` with `AppendMessages`
+//! batches (each call is one durable transaction, so one fsync), shaped as the persister sends them — one
+//! busy session, or many sessions' debounced batches grouped in one commit; updating many sessions'
+//! records in one commit (a flush's bookkeeping, and finishing sessions); retention across many projects;
+//! and reading a 100,000-message session back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,6 +95,101 @@ fn apply(c: &mut Criterion) {
     group.finish();
 }
 
+/// A store holding `sessions` running sessions of their own project each, with one stored batch.
+fn populated(sessions: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bench.redb")).unwrap();
+    store.apply(&ops(sessions, 10, 0, 300)).unwrap();
+    (dir, store)
+}
+
+/// Records rewritten in one commit, as a group commit carries them: every flush's updated record (new
+/// updatedAt, still running), and sessions finishing (status done).
+fn records(c: &mut Criterion) {
+    const SESSIONS: usize = 1000;
+    let mut group = c.benchmark_group("store_records");
+    group.throughput(Throughput::Elements(SESSIONS as u64));
+    for (name, status) in [
+        ("1000 records updated", AgentStatus::Running),
+        ("1000 sessions finished", AgentStatus::Done),
+    ] {
+        let (_dir, store) = populated(SESSIONS);
+        let mut tick = 100u64;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    tick += 1;
+                    let batch: Vec<WriteOp> = (0..SESSIONS)
+                        .map(|s| {
+                            let mut r = record(&format!("s{s}-1700000000000"), tick);
+                            r.status = status;
+                            WriteOp::PutSession(r)
+                        })
+                        .collect();
+                    let t = Instant::now();
+                    store.apply(&batch).unwrap();
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
+        store.close();
+    }
+    group.finish();
+}
+
+/// Retention applied to every project, as a settings change does: 1,000 projects of 5 finished sessions,
+/// keeping 3 (so each pass deletes 2 per project; the deleted ones are written again before the next).
+fn retention(c: &mut Criterion) {
+    const PROJECTS: usize = 1000;
+    let mut group = c.benchmark_group("store_retention");
+    group.throughput(Throughput::Elements(PROJECTS as u64));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bench.redb")).unwrap();
+    let fill = |store: &Store| {
+        let mut batch = Vec::new();
+        for p in 0..PROJECTS {
+            for s in 0..5u64 {
+                let mut r = record(&format!("p{p}-s{s}"), s + 1);
+                r.project_id = format!("p{p}");
+                r.status = AgentStatus::Done;
+                batch.push(WriteOp::PutSession(r));
+            }
+        }
+        store.apply(&batch).unwrap();
+    };
+    let projects: Vec<String> = (0..PROJECTS).map(|p| format!("p{p}")).collect();
+    group.bench_function("1000 projects", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                fill(&store);
+                let t = Instant::now();
+                let dropped = retain_all(&store, &projects);
+                spent += t.elapsed();
+                assert_eq!(dropped, 2 * PROJECTS);
+            }
+            spent
+        })
+    });
+    group.finish();
+    store.close();
+}
+
+/// Retention over `projects`, one durable transaction per project: the only way this build has.
+fn retain_all(store: &Store, projects: &[String]) -> usize {
+    projects
+        .iter()
+        .map(|p| {
+            store
+                .enforce_retention(p, 3, i64::MAX, 0, &[])
+                .unwrap()
+                .len()
+        })
+        .sum()
+}
+
 fn read_back(c: &mut Criterion) {
     const MESSAGES: u64 = 100_000;
     let dir = tempfile::tempdir().unwrap();
@@ -121,6 +218,6 @@ fn read_back(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3));
-    targets = apply, read_back
+    targets = apply, records, retention, read_back
 }
 criterion_main!(benches);

@@ -76,6 +76,16 @@ pub struct ServerConfig {
     /// How often an idle `/v1/events` stream sends a comment line, so proxies keep it open.
     #[serde(with = "humantime_serde")]
     pub sse_keep_alive: Duration,
+    /// `Host` names (`name` for any port, or `name:port`) served besides the loopback ones. Without a
+    /// token every other `Host` is refused (DNS rebinding); with a token, only when this list is set.
+    pub allowed_hosts: Vec<String>,
+    /// Page origins (`scheme://host[:port]`) that may call the API from a browser, answered with CORS
+    /// headers. The server's own origin (the ops console) needs no entry.
+    pub allowed_origins: Vec<String>,
+    /// How long a request body may take to arrive in full; a slower one is refused with 408 and its
+    /// connection closed, so a body that never finishes cannot hold a connection.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +132,13 @@ pub struct LimitsConfig {
     pub max_line: ByteSize,
     /// Live events one subscriber may have waiting before it lags and resumes from storage.
     pub subscriber_buffer: usize,
+    /// Bytes of live-event frames one subscriber may have waiting before it lags (frames are shared by
+    /// every subscriber, so this bounds one subscriber's backlog, not a copy per subscriber).
+    pub subscriber_buffer_bytes: ByteSize,
+    /// Most keys a start request's `extraEnv` may hold.
+    pub max_extra_env: usize,
+    /// Most bytes (keys and values together) a start request's `extraEnv` may hold.
+    pub max_extra_env_bytes: ByteSize,
 }
 
 /// One `[providers.NAME]` table.
@@ -139,6 +156,10 @@ pub struct ProviderConfig {
     /// Sidecar only: which adapter reads its `agent_event` payloads.
     #[serde(default)]
     pub adapter: Option<ProviderKind>,
+    /// Whether a start may ask this provider to skip its permission checks (`bypassPermissions`, Codex's
+    /// `danger-full-access`); refused with 403 otherwise.
+    #[serde(default)]
+    pub allow_bypass_permissions: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -173,6 +194,9 @@ impl Default for ServerConfig {
             auth_token: None,
             workers: 0,
             sse_keep_alive: Duration::from_secs(15),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -223,6 +247,9 @@ impl Default for LimitsConfig {
             messages_in_memory: 1000,
             max_line: ByteSize::mib(16),
             subscriber_buffer: 1024,
+            subscriber_buffer_bytes: ByteSize::mib(8),
+            max_extra_env: 64,
+            max_extra_env_bytes: ByteSize::kib(64),
         }
     }
 }
@@ -237,6 +264,7 @@ fn default_providers() -> BTreeMap<String, ProviderConfig> {
             default_model: Some("claude-opus-4-5".into()),
             host: None,
             adapter: None,
+            allow_bypass_permissions: false,
         },
     );
     p.insert(
@@ -247,6 +275,7 @@ fn default_providers() -> BTreeMap<String, ProviderConfig> {
             default_model: None,
             host: None,
             adapter: None,
+            allow_bypass_permissions: false,
         },
     );
     p.insert(
@@ -257,6 +286,7 @@ fn default_providers() -> BTreeMap<String, ProviderConfig> {
             default_model: Some("qwen3:8b".into()),
             host: Some("http://127.0.0.1:11434".into()),
             adapter: None,
+            allow_bypass_permissions: false,
         },
     );
     p
@@ -345,6 +375,17 @@ impl Config {
         }
         if self.server.sse_keep_alive.is_zero() {
             return Err(invalid("server.sse_keep_alive", "must be above zero"));
+        }
+        if self.server.body_timeout.is_zero() {
+            return Err(invalid("server.body_timeout", "must be above zero"));
+        }
+        for origin in &self.server.allowed_origins {
+            if !crate::api::is_origin(origin) {
+                return Err(ConfigError::Invalid {
+                    key: "server.allowed_origins".into(),
+                    message: format!("{origin:?} is not an origin (scheme://host[:port])"),
+                });
+            }
         }
         if self.timers.stall_after.is_zero() {
             return Err(invalid("timers.stall_after", "must be above zero"));

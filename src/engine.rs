@@ -113,6 +113,14 @@ impl Engine {
         self.inner.session(session_id, page).await
     }
 
+    /// The last lines a session's agent wrote to stderr (a sign of life, not progress).
+    pub async fn session_stderr(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::providers::SessionStderr, CommandError> {
+        self.inner.session_stderr(session_id).await
+    }
+
     /// purgeSession: memory and storage.
     pub async fn purge_session(&self, session_id: &str) -> Result<(), CommandError> {
         self.inner.purge_session(session_id).await
@@ -182,9 +190,14 @@ impl Engine {
         self.inner.hold_persister().await
     }
 
-    /// Storage open and actors up.
+    /// Storage open and able to commit, and actors up.
     pub fn is_ready(&self) -> bool {
         self.inner.is_ready()
+    }
+
+    /// `is_ready`, with the reason when not.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.inner.readiness()
     }
 
     /// Waits until everything accepted so far is committed to storage.

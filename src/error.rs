@@ -17,9 +17,16 @@ pub enum CommandError {
     /// Bad input; the message starts with the field it is about.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// Well formed but not permitted by the configuration (a provider's permission checks skipped without
+    /// `allow_bypass_permissions`); the message starts with the field.
+    #[error("{field}: {message}")]
+    Forbidden { field: String, message: String },
     /// The provider could not start; the session exists in status error.
     #[error("{error}")]
     ProviderFailed { session_id: String, error: String },
+    /// A follow-up the session's agent cannot take now (a Codex run reads no input); nothing was stored.
+    #[error("{0}")]
+    Undeliverable(String),
     /// The provider refused a stop or a prompt.
     #[error("{0}")]
     Provider(String),

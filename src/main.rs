@@ -1,5 +1,6 @@
 //! The `agent-store` binary: `serve` runs the service, `convert` shows what the store would make of a
-//! recorded provider transcript, `loadtest` measures a server or an in-process engine; see `--help`.
+//! recorded provider transcript, `loadtest` measures a server or an in-process engine, `verify` checks every
+//! stored row of a database; see `--help`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use agent_store::cli::convert;
 use agent_store::cli::loadtest::{self, LoadtestArgs};
 use agent_store::cli::serve::{self, ServeArgs};
+use agent_store::cli::verify::{self, VerifyArgs};
 use agent_store::config::ProviderKind;
 
 /// Every message crosses threads as small allocations (actor mailboxes, shared message batches). glibc's
@@ -40,6 +42,8 @@ enum Command {
     },
     /// Put a server or an in-process engine under load, measure it, and check nothing was lost
     Loadtest(LoadtestArgs),
+    /// Check every stored row of the database in --data-dir (checksums, indexes); fail if any is damaged
+    Verify(VerifyArgs),
 }
 
 /// The providers that have a transcript format of their own.
@@ -89,6 +93,9 @@ fn main() -> ExitCode {
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }),
+        Command::Verify(args) => {
+            verify::run(&args, &mut std::io::stdout().lock()).map_err(|e| e.to_string())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -163,6 +163,23 @@ async fn a_reconnect_with_last_event_id_resumes_without_gaps_or_duplicates() {
 async fn a_lagging_subscriber_gets_lagged_then_every_missed_message_from_storage() {
     // A small subscriber buffer, so that fewer messages make it lag.
     let app = TestApp::spawn_with(|c| c.limits.subscriber_buffer = 16).await;
+    lag_then_catch_up(app).await;
+}
+
+#[actix_web::test]
+async fn a_subscriber_lags_once_its_waiting_frames_pass_the_byte_budget() {
+    // Room for any number of events, but only 256 KiB of them: the bytes bound the buffer.
+    let app = TestApp::spawn_with(|c| {
+        c.limits.subscriber_buffer = 1_000_000;
+        c.limits.subscriber_buffer_bytes = bytesize::ByteSize::kib(256);
+    })
+    .await;
+    lag_then_catch_up(app).await;
+}
+
+/// 1,500 messages of 16 KiB to a subscriber that does not read until they are all in: it must get
+/// `lagged`, then every message exactly once, the missed ones read back from storage.
+async fn lag_then_catch_up(app: TestApp) {
     let sid = app.start("flood", "synthetic").await;
     let start_seq = app.session(&sid).await["lastSeqId"].as_u64().unwrap();
     // Subscribed, but not reading: the kernel buffers fill, then the subscriber's bounded buffer.

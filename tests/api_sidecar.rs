@@ -175,6 +175,7 @@ async fn a_body_over_max_body_is_413_with_a_json_error() {
     let stream = futures_util::stream::iter(chunks);
     let (status, body) = send(
         app.post("/v1/sidecar/events")
+            .header("Content-Type", "application/json")
             .body(reqwest::Body::wrap_stream(stream)),
     )
     .await;

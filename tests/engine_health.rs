@@ -340,3 +340,40 @@ async fn a_finished_session_gives_its_window_back_once_stored() {
     let seqs: Vec<u64> = tail.messages.iter().map(|m| m.seq_id).collect();
     assert_eq!(seqs, vec![16, 17, 18]);
 }
+
+#[actix_rt::test]
+async fn a_batch_of_events_arms_the_health_timer_once_not_per_event() {
+    let t = start(|_| {}).await;
+    let sid = t.start_session("batch", "go").await;
+    let arms = || {
+        sample(
+            &t.engine.metrics_text(),
+            "agent_store_timer_arms_total",
+            &[("timer", "health")],
+        )
+    };
+    let before = arms();
+    // One event per message, each moving the project's stall deadline a little later.
+    let events: Vec<_> = (0..20_000)
+        .map(|i| {
+            messages(
+                &sid,
+                vec![raw(&format!("b{i}"), "text", json!({"text": "x"}))],
+            )
+        })
+        .collect();
+    t.send(events).await;
+    let s = t
+        .engine
+        .get_session("batch", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(s.last_seq_id, 20_001);
+    // The project has seen every event once it answers: its mailbox is in order behind them.
+    t.engine.health().await.unwrap();
+    let armed = arms() - before;
+    assert!(
+        armed <= 2.0,
+        "the armed timer fires early and re-arms once; 20,000 events armed it {armed} times"
+    );
+}

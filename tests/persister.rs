@@ -244,7 +244,10 @@ async fn one_bad_write_does_not_fail_the_writes_grouped_with_it() {
 
     committed(first).await.unwrap();
     assert_eq!(committed(before).await, Ok(()));
-    assert!(matches!(committed(bad).await, Err(StorageError::Decode(_))));
+    assert!(matches!(
+        committed(bad).await,
+        Err(StorageError::Corrupt { .. })
+    ));
     assert_eq!(committed(after).await, Ok(()));
     assert!(persister.stats().commits_failed >= 1);
     assert!(store.session("before").unwrap().is_some());

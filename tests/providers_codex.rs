@@ -5,6 +5,7 @@ mod providers_support;
 
 use std::path::Path;
 
+use agent_store::error::CommandError;
 use agent_store::messages::commands::StartOptions;
 use agent_store::messages::wire::{AgentStatus, MsgRole};
 use providers_support::*;
@@ -41,10 +42,13 @@ async fn a_session_runs_to_done_with_its_messages_and_cost() {
         serde_json::json!([
             "exec",
             "--json",
+            "--skip-git-repo-check",
             "--model",
             "gpt-5-codex",
             "--cd",
             cwd,
+            "--sandbox",
+            "workspace-write",
             "--",
             "-list the files"
         ])
@@ -70,41 +74,55 @@ async fn a_follow_up_resumes_the_thread() {
     let runs = invocations(Path::new(&record));
     assert_eq!(
         runs[1],
-        ["exec", "--json", "resume", "fake-thread-1", "--", "second"]
+        [
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--sandbox",
+            "workspace-write",
+            "resume",
+            "fake-thread-1",
+            "--",
+            "second"
+        ]
     );
 }
 
 #[actix_rt::test]
-async fn a_follow_up_during_a_run_waits_for_it_and_then_resumes_the_thread() {
+async fn a_follow_up_during_a_run_is_refused_not_stored() {
     let h = start(|_, _| {}).await;
     let record = h.path_str("record");
     h.start_session(
         "p1",
         "codex",
         "first",
-        &[("FAKE_RECORD", &record), ("FAKE_DELAY", "0.1")],
+        &[("FAKE_RECORD", &record), ("FAKE_MODE", "hang")],
     )
     .await
     .unwrap();
-    h.engine.send_prompt("p1", "second".into()).await.unwrap();
-    let s = eventually(PATIENCE, || async {
+    // The run has printed its first line: it runs.
+    eventually(PATIENCE, || async {
         let s = h.session("p1").await;
-        (s.status == AgentStatus::Done).then_some(s)
+        (s.messages.len() > 1).then_some(())
     })
     .await;
-    // Done only once both runs are over: the second run's reply is there.
-    let runs = invocations(Path::new(&record));
-    assert_eq!(runs.len(), 2);
-    assert_eq!(
-        runs[1],
-        ["exec", "--json", "resume", "fake-thread-1", "--", "second"]
-    );
-    let replies = s
+    let refused = h.engine.send_prompt("p1", "second".into()).await;
+    match refused {
+        Err(CommandError::Undeliverable(why)) => {
+            assert!(why.contains("takes no input while it runs"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let s = h.session("p1").await;
+    assert_eq!(s.status, AgentStatus::Running);
+    let users = s
         .messages
         .iter()
-        .filter(|m| m.role == MsgRole::Assistant)
+        .filter(|m| m.role == MsgRole::User)
         .count();
-    assert_eq!(replies, 2);
+    assert_eq!(users, 1, "the refused prompt is not stored");
+    h.engine.stop_agent("p1").await.unwrap();
+    assert_eq!(invocations(Path::new(&record)).len(), 1);
 }
 
 #[actix_rt::test]

@@ -126,6 +126,7 @@ async fn harness(host: &str) -> Harness {
                 default_model: Some("qwen3:8b".into()),
                 host: Some(host),
                 adapter: None,
+                allow_bypass_permissions: false,
             },
         );
     })

@@ -45,6 +45,7 @@ async fn harness(env: &[(&str, &str)], backoff: Backoff) -> Harness {
             default_model: Some("claude-sonnet-4-5".into()),
             host: None,
             adapter: Some(ProviderKind::Claude),
+            allow_bypass_permissions: false,
         },
     );
     let mut providers = providers::from_config(&config).unwrap();
@@ -221,6 +222,7 @@ async fn a_missing_sidecar_program_is_a_start_error() {
             default_model: None,
             host: None,
             adapter: Some(ProviderKind::Codex),
+            allow_bypass_permissions: false,
         },
     );
     let providers = providers::from_config(&config).unwrap();

@@ -166,6 +166,7 @@ async fn a_crash_looping_sidecar_fails_its_sessions_and_the_rest_is_served() {
             default_model: Some("claude-sonnet-4-5".into()),
             host: None,
             adapter: Some(ProviderKind::Claude),
+            allow_bypass_permissions: false,
         },
     );
     let mut all = providers::from_config(&config).unwrap();

@@ -298,6 +298,40 @@ async fn the_token_reaches_neither_the_logs_nor_the_agents() {
     );
 }
 
+/// A token written with a trailing newline (`echo token > file`) is used without it, with a warning that
+/// does not show it, instead of locking every client out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_surrounding_whitespace_is_trimmed_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Duration::from_millis(50), "");
+    let padded = format!(" {TOKEN}\n");
+    let mut server = serve(
+        &config,
+        &dir.path().join("data"),
+        &[("AGENT_STORE_TOKEN", &padded)],
+    )
+    .await;
+    server.token = Some(TOKEN.into());
+    let (status, body) = server
+        .call(server.request(Method::GET, "/v1/projects"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.token = Some(WRONG.into());
+    let (status, _) = server
+        .call(server.request(Method::GET, "/v1/projects"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = server.terminate(Duration::from_secs(10)).await;
+    assert!(status.success());
+    let log = server.log_text();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("auth_token"))
+        .unwrap_or_else(|| panic!("no warning about the trimmed token: {log}"));
+    assert!(warning.contains("trimmed"), "{warning}");
+    assert!(!log.contains(TOKEN), "the token reached the logs");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_agent_outlives_a_stop_or_a_shutdown() {
     let dir = tempfile::tempdir().unwrap();

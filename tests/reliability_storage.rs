@@ -1,5 +1,5 @@
-//! A full disk under the running service (the real app over HTTP, in-process): durable ingests answer
-//! 503 while writes fail, plain ingests are still accepted and nothing accepted is dropped (pending writes
+//! A full disk under the running service (the real app over HTTP, in-process): durable ingests and
+//! `/readyz` answer 503 while writes fail, plain ingests are still accepted and nothing accepted is dropped (pending writes
 //! are retried with backoff), the file is never corrupted, and every message is stored once space returns.
 //!
 //! The disk is a small tmpfs mounted for the test (tests run as root here and in CI). Where mounting is
@@ -123,6 +123,25 @@ async fn full_disk_scenario(data_dir: PathBuf, fail: impl FnOnce(), heal: impl F
     assert!(refused > 0, "a durable ingest on a full disk answers 503");
     let (status, _) = send(app.get("/healthz")).await;
     assert_eq!(status, StatusCode::OK, "the service stays up");
+    // Not ready while commits fail. A small commit may still fit in the file's free pages between the
+    // retries of the big ones, so the answer is awaited rather than expected at one instant.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = send(app.get("/readyz")).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(
+                error.starts_with("not ready: storage cannot commit"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed 200 on a full disk"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     heal();
     // Pending writes are retried on their own (backoff): the stored record catches up with everything
@@ -139,6 +158,12 @@ async fn full_disk_scenario(data_dir: PathBuf, fail: impl FnOnce(), heal: impl F
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let (status, body) = send(app.get("/readyz")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "ready again once commits succeed: {body}"
+    );
     app.ingest_durable(big(&sid, "after", 1)).await;
     sent += 1;
 

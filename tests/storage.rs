@@ -77,7 +77,7 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
-    drop(set_schema_version(&path, 2));
+    drop(set_schema_version(&path, 4));
     let before = std::fs::read(&path).unwrap();
 
     let err = Store::open(&path)
@@ -87,8 +87,8 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
         matches!(
             err,
             StorageError::NewerSchema {
-                found: 2,
-                supported: 1,
+                found: 4,
+                supported: 3,
                 ..
             }
         ),
@@ -175,13 +175,13 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
 
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.redb");
-    leave_unclean_file(&newer, 3);
+    leave_unclean_file(&newer, 4);
     let before = std::fs::read(&newer).unwrap();
     let err = Store::open(&newer)
         .err()
         .expect("a newer schema must be refused");
     assert!(
-        matches!(err, StorageError::NewerSchema { found: 3, .. }),
+        matches!(err, StorageError::NewerSchema { found: 4, .. }),
         "{err:?}"
     );
     assert!(
@@ -190,7 +190,7 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
     );
 
     let ours = dir.path().join("ours.redb");
-    leave_unclean_file(&ours, 1);
+    leave_unclean_file(&ours, 3);
     let store = Store::open(&ours).unwrap();
     assert_eq!(
         seqs(&store.messages("s1", 0, None, None).unwrap()),
@@ -466,8 +466,14 @@ fn a_failed_apply_changes_nothing() {
             put("a", "p", AgentStatus::Done, 3),
         ])
         .unwrap_err();
-    assert!(matches!(err, StorageError::Decode(_)), "{err:?}");
-    assert!(matches!(store.session("a"), Err(StorageError::Decode(_))));
+    assert!(
+        matches!(&err, StorageError::Corrupt { session_id, .. } if session_id == "a"),
+        "{err:?}"
+    );
+    assert!(matches!(
+        store.session("a"),
+        Err(StorageError::Corrupt { .. })
+    ));
     // ...and the op before it in the same transaction is not applied either.
     assert_eq!(store.session("b").unwrap(), None);
     // An unreadable session can still be deleted, index key included.
@@ -516,7 +522,7 @@ fn a_store_is_shared_across_threads() {
 }
 
 #[test]
-fn meta_holds_schema_version_one() {
+fn meta_holds_schema_version_three() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
@@ -529,5 +535,5 @@ fn meta_holds_schema_version_one() {
         .unwrap()
         .unwrap()
         .value();
-    assert_eq!(version, 1);
+    assert_eq!(version, 3);
 }

@@ -13,6 +13,23 @@ const BURN_WINDOW: Duration = Duration::from_secs(5 * 60);
 const MIN_BURN_SPAN: Duration = Duration::from_secs(4);
 /// Context limit of a model not listed in the configuration.
 pub const DEFAULT_CONTEXT_LIMIT: u64 = 200_000;
+/// The same tool call (name and input) this many times in a row is "looping: <tool>".
+pub const LOOP_REPEATS: u32 = 5;
+
+/// What one batch of a session's messages did, as health counts it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    /// The batch's net effect on the tool in flight (Some(Some(name)): a tool started; Some(None): the
+    /// tool finished; None: neither).
+    pub tool: Option<Option<String>>,
+    /// Whether anything in it moved the work forward (`messages::progress`): only that resets the
+    /// stall clock.
+    pub progress: bool,
+    /// The provider is retrying, and why.
+    pub retrying: Option<String>,
+    /// The batch's tool calls in order, as (name, input).
+    pub calls: Vec<(String, String)>,
+}
 
 #[derive(Debug, Clone)]
 pub struct HealthTracker {
@@ -25,6 +42,10 @@ pub struct HealthTracker {
     context_limit: u64,
     costs: VecDeque<(Instant, f64)>,
     stall_after: Duration,
+    /// Why the provider is retrying, until it makes progress again.
+    retrying: Option<String>,
+    /// The last tool call (name, input) and how many times in a row it was made.
+    last_call: Option<((String, String), u32)>,
 }
 
 impl HealthTracker {
@@ -39,6 +60,8 @@ impl HealthTracker {
             context_limit: DEFAULT_CONTEXT_LIMIT,
             costs: VecDeque::new(),
             stall_after,
+            retrying: None,
+            last_call: None,
         }
     }
 
@@ -51,6 +74,8 @@ impl HealthTracker {
         self.tokens = 0;
         self.costs.clear();
         self.last_activity = Some(now);
+        self.retrying = None;
+        self.last_call = None;
     }
 
     pub fn set_stall_after(&mut self, stall_after: Duration) {
@@ -66,6 +91,36 @@ impl HealthTracker {
         self.last_activity = Some(now);
         if let Some(t) = tool {
             self.active_tool = Some(t.to_owned());
+        }
+    }
+
+    /// A batch of messages: only progress is activity (retries and errors are not); retries and repeated
+    /// tool calls are remembered for attention.
+    pub fn record(&mut self, activity: Activity, now: Instant) {
+        if activity.progress {
+            match activity.tool {
+                Some(Some(name)) => self.record_activity(Some(&name), now),
+                Some(None) => self.record_tool_done(now),
+                None => self.record_activity(None, now),
+            }
+            self.retrying = None;
+        }
+        if activity.retrying.is_some() {
+            self.retrying = activity.retrying;
+        }
+        for call in activity.calls {
+            self.last_call = match self.last_call.take() {
+                Some((last, n)) if last == call => Some((last, n.saturating_add(1))),
+                _ => Some((call, 1)),
+            };
+        }
+    }
+
+    /// The tool repeated with the same input `LOOP_REPEATS` times in a row, if any.
+    fn looping(&self) -> Option<&str> {
+        match &self.last_call {
+            Some(((name, _), n)) if *n >= LOOP_REPEATS => Some(name),
+            _ => None,
         }
     }
 
@@ -98,6 +153,7 @@ impl HealthTracker {
         }
         if status != AgentStatus::Running {
             self.active_tool = None;
+            self.retrying = None;
         }
     }
 
@@ -112,6 +168,14 @@ impl HealthTracker {
             ActivityState::Stalled
         } else {
             ActivityState::Idle
+        }
+    }
+
+    /// When an idle running session turns stalled, if it is idle now; `None` when time alone changes nothing.
+    pub fn stall_deadline(&self, now: Instant) -> Option<Instant> {
+        match self.activity_state(now) {
+            ActivityState::Idle => self.last_activity.map(|t| t + self.stall_after),
+            _ => None,
         }
     }
 
@@ -160,6 +224,15 @@ impl HealthTracker {
                 .take(60)
                 .collect();
             offer(90, format!("Error: {err}"));
+        }
+        if self.status == Some(AgentStatus::Running) {
+            if let Some(tool) = self.looping() {
+                offer(85, format!("looping: {tool}"));
+            }
+            if let Some(reason) = &self.retrying {
+                let reason: String = reason.chars().take(80).collect();
+                offer(70, format!("retrying: {reason}"));
+            }
         }
         if let Some(p) = self.context_pressure() {
             let pct = (p * 100.0).round() as u64;
@@ -227,6 +300,60 @@ mod tests {
         );
         h.set_status(AgentStatus::Done, None);
         assert_eq!(h.activity_state(t0), ActivityState::Inactive);
+    }
+
+    fn batch(progress: bool, retrying: Option<&str>, calls: &[(&str, &str)]) -> Activity {
+        Activity {
+            tool: None,
+            progress,
+            retrying: retrying.map(String::from),
+            calls: calls
+                .iter()
+                .map(|(n, i)| (n.to_string(), i.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn retries_are_not_activity_and_show_as_retrying_until_progress() {
+        let (mut h, t0) = running(Duration::from_secs(60));
+        let t1 = t0 + Duration::from_secs(50);
+        h.record(batch(false, Some("401 authentication_failed"), &[]), t1);
+        let s = h.snapshot("p", t1);
+        assert_eq!(
+            s.idle_duration_ms, 50_000,
+            "a retry does not reset the idle clock"
+        );
+        assert_eq!(
+            (s.attention_score, s.attention_reason.as_deref()),
+            (70, Some("retrying: 401 authentication_failed"))
+        );
+        // Still retrying a minute later: stalled outranks it.
+        let s = h.snapshot("p", t0 + Duration::from_secs(61));
+        assert_eq!(s.activity_state, ActivityState::Stalled);
+        h.record(batch(true, None, &[]), t1);
+        let s = h.snapshot("p", t1);
+        assert_eq!((s.attention_score, s.idle_duration_ms), (0, 0));
+    }
+
+    #[test]
+    fn the_same_tool_call_repeated_is_looping_and_another_call_ends_it() {
+        let (mut h, t0) = running(Duration::from_secs(600));
+        for _ in 0..LOOP_REPEATS - 1 {
+            h.record(batch(true, None, &[("Bash", "ls")]), t0);
+        }
+        assert_eq!(h.snapshot("p", t0).attention_score, 0);
+        h.record(batch(true, None, &[("Bash", "ls")]), t0);
+        let s = h.snapshot("p", t0);
+        assert_eq!(
+            (s.attention_score, s.attention_reason.as_deref()),
+            (85, Some("looping: Bash"))
+        );
+        // The same tool with another input is not the same call.
+        h.record(batch(true, None, &[("Bash", "ls -la")]), t0);
+        assert_eq!(h.snapshot("p", t0).attention_score, 0);
+        h.set_status(AgentStatus::Done, None);
+        assert_eq!(h.snapshot("p", t0).attention_score, 0);
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub struct Metrics {
     pub agent_messages: IntCounter,
     pub notifications: IntCounterVec,
     pub stalls: IntCounter,
+    pub timer_arms: IntCounterVec,
     pub retention_evictions: IntCounter,
     pub dirty_sessions: IntGauge,
     pub persist_lag: Histogram,
@@ -110,6 +111,8 @@ pub struct Metrics {
     pub persisted_messages: IntCounter,
     pub persist_queue: IntGauge,
     pub redb_file_size: IntGauge,
+    pub storage_writable: IntGauge,
+    pub corrupt_rows: IntCounter,
     pub sse_subscribers: IntGauge,
     pub sse_lagged: IntCounter,
     pub http_requests: IntCounterVec,
@@ -243,6 +246,12 @@ impl Metrics {
             agent_messages: counter(&r, "agent_messages_total", "Messages appended to sessions (after conversion)."),
             notifications: counter_vec(&r, "notifications_total", "Notifications sent, by variant.", &["variant"]),
             stalls: counter(&r, "stalls_total", "Stall notifications."),
+            timer_arms: counter_vec(
+                &r,
+                "timer_arms_total",
+                "Timers armed, by timer (health: a project waking to publish a stall).",
+                &["timer"],
+            ),
             retention_evictions: counter(&r, "retention_evictions_total", "Sessions removed by retention."),
             dirty_sessions: gauge(&r, "persist_dirty_sessions", "Sessions with changes not yet committed."),
             persist_lag: histogram(
@@ -256,6 +265,16 @@ impl Metrics {
             persisted_messages: counter(&r, "persisted_messages_total", "Messages written to storage."),
             persist_queue: gauge(&r, "persist_queue_jobs", "Write jobs waiting for the persister."),
             redb_file_size: gauge(&r, "redb_file_size_bytes", "Size of the redb file."),
+            storage_writable: gauge(
+                &r,
+                "storage_writable",
+                "1 while storage can commit, 0 after a failed commit or with the database file gone.",
+            ),
+            corrupt_rows: counter(
+                &r,
+                "storage_corrupt_rows_total",
+                "Damaged stored rows (checksum or decoding failures) met by reads.",
+            ),
             sse_subscribers: gauge(&r, "sse_subscribers", "Live event subscribers."),
             sse_lagged: counter(&r, "sse_lagged_events_total", "Live events dropped for subscribers that fell behind."),
             http_requests: counter_vec(

@@ -11,6 +11,7 @@ pub mod project;
 pub mod session;
 pub mod settings;
 pub mod supervisor;
+pub mod wake;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use self::project::{
 };
 use self::session::{SessionActor, Snapshot};
 use self::supervisor::{
-    DebugTop, FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project,
+    DebugTop, FindProject, FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project,
     PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
 };
 use crate::config::Config;
@@ -104,6 +105,7 @@ impl EngineParts {
         let metrics = Metrics::new();
         let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
         persister.observe_commits(metrics.commit_duration.clone());
+        store.observe_corrupt_rows(metrics.corrupt_rows.clone());
         metrics.actor_started(ActorKind::Persister);
         let subscribers = Arc::new(AtomicUsize::new(0));
         let control = Arbiter::new().handle();
@@ -114,9 +116,11 @@ impl EngineParts {
                 metrics.clone(),
             );
             let buffer = config.limits.subscriber_buffer;
+            let buffer_bytes = usize::try_from(config.limits.subscriber_buffer_bytes.as_u64())
+                .unwrap_or(usize::MAX);
             let theirs = stats.clone();
             let addr = Broadcaster::start_in_arbiter(&control, move |_| {
-                Broadcaster::new(subscribers, buffer, theirs, m)
+                Broadcaster::new(subscribers, buffer, buffer_bytes, theirs, m)
             });
             Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)
         };
@@ -166,6 +170,22 @@ impl EngineParts {
             .await?)
     }
 
+    /// The project's actor if it is in memory. Reads and commands that only act on a current session use
+    /// this: an actor exists only for a project that has one (or had one since the engine started), so no
+    /// id a client makes up ever creates an actor.
+    async fn existing_project(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<Mailbox<project::ProjectActor>>, CommandError> {
+        validate::project_id(project_id)?;
+        Ok(self
+            .supervisor
+            .send(FindProject {
+                project_id: project_id.to_owned(),
+            })
+            .await?)
+    }
+
     pub async fn start_agent(
         &self,
         project_id: &str,
@@ -181,7 +201,7 @@ impl EngineParts {
 
     /// Validates a start request and fills what it leaves out from settings and configuration.
     async fn resolve_start(&self, req: StartRequest) -> Result<StartSpec, CommandError> {
-        if self.providers.get(&req.provider).is_none() {
+        let Some(provider) = self.providers.get(&req.provider) else {
             let mut known: Vec<&str> = self.providers.names().collect();
             known.sort_unstable();
             return Err(CommandError::invalid(
@@ -192,21 +212,60 @@ impl EngineParts {
                     known.join(", ")
                 ),
             ));
-        }
+        };
         validate::prompt(
             "prompt",
             &req.prompt,
             self.config.limits.max_prompt_bytes.as_u64(),
         )?;
         let o = req.options;
-        validate::extra_env(o.extra_env.as_ref())?;
+        let limits = &self.config.limits;
+        validate::start_options(&o, limits.max_prompt_bytes.as_u64())?;
+        validate::extra_env(
+            o.extra_env.as_ref(),
+            validate::EnvLimits {
+                max_keys: limits.max_extra_env,
+                max_bytes: usize::try_from(limits.max_extra_env_bytes.as_u64())
+                    .unwrap_or(usize::MAX),
+            },
+        )?;
         if let Some(cwd) = &o.cwd {
             validate::cwd("options.cwd", cwd)?;
         }
         for (i, dir) in o.additional_directories.iter().flatten().enumerate() {
             validate::cwd(&format!("options.additionalDirectories[{i}]"), dir)?;
         }
+        // What the request itself asks for, before defaults: an option the provider cannot honour is
+        // refused (400 naming it and the provider), never dropped.
+        provider
+            .check(&StartSpec {
+                provider: req.provider.clone(),
+                cwd: o.cwd.clone(),
+                model: o.model.clone().unwrap_or_default(),
+                system_prompt: o.system_prompt.clone(),
+                max_turns: o.max_turns,
+                permission_mode: o.permission_mode.clone(),
+                claude_config_dir: o.claude_config_dir.clone(),
+                extra_env: o.extra_env.clone().unwrap_or_default(),
+                additional_directories: o.additional_directories.clone().unwrap_or_default(),
+                worktree_name: o.worktree_name.clone(),
+                ..StartSpec::default()
+            })
+            .map_err(|r| CommandError::invalid(r.option, r.message))?;
         let settings = self.supervisor.send(GetSettings).await?;
+        let (mode_field, permission_mode) = match o.permission_mode {
+            Some(mode) => ("options.permissionMode", Some(mode)),
+            None => ("permission_mode", settings.permission_mode.clone()),
+        };
+        validate::permission_mode(
+            mode_field,
+            permission_mode.as_deref(),
+            &req.provider,
+            self.config
+                .providers
+                .get(&req.provider)
+                .is_some_and(|p| p.allow_bypass_permissions),
+        )?;
         let provider_settings = settings
             .provider_settings
             .get(&req.provider)
@@ -230,7 +289,7 @@ impl EngineParts {
             cwd: o.cwd.or(settings.default_cwd),
             system_prompt: o.system_prompt.or(settings.system_prompt_template),
             max_turns: o.max_turns,
-            permission_mode: o.permission_mode.or(settings.permission_mode),
+            permission_mode,
             claude_config_dir: o.claude_config_dir,
             extra_env: o.extra_env.unwrap_or_default(),
             additional_directories: o.additional_directories.unwrap_or_default(),
@@ -240,7 +299,11 @@ impl EngineParts {
     }
 
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
-        self.project(project_id).await?.send(StopSession).await?
+        let project = self
+            .existing_project(project_id)
+            .await?
+            .ok_or(CommandError::NoSession)?;
+        project.send(StopSession).await?
     }
 
     pub async fn send_prompt(&self, project_id: &str, prompt: String) -> Result<(), CommandError> {
@@ -250,10 +313,11 @@ impl EngineParts {
             &prompt,
             self.config.limits.max_prompt_bytes.as_u64(),
         )?;
-        self.project(project_id)
+        let project = self
+            .existing_project(project_id)
             .await?
-            .send(PromptSession { prompt })
-            .await?
+            .ok_or(CommandError::NoSession)?;
+        project.send(PromptSession { prompt }).await?
     }
 
     pub async fn get_session(
@@ -261,11 +325,11 @@ impl EngineParts {
         project_id: &str,
         page: Page,
     ) -> Result<AgentSession, CommandError> {
-        let addr = self
-            .project(project_id)
+        let project = self
+            .existing_project(project_id)
             .await?
-            .send(CurrentSession)
-            .await??;
+            .ok_or(CommandError::NoSession)?;
+        let addr = project.send(CurrentSession).await??;
         self.read_live(addr, page).await
     }
 
@@ -281,7 +345,7 @@ impl EngineParts {
             .map_err(|_| CommandError::SessionNotFound)?;
         let mut session = view.session;
         let after = page.after_seq.unwrap_or(0);
-        if after + 1 < view.oldest_in_memory {
+        if after.saturating_add(1) < view.oldest_in_memory {
             let (store, id) = (self.store.clone(), session.session_id.clone());
             let before = view.oldest_in_memory;
             let limit = page.limit;
@@ -297,7 +361,10 @@ impl EngineParts {
     }
 
     pub async fn has_session(&self, project_id: &str) -> Result<bool, CommandError> {
-        match self.project(project_id).await?.send(CurrentSession).await? {
+        let Some(project) = self.existing_project(project_id).await? else {
+            return Ok(false);
+        };
+        match project.send(CurrentSession).await? {
             Ok(_) => Ok(true),
             Err(CommandError::NoSession) => Ok(false),
             Err(e) => Err(e),
@@ -305,10 +372,22 @@ impl EngineParts {
     }
 
     pub async fn clear_session(&self, project_id: &str) -> Result<(), CommandError> {
-        self.project(project_id).await?.send(ClearSession).await?
+        match self.existing_project(project_id).await? {
+            Some(project) => project.send(ClearSession).await?,
+            None => Ok(()),
+        }
     }
 
+    /// Brings a project's actor up only when storage holds a session it can restore.
     pub async fn load_last_session(&self, project_id: &str) -> Result<bool, CommandError> {
+        if let Some(project) = self.existing_project(project_id).await? {
+            return project.send(RestoreLast).await?;
+        }
+        let (store, id) = (self.store.clone(), project_id.to_owned());
+        let last = blocking(move || store.last_session(&id)).await?;
+        if !last.is_some_and(|r| r.status.is_finished()) {
+            return Ok(false);
+        }
         self.project(project_id).await?.send(RestoreLast).await?
     }
 
@@ -362,6 +441,28 @@ impl EngineParts {
         Ok(stored_session(record, messages))
     }
 
+    /// The last stderr lines of a session's agent; none for a provider that runs no process for it, or
+    /// once the provider has forgotten the session.
+    pub async fn session_stderr(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::providers::SessionStderr, CommandError> {
+        // Only which provider ran it: no messages.
+        let page = Page {
+            after_seq: None,
+            limit: Some(0),
+        };
+        let session = self.session(session_id, page).await?;
+        Ok(self
+            .providers
+            .get(&session.provider)
+            .and_then(|p| p.stderr(session_id))
+            .unwrap_or_else(|| crate::providers::SessionStderr {
+                session_id: session_id.to_owned(),
+                ..Default::default()
+            }))
+    }
+
     pub async fn purge_session(&self, session_id: &str) -> Result<(), CommandError> {
         validate::session_id(session_id)?;
         self.supervisor
@@ -395,6 +496,7 @@ impl EngineParts {
     }
 
     pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, CommandError> {
+        validate::settings(&patch, self.config.limits.max_prompt_bytes.as_u64())?;
         self.supervisor.send(UpdateSettings(patch)).await?
     }
 
@@ -444,6 +546,8 @@ impl EngineParts {
     pub fn metrics_text(&self) -> String {
         let m = &self.metrics;
         m.redb_file_size.set(self.store.file_size() as i64);
+        m.storage_writable
+            .set(i64::from(self.store.writable().is_ok()));
         let now = self.persister.stats();
         {
             let mut last = self.scraped.lock().unwrap_or_else(|p| p.into_inner());
@@ -465,7 +569,17 @@ impl EngineParts {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.supervisor.connected()
+        self.readiness().is_ok()
+    }
+
+    /// Ok when the engine serves and storage can commit; else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Acquire) || !self.supervisor.connected() {
+            return Err("the engine is not up".into());
+        }
+        self.store
+            .writable()
+            .map_err(|e| format!("storage cannot commit: {e}"))
     }
 
     pub async fn flush(&self) -> Result<(), CommandError> {

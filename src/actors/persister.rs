@@ -79,6 +79,13 @@ enum Job {
         protect: Vec<String>,
         ack: Reply<Vec<String>>,
     },
+    /// Retention over every project, in one transaction.
+    RetentionEverywhere {
+        keep: u32,
+        max_age_ms: i64,
+        protect: Vec<String>,
+        ack: Reply<Vec<String>>,
+    },
     Barrier(Reply<()>),
     /// Commit what came before, then wait until the sender is dropped (a stuck disk, for tests).
     Hold(std::sync::mpsc::Receiver<()>),
@@ -150,6 +157,22 @@ impl PersisterHandle {
     ) -> Result<Vec<String>, StorageError> {
         self.call(|ack| Job::Retention {
             project_id,
+            keep,
+            max_age_ms,
+            protect,
+            ack,
+        })
+        .await
+    }
+
+    /// Applies retention to every project in storage, in one transaction; answers the evicted session ids.
+    pub async fn enforce_retention_everywhere(
+        &self,
+        keep: u32,
+        max_age_ms: i64,
+        protect: Vec<String>,
+    ) -> Result<Vec<String>, StorageError> {
+        self.call(|ack| Job::RetentionEverywhere {
             keep,
             max_age_ms,
             protect,
@@ -251,6 +274,17 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
                     let _ = commit(store, &mut writes, counters);
                     let evicted =
                         store.enforce_retention(&project_id, keep, max_age_ms, now_ms(), &protect);
+                    let _ = ack.send(evicted);
+                }
+                Job::RetentionEverywhere {
+                    keep,
+                    max_age_ms,
+                    protect,
+                    ack,
+                } => {
+                    let _ = commit(store, &mut writes, counters);
+                    let evicted =
+                        store.enforce_retention_everywhere(keep, max_age_ms, now_ms(), &protect);
                     let _ = ack.send(evicted);
                 }
                 Job::Barrier(ack) => {

@@ -15,6 +15,7 @@ use super::session::{
     SessionLinks, SetStallAfter, SetStatus,
 };
 use super::supervisor::{FindSession, RegisterSession, Supervisor};
+use super::wake::Wake;
 use crate::engine::Started;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, ProjectSummary};
@@ -65,6 +66,7 @@ pub struct ProjectActor {
     last_health: Option<HealthKey>,
     /// Wakes the project when an idle session would turn stalled, so the change is published on time.
     health_timer: Option<SpawnHandle>,
+    wake: Wake,
     stats: Arc<MailboxStats>,
 }
 
@@ -87,6 +89,7 @@ impl ProjectActor {
             stall_override: None,
             last_health: None,
             health_timer: None,
+            wake: Wake::default(),
             stats,
         }
     }
@@ -116,15 +119,22 @@ impl ProjectActor {
                     .do_send(Publish(LiveEvent::Health(health.clone())));
             }
         }
-        if let Some(t) = self.health_timer.take() {
-            ctx.cancel_future(t);
-        }
-        if health.activity_state == crate::messages::wire::ActivityState::Idle {
-            let idle = std::time::Duration::from_millis(health.idle_duration_ms);
-            let wake =
-                self.stall_after().saturating_sub(idle) + std::time::Duration::from_millis(1);
-            self.health_timer = Some(ctx.run_later(wake, |act, ctx| {
+        // Armed once per change of deadline: activity moves it later, and the armed timer then fires
+        // early and re-arms once (see `Wake`), so a batch of events costs no timer per event.
+        let now = Instant::now();
+        if let Some(at) = self.wake.want(self.health.stall_deadline(now)) {
+            if let Some(t) = self.health_timer.take() {
+                ctx.cancel_future(t);
+            }
+            self.metrics()
+                .timer_arms
+                .with_label_values(&["health"])
+                .inc();
+            // A millisecond past the deadline, so the state has turned when the timer fires.
+            let after = at.saturating_duration_since(now) + std::time::Duration::from_millis(1);
+            self.health_timer = Some(ctx.run_later(after, |act, ctx| {
                 act.health_timer = None;
+                act.wake.fired();
                 act.health_changed(ctx);
             }));
         }
@@ -440,6 +450,10 @@ impl Handler<PromptSession> for ProjectActor {
             Ok(p) => p,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
+        // Refused before it is stored: a prompt the agent cannot take must not sit in the session unsent.
+        if let Err(why) = provider.accepts_prompt(&session_id) {
+            return Box::pin(fut::ready(Err(CommandError::Undeliverable(why))));
+        }
         self.cancel_cleanup(ctx);
         if let Some(cur) = &mut self.current {
             cur.status = AgentStatus::Running;
@@ -634,13 +648,12 @@ impl Handler<Summarize> for ProjectActor {
 
 // ── health inputs, from the project's sessions ─────────────────────────────────────────────────────────
 
-/// A batch of messages arrived. `tool`: the batch's net effect on the tool in flight (Some(Some(name)): a
-/// tool started; Some(None): the tool finished; None: neither).
+/// A batch of messages arrived; what it did, as health counts it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ProjectActivity {
     pub session_id: String,
-    pub tool: Option<Option<String>>,
+    pub activity: super::health::Activity,
 }
 
 impl Handler<ProjectActivity> for ProjectActor {
@@ -650,12 +663,7 @@ impl Handler<ProjectActivity> for ProjectActor {
         if !self.is_current(&msg.session_id) {
             return;
         }
-        let now = Instant::now();
-        match msg.tool {
-            Some(Some(name)) => self.health.record_activity(Some(&name), now),
-            Some(None) => self.health.record_tool_done(now),
-            None => self.health.record_activity(None, now),
-        }
+        self.health.record(msg.activity, Instant::now());
         self.health_changed(ctx);
     }
 }

@@ -27,9 +27,10 @@ use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
 use crate::messages::convert::{convert_raw_message, init_model};
+use crate::messages::numbers;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
-    Variant,
+    Variant, MAX_STATUS_ERROR_BYTES,
 };
 use crate::storage::{SessionRecord, StorageError, WriteOp};
 
@@ -245,6 +246,7 @@ impl SessionActor {
         raws: Vec<crate::messages::wire::RawMessage>,
         ctx: &mut Context<Self>,
     ) {
+        let signals = crate::messages::progress::signals(&raws);
         let mut batch = Vec::with_capacity(raws.len());
         for raw in &raws {
             if let Some(model) = init_model(raw) {
@@ -266,18 +268,33 @@ impl SessionActor {
             .store(self.window_bytes, Ordering::Relaxed);
         // The batch's net effect on the tool in flight equals applying each message in order.
         let mut tool = None;
+        let mut calls = Vec::new();
         for m in &batch {
             match m.role {
-                MsgRole::ToolCall => tool = Some(m.tool_name.clone()),
+                MsgRole::ToolCall => {
+                    tool = Some(m.tool_name.clone());
+                    calls.push((
+                        m.tool_name.clone().unwrap_or_default(),
+                        m.tool_input.clone().unwrap_or_default(),
+                    ));
+                }
                 MsgRole::ToolResult => tool = Some(None),
                 _ => {}
             }
         }
         self.links.project.do_send(ProjectActivity {
             session_id: self.record.session_id.clone(),
-            tool,
+            activity: super::health::Activity {
+                tool,
+                progress: signals.progress,
+                retrying: signals.retrying,
+                calls,
+            },
         });
-        self.touch(ctx);
+        // Only progress restarts the stall clock: an agent retrying its API for an hour has stalled.
+        if signals.progress {
+            self.touch(ctx);
+        }
         let (session_id, project_id) = (
             self.record.session_id.clone(),
             self.record.project_id.clone(),
@@ -295,9 +312,14 @@ impl SessionActor {
         error: Option<String>,
         ctx: &mut Context<Self>,
     ) {
+        // Errors come from agents and sidecars: kept, but never a megabyte of them.
+        let error = error.map(|e| numbers::bounded(e, MAX_STATUS_ERROR_BYTES));
         self.record.status = status;
         if error.is_some() {
             self.record.error = error.clone();
+        } else if status == AgentStatus::Running {
+            // Running again: the last run's error is history (its message stays in the session).
+            self.record.error = None;
         }
         self.record.updated_at = now_ms();
         self.record_dirty = true;
@@ -356,7 +378,7 @@ impl SessionActor {
         self.links.project.do_send(SessionCost {
             session_id: self.record.session_id.clone(),
             model: self.record.model.clone(),
-            tokens: input_tokens + output_tokens,
+            tokens: input_tokens.saturating_add(output_tokens),
             cost_usd,
         });
         let (session_id, project_id) = (

@@ -139,6 +139,7 @@ crate::instrument!(
     RegisterSession,
     SessionGone,
     FindSession,
+    FindProject,
     Project,
     EnforceRetention,
     PurgeSession,
@@ -215,6 +216,21 @@ impl Handler<Ingest> for Supervisor {
             }
             Ok(outcome)
         })
+    }
+}
+
+/// The actor of a project if it is in memory: reads never create one.
+#[derive(Message)]
+#[rtype(result = "Option<Mailbox<ProjectActor>>")]
+pub struct FindProject {
+    pub project_id: String,
+}
+
+impl Handler<FindProject> for Supervisor {
+    type Result = Option<Mailbox<ProjectActor>>;
+
+    fn handle(&mut self, msg: FindProject, _: &mut Context<Self>) -> Self::Result {
+        self.projects.get(&msg.project_id).cloned()
     }
 }
 
@@ -428,7 +444,6 @@ impl Handler<UpdateSettings> for Supervisor {
             != self.parts.settings.session_retention_count
             || next.session_retention_days != self.parts.settings.session_retention_days;
         let persister = self.parts.persister.clone();
-        let store = self.parts.store.clone();
         let (keep, max_age) = (next.session_retention_count, retention_age_ms(&next));
         let job = async move {
             let ops = writes
@@ -438,17 +453,10 @@ impl Handler<UpdateSettings> for Supervisor {
             persister.write(ops).await?;
             let mut evicted = Vec::new();
             if retention_changed {
-                let projects = tokio::task::spawn_blocking(move || store.project_ids())
-                    .await
-                    .map_err(|e| CommandError::Storage(e.to_string()))??;
-                // Running sessions are protected by their stored status.
-                for project_id in projects {
-                    evicted.extend(
-                        persister
-                            .enforce_retention(project_id, keep, max_age, Vec::new())
-                            .await?,
-                    );
-                }
+                // Every project in one transaction; running sessions are protected by their stored status.
+                evicted = persister
+                    .enforce_retention_everywhere(keep, max_age, Vec::new())
+                    .await?;
             }
             Ok::<_, CommandError>(evicted)
         };

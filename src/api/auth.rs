@@ -1,8 +1,10 @@
 //! Bearer-token authentication. When `server.auth_token` is set, every request but the process probes
 //! (`/healthz`, `/readyz`) must carry `Authorization: Bearer <token>`. The comparison runs in constant time
 //! so the answer's timing says nothing about how much of a guess was right; the token is never logged.
+//! Two `Authorization` headers are refused (400) whatever the configuration: which one a proxy or a
+//! framework would pick differs, so neither is trusted.
 //!
-//! Two exceptions: the ops console's static files (`/`, `/ui/…`), which hold no data, and the live stream
+//! No token is needed for the ops console's static files (`/`, `/ui/…`), which hold no data, and the live stream
 //! `/v1/events`, which also accepts a single-use `?ticket=` (see `ticket.rs`) because a browser's
 //! `EventSource` cannot send a header.
 
@@ -25,6 +27,11 @@ pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if req.headers().get_all(AUTHORIZATION).nth(1).is_some() {
+        let response =
+            ApiError::invalid("Authorization", "is given more than once").error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
     let state = AppState::of(req.request());
     let allowed = match &state.auth_token {
         None => true,
@@ -61,6 +68,20 @@ fn bearer(header: &str) -> Option<&str> {
         .then(|| credentials.trim())
 }
 
+/// The configured token as it is compared: surrounding whitespace (a newline left by `echo` into a file or
+/// an environment variable) would lock every client out, so it is trimmed, with a warning.
+pub fn configured_token(token: Option<&str>) -> Option<String> {
+    let token = token?;
+    let trimmed = token.trim();
+    if trimmed.len() != token.len() {
+        tracing::warn!(
+            "server.auth_token has surrounding whitespace; it is used without it ({} bytes trimmed)",
+            token.len() - trimmed.len()
+        );
+    }
+    Some(trimmed.to_owned())
+}
+
 /// Constant time in the content; a length mismatch is refused at once, which reveals only the length.
 fn token_matches(presented: &str, token: &str) -> bool {
     presented.as_bytes().ct_eq(token.as_bytes()).into()
@@ -76,6 +97,16 @@ mod tests {
         assert_eq!(bearer("bearer  abc "), Some("abc"));
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer"), None);
+    }
+
+    #[test]
+    fn the_configured_token_is_trimmed() {
+        assert_eq!(
+            configured_token(Some(" s3cret\n")).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(configured_token(Some("s3cret")).as_deref(), Some("s3cret"));
+        assert_eq!(configured_token(None), None);
     }
 
     #[test]

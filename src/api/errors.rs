@@ -25,8 +25,20 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
+    /// `allow` lists the path's methods, for the `Allow` header.
     #[error("method {method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: String,
+    },
+    /// A request a web page could have made (foreign `Host` or `Origin`); the message starts with the header.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("Content-Type: must be application/json{}", if *.ndjson_too { " or application/x-ndjson" } else { "" })]
+    UnsupportedMediaType { ndjson_too: bool },
+    #[error("body: not received in full within {}", humantime::format_duration(*.after))]
+    BodyTimeout { after: std::time::Duration },
     /// Something the server needs is missing (the condition is named).
     #[error("{0}")]
     Unavailable(String),
@@ -36,6 +48,11 @@ impl ApiError {
     /// Bad input named by `field`, in the same `field: message` form the engine uses.
     pub fn invalid(field: impl std::fmt::Display, message: impl std::fmt::Display) -> ApiError {
         ApiError::BadRequest(format!("{field}: {message}"))
+    }
+
+    /// Refused whoever asks, named by the header or field at fault.
+    pub fn forbidden(field: impl std::fmt::Display, message: impl std::fmt::Display) -> ApiError {
+        ApiError::Forbidden(format!("{field}: {message}"))
     }
 }
 
@@ -59,8 +76,10 @@ impl ResponseError for ApiError {
                 CommandError::NoSession | CommandError::SessionNotFound => StatusCode::NOT_FOUND,
                 CommandError::StartInProgress
                 | CommandError::AlreadyRunning
-                | CommandError::SessionRunning => StatusCode::CONFLICT,
+                | CommandError::SessionRunning
+                | CommandError::Undeliverable(_) => StatusCode::CONFLICT,
                 CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
+                CommandError::Forbidden { .. } => StatusCode::FORBIDDEN,
                 CommandError::ProviderFailed { .. } | CommandError::Provider(_) => {
                     StatusCode::BAD_GATEWAY
                 }
@@ -73,6 +92,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -85,8 +107,18 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            ApiError::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+            }
+            // The rest of the body may still be on its way; the connection cannot be reused.
+            ApiError::BodyTimeout { .. } => {
+                response.force_close();
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             ok: false,
@@ -130,6 +162,11 @@ mod tests {
                 "prompt: must not be empty",
             ),
             (CommandError::Provider("gone".into()), 502, "gone"),
+            (
+                CommandError::Undeliverable("codex is busy".into()),
+                409,
+                "codex is busy",
+            ),
             (
                 CommandError::Storage("disk full".into()),
                 503,
@@ -178,5 +215,27 @@ mod tests {
         let (status, body) = answer(ApiError::invalid("afterSeq", "must be a number"));
         assert_eq!(status, 400);
         assert_eq!(body["error"], "afterSeq: must be a number");
+        let (status, body) = answer(ApiError::UnsupportedMediaType { ndjson_too: false });
+        assert_eq!(status, 415);
+        assert_eq!(body["error"], "Content-Type: must be application/json");
+        let (status, body) = answer(ApiError::forbidden("Origin", "\"x\" is not listed"));
+        assert_eq!(status, 403);
+        assert_eq!(body["error"], "Origin: \"x\" is not listed");
+        let after = std::time::Duration::from_secs(30);
+        let (status, body) = answer(ApiError::BodyTimeout { after });
+        assert_eq!(status, 408);
+        assert_eq!(body["error"], "body: not received in full within 30s");
+    }
+
+    #[test]
+    fn method_not_allowed_lists_the_allowed_methods() {
+        let response = ApiError::MethodNotAllowed {
+            method: "PATCH".into(),
+            path: "/v1/settings".into(),
+            allow: "GET, PUT".into(),
+        }
+        .error_response();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers().get("allow").unwrap(), "GET, PUT");
     }
 }

@@ -5,6 +5,10 @@
 //! A client reconnecting with `Last-Event-ID: <sessionId>:<seqId>` first gets that session's messages after
 //! seqId; a subscriber that fell behind gets `lagged {missed}` and then, read back from the engine, the
 //! messages it missed. Backlogs are read one page at a time, so a long one never sits in memory whole.
+//!
+//! Live frames arrive already framed and shared by every subscriber; the stream hands them to the server in
+//! slices of at most `SLICE` bytes (cheap views of the shared bytes), because the server copies what it is
+//! given into the connection's write buffer: a whole 12 MB frame would be a 12 MB copy per idle client.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -16,13 +20,18 @@ use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
 use super::errors::{ApiError, ErrorBody};
 use super::extract::{project_id, Query};
-use super::{sse, AppState};
+use super::AppState;
+use crate::actors::broadcaster::Live;
 use crate::engine::{Engine, Subscription};
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
+use crate::messages::sse;
 
 /// Messages read from the engine per backlog frame.
 const BACKLOG_PAGE: usize = 500;
+
+/// The most of a frame handed to the server at once (see the module doc).
+const SLICE: usize = 16 * 1024;
 
 #[utoipa::path(get, path = "/v1/events", operation_id = "streamEvents", tag = "events",
     params(
@@ -51,7 +60,7 @@ pub async fn stream(
             let text = value
                 .to_str()
                 .map_err(|_| ApiError::invalid("Last-Event-ID", "must be <sessionId>:<seqId>"))?;
-            Some(sse::parse_last_event_id(text)?)
+            Some(super::sse::parse_last_event_id(text)?)
         }
         None => None,
     };
@@ -107,8 +116,11 @@ impl LiveStream {
     /// The next frame to send, or `None` when the stream ends (the server stops or the engine is gone).
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(frame) = self.pending.pop_front() {
-                return Some(frame);
+            if let Some(frame) = self.pending.front_mut() {
+                if frame.len() > SLICE {
+                    return Some(frame.split_to(SLICE));
+                }
+                return self.pending.pop_front();
             }
             if let Some(session) = self.backlog.front().cloned() {
                 self.read_backlog_page(session).await;
@@ -117,14 +129,14 @@ impl LiveStream {
             let event = tokio::select! {
                 biased;
                 _ = self.stopping.wait_for(|stopping| *stopping) => return None,
-                event = self.subscription.recv() => event?,
+                live = self.subscription.next() => live?,
                 _ = self.keep_alive.tick() => return Some(Bytes::from_static(sse::KEEP_ALIVE)),
             };
             self.on_event(event);
         }
     }
 
-    fn on_event(&mut self, event: LiveEvent) {
+    fn on_event(&mut self, Live { event, frame }: Live) {
         match event {
             LiveEvent::Messages {
                 session_id,
@@ -133,7 +145,13 @@ impl LiveStream {
             } => {
                 let last = self.sent.get(&session_id).copied().unwrap_or(0);
                 let start = messages.partition_point(|m| m.seq_id <= last);
-                if let Some(frame) = sse::messages(&session_id, &project_id, &messages[start..]) {
+                // The shared frame when all of it is news; framed again only when a backlog read
+                // already sent its first messages.
+                let frame = match (start, frame) {
+                    (0, Some(frame)) => Some(frame),
+                    _ => sse::messages(&session_id, &project_id, &messages[start..]),
+                };
+                if let Some(frame) = frame {
                     if let Some(m) = messages.last() {
                         self.sent.insert(session_id, m.seq_id);
                     }
@@ -150,7 +168,7 @@ impl LiveStream {
                     }
                 }
             }
-            other => self.pending.extend(sse::other(&other)),
+            other => self.pending.extend(frame.or_else(|| sse::other(&other))),
         }
     }
 

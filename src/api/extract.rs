@@ -17,8 +17,21 @@ use crate::messages::commands::Page;
 use crate::messages::validate;
 
 /// Reads the whole body, refusing it as soon as it is known to exceed `limit` (by its Content-Length, or
-/// while it streams in) so an oversized body is never buffered whole.
+/// while it streams in) so an oversized body is never buffered whole, and refusing it (408, connection
+/// closed) when it has not arrived in full within `server.body_timeout`, so a client that stops sending
+/// midway cannot hold the connection and the buffer.
 pub async fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let after = AppState::of(req).body_timeout;
+    tokio::time::timeout(after, read_body_within(req, payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { after })?
+}
+
+async fn read_body_within(
     req: &HttpRequest,
     payload: &mut Payload,
     limit: usize,

@@ -7,10 +7,12 @@
 
 mod auth;
 mod console;
+mod cors;
 mod debug;
 mod errors;
 mod events;
 mod extract;
+mod guard;
 mod health;
 mod openapi;
 mod ops;
@@ -27,7 +29,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use tokio::sync::watch;
 
@@ -39,6 +41,7 @@ use extract::Query;
 use ticket::Tickets;
 
 pub use errors::{ApiError, ErrorBody};
+pub use guard::is_origin;
 pub use openapi::openapi;
 pub use routes::{endpoints, Endpoint};
 /// The sidecar ingest body parser, public for the fuzz target (`fuzz/fuzz_targets/ingest_parse.rs`).
@@ -79,8 +82,12 @@ pub struct AppState {
     pub max_body: usize,
     /// `limits.max_message_bytes`: one raw message's content, as received.
     pub max_message_bytes: usize,
-    /// `server.auth_token`; never logged.
+    /// `server.auth_token`, trimmed; never logged.
     auth_token: Option<String>,
+    /// Who may reach the API from a browser (`server.allowed_hosts`, `server.allowed_origins`).
+    guard: guard::Guard,
+    /// `server.body_timeout`: how long a request body may take to arrive.
+    pub body_timeout: Duration,
     /// How often an idle event stream sends a comment line.
     pub keep_alive: Duration,
     /// Becomes true when the server stops, so long-lived event streams end instead of holding it open.
@@ -165,7 +172,9 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
         max_body: usize::try_from(config.server.max_body.as_u64()).unwrap_or(usize::MAX),
         max_message_bytes: usize::try_from(config.limits.max_message_bytes.as_u64())
             .unwrap_or(usize::MAX),
-        auth_token: config.server.auth_token.clone(),
+        auth_token: auth::configured_token(config.server.auth_token.as_deref()),
+        guard: guard::Guard::new(&config.server, config.server.auth_token.is_some()),
+        body_timeout: config.server.body_timeout,
         keep_alive: config.server.sse_keep_alive,
         stopping,
         tickets: Tickets::default(),
@@ -176,13 +185,17 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
         n => n,
     };
 
+    let origins = config.server.allowed_origins.clone();
     let server = HttpServer::new(move || {
+        // Outermost first: the browser guard, then CORS (preflights carry no token), then the token.
         App::new()
             .app_data(state.clone())
             .configure(routes::configure)
             .configure(console::configure)
             .default_service(web::to(routes::no_route))
             .wrap(from_fn(auth::require_token))
+            .wrap(Condition::new(!origins.is_empty(), cors::cors(&origins)))
+            .wrap(from_fn(guard::refuse_foreign))
     })
     .workers(workers)
     .disable_signals()

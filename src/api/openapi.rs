@@ -36,6 +36,7 @@ use crate::messages::commands::TopBy;
         projects::purge,
         projects::stall_threshold,
         sessions::get,
+        sessions::stderr,
         sessions::purge,
         sidecar::ingest,
         settings::get,

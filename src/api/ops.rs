@@ -1,4 +1,4 @@
-//! Operations endpoints: `/healthz` (the process serves), `/readyz` (storage open and actors up) and
+//! Operations endpoints: `/healthz` (the process serves), `/readyz` (storage can commit and actors up) and
 //! `/metrics` (the engine's Prometheus text exposition).
 
 use actix_web::{web, HttpResponse};
@@ -15,18 +15,17 @@ pub async fn healthz() -> HttpResponse {
 
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", security(()), tag = "operations",
     responses(
-        (status = 200, description = "Storage open and actors up", body = Done),
-        (status = 503, description = "Not ready", body = ErrorBody),
+        (status = 200, description = "Storage can commit and actors up", body = Done),
+        (status = 503, description = "Not ready: the engine is not up, or storage cannot commit (a failed commit such as a full disk, until one succeeds; the database file deleted or replaced)", body = ErrorBody),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.engine.is_ready() {
-        Done::response()
-    } else {
-        HttpResponse::ServiceUnavailable().json(ErrorBody {
+    match state.engine.readiness() {
+        Ok(()) => Done::response(),
+        Err(why) => HttpResponse::ServiceUnavailable().json(ErrorBody {
             ok: false,
-            error: "not ready: storage or actors are not up".into(),
+            error: format!("not ready: {why}"),
             session_id: None,
-        })
+        }),
     }
 }
 

@@ -65,6 +65,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/v1/sessions/{sessionId}", || {
             web::route().to(sessions::get)
         }),
+        endpoint(M::GET, "/v1/sessions/{sessionId}/stderr", || {
+            web::route().to(sessions::stderr)
+        }),
         endpoint(M::DELETE, "/v1/sessions/{sessionId}", || {
             web::route().to(sessions::purge)
         }),
@@ -94,7 +97,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Registers one resource per path, with a JSON 405 for the methods it does not serve.
+/// Registers one resource per path, with a JSON 405 (and `Allow`) for the methods it does not serve.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let endpoints = endpoints();
     let mut paths: Vec<&'static str> = Vec::new();
@@ -105,12 +108,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
     for path in paths {
         let mut resource = web::resource(path);
+        let mut allow = Vec::new();
         for e in endpoints.iter().filter(|e| e.path == path) {
             resource = resource.route((e.route)().method(e.method.clone()));
+            allow.push(e.method.as_str());
         }
+        let allow = allow.join(", ");
         cfg.service(
             resource
-                .default_service(web::to(method_not_allowed))
+                .default_service(web::to(move |req: HttpRequest| {
+                    method_not_allowed(req, allow.clone())
+                }))
                 .wrap(Condition::new(path != EVENTS_PATH, Compress::default()))
                 .wrap(from_fn(trace::request_span)),
         );
@@ -125,9 +133,10 @@ pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     })
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn method_not_allowed(req: HttpRequest, allow: String) -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed {
         method: req.method().to_string(),
         path: req.path().to_owned(),
+        allow,
     })
 }

@@ -185,6 +185,21 @@ mod tests {
     }
 
     #[test]
+    fn an_ollama_generate_stream_converts_like_a_chat_stream() {
+        let text = [
+            r#"{"model":"llama3","created_at":"2025-01-01T00:00:00Z","response":"Hel","done":false}"#,
+            r#"{"model":"llama3","created_at":"2025-01-01T00:00:01Z","response":"lo","done":false}"#,
+            r#"{"model":"llama3","created_at":"2025-01-01T00:00:02Z","response":"","done":true,"eval_count":2}"#,
+        ]
+        .join("\n");
+        let t = transcript_to_messages(ProviderKind::Ollama, &text).unwrap();
+        assert_eq!(roles(&t), [MsgRole::Assistant, MsgRole::Assistant]);
+        let texts: Vec<&str> = t.messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, ["Hel", "lo"]);
+        assert_eq!(t.events.last(), Some(&AdapterEvent::Finished(Ok(()))));
+    }
+
+    #[test]
     fn an_empty_transcript_has_no_messages() {
         let t = transcript_to_messages(ProviderKind::Codex, "").unwrap();
         assert_eq!(

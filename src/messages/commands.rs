@@ -20,6 +20,7 @@ pub struct StartOptions {
     pub cwd: Option<String>,
     pub model: Option<String>,
     pub system_prompt: Option<String>,
+    #[serde(default, deserialize_with = "crate::messages::numbers::opt_integer")]
     pub max_turns: Option<u32>,
     pub permission_mode: Option<String>,
     pub claude_config_dir: Option<String>,
@@ -134,13 +135,13 @@ fn nullable<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Option<Str
     Option::<String>::deserialize(de).map(Some)
 }
 
+/// A JSON integer (`5.0` included, `5.5` refused), or a numeric string; clamped later, so only its being a
+/// whole number matters.
 fn lenient_int<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> {
     match serde_json::Value::deserialize(de)? {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom("must be an integer")),
+        serde_json::Value::Number(n) => crate::messages::numbers::whole(&n)
+            .map(|i| Some(i.clamp(i64::MIN.into(), i64::MAX.into()) as i64))
+            .ok_or_else(|| serde::de::Error::custom(format!("must be an integer, got {n}"))),
         serde_json::Value::String(s) => s
             .trim()
             .parse::<i64>()

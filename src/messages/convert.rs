@@ -71,6 +71,10 @@ pub fn convert_raw_message(raw: &RawMessage) -> Option<AgentMessage> {
             MsgRole::System,
             format!("Error: {}", string_or(raw, "message", "Unknown error")),
         )),
+        // Kinds added by this store's own adapters (not the original's): what a provider said that the
+        // user should see, as it said it (an API retry, a compaction, a task ending).
+        "retry" | "notice" => Some(message(MsgRole::System, string_or(raw, "message", "")))
+            .filter(|m| !m.content.is_empty()),
         // cost, status, compaction, unknown and anything else show nothing.
         _ => None,
     }

@@ -168,6 +168,9 @@ pub struct MessagePayload {
     pub messages: Vec<RawMessage>,
 }
 
+/// The longest status error a session keeps; a longer one (a whole stderr, say) is cut with a marker.
+pub const MAX_STATUS_ERROR_BYTES: usize = 8 * 1024;
+
 /// `agent.status` payload. `status` is kept as sent and normalised by the session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -178,13 +181,18 @@ pub struct StatusPayload {
     pub error: Option<String>,
 }
 
-/// `agent.cost` payload: totals so far, not deltas.
+/// `agent.cost` payload: totals so far, not deltas. The cost is a finite number ≥ 0; token counts are
+/// integers (`5.0` included) and refused, naming the field, otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CostPayload {
     pub session_id: String,
+    #[serde(deserialize_with = "crate::messages::numbers::amount")]
+    #[schema(minimum = 0)]
     pub cost_usd: f64,
+    #[serde(deserialize_with = "crate::messages::numbers::integer")]
     pub input_tokens: u64,
+    #[serde(deserialize_with = "crate::messages::numbers::integer")]
     pub output_tokens: u64,
 }
 

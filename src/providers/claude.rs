@@ -2,6 +2,12 @@
 //! and each prompt written to stdin as a stream-json user message. Claude keeps reading stdin while it
 //! works, so a follow-up during a run joins that run; a follow-up after it resumes Claude's own session id
 //! (`--resume`) in a new process.
+//!
+//! Options → flags (checked against the real `claude` 2.1.197's parser in tests/providers_real_cli.rs):
+//! `cwd` → the process's working directory, `model` → `--model`, `systemPrompt` → `--system-prompt`,
+//! `maxTurns` → `--max-turns`, `permissionMode` → `--permission-mode` (Claude's own modes only),
+//! `claudeConfigDir` → `CLAUDE_CONFIG_DIR`, `extraEnv` → the environment, `additionalDirectories` →
+//! `--add-dir` each, `worktreeName` → `--worktree NAME`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,7 +17,31 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
 use tokio::sync::{mpsc, Notify};
 
-use super::StartSpec;
+use super::{Refusal, StartSpec};
+
+/// The values `claude --permission-mode` accepts.
+pub(crate) const PERMISSION_MODES: [&str; 6] = [
+    "acceptEdits",
+    "auto",
+    "bypassPermissions",
+    "default",
+    "dontAsk",
+    "plan",
+];
+
+/// What Claude cannot honour: a permission mode that is not one of its own (a Codex sandbox name).
+pub(crate) fn check(spec: &StartSpec, provider: &str) -> Result<(), Refusal> {
+    match spec.permission_mode.as_deref().filter(|m| !m.is_empty()) {
+        Some(mode) if !PERMISSION_MODES.contains(&mode) => Err(Refusal::new(
+            "options.permissionMode",
+            format!(
+                "{mode:?} is not a permission mode of provider {provider} (claude accepts {})",
+                PERMISSION_MODES.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// The flags for one run; `resume` is Claude's session id from an earlier run's init message.
 pub(crate) fn args(spec: &StartSpec, resume: Option<&str>) -> Vec<String> {
@@ -43,6 +73,9 @@ pub(crate) fn args(spec: &StartSpec, resume: Option<&str>) -> Vec<String> {
     }
     for dir in &spec.additional_directories {
         flag("--add-dir", dir);
+    }
+    if let Some(name) = spec.worktree_name.as_deref().filter(|n| !n.is_empty()) {
+        flag("--worktree", name);
     }
     if let Some(id) = resume {
         flag("--resume", id);
@@ -112,6 +145,7 @@ mod tests {
             system_prompt: Some("Be brief.".into()),
             additional_directories: vec!["/a".into(), "/b".into()],
             claude_config_dir: Some("/home/x/.claude-work".into()),
+            worktree_name: Some("fix-1".into()),
             extra_env: [("FOO".to_string(), "1".to_string())].into(),
             ..StartSpec::default()
         };
@@ -120,11 +154,29 @@ mod tests {
             args,
             "-p --output-format stream-json --input-format stream-json --verbose \
              --model claude-sonnet-4-5 --max-turns 7 --permission-mode acceptEdits \
-             --system-prompt Be brief. --add-dir /a --add-dir /b --resume sess-1"
+             --system-prompt Be brief. --add-dir /a --add-dir /b --worktree fix-1 --resume sess-1"
         );
         let env = env(&spec);
         assert_eq!(env["CLAUDE_CONFIG_DIR"], "/home/x/.claude-work");
         assert_eq!(env["FOO"], "1");
+    }
+
+    #[test]
+    fn only_claude_s_own_permission_modes_pass() {
+        for mode in PERMISSION_MODES {
+            let spec = StartSpec {
+                permission_mode: Some(mode.into()),
+                ..StartSpec::default()
+            };
+            assert!(check(&spec, "claude").is_ok(), "{mode}");
+        }
+        let spec = StartSpec {
+            permission_mode: Some("workspace-write".into()),
+            ..StartSpec::default()
+        };
+        let refusal = check(&spec, "claude").unwrap_err();
+        assert_eq!(refusal.option, "options.permissionMode");
+        assert!(refusal.message.contains("provider claude"), "{refusal}");
     }
 
     #[test]

@@ -19,11 +19,12 @@ use tokio::time::Instant;
 
 use super::feed::{Feeder, NO_RESULT};
 use super::lines::LineSplitter;
-use super::process::{self, exit_error, Invocation, Spawned};
+use super::process::{self, exit_error, Invocation, Spawned, StderrLog};
 use super::turns::{Driver, Live, Run, RunEnd, TableProvider};
-use super::{claude, codex, EventSink, ProviderError};
+use super::{claude, codex, EventSink, ProviderError, Refusal, StartSpec};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
+use crate::messages::wire::UnixMs;
 
 /// How many follow-ups may wait in a running Claude's input at once; more go to the next run.
 const INPUT_QUEUE: usize = 16;
@@ -82,15 +83,49 @@ impl CliDriver {
     }
 }
 
-impl Driver for CliDriver {
+/// What a session keeps between its runs.
+#[derive(Default)]
+pub(crate) struct CliMemory {
     /// The agent's own session (Claude) or thread (Codex) id, to resume.
-    type Memory = Option<String>;
+    resume: Option<String>,
+    /// Its stderr lines, over all its runs.
+    stderr: Arc<Mutex<StderrLog>>,
+}
 
-    fn launch(&self, run: Run<Option<String>>) -> Result<Live, ProviderError> {
-        let resume = if run.follow_up {
-            lock(&run.memory).clone()
-        } else {
-            None
+impl Driver for CliDriver {
+    type Memory = CliMemory;
+
+    fn stderr(&self, memory: &CliMemory) -> Option<(Vec<String>, Option<UnixMs>)> {
+        Some(lock(&memory.stderr).snapshot())
+    }
+
+    /// `codex exec` reads no input once started, and a run that cannot reach its API retries for as long
+    /// as it likes: a follow-up kept for "after the run" may never be delivered.
+    fn busy_reason(&self) -> Option<String> {
+        (self.agent == Agent::Codex).then(|| {
+            format!(
+                "{} takes no input while it runs: send the follow-up once the run is over (or stop it)",
+                self.program
+            )
+        })
+    }
+
+    fn check(&self, requested: &StartSpec) -> Result<(), Refusal> {
+        match self.agent {
+            Agent::Claude => claude::check(requested, &self.provider),
+            Agent::Codex => codex::check(requested, &self.provider),
+        }
+    }
+
+    fn launch(&self, run: Run<CliMemory>) -> Result<Live, ProviderError> {
+        let (resume, stderr_log) = {
+            let memory = lock(&run.memory);
+            let resume = if run.follow_up {
+                memory.resume.clone()
+            } else {
+                None
+            };
+            (resume, memory.stderr.clone())
         };
         let spec = &run.spec;
         let (args, env) = match self.agent {
@@ -107,6 +142,7 @@ impl Driver for CliDriver {
             env,
             stdin: self.agent == Agent::Claude,
             provider: self.provider.clone(),
+            stderr_log: Some(stderr_log),
         })?;
         tracing::info!(
             session = %spec.session_id,
@@ -169,7 +205,7 @@ struct Reader {
     grace: Duration,
     feeder: Feeder,
     sink: EventSink,
-    memory: Arc<Mutex<Option<String>>>,
+    memory: Arc<Mutex<CliMemory>>,
     /// Prompts given to the agent and not yet answered.
     outstanding: Arc<AtomicU32>,
     /// Asks the stdin writer to close stdin.
@@ -294,7 +330,7 @@ impl Reader {
     /// Keeps the provider's session id and counts answered prompts; closes stdin after the last answer.
     fn note_results(&mut self, linger: &mut Option<Instant>) {
         if let Some(id) = self.feeder.provider_session.take() {
-            *lock(&self.memory) = Some(id);
+            lock(&self.memory).resume = Some(id);
         }
         while self.feeder.results > 0 {
             self.feeder.results -= 1;

@@ -52,13 +52,55 @@ pub struct StartSpec {
 /// What a provider failed to do, in words for the user ("claude not found on PATH ...").
 pub type ProviderError = String;
 
+/// The last lines a session's agent wrote to stderr (all its runs), readable while it runs.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStderr {
+    pub session_id: String,
+    /// Oldest first; at most 16 KiB of them, each line cut at 1 KiB.
+    pub lines: Vec<String>,
+    /// When the last line arrived (Unix ms): a sign of life, which is not progress.
+    #[schema(value_type = Option<i64>)]
+    pub last_line_at: Option<crate::messages::wire::UnixMs>,
+}
+
+/// A start option the provider cannot honour (contract: "Safe defaults": refused, never dropped).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{option}: {message}")]
+pub struct Refusal {
+    /// The option's path in the start body (`options.maxTurns`).
+    pub option: &'static str,
+    /// Why, naming the provider.
+    pub message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(option: &'static str, message: String) -> Refusal {
+        Refusal { option, message }
+    }
+}
+
 pub trait Provider: Send + Sync + 'static {
+    /// Refuses the options of a start request this provider cannot honour. `requested` holds only what
+    /// the request itself gave (defaults from settings are not the caller's to answer for).
+    fn check(&self, _requested: &StartSpec) -> Result<(), Refusal> {
+        Ok(())
+    }
     /// Starts the agent. Returns once it runs (or failed to); its output then flows through `sink`.
     fn start(
         &self,
         spec: StartSpec,
         sink: EventSink,
     ) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// Whether a follow-up can reach the session's agent now; Err says why not (asked before the prompt
+    /// is stored, so that one that cannot be delivered is refused rather than kept and dropped).
+    fn accepts_prompt(&self, _session_id: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// The session's stderr lines, if this provider runs a process for it and still knows the session.
+    fn stderr(&self, _session_id: &str) -> Option<SessionStderr> {
+        None
+    }
     /// Sends a follow-up prompt to the session's agent.
     fn prompt(
         &self,

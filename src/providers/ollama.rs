@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::feed::{Feeder, NO_RESULT};
 use super::lines::LineSplitter;
 use super::turns::{Driver, Live, Run, TableProvider};
-use super::{EventSink, ProviderError, SidecarEvent, StartSpec};
+use super::{EventSink, ProviderError, Refusal, SidecarEvent, StartSpec};
 use crate::config::{Config, ProviderKind};
 use crate::messages::adapters::adapter_for;
 
@@ -76,6 +76,10 @@ impl Driver for OllamaDriver {
     /// The conversation so far, as `/api/chat` messages.
     type Memory = Vec<Value>;
 
+    fn check(&self, requested: &StartSpec) -> Result<(), Refusal> {
+        check(requested)
+    }
+
     /// An unreachable server is a start error naming the host, not a run that fails later.
     fn preflight(&self) -> impl std::future::Future<Output = Result<(), ProviderError>> + Send {
         self.health()
@@ -118,6 +122,33 @@ impl Driver for OllamaDriver {
                 })
             }),
         })
+    }
+}
+
+/// Ollama takes a model and a system prompt (the first message of the conversation); it runs no tools,
+/// reads no files and starts no process, so every other start option is refused.
+fn check(spec: &StartSpec) -> Result<(), Refusal> {
+    let given = [
+        ("options.cwd", spec.cwd.is_some()),
+        ("options.maxTurns", spec.max_turns.is_some()),
+        ("options.permissionMode", spec.permission_mode.is_some()),
+        ("options.claudeConfigDir", spec.claude_config_dir.is_some()),
+        ("options.extraEnv", !spec.extra_env.is_empty()),
+        (
+            "options.additionalDirectories",
+            !spec.additional_directories.is_empty(),
+        ),
+        ("options.worktreeName", spec.worktree_name.is_some()),
+    ];
+    match given.into_iter().find(|(_, given)| *given) {
+        Some((option, _)) => Err(Refusal::new(
+            option,
+            format!(
+                "provider {} (ollama) cannot honour it: Ollama only generates text (model and systemPrompt apply)",
+                spec.provider
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -272,6 +303,30 @@ fn causes(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_model_and_system_prompt_are_honoured() {
+        let spec = StartSpec {
+            provider: "local".into(),
+            model: "m".into(),
+            system_prompt: Some("s".into()),
+            ..StartSpec::default()
+        };
+        assert!(check(&spec).is_ok());
+        let refused = check(&StartSpec {
+            max_turns: Some(2),
+            ..spec.clone()
+        })
+        .unwrap_err();
+        assert_eq!(refused.option, "options.maxTurns");
+        assert!(refused.message.contains("provider local"), "{refused}");
+        let refused = check(&StartSpec {
+            additional_directories: vec!["/x".into()],
+            ..spec
+        })
+        .unwrap_err();
+        assert_eq!(refused.option, "options.additionalDirectories");
+    }
 
     #[test]
     fn settings_become_options_and_think() {

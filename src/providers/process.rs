@@ -3,7 +3,8 @@
 //! service's shutdown.
 //!
 //! A waiter task owns the child and reaps it as soon as it exits, whatever the reader of its output is
-//! doing; a stderr task keeps only the last few KiB (stderr is shown in errors, never parsed as events).
+//! doing; a stderr task keeps only the last few KiB for the exit error, and hands each complete line to
+//! the session's [`StderrLog`] (readable while the agent runs; never parsed as events).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -28,6 +29,52 @@ const STDERR_SHOWN: usize = 2000;
 /// How often a stop looks whether the group is gone.
 const POLL: Duration = Duration::from_millis(20);
 
+/// The last lines an agent wrote to stderr, over all runs of its session: at most `STDERR_LOG_BYTES`
+/// of them, each cut at `STDERR_LINE_BYTES`. A line is a sign of life, not progress.
+#[derive(Debug, Default)]
+pub(crate) struct StderrLog {
+    lines: VecDeque<String>,
+    bytes: usize,
+    /// When the last line arrived, in Unix ms.
+    last_line_at: Option<crate::messages::wire::UnixMs>,
+}
+
+/// What a session's stderr log holds at most, in bytes.
+pub(crate) const STDERR_LOG_BYTES: usize = 16 * 1024;
+/// Longer stderr lines are cut to this many bytes.
+pub(crate) const STDERR_LINE_BYTES: usize = 1024;
+
+impl StderrLog {
+    fn push(&mut self, line: &[u8]) {
+        let mut text = String::from_utf8_lossy(line).trim_end().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        if text.len() > STDERR_LINE_BYTES {
+            let mut cut = STDERR_LINE_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        self.bytes += text.len();
+        self.lines.push_back(text);
+        while self.bytes > STDERR_LOG_BYTES {
+            match self.lines.pop_front() {
+                Some(old) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+        self.last_line_at = Some(crate::messages::wire::now_ms());
+    }
+
+    /// The lines kept, oldest first, and when the last one arrived.
+    pub(crate) fn snapshot(&self) -> (Vec<String>, Option<crate::messages::wire::UnixMs>) {
+        (self.lines.iter().cloned().collect(), self.last_line_at)
+    }
+}
+
 /// What to run: `program args...` in `cwd` with `env` added to the service's environment.
 pub(crate) struct Invocation {
     /// The configured command: the program and any leading arguments.
@@ -39,6 +86,8 @@ pub(crate) struct Invocation {
     pub stdin: bool,
     /// The provider's configured name, for "configure providers.NAME.command".
     pub provider: String,
+    /// Where stderr's lines go as they arrive, if anywhere.
+    pub stderr_log: Option<Arc<Mutex<StderrLog>>>,
 }
 
 /// A running agent process and the ends of its pipes.
@@ -98,7 +147,7 @@ pub(crate) fn spawn(inv: &Invocation) -> Result<Spawned, ProviderError> {
         .stdout
         .take()
         .ok_or_else(|| format!("{program}: no stdout pipe"))?;
-    let stderr = StderrTail::start(child.stderr.take());
+    let stderr = StderrTail::start(child.stderr.take(), inv.stderr_log.clone());
     let (exit_tx, exit) = watch::channel(None);
     let metrics = super::metrics::provider_metrics();
     metrics.started(&inv.provider);
@@ -194,20 +243,35 @@ pub(crate) struct StderrTail {
 }
 
 impl StderrTail {
-    fn start(stderr: Option<tokio::process::ChildStderr>) -> StderrTail {
+    fn start(
+        stderr: Option<tokio::process::ChildStderr>,
+        log: Option<Arc<Mutex<StderrLog>>>,
+    ) -> StderrTail {
         let kept = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_KEPT)));
         let reader = stderr.map(|mut stderr| {
             let kept = kept.clone();
             tokio::spawn(async move {
                 let mut chunk = [0u8; 4096];
+                let mut lines = super::lines::LineSplitter::new(STDERR_LINE_BYTES);
+                let mut complete = Vec::new();
                 while let Ok(n) = stderr.read(&mut chunk).await {
                     if n == 0 {
                         break;
                     }
-                    let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
-                    kept.extend(&chunk[..n]);
-                    let excess = kept.len().saturating_sub(STDERR_KEPT);
-                    kept.drain(..excess);
+                    {
+                        let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                        kept.extend(&chunk[..n]);
+                        let excess = kept.len().saturating_sub(STDERR_KEPT);
+                        kept.drain(..excess);
+                    }
+                    if let Some(log) = &log {
+                        lines.push(&chunk[..n], &mut complete);
+                        log_lines(log, &mut complete);
+                    }
+                }
+                if let Some(log) = &log {
+                    complete.extend(lines.finish());
+                    log_lines(log, &mut complete);
                 }
             })
         });
@@ -233,6 +297,21 @@ impl StderrTail {
             .find(|&i| text.len() - i <= STDERR_SHOWN)
             .unwrap_or(text.len());
         text[start..].to_owned()
+    }
+}
+
+fn log_lines(log: &Mutex<StderrLog>, lines: &mut Vec<super::lines::Line>) {
+    if lines.is_empty() {
+        return;
+    }
+    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+    for line in lines.drain(..) {
+        match line {
+            super::lines::Line::Full(bytes) => log.push(&bytes),
+            super::lines::Line::TooLong { len } => {
+                log.push(format!("(a stderr line of {len} bytes, not kept)").as_bytes())
+            }
+        }
     }
 }
 
@@ -266,7 +345,40 @@ mod tests {
             env: BTreeMap::new(),
             stdin: false,
             provider: "test".into(),
+            stderr_log: None,
         }
+    }
+
+    #[tokio::test]
+    async fn stderr_lines_reach_the_log_bounded_in_bytes_while_the_process_runs() {
+        let log = Arc::new(Mutex::new(StderrLog::default()));
+        let mut inv = sh("echo one >&2; printf 'two\\nthree' >&2; read x");
+        inv.stdin = true;
+        inv.stderr_log = Some(log.clone());
+        let p = spawn(&inv).unwrap();
+        let seen = || log.lock().unwrap().snapshot().0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen() != ["one", "two"] {
+            assert!(Instant::now() < deadline, "{:?}", seen());
+            tokio::time::sleep(POLL).await;
+        }
+        drop(p.stdin);
+        p.stderr.text(Duration::from_secs(5)).await;
+        assert_eq!(
+            seen(),
+            ["one", "two", "three"],
+            "the unterminated last line too"
+        );
+        assert!(log.lock().unwrap().snapshot().1.is_some());
+
+        let mut log = StderrLog::default();
+        let line = vec![b'x'; STDERR_LINE_BYTES * 3];
+        for _ in 0..100 {
+            log.push(&line);
+        }
+        let (lines, _) = log.snapshot();
+        assert!(lines.iter().map(String::len).sum::<usize>() <= STDERR_LOG_BYTES);
+        assert!(lines[0].len() <= STDERR_LINE_BYTES + '…'.len_utf8());
     }
 
     #[tokio::test]

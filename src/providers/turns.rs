@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::feed::status_event;
 use super::{EventSink, Provider, ProviderError, StartSpec};
+use crate::messages::wire::UnixMs;
 
 /// Ended sessions whose memory (resume id, conversation) is kept for follow-ups; older ones are forgotten.
 pub(crate) const IDLE_KEPT: usize = 256;
@@ -28,6 +29,20 @@ pub(crate) trait Driver: Send + Sync + 'static {
 
     /// Starts a run: spawns what it needs and returns at once. The run calls `run.end` when it is over.
     fn launch(&self, run: Run<Self::Memory>) -> Result<Live, ProviderError>;
+
+    /// Why a run of this driver cannot take a follow-up while it runs, if it cannot (one that takes no
+    /// input and may not end soon, like a Codex run retrying forever); None queues it for the next run.
+    fn busy_reason(&self) -> Option<String> {
+        None
+    }
+
+    /// The stderr lines kept in a session's memory, if the driver keeps any.
+    fn stderr(&self, _memory: &Self::Memory) -> Option<(Vec<String>, Option<UnixMs>)> {
+        None
+    }
+
+    /// The options of a start request this driver cannot honour.
+    fn check(&self, requested: &StartSpec) -> Result<(), super::Refusal>;
 
     /// Checked before a session starts (a server that must be reachable); nothing by default.
     fn preflight(&self) -> impl Future<Output = Result<(), ProviderError>> + Send {
@@ -49,6 +64,10 @@ impl<D: Driver> TableProvider<D> {
 }
 
 impl<D: Driver> Provider for TableProvider<D> {
+    fn check(&self, requested: &StartSpec) -> Result<(), super::Refusal> {
+        self.table.driver.check(requested)
+    }
+
     fn start(
         &self,
         spec: StartSpec,
@@ -58,6 +77,23 @@ impl<D: Driver> Provider for TableProvider<D> {
         Box::pin(async move {
             table.driver.preflight().await?;
             table.start(spec, sink)
+        })
+    }
+
+    fn accepts_prompt(&self, session_id: &str) -> Result<(), ProviderError> {
+        self.table.accepts_prompt(session_id)
+    }
+
+    fn stderr(&self, session_id: &str) -> Option<super::SessionStderr> {
+        let memory = {
+            let state = self.table.lock();
+            state.slots.get(session_id)?.memory.clone()
+        };
+        let (lines, last_line_at) = self.table.driver.stderr(&lock(&memory))?;
+        Some(super::SessionStderr {
+            session_id: session_id.to_owned(),
+            lines,
+            last_line_at,
         })
     }
 
@@ -187,6 +223,23 @@ impl<D: Driver> Table<D> {
         Ok(())
     }
 
+    /// Err when the session's run takes no input and the driver will not queue for it, or its input is
+    /// full.
+    pub(crate) fn accepts_prompt(&self, session_id: &str) -> Result<(), ProviderError> {
+        let state = self.lock();
+        let Some((_, live)) = state.slots.get(session_id).and_then(|s| s.run.as_ref()) else {
+            return Ok(()); // not running: the prompt starts a run
+        };
+        match &live.input {
+            Some(input) if input.capacity() == 0 => Err(format!(
+                "the agent has {} follow-ups waiting already; send this one once it answered them",
+                input.max_capacity()
+            )),
+            Some(_) => Ok(()),
+            None => self.driver.busy_reason().map_or(Ok(()), Err),
+        }
+    }
+
     pub(crate) fn prompt(
         self: &Arc<Self>,
         session_id: &str,
@@ -313,6 +366,10 @@ impl<D: Driver> Table<D> {
         };
         let _ = sink.emit(vec![status_event(session_id, &outcome)]).await;
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn forget_oldest_idle<M>(slots: &mut HashMap<String, Slot<M>>) {

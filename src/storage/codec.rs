@@ -6,7 +6,9 @@
 //! that borrow their strings. Encoding a batch copies nothing but bytes; decoding borrows from the stored
 //! value and allocates only the strings of the messages the caller keeps.
 //!
-//! Every value starts with a format byte so that a later migration can tell old layouts from new ones.
+//! Every value starts with a format byte so that a migration can tell old layouts from new ones, then (from
+//! format 2) a CRC-32 of the row's key and body: a flipped bit that still decodes would otherwise be served
+//! as if true. The key is in the checksum so that a value that lands under another key is caught as well.
 //! Enums are stored as explicit codes, not serde variant indexes, so reordering a wire enum cannot silently
 //! change what stored bytes mean.
 
@@ -15,10 +17,13 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::{SessionRecord, StorageError};
 use crate::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
 
-/// The layout of a `sessions` value.
-const RECORD_FORMAT: u8 = 1;
-/// The layout of a `messages` value: the format byte, the message count, then the messages.
-const BATCH_FORMAT: u8 = 1;
+/// The layout of a `sessions` value: the format byte, the checksum (u32, little endian), the record.
+const RECORD_FORMAT: u8 = 2;
+/// The layout of a `messages` value: the format byte, the checksum, the message count, the messages.
+const BATCH_FORMAT: u8 = 2;
+/// Schema 1's layout of both: the format byte, then the body, without a checksum.
+const UNCHECKED_FORMAT: u8 = 1;
+const HEADER: usize = 5;
 
 #[derive(Serialize, Deserialize)]
 struct StoredRecord<'a> {
@@ -69,7 +74,7 @@ impl<'a> StoredMessage<'a> {
         }
     }
 
-    fn to_message(&self) -> Result<AgentMessage, StorageError> {
+    fn to_message(&self) -> Result<AgentMessage, String> {
         Ok(AgentMessage {
             id: self.id.to_owned(),
             seq_id: self.seq_id,
@@ -109,14 +114,35 @@ pub(super) fn encode_record(r: &SessionRecord) -> Result<Vec<u8>, StorageError> 
         message_count: r.message_count,
         provider_session_id: r.provider_session_id.as_deref(),
     };
-    postcard::to_extend(&stored, vec![RECORD_FORMAT])
-        .map_err(|e| StorageError::Write(format!("encoding session {}: {e}", r.session_id)))
+    let out = postcard::to_extend(&stored, header(RECORD_FORMAT).to_vec())
+        .map_err(|e| StorageError::Write(format!("encoding session {}: {e}", r.session_id)))?;
+    Ok(sealed(out, &RowKey::Record(&r.session_id)))
 }
 
-pub(super) fn decode_record(bytes: &[u8]) -> Result<SessionRecord, StorageError> {
-    let body = body_of(bytes, RECORD_FORMAT, "session record")?;
-    let s: StoredRecord = postcard::from_bytes(body)
-        .map_err(|e| StorageError::Decode(format!("session record: {e}")))?;
+/// Decodes the `sessions` value stored under `session_id`, checking its checksum first.
+pub(super) fn decode_record(session_id: &str, bytes: &[u8]) -> Result<SessionRecord, StorageError> {
+    let key = RowKey::Record(session_id);
+    let body = checked_body(bytes, RECORD_FORMAT, &key)?;
+    record_of(body).map_err(|e| key.corrupt(e))
+}
+
+/// The project of the `sessions` value stored under `session_id`, read without decoding the rest: what a
+/// record update needs of the value it replaces. The checksum is still checked.
+pub(super) fn record_project<'a>(
+    session_id: &str,
+    bytes: &'a [u8],
+) -> Result<&'a str, StorageError> {
+    let key = RowKey::Record(session_id);
+    let body = checked_body(bytes, RECORD_FORMAT, &key)?;
+    // The record starts with its session id, then its project id.
+    postcard::take_from_bytes::<&str>(body)
+        .and_then(|(_, rest)| postcard::take_from_bytes::<&str>(rest))
+        .map(|(project, _)| project)
+        .map_err(|e| key.corrupt(e.to_string()))
+}
+
+fn record_of(body: &[u8]) -> Result<SessionRecord, String> {
+    let s: StoredRecord = postcard::from_bytes(body).map_err(|e| e.to_string())?;
     Ok(SessionRecord {
         session_id: s.session_id.to_owned(),
         project_id: s.project_id.to_owned(),
@@ -135,16 +161,22 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<SessionRecord, StorageError>
     })
 }
 
-pub(super) fn encode_batch(messages: &[SharedMessage]) -> Result<Vec<u8>, StorageError> {
+/// Encodes a batch to be stored under (`session_id`, its first seqId).
+pub(super) fn encode_batch(
+    session_id: &str,
+    messages: &[SharedMessage],
+) -> Result<Vec<u8>, StorageError> {
     // Strings dominate the size; reserving for them avoids regrowing the buffer message by message.
     let guess: usize = messages
         .iter()
         .map(|m| 32 + m.id.len() + m.content.len())
         .sum();
-    let mut out = Vec::with_capacity(1 + guess);
-    out.push(BATCH_FORMAT);
-    postcard::to_extend(&BatchRef(messages), out)
-        .map_err(|e| StorageError::Write(format!("encoding a message batch: {e}")))
+    let mut out = Vec::with_capacity(HEADER + guess);
+    out.extend_from_slice(&header(BATCH_FORMAT));
+    let out = postcard::to_extend(&BatchRef(messages), out)
+        .map_err(|e| StorageError::Write(format!("encoding a message batch: {e}")))?;
+    let first_seq = messages.first().map_or(0, |m| m.seq_id);
+    Ok(sealed(out, &RowKey::Batch(session_id, first_seq)))
 }
 
 /// What to do with the next message of a batch, decided from its seqId before anything is allocated.
@@ -154,18 +186,30 @@ pub(super) enum Visit {
     Stop,
 }
 
-/// Decodes a batch row, appending to `out` the messages `visit` takes, in stored order.
+/// Decodes the batch row stored under (`session_id`, `first_seq`), checking its checksum first, and
+/// appends to `out` the messages `visit` takes, in stored order.
 pub(super) fn decode_batch(
+    session_id: &str,
+    first_seq: u64,
     bytes: &[u8],
-    mut visit: impl FnMut(u64) -> Visit,
+    visit: impl FnMut(u64) -> Visit,
     out: &mut Vec<AgentMessage>,
 ) -> Result<(), StorageError> {
-    let body = body_of(bytes, BATCH_FORMAT, "message batch")?;
-    let (count, mut rest) = postcard::take_from_bytes::<u64>(body)
-        .map_err(|e| StorageError::Decode(format!("message batch length: {e}")))?;
+    let key = RowKey::Batch(session_id, first_seq);
+    let body = checked_body(bytes, BATCH_FORMAT, &key)?;
+    messages_of(body, visit, out).map_err(|e| key.corrupt(e))
+}
+
+fn messages_of(
+    body: &[u8],
+    mut visit: impl FnMut(u64) -> Visit,
+    out: &mut Vec<AgentMessage>,
+) -> Result<(), String> {
+    let (count, mut rest) =
+        postcard::take_from_bytes::<u64>(body).map_err(|e| format!("batch length: {e}"))?;
     for _ in 0..count {
         let (m, next) = postcard::take_from_bytes::<StoredMessage>(rest)
-            .map_err(|e| StorageError::Decode(format!("message in batch: {e}")))?;
+            .map_err(|e| format!("message in batch: {e}"))?;
         rest = next;
         match visit(m.seq_id) {
             Visit::Skip => {}
@@ -176,14 +220,114 @@ pub(super) fn decode_batch(
     Ok(())
 }
 
-fn body_of<'a>(bytes: &'a [u8], format: u8, what: &str) -> Result<&'a [u8], StorageError> {
+/// Rewrites a schema 1 `sessions` value in this build's format, once it decodes whole. Answers None for a
+/// value already in this format.
+pub(super) fn upgrade_record(
+    session_id: &str,
+    bytes: &[u8],
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let key = RowKey::Record(session_id);
+    upgrade(bytes, &key, |body| record_of(body).map(drop))
+}
+
+/// `upgrade_record` for a `messages` value.
+pub(super) fn upgrade_batch(
+    session_id: &str,
+    first_seq: u64,
+    bytes: &[u8],
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let key = RowKey::Batch(session_id, first_seq);
+    upgrade(bytes, &key, |body| {
+        messages_of(body, |_| Visit::Take, &mut Vec::new())
+    })
+}
+
+fn upgrade(
+    bytes: &[u8],
+    key: &RowKey<'_>,
+    decodes: impl FnOnce(&[u8]) -> Result<(), String>,
+) -> Result<Option<Vec<u8>>, StorageError> {
     match bytes.split_first() {
-        Some((&f, body)) if f == format => Ok(body),
-        Some((f, _)) => Err(StorageError::Decode(format!(
-            "{what} has format {f}, this build reads format {format}"
-        ))),
-        None => Err(StorageError::Decode(format!("{what} is empty"))),
+        Some((&UNCHECKED_FORMAT, body)) => {
+            decodes(body).map_err(|e| key.corrupt(e))?;
+            let mut out = Vec::with_capacity(HEADER + body.len());
+            out.extend_from_slice(&header(CHECKED_FORMAT));
+            out.extend_from_slice(body);
+            Ok(Some(sealed(out, key)))
+        }
+        _ => checked_body(bytes, CHECKED_FORMAT, key).map(|_| None),
     }
+}
+
+/// Both tables' values share one checked layout; the constants name which value they describe.
+const CHECKED_FORMAT: u8 = RECORD_FORMAT;
+const _: () = assert!(RECORD_FORMAT == BATCH_FORMAT);
+
+/// The key a value is stored under, which its checksum covers.
+enum RowKey<'a> {
+    Record(&'a str),
+    Batch(&'a str, u64),
+}
+
+impl RowKey<'_> {
+    fn checksum(&self, body: &[u8]) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        match self {
+            RowKey::Record(id) => h.update(id.as_bytes()),
+            RowKey::Batch(id, seq) => {
+                h.update(id.as_bytes());
+                h.update(&seq.to_le_bytes());
+            }
+        }
+        h.update(body);
+        h.finalize()
+    }
+
+    fn corrupt(&self, message: impl Into<String>) -> StorageError {
+        let (session_id, what) = match self {
+            RowKey::Record(id) => (*id, "session record".to_owned()),
+            RowKey::Batch(id, seq) => (*id, format!("message batch at seq {seq}")),
+        };
+        StorageError::Corrupt {
+            session_id: session_id.to_owned(),
+            what,
+            message: message.into(),
+        }
+    }
+}
+
+/// The format byte and room for the checksum.
+fn header(format: u8) -> [u8; HEADER] {
+    [format, 0, 0, 0, 0]
+}
+
+/// Fills in the checksum of a value built behind `header`.
+fn sealed(mut out: Vec<u8>, key: &RowKey<'_>) -> Vec<u8> {
+    let sum = key.checksum(&out[HEADER..]);
+    out[1..HEADER].copy_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// The body of a value, once its format and checksum are right.
+fn checked_body<'a>(
+    bytes: &'a [u8],
+    format: u8,
+    key: &RowKey<'_>,
+) -> Result<&'a [u8], StorageError> {
+    match bytes.first() {
+        None => return Err(key.corrupt("the value is empty")),
+        Some(&f) if f != format => {
+            return Err(key.corrupt(format!("format {f}, this build reads format {format}")))
+        }
+        Some(_) if bytes.len() < HEADER => return Err(key.corrupt("the value is cut short")),
+        Some(_) => {}
+    }
+    let stored = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    let body = &bytes[HEADER..];
+    if key.checksum(body) != stored {
+        return Err(key.corrupt("checksum mismatch"));
+    }
+    Ok(body)
 }
 
 fn status_code(s: AgentStatus) -> u8 {
@@ -195,17 +339,13 @@ fn status_code(s: AgentStatus) -> u8 {
     }
 }
 
-fn status_of(code: u8) -> Result<AgentStatus, StorageError> {
+fn status_of(code: u8) -> Result<AgentStatus, String> {
     Ok(match code {
         0 => AgentStatus::Idle,
         1 => AgentStatus::Running,
         2 => AgentStatus::Done,
         3 => AgentStatus::Error,
-        other => {
-            return Err(StorageError::Decode(format!(
-                "status: unknown code {other}"
-            )))
-        }
+        other => return Err(format!("status: unknown code {other}")),
     })
 }
 
@@ -220,7 +360,7 @@ fn role_code(r: MsgRole) -> u8 {
     }
 }
 
-fn role_of(code: u8) -> Result<MsgRole, StorageError> {
+fn role_of(code: u8) -> Result<MsgRole, String> {
     Ok(match code {
         0 => MsgRole::User,
         1 => MsgRole::Assistant,
@@ -228,7 +368,7 @@ fn role_of(code: u8) -> Result<MsgRole, StorageError> {
         3 => MsgRole::ToolResult,
         4 => MsgRole::Thinking,
         5 => MsgRole::System,
-        other => return Err(StorageError::Decode(format!("role: unknown code {other}"))),
+        other => return Err(format!("role: unknown code {other}")),
     })
 }
 
@@ -259,9 +399,9 @@ mod tests {
             message(2, MsgRole::ToolCall, Some("Bash")),
             message(3, MsgRole::System, None),
         ];
-        let bytes = encode_batch(&batch).unwrap();
+        let bytes = encode_batch("s", &batch).unwrap();
         let mut out = Vec::new();
-        decode_batch(&bytes, |_| Visit::Take, &mut out).unwrap();
+        decode_batch("s", 1, &bytes, |_| Visit::Take, &mut out).unwrap();
         let expected: Vec<AgentMessage> = batch.iter().map(|m| (**m).clone()).collect();
         assert_eq!(out, expected);
     }
@@ -271,14 +411,14 @@ mod tests {
         let batch: Vec<_> = (1..=5)
             .map(|s| message(s, MsgRole::Assistant, None))
             .collect();
-        let bytes = encode_batch(&batch).unwrap();
+        let bytes = encode_batch("s", &batch).unwrap();
         let mut out = Vec::new();
         let visit = |seq| match seq {
             2 => Visit::Skip,
             5 => Visit::Stop,
             _ => Visit::Take,
         };
-        decode_batch(&bytes, visit, &mut out).unwrap();
+        decode_batch("s", 1, &bytes, visit, &mut out).unwrap();
         let seqs: Vec<u64> = out.iter().map(|m| m.seq_id).collect();
         assert_eq!(seqs, vec![1, 3, 4]);
     }
@@ -301,22 +441,75 @@ mod tests {
             message_count: 3,
             provider_session_id: Some("thread".into()),
         };
-        assert_eq!(decode_record(&encode_record(&r).unwrap()).unwrap(), r);
+        let bytes = encode_record(&r).unwrap();
+        assert_eq!(decode_record("s", &bytes).unwrap(), r);
+        assert_eq!(record_project("s", &bytes).unwrap(), "p");
+    }
+
+    fn corrupt_session(e: StorageError) -> (String, String, String) {
+        match e {
+            StorageError::Corrupt {
+                session_id,
+                what,
+                message,
+            } => (session_id, what, message),
+            other => panic!("not Corrupt: {other:?}"),
+        }
     }
 
     #[test]
-    fn unknown_formats_and_truncation_are_decode_errors() {
+    fn unknown_formats_truncation_and_flipped_bits_are_corrupt_rows() {
         let batch = vec![message(1, MsgRole::User, None)];
-        let mut bytes = encode_batch(&batch).unwrap();
+        let mut bytes = encode_batch("s", &batch).unwrap();
         let truncated = &bytes[..bytes.len() - 3];
         let mut out = Vec::new();
-        assert!(matches!(
-            decode_batch(truncated, |_| Visit::Take, &mut out),
-            Err(StorageError::Decode(_))
-        ));
+        let (id, what, message) = corrupt_session(
+            decode_batch("s", 1, truncated, |_| Visit::Take, &mut out).unwrap_err(),
+        );
+        assert_eq!(
+            (id.as_str(), what.as_str()),
+            ("s", "message batch at seq 1")
+        );
+        assert_eq!(message, "checksum mismatch");
+
+        // A flip that keeps valid UTF-8 ('c' to 'b' in the content) still decodes: only the checksum sees it.
+        let at = bytes.iter().rposition(|&b| b == b'c').unwrap();
+        bytes[at] = b'b';
+        let err = decode_batch("s", 1, &bytes, |_| Visit::Take, &mut out).unwrap_err();
+        assert_eq!(corrupt_session(err).2, "checksum mismatch");
+        bytes[at] = b'c';
+        decode_batch("s", 1, &bytes, |_| Visit::Take, &mut out).unwrap();
+
+        // The same value under another key is caught too.
+        let err = decode_batch("t", 1, &bytes, |_| Visit::Take, &mut out).unwrap_err();
+        assert_eq!(corrupt_session(err).0, "t");
+
         bytes[0] = 99;
-        let err = decode_batch(&bytes, |_| Visit::Take, &mut out).unwrap_err();
-        assert!(matches!(err, StorageError::Decode(ref m) if m.contains("format 99")));
-        assert!(matches!(decode_record(&[]), Err(StorageError::Decode(_))));
+        let err = decode_batch("s", 1, &bytes, |_| Visit::Take, &mut out).unwrap_err();
+        assert!(corrupt_session(err).2.contains("format 99"));
+        assert_eq!(corrupt_session(decode_record("r", &[]).unwrap_err()).0, "r");
+    }
+
+    #[test]
+    fn schema_one_values_upgrade_to_checked_ones_only_when_they_decode() {
+        let batch = vec![message(7, MsgRole::Assistant, Some("Read"))];
+        let checked = encode_batch("s", &batch).unwrap();
+        // Schema 1 wrote the format byte 1 and the body, nothing else.
+        let mut old = vec![UNCHECKED_FORMAT];
+        old.extend_from_slice(&checked[HEADER..]);
+        let upgraded = upgrade_batch("s", 7, &old).unwrap().expect("rewritten");
+        assert_eq!(upgraded, checked);
+        assert_eq!(upgrade_batch("s", 7, &checked).unwrap(), None);
+
+        let mut broken = old.clone();
+        broken.truncate(old.len() - 2);
+        assert!(matches!(
+            upgrade_batch("s", 7, &broken),
+            Err(StorageError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            upgrade_record("s", &[UNCHECKED_FORMAT, 1, 2]),
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 }

@@ -7,13 +7,17 @@
 
 mod codec;
 mod error;
+mod guard;
+mod migrate;
 mod overlay;
 mod schema;
 mod store;
+mod verify;
 mod writer;
 
 pub use error::StorageError;
 pub use store::{Store, DEFAULT_CACHE_SIZE};
+pub use verify::{verify, Damage, Report};
 
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,9 @@
 //! A file this build did not write (not redb, no version, a newer version) is refused before anything is
 //! written to it: the first look is read-only, or, when redb would have to repair the file after a crash,
 //! goes through a copy-on-write view whose writes are thrown away. A new file is built under a temporary
-//! name and renamed into place, so a file at the real path always carries its schema version.
+//! name and renamed into place, so a file at the real path always carries its schema version. An older
+//! schema is migrated in place, in one transaction (src/storage/migrate.rs). A data dir whose marker says
+//! it held a database is never given a new empty one (src/storage/guard.rs).
 
 use std::fs::{self, File};
 use std::io;
@@ -15,12 +17,19 @@ use redb::{
     TableError, Value,
 };
 
+use super::guard;
+use super::migrate;
 use super::overlay::CopyOnWrite;
 use super::StorageError;
 
 /// sessionId → encoded `SessionRecord`.
 pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-/// (projectId, updatedAt, sessionId) → (): a project's sessions in retention order.
+/// (projectId, sessionId) → updatedAt: a project's sessions. Keyed without the timestamp so that a record
+/// update overwrites its entry in place instead of reading the old record to move a key; the few sessions
+/// of one project are put in retention order when read.
+pub(super) const PROJECT_INDEX: TableDefinition<(&str, &str), i64> =
+    TableDefinition::new("project_index");
+/// Schema 1 and 2's index, (projectId, updatedAt, sessionId) → (), read only by the migration and verify.
 pub(super) const PROJECT_SESSIONS: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("project_sessions");
 /// (sessionId, first seqId) → one encoded batch of messages.
@@ -31,8 +40,11 @@ pub(super) const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("s
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
-/// The schema this build writes and reads.
-pub(super) const SCHEMA_VERSION: u64 = 1;
+/// The schema this build writes and reads. 2: every `sessions` and `messages` value carries a checksum.
+/// 3: `project_index` replaces `project_sessions`.
+pub(super) const SCHEMA_VERSION: u64 = 3;
+/// The oldest schema this build migrates from.
+const OLDEST_SCHEMA: u64 = 1;
 
 /// The first string past `s` and past every tuple key whose first element is `s`: nothing sorts between
 /// `s` and `s` followed by NUL. Used as the exclusive end of a range over one project's or session's keys.
@@ -43,25 +55,37 @@ pub(super) fn successor(s: &str) -> String {
     next
 }
 
-/// Opens the database at `path`, creating it (and its directory) when there is none.
+/// Opens the database at `path`, creating it (and its directory) when there is none and the data dir never
+/// held one, and migrating it when its schema is older.
 pub(super) fn open(path: &Path, cache_size: usize) -> Result<Database, StorageError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)
             .map_err(|e| open_error(path, format!("creating {}: {e}", dir.display())))?;
     }
-    match fs::metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create(path, cache_size),
-        Err(e) => Err(open_error(path, e)),
+    let db = match fs::metadata(path) {
         // An empty file holds nothing to lose; redb itself treats it as a place for a new database.
-        Ok(m) if m.len() == 0 => create(path, cache_size),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create_new(path, cache_size)?,
+        Ok(m) if m.len() == 0 => create_new(path, cache_size)?,
+        Err(e) => return Err(open_error(path, e)),
         Ok(_) => {
-            check(path)?;
-            Builder::new()
+            let found = check(path)?;
+            let db = Builder::new()
                 .set_cache_size(cache_size)
                 .open(path)
-                .map_err(|e| open_error(path, e))
+                .map_err(|e| open_error(path, e))?;
+            if found < SCHEMA_VERSION {
+                migrate::run(&db, found, path)?;
+            }
+            db
         }
-    }
+    };
+    guard::mark(path).map_err(|e| open_error(path, format!("writing its marker: {e}")))?;
+    Ok(db)
+}
+
+fn create_new(path: &Path, cache_size: usize) -> Result<Database, StorageError> {
+    guard::refuse_if_marked(path)?;
+    create(path, cache_size)
 }
 
 /// Builds a fresh database beside `path`, then moves it into place.
@@ -106,7 +130,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
     txn.set_durability(Durability::Immediate)?;
     {
         txn.open_table(SESSIONS)?;
-        txn.open_table(PROJECT_SESSIONS)?;
+        txn.open_table(PROJECT_INDEX)?;
         txn.open_table(MESSAGES)?;
         txn.open_table(RUNNING)?;
         txn.open_table(SETTINGS)?;
@@ -117,19 +141,27 @@ fn init(db: &Database) -> Result<(), redb::Error> {
     Ok(())
 }
 
-/// Looks at an existing file without changing a byte of it.
-fn check(path: &Path) -> Result<(), StorageError> {
+/// Looks at an existing file without changing a byte of it; answers its schema version.
+pub(super) fn check(path: &Path) -> Result<u64, StorageError> {
+    look(path, |db| verify(db, path))
+}
+
+/// Runs `f` on a read-only view of an existing file, without changing a byte of it.
+pub(super) fn look<T>(
+    path: &Path,
+    f: impl FnOnce(&dyn ReadableDatabase) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
     // redb trusts a cleanly closed file and may panic on one altered outside it; that is a damaged file.
     let looked = panic::catch_unwind(AssertUnwindSafe(|| {
         match Builder::new().open_read_only(path) {
-            Ok(db) => verify(&db, path),
+            Ok(db) => f(&db),
             Err(DatabaseError::RepairAborted) => {
                 let file = File::open(path).map_err(|e| open_error(path, e))?;
                 let view = CopyOnWrite::new(file).map_err(|e| open_error(path, e))?;
                 let db = Builder::new()
                     .create_with_backend(view)
                     .map_err(|e| refused(path, e))?;
-                verify(&db, path)
+                f(&db)
             }
             Err(e) => Err(refused(path, e)),
         }
@@ -137,8 +169,8 @@ fn check(path: &Path) -> Result<(), StorageError> {
     looked.unwrap_or_else(|_| Err(damaged(path, "redb panicked while reading the file")))
 }
 
-/// Checks the schema version and that every table is there.
-fn verify(db: &impl ReadableDatabase, path: &Path) -> Result<(), StorageError> {
+/// Checks the schema version and that every table is there; answers the version.
+pub(super) fn verify(db: &dyn ReadableDatabase, path: &Path) -> Result<u64, StorageError> {
     let txn = db.begin_read().map_err(|e| damaged(path, e))?;
     let meta = txn.open_table(META).map_err(|e| table_error(path, e))?;
     let found = meta
@@ -153,15 +185,19 @@ fn verify(db: &impl ReadableDatabase, path: &Path) -> Result<(), StorageError> {
             supported: SCHEMA_VERSION as u32,
         });
     }
-    if found < SCHEMA_VERSION {
+    if found < OLDEST_SCHEMA {
         return Err(damaged(path, format!("unknown schema_version {found}")));
     }
     has_table(&txn, SESSIONS, path)?;
-    has_table(&txn, PROJECT_SESSIONS, path)?;
+    if found < 3 {
+        has_table(&txn, PROJECT_SESSIONS, path)?;
+    } else {
+        has_table(&txn, PROJECT_INDEX, path)?;
+    }
     has_table(&txn, MESSAGES, path)?;
     has_table(&txn, RUNNING, path)?;
     has_table(&txn, SETTINGS, path)?;
-    Ok(())
+    Ok(found)
 }
 
 fn has_table<K: Key + 'static, V: Value + 'static>(

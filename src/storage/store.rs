@@ -9,8 +9,9 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::codec::{decode_batch, decode_record, Visit};
-use super::schema::{self, successor, MESSAGES, PROJECT_SESSIONS, SESSIONS, SETTINGS};
-use super::writer::{write_error, Writer};
+use super::guard::Guard;
+use super::schema::{self, successor, MESSAGES, PROJECT_INDEX, SESSIONS, SETTINGS};
+use super::writer::{newest_first, write_error, Retention, Writer};
 use super::{SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentMessage, AgentStatus, UnixMs};
 
@@ -25,6 +26,7 @@ pub struct Store {
     db: Arc<RwLock<Slot>>,
     path: Arc<PathBuf>,
     cache_size: usize,
+    guard: Arc<Guard>,
 }
 
 /// The page cache of a store opened with `Store::open`, and the `storage.cache_size` default.
@@ -52,13 +54,36 @@ impl Store {
 
     /// `open` with a page cache of `cache_size` bytes.
     pub fn open_with_cache(path: &Path, cache_size: usize) -> Result<Store, StorageError> {
+        let db = schema::open(path, cache_size)?;
         Ok(Store {
-            db: Arc::new(RwLock::new(Slot::Open(Arc::new(schema::open(
-                path, cache_size,
-            )?)))),
+            db: Arc::new(RwLock::new(Slot::Open(Arc::new(db)))),
             path: Arc::new(path.to_path_buf()),
             cache_size,
+            guard: Arc::new(Guard::new(path)?),
         })
+    }
+
+    /// Ok if storage can commit, as far as is known without writing: the file is the one opened and the
+    /// last commit did not fail for the machine's reasons (a full disk, a read-only or vanished file).
+    /// Costs a lock and a `stat`: cheap enough for every readiness probe.
+    pub fn writable(&self) -> Result<(), String> {
+        if matches!(
+            &*self.db.read().unwrap_or_else(|p| p.into_inner()),
+            Slot::Closed
+        ) {
+            return Err(StorageError::Closed.to_string());
+        }
+        self.guard.status()
+    }
+
+    /// Counts damaged rows in `counter` too from now on (the first call wins).
+    pub fn observe_corrupt_rows(&self, counter: prometheus::IntCounter) {
+        self.guard.observe_corrupt_rows(counter);
+    }
+
+    /// How many damaged rows (checksum or decoding failures) reads have met since the open.
+    pub fn corrupt_rows(&self) -> u64 {
+        self.guard.corrupt_rows()
     }
 
     /// Applies `ops` in order, in one transaction that is durable when this returns.
@@ -91,24 +116,31 @@ impl Store {
         now: UnixMs,
         protect: &[String],
     ) -> Result<Vec<String>, StorageError> {
-        self.write(|w| {
-            let mut rank = 0u64;
-            let mut dropped = Vec::new();
-            for (updated_at, id) in w.project_index(project_id)? {
-                if protect.contains(&id) || w.is_running(&id)? {
-                    continue;
-                }
-                let too_old = updated_at > 0 && now.saturating_sub(updated_at) > max_age_ms;
-                if rank >= u64::from(keep) || too_old {
-                    dropped.push(id);
-                }
-                rank += 1;
-            }
-            for id in &dropped {
-                w.delete_session(id)?;
-            }
-            Ok(dropped)
-        })
+        let rule = Retention {
+            keep,
+            max_age_ms,
+            now,
+            protect,
+        };
+        self.write(|w| w.retain_project(project_id, &rule))
+    }
+
+    /// `enforce_retention` for every project, in one transaction (one fsync) and one pass over the index:
+    /// what a change of the retention settings does.
+    pub fn enforce_retention_everywhere(
+        &self,
+        keep: u32,
+        max_age_ms: i64,
+        now: UnixMs,
+        protect: &[String],
+    ) -> Result<Vec<String>, StorageError> {
+        let rule = Retention {
+            keep,
+            max_age_ms,
+            now,
+            protect,
+        };
+        self.write(|w| w.retain_everywhere(&rule))
     }
 
     /// Start-up recovery: every session stored as running was cut off by the previous process's end. Each
@@ -121,9 +153,18 @@ impl Store {
         self.write(|w| {
             let mut out = Vec::new();
             for id in w.running_ids()? {
-                let Some(mut r) = w.record(&id)? else {
-                    w.unmark_running(&id)?;
-                    continue;
+                let mut r = match w.record(&id) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        w.unmark_running(&id)?;
+                        continue;
+                    }
+                    // Left as it is, for reads and `agent-store verify` to report; the rest recover.
+                    Err(e @ StorageError::Corrupt { .. }) => {
+                        self.guard.corrupt(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 };
                 r.status = AgentStatus::Error;
                 r.error = Some(error.to_owned());
@@ -137,6 +178,11 @@ impl Store {
 
     pub fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StorageError> {
         self.session_in(&self.read()?, session_id)
+    }
+
+    /// Counts and logs the damaged row a read met.
+    fn checked<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        result.map_err(|e| self.guard.corrupt(e))
     }
 
     /// The session's stored messages with `after_seq < seqId` (and `seqId < before_seq`), in seq order, at
@@ -178,7 +224,8 @@ impl Store {
         let mut last = after_seq;
         let mut taken = 0usize;
         for row in rows {
-            let (_, value) = row.map_err(read_error)?;
+            let (key, value) = row.map_err(read_error)?;
+            let first_seq = key.value().1;
             let visit = |seq: u64| {
                 if seq <= last || before_seq.is_some_and(|b| seq >= b) {
                     Visit::Skip
@@ -190,7 +237,13 @@ impl Store {
                     Visit::Take
                 }
             };
-            decode_batch(value.value(), visit, &mut out)?;
+            self.checked(decode_batch(
+                session_id,
+                first_seq,
+                value.value(),
+                visit,
+                &mut out,
+            ))?;
             if taken == limit {
                 break;
             }
@@ -201,13 +254,8 @@ impl Store {
     /// The project's most recently updated session, whatever its status.
     pub fn last_session(&self, project_id: &str) -> Result<Option<SessionRecord>, StorageError> {
         let txn = self.read()?;
-        let newest = self.project_index(&txn, project_id)?.next_back();
-        match newest {
-            Some(row) => {
-                let (key, _) = row.map_err(read_error)?;
-                let (_, _, id) = key.value();
-                self.session_in(&txn, id)
-            }
+        match self.project_index(&txn, project_id)?.first() {
+            Some((_, id)) => self.session_in(&txn, id),
             None => Ok(None),
         }
     }
@@ -216,10 +264,8 @@ impl Store {
     pub fn project_sessions(&self, project_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
         let txn = self.read()?;
         let mut out = Vec::new();
-        for row in self.project_index(&txn, project_id)?.rev() {
-            let (key, _) = row.map_err(read_error)?;
-            let (_, _, id) = key.value();
-            if let Some(r) = self.session_in(&txn, id)? {
+        for (_, id) in self.project_index(&txn, project_id)? {
+            if let Some(r) = self.session_in(&txn, &id)? {
                 out.push(r);
             }
         }
@@ -229,7 +275,7 @@ impl Store {
     /// Every project that has a stored session, sorted.
     pub fn project_ids(&self) -> Result<Vec<String>, StorageError> {
         let txn = self.read()?;
-        let index = txn.open_table(PROJECT_SESSIONS).map_err(read_error)?;
+        let index = txn.open_table(PROJECT_INDEX).map_err(read_error)?;
         let mut out: Vec<String> = Vec::new();
         // Jump from one project to the next instead of walking each project's sessions.
         loop {
@@ -237,9 +283,7 @@ impl Store {
                 None => index.first().map_err(read_error)?,
                 Some(last) => {
                     let past = successor(last);
-                    let mut range = index
-                        .range((past.as_str(), i64::MIN, "")..)
-                        .map_err(read_error)?;
+                    let mut range = index.range((past.as_str(), "")..).map_err(read_error)?;
                     range.next().transpose().map_err(read_error)?
                 }
             };
@@ -286,6 +330,8 @@ impl Store {
             Slot::Open(db) => Ok(db.clone()),
             Slot::Closed => Err(StorageError::Closed),
             Slot::Failed => {
+                // Only the file that was opened is opened again, never a new or replaced one.
+                self.guard.check_file()?;
                 // Fails (the file is still open) while a transaction holds the old instance: try later.
                 let db = Arc::new(schema::open(&self.path, self.cache_size)?);
                 tracing::info!(path = %self.path.display(), "database reopened after an I/O error");
@@ -334,16 +380,20 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let db = self.db()?;
-        let result = Self::write_in(&db, f);
-        if result.is_err() {
-            self.check_io_failure(&db);
-        }
+        let result = self.db().and_then(|db| {
+            let result = Self::write_in(&db, &self.guard, f);
+            if result.is_err() {
+                self.check_io_failure(&db);
+            }
+            result
+        });
+        self.guard.record(&result);
         result
     }
 
     fn write_in<T>(
         db: &Database,
+        guard: &Guard,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut txn = db.begin_write().map_err(write_error)?;
@@ -351,6 +401,8 @@ impl Store {
             .map_err(write_error)?;
         // On any error the transaction is dropped, which aborts it: nothing is half applied.
         let out = f(&mut Writer::open(&txn)?)?;
+        // A commit to a deleted or replaced file would be lost at the next open: refuse it.
+        guard.check_file()?;
         txn.commit().map_err(write_error)?;
         Ok(out)
     }
@@ -362,18 +414,30 @@ impl Store {
     ) -> Result<Option<SessionRecord>, StorageError> {
         let sessions = txn.open_table(SESSIONS).map_err(read_error)?;
         let value = sessions.get(session_id).map_err(read_error)?;
-        value.map(|v| decode_record(v.value())).transpose()
+        self.checked(
+            value
+                .map(|v| decode_record(session_id, v.value()))
+                .transpose(),
+        )
     }
 
+    /// The project's sessions as (updatedAt, sessionId), newest first.
     fn project_index(
         &self,
         txn: &ReadTransaction,
         project_id: &str,
-    ) -> Result<redb::Range<'static, (&'static str, i64, &'static str), ()>, StorageError> {
-        let index = txn.open_table(PROJECT_SESSIONS).map_err(read_error)?;
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        let index = txn.open_table(PROJECT_INDEX).map_err(read_error)?;
         let end = successor(project_id);
-        index
-            .range((project_id, i64::MIN, "")..(end.as_str(), i64::MIN, ""))
-            .map_err(read_error)
+        let mut out = Vec::new();
+        for row in index
+            .range((project_id, "")..(end.as_str(), ""))
+            .map_err(read_error)?
+        {
+            let (key, updated_at) = row.map_err(read_error)?;
+            out.push((updated_at.value(), key.value().1.to_owned()));
+        }
+        newest_first(&mut out);
+        Ok(out)
     }
 }

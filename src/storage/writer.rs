@@ -1,5 +1,5 @@
 //! The mutations, inside one write transaction: every `WriteOp`, and the pieces retention and start-up
-//! recovery are made of. Keeping the index invariants (one `project_sessions` key per record, a `running`
+//! recovery are made of. Keeping the index invariants (one `project_index` entry per record, a `running`
 //! mark exactly for running records, no message rows without a record) in one place is what lets every
 //! caller compose them freely within a transaction.
 
@@ -7,15 +7,23 @@ use std::fmt::Display;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::codec::{decode_record, encode_batch, encode_record};
-use super::schema::{successor, MESSAGES, PROJECT_SESSIONS, RUNNING, SESSIONS, SETTINGS};
+use super::codec::{decode_record, encode_batch, encode_record, record_project};
+use super::schema::{successor, MESSAGES, PROJECT_INDEX, RUNNING, SESSIONS, SETTINGS};
 use super::{SessionRecord, StorageError, WriteOp};
-use crate::messages::wire::{AgentStatus, SharedMessage};
+use crate::messages::wire::{AgentStatus, SharedMessage, UnixMs};
+
+/// What retention keeps of a project's sessions (see `Store::enforce_retention`).
+pub(super) struct Retention<'a> {
+    pub keep: u32,
+    pub max_age_ms: i64,
+    pub now: UnixMs,
+    pub protect: &'a [String],
+}
 
 /// The tables of one write transaction, opened once for all the ops applied in it.
 pub(super) struct Writer<'t> {
     sessions: Table<'t, &'static str, &'static [u8]>,
-    project_sessions: Table<'t, (&'static str, i64, &'static str), ()>,
+    project_index: Table<'t, (&'static str, &'static str), i64>,
     messages: Table<'t, (&'static str, u64), &'static [u8]>,
     running: Table<'t, &'static str, ()>,
     settings: Table<'t, &'static str, &'static str>,
@@ -29,7 +37,7 @@ impl<'t> Writer<'t> {
     pub(super) fn open(txn: &'t WriteTransaction) -> Result<Writer<'t>, StorageError> {
         Ok(Writer {
             sessions: txn.open_table(SESSIONS).map_err(write_error)?,
-            project_sessions: txn.open_table(PROJECT_SESSIONS).map_err(write_error)?,
+            project_index: txn.open_table(PROJECT_INDEX).map_err(write_error)?,
             messages: txn.open_table(MESSAGES).map_err(write_error)?,
             running: txn.open_table(RUNNING).map_err(write_error)?,
             settings: txn.open_table(SETTINGS).map_err(write_error)?,
@@ -60,26 +68,34 @@ impl<'t> Writer<'t> {
 
     pub(super) fn record(&self, session_id: &str) -> Result<Option<SessionRecord>, StorageError> {
         match self.sessions.get(session_id).map_err(write_error)? {
-            Some(v) => decode_record(v.value()).map(Some),
+            Some(v) => decode_record(session_id, v.value()).map(Some),
             None => Ok(None),
         }
     }
 
+    /// Writes the record without reading it first: the value it replaces comes back from the insert, and
+    /// only its project is looked at (a session that moved project leaves the old one's index).
     pub(super) fn put_session(&mut self, r: &SessionRecord) -> Result<(), StorageError> {
         let id = r.session_id.as_str();
-        if let Some(old) = self.record(id)? {
-            if old.project_id != r.project_id || old.updated_at != r.updated_at {
-                self.project_sessions
-                    .remove((old.project_id.as_str(), old.updated_at, id))
-                    .map_err(write_error)?;
-            }
-        }
         let bytes = encode_record(r)?;
-        self.sessions
+        let moved_from = match self
+            .sessions
             .insert(id, bytes.as_slice())
-            .map_err(write_error)?;
-        self.project_sessions
-            .insert((r.project_id.as_str(), r.updated_at, id), ())
+            .map_err(write_error)?
+        {
+            // A damaged old value fails the put (and so the transaction): it is reported, not papered over.
+            Some(old) => {
+                Some(record_project(id, old.value())?.to_owned()).filter(|p| *p != r.project_id)
+            }
+            None => None,
+        };
+        if let Some(old_project) = moved_from {
+            self.project_index
+                .remove((old_project.as_str(), id))
+                .map_err(write_error)?;
+        }
+        self.project_index
+            .insert((r.project_id.as_str(), id), r.updated_at)
             .map_err(write_error)?;
         if r.status == AgentStatus::Running {
             self.running.insert(id, ()).map_err(write_error)?;
@@ -93,7 +109,7 @@ impl<'t> Writer<'t> {
         let Some(first) = messages.first() else {
             return Ok(());
         };
-        let bytes = encode_batch(messages)?;
+        let bytes = encode_batch(session_id, messages)?;
         self.messages
             .insert((session_id, first.seq_id), bytes.as_slice())
             .map_err(write_error)?;
@@ -103,15 +119,15 @@ impl<'t> Writer<'t> {
     pub(super) fn delete_session(&mut self, session_id: &str) -> Result<(), StorageError> {
         match self.record(session_id) {
             Ok(Some(old)) => {
-                self.project_sessions
-                    .remove((old.project_id.as_str(), old.updated_at, session_id))
+                self.project_index
+                    .remove((old.project_id.as_str(), session_id))
                     .map_err(write_error)?;
             }
             Ok(None) => {}
             // An unreadable record must still be deletable: find its index key the slow way.
-            Err(StorageError::Decode(_)) => self
-                .project_sessions
-                .retain(|(_, _, id), ()| id != session_id)
+            Err(StorageError::Corrupt { .. }) => self
+                .project_index
+                .retain(|(_, id), _| id != session_id)
                 .map_err(write_error)?,
             Err(e) => return Err(e),
         }
@@ -130,16 +146,78 @@ impl<'t> Writer<'t> {
     ) -> Result<Vec<(i64, String)>, StorageError> {
         let end = successor(project_id);
         let range = self
-            .project_sessions
-            .range((project_id, i64::MIN, "")..(end.as_str(), i64::MIN, ""))
+            .project_index
+            .range((project_id, "")..(end.as_str(), ""))
             .map_err(write_error)?;
         let mut out = Vec::new();
-        for row in range.rev() {
-            let (key, _) = row.map_err(write_error)?;
-            let (_, updated_at, id) = key.value();
-            out.push((updated_at, id.to_owned()));
+        for row in range {
+            let (key, updated_at) = row.map_err(write_error)?;
+            out.push((updated_at.value(), key.value().1.to_owned()));
         }
+        newest_first(&mut out);
         Ok(out)
+    }
+
+    /// Deletes what `rule` lets go of one project's sessions; answers their ids.
+    pub(super) fn retain_project(
+        &mut self,
+        project_id: &str,
+        rule: &Retention<'_>,
+    ) -> Result<Vec<String>, StorageError> {
+        let dropped = self.victims(self.project_index(project_id)?, rule)?;
+        for id in &dropped {
+            self.delete_session(id)?;
+        }
+        Ok(dropped)
+    }
+
+    /// `retain_project` for every project, in one pass over the index (its keys sort by project).
+    pub(super) fn retain_everywhere(
+        &mut self,
+        rule: &Retention<'_>,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut dropped = Vec::new();
+        let mut project = String::new();
+        let mut group: Vec<(i64, String)> = Vec::new();
+        for row in self.project_index.iter().map_err(write_error)? {
+            let (key, updated_at) = row.map_err(write_error)?;
+            let (p, id) = key.value();
+            if p != project {
+                newest_first(&mut group);
+                dropped.extend(self.victims(std::mem::take(&mut group), rule)?);
+                p.clone_into(&mut project);
+            }
+            group.push((updated_at.value(), id.to_owned()));
+        }
+        newest_first(&mut group);
+        dropped.extend(self.victims(group, rule)?);
+        for id in &dropped {
+            self.delete_session(id)?;
+        }
+        Ok(dropped)
+    }
+
+    /// Of one project's sessions, newest first: running ones (by stored status) and protected ones are
+    /// neither counted nor let go; of the rest, those from rank `keep` on go, and so does any older than
+    /// `max_age_ms` (a session with no timestamp, `updated_at <= 0`, never ages out).
+    fn victims(
+        &self,
+        sessions: Vec<(i64, String)>,
+        rule: &Retention<'_>,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut rank = 0u64;
+        let mut dropped = Vec::new();
+        for (updated_at, id) in sessions {
+            if rule.protect.contains(&id) || self.is_running(&id)? {
+                continue;
+            }
+            let too_old = updated_at > 0 && rule.now.saturating_sub(updated_at) > rule.max_age_ms;
+            if rank >= u64::from(rule.keep) || too_old {
+                dropped.push(id);
+            }
+            rank += 1;
+        }
+        Ok(dropped)
     }
 
     pub(super) fn is_running(&self, session_id: &str) -> Result<bool, StorageError> {
@@ -162,4 +240,10 @@ impl<'t> Writer<'t> {
             .map(drop)
             .map_err(write_error)
     }
+}
+
+/// Retention order: newest `updatedAt` first, ties by session id, highest first (the order of schema 2's
+/// timestamped keys read backwards).
+pub(super) fn newest_first(sessions: &mut [(i64, String)]) {
+    sessions.sort_unstable_by(|a, b| b.cmp(a));
 }

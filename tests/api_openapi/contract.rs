@@ -132,7 +132,12 @@ fn check_answer(doc: &Value, c: &Call, status: StatusCode, content_type: &str, b
 
 #[actix_web::test]
 async fn every_answer_is_one_the_document_declares() {
-    let app = TestApp::spawn_with(|c| c.server.auth_token = Some(TOKEN.into())).await;
+    let app = TestApp::spawn_with(|c| {
+        c.server.auth_token = Some(TOKEN.into());
+        // With a token the Origin check applies once the list is set: a listed one, so others get 403.
+        c.server.allowed_origins = vec!["http://tool.example".into()];
+    })
+    .await;
     let doc = {
         let response = app.get("/v1/openapi.json").send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
@@ -156,6 +161,8 @@ async fn every_answer_is_one_the_document_declares() {
         call(M::GET, "/v1/projects", "/v1/projects"),
         call(M::GET, "/v1/projects", "/v1/projects").anonymous(),
         call(M::GET, "/v1/projects", "/v1/projects").header("Authorization", "Bearer wrong"),
+        call(M::GET, "/v1/projects", "/v1/projects").header("Origin", "http://evil.example"),
+        call(M::GET, "/v1/projects", "/v1/projects").header("Authorization", "Bearer again"),
         call(M::POST, "/v1/projects/{projectId}/sessions", start("c3")).json(good_start.clone()),
         call(M::POST, "/v1/projects/{projectId}/sessions", start("c1")).json(good_start.clone()),
         call(M::POST, "/v1/projects/{projectId}/sessions", start("c4"))
@@ -202,6 +209,9 @@ async fn every_answer_is_one_the_document_declares() {
         call(M::GET, "/v1/sessions/{sessionId}", format!("{session_of_c1}?limit=x")),
         call(M::GET, "/v1/sessions/{sessionId}", "/v1/sessions/nodash"),
         call(M::GET, "/v1/sessions/{sessionId}", "/v1/sessions/p-1700000000000"),
+        call(M::GET, "/v1/sessions/{sessionId}/stderr", format!("{session_of_c1}/stderr")),
+        call(M::GET, "/v1/sessions/{sessionId}/stderr", "/v1/sessions/p-1700000000000/stderr"),
+        call(M::GET, "/v1/sessions/{sessionId}/stderr", "/v1/sessions/p-/stderr"),
         call(M::DELETE, "/v1/sessions/{sessionId}", "/v1/sessions/p-1700000000000"),
         call(M::DELETE, "/v1/sessions/{sessionId}", "/v1/sessions/p-"),
         call(M::POST, "/v1/sidecar/events", "/v1/sidecar/events").json(text_event(&running, "m2", "x")),

@@ -57,6 +57,7 @@ pub fn test_config(dir: &TempDir) -> Config {
                 default_model: None,
                 host: None,
                 adapter: None,
+                allow_bypass_permissions: false,
             },
         );
     }
@@ -293,6 +294,9 @@ pub enum Frame {
 pub struct SseClient {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>>>>,
     buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no frame end, so a large frame arriving in many small
+    /// chunks is scanned once, not once per chunk.
+    scanned: usize,
 }
 
 impl SseClient {
@@ -300,6 +304,7 @@ impl SseClient {
         SseClient {
             body: Box::pin(response.bytes_stream()),
             buffer: Vec::new(),
+            scanned: 0,
         }
     }
 
@@ -312,10 +317,14 @@ impl SseClient {
 
     async fn read_frame(&mut self) -> Option<Frame> {
         loop {
-            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+            let from = self.scanned.saturating_sub(1);
+            if let Some(at) = self.buffer[from..].windows(2).position(|w| w == b"\n\n") {
+                let end = from + at;
                 let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                self.scanned = 0;
                 return Some(parse_frame(&String::from_utf8(block).expect("UTF-8 frame")));
             }
+            self.scanned = self.buffer.len();
             match self.body.next().await {
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 Some(Err(e)) => panic!("event stream broke: {e}"),

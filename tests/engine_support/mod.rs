@@ -41,6 +41,7 @@ pub fn test_config(dir: &TempDir) -> Config {
             default_model: None,
             host: None,
             adapter: None,
+            allow_bypass_permissions: false,
         },
     );
     config

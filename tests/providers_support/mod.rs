@@ -78,6 +78,7 @@ fn cli(kind: ProviderKind, program: &str) -> ProviderConfig {
         default_model: None,
         host: None,
         adapter: None,
+        allow_bypass_permissions: false,
     }
 }
 

@@ -1,11 +1,17 @@
 //! Claude Code's `--output-format stream-json --verbose` (and the events of the older `--output-format
 //! json` array, which are the same objects).
 //!
-//! Lines: `system` (subtype `init`, `compact_boundary`, task progress ...), `assistant` (one API message,
-//! often spread over several lines, one content block each, all with the same `message.id` and each
-//! repeating a partial `usage`), `user` (tool results), `result` (the run's totals and outcome) and
-//! newer kinds (`rate_limit_event`, `stream_event`, ...). Usage is taken from the `result` line only:
-//! summing the per-line usage would count one API message several times.
+//! Lines: `system` (subtype `init`, `api_retry`, `compact_boundary`, `status`, task notifications ...),
+//! `assistant` (one API message, often spread over several lines, one content block each, all with the
+//! same `message.id` and each repeating a partial `usage`; or Claude's synthetic reply to a failed API call,
+//! marked `error`), `user` (tool results), `result` (the run's totals and outcome) and newer kinds
+//! (`rate_limit_event`, `tool_progress`, `conversation_reset`, `stream_event`, ...). Usage is taken from
+//! the `result` line only: summing the per-line usage would count one API message several times.
+//!
+//! Shown as system messages: init, retries (`retry`, which health reports as "retrying: <reason>"),
+//! errors, compaction, status changes and task starts/ends (`notice`). Kept but not shown (`status`): task
+//! progress, hooks, rate limits, tool progress. Skipped on purpose: `stream_event` partials (the whole
+//! message follows) and unknown kinds; no line ever fails a run.
 
 use std::collections::HashMap;
 
@@ -21,6 +27,8 @@ pub struct ClaudeAdapter {
     /// a block's index within its line (always 0) does not tell blocks apart; its index within the
     /// message does.
     blocks_seen: HashMap<String, usize>,
+    /// The text of the last synthetic API-error reply, shown already.
+    api_error: Option<String>,
 }
 
 impl ClaudeAdapter {
@@ -28,6 +36,7 @@ impl ClaudeAdapter {
         ClaudeAdapter {
             ids: RunIds::new("claude"),
             blocks_seen: HashMap::new(),
+            api_error: None,
         }
     }
 
@@ -48,19 +57,41 @@ impl ClaudeAdapter {
                     out.push(AdapterEvent::ProviderSession(session.to_owned()));
                 }
             }
+            Some("api_retry") => out.push(message(id, "retry", None, retry_content(line), at)),
             Some("compact_boundary") => {
-                let metadata = line.get("compact_metadata").cloned();
-                out.push(message(
-                    id,
-                    "compaction",
-                    None,
-                    metadata.unwrap_or_else(|| json!({})),
-                    at,
-                ));
+                let meta = line.get("compact_metadata");
+                let trigger = meta.and_then(|m| str_at(m, "trigger")).unwrap_or("manual");
+                let text = match meta
+                    .and_then(|m| m.get("pre_tokens"))
+                    .and_then(Value::as_u64)
+                {
+                    Some(n) => format!("Context compacted ({trigger}, {n} tokens before)"),
+                    None => format!("Context compacted ({trigger})"),
+                };
+                out.push(notice(id, text, "compact_boundary", at));
+            }
+            Some("status") if str_at(line, "status").is_some() => {
+                let text = format!("Status: {}", str_at(line, "status").unwrap_or(""));
+                out.push(notice(id, text, "status", at));
+            }
+            Some("task_started") => {
+                let text = format!(
+                    "Task started: {}",
+                    str_at(line, "description").unwrap_or("")
+                );
+                out.push(notice(id, text, "task_started", at));
+            }
+            Some("task_notification") => {
+                let text = format!(
+                    "Task {}: {}",
+                    str_at(line, "status").unwrap_or("ended"),
+                    str_at(line, "summary").unwrap_or("")
+                );
+                out.push(notice(id, text, "task_notification", at));
             }
             subtype => {
-                // Task started/progress/notification, hooks, ...: kept small, the big fields (a
-                // subagent's whole prompt) stay out.
+                // Task progress, hooks, ...: not shown, kept small; the big fields (a subagent's whole
+                // prompt) stay out.
                 let mut content = Map::new();
                 content.insert("subtype".into(), subtype.unwrap_or("").into());
                 for (from, to) in [
@@ -78,6 +109,9 @@ impl ClaudeAdapter {
     }
 
     fn assistant(&mut self, line: &Value, at: UnixMs, out: &mut Vec<AdapterEvent>) {
+        if line.get("error").is_some_and(|e| !e.is_null()) {
+            return self.api_error(line, at, out);
+        }
         let api_message = line.get("message");
         let message_id = api_message.and_then(|m| str_at(m, "id"));
         let Some(blocks) = api_message
@@ -112,6 +146,36 @@ impl ClaudeAdapter {
             };
             out.push(message(id, kind, parent.clone(), content, at));
         }
+    }
+
+    /// Claude's synthetic reply to a failed API call (`"error": "authentication_failed"`, model
+    /// `<synthetic>`): shown once, as an error, not as something the model said; the `result` line that
+    /// repeats it adds no second message.
+    fn api_error(&mut self, line: &Value, at: UnixMs, out: &mut Vec<AdapterEvent>) {
+        let blocks = line
+            .get("message")
+            .and_then(|m| m.get("content"))
+            .and_then(Value::as_array);
+        let text: Vec<&str> = blocks
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|b| str_at(b, "text"))
+            .collect();
+        let text = if text.is_empty() {
+            format!("API error: {}", str_at(line, "error").unwrap_or("unknown"))
+        } else {
+            text.join("\n")
+        };
+        let id = format!("{}:error", self.line_id(line));
+        out.push(message(
+            id,
+            "error",
+            parent_of(line),
+            json!({"message": text}),
+            at,
+        ));
+        self.api_error = Some(text);
     }
 
     fn user(&mut self, line: &Value, at: UnixMs, out: &mut Vec<AdapterEvent>) {
@@ -201,6 +265,11 @@ impl ClaudeAdapter {
         let is_error = line.get("is_error").and_then(Value::as_bool) == Some(true);
         if is_error || subtype != Some("success") {
             let text = failure_text(line, subtype);
+            if self.api_error.take().as_deref() == Some(text.as_str()) {
+                // Already shown from the synthetic reply.
+                out.push(AdapterEvent::Finished(Err(text)));
+                return;
+            }
             out.push(message(
                 format!("{id}:error"),
                 "error",
@@ -256,11 +325,70 @@ impl Adapter for ClaudeAdapter {
                 let id = self.line_id(line);
                 out.push(message(id, "status", None, json!({"rateLimit": info}), at));
             }
-            // stream_event (partial messages), control requests, kinds newer than this adapter: nothing
-            // the store shows or counts.
+            // A long tool still running: a sign of life, not shown.
+            Some("tool_progress") => {
+                let mut content = Map::new();
+                content.insert("subtype".into(), "tool_progress".into());
+                for (from, to) in [
+                    ("tool_name", "toolName"),
+                    ("tool_use_id", "toolUseId"),
+                    ("elapsed_time_seconds", "elapsedSeconds"),
+                ] {
+                    if let Some(v) = line.get(from).filter(|v| !v.is_null()) {
+                        content.insert(to.into(), v.clone());
+                    }
+                }
+                let id = self.line_id(line);
+                out.push(message(id, "status", None, content.into(), at));
+            }
+            // The conversation continues under a new id: a follow-up must resume that one.
+            Some("conversation_reset") => {
+                let new_id = ["newConversationId", "new_conversation_id", "session_id"]
+                    .iter()
+                    .find_map(|k| str_at(line, k).filter(|s| !s.is_empty()));
+                if let Some(id) = new_id {
+                    out.push(AdapterEvent::ProviderSession(id.to_owned()));
+                }
+            }
+            // stream_event: partial messages (`--include-partial-messages`), which the whole `assistant`
+            // line repeats; control requests and kinds newer than this adapter: nothing the store shows.
             _ => {}
         }
     }
+}
+
+/// `api_retry`: `{attempt, max_retries, retry_delay_ms, error_status, error}` as a shown retry with the
+/// reason health reports ("401 authentication_failed").
+fn retry_content(line: &Value) -> Value {
+    let error = str_at(line, "error").unwrap_or("unknown");
+    let reason = match line.get("error_status").and_then(Value::as_u64) {
+        Some(status) => format!("{status} {error}"),
+        None => error.to_owned(),
+    };
+    let attempt = line.get("attempt").and_then(Value::as_u64).unwrap_or(0);
+    let text = match line.get("max_retries").and_then(Value::as_u64) {
+        Some(max) => format!("API retry {attempt}/{max}: {reason}"),
+        None => format!("API retry {attempt}: {reason}"),
+    };
+    let mut content = Map::new();
+    content.insert("message".into(), text.into());
+    content.insert("reason".into(), reason.into());
+    content.insert("attempt".into(), attempt.into());
+    if let Some(delay) = line.get("retry_delay_ms").filter(|d| d.is_number()) {
+        content.insert("retryDelayMs".into(), delay.clone());
+    }
+    content.into()
+}
+
+/// A line worth showing as a system message (`subtype` says which kind of line it came from).
+fn notice(id: String, text: String, subtype: &str, at: UnixMs) -> AdapterEvent {
+    message(
+        id,
+        "notice",
+        None,
+        json!({"message": text, "subtype": subtype}),
+        at,
+    )
 }
 
 /// `parent_tool_use_id`: the Task tool call a subagent's line belongs to.

@@ -16,6 +16,10 @@
 //! | `todo_list`         | tool call `TodoWrite` `{todos}`, status on updates, a checklist when completed |
 //! | `error`             | error, not terminal                                                |
 //!
+//! Top-level `error` lines: "Reconnecting... n/5 (reason)" is a retry (shown; health says "retrying:
+//! reason"); any other is an error, which the `turn.failed` that usually follows with the same text does
+//! not show a second time. `turn.completed` usage is the thread's running total.
+//!
 //! A tool call is emitted the first time its item is seen, its result when the item completes; an item
 //! seen only as `item.completed` gives both. Nothing is emitted twice for one item.
 
@@ -33,9 +37,11 @@ pub struct CodexAdapter {
     called: HashSet<String>,
     /// Items whose final form (text, result, error) was emitted.
     finished: HashSet<String>,
-    /// Totals over the turns this adapter has seen (one per `codex exec` run, usually).
+    /// The thread's totals, as the last `turn.completed` reported them.
     input_tokens: u64,
     output_tokens: u64,
+    /// The text of the last non-retry `error` line, which `turn.failed` repeats.
+    last_error: Option<String>,
 }
 
 impl CodexAdapter {
@@ -46,17 +52,22 @@ impl CodexAdapter {
             finished: HashSet::new(),
             input_tokens: 0,
             output_tokens: 0,
+            last_error: None,
         }
     }
 
     fn turn_completed(&mut self, line: &Value, at: UnixMs, out: &mut Vec<AdapterEvent>) {
         let usage = line.get("usage");
         // `input_tokens` already includes `cached_input_tokens` (OpenAI reports the cached part of the
-        // prompt as a subset), so the cached count is not added again.
-        let input = count_at(usage, "input_tokens");
-        let output = count_at(usage, "output_tokens");
-        self.input_tokens = self.input_tokens.saturating_add(input);
-        self.output_tokens = self.output_tokens.saturating_add(output);
+        // prompt as a subset), so the cached count is not added again. The counts are the thread's
+        // totals so far (a resumed thread goes on from its earlier runs): they are the session's totals
+        // as they are, and this turn's share is the difference from the last ones seen.
+        let total_input = count_at(usage, "input_tokens").max(self.input_tokens);
+        let total_output = count_at(usage, "output_tokens").max(self.output_tokens);
+        let input = total_input - self.input_tokens;
+        let output = total_output - self.output_tokens;
+        self.input_tokens = total_input;
+        self.output_tokens = total_output;
         // Codex prints no price: the cost stays 0.
         out.push(AdapterEvent::Cost {
             cost_usd: 0.0,
@@ -256,14 +267,27 @@ impl Adapter for CodexAdapter {
                     .and_then(|e| str_at(e, "message"))
                     .unwrap_or("Codex turn failed")
                     .to_owned();
-                let content = json!({"message": text});
-                out.push(message(self.ids.fresh(), "error", None, content, at));
+                // Codex prints the fatal error as an `error` line first, then the same text here.
+                if self.last_error.take().as_deref() != Some(text.as_str()) {
+                    let content = json!({"message": text});
+                    out.push(message(self.ids.fresh(), "error", None, content, at));
+                }
                 out.push(AdapterEvent::Finished(Err(text)));
             }
-            // A stream error Codex may recover from (it retries); turn.failed is what ends the run.
+            // "Reconnecting... 2/5 (...)": Codex retries on its own; shown, and reported to health as a
+            // retry, which is not progress.
+            Some("error") if retry_reason(line).is_some() => {
+                let text = text_of(line, "message");
+                let reason = retry_reason(line).unwrap_or_default();
+                let content = json!({"message": text, "reason": reason});
+                out.push(message(self.ids.fresh(), "retry", None, content, at));
+            }
+            // Another stream error; `turn.failed` is what ends the run.
             Some("error") => {
-                let content = json!({"message": text_of(line, "message")});
+                let text = str_at(line, "message").unwrap_or("").to_owned();
+                let content = json!({"message": text});
                 out.push(message(self.ids.fresh(), "error", None, content, at));
+                self.last_error = Some(text);
             }
             Some(phase @ ("item.started" | "item.updated" | "item.completed")) => {
                 if let Some(item) = line.get("item") {
@@ -273,6 +297,19 @@ impl Adapter for CodexAdapter {
             _ => {}
         }
     }
+}
+
+/// For Codex's "Reconnecting... 2/5 (stream disconnected ...: reason)" lines, the reason in brackets (or
+/// the whole text after "Reconnecting..."); None for other errors.
+fn retry_reason(line: &Value) -> Option<String> {
+    let text = str_at(line, "message")?
+        .strip_prefix("Reconnecting...")?
+        .trim();
+    let reason = match (text.find('('), text.rfind(')')) {
+        (Some(open), Some(close)) if open < close => &text[open + 1..close],
+        _ => text,
+    };
+    Some(reason.trim().to_owned())
 }
 
 /// A string field as a JSON string, "" when missing.

@@ -1,6 +1,8 @@
-//! Ollama's `/api/chat` NDJSON chunks (streamed, or one whole response when `stream: false`).
+//! Ollama's `/api/chat` and `/api/generate` NDJSON chunks (streamed, or one whole response when
+//! `stream: false`).
 //!
-//! Each chunk carries a piece of `message.thinking` and/or `message.content`, possibly `message.tool_calls`;
+//! Each `/api/chat` chunk carries a piece of `message.thinking` and/or `message.content`, possibly
+//! `message.tool_calls`; an `/api/generate` chunk carries its pieces as top-level `thinking` and `response`;
 //! the chunk with `done: true` carries the counts (`prompt_eval_count`, `eval_count`, durations in
 //! nanoseconds), any of which may be missing. A failure mid-stream arrives as `{"error": "..."}`.
 //!
@@ -12,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::{count_at, message, str_at, timestamp_at, Adapter, AdapterEvent, RunIds};
 use crate::messages::wire::{now_ms, UnixMs};
 
-/// Reads Ollama `/api/chat` chunks.
+/// Reads Ollama `/api/chat` and `/api/generate` chunks.
 pub struct OllamaAdapter {
     ids: RunIds,
     /// Totals over the requests this adapter has seen.
@@ -78,6 +80,18 @@ impl Adapter for OllamaAdapter {
             ));
             out.push(AdapterEvent::Finished(Err(text)));
             return;
+        }
+        // `/api/generate` streams the pieces at the top level: `response` and `thinking`.
+        for (field, kind) in [("thinking", "thinking"), ("response", "text")] {
+            if let Some(text) = str_at(chunk, field).filter(|t| !t.is_empty()) {
+                out.push(message(
+                    self.ids.fresh(),
+                    kind,
+                    None,
+                    json!({"text": text}),
+                    at,
+                ));
+            }
         }
         if let Some(msg) = chunk.get("message") {
             for (field, kind) in [("thinking", "thinking"), ("content", "text")] {

@@ -288,3 +288,19 @@ fn cost_status_compaction_unknown_and_other_types_show_nothing() {
         );
     }
 }
+
+#[test]
+fn retries_and_notices_become_system_messages_as_worded() {
+    let m = convert(
+        "retry",
+        json!({"message": "API retry 1/10: 401 authentication_failed", "reason": "401 authentication_failed"}),
+    );
+    assert_eq!(m.role, MsgRole::System);
+    assert_eq!(m.content, "API retry 1/10: 401 authentication_failed");
+    let m = convert("notice", json!({"message": "Task completed: QA"}));
+    assert_eq!(
+        (m.role, m.content.as_str()),
+        (MsgRole::System, "Task completed: QA")
+    );
+    assert!(convert_raw_message(&raw("notice", json!({}))).is_none());
+}

@@ -261,6 +261,8 @@ impl Inner {
             env: Default::default(),
             stdin: true,
             provider: self.name.clone(),
+            // A sidecar serves many sessions: its stderr is no one session's.
+            stderr_log: None,
         })?;
         tracing::info!(sidecar = %self.name, pgid = spawned.group.id(), "sidecar started");
         Ok(spawned)

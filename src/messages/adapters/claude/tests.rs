@@ -25,28 +25,109 @@ fn system_init_gives_init_with_model_and_the_provider_session() {
 }
 
 #[test]
-fn system_compact_boundary_gives_compaction() {
+fn system_compact_boundary_status_and_task_ends_are_notices() {
     let events = run(&[
         r#"{"type":"system","subtype":"compact_boundary","compact_metadata":{"trigger":"auto","pre_tokens":150000},"uuid":"u-c"}"#,
+        r#"{"type":"system","subtype":"status","status":"compacting","uuid":"u-s"}"#,
+        r#"{"type":"system","subtype":"status","status":null,"uuid":"u-s2"}"#,
+        r#"{"type":"system","subtype":"task_notification","task_id":"t","status":"completed","summary":"QA review","uuid":"u-n"}"#,
     ]);
-    assert_eq!(kinds(&events), ["compaction"]);
+    assert_eq!(kinds(&events), ["notice", "notice", "status", "notice"]);
+    let texts: Vec<&str> = raws(&events)
+        .iter()
+        .filter_map(|r| r.content["message"].as_str())
+        .collect();
     assert_eq!(
-        raws(&events)[0].content,
-        json!({"trigger": "auto", "pre_tokens": 150000})
+        texts,
+        [
+            "Context compacted (auto, 150000 tokens before)",
+            "Status: compacting",
+            "Task completed: QA review"
+        ]
     );
 }
 
 #[test]
-fn other_system_subtypes_give_status_without_big_fields() {
+fn task_starts_are_notices_and_other_subtypes_status_without_big_fields() {
     let events = run(&[
         r#"{"type":"system","subtype":"task_started","task_id":"t","tool_use_id":"toolu_1","description":"QA","prompt":"a very long prompt","uuid":"u-t"}"#,
+        r#"{"type":"system","subtype":"task_progress","task_id":"t","tool_use_id":"toolu_1","description":"Reading","prompt":"long","uuid":"u-p"}"#,
         r#"{"type":"system","subtype":"hook_response","uuid":"u-h"}"#,
     ]);
-    assert_eq!(kinds(&events), ["status", "status"]);
+    assert_eq!(kinds(&events), ["notice", "status", "status"]);
+    assert_eq!(raws(&events)[0].content["message"], "Task started: QA");
+    assert_eq!(
+        raws(&events)[1].content,
+        json!({"subtype": "task_progress", "description": "Reading", "toolUseId": "toolu_1"})
+    );
+}
+
+#[test]
+fn api_retries_are_retries_with_status_and_error() {
+    let events = run(&[
+        r#"{"type":"system","subtype":"api_retry","attempt":3,"max_retries":10,"retry_delay_ms":2331.1,"error_status":401,"error":"authentication_failed","uuid":"u-r3"}"#,
+        r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":618.7,"error_status":null,"error":"unknown","uuid":"u-r1"}"#,
+    ]);
+    assert_eq!(kinds(&events), ["retry", "retry"]);
+    let r = raws(&events);
+    assert_eq!(
+        r[0].content["message"],
+        "API retry 3/10: 401 authentication_failed"
+    );
+    assert_eq!(r[0].content["reason"], "401 authentication_failed");
+    assert_eq!(r[1].content["reason"], "unknown");
+}
+
+#[test]
+fn an_api_error_is_shown_once_not_as_an_assistant_reply_and_again_as_the_result() {
+    let events = run(&[
+        r#"{"type":"assistant","message":{"id":"m-syn","model":"<synthetic>","role":"assistant","content":[{"type":"text","text":"Invalid API key · Fix external API key"}]},"uuid":"u-a","error":"authentication_failed"}"#,
+        r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":401,"result":"Invalid API key · Fix external API key","total_cost_usd":0,"usage":{"input_tokens":0,"output_tokens":0},"uuid":"u-r"}"#,
+    ]);
+    assert_eq!(kinds(&events), ["error", "cost"]);
+    assert_eq!(
+        raws(&events)[0].content["message"],
+        "Invalid API key · Fix external API key"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&AdapterEvent::Finished(Err(
+            "Invalid API key · Fix external API key".into()
+        )))
+    );
+}
+
+#[test]
+fn conversation_reset_names_the_conversation_to_resume() {
+    let events = run(&[
+        INIT,
+        r#"{"type":"conversation_reset","newConversationId":"sess-2"}"#,
+    ]);
+    let sessions: Vec<&AdapterEvent> = events
+        .iter()
+        .filter(|e| matches!(e, AdapterEvent::ProviderSession(_)))
+        .collect();
+    assert_eq!(
+        sessions,
+        [
+            &AdapterEvent::ProviderSession("sess-1".into()),
+            &AdapterEvent::ProviderSession("sess-2".into())
+        ]
+    );
+}
+
+#[test]
+fn tool_progress_is_kept_as_status_and_partials_are_skipped() {
+    let events = run(&[
+        r#"{"type":"tool_progress","tool_use_id":"toolu_9","tool_name":"Bash","parent_tool_use_id":null,"elapsed_time_seconds":31,"uuid":"u-tp"}"#,
+        r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}},"uuid":"u-se"}"#,
+    ]);
+    assert_eq!(kinds(&events), ["status"]);
     assert_eq!(
         raws(&events)[0].content,
-        json!({"subtype": "task_started", "description": "QA", "toolUseId": "toolu_1"})
+        json!({"subtype": "tool_progress", "toolName": "Bash", "toolUseId": "toolu_9", "elapsedSeconds": 31})
     );
+    assert_eq!(events.len(), 1);
 }
 
 #[test]

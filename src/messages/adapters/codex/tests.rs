@@ -36,13 +36,14 @@ fn turn_started_gives_status_and_no_end() {
 fn turn_completed_gives_cost_totals_and_done() {
     let events = run(&[
         r#"{"type":"turn.completed","usage":{"input_tokens":6040,"cached_input_tokens":4992,"output_tokens":129}}"#,
-        r#"{"type":"turn.completed","usage":{"input_tokens":100,"cached_input_tokens":0,"output_tokens":1}}"#,
+        r#"{"type":"turn.completed","usage":{"input_tokens":6140,"cached_input_tokens":0,"output_tokens":130}}"#,
     ]);
     let costs: Vec<&AdapterEvent> = events
         .iter()
         .filter(|e| matches!(e, AdapterEvent::Cost { .. }))
         .collect();
-    // Cached tokens are part of input_tokens, not added again; a second turn adds to the totals.
+    // Cached tokens are part of input_tokens, not added again; the counts are the thread's running
+    // totals, taken as they are, and each turn's cost message shows its own share.
     assert_eq!(
         costs,
         [
@@ -59,6 +60,8 @@ fn turn_completed_gives_cost_totals_and_done() {
         ]
     );
     assert_eq!(raws(&events)[0].content["cachedInputTokens"], 4992);
+    assert_eq!(raws(&events)[1].content["inputTokens"], 100);
+    assert_eq!(raws(&events)[1].content["outputTokens"], 1);
     assert_eq!(finished(&events), [&AdapterEvent::Finished(Ok(())); 2]);
 }
 
@@ -79,7 +82,7 @@ fn turn_failed_is_an_error_that_ends_the_run() {
 #[test]
 fn error_lines_and_error_items_are_errors_that_do_not_end_the_run() {
     let events = run(&[
-        r#"{"type":"error","message":"Reconnecting... 1/5"}"#,
+        r#"{"type":"error","message":"quota warning"}"#,
         r#"{"type":"item.completed","item":{"id":"item_3","type":"error","message":"model fallback"}}"#,
     ]);
     assert_eq!(kinds(&events), ["error", "error"]);
@@ -88,6 +91,38 @@ fn error_lines_and_error_items_are_errors_that_do_not_end_the_run() {
         json!({"message": "model fallback"})
     );
     assert!(finished(&events).is_empty());
+}
+
+#[test]
+fn reconnecting_lines_are_retries_with_their_reason() {
+    let events = run(&[
+        r#"{"type":"error","message":"Reconnecting... 2/5 (stream disconnected before completion: Connection refused (os error 111))"}"#,
+        r#"{"type":"error","message":"Reconnecting... waiting for network (Connection failed: error sending request)"}"#,
+    ]);
+    assert_eq!(kinds(&events), ["retry", "retry"]);
+    let r = raws(&events);
+    assert_eq!(
+        r[0].content["reason"],
+        "stream disconnected before completion: Connection refused (os error 111)"
+    );
+    assert_eq!(
+        r[1].content["reason"],
+        "Connection failed: error sending request"
+    );
+    assert!(finished(&events).is_empty());
+}
+
+#[test]
+fn the_error_that_turn_failed_repeats_is_shown_once() {
+    let text = "unexpected status 401 Unauthorized: Incorrect API key provided: dummy., url: http://127.0.0.1:18402/v1/responses";
+    let error = json!({"type": "error", "message": text}).to_string();
+    let failed = json!({"type": "turn.failed", "error": {"message": text}}).to_string();
+    let events = run(&[&error, &failed]);
+    assert_eq!(kinds(&events), ["error"]);
+    assert_eq!(
+        finished(&events),
+        [&AdapterEvent::Finished(Err(text.into()))]
+    );
 }
 
 #[test]

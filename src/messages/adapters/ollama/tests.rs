@@ -107,3 +107,15 @@ fn chunks_without_a_message_give_nothing() {
     ]);
     assert!(events.is_empty(), "{events:?}");
 }
+
+#[test]
+fn generate_chunks_give_thinking_and_text_and_their_done_finishes() {
+    let events = run(&[
+        r#"{"model":"qwen3","created_at":"2025-01-01T00:00:00Z","response":"","thinking":"Let me see","done":false}"#,
+        r#"{"model":"qwen3","created_at":"2025-01-01T00:00:01Z","response":"Hello","done":false}"#,
+        r#"{"model":"qwen3","created_at":"2025-01-01T00:00:02Z","response":"","done":true,"done_reason":"stop","context":[1,2],"prompt_eval_count":12,"eval_count":5}"#,
+    ]);
+    assert_eq!(kinds(&events), ["thinking", "text", "cost"]);
+    assert_eq!(raws(&events)[1].content, json!({"text": "Hello"}));
+    assert_eq!(events.last(), Some(&AdapterEvent::Finished(Ok(()))));
+}

@@ -1,0 +1,129 @@
+//! Migrations of an older database file to this build's schema, run once at open, in one durable
+//! transaction: a crash half-way leaves the file at its old version, and the next open starts again.
+//!
+//! - 1 → 2: every `sessions` and `messages` value gets a checksum (src/storage/codec.rs). A value is
+//!   rewritten only once it decodes whole; one that does not is left as it was, so that reads and
+//!   `agent-store verify` report it as the damaged row it is instead of it being sealed as good.
+//! - 2 → 3: `project_sessions` ((projectId, updatedAt, sessionId) → ()) becomes `project_index`
+//!   ((projectId, sessionId) → updatedAt), so that updating a record needs no read of the old one.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+
+use super::codec::{upgrade_batch, upgrade_record};
+use super::schema::{
+    MESSAGES, META, PROJECT_INDEX, PROJECT_SESSIONS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS,
+};
+use super::StorageError;
+
+/// Rows read before they are written back, so that a large table is never held in memory at once.
+const CHUNK: usize = 256;
+
+pub(super) fn run(db: &Database, from: u64, path: &Path) -> Result<(), StorageError> {
+    let failed = |e: redb::Error| StorageError::Open {
+        path: path.display().to_string(),
+        message: format!("migrating from schema {from} to {SCHEMA_VERSION}: {e}"),
+    };
+    let mut damaged = 0usize;
+    let steps = |txn: &WriteTransaction, damaged: &mut usize| -> Result<(), redb::Error> {
+        if from < 2 {
+            *damaged += checksums(txn)?;
+        }
+        if from < 3 {
+            index_without_timestamps(txn)?;
+        }
+        txn.open_table(META)?
+            .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+        Ok(())
+    };
+    let mut txn = db.begin_write().map_err(|e| failed(e.into()))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| failed(e.into()))?;
+    steps(&txn, &mut damaged).map_err(failed)?;
+    txn.commit().map_err(|e| failed(e.into()))?;
+    tracing::info!(path = %path.display(), from, to = SCHEMA_VERSION, damaged, "database migrated");
+    Ok(())
+}
+
+/// 1 → 2. Answers how many rows were left as they were for being damaged.
+fn checksums(txn: &WriteTransaction) -> Result<usize, redb::Error> {
+    let mut damaged = 0;
+    let mut sessions = txn.open_table(SESSIONS)?;
+    let mut after: Option<String> = None;
+    loop {
+        let start = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut chunk = Vec::new();
+        let mut last = None;
+        for row in sessions
+            .range::<&str>((start, Bound::Unbounded))?
+            .take(CHUNK)
+        {
+            let (key, value) = row?;
+            let id = key.value();
+            match upgrade_record(id, value.value()) {
+                Ok(Some(bytes)) => chunk.push((id.to_owned(), bytes)),
+                Ok(None) => {}
+                Err(e) => damaged += left_damaged(&e),
+            }
+            last = Some(id.to_owned());
+        }
+        let Some(last) = last else { break };
+        for (id, bytes) in &chunk {
+            sessions.insert(id.as_str(), bytes.as_slice())?;
+        }
+        after = Some(last);
+    }
+
+    let mut messages = txn.open_table(MESSAGES)?;
+    let mut after: Option<(String, u64)> = None;
+    loop {
+        let start = match &after {
+            Some((id, seq)) => Bound::Excluded((id.as_str(), *seq)),
+            None => Bound::Unbounded,
+        };
+        let mut chunk = Vec::new();
+        let mut last = None;
+        for row in messages
+            .range::<(&str, u64)>((start, Bound::Unbounded))?
+            .take(CHUNK)
+        {
+            let (key, value) = row?;
+            let (id, seq) = key.value();
+            match upgrade_batch(id, seq, value.value()) {
+                Ok(Some(bytes)) => chunk.push((id.to_owned(), seq, bytes)),
+                Ok(None) => {}
+                Err(e) => damaged += left_damaged(&e),
+            }
+            last = Some((id.to_owned(), seq));
+        }
+        let Some(last) = last else { break };
+        for (id, seq, bytes) in &chunk {
+            messages.insert((id.as_str(), *seq), bytes.as_slice())?;
+        }
+        after = Some(last);
+    }
+    Ok(damaged)
+}
+
+/// 2 → 3.
+fn index_without_timestamps(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    {
+        let old = txn.open_table(PROJECT_SESSIONS)?;
+        let mut new = txn.open_table(PROJECT_INDEX)?;
+        for row in old.iter()? {
+            let (key, _) = row?;
+            let (project, updated_at, id) = key.value();
+            new.insert((project, id), updated_at)?;
+        }
+    }
+    txn.delete_table(PROJECT_SESSIONS)?;
+    Ok(())
+}
+
+/// Logs a row the migration leaves as it was; counts it.
+fn left_damaged(e: &StorageError) -> usize {
+    tracing::error!(error = %e, "damaged row left unmigrated; `agent-store verify` lists it");
+    1
+}

@@ -1,0 +1,241 @@
+//! `agent-store verify`: reads every row of a database file, checks each value's checksum and decoding and
+//! that the indexes agree with the records, and lists what is damaged. The file is opened read-only (a
+//! file that needs repair is looked at through a copy-on-write view), so verifying never changes it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use redb::{ReadTransaction, ReadableTable};
+
+use super::codec::{decode_batch, decode_record, upgrade_batch, upgrade_record, Visit};
+use super::schema::{self, MESSAGES, PROJECT_INDEX, PROJECT_SESSIONS, RUNNING, SESSIONS};
+use super::{SessionRecord, StorageError};
+use crate::messages::wire::AgentStatus;
+
+/// What a verification found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub schema: u64,
+    pub sessions: u64,
+    pub batches: u64,
+    pub messages: u64,
+    pub damage: Vec<Damage>,
+}
+
+/// One damaged row or index entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Damage {
+    pub session_id: String,
+    /// Which row: "session record", "message batch at seq N", "project index", "running index".
+    pub what: String,
+    pub message: String,
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "session {}: {}: {}",
+            self.session_id, self.what, self.message
+        )
+    }
+}
+
+impl Damage {
+    fn of(e: StorageError) -> Damage {
+        match e {
+            StorageError::Corrupt {
+                session_id,
+                what,
+                message,
+            } => Damage {
+                session_id,
+                what,
+                message,
+            },
+            other => Damage {
+                session_id: String::new(),
+                what: "file".into(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    fn index(session_id: &str, what: &str, message: impl Into<String>) -> Damage {
+        Damage {
+            session_id: session_id.to_owned(),
+            what: what.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks every row of the database at `path`. Errs only when the file cannot be read as an agent-store
+/// database at all; damaged rows are in the report.
+pub fn verify(path: &Path) -> Result<Report, StorageError> {
+    if !path.exists() {
+        return Err(StorageError::Open {
+            path: path.display().to_string(),
+            message: "no such file".into(),
+        });
+    }
+    schema::look(path, |db| {
+        let schema = schema::verify(db, path)?;
+        let txn = db
+            .begin_read()
+            .map_err(|e| StorageError::Read(e.to_string()))?;
+        let mut report = Report {
+            schema,
+            ..Report::default()
+        };
+        walk(&txn, &mut report).map_err(|e| StorageError::Read(e.to_string()))?;
+        Ok(report)
+    })
+}
+
+/// Every entry of the project index as (projectId, updatedAt, sessionId), in the schema's own layout.
+fn project_entries(
+    txn: &ReadTransaction,
+    schema: u64,
+) -> Result<Vec<(String, i64, String)>, redb::Error> {
+    let mut out = Vec::new();
+    if schema < 3 {
+        for row in txn.open_table(PROJECT_SESSIONS)?.iter()? {
+            let (key, _) = row?;
+            let (project, updated_at, id) = key.value();
+            out.push((project.to_owned(), updated_at, id.to_owned()));
+        }
+    } else {
+        for row in txn.open_table(PROJECT_INDEX)?.iter()? {
+            let (key, updated_at) = row?;
+            let (project, id) = key.value();
+            out.push((project.to_owned(), updated_at.value(), id.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
+    // A schema 1 file has no checksums yet: its values are checked the way the migration will take them.
+    let old = report.schema < 2;
+    let mut records: HashMap<String, Option<SessionRecord>> = HashMap::new();
+    for row in txn.open_table(SESSIONS)?.iter()? {
+        let (key, value) = row?;
+        let id = key.value();
+        report.sessions += 1;
+        let decoded = if old {
+            upgrade_record(id, value.value())
+                .and_then(|new| decode_record(id, new.as_deref().unwrap_or(value.value())))
+        } else {
+            decode_record(id, value.value())
+        };
+        match decoded {
+            Ok(r) => records.insert(id.to_owned(), Some(r)),
+            Err(e) => {
+                report.damage.push(Damage::of(e));
+                records.insert(id.to_owned(), None)
+            }
+        };
+    }
+
+    let mut indexed: HashMap<String, u32> = HashMap::new();
+    for (project, updated_at, id) in project_entries(txn, report.schema)? {
+        let (project, id) = (project.as_str(), id.as_str());
+        *indexed.entry(id.to_owned()).or_default() += 1;
+        match records.get(id) {
+            None => report.damage.push(Damage::index(
+                id,
+                "project index",
+                format!("indexed under project {project} but has no record"),
+            )),
+            Some(Some(r)) if r.project_id != project || r.updated_at != updated_at => {
+                report.damage.push(Damage::index(
+                    id,
+                    "project index",
+                    format!(
+                        "indexed as ({project}, {updated_at}), the record says ({}, {})",
+                        r.project_id, r.updated_at
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    for (id, r) in &records {
+        match indexed.get(id).copied().unwrap_or(0) {
+            1 => {}
+            0 if r.is_some() => report.damage.push(Damage::index(
+                id,
+                "project index",
+                "the record has no index entry",
+            )),
+            0 => {}
+            n => report.damage.push(Damage::index(
+                id,
+                "project index",
+                format!("{n} index entries"),
+            )),
+        }
+    }
+
+    let running = txn.open_table(RUNNING)?;
+    for row in running.iter()? {
+        let (key, _) = row?;
+        let id = key.value();
+        if let Some(Some(r)) = records.get(id) {
+            if r.status != AgentStatus::Running {
+                report.damage.push(Damage::index(
+                    id,
+                    "running index",
+                    "marked running but the record is not",
+                ));
+            }
+        }
+    }
+    for (id, r) in &records {
+        if matches!(r, Some(r) if r.status == AgentStatus::Running)
+            && running.get(id.as_str())?.is_none()
+        {
+            report.damage.push(Damage::index(
+                id,
+                "running index",
+                "the record is running but not marked",
+            ));
+        }
+    }
+
+    for row in txn.open_table(MESSAGES)?.iter()? {
+        let (key, value) = row?;
+        let (id, first_seq) = key.value();
+        report.batches += 1;
+        let mut count = 0u64;
+        let visit = |_| {
+            count += 1;
+            Visit::Skip
+        };
+        let decoded = if old {
+            upgrade_batch(id, first_seq, value.value()).and_then(|new| {
+                let bytes = new.as_deref().unwrap_or(value.value());
+                decode_batch(id, first_seq, bytes, visit, &mut Vec::new())
+            })
+        } else {
+            decode_batch(id, first_seq, value.value(), visit, &mut Vec::new())
+        };
+        match decoded {
+            Ok(()) => report.messages += count,
+            Err(e) => report.damage.push(Damage::of(e)),
+        }
+        if !records.contains_key(id) {
+            report.damage.push(Damage::index(
+                id,
+                &format!("message batch at seq {first_seq}"),
+                "no session record",
+            ));
+        }
+    }
+    report
+        .damage
+        .sort_by(|a, b| (&a.session_id, &a.what).cmp(&(&b.session_id, &b.what)));
+    Ok(())
+}

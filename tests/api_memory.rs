@@ -1,0 +1,169 @@
+//! Memory that no client can grow (safe defaults, issue 11 item 3), over real HTTP against the real server:
+//! reads of ids that do not exist create no actor, and idle `/v1/events` subscribers hold bounded memory
+//! however large the live events they are sent.
+
+mod common;
+
+use common::{send, text_event, SseClient, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// One sample of the server's `/metrics`, by name and labels.
+async fn metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+    match found.map(|s| &s.value) {
+        Some(prometheus_parse::Value::Counter(v))
+        | Some(prometheus_parse::Value::Gauge(v))
+        | Some(prometheus_parse::Value::Untyped(v)) => *v,
+        other => panic!("{name}{labels:?} not found: {other:?}"),
+    }
+}
+
+/// The tests here measure the resident memory of the whole process, so they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The resident memory of this process (the server runs in it), in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS line");
+    kb * 1024
+}
+
+/// Every read a client can make of a project or session that does not exist.
+async fn read_unknown(app: &TestApp, i: usize) {
+    let project = format!("ghost-{i}");
+    for path in [
+        format!("/v1/projects/{project}/session"),
+        format!("/v1/projects/{project}/sessions"),
+        format!("/v1/sessions/{project}-1700000000000"),
+    ] {
+        let (status, body): (StatusCode, Value) = send(app.get(&path)).await;
+        assert!(
+            status == StatusCode::NOT_FOUND || status == StatusCode::OK,
+            "{path}: {status} {body}"
+        );
+        if status == StatusCode::OK {
+            assert_eq!(body, serde_json::json!([]), "{path}");
+        }
+    }
+    // Commands that only act on a current session are reads of it too.
+    let (status, _) = send(app.post(&format!("/v1/projects/{project}/stop"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = send(app.delete(&format!("/v1/projects/{project}/session"))).await;
+    assert!(status.is_success(), "{status}");
+    let (status, body) = send(app.post(&format!("/v1/projects/{project}/session/restore"))).await;
+    assert!(status.is_success(), "{status} {body}");
+}
+
+#[actix_web::test]
+async fn reads_of_unknown_ids_create_no_actor_and_hold_no_memory() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::spawn().await;
+    let projects = || metric(&app, "agent_store_actors_alive", &[("actor", "project")]);
+    // Every kind of read once per id, which also warms up the allocator and the connection pool.
+    for i in 0..200 {
+        read_unknown(&app, i).await;
+    }
+    assert_eq!(projects().await, 0.0, "no project actor for an unknown id");
+    let before = rss();
+    // Then the read a client makes most, for many more distinct ids, a few at a time.
+    const READS: usize = 4_000;
+    for chunk in (200..200 + READS).collect::<Vec<_>>().chunks(16) {
+        let reads = chunk.iter().map(|i| {
+            let request = app.get(&format!("/v1/projects/ghost-{i}/session"));
+            async move { send(request).await.0 }
+        });
+        for status in futures_util::future::join_all(reads).await {
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+    }
+    assert_eq!(
+        projects().await,
+        0.0,
+        "{READS} distinct unknown projects read"
+    );
+    let grown = rss().saturating_sub(before);
+    assert!(
+        grown < 8 << 20,
+        "{READS} reads of unknown ids grew the server by {grown} bytes"
+    );
+    // A project that exists still has its actor, and reads find it.
+    let sid = app.start("real", "synthetic").await;
+    let (status, body) = send(app.get("/v1/projects/real/session")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["sessionId"], sid);
+    assert_eq!(projects().await, 1.0);
+    app.stop().await;
+}
+
+/// Three batches of four 1 MiB messages to `session` (each frame about 4 MiB), then a marker message to
+/// `marker`; answers once `watcher` has the marker. Live events reach subscribers in the order they were
+/// published, so by then every subscriber has been offered all three frames.
+async fn three_big_batches(app: &TestApp, session: &str, marker: &str, watcher: &mut SseClient) {
+    let text = "y".repeat(1 << 20);
+    for batch in 0..3 {
+        let events: Vec<Value> = (0..4)
+            .map(|i| text_event(session, &format!("b{batch}-{i}"), &text))
+            .collect();
+        app.ingest(json!(events)).await;
+    }
+    let note = format!("after {session}");
+    app.ingest(json!([text_event(marker, &note, &note)])).await;
+    loop {
+        let (_, data) = watcher.next_named("session.messages").await;
+        if data["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["content"] == note.as_str()))
+        {
+            return;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn idle_subscribers_share_one_copy_of_each_large_event() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::spawn().await;
+    let marker = app.start("marker", "synthetic").await;
+    let mut watcher = app.events("?projectId=marker", None).await;
+    // A first round without idle subscribers grows what any ingest grows (storage cache, allocator).
+    let warm = app.start("warm", "synthetic").await;
+    three_big_batches(&app, &warm, &marker, &mut watcher).await;
+    // Subscribed and never read: each stream's server side fills its socket, then waits.
+    const IDLE: usize = 64;
+    let mut idle = Vec::new();
+    for _ in 0..IDLE {
+        idle.push(app.events("", None).await);
+    }
+    let before = rss();
+    let big = app.start("big", "synthetic").await;
+    three_big_batches(&app, &big, &marker, &mut watcher).await;
+    let grown = rss().saturating_sub(before);
+    // Framed or copied per subscriber, the three batches would cost 64 × 4 MiB at least; shared, the
+    // session's window and a few frames.
+    assert!(
+        grown < 96 << 20,
+        "{IDLE} idle subscribers of 3 × 4 MiB grew the server by {} MiB",
+        grown >> 20
+    );
+    drop(idle);
+    app.stop().await;
+}
