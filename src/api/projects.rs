@@ -52,7 +52,7 @@ pub struct StallThreshold {
     /// A duration such as `"20m"` or `"90s"`; `null` returns to `timers.stall_after`.
     #[serde(with = "humantime_serde")]
     #[schema(value_type = Option<String>, example = "20m", required = true,
-        pattern = r"^\s*([0-9]+\s*[a-zA-Zµ]+\s*)+$")]
+        pattern = r"^ *([0-9]+ *[a-zA-Zµ]+ *)+$")]
     pub stall_after: Option<std::time::Duration>,
 }
 
