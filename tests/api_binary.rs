@@ -130,6 +130,15 @@ async fn serve_logs_text_by_default_and_stops_on_sigint() {
         "{line}"
     );
     assert!(line.contains("http://127.0.0.1:"), "{line}");
+    assert!(
+        line.contains(concat!("agent-store ", env!("CARGO_PKG_VERSION"))),
+        "the line names the version: {line}"
+    );
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
+    assert!(
+        line.contains(&format!("config {config}")),
+        "the line names the configuration file read: {line}"
+    );
 
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();

@@ -42,6 +42,11 @@ fn transcripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/transcripts")
 }
 
+/// A transcript's text; a failure names the file.
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Every file of one provider's folder, listed now.
 fn files(provider: &str) -> Vec<PathBuf> {
     let dir = transcripts().join(provider);
@@ -287,7 +292,7 @@ fn actual(t: &Transcript) -> Expected {
 }
 
 fn convert(kind: ProviderKind, path: &Path) -> Transcript {
-    let text = std::fs::read_to_string(path).expect("transcripts are UTF-8");
+    let text = read(path);
     transcript_to_messages(kind, &text)
         .unwrap_or_else(|e| panic!("{}: conversion failed: {e}", path.display()))
 }
@@ -295,7 +300,7 @@ fn convert(kind: ProviderKind, path: &Path) -> Transcript {
 /// Converts every file of a provider's folder and compares it with the independent reading.
 fn check_all(provider: &str, kind: ProviderKind, expect: fn(&[Value]) -> Expected) {
     for path in files(provider) {
-        let text = std::fs::read_to_string(&path).expect("transcripts are UTF-8");
+        let text = read(&path);
         let (values, skipped) = raw_values(&text);
         let mut expected = expect(&values);
         expected.skipped_lines = skipped;

@@ -3,6 +3,10 @@
 //! so the answer's timing says nothing about how much of a guess was right; the token is never logged.
 //! Two `Authorization` headers are refused (400) whatever the configuration: which one a proxy or a
 //! framework would pick differs, so neither is trusted.
+//!
+//! No token is needed for the ops console's static files (`/`, `/ui/…`), which hold no data, and the live stream
+//! `/v1/events`, which also accepts a single-use `?ticket=` (see `ticket.rs`) because a browser's
+//! `EventSource` cannot send a header.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -11,8 +15,10 @@ use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use subtle::ConstantTimeEq;
 
+use super::console::is_console_path;
 use super::errors::ApiError;
-use super::AppState;
+use super::routes::EVENTS_PATH;
+use super::{AppState, Query};
 
 /// Paths that answer without a token: orchestrators probe them without credentials.
 const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -26,16 +32,24 @@ pub async fn require_token(
             ApiError::invalid("Authorization", "is given more than once").error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }
-    let allowed = match &AppState::of(req.request()).auth_token {
+    let state = AppState::of(req.request());
+    let allowed = match &state.auth_token {
         None => true,
-        Some(_) if OPEN_PATHS.contains(&req.path()) => true,
+        Some(_) if OPEN_PATHS.contains(&req.path()) || is_console_path(req.path()) => true,
         Some(token) => {
             let presented = req
                 .headers()
                 .get(AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(bearer);
-            presented.is_some_and(|p| token_matches(p, token))
+            match presented {
+                Some(p) => token_matches(p, token),
+                None if req.path() == EVENTS_PATH => Query::parse(req.query_string())
+                    .ok()
+                    .and_then(|q| q.text("ticket").map(|t| state.tickets.redeem(t)))
+                    .unwrap_or(false),
+                None => false,
+            }
         }
     };
     if allowed {

@@ -15,7 +15,7 @@ const MAX_LIMIT: usize = 1000;
 #[utoipa::path(get, path = "/v1/debug/top", operation_id = "debugTop", tag = "operations",
     params(
         ("by" = Option<TopBy>, Query, description = "mailbox (default), messages or memory"),
-        ("limit" = Option<usize>, Query, description = "At most this many, 1..=1000 (default 10)"),
+        ("limit" = Option<u64>, Query, description = "At most this many, 1..=1000 (default 10)", minimum = 1, maximum = 1000),
     ),
     responses(
         (status = 200, description = "The busiest actors, busiest first", body = Vec<TopEntry>),

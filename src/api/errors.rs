@@ -39,6 +39,9 @@ pub enum ApiError {
     UnsupportedMediaType { ndjson_too: bool },
     #[error("body: not received in full within {}", humantime::format_duration(*.after))]
     BodyTimeout { after: std::time::Duration },
+    /// Something the server needs is missing (the condition is named).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -92,6 +95,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

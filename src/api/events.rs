@@ -35,8 +35,9 @@ const SLICE: usize = 16 * 1024;
 
 #[utoipa::path(get, path = "/v1/events", operation_id = "streamEvents", tag = "events",
     params(
-        ("projectId" = Option<String>, Query, description = "Only this project's events"),
+        ("projectId" = Option<String>, Query, description = "Only this project's events", pattern = r"^[A-Za-z0-9._-]{1,128}$"),
         ("Last-Event-ID" = Option<String>, Header, description = "<sessionId>:<seqId>: first that session's messages after seqId"),
+        ("ticket" = Option<String>, Query, description = "A ticket from POST /v1/events/ticket, accepted once instead of the bearer token (for a browser's EventSource, which cannot send the header)"),
     ),
     responses(
         (status = 200, description = "Server-Sent Events: session.messages, session.status, session.cost, notification, project.health, lagged", content_type = "text/event-stream", body = String),

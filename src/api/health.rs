@@ -48,7 +48,7 @@ pub async fn all(state: State) -> Result<HttpResponse, ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/health/attention", operation_id = "listAttention", tag = "health",
-    params(("limit" = Option<usize>, Query, description = "At most this many (default 5)")),
+    params(("limit" = Option<u64>, Query, description = "At most this many (default 5)", minimum = 1)),
     responses(
         (status = 200, description = "Projects with attentionScore above 0, highest first", body = Vec<ProjectHealth>),
         (status = 400, description = "limit does not parse", body = ErrorBody),

@@ -6,6 +6,7 @@
 //! way: stop accepting, end the live streams, drain, then flush storage.
 
 mod auth;
+mod console;
 mod cors;
 mod debug;
 mod errors;
@@ -21,6 +22,7 @@ mod sessions;
 mod settings;
 mod sidecar;
 mod sse;
+mod ticket;
 mod trace;
 
 use std::net::{SocketAddr, TcpListener};
@@ -35,6 +37,8 @@ use crate::actors::StartError;
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
 use crate::providers::Providers;
+use extract::Query;
+use ticket::Tickets;
 
 pub use errors::{ApiError, ErrorBody};
 pub use guard::is_origin;
@@ -88,6 +92,10 @@ pub struct AppState {
     pub keep_alive: Duration,
     /// Becomes true when the server stops, so long-lived event streams end instead of holding it open.
     pub stopping: watch::Receiver<bool>,
+    /// Single-use tickets for `/v1/events` (the console's `EventSource` cannot send the token).
+    tickets: Tickets,
+    /// The configured providers' names, for the OpenAPI document's `provider` enum.
+    provider_names: Vec<String>,
 }
 
 impl AppState {
@@ -155,6 +163,8 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
         path: data_dir.clone(),
         source,
     })?;
+    let mut provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
+    provider_names.sort();
     let engine = Engine::start(config.clone(), providers).await?;
     let (stopping_tx, stopping) = watch::channel(false);
     let state = web::Data::new(AppState {
@@ -167,6 +177,8 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
         body_timeout: config.server.body_timeout,
         keep_alive: config.server.sse_keep_alive,
         stopping,
+        tickets: Tickets::default(),
+        provider_names,
     });
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -179,6 +191,7 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
         App::new()
             .app_data(state.clone())
             .configure(routes::configure)
+            .configure(console::configure)
             .default_service(web::to(routes::no_route))
             .wrap(from_fn(auth::require_token))
             .wrap(Condition::new(!origins.is_empty(), cors::cors(&origins)))

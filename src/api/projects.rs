@@ -51,7 +51,8 @@ pub struct Restored {
 pub struct StallThreshold {
     /// A duration such as `"20m"` or `"90s"`; `null` returns to `timers.stall_after`.
     #[serde(with = "humantime_serde")]
-    #[schema(value_type = Option<String>, example = "20m")]
+    #[schema(value_type = Option<String>, example = "20m", required = true,
+        pattern = r"^ *([0-9]+ *[a-zA-Zµ]+ *)+$")]
     pub stall_after: Option<std::time::Duration>,
 }
 
@@ -66,7 +67,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/projects/{projectId}/sessions", operation_id = "startAgent", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
     request_body = StartRequest,
     responses(
         (status = 201, description = "Started", body = StartedBody),
@@ -87,7 +88,7 @@ pub async fn start(
 }
 
 #[utoipa::path(get, path = "/v1/projects/{projectId}/sessions", operation_id = "listProjectSessions", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 200, description = "Stored sessions of the project, newest first, without messages", body = Vec<SessionSummary>),
     ))]
@@ -99,7 +100,7 @@ pub async fn history(
 }
 
 #[utoipa::path(post, path = "/v1/projects/{projectId}/stop", operation_id = "stopAgent", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 200, description = "Stopped", body = Done),
         (status = 404, description = "No session for project", body = ErrorBody),
@@ -111,7 +112,7 @@ pub async fn stop(state: State, ProjectId(project): ProjectId) -> Result<HttpRes
 }
 
 #[utoipa::path(post, path = "/v1/projects/{projectId}/prompt", operation_id = "sendPrompt", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
     request_body = PromptRequest,
     responses(
         (status = 200, description = "Sent", body = Done),
@@ -130,9 +131,9 @@ pub async fn prompt(
 
 #[utoipa::path(get, path = "/v1/projects/{projectId}/session", operation_id = "getSession", tag = "projects",
     params(
-        ("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]"),
+        ("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$"),
         ("afterSeq" = Option<u64>, Query, description = "Only messages with a higher seqId"),
-        ("limit" = Option<usize>, Query, description = "At most this many messages"),
+        ("limit" = Option<u64>, Query, description = "At most this many messages", minimum = 1),
     ),
     responses(
         (status = 200, description = "The project's current session", body = AgentSession),
@@ -149,7 +150,7 @@ pub async fn current(
 }
 
 #[utoipa::path(delete, path = "/v1/projects/{projectId}/session", operation_id = "clearSession", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 204, description = "Cleared (or there was nothing to clear)"),
         (status = 409, description = "The session is running", body = ErrorBody),
@@ -160,7 +161,7 @@ pub async fn clear(state: State, ProjectId(project): ProjectId) -> Result<HttpRe
 }
 
 #[utoipa::path(post, path = "/v1/projects/{projectId}/session/restore", operation_id = "loadLastSession", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 200, description = "Whether a stored session became the current one", body = Restored),
     ))]
@@ -173,7 +174,7 @@ pub async fn restore(
 }
 
 #[utoipa::path(delete, path = "/v1/projects/{projectId}", operation_id = "purgeProjectSessions", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 204, description = "Every session of the project is gone, from memory and storage"),
     ))]
@@ -183,7 +184,7 @@ pub async fn purge(state: State, ProjectId(project): ProjectId) -> Result<HttpRe
 }
 
 #[utoipa::path(put, path = "/v1/projects/{projectId}/stall-threshold", operation_id = "setStallThreshold", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]")),
+    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
     request_body = StallThreshold,
     responses(
         (status = 200, description = "The project's health under its new threshold", body = ProjectHealth),

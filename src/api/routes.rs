@@ -7,10 +7,12 @@ use actix_web::middleware::{from_fn, Compress, Condition};
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::errors::ApiError;
-use super::{debug, events, health, openapi, ops, projects, sessions, settings, sidecar, trace};
+use super::{
+    debug, events, health, openapi, ops, projects, sessions, settings, sidecar, ticket, trace,
+};
 
 /// The live event stream: never compressed, because a compressor holds back small frames.
-const EVENTS_PATH: &str = "/v1/events";
+pub const EVENTS_PATH: &str = "/v1/events";
 
 /// One served route.
 pub struct Endpoint {
@@ -75,6 +77,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/v1/settings", || web::route().to(settings::get)),
         endpoint(M::PUT, "/v1/settings", || web::route().to(settings::update)),
         endpoint(M::GET, EVENTS_PATH, || web::route().to(events::stream)),
+        endpoint(M::POST, "/v1/events/ticket", || {
+            web::route().to(ticket::issue)
+        }),
         endpoint(M::GET, "/v1/health", || web::route().to(health::all)),
         endpoint(M::GET, "/v1/health/attention", || {
             web::route().to(health::attention)

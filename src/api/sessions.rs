@@ -10,9 +10,9 @@ use crate::providers::SessionStderr;
 
 #[utoipa::path(get, path = "/v1/sessions/{sessionId}", operation_id = "getSessionById", tag = "sessions",
     params(
-        ("sessionId" = String, Path, description = "<projectId>-<unix ms>"),
+        ("sessionId" = String, Path, description = "<projectId>-<unix ms>", max_length = 149, pattern = r"^[A-Za-z0-9._-]+-[0-9]+$"),
         ("afterSeq" = Option<u64>, Query, description = "Only messages with a higher seqId"),
-        ("limit" = Option<usize>, Query, description = "At most this many messages"),
+        ("limit" = Option<u64>, Query, description = "At most this many messages", minimum = 1),
     ),
     responses(
         (status = 200, description = "The session", body = AgentSession),
@@ -29,7 +29,7 @@ pub async fn get(
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{sessionId}/stderr", operation_id = "getSessionStderr", tag = "sessions",
-    params(("sessionId" = String, Path, description = "<projectId>-<unix ms>")),
+    params(("sessionId" = String, Path, description = "<projectId>-<unix ms>", max_length = 149, pattern = r"^[A-Za-z0-9._-]+-[0-9]+$")),
     responses(
         (status = 200, description = "The last lines the session's agent wrote to stderr (none for providers that run no process per session)", body = SessionStderr),
         (status = 400, description = "sessionId does not parse", body = ErrorBody),
@@ -43,7 +43,7 @@ pub async fn stderr(
 }
 
 #[utoipa::path(delete, path = "/v1/sessions/{sessionId}", operation_id = "purgeSession", tag = "sessions",
-    params(("sessionId" = String, Path, description = "<projectId>-<unix ms>")),
+    params(("sessionId" = String, Path, description = "<projectId>-<unix ms>", max_length = 149, pattern = r"^[A-Za-z0-9._-]+-[0-9]+$")),
     responses(
         (status = 204, description = "The session is gone, from memory and storage"),
         (status = 400, description = "sessionId does not parse", body = ErrorBody),

@@ -1,6 +1,7 @@
 //! `agent-store serve`: reads the configuration (file, then environment, then flags), starts the engine
-//! and the HTTP server, logs one line saying where it listens and where its data is, and on SIGINT or
-//! SIGTERM stops accepting, flushes storage and returns within the shutdown budget.
+//! and the HTTP server, logs one line saying its version, where it listens, which configuration file it
+//! read and where its data is, and on SIGINT or SIGTERM stops accepting, flushes storage and returns within
+//! the shutdown budget.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,11 +50,20 @@ pub enum ServeFailed {
     StopTimeout,
 }
 
+/// The configuration file `serve` reads: `--config`, else `config/default.toml` when it exists, else none
+/// (the built-in defaults).
+pub fn config_file(args: &ServeArgs) -> Option<PathBuf> {
+    match &args.config {
+        Some(path) => Some(path.clone()),
+        None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+        None => None,
+    }
+}
+
 /// The configuration `serve` runs with: the file, then the environment (`env`), then the flags.
 pub fn load_config(args: &ServeArgs, env: Overrides) -> Result<Config, ConfigError> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None if Path::new(DEFAULT_CONFIG).exists() => Config::from_file(Path::new(DEFAULT_CONFIG))?,
+    let mut config = match config_file(args) {
+        Some(path) => Config::from_file(&path)?,
         None => Config::default(),
     };
     config.apply(env.or(Overrides {
@@ -69,6 +79,13 @@ pub fn load_config(args: &ServeArgs, env: Overrides) -> Result<Config, ConfigErr
 pub async fn run(args: ServeArgs) -> Result<(), ServeFailed> {
     telemetry::init(args.log_format)?;
     let config = load_config(&args, Overrides::from_env())?;
+    let config_source = match config_file(&args) {
+        Some(path) => std::path::absolute(&path)
+            .unwrap_or(path)
+            .display()
+            .to_string(),
+        None => "none (built-in defaults)".to_owned(),
+    };
     let providers = providers::from_config(&config)?;
     let database = config.database_path();
     let database = std::path::absolute(&database).unwrap_or(database);
@@ -81,9 +98,12 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeFailed> {
     let signals = Signals::listen().map_err(ServeFailed::Signal)?;
     let running = api::run(config, providers).await?;
     tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
         addr = %running.addr(),
+        config = %config_source,
         data = %database.display(),
-        "agent-store listening on http://{} ({auth}), data in {}",
+        "agent-store {} listening on http://{} ({auth}), config {config_source}, data in {}",
+        env!("CARGO_PKG_VERSION"),
         running.addr(),
         database.display()
     );

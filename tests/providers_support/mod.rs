@@ -34,10 +34,17 @@ pub fn fake(name: &str) -> String {
 }
 
 /// A recording from the shared transcript set, read where it lies (never copied into the repository).
+/// Panics naming the path when it is missing (the set lives beside the checkout, in `../shared`).
 pub fn shared(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/transcripts")
-        .join(path)
+        .join(path);
+    assert!(
+        full.exists(),
+        "{}: missing; the shared transcripts must be checked out beside this repository",
+        full.display()
+    );
+    full
 }
 
 pub struct Harness {
