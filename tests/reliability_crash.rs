@@ -24,6 +24,8 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 const COMMIT_ALLOWANCE: Duration = Duration::from_millis(400);
 const SENDERS: usize = 2;
 const BATCH: usize = 10;
+/// Batches answered before the kill or the signal.
+const MIN_BATCHES: usize = 10;
 
 /// One answered ingest: the message ids it carried (in every session), whether it was durable, when.
 struct Acked {
@@ -81,6 +83,15 @@ fn load(
     (acked, tasks)
 }
 
+/// Waits until the load has had `n` batches answered: a loaded machine may start the senders slowly, and
+/// the kill must land mid-stream.
+async fn until_acked(acked: &Mutex<Vec<Acked>>, n: usize) {
+    let patience = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < n && Instant::now() < patience {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// seqIds 1..=n in order and every id once; answers the stored ids.
 fn check_sequence(session: &serde_json::Value, what: &str) -> std::collections::HashSet<String> {
     let messages = stored(session);
@@ -108,6 +119,7 @@ async fn crash_once(round: usize) -> usize {
     let (acked, tasks) = load(&server, &sessions, &format!("r{round}"), stop.clone());
     // Several debounce windows of load, a different moment each round.
     tokio::time::sleep(Duration::from_millis(700 + 130 * round as u64)).await;
+    until_acked(&acked, MIN_BATCHES).await;
     let killed_at = Instant::now();
     server.kill().await;
     stop.store(true, Ordering::Relaxed);
@@ -116,7 +128,7 @@ async fn crash_once(round: usize) -> usize {
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(
-        acked.len() >= 10,
+        acked.len() >= MIN_BATCHES,
         "round {round}: the load ran: {} batches",
         acked.len()
     );
@@ -180,6 +192,7 @@ async fn sigterm_under_load_exits_cleanly_within_10s_and_loses_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let (acked, tasks) = load(&server, &sessions, "term", stop.clone());
     tokio::time::sleep(Duration::from_millis(800)).await;
+    until_acked(&acked, MIN_BATCHES).await;
     let (status, took) = server.terminate(Duration::from_secs(10)).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -189,7 +202,11 @@ async fn sigterm_under_load_exits_cleanly_within_10s_and_loses_nothing() {
     eprintln!("SIGTERM under load: exited in {took:?}");
 
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    assert!(acked.len() >= 10, "the load ran: {} batches", acked.len());
+    assert!(
+        acked.len() >= MIN_BATCHES,
+        "the load ran: {} batches",
+        acked.len()
+    );
     let store = Store::open(&data.join("agent-store.redb")).expect("the file opens cleanly");
     for sid in &sessions {
         let messages = store.messages(sid, 0, None, None).unwrap();
