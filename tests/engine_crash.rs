@@ -19,6 +19,8 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 /// One group commit (an fsync) on a shared, noisy machine.
 const COMMIT_ALLOWANCE: Duration = Duration::from_millis(400);
 const CHILD_ENV: &str = "AGENT_STORE_CRASH_CHILD_DIR";
+/// Batches the child must have streamed before it is killed, so that the kill lands mid-stream.
+const MIN_BATCHES: usize = 20;
 
 /// The child's side: stream until killed. Ignored so that it runs only when the parent asks for it.
 #[actix_rt::test]
@@ -74,9 +76,10 @@ fn crash_once(round: usize) {
     let mut durable_acked = 0u64;
     let mut sent: Vec<(u64, u128)> = Vec::new();
     let began = Instant::now();
-    // Let it run long enough for several debounce windows, then kill it mid-stream.
+    // Let it run long enough for several debounce windows and batches (a loaded machine starts the child
+    // slowly, so the count is waited for too), then kill it mid-stream.
     let run_for = Duration::from_millis(600 + 150 * round as u64);
-    while began.elapsed() < run_for {
+    while began.elapsed() < run_for || sent.len() <= MIN_BATCHES {
         let Some(Ok(line)) = lines.next() else { break };
         // libtest may print its own words before ours on the same line.
         let ours = ["SESSION", "SENT", "DURABLE"]
@@ -105,7 +108,7 @@ fn crash_once(round: usize) {
     .unwrap();
     child.wait().unwrap();
     assert!(
-        !session.is_empty() && sent.len() > 20,
+        !session.is_empty() && sent.len() > MIN_BATCHES,
         "the child streamed: {} batches",
         sent.len()
     );

@@ -541,8 +541,8 @@ async fn parity_10_cleanup_grace_detaches_a_finished_session() {
     .await;
     let s = t.engine.session(&sid, Page::default()).await.unwrap();
     assert_eq!((s.status, s.messages.len()), (AgentStatus::Done, 3));
-    // Detached and fully persisted, the session actor stops: memory holds only live sessions, and later
-    // events for it are ignored like any unknown session's.
+    // Detached and fully persisted, the session actor stops: memory holds only live sessions. Later
+    // events for it bring it back from storage and apply, as the original kept applying them.
     let alive = || {
         t.engine
             .metrics_text()
@@ -559,7 +559,11 @@ async fn parity_10_cleanup_grace_detaches_a_finished_session() {
         .ingest(vec![messages(&sid, text(1))], false)
         .await
         .unwrap();
-    assert_eq!((out.accepted, out.ignored), (0, 1));
+    assert_eq!((out.accepted, out.ignored), (1, 0));
+    assert!(
+        !t.engine.has_session("grace").await.unwrap(),
+        "brought back, but not as the project's current session"
+    );
 }
 
 #[actix_rt::test]

@@ -197,6 +197,24 @@ async fn a_damaged_row_answers_503_naming_its_session_is_counted_and_verify_list
         .find_map(|l| l.strip_prefix("agent_store_storage_corrupt_rows_total "))
         .unwrap_or_else(|| panic!("no corrupt rows counter:\n{metrics}"));
     assert!(count.trim().parse::<f64>().unwrap() >= 1.0, "{count}");
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(gauge("agent_store_storage_writable"), 1.0);
+    assert_eq!(
+        gauge("agent_store_redb_cache_size_bytes"),
+        64.0 * 1024.0 * 1024.0
+    );
+    assert!(
+        gauge("agent_store_redb_cache_used_bytes") > 0.0,
+        "the reads went through the cache"
+    );
     app.stop().await;
 
     let out = run_bin(&["verify", "--data-dir", dir.path().to_str().unwrap()]);

@@ -111,6 +111,8 @@ pub struct Metrics {
     pub persisted_messages: IntCounter,
     pub persist_queue: IntGauge,
     pub redb_file_size: IntGauge,
+    pub redb_cache_size: IntGauge,
+    pub redb_cache_used: IntGauge,
     pub storage_writable: IntGauge,
     pub corrupt_rows: IntCounter,
     pub sse_subscribers: IntGauge,
@@ -265,6 +267,12 @@ impl Metrics {
             persisted_messages: counter(&r, "persisted_messages_total", "Messages written to storage."),
             persist_queue: gauge(&r, "persist_queue_jobs", "Write jobs waiting for the persister."),
             redb_file_size: gauge(&r, "redb_file_size_bytes", "Size of the redb file."),
+            redb_cache_size: gauge(
+                &r,
+                "redb_cache_size_bytes",
+                "redb's page cache bound (storage.cache_size).",
+            ),
+            redb_cache_used: gauge(&r, "redb_cache_used_bytes", "Bytes in redb's page cache now."),
             storage_writable: gauge(
                 &r,
                 "storage_writable",
@@ -357,6 +365,23 @@ pub struct MailboxStats {
 pub struct Timed<M> {
     pub msg: M,
     pub sent: Instant,
+    /// Counts the message out of its mailbox when dropped: handled, or thrown away with a stopped actor's
+    /// queue or a dropped request. Counting out where it is handled alone let the depth drift upwards.
+    pub counted: Option<CountedIn>,
+}
+
+/// One message counted into a mailbox's depth; dropping it counts the message out.
+pub struct CountedIn {
+    stats: Arc<MailboxStats>,
+    metrics: Arc<Metrics>,
+    kind: ActorKind,
+}
+
+impl Drop for CountedIn {
+    fn drop(&mut self) {
+        self.stats.depth.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.depth_of[self.kind as usize].dec();
+    }
 }
 
 impl<M: Message> Message for Timed<M> {
@@ -414,10 +439,15 @@ impl<A: Actor> Mailbox<A> {
         self.addr.connected()
     }
 
-    fn count_in(&self) {
+    fn count_in(&self) -> CountedIn {
         let depth = self.stats.depth.fetch_add(1, Ordering::Relaxed) + 1;
         self.metrics.depth_of[self.kind as usize].inc();
         self.metrics.high_water(self.kind, depth);
+        CountedIn {
+            stats: self.stats.clone(),
+            metrics: self.metrics.clone(),
+            kind: self.kind,
+        }
     }
 
     fn dropped(&self, reason: &str) {
@@ -441,14 +471,16 @@ where
         A: Handler<Timed<M>>,
         A::Context: ToEnvelope<A, Timed<M>>,
     {
-        if self.addr.connected() {
-            self.count_in();
+        let counted = if self.addr.connected() {
+            Some(self.count_in())
         } else {
             self.dropped("closed");
-        }
+            None
+        };
         self.addr.send(Timed {
             msg,
             sent: Instant::now(),
+            counted,
         })
     }
 
@@ -464,10 +496,11 @@ where
             self.dropped("closed");
             return;
         }
-        self.count_in();
+        let counted = Some(self.count_in());
         self.addr.do_send(Timed {
             msg,
             sent: Instant::now(),
+            counted,
         });
     }
 }
@@ -502,12 +535,11 @@ pub fn message_name<M>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
-/// Called by the generated `Timed` handler before and after the inner handler.
+/// Called by the generated `Timed` handler before and after the inner handler; the message was counted out
+/// when its `CountedIn` was dropped.
 pub fn received<A: Metered>(actor: &A, sent: Instant) -> Instant {
     let (stats, metrics) = actor.meter();
-    stats.depth.fetch_sub(1, Ordering::Relaxed);
     stats.handled.fetch_add(1, Ordering::Relaxed);
-    metrics.depth_of[A::KIND as usize].dec();
     metrics.wait_of[A::KIND as usize].observe(sent.elapsed().as_secs_f64());
     Instant::now()
 }
@@ -544,12 +576,78 @@ macro_rules! instrument {
                         session_id,
                     )
                     .entered();
-                    let began = $crate::actors::metrics::received(self, timed.sent);
-                    let result = <$actor as actix::Handler<$msg>>::handle(self, timed.msg, ctx);
+                    let $crate::actors::metrics::Timed { msg, sent, counted } = timed;
+                    drop(counted);
+                    let began = $crate::actors::metrics::received(self, sent);
+                    let result = <$actor as actix::Handler<$msg>>::handle(self, msg, ctx);
                     $crate::actors::metrics::handled::<$actor, $msg>(self, began);
                     result
                 }
             }
         )+
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stops on its first message, with the rest still queued.
+    struct Quitter {
+        stats: Arc<MailboxStats>,
+        metrics: Arc<Metrics>,
+    }
+
+    impl Actor for Quitter {
+        type Context = Context<Self>;
+    }
+
+    impl Metered for Quitter {
+        const KIND: ActorKind = ActorKind::Session;
+
+        fn meter(&self) -> (&MailboxStats, &Metrics) {
+            (&self.stats, &self.metrics)
+        }
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Quit;
+
+    impl Handler<Quit> for Quitter {
+        type Result = ();
+
+        fn handle(&mut self, _: Quit, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+
+    crate::instrument!(Quitter: Quit);
+
+    #[actix_rt::test]
+    async fn messages_thrown_away_with_a_stopped_actor_count_out_of_the_depth() {
+        let metrics = Metrics::new();
+        let stats = Arc::new(MailboxStats::default());
+        let addr = Quitter {
+            stats: stats.clone(),
+            metrics: metrics.clone(),
+        }
+        .start();
+        let mailbox = Mailbox::new(addr, stats.clone(), metrics.clone(), ActorKind::Session);
+        // Queued before the actor runs: it handles the first, stops, and its queue is dropped.
+        let asks: Vec<_> = (0..10).map(|_| mailbox.send(Quit)).collect();
+        for _ in 0..10 {
+            mailbox.do_send(Quit);
+        }
+        let answers = futures_util::future::join_all(asks).await;
+        assert!(answers[0].is_ok());
+        assert!(
+            answers[1..].iter().all(Result::is_err),
+            "the rest never ran"
+        );
+        // A request dropped before it was sent counts out too.
+        drop(mailbox.send(Quit));
+        assert_eq!(stats.depth.load(Ordering::Relaxed), 0);
+        assert_eq!(metrics.depth_of[ActorKind::Session as usize].get(), 0);
+    }
 }

@@ -106,6 +106,9 @@ impl EngineParts {
         let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
         persister.observe_commits(metrics.commit_duration.clone());
         store.observe_corrupt_rows(metrics.corrupt_rows.clone());
+        metrics
+            .redb_cache_size
+            .set(i64::try_from(cache_size).unwrap_or(i64::MAX));
         metrics.actor_started(ActorKind::Persister);
         let subscribers = Arc::new(AtomicUsize::new(0));
         let control = Arbiter::new().handle();
@@ -546,6 +549,8 @@ impl EngineParts {
     pub fn metrics_text(&self) -> String {
         let m = &self.metrics;
         m.redb_file_size.set(self.store.file_size() as i64);
+        m.redb_cache_used
+            .set(i64::try_from(self.store.cache_used()).unwrap_or(i64::MAX));
         m.storage_writable
             .set(i64::from(self.store.writable().is_ok()));
         let now = self.persister.stats();

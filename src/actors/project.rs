@@ -34,6 +34,22 @@ pub struct ProjectLinks {
     pub session: SessionLinksBase,
 }
 
+impl ProjectLinks {
+    /// What a session of `project` needs to reach the rest of the engine.
+    pub fn session_links(&self, project: Mailbox<ProjectActor>) -> SessionLinks {
+        let b = &self.session;
+        SessionLinks {
+            config: b.config.clone(),
+            project,
+            supervisor: self.supervisor.clone(),
+            broadcaster: b.broadcaster.clone(),
+            subscribers: b.subscribers.clone(),
+            persister: b.persister.clone(),
+            metrics: b.metrics.clone(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SessionLinksBase {
     pub config: Arc<crate::config::Config>,
@@ -56,6 +72,8 @@ pub struct ProjectActor {
     current: Option<Current>,
     starting: bool,
     cleanup: Option<SpawnHandle>,
+    /// Stops asked for while a start was in flight: answered once the agent has started and been stopped.
+    stops_waiting: Vec<tokio::sync::oneshot::Sender<Result<(), CommandError>>>,
     last_id_ms: i64,
     health: HealthTracker,
     /// This actor's own mailbox, handed to its sessions.
@@ -83,6 +101,7 @@ impl ProjectActor {
             current: None,
             starting: false,
             cleanup: None,
+            stops_waiting: Vec::new(),
             last_id_ms: 0,
             health: HealthTracker::new(stall_after),
             me: None,
@@ -152,24 +171,15 @@ impl ProjectActor {
     }
 
     fn session_links(&self, ctx: &Context<Self>) -> SessionLinks {
-        let b = &self.links.session;
         let project = self.me.clone().unwrap_or_else(|| {
             Mailbox::new(
                 ctx.address(),
                 self.stats.clone(),
-                b.metrics.clone(),
+                self.metrics().clone(),
                 ActorKind::Project,
             )
         });
-        SessionLinks {
-            config: b.config.clone(),
-            project,
-            supervisor: self.links.supervisor.clone(),
-            broadcaster: b.broadcaster.clone(),
-            subscribers: b.subscribers.clone(),
-            persister: b.persister.clone(),
-            metrics: b.metrics.clone(),
-        }
+        self.links.session_links(project)
     }
 
     /// `<projectId>-<unix ms>`, unique even for two starts in one millisecond.
@@ -346,6 +356,7 @@ impl Handler<StartSession> for ProjectActor {
             recent: vec![Arc::new(first)],
             persisted: false,
             stall_after: self.stall_after(),
+            detached: false,
         };
         let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.
@@ -364,6 +375,7 @@ impl Handler<StartSession> for ProjectActor {
 
         let session_id = spec.session_id.clone();
         let sink = self.links.sink.clone();
+        let stopper = provider.clone();
         let recorded = addr.send(FlushNow);
         // The record is committed before the agent starts, so an accepted start survives a crash (as
         // "Interrupted") and shows in the project's history at once. A storage failure does not stop the
@@ -376,13 +388,37 @@ impl Handler<StartSession> for ProjectActor {
         };
         Box::pin(started.into_actor(self).map(move |result, act, _| {
             act.starting = false;
+            let stops = std::mem::take(&mut act.stops_waiting);
             match result {
-                Ok(()) => Ok(Started { session_id }),
+                Ok(()) => {
+                    if !stops.is_empty() {
+                        // A stop came while the agent was starting: it applies to the agent now running.
+                        let stopping = stopper.stop(&session_id);
+                        let addr = addr.clone();
+                        actix::spawn(async move {
+                            let result = stopping.await.map_err(CommandError::Provider);
+                            if result.is_ok() {
+                                addr.do_send(SetStatus {
+                                    status: AgentStatus::Done,
+                                    error: None,
+                                });
+                            }
+                            for stop in stops {
+                                let _ = stop.send(result.clone());
+                            }
+                        });
+                    }
+                    Ok(Started { session_id })
+                }
                 Err(error) => {
                     addr.do_send(SetStatus {
                         status: AgentStatus::Error,
                         error: Some(error.clone()),
                     });
+                    // Nothing started, so nothing is left to stop.
+                    for stop in stops {
+                        let _ = stop.send(Ok(()));
+                    }
                     Err(CommandError::ProviderFailed { session_id, error })
                 }
             }
@@ -399,6 +435,14 @@ impl Handler<StopSession> for ProjectActor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, _: StopSession, _: &mut Context<Self>) -> Self::Result {
+        if self.starting {
+            // Stopping now would reach no agent, and the start would then run one: wait for it instead.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.stops_waiting.push(tx);
+            return Box::pin(fut::wrap_future(async move {
+                rx.await.unwrap_or(Err(CommandError::ShuttingDown))
+            }));
+        }
         let prepared = self.current().and_then(|cur| {
             Ok((
                 self.provider(&cur.provider)?,
@@ -579,6 +623,7 @@ impl Handler<RestoreLast> for ProjectActor {
                         record: record.clone(),
                         persisted: true,
                         stall_after: act.stall_after(),
+                        detached: false,
                     };
                     act.metrics()
                         .actor_restarts

@@ -119,6 +119,8 @@ pub struct SessionInit {
     pub persisted: bool,
     /// Silence after which a running session is stalled (the project's threshold).
     pub stall_after: Duration,
+    /// Not its project's current session (brought back for late events): it stops once they are stored.
+    pub detached: bool,
 }
 
 type Waiter = oneshot::Sender<Result<(), CommandError>>;
@@ -166,6 +168,7 @@ impl SessionActor {
             recent,
             persisted,
             stall_after,
+            detached,
         } = init;
         let persisted_seq = if persisted {
             record.last_seq
@@ -182,7 +185,7 @@ impl SessionActor {
             last_activity: Instant::now(),
             stall_timer: None,
             stall_after,
-            detached: false,
+            detached,
             retention_due: false,
             dirty_since: None,
             window_bytes,
@@ -463,6 +466,7 @@ impl SessionActor {
             for w in self.flush.pending.drain(..) {
                 let _ = w.send(Ok(()));
             }
+            self.stop_if_let_go(ctx);
             return;
         }
         self.note_dirty();
@@ -562,8 +566,8 @@ impl SessionActor {
                     self.flush_now(ctx);
                 } else if !self.is_clean() {
                     self.mark_dirty(ctx);
-                } else if self.detached && self.record.status != AgentStatus::Running {
-                    ctx.stop();
+                } else {
+                    self.stop_if_let_go(ctx);
                 }
             }
             Err(e) => {
@@ -576,6 +580,13 @@ impl SessionActor {
                 }
                 self.retry_later(Some(err), ctx);
             }
+        }
+    }
+
+    /// A session its project let go of stops once everything it holds is stored.
+    fn stop_if_let_go(&mut self, ctx: &mut Context<Self>) {
+        if self.detached && self.record.status != AgentStatus::Running && self.is_clean() {
+            ctx.stop();
         }
     }
 

@@ -12,7 +12,7 @@ use super::arbiters::Arbiters;
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::PersisterHandle;
 use super::project::{ForgetSession, ProjectActor, ProjectLinks, SessionLinksBase, Summarize};
-use super::session::{Deliver, Discard, FlushNow, SessionActor, SessionGone};
+use super::session::{Deliver, Discard, FlushNow, SessionActor, SessionGone, SessionInit};
 use super::settings;
 use crate::config::Config;
 use crate::error::CommandError;
@@ -42,6 +42,11 @@ pub struct Supervisor {
     links: Arc<ProjectLinks>,
     projects: HashMap<String, Mailbox<ProjectActor>>,
     sessions: HashMap<String, Mailbox<SessionActor>>,
+    /// Settings updates waiting for the one in flight (`settings_busy`).
+    settings_queue: std::collections::VecDeque<(SettingsPatch, SettingsReply)>,
+    settings_busy: bool,
+    /// Sessions and projects whose purge is in flight.
+    purging: std::collections::HashSet<String>,
     stats: Arc<MailboxStats>,
 }
 
@@ -75,6 +80,9 @@ impl Supervisor {
             links,
             projects: HashMap::new(),
             sessions: HashMap::new(),
+            settings_queue: Default::default(),
+            settings_busy: false,
+            purging: Default::default(),
             stats,
         }
     }
@@ -153,9 +161,109 @@ crate::instrument!(
 );
 
 impl Handler<Ingest> for Supervisor {
-    type Result = ResponseFuture<Result<IngestOutcome, CommandError>>;
+    type Result = ResponseActFuture<Self, Result<IngestOutcome, CommandError>>;
 
-    fn handle(&mut self, msg: Ingest, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) -> Self::Result {
+        // Events for a session no actor holds (its project let it go after the cleanup grace) bring it back
+        // from storage, as the original kept applying them. The read holds this mailbox (`wait`), so no
+        // later batch for the same session can race it into a second actor.
+        let mut unknown: Vec<String> = Vec::new();
+        for event in &msg.events {
+            let id = event.session_id();
+            // A purge in flight has not yet deleted what storage holds: nothing of it comes back.
+            let purging = self.purging.contains(id) || self.purging.contains(project_of(id));
+            if !purging && !self.sessions.contains_key(id) && !unknown.iter().any(|u| u == id) {
+                unknown.push(id.to_owned());
+            }
+        }
+        if !unknown.is_empty() {
+            let store = self.parts.store.clone();
+            let window = self.parts.config.limits.messages_in_memory as u64;
+            let read = async move {
+                tokio::task::spawn_blocking(move || stored_sessions(&store, unknown, window))
+                    .await
+                    .map_err(|e| CommandError::Storage(e.to_string()))?
+            };
+            ctx.wait(read.into_actor(self).map(|found, act, _| match found {
+                Ok(found) => {
+                    for (record, recent) in found {
+                        act.revive(record, recent);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read sessions back for late events"),
+            }));
+        }
+        // Runs after the read above: an actor's waiting futures come before its other futures.
+        Box::pin(
+            fut::wrap_future::<_, Self>(async {})
+                .then(move |_, act, _| fut::wrap_future(act.route(msg))),
+        )
+    }
+}
+
+/// The stored sessions among `ids`, each with its most recent `window` messages.
+fn stored_sessions(
+    store: &Store,
+    ids: Vec<String>,
+    window: u64,
+) -> Result<
+    Vec<(
+        crate::storage::SessionRecord,
+        Vec<crate::messages::wire::AgentMessage>,
+    )>,
+    CommandError,
+> {
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some(record) = store.session(&id)? {
+            let recent = store.messages(&id, record.last_seq.saturating_sub(window), None, None)?;
+            found.push((record, recent));
+        }
+    }
+    Ok(found)
+}
+
+impl Supervisor {
+    /// Starts a stored session's actor again, detached from its project: it applies what it is sent and
+    /// stops once that is stored (unless an event makes it run again).
+    fn revive(
+        &mut self,
+        record: crate::storage::SessionRecord,
+        recent: Vec<crate::messages::wire::AgentMessage>,
+    ) {
+        if self.sessions.contains_key(&record.session_id) {
+            return;
+        }
+        let project = self.project(&record.project_id);
+        let links = self.links.session_links(project);
+        let init = SessionInit {
+            recent: recent.into_iter().map(Arc::new).collect(),
+            persisted: true,
+            stall_after: self.parts.config.timers.stall_after,
+            detached: true,
+            record,
+        };
+        let session_id = init.record.session_id.clone();
+        let arbiter = self.parts.arbiters.for_project(&init.record.project_id);
+        let stats = Arc::new(MailboxStats::default());
+        let theirs = stats.clone();
+        let addr = SessionActor::start_in_arbiter(&arbiter, move |_| {
+            SessionActor::new(init, links, theirs)
+        });
+        self.parts
+            .metrics
+            .actor_restarts
+            .with_label_values(&[ActorKind::Session.as_str()])
+            .inc();
+        let mailbox = Mailbox::new(addr, stats, self.parts.metrics.clone(), ActorKind::Session);
+        self.sessions.insert(session_id, mailbox);
+    }
+
+    /// Routes a batch to the sessions that hold its events.
+    fn route(
+        &mut self,
+        msg: Ingest,
+    ) -> futures_util::future::BoxFuture<'static, Result<IngestOutcome, CommandError>> {
         // One Deliver per session per batch, events in their original order within each session.
         let mut outcome = IngestOutcome::default();
         let mut slots: HashMap<String, usize> = HashMap::new();
@@ -344,32 +452,41 @@ pub struct PurgeSession {
 }
 
 impl Handler<PurgeSession> for Supervisor {
-    type Result = ResponseFuture<Result<(), CommandError>>;
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PurgeSession, _: &mut Context<Self>) -> Self::Result {
         let live = self.sessions.remove(&msg.session_id);
+        let purged = msg.session_id.clone();
+        self.purging.insert(purged.clone());
         if let Some(project) = self.projects.get(project_of(&msg.session_id)) {
             project.do_send(ForgetSession {
                 session_id: msg.session_id.clone(),
             });
         }
         let persister = self.parts.persister.clone();
-        Box::pin(async move {
-            // The actor stops before the delete is queued, so no flush of it can land after the delete.
-            if let Some(addr) = live {
-                let _ = addr
-                    .send(Discard {
-                        reason: StopReason::Purge,
-                    })
-                    .await;
+        Box::pin(
+            async move {
+                // The actor stops before the delete is queued, so no flush of it can land after the delete.
+                if let Some(addr) = live {
+                    let _ = addr
+                        .send(Discard {
+                            reason: StopReason::Purge,
+                        })
+                        .await;
+                }
+                persister
+                    .write(vec![WriteOp::DeleteSession {
+                        session_id: msg.session_id,
+                    }])
+                    .await?;
+                Ok(())
             }
-            persister
-                .write(vec![WriteOp::DeleteSession {
-                    session_id: msg.session_id,
-                }])
-                .await?;
-            Ok(())
-        })
+            .into_actor(self)
+            .map(move |result, act, _| {
+                act.purging.remove(&purged);
+                result
+            }),
+        )
     }
 }
 
@@ -381,9 +498,11 @@ pub struct PurgeProject {
 }
 
 impl Handler<PurgeProject> for Supervisor {
-    type Result = ResponseFuture<Result<(), CommandError>>;
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PurgeProject, _: &mut Context<Self>) -> Self::Result {
+        let purged = msg.project_id.clone();
+        self.purging.insert(purged.clone());
         let ids: Vec<String> = self
             .sessions
             .keys()
@@ -396,25 +515,32 @@ impl Handler<PurgeProject> for Supervisor {
             .collect();
         let project = self.projects.remove(&msg.project_id);
         let persister = self.parts.persister.clone();
-        Box::pin(async move {
-            join_all(live.iter().map(|a| {
-                a.send(Discard {
-                    reason: StopReason::Purge,
-                })
-            }))
-            .await;
-            if let Some(p) = project {
-                for id in ids {
-                    let _ = p.send(ForgetSession { session_id: id }).await;
+        Box::pin(
+            async move {
+                join_all(live.iter().map(|a| {
+                    a.send(Discard {
+                        reason: StopReason::Purge,
+                    })
+                }))
+                .await;
+                if let Some(p) = project {
+                    for id in ids {
+                        let _ = p.send(ForgetSession { session_id: id }).await;
+                    }
                 }
+                persister
+                    .write(vec![WriteOp::DeleteProject {
+                        project_id: msg.project_id,
+                    }])
+                    .await?;
+                Ok(())
             }
-            persister
-                .write(vec![WriteOp::DeleteProject {
-                    project_id: msg.project_id,
-                }])
-                .await?;
-            Ok(())
-        })
+            .into_actor(self)
+            .map(move |result, act, _| {
+                act.purging.remove(&purged);
+                result
+            }),
+        )
     }
 }
 
@@ -431,15 +557,36 @@ impl Handler<GetSettings> for Supervisor {
 }
 
 /// PUT /v1/settings: persisted first, then applied; retention changes are enforced on every project at once.
+/// Updates run one at a time, each patching the settings the previous one left: two concurrent updates of
+/// different keys both stay, in memory as in storage.
 #[derive(Message)]
 #[rtype(result = "Result<Settings, CommandError>")]
 pub struct UpdateSettings(pub SettingsPatch);
 
-impl Handler<UpdateSettings> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<Settings, CommandError>>;
+type SettingsReply = tokio::sync::oneshot::Sender<Result<Settings, CommandError>>;
 
-    fn handle(&mut self, msg: UpdateSettings, _: &mut Context<Self>) -> Self::Result {
-        let (next, writes) = settings::apply(&self.parts.settings, msg.0);
+impl Handler<UpdateSettings> for Supervisor {
+    type Result = ResponseFuture<Result<Settings, CommandError>>;
+
+    fn handle(&mut self, msg: UpdateSettings, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.settings_queue.push_back((msg.0, tx));
+        if !self.settings_busy {
+            self.next_settings_update(ctx);
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+impl Supervisor {
+    /// Starts the oldest queued settings update, if any, from the settings as they are now.
+    fn next_settings_update(&mut self, ctx: &mut Context<Self>) {
+        let Some((patch, reply)) = self.settings_queue.pop_front() else {
+            self.settings_busy = false;
+            return;
+        };
+        self.settings_busy = true;
+        let (next, writes) = settings::apply(&self.parts.settings, patch);
         let retention_changed = next.session_retention_count
             != self.parts.settings.session_retention_count
             || next.session_retention_days != self.parts.settings.session_retention_days;
@@ -460,16 +607,19 @@ impl Handler<UpdateSettings> for Supervisor {
             }
             Ok::<_, CommandError>(evicted)
         };
-        Box::pin(job.into_actor(self).map(move |result, act, _| {
-            let evicted = result?;
-            act.parts.settings = next;
-            act.parts
-                .metrics
-                .retention_evictions
-                .inc_by(evicted.len() as u64);
-            act.forget_sessions(&evicted, StopReason::Retention);
-            Ok(act.parts.settings.clone())
-        }))
+        ctx.spawn(job.into_actor(self).map(move |result, act, ctx| {
+            let answer = result.map(|evicted| {
+                act.parts.settings = next;
+                act.parts
+                    .metrics
+                    .retention_evictions
+                    .inc_by(evicted.len() as u64);
+                act.forget_sessions(&evicted, StopReason::Retention);
+                act.parts.settings.clone()
+            });
+            let _ = reply.send(answer);
+            act.next_settings_update(ctx);
+        }));
     }
 }
 

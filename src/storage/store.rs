@@ -305,6 +305,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Bytes in redb's page cache now (0 while the database is not open).
+    pub fn cache_used(&self) -> usize {
+        match &*self.db.read().unwrap_or_else(|p| p.into_inner()) {
+            Slot::Open(db) => db.cache_stats().used_bytes(),
+            _ => 0,
+        }
+    }
+
     /// The size of the database file in bytes (0 if it cannot be read).
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(self.path.as_path())

@@ -1,0 +1,151 @@
+//! Defects of the actor topology (issue 12), each through a real engine with real redb storage: what a
+//! concurrent or late caller sees must be what a sequential one would.
+
+mod engine_support;
+
+use agent_store::messages::commands::SettingsPatch;
+use agent_store::messages::wire::AgentStatus;
+use agent_store::providers::recording::Call;
+use engine_support::*;
+
+#[actix_rt::test]
+async fn concurrent_settings_updates_both_stay_in_memory_and_in_storage() {
+    let t = start(|_| {}).await;
+    let mode = SettingsPatch {
+        permission_mode: Some(Some("plan".into())),
+        ..SettingsPatch::default()
+    };
+    let cwd = SettingsPatch {
+        default_cwd: Some(Some("/srv/work".into())),
+        ..SettingsPatch::default()
+    };
+    let (a, b) = tokio::join!(
+        t.engine.update_settings(mode),
+        t.engine.update_settings(cwd)
+    );
+    a.unwrap();
+    b.unwrap();
+    let now = t.engine.settings().await.unwrap();
+    assert_eq!(now.permission_mode.as_deref(), Some("plan"));
+    assert_eq!(now.default_cwd.as_deref(), Some("/srv/work"));
+    let t = t.restart().await;
+    let stored = t.engine.settings().await.unwrap();
+    assert_eq!(stored, now, "storage holds what memory holds");
+}
+
+#[actix_rt::test]
+async fn a_stop_during_a_start_stops_the_agent_once_it_has_started() {
+    let t = start(|_| {}).await;
+    t.provider
+        .delay_start(Some(std::time::Duration::from_millis(300)));
+    let order = std::cell::RefCell::new(Vec::new());
+    let starting = async {
+        let started = t
+            .engine
+            .start_agent("racy", request("claude", "go", Default::default()))
+            .await;
+        order.borrow_mut().push("started");
+        started
+    };
+    let stopping = async {
+        // Sent once the provider has been asked to start, while its start is still in flight.
+        eventually(std::time::Duration::from_secs(5), || async {
+            (!t.provider.calls().is_empty()).then_some(())
+        })
+        .await;
+        let stopped = t.engine.stop_agent("racy").await;
+        order.borrow_mut().push("stopped");
+        stopped
+    };
+    let (started, stopped) = tokio::join!(starting, stopping);
+    let sid = started.expect("the start succeeds").session_id;
+    stopped.expect("the stop succeeds");
+    assert_eq!(
+        *order.borrow(),
+        ["started", "stopped"],
+        "the stop is answered after the agent it stops has started"
+    );
+    let calls = t.provider.calls();
+    assert!(
+        matches!(calls.as_slice(), [Call::Start(_), Call::Stop { session_id }] if *session_id == sid),
+        "{calls:?}"
+    );
+    let session = t
+        .engine
+        .get_session("racy", Default::default())
+        .await
+        .unwrap();
+    assert_eq!(session.status, AgentStatus::Done);
+}
+
+/// Session actors alive now, from the engine's metrics.
+fn sessions_alive(t: &TestEngine) -> f64 {
+    let text = t.engine.metrics_text();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "agent_store_actors_alive" && s.labels.get("actor") == Some("session")
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => panic!("a gauge"),
+        })
+        .expect("actors_alive{actor=session}")
+}
+
+#[actix_rt::test]
+async fn events_after_the_cleanup_grace_bring_the_session_back_and_apply() {
+    let t = start(|c| c.timers.cleanup_grace = std::time::Duration::from_millis(50)).await;
+    let sid = t.start_session("late", "go").await;
+    t.send(vec![messages(&sid, text(2)), status(&sid, "done", None)])
+        .await;
+    // The grace passes, the project lets the session go, and its actor stops once stored.
+    eventually(std::time::Duration::from_secs(5), || async {
+        (sessions_alive(&t) == 0.0).then_some(())
+    })
+    .await;
+
+    let late = vec![
+        messages(
+            &sid,
+            vec![raw(
+                "late-1",
+                "text",
+                serde_json::json!({"text": "late words"}),
+            )],
+        ),
+        cost(&sid, 0.75, 300, 40),
+        status(&sid, "error", Some("late failure")),
+    ];
+    let outcome = t.engine.ingest(late, true).await.unwrap();
+    assert_eq!((outcome.accepted, outcome.ignored), (3, 0));
+    let s = t.engine.session(&sid, Default::default()).await.unwrap();
+    assert_eq!(s.last_seq_id, 4);
+    assert_eq!(s.messages.last().unwrap().content, "late words");
+    assert_eq!(
+        (s.cost_usd, s.input_tokens, s.output_tokens),
+        (0.75, 300, 40)
+    );
+    assert_eq!(s.status, AgentStatus::Error);
+    assert_eq!(s.error.as_deref(), Some("late failure"));
+    // Stored, it lets go again; a restart reads back what the late events said.
+    eventually(std::time::Duration::from_secs(5), || async {
+        (sessions_alive(&t) == 0.0).then_some(())
+    })
+    .await;
+    let t = t.restart().await;
+    let stored = t.engine.session(&sid, Default::default()).await.unwrap();
+    assert_eq!(stored.last_seq_id, 4);
+    assert_eq!(stored.cost_usd, 0.75);
+    // Ids of sessions that never existed are still ignored, and bring nothing up.
+    let ghost = t
+        .engine
+        .ingest(vec![messages("ghost-1700000000000", text(1))], false)
+        .await
+        .unwrap();
+    assert_eq!((ghost.accepted, ghost.ignored), (0, 1));
+    assert_eq!(sessions_alive(&t), 0.0);
+}
