@@ -41,7 +41,14 @@ async fn the_root_leads_to_the_console_whose_files_need_no_token() {
     // The files hold no data: the API behind them still wants the token.
     let (status, body) = send(bare.get(app.url("/v1/projects"))).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "missing or wrong");
+    // Only the console's own files, and only to read them.
     let (status, body) = send(bare.get(app.url("/ui/nothing-here"))).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "missing or wrong");
+    let (status, body) = send(bare.post(app.url("/ui/")).json(&serde_json::json!({}))).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "missing or wrong");
+    let (status, body) = send(app.post("/ui/").json(&serde_json::json!({}))).await;
+    assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method POST");
+    let (status, body) = send(app.get("/ui/nothing-here")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "no route");
     app.stop().await;
 }

@@ -3,7 +3,7 @@
 //! - the bearer token guards every path and method: each path of the OpenAPI document and of the route
 //!   table, with every method, in spellings that might slip past an exact-path check, and paths that are
 //!   no route at all, answer 401 JSON without the token or with a wrong one; only `/healthz` and
-//!   `/readyz` answer without it;
+//!   `/readyz` answer without it, and the ops console's files (`/`, `/ui/…`) to GET;
 //! - the token reaches neither the logs (the real binary at `RUST_LOG=trace`, serving requests with the
 //!   right and a wrong token) nor the agents the service starts (their environment);
 //! - every route that takes a body refuses one over `server.max_body` with 413; prompts over the limit,
@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 const TOKEN: &str = "rel-7d1c5e2a-secret-token";
 const WRONG: &str = "rel-wrong-guess-4b9e";
 const OPEN: [&str; 2] = ["/healthz", "/readyz"];
+/// The ops console's files: open to GET, nothing else.
+const CONSOLE: [&str; 5] = ["/", "/ui", "/ui/", "/ui/console.js", "/ui/console.css"];
 
 fn concrete(path: &str) -> String {
     path.replace("{projectId}", "sec-p")
@@ -91,6 +93,15 @@ async fn every_path_and_method_needs_the_token_but_the_probes() {
             for m in &methods {
                 for presented in [None, Some(WRONG)] {
                     app.token = presented.map(str::to_owned);
+                    // The ops console's files (GET only) hold no data and need no token.
+                    if *m == Method::GET
+                        && CONSOLE.contains(&spelling.split('?').next().unwrap_or_default())
+                    {
+                        let answer = app.request(m.clone(), &spelling).send().await.unwrap();
+                        assert_ne!(answer.status(), StatusCode::UNAUTHORIZED, "{m} {spelling}");
+                        checked += 1;
+                        continue;
+                    }
                     let (status, body) =
                         send(app.request(m.clone(), &spelling).json(&json!({}))).await;
                     checked += 1;

@@ -15,7 +15,7 @@ use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use subtle::ConstantTimeEq;
 
-use super::console::is_console_path;
+use super::console::is_console_file;
 use super::errors::ApiError;
 use super::routes::EVENTS_PATH;
 use super::{AppState, Query};
@@ -35,7 +35,11 @@ pub async fn require_token(
     let state = AppState::of(req.request());
     let allowed = match &state.auth_token {
         None => true,
-        Some(_) if OPEN_PATHS.contains(&req.path()) || is_console_path(req.path()) => true,
+        Some(_)
+            if OPEN_PATHS.contains(&req.path()) || is_console_file(req.method(), req.path()) =>
+        {
+            true
+        }
         Some(token) => {
             let presented = req
                 .headers()

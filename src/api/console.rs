@@ -6,8 +6,10 @@
 //! from `/v1` and `/metrics` with the operator's token, like any other client. The answers forbid framing
 //! and any script, style or connection outside this origin.
 
-use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, Method};
+use actix_web::{web, HttpRequest, HttpResponse, Route};
+
+use super::errors::ApiError;
 
 /// Where the page lives.
 pub const UI: &str = "/ui/";
@@ -20,28 +22,43 @@ const STYLE: &str = include_str!("console/console.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// The console's paths, all answered without a token (to GET and HEAD only).
+const FILES: [&str; 5] = ["/", "/ui", UI, "/ui/console.js", "/ui/console.css"];
+
 /// Registers `/`, `/ui` and the page's files. They stay out of the API route table and the OpenAPI
-/// document: they are not API.
+/// document: they are not API. Other methods get the API's JSON 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(to_ui))
-        .route("/ui", web::get().to(to_ui))
-        .route(
+    let page = |path: &'static str, route: Route| {
+        web::resource(path).route(route).default_service(web::to(
+            move |req: HttpRequest| async move {
+                Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    path: req.path().to_owned(),
+                    allow: "GET".into(),
+                })
+            },
+        ))
+    };
+    cfg.service(page("/", web::get().to(to_ui)))
+        .service(page("/ui", web::get().to(to_ui)))
+        .service(page(
             UI,
             web::get().to(|| asset(INDEX, "text/html; charset=utf-8")),
-        )
-        .route(
+        ))
+        .service(page(
             "/ui/console.js",
             web::get().to(|| asset(SCRIPT, "text/javascript; charset=utf-8")),
-        )
-        .route(
+        ))
+        .service(page(
             "/ui/console.css",
             web::get().to(|| asset(STYLE, "text/css; charset=utf-8")),
-        );
+        ));
 }
 
-/// Whether `path` is one of the console's own (token-free) paths.
-pub fn is_console_path(path: &str) -> bool {
-    path == "/" || path == "/ui" || path.starts_with(UI)
+/// Whether the request asks for one of the console's files, which need no token: exactly these paths, and
+/// only to read them.
+pub fn is_console_file(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD) && FILES.contains(&path)
 }
 
 async fn to_ui() -> HttpResponse {
