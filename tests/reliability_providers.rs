@@ -189,8 +189,12 @@ async fn a_crash_looping_sidecar_fails_its_sessions_and_the_rest_is_served() {
         let s = h.finished(project).await;
         assert_eq!(s.status, AgentStatus::Error, "{project}");
         let error = s.error.unwrap_or_default();
+        // Which words it ends with depends on when the start met the loop: in a crash, given up, or
+        // between a crash and its restart (a loaded machine widens that window).
         assert!(
-            error == "Sidecar crashed" || error.contains("keeps crashing"),
+            error == "Sidecar crashed"
+                || error.contains("keeps crashing")
+                || error.contains("is not running"),
             "{project}: {error}"
         );
     }
