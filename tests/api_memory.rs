@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{send, text_event, SseClient, TestApp};
+use common::{sample, send, text_event, SseClient, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -18,18 +18,7 @@ async fn metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
         .text()
         .await
         .expect("metrics text");
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
-    let found = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
-    match found.map(|s| &s.value) {
-        Some(prometheus_parse::Value::Counter(v))
-        | Some(prometheus_parse::Value::Gauge(v))
-        | Some(prometheus_parse::Value::Untyped(v)) => *v,
-        other => panic!("{name}{labels:?} not found: {other:?}"),
-    }
+    sample(&text, name, labels)
 }
 
 /// The tests here measure the resident memory of the whole process, so they run one at a time.

@@ -12,22 +12,6 @@ use serde_json::json;
 
 const SOON: Duration = Duration::from_secs(5);
 
-/// The value of one sample, by metric name and labels, from the parsed exposition.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus exposition");
-    let found = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
-    match found.map(|s| &s.value) {
-        Some(prometheus_parse::Value::Counter(v))
-        | Some(prometheus_parse::Value::Gauge(v))
-        | Some(prometheus_parse::Value::Untyped(v)) => *v,
-        other => panic!("{name}{labels:?} not found or not a number: {other:?}"),
-    }
-}
-
 #[actix_rt::test]
 async fn stalled_project_tops_the_attention_queue_with_score_100() {
     let t = start(|_| {}).await;

@@ -38,15 +38,9 @@ async fn a_stop_during_a_start_stops_the_agent_once_it_has_started() {
     let t = start(|_| {}).await;
     t.provider
         .delay_start(Some(std::time::Duration::from_millis(300)));
-    let order = std::cell::RefCell::new(Vec::new());
-    let starting = async {
-        let started = t
-            .engine
-            .start_agent("racy", request("claude", "go", Default::default()))
-            .await;
-        order.borrow_mut().push("started");
-        started
-    };
+    let starting = t
+        .engine
+        .start_agent("racy", request("claude", "go", Default::default()));
     let stopping = async {
         // Sent once the provider has been asked to start, while its start is still in flight.
         eventually(std::time::Duration::from_secs(5), || async {
@@ -54,16 +48,16 @@ async fn a_stop_during_a_start_stops_the_agent_once_it_has_started() {
         })
         .await;
         let stopped = t.engine.stop_agent("racy").await;
-        order.borrow_mut().push("stopped");
-        stopped
+        // What the provider had been asked when the stop was answered (the order in which `join!` polls
+        // the two answers says nothing, so it is read here).
+        (stopped, t.provider.calls().len())
     };
-    let (started, stopped) = tokio::join!(starting, stopping);
+    let (started, (stopped, calls_when_stopped)) = tokio::join!(starting, stopping);
     let sid = started.expect("the start succeeds").session_id;
     stopped.expect("the stop succeeds");
     assert_eq!(
-        *order.borrow(),
-        ["started", "stopped"],
-        "the stop is answered after the agent it stops has started"
+        calls_when_stopped, 2,
+        "the stop is answered after the agent it stops has started and been stopped"
     );
     let calls = t.provider.calls();
     assert!(
@@ -80,20 +74,11 @@ async fn a_stop_during_a_start_stops_the_agent_once_it_has_started() {
 
 /// Session actors alive now, from the engine's metrics.
 fn sessions_alive(t: &TestEngine) -> f64 {
-    let text = t.engine.metrics_text();
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
-    scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == "agent_store_actors_alive" && s.labels.get("actor") == Some("session")
-        })
-        .map(|s| match s.value {
-            prometheus_parse::Value::Gauge(v) => v,
-            _ => panic!("a gauge"),
-        })
-        .expect("actors_alive{actor=session}")
+    sample(
+        &t.engine.metrics_text(),
+        "agent_store_actors_alive",
+        &[("actor", "session")],
+    )
 }
 
 #[actix_rt::test]

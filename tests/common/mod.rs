@@ -6,6 +6,11 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+#[path = "../support/metrics.rs"]
+mod metrics;
+#[allow(unused_imports)] // not every test crate reads metrics
+pub use metrics::sample;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;

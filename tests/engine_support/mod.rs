@@ -7,6 +7,10 @@
 mod wait;
 #[allow(unused_imports)] // not every test crate waits
 pub use wait::eventually;
+#[path = "../support/metrics.rs"]
+mod metrics;
+#[allow(unused_imports)] // not every test crate reads metrics
+pub use metrics::sample;
 
 use std::time::Duration;
 
