@@ -58,6 +58,18 @@ impl OllamaAdapter {
     }
 }
 
+impl OllamaAdapter {
+    /// The non-empty `thinking` and text (`text_field`) pieces of one chunk object, thinking first.
+    fn pieces(&mut self, obj: &Value, text_field: &str, at: UnixMs, out: &mut Vec<AdapterEvent>) {
+        for (field, kind) in [("thinking", "thinking"), (text_field, "text")] {
+            if let Some(text) = str_at(obj, field).filter(|t| !t.is_empty()) {
+                let content = json!({"text": text});
+                out.push(message(self.ids.fresh(), kind, None, content, at));
+            }
+        }
+    }
+}
+
 impl Default for OllamaAdapter {
     fn default() -> Self {
         OllamaAdapter::new()
@@ -81,30 +93,10 @@ impl Adapter for OllamaAdapter {
             out.push(AdapterEvent::Finished(Err(text)));
             return;
         }
-        // `/api/generate` streams the pieces at the top level: `response` and `thinking`.
-        for (field, kind) in [("thinking", "thinking"), ("response", "text")] {
-            if let Some(text) = str_at(chunk, field).filter(|t| !t.is_empty()) {
-                out.push(message(
-                    self.ids.fresh(),
-                    kind,
-                    None,
-                    json!({"text": text}),
-                    at,
-                ));
-            }
-        }
+        // `/api/generate` streams the pieces at the top level (`response`), `/api/chat` inside `message`.
+        self.pieces(chunk, "response", at, out);
         if let Some(msg) = chunk.get("message") {
-            for (field, kind) in [("thinking", "thinking"), ("content", "text")] {
-                if let Some(text) = str_at(msg, field).filter(|t| !t.is_empty()) {
-                    out.push(message(
-                        self.ids.fresh(),
-                        kind,
-                        None,
-                        json!({"text": text}),
-                        at,
-                    ));
-                }
-            }
+            self.pieces(msg, "content", at, out);
             let calls = msg.get("tool_calls").and_then(Value::as_array);
             for call in calls.map(Vec::as_slice).unwrap_or_default() {
                 let function = call.get("function");
