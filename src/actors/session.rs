@@ -22,11 +22,12 @@ use super::broadcaster::{Broadcaster, Publish};
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
 use super::project::{ProjectActivity, ProjectActor, SessionCost, SessionStatusChanged};
+use super::seq_block::SeqBlock;
 use super::supervisor::{EnforceRetention, Supervisor};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
-use crate::messages::convert::{convert_raw_message, init_model};
+use crate::messages::convert::{convert_raw_message, init_model, init_session};
 use crate::messages::numbers;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
@@ -156,6 +157,10 @@ pub struct SessionActor {
     dirty_since: Option<Instant>,
     /// Approximate bytes held by the window (for `/v1/debug/top`).
     window_bytes: u64,
+    /// The seqIds it may hand out (reserved durably ahead of use; src/actors/seq_block.rs).
+    seq: SeqBlock,
+    /// Brought back from storage: reads its seqId ceiling before it takes any message.
+    restored: bool,
     stop_reason: StopReason,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
@@ -176,7 +181,10 @@ impl SessionActor {
             recent.first().map_or(record.last_seq, |m| m.seq_id - 1)
         };
         let window_bytes = recent.iter().map(|m| approx_size(m)).sum();
+        let seq = SeqBlock::new(record.last_seq, links.config.storage.seq_block);
         SessionActor {
+            seq,
+            restored: persisted,
             persisted_seq,
             record_dirty: !persisted,
             record,
@@ -199,10 +207,10 @@ impl SessionActor {
         &self.record.session_id
     }
 
+    /// Every event goes to the broadcaster, subscribers or not: its journal keeps them for clients that
+    /// reconnect (src/actors/journal.rs).
     fn publish(&self, event: impl FnOnce() -> LiveEvent) {
-        if self.links.subscribers.load(Ordering::Relaxed) > 0 {
-            self.links.broadcaster.do_send(Publish(event()));
-        }
+        self.links.broadcaster.do_send(Publish(event()));
     }
 
     fn note_dirty(&mut self) {
@@ -230,11 +238,17 @@ impl SessionActor {
         let shared = self.push(message);
         self.record.updated_at = now_ms();
         self.mark_dirty(ctx);
+        self.prefetch_seq(ctx);
         shared
     }
 
     /// Gives `message` the next seqId and puts it in the window; the caller stamps and schedules.
     fn push(&mut self, mut message: AgentMessage) -> SharedMessage {
+        // A previous life may have handed out seqIds up to its ceiling that storage never got: skip them.
+        // Both counters move, so the count of messages awaiting storage stays what it was.
+        let next = self.seq.skip_to(self.record.last_seq);
+        self.persisted_seq += next - self.record.last_seq;
+        self.record.last_seq = next;
         self.record.last_seq += 1;
         self.record.message_count += 1;
         message.seq_id = self.record.last_seq;
@@ -256,6 +270,11 @@ impl SessionActor {
                 self.record.model = model;
                 self.record_dirty = true;
             }
+            // Kept with the session so that it can be resumed, after a restart too (src/actors/restart.rs).
+            if let Some(id) = init_session(raw) {
+                self.record.provider_session_id = Some(id);
+                self.record_dirty = true;
+            }
             if let Some(msg) = convert_raw_message(raw) {
                 batch.push(self.push(msg));
             }
@@ -265,6 +284,7 @@ impl SessionActor {
         }
         self.record.updated_at = now_ms();
         self.mark_dirty(ctx);
+        self.prefetch_seq(ctx);
         self.links.metrics.agent_messages.inc_by(batch.len() as u64);
         self.stats
             .memory
@@ -426,6 +446,82 @@ impl SessionActor {
                 );
             } else {
                 act.arm_stall(stall_after - idle, ctx);
+            }
+        }));
+    }
+
+    // ── seqId blocks (src/actors/seq_block.rs) ─────────────────────────────────────────────────────────────
+
+    /// Reserves seqIds for `n` more messages, holding the mailbox until the reservation is committed, then
+    /// runs `then`: nothing else this session does can overtake it, so events keep their order.
+    fn reserve_then(
+        &mut self,
+        n: u64,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        let ceiling = self.seq.wanted(self.record.last_seq, n);
+        let persister = self.links.persister.clone();
+        let ops = vec![WriteOp::ReserveSeq {
+            session_id: self.record.session_id.clone(),
+            ceiling,
+        }];
+        ctx.wait(
+            async move { persister.write(ops).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    match result {
+                        Ok(()) => act.seq.committed(ceiling),
+                        // Storage refuses writes: the messages are kept and retried as ever, but their
+                        // seqIds are not yet safe from reuse should the process die before it recovers.
+                        Err(e) => tracing::warn!(session_id = %act.record.session_id, error = %e,
+                            "cannot reserve seqIds; handing them out unreserved"),
+                    }
+                    then(act, ctx);
+                }),
+        );
+    }
+
+    /// Reserves the next block when less than half of this one is left, without waiting for it.
+    fn prefetch_seq(&mut self, ctx: &mut Context<Self>) {
+        let Some(ceiling) = self.seq.prefetch(self.record.last_seq) else {
+            return;
+        };
+        let op = WriteOp::ReserveSeq {
+            session_id: self.record.session_id.clone(),
+            ceiling,
+        };
+        match self.links.persister.try_write(vec![op]) {
+            Ok(ack) => {
+                ctx.spawn(
+                    async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
+                        .into_actor(self)
+                        .map(move |result, act, _| match result {
+                            Ok(()) => act.seq.committed(ceiling),
+                            Err(_) => act.seq.failed(ceiling),
+                        }),
+                );
+            }
+            Err(_) => self.seq.failed(ceiling),
+        }
+    }
+
+    /// A session brought back from storage learns the ceiling its previous life reserved before it takes
+    /// a message. Writes queued before (its previous actor's release) are committed first.
+    fn read_seq_ceiling(&mut self, ctx: &mut Context<Self>) {
+        let persister = self.links.persister.clone();
+        let id = self.record.session_id.clone();
+        let read = async move {
+            let _ = persister.barrier().await;
+            let store = persister.store().clone();
+            tokio::task::spawn_blocking(move || store.seq_ceiling(&id))
+                .await
+                .map_err(|e| StorageError::Read(e.to_string()))?
+        };
+        ctx.wait(read.into_actor(self).map(|found, act, _| match found {
+            Ok(stored) => act.seq.restored(stored),
+            Err(e) => {
+                tracing::warn!(session_id = %act.record.session_id, error = %e, "cannot read the seqId ceiling")
             }
         }));
     }
@@ -684,6 +780,11 @@ impl Actor for SessionActor {
         }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
+        if self.restored {
+            self.read_seq_ceiling(ctx);
+        } else {
+            self.prefetch_seq(ctx);
+        }
         if self.record.status == AgentStatus::Running {
             self.touch(ctx);
         }
@@ -698,6 +799,13 @@ impl Actor for SessionActor {
             .actor_stopped(ActorKind::Session, self.stop_reason);
         if self.dirty_since.take().is_some() {
             self.links.metrics.dirty_sessions.dec();
+        }
+        if self.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
+            // Every seqId it handed out is stored: a later actor of it continues right after them.
+            let _ = self.links.persister.try_write(vec![WriteOp::ReleaseSeq {
+                session_id: self.record.session_id.clone(),
+                ceiling: self.seq.ceiling(),
+            }]);
         }
         for w in self
             .flush
@@ -722,6 +830,34 @@ impl Handler<Deliver> for SessionActor {
     type Result = ResponseFuture<Result<(), CommandError>>;
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
+        let n = msg
+            .events
+            .iter()
+            .map(|e| match e {
+                SidecarEvent::Message(p) => p.messages.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        if self.seq.covers(self.record.last_seq, n) {
+            return self.deliver(msg, ctx);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.reserve_then(n, ctx, move |act, ctx| {
+            let answer = act.deliver(msg, ctx);
+            actix::spawn(async move {
+                let _ = tx.send(answer.await);
+            });
+        });
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+impl SessionActor {
+    fn deliver(
+        &mut self,
+        msg: Deliver,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), CommandError>> {
         for event in msg.events {
             match event {
                 SidecarEvent::Message(p) => self.apply_messages(p.messages, ctx),
@@ -752,7 +888,19 @@ impl Handler<AddUserMessage> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: AddUserMessage, ctx: &mut Context<Self>) {
-        let message = user_message(self.id(), msg.prompt, now_ms(), false);
+        if self.seq.covers(self.record.last_seq, 1) {
+            self.add_user_message(msg.prompt, ctx);
+        } else {
+            self.reserve_then(1, ctx, move |act, ctx| {
+                act.add_user_message(msg.prompt, ctx)
+            });
+        }
+    }
+}
+
+impl SessionActor {
+    fn add_user_message(&mut self, prompt: String, ctx: &mut Context<Self>) {
+        let message = user_message(self.id(), prompt, now_ms(), false);
         let shared = self.append(message, ctx);
         let (session_id, project_id) = (
             self.record.session_id.clone(),

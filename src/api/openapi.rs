@@ -13,7 +13,9 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{debug, events, health, ops, projects, sessions, settings, sidecar, ticket, AppState};
+use super::{
+    debug, events, health, ops, projects, resume, sessions, settings, sidecar, ticket, AppState,
+};
 use crate::messages::commands::TopBy;
 
 #[derive(OpenApi)]
@@ -33,6 +35,7 @@ use crate::messages::commands::TopBy;
         projects::current,
         projects::clear,
         projects::restore,
+        resume::resume,
         projects::purge,
         projects::stall_threshold,
         sessions::get,
