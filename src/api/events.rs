@@ -172,9 +172,24 @@ impl LiveStream {
                     Entry::Frame { frame, .. } => self.pending.push_back(frame),
                     Entry::Messages {
                         session_id,
-                        last_seq,
+                        mut last_seq,
                         ..
-                    } => self.read_replayed(session_id, last_seq).await,
+                    } => {
+                        // Adjacent batches of one session are read back together: nothing lies between.
+                        while let Some(Entry::Messages {
+                            session_id: next,
+                            last_seq: upto,
+                            ..
+                        }) = self.replay.front()
+                        {
+                            if *next != session_id {
+                                break;
+                            }
+                            last_seq = *upto;
+                            self.replay.pop_front();
+                        }
+                        self.read_replayed(session_id, last_seq).await
+                    }
                 }
                 continue;
             }
