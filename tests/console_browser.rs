@@ -1,6 +1,6 @@
 //! The ops console in a real headless Chromium, driven over WebDriver (chromedriver) against the real
 //! server: the page loads, projects appear as sessions start, a message arrives live, older messages load
-//! on scroll, the approvals panel says the server has none, the charts and top actors fill in, and with a
+//! on scroll, the approvals panel says nothing waits, the charts and top actors fill in, and with a
 //! token configured the page asks for it and then works. Each state is saved as a screenshot in
 //! `target/console-screenshots/` for people to look at.
 //!
@@ -175,9 +175,9 @@ async fn the_console_follows_projects_and_sessions_live() {
 
     c.goto(&app.url("/")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/ui/");
-    // No approvals API on this server: the panel says so.
-    let approvals = wait_for(&c, "#approvals-state[data-state='unavailable']").await;
-    assert!(approvals.text().await.unwrap().contains("not available"));
+    // The approvals API answers: nothing waits yet.
+    let approvals = wait_for(&c, "#approvals-state[data-state='none']").await;
+    assert!(approvals.text().await.unwrap().contains("Nothing waiting"));
     wait_for(&c, "#stream-state[data-state='on']").await;
     wait_for(&c, "#projects-empty").await;
     screenshot(&c, "1-empty").await;
@@ -297,7 +297,7 @@ async fn with_a_token_the_console_asks_for_it_then_works() {
     // The live stream works with the ticket the page traded its token for.
     app.start("delta", "synthetic").await;
     wait_for(&c, "tr[data-project='delta']").await;
-    wait_for(&c, "#approvals-state[data-state='unavailable']").await;
+    wait_for(&c, "#approvals-state[data-state='none']").await;
     wait_for(&c, "#charts figure:nth-child(6) path.series").await;
     screenshot(&c, "5-token-entered").await;
 

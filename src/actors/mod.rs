@@ -2,14 +2,18 @@
 //! arbiter per core, a persister thread that owns storage writes, and a broadcaster for live events.
 //! `EngineParts` wires them together and implements the engine handle's calls.
 
+pub mod approvals;
 pub mod arbiters;
 pub mod broadcaster;
+pub mod control;
+mod engine_control;
 pub mod health;
 pub mod metrics;
 pub mod persister;
 pub mod project;
 pub mod session;
 pub mod settings;
+pub mod spend;
 pub mod supervisor;
 pub mod wake;
 
@@ -67,6 +71,8 @@ pub struct EngineParts {
     persister: PersisterHandle,
     store: Store,
     providers: Providers,
+    /// Policies, spend, approvals (issue 15; actors/control.rs).
+    control: Arc<control::Control>,
     ready: AtomicBool,
     shut_down: tokio::sync::Mutex<bool>,
 }
@@ -87,20 +93,23 @@ impl EngineParts {
     ) -> Result<EngineParts, StartError> {
         let path = config.database_path();
         let cache_size = usize::try_from(config.storage.cache_size.as_u64()).unwrap_or(usize::MAX);
-        let (store, stored_settings) = tokio::task::spawn_blocking(move || {
-            let store = Store::open_with_cache(&path, cache_size)?;
-            let interrupted = store.mark_interrupted(INTERRUPTED, now_ms())?;
-            if !interrupted.is_empty() {
-                tracing::warn!(
-                    count = interrupted.len(),
-                    "sessions interrupted by the last shutdown"
-                );
-            }
-            let settings = store.settings()?;
-            Ok::<_, crate::storage::StorageError>((store, settings))
-        })
-        .await
-        .map_err(|e| StartError::Join(e.to_string()))??;
+        let (store, (stored_settings, policies, spent_today)) =
+            tokio::task::spawn_blocking(move || {
+                let store = Store::open_with_cache(&path, cache_size)?;
+                let interrupted = store.mark_interrupted(INTERRUPTED, now_ms())?;
+                if !interrupted.is_empty() {
+                    tracing::warn!(
+                        count = interrupted.len(),
+                        "sessions interrupted by the last shutdown"
+                    );
+                }
+                let settings = store.settings()?;
+                let policies = store.policies()?;
+                let spent_today = store.spend_on(&control::day_of(now_ms()))?;
+                Ok::<_, crate::storage::StorageError>((store, (settings, policies, spent_today)))
+            })
+            .await
+            .map_err(|e| StartError::Join(e.to_string()))??;
 
         let metrics = Metrics::new();
         let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
@@ -127,7 +136,16 @@ impl EngineParts {
             });
             Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)
         };
+        let agents = control::Control::new(
+            config.clone(),
+            metrics.clone(),
+            persister.clone(),
+            broadcaster.clone(),
+            policies,
+            spent_today,
+        );
         let parts = SupervisorParts {
+            control: agents.clone(),
             settings: settings::load(&config, &stored_settings),
             config: config.clone(),
             arbiters: Arbiters::per_core(),
@@ -146,7 +164,9 @@ impl EngineParts {
             Supervisor::new(parts, me, theirs)
         });
         let supervisor = Mailbox::new(addr, stats, metrics.clone(), ActorKind::Supervisor);
+        agents.set_supervisor(supervisor.clone());
         Ok(EngineParts {
+            control: agents,
             config,
             metrics,
             scraped: std::sync::Mutex::new(PersisterStats::default()),
@@ -195,7 +215,8 @@ impl EngineParts {
         req: StartRequest,
     ) -> Result<Started, CommandError> {
         validate::project_id(project_id)?;
-        let spec = self.resolve_start(req).await?;
+        let mut spec = self.resolve_start(req).await?;
+        self.apply_policy(project_id, &mut spec)?;
         self.project(project_id)
             .await?
             .send(StartSession { spec })
@@ -298,6 +319,8 @@ impl EngineParts {
             additional_directories: o.additional_directories.unwrap_or_default(),
             worktree_name: o.worktree_name,
             provider_settings,
+            ask_permissions: false,
+            max_budget_usd: None,
         })
     }
 
@@ -528,6 +551,11 @@ impl EngineParts {
         if stall_after.is_some_and(|d| d.is_zero()) {
             return Err(CommandError::invalid("stallAfter", "must be above zero"));
         }
+        validate::project_id(project_id)?;
+        // The shorthand for the policy's stall.after: stored with the policy.
+        self.control
+            .set_stall_after(project_id, stall_after)
+            .await?;
         Ok(self
             .project(project_id)
             .await?

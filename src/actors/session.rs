@@ -44,6 +44,8 @@ pub struct SessionLinks {
     pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 /// Told to the supervisor when a session actor stops, so it drops the route.
@@ -157,6 +159,8 @@ pub struct SessionActor {
     /// Approximate bytes held by the window (for `/v1/debug/top`).
     window_bytes: u64,
     stop_reason: StopReason,
+    /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
+    spend: super::spend::SessionSpend,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
 }
@@ -190,6 +194,7 @@ impl SessionActor {
             dirty_since: None,
             window_bytes,
             stop_reason: StopReason::Completed,
+            spend: Default::default(),
             stats,
             links,
         }
@@ -353,7 +358,10 @@ impl SessionActor {
                 ),
                 Variant::Error,
             ),
-            AgentStatus::Running => self.touch(ctx),
+            AgentStatus::Running => {
+                self.spend.running();
+                self.touch(ctx)
+            }
             AgentStatus::Idle => {}
         }
         if status.is_finished() {
@@ -366,16 +374,34 @@ impl SessionActor {
         self.flush_now(ctx);
     }
 
-    fn apply_cost(
-        &mut self,
-        cost_usd: f64,
-        input_tokens: u64,
-        output_tokens: u64,
-        ctx: &mut Context<Self>,
-    ) {
-        self.record.cost_usd = cost_usd;
-        self.record.input_tokens = input_tokens;
-        self.record.output_tokens = output_tokens;
+    fn apply_cost(&mut self, p: crate::messages::wire::CostPayload, ctx: &mut Context<Self>) {
+        let totals = super::spend::Totals {
+            usd: p.cost_usd,
+            input: p.input_tokens,
+            output: p.output_tokens,
+        };
+        let increase = self.spend.apply(&mut self.record, p.run, totals);
+        if !increase.is_zero() {
+            let exceeded = self
+                .spend
+                .account(increase, &self.record, &self.links, now_ms());
+            if let Some(e) = exceeded.filter(|_| self.record.status == AgentStatus::Running) {
+                let r = &self.record;
+                self.links
+                    .control
+                    .announce_budget(&r.project_id, &r.session_id, &e);
+                self.links.project.do_send(super::project::Halt {
+                    session_id: r.session_id.clone(),
+                    error: e.error(),
+                    reason: super::project::HaltReason::Budget,
+                });
+            }
+        }
+        let (cost_usd, input_tokens, output_tokens) = (
+            self.record.cost_usd,
+            self.record.input_tokens,
+            self.record.output_tokens,
+        );
         self.record_dirty = true;
         self.mark_dirty(ctx);
         self.links.project.do_send(SessionCost {
@@ -424,6 +450,15 @@ impl SessionActor {
                     format!("Agent stalled on {project_id} (no activity for {mins} min)"),
                     Variant::Warning,
                 );
+                // The project's stall action (issue 14): notify is the above; interrupt stops it.
+                let action = act.links.control.policy(&project_id).stall.action;
+                if action == crate::messages::policy::StallAction::Interrupt {
+                    act.links.project.do_send(super::project::Halt {
+                        session_id: act.record.session_id.clone(),
+                        error: format!("Stalled: no progress for {mins} min"),
+                        reason: super::project::HaltReason::Stall,
+                    });
+                }
             } else {
                 act.arm_stall(stall_after - idle, ctx);
             }
@@ -478,6 +513,8 @@ impl SessionActor {
                 messages: self.window.range(start..).cloned().collect(),
             });
         }
+        // The ledger's rows travel with the record, so they are stored together or not at all.
+        ops.extend(self.spend.take_ops(&self.record));
         ops.push(WriteOp::PutSession(self.record.clone()));
         let upto = self.record.last_seq;
         match self.links.persister.try_write(ops) {
@@ -493,7 +530,10 @@ impl SessionActor {
                         .map(move |result, act, ctx| act.flush_done(upto, retention, result, ctx)),
                 );
             }
-            Err(TryWriteError::Full(_)) => self.retry_later(None, ctx),
+            Err(TryWriteError::Full(_)) => {
+                self.spend.not_stored();
+                self.retry_later(None, ctx)
+            }
             Err(TryWriteError::Closed) => {
                 for w in self
                     .flush
@@ -519,6 +559,7 @@ impl SessionActor {
         match result {
             Ok(()) => {
                 self.persisted_seq = upto;
+                self.spend.stored();
                 if retention {
                     self.links.supervisor.do_send(EnforceRetention {
                         project_id: self.record.project_id.clone(),
@@ -573,6 +614,7 @@ impl SessionActor {
             Err(e) => {
                 // Everything stays in memory and is written again; a durable caller learns it is not yet safe.
                 self.record_dirty = true;
+                self.spend.not_stored();
                 self.retention_due |= retention;
                 let err = CommandError::from(e);
                 for w in riding {
@@ -728,9 +770,7 @@ impl Handler<Deliver> for SessionActor {
                 SidecarEvent::Status(p) => {
                     self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
                 }
-                SidecarEvent::Cost(p) => {
-                    self.apply_cost(p.cost_usd, p.input_tokens, p.output_tokens, ctx)
-                }
+                SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
         if !msg.durable && !self.over_memory_bound() {

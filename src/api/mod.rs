@@ -5,9 +5,11 @@
 //! the integration tests start the very same thing, on a fixed or an ephemeral port, and stop it the same
 //! way: stop accepting, end the live streams, drain, then flush storage.
 
+mod approvals;
 mod auth;
 mod console;
 mod cors;
+mod cost;
 mod debug;
 mod errors;
 mod events;
@@ -16,6 +18,7 @@ mod guard;
 mod health;
 mod openapi;
 mod ops;
+mod policy;
 mod projects;
 mod routes;
 mod sessions;

@@ -13,7 +13,10 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{debug, events, health, ops, projects, sessions, settings, sidecar, ticket, AppState};
+use super::{
+    approvals, cost, debug, events, health, ops, policy, projects, sessions, settings, sidecar,
+    ticket, AppState,
+};
 use crate::messages::commands::TopBy;
 
 #[derive(OpenApi)]
@@ -47,6 +50,12 @@ use crate::messages::commands::TopBy;
         health::attention,
         health::aggregates,
         debug::top,
+        policy::get,
+        policy::put,
+        approvals::list,
+        approvals::answer,
+        cost::project,
+        cost::all,
         document,
         ops::metrics,
         ops::healthz,

@@ -157,6 +157,7 @@ pub fn other(event: &LiveEvent) -> Option<Bytes> {
             },
         ),
         LiveEvent::Health(health) => frame("project.health", None, health),
+        LiveEvent::Control { event, data, .. } => frame(event, None, data),
         LiveEvent::Messages { .. } | LiveEvent::Lagged { .. } => None,
     }
 }

@@ -3,12 +3,14 @@
 //! runner and an external sidecar posting to `/v1/sidecar/events` travel the same path.
 
 mod claude;
+mod claude_control;
 mod cli;
 mod codex;
 mod feed;
 mod lines;
 pub mod metrics;
 mod ollama;
+pub mod permissions;
 mod process;
 pub mod recording;
 mod sidecar;
@@ -47,6 +49,11 @@ pub struct StartSpec {
     pub worktree_name: Option<String>,
     /// `provider_settings[provider]` from the settings (e.g. ollama's `num_ctx`, `think`), or null.
     pub provider_settings: serde_json::Value,
+    /// The project's policy asks for tool permissions over the API (Claude: the stdio permission channel).
+    pub ask_permissions: bool,
+    /// The project's session budget, which an agent that can enforce one itself is given as a second
+    /// guard (Claude: `--max-budget-usd`, per run).
+    pub max_budget_usd: Option<f64>,
 }
 
 /// What a provider failed to do, in words for the user ("claude not found on PATH ...").
@@ -120,6 +127,8 @@ pub trait Provider: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct EventSink {
     ingest: Recipient<Ingest>,
+    /// Who answers agents' tool-permission requests (the engine's approvals), if anyone.
+    permissions: Option<Arc<dyn permissions::Permissions>>,
 }
 
 /// The engine is gone (shutting down); the provider should stop reading.
@@ -129,7 +138,20 @@ pub struct SinkClosed;
 
 impl EventSink {
     pub fn new(ingest: Recipient<Ingest>) -> EventSink {
-        EventSink { ingest }
+        EventSink {
+            ingest,
+            permissions: None,
+        }
+    }
+
+    /// The same sink, with `permissions` answering agents' tool-permission requests.
+    pub fn with_permissions(mut self, permissions: Arc<dyn permissions::Permissions>) -> EventSink {
+        self.permissions = Some(permissions);
+        self
+    }
+
+    pub fn permissions(&self) -> Option<Arc<dyn permissions::Permissions>> {
+        self.permissions.clone()
     }
 
     pub async fn emit(&self, events: Vec<SidecarEvent>) -> Result<(), SinkClosed> {

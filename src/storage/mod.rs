@@ -8,6 +8,7 @@
 mod codec;
 mod error;
 mod guard;
+mod ledger;
 mod migrate;
 mod overlay;
 mod schema;
@@ -16,6 +17,7 @@ mod verify;
 mod writer;
 
 pub use error::StorageError;
+pub use ledger::Spend;
 pub use store::{Store, DEFAULT_CACHE_SIZE};
 pub use verify::{verify, Damage, Report};
 
@@ -69,5 +71,16 @@ pub enum WriteOp {
     PutSetting {
         key: String,
         value: String,
+    },
+    /// Adds a session's spend to its (project, day, session) ledger row (storage/ledger.rs).
+    AddSpend(Spend),
+    /// A project's whole cost ledger: only a project purge with `?ledger=true` asks for it.
+    DeleteLedger {
+        project_id: String,
+    },
+    /// A project's policy as JSON; `None` removes it (every field back to the defaults).
+    PutPolicy {
+        project_id: String,
+        policy: Option<String>,
     },
 }

@@ -27,6 +27,8 @@ pub(super) struct Writer<'t> {
     messages: Table<'t, (&'static str, u64), &'static [u8]>,
     running: Table<'t, &'static str, ()>,
     settings: Table<'t, &'static str, &'static str>,
+    /// The cost ledger and policies (storage/ledger.rs).
+    ledger: super::ledger::LedgerWriter<'t>,
 }
 
 pub(super) fn write_error(e: impl Display) -> StorageError {
@@ -41,6 +43,7 @@ impl<'t> Writer<'t> {
             messages: txn.open_table(MESSAGES).map_err(write_error)?,
             running: txn.open_table(RUNNING).map_err(write_error)?,
             settings: txn.open_table(SETTINGS).map_err(write_error)?,
+            ledger: super::ledger::LedgerWriter::open(txn)?,
         })
     }
 
@@ -63,6 +66,11 @@ impl<'t> Writer<'t> {
                 .insert(key.as_str(), value.as_str())
                 .map(drop)
                 .map_err(write_error),
+            WriteOp::AddSpend(spend) => self.ledger.add(spend),
+            WriteOp::DeleteLedger { project_id } => self.ledger.delete_project(project_id),
+            WriteOp::PutPolicy { project_id, policy } => {
+                self.ledger.put_policy(project_id, policy.as_deref())
+            }
         }
     }
 
