@@ -209,9 +209,21 @@ async fn the_ledger_is_the_sum_of_the_sessions_and_outlives_retention_and_purges
         assert_eq!(cost["sessions"], i + 1);
         assert_eq!(cost["inputTokens"], 200 * (i + 1));
     }
-    // Retention kept one session; the ledger kept all three.
-    let (_, sessions) = send(app.get("/v1/projects/l/sessions")).await;
-    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    // Retention (which runs once a finished session is stored) keeps one session; the ledger kept all.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (_, sessions) = send(app.get("/v1/projects/l/sessions")).await;
+        if sessions.as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention never ran: {sessions}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, cost) = send(app.get("/v1/projects/l/cost")).await;
+    assert_eq!((total(&cost), &cost["sessions"]), (spent, &json!(3)));
 
     let other = app.start("m", "synthetic").await;
     app.ingest_durable(json!([
@@ -267,5 +279,71 @@ async fn approvals_list_empty_and_answers_to_nothing_are_refused_by_name() {
     app.ingest_durable(status_event(&s, "done")).await;
     let (status, err) = send(app.post(&path).json(&json!({"decision": "allow"}))).await;
     assert_error(status, &err, StatusCode::CONFLICT, "Session no longer runs");
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_stall_interrupts_the_agent_when_the_policy_says_so_and_retries_do_not_hold_it_off() {
+    let app = TestApp::spawn().await;
+    let (status, _) = put_policy(
+        &app,
+        "st",
+        json!({"stall": {"after": "300ms", "action": "interrupt"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut events = app.events("?projectId=st", None).await;
+    let s = app.start("st", "synthetic").await;
+    app.ingest(text_event(&s, "t1", "working")).await;
+    // An agent retrying its API without end: retries are activity to a reader, not progress. Were they
+    // progress, this loop would keep the session alive and the test would never see the stop.
+    let retrying = {
+        let (client, url, session) = (client(), app.url("/v1/sidecar/events"), s.clone());
+        tokio::spawn(async move {
+            for i in 0.. {
+                let retry = json!({"event": "agent.message", "payload": {"sessionId": session, "messages": [
+                    {"id": format!("r{i}"), "type": "retry", "content": {"message": "API retry: 529 overloaded"}}
+                ]}});
+                if client.post(&url).json(&retry).send().await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let error = loop {
+        let (_, status) = events.next_named("session.status").await;
+        if status["status"] == "error" {
+            break status["error"].clone();
+        }
+    };
+    retrying.abort();
+    assert_eq!(error, "Stalled: no progress for 0 min");
+    let session = app.session(&s).await;
+    assert_eq!(session["status"], "error");
+    let retries = session["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "system")
+        .count();
+    assert!(retries >= 1, "the retries were taken: {session}");
+
+    // notify (the default) only warns.
+    let (status, _) = put_policy(
+        &app,
+        "st",
+        json!({"stall": {"action": "notify", "after": "300ms"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut events = app.events("?projectId=st", None).await;
+    let s = app.start("st", "synthetic").await;
+    let (_, note) = events.next_named("notification").await;
+    assert_eq!(
+        note["message"],
+        "Agent stalled on st (no activity for 0 min)"
+    );
+    assert_eq!(app.session(&s).await["status"], "running");
     app.stop().await;
 }

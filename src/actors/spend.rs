@@ -4,10 +4,10 @@
 //! Cost events carry totals, never increments. A CLI agent starts counting from zero in every process
 //! (a follow-up or a resume is a new `claude` process), so totals tagged with a run (`CostPayload::run`)
 //! are that run's: the first totals of a new run add to what the session had spent. Untagged totals are
-//! the session's own (v1, sidecars); should they go down, the sender's counter restarted and the new
-//! totals add to the old. A session's totals never go down, and every increase is recorded in the
-//! ledger (per UTC day) in the same transaction as the session record, so the ledger is the sum of the
-//! sessions' costs.
+//! the session's own, taken as they are (v1, sidecars). Every increase is recorded in the ledger (per
+//! UTC day) in the same transaction as the session record, so the ledger is the sum of the sessions'
+//! costs; spend once recorded is never taken back (should a sender's totals go down, the ledger keeps
+//! what was spent and counts only what goes beyond it again).
 
 use std::collections::BTreeMap;
 
@@ -57,10 +57,6 @@ impl Totals {
         }
     }
 
-    fn below(self, o: Totals) -> bool {
-        self.usd < o.usd || self.input < o.input || self.output < o.output
-    }
-
     pub fn is_zero(&self) -> bool {
         *self == Totals::default()
     }
@@ -73,8 +69,6 @@ pub struct SessionSpend {
     seen: bool,
     /// What earlier runs (or a restarted counter) spent.
     base: Totals,
-    /// The last totals of the current run.
-    last: Totals,
     /// Increases not yet handed to storage, and those in the flush in flight, by day.
     unflushed: BTreeMap<String, Totals>,
     in_flight: BTreeMap<String, Totals>,
@@ -99,15 +93,13 @@ impl SessionSpend {
             } else {
                 Totals::default()
             };
-            self.last = Totals::default();
             self.run = run;
             self.seen = true;
         }
-        if run.is_none() && totals.below(self.last) {
-            self.base = self.base.plus(self.last);
-        }
-        self.last = totals;
-        let next = self.base.plus(totals).max(current);
+        let next = match run {
+            Some(_) => self.base.plus(totals).max(current),
+            None => totals,
+        };
         record.cost_usd = next.usd;
         record.input_tokens = next.input;
         record.output_tokens = next.output;
@@ -228,12 +220,13 @@ mod tests {
     }
 
     #[test]
-    fn untagged_totals_are_the_sessions_own_and_a_restarted_counter_adds() {
+    fn untagged_totals_are_the_sessions_own_and_only_increases_are_spend() {
         let (mut s, mut r) = (SessionSpend::default(), record());
-        s.apply(&mut r, None, t(1.0, 10));
+        assert_eq!(s.apply(&mut r, None, t(1.0, 10)), t(1.0, 10));
         assert_eq!(s.apply(&mut r, None, t(1.0, 10)), Totals::default());
-        assert_eq!(s.apply(&mut r, None, t(0.5, 5)), t(0.5, 5));
-        assert_eq!(r.cost_usd, 1.5);
+        assert_eq!(s.apply(&mut r, None, t(0.5, 5)), Totals::default());
+        assert_eq!(r.cost_usd, 0.5, "taken as the sender says");
+        assert_eq!(s.apply(&mut r, None, t(0.75, 5)), t(0.25, 0));
     }
 
     #[test]

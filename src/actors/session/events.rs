@@ -1,0 +1,183 @@
+//! How a session applies what its agent reports: messages (seqIds, model, health activity, stall
+//! clock), status changes (notifications, an immediate flush) and cost snapshots. Each change is
+//! published to live subscribers and reported to the project for its health.
+
+use std::sync::atomic::Ordering;
+
+use actix::prelude::*;
+
+use super::SessionActor;
+use crate::actors::project::{
+    Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
+};
+use crate::messages::commands::LiveEvent;
+use crate::messages::convert::{convert_raw_message, init_model};
+use crate::messages::numbers;
+use crate::messages::wire::{
+    now_ms, AgentStatus, CostPayload, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
+};
+
+impl SessionActor {
+    pub(super) fn apply_messages(&mut self, raws: Vec<RawMessage>, ctx: &mut Context<Self>) {
+        let signals = crate::messages::progress::signals(&raws);
+        let mut batch = Vec::with_capacity(raws.len());
+        for raw in &raws {
+            if let Some(model) = init_model(raw) {
+                self.state.record.model = model;
+                self.state.record_changed();
+            }
+            if let Some(msg) = convert_raw_message(raw) {
+                batch.push(self.state.push(msg));
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        self.state.record.updated_at = now_ms();
+        self.changed(ctx);
+        self.links.metrics.agent_messages.inc_by(batch.len() as u64);
+        self.stats
+            .memory
+            .store(self.state.window_bytes(), Ordering::Relaxed);
+        // The batch's net effect on the tool in flight equals applying each message in order.
+        let mut tool = None;
+        let mut calls = Vec::new();
+        for m in &batch {
+            match m.role {
+                MsgRole::ToolCall => {
+                    tool = Some(m.tool_name.clone());
+                    calls.push((
+                        m.tool_name.clone().unwrap_or_default(),
+                        m.tool_input.clone().unwrap_or_default(),
+                    ));
+                }
+                MsgRole::ToolResult => tool = Some(None),
+                _ => {}
+            }
+        }
+        self.links.project.do_send(ProjectActivity {
+            session_id: self.record().session_id.clone(),
+            activity: crate::actors::health::Activity {
+                tool,
+                progress: signals.progress,
+                retrying: signals.retrying,
+                calls,
+            },
+        });
+        // Only progress restarts the stall clock: an agent retrying its API for an hour has stalled.
+        if signals.progress {
+            self.touch(ctx);
+        }
+        let (session_id, project_id) = self.ids();
+        self.publish(move || LiveEvent::Messages {
+            session_id,
+            project_id,
+            messages: batch.into(),
+        });
+    }
+
+    pub(super) fn apply_status(
+        &mut self,
+        status: AgentStatus,
+        error: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        // Errors come from agents and sidecars: kept, but never a megabyte of them.
+        let error = error.map(|e| numbers::bounded(e, MAX_STATUS_ERROR_BYTES));
+        let record = &mut self.state.record;
+        record.status = status;
+        if error.is_some() {
+            record.error = error.clone();
+        } else if status == AgentStatus::Running {
+            // Running again: the last run's error is history (its message stays in the session).
+            record.error = None;
+        }
+        record.updated_at = now_ms();
+        let stored_error = record.error.clone();
+        self.state.status_changed(status);
+        let (session_id, project_id) = self.ids();
+        self.links.project.do_send(SessionStatusChanged {
+            session_id: session_id.clone(),
+            status,
+            error: stored_error.clone(),
+        });
+        self.publish(|| LiveEvent::Status {
+            session_id,
+            project_id: project_id.clone(),
+            status,
+            error: stored_error,
+        });
+        match status {
+            AgentStatus::Done => {
+                self.notify(format!("Agent completed on {project_id}"), Variant::Success)
+            }
+            AgentStatus::Error => self.notify(
+                format!(
+                    "Agent error on {project_id}: {}",
+                    error.as_deref().unwrap_or("unknown")
+                ),
+                Variant::Error,
+            ),
+            AgentStatus::Running => {
+                // A budget may stop it again.
+                self.spend.running();
+                self.touch(ctx)
+            }
+            AgentStatus::Idle => {}
+        }
+        if status.is_finished() {
+            self.stall.disarm();
+            if let Some(t) = self.stall_timer.take() {
+                ctx.cancel_future(t);
+            }
+        }
+        // The record is written at once on every status change; finished sessions flush their messages too.
+        self.flush_now(ctx);
+    }
+
+    /// Cost totals: added up over the agent's runs, recorded for the ledger, held against the budgets
+    /// (actors/spend.rs).
+    pub(super) fn apply_cost(&mut self, p: CostPayload, ctx: &mut Context<Self>) {
+        let totals = crate::actors::spend::Totals {
+            usd: p.cost_usd,
+            input: p.input_tokens,
+            output: p.output_tokens,
+        };
+        let increase = self.spend.apply(&mut self.state.record, p.run, totals);
+        if !increase.is_zero() {
+            let exceeded = self
+                .spend
+                .account(increase, &self.state.record, &self.links, now_ms());
+            if let Some(e) = exceeded.filter(|_| self.running()) {
+                let r = &self.state.record;
+                self.links
+                    .control
+                    .announce_budget(&r.project_id, &r.session_id, &e);
+                self.links.project.do_send(Halt {
+                    session_id: r.session_id.clone(),
+                    error: e.error(),
+                    reason: HaltReason::Budget,
+                });
+            }
+        }
+        let record = &self.state.record;
+        let (cost_usd, input_tokens, output_tokens) =
+            (record.cost_usd, record.input_tokens, record.output_tokens);
+        self.state.record_changed();
+        self.changed(ctx);
+        self.links.project.do_send(SessionCost {
+            session_id: self.record().session_id.clone(),
+            model: self.record().model.clone(),
+            tokens: input_tokens.saturating_add(output_tokens),
+            cost_usd,
+        });
+        let (session_id, project_id) = self.ids();
+        self.publish(|| LiveEvent::Cost {
+            session_id,
+            project_id,
+            cost_usd,
+            input_tokens,
+            output_tokens,
+        });
+    }
+}
