@@ -2,8 +2,11 @@
 //! arbiter per core, a persister thread that owns storage writes, and a broadcaster for live events.
 //! `EngineParts` wires them together and implements the engine handle's calls.
 
+pub mod approvals;
 pub mod arbiters;
 pub mod broadcaster;
+pub mod control;
+mod engine_control;
 pub mod health;
 pub mod journal;
 pub mod metrics;
@@ -13,6 +16,7 @@ pub mod restart;
 pub mod seq_block;
 pub mod session;
 pub mod settings;
+pub mod spend;
 pub mod supervisor;
 pub mod wake;
 
@@ -70,6 +74,8 @@ pub struct EngineParts {
     persister: PersisterHandle,
     store: Store,
     providers: Providers,
+    /// Policies, spend, approvals (issue 15; actors/control.rs).
+    control: Arc<control::Control>,
     ready: AtomicBool,
     shut_down: tokio::sync::Mutex<bool>,
     /// This run's journal epoch (src/actors/journal.rs).
@@ -97,13 +103,21 @@ impl EngineParts {
         let recovery_config = config.clone();
         let replay_bytes =
             usize::try_from(config.server.sse_replay_bytes.as_u64()).unwrap_or(usize::MAX);
-        let (store, stored_settings, recovery, stored_journal) =
+        let (store, stored_settings, recovery, stored_journal, (policies, spent_today)) =
             tokio::task::spawn_blocking(move || {
                 let store = Store::open_with_cache(&path, cache_size)?;
                 let recovery = restart::recover(&store, &recovery_config)?;
                 let settings = store.settings()?;
                 let journal = store.journal_open(replay_bytes)?;
-                Ok::<_, crate::storage::StorageError>((store, settings, recovery, journal))
+                let policies = store.policies()?;
+                let spent_today = store.spend_on(&control::day_of(now_ms()))?;
+                Ok::<_, crate::storage::StorageError>((
+                    store,
+                    settings,
+                    recovery,
+                    journal,
+                    (policies, spent_today),
+                ))
             })
             .await
             .map_err(|e| StartError::Join(e.to_string()))??;
@@ -149,7 +163,16 @@ impl EngineParts {
                 error: record.error.clone(),
             }));
         }
+        let agents = control::Control::new(
+            config.clone(),
+            metrics.clone(),
+            persister.clone(),
+            broadcaster.clone(),
+            policies,
+            spent_today,
+        );
         let parts = SupervisorParts {
+            control: agents.clone(),
             settings: settings::load(&config, &stored_settings),
             config: config.clone(),
             arbiters: Arbiters::per_core(),
@@ -168,7 +191,9 @@ impl EngineParts {
             Supervisor::new(parts, me, theirs)
         });
         let supervisor = Mailbox::new(addr, stats, metrics.clone(), ActorKind::Supervisor);
+        agents.set_supervisor(supervisor.clone());
         Ok(EngineParts {
+            control: agents,
             config,
             metrics,
             scraped: std::sync::Mutex::new(PersisterStats::default()),
@@ -219,7 +244,8 @@ impl EngineParts {
         req: StartRequest,
     ) -> Result<Started, CommandError> {
         validate::project_id(project_id)?;
-        let spec = self.resolve_start(req).await?;
+        let mut spec = self.resolve_start(req).await?;
+        self.apply_policy(project_id, &mut spec)?;
         self.project(project_id)
             .await?
             .send(StartSession { spec })
@@ -323,6 +349,8 @@ impl EngineParts {
             worktree_name: o.worktree_name,
             provider_settings,
             resume_on_restart: o.resume_on_restart.unwrap_or(false),
+            ask_permissions: false,
+            max_budget_usd: None,
         })
     }
 
@@ -591,6 +619,11 @@ impl EngineParts {
         if stall_after.is_some_and(|d| d.is_zero()) {
             return Err(CommandError::invalid("stallAfter", "must be above zero"));
         }
+        validate::project_id(project_id)?;
+        // The shorthand for the policy's stall.after: stored with the policy.
+        self.control
+            .set_stall_after(project_id, stall_after)
+            .await?;
         Ok(self
             .project(project_id)
             .await?

@@ -2,6 +2,8 @@
 //! inputs of its health. Commands for a project are serialised here, so the original's double-start race
 //! cannot happen: "starting" is a state of this actor, not a lock.
 
+mod control;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,6 +24,8 @@ use crate::messages::commands::{LiveEvent, ProjectSummary};
 use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider, Providers, StartSpec};
 use crate::storage::{SessionRecord, Store};
+
+pub use control::{Halt, HaltReason, SetAwaiting};
 
 /// What every project actor shares with the engine.
 #[derive(Clone)]
@@ -46,6 +50,7 @@ impl ProjectLinks {
             subscribers: b.subscribers.clone(),
             persister: b.persister.clone(),
             metrics: b.metrics.clone(),
+            control: b.control.clone(),
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct SessionLinksBase {
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub persister: super::persister::PersisterHandle,
     pub metrics: Arc<Metrics>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 struct Current {
@@ -94,7 +101,7 @@ impl ProjectActor {
         links: Arc<ProjectLinks>,
         stats: Arc<MailboxStats>,
     ) -> ProjectActor {
-        let stall_after = links.session.config.timers.stall_after;
+        let stall_after = links.session.control.policy(&project_id).stall.after;
         ProjectActor {
             project_id,
             links,
@@ -114,8 +121,14 @@ impl ProjectActor {
     }
 
     fn stall_after(&self) -> std::time::Duration {
-        self.stall_override
-            .unwrap_or(self.links.session.config.timers.stall_after)
+        self.stall_override.unwrap_or_else(|| {
+            self.links
+                .session
+                .control
+                .policy(&self.project_id)
+                .stall
+                .after
+        })
     }
 
     /// Publishes `project.health` when the state or attention changed, never on every message, and
@@ -286,6 +299,8 @@ crate::instrument!(
     SessionCost,
     SessionStatusChanged,
     SetStallThreshold,
+    Halt,
+    SetAwaiting,
 );
 
 /// startAgent, with the request already validated and its defaults resolved by the supervisor.

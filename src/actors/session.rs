@@ -45,6 +45,8 @@ pub struct SessionLinks {
     pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 /// How a new or restored session begins.
@@ -69,6 +71,8 @@ pub struct SessionActor {
     /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
     restored: bool,
     stop_reason: StopReason,
+    /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
+    spend: super::spend::SessionSpend,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
 }
@@ -97,6 +101,7 @@ impl SessionActor {
             stall_timer: None,
             restored: persisted,
             stop_reason: StopReason::Completed,
+            spend: Default::default(),
             stats,
             links,
         }
@@ -181,6 +186,15 @@ impl SessionActor {
                         format!("Agent stalled on {project_id} (no activity for {mins} min)"),
                         Variant::Warning,
                     );
+                    // The project's stall action (issue 14): notify is the above; interrupt stops it.
+                    let action = act.links.control.policy(&project_id).stall.action;
+                    if action == crate::messages::policy::StallAction::Interrupt {
+                        act.links.project.do_send(super::project::Halt {
+                            session_id: act.record().session_id.clone(),
+                            error: format!("Stalled: no progress for {mins} min"),
+                            reason: super::project::HaltReason::Stall,
+                        });
+                    }
                 }
             }
         }));
@@ -203,7 +217,11 @@ impl SessionActor {
                 }
                 return;
             }
-            FlushStep::Write(ops) => ops,
+            // The ledger's rows travel with the record, so they are stored together or not at all.
+            FlushStep::Write(mut ops) => {
+                ops.extend(self.spend.take_ops(&self.state.record));
+                ops
+            }
         };
         match self.links.persister.try_write(ops) {
             Ok(ack) => {
@@ -215,6 +233,7 @@ impl SessionActor {
                 );
             }
             Err(TryWriteError::Full(_)) => {
+                self.spend.not_stored();
                 if let Some(delay) = self.state.queue_full() {
                     self.arm_flush(delay, ctx);
                 }
@@ -230,6 +249,10 @@ impl SessionActor {
         result: Result<(), StorageError>,
         ctx: &mut Context<Self>,
     ) {
+        match &result {
+            Ok(()) => self.spend.stored(),
+            Err(_) => self.spend.not_stored(),
+        }
         let (after, error) = self.state.written(upto, retention, result, Instant::now());
         if let Some(err) = error {
             tracing::warn!(session_id = %self.record().session_id, error = %err, retry_in = ?self.state.backoff(), "persist failed");
@@ -395,9 +418,7 @@ impl SessionActor {
                 SidecarEvent::Status(p) => {
                     self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
                 }
-                SidecarEvent::Cost(p) => {
-                    self.apply_cost(p.cost_usd, p.input_tokens, p.output_tokens, ctx)
-                }
+                SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
         if !msg.durable && !self.state.over_memory_bound() {

@@ -9,6 +9,7 @@ mod codec;
 mod error;
 mod guard;
 mod journal;
+mod ledger;
 mod migrate;
 mod overlay;
 mod schema;
@@ -20,6 +21,7 @@ mod writer;
 
 pub use error::StorageError;
 pub use journal::StoredJournal;
+pub use ledger::Spend;
 pub use store::{Store, DEFAULT_CACHE_SIZE};
 pub use verify::{verify, Damage, Report};
 
@@ -100,5 +102,16 @@ pub enum WriteOp {
     ReleaseSeq {
         session_id: String,
         ceiling: u64,
+    },
+    /// Adds a session's spend to its (project, day, session) ledger row (storage/ledger.rs).
+    AddSpend(Spend),
+    /// A project's whole cost ledger: only a project purge with `?ledger=true` asks for it.
+    DeleteLedger {
+        project_id: String,
+    },
+    /// A project's policy as JSON; `None` removes it (every field back to the defaults).
+    PutPolicy {
+        project_id: String,
+        policy: Option<String>,
     },
 }

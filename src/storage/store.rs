@@ -398,6 +398,19 @@ impl Store {
         self.db()?.begin_read().map_err(read_error)
     }
 
+    /// A read transaction, for the other tables' files (storage/ledger.rs).
+    pub(super) fn read_txn(&self) -> Result<ReadTransaction, StorageError> {
+        self.read()
+    }
+
+    /// A damaged row read by another table's file is counted and reported like a session's.
+    pub(super) fn checked_row<T>(
+        &self,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.checked(result)
+    }
+
     pub(super) fn write<T>(
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,

@@ -34,6 +34,8 @@ pub(super) struct Writer<'t> {
     ceilings: Option<Table<'t, &'static str, u64>>,
     starts: Option<Table<'t, &'static str, &'static [u8]>>,
     journal: Option<journal::JournalTable<'t>>,
+    /// The cost ledger and policies (storage/ledger.rs).
+    ledger: super::ledger::LedgerWriter<'t>,
 }
 
 pub(super) fn write_error(e: impl Display) -> StorageError {
@@ -52,6 +54,7 @@ impl<'t> Writer<'t> {
             ceilings: None,
             starts: None,
             journal: None,
+            ledger: super::ledger::LedgerWriter::open(txn)?,
         })
     }
 
@@ -89,6 +92,11 @@ impl<'t> Writer<'t> {
                 journal::append(self.journal()?, *epoch, *n, entry)
             }
             WriteOp::JournalPrune { epoch, n } => journal::prune(self.journal()?, *epoch, *n),
+            WriteOp::AddSpend(spend) => self.ledger.add(spend),
+            WriteOp::DeleteLedger { project_id } => self.ledger.delete_project(project_id),
+            WriteOp::PutPolicy { project_id, policy } => {
+                self.ledger.put_policy(project_id, policy.as_deref())
+            }
         }
     }
 
