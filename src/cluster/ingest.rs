@@ -139,9 +139,8 @@ pub async fn apply_owned(
     }
 }
 
-/// Applies one partition's messages in order while this node holds its lease. A message is acknowledged
-/// only after the engine committed it; one that arrives after the lease was lost is left unacknowledged
-/// for the next owner.
+/// Applies one partition's messages in order while this node holds its lease, reopening the partition's
+/// consumer when its stream ends or fails (a NATS server lost, a reconnect).
 async fn apply_partition(
     stream: stream::Stream,
     partition: Partition,
@@ -150,90 +149,126 @@ async fn apply_partition(
     ttl: Duration,
     metrics: ClusterMetrics,
 ) {
-    let name = format!("p{partition}");
-    let lag = metrics
-        .replay_lag
-        .with_label_values(&[&partition.to_string()]);
-    let consumer = match stream
-        .get_or_create_consumer(
-            &name,
-            pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: subject(partition),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::Explicit,
-                // A message a lost owner held comes back to the next one this long after its delivery.
-                ack_wait: ttl.max(Duration::from_secs(2)),
-                max_ack_pending: 1,
-                ..Default::default()
-            },
-        )
-        .await
-    {
-        Ok(consumer) => consumer,
-        Err(e) => {
-            tracing::warn!(partition, error = %e, "cluster: cannot open the partition's consumer");
-            return;
-        }
+    let mut applier = Applier {
+        partition,
+        engine,
+        owned,
+        ttl,
+        metrics,
+        applied: 0,
     };
-    let mut messages = match consumer.messages().await {
-        Ok(messages) => messages,
-        Err(e) => {
-            tracing::warn!(partition, error = %e, "cluster: cannot read the partition's stream");
-            return;
-        }
-    };
-    // The stream sequence last applied: a redelivery of it (an acknowledgement lost on the way) is skipped.
-    let mut applied: u64 = 0;
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(message) => message,
-            Err(e) => {
-                tracing::warn!(partition, error = %e, "cluster: reading the partition's stream failed");
-                continue;
-            }
-        };
-        let Ok(info) = message.info().map(|i| (i.stream_sequence, i.pending)) else {
-            continue;
-        };
-        let (sequence, pending) = info;
-        lag.set(i64::try_from(pending).unwrap_or(i64::MAX));
-        // Fencing: apply only under a lease this node surely still holds.
-        let held = owned
+    while applier.held() {
+        applier.consume(&stream).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+struct Applier {
+    partition: Partition,
+    engine: Engine,
+    owned: watch::Receiver<Owned>,
+    ttl: Duration,
+    metrics: ClusterMetrics,
+    /// The stream sequence last applied: a redelivery of it (an acknowledgement lost on the way) is
+    /// skipped.
+    applied: u64,
+}
+
+impl Applier {
+    /// Fencing: apply only under a lease this node surely still holds.
+    fn held(&self) -> bool {
+        self.owned
             .borrow()
-            .get(&partition)
-            .is_some_and(|lease| lease.is_fresh(ttl));
-        if !held {
-            let _ = message.ack_with(AckKind::Nak(None)).await;
-            break;
-        }
-        if sequence <= applied {
-            metrics.ingest.with_label_values(&["skipped"]).inc();
-            let _ = message.double_ack().await;
-            continue;
-        }
-        let events: Vec<SidecarEvent> = match serde_json::from_slice(&message.payload) {
-            Ok(events) => events,
+            .get(&self.partition)
+            .is_some_and(|lease| lease.is_fresh(self.ttl))
+    }
+
+    /// Reads the partition's durable consumer until it ends or the lease is lost. A message is
+    /// acknowledged only after the engine committed it; one that arrives after the lease was lost is
+    /// handed back for the next owner.
+    async fn consume(&mut self, stream: &stream::Stream) {
+        let partition = self.partition;
+        let name = format!("p{partition}");
+        let consumer = match stream
+            .get_or_create_consumer(
+                &name,
+                pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: subject(partition),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::Explicit,
+                    // A message a lost owner held comes back to the next one this long after delivery.
+                    ack_wait: self.ttl.max(Duration::from_secs(2)),
+                    // One at a time: the partition's order is the order of application.
+                    max_ack_pending: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(consumer) => consumer,
             Err(e) => {
-                // Only this service publishes here; a message it cannot read would block the partition.
-                tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped");
-                let _ = message.ack_with(AckKind::Term).await;
-                continue;
+                tracing::warn!(partition, error = %e, "cluster: cannot open the partition's consumer");
+                return;
             }
         };
-        match engine.ingest(events, true).await {
-            Ok(_) => {
-                applied = sequence;
-                metrics.ingest.with_label_values(&["applied"]).inc();
-                if let Err(e) = message.double_ack().await {
-                    tracing::warn!(partition, sequence, error = %e, "cluster: acknowledgement lost; it will be redelivered and skipped");
-                }
-            }
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
             Err(e) => {
-                tracing::warn!(partition, sequence, error = %e, "cluster: applying failed; retrying");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
-                    .await;
+                tracing::warn!(partition, error = %e, "cluster: cannot read the partition's stream");
+                return;
+            }
+        };
+        let lag = self
+            .metrics
+            .replay_lag
+            .with_label_values(&[&partition.to_string()]);
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "cluster: reading the partition's stream failed");
+                    return;
+                }
+            };
+            let Ok((sequence, pending)) = message.info().map(|i| (i.stream_sequence, i.pending))
+            else {
+                continue;
+            };
+            lag.set(i64::try_from(pending).unwrap_or(i64::MAX));
+            if !self.held() {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                return;
+            }
+            if sequence <= self.applied {
+                self.metrics.ingest.with_label_values(&["skipped"]).inc();
+                let _ = message.double_ack().await;
+                continue;
+            }
+            let events: Vec<SidecarEvent> = match serde_json::from_slice(&message.payload) {
+                Ok(events) => events,
+                Err(e) => {
+                    // Only this service publishes here; a message it cannot read would block the
+                    // partition for good.
+                    tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped");
+                    let _ = message.ack_with(AckKind::Term).await;
+                    continue;
+                }
+            };
+            match self.engine.ingest(events, true).await {
+                Ok(_) => {
+                    self.applied = sequence;
+                    self.metrics.ingest.with_label_values(&["applied"]).inc();
+                    if let Err(e) = message.double_ack().await {
+                        tracing::warn!(partition, sequence, error = %e, "cluster: acknowledgement lost; the redelivery will be skipped");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(partition, sequence, error = %e, "cluster: applying failed; retrying");
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
+                        .await;
+                }
             }
         }
     }

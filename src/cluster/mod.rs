@@ -126,7 +126,8 @@ impl Cluster {
             me.clone(),
             config.partitions,
             metrics.clone(),
-        );
+        )
+        .with_pinned(pinned(engine.clone(), config.partitions));
         let owned = manager.subscribe();
         // Say this node is here and give nodes starting at the same moment one round to say so too, so the
         // first to start does not take every partition only to hand most of them over a moment later.
@@ -269,6 +270,23 @@ impl Cluster {
         }
         let _ = self.inner.client.flush().await;
     }
+}
+
+/// The partitions of the projects this node's engine knows (see `manager::Pinned`). When the engine
+/// cannot answer, every partition counts as pinned: keeping a partition is safe, handing it over is not.
+fn pinned(engine: crate::engine::Engine, partitions: u32) -> manager::Pinned {
+    Box::new(move || {
+        let engine = engine.clone();
+        Box::pin(async move {
+            match engine.projects().await {
+                Ok(projects) => projects
+                    .iter()
+                    .map(|p| partition::of_project(&p.project_id, partitions))
+                    .collect(),
+                Err(_) => (0..partitions).collect(),
+            }
+        })
+    })
 }
 
 async fn connect(
