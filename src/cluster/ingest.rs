@@ -27,6 +27,43 @@ use crate::messages::wire::SidecarEvent;
 
 pub const INGEST_STREAM: &str = "AGENT_STORE_INGEST";
 
+/// The stream sequence each partition has been applied through on this node, so a read can wait until
+/// every batch acknowledged before it has been applied (read-your-writes across nodes).
+/// It is also the floor below which a redelivered message is skipped, and each partition has a lock its
+/// applier holds, so an applier started when a lease comes back waits for the previous one to finish.
+#[derive(Default)]
+pub struct Applied {
+    partitions: std::sync::Mutex<HashMap<Partition, PartitionState>>,
+}
+
+#[derive(Clone)]
+struct PartitionState {
+    progress: watch::Sender<u64>,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Applied {
+    fn state(&self, partition: Partition) -> PartitionState {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(partition)
+            .or_insert_with(|| PartitionState {
+                progress: watch::Sender::new(0),
+                lock: Default::default(),
+            })
+            .clone()
+    }
+
+    /// Waits until `partition` is applied through `sequence`, or `within` passed; answers whether it is.
+    pub async fn wait(&self, partition: Partition, sequence: u64, within: Duration) -> bool {
+        let mut applied = self.state(partition).progress.subscribe();
+        tokio::time::timeout(within, applied.wait_for(|s| *s >= sequence))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
 pub fn subject(partition: Partition) -> String {
     format!("agent_store.ingest.{partition}")
 }
@@ -103,14 +140,18 @@ pub async fn apply_owned(
     mut owned: watch::Receiver<Owned>,
     ttl: Duration,
     metrics: ClusterMetrics,
+    applied: std::sync::Arc<Applied>,
 ) {
-    let mut running: HashMap<Partition, tokio::task::JoinHandle<()>> = HashMap::new();
+    // Each applier is told to stop rather than aborted: an abort while the engine applies a batch would
+    // leave it applied but not recorded, and the next replay would apply it twice.
+    let mut running: HashMap<Partition, (tokio::task::JoinHandle<()>, watch::Sender<bool>)> =
+        HashMap::new();
     loop {
         let now: Vec<Partition> = owned.borrow_and_update().keys().copied().collect();
-        running.retain(|partition, task| {
+        running.retain(|partition, (task, stop)| {
             let keep = now.contains(partition) && !task.is_finished();
             if !keep {
-                task.abort();
+                stop.send_replace(true);
                 metrics
                     .replay_lag
                     .with_label_values(&[&partition.to_string()])
@@ -120,22 +161,27 @@ pub async fn apply_owned(
         });
         for partition in now {
             running.entry(partition).or_insert_with(|| {
-                tokio::spawn(apply_partition(
-                    stream.clone(),
+                let (stop, stopped) = watch::channel(false);
+                let state = applied.state(partition);
+                let applier = Applier {
                     partition,
-                    engine.clone(),
-                    owned.clone(),
+                    engine: engine.clone(),
+                    owned: owned.clone(),
                     ttl,
-                    metrics.clone(),
-                ))
+                    metrics: metrics.clone(),
+                    progress: state.progress,
+                    stop: stopped,
+                };
+                let task = tokio::spawn(apply_partition(stream.clone(), applier, state.lock));
+                (task, stop)
             });
         }
         if owned.changed().await.is_err() {
             break;
         }
     }
-    for task in running.values() {
-        task.abort();
+    for (_, stop) in running.values() {
+        stop.send_replace(true);
     }
 }
 
@@ -143,21 +189,12 @@ pub async fn apply_owned(
 /// consumer when its stream ends or fails (a NATS server lost, a reconnect).
 async fn apply_partition(
     stream: stream::Stream,
-    partition: Partition,
-    engine: Engine,
-    owned: watch::Receiver<Owned>,
-    ttl: Duration,
-    metrics: ClusterMetrics,
+    mut applier: Applier,
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 ) {
-    let mut applier = Applier {
-        partition,
-        engine,
-        owned,
-        ttl,
-        metrics,
-        applied: 0,
-    };
-    while applier.held() {
+    // The previous applier of this partition on this node, if any, finishes its batch first.
+    let _turn = turn.lock().await;
+    while applier.held() && !*applier.stop.borrow() {
         applier.consume(&stream).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -169,9 +206,11 @@ struct Applier {
     owned: watch::Receiver<Owned>,
     ttl: Duration,
     metrics: ClusterMetrics,
-    /// The stream sequence last applied: a redelivery of it (an acknowledgement lost on the way) is
-    /// skipped.
-    applied: u64,
+    /// The stream sequence applied through on this node (see `Applied`): a redelivery at or below it (an
+    /// acknowledgement lost on the way) is skipped.
+    progress: watch::Sender<u64>,
+    /// Turns true when the lease is gone: stop between two messages.
+    stop: watch::Receiver<bool>,
 }
 
 impl Applier {
@@ -223,7 +262,12 @@ impl Applier {
             .metrics
             .replay_lag
             .with_label_values(&[&partition.to_string()]);
-        while let Some(message) = messages.next().await {
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                _ = self.stop.changed() => return,
+            };
+            let Some(message) = next else { return };
             let message = match message {
                 Ok(message) => message,
                 Err(e) => {
@@ -240,7 +284,7 @@ impl Applier {
                 let _ = message.ack_with(AckKind::Nak(None)).await;
                 return;
             }
-            if sequence <= self.applied {
+            if sequence <= *self.progress.borrow() {
                 self.metrics.ingest.with_label_values(&["skipped"]).inc();
                 let _ = message.double_ack().await;
                 continue;
@@ -252,12 +296,13 @@ impl Applier {
                     // partition for good.
                     tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped");
                     let _ = message.ack_with(AckKind::Term).await;
+                    self.progress.send_replace(sequence);
                     continue;
                 }
             };
             match self.engine.ingest(events, true).await {
                 Ok(_) => {
-                    self.applied = sequence;
+                    self.progress.send_replace(sequence);
                     self.metrics.ingest.with_label_values(&["applied"]).inc();
                     if let Err(e) = message.double_ack().await {
                         tracing::warn!(partition, sequence, error = %e, "cluster: acknowledgement lost; the redelivery will be skipped");

@@ -76,6 +76,9 @@ struct Inner {
     js: jetstream::Context,
     leases: Leases,
     members: Members,
+    /// The ingest stream, and how far this node applied each partition of it.
+    stream: async_nats::jetstream::stream::Stream,
+    applied: Arc<ingest::Applied>,
     owned: watch::Receiver<Owned>,
     stop: watch::Sender<bool>,
     manager: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -134,12 +137,14 @@ impl Cluster {
         manager.announce().await;
         tokio::time::sleep(manager.period()).await;
         manager.tick().await;
+        let applied = Arc::new(ingest::Applied::default());
         tokio::spawn(ingest::apply_owned(
-            stream,
+            stream.clone(),
             engine,
             owned.clone(),
             ttl,
             metrics.clone(),
+            applied.clone(),
         ));
         let (stop, stopping) = watch::channel(false);
         let task = tokio::spawn(manager.run(stopping));
@@ -152,6 +157,8 @@ impl Cluster {
                 js,
                 leases,
                 members,
+                stream,
+                applied,
                 owned,
                 stop,
                 manager: Mutex::new(Some(task)),
@@ -203,6 +210,27 @@ impl Cluster {
             Some((holder, _)) => Ok(Route::Remote(holder)),
             None => Err(ClusterError::NoOwner { partition }),
         }
+    }
+
+    /// Waits (up to two lease TTLs) until every ingest batch JetStream acknowledged for the project's
+    /// partition before this call has been applied here, so a read after a 202 sees what it acknowledged.
+    /// Answers whether it caught up.
+    pub async fn caught_up(&self, project_id: &str) -> bool {
+        let partition = self.partition_of(project_id);
+        let last = match self
+            .inner
+            .stream
+            .get_last_raw_message_by_subject(&ingest::subject(partition))
+            .await
+        {
+            Ok(message) => message.sequence,
+            // Nothing was ever ingested for the partition (or the stream cannot say): nothing to wait for.
+            Err(_) => return true,
+        };
+        self.inner
+            .applied
+            .wait(partition, last, self.inner.config.lease_ttl * 2)
+            .await
     }
 
     /// Forwards a request to `node` and returns its answer.
