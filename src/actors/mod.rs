@@ -12,6 +12,7 @@ pub mod session;
 pub mod settings;
 pub mod supervisor;
 pub mod wake;
+pub mod windows;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
