@@ -170,6 +170,10 @@ pub struct LimitsConfig {
     pub max_extra_env: usize,
     /// Most bytes (keys and values together) a start request's `extraEnv` may hold.
     pub max_extra_env_bytes: ByteSize,
+    /// Bytes all sessions' in-memory message windows may hold together: past it, the stored messages of
+    /// the least recently touched sessions are let go (reads of them go to storage). Messages not yet
+    /// stored are never let go (`messages_in_memory` is their backpressure).
+    pub window_bytes: ByteSize,
 }
 
 /// One `[providers.NAME]` table.
@@ -288,6 +292,7 @@ impl Default for LimitsConfig {
             subscriber_buffer_bytes: ByteSize::mib(8),
             max_extra_env: 64,
             max_extra_env_bytes: ByteSize::kib(64),
+            window_bytes: ByteSize::mib(64),
         }
     }
 }

@@ -113,6 +113,9 @@ pub struct Metrics {
     pub redb_file_size: IntGauge,
     pub redb_cache_size: IntGauge,
     pub redb_cache_used: IntGauge,
+    pub window_budget: IntGauge,
+    pub window_used: IntGauge,
+    pub window_trims: IntCounter,
     pub storage_writable: IntGauge,
     pub corrupt_rows: IntCounter,
     pub sse_subscribers: IntGauge,
@@ -278,6 +281,21 @@ impl Metrics {
                 "redb's page cache bound (storage.cache_size).",
             ),
             redb_cache_used: gauge(&r, "redb_cache_used_bytes", "Bytes in redb's page cache now."),
+            window_budget: gauge(
+                &r,
+                "window_budget_bytes",
+                "Bytes all sessions' in-memory message windows may hold (limits.window_bytes).",
+            ),
+            window_used: gauge(
+                &r,
+                "window_used_bytes",
+                "Bytes all sessions' in-memory message windows hold now.",
+            ),
+            window_trims: counter(
+                &r,
+                "window_trims_total",
+                "Times a session let its stored messages go to keep the windows within limits.window_bytes.",
+            ),
             storage_writable: gauge(
                 &r,
                 "storage_writable",

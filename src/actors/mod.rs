@@ -19,6 +19,7 @@ pub mod settings;
 pub mod spend;
 pub mod supervisor;
 pub mod wake;
+pub mod windows;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
