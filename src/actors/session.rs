@@ -3,6 +3,7 @@
 //! unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
 //! project and the broadcaster, and answers readers.
 
+mod dedup;
 mod events;
 mod protocol;
 pub mod state;
@@ -38,7 +39,8 @@ pub use self::protocol::{
 #[derive(Clone)]
 pub struct SessionLinks {
     pub config: Arc<Config>,
-    pub project: Mailbox<ProjectActor>,
+    /// None for a session brought back for late events while its project sleeps.
+    pub project: Option<Mailbox<ProjectActor>>,
     pub supervisor: Mailbox<Supervisor>,
     pub broadcaster: Mailbox<Broadcaster>,
     pub subscribers: Arc<AtomicUsize>,
@@ -65,6 +67,8 @@ pub struct SessionActor {
     /// The debounce or retry timer (`state` knows whether one is armed).
     flush_timer: Option<SpawnHandle>,
     stall_timer: Option<SpawnHandle>,
+    /// Raw message ids applied recently, for idempotent ingest.
+    recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
@@ -86,11 +90,14 @@ impl SessionActor {
             retry: timers.persist_retry,
             retry_max: timers.persist_retry_max,
         };
+        // Read before `recent` moves into the state: a session read back remembers its stored ids.
+        let recent_ids = dedup::RecentIds::seeded(limits.ingest_dedup_ids, &recent);
         SessionActor {
             state: SessionState::new(record, recent, persisted, detached, rules),
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: None,
             stall_timer: None,
+            recent_ids,
             stop_reason: StopReason::Completed,
             stats,
             links,
@@ -108,6 +115,18 @@ impl SessionActor {
 
     fn running(&self) -> bool {
         self.record().status == AgentStatus::Running
+    }
+
+    /// Tells the project (if it holds this session's link) what happened, for its health.
+    fn tell_project<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ProjectActor: Handler<super::metrics::Timed<M>>,
+    {
+        if let Some(project) = &self.links.project {
+            project.do_send(msg);
+        }
     }
 
     fn publish(&self, event: impl FnOnce() -> LiveEvent) {
@@ -350,7 +369,7 @@ impl Handler<Deliver> for SessionActor {
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
         for event in msg.events {
             match event {
-                SidecarEvent::Message(p) => self.apply_messages(p.messages, ctx),
+                SidecarEvent::Message(p) => self.apply_messages(p.messages, msg.dedupe, ctx),
                 SidecarEvent::Status(p) => {
                     self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
                 }
@@ -446,8 +465,9 @@ impl Handler<FlushNow> for SessionActor {
 impl Handler<Attach> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, _: Attach, _: &mut Context<Self>) {
+    fn handle(&mut self, Attach(project): Attach, _: &mut Context<Self>) {
         self.state.detached = false;
+        self.links.project = Some(project);
     }
 }
 

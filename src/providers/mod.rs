@@ -140,6 +140,7 @@ impl EventSink {
             .send(Ingest {
                 events,
                 durable: false,
+                dedupe: false,
             })
             .await
             .map_err(|_| SinkClosed)?

@@ -16,7 +16,21 @@ use crate::messages::wire::{
 };
 
 impl SessionActor {
-    pub(super) fn apply_messages(&mut self, raws: Vec<RawMessage>, ctx: &mut Context<Self>) {
+    /// With `dedupe`, raw messages whose id the session saw recently are dropped (a retried batch).
+    pub(super) fn apply_messages(
+        &mut self,
+        mut raws: Vec<RawMessage>,
+        dedupe: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if dedupe {
+            let before = raws.len();
+            raws.retain(|raw| self.recent_ids.first_time(&raw.id));
+            let dropped = before - raws.len();
+            if dropped > 0 {
+                self.links.metrics.duplicate_messages.inc_by(dropped as u64);
+            }
+        }
         let signals = crate::messages::progress::signals(&raws);
         let mut batch = Vec::with_capacity(raws.len());
         for raw in &raws {
@@ -53,7 +67,7 @@ impl SessionActor {
                 _ => {}
             }
         }
-        self.links.project.do_send(ProjectActivity {
+        self.tell_project(ProjectActivity {
             session_id: self.record().session_id.clone(),
             activity: crate::actors::health::Activity {
                 tool,
@@ -94,7 +108,7 @@ impl SessionActor {
         let stored_error = record.error.clone();
         self.state.status_changed(status);
         let (session_id, project_id) = self.ids();
-        self.links.project.do_send(SessionStatusChanged {
+        self.tell_project(SessionStatusChanged {
             session_id: session_id.clone(),
             status,
             error: stored_error.clone(),
@@ -142,7 +156,7 @@ impl SessionActor {
         record.output_tokens = output_tokens;
         self.state.record_changed();
         self.changed(ctx);
-        self.links.project.do_send(SessionCost {
+        self.tell_project(SessionCost {
             session_id: self.record().session_id.clone(),
             model: self.record().model.clone(),
             tokens: input_tokens.saturating_add(output_tokens),
