@@ -174,6 +174,9 @@ pub struct LimitsConfig {
     /// the least recently touched sessions are let go (reads of them go to storage). Messages not yet
     /// stored are never let go (`messages_in_memory` is their backpressure).
     pub window_bytes: ByteSize,
+    /// Raw message ids each session remembers, so that a retried ingest batch does not duplicate its
+    /// messages (0: no deduplication). 8 bytes an id, plus the set's overhead.
+    pub ingest_dedup_ids: usize,
 }
 
 /// One `[providers.NAME]` table.
@@ -293,6 +296,7 @@ impl Default for LimitsConfig {
             max_extra_env: 64,
             max_extra_env_bytes: ByteSize::kib(64),
             window_bytes: ByteSize::mib(64),
+            ingest_dedup_ids: 1000,
         }
     }
 }

@@ -96,6 +96,7 @@ pub struct Metrics {
     pub handling: HistogramVec,
     pub messages_dropped: IntCounterVec,
     pub dead_letters: IntCounter,
+    pub duplicate_messages: IntCounter,
     pub events_ingested: IntCounterVec,
     pub events_rejected: IntCounterVec,
     pub agent_messages: IntCounter,
@@ -245,6 +246,11 @@ impl Metrics {
                 &r,
                 "dead_letters_total",
                 "Sidecar events for sessions this service does not hold (ignored, as the original did).",
+            ),
+            duplicate_messages: counter(
+                &r,
+                "duplicate_messages_total",
+                "Ingested raw messages dropped because their session saw the same raw id recently (a retry).",
             ),
             events_ingested: counter_vec(&r, "events_ingested_total", "Sidecar events routed, by kind.", &["kind"]),
             events_rejected: counter_vec(

@@ -189,6 +189,7 @@ impl EventSink {
             .send(Ingest {
                 events,
                 durable: false,
+                dedupe: false,
             })
             .await
             .map_err(|_| SinkClosed)?
