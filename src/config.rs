@@ -34,6 +34,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub health: HealthConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[cluster]`: off unless enabled (`serve --cluster`); see `crate::cluster`.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// `[health]`: context limits by model, for context pressure.
@@ -186,6 +188,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
             providers: default_providers(),
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -392,6 +395,7 @@ impl Config {
                 });
             }
         }
+        self.cluster.validate()?;
         if self.timers.stall_after.is_zero() {
             return Err(invalid("timers.stall_after", "must be above zero"));
         }

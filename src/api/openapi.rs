@@ -13,7 +13,9 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{debug, events, health, ops, projects, sessions, settings, sidecar, ticket, AppState};
+use super::{
+    cluster, debug, events, health, ops, projects, sessions, settings, sidecar, ticket, AppState,
+};
 use crate::messages::commands::TopBy;
 
 #[derive(OpenApi)]
@@ -47,6 +49,7 @@ use crate::messages::commands::TopBy;
         health::attention,
         health::aggregates,
         debug::top,
+        cluster::status,
         document,
         ops::metrics,
         ops::healthz,
