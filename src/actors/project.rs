@@ -46,6 +46,7 @@ impl ProjectLinks {
             subscribers: b.subscribers.clone(),
             persister: b.persister.clone(),
             metrics: b.metrics.clone(),
+            windows: b.windows.clone(),
         }
     }
 }
@@ -57,6 +58,7 @@ pub struct SessionLinksBase {
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub persister: super::persister::PersisterHandle,
     pub metrics: Arc<Metrics>,
+    pub windows: Arc<super::windows::WindowBudget>,
 }
 
 struct Current {

@@ -20,6 +20,7 @@ use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopRea
 use super::persister::{PersisterHandle, TryWriteError};
 use super::project::ProjectActor;
 use super::supervisor::{EnforceRetention, Supervisor};
+use super::windows::{TrimWindow, WindowBudget, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
@@ -44,6 +45,8 @@ pub struct SessionLinks {
     pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
+    /// The byte budget of every session's window together (`limits.window_bytes`).
+    pub windows: Arc<WindowBudget>,
 }
 
 /// How a new or restored session begins.
@@ -68,6 +71,8 @@ pub struct SessionActor {
     stop_reason: StopReason,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
+    /// This window's part of `limits.window_bytes`, from `started` on.
+    window_share: Option<WindowShare>,
 }
 
 impl SessionActor {
@@ -94,6 +99,17 @@ impl SessionActor {
             stop_reason: StopReason::Completed,
             stats,
             links,
+            window_share: None,
+        }
+    }
+
+    /// Reports the window's bytes (`/v1/debug/top`, the window budget); the budget may ask the least
+    /// recently touched sessions to trim.
+    pub(super) fn window_changed(&mut self) {
+        let held = self.state.window_bytes();
+        self.stats.memory.store(held, Ordering::Relaxed);
+        if let Some(share) = &mut self.window_share {
+            share.update(held, self.state.stored_bytes());
         }
     }
 
@@ -234,9 +250,7 @@ impl SessionActor {
                 project_id: self.record().project_id.clone(),
             });
         }
-        self.stats
-            .memory
-            .store(self.state.window_bytes(), Ordering::Relaxed);
+        self.window_changed();
         if let Some(lag) = after.clean_after {
             self.links.metrics.persist_lag.observe(lag.as_secs_f64());
             self.links.metrics.dirty_sessions.dec();
@@ -324,6 +338,8 @@ impl Actor for SessionActor {
         }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
+        self.window_share = Some(self.links.windows.join(ctx.address().recipient()));
+        self.window_changed();
         self.touch(ctx);
         if !self.state.is_clean() {
             self.flush_now(ctx);
@@ -380,6 +396,7 @@ impl Handler<AddUserMessage> for SessionActor {
     fn handle(&mut self, msg: AddUserMessage, ctx: &mut Context<Self>) {
         let message = user_message(&self.record().session_id, msg.prompt, now_ms(), false);
         let shared = self.state.push(message);
+        self.window_changed();
         self.state.record.updated_at = now_ms();
         self.changed(ctx);
         let (session_id, project_id) = self.ids();
@@ -474,6 +491,16 @@ impl Metered for SessionActor {
     fn ids(&self) -> (&str, Option<&str>) {
         let r = self.record();
         (&r.project_id, Some(&r.session_id))
+    }
+}
+
+/// The window budget needs room: let the stored messages go (sent by the budget, not through a `Mailbox`).
+impl Handler<TrimWindow> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: TrimWindow, _: &mut Context<Self>) {
+        self.state.trim_stored();
+        self.window_changed();
     }
 }
 
