@@ -3,8 +3,10 @@
 //! unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
 //! project and the broadcaster, and answers readers.
 
+mod dedup;
 mod events;
 mod protocol;
+mod seq;
 pub mod state;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,7 +41,8 @@ pub use self::protocol::{
 #[derive(Clone)]
 pub struct SessionLinks {
     pub config: Arc<Config>,
-    pub project: Mailbox<ProjectActor>,
+    /// None for a session brought back for late events while its project sleeps.
+    pub project: Option<Mailbox<ProjectActor>>,
     pub supervisor: Mailbox<Supervisor>,
     pub broadcaster: Mailbox<Broadcaster>,
     pub subscribers: Arc<AtomicUsize>,
@@ -47,6 +50,8 @@ pub struct SessionLinks {
     pub metrics: Arc<Metrics>,
     /// The byte budget of every session's window together (`limits.window_bytes`).
     pub windows: Arc<WindowBudget>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 /// How a new or restored session begins.
@@ -68,7 +73,13 @@ pub struct SessionActor {
     /// The debounce or retry timer (`state` knows whether one is armed).
     flush_timer: Option<SpawnHandle>,
     stall_timer: Option<SpawnHandle>,
+    /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
+    restored: bool,
+    /// Raw message ids applied recently, for idempotent ingest.
+    recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
+    /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
+    spend: super::spend::SessionSpend,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
     /// This window's part of `limits.window_bytes`, from `started` on.
@@ -90,13 +101,19 @@ impl SessionActor {
             debounce: timers.persist_debounce,
             retry: timers.persist_retry,
             retry_max: timers.persist_retry_max,
+            seq_block: links.config.storage.seq_block,
         };
+        // Read before `recent` moves into the state: a session read back remembers its stored ids.
+        let recent_ids = dedup::RecentIds::seeded(limits.ingest_dedup_ids, &recent);
         SessionActor {
             state: SessionState::new(record, recent, persisted, detached, rules),
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: None,
             stall_timer: None,
+            restored: persisted,
+            recent_ids,
             stop_reason: StopReason::Completed,
+            spend: Default::default(),
             stats,
             links,
             window_share: None,
@@ -126,10 +143,22 @@ impl SessionActor {
         self.record().status == AgentStatus::Running
     }
 
-    fn publish(&self, event: impl FnOnce() -> LiveEvent) {
-        if self.links.subscribers.load(Ordering::Relaxed) > 0 {
-            self.links.broadcaster.do_send(Publish(event()));
+    /// Tells the project (if it holds this session's link) what happened, for its health.
+    fn tell_project<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ProjectActor: Handler<super::metrics::Timed<M>>,
+    {
+        if let Some(project) = &self.links.project {
+            project.do_send(msg);
         }
+    }
+
+    /// Every event goes to the broadcaster, subscribers or not: its journal keeps them for clients that
+    /// reconnect (src/actors/journal.rs).
+    fn publish(&self, event: impl FnOnce() -> LiveEvent) {
+        self.links.broadcaster.do_send(Publish(event()));
     }
 
     fn notify(&self, message: String, variant: Variant) {
@@ -192,6 +221,15 @@ impl SessionActor {
                         format!("Agent stalled on {project_id} (no activity for {mins} min)"),
                         Variant::Warning,
                     );
+                    // The project's stall action (issue 14): notify is the above; interrupt stops it.
+                    let action = act.links.control.policy(&project_id).stall.action;
+                    if action == crate::messages::policy::StallAction::Interrupt {
+                        act.tell_project(super::project::Halt {
+                            session_id: act.record().session_id.clone(),
+                            error: format!("Stalled: no progress for {mins} min"),
+                            reason: super::project::HaltReason::Stall,
+                        });
+                    }
                 }
             }
         }));
@@ -214,7 +252,11 @@ impl SessionActor {
                 }
                 return;
             }
-            FlushStep::Write(ops) => ops,
+            // The ledger's rows travel with the record, so they are stored together or not at all.
+            FlushStep::Write(mut ops) => {
+                ops.extend(self.spend.take_ops(&self.state.record));
+                ops
+            }
         };
         match self.links.persister.try_write(ops) {
             Ok(ack) => {
@@ -226,6 +268,7 @@ impl SessionActor {
                 );
             }
             Err(TryWriteError::Full(_)) => {
+                self.spend.not_stored();
                 if let Some(delay) = self.state.queue_full() {
                     self.arm_flush(delay, ctx);
                 }
@@ -241,6 +284,10 @@ impl SessionActor {
         result: Result<(), StorageError>,
         ctx: &mut Context<Self>,
     ) {
+        match &result {
+            Ok(()) => self.spend.stored(),
+            Err(_) => self.spend.not_stored(),
+        }
         let (after, error) = self.state.written(upto, retention, result, Instant::now());
         if let Some(err) = error {
             tracing::warn!(session_id = %self.record().session_id, error = %err, retry_in = ?self.state.backoff(), "persist failed");
@@ -340,6 +387,11 @@ impl Actor for SessionActor {
         ctx.set_mailbox_capacity(256);
         self.window_share = Some(self.links.windows.join(ctx.address().recipient()));
         self.window_changed();
+        if self.restored {
+            self.read_seq_ceiling(ctx);
+        } else {
+            self.prefetch_seq(ctx);
+        }
         self.touch(ctx);
         if !self.state.is_clean() {
             self.flush_now(ctx);
@@ -353,6 +405,9 @@ impl Actor for SessionActor {
         if self.state.stopping() {
             self.links.metrics.dirty_sessions.dec();
         }
+        if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
+            self.release_seq();
+        }
         self.links.supervisor.do_send(SessionGone {
             session_id: self.record().session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
@@ -364,15 +419,41 @@ impl Handler<Deliver> for SessionActor {
     type Result = ResponseFuture<Result<(), CommandError>>;
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
+        let n = msg
+            .events
+            .iter()
+            .map(|e| match e {
+                SidecarEvent::Message(p) => p.messages.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        if self.state.seq.covers(self.record().last_seq, n) {
+            return self.deliver(msg, ctx);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.reserve_then(n, ctx, move |act, ctx| {
+            let answer = act.deliver(msg, ctx);
+            actix::spawn(async move {
+                let _ = tx.send(answer.await);
+            });
+        });
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+impl SessionActor {
+    fn deliver(
+        &mut self,
+        msg: Deliver,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), CommandError>> {
         for event in msg.events {
             match event {
-                SidecarEvent::Message(p) => self.apply_messages(p.messages, ctx),
+                SidecarEvent::Message(p) => self.apply_messages(p.messages, msg.dedupe, ctx),
                 SidecarEvent::Status(p) => {
                     self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
                 }
-                SidecarEvent::Cost(p) => {
-                    self.apply_cost(p.cost_usd, p.input_tokens, p.output_tokens, ctx)
-                }
+                SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
         if !msg.durable && !self.state.over_memory_bound() {
@@ -394,11 +475,24 @@ impl Handler<AddUserMessage> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: AddUserMessage, ctx: &mut Context<Self>) {
-        let message = user_message(&self.record().session_id, msg.prompt, now_ms(), false);
+        if self.state.seq.covers(self.record().last_seq, 1) {
+            self.add_user_message(msg.prompt, ctx);
+        } else {
+            self.reserve_then(1, ctx, move |act, ctx| {
+                act.add_user_message(msg.prompt, ctx)
+            });
+        }
+    }
+}
+
+impl SessionActor {
+    fn add_user_message(&mut self, prompt: String, ctx: &mut Context<Self>) {
+        let message = user_message(&self.record().session_id, prompt, now_ms(), false);
         let shared = self.state.push(message);
         self.window_changed();
         self.state.record.updated_at = now_ms();
         self.changed(ctx);
+        self.prefetch_seq(ctx);
         let (session_id, project_id) = self.ids();
         self.publish(|| LiveEvent::Messages {
             session_id,
@@ -463,8 +557,9 @@ impl Handler<FlushNow> for SessionActor {
 impl Handler<Attach> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, _: Attach, _: &mut Context<Self>) {
+    fn handle(&mut self, Attach(project): Attach, _: &mut Context<Self>) {
         self.state.detached = false;
+        self.links.project = Some(project);
     }
 }
 

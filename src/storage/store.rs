@@ -203,6 +203,17 @@ impl Store {
         error: &str,
         now: UnixMs,
     ) -> Result<Vec<SessionRecord>, StorageError> {
+        self.mark_interrupted_where(error, now, |_| true)
+    }
+
+    /// `mark_interrupted` for the running sessions `cut_off` picks; the others stay running (their agent
+    /// lives outside this process and was not cut off by its end).
+    pub fn mark_interrupted_where(
+        &self,
+        error: &str,
+        now: UnixMs,
+        cut_off: impl Fn(&SessionRecord) -> bool,
+    ) -> Result<Vec<SessionRecord>, StorageError> {
         self.write(|w| {
             let mut out = Vec::new();
             for id in w.running_ids()? {
@@ -219,6 +230,9 @@ impl Store {
                     }
                     Err(e) => return Err(e),
                 };
+                if !cut_off(&r) {
+                    continue;
+                }
                 r.status = AgentStatus::Error;
                 r.error = Some(error.to_owned());
                 r.updated_at = now;
@@ -446,11 +460,24 @@ impl Store {
         }
     }
 
-    fn read(&self) -> Result<ReadTransaction, StorageError> {
+    pub(super) fn read(&self) -> Result<ReadTransaction, StorageError> {
         self.db()?.begin_read().map_err(read_error)
     }
 
-    fn write<T>(
+    /// A read transaction, for the other tables' files (storage/ledger.rs).
+    pub(super) fn read_txn(&self) -> Result<ReadTransaction, StorageError> {
+        self.read()
+    }
+
+    /// A damaged row read by another table's file is counted and reported like a session's.
+    pub(super) fn checked_row<T>(
+        &self,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.checked(result)
+    }
+
+    pub(super) fn write<T>(
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
