@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{sample, send, text_event, SseClient, TestApp};
+use common::{sample, send, seq_ids, text_event, SseClient, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -154,5 +154,61 @@ async fn idle_subscribers_share_one_copy_of_each_large_event() {
         grown >> 20
     );
     drop(idle);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn message_windows_stay_within_window_bytes_and_reads_still_return_everything() {
+    let _serial = SERIAL.lock().await;
+    const BUDGET: u64 = 4 << 20;
+    let app = TestApp::spawn_with(|c| {
+        c.limits.window_bytes = bytesize::ByteSize::b(BUDGET);
+    })
+    .await;
+    // 16 sessions × 40 messages of 64 KiB: 40 MiB, ten times the budget, each session far below the
+    // per-session count bound (`messages_in_memory`), which alone would keep all of it in memory.
+    const SESSIONS: usize = 16;
+    const ROUNDS: usize = 4;
+    let text = "w".repeat(64 << 10);
+    let mut sessions = Vec::new();
+    for p in 0..SESSIONS {
+        sessions.push(app.start(&format!("win{p}"), "synthetic").await);
+    }
+    for round in 0..ROUNDS {
+        for sid in &sessions {
+            let events: Vec<Value> = (0..10)
+                .map(|i| text_event(sid, &format!("r{round}-{i}"), &text))
+                .collect();
+            app.ingest_durable(json!(events)).await;
+        }
+    }
+    // A session handles a trim before any later read of it (one mailbox, in order), so once every
+    // session was read, every trim asked for during the writes is done.
+    for sid in &sessions {
+        let session = app.session(sid).await;
+        let messages = session["messages"].as_array().expect("messages");
+        assert_eq!(
+            messages.len(),
+            1 + 10 * ROUNDS,
+            "{sid}: every message read back"
+        );
+        assert!(
+            messages[1..].iter().all(|m| m["content"] == text.as_str()),
+            "{sid}: contents read back whole"
+        );
+        assert_eq!(
+            seq_ids(&session),
+            (1..=(1 + 10 * ROUNDS) as u64).collect::<Vec<_>>()
+        );
+    }
+    let budget = metric(&app, "agent_store_window_budget_bytes", &[]).await;
+    let used = metric(&app, "agent_store_window_used_bytes", &[]).await;
+    let trims = metric(&app, "agent_store_window_trims_total", &[]).await;
+    assert_eq!(budget, BUDGET as f64);
+    assert!(
+        used <= budget,
+        "windows hold {used} bytes, over the {budget}-byte budget"
+    );
+    assert!(trims > 0.0, "40 MiB written without a trim");
     app.stop().await;
 }

@@ -69,6 +69,7 @@ impl ProjectLinks {
             subscribers: b.subscribers.clone(),
             persister: b.persister.clone(),
             metrics: b.metrics.clone(),
+            windows: b.windows.clone(),
             control: b.control.clone(),
         }
     }
@@ -81,6 +82,7 @@ pub struct SessionLinksBase {
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub persister: super::persister::PersisterHandle,
     pub metrics: Arc<Metrics>,
+    pub windows: Arc<super::windows::WindowBudget>,
     /// Policies, spend, approvals (issue 15).
     pub control: Arc<super::control::Control>,
 }

@@ -22,6 +22,7 @@ use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopRea
 use super::persister::{PersisterHandle, TryWriteError};
 use super::project::ProjectActor;
 use super::supervisor::{EnforceRetention, Supervisor};
+use super::windows::{TrimWindow, WindowBudget, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
@@ -47,6 +48,8 @@ pub struct SessionLinks {
     pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
+    /// The byte budget of every session's window together (`limits.window_bytes`).
+    pub windows: Arc<WindowBudget>,
     /// Policies, spend, approvals (issue 15).
     pub control: Arc<super::control::Control>,
 }
@@ -79,6 +82,8 @@ pub struct SessionActor {
     spend: super::spend::SessionSpend,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
+    /// This window's part of `limits.window_bytes`, from `started` on.
+    window_share: Option<WindowShare>,
 }
 
 impl SessionActor {
@@ -111,6 +116,17 @@ impl SessionActor {
             spend: Default::default(),
             stats,
             links,
+            window_share: None,
+        }
+    }
+
+    /// Reports the window's bytes (`/v1/debug/top`, the window budget); the budget may ask the least
+    /// recently touched sessions to trim.
+    pub(super) fn window_changed(&mut self) {
+        let held = self.state.window_bytes();
+        self.stats.memory.store(held, Ordering::Relaxed);
+        if let Some(share) = &mut self.window_share {
+            share.update(held, self.state.stored_bytes());
         }
     }
 
@@ -281,9 +297,7 @@ impl SessionActor {
                 project_id: self.record().project_id.clone(),
             });
         }
-        self.stats
-            .memory
-            .store(self.state.window_bytes(), Ordering::Relaxed);
+        self.window_changed();
         if let Some(lag) = after.clean_after {
             self.links.metrics.persist_lag.observe(lag.as_secs_f64());
             self.links.metrics.dirty_sessions.dec();
@@ -371,6 +385,8 @@ impl Actor for SessionActor {
         }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
+        self.window_share = Some(self.links.windows.join(ctx.address().recipient()));
+        self.window_changed();
         if self.restored {
             self.read_seq_ceiling(ctx);
         } else {
@@ -473,6 +489,7 @@ impl SessionActor {
     fn add_user_message(&mut self, prompt: String, ctx: &mut Context<Self>) {
         let message = user_message(&self.record().session_id, prompt, now_ms(), false);
         let shared = self.state.push(message);
+        self.window_changed();
         self.state.record.updated_at = now_ms();
         self.changed(ctx);
         self.prefetch_seq(ctx);
@@ -569,6 +586,16 @@ impl Metered for SessionActor {
     fn ids(&self) -> (&str, Option<&str>) {
         let r = self.record();
         (&r.project_id, Some(&r.session_id))
+    }
+}
+
+/// The window budget needs room: let the stored messages go (sent by the budget, not through a `Mailbox`).
+impl Handler<TrimWindow> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: TrimWindow, _: &mut Context<Self>) {
+        self.state.trim_stored();
+        self.window_changed();
     }
 }
 

@@ -84,6 +84,10 @@ impl Supervisor {
                 subscribers: parts.subscribers.clone(),
                 persister: parts.persister.clone(),
                 metrics: parts.metrics.clone(),
+                windows: super::windows::WindowBudget::new(
+                    parts.config.limits.window_bytes.as_u64(),
+                    &parts.metrics,
+                ),
                 control: parts.control.clone(),
             },
         });

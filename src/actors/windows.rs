@@ -34,19 +34,26 @@ pub struct WindowBudget {
     trims: IntCounter,
 }
 
-/// Sessions by when they were last touched, oldest first.
+/// Sessions by when they were last touched.
 #[derive(Default)]
 struct Recency {
     next_tick: u64,
-    by_tick: BTreeMap<u64, u64>,
-    entries: HashMap<u64, Entry>,
     next_key: u64,
+    entries: HashMap<u64, Entry>,
+    /// Last touch → session, for the sessions holding stored messages only, least recently touched first:
+    /// a reclaim walks only those it may trim, however many sessions hold nothing to give back.
+    evictable: BTreeMap<u64, u64>,
+    /// Bytes asked back from sessions that have not trimmed yet, so that the reclaims meanwhile do not ask
+    /// other sessions for the same bytes again.
+    asked: u64,
 }
 
 struct Entry {
     tick: u64,
     /// Bytes of stored messages the window holds: what a trim would give back.
     evictable: u64,
+    /// What this session was asked to give back and has not reported on since.
+    asked: u64,
     trim: Recipient<TrimWindow>,
 }
 
@@ -77,10 +84,7 @@ impl WindowBudget {
 
     /// A session's share, counted from now on; `trim` reaches the session when the budget needs room.
     pub fn join(self: &Arc<Self>, trim: Recipient<TrimWindow>) -> WindowShare {
-        let mut order = self.lock();
-        let key = order.next_key;
-        order.next_key += 1;
-        order.touch(key, 0, Some(trim));
+        let key = self.lock().join(trim);
         WindowShare {
             budget: self.clone(),
             key,
@@ -100,52 +104,76 @@ impl WindowBudget {
     /// Tells the least recently touched sessions holding stored messages to let them go, until what they
     /// give back covers the excess.
     fn reclaim(&self, order: &mut Recency) {
-        let mut excess = self.used().saturating_sub(self.limit);
+        let mut excess = self
+            .used()
+            .saturating_sub(self.limit.saturating_add(order.asked));
         let mut victims = Vec::new();
-        for key in order.by_tick.values() {
+        for key in order.evictable.values() {
             if excess == 0 {
                 break;
             }
-            let entry = &order.entries[key];
-            if entry.evictable > 0 {
-                excess = excess.saturating_sub(entry.evictable);
-                victims.push(*key);
-            }
+            excess = excess.saturating_sub(order.entries[key].evictable);
+            victims.push(*key);
         }
         for key in victims {
-            if let Some(entry) = order.entries.get_mut(&key) {
-                // Counted as given back now, so the next reclaim picks other sessions meanwhile.
-                entry.evictable = 0;
-                entry.trim.do_send(TrimWindow);
-                self.trims.inc();
-            }
+            let Some(entry) = order.entries.get_mut(&key) else {
+                continue;
+            };
+            order.evictable.remove(&entry.tick);
+            entry.asked = std::mem::take(&mut entry.evictable);
+            order.asked += entry.asked;
+            entry.trim.do_send(TrimWindow);
+            self.trims.inc();
         }
     }
 }
 
 impl Recency {
-    fn touch(&mut self, key: u64, evictable: u64, trim: Option<Recipient<TrimWindow>>) {
-        let tick = self.next_tick;
+    fn join(&mut self, trim: Recipient<TrimWindow>) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        let tick = self.tick();
+        self.entries.insert(
+            key,
+            Entry {
+                tick,
+                evictable: 0,
+                asked: 0,
+                trim,
+            },
+        );
+        key
+    }
+
+    fn tick(&mut self) -> u64 {
         self.next_tick += 1;
-        match self.entries.get_mut(&key) {
-            Some(entry) => {
-                self.by_tick.remove(&entry.tick);
-                entry.tick = tick;
-                entry.evictable = evictable;
-            }
-            None => {
-                let Some(trim) = trim else { return };
-                self.entries.insert(
-                    key,
-                    Entry {
-                        tick,
-                        evictable,
-                        trim,
-                    },
-                );
-            }
+        self.next_tick
+    }
+
+    /// The session was touched and now holds `evictable` stored bytes; what it was asked is settled.
+    fn touch(&mut self, key: u64, evictable: u64) {
+        let tick = self.tick();
+        let Some(entry) = self.entries.get_mut(&key) else {
+            return;
+        };
+        if entry.evictable > 0 {
+            self.evictable.remove(&entry.tick);
         }
-        self.by_tick.insert(tick, key);
+        self.asked -= std::mem::take(&mut entry.asked);
+        entry.tick = tick;
+        entry.evictable = evictable;
+        if evictable > 0 {
+            self.evictable.insert(tick, key);
+        }
+    }
+
+    fn leave(&mut self, key: u64) {
+        if let Some(entry) = self.entries.remove(&key) {
+            if entry.evictable > 0 {
+                self.evictable.remove(&entry.tick);
+            }
+            self.asked -= entry.asked;
+        }
     }
 }
 
@@ -169,7 +197,7 @@ impl WindowShare {
         self.held = held;
         budget.show();
         let mut order = budget.lock();
-        order.touch(self.key, stored.min(held), None);
+        order.touch(self.key, stored.min(held));
         if budget.used() > budget.limit {
             budget.reclaim(&mut order);
         }
@@ -180,9 +208,6 @@ impl Drop for WindowShare {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.held, Ordering::Relaxed);
         self.budget.show();
-        let mut order = self.budget.lock();
-        if let Some(entry) = order.entries.remove(&self.key) {
-            order.by_tick.remove(&entry.tick);
-        }
+        self.budget.lock().leave(self.key);
     }
 }

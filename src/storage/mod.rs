@@ -78,6 +78,11 @@ impl EncodedBatch {
         })
     }
 
+    /// The seqId of its first message: the row's key with the session id.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
     /// How many messages the batch holds.
     pub fn len(&self) -> u64 {
         self.messages

@@ -2,8 +2,6 @@
 //! clock), status changes (notifications, an immediate flush) and cost snapshots. Each change is
 //! published to live subscribers and reported to the project for its health.
 
-use std::sync::atomic::Ordering;
-
 use actix::prelude::*;
 
 use super::SessionActor;
@@ -56,9 +54,7 @@ impl SessionActor {
         self.changed(ctx);
         self.prefetch_seq(ctx);
         self.links.metrics.agent_messages.inc_by(batch.len() as u64);
-        self.stats
-            .memory
-            .store(self.state.window_bytes(), Ordering::Relaxed);
+        self.window_changed();
         // The batch's net effect on the tool in flight equals applying each message in order.
         let mut tool = None;
         let mut calls = Vec::new();

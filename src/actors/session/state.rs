@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::actors::seq_block::SeqBlock;
 use crate::error::CommandError;
 use crate::messages::wire::{AgentMessage, AgentStatus, SharedMessage};
-use crate::storage::{SessionRecord, StorageError, WriteOp};
+use crate::storage::{EncodedBatch, SessionRecord, StorageError, WriteOp};
 
 /// Someone waiting for a flush (or for room) to complete.
 pub type Waiter = oneshot::Sender<Result<(), CommandError>>;
@@ -75,8 +75,12 @@ pub struct SessionState {
     /// The seqIds it may hand out: reserved durably ahead of use (src/actors/seq_block.rs).
     pub seq: SeqBlock,
     window: VecDeque<SharedMessage>,
-    /// Approximate bytes held by the window (for `/v1/debug/top`).
+    /// Approximate bytes held by the window (for `/v1/debug/top` and `limits.window_bytes`).
     window_bytes: u64,
+    /// The part of `window_bytes` not yet stored, which the window budget never lets go.
+    unstored_bytes: u64,
+    /// `unstored_bytes` when the write in flight was built: stored once it commits.
+    flushing_bytes: u64,
     persisted_seq: u64,
     record_dirty: bool,
     /// The actor holds a debounce or retry timer.
@@ -113,9 +117,16 @@ impl SessionState {
         } else {
             recent.first().map_or(record.last_seq, |m| m.seq_id - 1)
         };
+        let unstored_bytes = recent
+            .iter()
+            .filter(|m| m.seq_id > persisted_seq)
+            .map(|m| approx_size(m))
+            .sum();
         SessionState {
             seq: SeqBlock::new(record.last_seq, rules.seq_block),
             window_bytes: recent.iter().map(|m| approx_size(m)).sum(),
+            unstored_bytes,
+            flushing_bytes: 0,
             window: recent.into(),
             persisted_seq,
             record_dirty: !persisted,
@@ -142,6 +153,25 @@ impl SessionState {
         self.window_bytes
     }
 
+    /// The part of the window already in storage: what `trim_stored` would give back.
+    pub fn stored_bytes(&self) -> u64 {
+        self.window_bytes.saturating_sub(self.unstored_bytes)
+    }
+
+    /// Lets go of every stored message in the window (the window budget needs room); reads of them go to
+    /// storage. Messages not yet stored, or in a write still in flight, stay.
+    pub fn trim_stored(&mut self) {
+        while self
+            .window
+            .front()
+            .is_some_and(|m| m.seq_id <= self.persisted_seq)
+        {
+            if let Some(m) = self.window.pop_front() {
+                self.window_bytes -= approx_size(&m);
+            }
+        }
+    }
+
     /// Nothing waits for storage.
     pub fn is_clean(&self) -> bool {
         !self.record_dirty && self.persisted_seq >= self.record.last_seq && !self.in_flight
@@ -163,7 +193,9 @@ impl SessionState {
         self.record.message_count += 1;
         message.seq_id = self.record.last_seq;
         let shared = Arc::new(message);
-        self.window_bytes += approx_size(&shared);
+        let size = approx_size(&shared);
+        self.window_bytes += size;
+        self.unstored_bytes += size;
         self.window.push_back(shared.clone());
         shared
     }
@@ -237,11 +269,19 @@ impl SessionState {
         let mut ops = Vec::with_capacity(2);
         if unpersisted > 0 {
             let start = self.window.len() - unpersisted;
-            ops.push(WriteOp::AppendMessages {
-                session_id: self.record.session_id.clone(),
-                messages: self.window.range(start..).cloned().collect(),
+            let session_id = self.record.session_id.clone();
+            // Encoded here, on the session's arbiter, so the one writer thread only inserts bytes.
+            let messages = &self.window.make_contiguous()[start..];
+            ops.push(match EncodedBatch::encode(session_id.clone(), messages) {
+                Ok(batch) => WriteOp::AppendEncoded(batch),
+                // The writer encodes it again and reports the failure as a failed write.
+                Err(_) => WriteOp::AppendMessages {
+                    session_id,
+                    messages: messages.to_vec(),
+                },
             });
         }
+        self.flushing_bytes = self.unstored_bytes;
         ops.push(WriteOp::PutSession(self.record.clone()));
         (FlushStep::Write(ops), became_dirty)
     }
@@ -295,6 +335,7 @@ impl SessionState {
             return (after, Some(err));
         }
         self.persisted_seq = upto;
+        self.unstored_bytes = self.unstored_bytes.saturating_sub(self.flushing_bytes);
         self.backoff = None;
         for w in riding {
             let _ = w.send(Ok(()));
@@ -314,6 +355,7 @@ impl SessionState {
         if self.record.status != AgentStatus::Running && self.is_clean() {
             self.window = VecDeque::new();
             self.window_bytes = 0;
+            self.unstored_bytes = 0;
         }
         let clean_after = match (self.dirty_since, self.is_clean()) {
             (Some(since), true) => {

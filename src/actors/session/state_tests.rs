@@ -73,14 +73,35 @@ fn the_first_change_arms_one_debounce_and_later_ones_none() {
     let (FlushStep::Write(ops), _) = s.begin_flush(now) else {
         panic!("expected a write");
     };
-    let WriteOp::AppendMessages { messages, .. } = &ops[0] else {
-        panic!("messages first");
+    let WriteOp::AppendEncoded(batch) = &ops[0] else {
+        panic!("messages first, encoded by the session");
     };
-    assert_eq!(
-        messages.iter().map(|m| m.seq_id).collect::<Vec<_>>(),
-        [1, 2]
-    );
+    assert_eq!((batch.first_seq(), batch.len()), (1, 2));
     assert!(matches!(ops[1], WriteOp::PutSession(_)));
+}
+
+#[test]
+fn the_window_budget_may_trim_stored_messages_only() {
+    let now = Instant::now();
+    let mut s = SessionState::new(record(AgentStatus::Running), Vec::new(), true, false, RULES);
+    s.push(message("a"));
+    s.push(message("b"));
+    let (FlushStep::Write(_), _) = s.begin_flush(now) else {
+        panic!("expected a write");
+    };
+    let (upto, retention) = s.queued();
+    // Pushed while the write is in flight: not stored, whatever the write's outcome.
+    s.push(message("c"));
+    assert_eq!(s.stored_bytes(), 0, "nothing stored before the commit");
+    s.trim_stored();
+    assert_eq!(s.window().len(), 3);
+    s.written(upto, retention, Ok(()), now);
+    let third = s.window_bytes() / 3;
+    assert_eq!(s.stored_bytes(), s.window_bytes() - third);
+    s.trim_stored();
+    let left: Vec<u64> = s.window().iter().map(|m| m.seq_id).collect();
+    assert_eq!(left, [3], "only the unstored message stays");
+    assert_eq!((s.stored_bytes(), s.window_bytes()), (0, third));
 }
 
 #[test]
@@ -152,7 +173,7 @@ fn a_failed_write_keeps_everything_and_retries_with_backoff() {
     let FlushStep::Write(ops) = s.begin_flush(now).0 else {
         panic!()
     };
-    assert!(matches!(&ops[0], WriteOp::AppendMessages { messages, .. } if messages.len() == 1));
+    assert!(matches!(&ops[0], WriteOp::AppendEncoded(batch) if batch.len() == 1));
     let (upto, retention) = s.queued();
     let (after, _) = s.written(upto, retention, Ok(()), now);
     assert!(s.is_clean());
