@@ -34,6 +34,30 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub health: HealthConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[cluster]`: off unless enabled (`serve --cluster`); see `crate::cluster`.
+    pub cluster: crate::cluster::ClusterConfig,
+    pub resume: ResumeConfig,
+    /// `[policy]`: every project's agent policy unless it sets its own (issue 15).
+    pub policy: crate::messages::policy::PolicyDefaults,
+    /// `[pricing.<model>]`: prices for providers that report tokens without cost, over the built-in ones.
+    pub pricing: BTreeMap<String, crate::messages::policy::Price>,
+}
+
+/// `[resume]`: what a restart does to sessions whose agent was a child of the previous process.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResumeConfig {
+    pub on_restart: OnRestart,
+}
+
+/// `resume.on_restart`: mark such sessions interrupted (error), or resume them with the provider's own
+/// resume (a session's start option `resumeOnRestart: true` asks for the latter too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRestart {
+    #[default]
+    Interrupt,
+    Resume,
 }
 
 /// `[health]`: context limits by model, for context pressure.
@@ -73,6 +97,11 @@ pub struct ServerConfig {
     pub auth_token: Option<String>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// How long `/v1/events` can replay what a reconnecting client missed (src/actors/journal.rs).
+    #[serde(with = "humantime_serde")]
+    pub sse_replay_window: Duration,
+    /// The most the replay journal holds, in memory and on disk; older events go first.
+    pub sse_replay_bytes: ByteSize,
     /// How often an idle `/v1/events` stream sends a comment line, so proxies keep it open.
     #[serde(with = "humantime_serde")]
     pub sse_keep_alive: Duration,
@@ -95,6 +124,8 @@ pub struct StorageConfig {
     /// redb's page cache. redb's own default is 1 GiB, which a store with many small sessions fills with
     /// pages it rarely reads again; the B-tree interior pages that every lookup touches fit in far less.
     pub cache_size: ByteSize,
+    /// seqIds a session reserves durably at a time, ahead of use (src/actors/seq_block.rs).
+    pub seq_block: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +173,10 @@ pub struct LimitsConfig {
     /// Raw message ids each session remembers, so that a retried ingest batch does not duplicate its
     /// messages (0: no deduplication). 8 bytes an id, plus the set's overhead.
     pub ingest_dedup_ids: usize,
+    /// Bytes all sessions' in-memory message windows may hold together: past it, the stored messages of
+    /// the least recently touched sessions are let go (reads of them go to storage). Messages not yet
+    /// stored are never let go (`messages_in_memory` is their backpressure).
+    pub window_bytes: ByteSize,
 }
 
 /// One `[providers.NAME]` table.
@@ -185,6 +220,10 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
             providers: default_providers(),
+            cluster: crate::cluster::ClusterConfig::default(),
+            resume: ResumeConfig::default(),
+            policy: Default::default(),
+            pricing: BTreeMap::new(),
         }
     }
 }
@@ -197,6 +236,8 @@ impl Default for ServerConfig {
             auth_token: None,
             workers: 0,
             sse_keep_alive: Duration::from_secs(15),
+            sse_replay_window: Duration::from_secs(600),
+            sse_replay_bytes: ByteSize::mib(32),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             body_timeout: Duration::from_secs(30),
@@ -209,6 +250,7 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("data"),
             cache_size: ByteSize::b(crate::storage::DEFAULT_CACHE_SIZE as u64),
+            seq_block: 1000,
         }
     }
 }
@@ -254,6 +296,7 @@ impl Default for LimitsConfig {
             max_extra_env: 64,
             max_extra_env_bytes: ByteSize::kib(64),
             ingest_dedup_ids: 1000,
+            window_bytes: ByteSize::mib(64),
         }
     }
 }
@@ -374,6 +417,9 @@ impl Config {
             message: message.into(),
         };
         self.bind_addr()?;
+        if self.storage.seq_block == 0 {
+            return Err(invalid("storage.seq_block", "must be at least 1"));
+        }
         if self.timers.persist_debounce.is_zero() {
             return Err(invalid("timers.persist_debounce", "must be above zero"));
         }
@@ -391,6 +437,7 @@ impl Config {
                 });
             }
         }
+        self.cluster.validate()?;
         if self.timers.stall_after.is_zero() {
             return Err(invalid("timers.stall_after", "must be above zero"));
         }
@@ -402,6 +449,18 @@ impl Config {
         }
         if self.limits.messages_in_memory == 0 {
             return Err(invalid("limits.messages_in_memory", "must be at least 1"));
+        }
+        if let Err(message) = self.policy.check() {
+            return Err(invalid("policy", &message));
+        }
+        for (model, price) in &self.pricing {
+            let ok = |v: f64| v.is_finite() && v >= 0.0;
+            if !ok(price.input_per_mtok) || !ok(price.output_per_mtok) {
+                return Err(invalid(
+                    &format!("pricing.{model}"),
+                    "prices must be numbers >= 0",
+                ));
+            }
         }
         if let Some(token) = &self.server.auth_token {
             if token.trim().is_empty() {
@@ -445,6 +504,19 @@ impl Config {
 
     /// The default model of a provider from its configuration. Claude falls back to the original's
     /// "claude-opus-4-5"; other providers without one leave the choice to the agent (empty).
+    /// What `model` costs: `[pricing.<model>]`, else the built-in price, else unknown.
+    pub fn price(&self, model: &str) -> Option<crate::messages::policy::Price> {
+        self.pricing.get(model).copied().or_else(|| {
+            crate::messages::policy::DEFAULT_PRICES
+                .iter()
+                .find(|(m, _, _)| *m == model)
+                .map(|&(_, input, output)| crate::messages::policy::Price {
+                    input_per_mtok: input,
+                    output_per_mtok: output,
+                })
+        })
+    }
+
     pub fn default_model(&self, provider: &str) -> String {
         match self.providers.get(provider) {
             Some(p) => p.default_model.clone().unwrap_or_else(|| match p.kind {
@@ -475,6 +547,20 @@ mod tests {
         assert_eq!(c.default_model("claude"), "claude-opus-4-5");
         assert_eq!(c.default_model("ollama"), "qwen3:8b");
         assert_eq!(c.providers["synthetic"].kind, ProviderKind::Synthetic);
+        let d = crate::messages::policy::PolicyDefaults::default();
+        assert_eq!(c.policy.approvals, d.approvals);
+        assert_eq!(c.policy.approval_timeout, d.approval_timeout);
+        assert_eq!(c.policy.stall_action, d.stall_action);
+        // The listed prices are the built-in ones.
+        for (model, input, output) in crate::messages::policy::DEFAULT_PRICES {
+            let p = c.pricing[*model];
+            assert_eq!(
+                (p.input_per_mtok, p.output_per_mtok),
+                (*input, *output),
+                "{model}"
+            );
+            assert_eq!(Config::default().price(model), Some(p));
+        }
     }
 
     #[test]

@@ -3,13 +3,17 @@
 
 use std::sync::Arc;
 
+use crate::actors::approvals::Approval;
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{
     IngestOutcome, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch, StartRequest,
     TopBy, TopEntry,
 };
+use crate::messages::cost::{CostReport, ProjectCost};
+use crate::messages::policy::{Policy, PolicyPatch};
 use crate::messages::wire::{AgentSession, ProjectHealth, SidecarEvent};
+use crate::providers::permissions::Decision;
 use crate::providers::Providers;
 
 pub use crate::actors::broadcaster::Subscription;
@@ -34,9 +38,10 @@ impl Engine {
         providers: Providers,
     ) -> Result<Engine, crate::actors::StartError> {
         let parts = crate::actors::EngineParts::start(Arc::new(config), providers).await?;
-        Ok(Engine {
-            inner: Arc::new(parts),
-        })
+        let inner = Arc::new(parts);
+        // Sessions to resume after the restart (resume.on_restart, resumeOnRestart) go on in the background.
+        crate::actors::restart::resume_interrupted(inner.clone());
+        Ok(Engine { inner })
     }
 
     pub fn config(&self) -> &Config {
@@ -57,9 +62,78 @@ impl Engine {
         self.inner.start_agent(project_id, req).await
     }
 
+    // ── agents under control (issue 15; actors/engine_control.rs) ──────────────────────────────────────
+
+    /// The project's policy in force.
+    pub fn policy(&self, project_id: &str) -> Result<Policy, CommandError> {
+        self.inner.policy(project_id)
+    }
+
+    /// Patches and stores the project's policy (`null` fields back to the defaults).
+    pub async fn update_policy(
+        &self,
+        project_id: &str,
+        patch: PolicyPatch,
+    ) -> Result<Policy, CommandError> {
+        self.inner.update_policy(project_id, patch).await
+    }
+
+    /// Pending tool-permission requests, oldest first.
+    pub fn approvals(&self, project_id: Option<&str>) -> Result<Vec<Approval>, CommandError> {
+        self.inner.approvals(project_id)
+    }
+
+    /// Answers a pending tool-permission request.
+    pub async fn answer_approval(
+        &self,
+        session_id: &str,
+        request_id: &str,
+        decision: Decision,
+    ) -> Result<(), CommandError> {
+        self.inner
+            .answer_approval(session_id, request_id, decision)
+            .await
+    }
+
+    /// A project's spend from the cost ledger, days `from..=to`.
+    pub async fn project_cost(
+        &self,
+        project_id: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<ProjectCost, CommandError> {
+        self.inner.project_cost(project_id, from, to).await
+    }
+
+    /// Every project's spend, days `from..=to`.
+    pub async fn cost(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<CostReport, CommandError> {
+        self.inner.cost(from, to).await
+    }
+
+    /// Deletes a project's cost ledger (only a purge with `?ledger=true` asks for it).
+    pub async fn purge_ledger(&self, project_id: &str) -> Result<(), CommandError> {
+        self.inner.purge_ledger(project_id).await
+    }
+
     /// stopAgent.
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
         self.inner.stop_agent(project_id).await
+    }
+
+    /// Resumes the project's finished session with its provider's own resume; `prompt` (else a default)
+    /// goes to the agent (src/actors/restart.rs).
+    pub async fn resume_session(
+        &self,
+        project_id: &str,
+        prompt: Option<String>,
+    ) -> Result<Started, CommandError> {
+        self.inner
+            .resume_session(project_id, prompt, crate::actors::restart::Why::Request)
+            .await
     }
 
     /// sendPrompt: appends the user message, sets running, forwards the prompt to the provider.
@@ -163,6 +237,30 @@ impl Engine {
     }
 
     /// Sets (None: clears) a project's own stall threshold, overriding `timers.stall_after`.
+    /// What a lagging subscriber missed since `after`, and the last id published (src/actors/journal.rs).
+    pub async fn replay_after(
+        &self,
+        project_id: Option<String>,
+        after: crate::actors::journal::EventId,
+    ) -> Result<
+        (
+            crate::actors::journal::Replay,
+            crate::actors::journal::EventId,
+        ),
+        CommandError,
+    > {
+        self.inner.replay_after(project_id, after).await
+    }
+
+    /// `subscribe`, with what a client whose last event was `after` missed (src/actors/journal.rs).
+    pub async fn subscribe_after(
+        &self,
+        project_id: Option<String>,
+        after: Option<crate::actors::journal::LastEventId>,
+    ) -> Result<(Subscription, Option<crate::actors::journal::Replay>), CommandError> {
+        self.inner.subscribe_after(project_id, after).await
+    }
+
     pub async fn set_stall_threshold(
         &self,
         project_id: &str,

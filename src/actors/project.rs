@@ -11,6 +11,8 @@
 mod commands;
 mod inputs;
 
+mod control;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +42,7 @@ pub use self::commands::{
 pub use self::inputs::{
     ForgetSession, ProjectActivity, SessionCost, SessionStatusChanged, SetStallThreshold, Summarize,
 };
+pub use control::{Halt, HaltReason, SetAwaiting};
 
 /// What every project actor shares with the engine.
 #[derive(Clone)]
@@ -65,6 +68,7 @@ impl ProjectLinks {
             subscribers: b.subscribers.clone(),
             persister: b.persister.clone(),
             metrics: b.metrics.clone(),
+            control: b.control.clone(),
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct SessionLinksBase {
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub persister: super::persister::PersisterHandle,
     pub metrics: Arc<Metrics>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 struct Current {
@@ -124,7 +130,7 @@ impl ProjectActor {
         stats: Arc<MailboxStats>,
         revive: Option<SessionRecord>,
     ) -> ProjectActor {
-        let stall_after = links.session.config.timers.stall_after;
+        let stall_after = links.session.control.policy(&project_id).stall.after;
         ProjectActor {
             project_id,
             links,
@@ -149,8 +155,14 @@ impl ProjectActor {
     }
 
     fn stall_after(&self) -> std::time::Duration {
-        self.stall_override
-            .unwrap_or(self.links.session.config.timers.stall_after)
+        self.stall_override.unwrap_or_else(|| {
+            self.links
+                .session
+                .control
+                .policy(&self.project_id)
+                .stall
+                .after
+        })
     }
 
     /// Publishes `project.health` when the state or attention changed, never on every message, and
@@ -160,18 +172,11 @@ impl ProjectActor {
         let key = HealthKey::of(&health);
         if self.last_health.as_ref() != Some(&key) {
             self.last_health = Some(key);
-            if self
-                .links
+            // Journalled for reconnecting clients whether or not anyone listens now.
+            self.links
                 .session
-                .subscribers
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > 0
-            {
-                self.links
-                    .session
-                    .broadcaster
-                    .do_send(Publish(LiveEvent::Health(health.clone())));
-            }
+                .broadcaster
+                .do_send(Publish(LiveEvent::Health(health.clone())));
         }
         // Armed once per change of deadline: activity moves it later, and the armed timer then fires
         // early and re-arms once (see `Wake`), so a batch of events costs no timer per event.
@@ -340,7 +345,7 @@ impl Actor for ProjectActor {
             // Revived for a read: its last session comes back before any message is handled.
             self.in_flight += 1;
             ctx.wait(
-                self.restore(record, Vec::new())
+                self.restore(record, Vec::new(), true)
                     .map(|_, act, _| act.in_flight -= 1),
             );
         }
@@ -427,6 +432,8 @@ crate::instrument!(
     SessionStatusChanged,
     SetStallThreshold,
     Deactivate,
+    Halt,
+    SetAwaiting,
 );
 
 /// The parts of a project's health whose change is news: not the idle clock or the burn rate, which move

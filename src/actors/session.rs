@@ -6,6 +6,7 @@
 mod dedup;
 mod events;
 mod protocol;
+mod seq;
 pub mod state;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +47,8 @@ pub struct SessionLinks {
     pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 /// How a new or restored session begins.
@@ -69,7 +72,11 @@ pub struct SessionActor {
     stall_timer: Option<SpawnHandle>,
     /// Raw message ids applied recently, for idempotent ingest.
     recent_ids: dedup::RecentIds,
+    /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
+    restored: bool,
     stop_reason: StopReason,
+    /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
+    spend: super::spend::SessionSpend,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
 }
@@ -89,6 +96,7 @@ impl SessionActor {
             debounce: timers.persist_debounce,
             retry: timers.persist_retry,
             retry_max: timers.persist_retry_max,
+            seq_block: links.config.storage.seq_block,
         };
         // Read before `recent` moves into the state: a session read back remembers its stored ids.
         let recent_ids = dedup::RecentIds::seeded(limits.ingest_dedup_ids, &recent);
@@ -98,7 +106,9 @@ impl SessionActor {
             flush_timer: None,
             stall_timer: None,
             recent_ids,
+            restored: persisted,
             stop_reason: StopReason::Completed,
+            spend: Default::default(),
             stats,
             links,
         }
@@ -129,10 +139,10 @@ impl SessionActor {
         }
     }
 
+    /// Every event goes to the broadcaster, subscribers or not: its journal keeps them for clients that
+    /// reconnect (src/actors/journal.rs).
     fn publish(&self, event: impl FnOnce() -> LiveEvent) {
-        if self.links.subscribers.load(Ordering::Relaxed) > 0 {
-            self.links.broadcaster.do_send(Publish(event()));
-        }
+        self.links.broadcaster.do_send(Publish(event()));
     }
 
     fn notify(&self, message: String, variant: Variant) {
@@ -195,6 +205,15 @@ impl SessionActor {
                         format!("Agent stalled on {project_id} (no activity for {mins} min)"),
                         Variant::Warning,
                     );
+                    // The project's stall action (issue 14): notify is the above; interrupt stops it.
+                    let action = act.links.control.policy(&project_id).stall.action;
+                    if action == crate::messages::policy::StallAction::Interrupt {
+                        act.tell_project(super::project::Halt {
+                            session_id: act.record().session_id.clone(),
+                            error: format!("Stalled: no progress for {mins} min"),
+                            reason: super::project::HaltReason::Stall,
+                        });
+                    }
                 }
             }
         }));
@@ -217,7 +236,11 @@ impl SessionActor {
                 }
                 return;
             }
-            FlushStep::Write(ops) => ops,
+            // The ledger's rows travel with the record, so they are stored together or not at all.
+            FlushStep::Write(mut ops) => {
+                ops.extend(self.spend.take_ops(&self.state.record));
+                ops
+            }
         };
         match self.links.persister.try_write(ops) {
             Ok(ack) => {
@@ -229,6 +252,7 @@ impl SessionActor {
                 );
             }
             Err(TryWriteError::Full(_)) => {
+                self.spend.not_stored();
                 if let Some(delay) = self.state.queue_full() {
                     self.arm_flush(delay, ctx);
                 }
@@ -244,6 +268,10 @@ impl SessionActor {
         result: Result<(), StorageError>,
         ctx: &mut Context<Self>,
     ) {
+        match &result {
+            Ok(()) => self.spend.stored(),
+            Err(_) => self.spend.not_stored(),
+        }
         let (after, error) = self.state.written(upto, retention, result, Instant::now());
         if let Some(err) = error {
             tracing::warn!(session_id = %self.record().session_id, error = %err, retry_in = ?self.state.backoff(), "persist failed");
@@ -343,6 +371,11 @@ impl Actor for SessionActor {
         }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
+        if self.restored {
+            self.read_seq_ceiling(ctx);
+        } else {
+            self.prefetch_seq(ctx);
+        }
         self.touch(ctx);
         if !self.state.is_clean() {
             self.flush_now(ctx);
@@ -356,6 +389,9 @@ impl Actor for SessionActor {
         if self.state.stopping() {
             self.links.metrics.dirty_sessions.dec();
         }
+        if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
+            self.release_seq();
+        }
         self.links.supervisor.do_send(SessionGone {
             session_id: self.record().session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
@@ -367,15 +403,41 @@ impl Handler<Deliver> for SessionActor {
     type Result = ResponseFuture<Result<(), CommandError>>;
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
+        let n = msg
+            .events
+            .iter()
+            .map(|e| match e {
+                SidecarEvent::Message(p) => p.messages.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        if self.state.seq.covers(self.record().last_seq, n) {
+            return self.deliver(msg, ctx);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.reserve_then(n, ctx, move |act, ctx| {
+            let answer = act.deliver(msg, ctx);
+            actix::spawn(async move {
+                let _ = tx.send(answer.await);
+            });
+        });
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+impl SessionActor {
+    fn deliver(
+        &mut self,
+        msg: Deliver,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), CommandError>> {
         for event in msg.events {
             match event {
                 SidecarEvent::Message(p) => self.apply_messages(p.messages, msg.dedupe, ctx),
                 SidecarEvent::Status(p) => {
                     self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
                 }
-                SidecarEvent::Cost(p) => {
-                    self.apply_cost(p.cost_usd, p.input_tokens, p.output_tokens, ctx)
-                }
+                SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
         if !msg.durable && !self.state.over_memory_bound() {
@@ -397,10 +459,23 @@ impl Handler<AddUserMessage> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: AddUserMessage, ctx: &mut Context<Self>) {
-        let message = user_message(&self.record().session_id, msg.prompt, now_ms(), false);
+        if self.state.seq.covers(self.record().last_seq, 1) {
+            self.add_user_message(msg.prompt, ctx);
+        } else {
+            self.reserve_then(1, ctx, move |act, ctx| {
+                act.add_user_message(msg.prompt, ctx)
+            });
+        }
+    }
+}
+
+impl SessionActor {
+    fn add_user_message(&mut self, prompt: String, ctx: &mut Context<Self>) {
+        let message = user_message(&self.record().session_id, prompt, now_ms(), false);
         let shared = self.state.push(message);
         self.state.record.updated_at = now_ms();
         self.changed(ctx);
+        self.prefetch_seq(ctx);
         let (session_id, project_id) = self.ids();
         self.publish(|| LiveEvent::Messages {
             session_id,

@@ -40,6 +40,8 @@ pub struct SupervisorParts {
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 pub struct Supervisor {
@@ -71,7 +73,8 @@ impl Supervisor {
         stats: Arc<MailboxStats>,
     ) -> Supervisor {
         let links = Arc::new(ProjectLinks {
-            sink: EventSink::new(me.addr().clone().recipient()),
+            sink: EventSink::new(me.addr().clone().recipient())
+                .with_permissions(parts.control.clone()),
             supervisor: me,
             providers: parts.providers.clone(),
             store: parts.store.clone(),
@@ -81,6 +84,7 @@ impl Supervisor {
                 subscribers: parts.subscribers.clone(),
                 persister: parts.persister.clone(),
                 metrics: parts.metrics.clone(),
+                control: parts.control.clone(),
             },
         });
         Supervisor {

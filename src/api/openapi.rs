@@ -13,7 +13,10 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{debug, events, health, ops, projects, sessions, settings, sidecar, ticket, AppState};
+use super::{
+    approvals, cluster, cost, debug, events, health, ops, policy, projects, resume, sessions,
+    settings, sidecar, ticket, AppState,
+};
 use crate::messages::commands::TopBy;
 
 #[derive(OpenApi)]
@@ -33,6 +36,7 @@ use crate::messages::commands::TopBy;
         projects::current,
         projects::clear,
         projects::restore,
+        resume::resume,
         projects::purge,
         projects::stall_threshold,
         sessions::get,
@@ -47,6 +51,13 @@ use crate::messages::commands::TopBy;
         health::attention,
         health::aggregates,
         debug::top,
+        cluster::status,
+        policy::get,
+        policy::put,
+        approvals::list,
+        approvals::answer,
+        cost::project,
+        cost::all,
         document,
         ops::metrics,
         ops::healthz,

@@ -8,7 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::errors::ApiError;
 use super::{
-    debug, events, health, openapi, ops, projects, sessions, settings, sidecar, ticket, trace,
+    approvals, cluster, cost, debug, events, health, openapi, ops, policy, projects, resume,
+    sessions, settings, sidecar, ticket, trace,
 };
 
 /// The live event stream: never compressed, because a compressor holds back small frames.
@@ -56,6 +57,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/v1/projects/{projectId}/session/restore", || {
             web::route().to(projects::restore)
         }),
+        endpoint(M::POST, "/v1/projects/{projectId}/session/resume", || {
+            web::route().to(resume::resume)
+        }),
         endpoint(M::PUT, "/v1/projects/{projectId}/stall-threshold", || {
             web::route().to(projects::stall_threshold)
         }),
@@ -88,6 +92,24 @@ pub fn endpoints() -> Vec<Endpoint> {
             web::route().to(health::aggregates)
         }),
         endpoint(M::GET, "/v1/debug/top", || web::route().to(debug::top)),
+        endpoint(M::GET, "/v1/cluster", || web::route().to(cluster::status)),
+        // Agents under control (issue 15).
+        endpoint(M::GET, "/v1/projects/{projectId}/policy", || {
+            web::route().to(policy::get)
+        }),
+        endpoint(M::PUT, "/v1/projects/{projectId}/policy", || {
+            web::route().to(policy::put)
+        }),
+        endpoint(M::GET, "/v1/approvals", || web::route().to(approvals::list)),
+        endpoint(
+            M::POST,
+            "/v1/sessions/{sessionId}/approvals/{requestId}",
+            || web::route().to(approvals::answer),
+        ),
+        endpoint(M::GET, "/v1/projects/{projectId}/cost", || {
+            web::route().to(cost::project)
+        }),
+        endpoint(M::GET, "/v1/cost", || web::route().to(cost::all)),
         endpoint(M::GET, "/v1/openapi.json", || {
             web::route().to(openapi::document)
         }),

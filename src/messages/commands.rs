@@ -27,6 +27,9 @@ pub struct StartOptions {
     pub extra_env: Option<BTreeMap<String, String>>,
     pub additional_directories: Option<Vec<String>>,
     pub worktree_name: Option<String>,
+    /// Resume this session with its provider's own resume after a service restart (else as
+    /// `resume.on_restart` says).
+    pub resume_on_restart: Option<bool>,
 }
 
 /// The body of `POST /v1/projects/{projectId}/sessions`.
@@ -181,6 +184,13 @@ pub enum LiveEvent {
         variant: Variant,
     },
     Health(ProjectHealth),
+    /// Agents under control (issue 15): `session.approval`, `session.approval.resolved`,
+    /// `budget.exceeded`; `data` is the event's JSON as the contract shapes it.
+    Control {
+        project_id: String,
+        event: &'static str,
+        data: serde_json::Value,
+    },
     /// The subscriber fell behind and `missed` events were dropped for it. `resume` lists, per session
     /// whose messages were among them, the last seqId it was sent: read the rest from the engine.
     Lagged {
@@ -196,7 +206,8 @@ impl LiveEvent {
             LiveEvent::Messages { project_id, .. }
             | LiveEvent::Status { project_id, .. }
             | LiveEvent::Cost { project_id, .. }
-            | LiveEvent::Notification { project_id, .. } => Some(project_id),
+            | LiveEvent::Notification { project_id, .. }
+            | LiveEvent::Control { project_id, .. } => Some(project_id),
             LiveEvent::Health(h) => Some(&h.project_id),
             LiveEvent::Lagged { .. } => None,
         }

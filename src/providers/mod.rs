@@ -3,12 +3,14 @@
 //! runner and an external sidecar posting to `/v1/sidecar/events` travel the same path.
 
 mod claude;
+mod claude_control;
 mod cli;
 mod codex;
 mod feed;
 mod lines;
 pub mod metrics;
 mod ollama;
+pub mod permissions;
 mod process;
 pub mod recording;
 mod sidecar;
@@ -29,8 +31,10 @@ use crate::messages::commands::Ingest;
 use crate::messages::wire::SidecarEvent;
 
 /// Everything a provider needs to start one session; the engine has already filled defaults from settings
-/// and configuration and validated `extra_env`.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// and configuration and validated `extra_env`. Stored with the session (without the prompt), so that it can
+/// be resumed after a restart (src/actors/restart.rs).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StartSpec {
     pub session_id: String,
     pub project_id: String,
@@ -47,6 +51,23 @@ pub struct StartSpec {
     pub worktree_name: Option<String>,
     /// `provider_settings[provider]` from the settings (e.g. ollama's `num_ctx`, `think`), or null.
     pub provider_settings: serde_json::Value,
+    /// Resume this session with the provider's own resume after a service restart (`resumeOnRestart`).
+    pub resume_on_restart: bool,
+    /// The project's policy asks for tool permissions over the API (Claude: the stdio permission channel).
+    pub ask_permissions: bool,
+    /// The project's session budget, which an agent that can enforce one itself is given as a second
+    /// guard (Claude: `--max-budget-usd`, per run).
+    pub max_budget_usd: Option<f64>,
+}
+
+/// What a provider is given to take a session back that it no longer runs (after a restart, or on
+/// demand): the provider's own conversation id and the session's history, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resume {
+    /// Claude's session id or Codex's thread id, as the agent named it.
+    pub conversation: Option<String>,
+    /// (role, text) of the user and assistant messages, for a provider that resends the history (Ollama).
+    pub history: Vec<(crate::messages::wire::MsgRole, String)>,
 }
 
 /// What a provider failed to do, in words for the user ("claude not found on PATH ...").
@@ -109,6 +130,19 @@ pub trait Provider: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(), ProviderError>>;
     /// Stops the session's agent; returns once it is gone.
     fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// Takes back a session this provider does not run now, so that its next `prompt` continues the
+    /// conversation (the provider's own resume); starts nothing by itself.
+    fn adopt(
+        &self,
+        spec: StartSpec,
+        _resume: Resume,
+        _sink: EventSink,
+    ) -> Result<(), ProviderError> {
+        Err(format!(
+            "provider {} cannot resume a session",
+            spec.provider
+        ))
+    }
     /// Stops every agent of this provider: the service is shutting down.
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
@@ -120,6 +154,8 @@ pub trait Provider: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct EventSink {
     ingest: Recipient<Ingest>,
+    /// Who answers agents' tool-permission requests (the engine's approvals), if anyone.
+    permissions: Option<Arc<dyn permissions::Permissions>>,
 }
 
 /// The engine is gone (shutting down); the provider should stop reading.
@@ -129,7 +165,20 @@ pub struct SinkClosed;
 
 impl EventSink {
     pub fn new(ingest: Recipient<Ingest>) -> EventSink {
-        EventSink { ingest }
+        EventSink {
+            ingest,
+            permissions: None,
+        }
+    }
+
+    /// The same sink, with `permissions` answering agents' tool-permission requests.
+    pub fn with_permissions(mut self, permissions: Arc<dyn permissions::Permissions>) -> EventSink {
+        self.permissions = Some(permissions);
+        self
+    }
+
+    pub fn permissions(&self) -> Option<Arc<dyn permissions::Permissions>> {
+        self.permissions.clone()
     }
 
     pub async fn emit(&self, events: Vec<SidecarEvent>) -> Result<(), SinkClosed> {

@@ -8,15 +8,21 @@
 mod codec;
 mod error;
 mod guard;
+mod journal;
+mod ledger;
 mod migrate;
 mod overlay;
 mod schema;
+mod sequence;
+mod starts;
 mod store;
 mod verify;
 mod writer;
 
 pub use error::StorageError;
-pub use store::{Store, DEFAULT_CACHE_SIZE};
+pub use journal::StoredJournal;
+pub use ledger::Spend;
+pub use store::{Step, Store, DEFAULT_CACHE_SIZE};
 pub use verify::{verify, Damage, Report};
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +54,40 @@ pub struct SessionRecord {
     pub provider_session_id: Option<String>,
 }
 
+/// A batch of messages in its stored form, checksum included.
+#[derive(Debug, Clone)]
+pub struct EncodedBatch {
+    session_id: String,
+    first_seq: u64,
+    messages: u64,
+    bytes: Vec<u8>,
+}
+
+impl EncodedBatch {
+    /// Encodes `messages` (in seq order, not empty) as the row stored under (`session_id`, first seqId).
+    pub fn encode(
+        session_id: String,
+        messages: &[SharedMessage],
+    ) -> Result<EncodedBatch, StorageError> {
+        let bytes = codec::encode_batch(&session_id, messages)?;
+        Ok(EncodedBatch {
+            first_seq: messages.first().map_or(0, |m| m.seq_id),
+            messages: messages.len() as u64,
+            session_id,
+            bytes,
+        })
+    }
+
+    /// How many messages the batch holds.
+    pub fn len(&self) -> u64 {
+        self.messages
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+}
+
 /// One write. A list of them is applied in one transaction, in order.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
@@ -58,6 +98,9 @@ pub enum WriteOp {
         session_id: String,
         messages: Vec<SharedMessage>,
     },
+    /// `AppendMessages` already encoded by its sender (a session actor, on its own arbiter), so the one
+    /// writer thread only inserts bytes.
+    AppendEncoded(EncodedBatch),
     /// The record, its index key and all its message rows.
     DeleteSession {
         session_id: String,
@@ -69,5 +112,43 @@ pub enum WriteOp {
     PutSetting {
         key: String,
         value: String,
+    },
+    /// Raise the session's seqId ceiling to `ceiling` (src/storage/sequence.rs).
+    ReserveSeq {
+        session_id: String,
+        ceiling: u64,
+    },
+    /// Keep what the session was started with (src/storage/starts.rs).
+    PutStart {
+        session_id: String,
+        start: Vec<u8>,
+    },
+    /// One live event in the journal (src/storage/journal.rs).
+    JournalAppend {
+        epoch: u32,
+        n: u64,
+        entry: Vec<u8>,
+    },
+    /// Drop the journal's entries before (epoch, n).
+    JournalPrune {
+        epoch: u32,
+        n: u64,
+    },
+    /// Drop the session's seqId ceiling if it is no higher than `ceiling`: everything it handed out is
+    /// stored, so it may continue from its last stored seqId.
+    ReleaseSeq {
+        session_id: String,
+        ceiling: u64,
+    },
+    /// Adds a session's spend to its (project, day, session) ledger row (storage/ledger.rs).
+    AddSpend(Spend),
+    /// A project's whole cost ledger: only a project purge with `?ledger=true` asks for it.
+    DeleteLedger {
+        project_id: String,
+    },
+    /// A project's policy as JSON; `None` removes it (every field back to the defaults).
+    PutPolicy {
+        project_id: String,
+        policy: Option<String>,
     },
 }

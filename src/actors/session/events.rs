@@ -7,12 +7,14 @@ use std::sync::atomic::Ordering;
 use actix::prelude::*;
 
 use super::SessionActor;
-use crate::actors::project::{ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::actors::project::{
+    Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
+};
 use crate::messages::commands::LiveEvent;
-use crate::messages::convert::{convert_raw_message, init_model};
+use crate::messages::convert::{convert_raw_message, init_model, init_session};
 use crate::messages::numbers;
 use crate::messages::wire::{
-    now_ms, AgentStatus, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
+    now_ms, AgentStatus, CostPayload, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
 };
 
 impl SessionActor {
@@ -38,6 +40,11 @@ impl SessionActor {
                 self.state.record.model = model;
                 self.state.record_changed();
             }
+            // Kept with the session so that it can be resumed, after a restart too (src/actors/restart.rs).
+            if let Some(id) = init_session(raw) {
+                self.state.record.provider_session_id = Some(id);
+                self.state.record_changed();
+            }
             if let Some(msg) = convert_raw_message(raw) {
                 batch.push(self.state.push(msg));
             }
@@ -47,6 +54,7 @@ impl SessionActor {
         }
         self.state.record.updated_at = now_ms();
         self.changed(ctx);
+        self.prefetch_seq(ctx);
         self.links.metrics.agent_messages.inc_by(batch.len() as u64);
         self.stats
             .memory
@@ -130,7 +138,11 @@ impl SessionActor {
                 ),
                 Variant::Error,
             ),
-            AgentStatus::Running => self.touch(ctx),
+            AgentStatus::Running => {
+                // A budget may stop it again.
+                self.spend.running();
+                self.touch(ctx)
+            }
             AgentStatus::Idle => {}
         }
         if status.is_finished() {
@@ -143,17 +155,34 @@ impl SessionActor {
         self.flush_now(ctx);
     }
 
-    pub(super) fn apply_cost(
-        &mut self,
-        cost_usd: f64,
-        input_tokens: u64,
-        output_tokens: u64,
-        ctx: &mut Context<Self>,
-    ) {
-        let record = &mut self.state.record;
-        record.cost_usd = cost_usd;
-        record.input_tokens = input_tokens;
-        record.output_tokens = output_tokens;
+    /// Cost totals: added up over the agent's runs, recorded for the ledger, held against the budgets
+    /// (actors/spend.rs).
+    pub(super) fn apply_cost(&mut self, p: CostPayload, ctx: &mut Context<Self>) {
+        let totals = crate::actors::spend::Totals {
+            usd: p.cost_usd,
+            input: p.input_tokens,
+            output: p.output_tokens,
+        };
+        let increase = self.spend.apply(&mut self.state.record, p.run, totals);
+        if !increase.is_zero() {
+            let exceeded = self
+                .spend
+                .account(increase, &self.state.record, &self.links, now_ms());
+            if let Some(e) = exceeded.filter(|_| self.running()) {
+                let r = &self.state.record;
+                self.links
+                    .control
+                    .announce_budget(&r.project_id, &r.session_id, &e);
+                self.tell_project(Halt {
+                    session_id: r.session_id.clone(),
+                    error: e.error(),
+                    reason: HaltReason::Budget,
+                });
+            }
+        }
+        let record = &self.state.record;
+        let (cost_usd, input_tokens, output_tokens) =
+            (record.cost_usd, record.input_tokens, record.output_tokens);
         self.state.record_changed();
         self.changed(ctx);
         self.tell_project(SessionCost {
