@@ -170,13 +170,13 @@ pub struct LimitsConfig {
     pub max_extra_env: usize,
     /// Most bytes (keys and values together) a start request's `extraEnv` may hold.
     pub max_extra_env_bytes: ByteSize,
-    /// Raw message ids each session remembers, so that a retried ingest batch does not duplicate its
-    /// messages (0: no deduplication). 8 bytes an id, plus the set's overhead.
-    pub ingest_dedup_ids: usize,
     /// Bytes all sessions' in-memory message windows may hold together: past it, the stored messages of
     /// the least recently touched sessions are let go (reads of them go to storage). Messages not yet
     /// stored are never let go (`messages_in_memory` is their backpressure).
     pub window_bytes: ByteSize,
+    /// Raw message ids each session remembers, so that a retried ingest batch does not duplicate its
+    /// messages (0: no deduplication). 8 bytes an id, plus the set's overhead.
+    pub ingest_dedup_ids: usize,
 }
 
 /// One `[providers.NAME]` table.
@@ -295,8 +295,8 @@ impl Default for LimitsConfig {
             subscriber_buffer_bytes: ByteSize::mib(8),
             max_extra_env: 64,
             max_extra_env_bytes: ByteSize::kib(64),
-            ingest_dedup_ids: 1000,
             window_bytes: ByteSize::mib(64),
+            ingest_dedup_ids: 1000,
         }
     }
 }

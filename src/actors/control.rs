@@ -256,17 +256,16 @@ impl Control {
     /// The project's actor, if it is in memory.
     pub async fn project(&self, project_id: &str) -> Option<Mailbox<ProjectActor>> {
         let supervisor = self.supervisor.get()?;
-        match supervisor
+        supervisor
             .send(FindProject {
                 project_id: project_id.to_owned(),
             })
             .await
-            .ok()?
-        {
-            // A sleeping project holds no running session: nothing of it waits on an approval.
-            Found::Live(project) => Some(project),
-            Found::LetGo | Found::Unknown => None,
-        }
+            .ok()
+            .and_then(|found| match found {
+                Found::Live(project) => Some(project),
+                Found::LetGo | Found::Unknown => None,
+            })
     }
 }
 

@@ -30,6 +30,8 @@ use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider, Providers};
 use crate::storage::{SessionRecord, Store};
 
+pub use control::{Halt, HaltReason, SetAwaiting};
+
 /// How long a project started for a message that never came (its caller went away) stays.
 const UNUSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -42,7 +44,6 @@ pub use self::commands::{
 pub use self::inputs::{
     ForgetSession, ProjectActivity, SessionCost, SessionStatusChanged, SetStallThreshold, Summarize,
 };
-pub use control::{Halt, HaltReason, SetAwaiting};
 
 /// What every project actor shares with the engine.
 #[derive(Clone)]
@@ -345,7 +346,7 @@ impl Actor for ProjectActor {
             // Revived for a read: its last session comes back before any message is handled.
             self.in_flight += 1;
             ctx.wait(
-                self.restore(record, Vec::new(), true)
+                self.restore(record, Vec::new())
                     .map(|_, act, _| act.in_flight -= 1),
             );
         }
@@ -431,9 +432,9 @@ crate::instrument!(
     SessionCost,
     SessionStatusChanged,
     SetStallThreshold,
-    Deactivate,
     Halt,
     SetAwaiting,
+    Deactivate,
 );
 
 /// The parts of a project's health whose change is news: not the idle clock or the burn rate, which move

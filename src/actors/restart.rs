@@ -155,10 +155,11 @@ impl EngineParts {
         }
         // The project's last session becomes its current one, as loadLastSession makes it.
         self.load_last_session(project_id).await?;
-        let (_, session) = self
-            .ask_project(project_id, false, || CurrentSession)
+        let project = self
+            .existing_project(project_id)
             .await?
-            .ok_or(CommandError::NoSession)??;
+            .ok_or(CommandError::NoSession)?;
+        let (_, session) = project.send(CurrentSession).await??;
         let view = session
             .send(Snapshot {
                 page: Page {

@@ -70,10 +70,10 @@ pub struct SessionActor {
     /// The debounce or retry timer (`state` knows whether one is armed).
     flush_timer: Option<SpawnHandle>,
     stall_timer: Option<SpawnHandle>,
-    /// Raw message ids applied recently, for idempotent ingest.
-    recent_ids: dedup::RecentIds,
     /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
     restored: bool,
+    /// Raw message ids applied recently, for idempotent ingest.
+    recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
     /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
     spend: super::spend::SessionSpend,
@@ -105,8 +105,8 @@ impl SessionActor {
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: None,
             stall_timer: None,
-            recent_ids,
             restored: persisted,
+            recent_ids,
             stop_reason: StopReason::Completed,
             spend: Default::default(),
             stats,

@@ -54,7 +54,7 @@ impl Handler<StartSession> for ProjectActor {
         let mut spec = msg.spec;
         spec.session_id = self.next_session_id();
         spec.project_id = self.project_id.clone();
-        crate::actors::restart::keep_start(&self.links.session.persister, &spec);
+        super::super::restart::keep_start(&self.links.session.persister, &spec);
         let now = now_ms();
         let first = user_message(&spec.session_id, spec.prompt.clone(), now, true);
         let record = SessionRecord {
@@ -323,7 +323,7 @@ impl Handler<RestoreLast> for ProjectActor {
         Box::pin(
             read.into_actor(self)
                 .then(|found, act, _| match found {
-                    Ok(Some((record, recent))) => act.restore(record, recent, false).boxed_local(),
+                    Ok(Some((record, recent))) => act.restore(record, recent).boxed_local(),
                     Ok(None) => fut::ready(Ok(false)).boxed_local(),
                     Err(e) => fut::ready(Err(e)).boxed_local(),
                 })
@@ -346,20 +346,18 @@ impl ProjectActor {
     }
 
     /// Makes `record`, the project's last stored session, its current one if it is finished (as
-    /// loadLastSession) or, with `running_too` (a project revived for a read), also if it still runs (a
-    /// session fed from outside, kept across a restart): the supervisor's live actor of it if there is
-    /// one, else a new actor holding `recent`. Answers whether the project now holds it.
+    /// loadLastSession): the supervisor's live actor of it if there is one, else a new actor holding
+    /// `recent`. Answers whether the project now holds it.
     pub(super) fn restore(
         &mut self,
         record: SessionRecord,
         recent: Vec<AgentMessage>,
-        running_too: bool,
     ) -> impl ActorFuture<Self, Output = Result<bool, CommandError>> + 'static {
         let supervisor = self.links.supervisor.clone();
         let session_id = record.session_id.clone();
-        let wanted = running_too || record.status.is_finished();
+        let finished = record.status.is_finished();
         async move {
-            if !wanted {
+            if !finished {
                 return Ok(None);
             }
             let live = supervisor.send(FindSession { session_id }).await?;

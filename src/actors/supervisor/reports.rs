@@ -13,8 +13,8 @@ use crate::messages::commands::{ProjectSummary, TopBy, TopEntry};
 use crate::messages::wire::{ActivityState, ProjectHealth};
 
 /// Every project, live or stored: the live ones as their actors tell (only projects with work are live),
-/// the others from storage's project index with their last session, which a read of them would restore;
-/// a project let go in this process shows no session, as its reads answer.
+/// the others from storage's project index with their last finished session, which a read of them would
+/// restore; a project let go in this process shows no session, as its reads answer.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<ProjectSummary>, CommandError>")]
 pub struct ListProjects;
@@ -38,7 +38,7 @@ impl Handler<ListProjects> for Supervisor {
             let stored = tokio::task::spawn_blocking(move || {
                 let mut stored = Vec::new();
                 for id in store.project_ids()? {
-                    let last = store.last_session(&id)?;
+                    let last = store.last_session(&id)?.filter(|r| r.status.is_finished());
                     stored.push((id, last));
                 }
                 Ok::<_, crate::storage::StorageError>(stored)
