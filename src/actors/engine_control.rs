@@ -52,9 +52,8 @@ impl EngineParts {
         validate::project_id(project_id)?;
         let policy = self.control.update_policy(project_id, patch).await?;
         // The project's health and its session's stall timer follow the policy's stall.after at once.
-        if let Some(project) = self.existing_project(project_id).await? {
-            project.send(SetStallThreshold(None)).await?;
-        }
+        self.ask_project(project_id, false, || SetStallThreshold(None))
+            .await?;
         Ok(policy)
     }
 
