@@ -5,6 +5,7 @@
 
 mod events;
 mod protocol;
+mod seq;
 pub mod state;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,6 +68,8 @@ pub struct SessionActor {
     /// The debounce or retry timer (`state` knows whether one is armed).
     flush_timer: Option<SpawnHandle>,
     stall_timer: Option<SpawnHandle>,
+    /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
+    restored: bool,
     stop_reason: StopReason,
     /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
     spend: super::spend::SessionSpend,
@@ -89,12 +92,14 @@ impl SessionActor {
             debounce: timers.persist_debounce,
             retry: timers.persist_retry,
             retry_max: timers.persist_retry_max,
+            seq_block: links.config.storage.seq_block,
         };
         SessionActor {
             state: SessionState::new(record, recent, persisted, detached, rules),
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: None,
             stall_timer: None,
+            restored: persisted,
             stop_reason: StopReason::Completed,
             spend: Default::default(),
             stats,
@@ -115,10 +120,10 @@ impl SessionActor {
         self.record().status == AgentStatus::Running
     }
 
+    /// Every event goes to the broadcaster, subscribers or not: its journal keeps them for clients that
+    /// reconnect (src/actors/journal.rs).
     fn publish(&self, event: impl FnOnce() -> LiveEvent) {
-        if self.links.subscribers.load(Ordering::Relaxed) > 0 {
-            self.links.broadcaster.do_send(Publish(event()));
-        }
+        self.links.broadcaster.do_send(Publish(event()));
     }
 
     fn notify(&self, message: String, variant: Variant) {
@@ -347,6 +352,11 @@ impl Actor for SessionActor {
         }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
+        if self.restored {
+            self.read_seq_ceiling(ctx);
+        } else {
+            self.prefetch_seq(ctx);
+        }
         self.touch(ctx);
         if !self.state.is_clean() {
             self.flush_now(ctx);
@@ -360,6 +370,9 @@ impl Actor for SessionActor {
         if self.state.stopping() {
             self.links.metrics.dirty_sessions.dec();
         }
+        if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
+            self.release_seq();
+        }
         self.links.supervisor.do_send(SessionGone {
             session_id: self.record().session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
@@ -371,6 +384,34 @@ impl Handler<Deliver> for SessionActor {
     type Result = ResponseFuture<Result<(), CommandError>>;
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
+        let n = msg
+            .events
+            .iter()
+            .map(|e| match e {
+                SidecarEvent::Message(p) => p.messages.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        if self.state.seq.covers(self.record().last_seq, n) {
+            return self.deliver(msg, ctx);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.reserve_then(n, ctx, move |act, ctx| {
+            let answer = act.deliver(msg, ctx);
+            actix::spawn(async move {
+                let _ = tx.send(answer.await);
+            });
+        });
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+impl SessionActor {
+    fn deliver(
+        &mut self,
+        msg: Deliver,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), CommandError>> {
         for event in msg.events {
             match event {
                 SidecarEvent::Message(p) => self.apply_messages(p.messages, ctx),
@@ -399,10 +440,23 @@ impl Handler<AddUserMessage> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: AddUserMessage, ctx: &mut Context<Self>) {
-        let message = user_message(&self.record().session_id, msg.prompt, now_ms(), false);
+        if self.state.seq.covers(self.record().last_seq, 1) {
+            self.add_user_message(msg.prompt, ctx);
+        } else {
+            self.reserve_then(1, ctx, move |act, ctx| {
+                act.add_user_message(msg.prompt, ctx)
+            });
+        }
+    }
+}
+
+impl SessionActor {
+    fn add_user_message(&mut self, prompt: String, ctx: &mut Context<Self>) {
+        let message = user_message(&self.record().session_id, prompt, now_ms(), false);
         let shared = self.state.push(message);
         self.state.record.updated_at = now_ms();
         self.changed(ctx);
+        self.prefetch_seq(ctx);
         let (session_id, project_id) = self.ids();
         self.publish(|| LiveEvent::Messages {
             session_id,

@@ -14,8 +14,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    approvals, cost, debug, events, health, ops, policy, projects, sessions, settings, sidecar,
-    ticket, AppState,
+    approvals, cluster, cost, debug, events, health, ops, policy, projects, resume, sessions,
+    settings, sidecar, ticket, AppState,
 };
 use crate::messages::commands::TopBy;
 
@@ -36,6 +36,7 @@ use crate::messages::commands::TopBy;
         projects::current,
         projects::clear,
         projects::restore,
+        resume::resume,
         projects::purge,
         projects::stall_threshold,
         sessions::get,
@@ -56,6 +57,7 @@ use crate::messages::commands::TopBy;
         approvals::answer,
         cost::project,
         cost::all,
+        cluster::status,
         document,
         ops::metrics,
         ops::healthz,

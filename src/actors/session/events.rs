@@ -11,7 +11,7 @@ use crate::actors::project::{
     Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
 };
 use crate::messages::commands::LiveEvent;
-use crate::messages::convert::{convert_raw_message, init_model};
+use crate::messages::convert::{convert_raw_message, init_model, init_session};
 use crate::messages::numbers;
 use crate::messages::wire::{
     now_ms, AgentStatus, CostPayload, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
@@ -26,6 +26,11 @@ impl SessionActor {
                 self.state.record.model = model;
                 self.state.record_changed();
             }
+            // Kept with the session so that it can be resumed, after a restart too (src/actors/restart.rs).
+            if let Some(id) = init_session(raw) {
+                self.state.record.provider_session_id = Some(id);
+                self.state.record_changed();
+            }
             if let Some(msg) = convert_raw_message(raw) {
                 batch.push(self.state.push(msg));
             }
@@ -35,6 +40,7 @@ impl SessionActor {
         }
         self.state.record.updated_at = now_ms();
         self.changed(ctx);
+        self.prefetch_seq(ctx);
         self.links.metrics.agent_messages.inc_by(batch.len() as u64);
         self.stats
             .memory

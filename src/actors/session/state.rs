@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::actors::seq_block::SeqBlock;
 use crate::error::CommandError;
 use crate::messages::wire::{AgentMessage, AgentStatus, SharedMessage};
 use crate::storage::{SessionRecord, StorageError, WriteOp};
@@ -30,6 +31,8 @@ pub struct Rules {
     pub debounce: Duration,
     pub retry: Duration,
     pub retry_max: Duration,
+    /// seqIds reserved durably at a time (`storage.seq_block`, src/actors/seq_block.rs).
+    pub seq_block: u64,
 }
 
 /// What `begin_flush` decided.
@@ -69,6 +72,8 @@ pub enum Next {
 /// A session's record, its window of messages and where persistence stands.
 pub struct SessionState {
     pub record: SessionRecord,
+    /// The seqIds it may hand out: reserved durably ahead of use (src/actors/seq_block.rs).
+    pub seq: SeqBlock,
     window: VecDeque<SharedMessage>,
     /// Approximate bytes held by the window (for `/v1/debug/top`).
     window_bytes: u64,
@@ -109,6 +114,7 @@ impl SessionState {
             recent.first().map_or(record.last_seq, |m| m.seq_id - 1)
         };
         SessionState {
+            seq: SeqBlock::new(record.last_seq, rules.seq_block),
             window_bytes: recent.iter().map(|m| approx_size(m)).sum(),
             window: recent.into(),
             persisted_seq,
@@ -148,6 +154,11 @@ impl SessionState {
 
     /// Gives `message` the next seqId and puts it in the window.
     pub fn push(&mut self, mut message: AgentMessage) -> SharedMessage {
+        // A previous life may have handed out seqIds up to its ceiling that storage never got: skip them.
+        // Both counters move, so the count of messages awaiting storage stays what it was.
+        let next = self.seq.skip_to(self.record.last_seq);
+        self.persisted_seq += next - self.record.last_seq;
+        self.record.last_seq = next;
         self.record.last_seq += 1;
         self.record.message_count += 1;
         message.seq_id = self.record.last_seq;

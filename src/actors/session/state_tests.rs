@@ -8,6 +8,7 @@ const RULES: Rules = Rules {
     debounce: Duration::from_millis(100),
     retry: Duration::from_millis(10),
     retry_max: Duration::from_millis(40),
+    seq_block: 1000,
 };
 
 fn record(status: AgentStatus) -> SessionRecord {
