@@ -34,13 +34,13 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub health: HealthConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[cluster]`: off unless enabled (`serve --cluster`); see `crate::cluster`.
+    pub cluster: crate::cluster::ClusterConfig,
+    pub resume: ResumeConfig,
     /// `[policy]`: every project's agent policy unless it sets its own (issue 15).
     pub policy: crate::messages::policy::PolicyDefaults,
     /// `[pricing.<model>]`: prices for providers that report tokens without cost, over the built-in ones.
     pub pricing: BTreeMap<String, crate::messages::policy::Price>,
-    /// `[cluster]`: off unless enabled (`serve --cluster`); see `crate::cluster`.
-    pub cluster: crate::cluster::ClusterConfig,
-    pub resume: ResumeConfig,
 }
 
 /// `[resume]`: what a restart does to sessions whose agent was a child of the previous process.
@@ -170,6 +170,13 @@ pub struct LimitsConfig {
     pub max_extra_env: usize,
     /// Most bytes (keys and values together) a start request's `extraEnv` may hold.
     pub max_extra_env_bytes: ByteSize,
+    /// Bytes all sessions' in-memory message windows may hold together: past it, the stored messages of
+    /// the least recently touched sessions are let go (reads of them go to storage). Messages not yet
+    /// stored are never let go (`messages_in_memory` is their backpressure).
+    pub window_bytes: ByteSize,
+    /// Raw message ids each session remembers, so that a retried ingest batch does not duplicate its
+    /// messages (0: no deduplication). 8 bytes an id, plus the set's overhead.
+    pub ingest_dedup_ids: usize,
 }
 
 /// One `[providers.NAME]` table.
@@ -213,10 +220,10 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
             providers: default_providers(),
-            policy: Default::default(),
-            pricing: BTreeMap::new(),
             cluster: crate::cluster::ClusterConfig::default(),
             resume: ResumeConfig::default(),
+            policy: Default::default(),
+            pricing: BTreeMap::new(),
         }
     }
 }
@@ -288,6 +295,8 @@ impl Default for LimitsConfig {
             subscriber_buffer_bytes: ByteSize::mib(8),
             max_extra_env: 64,
             max_extra_env_bytes: ByteSize::kib(64),
+            window_bytes: ByteSize::mib(64),
+            ingest_dedup_ids: 1000,
         }
     }
 }

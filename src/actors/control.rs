@@ -15,7 +15,7 @@ use super::broadcaster::{Broadcaster, Publish};
 use super::metrics::{Mailbox, Metrics};
 use super::persister::PersisterHandle;
 use super::project::ProjectActor;
-use super::supervisor::{FindProject, Supervisor};
+use super::supervisor::{FindProject, Found, Supervisor};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, LiveEvent};
@@ -249,6 +249,7 @@ impl Control {
                 }],
             })],
             durable: false,
+            dedupe: false,
         });
     }
 
@@ -261,7 +262,10 @@ impl Control {
             })
             .await
             .ok()
-            .flatten()
+            .and_then(|found| match found {
+                Found::Live(project) => Some(project),
+                Found::LetGo | Found::Unknown => None,
+            })
     }
 }
 

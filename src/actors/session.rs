@@ -3,6 +3,7 @@
 //! unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
 //! project and the broadcaster, and answers readers.
 
+mod dedup;
 mod events;
 mod protocol;
 mod seq;
@@ -39,7 +40,8 @@ pub use self::protocol::{
 #[derive(Clone)]
 pub struct SessionLinks {
     pub config: Arc<Config>,
-    pub project: Mailbox<ProjectActor>,
+    /// None for a session brought back for late events while its project sleeps.
+    pub project: Option<Mailbox<ProjectActor>>,
     pub supervisor: Mailbox<Supervisor>,
     pub broadcaster: Mailbox<Broadcaster>,
     pub subscribers: Arc<AtomicUsize>,
@@ -70,6 +72,8 @@ pub struct SessionActor {
     stall_timer: Option<SpawnHandle>,
     /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
     restored: bool,
+    /// Raw message ids applied recently, for idempotent ingest.
+    recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
     /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
     spend: super::spend::SessionSpend,
@@ -94,12 +98,15 @@ impl SessionActor {
             retry_max: timers.persist_retry_max,
             seq_block: links.config.storage.seq_block,
         };
+        // Read before `recent` moves into the state: a session read back remembers its stored ids.
+        let recent_ids = dedup::RecentIds::seeded(limits.ingest_dedup_ids, &recent);
         SessionActor {
             state: SessionState::new(record, recent, persisted, detached, rules),
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: None,
             stall_timer: None,
             restored: persisted,
+            recent_ids,
             stop_reason: StopReason::Completed,
             spend: Default::default(),
             stats,
@@ -118,6 +125,18 @@ impl SessionActor {
 
     fn running(&self) -> bool {
         self.record().status == AgentStatus::Running
+    }
+
+    /// Tells the project (if it holds this session's link) what happened, for its health.
+    fn tell_project<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ProjectActor: Handler<super::metrics::Timed<M>>,
+    {
+        if let Some(project) = &self.links.project {
+            project.do_send(msg);
+        }
     }
 
     /// Every event goes to the broadcaster, subscribers or not: its journal keeps them for clients that
@@ -189,7 +208,7 @@ impl SessionActor {
                     // The project's stall action (issue 14): notify is the above; interrupt stops it.
                     let action = act.links.control.policy(&project_id).stall.action;
                     if action == crate::messages::policy::StallAction::Interrupt {
-                        act.links.project.do_send(super::project::Halt {
+                        act.tell_project(super::project::Halt {
                             session_id: act.record().session_id.clone(),
                             error: format!("Stalled: no progress for {mins} min"),
                             reason: super::project::HaltReason::Stall,
@@ -414,7 +433,7 @@ impl SessionActor {
     ) -> ResponseFuture<Result<(), CommandError>> {
         for event in msg.events {
             match event {
-                SidecarEvent::Message(p) => self.apply_messages(p.messages, ctx),
+                SidecarEvent::Message(p) => self.apply_messages(p.messages, msg.dedupe, ctx),
                 SidecarEvent::Status(p) => {
                     self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
                 }
@@ -521,8 +540,9 @@ impl Handler<FlushNow> for SessionActor {
 impl Handler<Attach> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, _: Attach, _: &mut Context<Self>) {
+    fn handle(&mut self, Attach(project): Attach, _: &mut Context<Self>) {
         self.state.detached = false;
+        self.links.project = Some(project);
     }
 }
 

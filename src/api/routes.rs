@@ -92,6 +92,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             web::route().to(health::aggregates)
         }),
         endpoint(M::GET, "/v1/debug/top", || web::route().to(debug::top)),
+        endpoint(M::GET, "/v1/cluster", || web::route().to(cluster::status)),
         // Agents under control (issue 15).
         endpoint(M::GET, "/v1/projects/{projectId}/policy", || {
             web::route().to(policy::get)
@@ -109,7 +110,6 @@ pub fn endpoints() -> Vec<Endpoint> {
             web::route().to(cost::project)
         }),
         endpoint(M::GET, "/v1/cost", || web::route().to(cost::all)),
-        endpoint(M::GET, "/v1/cluster", || web::route().to(cluster::status)),
         endpoint(M::GET, "/v1/openapi.json", || {
             web::route().to(openapi::document)
         }),

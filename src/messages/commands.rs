@@ -57,6 +57,9 @@ pub struct Page {
 pub struct Ingest {
     pub events: Vec<SidecarEvent>,
     pub durable: bool,
+    /// Drop raw messages whose id the session saw recently (`limits.ingest_dedup_ids`): set for batches
+    /// a client may retry (the HTTP ingest); provider adapters read each line once and need no check.
+    pub dedupe: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -51,13 +51,13 @@ pub struct StartSpec {
     pub worktree_name: Option<String>,
     /// `provider_settings[provider]` from the settings (e.g. ollama's `num_ctx`, `think`), or null.
     pub provider_settings: serde_json::Value,
+    /// Resume this session with the provider's own resume after a service restart (`resumeOnRestart`).
+    pub resume_on_restart: bool,
     /// The project's policy asks for tool permissions over the API (Claude: the stdio permission channel).
     pub ask_permissions: bool,
     /// The project's session budget, which an agent that can enforce one itself is given as a second
     /// guard (Claude: `--max-budget-usd`, per run).
     pub max_budget_usd: Option<f64>,
-    /// Resume this session with the provider's own resume after a service restart (`resumeOnRestart`).
-    pub resume_on_restart: bool,
 }
 
 /// What a provider is given to take a session back that it no longer runs (after a restart, or on
@@ -189,6 +189,7 @@ impl EventSink {
             .send(Ingest {
                 events,
                 durable: false,
+                dedupe: false,
             })
             .await
             .map_err(|_| SinkClosed)?

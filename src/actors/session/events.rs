@@ -18,7 +18,21 @@ use crate::messages::wire::{
 };
 
 impl SessionActor {
-    pub(super) fn apply_messages(&mut self, raws: Vec<RawMessage>, ctx: &mut Context<Self>) {
+    /// With `dedupe`, raw messages whose id the session saw recently are dropped (a retried batch).
+    pub(super) fn apply_messages(
+        &mut self,
+        mut raws: Vec<RawMessage>,
+        dedupe: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if dedupe {
+            let before = raws.len();
+            raws.retain(|raw| self.recent_ids.first_time(&raw.id));
+            let dropped = before - raws.len();
+            if dropped > 0 {
+                self.links.metrics.duplicate_messages.inc_by(dropped as u64);
+            }
+        }
         let signals = crate::messages::progress::signals(&raws);
         let mut batch = Vec::with_capacity(raws.len());
         for raw in &raws {
@@ -61,7 +75,7 @@ impl SessionActor {
                 _ => {}
             }
         }
-        self.links.project.do_send(ProjectActivity {
+        self.tell_project(ProjectActivity {
             session_id: self.record().session_id.clone(),
             activity: crate::actors::health::Activity {
                 tool,
@@ -102,7 +116,7 @@ impl SessionActor {
         let stored_error = record.error.clone();
         self.state.status_changed(status);
         let (session_id, project_id) = self.ids();
-        self.links.project.do_send(SessionStatusChanged {
+        self.tell_project(SessionStatusChanged {
             session_id: session_id.clone(),
             status,
             error: stored_error.clone(),
@@ -159,7 +173,7 @@ impl SessionActor {
                 self.links
                     .control
                     .announce_budget(&r.project_id, &r.session_id, &e);
-                self.links.project.do_send(Halt {
+                self.tell_project(Halt {
                     session_id: r.session_id.clone(),
                     error: e.error(),
                     reason: HaltReason::Budget,
@@ -171,7 +185,7 @@ impl SessionActor {
             (record.cost_usd, record.input_tokens, record.output_tokens);
         self.state.record_changed();
         self.changed(ctx);
-        self.links.project.do_send(SessionCost {
+        self.tell_project(SessionCost {
             session_id: self.record().session_id.clone(),
             model: self.record().model.clone(),
             tokens: input_tokens.saturating_add(output_tokens),
