@@ -206,6 +206,8 @@ impl EngineParts {
         };
         spec.session_id = view.session_id.clone();
         spec.project_id = project_id.to_owned();
+        // The project's policy as it is now (issue 15): permission channel, budget guard, daily budget.
+        self.apply_policy(project_id, &mut spec)?;
         let conversation = record.and_then(|r| r.provider_session_id);
         let kind = self.config.providers.get(&view.provider).map(|p| p.kind);
         if matches!(kind, Some(ProviderKind::Claude | ProviderKind::Codex))
@@ -218,7 +220,8 @@ impl EngineParts {
             .filter(|m| matches!(m.role, MsgRole::User | MsgRole::Assistant))
             .map(|m| (m.role, m.content))
             .collect();
-        let sink = EventSink::new(self.supervisor.addr().clone().recipient());
+        let sink = EventSink::new(self.supervisor.addr().clone().recipient())
+            .with_permissions(self.control.clone());
         provider
             .adopt(
                 spec,
