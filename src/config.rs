@@ -34,6 +34,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub health: HealthConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[cluster]`: off unless enabled (`serve --cluster`); see `crate::cluster`.
+    pub cluster: crate::cluster::ClusterConfig,
     pub resume: ResumeConfig,
 }
 
@@ -207,6 +209,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
             providers: default_providers(),
+            cluster: crate::cluster::ClusterConfig::default(),
             resume: ResumeConfig::default(),
         }
     }
@@ -419,6 +422,7 @@ impl Config {
                 });
             }
         }
+        self.cluster.validate()?;
         if self.timers.stall_after.is_zero() {
             return Err(invalid("timers.stall_after", "must be above zero"));
         }

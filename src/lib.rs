@@ -4,6 +4,7 @@
 pub mod actors;
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -6,6 +6,7 @@
 //! way: stop accepting, end the live streams, drain, then flush storage.
 
 mod auth;
+mod cluster;
 mod console;
 mod cors;
 mod debug;
@@ -74,6 +75,8 @@ pub enum ServeError {
     },
     #[error("cannot start the engine: {0}")]
     Engine(#[from] StartError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// What every handler can reach.
@@ -97,6 +100,8 @@ pub struct AppState {
     tickets: Tickets,
     /// The configured providers' names, for the OpenAPI document's `provider` enum.
     provider_names: Vec<String>,
+    /// This node's cluster membership (`[cluster] enabled`); None in single-node mode.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl AppState {
@@ -112,6 +117,7 @@ impl AppState {
 pub struct RunningServer {
     addr: SocketAddr,
     engine: Engine,
+    cluster: Option<crate::cluster::Cluster>,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stopping: watch::Sender<bool>,
@@ -127,6 +133,11 @@ impl RunningServer {
         &self.engine
     }
 
+    /// The node's cluster membership, in cluster mode.
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.cluster.as_ref()
+    }
+
     /// Stops accepting, ends the event streams, lets open requests finish (up to a few seconds), then
     /// shuts the engine down, which stops the providers and flushes storage.
     pub async fn stop(self) {
@@ -137,6 +148,10 @@ impl RunningServer {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server ended with an error"),
             Err(e) => tracing::warn!(error = %e, "the HTTP server task failed"),
+        }
+        // Hand the partitions over before the engine stops, so peers take them at once.
+        if let Some(cluster) = &self.cluster {
+            cluster.stop().await;
         }
         self.engine.shutdown().await;
     }
@@ -167,6 +182,17 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
     let mut provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
     provider_names.sort();
     let engine = Engine::start(config.clone(), providers).await?;
+    let cluster = if config.cluster.enabled {
+        match crate::cluster::Cluster::start(&config.cluster, addr, engine.clone()).await {
+            Ok(cluster) => Some(cluster),
+            Err(e) => {
+                engine.shutdown().await;
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
     let (stopping_tx, stopping) = watch::channel(false);
     let state = web::Data::new(AppState {
         engine: engine.clone(),
@@ -180,6 +206,7 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
         stopping,
         tickets: Tickets::default(),
         provider_names,
+        cluster: cluster.clone(),
     });
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -194,6 +221,7 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
             .configure(routes::configure)
             .configure(console::configure)
             .default_service(web::to(routes::no_route))
+            .wrap(from_fn(cluster::forward_foreign))
             .wrap(from_fn(auth::require_token))
             .wrap(Condition::new(!origins.is_empty(), cors::cors(&origins)))
             .wrap(from_fn(guard::refuse_foreign))
@@ -205,6 +233,9 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
     let server = match server {
         Ok(server) => server.run(),
         Err(source) => {
+            if let Some(cluster) = &cluster {
+                cluster.stop().await;
+            }
             engine.shutdown().await;
             return Err(ServeError::Bind { addr, source });
         }
@@ -214,6 +245,7 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
     Ok(RunningServer {
         addr,
         engine,
+        cluster,
         handle,
         task,
         stopping: stopping_tx,

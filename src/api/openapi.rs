@@ -14,7 +14,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    debug, events, health, ops, projects, resume, sessions, settings, sidecar, ticket, AppState,
+    cluster, debug, events, health, ops, projects, resume, sessions, settings, sidecar, ticket,
+    AppState,
 };
 use crate::messages::commands::TopBy;
 
@@ -50,6 +51,7 @@ use crate::messages::commands::TopBy;
         health::attention,
         health::aggregates,
         debug::top,
+        cluster::status,
         document,
         ops::metrics,
         ops::healthz,

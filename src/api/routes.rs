@@ -8,8 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::errors::ApiError;
 use super::{
-    debug, events, health, openapi, ops, projects, resume, sessions, settings, sidecar, ticket,
-    trace,
+    cluster, debug, events, health, openapi, ops, projects, resume, sessions, settings, sidecar,
+    ticket, trace,
 };
 
 /// The live event stream: never compressed, because a compressor holds back small frames.
@@ -92,6 +92,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             web::route().to(health::aggregates)
         }),
         endpoint(M::GET, "/v1/debug/top", || web::route().to(debug::top)),
+        endpoint(M::GET, "/v1/cluster", || web::route().to(cluster::status)),
         endpoint(M::GET, "/v1/openapi.json", || {
             web::route().to(openapi::document)
         }),

@@ -69,6 +69,12 @@ pub async fn ingest(
         .inspect_err(|_| reject("invalid"))?;
     let outcome = if events.is_empty() {
         IngestOutcome::default()
+    } else if let Some(cluster) = &state.cluster {
+        // Cluster mode: stored in JetStream (every replica) before the 202; the owners apply it.
+        cluster.ingest(events).await.map_err(|e| {
+            reject("unavailable");
+            ApiError::Unavailable(e.to_string())
+        })?
     } else {
         state
             .engine

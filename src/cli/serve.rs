@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// Directory of the redb file (overrides storage.data_dir and AGENT_STORE_DATA_DIR)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Join the cluster configured in [cluster] (NATS JetStream); see docs/CLUSTER.md
+    #[arg(long)]
+    pub cluster: bool,
     /// Log lines for people (text) or machines (json)
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -71,6 +74,9 @@ pub fn load_config(args: &ServeArgs, env: Overrides) -> Result<Config, ConfigErr
         data_dir: args.data_dir.clone(),
         auth_token: None,
     }));
+    if args.cluster {
+        config.cluster.enabled = true;
+    }
     config.validate()?;
     Ok(config)
 }

@@ -1,0 +1,148 @@
+//! The HTTP side of cluster mode: `GET /v1/cluster` (this node, the partitions it holds, the nodes it
+//! knows of; 404 naming the switch on a node not in cluster mode), and the middleware that forwards a
+//! request about a project owned by another node to that node. The cluster logic is in `crate::cluster`.
+
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse, ResponseError};
+
+use super::errors::{ApiError, ErrorBody};
+use super::extract::read_body;
+use super::AppState;
+use crate::cluster::{forward, partition, Cluster, ClusterError, ClusterStatus, Route};
+
+#[utoipa::path(get, path = "/v1/cluster", operation_id = "clusterStatus", tag = "cluster",
+    responses(
+        (status = 200, description = "This node, the partitions it holds, and every node it knows of", body = ClusterStatus),
+        (status = 404, description = "This node does not run in cluster mode", body = ErrorBody),
+        (status = 503, description = "NATS did not answer", body = ErrorBody),
+    ))]
+pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(HttpResponse::NotFound().json(ErrorBody {
+            ok: false,
+            error: "cluster mode is off (serve --cluster, or [cluster] enabled = true)".into(),
+            session_id: None,
+        }));
+    };
+    let status = cluster
+        .status()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+/// In cluster mode, answers a request about a project this node does not own by forwarding it to the node
+/// that does (`cluster::forward`); everything else goes on to the route. Runs after authentication, and
+/// the owner authenticates the forwarded request again.
+pub async fn forward_foreign(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let state = AppState::of(req.request());
+    let max_body = state.max_body;
+    let cluster = match &state.cluster {
+        Some(cluster) if !req.headers().contains_key(forward::FORWARDED_HEADER) => cluster.clone(),
+        _ => return Ok(next.call(req).await?.map_into_left_body()),
+    };
+    let Some(project) = project_in_path(req.path()) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let holder = match route(&cluster, &project).await {
+        Ok(Route::Local) => return Ok(next.call(req).await?.map_into_left_body()),
+        Ok(Route::Remote(holder)) => holder,
+        Err(e) => {
+            let response = ApiError::Unavailable(e.to_string()).error_response();
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    };
+    let (http, mut payload) = req.into_parts();
+    let answer = async {
+        let body = read_body(&http, &mut payload, max_body).await?;
+        let request = forward::Forward {
+            method: http.method().to_string(),
+            path: http
+                .uri()
+                .path_and_query()
+                .map_or_else(|| http.path().to_owned(), |pq| pq.as_str().to_owned()),
+            headers: http
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            body,
+        };
+        cluster
+            .forward(&holder.node_id, request)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
+    .await;
+    let response = match answer {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut response = HttpResponse::build(status);
+            if let Some(content_type) = answer.content_type {
+                response.insert_header((CONTENT_TYPE, content_type));
+            }
+            response.body(answer.body)
+        }
+        Err(e) => e.error_response(),
+    };
+    Ok(ServiceResponse::new(http, response).map_into_right_body())
+}
+
+/// The owner of a project, waiting out a takeover (no holder) for up to two lease TTLs.
+async fn route(cluster: &Cluster, project: &str) -> Result<Route, ClusterError> {
+    let deadline = tokio::time::Instant::now() + cluster.config().lease_ttl * 2;
+    loop {
+        match cluster.route(project).await {
+            Err(ClusterError::NoOwner { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The project a path is about: `/v1/projects/{projectId}[/...]`, or the project of the session in
+/// `/v1/sessions/{sessionId}[/...]`. The live stream is not forwarded (it is not one answer).
+fn project_in_path(path: &str) -> Option<String> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    if parts.next() != Some("v1") {
+        return None;
+    }
+    match (parts.next(), parts.next()) {
+        (Some("projects"), Some(project)) if !project.is_empty() => Some(project.to_owned()),
+        (Some("sessions"), Some(session)) => {
+            partition::project_of_session(session).map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::project_in_path;
+
+    #[test]
+    fn the_project_of_a_path() {
+        assert_eq!(
+            project_in_path("/v1/projects/p1/session").as_deref(),
+            Some("p1")
+        );
+        assert_eq!(project_in_path("/v1/projects/p1").as_deref(), Some("p1"));
+        assert_eq!(
+            project_in_path("/v1/sessions/my-p-1700000000000/stderr").as_deref(),
+            Some("my-p")
+        );
+        assert_eq!(project_in_path("/v1/projects"), None);
+        assert_eq!(project_in_path("/v1/events"), None);
+        assert_eq!(project_in_path("/v1/cluster"), None);
+    }
+}

@@ -1,0 +1,141 @@
+//! `[cluster]`: whether this node joins a cluster, where its NATS servers are, and how projects are split
+//! into partitions and leased. Off by default: a node alone needs nothing but its binary.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Join the cluster (also `serve --cluster`).
+    pub enabled: bool,
+    /// NATS server URLs, comma-separated; the client fails over between them.
+    pub nats_url: String,
+    /// This node's name, unique in the cluster; empty: the host name and the HTTP port.
+    pub node_id: String,
+    /// How many partitions projects are hashed into. Fixed for the life of a cluster's data: changing it
+    /// moves projects between partitions.
+    pub partitions: u32,
+    /// How long a partition lease lives without renewal: a lost node's partitions move after this long.
+    /// JetStream's per-message TTLs count whole seconds, so at least 1 s.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// The URL other nodes and operators reach this node at (`GET /v1/cluster`); empty: `http://` and the
+    /// address the server listens on.
+    pub advertise_url: String,
+    /// JetStream replicas of the cluster's streams and buckets (1, or 3 on a three-server NATS cluster).
+    pub replicas: usize,
+    /// How long the ingest stream keeps a message (per partition subject, as a whole stream limit).
+    #[serde(with = "humantime_serde")]
+    pub stream_max_age: Duration,
+    /// The most bytes the ingest stream keeps; past it new publishes are refused (not acknowledged)
+    /// rather than old, maybe unapplied, messages dropped.
+    pub stream_max_bytes: bytesize::ByteSize,
+    /// How long a forwarded request waits for the owning node's answer.
+    #[serde(with = "humantime_serde")]
+    pub forward_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: false,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            node_id: String::new(),
+            partitions: 64,
+            lease_ttl: Duration::from_secs(10),
+            advertise_url: String::new(),
+            replicas: 1,
+            stream_max_age: Duration::from_secs(7 * 24 * 3600),
+            stream_max_bytes: bytesize::ByteSize::gib(10),
+            forward_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Checks the ranges serde cannot; only when the cluster is enabled.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: format!("cluster.{key}"),
+            message: message.into(),
+        };
+        if self.nats_url.split(',').all(|u| u.trim().is_empty()) {
+            return Err(invalid("nats_url", "must name at least one NATS server"));
+        }
+        if !(1..=4096).contains(&self.partitions) {
+            return Err(invalid("partitions", "must be within 1..=4096"));
+        }
+        if self.lease_ttl < Duration::from_secs(1) {
+            return Err(invalid("lease_ttl", "must be at least 1s"));
+        }
+        if !self.node_id.is_empty() && !crate::cluster::is_token(&self.node_id) {
+            return Err(invalid(
+                "node_id",
+                "may hold only letters, digits, '_' and '-' (it is part of NATS subjects)",
+            ));
+        }
+        if !matches!(self.replicas, 1..=5) {
+            return Err(invalid("replicas", "must be within 1..=5"));
+        }
+        if self.forward_timeout.is_zero() {
+            return Err(invalid("forward_timeout", "must be above zero"));
+        }
+        Ok(())
+    }
+
+    /// The lease TTL as JetStream counts it: whole seconds, rounded up.
+    pub fn lease_ttl_secs(&self) -> u64 {
+        self.lease_ttl.as_secs() + u64::from(self.lease_ttl.subsec_nanos() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_shipped_file_says_the_built_in_defaults() {
+        let c = Config::from_toml(include_str!("../../config/default.toml")).unwrap();
+        assert_eq!(
+            format!("{:?}", c.cluster),
+            format!("{:?}", ClusterConfig::default())
+        );
+        assert!(!c.cluster.enabled);
+    }
+
+    #[test]
+    fn bad_values_are_named_only_when_enabled() {
+        let on = |extra: &str| Config::from_toml(&format!("[cluster]\nenabled = true\n{extra}"));
+        assert!(on("").is_ok());
+        let e = on("lease_ttl = \"500ms\"").unwrap_err();
+        assert!(e.to_string().contains("cluster.lease_ttl"), "{e}");
+        let e = on("partitions = 0").unwrap_err();
+        assert!(e.to_string().contains("cluster.partitions"), "{e}");
+        let e = on("node_id = \"a.b\"").unwrap_err();
+        assert!(e.to_string().contains("cluster.node_id"), "{e}");
+        let e = on("nats_url = \" , \"").unwrap_err();
+        assert!(e.to_string().contains("cluster.nats_url"), "{e}");
+        assert!(Config::from_toml("[cluster]\npartitions = 0").is_ok());
+        let e = Config::from_toml("[cluster]\nleases = 3").unwrap_err();
+        assert!(e.to_string().contains("leases"), "{e}");
+    }
+
+    #[test]
+    fn the_lease_ttl_rounds_up_to_whole_seconds() {
+        let mut c = ClusterConfig {
+            lease_ttl: Duration::from_millis(1500),
+            ..ClusterConfig::default()
+        };
+        assert_eq!(c.lease_ttl_secs(), 2);
+        c.lease_ttl = Duration::from_secs(3);
+        assert_eq!(c.lease_ttl_secs(), 3);
+    }
+}

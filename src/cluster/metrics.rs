@@ -1,0 +1,60 @@
+//! Cluster metrics, registered in the engine's registry so `GET /metrics` carries them: lease changes,
+//! forwarding, and how far behind the stream each owned partition's apply is (replay lag).
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct ClusterMetrics {
+    /// `event`: acquired | released | lost (fenced or expired) | refused (held elsewhere).
+    pub lease_changes: IntCounterVec,
+    /// `outcome`: sent | answered | failed (requests this node forwarded to an owner), and served (requests
+    /// it answered for another node).
+    pub forwarded: IntCounterVec,
+    /// Ingest messages stored in the partition's stream but not yet applied here.
+    pub replay_lag: IntGaugeVec,
+    /// `stage`: published (acknowledged by JetStream) | applied (into the local engine) | skipped (a
+    /// replayed duplicate).
+    pub ingest: IntCounterVec,
+}
+
+impl ClusterMetrics {
+    pub fn new(registry: &Registry) -> ClusterMetrics {
+        let counter = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(
+                Opts::new(format!("agent_store_cluster_{name}"), help),
+                &[label],
+            )
+            .expect("valid metric");
+            // Registered once per engine; a second cluster on the same registry keeps its own copy.
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        let replay_lag = IntGaugeVec::new(
+            Opts::new(
+                "agent_store_cluster_replay_lag",
+                "Ingest messages stored in JetStream for an owned partition and not yet applied here",
+            ),
+            &["partition"],
+        )
+        .expect("valid metric");
+        let _ = registry.register(Box::new(replay_lag.clone()));
+        ClusterMetrics {
+            lease_changes: counter(
+                "lease_changes_total",
+                "Partition lease changes on this node",
+                "event",
+            ),
+            forwarded: counter(
+                "forwarded_total",
+                "Requests forwarded to the owning node, and answered for other nodes",
+                "outcome",
+            ),
+            replay_lag,
+            ingest: counter(
+                "ingest_total",
+                "Sidecar ingest batches through JetStream",
+                "stage",
+            ),
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Cluster mode (`[cluster] enabled`, `serve --cluster`): several nodes share one NATS JetStream, which is
+//! both the replicated log and the coordination service. Projects hash into partitions (`partition.rs`);
+//! each partition is owned by one node at a time through a lease in a JetStream key-value bucket
+//! (`lease.rs`), spread over the live nodes (`members.rs`) by the lease manager (`manager.rs`).
+//!
+//! This module sits beside the engine, not inside it: a node's engine and redb store stay what they are
+//! in single-node mode, and the cluster only decides which node's engine a project's work goes to.
+//! Single-node mode never touches this module. See docs/CLUSTER.md for the design and its failure modes.
+
+mod config;
+mod error;
+pub mod forward;
+pub mod ingest;
+mod lease;
+mod manager;
+mod members;
+mod metrics;
+pub mod partition;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use tokio::sync::watch;
+
+pub use config::ClusterConfig;
+pub use error::{ClusterError, LeaseError};
+pub use lease::{Holder, Lease, Leases};
+pub use manager::{LeaseManager, Owned};
+pub use members::{Members, NodeInfo};
+pub use metrics::ClusterMetrics;
+pub use partition::Partition;
+
+/// The key-value bucket of partition leases.
+pub const LEASE_BUCKET: &str = "agent_store_leases";
+/// The key-value bucket of live nodes.
+pub const NODE_BUCKET: &str = "agent_store_nodes";
+
+/// Whether `s` can be one token of a NATS subject and a key: letters, digits, '_' and '-'.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// What `GET /v1/cluster` answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    pub node_id: String,
+    /// The partitions this node holds leases for.
+    pub partitions: Vec<Partition>,
+    /// Every live node, and nodes this one has seen that stopped heartbeating (`alive: false`).
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// Where a project's requests are answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Local,
+    Remote(Holder),
+}
+
+/// A node's membership in the cluster: its NATS connection and its lease manager.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClusterConfig,
+    me: Holder,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    leases: Leases,
+    members: Members,
+    owned: watch::Receiver<Owned>,
+    stop: watch::Sender<bool>,
+    manager: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Every node seen alive, so one that died still shows (as not alive).
+    seen: Mutex<Vec<NodeInfo>>,
+    metrics: ClusterMetrics,
+}
+
+impl Cluster {
+    /// Connects to NATS, opens (creating when absent) the lease and membership buckets and the ingest
+    /// stream, answers forwarded requests, and starts the lease manager and the appliers of the partitions
+    /// it comes to hold; returns once the first lease round is done. `http_addr` is where this node's API
+    /// listens, for the default node id and URL and for replaying forwarded requests.
+    pub async fn start(
+        config: &ClusterConfig,
+        http_addr: SocketAddr,
+        engine: crate::engine::Engine,
+    ) -> Result<Cluster, ClusterError> {
+        let node_id = if config.node_id.is_empty() {
+            default_node_id(http_addr)
+        } else {
+            config.node_id.clone()
+        };
+        let url = if config.advertise_url.is_empty() {
+            format!("http://{http_addr}")
+        } else {
+            config.advertise_url.clone()
+        };
+        let client = connect(config, &node_id).await?;
+        let js = jetstream::new(client.clone());
+        let ttl = Duration::from_secs(config.lease_ttl_secs());
+        let leases = Leases::open(js.clone(), LEASE_BUCKET, ttl, config.replicas).await?;
+        let members = Members::open(js.clone(), NODE_BUCKET, ttl, config.replicas).await?;
+        let stream = ingest::open_stream(&js, config).await?;
+        let metrics = ClusterMetrics::new(&engine.metrics().registry);
+        forward::serve(
+            client.clone(),
+            node_id.clone(),
+            http_addr,
+            config.forward_timeout,
+            metrics.clone(),
+        )
+        .await?;
+        let me = Holder { node_id, url };
+        let mut manager = LeaseManager::new(
+            leases.clone(),
+            members.clone(),
+            me.clone(),
+            config.partitions,
+            metrics.clone(),
+        );
+        let owned = manager.subscribe();
+        // Say this node is here and give nodes starting at the same moment one round to say so too, so the
+        // first to start does not take every partition only to hand most of them over a moment later.
+        manager.announce().await;
+        tokio::time::sleep(manager.period()).await;
+        manager.tick().await;
+        tokio::spawn(ingest::apply_owned(
+            stream,
+            engine,
+            owned.clone(),
+            ttl,
+            metrics.clone(),
+        ));
+        let (stop, stopping) = watch::channel(false);
+        let task = tokio::spawn(manager.run(stopping));
+        tracing::info!(node = %me.node_id, url = %me.url, partitions = owned.borrow().len(), "cluster: joined");
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                me,
+                client,
+                js,
+                leases,
+                members,
+                owned,
+                stop,
+                manager: Mutex::new(Some(task)),
+                seen: Mutex::new(Vec::new()),
+                metrics,
+            }),
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.me.node_id
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &ClusterMetrics {
+        &self.inner.metrics
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
+    /// The leases this node holds, as they change.
+    pub fn owned(&self) -> watch::Receiver<Owned> {
+        self.inner.owned.clone()
+    }
+
+    /// The partition of a project.
+    pub fn partition_of(&self, project_id: &str) -> Partition {
+        partition::of_project(project_id, self.inner.config.partitions)
+    }
+
+    /// Where a project's requests go: this node, when it holds the project's partition (or the lease store
+    /// says so), else the holder; `NoOwner` while nobody holds it.
+    pub async fn route(&self, project_id: &str) -> Result<Route, ClusterError> {
+        let partition = self.partition_of(project_id);
+        if self.inner.owned.borrow().contains_key(&partition) {
+            return Ok(Route::Local);
+        }
+        match self.inner.leases.holder(partition).await? {
+            Some((holder, _)) if holder.node_id == self.inner.me.node_id => Ok(Route::Local),
+            Some((holder, _)) => Ok(Route::Remote(holder)),
+            None => Err(ClusterError::NoOwner { partition }),
+        }
+    }
+
+    /// Forwards a request to `node` and returns its answer.
+    pub async fn forward(
+        &self,
+        node: &str,
+        request: forward::Forward,
+    ) -> Result<forward::Answer, ClusterError> {
+        forward::send(
+            &self.inner.client,
+            node,
+            request,
+            self.inner.config.forward_timeout,
+            &self.inner.metrics,
+        )
+        .await
+    }
+
+    /// Publishes a sidecar batch to the ingest stream; answers once JetStream stored all of it.
+    pub async fn ingest(
+        &self,
+        events: Vec<crate::messages::wire::SidecarEvent>,
+    ) -> Result<crate::messages::commands::IngestOutcome, ClusterError> {
+        ingest::publish(
+            &self.inner.js,
+            self.inner.config.partitions,
+            events,
+            &self.inner.metrics,
+        )
+        .await
+    }
+
+    /// This node, the partitions it holds, and every node it knows of.
+    pub async fn status(&self) -> Result<ClusterStatus, ClusterError> {
+        let live = self.inner.members.live().await?;
+        let nodes = {
+            let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.retain(|old| !live.iter().any(|n| n.node_id == old.node_id));
+            for gone in seen.iter_mut() {
+                gone.alive = false;
+                gone.partitions.clear();
+            }
+            seen.extend(live.iter().cloned());
+            seen.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            seen.clone()
+        };
+        Ok(ClusterStatus {
+            node_id: self.inner.me.node_id.clone(),
+            partitions: self.inner.owned.borrow().keys().copied().collect(),
+            nodes,
+        })
+    }
+
+    /// Releases this node's leases and leaves, so peers take its partitions at once. Idempotent.
+    pub async fn stop(&self) {
+        let _ = self.inner.stop.send(true);
+        let task = self
+            .inner
+            .manager
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        let _ = self.inner.client.flush().await;
+    }
+}
+
+async fn connect(
+    config: &ClusterConfig,
+    node_id: &str,
+) -> Result<async_nats::Client, ClusterError> {
+    let urls: Vec<&str> = config
+        .nats_url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    async_nats::ConnectOptions::new()
+        .name(format!("agent-store {node_id}"))
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        .connect(urls.as_slice())
+        .await
+        .map_err(|e| ClusterError::Connect {
+            url: config.nats_url.clone(),
+            message: e.to_string(),
+        })
+}
+
+/// `<host name>-<port>`, reduced to subject-safe characters.
+fn default_node_id(addr: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("{host}-{}", addr.port())
+}

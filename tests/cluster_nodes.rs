@@ -1,0 +1,201 @@
+//! Three agent-store nodes in cluster mode (each the real app: engine, redb in its own directory, HTTP on
+//! an ephemeral port) on one real nats-server with JetStream. Partitions spread over the nodes; any node
+//! answers a project's routes by forwarding to the owner; a sidecar batch posted to any node is stored in
+//! JetStream before the 202 and applied by the owner, once. A node not in cluster mode says so at
+//! `/v1/cluster`.
+//!
+//! Skips without nats-server (see tests/cluster_support/nats.rs), except under `CI=true`.
+
+mod common;
+#[path = "cluster_support/nats.rs"]
+mod nats;
+#[path = "support/wait.rs"]
+mod wait;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use agent_store::cluster::partition;
+use common::{assert_error, send, text_event, TestApp};
+use nats::NatsServer;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wait::eventually;
+
+const PARTITIONS: u32 = 8;
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn node(nats: &NatsServer, id: &str) -> TestApp {
+    let (url, id) = (nats.url.clone(), id.to_owned());
+    TestApp::spawn_with(move |c| {
+        c.cluster.enabled = true;
+        c.cluster.nats_url = url;
+        c.cluster.node_id = id;
+        c.cluster.partitions = PARTITIONS;
+        c.cluster.lease_ttl = Duration::from_secs(1);
+        c.cluster.forward_timeout = Duration::from_secs(10);
+    })
+    .await
+}
+
+/// `GET /v1/cluster`, checked against the schema the served OpenAPI document declares for it.
+async fn cluster_view(app: &TestApp) -> Value {
+    let (status, body) = send(app.get("/v1/cluster")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, mut root) = send(app.get("/v1/openapi.json")).await;
+    root["$ref"] =
+        json!("#/paths/~1v1~1cluster/get/responses/200/content/application~1json/schema");
+    let validator = jsonschema::draft202012::new(&root).expect("the declared schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}: {body}");
+    body
+}
+
+/// Waits until the three nodes see each other and hold every partition exactly once between them;
+/// answers each node's partitions.
+async fn settled(nodes: &[&TestApp]) -> Vec<BTreeSet<u32>> {
+    eventually(PATIENCE, || async {
+        let mut held = Vec::new();
+        for app in nodes {
+            let view = cluster_view(app).await;
+            let alive = view["nodes"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["alive"] == true)
+                .count();
+            if alive != nodes.len() {
+                return None;
+            }
+            let mine: BTreeSet<u32> = view["partitions"]
+                .as_array()?
+                .iter()
+                .filter_map(|p| p.as_u64().map(|p| p as u32))
+                .collect();
+            held.push(mine);
+        }
+        let total: usize = held.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<u32> = held.iter().flatten().copied().collect();
+        (total == PARTITIONS as usize && union.len() == total && held.iter().all(|h| !h.is_empty()))
+            .then_some(held)
+    })
+    .await
+}
+
+/// A project whose partition is in `held`.
+fn project_in(held: &BTreeSet<u32>, prefix: &str) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|p| held.contains(&partition::of_project(p, PARTITIONS)))
+        .expect("some project hashes there")
+}
+
+#[actix_web::test]
+async fn any_node_answers_for_any_project_and_ingest_goes_through_jetstream_to_the_owner() {
+    let Some(nats) = NatsServer::start_or_skip("any_node_answers_for_any_project") else {
+        return;
+    };
+    let (a, b, c) = (
+        node(&nats, "a").await,
+        node(&nats, "b").await,
+        node(&nats, "c").await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    let project = project_in(&held[2], "owned-by-c");
+
+    // Started through a, run by c (the owner): a forwards it.
+    let sid = a.start(&project, "synthetic").await;
+    // Posted to b: stored in JetStream before the 202, then applied by c.
+    let events: Vec<Value> = (0..5)
+        .map(|i| text_event(&sid, &format!("m{i}"), &format!("text {i}")))
+        .collect();
+    let answer = b.ingest(Value::Array(events)).await;
+    assert_eq!(answer, json!({"accepted": 5, "ignored": 0}));
+
+    // Every node reads the same session, each message once, seqIds rising.
+    for app in [&a, &b, &c] {
+        let session = eventually(PATIENCE, || async {
+            let session = app.session(&sid).await;
+            (session["messages"].as_array()?.len() == 6).then_some(session)
+        })
+        .await;
+        assert_eq!(session["projectId"], project.as_str());
+        let messages = session["messages"].as_array().unwrap();
+        let texts: Vec<&str> = messages[1..]
+            .iter()
+            .map(|m| m["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["text 0", "text 1", "text 2", "text 3", "text 4"]);
+        let seqs: Vec<u64> = messages
+            .iter()
+            .map(|m| m["seqId"].as_u64().unwrap())
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "seqIds rise: {seqs:?}"
+        );
+
+        let (status, current) = send(app.get(&format!("/v1/projects/{project}/session"))).await;
+        assert_eq!(status, StatusCode::OK, "{current}");
+        assert_eq!(current["sessionId"], sid.as_str());
+    }
+    // Only the owner holds it in its engine: the others forwarded.
+    assert!(c.server().engine().has_session(&project).await.unwrap());
+    assert!(!a.server().engine().has_session(&project).await.unwrap());
+    assert!(!b.server().engine().has_session(&project).await.unwrap());
+
+    // Commands too: stop through b, seen from a.
+    let (status, body) = send(b.post(&format!("/v1/projects/{project}/stop"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let metrics = a
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("agent_store_cluster_forwarded_total{outcome=\"answered\"}"),
+        "forwarding is counted"
+    );
+    for app in [a, b, c] {
+        app.stop().await;
+    }
+}
+
+#[actix_web::test]
+async fn a_node_that_stops_hands_its_partitions_to_the_others() {
+    let Some(nats) = NatsServer::start_or_skip("a_node_that_stops_hands_its_partitions") else {
+        return;
+    };
+    let (a, b) = (node(&nats, "a").await, node(&nats, "b").await);
+    settled(&[&a, &b]).await;
+    b.stop().await;
+    eventually(PATIENCE, || async {
+        let view = cluster_view(&a).await;
+        (view["partitions"].as_array()?.len() == PARTITIONS as usize).then_some(())
+    })
+    .await;
+    let view = cluster_view(&a).await;
+    let b_view = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["nodeId"] == "b")
+        .cloned();
+    if let Some(b_view) = b_view {
+        assert_eq!(b_view["alive"], false, "{view}");
+    }
+    a.stop().await;
+}
+
+#[actix_web::test]
+async fn a_node_alone_says_cluster_mode_is_off() {
+    let app = TestApp::spawn().await;
+    let (status, body) = send(app.get("/v1/cluster")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "cluster mode is off");
+    app.stop().await;
+}
