@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use agent_store::cluster::partition;
+use agent_store::loadtest::{self, Options, TargetSpec};
 use common::{assert_error, send, text_event, TestApp};
 use nats::NatsServer;
 use reqwest::StatusCode;
@@ -198,4 +199,56 @@ async fn a_node_alone_says_cluster_mode_is_off() {
     let (status, body) = send(app.get("/v1/cluster")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "cluster mode is off");
     app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_load_generator_spreads_over_the_nodes_and_loses_nothing() {
+    let Some(nats) = NatsServer::start_or_skip("the_load_generator_spreads_over_the_nodes") else {
+        return;
+    };
+    let (a, b, c) = (
+        node(&nats, "a").await,
+        node(&nats, "b").await,
+        node(&nats, "c").await,
+    );
+    settled(&[&a, &b, &c]).await;
+    let url = |app: &TestApp| reqwest::Url::parse(&app.url("/")).unwrap();
+    let spec = TargetSpec::Http {
+        url: url(&a),
+        others: vec![url(&b), url(&c)],
+        token: None,
+        server_pid: None,
+    };
+    let options = Options {
+        projects: 12,
+        messages: 30,
+        batch: 40,
+        per_event: 5,
+        concurrency: 4,
+        quiet: true,
+        ..Options::default()
+    };
+    let report = loadtest::run(spec, options).await.expect("the run passes");
+    assert_eq!((report.acked, report.stored, report.errors), (360, 360, 0));
+    assert!(report.loss_check.passed, "{:?}", report.loss_check);
+    // Every node took requests.
+    for app in [&a, &b, &c] {
+        let metrics = app
+            .get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let published = metrics
+            .lines()
+            .find(|l| l.starts_with("agent_store_cluster_ingest_total{stage=\"published\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(published > 0.0, "a node published nothing");
+    }
+    for app in [a, b, c] {
+        app.stop().await;
+    }
 }

@@ -17,6 +17,7 @@ async fn app() -> TestApp {
 fn spec(app: &TestApp, token: &str) -> TargetSpec {
     TargetSpec::Http {
         url: Url::parse(&app.url("/")).unwrap(),
+        others: Vec::new(),
         token: Some(token.into()),
         // The server runs in this test process.
         server_pid: Some(std::process::id()),

@@ -46,20 +46,29 @@ pub async fn forward_foreign(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = AppState::of(req.request());
     let max_body = state.max_body;
-    let cluster = match &state.cluster {
-        Some(cluster) if !req.headers().contains_key(forward::FORWARDED_HEADER) => cluster.clone(),
-        _ => return Ok(next.call(req).await?.map_into_left_body()),
-    };
-    let Some(project) = project_in_path(req.path()) else {
+    let (Some(cluster), Some(project)) = (state.cluster.clone(), project_in_path(req.path()))
+    else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let holder = match route(&cluster, &project).await {
-        Ok(Route::Local) => return Ok(next.call(req).await?.map_into_left_body()),
-        Ok(Route::Remote(holder)) => holder,
-        Err(e) => {
-            let response = ApiError::Unavailable(e.to_string()).error_response();
-            return Ok(req.into_response(response).map_into_right_body());
+    let forwarded = req.headers().contains_key(forward::FORWARDED_HEADER);
+    let holder = if forwarded {
+        None
+    } else {
+        match route(&cluster, &project).await {
+            Ok(Route::Local) => None,
+            Ok(Route::Remote(holder)) => Some(holder),
+            Err(e) => {
+                let response = ApiError::Unavailable(e.to_string()).error_response();
+                return Ok(req.into_response(response).map_into_right_body());
+            }
         }
+    };
+    let Some(holder) = holder else {
+        // Answered here: a read first waits for the batches acknowledged before it to be applied.
+        if req.method() == actix_web::http::Method::GET && !cluster.caught_up(&project).await {
+            tracing::warn!(%project, "cluster: answering before the partition's ingest caught up");
+        }
+        return Ok(next.call(req).await?.map_into_left_body());
     };
     let (http, mut payload) = req.into_parts();
     let answer = async {

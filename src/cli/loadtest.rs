@@ -13,7 +13,8 @@ use crate::loadtest::{self, LoadtestError, Options, Report, Sizes, TargetSpec};
 /// check that nothing was lost.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadtestArgs {
-    /// Base URL of a running server, e.g. http://127.0.0.1:7878.
+    /// Base URL of a running server, e.g. http://127.0.0.1:7878; or the nodes of a cluster, comma-separated,
+    /// which requests then take in turn.
     #[arg(
         long,
         value_name = "URL",
@@ -100,14 +101,21 @@ impl LoadtestArgs {
             .target
             .as_deref()
             .ok_or_else(|| invalid("give a server URL, or --in-process".into()))?;
-        let url = Url::parse(raw).map_err(|e| invalid(format!("{raw:?} is not a URL ({e})")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(format!(
-                "{raw:?} must be an http:// or https:// URL"
-            )));
+        let mut urls = Vec::new();
+        for raw in raw.split(',').map(str::trim) {
+            let url =
+                Url::parse(raw).map_err(|e| invalid(format!("{raw:?} is not a URL ({e})")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid(format!(
+                    "{raw:?} must be an http:// or https:// URL"
+                )));
+            }
+            urls.push(url);
         }
+        let url = urls.remove(0);
         Ok(TargetSpec::Http {
             url,
+            others: urls,
             token: self.token.clone().filter(|t| !t.is_empty()),
             server_pid: self.server_pid,
         })

@@ -129,6 +129,23 @@ mod tests {
     }
 
     #[test]
+    fn the_deployed_cluster_nodes_are_valid_and_distinct() {
+        let nodes = [
+            include_str!("../../deploy/cluster/node-1.toml"),
+            include_str!("../../deploy/cluster/node-2.toml"),
+            include_str!("../../deploy/cluster/node-3.toml"),
+        ]
+        .map(|text| Config::from_toml(text).unwrap().cluster);
+        for node in &nodes {
+            assert!(node.enabled);
+            assert_eq!(node.replicas, 3);
+            assert_eq!(node.nats_url.split(',').count(), 3);
+        }
+        let ids: std::collections::BTreeSet<_> = nodes.iter().map(|n| &n.node_id).collect();
+        assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
     fn the_lease_ttl_rounds_up_to_whole_seconds() {
         let mut c = ClusterConfig {
             lease_ttl: Duration::from_millis(1500),

@@ -27,6 +27,43 @@ use crate::messages::wire::SidecarEvent;
 
 pub const INGEST_STREAM: &str = "AGENT_STORE_INGEST";
 
+/// The stream sequence each partition has been applied through on this node, so a read can wait until
+/// every batch acknowledged before it has been applied (read-your-writes across nodes).
+/// It is also the floor below which a redelivered message is skipped, and each partition has a lock its
+/// applier holds, so an applier started when a lease comes back waits for the previous one to finish.
+#[derive(Default)]
+pub struct Applied {
+    partitions: std::sync::Mutex<HashMap<Partition, PartitionState>>,
+}
+
+#[derive(Clone)]
+struct PartitionState {
+    progress: watch::Sender<u64>,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Applied {
+    fn state(&self, partition: Partition) -> PartitionState {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(partition)
+            .or_insert_with(|| PartitionState {
+                progress: watch::Sender::new(0),
+                lock: Default::default(),
+            })
+            .clone()
+    }
+
+    /// Waits until `partition` is applied through `sequence`, or `within` passed; answers whether it is.
+    pub async fn wait(&self, partition: Partition, sequence: u64, within: Duration) -> bool {
+        let mut applied = self.state(partition).progress.subscribe();
+        tokio::time::timeout(within, applied.wait_for(|s| *s >= sequence))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
 pub fn subject(partition: Partition) -> String {
     format!("agent_store.ingest.{partition}")
 }
@@ -103,14 +140,18 @@ pub async fn apply_owned(
     mut owned: watch::Receiver<Owned>,
     ttl: Duration,
     metrics: ClusterMetrics,
+    applied: std::sync::Arc<Applied>,
 ) {
-    let mut running: HashMap<Partition, tokio::task::JoinHandle<()>> = HashMap::new();
+    // Each applier is told to stop rather than aborted: an abort while the engine applies a batch would
+    // leave it applied but not recorded, and the next replay would apply it twice.
+    let mut running: HashMap<Partition, (tokio::task::JoinHandle<()>, watch::Sender<bool>)> =
+        HashMap::new();
     loop {
         let now: Vec<Partition> = owned.borrow_and_update().keys().copied().collect();
-        running.retain(|partition, task| {
+        running.retain(|partition, (task, stop)| {
             let keep = now.contains(partition) && !task.is_finished();
             if !keep {
-                task.abort();
+                stop.send_replace(true);
                 metrics
                     .replay_lag
                     .with_label_values(&[&partition.to_string()])
@@ -120,120 +161,159 @@ pub async fn apply_owned(
         });
         for partition in now {
             running.entry(partition).or_insert_with(|| {
-                tokio::spawn(apply_partition(
-                    stream.clone(),
+                let (stop, stopped) = watch::channel(false);
+                let state = applied.state(partition);
+                let applier = Applier {
                     partition,
-                    engine.clone(),
-                    owned.clone(),
+                    engine: engine.clone(),
+                    owned: owned.clone(),
                     ttl,
-                    metrics.clone(),
-                ))
+                    metrics: metrics.clone(),
+                    progress: state.progress,
+                    stop: stopped,
+                };
+                let task = tokio::spawn(apply_partition(stream.clone(), applier, state.lock));
+                (task, stop)
             });
         }
         if owned.changed().await.is_err() {
             break;
         }
     }
-    for task in running.values() {
-        task.abort();
+    for (_, stop) in running.values() {
+        stop.send_replace(true);
     }
 }
 
-/// Applies one partition's messages in order while this node holds its lease. A message is acknowledged
-/// only after the engine committed it; one that arrives after the lease was lost is left unacknowledged
-/// for the next owner.
+/// Applies one partition's messages in order while this node holds its lease, reopening the partition's
+/// consumer when its stream ends or fails (a NATS server lost, a reconnect).
 async fn apply_partition(
     stream: stream::Stream,
+    mut applier: Applier,
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+) {
+    // The previous applier of this partition on this node, if any, finishes its batch first.
+    let _turn = turn.lock().await;
+    while applier.held() && !*applier.stop.borrow() {
+        applier.consume(&stream).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+struct Applier {
     partition: Partition,
     engine: Engine,
     owned: watch::Receiver<Owned>,
     ttl: Duration,
     metrics: ClusterMetrics,
-) {
-    let name = format!("p{partition}");
-    let lag = metrics
-        .replay_lag
-        .with_label_values(&[&partition.to_string()]);
-    let consumer = match stream
-        .get_or_create_consumer(
-            &name,
-            pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: subject(partition),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::Explicit,
-                // A message a lost owner held comes back to the next one this long after its delivery.
-                ack_wait: ttl.max(Duration::from_secs(2)),
-                max_ack_pending: 1,
-                ..Default::default()
-            },
-        )
-        .await
-    {
-        Ok(consumer) => consumer,
-        Err(e) => {
-            tracing::warn!(partition, error = %e, "cluster: cannot open the partition's consumer");
-            return;
-        }
-    };
-    let mut messages = match consumer.messages().await {
-        Ok(messages) => messages,
-        Err(e) => {
-            tracing::warn!(partition, error = %e, "cluster: cannot read the partition's stream");
-            return;
-        }
-    };
-    // The stream sequence last applied: a redelivery of it (an acknowledgement lost on the way) is skipped.
-    let mut applied: u64 = 0;
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(message) => message,
-            Err(e) => {
-                tracing::warn!(partition, error = %e, "cluster: reading the partition's stream failed");
-                continue;
-            }
-        };
-        let Ok(info) = message.info().map(|i| (i.stream_sequence, i.pending)) else {
-            continue;
-        };
-        let (sequence, pending) = info;
-        lag.set(i64::try_from(pending).unwrap_or(i64::MAX));
-        // Fencing: apply only under a lease this node surely still holds.
-        let held = owned
+    /// The stream sequence applied through on this node (see `Applied`): a redelivery at or below it (an
+    /// acknowledgement lost on the way) is skipped.
+    progress: watch::Sender<u64>,
+    /// Turns true when the lease is gone: stop between two messages.
+    stop: watch::Receiver<bool>,
+}
+
+impl Applier {
+    /// Fencing: apply only under a lease this node surely still holds.
+    fn held(&self) -> bool {
+        self.owned
             .borrow()
-            .get(&partition)
-            .is_some_and(|lease| lease.is_fresh(ttl));
-        if !held {
-            let _ = message.ack_with(AckKind::Nak(None)).await;
-            break;
-        }
-        if sequence <= applied {
-            metrics.ingest.with_label_values(&["skipped"]).inc();
-            let _ = message.double_ack().await;
-            continue;
-        }
-        let events: Vec<SidecarEvent> = match serde_json::from_slice(&message.payload) {
-            Ok(events) => events,
+            .get(&self.partition)
+            .is_some_and(|lease| lease.is_fresh(self.ttl))
+    }
+
+    /// Reads the partition's durable consumer until it ends or the lease is lost. A message is
+    /// acknowledged only after the engine committed it; one that arrives after the lease was lost is
+    /// handed back for the next owner.
+    async fn consume(&mut self, stream: &stream::Stream) {
+        let partition = self.partition;
+        let name = format!("p{partition}");
+        let consumer = match stream
+            .get_or_create_consumer(
+                &name,
+                pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: subject(partition),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::Explicit,
+                    // A message a lost owner held comes back to the next one this long after delivery.
+                    ack_wait: self.ttl.max(Duration::from_secs(2)),
+                    // One at a time: the partition's order is the order of application.
+                    max_ack_pending: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(consumer) => consumer,
             Err(e) => {
-                // Only this service publishes here; a message it cannot read would block the partition.
-                tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped");
-                let _ = message.ack_with(AckKind::Term).await;
-                continue;
+                tracing::warn!(partition, error = %e, "cluster: cannot open the partition's consumer");
+                return;
             }
         };
-        match engine.ingest(events, true).await {
-            Ok(_) => {
-                applied = sequence;
-                metrics.ingest.with_label_values(&["applied"]).inc();
-                if let Err(e) = message.double_ack().await {
-                    tracing::warn!(partition, sequence, error = %e, "cluster: acknowledgement lost; it will be redelivered and skipped");
-                }
-            }
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
             Err(e) => {
-                tracing::warn!(partition, sequence, error = %e, "cluster: applying failed; retrying");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
-                    .await;
+                tracing::warn!(partition, error = %e, "cluster: cannot read the partition's stream");
+                return;
+            }
+        };
+        let lag = self
+            .metrics
+            .replay_lag
+            .with_label_values(&[&partition.to_string()]);
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                _ = self.stop.changed() => return,
+            };
+            let Some(message) = next else { return };
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "cluster: reading the partition's stream failed");
+                    return;
+                }
+            };
+            let Ok((sequence, pending)) = message.info().map(|i| (i.stream_sequence, i.pending))
+            else {
+                continue;
+            };
+            lag.set(i64::try_from(pending).unwrap_or(i64::MAX));
+            if !self.held() {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                return;
+            }
+            if sequence <= *self.progress.borrow() {
+                self.metrics.ingest.with_label_values(&["skipped"]).inc();
+                let _ = message.double_ack().await;
+                continue;
+            }
+            let events: Vec<SidecarEvent> = match serde_json::from_slice(&message.payload) {
+                Ok(events) => events,
+                Err(e) => {
+                    // Only this service publishes here; a message it cannot read would block the
+                    // partition for good.
+                    tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped");
+                    let _ = message.ack_with(AckKind::Term).await;
+                    self.progress.send_replace(sequence);
+                    continue;
+                }
+            };
+            match self.engine.ingest(events, true).await {
+                Ok(_) => {
+                    self.progress.send_replace(sequence);
+                    self.metrics.ingest.with_label_values(&["applied"]).inc();
+                    if let Err(e) = message.double_ack().await {
+                        tracing::warn!(partition, sequence, error = %e, "cluster: acknowledgement lost; the redelivery will be skipped");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(partition, sequence, error = %e, "cluster: applying failed; retrying");
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
+                        .await;
+                }
             }
         }
     }

@@ -3,8 +3,10 @@
 //! hashing): it acquires the free partitions it should own and releases the ones a live peer should. The
 //! partitions it holds are published on a watch channel, which the ingest consumers follow.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use tokio::sync::watch;
 
@@ -17,6 +19,11 @@ use super::partition::{preferred_owner, Partition};
 /// The leases this node holds, by partition.
 pub type Owned = BTreeMap<Partition, Lease>;
 
+/// The partitions whose projects have data in this node's engine. A node keeps those even when a peer
+/// would be their preferred owner: its sessions live in its own store, and handing the partition over
+/// would strand them there.
+pub type Pinned = Box<dyn Fn() -> BoxFuture<'static, BTreeSet<Partition>> + Send + Sync>;
+
 pub struct LeaseManager {
     leases: Leases,
     members: Members,
@@ -25,6 +32,7 @@ pub struct LeaseManager {
     held: Owned,
     owned: watch::Sender<Owned>,
     metrics: ClusterMetrics,
+    pinned: Option<Pinned>,
 }
 
 impl LeaseManager {
@@ -43,7 +51,14 @@ impl LeaseManager {
             held: Owned::new(),
             owned: watch::Sender::new(Owned::new()),
             metrics,
+            pinned: None,
         }
+    }
+
+    /// Keeps the partitions `pinned` answers (see `Pinned`) instead of handing them to a peer.
+    pub fn with_pinned(mut self, pinned: Pinned) -> LeaseManager {
+        self.pinned = Some(pinned);
+        self
     }
 
     /// The partitions held, as they change.
@@ -120,6 +135,10 @@ impl LeaseManager {
     }
 
     async fn rebalance(&mut self, live: &[NodeInfo]) {
+        let pinned = match &self.pinned {
+            Some(pinned) => pinned().await,
+            None => BTreeSet::new(),
+        };
         let mut names: Vec<&str> = live.iter().map(|n| n.node_id.as_str()).collect();
         if !names.contains(&self.me.node_id.as_str()) {
             names.push(&self.me.node_id);
@@ -149,7 +168,7 @@ impl LeaseManager {
                     }
                     Err(e) => tracing::warn!(partition, error = %e, "cluster: cannot acquire"),
                 },
-                (false, Some(lease)) => {
+                (false, Some(lease)) if !pinned.contains(&partition) => {
                     // Stop applying first, then hand over.
                     self.held.remove(&partition);
                     self.publish();

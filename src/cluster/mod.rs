@@ -76,6 +76,9 @@ struct Inner {
     js: jetstream::Context,
     leases: Leases,
     members: Members,
+    /// The ingest stream, and how far this node applied each partition of it.
+    stream: async_nats::jetstream::stream::Stream,
+    applied: Arc<ingest::Applied>,
     owned: watch::Receiver<Owned>,
     stop: watch::Sender<bool>,
     manager: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -126,19 +129,22 @@ impl Cluster {
             me.clone(),
             config.partitions,
             metrics.clone(),
-        );
+        )
+        .with_pinned(pinned(engine.clone(), config.partitions));
         let owned = manager.subscribe();
         // Say this node is here and give nodes starting at the same moment one round to say so too, so the
         // first to start does not take every partition only to hand most of them over a moment later.
         manager.announce().await;
         tokio::time::sleep(manager.period()).await;
         manager.tick().await;
+        let applied = Arc::new(ingest::Applied::default());
         tokio::spawn(ingest::apply_owned(
-            stream,
+            stream.clone(),
             engine,
             owned.clone(),
             ttl,
             metrics.clone(),
+            applied.clone(),
         ));
         let (stop, stopping) = watch::channel(false);
         let task = tokio::spawn(manager.run(stopping));
@@ -151,6 +157,8 @@ impl Cluster {
                 js,
                 leases,
                 members,
+                stream,
+                applied,
                 owned,
                 stop,
                 manager: Mutex::new(Some(task)),
@@ -202,6 +210,27 @@ impl Cluster {
             Some((holder, _)) => Ok(Route::Remote(holder)),
             None => Err(ClusterError::NoOwner { partition }),
         }
+    }
+
+    /// Waits (up to two lease TTLs) until every ingest batch JetStream acknowledged for the project's
+    /// partition before this call has been applied here, so a read after a 202 sees what it acknowledged.
+    /// Answers whether it caught up.
+    pub async fn caught_up(&self, project_id: &str) -> bool {
+        let partition = self.partition_of(project_id);
+        let last = match self
+            .inner
+            .stream
+            .get_last_raw_message_by_subject(&ingest::subject(partition))
+            .await
+        {
+            Ok(message) => message.sequence,
+            // Nothing was ever ingested for the partition (or the stream cannot say): nothing to wait for.
+            Err(_) => return true,
+        };
+        self.inner
+            .applied
+            .wait(partition, last, self.inner.config.lease_ttl * 2)
+            .await
     }
 
     /// Forwards a request to `node` and returns its answer.
@@ -269,6 +298,23 @@ impl Cluster {
         }
         let _ = self.inner.client.flush().await;
     }
+}
+
+/// The partitions of the projects this node's engine knows (see `manager::Pinned`). When the engine
+/// cannot answer, every partition counts as pinned: keeping a partition is safe, handing it over is not.
+fn pinned(engine: crate::engine::Engine, partitions: u32) -> manager::Pinned {
+    Box::new(move || {
+        let engine = engine.clone();
+        Box::pin(async move {
+            match engine.projects().await {
+                Ok(projects) => projects
+                    .iter()
+                    .map(|p| partition::of_project(&p.project_id, partitions))
+                    .collect(),
+                Err(_) => (0..partitions).collect(),
+            }
+        })
+    })
 }
 
 async fn connect(

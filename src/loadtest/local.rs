@@ -51,9 +51,14 @@ pub async fn open(
         }
         TargetSpec::Http {
             url,
+            others,
             token,
             server_pid,
-        } => Ok((Target::Http(Http::new(url, token, pool)?), None, server_pid)),
+        } => Ok((
+            Target::Http(Http::new(url, token, pool)?.with_nodes(others)),
+            None,
+            server_pid,
+        )),
     }
 }
 

@@ -51,7 +51,13 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
     opts.validate()?;
     let mut progress = Progress::new(opts.quiet);
     let target_url = match &spec {
-        TargetSpec::Http { url, .. } => Some(url.to_string()),
+        TargetSpec::Http { url, others, .. } => Some(
+            std::iter::once(url)
+                .chain(others)
+                .map(reqwest::Url::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         TargetSpec::InProcess { .. } => None,
     };
     let (target, local, server_pid) = local::open(spec, opts.concurrency).await?;

@@ -24,6 +24,8 @@ pub enum TargetSpec {
     /// A running server.
     Http {
         url: Url,
+        /// The other nodes of a cluster, taken in turn with `url`.
+        others: Vec<Url>,
         token: Option<String>,
         /// Read the server's peak memory from `/proc/<pid>/status`; else from `/metrics` if exported.
         server_pid: Option<u32>,

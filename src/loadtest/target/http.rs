@@ -1,7 +1,11 @@
 //! The HTTP target: a running `agent-store serve`, spoken to as `API.md` says, with one pooled
-//! `reqwest::Client` (keep-alive connections, no Nagle delay) and the bearer token on every call.
+//! `reqwest::Client` (keep-alive connections, no Nagle delay) and the bearer token on every call. Given
+//! several nodes of a cluster (`--target URL1,URL2,...`), requests go to them in turn and the live stream is
+//! read from each (a node streams the events of the sessions it runs).
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -17,7 +21,9 @@ const PROVIDER: &str = "synthetic";
 
 pub struct Http {
     client: Client,
-    base: Url,
+    /// The nodes, first the one named first; requests take them in turn.
+    bases: Vec<Url>,
+    next: AtomicUsize,
     token: Option<String>,
 }
 
@@ -120,16 +126,22 @@ impl Http {
             .map_err(request_error("building the HTTP client"))?;
         Ok(Http {
             client,
-            base,
+            bases: vec![base],
+            next: AtomicUsize::new(0),
             token,
         })
     }
 
+    /// Spreads the requests over `others` as well (the other nodes of a cluster).
+    pub fn with_nodes(mut self, others: Vec<Url>) -> Http {
+        self.bases.extend(others);
+        self
+    }
+
+    /// `path` on the next node in turn.
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        let joined = format!("{}{}", self.base.path().trim_end_matches('/'), path);
-        url.set_path(&joined);
-        url
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.bases.len();
+        url_at(&self.bases[i], path)
     }
 
     fn call(&self, method: Method, url: Url) -> RequestBuilder {
@@ -191,13 +203,40 @@ impl Http {
         Ok((ack, len))
     }
 
-    pub async fn watch<F>(&self, mut on: F) -> Result<tokio::task::JoinHandle<()>, TargetError>
+    /// Reads the live stream of every node, handing each event to `on`.
+    pub async fn watch<F>(&self, on: F) -> Result<tokio::task::JoinHandle<()>, TargetError>
+    where
+        F: FnMut(LiveItem<'_>) + Send + 'static,
+    {
+        let on = Arc::new(Mutex::new(on));
+        let mut readers = Vec::with_capacity(self.bases.len());
+        for base in &self.bases {
+            let on = on.clone();
+            readers.push(
+                self.watch_one(base, move |item| {
+                    (on.lock().unwrap_or_else(|p| p.into_inner()))(item)
+                })
+                .await?,
+            );
+        }
+        Ok(tokio::spawn(async move {
+            for reader in readers {
+                let _ = reader.await;
+            }
+        }))
+    }
+
+    async fn watch_one<F>(
+        &self,
+        base: &Url,
+        mut on: F,
+    ) -> Result<tokio::task::JoinHandle<()>, TargetError>
     where
         F: FnMut(LiveItem<'_>) + Send + 'static,
     {
         const WHAT: &str = "GET /v1/events";
         let resp = self
-            .call(Method::GET, self.url("/v1/events"))
+            .call(Method::GET, url_at(base, "/v1/events"))
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await
@@ -300,6 +339,14 @@ impl Http {
         let text = resp.error_for_status().ok()?.text().await.ok()?;
         parse_metric(&text, "process_resident_memory_bytes")
     }
+}
+
+/// `path` under `base`, keeping a base path (`http://host/store/` + `/v1/events`).
+fn url_at(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}{}", base.path().trim_end_matches('/'), path);
+    url.set_path(&joined);
+    url
 }
 
 /// The value of an unlabelled metric in Prometheus text exposition.

@@ -1,0 +1,259 @@
+//! Failures of a cluster built from the real parts: three `agent-store serve --cluster` processes and real
+//! nats-server processes. A node paused past its lease (SIGSTOP) loses its partitions to the survivors,
+//! which serve new work for them at once, and when it wakes (SIGCONT) its stale leases are fenced: it
+//! stops applying and renewing them, and takes back only partitions that are free. One of three
+//! nats-servers killed (SIGKILL) under ingest load loses no message JetStream acknowledged: each is read
+//! back, exactly once, from every node.
+//!
+//! Skips without nats-server (see tests/cluster_support/nats.rs), except under `CI=true`.
+
+#[path = "cluster_support/nats.rs"]
+mod nats;
+#[path = "cluster_support/node.rs"]
+mod node;
+#[path = "support/wait.rs"]
+mod wait;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use agent_store::cluster::partition;
+use nats::{NatsCluster, NatsServer};
+use nix::sys::signal::Signal;
+use node::{Node, NodeConfig};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wait::eventually;
+
+const PARTITIONS: u32 = 8;
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn text_event(session_id: &str, id: &str, text: &str) -> Value {
+    json!({"event": "agent.message", "payload": {"sessionId": session_id, "messages": [
+        {"id": id, "type": "text", "content": {"text": text}, "timestamp": 1_700_000_000_000i64}]}})
+}
+
+/// Waits until every node sees all of them alive and their partitions cover each partition once.
+async fn settled(nodes: &[&Node]) -> BTreeMap<String, BTreeSet<u32>> {
+    eventually(PATIENCE, || async {
+        let mut held = BTreeMap::new();
+        for node in nodes {
+            let (status, view) = node.get("/v1/cluster").await;
+            if status != StatusCode::OK {
+                return None;
+            }
+            let alive = view["nodes"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["alive"] == true)
+                .count();
+            if alive != nodes.len() {
+                return None;
+            }
+            held.insert(
+                node.id.clone(),
+                node.partitions().await.into_iter().collect(),
+            );
+        }
+        covers(&held).then_some(held)
+    })
+    .await
+}
+
+fn covers(held: &BTreeMap<String, BTreeSet<u32>>) -> bool {
+    let total: usize = held.values().map(BTreeSet::len).sum();
+    let union: BTreeSet<u32> = held.values().flatten().copied().collect();
+    total == union.len() && union.len() == PARTITIONS as usize
+}
+
+fn project_in(held: &BTreeSet<u32>, prefix: &str) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|p| held.contains(&partition::of_project(p, PARTITIONS)))
+        .expect("some project hashes there")
+}
+
+async fn start_session(node: &Node, project: &str) -> String {
+    let (status, body) = node
+        .post(
+            &format!("/v1/projects/{project}/sessions"),
+            &json!({"provider": "synthetic", "prompt": "hello"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "start {project}: {body}");
+    body["sessionId"].as_str().unwrap().to_owned()
+}
+
+/// The texts of a session's messages after the prompt, as `node` reads them.
+async fn texts(node: &Node, session: &str) -> Option<Vec<String>> {
+    let (status, body) = node.get(&format!("/v1/sessions/{session}")).await;
+    (status == StatusCode::OK).then(|| {
+        body["messages"].as_array().unwrap()[1..]
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_loses_its_partitions_and_is_fenced_when_it_wakes() {
+    let Some(nats) = NatsServer::start_or_skip("a_paused_owner_loses_its_partitions") else {
+        return;
+    };
+    let config = NodeConfig {
+        nats_url: &nats.url,
+        partitions: PARTITIONS,
+        lease_ttl_secs: 2,
+        replicas: 1,
+    };
+    let (a, b, c) = (
+        Node::start("a", &config).await,
+        Node::start("b", &config).await,
+        Node::start("c", &config).await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    let c_partitions = held["c"].clone();
+
+    // c is partitioned away: paused, it renews nothing. The survivors own everything within the TTL.
+    c.signal(Signal::SIGSTOP);
+    let survivors = eventually(PATIENCE, || async {
+        let mut held = BTreeMap::new();
+        for node in [&a, &b] {
+            held.insert(
+                node.id.clone(),
+                node.partitions().await.into_iter().collect(),
+            );
+        }
+        covers(&held).then_some(held)
+    })
+    .await;
+    let (taker, other) = if survivors["a"].contains(c_partitions.first().unwrap()) {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+
+    // Work for a partition c held goes to its new owner at once, through either survivor.
+    let project = project_in(&c_partitions, "moved");
+    let session = start_session(other, &project).await;
+    let events: Vec<Value> = (0..3)
+        .map(|i| text_event(&session, &format!("m{i}"), &format!("t{i}")))
+        .collect();
+    let (status, body) = taker
+        .post("/v1/sidecar/events", &Value::Array(events))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    for node in [&a, &b] {
+        let got = eventually(PATIENCE, || async {
+            texts(node, &session).await.filter(|t| t.len() == 3)
+        })
+        .await;
+        assert_eq!(got, ["t0", "t1", "t2"]);
+    }
+
+    // c wakes with leases it no longer holds: its renewals are refused, it drops them (counted as lost)
+    // and it never holds a partition a survivor holds.
+    c.signal(Signal::SIGCONT);
+    eventually(PATIENCE, || async {
+        (c.metric("agent_store_cluster_lease_changes_total{event=\"lost\"}")
+            .await
+            >= 1.0)
+            .then_some(())
+    })
+    .await;
+    let settled_again = settled(&[&a, &b, &c]).await;
+    // The partition holding the moved project's session stays with the node that stores it.
+    let moved = partition::of_project(&project, PARTITIONS);
+    assert!(
+        settled_again[&taker.id].contains(&moved),
+        "the partition with data stayed: {settled_again:?}"
+    );
+    // And every node, c included, reads the session through its owner.
+    let got = eventually(PATIENCE, || async {
+        texts(&c, &session).await.filter(|t| t.len() == 3)
+    })
+    .await;
+    assert_eq!(got, ["t0", "t1", "t2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_message_is_lost_when_one_of_three_nats_servers_dies() {
+    let Some(mut servers) = NatsCluster::start_or_skip("no_acknowledged_message_is_lost") else {
+        return;
+    };
+    let urls = servers.urls();
+    // JetStream elects its meta leader in its own time; nodes start once a replicated bucket can be made.
+    eventually(PATIENCE, || {
+        let urls = urls.clone();
+        async move {
+            let list: Vec<&str> = urls.split(',').collect();
+            let client = async_nats::ConnectOptions::new()
+                .connect(list.as_slice())
+                .await
+                .ok()?;
+            let js = async_nats::jetstream::new(client);
+            js.create_key_value(async_nats::jetstream::kv::Config {
+                bucket: "ready".into(),
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await
+            .ok()
+        }
+    })
+    .await;
+    let config = NodeConfig {
+        nats_url: &urls,
+        partitions: PARTITIONS,
+        // Longer than a JetStream leader election, so no lease moves while NATS recovers.
+        lease_ttl_secs: 10,
+        replicas: 3,
+    };
+    let (a, b, c) = (
+        Node::start("a", &config).await,
+        Node::start("b", &config).await,
+        Node::start("c", &config).await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    let project = project_in(&held["a"], "load");
+    let session = start_session(&b, &project).await;
+
+    // Post one event a request, alternately through b and c; kill a nats-server a third of the way in.
+    const N: usize = 120;
+    let mut acknowledged = Vec::new();
+    for i in 0..N {
+        if i == N / 3 {
+            servers.servers[0].kill();
+        }
+        let via = if i % 2 == 0 { &b } else { &c };
+        let text = format!("load {i}");
+        let (status, _) = via
+            .post(
+                "/v1/sidecar/events",
+                &text_event(&session, &format!("m{i}"), &text),
+            )
+            .await;
+        if status == StatusCode::ACCEPTED {
+            acknowledged.push(text);
+        }
+    }
+    assert!(
+        acknowledged.len() >= N / 2,
+        "most posts were acknowledged ({} of {N})",
+        acknowledged.len()
+    );
+
+    // Every acknowledged message is there, once, whichever node is asked.
+    for node in [&a, &b, &c] {
+        let got = eventually(PATIENCE, || async {
+            let texts = texts(node, &session).await?;
+            acknowledged
+                .iter()
+                .all(|t| texts.contains(t))
+                .then_some(texts)
+        })
+        .await;
+        let unique: BTreeSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "a message applied twice: {got:?}");
+    }
+}
