@@ -309,9 +309,6 @@ impl Handler<RestoreLast> for ProjectActor {
                 let Some(record) = store.last_session(&project_id)? else {
                     return Ok(None);
                 };
-                if !record.status.is_finished() {
-                    return Ok(None);
-                }
                 let after = record.last_seq.saturating_sub(window);
                 let recent = store.messages(&record.session_id, after, None, None)?;
                 Ok(Some((record, recent)))
@@ -345,7 +342,7 @@ impl ProjectActor {
                 .is_some_and(|c| !c.status.is_finished())
     }
 
-    /// Makes `record`, the project's last stored session, its current one if it is finished (as
+    /// Makes `record`, the project's last stored session, its current one (as
     /// loadLastSession): the supervisor's live actor of it if there is one, else a new actor holding
     /// `recent`. Answers whether the project now holds it.
     pub(super) fn restore(
@@ -355,11 +352,9 @@ impl ProjectActor {
     ) -> impl ActorFuture<Self, Output = Result<bool, CommandError>> + 'static {
         let supervisor = self.links.supervisor.clone();
         let session_id = record.session_id.clone();
-        let finished = record.status.is_finished();
+        // A stored session still running with no actor of this project is one fed from outside, which a
+        // restart left running (src/actors/restart.rs): it is restored like a finished one.
         async move {
-            if !finished {
-                return Ok(None);
-            }
             let live = supervisor.send(FindSession { session_id }).await?;
             Ok::<_, CommandError>(Some(live))
         }
