@@ -38,7 +38,9 @@ impl Handler<ListProjects> for Supervisor {
             let stored = tokio::task::spawn_blocking(move || {
                 let mut stored = Vec::new();
                 for id in store.project_ids()? {
-                    let last = store.last_session(&id)?.filter(|r| r.status.is_finished());
+                    // After start-up recovery, a stored session still running is one fed from outside
+                    // that the restart left running (src/actors/restart.rs): listed like the others.
+                    let last = store.last_session(&id)?;
                     stored.push((id, last));
                 }
                 Ok::<_, crate::storage::StorageError>(stored)
