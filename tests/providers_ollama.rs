@@ -286,3 +286,49 @@ async fn stop_closes_the_stream() {
     assert_eq!(s.status, AgentStatus::Done);
     assert_eq!(s.error, None);
 }
+
+#[actix_rt::test]
+async fn a_session_resumed_after_a_restart_sends_its_history_again() {
+    let fake = Fake::default();
+    let host = serve(fake.clone());
+    let h = harness(&host).await;
+    let options = StartOptions {
+        system_prompt: Some("Be kind.".into()),
+        ..StartOptions::default()
+    };
+    h.start_with_options("p1", "ollama", "hi", options)
+        .await
+        .unwrap();
+    assert_done(&h.finished("p1").await);
+    // A new engine on the same data: the provider remembers nothing, storage does.
+    h.engine.shutdown().await;
+    let Harness { config, dir, .. } = h;
+    let providers = agent_store::providers::from_config(&config).unwrap();
+    let h = start_with(config, dir, providers).await;
+    let started = h
+        .engine
+        .resume_session("p1", Some("more".into()))
+        .await
+        .unwrap();
+    eventually(PATIENCE, || async {
+        let s = h.session("p1").await;
+        (s.status == AgentStatus::Done && fake.requests.lock().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let requests = fake.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests[1]["messages"],
+        json!([
+            {"role": "system", "content": "Be kind."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello there."},
+            {"role": "user", "content": "more"},
+        ])
+    );
+    let s = h.session("p1").await;
+    assert_eq!(s.session_id, started.session_id);
+    assert!(s
+        .messages
+        .iter()
+        .any(|m| m.role == MsgRole::System && m.content == "Resumed on request"));
+}

@@ -125,6 +125,21 @@ async fn external_session_keeps_running(signal: Signal) {
     assert_eq!(status, StatusCode::ACCEPTED);
 
     let server = restart(server, signal, &config, &data).await;
+    // Reads answer as before the restart (issue 13 item 1): the project's session and the project list.
+    let (status, current) = server
+        .call(server.request(Method::GET, "/v1/projects/ext/session"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signal}: {current}");
+    assert_eq!(current["sessionId"], sid.as_str(), "{signal}: {current}");
+    let (_, projects) = server
+        .call(server.request(Method::GET, "/v1/projects"))
+        .await;
+    assert!(
+        projects
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["projectId"] == "ext")),
+        "{signal}: {projects}"
+    );
     let s = server.session(&sid).await;
     assert_eq!(s["status"], "running", "{signal}: {s}");
     assert!(s.get("error").is_none_or(Value::is_null), "{signal}: {s}");

@@ -215,11 +215,7 @@ impl EngineParts {
         {
             return Err(cannot("its agent never named its conversation"));
         }
-        let history = history
-            .into_iter()
-            .filter(|m| matches!(m.role, MsgRole::User | MsgRole::Assistant))
-            .map(|m| (m.role, m.content))
-            .collect();
+        let history = conversation_of(history);
         let sink = EventSink::new(self.supervisor.addr().clone().recipient())
             .with_permissions(self.control.clone());
         provider
@@ -257,4 +253,18 @@ impl EngineParts {
             session_id: view.session_id,
         })
     }
+}
+
+/// The user and assistant turns of a session's messages, oldest first: an answer streamed as several
+/// assistant messages is one turn, as the provider had it.
+fn conversation_of(messages: Vec<crate::messages::wire::AgentMessage>) -> Vec<(MsgRole, String)> {
+    let mut turns: Vec<(MsgRole, String)> = Vec::new();
+    for m in messages {
+        match (m.role, turns.last_mut()) {
+            (MsgRole::Assistant, Some((MsgRole::Assistant, text))) => text.push_str(&m.content),
+            (MsgRole::User | MsgRole::Assistant, _) => turns.push((m.role, m.content)),
+            _ => {}
+        }
+    }
+    turns
 }

@@ -304,15 +304,11 @@ impl Handler<RestoreLast> for ProjectActor {
         let store = self.links.store.clone();
         let window = self.links.session.config.limits.messages_in_memory as u64;
         let project_id = self.project_id.clone();
-        let kept = self.kept_across_restarts();
         let read = async move {
             tokio::task::spawn_blocking(move || -> Result<_, CommandError> {
                 let Some(record) = store.last_session(&project_id)? else {
                     return Ok(None);
                 };
-                if !(record.status.is_finished() || kept.contains(&record.provider)) {
-                    return Ok(None);
-                }
                 let after = record.last_seq.saturating_sub(window);
                 let recent = store.messages(&record.session_id, after, None, None)?;
                 Ok(Some((record, recent)))
@@ -346,15 +342,9 @@ impl ProjectActor {
                 .is_some_and(|c| !c.status.is_finished())
     }
 
-    /// Providers whose sessions a restart does not end (their agents run outside this process, see
-    /// `restart`): a stored running session of theirs is restored like a finished one.
-    fn kept_across_restarts(&self) -> std::collections::HashSet<String> {
-        super::super::restart::external_providers(&self.links.session.config)
-    }
-
-    /// Makes `record`, the project's last stored session, its current one if it is finished (as
-    /// loadLastSession) or an external agent's session still running: the supervisor's live actor of it
-    /// if there is one, else a new actor holding `recent`. Answers whether the project now holds it.
+    /// Makes `record`, the project's last stored session, its current one (as
+    /// loadLastSession): the supervisor's live actor of it if there is one, else a new actor holding
+    /// `recent`. Answers whether the project now holds it.
     pub(super) fn restore(
         &mut self,
         record: SessionRecord,
@@ -362,12 +352,9 @@ impl ProjectActor {
     ) -> impl ActorFuture<Self, Output = Result<bool, CommandError>> + 'static {
         let supervisor = self.links.supervisor.clone();
         let session_id = record.session_id.clone();
-        let restorable =
-            record.status.is_finished() || self.kept_across_restarts().contains(&record.provider);
+        // A stored session still running with no actor of this project is one fed from outside, which a
+        // restart left running (src/actors/restart.rs): it is restored like a finished one.
         async move {
-            if !restorable {
-                return Ok(None);
-            }
             let live = supervisor.send(FindSession { session_id }).await?;
             Ok::<_, CommandError>(Some(live))
         }

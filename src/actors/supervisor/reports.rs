@@ -13,8 +13,8 @@ use crate::messages::commands::{ProjectSummary, TopBy, TopEntry};
 use crate::messages::wire::{ActivityState, ProjectHealth};
 
 /// Every project, live or stored: the live ones as their actors tell (only projects with work are live),
-/// the others from storage's project index with their last finished session (or an external agent's
-/// session a restart kept running), which a read of them would restore; a project let go in this process shows no session, as its reads answer.
+/// the others from storage's project index with their last finished session, which a read of them would
+/// restore; a project let go in this process shows no session, as its reads answer.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<ProjectSummary>, CommandError>")]
 pub struct ListProjects;
@@ -29,7 +29,6 @@ impl Handler<ListProjects> for Supervisor {
             .map(|a| a.mailbox().send(Summarize))
             .collect();
         let store = self.parts.store.clone();
-        let kept = crate::actors::restart::external_providers(&self.parts.config);
         let gather = async move {
             let out: Vec<ProjectSummary> = join_all(live)
                 .await
@@ -39,9 +38,9 @@ impl Handler<ListProjects> for Supervisor {
             let stored = tokio::task::spawn_blocking(move || {
                 let mut stored = Vec::new();
                 for id in store.project_ids()? {
-                    let last = store
-                        .last_session(&id)?
-                        .filter(|r| r.status.is_finished() || kept.contains(&r.provider));
+                    // After start-up recovery, a stored session still running is one fed from outside
+                    // that the restart left running (src/actors/restart.rs): listed like the others.
+                    let last = store.last_session(&id)?;
                     stored.push((id, last));
                 }
                 Ok::<_, crate::storage::StorageError>(stored)
