@@ -36,6 +36,24 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// `[cluster]`: off unless enabled (`serve --cluster`); see `crate::cluster`.
     pub cluster: crate::cluster::ClusterConfig,
+    pub resume: ResumeConfig,
+}
+
+/// `[resume]`: what a restart does to sessions whose agent was a child of the previous process.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResumeConfig {
+    pub on_restart: OnRestart,
+}
+
+/// `resume.on_restart`: mark such sessions interrupted (error), or resume them with the provider's own
+/// resume (a session's start option `resumeOnRestart: true` asks for the latter too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRestart {
+    #[default]
+    Interrupt,
+    Resume,
 }
 
 /// `[health]`: context limits by model, for context pressure.
@@ -75,6 +93,11 @@ pub struct ServerConfig {
     pub auth_token: Option<String>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// How long `/v1/events` can replay what a reconnecting client missed (src/actors/journal.rs).
+    #[serde(with = "humantime_serde")]
+    pub sse_replay_window: Duration,
+    /// The most the replay journal holds, in memory and on disk; older events go first.
+    pub sse_replay_bytes: ByteSize,
     /// How often an idle `/v1/events` stream sends a comment line, so proxies keep it open.
     #[serde(with = "humantime_serde")]
     pub sse_keep_alive: Duration,
@@ -97,6 +120,8 @@ pub struct StorageConfig {
     /// redb's page cache. redb's own default is 1 GiB, which a store with many small sessions fills with
     /// pages it rarely reads again; the B-tree interior pages that every lookup touches fit in far less.
     pub cache_size: ByteSize,
+    /// seqIds a session reserves durably at a time, ahead of use (src/actors/seq_block.rs).
+    pub seq_block: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +210,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             providers: default_providers(),
             cluster: crate::cluster::ClusterConfig::default(),
+            resume: ResumeConfig::default(),
         }
     }
 }
@@ -197,6 +223,8 @@ impl Default for ServerConfig {
             auth_token: None,
             workers: 0,
             sse_keep_alive: Duration::from_secs(15),
+            sse_replay_window: Duration::from_secs(600),
+            sse_replay_bytes: ByteSize::mib(32),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             body_timeout: Duration::from_secs(30),
@@ -209,6 +237,7 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("data"),
             cache_size: ByteSize::b(crate::storage::DEFAULT_CACHE_SIZE as u64),
+            seq_block: 1000,
         }
     }
 }
@@ -373,6 +402,9 @@ impl Config {
             message: message.into(),
         };
         self.bind_addr()?;
+        if self.storage.seq_block == 0 {
+            return Err(invalid("storage.seq_block", "must be at least 1"));
+        }
         if self.timers.persist_debounce.is_zero() {
             return Err(invalid("timers.persist_debounce", "must be above zero"));
         }

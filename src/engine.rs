@@ -34,9 +34,10 @@ impl Engine {
         providers: Providers,
     ) -> Result<Engine, crate::actors::StartError> {
         let parts = crate::actors::EngineParts::start(Arc::new(config), providers).await?;
-        Ok(Engine {
-            inner: Arc::new(parts),
-        })
+        let inner = Arc::new(parts);
+        // Sessions to resume after the restart (resume.on_restart, resumeOnRestart) go on in the background.
+        crate::actors::restart::resume_interrupted(inner.clone());
+        Ok(Engine { inner })
     }
 
     pub fn config(&self) -> &Config {
@@ -60,6 +61,18 @@ impl Engine {
     /// stopAgent.
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
         self.inner.stop_agent(project_id).await
+    }
+
+    /// Resumes the project's finished session with its provider's own resume; `prompt` (else a default)
+    /// goes to the agent (src/actors/restart.rs).
+    pub async fn resume_session(
+        &self,
+        project_id: &str,
+        prompt: Option<String>,
+    ) -> Result<Started, CommandError> {
+        self.inner
+            .resume_session(project_id, prompt, crate::actors::restart::Why::Request)
+            .await
     }
 
     /// sendPrompt: appends the user message, sets running, forwards the prompt to the provider.
@@ -163,6 +176,30 @@ impl Engine {
     }
 
     /// Sets (None: clears) a project's own stall threshold, overriding `timers.stall_after`.
+    /// What a lagging subscriber missed since `after`, and the last id published (src/actors/journal.rs).
+    pub async fn replay_after(
+        &self,
+        project_id: Option<String>,
+        after: crate::actors::journal::EventId,
+    ) -> Result<
+        (
+            crate::actors::journal::Replay,
+            crate::actors::journal::EventId,
+        ),
+        CommandError,
+    > {
+        self.inner.replay_after(project_id, after).await
+    }
+
+    /// `subscribe`, with what a client whose last event was `after` missed (src/actors/journal.rs).
+    pub async fn subscribe_after(
+        &self,
+        project_id: Option<String>,
+        after: Option<crate::actors::journal::LastEventId>,
+    ) -> Result<(Subscription, Option<crate::actors::journal::Replay>), CommandError> {
+        self.inner.subscribe_after(project_id, after).await
+    }
+
     pub async fn set_stall_threshold(
         &self,
         project_id: &str,

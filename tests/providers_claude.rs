@@ -28,6 +28,7 @@ async fn a_session_runs_to_done_with_its_messages_cost_and_model() {
         extra_env: Some([("FAKE_RECORD".to_string(), record.clone())].into()),
         additional_directories: Some(vec![extra.to_string_lossy().into()]),
         worktree_name: None,
+        resume_on_restart: None,
     };
     h.start_with_options("p1", "claude", "list the files", options)
         .await

@@ -138,6 +138,7 @@ async fn claude_parses_every_option_the_runner_maps() {
         extra_env: Some([("AGENT_STORE_TEST".to_string(), "1".to_string())].into()),
         additional_directories: Some(vec![extra]),
         worktree_name: Some("fix-1".into()),
+        resume_on_restart: None,
     };
     h.start_with_options("p1", "claude", "Say hello.", options)
         .await

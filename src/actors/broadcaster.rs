@@ -9,6 +9,11 @@
 //! sent of each, so the stream can read the gap back from the engine. A notice still owed when the burst
 //! ends is retried on a short interval, so a subscriber that fell behind learns of it without waiting for
 //! another event.
+//!
+//! Every event is numbered and kept in the journal (src/actors/journal.rs) before it goes out, so a client
+//! that reconnects with the last id it saw is sent what it missed (`Subscribe::after`): the replay and the
+//! subscription are made in one step here, so nothing falls between them and nothing comes twice. The
+//! journal's writes are handed to the persister in batches, on a short interval.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,9 +24,14 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::journal::{Entry, EventId, Journal, LastEventId, Replay};
 use super::metrics::{ActorKind, MailboxStats, Metered, Metrics, StopReason};
+use super::persister::{PersisterHandle, TryWriteError};
+use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;
 use crate::messages::sse;
+use crate::messages::wire::now_ms;
+use crate::storage::WriteOp;
 
 /// One live event as a subscriber receives it: the event, and its SSE frame shared with every other
 /// subscriber (`None` for a lag notice, which the stream frames itself).
@@ -29,6 +39,8 @@ use crate::messages::sse;
 pub struct Live {
     pub event: LiveEvent,
     pub frame: Option<Bytes>,
+    /// Its place in the journal (a lag notice: the last event published before it).
+    pub id: EventId,
 }
 
 /// The receiving end of a subscription. Dropping it unsubscribes.
@@ -65,11 +77,18 @@ struct Subscriber {
     gaps: HashMap<String, u64>,
     /// Last seqId delivered per session, so a gap knows where it starts.
     delivered: HashMap<String, u64>,
+    /// The journal position of the last event delivered (or of the subscription): where a lag notice
+    /// says the missed events start.
+    last_sent: EventId,
 }
 
 /// The broadcaster actor. `live` counts subscribers so publishers can skip building events nobody reads.
 pub struct Broadcaster {
     subscribers: Vec<Subscriber>,
+    journal: Journal,
+    persister: PersisterHandle,
+    /// Journal writes not yet handed to the persister.
+    unsaved: Vec<WriteOp>,
     live: Arc<AtomicUsize>,
     buffer: usize,
     buffer_bytes: usize,
@@ -84,16 +103,37 @@ impl Broadcaster {
         live: Arc<AtomicUsize>,
         buffer: usize,
         buffer_bytes: usize,
+        journal: (Journal, PersisterHandle),
         stats: Arc<MailboxStats>,
         metrics: Arc<Metrics>,
     ) -> Broadcaster {
         Broadcaster {
             subscribers: Vec::new(),
+            journal: journal.0,
+            persister: journal.1,
+            unsaved: Vec::new(),
             live,
             buffer: buffer.max(2),
             buffer_bytes,
             stats,
             metrics,
+        }
+    }
+
+    /// Hands the journal's pending writes to the persister; keeps them for the next try when its queue is
+    /// full, and gives up on them (the run is then not marked clean) past `MAX_UNSAVED`.
+    fn save_journal(&mut self) {
+        if let Some(prune) = self.journal.evict(now_ms()) {
+            self.unsaved.push(prune);
+        }
+        if self.unsaved.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.unsaved);
+        match self.persister.try_write(ops) {
+            Ok(_) => {}
+            Err(TryWriteError::Full(ops)) if ops.len() < MAX_UNSAVED => self.unsaved = ops,
+            Err(_) => self.journal.lost_one(),
         }
     }
 
@@ -110,6 +150,7 @@ impl Actor for Broadcaster {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics.actor_started(ActorKind::Broadcaster);
+        ctx.run_interval(JOURNAL_SAVE, |act, _| act.save_journal());
         ctx.run_interval(LAG_RETRY, |act, _| {
             for sub in act.subscribers.iter_mut().filter(|s| s.missed > 0) {
                 if sub.tx.capacity() >= 1 {
@@ -133,12 +174,54 @@ impl Metered for Broadcaster {
     }
 }
 
-crate::instrument!(Broadcaster: Publish);
+crate::instrument!(Broadcaster: Publish, SaveJournal);
 
+/// What a subscriber that lagged after `after` missed, and the last id published so far (everything up to
+/// it is in the answer or was delivered; later events come through the subscription).
 #[derive(Message)]
-#[rtype(result = "Subscription")]
+#[rtype(result = "(Replay, EventId)")]
+pub struct ReplayAfter {
+    pub project: Option<String>,
+    pub after: EventId,
+}
+
+impl Handler<ReplayAfter> for Broadcaster {
+    type Result = MessageResult<ReplayAfter>;
+
+    fn handle(&mut self, msg: ReplayAfter, _: &mut Context<Self>) -> Self::Result {
+        let replay = self
+            .journal
+            .replay(&LastEventId::Event(msg.after), msg.project.as_deref());
+        MessageResult((replay, self.journal.last_id()))
+    }
+}
+
+/// A new subscriber; with `after`, it is first sent what it missed since that event (the replay).
+#[derive(Message)]
+#[rtype(result = "(Subscription, Option<Replay>)")]
 pub struct Subscribe {
     pub project: Option<String>,
+    pub after: Option<LastEventId>,
+}
+
+/// Stores every journal entry so far; answers whether the journal of this run is complete (a shutdown then
+/// marks the run clean).
+#[derive(Message)]
+#[rtype(result = "Result<bool, CommandError>")]
+pub struct SaveJournal;
+
+impl Handler<SaveJournal> for Broadcaster {
+    type Result = ResponseFuture<Result<bool, CommandError>>;
+
+    fn handle(&mut self, _: SaveJournal, _: &mut Context<Self>) -> Self::Result {
+        let ops = std::mem::take(&mut self.unsaved);
+        let complete = self.journal.complete();
+        let persister = self.persister.clone();
+        Box::pin(async move {
+            persister.write(ops).await?;
+            Ok(complete)
+        })
+    }
 }
 
 #[derive(Message)]
@@ -149,6 +232,9 @@ impl Handler<Subscribe> for Broadcaster {
     type Result = MessageResult<Subscribe>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let replay = msg
+            .after
+            .map(|after| self.journal.replay(&after, msg.project.as_deref()));
         let (tx, rx) = mpsc::channel(self.buffer);
         let queued = Arc::new(AtomicUsize::new(0));
         self.subscribers.push(Subscriber {
@@ -158,9 +244,10 @@ impl Handler<Subscribe> for Broadcaster {
             missed: 0,
             gaps: HashMap::new(),
             delivered: HashMap::new(),
+            last_sent: self.journal.last_id(),
         });
         self.count_subscribers();
-        MessageResult(Subscription { rx, queued })
+        MessageResult((Subscription { rx, queued }, replay))
     }
 }
 
@@ -169,6 +256,46 @@ impl Handler<Publish> for Broadcaster {
 
     fn handle(&mut self, Publish(event): Publish, _: &mut Context<Self>) {
         let project = event.project_id().map(str::to_owned);
+        let id = self.journal.next_id();
+        let at = now_ms();
+        // Messages are journalled as a reference (the session holds them); other events as their frame,
+        // which is also what every subscriber is sent.
+        let framed = match &event {
+            LiveEvent::Messages {
+                session_id,
+                project_id,
+                messages,
+            } => {
+                if let Some(last) = messages.last() {
+                    let entry = Entry::Messages {
+                        id,
+                        at,
+                        project: project_id.clone(),
+                        session_id: session_id.clone(),
+                        last_seq: last.seq_id,
+                    };
+                    let op = self.journal.push(entry);
+                    self.unsaved.push(op);
+                }
+                None
+            }
+            other => {
+                let frame = sse::other(other, Some(&id.to_string()));
+                if let (Some(frame), Some(project)) = (&frame, &project) {
+                    let op = self.journal.push(Entry::Frame {
+                        id,
+                        at,
+                        project: project.clone(),
+                        frame: frame.clone(),
+                    });
+                    self.unsaved.push(op);
+                }
+                frame
+            }
+        };
+        if self.unsaved.len() >= SAVE_AT {
+            self.save_journal();
+        }
         // Framed on first use, once for every subscriber.
         let mut live: Option<Live> = None;
         let budget = self.buffer_bytes;
@@ -182,8 +309,9 @@ impl Handler<Publish> for Broadcaster {
                 }
             }
             let live = live.get_or_insert_with(|| Live {
-                frame: sse::of(&event),
+                frame: framed.clone().or_else(|| sse::of(&event)),
                 event: event.clone(),
+                id,
             });
             if !deliver(sub, live, budget) {
                 self.metrics.sse_lagged.inc();
@@ -197,9 +325,16 @@ impl Handler<Publish> for Broadcaster {
 /// How often lag notices still owed are retried.
 const LAG_RETRY: Duration = Duration::from_millis(100);
 
+/// How often the journal's writes are handed to the persister, and how many make a batch go at once.
+const JOURNAL_SAVE: Duration = Duration::from_millis(20);
+const SAVE_AT: usize = 256;
+/// Journal writes kept while the persister's queue is full; past this they are given up.
+const MAX_UNSAVED: usize = 65_536;
+
 /// Sends the subscriber its lag notice; needs a free slot.
 fn notify_lag(sub: &mut Subscriber) {
     let notice = Live {
+        id: sub.last_sent,
         event: LiveEvent::Lagged {
             missed: sub.missed,
             resume: sub.gaps.drain().collect(),
@@ -247,6 +382,7 @@ fn deliver(sub: &mut Subscriber, live: &Live, budget: usize) -> bool {
     sub.queued.fetch_add(len, Ordering::Relaxed);
     match sub.tx.try_send(live.clone()) {
         Ok(()) => {
+            sub.last_sent = live.id;
             if let LiveEvent::Messages {
                 session_id,
                 messages,

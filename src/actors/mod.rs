@@ -5,9 +5,12 @@
 pub mod arbiters;
 pub mod broadcaster;
 pub mod health;
+pub mod journal;
 pub mod metrics;
 pub mod persister;
 pub mod project;
+pub mod restart;
+pub mod seq_block;
 pub mod session;
 pub mod settings;
 pub mod supervisor;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use self::arbiters::Arbiters;
-use self::broadcaster::{Broadcaster, Subscribe};
+use self::broadcaster::{Broadcaster, SaveJournal, Subscribe};
 use self::metrics::{ActorKind, Mailbox, MailboxStats, Metrics};
 use self::persister::{PersisterHandle, PersisterStats};
 use self::project::{
@@ -34,8 +37,8 @@ use crate::config::Config;
 use crate::engine::{Started, Subscription};
 use crate::error::CommandError;
 use crate::messages::commands::{
-    Ingest, IngestOutcome, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch,
-    StartRequest, TopBy, TopEntry,
+    Ingest, IngestOutcome, LiveEvent, Page, ProjectSummary, SessionSummary, Settings,
+    SettingsPatch, StartRequest, TopBy, TopEntry,
 };
 use crate::messages::validate;
 use crate::messages::wire::{now_ms, AgentSession, ProjectHealth, SidecarEvent};
@@ -69,6 +72,10 @@ pub struct EngineParts {
     providers: Providers,
     ready: AtomicBool,
     shut_down: tokio::sync::Mutex<bool>,
+    /// This run's journal epoch (src/actors/journal.rs).
+    journal_epoch: u32,
+    /// Sessions start-up recovery picked for resuming (src/actors/restart.rs), taken once the engine runs.
+    to_resume: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -87,21 +94,21 @@ impl EngineParts {
     ) -> Result<EngineParts, StartError> {
         let path = config.database_path();
         let cache_size = usize::try_from(config.storage.cache_size.as_u64()).unwrap_or(usize::MAX);
-        let (store, stored_settings) = tokio::task::spawn_blocking(move || {
-            let store = Store::open_with_cache(&path, cache_size)?;
-            let interrupted = store.mark_interrupted(INTERRUPTED, now_ms())?;
-            if !interrupted.is_empty() {
-                tracing::warn!(
-                    count = interrupted.len(),
-                    "sessions interrupted by the last shutdown"
-                );
-            }
-            let settings = store.settings()?;
-            Ok::<_, crate::storage::StorageError>((store, settings))
-        })
-        .await
-        .map_err(|e| StartError::Join(e.to_string()))??;
+        let recovery_config = config.clone();
+        let replay_bytes =
+            usize::try_from(config.server.sse_replay_bytes.as_u64()).unwrap_or(usize::MAX);
+        let (store, stored_settings, recovery, stored_journal) =
+            tokio::task::spawn_blocking(move || {
+                let store = Store::open_with_cache(&path, cache_size)?;
+                let recovery = restart::recover(&store, &recovery_config)?;
+                let settings = store.settings()?;
+                let journal = store.journal_open(replay_bytes)?;
+                Ok::<_, crate::storage::StorageError>((store, settings, recovery, journal))
+            })
+            .await
+            .map_err(|e| StartError::Join(e.to_string()))??;
 
+        let journal_epoch = stored_journal.epoch;
         let metrics = Metrics::new();
         let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
         persister.observe_commits(metrics.commit_duration.clone());
@@ -122,11 +129,26 @@ impl EngineParts {
             let buffer_bytes = usize::try_from(config.limits.subscriber_buffer_bytes.as_u64())
                 .unwrap_or(usize::MAX);
             let theirs = stats.clone();
+            let window_ms =
+                i64::try_from(config.server.sse_replay_window.as_millis()).unwrap_or(i64::MAX);
+            let journal = (
+                journal::Journal::new(stored_journal, window_ms, replay_bytes, now_ms()),
+                persister.clone(),
+            );
             let addr = Broadcaster::start_in_arbiter(&control, move |_| {
-                Broadcaster::new(subscribers, buffer, buffer_bytes, theirs, m)
+                Broadcaster::new(subscribers, buffer, buffer_bytes, journal, theirs, m)
             });
             Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)
         };
+        // Subscribers (reconnecting ones, through the journal) hear of what the restart did.
+        for record in &recovery.interrupted {
+            broadcaster.do_send(broadcaster::Publish(LiveEvent::Status {
+                session_id: record.session_id.clone(),
+                project_id: record.project_id.clone(),
+                status: record.status,
+                error: record.error.clone(),
+            }));
+        }
         let parts = SupervisorParts {
             settings: settings::load(&config, &stored_settings),
             config: config.clone(),
@@ -157,6 +179,8 @@ impl EngineParts {
             providers,
             ready: AtomicBool::new(true),
             shut_down: tokio::sync::Mutex::new(false),
+            to_resume: std::sync::Mutex::new(recovery.resume),
+            journal_epoch,
         })
     }
 
@@ -298,6 +322,7 @@ impl EngineParts {
             additional_directories: o.additional_directories.unwrap_or_default(),
             worktree_name: o.worktree_name,
             provider_settings,
+            resume_on_restart: o.resume_on_restart.unwrap_or(false),
         })
     }
 
@@ -515,6 +540,44 @@ impl EngineParts {
             .addr()
             .send(Subscribe {
                 project: project_id,
+                after: None,
+            })
+            .await?
+            .0)
+    }
+
+    /// What a lagging subscriber missed since `after` (see `broadcaster::ReplayAfter`).
+    pub async fn replay_after(
+        &self,
+        project_id: Option<String>,
+        after: journal::EventId,
+    ) -> Result<(journal::Replay, journal::EventId), CommandError> {
+        Ok(self
+            .broadcaster
+            .addr()
+            .send(broadcaster::ReplayAfter {
+                project: project_id,
+                after,
+            })
+            .await?)
+    }
+
+    /// `subscribe`, first answering what a client whose last event was `after` missed (the journal's
+    /// replay, or why it cannot be replayed).
+    pub async fn subscribe_after(
+        &self,
+        project_id: Option<String>,
+        after: Option<journal::LastEventId>,
+    ) -> Result<(Subscription, Option<journal::Replay>), CommandError> {
+        if let Some(p) = &project_id {
+            validate::project_id(p)?;
+        }
+        Ok(self
+            .broadcaster
+            .addr()
+            .send(Subscribe {
+                project: project_id,
+                after,
             })
             .await?)
     }
@@ -603,10 +666,26 @@ impl EngineParts {
         for provider in self.providers.all() {
             provider.shutdown().await;
         }
-        if let Err(e) = self.flush().await {
+        let flushed = self.flush().await;
+        if let Err(e) = &flushed {
             tracing::error!(error = %e, "shutdown flush failed; unflushed messages are lost");
         }
+        // The journal's last entries; a run that stored all of them is replayed across the restart.
+        let journal_complete = matches!(self.broadcaster.send(SaveJournal).await, Ok(Ok(true)));
         self.persister.shutdown().await;
+        if journal_complete {
+            let (store, epoch) = (self.store.clone(), self.journal_epoch);
+            if let Err(e) = blocking(move || store.journal_close(epoch)).await {
+                tracing::warn!(error = %e, "journal not marked complete; clients resuming across the restart reset");
+            }
+        }
+        if flushed.is_ok() {
+            // Every seqId handed out is in a stored message: sessions continue right after their last one.
+            let store = self.store.clone();
+            if let Err(e) = blocking(move || store.release_seq_ceilings()).await {
+                tracing::warn!(error = %e, "seqId ceilings kept; sessions skip past them after the restart");
+            }
+        }
         self.metrics
             .actor_stopped(ActorKind::Persister, metrics::StopReason::Shutdown);
         self.store.close();

@@ -125,18 +125,11 @@ impl ProjectActor {
         let key = HealthKey::of(&health);
         if self.last_health.as_ref() != Some(&key) {
             self.last_health = Some(key);
-            if self
-                .links
+            // Journalled for reconnecting clients whether or not anyone listens now.
+            self.links
                 .session
-                .subscribers
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > 0
-            {
-                self.links
-                    .session
-                    .broadcaster
-                    .do_send(Publish(LiveEvent::Health(health.clone())));
-            }
+                .broadcaster
+                .do_send(Publish(LiveEvent::Health(health.clone())));
         }
         // Armed once per change of deadline: activity moves it later, and the armed timer then fires
         // early and re-arms once (see `Wake`), so a batch of events costs no timer per event.
@@ -331,6 +324,7 @@ impl Handler<StartSession> for ProjectActor {
         let mut spec = msg.spec;
         spec.session_id = self.next_session_id();
         spec.project_id = self.project_id.clone();
+        super::restart::keep_start(&self.links.session.persister, &spec);
         let now = now_ms();
         let first = user_message(&spec.session_id, spec.prompt.clone(), now, true);
         let record = SessionRecord {

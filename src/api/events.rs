@@ -2,9 +2,15 @@
 //!
 //! The stream subscribes before it reads anything from storage, and remembers the last seqId it emitted
 //! per session, so a message is never sent twice nor skipped when a backlog read and live events overlap.
-//! A client reconnecting with `Last-Event-ID: <sessionId>:<seqId>` first gets that session's messages after
-//! seqId; a subscriber that fell behind gets `lagged {missed}` and then, read back from the engine, the
-//! messages it missed. Backlogs are read one page at a time, so a long one never sits in memory whole.
+//! Every event carries an id. A client reconnecting with the last id it saw (`Last-Event-ID`) is first sent,
+//! from the journal (src/actors/journal.rs), everything it missed for its filter, in the order it was
+//! published, then live events; the journal answers that replay and the subscription in one step, so nothing
+//! falls between them. A replayed `session.messages` is read back from the session, up to the seqId it
+//! ended at. When the journal cannot replay (too old, unknown, a killed run), the client gets
+//! `reset {reason}`; a v1 id `<sessionId>:<seqId>` then still gets that session's messages after seqId.
+//! A subscriber that fell behind gets `lagged {missed}` and then every event it missed, from the journal
+//! (messages read back from the engine; live events the replay covered are skipped), or, when the journal
+//! no longer reaches back, the messages it missed. Backlogs are read one page at a time, so a long one never sits in memory whole.
 //!
 //! Live frames arrive already framed and shared by every subscriber; the stream hands them to the server in
 //! slices of at most `SLICE` bytes (cheap views of the shared bytes), because the server copies what it is
@@ -22,6 +28,7 @@ use super::errors::{ApiError, ErrorBody};
 use super::extract::{project_id, Query};
 use super::AppState;
 use crate::actors::broadcaster::Live;
+use crate::actors::journal::{Entry, EventId, LastEventId, Replay};
 use crate::engine::{Engine, Subscription};
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
@@ -36,11 +43,11 @@ const SLICE: usize = 16 * 1024;
 #[utoipa::path(get, path = "/v1/events", operation_id = "streamEvents", tag = "events",
     params(
         ("projectId" = Option<String>, Query, description = "Only this project's events", pattern = r"^[A-Za-z0-9._-]{1,128}$"),
-        ("Last-Event-ID" = Option<String>, Header, description = "<sessionId>:<seqId>: first that session's messages after seqId"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event id seen (<epoch>.<n>, or <sessionId>:<seqId> of a session.messages): first everything missed since, for the same filter, within server.sse_replay_window; else reset. Empty means none"),
         ("ticket" = Option<String>, Query, description = "A ticket from POST /v1/events/ticket, accepted once instead of the bearer token (for a browser's EventSource, which cannot send the header)"),
     ),
     responses(
-        (status = 200, description = "Server-Sent Events: session.messages, session.status, session.cost, notification, project.health, lagged", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events: session.messages, session.status, session.cost, notification, project.health, lagged, reset", content_type = "text/event-stream", body = String),
         (status = 400, description = "projectId or Last-Event-ID does not parse", body = ErrorBody),
     ))]
 pub async fn stream(
@@ -55,30 +62,52 @@ pub async fn stream(
         }
         None => None,
     };
-    let resume = match req.headers().get("Last-Event-ID") {
+    let after = match req.headers().get("Last-Event-ID") {
         Some(value) => {
-            let text = value
-                .to_str()
-                .map_err(|_| ApiError::invalid("Last-Event-ID", "must be <sessionId>:<seqId>"))?;
-            Some(super::sse::parse_last_event_id(text)?)
+            let text = value.to_str().map_err(|_| {
+                ApiError::invalid(
+                    "Last-Event-ID",
+                    "must be <sessionId>:<seqId> or <epoch>.<n>",
+                )
+            })?;
+            super::sse::parse_last_event_id(text)?
         }
         None => None,
     };
-    // Subscribe first: whatever happens from here on is either in the backlog or in the subscription.
-    let subscription = state.engine.subscribe(project.clone()).await?;
+    // Subscribe first: whatever happens from here on is either in the replay, the backlog or the
+    // subscription.
+    let (subscription, replay) = state
+        .engine
+        .subscribe_after(project.clone(), after.clone())
+        .await?;
     let mut live = LiveStream {
         engine: state.engine.clone(),
         subscription,
         project,
         sent: HashMap::new(),
         backlog: VecDeque::new(),
+        replay: VecDeque::new(),
+        lag_from: None,
+        skip_upto: None,
         pending: VecDeque::from([Bytes::from_static(sse::OPENED)]),
         keep_alive: keep_alive(state.keep_alive),
         stopping: state.stopping.clone(),
     };
-    if let Some((session, seq)) = resume {
-        live.sent.insert(session.clone(), seq);
-        live.backlog.push_back(session);
+    let v1 = match after {
+        Some(LastEventId::Session { session_id, seq }) => {
+            live.sent.insert(session_id.clone(), seq);
+            Some(session_id)
+        }
+        _ => None,
+    };
+    match replay {
+        Some(Replay::Entries(entries)) => live.replay.extend(entries),
+        Some(Replay::Reset(reason)) => {
+            live.pending.extend(sse::reset(&reason));
+            // v1: that session's messages after the seqId, from storage.
+            live.backlog.extend(v1);
+        }
+        None => {}
     }
     let body = futures_util::stream::unfold(live, |mut live| async move {
         let frame = live.next_frame().await?;
@@ -106,6 +135,12 @@ struct LiveStream {
     sent: HashMap<String, u64>,
     /// Sessions whose messages after `sent[session]` must be read from the engine before live events.
     backlog: VecDeque<String>,
+    /// What the journal replays before everything else, oldest first.
+    replay: VecDeque<Entry>,
+    /// The subscriber lagged after this event: ask the journal for what it missed.
+    lag_from: Option<EventId>,
+    /// Live events up to this one came in a replay: skip them.
+    skip_upto: Option<EventId>,
     /// Frames ready to go out, in order.
     pending: VecDeque<Bytes>,
     keep_alive: Interval,
@@ -122,6 +157,42 @@ impl LiveStream {
                 }
                 return self.pending.pop_front();
             }
+            if let Some(after) = self.lag_from.take() {
+                // Status, cost, notification and health events missed too, not only messages.
+                if let Ok((Replay::Entries(entries), upto)) =
+                    self.engine.replay_after(self.project.clone(), after).await
+                {
+                    self.replay.extend(entries);
+                    self.skip_upto = Some(upto);
+                }
+                continue;
+            }
+            if let Some(entry) = self.replay.pop_front() {
+                match entry {
+                    Entry::Frame { frame, .. } => self.pending.push_back(frame),
+                    Entry::Messages {
+                        session_id,
+                        mut last_seq,
+                        ..
+                    } => {
+                        // Adjacent batches of one session are read back together: nothing lies between.
+                        while let Some(Entry::Messages {
+                            session_id: next,
+                            last_seq: upto,
+                            ..
+                        }) = self.replay.front()
+                        {
+                            if *next != session_id {
+                                break;
+                            }
+                            last_seq = *upto;
+                            self.replay.pop_front();
+                        }
+                        self.read_replayed(session_id, last_seq).await
+                    }
+                }
+                continue;
+            }
             if let Some(session) = self.backlog.front().cloned() {
                 self.read_backlog_page(session).await;
                 continue;
@@ -136,7 +207,11 @@ impl LiveStream {
         }
     }
 
-    fn on_event(&mut self, Live { event, frame }: Live) {
+    fn on_event(&mut self, Live { event, frame, id }: Live) {
+        let replayed = self.skip_upto.is_some_and(|upto| id <= upto);
+        if replayed && !matches!(event, LiveEvent::Lagged { .. }) {
+            return;
+        }
         match event {
             LiveEvent::Messages {
                 session_id,
@@ -160,6 +235,7 @@ impl LiveStream {
             }
             LiveEvent::Lagged { missed, resume } => {
                 self.pending.extend(sse::lagged(missed));
+                self.lag_from = Some(id);
                 for (session, last) in resume {
                     let sent = self.sent.entry(session.clone()).or_insert(last);
                     *sent = (*sent).max(last);
@@ -168,7 +244,48 @@ impl LiveStream {
                     }
                 }
             }
-            other => self.pending.extend(frame.or_else(|| sse::other(&other))),
+            other => self
+                .pending
+                .extend(frame.or_else(|| sse::other(&other, None))),
+        }
+    }
+
+    /// A replayed `session.messages`: the session's messages after what this stream sent of it, up to
+    /// `last_seq`, read back from the engine a page at a time. Messages a crash took before they were
+    /// stored are not there, and are skipped.
+    async fn read_replayed(&mut self, session: String, last_seq: u64) {
+        loop {
+            let after = self.sent.get(&session).copied().unwrap_or(0);
+            if after >= last_seq {
+                return;
+            }
+            // At most the messages up to `last_seq` (there are no more than that many seqIds), a page at a time.
+            let wanted = usize::try_from(last_seq - after).unwrap_or(usize::MAX);
+            let page = Page {
+                after_seq: Some(after),
+                limit: Some(wanted.min(BACKLOG_PAGE)),
+            };
+            let found = match self.engine.session(&session, page).await {
+                Ok(found) => found,
+                // Purged meanwhile: nothing left to send.
+                Err(CommandError::SessionNotFound) => return,
+                Err(e) => {
+                    tracing::warn!(sessionId = %session, error = %e, "cannot read a replayed event");
+                    return;
+                }
+            };
+            let start = found.messages.partition_point(|m| m.seq_id <= after);
+            let end = found.messages.partition_point(|m| m.seq_id <= last_seq);
+            let fresh = &found.messages[start..end.max(start)];
+            let Some(m) = fresh.last() else { return };
+            let reached = m.seq_id;
+            if let Some(frame) = sse::messages(&session, &found.project_id, fresh) {
+                self.pending.push_back(frame);
+            }
+            self.sent.insert(session.clone(), reached);
+            if end < found.messages.len() || found.messages.len() < wanted.min(BACKLOG_PAGE) {
+                return;
+            }
         }
     }
 

@@ -18,6 +18,7 @@ mod health;
 mod openapi;
 mod ops;
 mod projects;
+mod resume;
 mod routes;
 mod sessions;
 mod settings;

@@ -14,7 +14,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    cluster, debug, events, health, ops, projects, sessions, settings, sidecar, ticket, AppState,
+    cluster, debug, events, health, ops, projects, resume, sessions, settings, sidecar, ticket,
+    AppState,
 };
 use crate::messages::commands::TopBy;
 
@@ -35,6 +36,7 @@ use crate::messages::commands::TopBy;
         projects::current,
         projects::clear,
         projects::restore,
+        resume::resume,
         projects::purge,
         projects::stall_threshold,
         sessions::get,

@@ -8,8 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::errors::ApiError;
 use super::{
-    cluster, debug, events, health, openapi, ops, projects, sessions, settings, sidecar, ticket,
-    trace,
+    cluster, debug, events, health, openapi, ops, projects, resume, sessions, settings, sidecar,
+    ticket, trace,
 };
 
 /// The live event stream: never compressed, because a compressor holds back small frames.
@@ -56,6 +56,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         endpoint(M::POST, "/v1/projects/{projectId}/session/restore", || {
             web::route().to(projects::restore)
+        }),
+        endpoint(M::POST, "/v1/projects/{projectId}/session/resume", || {
+            web::route().to(resume::resume)
         }),
         endpoint(M::PUT, "/v1/projects/{projectId}/stall-threshold", || {
             web::route().to(projects::stall_threshold)

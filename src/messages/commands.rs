@@ -27,6 +27,9 @@ pub struct StartOptions {
     pub extra_env: Option<BTreeMap<String, String>>,
     pub additional_directories: Option<Vec<String>>,
     pub worktree_name: Option<String>,
+    /// Resume this session with its provider's own resume after a service restart (else as
+    /// `resume.on_restart` says).
+    pub resume_on_restart: Option<bool>,
 }
 
 /// The body of `POST /v1/projects/{projectId}/sessions`.

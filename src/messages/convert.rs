@@ -88,6 +88,15 @@ pub fn init_model(raw: &RawMessage) -> Option<String> {
     Some(string_or(raw, "model", "")).filter(|m| !m.is_empty())
 }
 
+/// The provider's own conversation id an init message names (Claude's session id, Codex's thread id), which
+/// a resume needs.
+pub fn init_session(raw: &RawMessage) -> Option<String> {
+    if raw.kind != "init" {
+        return None;
+    }
+    Some(string_or(raw, "sessionId", "")).filter(|s| !s.is_empty())
+}
+
 /// `c?.[name]` where `c = raw.content`: only an object has the fields the rules read (a string's or an
 /// array's `text`, `name`, ... are undefined in JavaScript too).
 fn field<'a>(raw: &'a RawMessage, name: &str) -> Option<&'a Value> {

@@ -95,6 +95,17 @@ pub fn lagged(missed: u64) -> Option<Bytes> {
     frame("lagged", None, &LaggedData { missed })
 }
 
+#[derive(Serialize)]
+struct ResetData<'a> {
+    reason: &'a str,
+}
+
+/// `reset {reason}`: the server cannot send everything the client missed; live events follow, and the
+/// client re-reads what it needs.
+pub fn reset(reason: &str) -> Option<Bytes> {
+    frame("reset", None, &ResetData { reason })
+}
+
 /// The frame of a published event, as every subscriber sends it; `None` for a lag notice, which is each
 /// subscriber's own, and for an empty message batch.
 pub fn of(event: &LiveEvent) -> Option<Bytes> {
@@ -104,12 +115,13 @@ pub fn of(event: &LiveEvent) -> Option<Bytes> {
             project_id,
             messages: batch,
         } => messages(session_id, project_id, batch),
-        other_event => other(other_event),
+        other_event => other(other_event, None),
     }
 }
 
-/// Every event but messages (which the stream filters first) and lag notices (which it answers itself).
-pub fn other(event: &LiveEvent) -> Option<Bytes> {
+/// Every event but messages (which the stream filters first) and lag notices (which it answers itself),
+/// with its journal id (`<epoch>.<n>`, src/actors/journal.rs).
+pub fn other(event: &LiveEvent, id: Option<&str>) -> Option<Bytes> {
     match event {
         LiveEvent::Status {
             session_id,
@@ -118,7 +130,7 @@ pub fn other(event: &LiveEvent) -> Option<Bytes> {
             error,
         } => frame(
             "session.status",
-            None,
+            id,
             &StatusData {
                 session_id,
                 project_id,
@@ -134,7 +146,7 @@ pub fn other(event: &LiveEvent) -> Option<Bytes> {
             output_tokens,
         } => frame(
             "session.cost",
-            None,
+            id,
             &CostData {
                 session_id,
                 project_id,
@@ -149,14 +161,14 @@ pub fn other(event: &LiveEvent) -> Option<Bytes> {
             variant,
         } => frame(
             "notification",
-            None,
+            id,
             &NotificationData {
                 project_id,
                 message,
                 variant: *variant,
             },
         ),
-        LiveEvent::Health(health) => frame("project.health", None, health),
+        LiveEvent::Health(health) => frame("project.health", id, health),
         LiveEvent::Messages { .. } | LiveEvent::Lagged { .. } => None,
     }
 }
@@ -217,35 +229,55 @@ mod tests {
 
     #[test]
     fn other_events_use_the_contract_names_and_shapes() {
-        let f = text(other(&LiveEvent::Status {
-            session_id: "p-1".into(),
-            project_id: "p".into(),
-            status: AgentStatus::Error,
-            error: Some("boom".into()),
-        }));
+        let f = text(other(
+            &LiveEvent::Status {
+                session_id: "p-1".into(),
+                project_id: "p".into(),
+                status: AgentStatus::Error,
+                error: Some("boom".into()),
+            },
+            None,
+        ));
         assert!(f.starts_with("event: session.status\ndata: "), "{f}");
         assert_eq!(
             data(&f),
             serde_json::json!({"sessionId":"p-1","projectId":"p","status":"error","error":"boom"})
         );
-        let f = text(other(&LiveEvent::Cost {
-            session_id: "p-1".into(),
-            project_id: "p".into(),
-            cost_usd: 0.25,
-            input_tokens: 10,
-            output_tokens: 20,
-        }));
+        let f = text(other(
+            &LiveEvent::Cost {
+                session_id: "p-1".into(),
+                project_id: "p".into(),
+                cost_usd: 0.25,
+                input_tokens: 10,
+                output_tokens: 20,
+            },
+            None,
+        ));
         assert!(f.starts_with("event: session.cost\n"), "{f}");
         assert_eq!(data(&f)["costUsd"], 0.25);
         assert_eq!(data(&f)["outputTokens"], 20);
-        let f = text(other(&LiveEvent::Notification {
-            project_id: "p".into(),
-            message: "Agent completed on p".into(),
-            variant: Variant::Success,
-        }));
+        let f = text(other(
+            &LiveEvent::Notification {
+                project_id: "p".into(),
+                message: "Agent completed on p".into(),
+                variant: Variant::Success,
+            },
+            None,
+        ));
         assert!(f.starts_with("event: notification\n"), "{f}");
         assert_eq!(data(&f)["variant"], "success");
         let f = text(lagged(7));
         assert_eq!(f, "event: lagged\ndata: {\"missed\":7}\n\n");
+        let f = text(other(
+            &LiveEvent::Notification {
+                project_id: "p".into(),
+                message: "m".into(),
+                variant: Variant::Info,
+            },
+            Some("2.9"),
+        ));
+        assert!(f.starts_with("event: notification\nid: 2.9\ndata: "), "{f}");
+        let f = text(reset("gone"));
+        assert_eq!(f, "event: reset\ndata: {\"reason\":\"gone\"}\n\n");
     }
 }

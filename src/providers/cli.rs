@@ -110,6 +110,10 @@ impl Driver for CliDriver {
         })
     }
 
+    fn seed(&self, memory: &mut CliMemory, _spec: &StartSpec, resume: super::Resume) {
+        memory.resume = resume.conversation;
+    }
+
     fn check(&self, requested: &StartSpec) -> Result<(), Refusal> {
         match self.agent {
             Agent::Claude => claude::check(requested, &self.provider),

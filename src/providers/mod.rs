@@ -29,8 +29,10 @@ use crate::messages::commands::Ingest;
 use crate::messages::wire::SidecarEvent;
 
 /// Everything a provider needs to start one session; the engine has already filled defaults from settings
-/// and configuration and validated `extra_env`.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// and configuration and validated `extra_env`. Stored with the session (without the prompt), so that it can
+/// be resumed after a restart (src/actors/restart.rs).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StartSpec {
     pub session_id: String,
     pub project_id: String,
@@ -47,6 +49,18 @@ pub struct StartSpec {
     pub worktree_name: Option<String>,
     /// `provider_settings[provider]` from the settings (e.g. ollama's `num_ctx`, `think`), or null.
     pub provider_settings: serde_json::Value,
+    /// Resume this session with the provider's own resume after a service restart (`resumeOnRestart`).
+    pub resume_on_restart: bool,
+}
+
+/// What a provider is given to take a session back that it no longer runs (after a restart, or on
+/// demand): the provider's own conversation id and the session's history, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resume {
+    /// Claude's session id or Codex's thread id, as the agent named it.
+    pub conversation: Option<String>,
+    /// (role, text) of the user and assistant messages, for a provider that resends the history (Ollama).
+    pub history: Vec<(crate::messages::wire::MsgRole, String)>,
 }
 
 /// What a provider failed to do, in words for the user ("claude not found on PATH ...").
@@ -109,6 +123,19 @@ pub trait Provider: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(), ProviderError>>;
     /// Stops the session's agent; returns once it is gone.
     fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// Takes back a session this provider does not run now, so that its next `prompt` continues the
+    /// conversation (the provider's own resume); starts nothing by itself.
+    fn adopt(
+        &self,
+        spec: StartSpec,
+        _resume: Resume,
+        _sink: EventSink,
+    ) -> Result<(), ProviderError> {
+        Err(format!(
+            "provider {} cannot resume a session",
+            spec.provider
+        ))
+    }
     /// Stops every agent of this provider: the service is shutting down.
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})

@@ -80,6 +80,22 @@ impl Driver for OllamaDriver {
         check(requested)
     }
 
+    /// Ollama keeps no conversation: a resumed session's history is sent again with its next prompt.
+    fn seed(&self, memory: &mut Vec<Value>, spec: &StartSpec, resume: crate::providers::Resume) {
+        use crate::messages::wire::MsgRole;
+        if let Some(system) = spec.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+            memory.push(json!({"role": "system", "content": system}));
+        }
+        for (role, text) in resume.history {
+            let role = match role {
+                MsgRole::User => "user",
+                MsgRole::Assistant => "assistant",
+                _ => continue,
+            };
+            memory.push(json!({"role": role, "content": text}));
+        }
+    }
+
     /// An unreachable server is a start error naming the host, not a run that fails later.
     fn preflight(&self) -> impl std::future::Future<Output = Result<(), ProviderError>> + Send {
         self.health()

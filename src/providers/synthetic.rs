@@ -26,6 +26,16 @@ impl Provider for Synthetic {
         Box::pin(async { Ok(()) })
     }
 
+    /// Nothing runs here: the session's agent posts its events from outside, as before.
+    fn adopt(
+        &self,
+        _spec: StartSpec,
+        _resume: super::Resume,
+        _sink: EventSink,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     fn stop(&self, _session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
         Box::pin(async { Ok(()) })
     }

@@ -44,6 +44,9 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// The options of a start request this driver cannot honour.
     fn check(&self, requested: &StartSpec) -> Result<(), super::Refusal>;
 
+    /// Fills a new session memory from what a resumed session brings (a resume id, the history).
+    fn seed(&self, memory: &mut Self::Memory, spec: &StartSpec, resume: super::Resume);
+
     /// Checked before a session starts (a server that must be reachable); nothing by default.
     fn preflight(&self) -> impl Future<Output = Result<(), ProviderError>> + Send {
         async { Ok(()) }
@@ -82,6 +85,15 @@ impl<D: Driver> Provider for TableProvider<D> {
 
     fn accepts_prompt(&self, session_id: &str) -> Result<(), ProviderError> {
         self.table.accepts_prompt(session_id)
+    }
+
+    fn adopt(
+        &self,
+        spec: StartSpec,
+        resume: super::Resume,
+        sink: EventSink,
+    ) -> Result<(), ProviderError> {
+        self.table.adopt(spec, resume, sink)
     }
 
     fn stderr(&self, session_id: &str) -> Option<super::SessionStderr> {
@@ -220,6 +232,43 @@ impl<D: Driver> Table<D> {
             state.slots.remove(&id);
             return Err(e);
         }
+        Ok(())
+    }
+
+    /// Takes a session back with no run: its memory seeded from `resume` unless the table still holds
+    /// it (a session stopped earlier in this process keeps what it learnt), so the next prompt continues.
+    pub(crate) fn adopt(
+        &self,
+        mut spec: StartSpec,
+        resume: super::Resume,
+        sink: EventSink,
+    ) -> Result<(), ProviderError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err("the service is shutting down".into());
+        }
+        if let Some(slot) = state.slots.get_mut(&spec.session_id) {
+            if slot.run.is_some() {
+                return Err(format!("session {} is already running", spec.session_id));
+            }
+            slot.sink = sink;
+            return Ok(());
+        }
+        spec.prompt.clear();
+        let mut memory = D::Memory::default();
+        self.driver.seed(&mut memory, &spec, resume);
+        let id = spec.session_id.clone();
+        state.slots.insert(
+            id,
+            Slot {
+                spec: Arc::new(spec),
+                sink,
+                memory: Arc::new(Mutex::new(memory)),
+                run: None,
+                pending: VecDeque::new(),
+                idle_since: Some(Instant::now()),
+            },
+        );
         Ok(())
     }
 

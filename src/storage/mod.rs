@@ -8,14 +8,18 @@
 mod codec;
 mod error;
 mod guard;
+mod journal;
 mod migrate;
 mod overlay;
 mod schema;
+mod sequence;
+mod starts;
 mod store;
 mod verify;
 mod writer;
 
 pub use error::StorageError;
+pub use journal::StoredJournal;
 pub use store::{Store, DEFAULT_CACHE_SIZE};
 pub use verify::{verify, Damage, Report};
 
@@ -69,5 +73,32 @@ pub enum WriteOp {
     PutSetting {
         key: String,
         value: String,
+    },
+    /// Raise the session's seqId ceiling to `ceiling` (src/storage/sequence.rs).
+    ReserveSeq {
+        session_id: String,
+        ceiling: u64,
+    },
+    /// Keep what the session was started with (src/storage/starts.rs).
+    PutStart {
+        session_id: String,
+        start: Vec<u8>,
+    },
+    /// One live event in the journal (src/storage/journal.rs).
+    JournalAppend {
+        epoch: u32,
+        n: u64,
+        entry: Vec<u8>,
+    },
+    /// Drop the journal's entries before (epoch, n).
+    JournalPrune {
+        epoch: u32,
+        n: u64,
+    },
+    /// Drop the session's seqId ceiling if it is no higher than `ceiling`: everything it handed out is
+    /// stored, so it may continue from its last stored seqId.
+    ReleaseSeq {
+        session_id: String,
+        ceiling: u64,
     },
 }

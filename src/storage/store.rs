@@ -150,6 +150,17 @@ impl Store {
         error: &str,
         now: UnixMs,
     ) -> Result<Vec<SessionRecord>, StorageError> {
+        self.mark_interrupted_where(error, now, |_| true)
+    }
+
+    /// `mark_interrupted` for the running sessions `cut_off` picks; the others stay running (their agent
+    /// lives outside this process and was not cut off by its end).
+    pub fn mark_interrupted_where(
+        &self,
+        error: &str,
+        now: UnixMs,
+        cut_off: impl Fn(&SessionRecord) -> bool,
+    ) -> Result<Vec<SessionRecord>, StorageError> {
         self.write(|w| {
             let mut out = Vec::new();
             for id in w.running_ids()? {
@@ -166,6 +177,9 @@ impl Store {
                     }
                     Err(e) => return Err(e),
                 };
+                if !cut_off(&r) {
+                    continue;
+                }
                 r.status = AgentStatus::Error;
                 r.error = Some(error.to_owned());
                 r.updated_at = now;
@@ -380,11 +394,11 @@ impl Store {
         }
     }
 
-    fn read(&self) -> Result<ReadTransaction, StorageError> {
+    pub(super) fn read(&self) -> Result<ReadTransaction, StorageError> {
         self.db()?.begin_read().map_err(read_error)
     }
 
-    fn write<T>(
+    pub(super) fn write<T>(
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {

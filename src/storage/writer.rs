@@ -9,6 +9,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{decode_record, encode_batch, encode_record, record_project};
 use super::schema::{successor, MESSAGES, PROJECT_INDEX, RUNNING, SESSIONS, SETTINGS};
+use super::{journal, sequence, starts};
 use super::{SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentStatus, SharedMessage, UnixMs};
 
@@ -27,6 +28,12 @@ pub(super) struct Writer<'t> {
     messages: Table<'t, (&'static str, u64), &'static [u8]>,
     running: Table<'t, &'static str, ()>,
     settings: Table<'t, &'static str, &'static str>,
+    /// The tables of sessions' seqId ceilings, starts and the event journal, opened on first use: most
+    /// transactions touch none of them.
+    txn: &'t WriteTransaction,
+    ceilings: Option<Table<'t, &'static str, u64>>,
+    starts: Option<Table<'t, &'static str, &'static [u8]>>,
+    journal: Option<journal::JournalTable<'t>>,
 }
 
 pub(super) fn write_error(e: impl Display) -> StorageError {
@@ -41,6 +48,10 @@ impl<'t> Writer<'t> {
             messages: txn.open_table(MESSAGES).map_err(write_error)?,
             running: txn.open_table(RUNNING).map_err(write_error)?,
             settings: txn.open_table(SETTINGS).map_err(write_error)?,
+            txn,
+            ceilings: None,
+            starts: None,
+            journal: None,
         })
     }
 
@@ -63,7 +74,57 @@ impl<'t> Writer<'t> {
                 .insert(key.as_str(), value.as_str())
                 .map(drop)
                 .map_err(write_error),
+            WriteOp::ReserveSeq {
+                session_id,
+                ceiling,
+            } => sequence::reserve(self.ceilings()?, session_id, *ceiling),
+            WriteOp::PutStart { session_id, start } => {
+                starts::put(self.starts()?, session_id, start)
+            }
+            WriteOp::ReleaseSeq {
+                session_id,
+                ceiling,
+            } => sequence::release(self.ceilings()?, session_id, *ceiling),
+            WriteOp::JournalAppend { epoch, n, entry } => {
+                journal::append(self.journal()?, *epoch, *n, entry)
+            }
+            WriteOp::JournalPrune { epoch, n } => journal::prune(self.journal()?, *epoch, *n),
         }
+    }
+
+    /// Drops every seqId ceiling (see `Store::release_seq_ceilings`).
+    pub(super) fn release_ceilings(&mut self) -> Result<(), StorageError> {
+        sequence::release_all(self.ceilings()?)
+    }
+
+    fn ceilings(&mut self) -> Result<&mut Table<'t, &'static str, u64>, StorageError> {
+        if self.ceilings.is_none() {
+            self.ceilings = Some(sequence::open_table(self.txn)?);
+        }
+        Ok(self.ceilings.as_mut().expect("opened above"))
+    }
+
+    fn starts(&mut self) -> Result<&mut Table<'t, &'static str, &'static [u8]>, StorageError> {
+        if self.starts.is_none() {
+            self.starts = Some(starts::open_table(self.txn)?);
+        }
+        Ok(self.starts.as_mut().expect("opened above"))
+    }
+
+    fn journal(&mut self) -> Result<&mut journal::JournalTable<'t>, StorageError> {
+        if self.journal.is_none() {
+            self.journal = Some(journal::open_table(self.txn)?);
+        }
+        Ok(self.journal.as_mut().expect("opened above"))
+    }
+
+    /// Opens the next journal epoch (see `Store::journal_open`).
+    pub(super) fn journal_begin_epoch(&mut self) -> Result<u32, StorageError> {
+        journal::begin_epoch(self.txn)
+    }
+
+    pub(super) fn journal_end_epoch(&mut self, epoch: u32) -> Result<(), StorageError> {
+        journal::end_epoch(self.txn, epoch)
     }
 
     pub(super) fn record(&self, session_id: &str) -> Result<Option<SessionRecord>, StorageError> {
@@ -133,6 +194,8 @@ impl<'t> Writer<'t> {
         }
         self.sessions.remove(session_id).map_err(write_error)?;
         self.running.remove(session_id).map_err(write_error)?;
+        sequence::forget(self.ceilings()?, session_id)?;
+        starts::forget(self.starts()?, session_id)?;
         self.messages
             .retain_in((session_id, 0)..=(session_id, u64::MAX), |_, _| false)
             .map_err(write_error)?;

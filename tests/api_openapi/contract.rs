@@ -194,6 +194,12 @@ async fn every_answer_is_one_the_document_declares() {
         call(M::DELETE, "/v1/projects/{projectId}/session", "/v1/projects/c2/session"),
         call(M::POST, "/v1/projects/{projectId}/session/restore", "/v1/projects/c2/session/restore"),
         call(M::POST, "/v1/projects/{projectId}/session/restore", "/v1/projects/a b/session/restore"),
+        call(M::POST, "/v1/projects/{projectId}/session/resume", "/v1/projects/c2/session/resume")
+            .json(json!({"prompt": 5})),
+        call(M::POST, "/v1/projects/{projectId}/session/resume", "/v1/projects/c2/session/resume")
+            .json(json!({"prompt": "again"})),
+        call(M::POST, "/v1/projects/{projectId}/session/resume", "/v1/projects/c2/session/resume"),
+        call(M::POST, "/v1/projects/{projectId}/session/resume", "/v1/projects/none/session/resume"),
         call(M::PUT, "/v1/projects/{projectId}/stall-threshold", "/v1/projects/c1/stall-threshold")
             .json(json!({"stallAfter": "20m"})),
         call(M::PUT, "/v1/projects/{projectId}/stall-threshold", "/v1/projects/c1/stall-threshold")

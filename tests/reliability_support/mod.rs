@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod sse;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

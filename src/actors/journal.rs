@@ -1,0 +1,480 @@
+//! The live-event journal: every event the broadcaster publishes, numbered, kept for
+//! `server.sse_replay_window` within `server.sse_replay_bytes`, in memory and on disk (src/storage/journal.rs),
+//! so that a client reconnecting to `/v1/events` with the last id it saw gets everything it missed for its
+//! filter, exactly once and in order, across a restart too.
+//!
+//! Ids are `<epoch>.<n>`: the epoch is this run of the service (opened durably at start-up), `n` counts its
+//! events, so an id is never given twice, even after a SIGKILL. `session.messages` events keep their v1 id
+//! `<sessionId>:<last seqId>`, which the journal maps back to its position. A messages entry holds no
+//! messages, only which session and up to which seqId: a replay reads them from the session, so the journal
+//! adds no copy of message content to memory or disk. Other events (status, cost, notification, health) are
+//! small and kept as their framed bytes.
+//!
+//! A client is told to `reset` when its id is older than what is kept, unknown, or belongs to a run that was
+//! killed before it stored all its events (some may be missing).
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::messages::wire::UnixMs;
+use crate::storage::{StoredJournal, WriteOp};
+
+/// A journal position: run (epoch) and event number. Ordered as published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId {
+    pub epoch: u32,
+    pub n: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.n)
+    }
+}
+
+/// What a client's `Last-Event-ID` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastEventId {
+    /// `<epoch>.<n>`: any event's id.
+    Event(EventId),
+    /// `<sessionId>:<seqId>`: a `session.messages` event's id (v1).
+    Session { session_id: String, seq: u64 },
+}
+
+impl LastEventId {
+    /// None for an empty id (no last event); Err for one that names nothing this server hands out.
+    pub fn parse(text: &str) -> Result<Option<LastEventId>, &'static str> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if let Some((session_id, seq)) = text.rsplit_once(':') {
+            let seq = seq
+                .parse()
+                .map_err(|_| "the seqId after ':' is not a number")?;
+            if session_id.is_empty() {
+                return Err("must be <sessionId>:<seqId> or <epoch>.<n>");
+            }
+            return Ok(Some(LastEventId::Session {
+                session_id: session_id.to_owned(),
+                seq,
+            }));
+        }
+        let (epoch, n) = text
+            .split_once('.')
+            .ok_or("must be <sessionId>:<seqId> or <epoch>.<n>")?;
+        match (epoch.parse(), n.parse()) {
+            (Ok(epoch), Ok(n)) => Ok(Some(LastEventId::Event(EventId { epoch, n }))),
+            _ => Err("must be <sessionId>:<seqId> or <epoch>.<n>"),
+        }
+    }
+}
+
+/// One journalled event.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// An event kept as the frame every subscriber was sent.
+    Frame {
+        id: EventId,
+        at: UnixMs,
+        project: String,
+        frame: Bytes,
+    },
+    /// A batch of a session's messages, up to `last_seq`; read back from the session when replayed.
+    Messages {
+        id: EventId,
+        at: UnixMs,
+        project: String,
+        session_id: String,
+        last_seq: u64,
+    },
+}
+
+impl Entry {
+    pub fn id(&self) -> EventId {
+        match self {
+            Entry::Frame { id, .. } | Entry::Messages { id, .. } => *id,
+        }
+    }
+
+    fn at(&self) -> UnixMs {
+        match self {
+            Entry::Frame { at, .. } | Entry::Messages { at, .. } => *at,
+        }
+    }
+
+    pub fn project(&self) -> &str {
+        match self {
+            Entry::Frame { project, .. } | Entry::Messages { project, .. } => project,
+        }
+    }
+
+    /// What it costs the journal's byte budget (roughly: its bytes and fixed overhead).
+    fn size(&self) -> usize {
+        64 + match self {
+            Entry::Frame { frame, project, .. } => frame.len() + project.len(),
+            Entry::Messages {
+                project,
+                session_id,
+                ..
+            } => project.len() + session_id.len(),
+        }
+    }
+}
+
+/// An entry as stored: postcard, every field always written.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    at: i64,
+    project: &'a str,
+    /// Empty for a frame entry.
+    session_id: &'a str,
+    last_seq: u64,
+    frame: &'a [u8],
+}
+
+fn encode(entry: &Entry) -> Vec<u8> {
+    let stored = match entry {
+        Entry::Frame {
+            at, project, frame, ..
+        } => Stored {
+            at: *at,
+            project,
+            session_id: "",
+            last_seq: 0,
+            frame,
+        },
+        Entry::Messages {
+            at,
+            project,
+            session_id,
+            last_seq,
+            ..
+        } => Stored {
+            at: *at,
+            project,
+            session_id,
+            last_seq: *last_seq,
+            frame: &[],
+        },
+    };
+    postcard::to_stdvec(&stored).unwrap_or_default()
+}
+
+fn decode(id: EventId, bytes: &[u8]) -> Option<Entry> {
+    let s: Stored<'_> = postcard::from_bytes(bytes).ok()?;
+    Some(if s.session_id.is_empty() {
+        Entry::Frame {
+            id,
+            at: s.at,
+            project: s.project.to_owned(),
+            frame: Bytes::copy_from_slice(s.frame),
+        }
+    } else {
+        Entry::Messages {
+            id,
+            at: s.at,
+            project: s.project.to_owned(),
+            session_id: s.session_id.to_owned(),
+            last_seq: s.last_seq,
+        }
+    })
+}
+
+/// What a reconnecting client is sent before live events.
+#[derive(Debug, Clone)]
+pub enum Replay {
+    /// Everything it missed for its filter, oldest first.
+    Entries(Vec<Entry>),
+    /// It cannot be told everything it missed: `reset {reason}`, then live events.
+    Reset(String),
+}
+
+pub struct Journal {
+    epoch: u32,
+    /// The next event's number in this epoch.
+    next: u64,
+    ring: VecDeque<Entry>,
+    bytes: usize,
+    window_ms: i64,
+    max_bytes: usize,
+    /// Earlier epochs that stored every event before they ended.
+    clean: HashSet<u32>,
+    /// An entry of this epoch could not be stored: it must not be marked clean.
+    lost: bool,
+}
+
+impl Journal {
+    /// The journal of a new run, holding what the previous runs stored within the window.
+    pub fn new(stored: StoredJournal, window_ms: i64, max_bytes: usize, now: UnixMs) -> Journal {
+        let mut journal = Journal {
+            epoch: stored.epoch,
+            next: 1,
+            ring: VecDeque::new(),
+            bytes: 0,
+            window_ms,
+            max_bytes,
+            clean: stored.clean.into_iter().collect(),
+            lost: false,
+        };
+        for ((epoch, n), bytes) in stored.entries {
+            if let Some(entry) = decode(EventId { epoch, n }, &bytes) {
+                journal.bytes += entry.size();
+                journal.ring.push_back(entry);
+            }
+        }
+        journal.evict(now);
+        journal
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The id the next event gets.
+    pub fn next_id(&mut self) -> EventId {
+        let id = EventId {
+            epoch: self.epoch,
+            n: self.next,
+        };
+        self.next += 1;
+        id
+    }
+
+    /// The newest id given so far (`<epoch>.0` before the first).
+    pub fn last_id(&self) -> EventId {
+        EventId {
+            epoch: self.epoch,
+            n: self.next - 1,
+        }
+    }
+
+    /// Keeps `entry`; answers the write that stores it.
+    pub fn push(&mut self, entry: Entry) -> WriteOp {
+        let id = entry.id();
+        let op = WriteOp::JournalAppend {
+            epoch: id.epoch,
+            n: id.n,
+            entry: encode(&entry),
+        };
+        self.bytes += entry.size();
+        self.ring.push_back(entry);
+        op
+    }
+
+    /// Drops what is past the window or over the byte budget; answers the write that prunes storage the
+    /// same way, if anything went.
+    pub fn evict(&mut self, now: UnixMs) -> Option<WriteOp> {
+        let mut dropped = false;
+        while let Some(front) = self.ring.front() {
+            if now - front.at() <= self.window_ms && self.bytes <= self.max_bytes {
+                break;
+            }
+            self.bytes -= front.size();
+            self.ring.pop_front();
+            dropped = true;
+        }
+        let keep_from = match self.ring.front() {
+            Some(e) => e.id(),
+            None => EventId {
+                epoch: self.epoch,
+                n: self.next,
+            },
+        };
+        dropped.then_some(WriteOp::JournalPrune {
+            epoch: keep_from.epoch,
+            n: keep_from.n,
+        })
+    }
+
+    /// An entry of this epoch was not stored (storage refused it).
+    pub fn lost_one(&mut self) {
+        self.lost = true;
+    }
+
+    /// Whether every entry of this epoch was handed to storage.
+    pub fn complete(&self) -> bool {
+        !self.lost
+    }
+
+    /// What a client whose last event was `after`, filtered to `project`, missed.
+    pub fn replay(&self, after: &LastEventId, project: Option<&str>) -> Replay {
+        let position = match after {
+            LastEventId::Event(id) => *id,
+            LastEventId::Session { session_id, seq } => {
+                let found = self.ring.iter().rev().find_map(|e| match e {
+                    Entry::Messages {
+                        id,
+                        session_id: s,
+                        last_seq,
+                        ..
+                    } if s == session_id && last_seq == seq => Some(*id),
+                    _ => None,
+                });
+                match found {
+                    Some(id) => id,
+                    None => {
+                        return Replay::Reset(format!(
+                            "{session_id}:{seq} is no longer held; that session's messages follow, other events are not replayed"
+                        ))
+                    }
+                }
+            }
+        };
+        if position > self.last_id() {
+            return Replay::Reset(format!("unknown event id {position}"));
+        }
+        if (position.epoch..self.epoch).any(|e| !self.clean.contains(&e)) {
+            return Replay::Reset(format!(
+                "the service was stopped after event {position} before it stored every event"
+            ));
+        }
+        // The position itself must still be held, so nothing between it and the oldest entry is gone.
+        let Ok(at) = self.ring.binary_search_by(|e| e.id().cmp(&position)) else {
+            return Replay::Reset(format!("event {position} is older than the replay window"));
+        };
+        Replay::Entries(
+            self.ring
+                .range(at + 1..)
+                .filter(|e| project.is_none_or(|p| p == e.project()))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(id: EventId, project: &str, at: UnixMs) -> Entry {
+        Entry::Frame {
+            id,
+            at,
+            project: project.into(),
+            frame: Bytes::from_static(b"event: x\n\n"),
+        }
+    }
+
+    fn journal(epoch: u32, clean: Vec<u32>) -> Journal {
+        Journal::new(
+            StoredJournal {
+                epoch,
+                entries: Vec::new(),
+                clean,
+            },
+            600_000,
+            1 << 20,
+            0,
+        )
+    }
+
+    #[test]
+    fn ids_parse_as_events_or_v1_session_ids_and_empty_is_none() {
+        assert_eq!(LastEventId::parse(" ").unwrap(), None);
+        assert_eq!(
+            LastEventId::parse("3.17").unwrap(),
+            Some(LastEventId::Event(EventId { epoch: 3, n: 17 }))
+        );
+        assert_eq!(
+            LastEventId::parse("p.x-1-17:5").unwrap(),
+            Some(LastEventId::Session {
+                session_id: "p.x-1-17".into(),
+                seq: 5
+            })
+        );
+        assert!(LastEventId::parse("nonsense").is_err());
+        assert!(LastEventId::parse("p-1:x").is_err());
+    }
+
+    #[test]
+    fn a_replay_is_everything_after_the_position_for_the_filter() {
+        let mut j = journal(1, vec![]);
+        for project in ["a", "b", "a"] {
+            let id = j.next_id();
+            j.push(frame(id, project, 0));
+        }
+        let after = LastEventId::Event(EventId { epoch: 1, n: 1 });
+        let Replay::Entries(all) = j.replay(&after, None) else {
+            panic!()
+        };
+        assert_eq!(all.iter().map(|e| e.id().n).collect::<Vec<_>>(), [2, 3]);
+        let Replay::Entries(a) = j.replay(&after, Some("a")) else {
+            panic!()
+        };
+        assert_eq!(a.iter().map(|e| e.id().n).collect::<Vec<_>>(), [3]);
+        assert!(matches!(
+            j.replay(&LastEventId::Event(EventId { epoch: 1, n: 9 }), None),
+            Replay::Reset(_)
+        ));
+    }
+
+    #[test]
+    fn what_is_past_the_window_or_from_a_killed_run_resets() {
+        let stored = StoredJournal {
+            epoch: 3,
+            entries: vec![
+                ((1, 1), encode(&frame(EventId { epoch: 1, n: 1 }, "a", 0))),
+                ((2, 1), encode(&frame(EventId { epoch: 2, n: 1 }, "a", 0))),
+            ],
+            clean: vec![2],
+        };
+        let j = Journal::new(stored, 600_000, 1 << 20, 1_000);
+        // Epoch 1 was killed: events after 1.1 may be missing.
+        assert!(matches!(
+            j.replay(&LastEventId::Event(EventId { epoch: 1, n: 1 }), None),
+            Replay::Reset(_)
+        ));
+        // Epoch 2 ended cleanly: replay across the restart.
+        assert!(matches!(
+            j.replay(&LastEventId::Event(EventId { epoch: 2, n: 1 }), None),
+            Replay::Entries(e) if e.is_empty()
+        ));
+        let mut old = Journal::new(
+            StoredJournal {
+                epoch: 1,
+                ..StoredJournal::default()
+            },
+            10,
+            1 << 20,
+            0,
+        );
+        let id = old.next_id();
+        old.push(frame(id, "a", 0));
+        let id2 = old.next_id();
+        old.push(frame(id2, "a", 100));
+        assert!(old.evict(100).is_some());
+        assert!(matches!(
+            old.replay(&LastEventId::Event(id), None),
+            Replay::Reset(_)
+        ));
+    }
+
+    #[test]
+    fn a_v1_session_id_maps_to_its_messages_entry() {
+        let mut j = journal(1, vec![]);
+        let id = j.next_id();
+        j.push(Entry::Messages {
+            id,
+            at: 0,
+            project: "p".into(),
+            session_id: "p-1".into(),
+            last_seq: 4,
+        });
+        let id2 = j.next_id();
+        j.push(frame(id2, "p", 0));
+        let after = LastEventId::Session {
+            session_id: "p-1".into(),
+            seq: 4,
+        };
+        assert!(matches!(j.replay(&after, None), Replay::Entries(e) if e.len() == 1));
+        let unknown = LastEventId::Session {
+            session_id: "p-1".into(),
+            seq: 3,
+        };
+        assert!(matches!(j.replay(&unknown, None), Replay::Reset(_)));
+    }
+}

@@ -1,0 +1,136 @@
+//! A session's seqId block: which seqIds it may hand out without reserving more.
+//!
+//! The contract says a seqId, once sent anywhere, is never given to another message, even after a SIGKILL
+//! took messages that were streamed live but not yet stored. So a session hands out seqIds only at or below
+//! a ceiling already committed to storage (src/storage/sequence.rs), reserved a block (`storage.seq_block`)
+//! ahead, the way a database hands out sequence values; a session brought back from storage continues above
+//! the ceiling its previous life reserved. A new block is asked for when half of the current one is used, so
+//! a session rarely waits for one; it waits (one group commit) only when a burst outruns the reservation.
+
+/// The session actor's view of its block. Plain data; the actor does the I/O.
+#[derive(Debug)]
+pub struct SeqBlock {
+    /// The highest seqId known to be committed as reserved.
+    ceiling: u64,
+    /// A session brought back from storage skips to here before its next seqId: the ceiling its previous
+    /// life reserved (messages up to it may have been seen and lost).
+    floor: u64,
+    /// The ceiling of a reservation in flight, if any.
+    reserving: Option<u64>,
+    block: u64,
+}
+
+impl SeqBlock {
+    /// A block for a session whose highest seqId so far is `last_seq`: nothing reserved past it yet.
+    pub fn new(last_seq: u64, block: u64) -> SeqBlock {
+        SeqBlock {
+            ceiling: last_seq,
+            floor: 0,
+            reserving: None,
+            block: block.max(1),
+        }
+    }
+
+    /// What storage holds for a session brought back: the ceiling its previous life reserved.
+    pub fn restored(&mut self, stored: Option<u64>) {
+        if let Some(stored) = stored {
+            self.floor = self.floor.max(stored);
+            self.ceiling = self.ceiling.max(stored);
+        }
+    }
+
+    /// The seqId the next one follows: `last_seq`, or the floor when that is higher. Once a message took
+    /// a seqId past the floor the floor is spent.
+    pub fn skip_to(&mut self, last_seq: u64) -> u64 {
+        let next = last_seq.max(self.floor);
+        self.floor = 0;
+        next
+    }
+
+    /// Whether `n` more seqIds after `last_seq` are under the committed ceiling.
+    pub fn covers(&self, last_seq: u64, n: u64) -> bool {
+        last_seq.max(self.floor).saturating_add(n) <= self.ceiling
+    }
+
+    /// The ceiling to reserve so that `n` more seqIds fit, with a block to spare.
+    pub fn wanted(&self, last_seq: u64, n: u64) -> u64 {
+        last_seq
+            .max(self.floor)
+            .max(self.ceiling)
+            .saturating_add(n)
+            .saturating_add(self.block)
+    }
+
+    /// The ceiling to reserve ahead of need, when less than half a block is left and nothing is in flight.
+    pub fn prefetch(&mut self, last_seq: u64) -> Option<u64> {
+        let next = last_seq.max(self.floor);
+        if self.reserving.is_some() || self.ceiling.saturating_sub(next) >= self.block / 2 {
+            return None;
+        }
+        let ceiling = self.ceiling.max(next).saturating_add(self.block);
+        self.reserving = Some(ceiling);
+        Some(ceiling)
+    }
+
+    /// The highest seqId known to be reserved.
+    pub fn ceiling(&self) -> u64 {
+        self.ceiling
+    }
+
+    /// A reservation up to `ceiling` is committed.
+    pub fn committed(&mut self, ceiling: u64) {
+        self.ceiling = self.ceiling.max(ceiling);
+        if self.reserving.is_some_and(|r| r <= ceiling) {
+            self.reserving = None;
+        }
+    }
+
+    /// The reservation up to `ceiling` failed: the next need asks again.
+    pub fn failed(&mut self, ceiling: u64) {
+        if self.reserving == Some(ceiling) {
+            self.reserving = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_session_reserves_before_it_hands_out_and_prefetches_at_half_a_block() {
+        let mut b = SeqBlock::new(1, 100);
+        assert!(!b.covers(1, 1));
+        assert_eq!(b.prefetch(1), Some(101));
+        assert_eq!(b.prefetch(1), None, "one reservation in flight at a time");
+        b.committed(101);
+        assert!(b.covers(1, 100) && !b.covers(1, 101));
+        assert_eq!(b.prefetch(40), None);
+        assert_eq!(b.prefetch(60), Some(201));
+    }
+
+    #[test]
+    fn a_restored_session_continues_above_the_ceiling_of_its_previous_life() {
+        let mut b = SeqBlock::new(7, 100);
+        b.restored(Some(120));
+        assert!(
+            !b.covers(7, 1),
+            "the next seqId is 121, past the committed 120"
+        );
+        assert_eq!(b.wanted(7, 3), 223);
+        b.committed(223);
+        assert_eq!(b.skip_to(7), 120);
+        assert_eq!(b.skip_to(121), 121, "the floor is spent once");
+        let mut clean = SeqBlock::new(7, 100);
+        clean.restored(None);
+        assert_eq!(clean.skip_to(7), 7);
+    }
+
+    #[test]
+    fn a_failed_reservation_is_asked_for_again() {
+        let mut b = SeqBlock::new(1, 10);
+        let c = b.prefetch(1).unwrap();
+        b.failed(c);
+        assert_eq!(b.prefetch(1), Some(c));
+    }
+}

@@ -1,0 +1,92 @@
+//! The session's side of its seqId block (src/actors/seq_block.rs): reserving seqIds durably before they
+//! are handed out, ahead of need, and learning after a restart where the previous life's reservation ended.
+
+use actix::prelude::*;
+
+use super::SessionActor;
+use crate::storage::{StorageError, WriteOp};
+
+impl SessionActor {
+    /// Reserves seqIds for `n` more messages, holding the mailbox until the reservation is committed, then
+    /// runs `then`: nothing else this session does can overtake it, so events keep their order.
+    pub(super) fn reserve_then(
+        &mut self,
+        n: u64,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        let ceiling = self.state.seq.wanted(self.record().last_seq, n);
+        let persister = self.links.persister.clone();
+        let ops = vec![WriteOp::ReserveSeq {
+            session_id: self.record().session_id.clone(),
+            ceiling,
+        }];
+        ctx.wait(
+            async move { persister.write(ops).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    match result {
+                        Ok(()) => act.state.seq.committed(ceiling),
+                        // Storage refuses writes: the messages are kept and retried as ever, but their
+                        // seqIds are not yet safe from reuse should the process die before it recovers.
+                        Err(e) => tracing::warn!(session_id = %act.record().session_id, error = %e,
+                            "cannot reserve seqIds; handing them out unreserved"),
+                    }
+                    then(act, ctx);
+                }),
+        );
+    }
+
+    /// Reserves the next block when less than half of this one is left, without waiting for it.
+    pub(super) fn prefetch_seq(&mut self, ctx: &mut Context<Self>) {
+        let Some(ceiling) = self.state.seq.prefetch(self.record().last_seq) else {
+            return;
+        };
+        let op = WriteOp::ReserveSeq {
+            session_id: self.record().session_id.clone(),
+            ceiling,
+        };
+        match self.links.persister.try_write(vec![op]) {
+            Ok(ack) => {
+                ctx.spawn(
+                    async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
+                        .into_actor(self)
+                        .map(move |result, act, _| match result {
+                            Ok(()) => act.state.seq.committed(ceiling),
+                            Err(_) => act.state.seq.failed(ceiling),
+                        }),
+                );
+            }
+            Err(_) => self.state.seq.failed(ceiling),
+        }
+    }
+
+    /// A session brought back from storage learns the ceiling its previous life reserved before it takes
+    /// a message. Writes queued before (its previous actor's release) are committed first.
+    pub(super) fn read_seq_ceiling(&mut self, ctx: &mut Context<Self>) {
+        let persister = self.links.persister.clone();
+        let id = self.record().session_id.clone();
+        let read = async move {
+            let _ = persister.barrier().await;
+            let store = persister.store().clone();
+            tokio::task::spawn_blocking(move || store.seq_ceiling(&id))
+                .await
+                .map_err(|e| StorageError::Read(e.to_string()))?
+        };
+        ctx.wait(read.into_actor(self).map(|found, act, _| match found {
+            Ok(stored) => act.state.seq.restored(stored),
+            Err(e) => {
+                tracing::warn!(session_id = %act.record().session_id, error = %e, "cannot read the seqId ceiling")
+            }
+        }));
+    }
+
+    /// Every seqId this actor handed out is stored: a later actor of the session continues right after
+    /// them instead of above the reservation.
+    pub(super) fn release_seq(&self) {
+        let _ = self.links.persister.try_write(vec![WriteOp::ReleaseSeq {
+            session_id: self.record().session_id.clone(),
+            ceiling: self.state.seq.ceiling(),
+        }]);
+    }
+}

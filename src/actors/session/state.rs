@@ -1,0 +1,472 @@
+//! A session's data and the rules of its persistence and stall clock, as a plain state machine: no actix,
+//! no timers, no I/O. The session actor (`super`) owns the timers and the persister; it asks this type
+//! what to do and reports back what happened, so every rule here is unit-tested without an actor.
+//!
+//! Persistence: the first unpersisted change asks for one debounce timer; when it fires, everything not
+//! yet persisted is written as one batch plus the session record. Later changes do not push the timer
+//! back (a session that keeps talking is still written within one window). Status changes and durable
+//! ingests flush at once. One write is in flight at a time; a failed one is retried with backoff and
+//! nothing is dropped meanwhile. When more than `messages_in_memory` messages wait for storage, plain
+//! deliveries are answered only once storage has caught up (backpressure).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::actors::seq_block::SeqBlock;
+use crate::error::CommandError;
+use crate::messages::wire::{AgentMessage, AgentStatus, SharedMessage};
+use crate::storage::{SessionRecord, StorageError, WriteOp};
+
+/// Someone waiting for a flush (or for room) to complete.
+pub type Waiter = oneshot::Sender<Result<(), CommandError>>;
+
+/// The configuration the rules depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// Messages kept in memory once persisted; also the unpersisted count past which plain deliveries wait.
+    pub messages_in_memory: usize,
+    pub debounce: Duration,
+    pub retry: Duration,
+    pub retry_max: Duration,
+    /// seqIds reserved durably at a time (`storage.seq_block`, src/actors/seq_block.rs).
+    pub seq_block: u64,
+}
+
+/// What `begin_flush` decided.
+#[derive(Debug)]
+pub enum FlushStep {
+    /// Nothing to write; waiters were answered. `stop`: the session may stop now (let go and clean).
+    Clean { stop: bool },
+    /// A write is in flight: it flushes again once that one completes.
+    Later,
+    /// Hand these to the persister, then report `queued`, `queue_full` or `closed`.
+    Write(Vec<WriteOp>),
+}
+
+/// What to do after a write completed (`written`).
+#[derive(Debug, PartialEq)]
+pub struct AfterWrite {
+    /// A finished status was committed: apply retention to the project.
+    pub retention: bool,
+    /// The session became clean: how long its oldest change waited (persist lag).
+    pub clean_after: Option<Duration>,
+    pub next: Next,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    Nothing,
+    /// Flush again at once (asked for while in flight).
+    Flush,
+    /// Arm the debounce timer for this long.
+    Debounce(Duration),
+    /// Retry the write after this long (it failed).
+    Retry(Duration),
+    /// Let go and clean: stop the actor.
+    Stop,
+}
+
+/// A session's record, its window of messages and where persistence stands.
+pub struct SessionState {
+    pub record: SessionRecord,
+    /// The seqIds it may hand out: reserved durably ahead of use (src/actors/seq_block.rs).
+    pub seq: SeqBlock,
+    window: VecDeque<SharedMessage>,
+    /// Approximate bytes held by the window (for `/v1/debug/top`).
+    window_bytes: u64,
+    persisted_seq: u64,
+    record_dirty: bool,
+    /// The actor holds a debounce or retry timer.
+    timer: bool,
+    in_flight: bool,
+    /// Asked to flush again while a write was in flight.
+    again: bool,
+    backoff: Option<Duration>,
+    /// A finished status awaits its commit; retention runs after it, so it sees this session finished.
+    retention_due: bool,
+    /// When the oldest change not yet committed was made.
+    dirty_since: Option<Instant>,
+    /// Not its project's current session: it stops once everything is stored.
+    pub detached: bool,
+    /// Waiting for the next write to start, and for the one in flight.
+    pending: Vec<Waiter>,
+    riding: Vec<Waiter>,
+    /// Plain deliveries held while more than `messages_in_memory` messages are unpersisted.
+    room: Vec<Waiter>,
+    rules: Rules,
+}
+
+impl SessionState {
+    /// `recent`: the newest messages, in seq order; `persisted`: whether they and the record are stored.
+    pub fn new(
+        record: SessionRecord,
+        recent: Vec<SharedMessage>,
+        persisted: bool,
+        detached: bool,
+        rules: Rules,
+    ) -> SessionState {
+        let persisted_seq = if persisted {
+            record.last_seq
+        } else {
+            recent.first().map_or(record.last_seq, |m| m.seq_id - 1)
+        };
+        SessionState {
+            seq: SeqBlock::new(record.last_seq, rules.seq_block),
+            window_bytes: recent.iter().map(|m| approx_size(m)).sum(),
+            window: recent.into(),
+            persisted_seq,
+            record_dirty: !persisted,
+            record,
+            timer: false,
+            in_flight: false,
+            again: false,
+            backoff: None,
+            retention_due: false,
+            dirty_since: None,
+            detached,
+            pending: Vec::new(),
+            riding: Vec::new(),
+            room: Vec::new(),
+            rules,
+        }
+    }
+
+    pub fn window(&self) -> &VecDeque<SharedMessage> {
+        &self.window
+    }
+
+    pub fn window_bytes(&self) -> u64 {
+        self.window_bytes
+    }
+
+    /// Nothing waits for storage.
+    pub fn is_clean(&self) -> bool {
+        !self.record_dirty && self.persisted_seq >= self.record.last_seq && !self.in_flight
+    }
+
+    /// More messages wait for storage than a session may hold beyond its window.
+    pub fn over_memory_bound(&self) -> bool {
+        self.record.last_seq - self.persisted_seq > self.rules.messages_in_memory as u64
+    }
+
+    /// Gives `message` the next seqId and puts it in the window.
+    pub fn push(&mut self, mut message: AgentMessage) -> SharedMessage {
+        // A previous life may have handed out seqIds up to its ceiling that storage never got: skip them.
+        // Both counters move, so the count of messages awaiting storage stays what it was.
+        let next = self.seq.skip_to(self.record.last_seq);
+        self.persisted_seq += next - self.record.last_seq;
+        self.record.last_seq = next;
+        self.record.last_seq += 1;
+        self.record.message_count += 1;
+        message.seq_id = self.record.last_seq;
+        let shared = Arc::new(message);
+        self.window_bytes += approx_size(&shared);
+        self.window.push_back(shared.clone());
+        shared
+    }
+
+    /// The record changed (status, cost, model): it is written with the next flush.
+    pub fn record_changed(&mut self) {
+        self.record_dirty = true;
+    }
+
+    /// Notes the first unpersisted change; true when the session just became dirty.
+    pub fn note_dirty(&mut self, now: Instant) -> bool {
+        if self.dirty_since.is_none() {
+            self.dirty_since = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// A change waits for storage: the debounce the actor should arm, if no timer or write is pending.
+    /// The second value is `note_dirty`'s.
+    pub fn changed(&mut self, now: Instant) -> (Option<Duration>, bool) {
+        let became_dirty = self.note_dirty(now);
+        if self.timer || self.in_flight {
+            return (None, became_dirty);
+        }
+        self.timer = true;
+        (Some(self.rules.debounce), became_dirty)
+    }
+
+    /// The actor's debounce or retry timer fired (or was cancelled for an immediate flush).
+    pub fn timer_gone(&mut self) {
+        self.timer = false;
+    }
+
+    pub fn wait_for_flush(&mut self, waiter: Waiter) {
+        self.pending.push(waiter);
+    }
+
+    /// A plain delivery over the memory bound: answered once storage caught up.
+    pub fn wait_for_room(&mut self, waiter: Waiter) {
+        self.room.push(waiter);
+    }
+
+    /// A status was applied; a finished one cancels the stall clock and asks for retention after commit.
+    pub fn status_changed(&mut self, status: AgentStatus) {
+        self.record_dirty = true;
+        if status.is_finished() {
+            self.retention_due = true;
+        }
+    }
+
+    /// Decides what an immediate flush does. The caller has cancelled its timer (`timer_gone`).
+    pub fn begin_flush(&mut self, now: Instant) -> (FlushStep, bool) {
+        if self.in_flight {
+            self.again = true;
+            return (FlushStep::Later, false);
+        }
+        let unpersisted = (self.record.last_seq - self.persisted_seq) as usize;
+        if unpersisted == 0 && !self.record_dirty {
+            for w in self.pending.drain(..) {
+                let _ = w.send(Ok(()));
+            }
+            return (
+                FlushStep::Clean {
+                    stop: self.may_stop(),
+                },
+                false,
+            );
+        }
+        let became_dirty = self.note_dirty(now);
+        let mut ops = Vec::with_capacity(2);
+        if unpersisted > 0 {
+            let start = self.window.len() - unpersisted;
+            ops.push(WriteOp::AppendMessages {
+                session_id: self.record.session_id.clone(),
+                messages: self.window.range(start..).cloned().collect(),
+            });
+        }
+        ops.push(WriteOp::PutSession(self.record.clone()));
+        (FlushStep::Write(ops), became_dirty)
+    }
+
+    /// The persister took the write: answers `(upto, retention)` for `written`.
+    pub fn queued(&mut self) -> (u64, bool) {
+        let retention = std::mem::take(&mut self.retention_due);
+        self.in_flight = true;
+        self.again = false;
+        self.record_dirty = false;
+        self.riding = std::mem::take(&mut self.pending);
+        (self.record.last_seq, retention)
+    }
+
+    /// The persister's queue is full: retry after the returned delay (a timer the actor arms, if none).
+    pub fn queue_full(&mut self) -> Option<Duration> {
+        self.retry_later()
+    }
+
+    /// The persister is gone (shutdown): everyone waiting learns it.
+    pub fn closed(&mut self) {
+        for w in self.pending.drain(..).chain(self.room.drain(..)) {
+            let _ = w.send(Err(CommandError::ShuttingDown));
+        }
+    }
+
+    /// A write (`upto`, `retention` from `queued`) completed with `result`.
+    pub fn written(
+        &mut self,
+        upto: u64,
+        retention: bool,
+        result: Result<(), StorageError>,
+        now: Instant,
+    ) -> (AfterWrite, Option<CommandError>) {
+        self.in_flight = false;
+        let riding = std::mem::take(&mut self.riding);
+        if let Err(e) = result {
+            // Everything stays in memory and is written again; a durable caller learns it is not yet safe.
+            self.record_dirty = true;
+            self.retention_due |= retention;
+            let err = CommandError::from(e);
+            for w in riding {
+                let _ = w.send(Err(err.clone()));
+            }
+            let next = self.retry_later().map_or(Next::Nothing, Next::Retry);
+            let after = AfterWrite {
+                retention: false,
+                clean_after: None,
+                next,
+            };
+            return (after, Some(err));
+        }
+        self.persisted_seq = upto;
+        self.backoff = None;
+        for w in riding {
+            let _ = w.send(Ok(()));
+        }
+        while self.window.len() > self.rules.messages_in_memory
+            && self
+                .window
+                .front()
+                .is_some_and(|m| m.seq_id <= self.persisted_seq)
+        {
+            if let Some(m) = self.window.pop_front() {
+                self.window_bytes -= approx_size(&m);
+            }
+        }
+        // A finished session is read rarely and all of it is in storage now: reads go there, and memory
+        // holds only what live sessions are still writing.
+        if self.record.status != AgentStatus::Running && self.is_clean() {
+            self.window = VecDeque::new();
+            self.window_bytes = 0;
+        }
+        let clean_after = match (self.dirty_since, self.is_clean()) {
+            (Some(since), true) => {
+                self.dirty_since = None;
+                Some(now.saturating_duration_since(since))
+            }
+            _ => None,
+        };
+        if !self.over_memory_bound() {
+            for w in self.room.drain(..) {
+                let _ = w.send(Ok(()));
+            }
+        }
+        let next = if self.again || !self.pending.is_empty() || !self.room.is_empty() {
+            Next::Flush
+        } else if !self.is_clean() {
+            match self.changed(now).0 {
+                Some(d) => Next::Debounce(d),
+                None => Next::Nothing,
+            }
+        } else if self.may_stop() {
+            Next::Stop
+        } else {
+            Next::Nothing
+        };
+        let after = AfterWrite {
+            retention,
+            clean_after,
+            next,
+        };
+        (after, None)
+    }
+
+    /// The project let go of this session; true when it may stop at once.
+    pub fn detach(&mut self) -> bool {
+        self.detached = true;
+        self.may_stop()
+    }
+
+    /// Let go of, not running and fully stored.
+    pub fn may_stop(&self) -> bool {
+        self.detached && self.record.status != AgentStatus::Running && self.is_clean()
+    }
+
+    /// The actor stops: waiters learn their fate. True when it stopped dirty (for the dirty gauge).
+    pub fn stopping(&mut self) -> bool {
+        for w in self.pending.drain(..).chain(self.riding.drain(..)) {
+            let _ = w.send(Err(CommandError::SessionNotFound));
+        }
+        // Plain deliveries were taken; what became of the session since is not their concern.
+        for w in self.room.drain(..) {
+            let _ = w.send(Ok(()));
+        }
+        self.dirty_since.take().is_some()
+    }
+
+    fn retry_later(&mut self) -> Option<Duration> {
+        let delay = self
+            .backoff
+            .map_or(self.rules.retry, |d| (d * 2).min(self.rules.retry_max));
+        self.backoff = Some(delay);
+        if self.timer {
+            return None;
+        }
+        self.timer = true;
+        Some(delay)
+    }
+
+    /// The delay the next retry would use (for the log line).
+    pub fn backoff(&self) -> Option<Duration> {
+        self.backoff
+    }
+}
+
+/// The stall clock: silence of a running session past `after` is a stall. One timer per session,
+/// re-armed only when it fires early, so a busy session does not create a timer per message.
+pub struct StallClock {
+    last_activity: Instant,
+    after: Duration,
+    armed: bool,
+}
+
+/// What a stall timer that fired means.
+#[derive(Debug, PartialEq)]
+pub enum StallCheck {
+    /// Not running any more, or disarmed meanwhile.
+    Quiet,
+    /// Silent for the whole threshold.
+    Stalled,
+    /// Activity came meanwhile: look again after this long.
+    Rearm(Duration),
+}
+
+impl StallClock {
+    pub fn new(after: Duration, now: Instant) -> StallClock {
+        StallClock {
+            last_activity: now,
+            after,
+            armed: false,
+        }
+    }
+
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// Activity: the timer to arm, if none is and the session runs.
+    pub fn touch(&mut self, now: Instant, running: bool) -> Option<Duration> {
+        self.last_activity = now;
+        (running && !self.armed).then(|| {
+            self.armed = true;
+            self.after
+        })
+    }
+
+    /// The session finished: the actor cancels its timer.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    pub fn fired(&mut self, now: Instant, running: bool) -> StallCheck {
+        self.armed = false;
+        if !running {
+            return StallCheck::Quiet;
+        }
+        let idle = now.saturating_duration_since(self.last_activity);
+        if idle >= self.after {
+            StallCheck::Stalled
+        } else {
+            self.armed = true;
+            StallCheck::Rearm(self.after - idle)
+        }
+    }
+
+    /// A new threshold: the actor cancels its timer and arms the returned one, if running.
+    pub fn set_after(&mut self, after: Duration, now: Instant, running: bool) -> Option<Duration> {
+        self.after = after;
+        self.armed = running;
+        let idle = now.saturating_duration_since(self.last_activity);
+        running.then(|| after.saturating_sub(idle))
+    }
+}
+
+/// What a message costs the window, roughly: its text plus fixed overhead.
+pub fn approx_size(m: &AgentMessage) -> u64 {
+    (std::mem::size_of::<AgentMessage>()
+        + m.id.len()
+        + m.content.len()
+        + m.tool_name.as_ref().map_or(0, String::len)
+        + m.tool_input.as_ref().map_or(0, String::len)
+        + m.tool_path.as_ref().map_or(0, String::len)) as u64
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

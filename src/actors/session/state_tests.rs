@@ -1,0 +1,279 @@
+//! The session state machine's rules, without an actor.
+
+use super::*;
+use crate::messages::wire::MsgRole;
+
+const RULES: Rules = Rules {
+    messages_in_memory: 4,
+    debounce: Duration::from_millis(100),
+    retry: Duration::from_millis(10),
+    retry_max: Duration::from_millis(40),
+    seq_block: 1000,
+};
+
+fn record(status: AgentStatus) -> SessionRecord {
+    SessionRecord {
+        session_id: "p-1".into(),
+        project_id: "p".into(),
+        provider: "synthetic".into(),
+        status,
+        cost_usd: 0.0,
+        input_tokens: 0,
+        output_tokens: 0,
+        model: String::new(),
+        error: None,
+        created_at: 0,
+        updated_at: 0,
+        last_seq: 0,
+        message_count: 0,
+        provider_session_id: None,
+    }
+}
+
+fn message(text: &str) -> AgentMessage {
+    AgentMessage {
+        id: text.into(),
+        seq_id: 0,
+        role: MsgRole::Assistant,
+        content: text.into(),
+        tool_name: None,
+        tool_input: None,
+        tool_path: None,
+        timestamp: 0,
+    }
+}
+
+fn stored(status: AgentStatus) -> SessionState {
+    SessionState::new(record(status), Vec::new(), true, false, RULES)
+}
+
+/// Flushes and completes the write with `result`.
+fn flush(s: &mut SessionState, result: Result<(), StorageError>) -> AfterWrite {
+    let now = Instant::now();
+    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+        panic!("expected a write");
+    };
+    let (upto, retention) = s.queued();
+    s.written(upto, retention, result, now).0
+}
+
+#[test]
+fn the_first_change_arms_one_debounce_and_later_ones_none() {
+    let mut s = stored(AgentStatus::Running);
+    let now = Instant::now();
+    s.push(message("a"));
+    assert_eq!(s.changed(now), (Some(RULES.debounce), true));
+    s.push(message("b"));
+    assert_eq!(
+        s.changed(now),
+        (None, false),
+        "the timer is not pushed back"
+    );
+    s.timer_gone();
+    let (FlushStep::Write(ops), _) = s.begin_flush(now) else {
+        panic!("expected a write");
+    };
+    let WriteOp::AppendMessages { messages, .. } = &ops[0] else {
+        panic!("messages first");
+    };
+    assert_eq!(
+        messages.iter().map(|m| m.seq_id).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(matches!(ops[1], WriteOp::PutSession(_)));
+}
+
+#[test]
+fn a_flush_asked_for_during_a_write_runs_once_it_completes() {
+    let mut s = stored(AgentStatus::Running);
+    let now = Instant::now();
+    s.push(message("a"));
+    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+        panic!()
+    };
+    let (upto, retention) = s.queued();
+    s.push(message("b"));
+    assert!(matches!(s.begin_flush(now).0, FlushStep::Later));
+    assert_eq!(
+        s.changed(now).0,
+        None,
+        "no timer while a write is in flight"
+    );
+    let (after, _) = s.written(upto, retention, Ok(()), now);
+    assert_eq!(after.next, Next::Flush);
+    assert!(!s.is_clean());
+}
+
+#[test]
+fn a_change_after_a_write_arms_the_debounce_again() {
+    let mut s = stored(AgentStatus::Running);
+    let now = Instant::now();
+    s.push(message("a"));
+    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+        panic!()
+    };
+    let (upto, retention) = s.queued();
+    s.push(message("b"));
+    let (after, _) = s.written(upto, retention, Ok(()), now);
+    assert_eq!(after.next, Next::Debounce(RULES.debounce));
+    assert_eq!(after.clean_after, None, "still dirty");
+}
+
+#[test]
+fn a_failed_write_keeps_everything_and_retries_with_backoff() {
+    let mut s = stored(AgentStatus::Running);
+    let now = Instant::now();
+    s.push(message("a"));
+    let (tx, mut rx) = oneshot::channel();
+    s.wait_for_flush(tx);
+    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+        panic!()
+    };
+    let (upto, retention) = s.queued();
+    let (after, err) = s.written(upto, retention, Err(StorageError::Closed), now);
+    assert!(err.is_some());
+    assert_eq!(after.next, Next::Retry(RULES.retry));
+    assert!(rx.try_recv().unwrap().is_err(), "the durable caller learns");
+    s.timer_gone();
+    assert_eq!(
+        flush(&mut s, Err(StorageError::Closed)).next,
+        Next::Retry(RULES.retry * 2)
+    );
+    s.timer_gone();
+    flush(&mut s, Err(StorageError::Closed));
+    s.timer_gone();
+    assert_eq!(
+        flush(&mut s, Err(StorageError::Closed)).next,
+        Next::Retry(RULES.retry_max),
+        "backoff is capped"
+    );
+    s.timer_gone();
+    // The retry writes the same message again, and then the session is clean.
+    let FlushStep::Write(ops) = s.begin_flush(now).0 else {
+        panic!()
+    };
+    assert!(matches!(&ops[0], WriteOp::AppendMessages { messages, .. } if messages.len() == 1));
+    let (upto, retention) = s.queued();
+    let (after, _) = s.written(upto, retention, Ok(()), now);
+    assert!(s.is_clean());
+    assert!(after.clean_after.is_some());
+    assert_eq!(s.backoff(), None);
+}
+
+#[test]
+fn plain_deliveries_over_the_memory_bound_wait_for_storage() {
+    let mut s = stored(AgentStatus::Running);
+    let now = Instant::now();
+    for i in 0..5 {
+        s.push(message(&i.to_string()));
+    }
+    assert!(s.over_memory_bound());
+    let (tx, mut rx) = oneshot::channel();
+    s.wait_for_room(tx);
+    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+        panic!()
+    };
+    let (upto, retention) = s.queued();
+    assert!(rx.try_recv().is_err(), "held while the write is in flight");
+    s.written(upto, retention, Ok(()), now);
+    assert!(rx.try_recv().unwrap().is_ok());
+    assert_eq!(s.window().len(), RULES.messages_in_memory, "window trimmed");
+}
+
+#[test]
+fn a_finished_status_asks_for_retention_after_its_commit_and_empties_the_window() {
+    let mut s = stored(AgentStatus::Running);
+    s.push(message("a"));
+    s.record.status = AgentStatus::Done;
+    s.status_changed(AgentStatus::Done);
+    let after = flush(&mut s, Ok(()));
+    assert!(after.retention);
+    assert!(
+        s.window().is_empty(),
+        "a finished session's reads go to storage"
+    );
+    assert_eq!(s.window_bytes(), 0);
+}
+
+#[test]
+fn a_retention_whose_write_failed_runs_after_the_retry() {
+    let mut s = stored(AgentStatus::Running);
+    s.record.status = AgentStatus::Done;
+    s.status_changed(AgentStatus::Done);
+    assert!(!flush(&mut s, Err(StorageError::Closed)).retention);
+    s.timer_gone();
+    assert!(flush(&mut s, Ok(())).retention);
+}
+
+#[test]
+fn a_let_go_session_stops_once_stored_and_not_before() {
+    let mut s = stored(AgentStatus::Done);
+    s.push(message("late"));
+    assert!(!s.detach(), "a message waits for storage");
+    assert_eq!(flush(&mut s, Ok(())).next, Next::Stop);
+
+    let mut clean = stored(AgentStatus::Done);
+    assert!(clean.detach());
+    // A let-go session whose flush has nothing to write may stop too.
+    assert!(matches!(
+        clean.begin_flush(Instant::now()).0,
+        FlushStep::Clean { stop: true }
+    ));
+    let mut running = stored(AgentStatus::Running);
+    assert!(!running.detach(), "a running session never stops by itself");
+}
+
+#[test]
+fn a_new_session_starts_dirty_with_its_first_message_unpersisted() {
+    let mut first = message("prompt");
+    first.seq_id = 1;
+    let mut r = record(AgentStatus::Running);
+    r.last_seq = 1;
+    let s = SessionState::new(r, vec![Arc::new(first)], false, false, RULES);
+    assert!(!s.is_clean());
+}
+
+#[test]
+fn stopping_answers_every_waiter() {
+    let mut s = stored(AgentStatus::Running);
+    s.push(message("a"));
+    let (durable, mut d) = oneshot::channel();
+    let (plain, mut p) = oneshot::channel();
+    s.wait_for_flush(durable);
+    s.wait_for_room(plain);
+    assert!(s.note_dirty(Instant::now()));
+    assert!(s.stopping(), "stopped dirty");
+    assert_eq!(d.try_recv().unwrap(), Err(CommandError::SessionNotFound));
+    assert_eq!(p.try_recv().unwrap(), Ok(()));
+}
+
+#[test]
+fn the_stall_clock_arms_once_and_rearms_for_the_rest_when_activity_came() {
+    let t0 = Instant::now();
+    let after = Duration::from_secs(60);
+    let mut c = StallClock::new(after, t0);
+    assert_eq!(c.touch(t0, true), Some(after));
+    assert_eq!(c.touch(t0 + Duration::from_secs(30), true), None);
+    assert_eq!(
+        c.fired(t0 + after, true),
+        StallCheck::Rearm(Duration::from_secs(30))
+    );
+    assert_eq!(
+        c.fired(t0 + Duration::from_secs(90), true),
+        StallCheck::Stalled
+    );
+    assert_eq!(c.fired(t0, false), StallCheck::Quiet);
+    assert_eq!(c.touch(t0, false), None, "no timer for a finished session");
+}
+
+#[test]
+fn a_new_stall_threshold_counts_the_silence_so_far() {
+    let t0 = Instant::now();
+    let mut c = StallClock::new(Duration::from_secs(60), t0);
+    c.touch(t0, true);
+    assert_eq!(
+        c.set_after(Duration::from_secs(100), t0 + Duration::from_secs(40), true),
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(c.set_after(Duration::from_secs(10), t0, false), None);
+}

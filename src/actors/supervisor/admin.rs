@@ -1,0 +1,233 @@
+//! The supervisor's global duties: retention after a session ends, purges of a session or a project
+//! (memory and storage, with nothing coming back while the delete is in flight), and the settings,
+//! updated one at a time.
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+
+use super::{project_of, Supervisor};
+use crate::actors::metrics::StopReason;
+use crate::actors::project::ForgetSession;
+use crate::actors::session::Discard;
+use crate::actors::settings;
+use crate::error::CommandError;
+use crate::messages::commands::{Settings, SettingsPatch};
+use crate::storage::WriteOp;
+
+/// A session of the project finished and its final record is committed: apply retention to the project,
+/// in storage and in memory. Running sessions are protected by their stored status.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EnforceRetention {
+    pub project_id: String,
+}
+
+impl Handler<EnforceRetention> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EnforceRetention, ctx: &mut Context<Self>) {
+        let s = &self.parts.settings;
+        let (keep, max_age) = (s.session_retention_count, retention_age_ms(s));
+        let persister = self.parts.persister.clone();
+        let job = async move {
+            persister
+                .enforce_retention(msg.project_id, keep, max_age, Vec::new())
+                .await
+        };
+        ctx.spawn(job.into_actor(self).map(|result, act, _| match result {
+            Ok(evicted) => {
+                act.parts
+                    .metrics
+                    .retention_evictions
+                    .inc_by(evicted.len() as u64);
+                act.forget_sessions(&evicted, StopReason::Retention)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention failed; it runs again when a session ends")
+            }
+        }));
+    }
+}
+
+fn retention_age_ms(s: &Settings) -> i64 {
+    i64::from(s.session_retention_days) * 24 * 60 * 60 * 1000
+}
+
+/// purgeSession: memory and storage.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PurgeSession {
+    pub session_id: String,
+}
+
+impl Handler<PurgeSession> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+
+    fn handle(&mut self, msg: PurgeSession, _: &mut Context<Self>) -> Self::Result {
+        let live = self.sessions.remove(&msg.session_id);
+        let purged = msg.session_id.clone();
+        self.purging.insert(purged.clone());
+        if let Some(project) = self.projects.get(project_of(&msg.session_id)) {
+            project.do_send(ForgetSession {
+                session_id: msg.session_id.clone(),
+            });
+        }
+        let persister = self.parts.persister.clone();
+        Box::pin(
+            async move {
+                // The actor stops before the delete is queued, so no flush of it can land after the delete.
+                if let Some(addr) = live {
+                    let _ = addr
+                        .send(Discard {
+                            reason: StopReason::Purge,
+                        })
+                        .await;
+                }
+                persister
+                    .write(vec![WriteOp::DeleteSession {
+                        session_id: msg.session_id,
+                    }])
+                    .await?;
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |result, act, _| {
+                act.purging.remove(&purged);
+                result
+            }),
+        )
+    }
+}
+
+/// purgeProjectSessions: every session of the project, memory and storage; the project actor too.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PurgeProject {
+    pub project_id: String,
+}
+
+impl Handler<PurgeProject> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+
+    fn handle(&mut self, msg: PurgeProject, _: &mut Context<Self>) -> Self::Result {
+        let purged = msg.project_id.clone();
+        self.purging.insert(purged.clone());
+        let ids: Vec<String> = self
+            .sessions
+            .keys()
+            .filter(|id| project_of(id) == msg.project_id)
+            .cloned()
+            .collect();
+        let live: Vec<_> = ids
+            .iter()
+            .filter_map(|id| self.sessions.remove(id))
+            .collect();
+        let project = self.projects.remove(&msg.project_id);
+        let persister = self.parts.persister.clone();
+        Box::pin(
+            async move {
+                join_all(live.iter().map(|a| {
+                    a.send(Discard {
+                        reason: StopReason::Purge,
+                    })
+                }))
+                .await;
+                if let Some(p) = project {
+                    for id in ids {
+                        let _ = p.send(ForgetSession { session_id: id }).await;
+                    }
+                }
+                persister
+                    .write(vec![WriteOp::DeleteProject {
+                        project_id: msg.project_id,
+                    }])
+                    .await?;
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |result, act, _| {
+                act.purging.remove(&purged);
+                result
+            }),
+        )
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Settings")]
+pub struct GetSettings;
+
+impl Handler<GetSettings> for Supervisor {
+    type Result = Settings;
+
+    fn handle(&mut self, _: GetSettings, _: &mut Context<Self>) -> Settings {
+        self.parts.settings.clone()
+    }
+}
+
+/// PUT /v1/settings: persisted first, then applied; retention changes are enforced on every project at once.
+/// Updates run one at a time, each patching the settings the previous one left: two concurrent updates of
+/// different keys both stay, in memory as in storage.
+#[derive(Message)]
+#[rtype(result = "Result<Settings, CommandError>")]
+pub struct UpdateSettings(pub SettingsPatch);
+
+pub type SettingsReply = tokio::sync::oneshot::Sender<Result<Settings, CommandError>>;
+
+impl Handler<UpdateSettings> for Supervisor {
+    type Result = ResponseFuture<Result<Settings, CommandError>>;
+
+    fn handle(&mut self, msg: UpdateSettings, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.settings_queue.push_back((msg.0, tx));
+        if !self.settings_busy {
+            self.next_settings_update(ctx);
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+    }
+}
+
+impl Supervisor {
+    /// Starts the oldest queued settings update, if any, from the settings as they are now.
+    fn next_settings_update(&mut self, ctx: &mut Context<Self>) {
+        let Some((patch, reply)) = self.settings_queue.pop_front() else {
+            self.settings_busy = false;
+            return;
+        };
+        self.settings_busy = true;
+        let (next, writes) = settings::apply(&self.parts.settings, patch);
+        let retention_changed = next.session_retention_count
+            != self.parts.settings.session_retention_count
+            || next.session_retention_days != self.parts.settings.session_retention_days;
+        let persister = self.parts.persister.clone();
+        let (keep, max_age) = (next.session_retention_count, retention_age_ms(&next));
+        let job = async move {
+            let ops = writes
+                .into_iter()
+                .map(|(key, value)| WriteOp::PutSetting { key, value })
+                .collect();
+            persister.write(ops).await?;
+            let mut evicted = Vec::new();
+            if retention_changed {
+                // Every project in one transaction; running sessions are protected by their stored status.
+                evicted = persister
+                    .enforce_retention_everywhere(keep, max_age, Vec::new())
+                    .await?;
+            }
+            Ok::<_, CommandError>(evicted)
+        };
+        ctx.spawn(job.into_actor(self).map(move |result, act, ctx| {
+            let answer = result.map(|evicted| {
+                act.parts.settings = next;
+                act.parts
+                    .metrics
+                    .retention_evictions
+                    .inc_by(evicted.len() as u64);
+                act.forget_sessions(&evicted, StopReason::Retention);
+                act.parts.settings.clone()
+            });
+            let _ = reply.send(answer);
+            act.next_settings_update(ctx);
+        }));
+    }
+}

@@ -1,0 +1,166 @@
+//! What the supervisor answers about everything it holds: the project list, the health report, a flush
+//! of every live session and the busiest actors for `/v1/debug/top`.
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+
+use super::{project_of, Supervisor};
+use crate::actors::metrics::{ActorKind, MailboxStats};
+use crate::actors::project::Summarize;
+use crate::actors::session::FlushNow;
+use crate::error::CommandError;
+use crate::messages::commands::{ProjectSummary, TopBy, TopEntry};
+use crate::messages::wire::{ActivityState, ProjectHealth};
+
+/// Every known project's summary: the live ones from their actors, the stored-only ones as inactive.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<ProjectSummary>, CommandError>")]
+pub struct ListProjects;
+
+impl Handler<ListProjects> for Supervisor {
+    type Result = ResponseFuture<Result<Vec<ProjectSummary>, CommandError>>;
+
+    fn handle(&mut self, _: ListProjects, _: &mut Context<Self>) -> Self::Result {
+        let live: Vec<_> = self.projects.values().map(|a| a.send(Summarize)).collect();
+        let store = self.parts.store.clone();
+        Box::pin(async move {
+            let mut out: Vec<ProjectSummary> = join_all(live)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
+            let stored = tokio::task::spawn_blocking(move || store.project_ids())
+                .await
+                .map_err(|e| CommandError::Storage(e.to_string()))??;
+            let known: std::collections::HashSet<String> =
+                out.iter().map(|p| p.project_id.clone()).collect();
+            out.extend(
+                stored
+                    .into_iter()
+                    .filter(|p| !known.contains(p))
+                    .map(|project_id| ProjectSummary {
+                        health: inactive_health(&project_id),
+                        project_id,
+                        session_id: None,
+                        status: None,
+                    }),
+            );
+            out.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+            Ok(out)
+        })
+    }
+}
+
+fn inactive_health(project_id: &str) -> ProjectHealth {
+    ProjectHealth {
+        project_id: project_id.to_owned(),
+        session_id: None,
+        activity_state: ActivityState::Inactive,
+        active_tool: None,
+        idle_duration_ms: 0,
+        burn_rate_per_hour: 0.0,
+        context_pressure: None,
+        attention_score: 0,
+        attention_reason: None,
+        stall_threshold_ms: 0,
+    }
+}
+
+/// Health of every live project, highest attention first.
+#[derive(Message)]
+#[rtype(result = "Vec<ProjectHealth>")]
+pub struct HealthReport;
+
+impl Handler<HealthReport> for Supervisor {
+    type Result = ResponseFuture<Vec<ProjectHealth>>;
+
+    fn handle(&mut self, _: HealthReport, _: &mut Context<Self>) -> Self::Result {
+        let asks: Vec<_> = self.projects.values().map(|a| a.send(Summarize)).collect();
+        Box::pin(async move {
+            let mut out: Vec<ProjectHealth> = join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|s| s.health)
+                .collect();
+            out.sort_by(|a, b| {
+                b.attention_score
+                    .cmp(&a.attention_score)
+                    .then_with(|| a.project_id.cmp(&b.project_id))
+            });
+            out
+        })
+    }
+}
+
+/// Every live session persists what it holds; answers when all of it is committed.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct FlushAll;
+
+impl Handler<FlushAll> for Supervisor {
+    type Result = ResponseFuture<Result<(), CommandError>>;
+
+    fn handle(&mut self, _: FlushAll, _: &mut Context<Self>) -> Self::Result {
+        let flushes: Vec<_> = self.sessions.values().map(|a| a.send(FlushNow)).collect();
+        Box::pin(async move {
+            // A session that stopped meanwhile had nothing left to write; only storage failures count.
+            for result in join_all(flushes).await {
+                if let Ok(Err(e @ CommandError::Storage(_))) = result {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The busiest actors by mailbox depth, messages handled or memory, read from their mailbox stats without
+/// disturbing them.
+#[derive(Message)]
+#[rtype(result = "Vec<TopEntry>")]
+pub struct DebugTop {
+    pub by: TopBy,
+    pub limit: usize,
+}
+
+impl Handler<DebugTop> for Supervisor {
+    type Result = Vec<TopEntry>;
+
+    fn handle(&mut self, msg: DebugTop, _: &mut Context<Self>) -> Vec<TopEntry> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let entry = |actor: ActorKind,
+                     project_id: &str,
+                     session_id: Option<&String>,
+                     stats: &MailboxStats| TopEntry {
+            actor: actor.as_str().to_owned(),
+            project_id: project_id.to_owned(),
+            session_id: session_id.cloned(),
+            mailbox_depth: stats.depth.load(Relaxed),
+            messages_handled: stats.handled.load(Relaxed),
+            memory_bytes: stats.memory.load(Relaxed),
+        };
+        let mut all: Vec<TopEntry> = self
+            .projects
+            .iter()
+            .map(|(id, m)| entry(ActorKind::Project, id, None, m.stats()))
+            .chain(
+                self.sessions
+                    .iter()
+                    .map(|(id, m)| entry(ActorKind::Session, project_of(id), Some(id), m.stats())),
+            )
+            .collect();
+        let key = |e: &TopEntry| match msg.by {
+            TopBy::Mailbox => e.mailbox_depth.max(0) as u64,
+            TopBy::Messages => e.messages_handled,
+            TopBy::Memory => e.memory_bytes,
+        };
+        all.sort_by(|a, b| {
+            key(b)
+                .cmp(&key(a))
+                .then_with(|| a.project_id.cmp(&b.project_id))
+        });
+        all.truncate(msg.limit);
+        all
+    }
+}
