@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use agent_store::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
-use agent_store::storage::{SessionRecord, Store, WriteOp};
+use agent_store::storage::{SessionRecord, Step, Store, WriteOp};
 
 fn message(seq_id: u64, bytes: usize) -> SharedMessage {
     Arc::new(AgentMessage {
@@ -190,6 +190,51 @@ fn retain_all(store: &Store, projects: &[String]) -> usize {
         .sum()
 }
 
+/// Sessions finishing as the persister commits them: each session's final record (status done), then the
+/// retention its finish asks for, all in one group commit (`Store::apply_steps`).
+fn finish(c: &mut Criterion) {
+    const SESSIONS: usize = 1000;
+    let mut group = c.benchmark_group("store_finish");
+    group.throughput(Throughput::Elements(SESSIONS as u64));
+    let (_dir, store) = populated(SESSIONS);
+    let projects: Vec<String> = (0..SESSIONS)
+        .map(|s| format!("p-s{s}-1700000000000"))
+        .collect();
+    let mut tick = 100u64;
+    group.bench_function("1000 sessions finished, retention each", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                tick += 1;
+                let running: Vec<WriteOp> = (0..SESSIONS)
+                    .map(|s| WriteOp::PutSession(record(&format!("s{s}-1700000000000"), tick)))
+                    .collect();
+                store.apply(&running).unwrap();
+                let done: Vec<WriteOp> = (0..SESSIONS)
+                    .map(|s| {
+                        let mut r = record(&format!("s{s}-1700000000000"), tick + 1);
+                        r.status = AgentStatus::Done;
+                        WriteOp::PutSession(r)
+                    })
+                    .collect();
+                let t = Instant::now();
+                let mut steps = vec![Step::Write(&done)];
+                steps.extend(projects.iter().map(|p| Step::Retain {
+                    project_id: p,
+                    keep: 3,
+                    max_age_ms: i64::MAX,
+                    protect: &[],
+                }));
+                store.apply_steps(&steps, 0).unwrap();
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+    group.finish();
+    store.close();
+}
+
 fn read_back(c: &mut Criterion) {
     const MESSAGES: u64 = 100_000;
     let dir = tempfile::tempdir().unwrap();
@@ -218,6 +263,6 @@ fn read_back(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3));
-    targets = apply, records, retention, read_back
+    targets = apply, records, retention, finish, read_back
 }
 criterion_main!(benches);

@@ -37,6 +37,10 @@ pub struct Config {
     /// `[cluster]`: off unless enabled (`serve --cluster`); see `crate::cluster`.
     pub cluster: crate::cluster::ClusterConfig,
     pub resume: ResumeConfig,
+    /// `[policy]`: every project's agent policy unless it sets its own (issue 15).
+    pub policy: crate::messages::policy::PolicyDefaults,
+    /// `[pricing.<model>]`: prices for providers that report tokens without cost, over the built-in ones.
+    pub pricing: BTreeMap<String, crate::messages::policy::Price>,
 }
 
 /// `[resume]`: what a restart does to sessions whose agent was a child of the previous process.
@@ -166,6 +170,13 @@ pub struct LimitsConfig {
     pub max_extra_env: usize,
     /// Most bytes (keys and values together) a start request's `extraEnv` may hold.
     pub max_extra_env_bytes: ByteSize,
+    /// Bytes all sessions' in-memory message windows may hold together: past it, the stored messages of
+    /// the least recently touched sessions are let go (reads of them go to storage). Messages not yet
+    /// stored are never let go (`messages_in_memory` is their backpressure).
+    pub window_bytes: ByteSize,
+    /// Raw message ids each session remembers, so that a retried ingest batch does not duplicate its
+    /// messages (0: no deduplication). 8 bytes an id, plus the set's overhead.
+    pub ingest_dedup_ids: usize,
 }
 
 /// One `[providers.NAME]` table.
@@ -211,6 +222,8 @@ impl Default for Config {
             providers: default_providers(),
             cluster: crate::cluster::ClusterConfig::default(),
             resume: ResumeConfig::default(),
+            policy: Default::default(),
+            pricing: BTreeMap::new(),
         }
     }
 }
@@ -282,6 +295,8 @@ impl Default for LimitsConfig {
             subscriber_buffer_bytes: ByteSize::mib(8),
             max_extra_env: 64,
             max_extra_env_bytes: ByteSize::kib(64),
+            window_bytes: ByteSize::mib(64),
+            ingest_dedup_ids: 1000,
         }
     }
 }
@@ -435,6 +450,18 @@ impl Config {
         if self.limits.messages_in_memory == 0 {
             return Err(invalid("limits.messages_in_memory", "must be at least 1"));
         }
+        if let Err(message) = self.policy.check() {
+            return Err(invalid("policy", &message));
+        }
+        for (model, price) in &self.pricing {
+            let ok = |v: f64| v.is_finite() && v >= 0.0;
+            if !ok(price.input_per_mtok) || !ok(price.output_per_mtok) {
+                return Err(invalid(
+                    &format!("pricing.{model}"),
+                    "prices must be numbers >= 0",
+                ));
+            }
+        }
         if let Some(token) = &self.server.auth_token {
             if token.trim().is_empty() {
                 return Err(invalid("server.auth_token", "must not be empty"));
@@ -477,6 +504,19 @@ impl Config {
 
     /// The default model of a provider from its configuration. Claude falls back to the original's
     /// "claude-opus-4-5"; other providers without one leave the choice to the agent (empty).
+    /// What `model` costs: `[pricing.<model>]`, else the built-in price, else unknown.
+    pub fn price(&self, model: &str) -> Option<crate::messages::policy::Price> {
+        self.pricing.get(model).copied().or_else(|| {
+            crate::messages::policy::DEFAULT_PRICES
+                .iter()
+                .find(|(m, _, _)| *m == model)
+                .map(|&(_, input, output)| crate::messages::policy::Price {
+                    input_per_mtok: input,
+                    output_per_mtok: output,
+                })
+        })
+    }
+
     pub fn default_model(&self, provider: &str) -> String {
         match self.providers.get(provider) {
             Some(p) => p.default_model.clone().unwrap_or_else(|| match p.kind {
@@ -507,6 +547,20 @@ mod tests {
         assert_eq!(c.default_model("claude"), "claude-opus-4-5");
         assert_eq!(c.default_model("ollama"), "qwen3:8b");
         assert_eq!(c.providers["synthetic"].kind, ProviderKind::Synthetic);
+        let d = crate::messages::policy::PolicyDefaults::default();
+        assert_eq!(c.policy.approvals, d.approvals);
+        assert_eq!(c.policy.approval_timeout, d.approval_timeout);
+        assert_eq!(c.policy.stall_action, d.stall_action);
+        // The listed prices are the built-in ones.
+        for (model, input, output) in crate::messages::policy::DEFAULT_PRICES {
+            let p = c.pricing[*model];
+            assert_eq!(
+                (p.input_per_mtok, p.output_per_mtok),
+                (*input, *output),
+                "{model}"
+            );
+            assert_eq!(Config::default().price(model), Some(p));
+        }
     }
 
     #[test]

@@ -3,13 +3,17 @@
 
 use std::sync::Arc;
 
+use crate::actors::approvals::Approval;
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{
     IngestOutcome, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch, StartRequest,
     TopBy, TopEntry,
 };
+use crate::messages::cost::{CostReport, ProjectCost};
+use crate::messages::policy::{Policy, PolicyPatch};
 use crate::messages::wire::{AgentSession, ProjectHealth, SidecarEvent};
+use crate::providers::permissions::Decision;
 use crate::providers::Providers;
 
 pub use crate::actors::broadcaster::Subscription;
@@ -56,6 +60,63 @@ impl Engine {
         req: StartRequest,
     ) -> Result<Started, CommandError> {
         self.inner.start_agent(project_id, req).await
+    }
+
+    // ── agents under control (issue 15; actors/engine_control.rs) ──────────────────────────────────────
+
+    /// The project's policy in force.
+    pub fn policy(&self, project_id: &str) -> Result<Policy, CommandError> {
+        self.inner.policy(project_id)
+    }
+
+    /// Patches and stores the project's policy (`null` fields back to the defaults).
+    pub async fn update_policy(
+        &self,
+        project_id: &str,
+        patch: PolicyPatch,
+    ) -> Result<Policy, CommandError> {
+        self.inner.update_policy(project_id, patch).await
+    }
+
+    /// Pending tool-permission requests, oldest first.
+    pub fn approvals(&self, project_id: Option<&str>) -> Result<Vec<Approval>, CommandError> {
+        self.inner.approvals(project_id)
+    }
+
+    /// Answers a pending tool-permission request.
+    pub async fn answer_approval(
+        &self,
+        session_id: &str,
+        request_id: &str,
+        decision: Decision,
+    ) -> Result<(), CommandError> {
+        self.inner
+            .answer_approval(session_id, request_id, decision)
+            .await
+    }
+
+    /// A project's spend from the cost ledger, days `from..=to`.
+    pub async fn project_cost(
+        &self,
+        project_id: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<ProjectCost, CommandError> {
+        self.inner.project_cost(project_id, from, to).await
+    }
+
+    /// Every project's spend, days `from..=to`.
+    pub async fn cost(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<CostReport, CommandError> {
+        self.inner.cost(from, to).await
+    }
+
+    /// Deletes a project's cost ledger (only a purge with `?ledger=true` asks for it).
+    pub async fn purge_ledger(&self, project_id: &str) -> Result<(), CommandError> {
+        self.inner.purge_ledger(project_id).await
     }
 
     /// stopAgent.

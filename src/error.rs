@@ -35,6 +35,12 @@ pub enum CommandError {
     Storage(String),
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// No pending tool-permission request of that id: unknown, or already answered.
+    #[error("Approval not found (unknown or already answered)")]
+    ApprovalNotFound,
+    /// The session's agent is no longer running, so nothing waits for the answer.
+    #[error("Session no longer runs")]
+    SessionEnded,
 }
 
 impl CommandError {

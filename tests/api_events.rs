@@ -251,3 +251,53 @@ async fn streams_end_when_the_server_stops() {
     }
     stopping.await.unwrap();
 }
+
+/// A subscriber that lagged also gets the status, cost and notification events it missed (from the
+/// journal), each once, in order with the messages of their session.
+#[actix_web::test]
+async fn a_lagging_subscriber_gets_the_status_and_cost_events_it_missed_too() {
+    let app = TestApp::spawn_with(|c| c.limits.subscriber_buffer = 16).await;
+    let sid = app.start("lagcost", "synthetic").await;
+    let mut events = app.events("?projectId=lagcost", None).await;
+    // Not reading: the buffer fills and the events after it are dropped for this subscriber.
+    // 12 MB: more than the socket buffers on the way hold, so the subscriber's own buffer fills.
+    let text = "z".repeat(30 * 1024);
+    for batch in 0..8 {
+        let events: Vec<Value> = (0..50)
+            .map(|i| text_event(&sid, &format!("m{batch}-{i}"), &text))
+            .collect();
+        app.ingest(json!(events)).await;
+    }
+    app.ingest(cost_event(&sid, 0.5, 10, 20)).await;
+    app.ingest(text_event(&sid, "last", "after the cost")).await;
+    let last = app.session(&sid).await["lastSeqId"].as_u64().unwrap();
+
+    let (mut lagged, mut costs, mut ids) = (false, 0, std::collections::HashSet::new());
+    let mut seqs: Vec<u64> = Vec::new();
+    let mut cost_after = None;
+    while seqs.last() != Some(&last) {
+        let (name, id, data) = events.next_event().await;
+        if let Some(id) = id {
+            assert!(ids.insert(id.clone()), "{name} {id} sent twice");
+        }
+        match name.as_str() {
+            "lagged" => lagged = true,
+            "session.cost" => {
+                assert_eq!(data["costUsd"], 0.5);
+                costs += 1;
+                cost_after = seqs.last().copied();
+            }
+            "session.messages" => seqs.extend(seq_ids(&data)),
+            _ => {}
+        }
+    }
+    assert!(lagged, "the subscriber lagged");
+    assert_eq!(costs, 1, "the missed cost event, once");
+    assert_eq!(
+        cost_after,
+        Some(last - 1),
+        "in its place: after the 400 messages, before the last one"
+    );
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    app.stop().await;
+}

@@ -313,3 +313,51 @@ async fn the_project_list_shows_each_project_with_its_session_and_health() {
     assert_eq!(beta["status"], "done");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn after_a_restart_reads_answer_as_before_and_every_stored_project_is_listed() {
+    let mut app = TestApp::spawn().await;
+    let done = app.start("kept", "synthetic").await;
+    app.ingest_durable(json!([
+        text_event(&done, "a", "one"),
+        text_event(&done, "b", "two"),
+        status_event(&done, "done")
+    ]))
+    .await;
+    let (_, before) = send(app.get("/v1/projects/kept/session")).await;
+    let live = app.start("live", "synthetic").await;
+    app.restart().await;
+
+    // The project's last session, as it read before the restart (loadLastSession's way), with no
+    // restore call first.
+    let (status, after) = send(app.get("/v1/projects/kept/session")).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after, before);
+    assert_eq!(seq_ids(&after), [1, 2, 3]);
+    let (status, list) = send(app.get("/v1/projects")).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["projectId"].clone(),
+                p["sessionId"].clone(),
+                p["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (json!("kept"), json!(done), json!("done")),
+            // Interrupted by the restart (its agent was a child of the old process): an error session.
+            (json!("live"), json!(live), json!("error")),
+        ]
+    );
+    let (status, live_session) = send(app.get("/v1/projects/live/session")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(live_session["error"], "Interrupted: service restarted");
+    app.stop().await;
+}

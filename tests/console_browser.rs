@@ -1,6 +1,6 @@
 //! The ops console in a real headless Chromium, driven over WebDriver (chromedriver) against the real
 //! server: the page loads, projects appear as sessions start, a message arrives live, older messages load
-//! on scroll, the approvals panel says the server has none, the charts and top actors fill in, and with a
+//! on scroll, the approvals panel says nothing waits, the charts and top actors fill in, and with a
 //! token configured the page asks for it and then works. Each state is saved as a screenshot in
 //! `target/console-screenshots/` for people to look at.
 //!
@@ -175,9 +175,9 @@ async fn the_console_follows_projects_and_sessions_live() {
 
     c.goto(&app.url("/")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/ui/");
-    // No approvals API on this server: the panel says so.
-    let approvals = wait_for(&c, "#approvals-state[data-state='unavailable']").await;
-    assert!(approvals.text().await.unwrap().contains("not available"));
+    // The approvals API answers: nothing waits yet.
+    let approvals = wait_for(&c, "#approvals-state[data-state='none']").await;
+    assert!(approvals.text().await.unwrap().contains("Nothing waiting"));
     wait_for(&c, "#stream-state[data-state='on']").await;
     wait_for(&c, "#projects-empty").await;
     screenshot(&c, "1-empty").await;
@@ -297,10 +297,86 @@ async fn with_a_token_the_console_asks_for_it_then_works() {
     // The live stream works with the ticket the page traded its token for.
     app.start("delta", "synthetic").await;
     wait_for(&c, "tr[data-project='delta']").await;
-    wait_for(&c, "#approvals-state[data-state='unavailable']").await;
+    wait_for(&c, "#approvals-state[data-state='none']").await;
     wait_for(&c, "#charts figure:nth-child(6) path.series").await;
     screenshot(&c, "5-token-entered").await;
 
+    c.close().await.unwrap();
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_console_shows_a_pending_approval_and_answers_it() {
+    let Some((chromium, driver_bin)) = browser_tools() else {
+        return;
+    };
+    let app = TestApp::spawn_with(|c| {
+        // A Claude that asks for a tool permission the way the real CLI does.
+        c.providers.insert(
+            "asker".into(),
+            agent_store::config::ProviderConfig {
+                kind: agent_store::config::ProviderKind::Claude,
+                command: vec![concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/bin/fake-claude-ask"
+                )
+                .into()],
+                default_model: None,
+                host: None,
+                adapter: None,
+                allow_bypass_permissions: false,
+            },
+        );
+    })
+    .await;
+    let (status, _) = common::send(
+        app.put("/v1/projects/ask/policy")
+            .json(&serde_json::json!({"approvals": "ask"})),
+    )
+    .await;
+    assert!(status.is_success());
+    let driver = start_driver(&driver_bin).await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&chromium, &driver, profile.path()).await;
+    c.goto(&app.url("/")).await.unwrap();
+    wait_for(&c, "#approvals-state[data-state='none']").await;
+
+    // The agent asks: the live `session.approval` event brings it into the panel.
+    let session = app.start("ask", "asker").await;
+    let item = wait_for(&c, "#approvals li[data-request]").await;
+    let text = item.text().await.unwrap();
+    assert!(
+        text.contains("ask") && text.contains("Bash") && text.contains("rm -rf build"),
+        "{text}"
+    );
+    screenshot(&c, "6-approval-pending").await;
+    item.find(Locator::Css("button.allow"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#approvals-state[data-state='none']").await;
+    // The agent got the answer and finished.
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let s = app.session(&session).await;
+        if s["status"] == "done" {
+            let said = s["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["role"] == "system" && m["content"] == "Allowed Bash: rm -rf build");
+            assert!(said, "{s}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session did not finish: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    screenshot(&c, "7-approval-answered").await;
     c.close().await.unwrap();
     app.stop().await;
 }

@@ -3,7 +3,7 @@
 
 mod engine_support;
 
-use agent_store::messages::commands::SettingsPatch;
+use agent_store::messages::commands::{Page, SettingsPatch};
 use agent_store::messages::wire::AgentStatus;
 use agent_store::providers::recording::Call;
 use engine_support::*;
@@ -133,4 +133,69 @@ async fn events_after_the_cleanup_grace_bring_the_session_back_and_apply() {
         .unwrap();
     assert_eq!((ghost.accepted, ghost.ignored), (0, 1));
     assert_eq!(sessions_alive(&t), 0.0);
+}
+
+#[actix_rt::test]
+async fn a_retried_ingest_batch_adds_no_duplicates() {
+    let t = start(|_| {}).await;
+    let sid = t.start_session("retry", "go").await;
+    let batch = vec![messages(&sid, text(5)), cost(&sid, 0.5, 10, 20)];
+    t.engine.ingest(batch.clone(), true).await.unwrap();
+    // The client did not see the answer (a timeout, a 503) and sends the same batch again.
+    let again = t.engine.ingest(batch.clone(), true).await.unwrap();
+    assert_eq!(
+        again.accepted, 2,
+        "routed as before; the repeated messages are dropped"
+    );
+    let s = t
+        .engine
+        .get_session("retry", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.messages.iter().map(|m| m.seq_id).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6],
+        "the prompt and five messages, once"
+    );
+    assert_eq!(s.cost_usd, 0.5);
+    // A batch with one new message among repeats applies only the new one; repeats within one batch
+    // count once too.
+    let mut mixed = text(1);
+    let MessagesOf(old) = MessagesOf::of(&batch[0]);
+    mixed.extend(old.into_iter().take(2));
+    mixed.push(mixed[0].clone());
+    t.engine
+        .ingest(vec![messages(&sid, mixed)], true)
+        .await
+        .unwrap();
+    let s = t
+        .engine
+        .get_session("retry", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(s.messages.len(), 7);
+    assert_eq!(
+        sample(
+            &t.engine.metrics_text(),
+            "agent_store_duplicate_messages_total",
+            &[]
+        ),
+        8.0
+    );
+    // After a restart the stored messages are what they were: nothing was written twice.
+    let t = t.restart().await;
+    let stored = t.engine.session(&sid, Page::default()).await.unwrap();
+    assert_eq!(stored.messages.len(), 7);
+}
+
+/// The raw messages of an `agent.message` event.
+struct MessagesOf(Vec<agent_store::messages::wire::RawMessage>);
+
+impl MessagesOf {
+    fn of(event: &agent_store::messages::wire::SidecarEvent) -> MessagesOf {
+        match event {
+            agent_store::messages::wire::SidecarEvent::Message(p) => MessagesOf(p.messages.clone()),
+            _ => panic!("not a message event"),
+        }
+    }
 }

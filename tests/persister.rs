@@ -214,6 +214,59 @@ async fn retention_and_barriers_wait_for_the_writes_before_them() {
     assert_eq!(ids, ["s7", "s6", "s5", "s4", "s3"]);
 }
 
+/// 1,000 sessions finishing together: their final records and the retention each finish asks for are a
+/// commit or two, not one commit per finish.
+#[tokio::test]
+async fn sessions_finishing_together_share_commits_with_their_retention() {
+    const PROJECTS: usize = 1000;
+    let (_dir, store) = fresh();
+    // Each project holds an older finished session that retention (keep 1) lets go once the new one is in.
+    let old: Vec<WriteOp> = (0..PROJECTS)
+        .map(|p| put(&format!("old{p}"), &format!("p{p}"), AgentStatus::Done, 1))
+        .collect();
+    store.apply(&old).unwrap();
+    let persister = PersisterHandle::spawn(store.clone(), 4 * PROJECTS);
+    let hold = persister.hold().await.unwrap();
+    let commits_before = persister.stats().commits_ok;
+    let acks: Vec<Ack> = (0..PROJECTS)
+        .map(|p| {
+            persister
+                .try_write(session_write(&format!("new{p}"), &format!("p{p}"), 2))
+                .unwrap()
+        })
+        .collect();
+    let retentions = futures_util::future::join_all(
+        (0..PROJECTS).map(|p| persister.enforce_retention(format!("p{p}"), 1, i64::MAX, vec![])),
+    );
+    let release = async {
+        // Released once every write and every retention waits behind the hold.
+        while persister.stats().queued_jobs < 2 * PROJECTS {
+            tokio::task::yield_now().await;
+        }
+        drop(hold);
+    };
+    let (evicted, ()) = tokio::join!(retentions, release);
+    for ack in acks {
+        committed(ack).await.unwrap();
+    }
+
+    let commits = persister.stats().commits_ok - commits_before;
+    assert!(
+        commits <= 2,
+        "{commits} commits for {PROJECTS} finishes and their retention"
+    );
+    for (p, evicted) in evicted.into_iter().enumerate() {
+        assert_eq!(evicted.unwrap(), [format!("old{p}")]);
+        let kept: Vec<String> = store
+            .project_sessions(&format!("p{p}"))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.session_id)
+            .collect();
+        assert_eq!(kept, [format!("new{p}")]);
+    }
+}
+
 #[tokio::test]
 async fn one_bad_write_does_not_fail_the_writes_grouped_with_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -140,6 +140,11 @@ async fn claude_parses_every_option_the_runner_maps() {
         worktree_name: Some("fix-1".into()),
         resume_on_restart: None,
     };
+    // The project's policy adds the stdio permission channel and the CLI's own budget guard
+    // (`--permission-prompt-tool stdio --max-budget-usd 1.5`): the real parser must take them too.
+    let policy =
+        serde_json::from_value(json!({"approvals": "ask", "budget": {"sessionUsd": 1.5}})).unwrap();
+    h.engine.update_policy("p1", policy).await.unwrap();
     h.start_with_options("p1", "claude", "Say hello.", options)
         .await
         .unwrap();

@@ -90,7 +90,7 @@ fn a_flipped_byte_in_a_message_row_is_reported_with_its_session_never_served() {
     drop(store);
 
     let report = verify(&path).unwrap();
-    assert_eq!((report.schema, report.sessions, report.batches), (3, 2, 2));
+    assert_eq!((report.schema, report.sessions, report.batches), (4, 2, 2));
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].session_id, "victim");
     assert_eq!(
@@ -159,8 +159,9 @@ fn verify_finds_nothing_in_a_sound_file_and_refuses_what_is_not_a_database() {
 }
 
 /// `tests/fixtures/storage/schema1.redb` was written by the build before checksums (schema 1, commit
-/// c627bd9), `schema2.redb` by the first build with them (schema 2, commit 535487b), the same way: project
-/// alpha's session done with two assistant messages and a cost, project beta's started after it.
+/// c627bd9), `schema2.redb` by the first build with them (schema 2, commit 535487b), `schema3.redb` by
+/// main at 96ec071 (schema 3, before the message log and the index without timestamps), the same way: project alpha's session
+/// done with two assistant messages and a cost, project beta's started after it.
 fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
@@ -197,9 +198,9 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     assert_eq!(store.project_sessions("alpha").unwrap().len(), 1);
     drop(store);
 
-    assert_eq!(schema_version(&path), 3);
+    assert_eq!(schema_version(&path), 4);
     let after = verify(&path).unwrap();
-    assert_eq!((after.schema, after.sessions), (3, before.sessions));
+    assert_eq!((after.schema, after.sessions), (4, before.sessions));
     assert_eq!(after.messages, before.messages + 2);
     assert!(after.damage.is_empty(), "{:?}", after.damage);
 }
@@ -219,6 +220,15 @@ fn a_schema_two_file_from_the_build_before_the_append_layout_is_migrated_whole()
         "tests/fixtures/storage/schema2.redb",
         2,
         "schema two text ✓",
+    );
+}
+
+#[test]
+fn a_schema_three_file_from_main_before_the_message_log_is_migrated_whole() {
+    migrates_whole(
+        "tests/fixtures/storage/schema3.redb",
+        3,
+        "schema three text ✓",
     );
 }
 

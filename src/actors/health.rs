@@ -46,6 +46,10 @@ pub struct HealthTracker {
     retrying: Option<String>,
     /// The last tool call (name, input) and how many times in a row it was made.
     last_call: Option<((String, String), u32)>,
+    /// Tool-permission requests of the session waiting for an answer (actors/approvals.rs).
+    awaiting: usize,
+    /// The session was stopped by a budget (actors/control.rs).
+    budget_exceeded: bool,
 }
 
 impl HealthTracker {
@@ -62,6 +66,8 @@ impl HealthTracker {
             stall_after,
             retrying: None,
             last_call: None,
+            awaiting: 0,
+            budget_exceeded: false,
         }
     }
 
@@ -76,6 +82,18 @@ impl HealthTracker {
         self.last_activity = Some(now);
         self.retrying = None;
         self.last_call = None;
+        self.awaiting = 0;
+        self.budget_exceeded = false;
+    }
+
+    /// How many tool-permission requests of the session wait for an answer.
+    pub fn set_awaiting(&mut self, count: usize) {
+        self.awaiting = count;
+    }
+
+    /// A budget stopped the session (until it runs again).
+    pub fn set_budget_exceeded(&mut self) {
+        self.budget_exceeded = true;
     }
 
     pub fn set_stall_after(&mut self, stall_after: Duration) {
@@ -154,6 +172,9 @@ impl HealthTracker {
         if status != AgentStatus::Running {
             self.active_tool = None;
             self.retrying = None;
+            self.awaiting = 0;
+        } else {
+            self.budget_exceeded = false;
         }
     }
 
@@ -211,6 +232,13 @@ impl HealthTracker {
                 best = (score, Some(reason));
             }
         };
+        // A person must answer before the agent can go on: above everything else.
+        if self.awaiting > 0 && self.status == Some(AgentStatus::Running) {
+            offer(110, "awaiting approval".into());
+        }
+        if self.budget_exceeded {
+            offer(95, "budget exceeded".into());
+        }
         if state == ActivityState::Stalled {
             let mins = self.idle_for(now).as_secs() / 60;
             offer(100, format!("Stalled — {mins} min since last activity"));
@@ -354,6 +382,35 @@ mod tests {
         assert_eq!(h.snapshot("p", t0).attention_score, 0);
         h.set_status(AgentStatus::Done, None);
         assert_eq!(h.snapshot("p", t0).attention_score, 0);
+    }
+
+    #[test]
+    fn awaiting_approval_outranks_stalled_and_budget_outranks_the_error() {
+        let (mut h, t0) = running(Duration::from_secs(60));
+        let later = t0 + Duration::from_secs(600);
+        assert_eq!(h.snapshot("p", later).attention_score, 100);
+        h.set_awaiting(2);
+        let s = h.snapshot("p", later);
+        assert_eq!(
+            (s.attention_score, s.attention_reason.as_deref()),
+            (110, Some("awaiting approval"))
+        );
+        h.set_awaiting(0);
+        h.set_budget_exceeded();
+        h.set_status(
+            AgentStatus::Error,
+            Some("Budget exceeded: $2.00 of $1.00 (session)".into()),
+        );
+        let s = h.snapshot("p", later);
+        assert_eq!(
+            (s.attention_score, s.attention_reason.as_deref()),
+            (95, Some("budget exceeded"))
+        );
+        h.set_status(AgentStatus::Running, None);
+        assert_ne!(
+            h.snapshot("p", t0).attention_reason.as_deref(),
+            Some("budget exceeded")
+        );
     }
 
     #[test]

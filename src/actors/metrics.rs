@@ -96,6 +96,7 @@ pub struct Metrics {
     pub handling: HistogramVec,
     pub messages_dropped: IntCounterVec,
     pub dead_letters: IntCounter,
+    pub duplicate_messages: IntCounter,
     pub events_ingested: IntCounterVec,
     pub events_rejected: IntCounterVec,
     pub agent_messages: IntCounter,
@@ -113,11 +114,19 @@ pub struct Metrics {
     pub redb_file_size: IntGauge,
     pub redb_cache_size: IntGauge,
     pub redb_cache_used: IntGauge,
+    pub window_budget: IntGauge,
+    pub window_used: IntGauge,
+    pub window_trims: IntCounter,
     pub storage_writable: IntGauge,
     pub corrupt_rows: IntCounter,
     pub sse_subscribers: IntGauge,
     pub sse_lagged: IntCounter,
     pub http_requests: IntCounterVec,
+    /// Agents control (issue 15): spend by provider and model (never by project), budgets, approvals.
+    pub cost_usd: prometheus::CounterVec,
+    pub tokens: IntCounterVec,
+    pub budget_exceeded: IntCounter,
+    pub approvals: IntCounterVec,
 }
 
 /// Every metric of ours carries the service prefix; the process collector's keep their standard names.
@@ -238,6 +247,11 @@ impl Metrics {
                 "dead_letters_total",
                 "Sidecar events for sessions this service does not hold (ignored, as the original did).",
             ),
+            duplicate_messages: counter(
+                &r,
+                "duplicate_messages_total",
+                "Ingested raw messages dropped because their session saw the same raw id recently (a retry).",
+            ),
             events_ingested: counter_vec(&r, "events_ingested_total", "Sidecar events routed, by kind.", &["kind"]),
             events_rejected: counter_vec(
                 &r,
@@ -273,6 +287,21 @@ impl Metrics {
                 "redb's page cache bound (storage.cache_size).",
             ),
             redb_cache_used: gauge(&r, "redb_cache_used_bytes", "Bytes in redb's page cache now."),
+            window_budget: gauge(
+                &r,
+                "window_budget_bytes",
+                "Bytes all sessions' in-memory message windows may hold (limits.window_bytes).",
+            ),
+            window_used: gauge(
+                &r,
+                "window_used_bytes",
+                "Bytes all sessions' in-memory message windows hold now.",
+            ),
+            window_trims: counter(
+                &r,
+                "window_trims_total",
+                "Times a session let its stored messages go to keep the windows within limits.window_bytes.",
+            ),
             storage_writable: gauge(
                 &r,
                 "storage_writable",
@@ -290,6 +319,32 @@ impl Metrics {
                 "http_requests_total",
                 "HTTP requests, by route group and status class.",
                 &["route", "status"],
+            ),
+            cost_usd: {
+                let c = prometheus::CounterVec::new(
+                    Opts::new(prefixed("cost_usd_total"), "Agent spend in USD, by provider and model."),
+                    &["provider", "model"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            tokens: counter_vec(
+                &r,
+                "tokens_total",
+                "Agent tokens, by provider, model and kind (input, output).",
+                &["provider", "model", "kind"],
+            ),
+            budget_exceeded: counter(
+                &r,
+                "budget_exceeded_total",
+                "Agents stopped because their project crossed a session or daily budget.",
+            ),
+            approvals: counter_vec(
+                &r,
+                "approvals_total",
+                "Tool-permission requests answered, by decision (allow, deny, timeout, cancelled).",
+                &["decision"],
             ),
             registry: r,
         };

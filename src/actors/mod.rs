@@ -2,8 +2,11 @@
 //! arbiter per core, a persister thread that owns storage writes, and a broadcaster for live events.
 //! `EngineParts` wires them together and implements the engine handle's calls.
 
+pub mod approvals;
 pub mod arbiters;
 pub mod broadcaster;
+pub mod control;
+mod engine_control;
 pub mod health;
 pub mod journal;
 pub mod metrics;
@@ -13,8 +16,10 @@ pub mod restart;
 pub mod seq_block;
 pub mod session;
 pub mod settings;
+pub mod spend;
 pub mod supervisor;
 pub mod wake;
+pub mod windows;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,8 +35,8 @@ use self::project::{
 };
 use self::session::{SessionActor, Snapshot};
 use self::supervisor::{
-    DebugTop, FindProject, FindSession, FlushAll, GetSettings, HealthReport, ListProjects, Project,
-    PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
+    DebugTop, FindProject, FindSession, FlushAll, Found, GetSettings, HealthReport, ListProjects,
+    Project, PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
 };
 use crate::config::Config;
 use crate::engine::{Started, Subscription};
@@ -57,6 +62,10 @@ pub enum StartError {
 /// The error a session that was running when the process died is left with.
 pub const INTERRUPTED: &str = "Interrupted: service restarted";
 
+/// How many times a command looks its project up again when the actor stopped under it (each stop
+/// needs the project to have gone idle in between, so more than one retry is already rare).
+const LOOKUPS: usize = 8;
+
 /// How many persist requests may wait for the persister before senders feel backpressure.
 const PERSIST_QUEUE: usize = 4096;
 
@@ -70,6 +79,8 @@ pub struct EngineParts {
     persister: PersisterHandle,
     store: Store,
     providers: Providers,
+    /// Policies, spend, approvals (issue 15; actors/control.rs).
+    control: Arc<control::Control>,
     ready: AtomicBool,
     shut_down: tokio::sync::Mutex<bool>,
     /// This run's journal epoch (src/actors/journal.rs).
@@ -97,13 +108,21 @@ impl EngineParts {
         let recovery_config = config.clone();
         let replay_bytes =
             usize::try_from(config.server.sse_replay_bytes.as_u64()).unwrap_or(usize::MAX);
-        let (store, stored_settings, recovery, stored_journal) =
+        let (store, stored_settings, recovery, stored_journal, (policies, spent_today)) =
             tokio::task::spawn_blocking(move || {
                 let store = Store::open_with_cache(&path, cache_size)?;
                 let recovery = restart::recover(&store, &recovery_config)?;
                 let settings = store.settings()?;
                 let journal = store.journal_open(replay_bytes)?;
-                Ok::<_, crate::storage::StorageError>((store, settings, recovery, journal))
+                let policies = store.policies()?;
+                let spent_today = store.spend_on(&control::day_of(now_ms()))?;
+                Ok::<_, crate::storage::StorageError>((
+                    store,
+                    settings,
+                    recovery,
+                    journal,
+                    (policies, spent_today),
+                ))
             })
             .await
             .map_err(|e| StartError::Join(e.to_string()))??;
@@ -149,7 +168,16 @@ impl EngineParts {
                 error: record.error.clone(),
             }));
         }
+        let agents = control::Control::new(
+            config.clone(),
+            metrics.clone(),
+            persister.clone(),
+            broadcaster.clone(),
+            policies,
+            spent_today,
+        );
         let parts = SupervisorParts {
+            control: agents.clone(),
             settings: settings::load(&config, &stored_settings),
             config: config.clone(),
             arbiters: Arbiters::per_core(),
@@ -168,7 +196,9 @@ impl EngineParts {
             Supervisor::new(parts, me, theirs)
         });
         let supervisor = Mailbox::new(addr, stats, metrics.clone(), ActorKind::Supervisor);
+        agents.set_supervisor(supervisor.clone());
         Ok(EngineParts {
+            control: agents,
             config,
             metrics,
             scraped: std::sync::Mutex::new(PersisterStats::default()),
@@ -184,33 +214,87 @@ impl EngineParts {
         })
     }
 
+    /// The project's actor, started if none (commands that create: start, stall threshold).
     async fn project(
         &self,
         project_id: &str,
     ) -> Result<Mailbox<project::ProjectActor>, CommandError> {
         validate::project_id(project_id)?;
-        Ok(self
-            .supervisor
+        self.supervisor
             .send(Project {
                 project_id: project_id.to_owned(),
+                revive: None,
             })
-            .await?)
+            .await?
     }
 
-    /// The project's actor if it is in memory. Reads and commands that only act on a current session use
-    /// this: an actor exists only for a project that has one (or had one since the engine started), so no
-    /// id a client makes up ever creates an actor.
+    /// The project's actor for a read or a command on its current session: the one in memory, or one
+    /// brought back when storage holds a session of it (restoring its last session, as loadLastSession
+    /// would). Storage is read here, off the supervisor's thread; an id storage does not know never
+    /// creates an actor.
     async fn existing_project(
         &self,
         project_id: &str,
     ) -> Result<Option<Mailbox<project::ProjectActor>>, CommandError> {
         validate::project_id(project_id)?;
-        Ok(self
+        let id = project_id.to_owned();
+        let found = self
             .supervisor
             .send(FindProject {
-                project_id: project_id.to_owned(),
+                project_id: id.clone(),
             })
-            .await?)
+            .await?;
+        match found {
+            Found::Live(project) => Ok(Some(project)),
+            Found::LetGo => Ok(None),
+            Found::Unknown => {
+                let store = self.store.clone();
+                let last = blocking(move || store.last_session(&id)).await?;
+                let Some(record) = last else {
+                    return Ok(None);
+                };
+                let project = self
+                    .supervisor
+                    .send(Project {
+                        project_id: project_id.to_owned(),
+                        revive: Some(record),
+                    })
+                    .await??;
+                Ok(Some(project))
+            }
+        }
+    }
+
+    /// Sends `make()` to the project's actor (started if `create`; else only an existing or stored one).
+    /// An idle project may stop between the lookup and the send: its mailbox then closes without
+    /// handling the message, and the project is looked up again.
+    async fn ask_project<M>(
+        &self,
+        project_id: &str,
+        create: bool,
+        make: impl Fn() -> M,
+    ) -> Result<Option<M::Result>, CommandError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        project::ProjectActor: actix::Handler<metrics::Timed<M>>,
+    {
+        for _ in 0..LOOKUPS {
+            let project = if create {
+                Some(self.project(project_id).await?)
+            } else {
+                self.existing_project(project_id).await?
+            };
+            let Some(project) = project else {
+                return Ok(None);
+            };
+            match project.send(make()).await {
+                Ok(answer) => return Ok(Some(answer)),
+                Err(actix::MailboxError::Closed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CommandError::ShuttingDown)
     }
 
     pub async fn start_agent(
@@ -219,11 +303,12 @@ impl EngineParts {
         req: StartRequest,
     ) -> Result<Started, CommandError> {
         validate::project_id(project_id)?;
-        let spec = self.resolve_start(req).await?;
-        self.project(project_id)
-            .await?
-            .send(StartSession { spec })
-            .await?
+        let mut spec = self.resolve_start(req).await?;
+        self.apply_policy(project_id, &mut spec)?;
+        let started = self
+            .ask_project(project_id, true, || StartSession { spec: spec.clone() })
+            .await?;
+        started.ok_or(CommandError::ShuttingDown)?
     }
 
     /// Validates a start request and fills what it leaves out from settings and configuration.
@@ -323,15 +408,15 @@ impl EngineParts {
             worktree_name: o.worktree_name,
             provider_settings,
             resume_on_restart: o.resume_on_restart.unwrap_or(false),
+            ask_permissions: false,
+            max_budget_usd: None,
         })
     }
 
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
-        let project = self
-            .existing_project(project_id)
+        self.ask_project(project_id, false, || StopSession)
             .await?
-            .ok_or(CommandError::NoSession)?;
-        project.send(StopSession).await?
+            .ok_or(CommandError::NoSession)?
     }
 
     pub async fn send_prompt(&self, project_id: &str, prompt: String) -> Result<(), CommandError> {
@@ -341,11 +426,11 @@ impl EngineParts {
             &prompt,
             self.config.limits.max_prompt_bytes.as_u64(),
         )?;
-        let project = self
-            .existing_project(project_id)
-            .await?
-            .ok_or(CommandError::NoSession)?;
-        project.send(PromptSession { prompt }).await?
+        self.ask_project(project_id, false, || PromptSession {
+            prompt: prompt.clone(),
+        })
+        .await?
+        .ok_or(CommandError::NoSession)?
     }
 
     pub async fn get_session(
@@ -353,12 +438,15 @@ impl EngineParts {
         project_id: &str,
         page: Page,
     ) -> Result<AgentSession, CommandError> {
-        let project = self
-            .existing_project(project_id)
+        let (session_id, addr) = self
+            .ask_project(project_id, false, || CurrentSession)
             .await?
-            .ok_or(CommandError::NoSession)?;
-        let addr = project.send(CurrentSession).await??;
-        self.read_live(addr, page).await
+            .ok_or(CommandError::NoSession)??;
+        match self.read_live(addr, page).await {
+            // Its project went idle and let it stop meanwhile: everything of it is in storage.
+            Err(CommandError::SessionNotFound) => self.session(&session_id, page).await,
+            read => read,
+        }
     }
 
     /// A live session's page: the in-memory window, completed from storage when the page starts earlier.
@@ -389,34 +477,36 @@ impl EngineParts {
     }
 
     pub async fn has_session(&self, project_id: &str) -> Result<bool, CommandError> {
-        let Some(project) = self.existing_project(project_id).await? else {
-            return Ok(false);
-        };
-        match project.send(CurrentSession).await? {
-            Ok(_) => Ok(true),
-            Err(CommandError::NoSession) => Ok(false),
-            Err(e) => Err(e),
+        match self
+            .ask_project(project_id, false, || CurrentSession)
+            .await?
+        {
+            None | Some(Err(CommandError::NoSession)) => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(e),
         }
     }
 
     pub async fn clear_session(&self, project_id: &str) -> Result<(), CommandError> {
-        match self.existing_project(project_id).await? {
-            Some(project) => project.send(ClearSession).await?,
-            None => Ok(()),
-        }
+        self.ask_project(project_id, false, || ClearSession)
+            .await?
+            .unwrap_or(Ok(()))
     }
 
     /// Brings a project's actor up only when storage holds a session it can restore.
     pub async fn load_last_session(&self, project_id: &str) -> Result<bool, CommandError> {
-        if let Some(project) = self.existing_project(project_id).await? {
-            return project.send(RestoreLast).await?;
+        if let Some(restored) = self.ask_project(project_id, false, || RestoreLast).await? {
+            return restored;
         }
+        // Let go in this process (or unknown): a project is started only for a restorable session.
         let (store, id) = (self.store.clone(), project_id.to_owned());
         let last = blocking(move || store.last_session(&id)).await?;
         if !last.is_some_and(|r| r.status.is_finished()) {
             return Ok(false);
         }
-        self.project(project_id).await?.send(RestoreLast).await?
+        self.ask_project(project_id, true, || RestoreLast)
+            .await?
+            .unwrap_or(Ok(false))
     }
 
     pub async fn project_sessions(
@@ -516,7 +606,13 @@ impl EngineParts {
         if !self.ready.load(Ordering::Acquire) {
             return Err(CommandError::ShuttingDown);
         }
-        self.supervisor.send(Ingest { events, durable }).await?
+        self.supervisor
+            .send(Ingest {
+                events,
+                durable,
+                dedupe: true,
+            })
+            .await?
     }
 
     pub async fn settings(&self) -> Result<Settings, CommandError> {
@@ -591,11 +687,14 @@ impl EngineParts {
         if stall_after.is_some_and(|d| d.is_zero()) {
             return Err(CommandError::invalid("stallAfter", "must be above zero"));
         }
-        Ok(self
-            .project(project_id)
+        validate::project_id(project_id)?;
+        // The shorthand for the policy's stall.after: stored with the policy.
+        self.control
+            .set_stall_after(project_id, stall_after)
+            .await?;
+        self.ask_project(project_id, true, || project::SetStallThreshold(stall_after))
             .await?
-            .send(project::SetStallThreshold(stall_after))
-            .await?)
+            .ok_or(CommandError::ShuttingDown)
     }
 
     /// Holds the persister until the guard is dropped (see `PersisterHandle::hold`).

@@ -4,8 +4,9 @@
 //! Writers queue jobs on a bounded channel. The thread blocks for the first job, takes whatever else is
 //! already queued (up to `MAX_GROUP` jobs) and commits all the writes among them in one transaction: one
 //! fsync for many sessions' batches (group commit). Each write's ack resolves only after that commit, so an
-//! acked write is on disk. Retention and barrier jobs keep their place in the order: the writes queued
-//! before them are committed first.
+//! acked write is on disk. A project's retention (asked for when one of its sessions finishes) joins the
+//! group in its place in the order, so sessions finishing together share commits too; retention over every
+//! project, barriers and holds commit what was queued before them first.
 //!
 //! The queue bound is the backpressure: `try_write` never waits and hands the ops back when the queue is
 //! full, so the caller keeps them and retries instead of memory growing without bound.
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::messages::wire::now_ms;
-use crate::storage::{StorageError, Store, WriteOp};
+use crate::storage::{Step, StorageError, Store, WriteOp};
 
 /// Resolves when the write it belongs to is committed (or failed). A receive error means the persister
 /// stopped without committing it: treat it as `StorageError::Closed`.
@@ -240,13 +241,48 @@ impl PersisterHandle {
     }
 }
 
+/// A job that joins the next group commit.
+enum Pending {
+    Write(Vec<WriteOp>, Reply<()>),
+    Retain(RetainJob),
+}
+
+struct RetainJob {
+    project_id: String,
+    keep: u32,
+    max_age_ms: i64,
+    protect: Vec<String>,
+    ack: Reply<Vec<String>>,
+}
+
+impl Pending {
+    fn step(&self) -> Step<'_> {
+        match self {
+            Pending::Write(ops, _) => Step::Write(ops),
+            Pending::Retain(r) => Step::Retain {
+                project_id: &r.project_id,
+                keep: r.keep,
+                max_age_ms: r.max_age_ms,
+                protect: &r.protect,
+            },
+        }
+    }
+
+    fn fail(self, e: StorageError) {
+        match self {
+            Pending::Write(_, ack) => drop(ack.send(Err(e))),
+            Pending::Retain(r) => drop(r.ack.send(Err(e))),
+        }
+    }
+}
+
 /// The thread's loop. Returns when every handle is gone or after a shutdown, with the queue drained.
 ///
 /// If anything in here panics, unwinding drops every pending ack and the queue itself, so each waiting
 /// writer sees its ack fail (Closed) and later writes are refused: no ack is silently lost.
 fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
     let mut group = Vec::new();
-    let mut writes: Vec<(Vec<WriteOp>, Reply<()>)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     while let Some(first) = queue.blocking_recv() {
         // A hold ends the group: what comes after it must stay queued, as behind a stuck disk.
         let mut held = matches!(first, Job::Hold(_));
@@ -262,36 +298,39 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
         }
         for job in group.drain(..) {
             match job {
-                Job::Write { ops, ack } => writes.push((ops, ack)),
+                Job::Write { ops, ack } => pending.push(Pending::Write(ops, ack)),
+                // A finished session's retention joins the group: many sessions finishing at once are
+                // a few commits, not one each.
                 Job::Retention {
                     project_id,
                     keep,
                     max_age_ms,
                     protect,
                     ack,
-                } => {
-                    // Each write's ack carries its own outcome; retention answers only its own.
-                    let _ = commit(store, &mut writes, counters);
-                    let evicted =
-                        store.enforce_retention(&project_id, keep, max_age_ms, now_ms(), &protect);
-                    let _ = ack.send(evicted);
-                }
+                } => pending.push(Pending::Retain(RetainJob {
+                    project_id,
+                    keep,
+                    max_age_ms,
+                    protect,
+                    ack,
+                })),
                 Job::RetentionEverywhere {
                     keep,
                     max_age_ms,
                     protect,
                     ack,
                 } => {
-                    let _ = commit(store, &mut writes, counters);
+                    // Each write's ack carries its own outcome; retention answers only its own.
+                    let _ = commit(store, &mut pending, counters);
                     let evicted =
                         store.enforce_retention_everywhere(keep, max_age_ms, now_ms(), &protect);
                     let _ = ack.send(evicted);
                 }
                 Job::Barrier(ack) => {
-                    let _ = ack.send(commit(store, &mut writes, counters));
+                    let _ = ack.send(commit(store, &mut pending, counters));
                 }
                 Job::Hold(release) => {
-                    let _ = commit(store, &mut writes, counters);
+                    let _ = commit(store, &mut pending, counters);
                     // Returns when the guard is dropped (its sender disconnects).
                     let _ = release.recv();
                 }
@@ -301,51 +340,71 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
                 }
             }
         }
-        let _ = commit(store, &mut writes, counters);
+        let _ = commit(store, &mut pending, counters);
     }
 }
 
-/// Commits `writes` in one transaction and resolves their acks. Answers Ok if every write committed.
+/// Commits `pending` in one transaction and resolves their acks. Answers Ok if every job committed.
 ///
-/// If the group fails and holds more than one write, each is retried alone: an error the machine causes
+/// If the group fails and holds more than one job, each is retried alone: an error the machine causes
 /// (a full disk) fails them all again, but one write that cannot be applied (say, a record that no longer
 /// decodes) must not fail every other session's writes forever.
 fn commit(
     store: &Store,
-    writes: &mut Vec<(Vec<WriteOp>, Reply<()>)>,
+    pending: &mut Vec<Pending>,
     counters: &Counters,
 ) -> Result<(), StorageError> {
-    if writes.is_empty() {
+    if pending.is_empty() {
         return Ok(());
     }
-    let all = timed(
-        counters,
-        writes.iter().map(|(ops, _)| ops.as_slice()),
-        || store.apply_all(writes.iter().map(|(ops, _)| ops.as_slice())),
-    );
-    if all.is_ok() || writes.len() == 1 {
-        for (_, ack) in writes.drain(..) {
-            let _ = ack.send(all.clone());
+    let steps: Vec<Step<'_>> = pending.iter().map(Pending::step).collect();
+    let all = timed(counters, &steps, || store.apply_steps(&steps, now_ms()));
+    drop(steps);
+    match all {
+        Ok(evicted) => {
+            let mut evicted = evicted.into_iter();
+            for job in pending.drain(..) {
+                match job {
+                    Pending::Write(_, ack) => drop(ack.send(Ok(()))),
+                    Pending::Retain(r) => drop(r.ack.send(Ok(evicted.next().unwrap_or_default()))),
+                }
+            }
+            Ok(())
         }
-        return all;
-    }
-    let mut first_error = None;
-    for (ops, ack) in writes.drain(..) {
-        let alone = timed(counters, [ops.as_slice()], || store.apply(&ops));
-        if let Err(e) = &alone {
-            first_error.get_or_insert_with(|| e.clone());
+        Err(e) if pending.len() == 1 => {
+            for job in pending.drain(..) {
+                job.fail(e.clone());
+            }
+            Err(e)
         }
-        let _ = ack.send(alone);
+        Err(_) => {
+            let mut first_error = None;
+            for job in pending.drain(..) {
+                let alone = timed(counters, &[job.step()], || {
+                    store.apply_steps(&[job.step()], now_ms())
+                });
+                match (alone, job) {
+                    (Ok(_), Pending::Write(_, ack)) => drop(ack.send(Ok(()))),
+                    (Ok(mut evicted), Pending::Retain(r)) => {
+                        drop(r.ack.send(Ok(evicted.pop().unwrap_or_default())))
+                    }
+                    (Err(e), job) => {
+                        first_error.get_or_insert_with(|| e.clone());
+                        job.fail(e);
+                    }
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        }
     }
-    first_error.map_or(Ok(()), Err)
 }
 
 /// Runs one commit, recording its duration, its outcome and, when it succeeded, what it wrote.
-fn timed<'a>(
+fn timed<T>(
     counters: &Counters,
-    lists: impl IntoIterator<Item = &'a [WriteOp]>,
-    apply: impl FnOnce() -> Result<(), StorageError>,
-) -> Result<(), StorageError> {
+    steps: &[Step<'_>],
+    apply: impl FnOnce() -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
     let started = Instant::now();
     let result = apply();
     let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -358,13 +417,19 @@ fn timed<'a>(
         return result;
     }
     counters.commits_ok.fetch_add(1, Ordering::Relaxed);
-    for op in lists.into_iter().flatten() {
-        if let WriteOp::AppendMessages { messages, .. } = op {
-            if !messages.is_empty() {
+    for step in steps {
+        let Step::Write(ops) = step else { continue };
+        for op in ops.iter() {
+            let messages = match op {
+                WriteOp::AppendMessages { messages, .. } => messages.len() as u64,
+                WriteOp::AppendEncoded(batch) => batch.len(),
+                _ => 0,
+            };
+            if messages > 0 {
                 counters.rows_written.fetch_add(1, Ordering::Relaxed);
                 counters
                     .messages_written
-                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
+                    .fetch_add(messages, Ordering::Relaxed);
             }
         }
     }

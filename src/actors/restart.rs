@@ -159,7 +159,7 @@ impl EngineParts {
             .existing_project(project_id)
             .await?
             .ok_or(CommandError::NoSession)?;
-        let session = project.send(CurrentSession).await??;
+        let (_, session) = project.send(CurrentSession).await??;
         let view = session
             .send(Snapshot {
                 page: Page {

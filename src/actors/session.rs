@@ -3,6 +3,7 @@
 //! unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
 //! project and the broadcaster, and answers readers.
 
+mod dedup;
 mod events;
 mod protocol;
 mod seq;
@@ -39,12 +40,15 @@ pub use self::protocol::{
 #[derive(Clone)]
 pub struct SessionLinks {
     pub config: Arc<Config>,
-    pub project: Mailbox<ProjectActor>,
+    /// None for a session brought back for late events while its project sleeps.
+    pub project: Option<Mailbox<ProjectActor>>,
     pub supervisor: Mailbox<Supervisor>,
     pub broadcaster: Mailbox<Broadcaster>,
     pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 /// How a new or restored session begins.
@@ -68,7 +72,11 @@ pub struct SessionActor {
     stall_timer: Option<SpawnHandle>,
     /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
     restored: bool,
+    /// Raw message ids applied recently, for idempotent ingest.
+    recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
+    /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
+    spend: super::spend::SessionSpend,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
 }
@@ -90,13 +98,17 @@ impl SessionActor {
             retry_max: timers.persist_retry_max,
             seq_block: links.config.storage.seq_block,
         };
+        // Read before `recent` moves into the state: a session read back remembers its stored ids.
+        let recent_ids = dedup::RecentIds::seeded(limits.ingest_dedup_ids, &recent);
         SessionActor {
             state: SessionState::new(record, recent, persisted, detached, rules),
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: None,
             stall_timer: None,
             restored: persisted,
+            recent_ids,
             stop_reason: StopReason::Completed,
+            spend: Default::default(),
             stats,
             links,
         }
@@ -113,6 +125,18 @@ impl SessionActor {
 
     fn running(&self) -> bool {
         self.record().status == AgentStatus::Running
+    }
+
+    /// Tells the project (if it holds this session's link) what happened, for its health.
+    fn tell_project<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ProjectActor: Handler<super::metrics::Timed<M>>,
+    {
+        if let Some(project) = &self.links.project {
+            project.do_send(msg);
+        }
     }
 
     /// Every event goes to the broadcaster, subscribers or not: its journal keeps them for clients that
@@ -181,6 +205,15 @@ impl SessionActor {
                         format!("Agent stalled on {project_id} (no activity for {mins} min)"),
                         Variant::Warning,
                     );
+                    // The project's stall action (issue 14): notify is the above; interrupt stops it.
+                    let action = act.links.control.policy(&project_id).stall.action;
+                    if action == crate::messages::policy::StallAction::Interrupt {
+                        act.tell_project(super::project::Halt {
+                            session_id: act.record().session_id.clone(),
+                            error: format!("Stalled: no progress for {mins} min"),
+                            reason: super::project::HaltReason::Stall,
+                        });
+                    }
                 }
             }
         }));
@@ -203,7 +236,11 @@ impl SessionActor {
                 }
                 return;
             }
-            FlushStep::Write(ops) => ops,
+            // The ledger's rows travel with the record, so they are stored together or not at all.
+            FlushStep::Write(mut ops) => {
+                ops.extend(self.spend.take_ops(&self.state.record));
+                ops
+            }
         };
         match self.links.persister.try_write(ops) {
             Ok(ack) => {
@@ -215,6 +252,7 @@ impl SessionActor {
                 );
             }
             Err(TryWriteError::Full(_)) => {
+                self.spend.not_stored();
                 if let Some(delay) = self.state.queue_full() {
                     self.arm_flush(delay, ctx);
                 }
@@ -230,6 +268,10 @@ impl SessionActor {
         result: Result<(), StorageError>,
         ctx: &mut Context<Self>,
     ) {
+        match &result {
+            Ok(()) => self.spend.stored(),
+            Err(_) => self.spend.not_stored(),
+        }
         let (after, error) = self.state.written(upto, retention, result, Instant::now());
         if let Some(err) = error {
             tracing::warn!(session_id = %self.record().session_id, error = %err, retry_in = ?self.state.backoff(), "persist failed");
@@ -391,13 +433,11 @@ impl SessionActor {
     ) -> ResponseFuture<Result<(), CommandError>> {
         for event in msg.events {
             match event {
-                SidecarEvent::Message(p) => self.apply_messages(p.messages, ctx),
+                SidecarEvent::Message(p) => self.apply_messages(p.messages, msg.dedupe, ctx),
                 SidecarEvent::Status(p) => {
                     self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
                 }
-                SidecarEvent::Cost(p) => {
-                    self.apply_cost(p.cost_usd, p.input_tokens, p.output_tokens, ctx)
-                }
+                SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
         if !msg.durable && !self.state.over_memory_bound() {
@@ -500,8 +540,9 @@ impl Handler<FlushNow> for SessionActor {
 impl Handler<Attach> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, _: Attach, _: &mut Context<Self>) {
+    fn handle(&mut self, Attach(project): Attach, _: &mut Context<Self>) {
         self.state.detached = false;
+        self.links.project = Some(project);
     }
 }
 

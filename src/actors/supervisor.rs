@@ -9,17 +9,19 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 
 mod admin;
+mod directory;
 mod reports;
 
 pub use self::admin::{
     EnforceRetention, GetSettings, PurgeProject, PurgeSession, SettingsReply, UpdateSettings,
 };
+pub use self::directory::{FindProject, Found, Project, ProjectIdle};
 pub use self::reports::{DebugTop, FlushAll, HealthReport, ListProjects};
 
 use super::arbiters::Arbiters;
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::PersisterHandle;
-use super::project::{ForgetSession, ProjectActor, ProjectLinks, SessionLinksBase};
+use super::project::{ForgetSession, ProjectLinks, SessionLinksBase};
 use super::session::{Deliver, Discard, SessionActor, SessionGone, SessionInit};
 use crate::config::Config;
 use crate::error::CommandError;
@@ -38,13 +40,17 @@ pub struct SupervisorParts {
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    /// Policies, spend, approvals (issue 15).
+    pub control: Arc<super::control::Control>,
 }
 
 pub struct Supervisor {
     parts: SupervisorParts,
     /// Shared by every project actor: one allocation, not one copy a project.
     links: Arc<ProjectLinks>,
-    projects: HashMap<String, Mailbox<ProjectActor>>,
+    projects: HashMap<String, directory::Slot>,
+    /// Projects that stopped with no current session in this process (see `directory`).
+    let_go: directory::LetGo,
     sessions: HashMap<String, Mailbox<SessionActor>>,
     /// Settings updates waiting for the one in flight (`settings_busy`).
     settings_queue: std::collections::VecDeque<(SettingsPatch, SettingsReply)>,
@@ -67,7 +73,8 @@ impl Supervisor {
         stats: Arc<MailboxStats>,
     ) -> Supervisor {
         let links = Arc::new(ProjectLinks {
-            sink: EventSink::new(me.addr().clone().recipient()),
+            sink: EventSink::new(me.addr().clone().recipient())
+                .with_permissions(parts.control.clone()),
             supervisor: me,
             providers: parts.providers.clone(),
             store: parts.store.clone(),
@@ -77,34 +84,20 @@ impl Supervisor {
                 subscribers: parts.subscribers.clone(),
                 persister: parts.persister.clone(),
                 metrics: parts.metrics.clone(),
+                control: parts.control.clone(),
             },
         });
         Supervisor {
             parts,
             links,
             projects: HashMap::new(),
+            let_go: Default::default(),
             sessions: HashMap::new(),
             settings_queue: Default::default(),
             settings_busy: false,
             purging: Default::default(),
             stats,
         }
-    }
-
-    fn project(&mut self, project_id: &str) -> Mailbox<ProjectActor> {
-        if let Some(mailbox) = self.projects.get(project_id) {
-            return mailbox.clone();
-        }
-        let links = self.links.clone();
-        let id = project_id.to_owned();
-        let stats = Arc::new(MailboxStats::default());
-        let arbiter = self.parts.arbiters.for_project(project_id);
-        let theirs = stats.clone();
-        let addr =
-            ProjectActor::start_in_arbiter(&arbiter, move |_| ProjectActor::new(id, links, theirs));
-        let mailbox = Mailbox::new(addr, stats, self.parts.metrics.clone(), ActorKind::Project);
-        self.projects.insert(project_id.to_owned(), mailbox.clone());
-        mailbox
     }
 
     /// Drops evicted or purged sessions from memory: their actors stop without writing, their projects
@@ -114,7 +107,11 @@ impl Supervisor {
             if let Some(addr) = self.sessions.remove(id) {
                 addr.do_send(Discard { reason });
             }
-            if let Some(project) = self.projects.get(project_of(id)) {
+            if let Some(project) = self
+                .projects
+                .get(project_of(id))
+                .map(directory::Slot::mailbox)
+            {
                 project.do_send(ForgetSession {
                     session_id: id.clone(),
                 });
@@ -153,6 +150,7 @@ crate::instrument!(
     FindSession,
     FindProject,
     Project,
+    ProjectIdle,
     EnforceRetention,
     PurgeSession,
     PurgeProject,
@@ -238,7 +236,8 @@ impl Supervisor {
         if self.sessions.contains_key(&record.session_id) {
             return;
         }
-        let project = self.project(&record.project_id);
+        // Its project is told only if awake: a sleeping project has let go of this session anyway.
+        let project = self.live_project(&record.project_id);
         let links = self.links.session_links(project);
         let init = SessionInit {
             recent: recent.into_iter().map(Arc::new).collect(),
@@ -307,10 +306,17 @@ impl Supervisor {
             .metrics
             .dead_letters
             .inc_by(outcome.ignored as u64);
-        let durable = msg.durable;
+        let (durable, dedupe) = (msg.durable, msg.dedupe);
         let (counts, sends): (Vec<usize>, Vec<_>) = batches
             .into_iter()
-            .map(|(addr, events)| (events.len(), addr.send(Deliver { events, durable })))
+            .map(|(addr, events)| {
+                let deliver = Deliver {
+                    events,
+                    durable,
+                    dedupe,
+                };
+                (deliver.events.len(), addr.send(deliver))
+            })
             .unzip();
         let dead_letters = self.parts.metrics.dead_letters.clone();
         Box::pin(async move {
@@ -328,21 +334,6 @@ impl Supervisor {
             }
             Ok(outcome)
         })
-    }
-}
-
-/// The actor of a project if it is in memory: reads never create one.
-#[derive(Message)]
-#[rtype(result = "Option<Mailbox<ProjectActor>>")]
-pub struct FindProject {
-    pub project_id: String,
-}
-
-impl Handler<FindProject> for Supervisor {
-    type Result = Option<Mailbox<ProjectActor>>;
-
-    fn handle(&mut self, msg: FindProject, _: &mut Context<Self>) -> Self::Result {
-        self.projects.get(&msg.project_id).cloned()
     }
 }
 
@@ -391,20 +382,5 @@ impl Handler<FindSession> for Supervisor {
             .get(&msg.session_id)
             .filter(|a| a.connected())
             .cloned()
-    }
-}
-
-/// The actor of a project, created on first use.
-#[derive(Message)]
-#[rtype(result = "Mailbox<ProjectActor>")]
-pub struct Project {
-    pub project_id: String,
-}
-
-impl Handler<Project> for Supervisor {
-    type Result = Mailbox<ProjectActor>;
-
-    fn handle(&mut self, msg: Project, _: &mut Context<Self>) -> Self::Result {
-        self.project(&msg.project_id)
     }
 }

@@ -73,8 +73,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Command(e) => match e {
-                CommandError::NoSession | CommandError::SessionNotFound => StatusCode::NOT_FOUND,
-                CommandError::StartInProgress
+                CommandError::NoSession
+                | CommandError::SessionNotFound
+                | CommandError::ApprovalNotFound => StatusCode::NOT_FOUND,
+                CommandError::SessionEnded
+                | CommandError::StartInProgress
                 | CommandError::AlreadyRunning
                 | CommandError::SessionRunning
                 | CommandError::Undeliverable(_) => StatusCode::CONFLICT,

@@ -5,10 +5,12 @@
 //! the integration tests start the very same thing, on a fixed or an ephemeral port, and stop it the same
 //! way: stop accepting, end the live streams, drain, then flush storage.
 
+mod approvals;
 mod auth;
 mod cluster;
 mod console;
 mod cors;
+mod cost;
 mod debug;
 mod errors;
 mod events;
@@ -17,6 +19,7 @@ mod guard;
 mod health;
 mod openapi;
 mod ops;
+mod policy;
 mod projects;
 mod resume;
 mod routes;

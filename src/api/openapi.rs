@@ -14,8 +14,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    cluster, debug, events, health, ops, projects, resume, sessions, settings, sidecar, ticket,
-    AppState,
+    approvals, cluster, cost, debug, events, health, ops, policy, projects, resume, sessions,
+    settings, sidecar, ticket, AppState,
 };
 use crate::messages::commands::TopBy;
 
@@ -52,6 +52,12 @@ use crate::messages::commands::TopBy;
         health::aggregates,
         debug::top,
         cluster::status,
+        policy::get,
+        policy::put,
+        approvals::list,
+        approvals::answer,
+        cost::project,
+        cost::all,
         document,
         ops::metrics,
         ops::healthz,

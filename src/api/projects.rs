@@ -174,12 +174,24 @@ pub async fn restore(
 }
 
 #[utoipa::path(delete, path = "/v1/projects/{projectId}", operation_id = "purgeProjectSessions", tag = "projects",
-    params(("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$")),
+    params(
+        ("projectId" = String, Path, description = "1–128 of [A-Za-z0-9._-]", pattern = r"^[A-Za-z0-9._-]{1,128}$"),
+        ("ledger" = Option<bool>, Query, description = "Also delete the project's cost ledger (kept by default)"),
+    ),
     responses(
         (status = 204, description = "Every session of the project is gone, from memory and storage"),
+        (status = 400, description = "ledger is not true or false", body = ErrorBody),
     ))]
-pub async fn purge(state: State, ProjectId(project): ProjectId) -> Result<HttpResponse, ApiError> {
+pub async fn purge(
+    state: State,
+    ProjectId(project): ProjectId,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = query.flag("ledger")?;
     state.engine.purge_project(&project).await?;
+    if ledger {
+        state.engine.purge_ledger(&project).await?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

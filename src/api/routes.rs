@@ -8,8 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::errors::ApiError;
 use super::{
-    cluster, debug, events, health, openapi, ops, projects, resume, sessions, settings, sidecar,
-    ticket, trace,
+    approvals, cluster, cost, debug, events, health, openapi, ops, policy, projects, resume,
+    sessions, settings, sidecar, ticket, trace,
 };
 
 /// The live event stream: never compressed, because a compressor holds back small frames.
@@ -93,6 +93,23 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         endpoint(M::GET, "/v1/debug/top", || web::route().to(debug::top)),
         endpoint(M::GET, "/v1/cluster", || web::route().to(cluster::status)),
+        // Agents under control (issue 15).
+        endpoint(M::GET, "/v1/projects/{projectId}/policy", || {
+            web::route().to(policy::get)
+        }),
+        endpoint(M::PUT, "/v1/projects/{projectId}/policy", || {
+            web::route().to(policy::put)
+        }),
+        endpoint(M::GET, "/v1/approvals", || web::route().to(approvals::list)),
+        endpoint(
+            M::POST,
+            "/v1/sessions/{sessionId}/approvals/{requestId}",
+            || web::route().to(approvals::answer),
+        ),
+        endpoint(M::GET, "/v1/projects/{projectId}/cost", || {
+            web::route().to(cost::project)
+        }),
+        endpoint(M::GET, "/v1/cost", || web::route().to(cost::all)),
         endpoint(M::GET, "/v1/openapi.json", || {
             web::route().to(openapi::document)
         }),

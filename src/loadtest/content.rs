@@ -209,6 +209,7 @@ pub fn finish_events(session_id: &str, messages: usize) -> [SidecarEvent; 2] {
             cost_usd: messages as f64 * 0.0021,
             input_tokens: tokens,
             output_tokens: tokens / 4,
+            run: None,
         }),
     ]
 }

@@ -57,6 +57,9 @@ pub struct Page {
 pub struct Ingest {
     pub events: Vec<SidecarEvent>,
     pub durable: bool,
+    /// Drop raw messages whose id the session saw recently (`limits.ingest_dedup_ids`): set for batches
+    /// a client may retry (the HTTP ingest); provider adapters read each line once and need no check.
+    pub dedupe: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -181,6 +184,13 @@ pub enum LiveEvent {
         variant: Variant,
     },
     Health(ProjectHealth),
+    /// Agents under control (issue 15): `session.approval`, `session.approval.resolved`,
+    /// `budget.exceeded`; `data` is the event's JSON as the contract shapes it.
+    Control {
+        project_id: String,
+        event: &'static str,
+        data: serde_json::Value,
+    },
     /// The subscriber fell behind and `missed` events were dropped for it. `resume` lists, per session
     /// whose messages were among them, the last seqId it was sent: read the rest from the engine.
     Lagged {
@@ -196,7 +206,8 @@ impl LiveEvent {
             LiveEvent::Messages { project_id, .. }
             | LiveEvent::Status { project_id, .. }
             | LiveEvent::Cost { project_id, .. }
-            | LiveEvent::Notification { project_id, .. } => Some(project_id),
+            | LiveEvent::Notification { project_id, .. }
+            | LiveEvent::Control { project_id, .. } => Some(project_id),
             LiveEvent::Health(h) => Some(&h.project_id),
             LiveEvent::Lagged { .. } => None,
         }

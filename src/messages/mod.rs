@@ -5,7 +5,9 @@
 pub mod adapters;
 pub mod commands;
 pub mod convert;
+pub mod cost;
 pub mod numbers;
+pub mod policy;
 pub mod progress;
 pub mod sse;
 pub mod validate;

@@ -169,6 +169,7 @@ pub fn other(event: &LiveEvent, id: Option<&str>) -> Option<Bytes> {
             },
         ),
         LiveEvent::Health(health) => frame("project.health", id, health),
+        LiveEvent::Control { event, data, .. } => frame(event, id, data),
         LiveEvent::Messages { .. } | LiveEvent::Lagged { .. } => None,
     }
 }

@@ -194,6 +194,11 @@ pub struct CostPayload {
     pub input_tokens: u64,
     #[serde(deserialize_with = "crate::messages::numbers::integer")]
     pub output_tokens: u64,
+    /// Which run of the agent these are the totals of, when a session has several (each follow-up or
+    /// resume of a CLI agent is a new process counting from zero). Totals of a new run add to what the
+    /// earlier runs spent; without it, the totals are the session's own (v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
 }
 
 /// One sidecar event, as posted to `/v1/sidecar/events` or produced by a provider runner.

@@ -80,6 +80,13 @@ pub(crate) fn args(spec: &StartSpec, resume: Option<&str>) -> Vec<String> {
     if let Some(id) = resume {
         flag("--resume", id);
     }
+    if spec.ask_permissions {
+        // Tool-permission requests come as control_request lines (src/providers/claude_control.rs).
+        flag("--permission-prompt-tool", "stdio");
+    }
+    if let Some(usd) = spec.max_budget_usd {
+        flag("--max-budget-usd", &format!("{usd}"));
+    }
     args
 }
 
@@ -103,20 +110,30 @@ fn user_message(prompt: &str) -> Vec<u8> {
     line
 }
 
-/// Writes prompts to the agent's stdin until told to close it; closing stdin lets the agent exit once it
-/// has answered what it has.
+/// Writes prompts (and control protocol answers) to the agent's stdin until told to close it; closing
+/// stdin lets the agent exit once it has answered what it has.
 pub(crate) async fn write_prompts(
     mut stdin: ChildStdin,
     first: String,
     mut prompts: mpsc::Receiver<String>,
+    mut control: mpsc::Receiver<Vec<u8>>,
     close: Arc<Notify>,
     outstanding: Arc<AtomicU32>,
 ) {
     if stdin.write_all(&user_message(&first)).await.is_err() {
         return;
     }
+    let mut answering = true;
     loop {
         tokio::select! {
+            line = control.recv(), if answering => match line {
+                Some(line) => {
+                    if stdin.write_all(&line).await.is_err() {
+                        break;
+                    }
+                }
+                None => answering = false,
+            },
             prompt = prompts.recv() => match prompt {
                 Some(prompt) => {
                     outstanding.fetch_add(1, Ordering::SeqCst);

@@ -17,8 +17,9 @@ use tokio::process::ChildStdout;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
+use super::claude_control::{may_be_control, ControlChannel};
 use super::feed::{Feeder, NO_RESULT};
-use super::lines::LineSplitter;
+use super::lines::{Line, LineSplitter};
 use super::process::{self, exit_error, Invocation, Spawned, StderrLog};
 use super::turns::{Driver, Live, Run, RunEnd, TableProvider};
 use super::{claude, codex, EventSink, ProviderError, Refusal, StartSpec};
@@ -28,6 +29,8 @@ use crate::messages::wire::UnixMs;
 
 /// How many follow-ups may wait in a running Claude's input at once; more go to the next run.
 const INPUT_QUEUE: usize = 16;
+/// Control protocol answers waiting for a running Claude's stdin.
+const CONTROL_QUEUE: usize = 64;
 /// How long to wait for stderr to close after the process group is gone.
 const STDERR_WAIT: Duration = Duration::from_millis(500);
 
@@ -49,6 +52,8 @@ pub(crate) struct CliDriver {
     program: String,
     max_line: usize,
     grace: Duration,
+    /// Prices by model (built-in and `[pricing.<model>]`), for Codex, which reports tokens only.
+    prices: std::collections::BTreeMap<String, crate::messages::policy::Price>,
 }
 
 impl CliDriver {
@@ -79,6 +84,11 @@ impl CliDriver {
             program,
             max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),
             grace: config.timers.stop_grace,
+            prices: crate::messages::policy::DEFAULT_PRICES
+                .iter()
+                .filter_map(|(m, _, _)| config.price(m).map(|p| (m.to_string(), p)))
+                .chain(config.pricing.clone())
+                .collect(),
         }))
     }
 }
@@ -157,24 +167,47 @@ impl Driver for CliDriver {
         );
         let outstanding = Arc::new(AtomicU32::new(1));
         let close = Arc::new(Notify::new());
+        let mut control = None;
         let input = spawned.stdin.take().map(|stdin| {
             let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+            let (answers, answers_rx) = mpsc::channel(CONTROL_QUEUE);
+            control = Some(ControlChannel {
+                session_id: spec.session_id.clone(),
+                stdin: answers,
+                permissions: run.sink.permissions().filter(|_| spec.ask_permissions),
+            });
             tokio::spawn(claude::write_prompts(
                 stdin,
                 run.prompt.clone(),
                 rx,
+                answers_rx,
                 close.clone(),
                 outstanding.clone(),
             ));
             tx
         });
+        let feeder = Feeder::new(&spec.session_id, adapter_for(self.agent.kind()));
+        let feeder = match self.agent {
+            // Every Claude process counts its cost from zero: a follow-up's run adds to the session's.
+            Agent::Claude => feeder.per_run(),
+            // Codex reports the thread's running token totals and no price.
+            Agent::Codex => {
+                let model = if spec.model.is_empty() {
+                    "(codex's default model)"
+                } else {
+                    spec.model.as_str()
+                };
+                feeder.priced(model, self.prices.get(model).copied())
+            }
+        };
         let silenced = Arc::new(AtomicBool::new(false));
         let group = spawned.group;
         let reader = Reader {
             program: self.program.clone(),
             max_line: self.max_line,
             grace: self.grace,
-            feeder: Feeder::new(&spec.session_id, adapter_for(self.agent.kind())),
+            feeder,
+            control,
             sink: run.sink,
             memory: run.memory,
             outstanding,
@@ -208,6 +241,8 @@ struct Reader {
     max_line: usize,
     grace: Duration,
     feeder: Feeder,
+    /// Claude's control protocol (tool-permission requests) on this run's stdin.
+    control: Option<ControlChannel>,
     sink: EventSink,
     memory: Arc<Mutex<CliMemory>>,
     /// Prompts given to the agent and not yet answered.
@@ -275,6 +310,12 @@ impl Reader {
             self.emit(events).await;
         }
         let status = exit.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+        // Nothing of this process waits for an answer any more.
+        if let Some(c) = &self.control {
+            if let Some(p) = &c.permissions {
+                p.ended(&c.session_id);
+            }
+        }
         let tail = stderr.text(STDERR_WAIT).await;
         if self.feeder.skipped > 0 || self.feeder.too_long > 0 {
             tracing::warn!(
@@ -325,10 +366,24 @@ impl Reader {
         let mut lines = Vec::new();
         splitter.push(bytes, &mut lines);
         for line in lines {
+            if self.control_line(&line) {
+                continue;
+            }
             let events = self.feeder.line(line, self.max_line);
             self.note_results(linger);
             self.emit(events).await;
         }
+    }
+
+    /// Answers a control protocol line (claude_control.rs); whether it was one.
+    fn control_line(&self, line: &Line) -> bool {
+        let (Some(control), Line::Full(bytes)) = (&self.control, line) else {
+            return false;
+        };
+        if !may_be_control(bytes) {
+            return false;
+        }
+        serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| control.handle(&v))
     }
 
     /// Keeps the provider's session id and counts answered prompts; closes stdin after the last answer.

@@ -27,6 +27,30 @@ pub(crate) struct Feeder {
     /// Error messages this feeder made up, to give each its own id.
     notes: u64,
     events: Vec<AdapterEvent>,
+    /// This run's id on its cost totals (see `CostPayload::run`), for agents that count from zero in
+    /// every process.
+    run: Option<u64>,
+    /// The model's price, for an adapter that reports tokens without cost (Codex).
+    price: Pricing,
+}
+
+/// What the feeder knows of the model's price.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Pricing {
+    /// The adapter reports cost itself.
+    Reported,
+    Known(crate::messages::policy::Price),
+    /// No price is configured for this model: said once in the session.
+    Unknown {
+        model: String,
+        said: bool,
+    },
+}
+
+/// A process-wide unique run id.
+pub(crate) fn next_run() -> u64 {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Feeder {
@@ -41,7 +65,31 @@ impl Feeder {
             results: 0,
             notes: 0,
             events: Vec::new(),
+            run: None,
+            price: Pricing::Reported,
         }
+    }
+
+    /// Tags this feeder's cost totals as one run's (each process of a CLI agent counts from zero).
+    pub(crate) fn per_run(mut self) -> Feeder {
+        self.run = Some(next_run());
+        self
+    }
+
+    /// Prices token counts the adapter reports without cost.
+    pub(crate) fn priced(
+        mut self,
+        model: &str,
+        price: Option<crate::messages::policy::Price>,
+    ) -> Feeder {
+        self.price = match price {
+            Some(p) => Pricing::Known(p),
+            None => Pricing::Unknown {
+                model: model.to_owned(),
+                said: false,
+            },
+        };
+        self
     }
 
     /// One stdout line or stream chunk; returns the events to send for it.
@@ -92,12 +140,29 @@ impl Feeder {
                     input_tokens,
                     output_tokens,
                 } => {
+                    let cost_usd = match &mut self.price {
+                        Pricing::Known(p) if cost_usd == 0.0 => p.cost(input_tokens, output_tokens),
+                        Pricing::Unknown { model, said }
+                            if !*said && input_tokens + output_tokens > 0 =>
+                        {
+                            *said = true;
+                            let text = format!(
+                                "No price is known for model {model:?}: its tokens are counted, its cost is not \
+                                 (add [pricing.\"{model}\"] input_per_mtok/output_per_mtok to the configuration)"
+                            );
+                            self.notes += 1;
+                            messages.push(notice(&self.session_id, self.notes, text));
+                            cost_usd
+                        }
+                        _ => cost_usd,
+                    };
                     flush(&self.session_id, &mut messages, &mut out);
                     out.push(SidecarEvent::Cost(CostPayload {
                         session_id: self.session_id.clone(),
                         cost_usd,
                         input_tokens,
                         output_tokens,
+                        run: self.run,
                     }));
                 }
                 AdapterEvent::ProviderSession(id) => self.provider_session = Some(id),
@@ -125,6 +190,18 @@ impl Feeder {
                 timestamp: now,
             }],
         })
+    }
+}
+
+/// A system message from the runner, the `n`th it made up.
+fn notice(session_id: &str, n: u64, message: String) -> RawMessage {
+    let now = now_ms();
+    RawMessage {
+        id: format!("{session_id}-runner-{now}-{n}"),
+        kind: "notice".into(),
+        parent_id: None,
+        content: json!({ "message": message }),
+        timestamp: now,
     }
 }
 
@@ -211,6 +288,34 @@ pub(crate) mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(&out[1], SidecarEvent::Cost(c) if c.cost_usd == 0.5));
+    }
+
+    #[test]
+    fn tokens_without_cost_are_priced_or_said_once_to_have_no_price() {
+        let price = crate::messages::policy::Price {
+            input_per_mtok: 1.0,
+            output_per_mtok: 2.0,
+        };
+        let mut f = Feeder::new("p-1", Box::new(Toy))
+            .per_run()
+            .priced("m", Some(price));
+        let out = f.line(line(r#"{"cost":0}"#), 100);
+        let SidecarEvent::Cost(c) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!((c.cost_usd - 5e-6).abs() < 1e-12, "1 in + 2 out tokens");
+        assert!(c.run.is_some());
+        let mut f = Feeder::new("p-1", Box::new(Toy)).priced("odd", None);
+        let out = f.line(line(r#"{"cost":0}"#), 100);
+        let SidecarEvent::Message(m) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(m.messages[0].kind, "notice");
+        assert!(m.messages[0].content["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"odd\""));
+        assert_eq!(f.line(line(r#"{"cost":0}"#), 100).len(), 1, "said once");
     }
 
     #[test]

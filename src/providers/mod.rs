@@ -3,12 +3,14 @@
 //! runner and an external sidecar posting to `/v1/sidecar/events` travel the same path.
 
 mod claude;
+mod claude_control;
 mod cli;
 mod codex;
 mod feed;
 mod lines;
 pub mod metrics;
 mod ollama;
+pub mod permissions;
 mod process;
 pub mod recording;
 mod sidecar;
@@ -51,6 +53,11 @@ pub struct StartSpec {
     pub provider_settings: serde_json::Value,
     /// Resume this session with the provider's own resume after a service restart (`resumeOnRestart`).
     pub resume_on_restart: bool,
+    /// The project's policy asks for tool permissions over the API (Claude: the stdio permission channel).
+    pub ask_permissions: bool,
+    /// The project's session budget, which an agent that can enforce one itself is given as a second
+    /// guard (Claude: `--max-budget-usd`, per run).
+    pub max_budget_usd: Option<f64>,
 }
 
 /// What a provider is given to take a session back that it no longer runs (after a restart, or on
@@ -147,6 +154,8 @@ pub trait Provider: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct EventSink {
     ingest: Recipient<Ingest>,
+    /// Who answers agents' tool-permission requests (the engine's approvals), if anyone.
+    permissions: Option<Arc<dyn permissions::Permissions>>,
 }
 
 /// The engine is gone (shutting down); the provider should stop reading.
@@ -156,7 +165,20 @@ pub struct SinkClosed;
 
 impl EventSink {
     pub fn new(ingest: Recipient<Ingest>) -> EventSink {
-        EventSink { ingest }
+        EventSink {
+            ingest,
+            permissions: None,
+        }
+    }
+
+    /// The same sink, with `permissions` answering agents' tool-permission requests.
+    pub fn with_permissions(mut self, permissions: Arc<dyn permissions::Permissions>) -> EventSink {
+        self.permissions = Some(permissions);
+        self
+    }
+
+    pub fn permissions(&self) -> Option<Arc<dyn permissions::Permissions>> {
+        self.permissions.clone()
     }
 
     pub async fn emit(&self, events: Vec<SidecarEvent>) -> Result<(), SinkClosed> {
@@ -167,6 +189,7 @@ impl EventSink {
             .send(Ingest {
                 events,
                 durable: false,
+                dedupe: false,
             })
             .await
             .map_err(|_| SinkClosed)?

@@ -126,19 +126,24 @@ pub(super) fn decode_record(session_id: &str, bytes: &[u8]) -> Result<SessionRec
     record_of(body).map_err(|e| key.corrupt(e))
 }
 
-/// The project of the `sessions` value stored under `session_id`, read without decoding the rest: what a
-/// record update needs of the value it replaces. The checksum is still checked.
-pub(super) fn record_project<'a>(
+/// The project of the `sessions` value stored under `session_id`, and whether its status is running, read
+/// without decoding the rest: what a record update needs of the value it replaces to know whether the
+/// project index and the running mark must change. The checksum is still checked.
+pub(super) fn record_place<'a>(
     session_id: &str,
     bytes: &'a [u8],
-) -> Result<&'a str, StorageError> {
+) -> Result<(&'a str, bool), StorageError> {
     let key = RowKey::Record(session_id);
     let body = checked_body(bytes, RECORD_FORMAT, &key)?;
-    // The record starts with its session id, then its project id.
-    postcard::take_from_bytes::<&str>(body)
-        .and_then(|(_, rest)| postcard::take_from_bytes::<&str>(rest))
-        .map(|(project, _)| project)
-        .map_err(|e| key.corrupt(e.to_string()))
+    // The record starts with its session id, its project id, its provider, then its status.
+    let place = || -> Result<(&'a str, bool), postcard::Error> {
+        let (_, rest) = postcard::take_from_bytes::<&str>(body)?;
+        let (project, rest) = postcard::take_from_bytes::<&str>(rest)?;
+        let (_, rest) = postcard::take_from_bytes::<&str>(rest)?;
+        let (status, _) = postcard::take_from_bytes::<u8>(rest)?;
+        Ok((project, status == status_code(AgentStatus::Running)))
+    };
+    place().map_err(|e| key.corrupt(e.to_string()))
 }
 
 fn record_of(body: &[u8]) -> Result<SessionRecord, String> {
@@ -443,7 +448,16 @@ mod tests {
         };
         let bytes = encode_record(&r).unwrap();
         assert_eq!(decode_record("s", &bytes).unwrap(), r);
-        assert_eq!(record_project("s", &bytes).unwrap(), "p");
+        assert_eq!(
+            record_place("s", &bytes).unwrap(),
+            ("p", r.status == AgentStatus::Running)
+        );
+        let running = SessionRecord {
+            status: AgentStatus::Running,
+            ..r
+        };
+        let bytes = encode_record(&running).unwrap();
+        assert_eq!(record_place("s", &bytes).unwrap(), ("p", true));
     }
 
     fn corrupt_session(e: StorageError) -> (String, String, String) {

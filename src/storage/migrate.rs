@@ -14,7 +14,8 @@ use redb::{Database, Durability, ReadableTable, WriteTransaction};
 
 use super::codec::{upgrade_batch, upgrade_record};
 use super::schema::{
-    MESSAGES, META, PROJECT_INDEX, PROJECT_SESSIONS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS,
+    MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, META, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
+    SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS,
 };
 use super::StorageError;
 
@@ -31,8 +32,9 @@ pub(super) fn run(db: &Database, from: u64, path: &Path) -> Result<(), StorageEr
         if from < 2 {
             *damaged += checksums(txn)?;
         }
-        if from < 3 {
-            index_without_timestamps(txn)?;
+        if from < 4 {
+            project_keys(txn, from)?;
+            message_log(txn)?;
         }
         txn.open_table(META)?
             .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
@@ -107,18 +109,42 @@ fn checksums(txn: &WriteTransaction) -> Result<usize, redb::Error> {
     Ok(damaged)
 }
 
-/// 2 → 3.
-fn index_without_timestamps(txn: &WriteTransaction) -> Result<(), redb::Error> {
-    {
-        let old = txn.open_table(PROJECT_SESSIONS)?;
-        let mut new = txn.open_table(PROJECT_INDEX)?;
-        for row in old.iter()? {
+/// 1, 2 or 3 → 4: the project index keeps its (projectId, sessionId) pairs, and nothing else.
+fn project_keys(txn: &WriteTransaction, from: u64) -> Result<(), redb::Error> {
+    let mut keys = txn.open_table(PROJECT_KEYS)?;
+    if from < 3 {
+        for row in txn.open_table(PROJECT_SESSIONS)?.iter()? {
             let (key, _) = row?;
-            let (project, updated_at, id) = key.value();
-            new.insert((project, id), updated_at)?;
+            let (project, _, id) = key.value();
+            keys.insert((project, id), ())?;
+        }
+        drop(keys);
+        txn.delete_table(PROJECT_SESSIONS)?;
+    } else {
+        for row in txn.open_table(PROJECT_INDEX)?.iter()? {
+            let (key, _) = row?;
+            let (project, id) = key.value();
+            keys.insert((project, id), ())?;
+        }
+        drop(keys);
+        txn.delete_table(PROJECT_INDEX)?;
+    }
+    Ok(())
+}
+
+/// 1, 2 or 3 → 4: message rows move to the log, in key order, each indexed by its old key.
+fn message_log(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    {
+        let old = txn.open_table(MESSAGES)?;
+        let mut log = txn.open_table(MESSAGE_LOG)?;
+        let mut index = txn.open_table(MESSAGE_INDEX)?;
+        for (position, row) in (0u64..).zip(old.iter()?) {
+            let (key, value) = row?;
+            log.insert(position, value.value())?;
+            index.insert(key.value(), position)?;
         }
     }
-    txn.delete_table(PROJECT_SESSIONS)?;
+    txn.delete_table(MESSAGES)?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod codec;
 mod error;
 mod guard;
 mod journal;
+mod ledger;
 mod migrate;
 mod overlay;
 mod schema;
@@ -20,7 +21,8 @@ mod writer;
 
 pub use error::StorageError;
 pub use journal::StoredJournal;
-pub use store::{Store, DEFAULT_CACHE_SIZE};
+pub use ledger::Spend;
+pub use store::{Step, Store, DEFAULT_CACHE_SIZE};
 pub use verify::{verify, Damage, Report};
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +54,40 @@ pub struct SessionRecord {
     pub provider_session_id: Option<String>,
 }
 
+/// A batch of messages in its stored form, checksum included.
+#[derive(Debug, Clone)]
+pub struct EncodedBatch {
+    session_id: String,
+    first_seq: u64,
+    messages: u64,
+    bytes: Vec<u8>,
+}
+
+impl EncodedBatch {
+    /// Encodes `messages` (in seq order, not empty) as the row stored under (`session_id`, first seqId).
+    pub fn encode(
+        session_id: String,
+        messages: &[SharedMessage],
+    ) -> Result<EncodedBatch, StorageError> {
+        let bytes = codec::encode_batch(&session_id, messages)?;
+        Ok(EncodedBatch {
+            first_seq: messages.first().map_or(0, |m| m.seq_id),
+            messages: messages.len() as u64,
+            session_id,
+            bytes,
+        })
+    }
+
+    /// How many messages the batch holds.
+    pub fn len(&self) -> u64 {
+        self.messages
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+}
+
 /// One write. A list of them is applied in one transaction, in order.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
@@ -62,6 +98,9 @@ pub enum WriteOp {
         session_id: String,
         messages: Vec<SharedMessage>,
     },
+    /// `AppendMessages` already encoded by its sender (a session actor, on its own arbiter), so the one
+    /// writer thread only inserts bytes.
+    AppendEncoded(EncodedBatch),
     /// The record, its index key and all its message rows.
     DeleteSession {
         session_id: String,
@@ -100,5 +139,16 @@ pub enum WriteOp {
     ReleaseSeq {
         session_id: String,
         ceiling: u64,
+    },
+    /// Adds a session's spend to its (project, day, session) ledger row (storage/ledger.rs).
+    AddSpend(Spend),
+    /// A project's whole cost ledger: only a project purge with `?ledger=true` asks for it.
+    DeleteLedger {
+        project_id: String,
+    },
+    /// A project's policy as JSON; `None` removes it (every field back to the defaults).
+    PutPolicy {
+        project_id: String,
+        policy: Option<String>,
     },
 }

@@ -24,15 +24,27 @@ use super::StorageError;
 
 /// sessionId → encoded `SessionRecord`.
 pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-/// (projectId, sessionId) → updatedAt: a project's sessions. Keyed without the timestamp so that a record
-/// update overwrites its entry in place instead of reading the old record to move a key; the few sessions
-/// of one project are put in retention order when read.
+/// (projectId, sessionId) → (): a project's sessions. Written when a session is first stored (or moves
+/// project), never on a record update: the few sessions of one project are put in retention order from
+/// their records when read.
+pub(super) const PROJECT_KEYS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("project_keys");
+/// Schema 3's index, (projectId, sessionId) → updatedAt, read only by the migration and verify.
 pub(super) const PROJECT_INDEX: TableDefinition<(&str, &str), i64> =
     TableDefinition::new("project_index");
 /// Schema 1 and 2's index, (projectId, updatedAt, sessionId) → (), read only by the migration and verify.
 pub(super) const PROJECT_SESSIONS: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("project_sessions");
-/// (sessionId, first seqId) → one encoded batch of messages.
+/// Every message batch row, by the order it was written: append position → one encoded batch. A new row
+/// always lands at the end of this tree, so a commit of many sessions' batches writes a few new pages at
+/// its right edge instead of copying a page (and its parents) in the middle for every session.
+pub(super) const MESSAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("message_log");
+/// (sessionId, first seqId) → the row's position in `message_log`: a session's batches in seq order. Its
+/// entries are small, so one page holds many.
+pub(super) const MESSAGE_INDEX: TableDefinition<(&str, u64), u64> =
+    TableDefinition::new("message_index");
+/// Schema 1 to 3's rows, (sessionId, first seqId) → one encoded batch, read only by the migration and
+/// verify.
 pub(super) const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
 /// sessionId → () for every session whose stored status is running, so start-up need not scan records.
 pub(super) const RUNNING: TableDefinition<&str, ()> = TableDefinition::new("running");
@@ -41,8 +53,9 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 
 pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// The schema this build writes and reads. 2: every `sessions` and `messages` value carries a checksum.
-/// 3: `project_index` replaces `project_sessions`.
-pub(super) const SCHEMA_VERSION: u64 = 3;
+/// 3: `project_index` replaces `project_sessions`. 4: `project_keys` replaces `project_index`, and
+/// `message_log` with `message_index` replace `messages`.
+pub(super) const SCHEMA_VERSION: u64 = 4;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 
@@ -130,8 +143,9 @@ fn init(db: &Database) -> Result<(), redb::Error> {
     txn.set_durability(Durability::Immediate)?;
     {
         txn.open_table(SESSIONS)?;
-        txn.open_table(PROJECT_INDEX)?;
-        txn.open_table(MESSAGES)?;
+        txn.open_table(PROJECT_KEYS)?;
+        txn.open_table(MESSAGE_LOG)?;
+        txn.open_table(MESSAGE_INDEX)?;
         txn.open_table(RUNNING)?;
         txn.open_table(SETTINGS)?;
         txn.open_table(META)?
@@ -189,12 +203,17 @@ pub(super) fn verify(db: &dyn ReadableDatabase, path: &Path) -> Result<u64, Stor
         return Err(damaged(path, format!("unknown schema_version {found}")));
     }
     has_table(&txn, SESSIONS, path)?;
-    if found < 3 {
-        has_table(&txn, PROJECT_SESSIONS, path)?;
-    } else {
-        has_table(&txn, PROJECT_INDEX, path)?;
+    match found {
+        ..=2 => has_table(&txn, PROJECT_SESSIONS, path)?,
+        3 => has_table(&txn, PROJECT_INDEX, path)?,
+        _ => has_table(&txn, PROJECT_KEYS, path)?,
     }
-    has_table(&txn, MESSAGES, path)?;
+    if found < 4 {
+        has_table(&txn, MESSAGES, path)?;
+    } else {
+        has_table(&txn, MESSAGE_LOG, path)?;
+        has_table(&txn, MESSAGE_INDEX, path)?;
+    }
     has_table(&txn, RUNNING, path)?;
     has_table(&txn, SETTINGS, path)?;
     Ok(found)

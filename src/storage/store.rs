@@ -10,10 +10,26 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 
 use super::codec::{decode_batch, decode_record, Visit};
 use super::guard::Guard;
-use super::schema::{self, successor, MESSAGES, PROJECT_INDEX, SESSIONS, SETTINGS};
-use super::writer::{newest_first, write_error, Retention, Writer};
+use super::schema::{
+    self, successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_KEYS, SESSIONS, SETTINGS,
+};
+use super::writer::{write_error, Retention, Writer};
 use super::{SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentMessage, AgentStatus, UnixMs};
+
+/// One piece of a group commit (`Store::apply_steps`).
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// Writes, as `Store::apply`.
+    Write(&'a [WriteOp]),
+    /// Retention of one project, as `Store::enforce_retention`.
+    Retain {
+        project_id: &'a str,
+        keep: u32,
+        max_age_ms: i64,
+        protect: &'a [String],
+    },
+}
 
 /// A cheap, cloneable handle to the open database, usable from any thread.
 ///
@@ -101,6 +117,43 @@ impl Store {
                 w.apply(op)?;
             }
             Ok(())
+        })
+    }
+
+    /// Applies `steps` in order, in one durable transaction: one fsync for many sessions' writes and for
+    /// the retention their finishes asked for. Answers, for each `Step::Retain` in order, the sessions it
+    /// deleted. On an error nothing of any step is applied.
+    pub fn apply_steps(
+        &self,
+        steps: &[Step<'_>],
+        now: UnixMs,
+    ) -> Result<Vec<Vec<String>>, StorageError> {
+        self.write(|w| {
+            let mut evicted = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Write(ops) => {
+                        for op in ops.iter() {
+                            w.apply(op)?;
+                        }
+                    }
+                    Step::Retain {
+                        project_id,
+                        keep,
+                        max_age_ms,
+                        protect,
+                    } => {
+                        let rule = Retention {
+                            keep: *keep,
+                            max_age_ms: *max_age_ms,
+                            now,
+                            protect,
+                        };
+                        evicted.push(w.retain_project(project_id, &rule)?);
+                    }
+                }
+            }
+            Ok(evicted)
         })
     }
 
@@ -214,7 +267,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let txn = self.read()?;
-        let table = txn.open_table(MESSAGES).map_err(read_error)?;
+        let table = txn.open_table(MESSAGE_INDEX).map_err(read_error)?;
+        let log = txn.open_table(MESSAGE_LOG).map_err(read_error)?;
         // The row holding `first_wanted` may start before it: begin at the last row starting at or before.
         let start = match table
             .range((session_id, 0)..=(session_id, first_wanted))
@@ -238,8 +292,15 @@ impl Store {
         let mut last = after_seq;
         let mut taken = 0usize;
         for row in rows {
-            let (key, value) = row.map_err(read_error)?;
+            let (key, position) = row.map_err(read_error)?;
             let first_seq = key.value().1;
+            let Some(value) = log.get(position.value()).map_err(read_error)? else {
+                return Err(self.guard.corrupt(StorageError::Corrupt {
+                    session_id: session_id.to_owned(),
+                    what: format!("message batch at seq {first_seq}"),
+                    message: "its row is missing from the message log".into(),
+                }));
+            };
             let visit = |seq: u64| {
                 if seq <= last || before_seq.is_some_and(|b| seq >= b) {
                     Visit::Skip
@@ -267,29 +328,34 @@ impl Store {
 
     /// The project's most recently updated session, whatever its status.
     pub fn last_session(&self, project_id: &str) -> Result<Option<SessionRecord>, StorageError> {
-        let txn = self.read()?;
-        match self.project_index(&txn, project_id)?.first() {
-            Some((_, id)) => self.session_in(&txn, id),
-            None => Ok(None),
-        }
+        Ok(self.project_sessions(project_id)?.into_iter().next())
     }
 
-    /// The project's sessions, most recently updated first.
+    /// The project's sessions, most recently updated first (ties: the higher session id first).
     pub fn project_sessions(&self, project_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
         let txn = self.read()?;
+        let index = txn.open_table(PROJECT_KEYS).map_err(read_error)?;
+        let end = successor(project_id);
         let mut out = Vec::new();
-        for (_, id) in self.project_index(&txn, project_id)? {
-            if let Some(r) = self.session_in(&txn, &id)? {
+        for row in index
+            .range((project_id, "")..(end.as_str(), ""))
+            .map_err(read_error)?
+        {
+            let (key, _) = row.map_err(read_error)?;
+            if let Some(r) = self.session_in(&txn, key.value().1)? {
                 out.push(r);
             }
         }
+        out.sort_unstable_by(|a, b| {
+            (b.updated_at, &b.session_id).cmp(&(a.updated_at, &a.session_id))
+        });
         Ok(out)
     }
 
     /// Every project that has a stored session, sorted.
     pub fn project_ids(&self) -> Result<Vec<String>, StorageError> {
         let txn = self.read()?;
-        let index = txn.open_table(PROJECT_INDEX).map_err(read_error)?;
+        let index = txn.open_table(PROJECT_KEYS).map_err(read_error)?;
         let mut out: Vec<String> = Vec::new();
         // Jump from one project to the next instead of walking each project's sessions.
         loop {
@@ -398,6 +464,19 @@ impl Store {
         self.db()?.begin_read().map_err(read_error)
     }
 
+    /// A read transaction, for the other tables' files (storage/ledger.rs).
+    pub(super) fn read_txn(&self) -> Result<ReadTransaction, StorageError> {
+        self.read()
+    }
+
+    /// A damaged row read by another table's file is counted and reported like a session's.
+    pub(super) fn checked_row<T>(
+        &self,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.checked(result)
+    }
+
     pub(super) fn write<T>(
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StorageError>,
@@ -441,25 +520,5 @@ impl Store {
                 .map(|v| decode_record(session_id, v.value()))
                 .transpose(),
         )
-    }
-
-    /// The project's sessions as (updatedAt, sessionId), newest first.
-    fn project_index(
-        &self,
-        txn: &ReadTransaction,
-        project_id: &str,
-    ) -> Result<Vec<(i64, String)>, StorageError> {
-        let index = txn.open_table(PROJECT_INDEX).map_err(read_error)?;
-        let end = successor(project_id);
-        let mut out = Vec::new();
-        for row in index
-            .range((project_id, "")..(end.as_str(), ""))
-            .map_err(read_error)?
-        {
-            let (key, updated_at) = row.map_err(read_error)?;
-            out.push((updated_at.value(), key.value().1.to_owned()));
-        }
-        newest_first(&mut out);
-        Ok(out)
     }
 }

@@ -2,14 +2,17 @@
 //! that the indexes agree with the records, and lists what is damaged. The file is opened read-only (a
 //! file that needs repair is looked at through a copy-on-write view), so verifying never changes it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
 use redb::{ReadTransaction, ReadableTable};
 
 use super::codec::{decode_batch, decode_record, upgrade_batch, upgrade_record, Visit};
-use super::schema::{self, MESSAGES, PROJECT_INDEX, PROJECT_SESSIONS, RUNNING, SESSIONS};
+use super::schema::{
+    self, MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
+    RUNNING, SESSIONS,
+};
 use super::{SessionRecord, StorageError};
 use crate::messages::wire::AgentStatus;
 
@@ -94,23 +97,34 @@ pub fn verify(path: &Path) -> Result<Report, StorageError> {
     })
 }
 
-/// Every entry of the project index as (projectId, updatedAt, sessionId), in the schema's own layout.
+/// Every entry of the project index as (projectId, updatedAt, sessionId), in the schema's own layout;
+/// schema 4's index holds no timestamp.
 fn project_entries(
     txn: &ReadTransaction,
     schema: u64,
-) -> Result<Vec<(String, i64, String)>, redb::Error> {
+) -> Result<Vec<(String, Option<i64>, String)>, redb::Error> {
     let mut out = Vec::new();
-    if schema < 3 {
-        for row in txn.open_table(PROJECT_SESSIONS)?.iter()? {
-            let (key, _) = row?;
-            let (project, updated_at, id) = key.value();
-            out.push((project.to_owned(), updated_at, id.to_owned()));
+    match schema {
+        ..=2 => {
+            for row in txn.open_table(PROJECT_SESSIONS)?.iter()? {
+                let (key, _) = row?;
+                let (project, updated_at, id) = key.value();
+                out.push((project.to_owned(), Some(updated_at), id.to_owned()));
+            }
         }
-    } else {
-        for row in txn.open_table(PROJECT_INDEX)?.iter()? {
-            let (key, updated_at) = row?;
-            let (project, id) = key.value();
-            out.push((project.to_owned(), updated_at.value(), id.to_owned()));
+        3 => {
+            for row in txn.open_table(PROJECT_INDEX)?.iter()? {
+                let (key, updated_at) = row?;
+                let (project, id) = key.value();
+                out.push((project.to_owned(), Some(updated_at.value()), id.to_owned()));
+            }
+        }
+        _ => {
+            for row in txn.open_table(PROJECT_KEYS)?.iter()? {
+                let (key, _) = row?;
+                let (project, id) = key.value();
+                out.push((project.to_owned(), None, id.to_owned()));
+            }
         }
     }
     Ok(out)
@@ -149,12 +163,15 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
                 "project index",
                 format!("indexed under project {project} but has no record"),
             )),
-            Some(Some(r)) if r.project_id != project || r.updated_at != updated_at => {
+            Some(Some(r))
+                if r.project_id != project || updated_at.is_some_and(|u| u != r.updated_at) =>
+            {
+                let at = updated_at.map_or(String::new(), |u| format!(", {u}"));
                 report.damage.push(Damage::index(
                     id,
                     "project index",
                     format!(
-                        "indexed as ({project}, {updated_at}), the record says ({}, {})",
+                        "indexed as ({project}{at}), the record says ({}, {})",
                         r.project_id, r.updated_at
                     ),
                 ))
@@ -205,37 +222,84 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
         }
     }
 
-    for row in txn.open_table(MESSAGES)?.iter()? {
-        let (key, value) = row?;
-        let (id, first_seq) = key.value();
-        report.batches += 1;
-        let mut count = 0u64;
-        let visit = |_| {
-            count += 1;
-            Visit::Skip
-        };
-        let decoded = if old {
-            upgrade_batch(id, first_seq, value.value()).and_then(|new| {
-                let bytes = new.as_deref().unwrap_or(value.value());
-                decode_batch(id, first_seq, bytes, visit, &mut Vec::new())
-            })
-        } else {
-            decode_batch(id, first_seq, value.value(), visit, &mut Vec::new())
-        };
-        match decoded {
-            Ok(()) => report.messages += count,
-            Err(e) => report.damage.push(Damage::of(e)),
+    if report.schema < 4 {
+        for row in txn.open_table(MESSAGES)?.iter()? {
+            let (key, value) = row?;
+            let (id, first_seq) = key.value();
+            batch(report, &records, id, first_seq, Some(value.value()));
         }
-        if !records.contains_key(id) {
-            report.damage.push(Damage::index(
+    } else {
+        let log = txn.open_table(MESSAGE_LOG)?;
+        let mut indexed = HashSet::new();
+        for row in txn.open_table(MESSAGE_INDEX)?.iter()? {
+            let (key, position) = row?;
+            let (id, first_seq) = key.value();
+            let value = log.get(position.value())?;
+            batch(
+                report,
+                &records,
                 id,
-                &format!("message batch at seq {first_seq}"),
-                "no session record",
-            ));
+                first_seq,
+                value.as_ref().map(|v| v.value()),
+            );
+            indexed.insert(position.value());
+        }
+        for row in log.iter()? {
+            let (position, _) = row?;
+            if !indexed.contains(&position.value()) {
+                report.damage.push(Damage::index(
+                    "",
+                    &format!("message log row {}", position.value()),
+                    "no session's index points at it",
+                ));
+            }
         }
     }
     report
         .damage
         .sort_by(|a, b| (&a.session_id, &a.what).cmp(&(&b.session_id, &b.what)));
     Ok(())
+}
+
+/// Checks one message batch row (`None`: the index points at a row that is not there).
+fn batch(
+    report: &mut Report,
+    records: &HashMap<String, Option<SessionRecord>>,
+    id: &str,
+    first_seq: u64,
+    value: Option<&[u8]>,
+) {
+    report.batches += 1;
+    let what = || format!("message batch at seq {first_seq}");
+    if !records.contains_key(id) {
+        report
+            .damage
+            .push(Damage::index(id, &what(), "no session record"));
+    }
+    let Some(value) = value else {
+        report.damage.push(Damage::index(
+            id,
+            &what(),
+            "its row is missing from the message log",
+        ));
+        return;
+    };
+    let mut count = 0u64;
+    let visit = |_| {
+        count += 1;
+        Visit::Skip
+    };
+    // A schema 1 file has no checksums yet: its values are checked the way the migration will take them.
+    let decoded = if report.schema < 2 {
+        upgrade_batch(id, first_seq, value).and_then(|new| {
+            let bytes = new.as_deref().unwrap_or(value);
+            decode_batch(id, first_seq, bytes, visit, &mut Vec::new())
+        })
+    } else {
+        decode_batch(id, first_seq, value, visit, &mut Vec::new())
+    };
+    match decoded {
+        Ok(()) => report.messages += count,
+        Err(e) => report.damage.push(Damage::of(e)),
+    }
 }

@@ -1,16 +1,22 @@
 //! The mutations, inside one write transaction: every `WriteOp`, and the pieces retention and start-up
-//! recovery are made of. Keeping the index invariants (one `project_index` entry per record, a `running`
+//! recovery are made of. Keeping the index invariants (one `project_keys` entry per record, a `running`
 //! mark exactly for running records, no message rows without a record) in one place is what lets every
 //! caller compose them freely within a transaction.
+//!
+//! A record update (every flush of a busy session) touches only the `sessions` row: the value it replaces
+//! says whether the project or the running state changed, and only then are those indexes written. Fewer
+//! B-tree pages copied per commit is what the writer's pace is made of.
 
 use std::fmt::Display;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::codec::{decode_record, encode_batch, encode_record, record_project};
-use super::schema::{successor, MESSAGES, PROJECT_INDEX, RUNNING, SESSIONS, SETTINGS};
+use super::codec::{decode_record, encode_batch, encode_record, record_place};
+use super::schema::{
+    successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_KEYS, RUNNING, SESSIONS, SETTINGS,
+};
 use super::{journal, sequence, starts};
-use super::{SessionRecord, StorageError, WriteOp};
+use super::{EncodedBatch, SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentStatus, SharedMessage, UnixMs};
 
 /// What retention keeps of a project's sessions (see `Store::enforce_retention`).
@@ -24,8 +30,11 @@ pub(super) struct Retention<'a> {
 /// The tables of one write transaction, opened once for all the ops applied in it.
 pub(super) struct Writer<'t> {
     sessions: Table<'t, &'static str, &'static [u8]>,
-    project_index: Table<'t, (&'static str, &'static str), i64>,
-    messages: Table<'t, (&'static str, u64), &'static [u8]>,
+    project_keys: Table<'t, (&'static str, &'static str), ()>,
+    log: Table<'t, u64, &'static [u8]>,
+    batches: Table<'t, (&'static str, u64), u64>,
+    /// Where the next message row goes in `log`: past the last one.
+    next_row: u64,
     running: Table<'t, &'static str, ()>,
     settings: Table<'t, &'static str, &'static str>,
     /// The tables of sessions' seqId ceilings, starts and the event journal, opened on first use: most
@@ -34,6 +43,8 @@ pub(super) struct Writer<'t> {
     ceilings: Option<Table<'t, &'static str, u64>>,
     starts: Option<Table<'t, &'static str, &'static [u8]>>,
     journal: Option<journal::JournalTable<'t>>,
+    /// The cost ledger and policies (storage/ledger.rs).
+    ledger: super::ledger::LedgerWriter<'t>,
 }
 
 pub(super) fn write_error(e: impl Display) -> StorageError {
@@ -42,16 +53,24 @@ pub(super) fn write_error(e: impl Display) -> StorageError {
 
 impl<'t> Writer<'t> {
     pub(super) fn open(txn: &'t WriteTransaction) -> Result<Writer<'t>, StorageError> {
+        let log = txn.open_table(MESSAGE_LOG).map_err(write_error)?;
+        let next_row = match log.last().map_err(write_error)? {
+            Some((position, _)) => position.value() + 1,
+            None => 0,
+        };
         Ok(Writer {
+            log,
+            batches: txn.open_table(MESSAGE_INDEX).map_err(write_error)?,
+            next_row,
             sessions: txn.open_table(SESSIONS).map_err(write_error)?,
-            project_index: txn.open_table(PROJECT_INDEX).map_err(write_error)?,
-            messages: txn.open_table(MESSAGES).map_err(write_error)?,
+            project_keys: txn.open_table(PROJECT_KEYS).map_err(write_error)?,
             running: txn.open_table(RUNNING).map_err(write_error)?,
             settings: txn.open_table(SETTINGS).map_err(write_error)?,
             txn,
             ceilings: None,
             starts: None,
             journal: None,
+            ledger: super::ledger::LedgerWriter::open(txn)?,
         })
     }
 
@@ -62,9 +81,10 @@ impl<'t> Writer<'t> {
                 session_id,
                 messages,
             } => self.append(session_id, messages),
+            WriteOp::AppendEncoded(batch) => self.append_encoded(batch),
             WriteOp::DeleteSession { session_id } => self.delete_session(session_id),
             WriteOp::DeleteProject { project_id } => {
-                for (_, session_id) in self.project_index(project_id)? {
+                for session_id in self.project_ids_of(project_id)? {
                     self.delete_session(&session_id)?;
                 }
                 Ok(())
@@ -89,6 +109,11 @@ impl<'t> Writer<'t> {
                 journal::append(self.journal()?, *epoch, *n, entry)
             }
             WriteOp::JournalPrune { epoch, n } => journal::prune(self.journal()?, *epoch, *n),
+            WriteOp::AddSpend(spend) => self.ledger.add(spend),
+            WriteOp::DeleteLedger { project_id } => self.ledger.delete_project(project_id),
+            WriteOp::PutPolicy { project_id, policy } => {
+                self.ledger.put_policy(project_id, policy.as_deref())
+            }
         }
     }
 
@@ -135,32 +160,39 @@ impl<'t> Writer<'t> {
     }
 
     /// Writes the record without reading it first: the value it replaces comes back from the insert, and
-    /// only its project is looked at (a session that moved project leaves the old one's index).
+    /// only its project and running state are looked at. The project index is written only for a new
+    /// session or one that moved project, the running mark only when the running state changed.
     pub(super) fn put_session(&mut self, r: &SessionRecord) -> Result<(), StorageError> {
         let id = r.session_id.as_str();
+        let running = r.status == AgentStatus::Running;
         let bytes = encode_record(r)?;
-        let moved_from = match self
+        let (index, was_running) = match self
             .sessions
             .insert(id, bytes.as_slice())
             .map_err(write_error)?
         {
             // A damaged old value fails the put (and so the transaction): it is reported, not papered over.
             Some(old) => {
-                Some(record_project(id, old.value())?.to_owned()).filter(|p| *p != r.project_id)
+                let (project, was_running) = record_place(id, old.value())?;
+                let moved = (project != r.project_id).then(|| project.to_owned());
+                (moved.map(Some), was_running)
             }
-            None => None,
+            None => (Some(None), false),
         };
-        if let Some(old_project) = moved_from {
-            self.project_index
-                .remove((old_project.as_str(), id))
+        // `index`: None = the entry is in place; Some(old project) = write it (and drop the old one).
+        if let Some(old_project) = index {
+            if let Some(old_project) = old_project {
+                self.project_keys
+                    .remove((old_project.as_str(), id))
+                    .map_err(write_error)?;
+            }
+            self.project_keys
+                .insert((r.project_id.as_str(), id), ())
                 .map_err(write_error)?;
         }
-        self.project_index
-            .insert((r.project_id.as_str(), id), r.updated_at)
-            .map_err(write_error)?;
-        if r.status == AgentStatus::Running {
+        if running && !was_running {
             self.running.insert(id, ()).map_err(write_error)?;
-        } else {
+        } else if was_running && !running {
             self.running.remove(id).map_err(write_error)?;
         }
         Ok(())
@@ -171,23 +203,49 @@ impl<'t> Writer<'t> {
             return Ok(());
         };
         let bytes = encode_batch(session_id, messages)?;
-        self.messages
-            .insert((session_id, first.seq_id), bytes.as_slice())
-            .map_err(write_error)?;
+        self.append_row(session_id, first.seq_id, &bytes)
+    }
+
+    fn append_encoded(&mut self, batch: &EncodedBatch) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.append_row(&batch.session_id, batch.first_seq, &batch.bytes)
+    }
+
+    /// Appends the row at the end of the log and indexes it. A batch written again under the same first
+    /// seqId (a retried flush whose first commit did land) replaces the row it was.
+    fn append_row(
+        &mut self,
+        session_id: &str,
+        first_seq: u64,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        let position = self.next_row;
+        self.log.insert(position, bytes).map_err(write_error)?;
+        self.next_row += 1;
+        let replaced = self
+            .batches
+            .insert((session_id, first_seq), position)
+            .map_err(write_error)?
+            .map(|old| old.value());
+        if let Some(old) = replaced {
+            self.log.remove(old).map_err(write_error)?;
+        }
         Ok(())
     }
 
     pub(super) fn delete_session(&mut self, session_id: &str) -> Result<(), StorageError> {
         match self.record(session_id) {
             Ok(Some(old)) => {
-                self.project_index
+                self.project_keys
                     .remove((old.project_id.as_str(), session_id))
                     .map_err(write_error)?;
             }
             Ok(None) => {}
             // An unreadable record must still be deletable: find its index key the slow way.
             Err(StorageError::Corrupt { .. }) => self
-                .project_index
+                .project_keys
                 .retain(|(_, id), _| id != session_id)
                 .map_err(write_error)?,
             Err(e) => return Err(e),
@@ -196,29 +254,60 @@ impl<'t> Writer<'t> {
         self.running.remove(session_id).map_err(write_error)?;
         sequence::forget(self.ceilings()?, session_id)?;
         starts::forget(self.starts()?, session_id)?;
-        self.messages
+        let rows = self
+            .batches
+            .range((session_id, 0)..=(session_id, u64::MAX))
+            .map_err(write_error)?
+            .map(|row| row.map(|(_, position)| position.value()))
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(write_error)?;
+        for position in rows {
+            self.log.remove(position).map_err(write_error)?;
+        }
+        self.batches
             .retain_in((session_id, 0)..=(session_id, u64::MAX), |_, _| false)
             .map_err(write_error)?;
         Ok(())
     }
 
-    /// The project's sessions as (updatedAt, sessionId), newest first.
-    pub(super) fn project_index(
-        &self,
-        project_id: &str,
-    ) -> Result<Vec<(i64, String)>, StorageError> {
+    /// The ids of the project's sessions, damaged records included.
+    fn project_ids_of(&self, project_id: &str) -> Result<Vec<String>, StorageError> {
         let end = successor(project_id);
         let range = self
-            .project_index
+            .project_keys
             .range((project_id, "")..(end.as_str(), ""))
             .map_err(write_error)?;
         let mut out = Vec::new();
         for row in range {
-            let (key, updated_at) = row.map_err(write_error)?;
-            out.push((updated_at.value(), key.value().1.to_owned()));
+            let (key, _) = row.map_err(write_error)?;
+            out.push(key.value().1.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// The project's sessions as (updatedAt, sessionId), newest first. The timestamps come from the
+    /// records; a record that does not decode is left out (neither counted nor deleted by retention: reads
+    /// and `agent-store verify` report it).
+    pub(super) fn project_index(
+        &self,
+        project_id: &str,
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        let mut out = Vec::new();
+        for id in self.project_ids_of(project_id)? {
+            self.dated(&id, &mut out)?;
         }
         newest_first(&mut out);
         Ok(out)
+    }
+
+    /// Pushes (updatedAt, id) of the session's record, if it has one that decodes.
+    fn dated(&self, id: &str, out: &mut Vec<(i64, String)>) -> Result<(), StorageError> {
+        match self.record(id) {
+            Ok(Some(r)) => out.push((r.updated_at, r.session_id)),
+            Ok(None) | Err(StorageError::Corrupt { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     /// Deletes what `rule` lets go of one project's sessions; answers their ids.
@@ -242,15 +331,15 @@ impl<'t> Writer<'t> {
         let mut dropped = Vec::new();
         let mut project = String::new();
         let mut group: Vec<(i64, String)> = Vec::new();
-        for row in self.project_index.iter().map_err(write_error)? {
-            let (key, updated_at) = row.map_err(write_error)?;
+        for row in self.project_keys.iter().map_err(write_error)? {
+            let (key, _) = row.map_err(write_error)?;
             let (p, id) = key.value();
             if p != project {
                 newest_first(&mut group);
                 dropped.extend(self.victims(std::mem::take(&mut group), rule)?);
                 p.clone_into(&mut project);
             }
-            group.push((updated_at.value(), id.to_owned()));
+            self.dated(id, &mut group)?;
         }
         newest_first(&mut group);
         dropped.extend(self.victims(group, rule)?);

@@ -136,6 +136,22 @@ async fn every_answer_is_one_the_document_declares() {
         c.server.auth_token = Some(TOKEN.into());
         // With a token the Origin check applies once the list is set: a listed one, so others get 403.
         c.server.allowed_origins = vec!["http://tool.example".into()];
+        // A Claude that asks for a tool permission, so that an approval can be answered.
+        c.providers.insert(
+            "asker".into(),
+            agent_store::config::ProviderConfig {
+                kind: agent_store::config::ProviderKind::Claude,
+                command: vec![concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/bin/fake-claude-ask"
+                )
+                .into()],
+                default_model: None,
+                host: None,
+                adapter: None,
+                allow_bypass_permissions: false,
+            },
+        );
     })
     .await;
     let doc = {
@@ -146,13 +162,46 @@ async fn every_answer_is_one_the_document_declares() {
     // The served document lists the configured providers.
     assert_eq!(
         doc["components"]["schemas"]["StartRequest"]["properties"]["provider"]["enum"],
-        json!(["recording", "synthetic"])
+        json!(["asker", "recording", "synthetic"])
     );
 
     let running = app.start("c1", "synthetic").await;
     app.ingest(text_event(&running, "m1", "hello")).await;
     app.start("c2", "synthetic").await;
     let session_of_c1 = format!("/v1/sessions/{running}");
+    // One pending approval (agents under control).
+    let ask = app
+        .client
+        .put(app.url("/v1/projects/c5/policy"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"approvals": "ask"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ask.status(), StatusCode::OK);
+    let asking = app.start("c5", "asker").await;
+    let deadline = std::time::Instant::now() + super::common::PATIENCE;
+    let request_id = loop {
+        let list: Value = app
+            .client
+            .get(app.url("/v1/approvals?projectId=c5"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = list[0]["requestId"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never asked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let answer = format!("/v1/sessions/{asking}/approvals/{request_id}");
     let start = |p: &str| format!("/v1/projects/{p}/sessions");
     let good_start = json!({"provider": "synthetic", "prompt": "hi"});
     use Method as M;
@@ -256,7 +305,26 @@ async fn every_answer_is_one_the_document_declares() {
         call(M::GET, "/metrics", "/metrics").anonymous(),
         call(M::GET, "/healthz", "/healthz").anonymous(),
         call(M::GET, "/readyz", "/readyz").anonymous(),
-        call(M::DELETE, "/v1/projects/{projectId}", "/v1/projects/c1"),
+        call(M::GET, "/v1/projects/{projectId}/policy", "/v1/projects/c1/policy"),
+        call(M::GET, "/v1/projects/{projectId}/policy", "/v1/projects/a:b/policy"),
+        call(M::PUT, "/v1/projects/{projectId}/policy", "/v1/projects/c1/policy")
+            .json(json!({"budget": {"dailyUsd": 100}, "stall": {"action": "interrupt"}})),
+        call(M::PUT, "/v1/projects/{projectId}/policy", "/v1/projects/c1/policy")
+            .json(json!({"budget": {"sessionUsd": -1}})),
+        call(M::GET, "/v1/approvals", "/v1/approvals"),
+        call(M::GET, "/v1/approvals", "/v1/approvals?projectId=a%20b"),
+        call(M::POST, "/v1/sessions/{sessionId}/approvals/{requestId}", answer.clone())
+            .json(json!({"decision": "maybe"})),
+        call(M::POST, "/v1/sessions/{sessionId}/approvals/{requestId}", answer.clone())
+            .json(json!({"decision": "allow"})),
+        call(M::POST, "/v1/sessions/{sessionId}/approvals/{requestId}", answer)
+            .json(json!({"decision": "deny"})),
+        call(M::GET, "/v1/projects/{projectId}/cost", "/v1/projects/c1/cost?from=2026-01-01"),
+        call(M::GET, "/v1/projects/{projectId}/cost", "/v1/projects/c1/cost?to=tomorrow"),
+        call(M::GET, "/v1/cost", "/v1/cost"),
+        call(M::GET, "/v1/cost", "/v1/cost?from=01-01-2026"),
+        call(M::DELETE, "/v1/projects/{projectId}", "/v1/projects/c1?ledger=maybe"),
+        call(M::DELETE, "/v1/projects/{projectId}", "/v1/projects/c1?ledger=true"),
     ];
 
     let mut answered: BTreeMap<(String, &str), BTreeSet<u16>> = BTreeMap::new();

@@ -134,11 +134,15 @@ pub fn cost(session_id: &str, cost_usd: f64, input: u64, output: u64) -> Sidecar
     .unwrap()
 }
 
+/// `n` text messages, with raw ids no other call of this process gives (ingest drops a raw id its
+/// session has seen recently: a retry).
 pub fn text(n: usize) -> Vec<RawMessage> {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     (0..n)
         .map(|i| {
             raw(
-                &format!("t{i}"),
+                &format!("t{call}-{i}"),
                 "text",
                 serde_json::json!({"text": format!("line {i}")}),
             )

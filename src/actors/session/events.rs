@@ -7,16 +7,32 @@ use std::sync::atomic::Ordering;
 use actix::prelude::*;
 
 use super::SessionActor;
-use crate::actors::project::{ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::actors::project::{
+    Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
+};
 use crate::messages::commands::LiveEvent;
 use crate::messages::convert::{convert_raw_message, init_model, init_session};
 use crate::messages::numbers;
 use crate::messages::wire::{
-    now_ms, AgentStatus, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
+    now_ms, AgentStatus, CostPayload, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
 };
 
 impl SessionActor {
-    pub(super) fn apply_messages(&mut self, raws: Vec<RawMessage>, ctx: &mut Context<Self>) {
+    /// With `dedupe`, raw messages whose id the session saw recently are dropped (a retried batch).
+    pub(super) fn apply_messages(
+        &mut self,
+        mut raws: Vec<RawMessage>,
+        dedupe: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if dedupe {
+            let before = raws.len();
+            raws.retain(|raw| self.recent_ids.first_time(&raw.id));
+            let dropped = before - raws.len();
+            if dropped > 0 {
+                self.links.metrics.duplicate_messages.inc_by(dropped as u64);
+            }
+        }
         let signals = crate::messages::progress::signals(&raws);
         let mut batch = Vec::with_capacity(raws.len());
         for raw in &raws {
@@ -59,7 +75,7 @@ impl SessionActor {
                 _ => {}
             }
         }
-        self.links.project.do_send(ProjectActivity {
+        self.tell_project(ProjectActivity {
             session_id: self.record().session_id.clone(),
             activity: crate::actors::health::Activity {
                 tool,
@@ -100,7 +116,7 @@ impl SessionActor {
         let stored_error = record.error.clone();
         self.state.status_changed(status);
         let (session_id, project_id) = self.ids();
-        self.links.project.do_send(SessionStatusChanged {
+        self.tell_project(SessionStatusChanged {
             session_id: session_id.clone(),
             status,
             error: stored_error.clone(),
@@ -122,7 +138,11 @@ impl SessionActor {
                 ),
                 Variant::Error,
             ),
-            AgentStatus::Running => self.touch(ctx),
+            AgentStatus::Running => {
+                // A budget may stop it again.
+                self.spend.running();
+                self.touch(ctx)
+            }
             AgentStatus::Idle => {}
         }
         if status.is_finished() {
@@ -135,20 +155,37 @@ impl SessionActor {
         self.flush_now(ctx);
     }
 
-    pub(super) fn apply_cost(
-        &mut self,
-        cost_usd: f64,
-        input_tokens: u64,
-        output_tokens: u64,
-        ctx: &mut Context<Self>,
-    ) {
-        let record = &mut self.state.record;
-        record.cost_usd = cost_usd;
-        record.input_tokens = input_tokens;
-        record.output_tokens = output_tokens;
+    /// Cost totals: added up over the agent's runs, recorded for the ledger, held against the budgets
+    /// (actors/spend.rs).
+    pub(super) fn apply_cost(&mut self, p: CostPayload, ctx: &mut Context<Self>) {
+        let totals = crate::actors::spend::Totals {
+            usd: p.cost_usd,
+            input: p.input_tokens,
+            output: p.output_tokens,
+        };
+        let increase = self.spend.apply(&mut self.state.record, p.run, totals);
+        if !increase.is_zero() {
+            let exceeded = self
+                .spend
+                .account(increase, &self.state.record, &self.links, now_ms());
+            if let Some(e) = exceeded.filter(|_| self.running()) {
+                let r = &self.state.record;
+                self.links
+                    .control
+                    .announce_budget(&r.project_id, &r.session_id, &e);
+                self.tell_project(Halt {
+                    session_id: r.session_id.clone(),
+                    error: e.error(),
+                    reason: HaltReason::Budget,
+                });
+            }
+        }
+        let record = &self.state.record;
+        let (cost_usd, input_tokens, output_tokens) =
+            (record.cost_usd, record.input_tokens, record.output_tokens);
         self.state.record_changed();
         self.changed(ctx);
-        self.links.project.do_send(SessionCost {
+        self.tell_project(SessionCost {
             session_id: self.record().session_id.clone(),
             model: self.record().model.clone(),
             tokens: input_tokens.saturating_add(output_tokens),

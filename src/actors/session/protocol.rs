@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::super::metrics::StopReason;
+use super::super::metrics::{Mailbox, StopReason};
+use super::super::project::ProjectActor;
 use crate::error::CommandError;
 use crate::messages::commands::Page;
 use crate::messages::wire::{AgentSession, AgentStatus, SidecarEvent};
@@ -25,6 +26,8 @@ pub struct SessionGone {
 pub struct Deliver {
     pub events: Vec<SidecarEvent>,
     pub durable: bool,
+    /// Drop raw messages whose id this session saw recently (a retried batch).
+    pub dedupe: bool,
 }
 
 /// sendPrompt's half in the session: the user message, and status running.
@@ -79,7 +82,7 @@ pub struct FlushNow;
 #[rtype(result = "()")]
 pub struct SetStallAfter(pub Duration);
 
-/// A project took this session back (loadLastSession of a session still in memory).
+/// A project took this session back (loadLastSession of a session still in memory): its link to tell.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Attach;
+pub struct Attach(pub Mailbox<ProjectActor>);

@@ -5,9 +5,10 @@
 use actix::prelude::*;
 use futures_util::future::join_all;
 
+use super::directory::Slot;
 use super::{project_of, Supervisor};
 use crate::actors::metrics::StopReason;
-use crate::actors::project::ForgetSession;
+use crate::actors::project::{Deactivate, ForgetSession};
 use crate::actors::session::Discard;
 use crate::actors::settings;
 use crate::error::CommandError;
@@ -67,7 +68,11 @@ impl Handler<PurgeSession> for Supervisor {
         let live = self.sessions.remove(&msg.session_id);
         let purged = msg.session_id.clone();
         self.purging.insert(purged.clone());
-        if let Some(project) = self.projects.get(project_of(&msg.session_id)) {
+        if let Some(project) = self
+            .projects
+            .get(project_of(&msg.session_id))
+            .map(Slot::mailbox)
+        {
             project.do_send(ForgetSession {
                 session_id: msg.session_id.clone(),
             });
@@ -122,7 +127,14 @@ impl Handler<PurgeProject> for Supervisor {
             .iter()
             .filter_map(|id| self.sessions.remove(id))
             .collect();
-        let project = self.projects.remove(&msg.project_id);
+        let project = match self.projects.remove(&msg.project_id) {
+            Some(Slot::Live(m)) => Some(m),
+            Some(Slot::Deactivating(m, waiting)) => {
+                self.resolve(&msg.project_id, waiting);
+                Some(m)
+            }
+            None => None,
+        };
         let persister = self.parts.persister.clone();
         Box::pin(
             async move {
@@ -136,6 +148,8 @@ impl Handler<PurgeProject> for Supervisor {
                     for id in ids {
                         let _ = p.send(ForgetSession { session_id: id }).await;
                     }
+                    // Its memory goes with its data.
+                    let _ = p.send(Deactivate { force: true }).await;
                 }
                 persister
                     .write(vec![WriteOp::DeleteProject {

@@ -12,42 +12,59 @@ use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, TopBy, TopEntry};
 use crate::messages::wire::{ActivityState, ProjectHealth};
 
-/// Every known project's summary: the live ones from their actors, the stored-only ones as inactive.
+/// Every project, live or stored: the live ones as their actors tell (only projects with work are live),
+/// the others from storage's project index with their last finished session, which a read of them would
+/// restore; a project let go in this process shows no session, as its reads answer.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<ProjectSummary>, CommandError>")]
 pub struct ListProjects;
 
 impl Handler<ListProjects> for Supervisor {
-    type Result = ResponseFuture<Result<Vec<ProjectSummary>, CommandError>>;
+    type Result = ResponseActFuture<Self, Result<Vec<ProjectSummary>, CommandError>>;
 
     fn handle(&mut self, _: ListProjects, _: &mut Context<Self>) -> Self::Result {
-        let live: Vec<_> = self.projects.values().map(|a| a.send(Summarize)).collect();
+        let live: Vec<_> = self
+            .projects
+            .values()
+            .map(|a| a.mailbox().send(Summarize))
+            .collect();
         let store = self.parts.store.clone();
-        Box::pin(async move {
-            let mut out: Vec<ProjectSummary> = join_all(live)
+        let gather = async move {
+            let out: Vec<ProjectSummary> = join_all(live)
                 .await
                 .into_iter()
                 .filter_map(Result::ok)
                 .collect();
-            let stored = tokio::task::spawn_blocking(move || store.project_ids())
-                .await
-                .map_err(|e| CommandError::Storage(e.to_string()))??;
+            let stored = tokio::task::spawn_blocking(move || {
+                let mut stored = Vec::new();
+                for id in store.project_ids()? {
+                    let last = store.last_session(&id)?.filter(|r| r.status.is_finished());
+                    stored.push((id, last));
+                }
+                Ok::<_, crate::storage::StorageError>(stored)
+            })
+            .await
+            .map_err(|e| CommandError::Storage(e.to_string()))??;
+            Ok::<_, CommandError>((out, stored))
+        };
+        Box::pin(gather.into_actor(self).map(|found, act, _| {
+            let (mut out, stored) = found?;
             let known: std::collections::HashSet<String> =
                 out.iter().map(|p| p.project_id.clone()).collect();
-            out.extend(
-                stored
-                    .into_iter()
-                    .filter(|p| !known.contains(p))
-                    .map(|project_id| ProjectSummary {
+            out.extend(stored.into_iter().filter(|(p, _)| !known.contains(p)).map(
+                |(project_id, last)| {
+                    let last = last.filter(|_| !act.let_go.contains(&project_id));
+                    ProjectSummary {
                         health: inactive_health(&project_id),
+                        session_id: last.as_ref().map(|r| r.session_id.clone()),
+                        status: last.map(|r| r.status),
                         project_id,
-                        session_id: None,
-                        status: None,
-                    }),
-            );
+                    }
+                },
+            ));
             out.sort_by(|a, b| a.project_id.cmp(&b.project_id));
             Ok(out)
-        })
+        }))
     }
 }
 
@@ -75,7 +92,11 @@ impl Handler<HealthReport> for Supervisor {
     type Result = ResponseFuture<Vec<ProjectHealth>>;
 
     fn handle(&mut self, _: HealthReport, _: &mut Context<Self>) -> Self::Result {
-        let asks: Vec<_> = self.projects.values().map(|a| a.send(Summarize)).collect();
+        let asks: Vec<_> = self
+            .projects
+            .values()
+            .map(|a| a.mailbox().send(Summarize))
+            .collect();
         Box::pin(async move {
             let mut out: Vec<ProjectHealth> = join_all(asks)
                 .await
@@ -143,7 +164,7 @@ impl Handler<DebugTop> for Supervisor {
         let mut all: Vec<TopEntry> = self
             .projects
             .iter()
-            .map(|(id, m)| entry(ActorKind::Project, id, None, m.stats()))
+            .map(|(id, m)| entry(ActorKind::Project, id, None, m.mailbox().stats()))
             .chain(
                 self.sessions
                     .iter()

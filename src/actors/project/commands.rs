@@ -1,0 +1,411 @@
+//! The commands a project serialises: start, stop, prompt, the current session, clear and restore.
+//! Each async step is counted in flight (`begin`/`end`) so the project never stops under it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::ProjectActor;
+use crate::actors::metrics::{ActorKind, Mailbox};
+use crate::actors::session::{
+    user_message, AddUserMessage, Attach, FlushNow, SessionActor, SessionInit, SetStatus,
+};
+use crate::actors::supervisor::{FindSession, RegisterSession};
+use crate::engine::Started;
+use crate::error::CommandError;
+use crate::messages::wire::{now_ms, AgentMessage, AgentStatus};
+use crate::providers::StartSpec;
+use crate::storage::SessionRecord;
+
+/// startAgent, with the request already validated and its defaults resolved by the supervisor.
+#[derive(Message)]
+#[rtype(result = "Result<Started, CommandError>")]
+pub struct StartSession {
+    pub spec: StartSpec,
+}
+
+impl Handler<StartSession> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<Started, CommandError>>;
+
+    fn handle(&mut self, msg: StartSession, ctx: &mut Context<Self>) -> Self::Result {
+        let refuse = |e| Box::pin(fut::ready(Err(e))) as Self::Result;
+        if self.starting {
+            return refuse(CommandError::StartInProgress);
+        }
+        let provider = match self.provider(&msg.spec.provider) {
+            Ok(p) => p,
+            Err(e) => return refuse(e),
+        };
+        if let Some(cur) = &self.current {
+            match cur.status {
+                AgentStatus::Running => return refuse(CommandError::AlreadyRunning),
+                // An idle agent may still be alive: stop it rather than leave it orphaned.
+                AgentStatus::Idle => {
+                    if let Ok(p) = self.provider(&cur.provider) {
+                        actix::spawn(p.stop(&cur.session_id));
+                    }
+                }
+                AgentStatus::Done | AgentStatus::Error => {}
+            }
+        }
+        self.detach(ctx);
+
+        let mut spec = msg.spec;
+        spec.session_id = self.next_session_id();
+        spec.project_id = self.project_id.clone();
+        super::super::restart::keep_start(&self.links.session.persister, &spec);
+        let now = now_ms();
+        let first = user_message(&spec.session_id, spec.prompt.clone(), now, true);
+        let record = SessionRecord {
+            session_id: spec.session_id.clone(),
+            project_id: self.project_id.clone(),
+            provider: spec.provider.clone(),
+            status: AgentStatus::Running,
+            cost_usd: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            model: spec.model.clone(),
+            error: None,
+            created_at: now,
+            updated_at: now,
+            last_seq: 1,
+            message_count: 1,
+            provider_session_id: None,
+        };
+        let mut first = first;
+        first.seq_id = 1;
+        let init = SessionInit {
+            record,
+            recent: vec![Arc::new(first)],
+            persisted: false,
+            stall_after: self.stall_after(),
+            detached: false,
+        };
+        let addr = self.spawn_session(init, ctx);
+        // Registered before the provider starts, so none of its output can arrive before the route exists.
+        self.links.supervisor.do_send(RegisterSession {
+            session_id: spec.session_id.clone(),
+            addr: addr.clone(),
+        });
+        self.attach(
+            spec.session_id.clone(),
+            addr.clone(),
+            AgentStatus::Running,
+            spec.provider.clone(),
+        );
+        self.health_changed(ctx);
+        self.starting = true;
+
+        let session_id = spec.session_id.clone();
+        let sink = self.links.sink.clone();
+        let stopper = provider.clone();
+        let recorded = addr.send(FlushNow);
+        // The record is committed before the agent starts, so an accepted start survives a crash (as
+        // "Interrupted") and shows in the project's history at once. A storage failure does not stop the
+        // start: the session keeps retrying its write.
+        let started = async move {
+            if let Ok(Err(e)) = recorded.await {
+                tracing::warn!(error = %e, "new session record not yet stored; retrying in the background");
+            }
+            provider.start(spec, sink).await
+        };
+        Box::pin(started.into_actor(self).map(move |result, act, ctx| {
+            act.starting = false;
+            act.settle(ctx);
+            let stops = std::mem::take(&mut act.stops_waiting);
+            match result {
+                Ok(()) => {
+                    if !stops.is_empty() {
+                        // A stop came while the agent was starting: it applies to the agent now running.
+                        let stopping = stopper.stop(&session_id);
+                        let addr = addr.clone();
+                        actix::spawn(async move {
+                            let result = stopping.await.map_err(CommandError::Provider);
+                            if result.is_ok() {
+                                addr.do_send(SetStatus {
+                                    status: AgentStatus::Done,
+                                    error: None,
+                                });
+                            }
+                            for stop in stops {
+                                let _ = stop.send(result.clone());
+                            }
+                        });
+                    }
+                    Ok(Started { session_id })
+                }
+                Err(error) => {
+                    addr.do_send(SetStatus {
+                        status: AgentStatus::Error,
+                        error: Some(error.clone()),
+                    });
+                    // Nothing started, so nothing is left to stop.
+                    for stop in stops {
+                        let _ = stop.send(Ok(()));
+                    }
+                    Err(CommandError::ProviderFailed { session_id, error })
+                }
+            }
+        }))
+    }
+}
+
+/// stopAgent.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct StopSession;
+
+impl Handler<StopSession> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+
+    fn handle(&mut self, _: StopSession, _: &mut Context<Self>) -> Self::Result {
+        if self.starting {
+            // Stopping now would reach no agent, and the start would then run one: wait for it instead.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.stops_waiting.push(tx);
+            self.begin();
+            return Box::pin(
+                fut::wrap_future(
+                    async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) },
+                )
+                .map(|result, act: &mut Self, ctx| {
+                    act.end(ctx);
+                    result
+                }),
+            );
+        }
+        let prepared = self.current().and_then(|cur| {
+            Ok((
+                self.provider(&cur.provider)?,
+                cur.session_id.clone(),
+                cur.addr.clone(),
+                cur.status,
+            ))
+        });
+        let (provider, session_id, addr, status) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let stopping = provider.stop(&session_id);
+        self.begin();
+        Box::pin(stopping.into_actor(self).map(move |result, act, ctx| {
+            act.end(ctx);
+            result.map_err(CommandError::Provider)?;
+            if !status.is_finished() {
+                addr.do_send(SetStatus {
+                    status: AgentStatus::Done,
+                    error: None,
+                });
+            }
+            Ok(())
+        }))
+    }
+}
+
+/// sendPrompt.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PromptSession {
+    pub prompt: String,
+}
+
+impl Handler<PromptSession> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+
+    fn handle(&mut self, msg: PromptSession, ctx: &mut Context<Self>) -> Self::Result {
+        let prepared = self.current().and_then(|cur| {
+            if !cur.addr.connected() {
+                return Err(CommandError::SessionNotFound);
+            }
+            Ok((
+                self.provider(&cur.provider)?,
+                cur.session_id.clone(),
+                cur.addr.clone(),
+            ))
+        });
+        let (provider, session_id, addr) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        // Refused before it is stored: a prompt the agent cannot take must not sit in the session unsent.
+        if let Err(why) = provider.accepts_prompt(&session_id) {
+            return Box::pin(fut::ready(Err(CommandError::Undeliverable(why))));
+        }
+        self.cancel_cleanup(ctx);
+        if let Some(cur) = &mut self.current {
+            cur.status = AgentStatus::Running;
+        }
+        self.health.set_status(AgentStatus::Running, None);
+        self.health.record_activity(None, Instant::now());
+        self.health_changed(ctx);
+        addr.do_send(AddUserMessage {
+            prompt: msg.prompt.clone(),
+        });
+        let sending = provider.prompt(&session_id, msg.prompt);
+        self.begin();
+        Box::pin(sending.into_actor(self).map(|result, act, ctx| {
+            act.end(ctx);
+            result.map_err(CommandError::Provider)
+        }))
+    }
+}
+
+/// The current session's id and actor, for getSession. The actor may stop before the reader reaches it
+/// (its project went idle): the id then reads from storage.
+#[derive(Message)]
+#[rtype(result = "Result<(String, Mailbox<SessionActor>), CommandError>")]
+pub struct CurrentSession;
+
+impl Handler<CurrentSession> for ProjectActor {
+    type Result = Result<(String, Mailbox<SessionActor>), CommandError>;
+
+    fn handle(&mut self, _: CurrentSession, ctx: &mut Context<Self>) -> Self::Result {
+        let cur = self.current()?;
+        let answer = (cur.session_id.clone(), cur.addr.clone());
+        self.settle(ctx);
+        Ok(answer)
+    }
+}
+
+/// clearSession: only a done/error session is let go.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct ClearSession;
+
+impl Handler<ClearSession> for ProjectActor {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, _: ClearSession, ctx: &mut Context<Self>) -> Self::Result {
+        match &self.current {
+            None => Ok(()),
+            Some(cur) if cur.status.is_finished() => {
+                self.detach(ctx);
+                self.settle(ctx);
+                Ok(())
+            }
+            Some(_) => Err(CommandError::SessionRunning),
+        }
+    }
+}
+
+/// loadLastSession.
+#[derive(Message)]
+#[rtype(result = "Result<bool, CommandError>")]
+pub struct RestoreLast;
+
+impl Handler<RestoreLast> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<bool, CommandError>>;
+
+    fn handle(&mut self, _: RestoreLast, _: &mut Context<Self>) -> Self::Result {
+        if self.busy_with_a_live_session() {
+            return Box::pin(fut::ready(Ok(false)));
+        }
+        let store = self.links.store.clone();
+        let window = self.links.session.config.limits.messages_in_memory as u64;
+        let project_id = self.project_id.clone();
+        let read = async move {
+            tokio::task::spawn_blocking(move || -> Result<_, CommandError> {
+                let Some(record) = store.last_session(&project_id)? else {
+                    return Ok(None);
+                };
+                if !record.status.is_finished() {
+                    return Ok(None);
+                }
+                let after = record.last_seq.saturating_sub(window);
+                let recent = store.messages(&record.session_id, after, None, None)?;
+                Ok(Some((record, recent)))
+            })
+            .await
+            .map_err(|e| CommandError::Storage(e.to_string()))?
+        };
+        self.begin();
+        Box::pin(
+            read.into_actor(self)
+                .then(|found, act, _| match found {
+                    Ok(Some((record, recent))) => act.restore(record, recent).boxed_local(),
+                    Ok(None) => fut::ready(Ok(false)).boxed_local(),
+                    Err(e) => fut::ready(Err(e)).boxed_local(),
+                })
+                .map(|result, act, ctx| {
+                    act.end(ctx);
+                    result
+                }),
+        )
+    }
+}
+
+impl ProjectActor {
+    /// A start in flight or a session that is not finished: nothing may replace it.
+    fn busy_with_a_live_session(&self) -> bool {
+        self.starting
+            || self
+                .current
+                .as_ref()
+                .is_some_and(|c| !c.status.is_finished())
+    }
+
+    /// Makes `record`, the project's last stored session, its current one if it is finished (as
+    /// loadLastSession): the supervisor's live actor of it if there is one, else a new actor holding
+    /// `recent`. Answers whether the project now holds it.
+    pub(super) fn restore(
+        &mut self,
+        record: SessionRecord,
+        recent: Vec<AgentMessage>,
+    ) -> impl ActorFuture<Self, Output = Result<bool, CommandError>> + 'static {
+        let supervisor = self.links.supervisor.clone();
+        let session_id = record.session_id.clone();
+        let finished = record.status.is_finished();
+        async move {
+            if !finished {
+                return Ok(None);
+            }
+            let live = supervisor.send(FindSession { session_id }).await?;
+            Ok::<_, CommandError>(Some(live))
+        }
+        .into_actor(self)
+        .map(move |found, act, ctx| {
+            let Some(live) = found? else {
+                return Ok(false);
+            };
+            // A start may have won the race while storage was read: never overwrite it.
+            if act.busy_with_a_live_session() {
+                return Ok(false);
+            }
+            if act.is_current(&record.session_id) {
+                return Ok(true);
+            }
+            act.detach(ctx);
+            let addr = match live {
+                Some(addr) => {
+                    addr.do_send(Attach(act.mailbox(ctx)));
+                    addr
+                }
+                None => {
+                    let init = SessionInit {
+                        recent: recent.into_iter().map(Arc::new).collect(),
+                        record: record.clone(),
+                        persisted: true,
+                        stall_after: act.stall_after(),
+                        detached: false,
+                    };
+                    act.metrics()
+                        .actor_restarts
+                        .with_label_values(&[ActorKind::Session.as_str()])
+                        .inc();
+                    let addr = act.spawn_session(init, ctx);
+                    act.links.supervisor.do_send(RegisterSession {
+                        session_id: record.session_id.clone(),
+                        addr: addr.clone(),
+                    });
+                    addr
+                }
+            };
+            act.last_id_ms = act.last_id_ms.max(record.created_at);
+            act.attach(record.session_id, addr, record.status, record.provider);
+            act.health.set_status(record.status, record.error);
+            act.health_changed(ctx);
+            Ok(true)
+        })
+    }
+}

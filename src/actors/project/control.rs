@@ -1,0 +1,80 @@
+//! The project actor's part in agents under control (issue 15): stopping its session's agent with an
+//! error when a budget or a stall policy says so, and counting the session's pending tool-permission
+//! requests into health. Kept apart from the project's own commands; the decisions are made elsewhere
+//! (actors/control.rs, actors/approvals.rs, the session's stall timer), this only carries them out.
+
+use actix::prelude::*;
+
+use super::ProjectActor;
+use crate::actors::session::SetStatus;
+use crate::messages::wire::AgentStatus;
+
+/// Why a session is stopped with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HaltReason {
+    Budget,
+    Stall,
+}
+
+/// Stop the session's agent and leave the session in status error with `error`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Halt {
+    pub session_id: String,
+    pub error: String,
+    pub reason: HaltReason,
+}
+
+impl Handler<Halt> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Halt, ctx: &mut Context<Self>) {
+        let Some(cur) = self
+            .current
+            .as_ref()
+            .filter(|c| c.session_id == msg.session_id && !c.status.is_finished())
+        else {
+            return;
+        };
+        let provider = self.provider(&cur.provider);
+        let (addr, session_id) = (cur.addr.clone(), cur.session_id.clone());
+        if msg.reason == HaltReason::Budget {
+            self.health.set_budget_exceeded();
+        }
+        let error = msg.error;
+        ctx.spawn(
+            async move {
+                if let Ok(p) = provider {
+                    if let Err(e) = p.stop(&session_id).await {
+                        tracing::warn!(session = %session_id, error = %e, "could not stop the agent");
+                    }
+                }
+                addr.do_send(SetStatus {
+                    status: AgentStatus::Error,
+                    error: Some(error),
+                });
+            }
+            .into_actor(self),
+        );
+        self.health_changed(ctx);
+    }
+}
+
+/// How many tool-permission requests of a session wait for an answer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetAwaiting {
+    pub session_id: String,
+    pub count: usize,
+}
+
+impl Handler<SetAwaiting> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetAwaiting, ctx: &mut Context<Self>) {
+        if self.is_current(&msg.session_id) {
+            self.health.set_awaiting(msg.count);
+            self.health_changed(ctx);
+        }
+    }
+}

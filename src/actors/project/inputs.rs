@@ -1,0 +1,171 @@
+//! What a project learns from its sessions and the supervisor (activity, cost, status changes, a purged
+//! or evicted session) and what it answers about itself (summary, stall threshold). Health is computed
+//! from these inputs; a finished session starts the cleanup grace.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::ProjectActor;
+use crate::actors::session::SetStallAfter;
+use crate::messages::commands::ProjectSummary;
+use crate::messages::wire::{AgentStatus, ProjectHealth};
+
+/// A session of this project was purged or evicted: forget it if it is the current one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetSession {
+    pub session_id: String,
+}
+
+impl Handler<ForgetSession> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetSession, ctx: &mut Context<Self>) {
+        if self.is_current(&msg.session_id) {
+            self.cancel_cleanup(ctx);
+            if let Some(cur) = self.current.take() {
+                // A purged running session's agent must not outlive it.
+                if !cur.status.is_finished() {
+                    if let Ok(p) = self.provider(&cur.provider) {
+                        actix::spawn(p.stop(&cur.session_id));
+                    }
+                }
+            }
+            self.health.set_session(None, Instant::now());
+            self.health_changed(ctx);
+        }
+        self.settle(ctx);
+    }
+}
+
+/// The project as `GET /v1/projects` lists it.
+#[derive(Message)]
+#[rtype(result = "ProjectSummary")]
+pub struct Summarize;
+
+impl Handler<Summarize> for ProjectActor {
+    type Result = ProjectSummary;
+
+    fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
+        ProjectSummary {
+            project_id: self.project_id.clone(),
+            session_id: self.current.as_ref().map(|c| c.session_id.clone()),
+            status: self.current.as_ref().map(|c| c.status),
+            health: self.health_now(),
+        }
+    }
+}
+
+// ── health inputs, from the project's sessions ─────────────────────────────────────────────────────────
+
+/// A batch of messages arrived; what it did, as health counts it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProjectActivity {
+    pub session_id: String,
+    pub activity: crate::actors::health::Activity,
+}
+
+impl Handler<ProjectActivity> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProjectActivity, ctx: &mut Context<Self>) {
+        if !self.is_current(&msg.session_id) {
+            return;
+        }
+        self.health.record(msg.activity, Instant::now());
+        self.health_changed(ctx);
+    }
+}
+
+/// agent.cost arrived: a token and cost snapshot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionCost {
+    pub session_id: String,
+    /// The session's model, whose context window sets the pressure.
+    pub model: String,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl Handler<SessionCost> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionCost, ctx: &mut Context<Self>) {
+        if self.is_current(&msg.session_id) {
+            let limit = self.links.session.config.health.context_limit(&msg.model);
+            self.health.set_context_limit(limit);
+            self.health
+                .record_token_snapshot(msg.tokens, msg.cost_usd, Instant::now());
+            self.health_changed(ctx);
+        }
+    }
+}
+
+/// A session's status changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionStatusChanged {
+    pub session_id: String,
+    pub status: AgentStatus,
+    pub error: Option<String>,
+}
+
+impl Handler<SessionStatusChanged> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionStatusChanged, ctx: &mut Context<Self>) {
+        if self.is_current(&msg.session_id) {
+            if let Some(cur) = &mut self.current {
+                cur.status = msg.status;
+            }
+            self.health.set_status(msg.status, msg.error);
+            self.health_changed(ctx);
+            self.cancel_cleanup(ctx);
+            if msg.status.is_finished() {
+                let grace = self.links.session.config.timers.cleanup_grace;
+                let session_id = msg.session_id.clone();
+                self.cleanup = Some(ctx.run_later(grace, move |act, ctx| {
+                    act.cleanup = None;
+                    let still_finished = act
+                        .current
+                        .as_ref()
+                        .is_some_and(|c| c.session_id == session_id && c.status.is_finished());
+                    if still_finished {
+                        act.detach(ctx);
+                    }
+                    act.settle(ctx);
+                }));
+            }
+            self.settle(ctx);
+        }
+    }
+}
+
+/// This project's own stall threshold (None: back to `timers.stall_after`). Applies to health and to the
+/// current session's stall notification at once.
+#[derive(Message)]
+#[rtype(result = "ProjectHealth")]
+pub struct SetStallThreshold(pub Option<std::time::Duration>);
+
+impl Handler<SetStallThreshold> for ProjectActor {
+    type Result = ProjectHealth;
+
+    fn handle(
+        &mut self,
+        SetStallThreshold(after): SetStallThreshold,
+        ctx: &mut Context<Self>,
+    ) -> ProjectHealth {
+        self.stall_override = after;
+        let stall_after = self.stall_after();
+        self.health.set_stall_after(stall_after);
+        if let Some(cur) = &self.current {
+            cur.addr.do_send(SetStallAfter(stall_after));
+        }
+        self.health_changed(ctx);
+        self.settle(ctx);
+        self.health_now()
+    }
+}

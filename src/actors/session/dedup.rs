@@ -1,0 +1,93 @@
+//! The raw message ids a session applied most recently, so a client that retries a batch (after a 503, a
+//! timeout or a lost answer) does not duplicate its messages: ingest is idempotent per (sessionId, raw
+//! message id) within the last `limits.ingest_dedup_ids` ids of that session.
+//!
+//! Ids are kept as 64-bit hashes (8 bytes each, whatever a client sends) in arrival order, so the memory
+//! is bounded by configuration and grows only with what the session really received. The set lives with
+//! the session actor; a session read back from storage (late events, a restart) starts with the ids of
+//! the messages it read back.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+
+pub struct RecentIds {
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
+    capacity: usize,
+}
+
+impl RecentIds {
+    /// Remembers up to `capacity` ids (0: no deduplication). Allocates nothing until used.
+    pub fn new(capacity: usize) -> RecentIds {
+        RecentIds {
+            order: VecDeque::new(),
+            seen: HashSet::new(),
+            capacity,
+        }
+    }
+
+    /// Remembers the ids of `messages` already stored (a session read back from storage): a message's id
+    /// is its raw message's.
+    pub fn seeded(capacity: usize, messages: &[crate::messages::wire::SharedMessage]) -> RecentIds {
+        let mut ids = RecentIds::new(capacity);
+        let skip = messages.len().saturating_sub(capacity);
+        for m in &messages[skip..] {
+            ids.first_time(&m.id);
+        }
+        ids
+    }
+
+    /// True the first time `id` is seen within the window (and remembers it); false for a repeat. An
+    /// empty id is never a repeat: it names nothing.
+    pub fn first_time(&mut self, id: &str) -> bool {
+        if self.capacity == 0 || id.is_empty() {
+            return true;
+        }
+        // DefaultHasher::new() has fixed keys: the same id always hashes the same.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let key = h.finish();
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_id_is_refused_within_the_window_and_forgotten_after() {
+        let mut ids = RecentIds::new(3);
+        assert!(ids.first_time("a"));
+        assert!(!ids.first_time("a"));
+        for id in ["b", "c", "d"] {
+            assert!(ids.first_time(id));
+        }
+        assert!(
+            ids.first_time("a"),
+            "pushed out of the window by three newer ids"
+        );
+        assert!(!ids.first_time("d"));
+        assert_eq!(ids.order.len(), 3);
+        assert_eq!(ids.seen.len(), 3);
+    }
+
+    #[test]
+    fn empty_ids_and_a_zero_window_never_deduplicate() {
+        let mut ids = RecentIds::new(3);
+        assert!(ids.first_time(""));
+        assert!(ids.first_time(""));
+        let mut off = RecentIds::new(0);
+        assert!(off.first_time("a"));
+        assert!(off.first_time("a"));
+    }
+}
