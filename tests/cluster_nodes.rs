@@ -35,6 +35,8 @@ async fn node(nats: &NatsServer, id: &str) -> TestApp {
         c.cluster.partitions = PARTITIONS;
         c.cluster.lease_ttl = Duration::from_secs(1);
         c.cluster.forward_timeout = Duration::from_secs(10);
+        // JetStream refuses a stream larger than its store may grow (75% of the free disk).
+        c.cluster.stream_max_bytes = bytesize::ByteSize::mib(64);
     })
     .await
 }

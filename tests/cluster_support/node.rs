@@ -55,6 +55,7 @@ partitions = {partitions}
 lease_ttl = "{ttl}s"
 replicas = {replicas}
 forward_timeout = "10s"
+stream_max_bytes = "64MiB"     # JetStream refuses a stream larger than its store may grow (75% of free disk)
 "#,
             data = dir.path().join("data").display(),
             nats = config.nats_url,
