@@ -155,9 +155,10 @@ impl Policy {
     }
 }
 
-/// Why `resume` is refused: it needs the provider resume of issue 13, which this build does not have yet.
+/// Why `resume` is refused: resuming a session after its stall stop is not built yet (sessions resume after a
+/// restart and on request, not yet from the stall timer).
 const RESUME_MISSING: &str =
-    "\"resume\" needs session resume, which this build does not have yet; use \"notify\" or \"interrupt\"";
+    "\"resume\" after a stall is not supported yet; use \"notify\" or \"interrupt\"";
 
 /// A field of a patch: absent (unchanged), `null` (back to the default) or a value.
 type Field<T> = Option<Option<T>>;
