@@ -82,14 +82,13 @@ struct Subscriber {
     last_sent: EventId,
 }
 
-/// The broadcaster actor. `live` counts subscribers so publishers can skip building events nobody reads.
+/// The broadcaster actor.
 pub struct Broadcaster {
     subscribers: Vec<Subscriber>,
     journal: Journal,
     persister: PersisterHandle,
     /// Journal writes not yet handed to the persister.
     unsaved: Vec<WriteOp>,
-    live: Arc<AtomicUsize>,
     buffer: usize,
     buffer_bytes: usize,
     stats: Arc<MailboxStats>,
@@ -100,7 +99,6 @@ impl Broadcaster {
     /// `buffer` and `buffer_bytes`: how many events, and how many bytes of frames, one subscriber may have
     /// waiting before it lags.
     pub fn new(
-        live: Arc<AtomicUsize>,
         buffer: usize,
         buffer_bytes: usize,
         journal: (Journal, PersisterHandle),
@@ -112,7 +110,6 @@ impl Broadcaster {
             journal: journal.0,
             persister: journal.1,
             unsaved: Vec::new(),
-            live,
             buffer: buffer.max(2),
             buffer_bytes,
             stats,
@@ -138,7 +135,6 @@ impl Broadcaster {
     }
 
     fn count_subscribers(&self) {
-        self.live.store(self.subscribers.len(), Ordering::Relaxed);
         self.metrics
             .sse_subscribers
             .set(self.subscribers.len() as i64);

@@ -21,7 +21,7 @@ pub mod supervisor;
 pub mod wake;
 pub mod windows;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -136,14 +136,9 @@ impl EngineParts {
             .redb_cache_size
             .set(i64::try_from(cache_size).unwrap_or(i64::MAX));
         metrics.actor_started(ActorKind::Persister);
-        let subscribers = Arc::new(AtomicUsize::new(0));
         let control = Arbiter::new().handle();
         let broadcaster = {
-            let (subscribers, stats, m) = (
-                subscribers.clone(),
-                Arc::new(MailboxStats::default()),
-                metrics.clone(),
-            );
+            let (stats, m) = (Arc::new(MailboxStats::default()), metrics.clone());
             let buffer = config.limits.subscriber_buffer;
             let buffer_bytes = usize::try_from(config.limits.subscriber_buffer_bytes.as_u64())
                 .unwrap_or(usize::MAX);
@@ -155,7 +150,7 @@ impl EngineParts {
                 persister.clone(),
             );
             let addr = Broadcaster::start_in_arbiter(&control, move |_| {
-                Broadcaster::new(subscribers, buffer, buffer_bytes, journal, theirs, m)
+                Broadcaster::new(buffer, buffer_bytes, journal, theirs, m)
             });
             Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)
         };
@@ -185,7 +180,6 @@ impl EngineParts {
             store: store.clone(),
             persister: persister.clone(),
             broadcaster: broadcaster.clone(),
-            subscribers,
             metrics: metrics.clone(),
         };
         let stats = Arc::new(MailboxStats::default());

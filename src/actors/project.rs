@@ -66,7 +66,6 @@ impl ProjectLinks {
             project,
             supervisor: self.supervisor.clone(),
             broadcaster: b.broadcaster.clone(),
-            subscribers: b.subscribers.clone(),
             persister: b.persister.clone(),
             metrics: b.metrics.clone(),
             windows: b.windows.clone(),
@@ -79,7 +78,6 @@ impl ProjectLinks {
 pub struct SessionLinksBase {
     pub config: Arc<crate::config::Config>,
     pub broadcaster: Mailbox<super::broadcaster::Broadcaster>,
-    pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub persister: super::persister::PersisterHandle,
     pub metrics: Arc<Metrics>,
     pub windows: Arc<super::windows::WindowBudget>,

@@ -9,7 +9,7 @@ mod protocol;
 mod seq;
 pub mod state;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,6 @@ pub struct SessionLinks {
     pub project: Option<Mailbox<ProjectActor>>,
     pub supervisor: Mailbox<Supervisor>,
     pub broadcaster: Mailbox<Broadcaster>,
-    pub subscribers: Arc<AtomicUsize>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
     /// The byte budget of every session's window together (`limits.window_bytes`).

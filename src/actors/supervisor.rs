@@ -37,7 +37,6 @@ pub struct SupervisorParts {
     pub store: Store,
     pub persister: PersisterHandle,
     pub broadcaster: Mailbox<super::broadcaster::Broadcaster>,
-    pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     /// Policies, spend, approvals (issue 15).
@@ -81,7 +80,6 @@ impl Supervisor {
             session: SessionLinksBase {
                 config: parts.config.clone(),
                 broadcaster: parts.broadcaster.clone(),
-                subscribers: parts.subscribers.clone(),
                 persister: parts.persister.clone(),
                 metrics: parts.metrics.clone(),
                 windows: super::windows::WindowBudget::new(
