@@ -119,14 +119,7 @@ async fn a_session_budget_crossed_by_sidecar_cost_stops_the_agent_and_says_so_ev
         .unwrap()
         .clone();
     assert_eq!(h["attentionReason"], "budget exceeded", "{h}");
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert_eq!(sample(&text, "agent_store_budget_exceeded_total", &[]), 1.0);
     let spent = sample(
         &text,

@@ -10,14 +10,7 @@ use serde_json::{json, Value};
 
 /// One sample of the server's `/metrics`, by name and labels.
 async fn metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = app.metrics_text().await;
     sample(&text, name, labels)
 }
 

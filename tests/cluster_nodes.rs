@@ -152,14 +152,7 @@ async fn any_node_answers_for_any_project_and_ingest_goes_through_jetstream_to_t
     // Commands too: stop through b, seen from a.
     let (status, body) = send(b.post(&format!("/v1/projects/{project}/stop"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let metrics = a
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.metrics_text().await;
     assert!(
         metrics.contains("agent_store_cluster_forwarded_total{outcome=\"answered\"}"),
         "forwarding is counted"
@@ -235,14 +228,7 @@ async fn the_load_generator_spreads_over_the_nodes_and_loses_nothing() {
     assert!(report.loss_check.passed, "{:?}", report.loss_check);
     // Every node took requests.
     for app in [&a, &b, &c] {
-        let metrics = app
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics_text().await;
         let published = metrics
             .lines()
             .find(|l| l.starts_with("agent_store_cluster_ingest_total{stage=\"published\"}"))

@@ -49,14 +49,7 @@ async fn refused_batches_and_requests_are_counted_by_reason_and_route() {
         .await
         .unwrap();
     assert_eq!(big.status(), 413);
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert_eq!(
         sample(
             &text,

@@ -206,6 +206,15 @@ impl Control {
             format!("{session_id}-approval-{request_id}"),
             text,
         );
+        self.publish_resolved(a, word, by);
+        // The runner may be gone (then `ended` withdraws the rest); nothing waits for this answer then.
+        let _ = pending.answer.send(decision);
+        self.spawn_awaiting(session_id);
+        Ok(())
+    }
+
+    /// `session.approval.resolved`: how a request ended and who ended it.
+    fn publish_resolved(&self, a: &Approval, decision: &str, by: &str) {
         self.publish(LiveEvent::Control {
             project_id: a.project_id.clone(),
             event: "session.approval.resolved",
@@ -213,14 +222,10 @@ impl Control {
                 "sessionId": a.session_id,
                 "projectId": a.project_id,
                 "requestId": a.request_id,
-                "decision": word,
+                "decision": decision,
                 "by": by,
             }),
         });
-        // The runner may be gone (then `ended` withdraws the rest); nothing waits for this answer then.
-        let _ = pending.answer.send(decision);
-        self.spawn_awaiting(session_id);
-        Ok(())
     }
 
     /// Withdraws requests (the agent cancelled one, or ended): resolved as "cancelled".
@@ -231,17 +236,7 @@ impl Control {
                 .approvals
                 .with_label_values(&["cancelled"])
                 .inc();
-            self.publish(LiveEvent::Control {
-                project_id: a.project_id.clone(),
-                event: "session.approval.resolved",
-                data: json!({
-                    "sessionId": a.session_id,
-                    "projectId": a.project_id,
-                    "requestId": a.request_id,
-                    "decision": "cancelled",
-                    "by": by,
-                }),
-            });
+            self.publish_resolved(a, "cancelled", by);
         }
     }
 

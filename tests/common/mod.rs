@@ -144,6 +144,17 @@ impl TestApp {
         self.request(Method::GET, path)
     }
 
+    /// The server's `/metrics` text (read samples with `metrics::sample`).
+    pub async fn metrics_text(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub fn post(&self, path: &str) -> RequestBuilder {
         self.request(Method::POST, path)
     }

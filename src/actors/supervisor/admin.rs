@@ -66,8 +66,6 @@ impl Handler<PurgeSession> for Supervisor {
 
     fn handle(&mut self, msg: PurgeSession, _: &mut Context<Self>) -> Self::Result {
         let live = self.sessions.remove(&msg.session_id);
-        let purged = msg.session_id.clone();
-        self.purging.insert(purged.clone());
         if let Some(project) = self
             .projects
             .get(project_of(&msg.session_id))
@@ -77,29 +75,22 @@ impl Handler<PurgeSession> for Supervisor {
                 session_id: msg.session_id.clone(),
             });
         }
-        let persister = self.parts.persister.clone();
-        Box::pin(
-            async move {
-                // The actor stops before the delete is queued, so no flush of it can land after the delete.
-                if let Some(addr) = live {
-                    let _ = addr
-                        .send(Discard {
-                            reason: StopReason::Purge,
-                        })
-                        .await;
-                }
-                persister
-                    .write(vec![WriteOp::DeleteSession {
-                        session_id: msg.session_id,
-                    }])
-                    .await?;
-                Ok(())
+        // The actor stops before the delete is queued, so no flush of it can land after the delete.
+        let discard = async move {
+            if let Some(addr) = live {
+                let _ = addr
+                    .send(Discard {
+                        reason: StopReason::Purge,
+                    })
+                    .await;
             }
-            .into_actor(self)
-            .map(move |result, act, _| {
-                act.purging.remove(&purged);
-                result
-            }),
+        };
+        self.purge(
+            msg.session_id.clone(),
+            discard,
+            WriteOp::DeleteSession {
+                session_id: msg.session_id,
+            },
         )
     }
 }
@@ -115,8 +106,6 @@ impl Handler<PurgeProject> for Supervisor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PurgeProject, _: &mut Context<Self>) -> Self::Result {
-        let purged = msg.project_id.clone();
-        self.purging.insert(purged.clone());
         let ids: Vec<String> = self
             .sessions
             .keys()
@@ -135,32 +124,51 @@ impl Handler<PurgeProject> for Supervisor {
             }
             None => None,
         };
+        let discard = async move {
+            join_all(live.iter().map(|a| {
+                a.send(Discard {
+                    reason: StopReason::Purge,
+                })
+            }))
+            .await;
+            if let Some(p) = project {
+                for id in ids {
+                    let _ = p.send(ForgetSession { session_id: id }).await;
+                }
+                // Its memory goes with its data.
+                let _ = p.send(Deactivate { force: true }).await;
+            }
+        };
+        self.purge(
+            msg.project_id.clone(),
+            discard,
+            WriteOp::DeleteProject {
+                project_id: msg.project_id,
+            },
+        )
+    }
+}
+
+impl Supervisor {
+    /// Runs a purge: `key` stays in `purging` (so nothing being deleted is brought back meanwhile) until
+    /// `discard` has let go of what memory holds and `delete` is stored.
+    fn purge(
+        &mut self,
+        key: String,
+        discard: impl std::future::Future<Output = ()> + 'static,
+        delete: WriteOp,
+    ) -> ResponseActFuture<Self, Result<(), CommandError>> {
+        self.purging.insert(key.clone());
         let persister = self.parts.persister.clone();
         Box::pin(
             async move {
-                join_all(live.iter().map(|a| {
-                    a.send(Discard {
-                        reason: StopReason::Purge,
-                    })
-                }))
-                .await;
-                if let Some(p) = project {
-                    for id in ids {
-                        let _ = p.send(ForgetSession { session_id: id }).await;
-                    }
-                    // Its memory goes with its data.
-                    let _ = p.send(Deactivate { force: true }).await;
-                }
-                persister
-                    .write(vec![WriteOp::DeleteProject {
-                        project_id: msg.project_id,
-                    }])
-                    .await?;
+                discard.await;
+                persister.write(vec![delete]).await?;
                 Ok(())
             }
             .into_actor(self)
             .map(move |result, act, _| {
-                act.purging.remove(&purged);
+                act.purging.remove(&key);
                 result
             }),
         )
