@@ -537,3 +537,44 @@ fn meta_holds_schema_version_four() {
         .value();
     assert_eq!(version, 4);
 }
+
+#[test]
+fn last_sessions_lists_every_project_with_what_last_session_gives() {
+    let (_dir, store) = fresh();
+    store
+        .apply(&[
+            put("a-old", "a", AgentStatus::Done, 10),
+            put("a-new", "a", AgentStatus::Running, 30),
+            put("a-mid", "a", AgentStatus::Error, 20),
+            // A tie on updatedAt: the higher session id is the newer, as in `project_sessions`.
+            put("b-1", "b", AgentStatus::Done, 5),
+            put("b-2", "b", AgentStatus::Done, 5),
+            put("c-only", "c", AgentStatus::Idle, 1),
+        ])
+        .unwrap();
+
+    let listed: Vec<(String, Option<String>)> = store
+        .last_sessions()
+        .unwrap()
+        .into_iter()
+        .map(|(p, r)| (p, r.map(|r| r.session_id)))
+        .collect();
+    let one_by_one: Vec<(String, Option<String>)> = store
+        .project_ids()
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            let last = store.last_session(&p).unwrap().map(|r| r.session_id);
+            (p, last)
+        })
+        .collect();
+    assert_eq!(listed, one_by_one);
+    assert_eq!(
+        listed,
+        [
+            ("a".to_owned(), Some("a-new".to_owned())),
+            ("b".to_owned(), Some("b-2".to_owned())),
+            ("c".to_owned(), Some("c-only".to_owned())),
+        ]
+    );
+}

@@ -352,6 +352,32 @@ impl Store {
         Ok(out)
     }
 
+    /// Every project that has a stored session, sorted, with its most recently updated session (as
+    /// `last_session` gives it): one pass over the index in one read transaction, for the project list.
+    pub fn last_sessions(&self) -> Result<Vec<(String, Option<SessionRecord>)>, StorageError> {
+        let txn = self.read()?;
+        let index = txn.open_table(PROJECT_KEYS).map_err(read_error)?;
+        let mut out: Vec<(String, Option<SessionRecord>)> = Vec::new();
+        for row in index.iter().map_err(read_error)? {
+            let (key, _) = row.map_err(read_error)?;
+            let (project, session) = key.value();
+            if out.last().is_none_or(|(p, _)| p != project) {
+                out.push((project.to_owned(), None));
+            }
+            let Some(record) = self.session_in(&txn, session)? else {
+                continue;
+            };
+            let last = &mut out.last_mut().expect("pushed above").1;
+            let newer = last.as_ref().is_none_or(|l| {
+                (record.updated_at, &record.session_id) > (l.updated_at, &l.session_id)
+            });
+            if newer {
+                *last = Some(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every project that has a stored session, sorted.
     pub fn project_ids(&self) -> Result<Vec<String>, StorageError> {
         let txn = self.read()?;

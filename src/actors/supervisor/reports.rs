@@ -35,18 +35,11 @@ impl Handler<ListProjects> for Supervisor {
                 .into_iter()
                 .filter_map(Result::ok)
                 .collect();
-            let stored = tokio::task::spawn_blocking(move || {
-                let mut stored = Vec::new();
-                for id in store.project_ids()? {
-                    // After start-up recovery, a stored session still running is one fed from outside
-                    // that the restart left running (src/actors/restart.rs): listed like the others.
-                    let last = store.last_session(&id)?;
-                    stored.push((id, last));
-                }
-                Ok::<_, crate::storage::StorageError>(stored)
-            })
-            .await
-            .map_err(|e| CommandError::Storage(e.to_string()))??;
+            // After start-up recovery, a stored session still running is one fed from outside that the
+            // restart left running (src/actors/restart.rs): listed like the others.
+            let stored = tokio::task::spawn_blocking(move || store.last_sessions())
+                .await
+                .map_err(|e| CommandError::Storage(e.to_string()))??;
             Ok::<_, CommandError>((out, stored))
         };
         Box::pin(gather.into_actor(self).map(|found, act, _| {
