@@ -70,7 +70,9 @@ fn ingest(c: &mut Criterion) {
     config.storage.data_dir = dir.path().to_owned();
     let mut group = c.benchmark_group("engine_ingest");
     group.throughput(Throughput::Elements((PER_EVENT * EVENTS) as u64));
-    let variants: [(usize, &str, fn(&mut Config)); 4] = [
+    // (sessions, label, what the variant changes in the default configuration)
+    type Variant = (usize, &'static str, fn(&mut Config));
+    let variants: [Variant; 4] = [
         (100, "", |_| {}),
         (1000, "", |_| {}),
         (1000, ", dedup off", |c| c.limits.ingest_dedup_ids = 0),
