@@ -22,7 +22,7 @@ use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopRea
 use super::persister::{PersisterHandle, TryWriteError};
 use super::project::ProjectActor;
 use super::supervisor::{EnforceRetention, Supervisor};
-use super::windows::{TrimWindow, WindowBudget, WindowShare};
+use super::windows::{FlushForRoom, TrimWindow, WindowBudget, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
@@ -384,7 +384,12 @@ impl Actor for SessionActor {
         }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
-        self.window_share = Some(self.links.windows.join(ctx.address().recipient()));
+        let addr = ctx.address();
+        self.window_share = Some(
+            self.links
+                .windows
+                .join(addr.clone().recipient(), addr.recipient()),
+        );
         self.window_changed();
         if self.restored {
             self.read_seq_ceiling(ctx);
@@ -595,6 +600,15 @@ impl Handler<TrimWindow> for SessionActor {
     fn handle(&mut self, _: TrimWindow, _: &mut Context<Self>) {
         self.state.trim_stored();
         self.window_changed();
+    }
+}
+
+impl Handler<FlushForRoom> for SessionActor {
+    type Result = ();
+
+    /// The window budget needs room that only this session's unstored messages can give, once written.
+    fn handle(&mut self, _: FlushForRoom, ctx: &mut Context<Self>) {
+        self.flush_now(ctx);
     }
 }
 
