@@ -82,6 +82,7 @@ impl SessionActor {
         });
         // Only progress restarts the stall clock: an agent retrying its API for an hour has stalled.
         if signals.progress {
+            self.stall.progressed();
             self.touch(ctx);
         }
         let (session_id, project_id) = self.ids();
