@@ -8,7 +8,7 @@
 //! kept up to date by the sessions as their cost grows, so a daily budget holds across restarts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use super::approvals::Approvals;
 use super::broadcaster::{Broadcaster, Publish};
@@ -17,6 +17,7 @@ use super::persister::PersisterHandle;
 use super::project::ProjectActor;
 use super::routes::Routes;
 use super::supervisor::{project_of, FindProject, Found, Supervisor};
+use super::EngineParts;
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, LiveEvent};
@@ -63,6 +64,9 @@ pub struct Control {
     supervisor: OnceLock<Mailbox<Supervisor>>,
     /// Where system messages go (a session's project's router); set with the supervisor.
     routes: OnceLock<Routes>,
+    /// The engine, for resuming a stalled session (restart.rs `resume_after_stall`); weak, as the engine
+    /// holds this.
+    engine: OnceLock<Weak<EngineParts>>,
     /// Itself, for the tasks it spawns (a pending request's wait outlives the call that began it).
     me: std::sync::Weak<Control>,
 }
@@ -99,11 +103,22 @@ impl Control {
             approvals: Approvals::default(),
             supervisor: OnceLock::new(),
             routes: OnceLock::new(),
+            engine: OnceLock::new(),
         })
     }
 
     pub(crate) fn me(&self) -> Option<Arc<Control>> {
         self.me.upgrade()
+    }
+
+    /// Set once, when the engine is in its `Arc`.
+    pub(crate) fn set_engine(&self, engine: Weak<EngineParts>) {
+        let _ = self.engine.set(engine);
+    }
+
+    /// The engine, while it runs.
+    pub(crate) fn engine(&self) -> Option<Arc<EngineParts>> {
+        self.engine.get().and_then(Weak::upgrade)
     }
 
     /// The supervisor exists only after the parts that need this; set once, at start-up.
