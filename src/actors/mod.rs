@@ -2,6 +2,7 @@
 //! arbiter per core, a persister thread that owns storage writes, and a broadcaster for live events.
 //! `EngineParts` wires them together and implements the engine handle's calls.
 
+pub mod adopt;
 pub mod approvals;
 pub mod arbiters;
 pub mod broadcaster;
