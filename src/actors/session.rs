@@ -3,6 +3,7 @@
 //! unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
 //! project and the broadcaster, and answers readers.
 
+mod agent;
 mod dedup;
 mod events;
 mod protocol;
@@ -33,6 +34,7 @@ use crate::messages::wire::{
 };
 use crate::storage::{SessionRecord, StorageError};
 
+pub use self::agent::{AgentStderr, SetRunner, ToAgent};
 pub use self::protocol::{
     AddUserMessage, Attach, Deliver, Detach, Discard, FlushNow, SessionGone, SessionView,
     SetStallAfter, SetStatus, Snapshot,
@@ -54,6 +56,8 @@ pub struct SessionLinks {
     pub windows: Arc<WindowBudget>,
     /// Policies, spend, approvals (issue 15).
     pub control: Arc<super::control::Control>,
+    /// Where the session finds its agent's provider.
+    pub providers: crate::providers::Providers,
 }
 
 /// How a new or restored session begins.
@@ -86,6 +90,8 @@ pub struct SessionActor {
     links: SessionLinks,
     /// This window's part of `limits.window_bytes`, from `started` on.
     window_share: Option<WindowShare>,
+    /// Its agent's runner (agent.rs): a child of this session.
+    runner: Option<Box<dyn crate::providers::Runner>>,
 }
 
 impl SessionActor {
@@ -119,6 +125,7 @@ impl SessionActor {
             stats,
             links,
             window_share: None,
+            runner: None,
         }
     }
 
@@ -432,6 +439,7 @@ impl Actor for SessionActor {
         if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
             self.release_seq();
         }
+        self.let_agent_go();
         self.links.router.do_send(SessionGone {
             session_id: self.record().session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
@@ -641,5 +649,8 @@ crate::instrument!(
     Discard,
     FlushNow,
     Attach,
-    SetStallAfter
+    SetStallAfter,
+    SetRunner,
+    ToAgent,
+    AgentStderr,
 );
