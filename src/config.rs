@@ -551,6 +551,8 @@ mod tests {
         assert_eq!(c.policy.approvals, d.approvals);
         assert_eq!(c.policy.approval_timeout, d.approval_timeout);
         assert_eq!(c.policy.stall_action, d.stall_action);
+        assert_eq!(c.policy.stall_nudge, d.stall_nudge);
+        assert_eq!(c.policy.stall_resumes, d.stall_resumes);
         // The listed prices are the built-in ones.
         for (model, input, output) in crate::messages::policy::DEFAULT_PRICES {
             let p = c.pricing[*model];

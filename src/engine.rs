@@ -39,6 +39,7 @@ impl Engine {
     ) -> Result<Engine, crate::actors::StartError> {
         let parts = crate::actors::EngineParts::start(Arc::new(config), providers).await?;
         let inner = Arc::new(parts);
+        inner.enable_stall_resume();
         // Sessions to resume after the restart (resume.on_restart, resumeOnRestart) go on in the background.
         crate::actors::restart::resume_interrupted(inner.clone());
         Ok(Engine { inner })

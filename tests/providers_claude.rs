@@ -126,6 +126,58 @@ async fn a_follow_up_after_the_run_resumes_claudes_session_in_a_new_process() {
 }
 
 #[actix_rt::test]
+async fn after_a_conversation_reset_the_stored_conversation_is_the_new_one() {
+    let h = start(|_, _| {}).await;
+    // The recorded session with a conversation_reset after its init line.
+    let recorded = std::fs::read_to_string(fixture("claude/session.jsonl")).unwrap();
+    let mut lines: Vec<&str> = recorded.lines().collect();
+    lines.insert(
+        1,
+        r#"{"type":"conversation_reset","newConversationId":"fake-claude-session-2"}"#,
+    );
+    let transcript = h.path("reset.jsonl");
+    std::fs::write(&transcript, lines.join("\n") + "\n").unwrap();
+    let record = h.path_str("record");
+    h.start_session(
+        "reset",
+        "claude",
+        "first",
+        &[
+            ("FAKE_TRANSCRIPT", &transcript.to_string_lossy()),
+            ("FAKE_RECORD", &record),
+        ],
+    )
+    .await
+    .unwrap();
+    let s = h.finished("reset").await;
+    assert_done(&s);
+    assert!(
+        s.messages
+            .iter()
+            .any(|m| m.content == "Conversation reset: it goes on as fake-claude-session-2"),
+        "the reset is shown"
+    );
+    // A resume reads the conversation from the stored session record.
+    h.engine
+        .resume_session("reset", Some("go on".into()))
+        .await
+        .unwrap();
+    let runs = eventually(PATIENCE, || async {
+        let runs = invocations(Path::new(&record));
+        (runs.len() == 2).then_some(runs)
+    })
+    .await;
+    assert!(
+        runs[1]
+            .windows(2)
+            .any(|w| w == ["--resume", "fake-claude-session-2"]),
+        "{:?}",
+        runs[1]
+    );
+    h.engine.stop_agent("reset").await.unwrap();
+}
+
+#[actix_rt::test]
 async fn a_follow_up_during_the_run_is_written_to_the_running_claude() {
     let h = start(|_, _| {}).await;
     let record = h.path_str("record");

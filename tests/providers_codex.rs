@@ -181,3 +181,47 @@ async fn real_recordings_run_to_done_with_their_usage() {
         h.engine.shutdown().await;
     }
 }
+
+#[actix_rt::test]
+async fn options_codex_cannot_honour_are_refused_by_name_and_nothing_runs() {
+    let h = start(|_, _| {}).await;
+    let record = h.path_str("record");
+    for (options, field) in [
+        (
+            StartOptions {
+                max_turns: Some(3),
+                ..StartOptions::default()
+            },
+            "options.maxTurns",
+        ),
+        (
+            StartOptions {
+                worktree_name: Some("feature".into()),
+                ..StartOptions::default()
+            },
+            "options.worktreeName",
+        ),
+    ] {
+        let options = StartOptions {
+            extra_env: Some([("FAKE_RECORD".to_owned(), record.clone())].into()),
+            ..options
+        };
+        match h
+            .start_with_options("refused", "codex", "go", options)
+            .await
+        {
+            Err(CommandError::Invalid { field: f, message }) => {
+                assert_eq!(f, field);
+                assert!(
+                    message.starts_with("provider codex (codex) cannot honour it"),
+                    "{message}"
+                );
+            }
+            other => panic!("{field}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(
+        invocations(Path::new(&record)).is_empty(),
+        "codex never ran"
+    );
+}

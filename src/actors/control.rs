@@ -8,7 +8,7 @@
 //! kept up to date by the sessions as their cost grows, so a daily budget holds across restarts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use super::approvals::Approvals;
 use super::broadcaster::{Broadcaster, Publish};
@@ -16,6 +16,7 @@ use super::metrics::{Mailbox, Metrics};
 use super::persister::PersisterHandle;
 use super::project::ProjectActor;
 use super::supervisor::{FindProject, Found, Supervisor};
+use super::EngineParts;
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, LiveEvent};
@@ -60,6 +61,9 @@ pub struct Control {
     today: Mutex<(String, BTreeMap<String, f64>)>,
     pub(crate) approvals: Approvals,
     supervisor: OnceLock<Mailbox<Supervisor>>,
+    /// The engine, for resuming a stalled session (restart.rs `resume_after_stall`); weak, as the engine
+    /// holds this.
+    engine: OnceLock<Weak<EngineParts>>,
     /// Itself, for the tasks it spawns (a pending request's wait outlives the call that began it).
     me: std::sync::Weak<Control>,
 }
@@ -95,11 +99,22 @@ impl Control {
             today: Mutex::new((day_of(now_ms()), spent_today)),
             approvals: Approvals::default(),
             supervisor: OnceLock::new(),
+            engine: OnceLock::new(),
         })
     }
 
     pub(crate) fn me(&self) -> Option<Arc<Control>> {
         self.me.upgrade()
+    }
+
+    /// Set once, when the engine is in its `Arc`.
+    pub(crate) fn set_engine(&self, engine: Weak<EngineParts>) {
+        let _ = self.engine.set(engine);
+    }
+
+    /// The engine, while it runs.
+    pub(crate) fn engine(&self) -> Option<Arc<EngineParts>> {
+        self.engine.get().and_then(Weak::upgrade)
     }
 
     /// The supervisor exists only after the parts that need this; set once, at start-up.

@@ -10,6 +10,8 @@
 //!   Ollama, the history, and the session gets the system message "Resumed after a service restart" and a
 //!   prompt to go on.
 //! - `POST /v1/projects/{id}/session/resume` does the same on demand for a finished session.
+//! - A session stopped by its stall under `stall.action = "resume"` (issue 14) is resumed the same way,
+//!   with the nudge prompt `policy.stall_nudge` and the system message "Resumed after a stall".
 //!
 //! What a resume needs is stored with the session: what it was started with (src/storage/starts.rs, written
 //! before its agent starts) and the provider's conversation id (the session record, from the agent's init
@@ -18,6 +20,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::control::Control;
 use super::project::CurrentSession;
 use super::session::{FlushNow, Snapshot};
 use super::{blocking, EngineParts, INTERRUPTED};
@@ -34,6 +37,8 @@ use crate::storage::{SessionRecord, StorageError, Store, WriteOp};
 pub const RESUMED_AFTER_RESTART: &str = "Resumed after a service restart";
 /// The system message a session resumed on demand gets.
 pub const RESUMED_ON_REQUEST: &str = "Resumed on request";
+/// The system message a session resumed after its stall stopped it gets.
+pub const RESUMED_AFTER_STALL: &str = "Resumed after a stall";
 /// The prompt a resumed session's agent is given when the caller gave none.
 pub const RESUME_PROMPT: &str = "Continue where you left off.";
 
@@ -42,6 +47,7 @@ pub const RESUME_PROMPT: &str = "Continue where you left off.";
 pub enum Why {
     Restart,
     Request,
+    Stall,
 }
 
 /// The configured providers whose agents run outside this process.
@@ -137,13 +143,55 @@ pub fn resume_interrupted(parts: Arc<EngineParts>) {
     });
 }
 
+/// Resumes, in the background, a session its stall stopped (`stall.action = "resume"`), with the nudge
+/// prompt. A resume that cannot be made (its provider has none, a later session replaced it) is said in
+/// the session, which then stays stopped with its stall error.
+pub fn resume_after_stall(control: &Control, project_id: String, session_id: String) {
+    let Some(parts) = control.engine() else {
+        return;
+    };
+    let nudge = parts.config.policy.stall_nudge.clone();
+    actix::spawn(async move {
+        match parts
+            .resume(&project_id, Some(nudge), Why::Stall, Some(&session_id))
+            .await
+        {
+            Ok(_) => tracing::info!(%session_id, "stalled session resumed with a nudge"),
+            Err(e) => {
+                tracing::warn!(%session_id, error = %e, "cannot resume the stalled session");
+                parts.control.system_message(
+                    &session_id,
+                    format!("{session_id}-stall-resume-{}", now_ms()),
+                    format!("Not resumed after the stall: {e}"),
+                );
+            }
+        }
+    });
+}
+
 impl EngineParts {
+    /// Lets a stall resume the engine's sessions (`resume_after_stall`); called once it is in its `Arc`.
+    pub fn enable_stall_resume(self: &Arc<Self>) {
+        self.control.set_engine(Arc::downgrade(self));
+    }
+
     /// Resumes the project's last session, which must be finished, with its provider's own resume.
     pub async fn resume_session(
         &self,
         project_id: &str,
         prompt: Option<String>,
         why: Why,
+    ) -> Result<Started, CommandError> {
+        self.resume(project_id, prompt, why, None).await
+    }
+
+    /// `resume_session`; with `only`, nothing happens unless that session is still the project's last.
+    async fn resume(
+        &self,
+        project_id: &str,
+        prompt: Option<String>,
+        why: Why,
+        only: Option<&str>,
     ) -> Result<Started, CommandError> {
         validate::project_id(project_id)?;
         if let Some(prompt) = &prompt {
@@ -169,6 +217,12 @@ impl EngineParts {
             })
             .await?
             .session;
+        if only.is_some_and(|id| id != view.session_id) {
+            return Err(CommandError::Undeliverable(format!(
+                "a later session ({}) replaced it",
+                view.session_id
+            )));
+        }
         if !view.status.is_finished() {
             return Err(CommandError::AlreadyRunning);
         }
@@ -231,6 +285,7 @@ impl EngineParts {
         let notice = match why {
             Why::Restart => RESUMED_AFTER_RESTART,
             Why::Request => RESUMED_ON_REQUEST,
+            Why::Stall => RESUMED_AFTER_STALL,
         };
         let at = now_ms();
         self.ingest(

@@ -220,18 +220,35 @@ impl SessionActor {
                         format!("Agent stalled on {project_id} (no activity for {mins} min)"),
                         Variant::Warning,
                     );
-                    // The project's stall action (issue 14): notify is the above; interrupt stops it.
-                    let action = act.links.control.policy(&project_id).stall.action;
-                    if action == crate::messages::policy::StallAction::Interrupt {
-                        act.tell_project(super::project::Halt {
-                            session_id: act.record().session_id.clone(),
-                            error: format!("Stalled: no progress for {mins} min"),
-                            reason: super::project::HaltReason::Stall,
-                        });
-                    }
+                    act.stall_action(mins);
                 }
             }
         }));
+    }
+
+    /// The project's stall action (issue 14) beyond the warning: `interrupt` stops the agent; `resume`
+    /// stops it and has it resumed with a nudge, until `policy.stall_resumes` resumes in a row brought no
+    /// progress (then it stops as `interrupt` does).
+    fn stall_action(&mut self, mins: u64) {
+        use super::project::{Halt, HaltReason};
+        use crate::messages::policy::StallAction;
+        let max = self.links.config.policy.stall_resumes;
+        let policy = self.links.control.policy(&self.record().project_id);
+        let mut error = format!("Stalled: no progress for {mins} min");
+        let reason = match policy.stall.action {
+            StallAction::Notify => return,
+            StallAction::Interrupt => HaltReason::Stall,
+            StallAction::Resume if self.stall.resume_again(max) => HaltReason::StallResume,
+            StallAction::Resume => {
+                error.push_str(&format!(" (resumes without progress: {max})"));
+                HaltReason::Stall
+            }
+        };
+        self.tell_project(Halt {
+            session_id: self.record().session_id.clone(),
+            error,
+            reason,
+        });
     }
 
     // ── persistence ─────────────────────────────────────────────────────────────────────────────────────

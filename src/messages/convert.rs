@@ -88,13 +88,16 @@ pub fn init_model(raw: &RawMessage) -> Option<String> {
     Some(string_or(raw, "model", "")).filter(|m| !m.is_empty())
 }
 
-/// The provider's own conversation id an init message names (Claude's session id, Codex's thread id), which
-/// a resume needs.
-pub fn init_session(raw: &RawMessage) -> Option<String> {
-    if raw.kind != "init" {
-        return None;
-    }
-    Some(string_or(raw, "sessionId", "")).filter(|s| !s.is_empty())
+/// The provider's own conversation id an init message names (Claude's session id, Codex's thread id), or a
+/// conversation reset moves to, which a resume needs.
+pub fn conversation_id(raw: &RawMessage) -> Option<String> {
+    let id = match raw.kind.as_str() {
+        "init" => string_or(raw, "sessionId", ""),
+        // An adapter's notice that the conversation goes on under a new id (Claude's conversation_reset).
+        "notice" if field(raw, "conversationId").is_some() => string_or(raw, "conversationId", ""),
+        _ => return None,
+    };
+    Some(id).filter(|s| !s.is_empty())
 }
 
 /// `c?.[name]` where `c = raw.content`: only an object has the fields the rules read (a string's or an

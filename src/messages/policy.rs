@@ -33,7 +33,9 @@ pub enum StallAction {
     Notify,
     /// The agent is stopped with status error "Stalled: no progress for <N> min".
     Interrupt,
-    /// The agent is stopped and resumed with a nudge prompt.
+    /// The agent is stopped and resumed with its provider's own resume and a nudge prompt
+    /// (`policy.stall_nudge`); after `policy.stall_resumes` resumes with no progress between them, it is
+    /// stopped as with `interrupt`.
     Resume,
 }
 
@@ -49,7 +51,16 @@ pub struct PolicyDefaults {
     /// Most a project may spend in one UTC day, in USD; none: no limit.
     pub daily_usd: Option<f64>,
     pub stall_action: StallAction,
+    /// The prompt a session stalled under `stall.action = "resume"` is resumed with.
+    pub stall_nudge: String,
+    /// How many stall resumes in a row, with no progress between them, before a stall interrupts instead.
+    pub stall_resumes: u32,
 }
+
+/// The built-in `policy.stall_nudge`.
+pub const STALL_NUDGE: &str =
+    "You have made no progress for a while. If something blocks you, say what it is; \
+otherwise continue with the task.";
 
 impl Default for PolicyDefaults {
     fn default() -> Self {
@@ -59,6 +70,8 @@ impl Default for PolicyDefaults {
             session_usd: None,
             daily_usd: None,
             stall_action: StallAction::Notify,
+            stall_nudge: STALL_NUDGE.into(),
+            stall_resumes: 3,
         }
     }
 }
@@ -66,8 +79,8 @@ impl Default for PolicyDefaults {
 impl PolicyDefaults {
     /// Refuses defaults no project could live with (a zero timeout, a negative budget).
     pub fn check(&self) -> Result<(), String> {
-        if self.stall_action == StallAction::Resume {
-            return Err(format!("policy.stall_action: {RESUME_MISSING}"));
+        if self.stall_nudge.trim().is_empty() {
+            return Err("policy.stall_nudge: must not be empty".into());
         }
         if self.approval_timeout.is_zero() {
             return Err("policy.approval_timeout: must be above zero".into());
@@ -154,11 +167,6 @@ impl Policy {
         }
     }
 }
-
-/// Why `resume` is refused: resuming a session after its stall stop is not built yet (sessions resume after a
-/// restart and on request, not yet from the stall timer).
-const RESUME_MISSING: &str =
-    "\"resume\" after a stall is not supported yet; use \"notify\" or \"interrupt\"";
 
 /// A field of a patch: absent (unchanged), `null` (back to the default) or a value.
 type Field<T> = Option<Option<T>>;
@@ -279,12 +287,7 @@ impl PolicyPatch {
                 apply(&mut next.stall_after, s.after, |t| {
                     duration("stall.after", &t)
                 })?;
-                apply(&mut next.stall_action, s.action, |a| match a {
-                    StallAction::Resume => {
-                        Err(CommandError::invalid("stall.action", RESUME_MISSING))
-                    }
-                    other => Ok(other),
-                })?;
+                apply(&mut next.stall_action, s.action, Ok)?;
             }
         }
         Ok(next)
@@ -351,11 +354,14 @@ mod tests {
             (r#"{"budget": {"dailyUsd": "lots"}}"#, "budget.dailyUsd"),
             (r#"{"approvalTimeout": "soon"}"#, "approvalTimeout"),
             (r#"{"stall": {"after": "0s"}}"#, "stall.after"),
-            (r#"{"stall": {"action": "resume"}}"#, "stall.action"),
         ] {
             let err = patch(body).apply_to(&stored).unwrap_err().to_string();
             assert!(err.starts_with(&format!("{field}: ")), "{body}: {err}");
         }
+        let next = patch(r#"{"stall": {"action": "resume"}}"#)
+            .apply_to(&stored)
+            .unwrap();
+        assert_eq!(next.stall_action, Some(StallAction::Resume));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The project actor's part in agents under control (issue 15): stopping its session's agent with an
-//! error when a budget or a stall policy says so, and counting the session's pending tool-permission
+//! error when a budget or a stall policy says so (and, for a stall under `resume`, handing it to the resume), and counting the session's pending tool-permission
 //! requests into health. Kept apart from the project's own commands; the decisions are made elsewhere
 //! (actors/control.rs, actors/approvals.rs, the session's stall timer), this only carries them out.
 
@@ -14,6 +14,9 @@ use crate::messages::wire::AgentStatus;
 pub enum HaltReason {
     Budget,
     Stall,
+    /// A stall under `stall.action = "resume"`: once stopped, the session is resumed with a nudge
+    /// (src/actors/restart.rs `resume_after_stall`).
+    StallResume,
 }
 
 /// Stop the session's agent and leave the session in status error with `error`.
@@ -42,6 +45,8 @@ impl Handler<Halt> for ProjectActor {
             self.health.set_budget_exceeded();
         }
         let error = msg.error;
+        let resume = (msg.reason == HaltReason::StallResume)
+            .then(|| (self.links.session.control.clone(), self.project_id.clone()));
         ctx.spawn(
             async move {
                 if let Ok(p) = provider {
@@ -49,10 +54,16 @@ impl Handler<Halt> for ProjectActor {
                         tracing::warn!(session = %session_id, error = %e, "could not stop the agent");
                     }
                 }
-                addr.do_send(SetStatus {
-                    status: AgentStatus::Error,
-                    error: Some(error),
-                });
+                let stopped = addr
+                    .send(SetStatus {
+                        status: AgentStatus::Error,
+                        error: Some(error),
+                    })
+                    .await;
+                // Resumed only once the session shows the stop, so the resume finds it finished.
+                if let (Some((control, project_id)), Ok(())) = (resume, stopped) {
+                    crate::actors::restart::resume_after_stall(&control, project_id, session_id);
+                }
             }
             .into_actor(self),
         );

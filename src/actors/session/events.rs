@@ -9,7 +9,7 @@ use crate::actors::project::{
     Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
 };
 use crate::messages::commands::LiveEvent;
-use crate::messages::convert::{convert_raw_message, init_model, init_session};
+use crate::messages::convert::{conversation_id, convert_raw_message, init_model};
 use crate::messages::numbers;
 use crate::messages::wire::{
     now_ms, AgentStatus, CostPayload, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
@@ -39,7 +39,7 @@ impl SessionActor {
                 self.state.record_changed();
             }
             // Kept with the session so that it can be resumed, after a restart too (src/actors/restart.rs).
-            if let Some(id) = init_session(raw) {
+            if let Some(id) = conversation_id(raw) {
                 self.state.record.provider_session_id = Some(id);
                 self.state.record_changed();
             }
@@ -82,6 +82,7 @@ impl SessionActor {
         });
         // Only progress restarts the stall clock: an agent retrying its API for an hour has stalled.
         if signals.progress {
+            self.stall.progressed();
             self.touch(ctx);
         }
         let (session_id, project_id) = self.ids();

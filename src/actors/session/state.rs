@@ -436,6 +436,8 @@ pub struct StallClock {
     last_activity: Instant,
     after: Duration,
     armed: bool,
+    /// Stalls resumed since the last progress (`stall.action = "resume"`).
+    resumes: u32,
 }
 
 /// What a stall timer that fired means.
@@ -455,7 +457,23 @@ impl StallClock {
             last_activity: now,
             after,
             armed: false,
+            resumes: 0,
         }
+    }
+
+    /// Progress: stall resumes are counted from zero again.
+    pub fn progressed(&mut self) {
+        self.resumes = 0;
+    }
+
+    /// A stall under `stall.action = "resume"`: true (and counted) while fewer than `max` stalls were
+    /// resumed since the last progress; false when resuming has not helped and the agent is to be stopped.
+    pub fn resume_again(&mut self, max: u32) -> bool {
+        let again = self.resumes < max;
+        if again {
+            self.resumes += 1;
+        }
+        again
     }
 
     pub fn after(&self) -> Duration {

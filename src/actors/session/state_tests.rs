@@ -298,3 +298,14 @@ fn a_new_stall_threshold_counts_the_silence_so_far() {
     );
     assert_eq!(c.set_after(Duration::from_secs(10), t0, false), None);
 }
+
+#[test]
+fn stall_resumes_stop_after_the_limit_until_progress_comes() {
+    let mut c = StallClock::new(Duration::from_secs(60), Instant::now());
+    assert!(c.resume_again(2));
+    assert!(c.resume_again(2));
+    assert!(!c.resume_again(2), "two resumes brought nothing: stop");
+    c.progressed();
+    assert!(c.resume_again(2), "progress since: resume again");
+    assert!(!StallClock::new(Duration::from_secs(1), Instant::now()).resume_again(0));
+}

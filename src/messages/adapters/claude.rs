@@ -347,6 +347,11 @@ impl Adapter for ClaudeAdapter {
                     .iter()
                     .find_map(|k| str_at(line, k).filter(|s| !s.is_empty()));
                 if let Some(id) = new_id {
+                    // Shown, and kept with the session: a resume (after a restart or a stall) must
+                    // take the new id too, not only this run's follow-ups.
+                    let text = format!("Conversation reset: it goes on as {id}");
+                    let content = json!({"message": text, "conversationId": id});
+                    out.push(message(self.line_id(line), "notice", None, content, at));
                     out.push(AdapterEvent::ProviderSession(id.to_owned()));
                 }
             }

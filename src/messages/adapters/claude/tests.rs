@@ -114,6 +114,22 @@ fn conversation_reset_names_the_conversation_to_resume() {
             &AdapterEvent::ProviderSession("sess-2".into())
         ]
     );
+    // Shown, and the session keeps the new id from it for a later resume.
+    let notice = events
+        .iter()
+        .find_map(|e| match e {
+            AdapterEvent::Message(m) if m.kind == "notice" => Some(m),
+            _ => None,
+        })
+        .expect("a notice");
+    assert_eq!(
+        crate::messages::convert::conversation_id(notice).as_deref(),
+        Some("sess-2")
+    );
+    assert_eq!(
+        notice.content["message"],
+        "Conversation reset: it goes on as sess-2"
+    );
 }
 
 #[test]
