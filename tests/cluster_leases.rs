@@ -255,11 +255,13 @@ async fn leases_live_on_through_the_loss_of_one_of_three_nats_servers() {
     )
     .await
     .unwrap();
-    // Another node is refused (held), once the store answers at all: right after the loss, a request may
+    // Another node is refused (held) once the store answers at all: right after the loss, a request may
     // still meet the election (unavailable), which says nothing about the lease. The holder keeps renewing
-    // meanwhile, as it would, so the lease cannot simply expire while the other node waits.
+    // meanwhile, as it would. If a renewal of its was not acknowledged in time during the election, the
+    // lease lapses and the other node may take it, but then with a later token, and the old holder is
+    // fenced: never two holders that can both write.
     let latest = std::sync::Mutex::new(renewed);
-    let refused = eventually(PATIENCE, || {
+    let answer = eventually(PATIENCE, || {
         let (other, store, me) = (other.clone(), store.clone(), me.clone());
         let latest = &latest;
         async move {
@@ -274,8 +276,26 @@ async fn leases_live_on_through_the_loss_of_one_of_three_nats_servers() {
         }
     })
     .await;
-    assert!(
-        matches!(refused, Err(LeaseError::Held { .. })),
-        "{refused:?}"
-    );
+    let held = latest.into_inner().unwrap();
+    match answer {
+        Err(LeaseError::Held { .. }) => {}
+        Ok(taken) => {
+            assert!(taken.token > held.token, "{taken:?} after {held:?}");
+            let stale = eventually(PATIENCE, || {
+                let (store, me, held) = (store.clone(), me.clone(), held.clone());
+                async move {
+                    match store.renew(&held, &me).await {
+                        Err(LeaseError::Unavailable { .. }) => None,
+                        answer => Some(answer),
+                    }
+                }
+            })
+            .await;
+            assert!(
+                matches!(stale, Err(LeaseError::Fenced { .. })),
+                "the old holder is fenced: {stale:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -152,6 +152,17 @@ impl Http {
         }
     }
 
+    /// A GET, sent once more when the first attempt never got an answer: a pooled keep-alive connection
+    /// the server closed just as it was reused fails that way, and a read is safe to repeat.
+    async fn read(&self, url: Url) -> reqwest::Result<reqwest::Response> {
+        match self.call(Method::GET, url.clone()).send().await {
+            Err(e) if e.status().is_none() && !e.is_timeout() => {
+                self.call(Method::GET, url).send().await
+            }
+            answer => answer,
+        }
+    }
+
     pub async fn start_session(&self, project_id: &str) -> Result<String, TargetError> {
         let what = format!("POST /v1/projects/{project_id}/sessions");
         let body = serde_json::json!({"provider": PROVIDER, "prompt": format!("load test of {project_id}")});
@@ -304,11 +315,7 @@ impl Http {
         loop {
             let mut url = self.url(&format!("/v1/sessions/{session_id}"));
             url.set_query(Some(&format!("afterSeq={after}&limit={PAGE}")));
-            let resp = self
-                .call(Method::GET, url)
-                .send()
-                .await
-                .map_err(request_error(&what))?;
+            let resp = self.read(url).await.map_err(request_error(&what))?;
             let page: SessionPage = check(&what, resp)
                 .await?
                 .json()
