@@ -237,7 +237,15 @@ impl Engine {
         self.inner.subscribe(project_id).await
     }
 
-    /// Sets (None: clears) a project's own stall threshold, overriding `timers.stall_after`.
+    /// Cluster hook: a live event of a project another node runs, for this node's subscribers (see
+    /// `LiveEvent::Remote`).
+    pub async fn publish_remote(
+        &self,
+        event: crate::messages::commands::LiveEvent,
+    ) -> Result<(), CommandError> {
+        self.inner.publish_remote(event).await
+    }
+
     /// What a lagging subscriber missed since `after`, and the last id published (src/actors/journal.rs).
     pub async fn replay_after(
         &self,
@@ -262,6 +270,7 @@ impl Engine {
         self.inner.subscribe_after(project_id, after).await
     }
 
+    /// Sets (None: clears) a project's own stall threshold, overriding `timers.stall_after`.
     pub async fn set_stall_threshold(
         &self,
         project_id: &str,

@@ -1,7 +1,8 @@
 //! Three agent-store nodes in cluster mode (each the real app: engine, redb in its own directory, HTTP on
 //! an ephemeral port) on one real nats-server with JetStream. Partitions spread over the nodes; any node
 //! answers a project's routes by forwarding to the owner; a sidecar batch posted to any node is stored in
-//! JetStream before the 202 and applied by the owner, once. A node not in cluster mode says so at
+//! JetStream before the 202 and applied by the owner, once; every node's live stream carries the events of
+//! every project, once. A node not in cluster mode says so at
 //! `/v1/cluster`.
 //!
 //! Skips without nats-server (see tests/cluster_support/nats.rs), except under `CI=true`.
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use agent_store::cluster::partition;
 use agent_store::loadtest::{self, Options, TargetSpec};
-use common::{assert_error, send, text_event, TestApp};
+use common::{assert_error, send, seq_ids, text_event, SseClient, TestApp};
 use nats::NatsServer;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -144,6 +145,30 @@ async fn any_node_answers_for_any_project_and_ingest_goes_through_jetstream_to_t
         assert_eq!(status, StatusCode::OK, "{current}");
         assert_eq!(current["sessionId"], sid.as_str());
     }
+    // The lists cover the cluster: from every node, both projects, each once, with its current session,
+    // though each node's engine knows only its own.
+    let other = project_in(&held[0], "owned-by-a");
+    let other_sid = c.start(&other, "synthetic").await;
+    for app in [&a, &b, &c] {
+        let (status, projects) = send(app.get("/v1/projects")).await;
+        assert_eq!(status, StatusCode::OK, "{projects}");
+        let (status, health) = send(app.get("/v1/health")).await;
+        assert_eq!(status, StatusCode::OK, "{health}");
+        for (p, s) in [(&project, &sid), (&other, &other_sid)] {
+            for list in [&projects, &health] {
+                let found: Vec<&Value> = list
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["projectId"] == p.as_str())
+                    .collect();
+                assert_eq!(found.len(), 1, "{p} once in {list}");
+                assert_eq!(found[0]["sessionId"], s.as_str());
+            }
+        }
+    }
+    assert!(!c.server().engine().has_session(&other).await.unwrap());
+
     // Only the owner holds it in its engine: the others forwarded.
     assert!(c.server().engine().has_session(&project).await.unwrap());
     assert!(!a.server().engine().has_session(&project).await.unwrap());
@@ -157,6 +182,105 @@ async fn any_node_answers_for_any_project_and_ingest_goes_through_jetstream_to_t
         metrics.contains("agent_store_cluster_forwarded_total{outcome=\"answered\"}"),
         "forwarding is counted"
     );
+    for app in [a, b, c] {
+        app.stop().await;
+    }
+}
+
+/// Reads `stream` until `session`'s message `last` arrived; answers the seqIds it was sent (each at most
+/// once, with the contract's `<sessionId>:<seqId>` id) and the names of the events it saw for `session`.
+async fn live_until(stream: &mut SseClient, session: &str, last: u64) -> (Vec<u64>, Vec<String>) {
+    let (mut seqs, mut names) = (Vec::new(), Vec::new());
+    while seqs.last() != Some(&last) {
+        let (event, id, data) = stream.next_event().await;
+        if data["sessionId"] != session {
+            continue;
+        }
+        if event == "session.messages" {
+            let batch = seq_ids(&data);
+            assert_eq!(
+                id.as_deref(),
+                Some(format!("{session}:{}", batch.last().unwrap()).as_str())
+            );
+            for seq in batch {
+                assert!(!seqs.contains(&seq), "seqId {seq} sent twice");
+                seqs.push(seq);
+            }
+        } else {
+            assert!(id.is_some(), "every event carries an id");
+        }
+        names.push(event);
+    }
+    (seqs, names)
+}
+
+/// `agent_store_cluster_events_total{outcome}` on `app`; 0 before the first.
+async fn events_counted(app: &TestApp, outcome: &str) -> f64 {
+    let line = format!("agent_store_cluster_events_total{{outcome=\"{outcome}\"}} ");
+    app.metrics_text()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str())?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[actix_web::test]
+async fn every_node_streams_the_live_events_of_a_project_another_node_runs() {
+    let Some(nats) = NatsServer::start_or_skip("every_node_streams_the_live_events") else {
+        return;
+    };
+    let (a, b, c) = (
+        node(&nats, "a").await,
+        node(&nats, "b").await,
+        node(&nats, "c").await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    let project = project_in(&held[2], "live-on-c");
+    // Subscribed before anything happens: a to everything, b to the project alone, c (the owner) too.
+    let mut on_a = a.events("", None).await;
+    let mut on_b = b.events(&format!("?projectId={project}"), None).await;
+    let mut on_c = c.events("", None).await;
+
+    // Started and fed through b; c runs it.
+    let sid = b.start(&project, "synthetic").await;
+    let events: Vec<Value> = (0..4)
+        .map(|i| text_event(&sid, &format!("m{i}"), &format!("text {i}")))
+        .collect();
+    b.ingest(Value::Array(events)).await;
+    let stored = eventually(PATIENCE, || async {
+        let session = c.session(&sid).await;
+        (session["messages"].as_array()?.len() == 5).then_some(seq_ids(&session))
+    })
+    .await;
+    let last = *stored.last().unwrap();
+
+    // Each node's stream carries the session's status and every message, once, with the contract's ids.
+    let (on_owner, _) = live_until(&mut on_c, &sid, last).await;
+    for stream in [&mut on_a, &mut on_b] {
+        let (seqs, names) = live_until(stream, &sid, last).await;
+        assert_eq!(seqs, on_owner, "the same messages as on the owner");
+        assert!(names.iter().any(|n| n == "session.status"), "{names:?}");
+    }
+    assert_eq!(on_owner, stored);
+
+    // No loops: nodes that run nothing published nothing, not even what they received and re-streamed.
+    let marker = text_event(&sid, "marker", "marker");
+    c.ingest(marker).await;
+    let marked = eventually(PATIENCE, || async {
+        let seqs = seq_ids(&c.session(&sid).await);
+        (seqs.len() == 6).then(|| *seqs.last().unwrap())
+    })
+    .await;
+    for stream in [&mut on_a, &mut on_b, &mut on_c] {
+        let (seqs, _) = live_until(stream, &sid, marked).await;
+        assert_eq!(seqs, [marked], "nothing came twice before the marker");
+    }
+    for idle in [&a, &b] {
+        assert_eq!(events_counted(idle, "published").await, 0.0);
+        assert!(events_counted(idle, "received").await > 0.0);
+    }
+    assert!(events_counted(&c, "published").await > 0.0);
+    assert_eq!(events_counted(&c, "received").await, 0.0);
     for app in [a, b, c] {
         app.stop().await;
     }

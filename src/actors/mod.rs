@@ -636,6 +636,16 @@ impl EngineParts {
             .0)
     }
 
+    /// Cluster hook (src/cluster/events.rs): puts an event another node published into this node's live
+    /// streams and journal. Waits for the broadcaster to take it, so a flood is held back at NATS.
+    pub async fn publish_remote(&self, event: LiveEvent) -> Result<(), CommandError> {
+        Ok(self
+            .broadcaster
+            .addr()
+            .send(broadcaster::Publish(event))
+            .await?)
+    }
+
     /// What a lagging subscriber missed since `after` (see `broadcaster::ReplayAfter`).
     pub async fn replay_after(
         &self,

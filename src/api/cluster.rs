@@ -1,6 +1,7 @@
 //! The HTTP side of cluster mode: `GET /v1/cluster` (this node, the partitions it holds, the nodes it
-//! knows of; 404 naming the switch on a node not in cluster mode), and the middleware that forwards a
-//! request about a project owned by another node to that node. The cluster logic is in `crate::cluster`.
+//! knows of; 404 naming the switch on a node not in cluster mode), the middleware that forwards a
+//! request about a project owned by another node to that node, and the project and health lists, which in
+//! cluster mode cover every node. The cluster logic is in `crate::cluster`.
 
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use super::errors::{ApiError, ErrorBody};
 use super::extract::read_body;
 use super::AppState;
 use crate::cluster::{forward, partition, Cluster, ClusterError, ClusterStatus, Route};
+use crate::messages::commands::ProjectSummary;
+use crate::messages::wire::ProjectHealth;
 
 #[utoipa::path(get, path = "/v1/cluster", operation_id = "clusterStatus", tag = "cluster",
     responses(
@@ -35,6 +38,28 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(HttpResponse::Ok().json(status))
+}
+
+/// `GET /v1/projects`: every project of the cluster in cluster mode, this node's alone otherwise.
+pub async fn projects(state: &AppState) -> Result<Vec<ProjectSummary>, ApiError> {
+    let local = state.engine.projects().await?;
+    match &state.cluster {
+        Some(cluster) => cluster.projects(local).await.map_err(unavailable),
+        None => Ok(local),
+    }
+}
+
+/// `GET /v1/health…`: every project's health in the cluster in cluster mode, this node's otherwise.
+pub async fn health(state: &AppState) -> Result<Vec<ProjectHealth>, ApiError> {
+    let local = state.engine.health().await?;
+    match &state.cluster {
+        Some(cluster) => cluster.health(local).await.map_err(unavailable),
+        None => Ok(local),
+    }
+}
+
+fn unavailable(e: ClusterError) -> ApiError {
+    ApiError::Unavailable(e.to_string())
 }
 
 /// In cluster mode, answers a request about a project this node does not own by forwarding it to the node

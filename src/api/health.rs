@@ -1,5 +1,5 @@
-//! `/v1/health…`: which project needs a human now. The engine computes each project's health; these
-//! handlers only select and count.
+//! `/v1/health…`: which project needs a human now. The engine computes each project's health (in cluster
+//! mode every node's, merged: src/api/cluster.rs); these handlers only select and count.
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -42,9 +42,12 @@ impl Aggregates {
 type State = web::Data<AppState>;
 
 #[utoipa::path(get, path = "/v1/health", operation_id = "listHealth", tag = "health",
-    responses((status = 200, description = "Every project's health, highest attentionScore first", body = Vec<ProjectHealth>)))]
+    responses(
+        (status = 200, description = "Every project's health (in cluster mode, of every node), highest attentionScore first", body = Vec<ProjectHealth>),
+        (status = 503, description = "Cluster mode: NATS did not say which nodes are live", body = ErrorBody),
+    ))]
 pub async fn all(state: State) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.engine.health().await?))
+    Ok(HttpResponse::Ok().json(super::cluster::health(&state).await?))
 }
 
 #[utoipa::path(get, path = "/v1/health/attention", operation_id = "listAttention", tag = "health",
@@ -52,12 +55,11 @@ pub async fn all(state: State) -> Result<HttpResponse, ApiError> {
     responses(
         (status = 200, description = "Projects with attentionScore above 0, highest first", body = Vec<ProjectHealth>),
         (status = 400, description = "limit does not parse", body = ErrorBody),
+        (status = 503, description = "Cluster mode: NATS did not say which nodes are live", body = ErrorBody),
     ))]
 pub async fn attention(state: State, query: Query) -> Result<HttpResponse, ApiError> {
     let limit = query.count("limit")?.unwrap_or(DEFAULT_ATTENTION_LIMIT);
-    let needy: Vec<ProjectHealth> = state
-        .engine
-        .health()
+    let needy: Vec<ProjectHealth> = super::cluster::health(&state)
         .await?
         .into_iter()
         .filter(|h| h.attention_score > 0)
@@ -67,9 +69,12 @@ pub async fn attention(state: State, query: Query) -> Result<HttpResponse, ApiEr
 }
 
 #[utoipa::path(get, path = "/v1/health/aggregates", operation_id = "healthAggregates", tag = "health",
-    responses((status = 200, description = "Counts by activity state and the summed burn rate", body = Aggregates)))]
+    responses(
+        (status = 200, description = "Counts by activity state and the summed burn rate (in cluster mode, over every node)", body = Aggregates),
+        (status = 503, description = "Cluster mode: NATS did not say which nodes are live", body = ErrorBody),
+    ))]
 pub async fn aggregates(state: State) -> Result<HttpResponse, ApiError> {
-    let health = state.engine.health().await?;
+    let health = super::cluster::health(&state).await?;
     Ok(HttpResponse::Ok().json(Aggregates::of(&health)))
 }
 

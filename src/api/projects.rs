@@ -60,10 +60,11 @@ type State = web::Data<AppState>;
 
 #[utoipa::path(get, path = "/v1/projects", operation_id = "listProjects", tag = "projects",
     responses(
-        (status = 200, description = "Known projects with their current session id, status and health", body = Vec<ProjectSummary>),
+        (status = 200, description = "Known projects with their current session id, status and health (in cluster mode, of every node)", body = Vec<ProjectSummary>),
+        (status = 503, description = "Cluster mode: NATS did not say which nodes are live", body = ErrorBody),
     ))]
 pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.engine.projects().await?))
+    Ok(HttpResponse::Ok().json(super::cluster::projects(&state).await?))
 }
 
 #[utoipa::path(post, path = "/v1/projects/{projectId}/sessions", operation_id = "startAgent", tag = "projects",

@@ -1,5 +1,5 @@
 //! Cluster metrics, registered in the engine's registry so `GET /metrics` carries them: lease changes,
-//! forwarding, and how far behind the stream each owned partition's apply is (replay lag).
+//! forwarding, live events between nodes, and how far behind the stream each owned partition's apply is (replay lag).
 
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
@@ -15,6 +15,9 @@ pub struct ClusterMetrics {
     /// `stage`: published (acknowledged by JetStream) | applied (into the local engine) | skipped (a
     /// replayed duplicate).
     pub ingest: IntCounterVec,
+    /// `outcome`: published (this node's live events sent to the others) | received (other nodes' events
+    /// put into this node's streams) | dropped (not sent: this node's subscription lagged, or NATS refused).
+    pub events: IntCounterVec,
 }
 
 impl ClusterMetrics {
@@ -54,6 +57,11 @@ impl ClusterMetrics {
                 "ingest_total",
                 "Sidecar ingest batches through JetStream",
                 "stage",
+            ),
+            events: counter(
+                "events_total",
+                "Live events carried between nodes",
+                "outcome",
             ),
         }
     }

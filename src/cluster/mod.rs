@@ -1,7 +1,9 @@
 //! Cluster mode (`[cluster] enabled`, `serve --cluster`): several nodes share one NATS JetStream, which is
 //! both the replicated log and the coordination service. Projects hash into partitions (`partition.rs`);
 //! each partition is owned by one node at a time through a lease in a JetStream key-value bucket
-//! (`lease.rs`), spread over the live nodes (`members.rs`) by the lease manager (`manager.rs`).
+//! (`lease.rs`), spread over the live nodes (`members.rs`) by the lease manager (`manager.rs`). Requests
+//! go to the owner (`forward.rs`), ingest through JetStream (`ingest.rs`), and live events from every
+//! node to every node (`events.rs`); project and health lists cover every node (`lists.rs`).
 //!
 //! This module sits beside the engine, not inside it: a node's engine and redb store stay what they are
 //! in single-node mode, and the cluster only decides which node's engine a project's work goes to.
@@ -9,9 +11,11 @@
 
 mod config;
 mod error;
+mod events;
 pub mod forward;
 pub mod ingest;
 mod lease;
+mod lists;
 mod manager;
 mod members;
 mod metrics;
@@ -122,6 +126,17 @@ impl Cluster {
             metrics.clone(),
         )
         .await?;
+        let (stop, stopping) = watch::channel(false);
+        events::start(
+            client.clone(),
+            engine.clone(),
+            node_id.clone(),
+            config.partitions,
+            metrics.clone(),
+            stopping.clone(),
+        )
+        .await?;
+        lists::serve(client.clone(), &node_id, engine.clone(), stopping.clone()).await?;
         let me = Holder { node_id, url };
         let mut manager = LeaseManager::new(
             leases.clone(),
@@ -146,7 +161,6 @@ impl Cluster {
             metrics.clone(),
             applied.clone(),
         ));
-        let (stop, stopping) = watch::channel(false);
         let task = tokio::spawn(manager.run(stopping));
         tracing::info!(node = %me.node_id, url = %me.url, partitions = owned.borrow().len(), "cluster: joined");
         Ok(Cluster {
@@ -261,6 +275,49 @@ impl Cluster {
             &self.inner.metrics,
         )
         .await
+    }
+
+    /// Every project of the cluster: `local` (this node's) merged with every live peer's (`lists.rs`).
+    pub async fn projects(
+        &self,
+        local: Vec<crate::messages::commands::ProjectSummary>,
+    ) -> Result<Vec<crate::messages::commands::ProjectSummary>, ClusterError> {
+        let mut all = vec![local];
+        all.extend(self.gather(lists::List::Projects).await?);
+        Ok(lists::merge_projects(all))
+    }
+
+    /// Every project's health in the cluster, highest attention first: `local` merged with every live
+    /// peer's (`lists.rs`).
+    pub async fn health(
+        &self,
+        local: Vec<crate::messages::wire::ProjectHealth>,
+    ) -> Result<Vec<crate::messages::wire::ProjectHealth>, ClusterError> {
+        let mut all = vec![local];
+        all.extend(self.gather(lists::List::Health).await?);
+        Ok(lists::merge_health(all))
+    }
+
+    async fn gather<T: serde::de::DeserializeOwned>(
+        &self,
+        list: lists::List,
+    ) -> Result<Vec<Vec<T>>, ClusterError> {
+        let peers: Vec<String> = self
+            .inner
+            .members
+            .live()
+            .await?
+            .into_iter()
+            .map(|n| n.node_id)
+            .filter(|id| *id != self.inner.me.node_id)
+            .collect();
+        Ok(lists::gather(
+            &self.inner.client,
+            &peers,
+            list,
+            self.inner.config.forward_timeout,
+        )
+        .await)
     }
 
     /// This node, the partitions it holds, and every node it knows of.

@@ -191,6 +191,16 @@ pub enum LiveEvent {
         event: &'static str,
         data: serde_json::Value,
     },
+    /// Cluster mode: an event of a project another node runs, as that node framed it (the SSE event
+    /// name, `id` only for `session.messages`: `<sessionId>:<last seqId>`, and the JSON data), put into
+    /// this node's stream so every node's `/v1/events` carries every project (src/cluster/events.rs).
+    /// Never published to other nodes again, so events do not loop.
+    Remote {
+        project_id: String,
+        event: String,
+        id: Option<String>,
+        data: bytes::Bytes,
+    },
     /// The subscriber fell behind and `missed` events were dropped for it. `resume` lists, per session
     /// whose messages were among them, the last seqId it was sent: read the rest from the engine.
     Lagged {
@@ -207,7 +217,8 @@ impl LiveEvent {
             | LiveEvent::Status { project_id, .. }
             | LiveEvent::Cost { project_id, .. }
             | LiveEvent::Notification { project_id, .. }
-            | LiveEvent::Control { project_id, .. } => Some(project_id),
+            | LiveEvent::Control { project_id, .. }
+            | LiveEvent::Remote { project_id, .. } => Some(project_id),
             LiveEvent::Health(h) => Some(&h.project_id),
             LiveEvent::Lagged { .. } => None,
         }

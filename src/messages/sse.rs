@@ -170,8 +170,60 @@ pub fn other(event: &LiveEvent, id: Option<&str>) -> Option<Bytes> {
         ),
         LiveEvent::Health(health) => frame("project.health", id, health),
         LiveEvent::Control { event, data, .. } => frame(event, id, data),
+        // Its own id (a session's `<sessionId>:<seqId>`) when it has one, else this node's journal id.
+        LiveEvent::Remote {
+            event,
+            id: own,
+            data,
+            ..
+        } => Some(raw(event, own.as_deref().or(id), data)),
         LiveEvent::Messages { .. } | LiveEvent::Lagged { .. } => None,
     }
+}
+
+/// A frame around JSON data already encoded (an event another node framed; see `parts`).
+fn raw(event: &str, id: Option<&str>, data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(event.len() + data.len() + 64);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.push(b'\n');
+    if let Some(id) = id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// A frame taken apart again, for cluster mode to carry it to other nodes: its event name, its id, and
+/// its JSON data (a view of the frame's bytes, not a copy). `None` for anything `frame` did not write.
+pub struct Parts<'a> {
+    pub event: &'a str,
+    pub id: Option<&'a str>,
+    pub data: Bytes,
+}
+
+pub fn parts(frame: &Bytes) -> Option<Parts<'_>> {
+    let text = std::str::from_utf8(frame).ok()?;
+    let rest = text.strip_prefix("event: ")?;
+    let (event, rest) = rest.split_once('\n')?;
+    let (id, rest) = match rest.strip_prefix("id: ") {
+        Some(rest) => {
+            let (id, rest) = rest.split_once('\n')?;
+            (Some(id), rest)
+        }
+        None => (None, rest),
+    };
+    let json = rest.strip_prefix("data: ")?.strip_suffix("\n\n")?;
+    let start = text.len() - rest.len() + "data: ".len();
+    Some(Parts {
+        event,
+        id,
+        data: frame.slice(start..start + json.len()),
+    })
 }
 
 #[cfg(test)]
@@ -280,5 +332,51 @@ mod tests {
         assert!(f.starts_with("event: notification\nid: 2.9\ndata: "), "{f}");
         let f = text(reset("gone"));
         assert_eq!(f, "event: reset\ndata: {\"reason\":\"gone\"}\n\n");
+    }
+
+    #[test]
+    fn a_frame_taken_apart_frames_again_the_same_on_another_node() {
+        let batch = [message(4, "a"), message(5, "b")];
+        let original = messages("p-1", "p", &batch).unwrap();
+        let got = parts(&original).unwrap();
+        assert_eq!((got.event, got.id), ("session.messages", Some("p-1:5")));
+        assert_eq!(
+            data(&text(Some(original.clone())))["messages"][1]["seqId"],
+            5
+        );
+        let remote = LiveEvent::Remote {
+            project_id: "p".into(),
+            event: got.event.into(),
+            id: got.id.map(str::to_owned),
+            data: got.data.clone(),
+        };
+        // Its own id wins over the journal id of the node that re-publishes it.
+        assert_eq!(other(&remote, Some("3.1")).unwrap(), original);
+
+        let status = other(
+            &LiveEvent::Status {
+                session_id: "p-1".into(),
+                project_id: "p".into(),
+                status: AgentStatus::Running,
+                error: None,
+            },
+            Some("2.9"),
+        )
+        .unwrap();
+        let got = parts(&status).unwrap();
+        assert_eq!((got.event, got.id), ("session.status", Some("2.9")));
+        let remote = LiveEvent::Remote {
+            project_id: "p".into(),
+            event: got.event.into(),
+            id: None,
+            data: got.data,
+        };
+        let f = text(other(&remote, Some("3.1")));
+        assert!(
+            f.starts_with("event: session.status\nid: 3.1\ndata: {"),
+            "{f}"
+        );
+        assert_eq!(data(&f)["status"], "running");
+        assert!(parts(&Bytes::from_static(b": keep-alive\n\n")).is_none());
     }
 }

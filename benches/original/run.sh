@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Issue 16's comparison in one sitting: agent-store's in-process loadtest and the original store on Bun,
+# interleaved, on the same workload (1,000 projects × 100 messages, batches of 10, small and realistic
+# contents), then the table (compare.ts). Needs a release build and Bun (`npm i -g bun@1.4.5`).
+#
+#   benches/original/run.sh [AGENT_STORE_BINARY] [ROUNDS] [OUT_DIR]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+bin="${1:-$here/../../target/release/agent-store}"
+rounds="${2:-2}"
+out="${3:-$(mktemp -d /tmp/original-bench.XXXXXX)}"
+workload=(--projects "${PROJECTS:-1000}" --messages "${MESSAGES:-100}" --batch "${BATCH:-10}")
+mkdir -p "$out"
+(cd "$here" && { [ -d node_modules/svelte ] || npm ci --no-audit --no-fund; } && bun compile.ts)
+for round in $(seq 1 "$rounds"); do
+    for sizes in small realistic; do
+        echo "round $round, $sizes: agent-store" >&2
+        "$bin" loadtest --in-process "${workload[@]}" --sizes "$sizes" --quiet --report "$out/rust-$sizes-$round.json"
+        for runes in svelte plain; do
+            echo "round $round, $sizes: original ($runes state)" >&2
+            bun "$here/driver.ts" "${workload[@]}" --sizes "$sizes" --runes "$runes" --quiet \
+                --report "$out/original-$runes-$sizes-$round.json"
+        done
+    done
+done
+echo "reports in $out" >&2
+bun "$here/compare.ts" "$out"
