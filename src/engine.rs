@@ -237,6 +237,23 @@ impl Engine {
         self.inner.subscribe(project_id).await
     }
 
+    /// Cluster hook (src/actors/adopt.rs): every stored session of `projects`, for a partition snapshot.
+    pub async fn export_sessions(
+        &self,
+        projects: Vec<String>,
+    ) -> Result<Vec<crate::actors::adopt::StoredSession>, CommandError> {
+        self.inner.export_sessions(projects).await
+    }
+
+    /// Cluster hook (src/actors/adopt.rs): sessions another node stored, written here under their ids.
+    pub async fn import_sessions(
+        &self,
+        sessions: Vec<crate::actors::adopt::StoredSession>,
+        seq_margin: u64,
+    ) -> Result<usize, CommandError> {
+        self.inner.import_sessions(sessions, seq_margin).await
+    }
+
     /// Cluster hook: a live event of a project another node runs, for this node's subscribers (see
     /// `LiveEvent::Remote`).
     pub async fn publish_remote(

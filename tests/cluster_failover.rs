@@ -3,7 +3,9 @@
 //! which serve new work for them at once, and when it wakes (SIGCONT) its stale leases are fenced: it
 //! stops applying and renewing them, and takes back only partitions that are free. One of three
 //! nats-servers killed (SIGKILL) under ingest load loses no message JetStream acknowledged: each is read
-//! back, exactly once, from every node.
+//! back, exactly once, from every node. An owner SIGKILLed during ingest is rebuilt from JetStream on the
+//! survivors (its snapshot plus the stream after it): every acknowledged message readable from each of
+//! them, once, seqIds continuing without reuse.
 //!
 //! Skips without nats-server (see tests/cluster_support/nats.rs), except under `CI=true`.
 
@@ -174,6 +176,154 @@ async fn a_paused_owner_loses_its_partitions_and_is_fenced_when_it_wakes() {
     })
     .await;
     assert_eq!(got, ["t0", "t1", "t2"]);
+}
+
+/// A session's (seqId, text) pairs after the prompt, as `node` reads them.
+async fn numbered(node: &Node, session: &str) -> Option<Vec<(u64, String)>> {
+    let (status, body) = node.get(&format!("/v1/sessions/{session}")).await;
+    (status == StatusCode::OK).then(|| {
+        body["messages"].as_array().unwrap()[1..]
+            .iter()
+            .map(|m| {
+                let seq = m["seqId"].as_u64().unwrap();
+                (seq, m["content"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_killed_during_ingest_is_rebuilt_from_jetstream_and_loses_nothing_acknowledged() {
+    let Some(nats) = NatsServer::start_or_skip("an_owner_killed_during_ingest") else {
+        return;
+    };
+    let config = NodeConfig {
+        nats_url: &nats.url,
+        partitions: PARTITIONS,
+        lease_ttl_secs: 2,
+        replicas: 1,
+    };
+    let (a, b, c) = (
+        Node::start("a", &config).await,
+        Node::start("b", &config).await,
+        Node::start("c", &config).await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    let project = project_in(&held["c"], "killed");
+    // Started through a, run by c; two of c's snapshots later it is surely in one (the first may have
+    // begun before the start).
+    const SNAPSHOTS: &str = "agent_store_cluster_ingest_total{stage=\"snapshot\"}";
+    let before = c.metric(SNAPSHOTS).await;
+    let session = start_session(&a, &project).await;
+    // An agent c runs as its child (a fake Claude CLI that names its conversation, then hangs).
+    let agent_project = project_in(&held["c"], "agent");
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    let (status, body) = a
+        .post(
+            &format!("/v1/projects/{agent_project}/sessions"),
+            &json!({"provider": "claude", "prompt": "go", "options": {"extraEnv": {
+                "FAKE_MODE": "hang", "FAKE_PIDS": pids.path().to_string_lossy()}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let agent = body["sessionId"].as_str().unwrap().to_owned();
+    eventually(PATIENCE, || async {
+        let (_, s) = a.get(&format!("/v1/sessions/{agent}")).await;
+        (s["status"] == "running" && s["messages"].as_array()?.len() >= 2).then_some(())
+    })
+    .await;
+    eventually(PATIENCE, || async {
+        (c.metric(SNAPSHOTS).await >= before + 2.0).then_some(())
+    })
+    .await;
+
+    // One event a post, alternately through a and b; c is SIGKILLed after 20 acknowledged, while it
+    // applies them, and the posts go on: JetStream, not the owner, acknowledges them.
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut seen_before_kill = 0;
+    for i in 0..50 {
+        if i == 20 {
+            seen_before_kill = numbered(&a, &session)
+                .await
+                .and_then(|m| m.iter().map(|(seq, _)| *seq).max())
+                .unwrap_or(0);
+            c.signal(Signal::SIGKILL);
+        }
+        let via = if i % 2 == 0 { &a } else { &b };
+        let text = format!("load {i}");
+        let (status, body) = via
+            .post(
+                "/v1/sidecar/events",
+                &text_event(&session, &format!("m{i}"), &text),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        acknowledged.push(text);
+    }
+
+    // The survivors own every partition, c's included.
+    eventually(PATIENCE, || async {
+        let mut held = BTreeMap::new();
+        for node in [&a, &b] {
+            held.insert(
+                node.id.clone(),
+                node.partitions().await.into_iter().collect(),
+            );
+        }
+        covers(&held).then_some(())
+    })
+    .await;
+    // Every acknowledged message is readable from every survivor, exactly once, in order, and seqIds
+    // rise without reuse: those handed out after the kill are above any read before it.
+    for node in [&a, &b] {
+        let got = eventually(PATIENCE, || async {
+            numbered(node, &session)
+                .await
+                .filter(|m| m.len() >= acknowledged.len())
+        })
+        .await;
+        let texts: Vec<&String> = got.iter().map(|(_, t)| t).collect();
+        assert_eq!(
+            texts,
+            acknowledged.iter().collect::<Vec<_>>(),
+            "each once, in order"
+        );
+        let seqs: Vec<u64> = got.iter().map(|(seq, _)| *seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "seqIds rise: {seqs:?}"
+        );
+        assert!(
+            got[20..].iter().all(|(seq, _)| *seq > seen_before_kill),
+            "no seqId read before the kill is reused: {seqs:?} (read before: {seen_before_kill})"
+        );
+        // The session itself came over: its prompt and its project.
+        let (_, body) = node.get(&format!("/v1/sessions/{session}")).await;
+        assert_eq!(body["projectId"], project.as_str());
+        assert_eq!(body["messages"][0]["content"], "hello");
+    }
+    // c's agent died with it: on the new owner its session is interrupted, as after a restart.
+    for node in [&a, &b] {
+        let (status, s) = node.get(&format!("/v1/sessions/{agent}")).await;
+        assert_eq!(status, StatusCode::OK, "{s}");
+        assert_eq!(s["status"], "error", "{s}");
+        assert_eq!(s["error"], "Interrupted: service restarted", "{s}");
+    }
+    // The fake CLI outlived its parent's SIGKILL (nothing else would end it).
+    for pid in std::fs::read_to_string(pids.path())
+        .unwrap_or_default()
+        .lines()
+    {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+    let rebuilt = a
+        .metric("agent_store_cluster_ingest_total{stage=\"rebuilt\"}")
+        .await
+        + b.metric("agent_store_cluster_ingest_total{stage=\"rebuilt\"}")
+            .await;
+    assert!(rebuilt >= 1.0, "the partition was rebuilt from JetStream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -254,7 +254,7 @@ async fn mailbox_depth_rises_under_a_blocked_persister_and_returns_to_zero() {
         sample(&text, "agent_store_persist_dirty_sessions", &[]),
         0.0
     );
-    for kind in ["supervisor", "project", "session", "broadcaster"] {
+    for kind in ["supervisor", "router", "project", "session", "broadcaster"] {
         assert_eq!(
             sample(&text, "agent_store_mailbox_depth", &[("actor", kind)]),
             0.0,

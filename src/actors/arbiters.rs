@@ -25,9 +25,28 @@ impl Arbiters {
 
     /// The arbiter of a project: stable for the life of the process.
     pub fn for_project(&self, project_id: &str) -> ArbiterHandle {
-        // DefaultHasher::new() has fixed keys, so the placement is the same for every call.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        project_id.hash(&mut h);
-        self.arbiters[(h.finish() % self.arbiters.len() as u64) as usize].handle()
+        self.arbiters[slot(project_id, self.arbiters.len())].handle()
     }
+
+    pub fn len(&self) -> usize {
+        self.arbiters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.arbiters.is_empty()
+    }
+
+    /// The `index`-th arbiter (see `slot`).
+    pub fn handle(&self, index: usize) -> ArbiterHandle {
+        self.arbiters[index].handle()
+    }
+}
+
+/// Which of `count` arbiters (and routers) a project belongs to: a hash of its id, the same for every
+/// call and every caller.
+pub fn slot(project_id: &str, count: usize) -> usize {
+    // DefaultHasher::new() has fixed keys, so the placement is the same for every call.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    project_id.hash(&mut h);
+    (h.finish() % count.max(1) as u64) as usize
 }

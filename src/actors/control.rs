@@ -15,7 +15,8 @@ use super::broadcaster::{Broadcaster, Publish};
 use super::metrics::{Mailbox, Metrics};
 use super::persister::PersisterHandle;
 use super::project::ProjectActor;
-use super::supervisor::{FindProject, Found, Supervisor};
+use super::routes::Routes;
+use super::supervisor::{project_of, FindProject, Found, Supervisor};
 use super::EngineParts;
 use crate::config::Config;
 use crate::error::CommandError;
@@ -61,6 +62,8 @@ pub struct Control {
     today: Mutex<(String, BTreeMap<String, f64>)>,
     pub(crate) approvals: Approvals,
     supervisor: OnceLock<Mailbox<Supervisor>>,
+    /// Where system messages go (a session's project's router); set with the supervisor.
+    routes: OnceLock<Routes>,
     /// The engine, for resuming a stalled session (restart.rs `resume_after_stall`); weak, as the engine
     /// holds this.
     engine: OnceLock<Weak<EngineParts>>,
@@ -99,6 +102,7 @@ impl Control {
             today: Mutex::new((day_of(now_ms()), spent_today)),
             approvals: Approvals::default(),
             supervisor: OnceLock::new(),
+            routes: OnceLock::new(),
             engine: OnceLock::new(),
         })
     }
@@ -118,8 +122,9 @@ impl Control {
     }
 
     /// The supervisor exists only after the parts that need this; set once, at start-up.
-    pub fn set_supervisor(&self, supervisor: Mailbox<Supervisor>) {
+    pub fn set_supervisor(&self, supervisor: Mailbox<Supervisor>, routes: Routes) {
         let _ = self.supervisor.set(supervisor);
+        let _ = self.routes.set(routes);
     }
 
     fn stored(&self, project_id: &str) -> StoredPolicy {
@@ -249,10 +254,10 @@ impl Control {
 
     /// Adds a system message to a session, through ingest like any agent output.
     pub fn system_message(&self, session_id: &str, id: String, text: String) {
-        let Some(supervisor) = self.supervisor.get() else {
+        let Some(routes) = self.routes.get() else {
             return;
         };
-        supervisor.do_send(Ingest {
+        routes.of(project_of(session_id)).do_send(Ingest {
             events: vec![SidecarEvent::Message(MessagePayload {
                 session_id: session_id.to_owned(),
                 messages: vec![RawMessage {

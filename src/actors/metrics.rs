@@ -27,15 +27,18 @@ pub enum ActorKind {
     Broadcaster,
     /// The persister thread: its job queue is its mailbox.
     Persister,
+    /// One per arbiter: the session routes and the ingest path of that arbiter's projects.
+    Router,
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 5] = [
+    pub const ALL: [ActorKind; 6] = [
         ActorKind::Supervisor,
         ActorKind::Project,
         ActorKind::Session,
         ActorKind::Broadcaster,
         ActorKind::Persister,
+        ActorKind::Router,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl ActorKind {
             ActorKind::Session => "session",
             ActorKind::Broadcaster => "broadcaster",
             ActorKind::Persister => "persister",
+            ActorKind::Router => "router",
         }
     }
 }
@@ -88,10 +92,10 @@ pub struct Metrics {
     pub mailbox_depth: IntGaugeVec,
     /// Deepest single mailbox of each type since the previous scrape.
     pub mailbox_depth_max: IntGaugeVec,
-    mailbox_high_water: [AtomicI64; 5],
+    mailbox_high_water: [AtomicI64; 6],
     /// The per-type children of `mailbox_depth` and `mailbox_wait`, resolved once: every message touches them.
-    depth_of: [IntGauge; 5],
-    wait_of: [Histogram; 5],
+    depth_of: [IntGauge; 6],
+    wait_of: [Histogram; 6],
     pub mailbox_wait: HistogramVec,
     pub handling: HistogramVec,
     pub messages_dropped: IntCounterVec,

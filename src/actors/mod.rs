@@ -2,6 +2,7 @@
 //! arbiter per core, a persister thread that owns storage writes, and a broadcaster for live events.
 //! `EngineParts` wires them together and implements the engine handle's calls.
 
+pub mod adopt;
 pub mod approvals;
 pub mod arbiters;
 pub mod broadcaster;
@@ -13,6 +14,8 @@ pub mod metrics;
 pub mod persister;
 pub mod project;
 pub mod restart;
+pub mod router;
+pub mod routes;
 pub mod seq_block;
 pub mod session;
 pub mod settings;
@@ -33,17 +36,18 @@ use self::persister::{PersisterHandle, PersisterStats};
 use self::project::{
     ClearSession, CurrentSession, PromptSession, RestoreLast, StartSession, StopSession,
 };
+use self::router::FindSession;
 use self::session::{SessionActor, Snapshot};
 use self::supervisor::{
-    DebugTop, FindProject, FindSession, FlushAll, Found, GetSettings, HealthReport, ListProjects,
-    Project, PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
+    DebugTop, FindProject, FlushAll, Found, GetSettings, HealthReport, ListProjects, Project,
+    PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
 };
 use crate::config::Config;
 use crate::engine::{Started, Subscription};
 use crate::error::CommandError;
 use crate::messages::commands::{
-    Ingest, IngestOutcome, LiveEvent, Page, ProjectSummary, SessionSummary, Settings,
-    SettingsPatch, StartRequest, TopBy, TopEntry,
+    IngestOutcome, LiveEvent, Page, ProjectSummary, SessionSummary, Settings, SettingsPatch,
+    StartRequest, TopBy, TopEntry,
 };
 use crate::messages::validate;
 use crate::messages::wire::{now_ms, AgentSession, ProjectHealth, SidecarEvent};
@@ -73,6 +77,8 @@ pub struct EngineParts {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     supervisor: Mailbox<Supervisor>,
+    /// One router per arbiter: ingest batches are split over them by projectId (`arbiters::slot`).
+    routes: routes::Routes,
     broadcaster: Mailbox<Broadcaster>,
     /// Persister totals at the previous scrape, to turn them into counter increments.
     scraped: std::sync::Mutex<PersisterStats>,
@@ -185,18 +191,25 @@ impl EngineParts {
         let stats = Arc::new(MailboxStats::default());
         let theirs = stats.clone();
         let m = metrics.clone();
+        let (routers_tx, routers_rx) = tokio::sync::oneshot::channel();
         let addr = Supervisor::start_in_arbiter(&control, move |ctx| {
             let me = Mailbox::new(ctx.address(), theirs.clone(), m, ActorKind::Supervisor);
-            Supervisor::new(parts, me, theirs)
+            let supervisor = Supervisor::new(parts, me, theirs);
+            let _ = routers_tx.send(supervisor.routes().clone());
+            supervisor
         });
         let supervisor = Mailbox::new(addr, stats, metrics.clone(), ActorKind::Supervisor);
-        agents.set_supervisor(supervisor.clone());
+        let routes = routers_rx
+            .await
+            .map_err(|_| StartError::Join("the supervisor did not start".into()))?;
+        agents.set_supervisor(supervisor.clone(), routes.clone());
         Ok(EngineParts {
             control: agents,
             config,
             metrics,
             scraped: std::sync::Mutex::new(PersisterStats::default()),
             supervisor,
+            routes,
             broadcaster,
             persister,
             store,
@@ -206,6 +219,11 @@ impl EngineParts {
             to_resume: std::sync::Mutex::new(recovery.resume),
             journal_epoch,
         })
+    }
+
+    /// The router holding the routes of `project_id`'s sessions.
+    fn router(&self, project_id: &str) -> &Mailbox<router::Router> {
+        self.routes.of(project_id)
     }
 
     /// The project's actor, started if none (commands that create: start, stall threshold).
@@ -529,7 +547,7 @@ impl EngineParts {
     ) -> Result<AgentSession, CommandError> {
         validate::session_id(session_id).map_err(|_| CommandError::SessionNotFound)?;
         let live = self
-            .supervisor
+            .router(supervisor::project_of(session_id))
             .send(FindSession {
                 session_id: session_id.to_owned(),
             })
@@ -600,13 +618,7 @@ impl EngineParts {
         if !self.ready.load(Ordering::Acquire) {
             return Err(CommandError::ShuttingDown);
         }
-        self.supervisor
-            .send(Ingest {
-                events,
-                durable,
-                dedupe: true,
-            })
-            .await?
+        self.routes.ingest(events, durable, true).await
     }
 
     pub async fn settings(&self) -> Result<Settings, CommandError> {

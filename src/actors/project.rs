@@ -21,6 +21,7 @@ use actix::prelude::*;
 use super::broadcaster::Publish;
 use super::health::HealthTracker;
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
+use super::router::Router;
 use super::session::{Detach, SessionActor, SessionInit, SessionLinks};
 use super::supervisor::{ProjectIdle, Supervisor};
 use super::wake::Wake;
@@ -49,6 +50,8 @@ pub use self::inputs::{
 #[derive(Clone)]
 pub struct ProjectLinks {
     pub supervisor: Mailbox<Supervisor>,
+    /// The router of this project's arbiter: its sessions' routes, and where its provider's events go.
+    pub router: Mailbox<Router>,
     pub providers: Providers,
     pub store: Store,
     pub sink: EventSink,
@@ -65,6 +68,7 @@ impl ProjectLinks {
             config: b.config.clone(),
             project,
             supervisor: self.supervisor.clone(),
+            router: self.router.clone(),
             broadcaster: b.broadcaster.clone(),
             persister: b.persister.clone(),
             metrics: b.metrics.clone(),

@@ -270,7 +270,7 @@ impl EngineParts {
             return Err(cannot("its agent never named its conversation"));
         }
         let history = conversation_of(history);
-        let sink = EventSink::new(self.supervisor.addr().clone().recipient())
+        let sink = EventSink::new(self.router(project_id).addr().clone().recipient())
             .with_permissions(self.control.clone());
         provider
             .adopt(

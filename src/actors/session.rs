@@ -21,6 +21,7 @@ use super::broadcaster::{Broadcaster, Publish};
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
 use super::project::ProjectActor;
+use super::router::Router;
 use super::supervisor::{EnforceRetention, Supervisor};
 use super::windows::{TrimWindow, WindowBudget, WindowShare};
 use crate::config::Config;
@@ -44,6 +45,8 @@ pub struct SessionLinks {
     /// None for a session brought back for late events while its project sleeps.
     pub project: Option<Mailbox<ProjectActor>>,
     pub supervisor: Mailbox<Supervisor>,
+    /// The router of this session's project, which holds its route.
+    pub router: Mailbox<Router>,
     pub broadcaster: Mailbox<Broadcaster>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
@@ -445,7 +448,7 @@ impl Actor for SessionActor {
         if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
             self.release_seq();
         }
-        self.links.supervisor.do_send(SessionGone {
+        self.links.router.do_send(SessionGone {
             session_id: self.record().session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
         });

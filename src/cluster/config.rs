@@ -37,6 +37,10 @@ pub struct ClusterConfig {
     /// How long a forwarded request waits for the owning node's answer.
     #[serde(with = "humantime_serde")]
     pub forward_timeout: Duration,
+    /// How often the owner of a partition writes its snapshot to JetStream (src/cluster/snapshot.rs): a
+    /// node taking the partition over replays the ingest stream from the last one.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -52,6 +56,7 @@ impl Default for ClusterConfig {
             stream_max_age: Duration::from_secs(7 * 24 * 3600),
             stream_max_bytes: bytesize::ByteSize::gib(10),
             forward_timeout: Duration::from_secs(30),
+            snapshot_interval: Duration::from_secs(30),
         }
     }
 }
@@ -86,6 +91,9 @@ impl ClusterConfig {
         }
         if self.forward_timeout.is_zero() {
             return Err(invalid("forward_timeout", "must be above zero"));
+        }
+        if self.snapshot_interval < Duration::from_millis(100) {
+            return Err(invalid("snapshot_interval", "must be at least 100ms"));
         }
         Ok(())
     }

@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, AckKind};
 use bytes::Bytes;
@@ -21,6 +20,8 @@ use super::error::ClusterError;
 use super::manager::Owned;
 use super::metrics::ClusterMetrics;
 use super::partition::{self, Partition};
+use super::snapshot::Snapshots;
+use super::takeover;
 use crate::engine::Engine;
 use crate::messages::commands::IngestOutcome;
 use crate::messages::wire::SidecarEvent;
@@ -141,6 +142,7 @@ pub async fn apply_owned(
     ttl: Duration,
     metrics: ClusterMetrics,
     applied: std::sync::Arc<Applied>,
+    snapshots: Snapshots,
 ) {
     // Each applier is told to stop rather than aborted: an abort while the engine applies a batch would
     // leave it applied but not recorded, and the next replay would apply it twice.
@@ -171,6 +173,8 @@ pub async fn apply_owned(
                     metrics: metrics.clone(),
                     progress: state.progress,
                     stop: stopped,
+                    snapshots: snapshots.clone(),
+                    next_snapshot: tokio::time::Instant::now() + snapshots.interval,
                 };
                 let task = tokio::spawn(apply_partition(stream.clone(), applier, state.lock));
                 (task, stop)
@@ -194,6 +198,17 @@ async fn apply_partition(
 ) {
     // The previous applier of this partition on this node, if any, finishes its batch first.
     let _turn = turn.lock().await;
+    // Rebuilt from JetStream first when another node applied it last; retried until done or the lease
+    // is gone, since applying on top of a store that lacks the partition would lose what it acknowledged.
+    while applier.held() && !*applier.stop.borrow() {
+        match applier.take_over(&stream).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(partition = applier.partition, error = %e, "cluster: rebuilding the partition failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
     while applier.held() && !*applier.stop.borrow() {
         applier.consume(&stream).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -211,6 +226,9 @@ struct Applier {
     progress: watch::Sender<u64>,
     /// Turns true when the lease is gone: stop between two messages.
     stop: watch::Receiver<bool>,
+    snapshots: Snapshots,
+    /// When the partition's next snapshot is due (taken between two messages).
+    next_snapshot: tokio::time::Instant,
 }
 
 impl Applier {
@@ -222,27 +240,63 @@ impl Applier {
             .is_some_and(|lease| lease.is_fresh(self.ttl))
     }
 
+    /// Rebuilds the partition from its snapshot and the stream when another node applied it last
+    /// (src/cluster/takeover.rs).
+    async fn take_over(&mut self, stream: &stream::Stream) -> Result<(), ClusterError> {
+        let applied_here = *self.progress.borrow();
+        let rebuilt = takeover::rebuild(
+            stream,
+            &self.snapshots,
+            &self.engine,
+            self.partition,
+            applied_here,
+            self.ttl.max(Duration::from_secs(2)),
+        )
+        .await?;
+        if let Some(rebuilt) = rebuilt {
+            tracing::info!(
+                partition = self.partition,
+                through = rebuilt.through,
+                imported = rebuilt.imported,
+                "cluster: partition rebuilt from JetStream; replaying the stream after its snapshot"
+            );
+            self.progress.send_replace(rebuilt.through);
+            self.metrics.ingest.with_label_values(&["rebuilt"]).inc();
+        }
+        Ok(())
+    }
+
+    /// Writes the partition's snapshot, applied through the last message applied here; only under a
+    /// lease this node surely still holds, so a node that lost it does not overwrite its successor's.
+    async fn snapshot(&mut self) {
+        self.next_snapshot = tokio::time::Instant::now() + self.snapshots.interval;
+        if !self.held() {
+            return;
+        }
+        let through = *self.progress.borrow();
+        let outcome = match self
+            .snapshots
+            .save(&self.engine, self.partition, through)
+            .await
+        {
+            Ok(_) => "snapshot",
+            Err(e) => {
+                tracing::warn!(partition = self.partition, error = %e, "cluster: snapshot failed");
+                "snapshot_failed"
+            }
+        };
+        self.metrics.ingest.with_label_values(&[outcome]).inc();
+    }
+
     /// Reads the partition's durable consumer until it ends or the lease is lost. A message is
     /// acknowledged only after the engine committed it; one that arrives after the lease was lost is
     /// handed back for the next owner.
     async fn consume(&mut self, stream: &stream::Stream) {
         let partition = self.partition;
         let name = format!("p{partition}");
-        let consumer = match stream
-            .get_or_create_consumer(
-                &name,
-                pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: subject(partition),
-                    deliver_policy: DeliverPolicy::All,
-                    ack_policy: AckPolicy::Explicit,
-                    // A message a lost owner held comes back to the next one this long after delivery.
-                    ack_wait: self.ttl.max(Duration::from_secs(2)),
-                    // One at a time: the partition's order is the order of application.
-                    max_ack_pending: 1,
-                    ..Default::default()
-                },
-            )
+        let config = takeover::consumer_config(partition, 1, self.ttl.max(Duration::from_secs(2)));
+        let consumer: jetstream::consumer::PullConsumer = match stream
+            .get_or_create_consumer(&name, config)
             .await
         {
             Ok(consumer) => consumer,
@@ -266,6 +320,10 @@ impl Applier {
             let next = tokio::select! {
                 next = messages.next() => next,
                 _ = self.stop.changed() => return,
+                _ = tokio::time::sleep_until(self.next_snapshot) => {
+                    self.snapshot().await;
+                    continue;
+                }
             };
             let Some(message) = next else { return };
             let message = match message {

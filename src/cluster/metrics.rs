@@ -13,7 +13,8 @@ pub struct ClusterMetrics {
     /// Ingest messages stored in the partition's stream but not yet applied here.
     pub replay_lag: IntGaugeVec,
     /// `stage`: published (acknowledged by JetStream) | applied (into the local engine) | skipped (a
-    /// replayed duplicate).
+    /// replayed duplicate) | rebuilt (a partition taken over, rebuilt from its snapshot) | snapshot |
+    /// snapshot_failed (a partition's snapshot written to JetStream, or not).
     pub ingest: IntCounterVec,
     /// `outcome`: published (this node's live events sent to the others) | received (other nodes' events
     /// put into this node's streams) | dropped (not sent: this node's subscription lagged, or NATS refused).

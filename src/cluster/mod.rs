@@ -3,7 +3,9 @@
 //! each partition is owned by one node at a time through a lease in a JetStream key-value bucket
 //! (`lease.rs`), spread over the live nodes (`members.rs`) by the lease manager (`manager.rs`). Requests
 //! go to the owner (`forward.rs`), ingest through JetStream (`ingest.rs`), and live events from every
-//! node to every node (`events.rs`); project and health lists cover every node (`lists.rs`).
+//! node to every node (`events.rs`); project and health lists cover every node (`lists.rs`). Each
+//! partition's owner snapshots it to JetStream (`snapshot.rs`), and a node taking a partition over
+//! rebuilds it from that snapshot and the stream after it (`takeover.rs`).
 //!
 //! This module sits beside the engine, not inside it: a node's engine and redb store stay what they are
 //! in single-node mode, and the cluster only decides which node's engine a project's work goes to.
@@ -20,6 +22,8 @@ mod manager;
 mod members;
 mod metrics;
 pub mod partition;
+mod snapshot;
+mod takeover;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -117,6 +121,7 @@ impl Cluster {
         let leases = Leases::open(js.clone(), LEASE_BUCKET, ttl, config.replicas).await?;
         let members = Members::open(js.clone(), NODE_BUCKET, ttl, config.replicas).await?;
         let stream = ingest::open_stream(&js, config).await?;
+        let snapshots = snapshot::Snapshots::open(&js, config).await?;
         let metrics = ClusterMetrics::new(&engine.metrics().registry);
         forward::serve(
             client.clone(),
@@ -160,6 +165,7 @@ impl Cluster {
             ttl,
             metrics.clone(),
             applied.clone(),
+            snapshots,
         ));
         let task = tokio::spawn(manager.run(stopping));
         tracing::info!(node = %me.node_id, url = %me.url, partitions = owned.borrow().len(), "cluster: joined");

@@ -149,7 +149,7 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
-/// Where a provider delivers its agents' events: the supervisor's ingest, awaited, so a flood of provider
+/// Where a provider delivers its agents' events: its project's router's ingest, awaited, so a flood of provider
 /// output slows the provider's reader instead of growing a mailbox.
 #[derive(Clone)]
 pub struct EventSink {

@@ -47,6 +47,9 @@ data_dir = "{data}"
 persist_debounce = "20ms"
 [providers.synthetic]
 kind = "synthetic"
+[providers.claude]
+kind = "claude"
+command = ["{fake_claude}"]
 [cluster]
 enabled = true
 nats_url = "{nats}"
@@ -55,9 +58,14 @@ partitions = {partitions}
 lease_ttl = "{ttl}s"
 replicas = {replicas}
 forward_timeout = "10s"
+snapshot_interval = "1s"
 stream_max_bytes = "64MiB"     # JetStream refuses a stream larger than its store may grow (75% of free disk)
 "#,
             data = dir.path().join("data").display(),
+            fake_claude = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/bin/fake-claude"
+            ),
             nats = config.nats_url,
             partitions = config.partitions,
             ttl = config.lease_ttl_secs,

@@ -8,10 +8,10 @@ use actix::prelude::*;
 
 use super::ProjectActor;
 use crate::actors::metrics::{ActorKind, Mailbox};
+use crate::actors::router::{FindSession, RegisterSession};
 use crate::actors::session::{
     user_message, AddUserMessage, Attach, FlushNow, SessionActor, SessionInit, SetStatus,
 };
-use crate::actors::supervisor::{FindSession, RegisterSession};
 use crate::engine::Started;
 use crate::error::CommandError;
 use crate::messages::wire::{now_ms, AgentMessage, AgentStatus};
@@ -84,7 +84,7 @@ impl Handler<StartSession> for ProjectActor {
         };
         let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.
-        self.links.supervisor.do_send(RegisterSession {
+        self.links.router.do_send(RegisterSession {
             session_id: spec.session_id.clone(),
             addr: addr.clone(),
         });
@@ -343,19 +343,19 @@ impl ProjectActor {
     }
 
     /// Makes `record`, the project's last stored session, its current one (as
-    /// loadLastSession): the supervisor's live actor of it if there is one, else a new actor holding
+    /// loadLastSession): the router's live actor of it if there is one, else a new actor holding
     /// `recent`. Answers whether the project now holds it.
     pub(super) fn restore(
         &mut self,
         record: SessionRecord,
         recent: Vec<AgentMessage>,
     ) -> impl ActorFuture<Self, Output = Result<bool, CommandError>> + 'static {
-        let supervisor = self.links.supervisor.clone();
+        let router = self.links.router.clone();
         let session_id = record.session_id.clone();
         // A stored session still running with no actor of this project is one fed from outside, which a
         // restart left running (src/actors/restart.rs): it is restored like a finished one.
         async move {
-            let live = supervisor.send(FindSession { session_id }).await?;
+            let live = router.send(FindSession { session_id }).await?;
             Ok::<_, CommandError>(Some(live))
         }
         .into_actor(self)
@@ -389,7 +389,7 @@ impl ProjectActor {
                         .with_label_values(&[ActorKind::Session.as_str()])
                         .inc();
                     let addr = act.spawn_session(init, ctx);
-                    act.links.supervisor.do_send(RegisterSession {
+                    act.links.router.do_send(RegisterSession {
                         session_id: record.session_id.clone(),
                         addr: addr.clone(),
                     });

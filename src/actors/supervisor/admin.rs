@@ -7,9 +7,10 @@ use futures_util::future::join_all;
 
 use super::directory::Slot;
 use super::{project_of, Supervisor};
-use crate::actors::metrics::StopReason;
+use crate::actors::metrics::{Mailbox, StopReason};
 use crate::actors::project::{Deactivate, ForgetSession};
-use crate::actors::session::Discard;
+use crate::actors::router::{PurgeDone, TakeSessions};
+use crate::actors::session::{Discard, SessionActor};
 use crate::actors::settings;
 use crate::error::CommandError;
 use crate::messages::commands::{Settings, SettingsPatch};
@@ -65,7 +66,6 @@ impl Handler<PurgeSession> for Supervisor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PurgeSession, _: &mut Context<Self>) -> Self::Result {
-        let live = self.sessions.remove(&msg.session_id);
         if let Some(project) = self
             .projects
             .get(project_of(&msg.session_id))
@@ -75,21 +75,20 @@ impl Handler<PurgeSession> for Supervisor {
                 session_id: msg.session_id.clone(),
             });
         }
-        // The actor stops before the delete is queued, so no flush of it can land after the delete.
-        let discard = async move {
-            if let Some(addr) = live {
-                let _ = addr
-                    .send(Discard {
-                        reason: StopReason::Purge,
-                    })
-                    .await;
-            }
+        let delete = WriteOp::DeleteSession {
+            session_id: msg.session_id.clone(),
         };
         self.purge(
-            msg.session_id.clone(),
-            discard,
-            WriteOp::DeleteSession {
-                session_id: msg.session_id,
+            TakeSessions::Session(msg.session_id),
+            delete,
+            |live| async move {
+                for (_, addr) in live {
+                    let _ = addr
+                        .send(Discard {
+                            reason: StopReason::Purge,
+                        })
+                        .await;
+                }
             },
         )
     }
@@ -106,16 +105,6 @@ impl Handler<PurgeProject> for Supervisor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PurgeProject, _: &mut Context<Self>) -> Self::Result {
-        let ids: Vec<String> = self
-            .sessions
-            .keys()
-            .filter(|id| project_of(id) == msg.project_id)
-            .cloned()
-            .collect();
-        let live: Vec<_> = ids
-            .iter()
-            .filter_map(|id| self.sessions.remove(id))
-            .collect();
         let project = match self.projects.remove(&msg.project_id) {
             Some(Slot::Live(m)) => Some(m),
             Some(Slot::Deactivating(m, waiting)) => {
@@ -124,50 +113,62 @@ impl Handler<PurgeProject> for Supervisor {
             }
             None => None,
         };
-        let discard = async move {
-            join_all(live.iter().map(|a| {
-                a.send(Discard {
-                    reason: StopReason::Purge,
-                })
-            }))
-            .await;
-            if let Some(p) = project {
-                for id in ids {
-                    let _ = p.send(ForgetSession { session_id: id }).await;
-                }
-                // Its memory goes with its data.
-                let _ = p.send(Deactivate { force: true }).await;
-            }
+        let delete = WriteOp::DeleteProject {
+            project_id: msg.project_id.clone(),
         };
         self.purge(
-            msg.project_id.clone(),
-            discard,
-            WriteOp::DeleteProject {
-                project_id: msg.project_id,
+            TakeSessions::Project(msg.project_id),
+            delete,
+            |live| async move {
+                join_all(live.iter().map(|(_, a)| {
+                    a.send(Discard {
+                        reason: StopReason::Purge,
+                    })
+                }))
+                .await;
+                if let Some(p) = project {
+                    for (id, _) in live {
+                        let _ = p.send(ForgetSession { session_id: id }).await;
+                    }
+                    // Its memory goes with its data.
+                    let _ = p.send(Deactivate { force: true }).await;
+                }
             },
         )
     }
 }
 
 impl Supervisor {
-    /// Runs a purge: `key` stays in `purging` (so nothing being deleted is brought back meanwhile) until
-    /// `discard` has let go of what memory holds and `delete` is stored.
-    fn purge(
+    /// Runs a purge: the project's router drops the routes `take` names and lets nothing of them come
+    /// back, and the project stays in `purging` (no revival by a read), until `discard` has let go of the
+    /// session actors taken and `delete` is stored. The actors stop before the delete is queued, so no
+    /// flush of theirs can land after it.
+    fn purge<F>(
         &mut self,
-        key: String,
-        discard: impl std::future::Future<Output = ()> + 'static,
+        take: TakeSessions,
         delete: WriteOp,
-    ) -> ResponseActFuture<Self, Result<(), CommandError>> {
+        discard: impl FnOnce(Vec<(String, Mailbox<SessionActor>)>) -> F + 'static,
+    ) -> ResponseActFuture<Self, Result<(), CommandError>>
+    where
+        F: std::future::Future<Output = ()> + 'static,
+    {
+        let key = take.key().to_owned();
         self.purging.insert(key.clone());
+        let router = self.router(take.project()).clone();
         let persister = self.parts.persister.clone();
         Box::pin(
             async move {
-                discard.await;
-                persister.write(vec![delete]).await?;
-                Ok(())
+                let result = async {
+                    discard(router.send(take).await?).await;
+                    persister.write(vec![delete]).await?;
+                    Ok(())
+                }
+                .await;
+                router.do_send(PurgeDone(key.clone()));
+                (key, result)
             }
             .into_actor(self)
-            .map(move |result, act, _| {
+            .map(move |(key, result), act, _| {
                 act.purging.remove(&key);
                 result
             }),

@@ -16,6 +16,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::Supervisor;
+use crate::actors::arbiters::slot;
 use crate::actors::metrics::{ActorKind, Mailbox, MailboxStats};
 use crate::actors::project::{Deactivate, Deactivated, ProjectActor};
 use crate::storage::SessionRecord;
@@ -89,10 +90,11 @@ impl Supervisor {
         if let Some(slot) = self.projects.get(project_id) {
             return slot.mailbox().clone();
         }
-        let links = self.links.clone();
         let id = project_id.to_owned();
         let stats = Arc::new(MailboxStats::default());
-        let arbiter = self.parts.arbiters.for_project(project_id);
+        let index = slot(project_id, self.routes.all().len());
+        let links = self.links[index].clone();
+        let arbiter = self.parts.arbiters.handle(index);
         let theirs = stats.clone();
         let addr = ProjectActor::start_in_arbiter(&arbiter, move |_| {
             ProjectActor::new(id, links, theirs, revive)
@@ -101,14 +103,6 @@ impl Supervisor {
         self.projects
             .insert(project_id.to_owned(), Slot::Live(mailbox.clone()));
         mailbox
-    }
-
-    /// The project's actor if it is in memory and not stopping.
-    pub(super) fn live_project(&self, project_id: &str) -> Option<Mailbox<ProjectActor>> {
-        match self.projects.get(project_id) {
-            Some(Slot::Live(m)) => Some(m.clone()),
-            _ => None,
-        }
     }
 
     fn found(&self, project_id: &str) -> Found {

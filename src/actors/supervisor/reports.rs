@@ -4,10 +4,10 @@
 use actix::prelude::*;
 use futures_util::future::join_all;
 
-use super::{project_of, Supervisor};
-use crate::actors::metrics::{ActorKind, MailboxStats};
+use super::Supervisor;
+use crate::actors::metrics::ActorKind;
 use crate::actors::project::Summarize;
-use crate::actors::session::FlushNow;
+use crate::actors::router::{top_entry, FlushSessions, TopSessions};
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, TopBy, TopEntry};
 use crate::messages::wire::{ActivityState, ProjectHealth};
@@ -118,13 +118,15 @@ impl Handler<FlushAll> for Supervisor {
     type Result = ResponseFuture<Result<(), CommandError>>;
 
     fn handle(&mut self, _: FlushAll, _: &mut Context<Self>) -> Self::Result {
-        let flushes: Vec<_> = self.sessions.values().map(|a| a.send(FlushNow)).collect();
+        let flushes: Vec<_> = self
+            .routes
+            .all()
+            .iter()
+            .map(|r| r.send(FlushSessions))
+            .collect();
         Box::pin(async move {
-            // A session that stopped meanwhile had nothing left to write; only storage failures count.
             for result in join_all(flushes).await {
-                if let Ok(Err(e @ CommandError::Storage(_))) = result {
-                    return Err(e);
-                }
+                result??;
             }
             Ok(())
         })
@@ -141,42 +143,37 @@ pub struct DebugTop {
 }
 
 impl Handler<DebugTop> for Supervisor {
-    type Result = Vec<TopEntry>;
+    type Result = ResponseFuture<Vec<TopEntry>>;
 
-    fn handle(&mut self, msg: DebugTop, _: &mut Context<Self>) -> Vec<TopEntry> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let entry = |actor: ActorKind,
-                     project_id: &str,
-                     session_id: Option<&String>,
-                     stats: &MailboxStats| TopEntry {
-            actor: actor.as_str().to_owned(),
-            project_id: project_id.to_owned(),
-            session_id: session_id.cloned(),
-            mailbox_depth: stats.depth.load(Relaxed),
-            messages_handled: stats.handled.load(Relaxed),
-            memory_bytes: stats.memory.load(Relaxed),
-        };
-        let mut all: Vec<TopEntry> = self
+    fn handle(&mut self, msg: DebugTop, _: &mut Context<Self>) -> Self::Result {
+        let projects: Vec<TopEntry> = self
             .projects
             .iter()
-            .map(|(id, m)| entry(ActorKind::Project, id, None, m.mailbox().stats()))
-            .chain(
-                self.sessions
-                    .iter()
-                    .map(|(id, m)| entry(ActorKind::Session, project_of(id), Some(id), m.stats())),
-            )
+            .map(|(id, m)| top_entry(ActorKind::Project, id, None, m.mailbox().stats()))
             .collect();
-        let key = |e: &TopEntry| match msg.by {
-            TopBy::Mailbox => e.mailbox_depth.max(0) as u64,
-            TopBy::Messages => e.messages_handled,
-            TopBy::Memory => e.memory_bytes,
-        };
-        all.sort_by(|a, b| {
-            key(b)
-                .cmp(&key(a))
-                .then_with(|| a.project_id.cmp(&b.project_id))
-        });
-        all.truncate(msg.limit);
-        all
+        let sessions: Vec<_> = self
+            .routes
+            .all()
+            .iter()
+            .map(|r| r.send(TopSessions))
+            .collect();
+        Box::pin(async move {
+            let mut all = projects;
+            for entries in join_all(sessions).await.into_iter().flatten() {
+                all.extend(entries);
+            }
+            let key = |e: &TopEntry| match msg.by {
+                TopBy::Mailbox => e.mailbox_depth.max(0) as u64,
+                TopBy::Messages => e.messages_handled,
+                TopBy::Memory => e.memory_bytes,
+            };
+            all.sort_by(|a, b| {
+                key(b)
+                    .cmp(&key(a))
+                    .then_with(|| a.project_id.cmp(&b.project_id))
+            });
+            all.truncate(msg.limit);
+            all
+        })
     }
 }

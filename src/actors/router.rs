@@ -1,0 +1,500 @@
+//! One router per arbiter: the sessionId → session actor routes of the projects placed on that arbiter
+//! (by a hash of the projectId, `arbiters::slot`), and the ingest path for them. The engine splits a batch
+//! by router and providers' event sinks are bound to their project's router, so no single actor carries
+//! every event: the routers work in parallel, each next to the sessions it feeds. The routing key is the
+//! projectId alone (a session id is `<projectId>-<ms>`), which is also how a cluster partitions.
+//!
+//! Events for a session no actor holds (its project let it go after the cleanup grace, or the process
+//! restarted) bring it back from storage, as the original kept applying them. The read runs on the
+//! blocking pool while the router goes on routing; batches for that session wait for it in arrival order,
+//! so no second actor can race the first and nothing is applied out of order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures_util::future::{join_all, BoxFuture};
+use tokio::sync::oneshot;
+
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
+use super::session::{
+    Deliver, Discard, FlushNow, SessionActor, SessionGone, SessionInit, SessionLinks,
+};
+use super::supervisor::project_of;
+use crate::error::CommandError;
+use crate::messages::commands::{Ingest, IngestOutcome, TopEntry};
+use crate::messages::wire::{AgentMessage, SidecarEvent};
+use crate::storage::{SessionRecord, Store};
+
+/// What one session's share of a batch came to.
+enum Delivered {
+    Done,
+    Failed(CommandError),
+    /// No such session (or it stopped while the batch was on its way): ignored, as the original did.
+    Gone,
+}
+
+/// A session's share of a batch on its way: its events per kind, how many, and what it came to.
+type Share = (
+    Vec<(&'static str, u64)>,
+    usize,
+    BoxFuture<'static, Delivered>,
+);
+
+/// A session's share of a batch, waiting for the session to be read back from storage.
+struct Waiting {
+    deliver: Deliver,
+    reply: oneshot::Sender<Delivered>,
+}
+
+pub struct Router {
+    /// What a session read back here needs (no project: a sleeping project let go of it anyway).
+    links: SessionLinks,
+    store: Store,
+    sessions: HashMap<String, Mailbox<SessionActor>>,
+    /// Sessions being read back from storage, with the batches waiting for them, in arrival order.
+    reviving: HashMap<String, Vec<Waiting>>,
+    /// Sessions and projects whose purge is in flight: nothing of them comes back.
+    purging: HashSet<String>,
+    stats: Arc<MailboxStats>,
+}
+
+impl Router {
+    pub fn new(links: SessionLinks, store: Store, stats: Arc<MailboxStats>) -> Router {
+        Router {
+            links,
+            store,
+            sessions: HashMap::new(),
+            reviving: HashMap::new(),
+            purging: HashSet::new(),
+            stats,
+        }
+    }
+
+    fn metrics(&self) -> &Arc<Metrics> {
+        &self.links.metrics
+    }
+
+    fn purging(&self, session_id: &str) -> bool {
+        self.purging.contains(session_id) || self.purging.contains(project_of(session_id))
+    }
+
+    /// Reads `session_id` back from storage on the blocking pool; batches wait in `reviving`.
+    fn read_back(&mut self, session_id: String, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let window = self.links.config.limits.messages_in_memory as u64;
+        let id = session_id.clone();
+        let read = async move {
+            tokio::task::spawn_blocking(move || -> Result<_, CommandError> {
+                let Some(record) = store.session(&id)? else {
+                    return Ok(None);
+                };
+                let after = record.last_seq.saturating_sub(window);
+                let recent = store.messages(&id, after, None, None)?;
+                Ok(Some((record, recent)))
+            })
+            .await
+            .map_err(|e| CommandError::Storage(e.to_string()))?
+        };
+        ctx.spawn(
+            read.into_actor(self)
+                .map(move |found, act, _| act.read_done(session_id, found)),
+        );
+    }
+
+    fn read_done(
+        &mut self,
+        session_id: String,
+        found: Result<Option<(SessionRecord, Vec<AgentMessage>)>, CommandError>,
+    ) {
+        let waiting = self.reviving.remove(&session_id).unwrap_or_default();
+        // A project may have registered the session meanwhile (a restore), or a purge begun.
+        let addr = match self.sessions.get(&session_id) {
+            Some(addr) => Some(addr.clone()),
+            None if self.purging(&session_id) => None,
+            None => match found {
+                Ok(Some((record, recent))) => Some(self.revive(record, recent)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, session_id, "cannot read a session back for late events");
+                    None
+                }
+            },
+        };
+        for w in waiting {
+            match &addr {
+                // Sent in arrival order, so the session applies them in that order.
+                Some(addr) => {
+                    let sending = addr.send(w.deliver);
+                    actix::spawn(async move {
+                        let _ = w.reply.send(delivered(sending.await));
+                    });
+                }
+                None => {
+                    let _ = w.reply.send(Delivered::Gone);
+                }
+            }
+        }
+    }
+
+    /// Starts a stored session's actor again, detached from its project: it applies what it is sent and
+    /// stops once that is stored (unless an event makes it run again).
+    fn revive(
+        &mut self,
+        record: SessionRecord,
+        recent: Vec<AgentMessage>,
+    ) -> Mailbox<SessionActor> {
+        let init = SessionInit {
+            recent: recent.into_iter().map(Arc::new).collect(),
+            persisted: true,
+            stall_after: self.links.config.timers.stall_after,
+            detached: true,
+            record,
+        };
+        let session_id = init.record.session_id.clone();
+        let stats = Arc::new(MailboxStats::default());
+        // On this router's own arbiter, which is its project's.
+        let addr = SessionActor::new(init, self.links.clone(), stats.clone()).start();
+        self.metrics()
+            .actor_restarts
+            .with_label_values(&[ActorKind::Session.as_str()])
+            .inc();
+        let mailbox = Mailbox::new(addr, stats, self.metrics().clone(), ActorKind::Session);
+        self.sessions.insert(session_id, mailbox.clone());
+        mailbox
+    }
+}
+
+fn delivered<E>(result: Result<Result<(), CommandError>, E>) -> Delivered {
+    match result {
+        Ok(Ok(())) => Delivered::Done,
+        Ok(Err(e)) => Delivered::Failed(e),
+        Err(_) => Delivered::Gone,
+    }
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+        self.metrics().actor_started(ActorKind::Router);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.metrics()
+            .actor_stopped(ActorKind::Router, StopReason::Shutdown);
+    }
+}
+
+impl Metered for Router {
+    const KIND: ActorKind = ActorKind::Router;
+
+    fn meter(&self) -> (&MailboxStats, &Metrics) {
+        (&self.stats, &self.links.metrics)
+    }
+}
+
+crate::instrument!(
+    Router: Ingest,
+    RegisterSession,
+    SessionGone,
+    FindSession,
+    TakeSessions,
+    PurgeDone,
+    ForgetSessions,
+    FlushSessions,
+    TopSessions,
+);
+
+impl Handler<Ingest> for Router {
+    type Result = ResponseFuture<Result<IngestOutcome, CommandError>>;
+
+    fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) -> Self::Result {
+        // One Deliver per session per batch, events in their original order within each session.
+        let mut outcome = IngestOutcome::default();
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let mut groups: Vec<(String, Vec<SidecarEvent>)> = Vec::new();
+        for event in msg.events {
+            let slot = match slots.get(event.session_id()) {
+                Some(&slot) => slot,
+                None => {
+                    let id = event.session_id().to_owned();
+                    slots.insert(id.clone(), groups.len());
+                    groups.push((id, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            groups[slot].1.push(event);
+        }
+        let (durable, dedupe) = (msg.durable, msg.dedupe);
+        let mut pending: Vec<Share> = Vec::with_capacity(groups.len());
+        for (id, events) in groups {
+            if self.purging(&id) {
+                outcome.ignored += events.len();
+                continue;
+            }
+            // Counted per kind here and added once per batch: a labelled counter costs a hash and a lock.
+            let mut by_kind: Vec<(&'static str, u64)> = Vec::with_capacity(3);
+            for e in &events {
+                match by_kind.iter_mut().find(|(k, _)| *k == e.kind()) {
+                    Some((_, n)) => *n += 1,
+                    None => by_kind.push((e.kind(), 1)),
+                }
+            }
+            let count = events.len();
+            let deliver = Deliver {
+                events,
+                durable,
+                dedupe,
+            };
+            let waiting: BoxFuture<'static, Delivered> = match self.sessions.get(&id) {
+                Some(addr) => {
+                    let sending = addr.send(deliver);
+                    Box::pin(async move { delivered(sending.await) })
+                }
+                None => {
+                    let (reply, answer) = oneshot::channel();
+                    let first = !self.reviving.contains_key(&id);
+                    self.reviving
+                        .entry(id.clone())
+                        .or_default()
+                        .push(Waiting { deliver, reply });
+                    if first {
+                        self.read_back(id, ctx);
+                    }
+                    Box::pin(async move { answer.await.unwrap_or(Delivered::Gone) })
+                }
+            };
+            pending.push((by_kind, count, waiting));
+        }
+        let metrics = self.metrics().clone();
+        Box::pin(async move {
+            let (shares, waits): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .map(|(kinds, count, wait)| ((kinds, count), wait))
+                .unzip();
+            let mut first_error = None;
+            for ((kinds, count), result) in shares.into_iter().zip(join_all(waits).await) {
+                match result {
+                    Delivered::Done | Delivered::Failed(_) => {
+                        outcome.accepted += count;
+                        for (kind, n) in kinds {
+                            metrics.events_ingested.with_label_values(&[kind]).inc_by(n);
+                        }
+                        if let Delivered::Failed(e) = result {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                    Delivered::Gone => outcome.ignored += count,
+                }
+            }
+            metrics.dead_letters.inc_by(outcome.ignored as u64);
+            // Every share was delivered (or ignored) before this answer: an error says what the rest of
+            // the batch met is in docs/API.md ("What an answer means for the batch").
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(outcome),
+            }
+        })
+    }
+}
+
+/// A project started or restored a session actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterSession {
+    pub session_id: String,
+    pub addr: Mailbox<SessionActor>,
+}
+
+impl Handler<RegisterSession> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterSession, _: &mut Context<Self>) {
+        self.sessions.insert(msg.session_id, msg.addr);
+    }
+}
+
+impl Handler<SessionGone> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionGone, _: &mut Context<Self>) {
+        if self
+            .sessions
+            .get(&msg.session_id)
+            .is_some_and(|a| a.instance() == msg.instance)
+        {
+            self.sessions.remove(&msg.session_id);
+        }
+    }
+}
+
+/// The live actor of a session, if it is in memory.
+#[derive(Message)]
+#[rtype(result = "Option<Mailbox<SessionActor>>")]
+pub struct FindSession {
+    pub session_id: String,
+}
+
+impl Handler<FindSession> for Router {
+    type Result = Option<Mailbox<SessionActor>>;
+
+    fn handle(&mut self, msg: FindSession, _: &mut Context<Self>) -> Self::Result {
+        self.sessions
+            .get(&msg.session_id)
+            .filter(|a| a.connected())
+            .cloned()
+    }
+}
+
+/// A purge begins: drop the routes of one session or of every session of a project, and let nothing of
+/// them come back until `PurgeDone`. Answers the actors taken, to be stopped before the delete.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, Mailbox<SessionActor>)>")]
+pub enum TakeSessions {
+    Session(String),
+    Project(String),
+}
+
+impl TakeSessions {
+    /// The session or project id being purged.
+    pub fn key(&self) -> &str {
+        match self {
+            TakeSessions::Session(id) | TakeSessions::Project(id) => id,
+        }
+    }
+
+    /// The project whose router holds the routes.
+    pub fn project(&self) -> &str {
+        match self {
+            TakeSessions::Session(id) => project_of(id),
+            TakeSessions::Project(id) => id,
+        }
+    }
+}
+
+impl Handler<TakeSessions> for Router {
+    type Result = Vec<(String, Mailbox<SessionActor>)>;
+
+    fn handle(&mut self, msg: TakeSessions, _: &mut Context<Self>) -> Self::Result {
+        match msg {
+            TakeSessions::Session(id) => {
+                self.purging.insert(id.clone());
+                self.sessions
+                    .remove(&id)
+                    .map(|a| (id, a))
+                    .into_iter()
+                    .collect()
+            }
+            TakeSessions::Project(project_id) => {
+                let ids: Vec<String> = self
+                    .sessions
+                    .keys()
+                    .filter(|id| project_of(id) == project_id)
+                    .cloned()
+                    .collect();
+                self.purging.insert(project_id);
+                ids.into_iter()
+                    .filter_map(|id| self.sessions.remove(&id).map(|a| (id, a)))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The purge of this session or project id is over (storage no longer holds it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PurgeDone(pub String);
+
+impl Handler<PurgeDone> for Router {
+    type Result = ();
+
+    fn handle(&mut self, PurgeDone(id): PurgeDone, _: &mut Context<Self>) {
+        self.purging.remove(&id);
+    }
+}
+
+/// Retention removed these sessions from storage: their actors stop without writing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetSessions {
+    pub ids: Vec<String>,
+    pub reason: StopReason,
+}
+
+impl Handler<ForgetSessions> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetSessions, _: &mut Context<Self>) {
+        for id in msg.ids {
+            if let Some(addr) = self.sessions.remove(&id) {
+                addr.do_send(Discard { reason: msg.reason });
+            }
+        }
+    }
+}
+
+/// Every session of this router persists what it holds; answers when all of it is committed.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct FlushSessions;
+
+impl Handler<FlushSessions> for Router {
+    type Result = ResponseFuture<Result<(), CommandError>>;
+
+    fn handle(&mut self, _: FlushSessions, _: &mut Context<Self>) -> Self::Result {
+        let flushes: Vec<_> = self.sessions.values().map(|a| a.send(FlushNow)).collect();
+        Box::pin(async move {
+            // A session that stopped meanwhile had nothing left to write; only storage failures count.
+            for result in join_all(flushes).await {
+                if let Ok(Err(e @ CommandError::Storage(_))) = result {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// This router's sessions for `/v1/debug/top`, read from their mailbox stats without disturbing them.
+#[derive(Message)]
+#[rtype(result = "Vec<TopEntry>")]
+pub struct TopSessions;
+
+impl Handler<TopSessions> for Router {
+    type Result = Vec<TopEntry>;
+
+    fn handle(&mut self, _: TopSessions, _: &mut Context<Self>) -> Vec<TopEntry> {
+        self.sessions
+            .iter()
+            .map(|(id, m)| {
+                top_entry(
+                    ActorKind::Session,
+                    project_of(id),
+                    Some(id.clone()),
+                    m.stats(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// One `/v1/debug/top` row from an actor's mailbox stats.
+pub fn top_entry(
+    actor: ActorKind,
+    project_id: &str,
+    session_id: Option<String>,
+    stats: &MailboxStats,
+) -> TopEntry {
+    use std::sync::atomic::Ordering::Relaxed;
+    TopEntry {
+        actor: actor.as_str().to_owned(),
+        project_id: project_id.to_owned(),
+        session_id,
+        mailbox_depth: stats.depth.load(Relaxed),
+        messages_handled: stats.handled.load(Relaxed),
+        memory_bytes: stats.memory.load(Relaxed),
+    }
+}

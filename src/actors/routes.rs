@@ -1,0 +1,84 @@
+//! Every router, in arbiter order, and which one a project belongs to (`arbiters::slot`, a hash of the
+//! projectId alone). The engine, the control parts and restarts hold this one cheap handle to reach the
+//! routers; an ingest batch is split over them here, so the routers work in parallel.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use super::arbiters::slot;
+use super::metrics::Mailbox;
+use super::router::Router;
+use super::supervisor::project_of;
+use crate::error::CommandError;
+use crate::messages::commands::{Ingest, IngestOutcome};
+use crate::messages::wire::SidecarEvent;
+
+#[derive(Clone)]
+pub struct Routes(Arc<[Mailbox<Router>]>);
+
+impl Routes {
+    pub fn new(routers: Vec<Mailbox<Router>>) -> Routes {
+        assert!(!routers.is_empty(), "at least one router");
+        Routes(routers.into())
+    }
+
+    /// The router holding the routes of `project_id`'s sessions.
+    pub fn of(&self, project_id: &str) -> &Mailbox<Router> {
+        &self.0[slot(project_id, self.0.len())]
+    }
+
+    pub fn all(&self) -> &[Mailbox<Router>] {
+        &self.0
+    }
+
+    /// Delivers a batch: split by router (each event's session's project's), each share in its original
+    /// order. The answer comes once every share was delivered, so an error says the same about the rest
+    /// of the batch as with one router (docs/API.md, "What an answer means for the batch").
+    pub async fn ingest(
+        &self,
+        events: Vec<SidecarEvent>,
+        durable: bool,
+        dedupe: bool,
+    ) -> Result<IngestOutcome, CommandError> {
+        let n = self.0.len();
+        let mut shares: Vec<Vec<SidecarEvent>> = vec![Vec::new(); n];
+        if n == 1 {
+            shares[0] = events;
+        } else {
+            for event in events {
+                shares[slot(project_of(event.session_id()), n)].push(event);
+            }
+        }
+        let sends: Vec<_> = self
+            .0
+            .iter()
+            .zip(shares)
+            .filter(|(_, events)| !events.is_empty())
+            .map(|(router, events)| {
+                router.send(Ingest {
+                    events,
+                    durable,
+                    dedupe,
+                })
+            })
+            .collect();
+        let mut outcome = IngestOutcome::default();
+        let mut first_error = None;
+        for answer in join_all(sends).await {
+            match answer? {
+                Ok(share) => {
+                    outcome.accepted += share.accepted;
+                    outcome.ignored += share.ignored;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(outcome),
+        }
+    }
+}

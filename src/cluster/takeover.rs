@@ -1,0 +1,190 @@
+//! Taking a partition over from another node: rebuild it from JetStream before applying anything. A node
+//! that is about to apply a partition's ingest, and did not itself apply everything the partition's
+//! consumer acknowledged, imports the partition's last snapshot (src/cluster/snapshot.rs) into its store
+//! and replays the ingest stream from just after the snapshot, so what the previous owner applied and lost
+//! with its disk is applied again here, once.
+//!
+//! Sessions the stream names but the snapshot does not hold (started after it) are created here from what
+//! the stream says of them, so their acknowledged messages are kept. SeqIds continue without reuse: an
+//! imported session's next seqId is above the ceiling the snapshot carries plus every event of the replay
+//! plus one reservation block, which bounds whatever the lost owner handed out after the snapshot for
+//! events it received from the stream.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::stream;
+use futures_util::StreamExt;
+
+use super::error::ClusterError;
+use super::ingest::subject;
+use super::partition::{self, Partition};
+use super::snapshot::Snapshots;
+use crate::actors::adopt::StoredSession;
+use crate::engine::Engine;
+use crate::messages::wire::{now_ms, AgentStatus, SidecarEvent};
+use crate::storage::SessionRecord;
+
+/// What a takeover rebuilt.
+#[derive(Debug, Default)]
+pub struct Rebuilt {
+    /// The stream sequence the replay starts after (the snapshot's; 0 without one).
+    pub through: u64,
+    /// Sessions written into this node's store.
+    pub imported: usize,
+}
+
+/// Rebuilds `partition` on this node unless it applied, itself, everything the partition's consumer
+/// acknowledged (`applied_here`). Answers `None` when nothing was to be done; otherwise the consumer
+/// `consumer` now starts right after the snapshot.
+pub async fn rebuild(
+    stream: &stream::Stream,
+    snapshots: &Snapshots,
+    engine: &Engine,
+    partition: Partition,
+    applied_here: u64,
+    ack_wait: Duration,
+) -> Result<Option<Rebuilt>, ClusterError> {
+    let consumer = format!("p{partition}");
+    let acknowledged = match stream.consumer_info(&consumer).await {
+        Ok(info) => info.ack_floor.stream_sequence,
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => 0,
+        Err(e) => return Err(ClusterError::jetstream("reading a partition's consumer", e)),
+    };
+    if applied_here >= acknowledged {
+        return Ok(None);
+    }
+    let snapshot = snapshots.load(partition).await?;
+    let through = snapshot.as_ref().map_or(0, |s| s.through);
+    let tail = read_tail(stream, partition, through).await?;
+    let mut sessions = snapshot.map(|s| s.sessions).unwrap_or_default();
+    for (session_id, first_at) in tail.sessions {
+        if !sessions.iter().any(|s| s.record.session_id == session_id) {
+            if let Some(new) = named_by_the_stream(&session_id, first_at) {
+                sessions.push(new);
+            }
+        }
+    }
+    let margin = engine.config().storage.seq_block + tail.events;
+    let imported = engine
+        .import_sessions(sessions, margin)
+        .await
+        .map_err(|e| ClusterError::jetstream("importing a snapshot", e))?;
+    // The previous owner's consumer is replaced by one that starts after the snapshot.
+    if let Err(e) = stream.delete_consumer(&consumer).await {
+        tracing::debug!(partition, error = %e, "cluster: no consumer to replace");
+    }
+    stream
+        .create_consumer(consumer_config(partition, through + 1, ack_wait))
+        .await
+        .map_err(|e| ClusterError::jetstream("replacing a partition's consumer", e))?;
+    Ok(Some(Rebuilt { through, imported }))
+}
+
+/// The durable consumer a partition's owner applies through, starting at `start` (1: the beginning).
+pub fn consumer_config(partition: Partition, start: u64, ack_wait: Duration) -> pull::Config {
+    let name = format!("p{partition}");
+    pull::Config {
+        durable_name: Some(name),
+        filter_subject: subject(partition),
+        deliver_policy: if start <= 1 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            }
+        },
+        ack_policy: AckPolicy::Explicit,
+        // A message a lost owner held comes back to the next one this long after delivery.
+        ack_wait,
+        // One at a time: the partition's order is the order of application.
+        max_ack_pending: 1,
+        ..Default::default()
+    }
+}
+
+/// The replay's events, counted, and the sessions they name with the time of the first.
+struct Tail {
+    events: u64,
+    sessions: BTreeMap<String, i64>,
+}
+
+/// Reads the partition's stream after `through` once, without acknowledging anything.
+async fn read_tail(
+    stream: &stream::Stream,
+    partition: Partition,
+    through: u64,
+) -> Result<Tail, ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("reading the replay", e);
+    let mut tail = Tail {
+        events: 0,
+        sessions: BTreeMap::new(),
+    };
+    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: subject(partition),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: through + 1,
+            },
+            ack_policy: AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut left = consumer.cached_info().num_pending;
+    if left == 0 {
+        return Ok(tail);
+    }
+    let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
+    while left > 0 {
+        let Some(message) = messages.next().await else {
+            break;
+        };
+        let message = message.map_err(|e| failed(&e))?;
+        left -= 1;
+        let Ok(events) = serde_json::from_slice::<Vec<SidecarEvent>>(&message.payload) else {
+            continue;
+        };
+        let at = message
+            .info()
+            .map(|i| i64::try_from(i.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+            .unwrap_or(0);
+        tail.events += events.len() as u64;
+        for event in events {
+            tail.sessions
+                .entry(event.session_id().to_owned())
+                .or_insert(at);
+        }
+    }
+    Ok(tail)
+}
+
+/// A session the replay names that no snapshot holds: what the stream says of it (its id, its project)
+/// and nothing more; the replay then fills in its messages, status and cost.
+fn named_by_the_stream(session_id: &str, first_at: i64) -> Option<StoredSession> {
+    let project = partition::project_of_session(session_id)?;
+    let at = if first_at == 0 { now_ms() } else { first_at };
+    Some(StoredSession {
+        record: SessionRecord {
+            session_id: session_id.to_owned(),
+            project_id: project.to_owned(),
+            provider: String::new(),
+            status: AgentStatus::Idle,
+            cost_usd: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            model: String::new(),
+            error: None,
+            created_at: at,
+            updated_at: at,
+            last_seq: 0,
+            message_count: 0,
+            provider_session_id: None,
+        },
+        messages: Vec::new(),
+        seq_ceiling: 0,
+    })
+}
