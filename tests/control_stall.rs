@@ -72,6 +72,12 @@ async fn resumed_until_it_stops(
         (invocations(record).len() >= 2).then_some(())
     })
     .await;
+    let s = h.session(project).await;
+    assert_eq!(
+        (s.status, s.error.as_deref()),
+        (AgentStatus::Running, None),
+        "resumed: running again, the stall's error cleared"
+    );
     stall(h, project, "300ms").await;
     let last = format!("Stalled: no progress for 0 min (resumes without progress: {RESUMES})");
     let s = eventually(PATIENCE, || async {
