@@ -52,9 +52,9 @@ fn convert(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (name, message) in messages() {
         group.bench_function(name, |b| {
-            b.iter_batched_ref(
+            b.iter_batched(
                 || message.clone(),
-                |m| convert_raw_message(m),
+                convert_raw_message,
                 BatchSize::SmallInput,
             )
         });

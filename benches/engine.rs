@@ -1,6 +1,10 @@
 //! Routing through the actors: `Engine::ingest` in-process (supervisor → session actors → persister, with
 //! persistence on and the default debounce), on batches shaped as the load generator sends them — ten
 //! sessions' events of ten messages each per call — across many live sessions.
+//!
+//! Beside the default configuration, the same ingest with the raw-id deduplication off
+//! (`limits.ingest_dedup_ids = 0`) and with a seqId block no session uses up (`storage.seq_block`), so one
+//! run shows what each costs on the ingest path (issue 16).
 
 use std::time::{Duration, Instant};
 
@@ -66,9 +70,23 @@ fn ingest(c: &mut Criterion) {
     config.storage.data_dir = dir.path().to_owned();
     let mut group = c.benchmark_group("engine_ingest");
     group.throughput(Throughput::Elements((PER_EVENT * EVENTS) as u64));
-    for sessions in [100usize, 1000] {
+    // (sessions, label, what the variant changes in the default configuration)
+    type Variant = (usize, &'static str, fn(&mut Config));
+    let variants: [Variant; 4] = [
+        (100, "", |_| {}),
+        (1000, "", |_| {}),
+        (1000, ", dedup off", |c| c.limits.ingest_dedup_ids = 0),
+        (1000, ", seqId block 1M", |c| {
+            c.storage.seq_block = 1_000_000
+        }),
+    ];
+    for (sessions, label, tweak) in variants {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_owned();
+        tweak(&mut config);
         let (host, ids) = rt.block_on(async {
-            let host = EngineHost::start(config.clone()).await.unwrap();
+            let host = EngineHost::start(config).await.unwrap();
             let mut ids = Vec::with_capacity(sessions);
             for p in 0..sessions {
                 let req = StartRequest {
@@ -89,19 +107,22 @@ fn ingest(c: &mut Criterion) {
         });
         let engine = host.engine().clone();
         let mut call = 0u64;
-        group.bench_function(format!("{sessions} sessions, 100 msgs per call"), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let batches: Vec<_> = (0..iters).map(|i| batch(&ids, call + i)).collect();
-                    call += iters;
-                    let t = Instant::now();
-                    for events in batches {
-                        engine.ingest(events, false).await.unwrap();
-                    }
-                    t.elapsed()
+        group.bench_function(
+            format!("{sessions} sessions, 100 msgs per call{label}"),
+            |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let batches: Vec<_> = (0..iters).map(|i| batch(&ids, call + i)).collect();
+                        call += iters;
+                        let t = Instant::now();
+                        for events in batches {
+                            engine.ingest(events, false).await.unwrap();
+                        }
+                        t.elapsed()
+                    })
                 })
-            })
-        });
+            },
+        );
         rt.block_on(host.shutdown());
     }
     group.finish();

@@ -205,3 +205,57 @@ async fn message_windows_stay_within_window_bytes_and_reads_still_return_everyth
     assert!(trims > 0.0, "40 MiB written without a trim");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_burst_not_yet_stored_is_written_early_and_let_go_when_windows_pass_window_bytes() {
+    let _serial = SERIAL.lock().await;
+    const BUDGET: u64 = 4 << 20;
+    // A debounce no test outlives: the messages below are stored before it only if the budget asks.
+    let app = TestApp::spawn_with(|c| {
+        c.limits.window_bytes = bytesize::ByteSize::b(BUDGET);
+        c.timers.persist_debounce = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    // 8 sessions × 20 messages of 64 KiB, accepted without waiting for storage: 10 MiB, 2.5 × the budget,
+    // under every per-session bound, so nothing else would write them before the debounce.
+    const SESSIONS: usize = 8;
+    const MESSAGES: usize = 20;
+    let text = "b".repeat(64 << 10);
+    let mut sessions = Vec::new();
+    for p in 0..SESSIONS {
+        sessions.push(app.start(&format!("burst{p}"), "synthetic").await);
+    }
+    for sid in &sessions {
+        let events: Vec<Value> = (0..MESSAGES)
+            .map(|i| text_event(sid, &format!("b{i}"), &text))
+            .collect();
+        app.ingest(json!(events)).await;
+    }
+    // The sessions asked to flush write their batches, and the next reclaim lets those go.
+    let mut used = f64::MAX;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while used > BUDGET as f64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "windows still hold {used} bytes of unstored messages, over the {BUDGET}-byte budget"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        used = metric(&app, "agent_store_window_used_bytes", &[]).await;
+    }
+    // Storage has what was let go: every session reads back whole, from redb where its window gave way.
+    for sid in &sessions {
+        let session = app.session(sid).await;
+        let messages = session["messages"].as_array().expect("messages");
+        assert_eq!(
+            messages.len(),
+            1 + MESSAGES,
+            "{sid}: every message read back"
+        );
+        assert!(
+            messages[1..].iter().all(|m| m["content"] == text.as_str()),
+            "{sid}: contents read back whole"
+        );
+    }
+    assert!(metric(&app, "agent_store_window_trims_total", &[]).await > 0.0);
+    app.stop().await;
+}

@@ -116,3 +116,25 @@ async fn shutdown_stops_every_running_agent() {
     h.engine.shutdown().await;
     assert_gone(&pids);
 }
+
+#[actix_rt::test]
+async fn purging_a_running_session_stops_its_agent() {
+    let h = start(|_, _| {}).await;
+    let pids_file = h.path_str("pids");
+    let session_id = h
+        .start_session(
+            "p1",
+            "claude",
+            "go",
+            &[("FAKE_MODE", "hang,child"), ("FAKE_PIDS", &pids_file)],
+        )
+        .await
+        .unwrap();
+    let pids = wait_pids(&h.path("pids"), 2).await;
+    h.engine.purge_session(&session_id).await.unwrap();
+    // The runner is a child of the session: it and its agent go with the session.
+    eventually(PATIENCE, || async {
+        pids.iter().all(|&p| !running(p)).then_some(())
+    })
+    .await;
+}

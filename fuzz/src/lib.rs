@@ -19,7 +19,7 @@ pub fn provider_stream(kind: ProviderKind, data: &[u8]) {
             adapter.feed(&value, &mut events);
         }
     }
-    for event in &events {
+    for event in events {
         if let AdapterEvent::Message(raw) = event {
             show(raw);
         }
@@ -29,7 +29,7 @@ pub fn provider_stream(kind: ProviderKind, data: &[u8]) {
 /// A raw message as a sidecar posts it: JSON text into `RawMessage`, then `convert_raw_message`.
 pub fn raw_message(data: &[u8]) {
     if let Ok(raw) = serde_json::from_slice::<RawMessage>(data) {
-        show(&raw);
+        show(raw);
     }
 }
 
@@ -44,9 +44,9 @@ pub fn ingest_body(data: &[u8]) {
     let limit = if mode & 2 == 2 { 64 } else { 4 << 20 };
     match parse_batch(body, ndjson, limit) {
         Ok(events) => {
-            for event in &events {
+            for event in events {
                 if let SidecarEvent::Message(payload) = event {
-                    payload.messages.iter().for_each(show);
+                    payload.messages.into_iter().for_each(show);
                 }
             }
         }
@@ -55,7 +55,7 @@ pub fn ingest_body(data: &[u8]) {
 }
 
 /// Converts one raw message and serialises what the store would show, as the API and storage do.
-fn show(raw: &RawMessage) {
+fn show(raw: RawMessage) {
     if let Some(message) = convert_raw_message(raw) {
         let text = serde_json::to_string(&message).expect("an AgentMessage always serialises");
         assert!(!text.is_empty());

@@ -2,7 +2,7 @@
 //! as what its store holds (`export_sessions`, for a partition snapshot in JetStream) and arrive on the
 //! node that takes the partition over (`import_sessions`), written into its store under their own ids.
 //! Nothing else is needed to serve them there: a read finds them in storage, and ingest for one of them
-//! brings it back from storage like any session no actor holds (the supervisor's late-event path).
+//! brings it back from storage like any session no actor holds (its router's late-event path).
 //!
 //! An imported session whose agent was a child of the lost node is marked as a restart marks it
 //! (interrupted); its seqIds continue above the ceiling the snapshot carries, as after a restart.

@@ -37,7 +37,7 @@ use self::project::{
     ClearSession, CurrentSession, PromptSession, RestoreLast, StartSession, StopSession,
 };
 use self::router::FindSession;
-use self::session::{SessionActor, Snapshot};
+use self::session::{AgentStderr, SessionActor, Snapshot};
 use self::supervisor::{
     DebugTop, FindProject, FlushAll, Found, GetSettings, HealthReport, ListProjects, Project,
     PurgeProject, PurgeSession, Supervisor, SupervisorParts, UpdateSettings,
@@ -582,15 +582,21 @@ impl EngineParts {
             after_seq: None,
             limit: Some(0),
         };
-        let session = self.session(session_id, page).await?;
-        Ok(self
-            .providers
-            .get(&session.provider)
-            .and_then(|p| p.stderr(session_id))
-            .unwrap_or_else(|| crate::providers::SessionStderr {
+        self.session(session_id, page).await?;
+        let live = self
+            .router(supervisor::project_of(session_id))
+            .send(FindSession {
                 session_id: session_id.to_owned(),
-                ..Default::default()
-            }))
+            })
+            .await?;
+        let stderr = match live {
+            Some(session) => session.send(AgentStderr).await.ok().flatten(),
+            None => None,
+        };
+        Ok(stderr.unwrap_or_else(|| crate::providers::SessionStderr {
+            session_id: session_id.to_owned(),
+            ..Default::default()
+        }))
     }
 
     pub async fn purge_session(&self, session_id: &str) -> Result<(), CommandError> {

@@ -52,7 +52,6 @@ pub struct ProjectLinks {
     pub supervisor: Mailbox<Supervisor>,
     /// The router of this project's arbiter: its sessions' routes, and where its provider's events go.
     pub router: Mailbox<Router>,
-    pub providers: Providers,
     pub store: Store,
     pub sink: EventSink,
     /// Session links without the project address, which each project fills in.
@@ -74,6 +73,7 @@ impl ProjectLinks {
             metrics: b.metrics.clone(),
             windows: b.windows.clone(),
             control: b.control.clone(),
+            providers: b.providers.clone(),
         }
     }
 }
@@ -87,6 +87,8 @@ pub struct SessionLinksBase {
     pub windows: Arc<super::windows::WindowBudget>,
     /// Policies, spend, approvals (issue 15).
     pub control: Arc<super::control::Control>,
+    /// Where a session finds its agent's provider (a session read back from storage asks it).
+    pub providers: Providers,
 }
 
 struct Current {
@@ -238,7 +240,7 @@ impl ProjectActor {
     }
 
     fn provider(&self, name: &str) -> Result<Arc<dyn Provider>, CommandError> {
-        self.links.providers.get(name).ok_or_else(|| {
+        self.links.session.providers.get(name).ok_or_else(|| {
             CommandError::Provider(format!("provider {name} is no longer configured"))
         })
     }

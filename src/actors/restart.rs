@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::control::Control;
 use super::project::CurrentSession;
-use super::session::{FlushNow, Snapshot};
+use super::session::{FlushNow, SetRunner, Snapshot};
 use super::{blocking, EngineParts, INTERRUPTED};
 use crate::config::{Config, OnRestart, ProviderKind};
 use crate::engine::Started;
@@ -272,7 +272,7 @@ impl EngineParts {
         let history = conversation_of(history);
         let sink = EventSink::new(self.router(project_id).addr().clone().recipient())
             .with_permissions(self.control.clone());
-        provider
+        let runner = provider
             .adopt(
                 spec,
                 Resume {
@@ -282,6 +282,8 @@ impl EngineParts {
                 sink,
             )
             .map_err(CommandError::Undeliverable)?;
+        // A session that ran in this process keeps its runner and what it learnt.
+        session.do_send(SetRunner { runner, keep: true });
         let notice = match why {
             Why::Restart => RESUMED_AFTER_RESTART,
             Why::Request => RESUMED_ON_REQUEST,

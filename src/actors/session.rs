@@ -3,6 +3,7 @@
 //! unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
 //! project and the broadcaster, and answers readers.
 
+mod agent;
 mod dedup;
 mod events;
 mod protocol;
@@ -23,7 +24,7 @@ use super::persister::{PersisterHandle, TryWriteError};
 use super::project::ProjectActor;
 use super::router::Router;
 use super::supervisor::{EnforceRetention, Supervisor};
-use super::windows::{TrimWindow, WindowBudget, WindowShare};
+use super::windows::{FlushForRoom, TrimWindow, WindowBudget, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
@@ -33,6 +34,7 @@ use crate::messages::wire::{
 };
 use crate::storage::{SessionRecord, StorageError};
 
+pub use self::agent::{AgentStderr, SetRunner, ToAgent};
 pub use self::protocol::{
     AddUserMessage, Attach, Deliver, Detach, Discard, FlushNow, SessionGone, SessionView,
     SetStallAfter, SetStatus, Snapshot,
@@ -54,6 +56,8 @@ pub struct SessionLinks {
     pub windows: Arc<WindowBudget>,
     /// Policies, spend, approvals (issue 15).
     pub control: Arc<super::control::Control>,
+    /// Where the session finds its agent's provider.
+    pub providers: crate::providers::Providers,
 }
 
 /// How a new or restored session begins.
@@ -86,6 +90,8 @@ pub struct SessionActor {
     links: SessionLinks,
     /// This window's part of `limits.window_bytes`, from `started` on.
     window_share: Option<WindowShare>,
+    /// Its agent's runner (agent.rs): a child of this session.
+    runner: Option<Box<dyn crate::providers::Runner>>,
 }
 
 impl SessionActor {
@@ -119,6 +125,7 @@ impl SessionActor {
             stats,
             links,
             window_share: None,
+            runner: None,
         }
     }
 
@@ -425,7 +432,12 @@ impl Actor for SessionActor {
         }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
-        self.window_share = Some(self.links.windows.join(ctx.address().recipient()));
+        let addr = ctx.address();
+        self.window_share = Some(
+            self.links
+                .windows
+                .join(addr.clone().recipient(), addr.recipient()),
+        );
         self.window_changed();
         if self.restored {
             self.read_seq_ceiling(ctx);
@@ -448,6 +460,7 @@ impl Actor for SessionActor {
         if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
             self.release_seq();
         }
+        self.let_agent_go();
         self.links.router.do_send(SessionGone {
             session_id: self.record().session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
@@ -639,6 +652,15 @@ impl Handler<TrimWindow> for SessionActor {
     }
 }
 
+impl Handler<FlushForRoom> for SessionActor {
+    type Result = ();
+
+    /// The window budget needs room that only this session's unstored messages can give, once written.
+    fn handle(&mut self, _: FlushForRoom, ctx: &mut Context<Self>) {
+        self.flush_now(ctx);
+    }
+}
+
 crate::instrument!(
     SessionActor: Deliver,
     AddUserMessage,
@@ -648,5 +670,8 @@ crate::instrument!(
     Discard,
     FlushNow,
     Attach,
-    SetStallAfter
+    SetStallAfter,
+    SetRunner,
+    ToAgent,
+    AgentStderr,
 );

@@ -83,6 +83,7 @@ impl Supervisor {
                 &parts.metrics,
             ),
             control: parts.control.clone(),
+            providers: parts.providers.clone(),
         };
         let mut routers = Vec::with_capacity(parts.arbiters.len());
         let mut links = Vec::with_capacity(parts.arbiters.len());
@@ -104,6 +105,7 @@ impl Supervisor {
                     metrics: b.metrics,
                     windows: b.windows,
                     control: b.control,
+                    providers: b.providers,
                 };
                 Router::new(links, store, theirs)
             });
@@ -117,7 +119,6 @@ impl Supervisor {
                 supervisor: me.clone(),
                 sink: EventSink::new(addr.recipient()).with_permissions(parts.control.clone()),
                 router: router.clone(),
-                providers: parts.providers.clone(),
                 store: parts.store.clone(),
                 session: base.clone(),
             }));

@@ -7,6 +7,11 @@
 //! them go to storage from then on. Messages not yet stored are never let go: while storage lags, the
 //! per-session backpressure bounds them, as before.
 //!
+//! When what is stored cannot cover the excess (a burst that has not reached storage yet, which the
+//! persistence debounce would otherwise hold for its whole window), the least recently touched sessions
+//! holding unstored messages are told to write them now (`FlushForRoom`); once written they are stored
+//! bytes, and the next reclaim lets them go.
+//!
 //! One mutex guards the recency order; sessions take it once per batch of messages and once per flush,
 //! not per message.
 
@@ -23,6 +28,11 @@ use super::metrics::Metrics;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TrimWindow;
+
+/// Write what the window holds unstored now, without waiting for the debounce, so that it can be let go.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushForRoom;
 
 /// The budget, shared by every session of the engine.
 pub struct WindowBudget {
@@ -46,6 +56,11 @@ struct Recency {
     /// Bytes asked back from sessions that have not trimmed yet, so that the reclaims meanwhile do not ask
     /// other sessions for the same bytes again.
     asked: u64,
+    /// Last touch → session, for the sessions holding unstored messages not yet asked to flush, least
+    /// recently touched first.
+    flushable: BTreeMap<u64, u64>,
+    /// Unstored bytes of the sessions asked to flush that have not stored them yet.
+    flushing: u64,
 }
 
 struct Entry {
@@ -54,7 +69,12 @@ struct Entry {
     evictable: u64,
     /// What this session was asked to give back and has not reported on since.
     asked: u64,
+    /// Bytes the window holds that storage does not have yet.
+    unstored: u64,
+    /// The unstored bytes it held when asked to flush, until it reports fewer (0: not asked).
+    flush_asked: u64,
     trim: Recipient<TrimWindow>,
+    flush: Recipient<FlushForRoom>,
 }
 
 impl WindowBudget {
@@ -82,9 +102,14 @@ impl WindowBudget {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// A session's share, counted from now on; `trim` reaches the session when the budget needs room.
-    pub fn join(self: &Arc<Self>, trim: Recipient<TrimWindow>) -> WindowShare {
-        let key = self.lock().join(trim);
+    /// A session's share, counted from now on; `trim` and `flush` reach the session when the budget needs
+    /// room.
+    pub fn join(
+        self: &Arc<Self>,
+        trim: Recipient<TrimWindow>,
+        flush: Recipient<FlushForRoom>,
+    ) -> WindowShare {
+        let key = self.lock().join(trim, flush);
         WindowShare {
             budget: self.clone(),
             key,
@@ -102,7 +127,8 @@ impl WindowBudget {
     }
 
     /// Tells the least recently touched sessions holding stored messages to let them go, until what they
-    /// give back covers the excess.
+    /// give back covers the excess; then, if it is not covered, the least recently touched sessions
+    /// holding unstored messages to write them.
     fn reclaim(&self, order: &mut Recency) {
         let mut excess = self
             .used()
@@ -125,11 +151,29 @@ impl WindowBudget {
             entry.trim.do_send(TrimWindow);
             self.trims.inc();
         }
+        excess = excess.saturating_sub(order.flushing);
+        let mut flushers = Vec::new();
+        for key in order.flushable.values() {
+            if excess == 0 {
+                break;
+            }
+            excess = excess.saturating_sub(order.entries[key].unstored);
+            flushers.push(*key);
+        }
+        for key in flushers {
+            let Some(entry) = order.entries.get_mut(&key) else {
+                continue;
+            };
+            order.flushable.remove(&entry.tick);
+            entry.flush_asked = entry.unstored;
+            order.flushing += entry.unstored;
+            entry.flush.do_send(FlushForRoom);
+        }
     }
 }
 
 impl Recency {
-    fn join(&mut self, trim: Recipient<TrimWindow>) -> u64 {
+    fn join(&mut self, trim: Recipient<TrimWindow>, flush: Recipient<FlushForRoom>) -> u64 {
         let key = self.next_key;
         self.next_key += 1;
         let tick = self.tick();
@@ -139,7 +183,10 @@ impl Recency {
                 tick,
                 evictable: 0,
                 asked: 0,
+                unstored: 0,
+                flush_asked: 0,
                 trim,
+                flush,
             },
         );
         key
@@ -150,8 +197,9 @@ impl Recency {
         self.next_tick
     }
 
-    /// The session was touched and now holds `evictable` stored bytes; what it was asked is settled.
-    fn touch(&mut self, key: u64, evictable: u64) {
+    /// The session was touched and now holds `evictable` stored bytes and `unstored` others; what it was
+    /// asked to trim is settled, and so is a flush it was asked for once it holds fewer unstored bytes.
+    fn touch(&mut self, key: u64, evictable: u64, unstored: u64) {
         let tick = self.tick();
         let Some(entry) = self.entries.get_mut(&key) else {
             return;
@@ -159,11 +207,21 @@ impl Recency {
         if entry.evictable > 0 {
             self.evictable.remove(&entry.tick);
         }
+        if entry.unstored > 0 && entry.flush_asked == 0 {
+            self.flushable.remove(&entry.tick);
+        }
         self.asked -= std::mem::take(&mut entry.asked);
+        if entry.flush_asked > 0 && unstored < entry.flush_asked {
+            self.flushing -= std::mem::take(&mut entry.flush_asked);
+        }
         entry.tick = tick;
         entry.evictable = evictable;
+        entry.unstored = unstored;
         if evictable > 0 {
             self.evictable.insert(tick, key);
+        }
+        if unstored > 0 && entry.flush_asked == 0 {
+            self.flushable.insert(tick, key);
         }
     }
 
@@ -172,7 +230,11 @@ impl Recency {
             if entry.evictable > 0 {
                 self.evictable.remove(&entry.tick);
             }
+            if entry.unstored > 0 && entry.flush_asked == 0 {
+                self.flushable.remove(&entry.tick);
+            }
             self.asked -= entry.asked;
+            self.flushing -= entry.flush_asked;
         }
     }
 }
@@ -197,7 +259,8 @@ impl WindowShare {
         self.held = held;
         budget.show();
         let mut order = budget.lock();
-        order.touch(self.key, stored.min(held));
+        let stored = stored.min(held);
+        order.touch(self.key, stored, held - stored);
         if budget.used() > budget.limit {
             budget.reclaim(&mut order);
         }

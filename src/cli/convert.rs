@@ -89,7 +89,8 @@ pub fn transcript_to_messages(kind: ProviderKind, text: &str) -> Result<Transcri
     let mut messages: Vec<AgentMessage> = Vec::new();
     for event in &events {
         if let AdapterEvent::Message(raw) = event {
-            if let Some(mut message) = convert_raw_message(raw) {
+            // The transcript keeps its events, so each is converted from a copy.
+            if let Some(mut message) = convert_raw_message(raw.clone()) {
                 message.seq_id = messages.len() as u64 + 1;
                 messages.push(message);
             }

@@ -18,63 +18,83 @@ const TOOL_RESULT_MAX_LINES: usize = 500;
 
 /// The original convertRawMessage: Some(message with seq_id 0) or None for types that show nothing.
 ///
-/// `seq_id` is left at 0: the session assigns it when it appends the message.
-pub fn convert_raw_message(raw: &RawMessage) -> Option<AgentMessage> {
+/// It takes the raw message by value: the id and the strings the message shows (a text, a tool's name,
+/// its output) are moved out of the parsed JSON, not copied, so a message's content is written once
+/// between the parse and the storage encoding. `seq_id` is left at 0: the session assigns it when it
+/// appends the message.
+pub fn convert_raw_message(raw: RawMessage) -> Option<AgentMessage> {
+    let RawMessage {
+        id,
+        kind,
+        mut content,
+        timestamp,
+        ..
+    } = raw;
     let message = |role: MsgRole, content: String| AgentMessage {
-        id: raw.id.clone(),
+        id,
         seq_id: 0,
         role,
         content,
         tool_name: None,
         tool_input: None,
         tool_path: None,
-        timestamp: raw.timestamp,
+        timestamp,
     };
-    match raw.kind.as_str() {
-        "text" => Some(message(MsgRole::Assistant, string_or(raw, "text", ""))),
-        "thinking" => Some(message(MsgRole::Thinking, string_or(raw, "text", ""))),
+    match kind.as_str() {
+        "text" => Some(message(
+            MsgRole::Assistant,
+            take_string_or(&mut content, "text", ""),
+        )),
+        "thinking" => Some(message(
+            MsgRole::Thinking,
+            take_string_or(&mut content, "text", ""),
+        )),
         "tool_call" => {
-            let name = string_or(raw, "name", "Tool");
-            let input = field(raw, "input");
+            let name = take_string_or(&mut content, "name", "Tool");
+            let input = field(&content, "input");
+            let shown = format_tool_input(&name, input);
+            // JSON.stringify(undefined) is undefined: the key is left out. `null` prints as "null".
+            let tool_input = input.map(js::stringify_pretty);
+            let tool_path = extract_tool_path(&name, input);
             Some(AgentMessage {
-                content: format_tool_input(&name, input),
-                // JSON.stringify(undefined) is undefined: the key is left out. `null` prints as "null".
-                tool_input: input.map(js::stringify_pretty),
-                tool_path: extract_tool_path(&name, input),
+                tool_input,
+                tool_path,
                 tool_name: Some(name),
-                ..message(MsgRole::ToolCall, String::new())
+                ..message(MsgRole::ToolCall, shown)
             })
         }
         "tool_result" => {
-            let text = match field(raw, "output") {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => js::stringify_pretty(other),
+            let text = match take_field(&mut content, "output") {
+                Some(Value::String(s)) => s,
+                Some(other) => js::stringify_pretty(&other),
                 // The original called `undefined.split` here and threw, losing the whole batch; an
                 // empty result is what a reader expects of a tool that printed nothing.
                 None => String::new(),
             };
             Some(message(
                 MsgRole::ToolResult,
-                truncate_output(&text, TOOL_RESULT_MAX_LINES),
+                truncate_output(text, TOOL_RESULT_MAX_LINES),
             ))
         }
         "init" => {
-            let model = string_or(raw, "model", "");
-            let content = if model.is_empty() {
+            let model = string_or(&content, "model", "");
+            let shown = if model.is_empty() {
                 "Session initialized".to_owned()
             } else {
                 format!("Session initialized ({model})")
             };
-            Some(message(MsgRole::System, content))
+            Some(message(MsgRole::System, shown))
         }
-        "error" => Some(message(
-            MsgRole::System,
-            format!("Error: {}", string_or(raw, "message", "Unknown error")),
-        )),
+        "error" => {
+            let shown = format!("Error: {}", string_or(&content, "message", "Unknown error"));
+            Some(message(MsgRole::System, shown))
+        }
         // Kinds added by this store's own adapters (not the original's): what a provider said that the
         // user should see, as it said it (an API retry, a compaction, a task ending).
-        "retry" | "notice" => Some(message(MsgRole::System, string_or(raw, "message", "")))
-            .filter(|m| !m.content.is_empty()),
+        "retry" | "notice" => {
+            let shown = take_string_or(&mut content, "message", "");
+            Some(message(MsgRole::System, shown)).filter(|m| !m.content.is_empty())
+        }
         // cost, status, compaction, unknown and anything else show nothing.
         _ => None,
     }
@@ -85,16 +105,18 @@ pub fn init_model(raw: &RawMessage) -> Option<String> {
     if raw.kind != "init" {
         return None;
     }
-    Some(string_or(raw, "model", "")).filter(|m| !m.is_empty())
+    Some(string_or(&raw.content, "model", "")).filter(|m| !m.is_empty())
 }
 
 /// The provider's own conversation id an init message names (Claude's session id, Codex's thread id), or a
 /// conversation reset moves to, which a resume needs.
 pub fn conversation_id(raw: &RawMessage) -> Option<String> {
     let id = match raw.kind.as_str() {
-        "init" => string_or(raw, "sessionId", ""),
+        "init" => string_or(&raw.content, "sessionId", ""),
         // An adapter's notice that the conversation goes on under a new id (Claude's conversation_reset).
-        "notice" if field(raw, "conversationId").is_some() => string_or(raw, "conversationId", ""),
+        "notice" if field(&raw.content, "conversationId").is_some() => {
+            string_or(&raw.content, "conversationId", "")
+        }
         _ => return None,
     };
     Some(id).filter(|s| !s.is_empty())
@@ -102,16 +124,33 @@ pub fn conversation_id(raw: &RawMessage) -> Option<String> {
 
 /// `c?.[name]` where `c = raw.content`: only an object has the fields the rules read (a string's or an
 /// array's `text`, `name`, ... are undefined in JavaScript too).
-fn field<'a>(raw: &'a RawMessage, name: &str) -> Option<&'a Value> {
-    raw.content.as_object().and_then(|c| c.get(name))
+fn field<'a>(content: &'a Value, name: &str) -> Option<&'a Value> {
+    content.as_object().and_then(|c| c.get(name))
+}
+
+/// `c?.[name]`, taken out of the content (which the conversion consumes).
+fn take_field(content: &mut Value, name: &str) -> Option<Value> {
+    content
+        .as_object_mut()
+        .and_then(|c| c.get_mut(name))
+        .map(Value::take)
 }
 
 /// `String(c?.[name] ?? fallback)`: `??` replaces both undefined and null, and nothing else (an empty
 /// string or a 0 stays).
-fn string_or(raw: &RawMessage, name: &str, fallback: &str) -> String {
-    match field(raw, name) {
+fn string_or(content: &Value, name: &str, fallback: &str) -> String {
+    match field(content, name) {
         None | Some(Value::Null) => fallback.to_owned(),
         Some(v) => js::string_of(v),
+    }
+}
+
+/// `string_or`, moving a string out of the content rather than copying it.
+fn take_string_or(content: &mut Value, name: &str, fallback: &str) -> String {
+    match take_field(content, name) {
+        None | Some(Value::Null) => fallback.to_owned(),
+        Some(Value::String(s)) => s,
+        Some(v) => js::string_of(&v),
     }
 }
 
@@ -161,10 +200,11 @@ fn string_prop<'a>(input: Option<&'a Value>, key: &str) -> Option<&'a str> {
 }
 
 /// The original `truncateOutput`: at most `max_lines` lines, then a line saying how many were left out.
-fn truncate_output(text: &str, max_lines: usize) -> String {
-    let total = text.split('\n').count();
+/// Text within the limit is handed back as it is, without a copy.
+fn truncate_output(text: String, max_lines: usize) -> String {
+    let total = text.bytes().filter(|&b| b == b'\n').count() + 1;
     if total <= max_lines {
-        return text.to_owned();
+        return text;
     }
     let kept: Vec<&str> = text.split('\n').take(max_lines).collect();
     format!(

@@ -21,7 +21,7 @@ use super::claude_control::{may_be_control, ControlChannel};
 use super::feed::{Feeder, NO_RESULT};
 use super::lines::{Line, LineSplitter};
 use super::process::{self, exit_error, Invocation, Spawned, StderrLog};
-use super::turns::{Driver, Live, Run, RunEnd, TableProvider};
+use super::turns::{Driver, Live, Run, RunEnd, RunProvider};
 use super::{claude, codex, EventSink, ProviderError, Refusal, StartSpec};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
@@ -42,7 +42,7 @@ enum Agent {
 }
 
 /// A provider whose agent is a command-line program.
-pub(crate) type CliProvider = TableProvider<CliDriver>;
+pub(crate) type CliProvider = RunProvider<CliDriver>;
 
 pub(crate) struct CliDriver {
     agent: Agent,
@@ -77,7 +77,7 @@ impl CliDriver {
                     .map_or(p.clone(), |f| f.to_string_lossy().into_owned())
             })
             .ok_or("command must name a program")?;
-        Ok(TableProvider::new(CliDriver {
+        Ok(RunProvider::new(CliDriver {
             agent,
             provider: name.to_owned(),
             command: provider.command.clone(),

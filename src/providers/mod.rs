@@ -107,45 +107,68 @@ pub trait Provider: Send + Sync + 'static {
     fn check(&self, _requested: &StartSpec) -> Result<(), Refusal> {
         Ok(())
     }
-    /// Starts the agent. Returns once it runs (or failed to); its output then flows through `sink`.
+    /// Starts the agent. Returns once it runs (or failed to) with its runner, which the session's actor
+    /// keeps; the agent's output then flows through `sink`.
     fn start(
         &self,
         spec: StartSpec,
         sink: EventSink,
-    ) -> BoxFuture<'static, Result<(), ProviderError>>;
-    /// Whether a follow-up can reach the session's agent now; Err says why not (asked before the prompt
-    /// is stored, so that one that cannot be delivered is refused rather than kept and dropped).
-    fn accepts_prompt(&self, _session_id: &str) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    /// The session's stderr lines, if this provider runs a process for it and still knows the session.
-    fn stderr(&self, _session_id: &str) -> Option<SessionStderr> {
-        None
-    }
-    /// Sends a follow-up prompt to the session's agent.
-    fn prompt(
-        &self,
-        session_id: &str,
-        prompt: String,
-    ) -> BoxFuture<'static, Result<(), ProviderError>>;
-    /// Stops the session's agent; returns once it is gone.
-    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>>;
-    /// Takes back a session this provider does not run now, so that its next `prompt` continues the
-    /// conversation (the provider's own resume); starts nothing by itself.
+    ) -> BoxFuture<'static, Result<Box<dyn Runner>, ProviderError>>;
+    /// Takes back a session this provider does not run now, so that its runner's next `prompt`
+    /// continues the conversation (the provider's own resume); starts nothing by itself.
     fn adopt(
         &self,
         spec: StartSpec,
         _resume: Resume,
         _sink: EventSink,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<Box<dyn Runner>, ProviderError> {
         Err(format!(
             "provider {} cannot resume a session",
             spec.provider
         ))
     }
-    /// Stops every agent of this provider: the service is shutting down.
+    /// The runner of a session this provider did not start in this process (one read back from
+    /// storage): nothing to stop, and a follow-up is refused, as the provider does not know the session.
+    fn unknown(&self, session_id: &str) -> Box<dyn Runner> {
+        Box::new(Unknown(session_id.to_owned()))
+    }
+    /// Stops every agent of this provider and returns once they are gone: the service is shutting down.
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
+    }
+}
+
+/// One session's agent, as its session's actor holds it: follow-ups, the stop and the stderr lines are
+/// asked of it, never of the provider by session id, so a provider keeps no table of sessions. For the
+/// command-line agents and Ollama it is an actor of its own (turns.rs); dropping it lets a run in
+/// progress finish and report its end, and starts nothing more.
+pub trait Runner: Send + 'static {
+    /// Whether a follow-up can reach the agent now; Err says why not (asked before the prompt is stored,
+    /// so that one that cannot be delivered is refused rather than kept and dropped).
+    fn accepts_prompt(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Sends a follow-up prompt to the agent.
+    fn prompt(&self, prompt: String) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// Stops the agent; returns once it is gone.
+    fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>>;
+    /// The agent's stderr lines, if it runs a process.
+    fn stderr(&self) -> BoxFuture<'static, Option<SessionStderr>> {
+        Box::pin(async { None })
+    }
+}
+
+/// The runner of a session its provider does not know (see `Provider::unknown`).
+struct Unknown(String);
+
+impl Runner for Unknown {
+    fn prompt(&self, _prompt: String) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let why = format!("session {} is not known to this provider", self.0);
+        Box::pin(async move { Err(why) })
+    }
+
+    fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -198,10 +221,11 @@ impl EventSink {
     }
 }
 
-/// The providers of this service by name, as configured under `[providers.NAME]`.
+/// The providers of this service by name, as configured under `[providers.NAME]`. Cheap to clone: every
+/// session's actor holds one, to reach its provider.
 #[derive(Clone, Default)]
 pub struct Providers {
-    by_name: HashMap<String, Arc<dyn Provider>>,
+    by_name: Arc<HashMap<String, Arc<dyn Provider>>>,
 }
 
 impl Providers {
@@ -210,7 +234,7 @@ impl Providers {
     }
 
     pub fn insert(&mut self, name: impl Into<String>, provider: Arc<dyn Provider>) {
-        self.by_name.insert(name.into(), provider);
+        Arc::make_mut(&mut self.by_name).insert(name.into(), provider);
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {

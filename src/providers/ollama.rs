@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::feed::{Feeder, NO_RESULT};
 use super::lines::LineSplitter;
-use super::turns::{Driver, Live, Run, TableProvider};
+use super::turns::{Driver, Live, Run, RunProvider};
 use super::{EventSink, ProviderError, Refusal, SidecarEvent, StartSpec};
 use crate::config::{Config, ProviderKind};
 use crate::messages::adapters::adapter_for;
@@ -23,7 +23,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much of an error response body is read.
 const ERROR_BODY_MAX: usize = 64 * 1024;
 
-pub(crate) type OllamaProvider = TableProvider<OllamaDriver>;
+pub(crate) type OllamaProvider = RunProvider<OllamaDriver>;
 
 pub(crate) struct OllamaDriver {
     client: reqwest::Client,
@@ -42,7 +42,7 @@ impl OllamaDriver {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(TableProvider::new(OllamaDriver {
+        Ok(RunProvider::new(OllamaDriver {
             client,
             host: host.trim_end_matches('/').to_owned(),
             max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
-use super::{EventSink, Provider, ProviderError, StartSpec};
+use super::{EventSink, Provider, ProviderError, Runner, StartSpec};
 
 /// One call the engine made.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,38 +76,52 @@ impl Provider for Recording {
         &self,
         spec: StartSpec,
         sink: EventSink,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
+    ) -> BoxFuture<'static, Result<Box<dyn Runner>, ProviderError>> {
+        let session_id = spec.session_id.clone();
         let (delay, result) = {
             let mut s = self.lock();
             s.sinks.push((spec.session_id.clone(), sink));
             s.calls.push(Call::Start(Box::new(spec)));
             (s.start_delay, s.fail_start.clone().map_or(Ok(()), Err))
         };
+        let runner = self.unknown(&session_id);
         Box::pin(async move {
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
-            result
+            result.map(|()| runner)
         })
     }
 
-    fn prompt(
-        &self,
-        session_id: &str,
-        prompt: String,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        self.lock().calls.push(Call::Prompt {
+    /// Every session's follow-ups and stops are recorded, whether or not it started here.
+    fn unknown(&self, session_id: &str) -> Box<dyn Runner> {
+        Box::new(Recorded {
             session_id: session_id.to_owned(),
+            record: self.clone(),
+        })
+    }
+}
+
+/// A session's runner: records what it is asked.
+struct Recorded {
+    session_id: String,
+    record: Recording,
+}
+
+impl Runner for Recorded {
+    fn prompt(&self, prompt: String) -> BoxFuture<'static, Result<(), ProviderError>> {
+        self.record.lock().calls.push(Call::Prompt {
+            session_id: self.session_id.clone(),
             prompt,
         });
         Box::pin(async { Ok(()) })
     }
 
-    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
+    fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
         let result = {
-            let mut s = self.lock();
+            let mut s = self.record.lock();
             s.calls.push(Call::Stop {
-                session_id: session_id.to_owned(),
+                session_id: self.session_id.clone(),
             });
             s.fail_stop.clone().map_or(Ok(()), Err)
         };

@@ -4,26 +4,31 @@
 
 use futures_util::future::BoxFuture;
 
-use super::{EventSink, Provider, ProviderError, StartSpec};
+use super::{EventSink, Provider, ProviderError, Runner, StartSpec};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Synthetic;
+
+/// Nothing runs: a follow-up and a stop have nothing to reach.
+struct Nothing;
+
+impl Runner for Nothing {
+    fn prompt(&self, _prompt: String) -> BoxFuture<'static, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
 
 impl Provider for Synthetic {
     fn start(
         &self,
         _spec: StartSpec,
         _sink: EventSink,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn prompt(
-        &self,
-        _session_id: &str,
-        _prompt: String,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        Box::pin(async { Ok(()) })
+    ) -> BoxFuture<'static, Result<Box<dyn Runner>, ProviderError>> {
+        Box::pin(async { Ok(Box::new(Nothing) as Box<dyn Runner>) })
     }
 
     /// Nothing runs here: the session's agent posts its events from outside, as before.
@@ -32,11 +37,12 @@ impl Provider for Synthetic {
         _spec: StartSpec,
         _resume: super::Resume,
         _sink: EventSink,
-    ) -> Result<(), ProviderError> {
-        Ok(())
+    ) -> Result<Box<dyn Runner>, ProviderError> {
+        Ok(Box::new(Nothing))
     }
 
-    fn stop(&self, _session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
-        Box::pin(async { Ok(()) })
+    /// A session kept across a restart is fed from outside as before.
+    fn unknown(&self, _session_id: &str) -> Box<dyn Runner> {
+        Box::new(Nothing)
     }
 }

@@ -1,26 +1,33 @@
-//! The sessions of a provider that runs an agent per prompt (a CLI process, an HTTP stream): at most one
-//! run per session at a time, follow-ups that arrive during a run handed to it when it takes input (Claude's
-//! stdin) or queued for the next run, and exactly one `agent.status` when the last run ends — none after a
-//! stop, because the engine itself records a stopped session.
+//! The sessions of a provider that runs an agent per prompt (a CLI process, an HTTP stream): one runner
+//! per session, an actor (a task that owns the session's state and reads an inbox) whose handle the
+//! session's actor holds. A runner runs at most one run at a time, hands follow-ups that arrive during a
+//! run to it when it takes input (Claude's stdin) or queues them for the next run, and sends exactly one
+//! `agent.status` when the last run ends — none after a stop, because the engine itself records a
+//! stopped session.
 //!
-//! Runs report their end to the table, which starts the next queued prompt or sends the status. Starting a
-//! run is synchronous (spawning a process or a task) and happens under the table's lock, so a run cannot end
-//! before the table knows it.
+//! Runs report their end to their runner's inbox, which starts the next queued prompt or sends the
+//! status. The provider keeps no table of sessions and takes no lock: a run is started (a process or a
+//! task spawned) inside its runner, the only owner of its session's state. A shutdown is a signal every
+//! runner listens to; the provider waits until each one has stopped its run.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures_util::future::{join_all, BoxFuture};
-use tokio::sync::mpsc;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::feed::status_event;
-use super::{EventSink, Provider, ProviderError, StartSpec};
+use super::{EventSink, Provider, ProviderError, Runner, SessionStderr, StartSpec};
 use crate::messages::wire::UnixMs;
 
-/// Ended sessions whose memory (resume id, conversation) is kept for follow-ups; older ones are forgotten.
+/// Ended sessions whose memory (resume id, conversation) a sidecar keeps for follow-ups; older ones are
+/// forgotten.
 pub(crate) const IDLE_KEPT: usize = 256;
+/// Requests waiting in a runner's inbox before their senders wait.
+const INBOX: usize = 16;
+const SHUTTING_DOWN: &str = "the service is shutting down";
 
 /// Runs one prompt of a session.
 pub(crate) trait Driver: Send + Sync + 'static {
@@ -53,82 +60,75 @@ pub(crate) trait Driver: Send + Sync + 'static {
     }
 }
 
-/// A table-driven provider: every `Provider` call of the CLI and Ollama runners, written once.
-pub(crate) struct TableProvider<D: Driver> {
-    table: Arc<Table<D>>,
+/// A provider whose sessions each get a runner: every `Provider` call of the CLI and Ollama runners,
+/// written once.
+pub(crate) struct RunProvider<D: Driver> {
+    shared: Arc<Shared<D>>,
 }
 
-impl<D: Driver> TableProvider<D> {
-    pub(crate) fn new(driver: D) -> TableProvider<D> {
-        TableProvider {
-            table: Table::new(driver),
+struct Shared<D: Driver> {
+    driver: D,
+    /// Set once, by `shutdown`: every runner stops its run and ends; later starts are refused.
+    closed: watch::Sender<bool>,
+    /// How many runners are alive, for `shutdown` to wait on.
+    alive: watch::Sender<usize>,
+}
+
+impl<D: Driver> RunProvider<D> {
+    pub(crate) fn new(driver: D) -> RunProvider<D> {
+        RunProvider {
+            shared: Arc::new(Shared {
+                driver,
+                closed: watch::Sender::new(false),
+                alive: watch::Sender::new(0),
+            }),
         }
     }
 }
 
-impl<D: Driver> Provider for TableProvider<D> {
+impl<D: Driver> Provider for RunProvider<D> {
     fn check(&self, requested: &StartSpec) -> Result<(), super::Refusal> {
-        self.table.driver.check(requested)
+        self.shared.driver.check(requested)
     }
 
     fn start(
         &self,
-        spec: StartSpec,
+        mut spec: StartSpec,
         sink: EventSink,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let table = self.table.clone();
+    ) -> BoxFuture<'static, Result<Box<dyn Runner>, ProviderError>> {
+        let shared = self.shared.clone();
         Box::pin(async move {
-            table.driver.preflight().await?;
-            table.start(spec, sink)
+            shared.driver.preflight().await?;
+            // The runner keeps the spec for follow-ups, which bring their own prompt: the first one (up
+            // to limits.max_prompt_bytes) need not stay in memory with it.
+            let prompt = std::mem::take(&mut spec.prompt);
+            let handle =
+                RunnerTask::spawn(&shared, spec, sink, D::Memory::default(), Some(prompt))?;
+            Ok(Box::new(handle) as Box<dyn Runner>)
         })
     }
 
-    fn accepts_prompt(&self, session_id: &str) -> Result<(), ProviderError> {
-        self.table.accepts_prompt(session_id)
-    }
-
+    /// A runner with no run, its memory seeded from `resume`: the next prompt continues the conversation.
     fn adopt(
         &self,
-        spec: StartSpec,
+        mut spec: StartSpec,
         resume: super::Resume,
         sink: EventSink,
-    ) -> Result<(), ProviderError> {
-        self.table.adopt(spec, resume, sink)
-    }
-
-    fn stderr(&self, session_id: &str) -> Option<super::SessionStderr> {
-        let memory = {
-            let state = self.table.lock();
-            state.slots.get(session_id)?.memory.clone()
-        };
-        let (lines, last_line_at) = self.table.driver.stderr(&lock(&memory))?;
-        Some(super::SessionStderr {
-            session_id: session_id.to_owned(),
-            lines,
-            last_line_at,
-        })
-    }
-
-    fn prompt(
-        &self,
-        session_id: &str,
-        prompt: String,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let (table, id) = (self.table.clone(), session_id.to_owned());
-        Box::pin(async move { table.prompt(&id, prompt) })
-    }
-
-    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let (table, id) = (self.table.clone(), session_id.to_owned());
-        Box::pin(async move {
-            table.stop(&id).await;
-            Ok(())
-        })
+    ) -> Result<Box<dyn Runner>, ProviderError> {
+        spec.prompt.clear();
+        let mut memory = D::Memory::default();
+        self.shared.driver.seed(&mut memory, &spec, resume);
+        let handle = RunnerTask::spawn(&self.shared, spec, sink, memory, None)?;
+        Ok(Box::new(handle))
     }
 
     fn shutdown(&self) -> BoxFuture<'static, ()> {
-        let table = self.table.clone();
-        Box::pin(async move { table.shutdown().await })
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            shared.closed.send_replace(true);
+            let mut alive = shared.alive.subscribe();
+            let _ = alive.wait_for(|n| *n == 0).await;
+        })
     }
 }
 
@@ -143,7 +143,7 @@ pub(crate) struct Run<M> {
     pub end: RunEnd,
 }
 
-/// A started run, as the table holds it.
+/// A started run, as its runner holds it.
 pub(crate) struct Live {
     /// Where a run that takes prompts while running receives them; a closed channel means "not any more".
     pub input: Option<mpsc::Sender<String>>,
@@ -151,7 +151,7 @@ pub(crate) struct Live {
     pub stop: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
 }
 
-/// Tells the table that a run is over and how it went.
+/// Tells the runner that a run is over and how it went.
 pub(crate) struct RunEnd {
     on_end: Box<dyn FnOnce(Result<(), String>) -> BoxFuture<'static, ()> + Send>,
 }
@@ -162,121 +162,123 @@ impl RunEnd {
     }
 }
 
-struct Slot<M> {
+/// What a runner is asked.
+enum Ask {
+    CanTake(oneshot::Sender<Result<(), ProviderError>>),
+    Prompt(String, oneshot::Sender<Result<(), ProviderError>>),
+    Stop(oneshot::Sender<()>),
+    Stderr(oneshot::Sender<Option<(Vec<String>, Option<UnixMs>)>>),
+    /// A run is over (sent by its `RunEnd`); runs of an earlier generation were stopped and are ignored.
+    Ended {
+        gen: u64,
+        outcome: Result<(), String>,
+    },
+}
+
+/// The runner of one session: the only owner of its state.
+struct RunnerTask<D: Driver> {
+    shared: Arc<Shared<D>>,
     spec: Arc<StartSpec>,
     sink: EventSink,
-    memory: Arc<Mutex<M>>,
-    /// The current run and its number; runs of a stopped generation are ignored when they end.
+    memory: Arc<Mutex<D::Memory>>,
+    /// The current run and its generation.
     run: Option<(u64, Live)>,
-    pending: VecDeque<String>,
-    idle_since: Option<Instant>,
-}
-
-struct State<M> {
-    slots: HashMap<String, Slot<M>>,
     next_gen: u64,
-    closed: bool,
+    pending: VecDeque<String>,
+    /// Its own inbox, for the runs it starts to report their end (weak: the inbox closes once the
+    /// handle is dropped and no run is left to report).
+    me: mpsc::WeakSender<Ask>,
 }
 
-pub(crate) struct Table<D: Driver> {
-    driver: D,
-    state: Mutex<State<D::Memory>>,
+/// Counts a runner out when it ends, however it ends.
+struct Alive<D: Driver>(Arc<Shared<D>>);
+
+impl<D: Driver> Drop for Alive<D> {
+    fn drop(&mut self) {
+        self.0.alive.send_modify(|n| *n -= 1);
+    }
 }
 
-impl<D: Driver> Table<D> {
-    pub(crate) fn new(driver: D) -> Arc<Table<D>> {
-        Arc::new(Table {
-            driver,
-            state: Mutex::new(State {
-                slots: HashMap::new(),
-                next_gen: 0,
-                closed: false,
-            }),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State<D::Memory>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn start(
-        self: &Arc<Self>,
-        mut spec: StartSpec,
+impl<D: Driver> RunnerTask<D> {
+    /// Starts a session's runner, with its first run when `first` is a prompt; Err if that run cannot
+    /// start (nothing is left behind then).
+    fn spawn(
+        shared: &Arc<Shared<D>>,
+        spec: StartSpec,
         sink: EventSink,
-    ) -> Result<(), ProviderError> {
-        let mut state = self.lock();
-        if state.closed {
-            return Err("the service is shutting down".into());
+        memory: D::Memory,
+        first: Option<String>,
+    ) -> Result<Handle, ProviderError> {
+        if *shared.closed.borrow() {
+            return Err(SHUTTING_DOWN.into());
         }
-        if state
-            .slots
-            .get(&spec.session_id)
-            .is_some_and(|s| s.run.is_some())
-        {
-            return Err(format!("session {} is already running", spec.session_id));
-        }
-        // The kept spec serves follow-ups, which bring their own prompt: the first one (up to
-        // limits.max_prompt_bytes) need not stay in memory with it.
-        let prompt = std::mem::take(&mut spec.prompt);
-        let slot = Slot {
+        let (tx, inbox) = mpsc::channel(INBOX);
+        let session_id = spec.session_id.clone();
+        let mut task = RunnerTask {
+            shared: shared.clone(),
             spec: Arc::new(spec),
             sink,
-            memory: Arc::default(),
+            memory: Arc::new(Mutex::new(memory)),
             run: None,
+            next_gen: 0,
             pending: VecDeque::new(),
-            idle_since: None,
+            me: tx.downgrade(),
         };
-        let id = slot.spec.session_id.clone();
-        state.slots.insert(id.clone(), slot);
-        if let Err(e) = self.launch(&mut state, &id, prompt, false) {
-            state.slots.remove(&id);
-            return Err(e);
+        if let Some(prompt) = first {
+            task.launch(prompt, false)?;
         }
-        Ok(())
+        shared.alive.send_modify(|n| *n += 1);
+        tokio::spawn(task.serve(inbox));
+        Ok(Handle { tx, session_id })
     }
 
-    /// Takes a session back with no run: its memory seeded from `resume` unless the table still holds
-    /// it (a session stopped earlier in this process keeps what it learnt), so the next prompt continues.
-    pub(crate) fn adopt(
-        &self,
-        mut spec: StartSpec,
-        resume: super::Resume,
-        sink: EventSink,
-    ) -> Result<(), ProviderError> {
-        let mut state = self.lock();
-        if state.closed {
-            return Err("the service is shutting down".into());
+    async fn serve(mut self, mut inbox: mpsc::Receiver<Ask>) {
+        let _alive = Alive(self.shared.clone());
+        let mut closed = self.shared.closed.subscribe();
+        loop {
+            let ask = tokio::select! {
+                ask = inbox.recv() => match ask {
+                    Some(ask) => ask,
+                    // No handle and no run left: nothing can reach this session's agent any more.
+                    None => return,
+                },
+                _ = closed.wait_for(|closed| *closed) => break,
+            };
+            self.handle(ask).await;
         }
-        if let Some(slot) = state.slots.get_mut(&spec.session_id) {
-            if slot.run.is_some() {
-                return Err(format!("session {} is already running", spec.session_id));
+        // Shutting down.
+        self.pending.clear();
+        if let Some((_, live)) = self.run.take() {
+            (live.stop)().await;
+        }
+    }
+
+    async fn handle(&mut self, ask: Ask) {
+        match ask {
+            Ask::CanTake(reply) => {
+                let _ = reply.send(self.can_take());
             }
-            slot.sink = sink;
-            return Ok(());
+            Ask::Prompt(prompt, reply) => {
+                let _ = reply.send(self.prompt(prompt));
+            }
+            Ask::Stop(reply) => {
+                self.pending.clear();
+                if let Some((_, live)) = self.run.take() {
+                    (live.stop)().await;
+                }
+                let _ = reply.send(());
+            }
+            Ask::Stderr(reply) => {
+                let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = reply.send(self.shared.driver.stderr(&memory));
+            }
+            Ask::Ended { gen, outcome } => self.ended(gen, outcome).await,
         }
-        spec.prompt.clear();
-        let mut memory = D::Memory::default();
-        self.driver.seed(&mut memory, &spec, resume);
-        let id = spec.session_id.clone();
-        state.slots.insert(
-            id,
-            Slot {
-                spec: Arc::new(spec),
-                sink,
-                memory: Arc::new(Mutex::new(memory)),
-                run: None,
-                pending: VecDeque::new(),
-                idle_since: Some(Instant::now()),
-            },
-        );
-        Ok(())
     }
 
-    /// Err when the session's run takes no input and the driver will not queue for it, or its input is
-    /// full.
-    pub(crate) fn accepts_prompt(&self, session_id: &str) -> Result<(), ProviderError> {
-        let state = self.lock();
-        let Some((_, live)) = state.slots.get(session_id).and_then(|s| s.run.as_ref()) else {
+    /// Err when the run takes no input and the driver will not queue for it, or its input is full.
+    fn can_take(&self) -> Result<(), ProviderError> {
+        let Some((_, live)) = &self.run else {
             return Ok(()); // not running: the prompt starts a run
         };
         match &live.input {
@@ -285,144 +287,123 @@ impl<D: Driver> Table<D> {
                 input.max_capacity()
             )),
             Some(_) => Ok(()),
-            None => self.driver.busy_reason().map_or(Ok(()), Err),
+            None => self.shared.driver.busy_reason().map_or(Ok(()), Err),
         }
     }
 
-    pub(crate) fn prompt(
-        self: &Arc<Self>,
-        session_id: &str,
-        prompt: String,
-    ) -> Result<(), ProviderError> {
-        let mut state = self.lock();
-        let Some(slot) = state.slots.get_mut(session_id) else {
-            return Err(format!(
-                "session {session_id} is not known to this provider"
-            ));
+    fn prompt(&mut self, prompt: String) -> Result<(), ProviderError> {
+        let Some((_, live)) = &self.run else {
+            return self.launch(prompt, true);
         };
-        match &slot.run {
-            Some((_, live)) => {
-                let rejected = match &live.input {
-                    Some(input) => input.try_send(prompt).err().map(|e| match e {
-                        mpsc::error::TrySendError::Full(p)
-                        | mpsc::error::TrySendError::Closed(p) => p,
-                    }),
-                    None => Some(prompt),
-                };
-                if let Some(prompt) = rejected {
-                    slot.pending.push_back(prompt);
-                }
-                Ok(())
-            }
-            None => self.launch(&mut state, session_id, prompt, true),
+        let rejected = match &live.input {
+            Some(input) => input.try_send(prompt).err().map(|e| match e {
+                mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+            }),
+            None => Some(prompt),
+        };
+        if let Some(prompt) = rejected {
+            self.pending.push_back(prompt);
         }
+        Ok(())
     }
 
-    /// Stops the session's run, forgets its queued prompts, and returns once the run is gone.
-    pub(crate) async fn stop(&self, session_id: &str) {
-        let live = {
-            let mut state = self.lock();
-            state.slots.get_mut(session_id).and_then(|slot| {
-                slot.pending.clear();
-                slot.idle_since = Some(Instant::now());
-                slot.run.take()
-            })
-        };
-        if let Some((_, live)) = live {
-            (live.stop)().await;
-        }
-    }
-
-    /// Stops every run; later starts are refused.
-    pub(crate) async fn shutdown(&self) {
-        let lives: Vec<Live> = {
-            let mut state = self.lock();
-            state.closed = true;
-            state
-                .slots
-                .drain()
-                .filter_map(|(_, mut slot)| slot.run.take().map(|(_, live)| live))
-                .collect()
-        };
-        join_all(lives.into_iter().map(|live| (live.stop)())).await;
-    }
-
-    fn launch(
-        self: &Arc<Self>,
-        state: &mut State<D::Memory>,
-        session_id: &str,
-        prompt: String,
-        follow_up: bool,
-    ) -> Result<(), ProviderError> {
-        let gen = state.next_gen;
-        state.next_gen += 1;
-        let Some(slot) = state.slots.get_mut(session_id) else {
-            return Err(format!(
-                "session {session_id} is not known to this provider"
-            ));
-        };
-        let table = Arc::downgrade(self);
-        let id = session_id.to_owned();
+    fn launch(&mut self, prompt: String, follow_up: bool) -> Result<(), ProviderError> {
+        let me = self.me.upgrade().ok_or(SHUTTING_DOWN)?;
+        let gen = self.next_gen;
+        self.next_gen += 1;
         let end = RunEnd {
             on_end: Box::new(move |outcome| {
                 Box::pin(async move {
-                    if let Some(table) = table.upgrade() {
-                        table.ended(&id, gen, outcome).await;
-                    }
+                    let _ = me.send(Ask::Ended { gen, outcome }).await;
                 })
             }),
         };
-        let live = self.driver.launch(Run {
-            spec: slot.spec.clone(),
-            sink: slot.sink.clone(),
+        let live = self.shared.driver.launch(Run {
+            spec: self.spec.clone(),
+            sink: self.sink.clone(),
             prompt,
             follow_up,
-            memory: slot.memory.clone(),
+            memory: self.memory.clone(),
             end,
         })?;
-        slot.run = Some((gen, live));
-        slot.idle_since = None;
+        self.run = Some((gen, live));
         Ok(())
     }
 
     /// A run is over: start the next queued prompt, or tell the engine how the session ended.
-    async fn ended(self: &Arc<Self>, session_id: &str, gen: u64, outcome: Result<(), String>) {
-        let (sink, outcome) = {
-            let mut state = self.lock();
-            let Some(slot) = state.slots.get_mut(session_id) else {
-                return;
-            };
-            if !matches!(slot.run, Some((g, _)) if g == gen) {
-                return; // stopped: the engine already knows
+    async fn ended(&mut self, gen: u64, outcome: Result<(), String>) {
+        if !matches!(self.run, Some((g, _)) if g == gen) {
+            return; // stopped: the engine already knows
+        }
+        self.run = None;
+        let mut outcome = outcome;
+        if let Some(next) = self.pending.pop_front() {
+            match self.launch(next, true) {
+                Ok(()) => return,
+                Err(e) => outcome = Err(e),
             }
-            slot.run = None;
-            let next = slot.pending.pop_front();
-            let mut outcome = outcome;
-            if let Some(next) = next {
-                match self.launch(&mut state, session_id, next, true) {
-                    Ok(()) => return,
-                    Err(e) => outcome = Err(e),
-                }
-            }
-            let Some(slot) = state.slots.get_mut(session_id) else {
-                return;
-            };
-            slot.pending.clear();
-            slot.idle_since = Some(Instant::now());
-            let sink = slot.sink.clone();
-            forget_oldest_idle(&mut state.slots);
-            (sink, outcome)
-        };
-        let _ = sink.emit(vec![status_event(session_id, &outcome)]).await;
+        }
+        self.pending.clear();
+        let _ = self
+            .sink
+            .emit(vec![status_event(&self.spec.session_id, &outcome)])
+            .await;
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// What the session's actor holds of its runner.
+struct Handle {
+    tx: mpsc::Sender<Ask>,
+    session_id: String,
 }
 
-fn forget_oldest_idle<M>(slots: &mut HashMap<String, Slot<M>>) {
-    forget_idle(slots, |s| s.idle_since, IDLE_KEPT);
+impl Handle {
+    /// Asks the runner; None once it has ended (the service is shutting down).
+    fn ask<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Ask,
+    ) -> impl Future<Output = Option<T>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let tx = self.tx.clone();
+        let ask = make(reply);
+        async move {
+            tx.send(ask).await.ok()?;
+            answer.await.ok()
+        }
+    }
+}
+
+impl Runner for Handle {
+    fn accepts_prompt(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let asked = self.ask(Ask::CanTake);
+        Box::pin(async move { asked.await.unwrap_or(Err(SHUTTING_DOWN.into())) })
+    }
+
+    fn prompt(&self, prompt: String) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let asked = self.ask(|reply| Ask::Prompt(prompt, reply));
+        Box::pin(async move { asked.await.unwrap_or(Err(SHUTTING_DOWN.into())) })
+    }
+
+    fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let asked = self.ask(Ask::Stop);
+        Box::pin(async move {
+            asked.await;
+            Ok(())
+        })
+    }
+
+    fn stderr(&self) -> BoxFuture<'static, Option<SessionStderr>> {
+        let asked = self.ask(Ask::Stderr);
+        let session_id = self.session_id.clone();
+        Box::pin(async move {
+            let (lines, last_line_at) = asked.await??;
+            Some(SessionStderr {
+                session_id,
+                lines,
+                last_line_at,
+            })
+        })
+    }
 }
 
 /// Removes the entries idle the longest so that at most `keep` idle ones remain.

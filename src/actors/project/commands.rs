@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use futures_util::future::Either;
 
 use super::ProjectActor;
 use crate::actors::metrics::{ActorKind, Mailbox};
 use crate::actors::router::{FindSession, RegisterSession};
 use crate::actors::session::{
-    user_message, AddUserMessage, Attach, FlushNow, SessionActor, SessionInit, SetStatus,
+    user_message, AddUserMessage, Attach, FlushNow, SessionActor, SessionInit, SetRunner,
+    SetStatus, ToAgent,
 };
 use crate::engine::Started;
 use crate::error::CommandError;
@@ -41,11 +43,7 @@ impl Handler<StartSession> for ProjectActor {
             match cur.status {
                 AgentStatus::Running => return refuse(CommandError::AlreadyRunning),
                 // An idle agent may still be alive: stop it rather than leave it orphaned.
-                AgentStatus::Idle => {
-                    if let Ok(p) = self.provider(&cur.provider) {
-                        actix::spawn(p.stop(&cur.session_id));
-                    }
-                }
+                AgentStatus::Idle => cur.addr.do_send(ToAgent::Stop),
                 AgentStatus::Done | AgentStatus::Error => {}
             }
         }
@@ -99,7 +97,6 @@ impl Handler<StartSession> for ProjectActor {
 
         let session_id = spec.session_id.clone();
         let sink = self.links.sink.clone();
-        let stopper = provider.clone();
         let recorded = addr.send(FlushNow);
         // The record is committed before the agent starts, so an accepted start survives a crash (as
         // "Interrupted") and shows in the project's history at once. A storage failure does not stop the
@@ -115,10 +112,15 @@ impl Handler<StartSession> for ProjectActor {
             act.settle(ctx);
             let stops = std::mem::take(&mut act.stops_waiting);
             match result {
-                Ok(()) => {
-                    if !stops.is_empty() {
+                Ok(runner) => {
+                    // The session holds its agent's runner from now on.
+                    let stopping = (!stops.is_empty()).then(|| runner.stop());
+                    addr.do_send(SetRunner {
+                        runner,
+                        keep: false,
+                    });
+                    if let Some(stopping) = stopping {
                         // A stop came while the agent was starting: it applies to the agent now running.
-                        let stopping = stopper.stop(&session_id);
                         let addr = addr.clone();
                         actix::spawn(async move {
                             let result = stopping.await.map_err(CommandError::Provider);
@@ -176,22 +178,19 @@ impl Handler<StopSession> for ProjectActor {
             );
         }
         let prepared = self.current().and_then(|cur| {
-            Ok((
-                self.provider(&cur.provider)?,
-                cur.session_id.clone(),
-                cur.addr.clone(),
-                cur.status,
-            ))
+            self.provider(&cur.provider)?;
+            Ok((cur.addr.clone(), cur.status))
         });
-        let (provider, session_id, addr, status) = match prepared {
+        let (addr, status) = match prepared {
             Ok(p) => p,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        let stopping = provider.stop(&session_id);
+        let stopping = addr.send(ToAgent::Stop);
         self.begin();
         Box::pin(stopping.into_actor(self).map(move |result, act, ctx| {
             act.end(ctx);
-            result.map_err(CommandError::Provider)?;
+            // A session actor already gone has no agent left to stop.
+            result.unwrap_or(Ok(())).map_err(CommandError::Provider)?;
             if !status.is_finished() {
                 addr.do_send(SetStatus {
                     status: AgentStatus::Done,
@@ -213,41 +212,56 @@ pub struct PromptSession {
 impl Handler<PromptSession> for ProjectActor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
-    fn handle(&mut self, msg: PromptSession, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: PromptSession, _: &mut Context<Self>) -> Self::Result {
         let prepared = self.current().and_then(|cur| {
             if !cur.addr.connected() {
                 return Err(CommandError::SessionNotFound);
             }
-            Ok((
-                self.provider(&cur.provider)?,
-                cur.session_id.clone(),
-                cur.addr.clone(),
-            ))
+            self.provider(&cur.provider)?;
+            Ok(cur.addr.clone())
         });
-        let (provider, session_id, addr) = match prepared {
+        let addr = match prepared {
             Ok(p) => p,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         // Refused before it is stored: a prompt the agent cannot take must not sit in the session unsent.
-        if let Err(why) = provider.accepts_prompt(&session_id) {
-            return Box::pin(fut::ready(Err(CommandError::Undeliverable(why))));
-        }
-        self.cancel_cleanup(ctx);
-        if let Some(cur) = &mut self.current {
-            cur.status = AgentStatus::Running;
-        }
-        self.health.set_status(AgentStatus::Running, None);
-        self.health.record_activity(None, Instant::now());
-        self.health_changed(ctx);
-        addr.do_send(AddUserMessage {
-            prompt: msg.prompt.clone(),
-        });
-        let sending = provider.prompt(&session_id, msg.prompt);
+        let asking = addr.send(ToAgent::CanPrompt);
         self.begin();
-        Box::pin(sending.into_actor(self).map(|result, act, ctx| {
-            act.end(ctx);
-            result.map_err(CommandError::Provider)
-        }))
+        Box::pin(
+            asking
+                .into_actor(self)
+                .then(move |answer, act, ctx| {
+                    let refused = match answer {
+                        Ok(Ok(())) => None,
+                        Ok(Err(why)) => Some(CommandError::Undeliverable(why)),
+                        Err(_) => Some(CommandError::SessionNotFound),
+                    };
+                    if let Some(e) = refused {
+                        return Either::Left(fut::ready(Err(e)));
+                    }
+                    act.cancel_cleanup(ctx);
+                    if let Some(cur) = &mut act.current {
+                        cur.status = AgentStatus::Running;
+                    }
+                    act.health.set_status(AgentStatus::Running, None);
+                    act.health.record_activity(None, Instant::now());
+                    act.health_changed(ctx);
+                    addr.do_send(AddUserMessage {
+                        prompt: msg.prompt.clone(),
+                    });
+                    let sending = addr.send(ToAgent::Prompt(msg.prompt));
+                    Either::Right(fut::wrap_future(async move {
+                        sending
+                            .await
+                            .unwrap_or_else(|_| Err("the session is gone".into()))
+                            .map_err(CommandError::Provider)
+                    }))
+                })
+                .map(|result, act, ctx| {
+                    act.end(ctx);
+                    result
+                }),
+        )
     }
 }
 

@@ -6,7 +6,7 @@
 use actix::prelude::*;
 
 use super::ProjectActor;
-use crate::actors::session::SetStatus;
+use crate::actors::session::{SetStatus, ToAgent};
 use crate::messages::wire::AgentStatus;
 
 /// Why a session is stopped with an error.
@@ -39,7 +39,6 @@ impl Handler<Halt> for ProjectActor {
         else {
             return;
         };
-        let provider = self.provider(&cur.provider);
         let (addr, session_id) = (cur.addr.clone(), cur.session_id.clone());
         if msg.reason == HaltReason::Budget {
             self.health.set_budget_exceeded();
@@ -49,10 +48,8 @@ impl Handler<Halt> for ProjectActor {
             .then(|| (self.links.session.control.clone(), self.project_id.clone()));
         ctx.spawn(
             async move {
-                if let Ok(p) = provider {
-                    if let Err(e) = p.stop(&session_id).await {
-                        tracing::warn!(session = %session_id, error = %e, "could not stop the agent");
-                    }
+                if let Ok(Err(e)) = addr.send(ToAgent::Stop).await {
+                    tracing::warn!(session = %session_id, error = %e, "could not stop the agent");
                 }
                 let stopped = addr
                     .send(SetStatus {

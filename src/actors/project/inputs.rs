@@ -7,7 +7,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::ProjectActor;
-use crate::actors::session::SetStallAfter;
+use crate::actors::session::{SetStallAfter, ToAgent};
 use crate::messages::commands::ProjectSummary;
 use crate::messages::wire::{AgentStatus, ProjectHealth};
 
@@ -27,9 +27,7 @@ impl Handler<ForgetSession> for ProjectActor {
             if let Some(cur) = self.current.take() {
                 // A purged running session's agent must not outlive it.
                 if !cur.status.is_finished() {
-                    if let Ok(p) = self.provider(&cur.provider) {
-                        actix::spawn(p.stop(&cur.session_id));
-                    }
+                    cur.addr.do_send(ToAgent::Stop);
                 }
             }
             self.health.set_session(None, Instant::now());

@@ -33,16 +33,17 @@ impl SessionActor {
         }
         let signals = crate::messages::progress::signals(&raws);
         let mut batch = Vec::with_capacity(raws.len());
-        for raw in &raws {
-            if let Some(model) = init_model(raw) {
+        for raw in raws {
+            if let Some(model) = init_model(&raw) {
                 self.state.record.model = model;
                 self.state.record_changed();
             }
             // Kept with the session so that it can be resumed, after a restart too (src/actors/restart.rs).
-            if let Some(id) = conversation_id(raw) {
+            if let Some(id) = conversation_id(&raw) {
                 self.state.record.provider_session_id = Some(id);
                 self.state.record_changed();
             }
+            // Moves the raw message's strings into the stored one (src/messages/convert.rs).
             if let Some(msg) = convert_raw_message(raw) {
                 batch.push(self.state.push(msg));
             }

@@ -15,7 +15,7 @@ fn raw(kind: &str, content: Value) -> RawMessage {
 }
 
 fn convert(kind: &str, content: Value) -> AgentMessage {
-    convert_raw_message(&raw(kind, content)).expect("a message")
+    convert_raw_message(raw(kind, content)).expect("a message")
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn init_names_the_model_in_parentheses() {
         "init",
         json!({"model": "claude-opus-4-5", "sessionId": "abc"}),
     );
-    let m = convert_raw_message(&r).unwrap();
+    let m = convert_raw_message(r.clone()).unwrap();
     assert_eq!(
         (m.role, m.content.as_str()),
         (MsgRole::System, "Session initialized (claude-opus-4-5)")
@@ -247,7 +247,7 @@ fn init_without_a_model_has_no_parentheses_and_sets_no_model() {
     for content in [json!({}), json!({"model": null}), json!({"model": ""})] {
         let r = raw("init", content);
         assert_eq!(
-            convert_raw_message(&r).unwrap().content,
+            convert_raw_message(r.clone()).unwrap().content,
             "Session initialized"
         );
         assert_eq!(init_model(&r), None);
@@ -282,7 +282,7 @@ fn cost_status_compaction_unknown_and_other_types_show_nothing() {
         "TEXT",
     ] {
         assert_eq!(
-            convert_raw_message(&raw(kind, json!({"text": "x"}))),
+            convert_raw_message(raw(kind, json!({"text": "x"}))),
             None,
             "{kind}"
         );
@@ -302,5 +302,5 @@ fn retries_and_notices_become_system_messages_as_worded() {
         (m.role, m.content.as_str()),
         (MsgRole::System, "Task completed: QA")
     );
-    assert!(convert_raw_message(&raw("notice", json!({}))).is_none());
+    assert!(convert_raw_message(raw("notice", json!({}))).is_none());
 }

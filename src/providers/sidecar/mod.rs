@@ -24,7 +24,7 @@ use super::feed::{status_event, Feeder};
 use super::lines::{Line, LineSplitter};
 use super::process::{self, Group, Invocation, Spawned};
 use super::turns::{forget_idle, IDLE_KEPT};
-use super::{EventSink, Provider, ProviderError, SidecarEvent, StartSpec};
+use super::{EventSink, Provider, ProviderError, Runner, SidecarEvent, StartSpec};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
 
@@ -126,7 +126,7 @@ impl Provider for SidecarProvider {
         &self,
         spec: StartSpec,
         sink: EventSink,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
+    ) -> BoxFuture<'static, Result<Box<dyn Runner>, ProviderError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
             inner.ready().await?;
@@ -136,22 +136,53 @@ impl Provider for SidecarProvider {
             let feeder = Feeder::new(&id, adapter_for(inner.adapter));
             let session = Session::new(spec, sink, feeder);
             let query = session.query(inner.adapter, &prompt);
-            let mut state = inner.lock();
-            state.sessions.insert(id.clone(), session);
-            let sent = inner.send(&state, query);
-            if sent.is_err() {
-                state.sessions.remove(&id);
+            {
+                let mut state = inner.lock();
+                state.sessions.insert(id.clone(), session);
+                let sent = inner.send(&state, query);
+                if sent.is_err() {
+                    state.sessions.remove(&id);
+                }
+                sent?;
             }
-            sent
+            Ok(Box::new(SidecarRunner { inner, id }) as Box<dyn Runner>)
         })
     }
 
-    fn prompt(
-        &self,
-        session_id: &str,
-        prompt: String,
-    ) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let (inner, id) = (self.inner.clone(), session_id.to_owned());
+    fn unknown(&self, session_id: &str) -> Box<dyn Runner> {
+        Box::new(SidecarRunner {
+            inner: self.inner.clone(),
+            id: session_id.to_owned(),
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            inner.phase.send_replace(Phase::ShutDown);
+            let group = {
+                let mut state = inner.lock();
+                state.input = None; // closing stdin lets a well-behaved sidecar exit by itself
+                state.sessions.clear();
+                state.group.take()
+            };
+            if let Some(group) = group {
+                group.terminate(inner.grace).await;
+            }
+        })
+    }
+}
+
+/// One session of the sidecar, as its session's actor holds it: follow-ups and the stop are lines on
+/// the one sidecar's stdin, which serves every session.
+struct SidecarRunner {
+    inner: Arc<Inner>,
+    id: String,
+}
+
+impl Runner for SidecarRunner {
+    fn prompt(&self, prompt: String) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let (inner, id) = (self.inner.clone(), self.id.clone());
         Box::pin(async move {
             inner.ready().await?;
             let mut state = inner.lock();
@@ -167,8 +198,8 @@ impl Provider for SidecarProvider {
         })
     }
 
-    fn stop(&self, session_id: &str) -> BoxFuture<'static, Result<(), ProviderError>> {
-        let (inner, id) = (self.inner.clone(), session_id.to_owned());
+    fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
+        let (inner, id) = (self.inner.clone(), self.id.clone());
         Box::pin(async move {
             let confirmed = {
                 let mut state = inner.lock();
@@ -190,22 +221,6 @@ impl Provider for SidecarProvider {
                 session.idle_since = Some(std::time::Instant::now());
             }
             Ok(())
-        })
-    }
-
-    fn shutdown(&self) -> BoxFuture<'static, ()> {
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            inner.phase.send_replace(Phase::ShutDown);
-            let group = {
-                let mut state = inner.lock();
-                state.input = None; // closing stdin lets a well-behaved sidecar exit by itself
-                state.sessions.clear();
-                state.group.take()
-            };
-            if let Some(group) = group {
-                group.terminate(inner.grace).await;
-            }
         })
     }
 }

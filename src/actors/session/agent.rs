@@ -1,0 +1,103 @@
+//! The session's agent: the runner its provider gave it (held here, so it lives and dies with the
+//! session; providers/turns.rs), and what reaches it through the session: whether it takes a follow-up,
+//! the follow-up, the stop, its stderr lines. A session read back from storage holds no runner until it is
+//! asked something; its provider's `unknown` runner then answers (nothing to stop, and a follow-up refused
+//! by a provider that does not know the session).
+
+use actix::prelude::*;
+use futures_util::future::BoxFuture;
+
+use super::SessionActor;
+use crate::providers::{ProviderError, Runner, SessionStderr};
+
+/// The runner of this session's agent, from its provider's start or adopt.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRunner {
+    pub runner: Box<dyn Runner>,
+    /// Keep the runner the session already holds, if any: a resume of a session that ran in this
+    /// process keeps what its runner learnt.
+    pub keep: bool,
+}
+
+/// Asked of the session's agent.
+#[derive(Message)]
+#[rtype(result = "Result<(), ProviderError>")]
+pub enum ToAgent {
+    /// Whether a follow-up can reach it now (asked before the prompt is stored).
+    CanPrompt,
+    Prompt(String),
+    /// Answers once the agent is gone.
+    Stop,
+}
+
+/// The agent's stderr lines, if it runs a process.
+#[derive(Message)]
+#[rtype(result = "Option<SessionStderr>")]
+pub struct AgentStderr;
+
+impl ToAgent {
+    fn ask(self, runner: &dyn Runner) -> BoxFuture<'static, Result<(), ProviderError>> {
+        match self {
+            ToAgent::CanPrompt => runner.accepts_prompt(),
+            ToAgent::Prompt(prompt) => runner.prompt(prompt),
+            ToAgent::Stop => runner.stop(),
+        }
+    }
+}
+
+impl SessionActor {
+    /// The session is going away: an agent it still runs must not outlive it (a purge).
+    pub(super) fn let_agent_go(&mut self) {
+        let Some(runner) = self.runner.take() else {
+            return;
+        };
+        if !self.record().status.is_finished() {
+            let stopping = runner.stop();
+            actix::spawn(async move {
+                let _ = stopping.await;
+            });
+        }
+    }
+}
+
+impl Handler<SetRunner> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetRunner, _: &mut Context<Self>) {
+        if !(msg.keep && self.runner.is_some()) {
+            self.runner = Some(msg.runner);
+        }
+    }
+}
+
+impl Handler<ToAgent> for SessionActor {
+    type Result = ResponseFuture<Result<(), ProviderError>>;
+
+    fn handle(&mut self, msg: ToAgent, _: &mut Context<Self>) -> Self::Result {
+        if let Some(runner) = &self.runner {
+            return msg.ask(runner.as_ref());
+        }
+        // Not started (nor taken back) in this process: its provider answers for a session it does not
+        // know, without the session keeping that answer as its runner.
+        let record = self.record();
+        match self.links.providers.get(&record.provider) {
+            Some(provider) => msg.ask(provider.unknown(&record.session_id).as_ref()),
+            None => {
+                let why = format!("provider {} is not configured", record.provider);
+                Box::pin(async move { Err(why) })
+            }
+        }
+    }
+}
+
+impl Handler<AgentStderr> for SessionActor {
+    type Result = ResponseFuture<Option<SessionStderr>>;
+
+    fn handle(&mut self, _: AgentStderr, _: &mut Context<Self>) -> Self::Result {
+        match &self.runner {
+            Some(runner) => runner.stderr(),
+            None => Box::pin(async { None }),
+        }
+    }
+}
