@@ -65,10 +65,11 @@ async fn the_policy_reads_its_defaults_takes_fields_one_by_one_and_survives_a_re
     let (_, p) = put_policy(
         &app,
         "p",
-        json!({"approvals": null, "budget": {"dailyUsd": null}}),
+        json!({"approvals": null, "budget": {"dailyUsd": null}, "stall": {"action": "resume"}}),
     )
     .await;
     assert_eq!(p["approvals"], "auto");
+    assert_eq!(p["stall"]["action"], "resume");
     assert_eq!(p["budget"]["dailyUsd"], Value::Null);
     let (status, _) = send(
         app.put("/v1/projects/p/stall-threshold")
@@ -80,7 +81,7 @@ async fn the_policy_reads_its_defaults_takes_fields_one_by_one_and_survives_a_re
     app.restart().await;
     let (_, p) = send(app.get("/v1/projects/p/policy")).await;
     assert_eq!(p["approvalTimeout"], "1m 30s", "stored: {p}");
-    assert_eq!(p["stall"], json!({"after": "20m", "action": "interrupt"}));
+    assert_eq!(p["stall"], json!({"after": "20m", "action": "resume"}));
     app.stop().await;
 }
 

@@ -72,6 +72,12 @@ async fn resumed_until_it_stops(
         (invocations(record).len() >= 2).then_some(())
     })
     .await;
+    let s = h.session(project).await;
+    assert_eq!(
+        (s.status, s.error.as_deref()),
+        (AgentStatus::Running, None),
+        "resumed: running again, the stall's error cleared"
+    );
     stall(h, project, "300ms").await;
     let last = format!("Stalled: no progress for 0 min (resumes without progress: {RESUMES})");
     let s = eventually(PATIENCE, || async {
@@ -234,4 +240,45 @@ async fn a_stalled_session_that_cannot_be_resumed_stays_stopped_and_says_why() {
     assert_eq!(s.error.as_deref(), Some("Stalled: no progress for 0 min"));
     assert_eq!(resumes(&s), 0);
     assert_eq!(invocations(&record).len(), 1, "nothing was started again");
+}
+
+#[actix_rt::test]
+async fn a_session_waiting_for_a_tool_approval_is_not_stopped_by_its_stall() {
+    let h = start(|c, _| {
+        c.providers.get_mut("claude").unwrap().command = vec![fake("fake-claude-ask")];
+    })
+    .await;
+    let ask: PolicyPatch = serde_json::from_value(json!({"approvals": "ask"})).unwrap();
+    h.engine.update_policy("ap", ask).await.unwrap();
+    let session = h
+        .start_session("ap", "claude", "clean up", &[])
+        .await
+        .unwrap();
+    let request = eventually(PATIENCE, || async {
+        h.engine.approvals(Some("ap")).unwrap().pop()
+    })
+    .await;
+    // It waits for a person: the stall comes, and the session says why it is left alone.
+    stall(&h, "ap", "300ms").await;
+    let said = "No progress for 0 min while a tool-permission request waits for an answer: \
+                left to approvalTimeout, not resumed";
+    let s = eventually(PATIENCE, || async {
+        let s = h.session("ap").await;
+        texts(&s, MsgRole::System)
+            .iter()
+            .any(|t| t == said)
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(s.status, AgentStatus::Running);
+    let allow = agent_store::providers::permissions::Decision::Allow {
+        updated_input: None,
+    };
+    h.engine
+        .answer_approval(&session, &request.request_id, allow)
+        .await
+        .expect("the agent still waits for the answer");
+    let s = h.finished("ap").await;
+    assert_eq!(s.status, AgentStatus::Done, "{:?}", s.error);
+    assert_eq!(resumes(&s), 0);
 }

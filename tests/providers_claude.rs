@@ -341,3 +341,32 @@ async fn a_missing_binary_is_a_clear_start_error() {
     let s = h.session("p1").await;
     assert_eq!(s.status, AgentStatus::Error);
 }
+
+#[actix_rt::test]
+async fn follow_ups_a_busy_claude_cannot_take_are_refused_not_stored() {
+    let h = start(|_, _| {}).await;
+    // The agent prints its init line and then reads nothing more: its stdin pipe fills, then the queue.
+    h.start_session("busy", "claude", "first", &[("FAKE_MODE", "hang")])
+        .await
+        .unwrap();
+    eventually(PATIENCE, || async {
+        (h.session("busy").await.messages.len() > 1).then_some(())
+    })
+    .await;
+    let big = "x".repeat(256 * 1024);
+    let mut accepted = 0;
+    let why = loop {
+        match h.engine.send_prompt("busy", big.clone()).await {
+            Ok(()) => accepted += 1,
+            Err(CommandError::Undeliverable(why)) => break why,
+            Err(other) => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(accepted < 64, "never refused");
+    };
+    assert!(why.contains("follow-ups waiting already"), "{why}");
+    let s = h.session("busy").await;
+    let users = roles(&s).iter().filter(|r| **r == MsgRole::User).count();
+    assert_eq!(users, 1 + accepted, "the refused follow-up is not stored");
+    assert_eq!(s.status, AgentStatus::Running);
+    h.engine.stop_agent("busy").await.unwrap();
+}

@@ -180,6 +180,32 @@ async fn claude_parses_every_option_the_runner_maps() {
     // --worktree fix-1 made Claude's worktree; CLAUDE_CONFIG_DIR got its files.
     assert!(Path::new(&work).join(".claude/worktrees/fix-1").is_dir());
     assert!(std::fs::read_dir(&config_dir).unwrap().next().is_some());
+
+    // A follow-up is `--resume <session id>`, as a resume after a restart or a stall is: the real claude
+    // takes it, finds the conversation it stored, and asks the API again with the new prompt.
+    let before = received.bodies().len();
+    h.engine
+        .send_prompt("p1", "And again, marker R8Y.".into())
+        .await
+        .unwrap();
+    let s = eventually(PATIENCE, || async {
+        let s = h.session("p1").await;
+        (s.status.is_finished() && received.bodies().len() > before).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        s.error.as_deref(),
+        Some("Invalid API key · Fix external API key")
+    );
+    let asked = received.bodies();
+    assert!(
+        asked[before..]
+            .iter()
+            .any(|(path, body)| path.ends_with("/v1/messages")
+                && body.contains("R8Y")
+                && body.contains("Say hello.")),
+        "the resumed conversation (the first prompt too) reaches the API with the follow-up"
+    );
 }
 
 #[actix_rt::test]

@@ -78,7 +78,8 @@ impl Approvals {
             .collect()
     }
 
-    fn count(&self, session_id: &str) -> usize {
+    /// How many requests of the session wait for an answer.
+    pub(crate) fn count(&self, session_id: &str) -> usize {
         self.book()
             .pending
             .values()

@@ -242,20 +242,41 @@ impl SessionActor {
     fn stall_action(&mut self, mins: u64) {
         use super::project::{Halt, HaltReason};
         use crate::messages::policy::StallAction;
+        let session_id = self.record().session_id.clone();
+        let action = self
+            .links
+            .control
+            .policy(&self.record().project_id)
+            .stall
+            .action;
+        if action == StallAction::Notify {
+            return;
+        }
+        // An agent waiting for a person's answer to a tool-permission request has not stalled: the
+        // answer's own timeout (approvalTimeout) decides, and the session says why nothing was done.
+        if self.links.control.approvals.count(&session_id) > 0 {
+            let text =
+                format!(
+                "No progress for {mins} min while a tool-permission request waits for an answer: \
+                 left to approvalTimeout, not {}",
+                if action == StallAction::Resume { "resumed" } else { "interrupted" }
+            );
+            let id = format!("{session_id}-stall-{}", now_ms());
+            self.links.control.system_message(&session_id, id, text);
+            return;
+        }
         let max = self.links.config.policy.stall_resumes;
-        let policy = self.links.control.policy(&self.record().project_id);
         let mut error = format!("Stalled: no progress for {mins} min");
-        let reason = match policy.stall.action {
-            StallAction::Notify => return,
-            StallAction::Interrupt => HaltReason::Stall,
+        let reason = match action {
             StallAction::Resume if self.stall.resume_again(max) => HaltReason::StallResume,
             StallAction::Resume => {
                 error.push_str(&format!(" (resumes without progress: {max})"));
                 HaltReason::Stall
             }
+            _ => HaltReason::Stall,
         };
         self.tell_project(Halt {
-            session_id: self.record().session_id.clone(),
+            session_id,
             error,
             reason,
         });
