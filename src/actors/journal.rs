@@ -237,6 +237,11 @@ pub struct Journal {
     /// Entries at the front of the first chunk that were evicted (past the window) but whose chunk is still
     /// in use.
     skip: usize,
+    /// Every event published after this one is held (it may be held itself): a client whose last event is
+    /// older may have missed one that is gone. Ids that were never journalled (an event published with
+    /// nothing to keep) and the `<epoch>.0` of a client that subscribed before the first event do not
+    /// matter, only what was evicted or not loaded does.
+    floor: EventId,
     /// The memory the chunks hold.
     bytes: usize,
     window_ms: i64,
@@ -255,6 +260,10 @@ impl Journal {
             next: 1,
             chunks: VecDeque::new(),
             skip: 0,
+            floor: EventId {
+                epoch: stored.epoch,
+                n: 0,
+            },
             bytes: 0,
             window_ms,
             max_bytes,
@@ -263,7 +272,10 @@ impl Journal {
         };
         for ((epoch, n), bytes) in stored.entries {
             if let Ok(stored) = postcard::from_bytes::<Stored<'_>>(&bytes) {
-                journal.append(EventId { epoch, n }, stored.at, &bytes);
+                let id = EventId { epoch, n };
+                // What came before the oldest stored entry was pruned.
+                journal.floor = journal.floor.min(id);
+                journal.append(id, stored.at, &bytes);
             }
         }
         journal.evict(now);
@@ -332,6 +344,9 @@ impl Journal {
                 .count();
             let whole = over_budget || self.skip + past_window == front.slots.len();
             if whole && (over_budget || self.chunks.len() > 1) {
+                if let Some(last) = front.slots.last() {
+                    self.floor = self.floor.max(last.id);
+                }
                 self.bytes -= front.size();
                 self.chunks.pop_front();
                 self.skip = 0;
@@ -340,6 +355,9 @@ impl Journal {
             }
             dropped |= past_window > 0;
             self.skip += past_window;
+            if let Some(last) = self.skip.checked_sub(1).map(|i| front.slots[i]) {
+                self.floor = self.floor.max(last.id);
+            }
             break;
         }
         let keep_from = self.entries_from(0, 0).next().map_or(
@@ -372,14 +390,16 @@ impl Journal {
             })
     }
 
-    /// Where the entry `id` is held, if it still is.
-    fn locate(&self, id: EventId) -> Option<(usize, usize)> {
+    /// Where the first entry after `id` is (or would go).
+    fn after(&self, id: EventId) -> (usize, usize) {
         let c = self
             .chunks
-            .partition_point(|chunk| chunk.slots.last().is_some_and(|s| s.id < id));
-        let chunk = self.chunks.get(c)?;
-        let i = chunk.slots.binary_search_by(|s| s.id.cmp(&id)).ok()?;
-        (c > 0 || i >= self.skip).then_some((c, i))
+            .partition_point(|chunk| chunk.slots.last().is_some_and(|s| s.id <= id));
+        let i = self
+            .chunks
+            .get(c)
+            .map_or(0, |chunk| chunk.slots.partition_point(|s| s.id <= id));
+        (c, i)
     }
 
     /// An entry of this epoch was not stored (storage refused it).
@@ -419,12 +439,12 @@ impl Journal {
                 "the service was stopped after event {position} before it stored every event"
             ));
         }
-        // The position itself must still be held, so nothing between it and the oldest entry is gone.
-        let Some((c, i)) = self.locate(position) else {
+        if position < self.floor {
             return Replay::Reset(format!("event {position} is older than the replay window"));
-        };
+        }
+        let (c, i) = self.after(position);
         Replay::Entries(
-            self.entries_from(c, i + 1)
+            self.entries_from(c, i)
                 .filter_map(|(slot, bytes)| {
                     let stored: Stored<'_> = postcard::from_bytes(bytes).ok()?;
                     if project.is_some_and(|p| p != stored.project) {
@@ -538,10 +558,35 @@ mod tests {
         let id2 = old.next_id();
         old.push(frame(id2, "a", 100));
         assert!(old.evict(100).is_some());
+        // A client that saw the evicted event missed only what is still held...
         assert!(matches!(
             old.replay(&LastEventId::Event(id), None),
+            Replay::Entries(e) if e.iter().map(Entry::id).eq([id2])
+        ));
+        // ...one that saw less may have missed the evicted one.
+        assert!(matches!(
+            old.replay(&LastEventId::Event(EventId { epoch: 1, n: 0 }), None),
             Replay::Reset(_)
         ));
+    }
+
+    #[test]
+    fn a_client_whose_last_event_was_never_journalled_gets_what_followed() {
+        let mut j = journal(1, vec![]);
+        // Subscribed before the first event: its last id is 1.0.
+        let before_any = j.last_id();
+        let first = j.next_id();
+        j.push(frame(first, "a", 0));
+        // An id given to an event with nothing to keep.
+        let unkept = j.next_id();
+        let second = j.next_id();
+        j.push(frame(second, "a", 0));
+        for (after, expected) in [(before_any, vec![first, second]), (unkept, vec![second])] {
+            let Replay::Entries(e) = j.replay(&LastEventId::Event(after), None) else {
+                panic!("{after} is within what the journal holds")
+            };
+            assert_eq!(e.iter().map(Entry::id).collect::<Vec<_>>(), expected);
+        }
     }
 
     #[test]
