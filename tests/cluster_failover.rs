@@ -88,13 +88,8 @@ async fn start_session(node: &Node, project: &str) -> String {
 
 /// The texts of a session's messages after the prompt, as `node` reads them.
 async fn texts(node: &Node, session: &str) -> Option<Vec<String>> {
-    let (status, body) = node.get(&format!("/v1/sessions/{session}")).await;
-    (status == StatusCode::OK).then(|| {
-        body["messages"].as_array().unwrap()[1..]
-            .iter()
-            .map(|m| m["content"].as_str().unwrap().to_owned())
-            .collect()
-    })
+    let numbered = numbered(node, session).await?;
+    Some(numbered.into_iter().map(|(_, text)| text).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

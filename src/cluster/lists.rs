@@ -126,11 +126,7 @@ pub fn merge_health(lists: Vec<Vec<ProjectHealth>>) -> Vec<ProjectHealth> {
     let mut out: Vec<ProjectHealth> = newest(lists, |h| (&h.project_id, h.session_id.as_deref()))
         .into_values()
         .collect();
-    out.sort_by(|a, b| {
-        b.attention_score
-            .cmp(&a.attention_score)
-            .then_with(|| a.project_id.cmp(&b.project_id))
-    });
+    ProjectHealth::sort_by_attention(&mut out);
     out
 }
 

@@ -16,7 +16,18 @@ pub const OPENED: &[u8] = b": connected\n\n";
 
 /// One event. JSON never holds a raw newline, so the data is always a single `data:` line.
 fn frame(event: &str, id: Option<&str>, data: &impl Serialize) -> Option<Bytes> {
-    let mut out = Vec::with_capacity(128);
+    let mut out = head(event, id, 128);
+    if let Err(e) = serde_json::to_writer(&mut out, data) {
+        tracing::error!(event, error = %e, "cannot encode a live event");
+        return None;
+    }
+    out.extend_from_slice(b"\n\n");
+    Some(Bytes::from(out))
+}
+
+/// A frame's lines up to its data: `event:`, the `id:` when there is one, and `data: `.
+fn head(event: &str, id: Option<&str>, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(event.as_bytes());
     out.push(b'\n');
@@ -26,12 +37,7 @@ fn frame(event: &str, id: Option<&str>, data: &impl Serialize) -> Option<Bytes> 
         out.push(b'\n');
     }
     out.extend_from_slice(b"data: ");
-    if let Err(e) = serde_json::to_writer(&mut out, data) {
-        tracing::error!(event, error = %e, "cannot encode a live event");
-        return None;
-    }
-    out.extend_from_slice(b"\n\n");
-    Some(Bytes::from(out))
+    out
 }
 
 #[derive(Serialize)]
@@ -183,16 +189,7 @@ pub fn other(event: &LiveEvent, id: Option<&str>) -> Option<Bytes> {
 
 /// A frame around JSON data already encoded (an event another node framed; see `parts`).
 fn raw(event: &str, id: Option<&str>, data: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(event.len() + data.len() + 64);
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(event.as_bytes());
-    out.push(b'\n');
-    if let Some(id) = id {
-        out.extend_from_slice(b"id: ");
-        out.extend_from_slice(id.as_bytes());
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"data: ");
+    let mut out = head(event, id, event.len() + data.len() + 64);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
     Bytes::from(out)

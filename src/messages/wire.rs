@@ -331,3 +331,14 @@ pub struct ProjectHealth {
     /// The project's stall threshold (its own, or the configured `timers.stall_after`).
     pub stall_threshold_ms: u64,
 }
+
+impl ProjectHealth {
+    /// Orders a health list as `GET /v1/health` answers it: highest attentionScore first, then by project.
+    pub fn sort_by_attention(list: &mut [ProjectHealth]) {
+        list.sort_by(|a, b| {
+            b.attention_score
+                .cmp(&a.attention_score)
+                .then_with(|| a.project_id.cmp(&b.project_id))
+        });
+    }
+}

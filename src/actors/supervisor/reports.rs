@@ -99,11 +99,7 @@ impl Handler<HealthReport> for Supervisor {
                 .filter_map(Result::ok)
                 .map(|s| s.health)
                 .collect();
-            out.sort_by(|a, b| {
-                b.attention_score
-                    .cmp(&a.attention_score)
-                    .then_with(|| a.project_id.cmp(&b.project_id))
-            });
+            ProjectHealth::sort_by_attention(&mut out);
             out
         })
     }
