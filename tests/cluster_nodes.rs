@@ -187,6 +187,75 @@ async fn any_node_answers_for_any_project_and_ingest_goes_through_jetstream_to_t
     }
 }
 
+/// The texts of a session as one node answers it; `None` while it answers 503 (retry).
+async fn texts(app: &TestApp, sid: &str) -> Option<Vec<String>> {
+    let (status, body) = send(app.get(&format!("/v1/sessions/{sid}"))).await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let messages = body["messages"].as_array().unwrap();
+    Some(
+        messages[1..]
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect(),
+    )
+}
+
+#[actix_web::test]
+async fn a_read_after_a_202_never_answers_without_what_was_acknowledged() {
+    let Some(nats) = NatsServer::start_or_skip("a_read_after_a_202_never_answers") else {
+        return;
+    };
+    let (a, b, c) = (
+        node(&nats, "a").await,
+        node(&nats, "b").await,
+        node(&nats, "c").await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    let project = project_in(&held[2], "applied-by-c");
+    let sid = a.start(&project, "synthetic").await;
+    b.ingest(json!([text_event(&sid, "m0", "first")])).await;
+    // Read right after the 202, from a node that did not take the write: the first answer that is not a
+    // 503 (retry) holds it.
+    assert_eq!(eventually(PATIENCE, || texts(&a, &sid)).await, ["first"]);
+
+    // The owner cannot apply the partition for now (its consumer paused in JetStream), as when it is
+    // slow or between leases; JetStream still acknowledges the next batch.
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let consumer = format!("p{}", partition::of_project(&project, PARTITIONS));
+    let pause = client
+        .request(
+            format!("$JS.API.CONSUMER.PAUSE.AGENT_STORE_INGEST.{consumer}"),
+            r#"{"pause_until":"2100-01-01T00:00:00Z"}"#.into(),
+        )
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&pause.payload);
+    assert!(answer.contains(r#""paused":true"#), "{answer}");
+    b.ingest(json!([text_event(&sid, "m1", "second")])).await;
+
+    // Refused (503, retry), never answered without the acknowledged message, through any node.
+    for app in [&a, &b, &c] {
+        assert_eq!(texts(app, &sid).await, None);
+    }
+    async_nats::jetstream::new(client)
+        .get_stream("AGENT_STORE_INGEST")
+        .await
+        .unwrap()
+        .resume_consumer(&consumer)
+        .await
+        .unwrap();
+    for app in [&a, &b, &c] {
+        let texts = eventually(PATIENCE, || texts(app, &sid)).await;
+        assert_eq!(texts, ["first", "second"]);
+    }
+    for app in [a, b, c] {
+        app.stop().await;
+    }
+}
+
 /// Reads `stream` until `session`'s message `last` arrived; answers the seqIds it was sent (each at most
 /// once, with the contract's `<sessionId>:<seqId>` id) and the names of the events it saw for `session`.
 async fn live_until(stream: &mut SseClient, session: &str, last: u64) -> (Vec<u64>, Vec<String>) {

@@ -89,9 +89,14 @@ pub async fn forward_foreign(
         }
     };
     let Some(holder) = holder else {
-        // Answered here: a read first waits for the batches acknowledged before it to be applied.
+        // Answered here: a read first waits for the batches acknowledged before it to be applied. One that
+        // cannot wait long enough is refused (retryable) rather than answered without acknowledged data.
         if req.method() == actix_web::http::Method::GET && !cluster.caught_up(&project).await {
-            tracing::warn!(%project, "cluster: answering before the partition's ingest caught up");
+            let response = ApiError::Unavailable(format!(
+                "project {project}: ingest acknowledged for it is not applied yet on its owner; retry"
+            ))
+            .error_response();
+            return Ok(req.into_response(response).map_into_right_body());
         }
         return Ok(next.call(req).await?.map_into_left_body());
     };

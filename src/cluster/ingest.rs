@@ -56,6 +56,11 @@ impl Applied {
             .clone()
     }
 
+    /// The stream sequence `partition` is applied through on this node.
+    pub fn through(&self, partition: Partition) -> u64 {
+        *self.state(partition).progress.borrow()
+    }
+
     /// Waits until `partition` is applied through `sequence`, or `within` passed; answers whether it is.
     pub async fn wait(&self, partition: Partition, sequence: u64, within: Duration) -> bool {
         let mut applied = self.state(partition).progress.subscribe();
@@ -359,7 +364,11 @@ impl Applier {
                 }
             };
             match self.engine.ingest(events, true).await {
-                Ok(_) => {
+                Ok(outcome) => {
+                    if outcome.ignored > 0 {
+                        // Acknowledged at the edge, but this node holds no such session.
+                        tracing::warn!(partition, sequence, ignored = outcome.ignored, "cluster: applied events for sessions this node does not hold were ignored");
+                    }
                     self.progress.send_replace(sequence);
                     self.metrics.ingest.with_label_values(&["applied"]).inc();
                     if let Err(e) = message.double_ack().await {

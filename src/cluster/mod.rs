@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use tokio::sync::watch;
 
 pub use config::ClusterConfig;
@@ -234,7 +235,7 @@ impl Cluster {
 
     /// Waits (up to two lease TTLs) until every ingest batch JetStream acknowledged for the project's
     /// partition before this call has been applied here, so a read after a 202 sees what it acknowledged.
-    /// Answers whether it caught up.
+    /// Answers whether it caught up; when the stream cannot say how far the partition goes, it did not.
     pub async fn caught_up(&self, project_id: &str) -> bool {
         let partition = self.partition_of(project_id);
         let last = match self
@@ -244,13 +245,25 @@ impl Cluster {
             .await
         {
             Ok(message) => message.sequence,
-            // Nothing was ever ingested for the partition (or the stream cannot say): nothing to wait for.
-            Err(_) => return true,
+            // Nothing was ever ingested for the partition: nothing to wait for.
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => return true,
+            Err(e) => {
+                tracing::warn!(project_id, partition, error = %e, "cluster: cannot read how far the partition's ingest goes");
+                return false;
+            }
         };
-        self.inner
-            .applied
-            .wait(partition, last, self.inner.config.lease_ttl * 2)
-            .await
+        let within = self.inner.config.lease_ttl * 2;
+        if self.inner.applied.wait(partition, last, within).await {
+            return true;
+        }
+        tracing::warn!(
+            project_id,
+            partition,
+            last,
+            applied = self.inner.applied.through(partition),
+            "cluster: the partition's acknowledged ingest is not applied here yet"
+        );
+        false
     }
 
     /// Forwards a request to `node` and returns its answer.

@@ -23,7 +23,7 @@ use super::target::{IngestAck, Target, TargetError};
 use crate::messages::wire::now_ms;
 
 /// How often a busy answer is retried before it counts as an error.
-const BUSY_RETRIES: u32 = 50;
+pub(super) const BUSY_RETRIES: u32 = 50;
 
 /// Everything the request tasks share.
 pub struct Run {

@@ -10,9 +10,10 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::content::message_index;
+use super::driver::BUSY_RETRIES;
 use super::plan::{Expectation, Ledger};
 use super::progress::Progress;
-use super::target::{StoredMessage, Target};
+use super::target::{StoredMessage, Target, TargetError};
 
 /// How many discrepancies are described in words.
 const EXAMPLES: usize = 10;
@@ -130,6 +131,23 @@ impl LossSummary {
     }
 }
 
+/// A session's stored messages. A busy answer (HTTP 429/503, e.g. a cluster owner still applying
+/// acknowledged ingest) says "retry", as the contract allows, so it is retried with backoff.
+async fn read(target: &Target, session_id: &str) -> Result<Vec<StoredMessage>, TargetError> {
+    let mut backoff = std::time::Duration::from_millis(5);
+    let mut attempt = 0;
+    loop {
+        match target.messages(session_id).await {
+            Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_millis(500));
+            }
+            answer => return answer,
+        }
+    }
+}
+
 /// Reads every session back from the target, `concurrency` at a time, and checks it.
 pub async fn check_all(
     target: &Target,
@@ -141,7 +159,7 @@ pub async fn check_all(
     progress.phase("verify", sessions.len() as u64, "sessions");
     let mut summary = LossSummary::default();
     let mut reads = futures_util::stream::iter(sessions.iter().enumerate())
-        .map(|(p, id)| async move { (p, id, target.messages(id).await) })
+        .map(|(p, id)| async move { (p, id, read(target, id).await) })
         .buffer_unordered(concurrency);
     while let Some((p, id, result)) = reads.next().await {
         let expect = ledger.expectation(p);
