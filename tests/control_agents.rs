@@ -81,12 +81,16 @@ async fn an_allowed_request_runs_the_tool_with_the_updated_input() {
         (session.as_str(), "Bash")
     );
     assert_eq!(a.input["command"], "rm -rf build");
-    let health = h.engine.health().await.unwrap();
-    let mine = health.iter().find(|p| p.project_id == "a").unwrap();
-    assert_eq!(
-        (mine.attention_score, mine.attention_reason.as_deref()),
-        (110, Some("awaiting approval"))
-    );
+    // The approval book answers at once; the project's health hears of the approval (and of the running
+    // status it needs) through its session's reports, a moment later.
+    eventually(PATIENCE, || async {
+        let health = h.engine.health().await.unwrap();
+        let mine = health.into_iter().find(|p| p.project_id == "a")?;
+        (mine.attention_score, mine.attention_reason.as_deref())
+            .eq(&(110, Some("awaiting approval")))
+            .then_some(())
+    })
+    .await;
 
     let allow = Decision::Allow {
         updated_input: Some(json!({"command": "rm -rf build/tmp"})),
