@@ -35,6 +35,19 @@ fn text_event(session_id: &str, id: &str, text: &str) -> Value {
         {"id": id, "type": "text", "content": {"text": text}, "timestamp": 1_700_000_000_000i64}]}})
 }
 
+/// Nodes a, b and c, once each sees all three alive, with the partitions each holds by node id.
+async fn three_nodes(
+    config: &NodeConfig<'_>,
+) -> (Node, Node, Node, BTreeMap<String, BTreeSet<u32>>) {
+    let (a, b, c) = (
+        Node::start("a", config).await,
+        Node::start("b", config).await,
+        Node::start("c", config).await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    (a, b, c, held)
+}
+
 /// Waits until every node sees all of them alive and their partitions cover each partition once.
 async fn settled(nodes: &[&Node]) -> BTreeMap<String, BTreeSet<u32>> {
     eventually(PATIENCE, || async {
@@ -103,12 +116,7 @@ async fn a_paused_owner_loses_its_partitions_and_is_fenced_when_it_wakes() {
         lease_ttl_secs: 2,
         replicas: 1,
     };
-    let (a, b, c) = (
-        Node::start("a", &config).await,
-        Node::start("b", &config).await,
-        Node::start("c", &config).await,
-    );
-    let held = settled(&[&a, &b, &c]).await;
+    let (a, b, c, held) = three_nodes(&config).await;
     let c_partitions = held["c"].clone();
 
     // c is partitioned away: paused, it renews nothing. The survivors own everything within the TTL.
@@ -198,12 +206,7 @@ async fn an_owner_killed_during_ingest_is_rebuilt_from_jetstream_and_loses_nothi
         lease_ttl_secs: 2,
         replicas: 1,
     };
-    let (a, b, c) = (
-        Node::start("a", &config).await,
-        Node::start("b", &config).await,
-        Node::start("c", &config).await,
-    );
-    let held = settled(&[&a, &b, &c]).await;
+    let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["c"], "killed");
     // Started through a, run by c; two of c's snapshots later it is surely in one (the first may have
     // begun before the start).
@@ -354,12 +357,7 @@ async fn no_acknowledged_message_is_lost_when_one_of_three_nats_servers_dies() {
         lease_ttl_secs: 10,
         replicas: 3,
     };
-    let (a, b, c) = (
-        Node::start("a", &config).await,
-        Node::start("b", &config).await,
-        Node::start("c", &config).await,
-    );
-    let held = settled(&[&a, &b, &c]).await;
+    let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["a"], "load");
     let session = start_session(&b, &project).await;
 

@@ -58,6 +58,17 @@ async fn cluster_view(app: &TestApp) -> Value {
     body
 }
 
+/// Nodes a, b and c on `nats`, once each sees all three alive, with the partitions each holds.
+async fn three_nodes(nats: &NatsServer) -> (TestApp, TestApp, TestApp, Vec<BTreeSet<u32>>) {
+    let (a, b, c) = (
+        node(nats, "a").await,
+        node(nats, "b").await,
+        node(nats, "c").await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    (a, b, c, held)
+}
+
 /// Waits until the three nodes see each other and hold every partition exactly once between them;
 /// answers each node's partitions.
 async fn settled(nodes: &[&TestApp]) -> Vec<BTreeSet<u32>> {
@@ -101,12 +112,7 @@ async fn any_node_answers_for_any_project_and_ingest_goes_through_jetstream_to_t
     let Some(nats) = NatsServer::start_or_skip("any_node_answers_for_any_project") else {
         return;
     };
-    let (a, b, c) = (
-        node(&nats, "a").await,
-        node(&nats, "b").await,
-        node(&nats, "c").await,
-    );
-    let held = settled(&[&a, &b, &c]).await;
+    let (a, b, c, held) = three_nodes(&nats).await;
     let project = project_in(&held[2], "owned-by-c");
 
     // Started through a, run by c (the owner): a forwards it.
@@ -208,12 +214,7 @@ async fn a_read_after_a_202_never_answers_without_what_was_acknowledged() {
     let Some(nats) = NatsServer::start_or_skip("a_read_after_a_202_never_answers") else {
         return;
     };
-    let (a, b, c) = (
-        node(&nats, "a").await,
-        node(&nats, "b").await,
-        node(&nats, "c").await,
-    );
-    let held = settled(&[&a, &b, &c]).await;
+    let (a, b, c, held) = three_nodes(&nats).await;
     let project = project_in(&held[2], "applied-by-c");
     let sid = a.start(&project, "synthetic").await;
     b.ingest(json!([text_event(&sid, "m0", "first")])).await;
@@ -298,12 +299,7 @@ async fn every_node_streams_the_live_events_of_a_project_another_node_runs() {
     let Some(nats) = NatsServer::start_or_skip("every_node_streams_the_live_events") else {
         return;
     };
-    let (a, b, c) = (
-        node(&nats, "a").await,
-        node(&nats, "b").await,
-        node(&nats, "c").await,
-    );
-    let held = settled(&[&a, &b, &c]).await;
+    let (a, b, c, held) = three_nodes(&nats).await;
     let project = project_in(&held[2], "live-on-c");
     // Subscribed before anything happens: a to everything, b to the project alone, c (the owner) too.
     let mut on_a = a.events("", None).await;
@@ -394,12 +390,7 @@ async fn the_load_generator_spreads_over_the_nodes_and_loses_nothing() {
     let Some(nats) = NatsServer::start_or_skip("the_load_generator_spreads_over_the_nodes") else {
         return;
     };
-    let (a, b, c) = (
-        node(&nats, "a").await,
-        node(&nats, "b").await,
-        node(&nats, "c").await,
-    );
-    settled(&[&a, &b, &c]).await;
+    let (a, b, c, _) = three_nodes(&nats).await;
     let url = |app: &TestApp| reqwest::Url::parse(&app.url("/")).unwrap();
     let spec = TargetSpec::Http {
         url: url(&a),
