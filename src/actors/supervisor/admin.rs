@@ -7,10 +7,10 @@ use futures_util::future::join_all;
 
 use super::directory::Slot;
 use super::{project_of, Supervisor};
-use crate::actors::metrics::{Mailbox, StopReason};
+use crate::actors::metrics::StopReason;
 use crate::actors::project::{Deactivate, ForgetSession};
 use crate::actors::router::{PurgeDone, TakeSessions};
-use crate::actors::session::{Discard, SessionActor};
+use crate::actors::session::Discard;
 use crate::actors::settings;
 use crate::error::CommandError;
 use crate::messages::commands::{Settings, SettingsPatch};
@@ -78,19 +78,7 @@ impl Handler<PurgeSession> for Supervisor {
         let delete = WriteOp::DeleteSession {
             session_id: msg.session_id.clone(),
         };
-        self.purge(
-            TakeSessions::Session(msg.session_id),
-            delete,
-            |live| async move {
-                for (_, addr) in live {
-                    let _ = addr
-                        .send(Discard {
-                            reason: StopReason::Purge,
-                        })
-                        .await;
-                }
-            },
-        )
+        self.purge(TakeSessions::Session(msg.session_id), delete, |_| async {})
     }
 }
 
@@ -119,16 +107,10 @@ impl Handler<PurgeProject> for Supervisor {
         self.purge(
             TakeSessions::Project(msg.project_id),
             delete,
-            |live| async move {
-                join_all(live.iter().map(|(_, a)| {
-                    a.send(Discard {
-                        reason: StopReason::Purge,
-                    })
-                }))
-                .await;
+            |taken| async move {
                 if let Some(p) = project {
-                    for (id, _) in live {
-                        let _ = p.send(ForgetSession { session_id: id }).await;
+                    for session_id in taken {
+                        let _ = p.send(ForgetSession { session_id }).await;
                     }
                     // Its memory goes with its data.
                     let _ = p.send(Deactivate { force: true }).await;
@@ -140,14 +122,14 @@ impl Handler<PurgeProject> for Supervisor {
 
 impl Supervisor {
     /// Runs a purge: the project's router drops the routes `take` names and lets nothing of them come
-    /// back, and the project stays in `purging` (no revival by a read), until `discard` has let go of the
-    /// session actors taken and `delete` is stored. The actors stop before the delete is queued, so no
-    /// flush of theirs can land after it.
+    /// back, and the project stays in `purging` (no revival by a read), until the session actors taken
+    /// are discarded, `after` has run with their ids and `delete` is stored. The actors stop before the
+    /// delete is queued, so no flush of theirs can land after it.
     fn purge<F>(
         &mut self,
         take: TakeSessions,
         delete: WriteOp,
-        discard: impl FnOnce(Vec<(String, Mailbox<SessionActor>)>) -> F + 'static,
+        after: impl FnOnce(Vec<String>) -> F + 'static,
     ) -> ResponseActFuture<Self, Result<(), CommandError>>
     where
         F: std::future::Future<Output = ()> + 'static,
@@ -159,7 +141,14 @@ impl Supervisor {
         Box::pin(
             async move {
                 let result = async {
-                    discard(router.send(take).await?).await;
+                    let taken = router.send(take).await?;
+                    join_all(taken.iter().map(|(_, session)| {
+                        session.send(Discard {
+                            reason: StopReason::Purge,
+                        })
+                    }))
+                    .await;
+                    after(taken.into_iter().map(|(id, _)| id).collect()).await;
                     persister.write(vec![delete]).await?;
                     Ok(())
                 }
