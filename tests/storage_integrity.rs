@@ -90,7 +90,7 @@ fn a_flipped_byte_in_a_message_row_is_reported_with_its_session_never_served() {
     drop(store);
 
     let report = verify(&path).unwrap();
-    assert_eq!((report.schema, report.sessions, report.batches), (4, 2, 2));
+    assert_eq!((report.schema, report.sessions, report.batches), (5, 2, 2));
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].session_id, "victim");
     assert_eq!(
@@ -198,9 +198,9 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     assert_eq!(store.project_sessions("alpha").unwrap().len(), 1);
     drop(store);
 
-    assert_eq!(schema_version(&path), 4);
+    assert_eq!(schema_version(&path), 5);
     let after = verify(&path).unwrap();
-    assert_eq!((after.schema, after.sessions), (4, before.sessions));
+    assert_eq!((after.schema, after.sessions), (5, before.sessions));
     assert_eq!(after.messages, before.messages + 2);
     assert!(after.damage.is_empty(), "{:?}", after.damage);
 }
@@ -355,4 +355,54 @@ fn a_missing_database_is_refused_when_the_data_dir_held_one() {
     std::fs::remove_file(dir.path().join("agent-store.redb.created")).unwrap();
     drop(Store::open(&path).unwrap());
     assert!(dir.path().join("agent-store.redb.created").exists());
+}
+
+/// Schema 4 (main before packed rows) stored every batch plain, byte for byte as this build stores a small
+/// one; marking such a file 4 gives what main wrote. It opens as 5 with nothing rewritten, its plain rows
+/// read beside the packed ones written after, and verify finds nothing wrong.
+#[test]
+fn a_schema_four_file_opens_as_five_and_reads_its_plain_rows_beside_packed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let store = Store::open(&path).unwrap();
+    store
+        .apply(&[put("a", "p", AgentStatus::Done, 1), append("a", 1..=3)])
+        .unwrap();
+    drop(store);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", 4)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = verify(&path).unwrap();
+    assert_eq!((before.schema, before.messages), (4, 3));
+
+    let store = Store::open(&path).unwrap();
+    let long: Vec<_> = (4..=23)
+        .map(|seq| {
+            let mut m = storage_support::message(seq);
+            m.content = format!("{seq}: read src/lib.rs, nothing to change there. ").repeat(30);
+            std::sync::Arc::new(m)
+        })
+        .collect();
+    store
+        .apply(&[WriteOp::AppendMessages {
+            session_id: "a".into(),
+            messages: long.clone(),
+        }])
+        .unwrap();
+    let all = store.messages("a", 0, None, None).unwrap();
+    assert_eq!(seqs(&all), (1..=23).collect::<Vec<_>>());
+    assert_eq!(all[0], storage_support::message(1));
+    assert!(all[3..].iter().zip(&long).all(|(got, sent)| got == &**sent));
+    drop(store);
+
+    assert_eq!(schema_version(&path), 5);
+    let after = verify(&path).unwrap();
+    assert!(after.damage.is_empty(), "{:?}", after.damage);
+    assert_eq!((after.schema, after.batches, after.messages), (5, 2, 23));
 }

@@ -11,6 +11,14 @@
 //! as if true. The key is in the checksum so that a value that lands under another key is caught as well.
 //! Enums are stored as explicit codes, not serde variant indexes, so reordering a wire enum cannot silently
 //! change what stored bytes mean.
+//!
+//! A batch whose body shrinks under LZ4 is stored packed (format 3, from schema 5): the format byte, the
+//! checksum of the key and the packed bytes, the body's length (u32, little endian), then the LZ4 block.
+//! Agent output (prose, code, JSON) packs several-fold, and every byte not written is a byte redb need not
+//! copy into a page, checksum and fsync. The checksum covers what is stored, so a damaged row is caught
+//! before it is unpacked. Small or incompressible batches stay plain (format 2).
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -21,9 +29,16 @@ use crate::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
 const RECORD_FORMAT: u8 = 2;
 /// The layout of a `messages` value: the format byte, the checksum, the message count, the messages.
 const BATCH_FORMAT: u8 = 2;
+/// A `messages` value packed with LZ4: the format byte, the checksum, the body's length, the LZ4 block.
+const PACKED_BATCH_FORMAT: u8 = 3;
 /// Schema 1's layout of both: the format byte, then the body, without a checksum.
 const UNCHECKED_FORMAT: u8 = 1;
 const HEADER: usize = 5;
+/// Bodies shorter than this are stored plain: too little to gain for the work of packing.
+const PACK_FROM: usize = 256;
+/// LZ4 never expands a byte into more than 255; a stated length past that is a damaged row, refused
+/// before anything is allocated for it.
+const MAX_PACK_RATIO: usize = 255;
 
 #[derive(Serialize, Deserialize)]
 struct StoredRecord<'a> {
@@ -166,7 +181,8 @@ fn record_of(body: &[u8]) -> Result<SessionRecord, String> {
     })
 }
 
-/// Encodes a batch to be stored under (`session_id`, its first seqId).
+/// Encodes a batch to be stored under (`session_id`, its first seqId): packed when that makes it smaller
+/// by at least an eighth, plain otherwise.
 pub(super) fn encode_batch(
     session_id: &str,
     messages: &[SharedMessage],
@@ -181,7 +197,50 @@ pub(super) fn encode_batch(
     let out = postcard::to_extend(&BatchRef(messages), out)
         .map_err(|e| StorageError::Write(format!("encoding a message batch: {e}")))?;
     let first_seq = messages.first().map_or(0, |m| m.seq_id);
-    Ok(sealed(out, &RowKey::Batch(session_id, first_seq)))
+    let key = RowKey::Batch(session_id, first_seq);
+    Ok(match pack(&out[HEADER..]) {
+        Some(packed) => sealed(packed, &key),
+        None => sealed(out, &key),
+    })
+}
+
+/// The packed value of `body` (its checksum still to be sealed), if packing saves an eighth or more.
+fn pack(body: &[u8]) -> Option<Vec<u8>> {
+    let len = u32::try_from(body.len()).ok()?;
+    if body.len() < PACK_FROM {
+        return None;
+    }
+    let start = HEADER + 4;
+    let mut out = vec![0; start + lz4_flex::block::get_maximum_output_size(body.len())];
+    out[0] = PACKED_BATCH_FORMAT;
+    out[HEADER..start].copy_from_slice(&len.to_le_bytes());
+    let packed = lz4_flex::block::compress_into(body, &mut out[start..]).ok()?;
+    if start + packed > body.len() - body.len() / 8 {
+        return None;
+    }
+    out.truncate(start + packed);
+    Some(out)
+}
+
+/// The body of a batch value, checked, and unpacked when it is stored packed.
+fn batch_body<'a>(bytes: &'a [u8], key: &RowKey<'_>) -> Result<Cow<'a, [u8]>, StorageError> {
+    if bytes.first() != Some(&PACKED_BATCH_FORMAT) {
+        return checked_body(bytes, BATCH_FORMAT, key).map(Cow::Borrowed);
+    }
+    let stored = checked_body(bytes, PACKED_BATCH_FORMAT, key)?;
+    let (len, block) = stored
+        .split_first_chunk::<4>()
+        .ok_or_else(|| key.corrupt("the packed length is cut short"))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > block.len().saturating_mul(MAX_PACK_RATIO) {
+        return Err(key.corrupt(format!("a packed length of {len} bytes is impossible")));
+    }
+    let mut body = vec![0; len];
+    match lz4_flex::block::decompress_into(block, &mut body) {
+        Ok(n) if n == len => Ok(Cow::Owned(body)),
+        Ok(n) => Err(key.corrupt(format!("unpacked {n} bytes of {len}"))),
+        Err(e) => Err(key.corrupt(format!("unpacking: {e}"))),
+    }
 }
 
 /// What to do with the next message of a batch, decided from its seqId before anything is allocated.
@@ -201,8 +260,8 @@ pub(super) fn decode_batch(
     out: &mut Vec<AgentMessage>,
 ) -> Result<(), StorageError> {
     let key = RowKey::Batch(session_id, first_seq);
-    let body = checked_body(bytes, BATCH_FORMAT, &key)?;
-    messages_of(body, visit, out).map_err(|e| key.corrupt(e))
+    let body = batch_body(bytes, &key)?;
+    messages_of(&body, visit, out).map_err(|e| key.corrupt(e))
 }
 
 fn messages_of(
@@ -426,6 +485,57 @@ mod tests {
         decode_batch("s", 1, &bytes, visit, &mut out).unwrap();
         let seqs: Vec<u64> = out.iter().map(|m| m.seq_id).collect();
         assert_eq!(seqs, vec![1, 3, 4]);
+    }
+
+    fn prose(seq: u64) -> SharedMessage {
+        let mut m = (*message(seq, MsgRole::Assistant, None)).clone();
+        m.content =
+            format!("{seq}: the tool read src/lib.rs and found nothing to change. ").repeat(20);
+        Arc::new(m)
+    }
+
+    #[test]
+    fn a_large_batch_is_stored_packed_and_reads_back_whole() {
+        let batch: Vec<_> = (1..=20).map(prose).collect();
+        let bytes = encode_batch("s", &batch).unwrap();
+        assert_eq!(bytes[0], PACKED_BATCH_FORMAT);
+        let plain: usize = batch.iter().map(|m| m.content.len()).sum();
+        assert!(bytes.len() * 4 < plain, "{} of {plain}", bytes.len());
+        let mut out = Vec::new();
+        decode_batch("s", 1, &bytes, |_| Visit::Take, &mut out).unwrap();
+        let expected: Vec<AgentMessage> = batch.iter().map(|m| (**m).clone()).collect();
+        assert_eq!(out, expected);
+        // A small batch stays plain.
+        let small = encode_batch("s", &[message(1, MsgRole::User, None)]).unwrap();
+        assert_eq!(small[0], BATCH_FORMAT);
+    }
+
+    #[test]
+    fn a_damaged_packed_batch_is_a_corrupt_row_not_a_panic() {
+        let batch: Vec<_> = (1..=5).map(prose).collect();
+        let bytes = encode_batch("s", &batch).unwrap();
+        let mut out = Vec::new();
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        let err = decode_batch("s", 1, &flipped, |_| Visit::Take, &mut out).unwrap_err();
+        assert_eq!(corrupt_session(err).2, "checksum mismatch");
+
+        // A stated length no LZ4 block can have, sealed with a good checksum, is refused before allocating.
+        let mut huge = bytes[..HEADER].to_vec();
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        huge.extend_from_slice(&[0x10, b'x']);
+        let huge = sealed(huge, &RowKey::Batch("s", 1));
+        let err = decode_batch("s", 1, &huge, |_| Visit::Take, &mut out).unwrap_err();
+        assert!(corrupt_session(err).2.contains("impossible"));
+
+        // A block that does not unpack to its stated length.
+        let mut short = bytes[..HEADER].to_vec();
+        short.extend_from_slice(&100u32.to_le_bytes());
+        short.extend_from_slice(&[0x10, b'x']);
+        let short = sealed(short, &RowKey::Batch("s", 1));
+        assert!(decode_batch("s", 1, &short, |_| Visit::Take, &mut out).is_err());
+        assert!(out.is_empty());
     }
 
     #[test]

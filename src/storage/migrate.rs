@@ -6,6 +6,10 @@
 //!   `agent-store verify` report it as the damaged row it is instead of it being sealed as good.
 //! - 2 → 3: `project_sessions` ((projectId, updatedAt, sessionId) → ()) becomes `project_index`
 //!   ((projectId, sessionId) → updatedAt), so that updating a record needs no read of the old one.
+//! - 3 → 4: `project_keys` replaces `project_index`, and `message_log` with `message_index` replace
+//!   `messages`.
+//! - 4 → 5: batch rows written from now on may be packed (format 3). Nothing is rewritten: plain rows
+//!   stay readable as they are; the new version only keeps older builds, which cannot unpack, away.
 
 use std::ops::Bound;
 use std::path::Path;

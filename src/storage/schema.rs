@@ -54,8 +54,9 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// The schema this build writes and reads. 2: every `sessions` and `messages` value carries a checksum.
 /// 3: `project_index` replaces `project_sessions`. 4: `project_keys` replaces `project_index`, and
-/// `message_log` with `message_index` replace `messages`.
-pub(super) const SCHEMA_VERSION: u64 = 4;
+/// `message_log` with `message_index` replace `messages`. 5: a batch row may be packed with LZ4
+/// (src/storage/codec.rs); an older build would take those rows for damaged ones.
+pub(super) const SCHEMA_VERSION: u64 = 5;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 
