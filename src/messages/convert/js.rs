@@ -5,6 +5,8 @@
 //! a user can see: serde_json prints `1.0` where JavaScript prints `1`, `str::len` counts bytes where
 //! JavaScript counts UTF-16 code units, and JavaScript orders integer-like object keys first.
 
+use std::fmt::Write as _;
+
 use serde_json::{Map, Number, Value};
 
 /// JavaScript's `String(v)` for a JSON value: strings as they are, numbers as JavaScript formats them,
@@ -141,20 +143,33 @@ fn array_index(key: &str) -> Option<u32> {
 /// JSON.stringify's QuoteJSONString: the two-character escapes, `\u00xx` (lower-case hex) for the other
 /// control characters, everything else (DEL, U+2028, non-ASCII) as it is.
 fn write_quoted(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    // Every character that is escaped is ASCII, so the runs between them are whole UTF-8 and are copied
+    // at once rather than character by character (tool inputs carry whole files).
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            b if b < 0x20 => None,
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        run = i + 1;
+        match escape {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
         }
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
