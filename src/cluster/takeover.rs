@@ -22,8 +22,8 @@ use super::error::ClusterError;
 use super::ingest::subject;
 use super::partition::{self, Partition};
 use super::snapshot::Snapshots;
-use crate::actors::adopt::StoredSession;
 use crate::engine::Engine;
+use crate::engine::StoredSession;
 use crate::messages::wire::{now_ms, AgentStatus, SidecarEvent};
 use crate::storage::SessionRecord;
 

@@ -14,8 +14,8 @@ use crate::actors::session::{
     user_message, AddUserMessage, Attach, FlushNow, SessionActor, SessionInit, SetRunner,
     SetStatus, ToAgent,
 };
-use crate::engine::Started;
 use crate::error::CommandError;
+use crate::messages::commands::Started;
 use crate::messages::wire::{now_ms, AgentMessage, AgentStatus};
 use crate::providers::StartSpec;
 use crate::storage::SessionRecord;

@@ -15,7 +15,7 @@ pub enum HaltReason {
     Budget,
     Stall,
     /// A stall under `stall.action = "resume"`: once stopped, the session is resumed with a nudge
-    /// (src/actors/restart.rs `resume_after_stall`).
+    /// (src/engine/resume.rs, through `Control::resume_stalled`).
     StallResume,
 }
 
@@ -59,7 +59,7 @@ impl Handler<Halt> for ProjectActor {
                     .await;
                 // Resumed only once the session shows the stop, so the resume finds it finished.
                 if let (Some((control, project_id)), Ok(())) = (resume, stopped) {
-                    crate::actors::restart::resume_after_stall(&control, project_id, session_id);
+                    control.resume_stalled(project_id, session_id);
                 }
             }
             .into_actor(self),
