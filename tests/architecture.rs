@@ -135,6 +135,36 @@ fn dependencies_point_one_way() {
     );
 }
 
+/// Children reach their parents through the handles given to them (`Outbox`es of the parent's
+/// messages), never by the parent's type: a session knows neither its project, its router nor the
+/// supervisor; a project does not know the supervisor.
+const PARENTS: &[(&str, &[&str])] = &[
+    ("actors/session", &["ProjectActor", "Router", "Supervisor"]),
+    ("actors/project", &["Supervisor"]),
+];
+
+#[test]
+fn children_do_not_name_their_parents() {
+    let mut broken = Vec::new();
+    for (module, parents) in PARENTS {
+        for file in module_files(module) {
+            let source = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in source.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                let words = code.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+                for word in words.filter(|w| parents.contains(w)) {
+                    broken.push(format!(
+                        "{}:{}: {module} names {word}",
+                        file.display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
 #[test]
 fn the_scanner_sees_plain_grouped_and_macro_paths() {
     let source = "use crate::engine::Engine;\nuse crate::{\n    api,\n    actors::{x, y},\n};\n$crate::loadtest::run();\n// crate::cli in a comment\n";

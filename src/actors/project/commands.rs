@@ -387,7 +387,7 @@ impl ProjectActor {
             act.detach(ctx);
             let addr = match live {
                 Some(addr) => {
-                    addr.do_send(Attach(act.mailbox(ctx)));
+                    addr.do_send(Attach(act.link(ctx)));
                     addr
                 }
                 None => {

@@ -7,26 +7,8 @@ use actix::prelude::*;
 
 use super::ProjectActor;
 use crate::actors::session::{SetStatus, ToAgent};
+use crate::messages::project::{Halt, HaltReason};
 use crate::messages::wire::AgentStatus;
-
-/// Why a session is stopped with an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HaltReason {
-    Budget,
-    Stall,
-    /// A stall under `stall.action = "resume"`: once stopped, the session is resumed with a nudge
-    /// (src/engine/resume.rs, through `Control::resume_stalled`).
-    StallResume,
-}
-
-/// Stop the session's agent and leave the session in status error with `error`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Halt {
-    pub session_id: String,
-    pub error: String,
-    pub reason: HaltReason,
-}
 
 impl Handler<Halt> for ProjectActor {
     type Result = ();
