@@ -27,14 +27,13 @@ use tokio::sync::watch;
 
 use super::appliers::{Appliers, LastApplier};
 use super::error::ClusterError;
-use super::ingest::subject;
+use super::ingest::{subject, Entry};
 use super::manager::Owned;
 use super::metrics::ClusterMetrics;
 use super::partition::Partition;
 use super::snapshot::Snapshots;
 use super::takeover;
 use crate::engine::Engine;
-use crate::messages::wire::SidecarEvent;
 
 /// The stream sequence each partition has been applied through on this node, so a read can wait until
 /// every batch acknowledged before it has been applied (read-your-writes across nodes). Each partition
@@ -428,9 +427,9 @@ impl Applier {
         }
     }
 
-    /// Applies one batch (stream sequence and payload of each message, in order) as one engine ingest,
-    /// retrying until the engine committed it; answers false when the lease was lost first (the batch is
-    /// left to the next owner).
+    /// Applies one batch (stream sequence and payload of each message, in order): its events as one engine
+    /// ingest, split only where a session start comes between them. Retried until the engine committed
+    /// all of it; answers false when the lease was lost first (the batch is left to the next owner).
     async fn apply(&mut self, payloads: &[(u64, Bytes)]) -> bool {
         let partition = self.partition;
         let Some(&(through, _)) = payloads.last() else {
@@ -441,25 +440,10 @@ impl Applier {
             if !self.acting() {
                 return false;
             }
-            let mut events: Vec<SidecarEvent> = Vec::new();
-            for (sequence, payload) in payloads {
-                match serde_json::from_slice::<Vec<SidecarEvent>>(payload) {
-                    Ok(more) => events.extend(more),
-                    // Only this service publishes here; a message it cannot read would block the
-                    // partition for good.
-                    Err(e) if first => {
-                        tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped")
-                    }
-                    Err(_) => {}
-                }
-            }
+            let steps = steps(partition, payloads, first);
             first = false;
-            match self.shared.engine.ingest(events, true).await {
-                Ok(outcome) => {
-                    if outcome.ignored > 0 {
-                        // Acknowledged at the edge, but this node holds no such session.
-                        tracing::warn!(partition, through, ignored = outcome.ignored, "cluster: applied events for sessions this node does not hold were ignored");
-                    }
+            match self.apply_steps(steps).await {
+                Ok(()) => {
                     self.progress.send_replace(through);
                     self.shared
                         .metrics
@@ -475,4 +459,42 @@ impl Applier {
             }
         }
     }
+
+    async fn apply_steps(&self, steps: Vec<Entry>) -> Result<(), crate::error::CommandError> {
+        let engine = &self.shared.engine;
+        for step in steps {
+            match step {
+                Entry::Events(events) => {
+                    let outcome = engine.ingest(events, true).await?;
+                    if outcome.ignored > 0 {
+                        // Acknowledged at the edge, but this node holds no such session.
+                        tracing::warn!(partition = self.partition, ignored = outcome.ignored, "cluster: applied events for sessions this node does not hold were ignored");
+                    }
+                }
+                // Known here already when this node started it (or holds it as far): left alone.
+                Entry::Started { started } => {
+                    let margin = engine.config().storage.seq_block;
+                    engine.import_sessions(vec![*started], margin).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch's messages in order, consecutive event shares merged into one ingest. An unreadable message
+/// (only this service publishes here) is dropped, logged once (`log`), rather than block the partition.
+fn steps(partition: Partition, payloads: &[(u64, Bytes)], log: bool) -> Vec<Entry> {
+    let mut steps: Vec<Entry> = Vec::new();
+    for (sequence, payload) in payloads {
+        match (Entry::read(payload), steps.last_mut()) {
+            (Ok(Entry::Events(more)), Some(Entry::Events(events))) => events.extend(more),
+            (Ok(entry), _) => steps.push(entry),
+            (Err(e), _) if log => {
+                tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped")
+            }
+            (Err(_), _) => {}
+        }
+    }
+    steps
 }
