@@ -161,7 +161,7 @@ async fn apply_partition(mut applier: Applier, turn: Arc<tokio::sync::Mutex<()>>
     // Rebuilt from JetStream first when another node applied it last; retried until done or the lease
     // is gone, since applying on top of a store that lacks the partition would lose what it acknowledged.
     let mut ready = false;
-    while !ready && applier.acting() {
+    while !ready && applier.resumes().await {
         match applier.take_over().await {
             Ok(()) => ready = true,
             Err(e) => {
@@ -170,7 +170,7 @@ async fn apply_partition(mut applier: Applier, turn: Arc<tokio::sync::Mutex<()>>
             }
         }
     }
-    while ready && applier.acting() {
+    while ready && applier.resumes().await {
         if let Err(e) = applier.consume().await {
             tracing::warn!(partition = applier.partition, error = %e, "cluster: applying the partition paused; reopening its consumer");
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -231,8 +231,22 @@ impl Applier {
             .is_some_and(|lease| lease.is_fresh(self.shared.ttl))
     }
 
-    fn acting(&self) -> bool {
-        self.held() && !*self.stop.borrow() && !*self.shared.closing.borrow()
+    /// Told to stop: the lease is gone, or the node is stopping.
+    fn stopped(&self) -> bool {
+        *self.stop.borrow() || *self.shared.closing.borrow()
+    }
+
+    /// Waits while the lease is not surely fresh by this node's clock (a renewal is late: it may yet
+    /// succeed, or the lease manager drops the partition and this applier is told to stop); answers
+    /// whether to go on.
+    async fn resumes(&self) -> bool {
+        while !self.stopped() {
+            if self.held() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
     }
 
     /// Rebuilds the partition from its snapshot and the stream unless this node applied it last in this
@@ -414,6 +428,8 @@ impl Applier {
                 payloads.push((info.stream_sequence, message.payload.clone()));
             }
             if !payloads.is_empty() && !self.apply(&payloads).await {
+                // Delivered but not applied: the next consumer starts after the progress again.
+                self.drop_consumer().await;
                 return Ok(());
             }
             match pause {
@@ -429,7 +445,7 @@ impl Applier {
 
     /// Applies one batch (stream sequence and payload of each message, in order): its events as one engine
     /// ingest, split only where a session start comes between them. Retried until the engine committed
-    /// all of it; answers false when the lease was lost first (the batch is left to the next owner).
+    /// all of it; answers false when told to stop first (the batch is left to the next owner).
     async fn apply(&mut self, payloads: &[(u64, Bytes)]) -> bool {
         let partition = self.partition;
         let Some(&(through, _)) = payloads.last() else {
@@ -437,7 +453,7 @@ impl Applier {
         };
         let mut first = true;
         loop {
-            if !self.acting() {
+            if !self.resumes().await {
                 return false;
             }
             let steps = steps(partition, payloads, first);
