@@ -16,7 +16,7 @@ use super::config::ClusterConfig;
 use super::error::ClusterError;
 use super::metrics::ClusterMetrics;
 use super::partition::{self, Partition};
-use crate::actors::adopt::StoredSession;
+use crate::engine::StoredSession;
 use crate::messages::commands::IngestOutcome;
 use crate::messages::wire::SidecarEvent;
 

@@ -318,7 +318,7 @@ impl Cluster {
         &self,
         session: crate::messages::wire::AgentSession,
     ) -> Result<(), ClusterError> {
-        let stored = crate::actors::adopt::StoredSession {
+        let stored = crate::engine::StoredSession {
             seq_ceiling: session.last_seq_id,
             messages: session.messages.iter().map(|m| (**m).clone()).collect(),
             record: crate::storage::SessionRecord {

@@ -21,8 +21,8 @@ use super::error::ClusterError;
 use super::ingest::{subject, Entry};
 use super::partition::{self, Partition};
 use super::snapshot::Snapshots;
-use crate::actors::adopt::StoredSession;
 use crate::engine::Engine;
+use crate::engine::StoredSession;
 use crate::messages::wire::{now_ms, AgentStatus};
 use crate::storage::SessionRecord;
 
