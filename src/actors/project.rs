@@ -20,18 +20,19 @@ use actix::prelude::*;
 
 use super::broadcaster::Publish;
 use super::health::HealthTracker;
-use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, Outbox, StopReason};
 use super::router::Router;
-use super::session::{Detach, SessionActor, SessionInit, SessionLinks};
-use super::supervisor::{ProjectIdle, Supervisor};
+use super::session::{Detach, ProjectLink, SessionActor, SessionInit, SessionLinks};
 use super::wake::Wake;
 use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;
+use crate::messages::project::{Halt, ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
 use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider, Providers};
 use crate::storage::{SessionRecord, Store};
 
-pub use control::{Halt, HaltReason, SetAwaiting};
+pub use control::SetAwaiting;
 
 /// How long a project started for a message that never came (its caller went away) stays.
 const UNUSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
@@ -42,14 +43,15 @@ const IDLE_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 pub use self::commands::{
     ClearSession, CurrentSession, PromptSession, RestoreLast, StartSession, StopSession,
 };
-pub use self::inputs::{
-    ForgetSession, ProjectActivity, SessionCost, SessionStatusChanged, SetStallThreshold, Summarize,
-};
+pub use self::inputs::{ForgetSession, SetStallThreshold, Summarize};
 
 /// What every project actor shares with the engine.
 #[derive(Clone)]
 pub struct ProjectLinks {
-    pub supervisor: Mailbox<Supervisor>,
+    /// The supervisor, told when this project may stop.
+    pub idle: Outbox<ProjectIdle>,
+    /// The supervisor, asked by a finished session for its project's retention.
+    pub retention: Outbox<EnforceRetention>,
     /// The router of this project's arbiter: its sessions' routes, and where its provider's events go.
     pub router: Mailbox<Router>,
     pub store: Store,
@@ -61,13 +63,13 @@ pub struct ProjectLinks {
 impl ProjectLinks {
     /// What a session of `project` (none: a session brought back for late events while its project
     /// sleeps) needs to reach the rest of the engine.
-    pub fn session_links(&self, project: Option<Mailbox<ProjectActor>>) -> SessionLinks {
+    pub fn session_links(&self, project: Option<ProjectLink>) -> SessionLinks {
         let b = &self.session;
         SessionLinks {
             config: b.config.clone(),
             project,
-            supervisor: self.supervisor.clone(),
-            router: self.router.clone(),
+            retention: self.retention.clone(),
+            gone: self.router.outbox(),
             broadcaster: b.broadcaster.clone(),
             persister: b.persister.clone(),
             metrics: b.metrics.clone(),
@@ -229,7 +231,18 @@ impl ProjectActor {
     }
 
     fn session_links(&self, ctx: &Context<Self>) -> SessionLinks {
-        self.links.session_links(Some(self.mailbox(ctx)))
+        self.links.session_links(Some(self.link(ctx)))
+    }
+
+    /// What a session of this project is given to reach it.
+    fn link(&self, ctx: &Context<Self>) -> ProjectLink {
+        let me = self.mailbox(ctx);
+        ProjectLink {
+            activity: me.outbox(),
+            status: me.outbox(),
+            cost: me.outbox(),
+            halt: me.outbox(),
+        }
     }
 
     /// `<projectId>-<unix ms>`, unique even for two starts in one millisecond.
@@ -317,7 +330,7 @@ impl ProjectActor {
                 return;
             }
             act.idle_told = true;
-            act.links.supervisor.do_send(ProjectIdle {
+            act.links.idle.do_send(ProjectIdle {
                 project_id: act.project_id.clone(),
                 instance: Arc::as_ptr(&act.stats) as usize,
             });

@@ -17,12 +17,11 @@ use futures_util::future::{join_all, BoxFuture};
 use tokio::sync::oneshot;
 
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
-use super::session::{
-    Deliver, Discard, FlushNow, SessionActor, SessionGone, SessionInit, SessionLinks,
-};
+use super::session::{Deliver, Discard, FlushNow, SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, IngestOutcome, TopEntry};
+use crate::messages::router::SessionGone;
 use crate::messages::wire::{AgentMessage, SidecarEvent};
 use crate::storage::{SessionRecord, Store};
 

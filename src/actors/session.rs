@@ -6,6 +6,7 @@
 mod agent;
 mod dedup;
 mod events;
+mod link;
 mod protocol;
 mod seq;
 pub mod state;
@@ -19,15 +20,14 @@ use tokio::sync::oneshot;
 
 use self::state::{FlushStep, Next, Rules, SessionState, StallCheck, StallClock};
 use super::broadcaster::{Broadcaster, Publish};
-use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, Outbox, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
-use super::project::ProjectActor;
-use super::router::Router;
-use super::supervisor::{EnforceRetention, Supervisor};
 use super::windows::{FlushForRoom, TrimWindow, WindowBudget, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
+use crate::messages::router::SessionGone;
+use crate::messages::supervisor::EnforceRetention;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
     Variant,
@@ -35,9 +35,10 @@ use crate::messages::wire::{
 use crate::storage::{SessionRecord, StorageError};
 
 pub use self::agent::{AgentStderr, SetRunner, ToAgent};
+pub use self::link::{ProjectLink, Report};
 pub use self::protocol::{
-    AddUserMessage, Attach, Deliver, Detach, Discard, FlushNow, SessionGone, SessionView,
-    SetStallAfter, SetStatus, Snapshot,
+    AddUserMessage, Attach, Deliver, Detach, Discard, FlushNow, SessionView, SetStallAfter,
+    SetStatus, Snapshot,
 };
 
 /// Everything a session actor needs to reach the rest of the engine.
@@ -45,10 +46,11 @@ pub use self::protocol::{
 pub struct SessionLinks {
     pub config: Arc<Config>,
     /// None for a session brought back for late events while its project sleeps.
-    pub project: Option<Mailbox<ProjectActor>>,
-    pub supervisor: Mailbox<Supervisor>,
-    /// The router of this session's project, which holds its route.
-    pub router: Mailbox<Router>,
+    pub project: Option<ProjectLink>,
+    /// The supervisor: a finished session's project asks for retention.
+    pub retention: Outbox<EnforceRetention>,
+    /// The router of this session's project, which holds its route until the session stops.
+    pub gone: Outbox<SessionGone>,
     pub broadcaster: Mailbox<Broadcaster>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
@@ -153,14 +155,9 @@ impl SessionActor {
     }
 
     /// Tells the project (if it holds this session's link) what happened, for its health.
-    fn tell_project<M>(&self, msg: M)
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        ProjectActor: Handler<super::metrics::Timed<M>>,
-    {
+    fn tell_project<M: Report>(&self, msg: M) {
         if let Some(project) = &self.links.project {
-            project.do_send(msg);
+            M::via(project).do_send(msg);
         }
     }
 
@@ -240,8 +237,8 @@ impl SessionActor {
     /// stops it and has it resumed with a nudge, until `policy.stall_resumes` resumes in a row brought no
     /// progress (then it stops as `interrupt` does).
     fn stall_action(&mut self, mins: u64) {
-        use super::project::{Halt, HaltReason};
         use crate::messages::policy::StallAction;
+        use crate::messages::project::{Halt, HaltReason};
         let session_id = self.record().session_id.clone();
         let action = self
             .links
@@ -340,7 +337,7 @@ impl SessionActor {
             tracing::warn!(session_id = %self.record().session_id, error = %err, retry_in = ?self.state.backoff(), "persist failed");
         }
         if after.retention {
-            self.links.supervisor.do_send(EnforceRetention {
+            self.links.retention.do_send(EnforceRetention {
                 project_id: self.record().project_id.clone(),
             });
         }
@@ -461,7 +458,7 @@ impl Actor for SessionActor {
             self.release_seq();
         }
         self.let_agent_go();
-        self.links.router.do_send(SessionGone {
+        self.links.gone.do_send(SessionGone {
             session_id: self.record().session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
         });

@@ -12,10 +12,8 @@ mod admin;
 mod directory;
 mod reports;
 
-pub use self::admin::{
-    EnforceRetention, GetSettings, PurgeProject, PurgeSession, SettingsReply, UpdateSettings,
-};
-pub use self::directory::{FindProject, Found, Project, ProjectIdle};
+pub use self::admin::{GetSettings, PurgeProject, PurgeSession, SettingsReply, UpdateSettings};
+pub use self::directory::{FindProject, Found, Project};
 pub use self::reports::{DebugTop, FlushAll, HealthReport, ListProjects};
 
 use super::arbiters::{slot, Arbiters};
@@ -27,6 +25,7 @@ use super::routes::Routes;
 use super::session::SessionLinks;
 use crate::config::Config;
 use crate::messages::commands::{Settings, SettingsPatch};
+use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
 use crate::providers::{EventSink, Providers};
 use crate::storage::Store;
 
@@ -98,8 +97,8 @@ impl Supervisor {
                 let links = SessionLinks {
                     config: b.config,
                     project: None,
-                    supervisor,
-                    router,
+                    retention: supervisor.outbox(),
+                    gone: router.outbox(),
                     broadcaster: b.broadcaster,
                     persister: b.persister,
                     metrics: b.metrics,
@@ -116,7 +115,8 @@ impl Supervisor {
                 ActorKind::Router,
             );
             links.push(Arc::new(ProjectLinks {
-                supervisor: me.clone(),
+                idle: me.outbox(),
+                retention: me.outbox(),
                 sink: EventSink::new(addr.recipient()).with_permissions(parts.control.clone()),
                 router: router.clone(),
                 store: parts.store.clone(),

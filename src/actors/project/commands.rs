@@ -14,8 +14,8 @@ use crate::actors::session::{
     user_message, AddUserMessage, Attach, FlushNow, SessionActor, SessionInit, SetRunner,
     SetStatus, ToAgent,
 };
-use crate::engine::Started;
 use crate::error::CommandError;
+use crate::messages::commands::Started;
 use crate::messages::wire::{now_ms, AgentMessage, AgentStatus};
 use crate::providers::StartSpec;
 use crate::storage::SessionRecord;
@@ -391,7 +391,7 @@ impl ProjectActor {
             act.detach(ctx);
             let addr = match live {
                 Some(addr) => {
-                    addr.do_send(Attach(act.mailbox(ctx)));
+                    addr.do_send(Attach(act.link(ctx)));
                     addr
                 }
                 None => {

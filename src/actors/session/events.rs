@@ -5,12 +5,12 @@
 use actix::prelude::*;
 
 use super::SessionActor;
-use crate::actors::project::{
-    Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
-};
 use crate::messages::commands::LiveEvent;
 use crate::messages::convert::{conversation_id, convert_raw_message, init_model};
 use crate::messages::numbers;
+use crate::messages::project::{
+    Activity, Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
+};
 use crate::messages::wire::{
     now_ms, AgentStatus, CostPayload, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
 };
@@ -74,7 +74,7 @@ impl SessionActor {
         }
         self.tell_project(ProjectActivity {
             session_id: self.record().session_id.clone(),
-            activity: crate::actors::health::Activity {
+            activity: Activity {
                 tool,
                 progress: signals.progress,
                 retrying: signals.retrying,

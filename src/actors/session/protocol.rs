@@ -5,20 +5,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::super::metrics::{Mailbox, StopReason};
-use super::super::project::ProjectActor;
+use super::super::metrics::StopReason;
+use super::ProjectLink;
 use crate::error::CommandError;
 use crate::messages::commands::Page;
 use crate::messages::wire::{AgentSession, AgentStatus, SidecarEvent};
-
-/// Told to the supervisor when a session actor stops, so it drops the route.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionGone {
-    pub session_id: String,
-    /// Which actor of that id stopped (see `Mailbox::instance`): a newer one may already be registered.
-    pub instance: usize,
-}
 
 /// Sidecar events for this session, in the order they arrived.
 #[derive(Message)]
@@ -85,4 +76,4 @@ pub struct SetStallAfter(pub Duration);
 /// A project took this session back (loadLastSession of a session still in memory): its link to tell.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Attach(pub Mailbox<ProjectActor>);
+pub struct Attach(pub ProjectLink);

@@ -14,15 +14,8 @@ use crate::actors::session::Discard;
 use crate::actors::settings;
 use crate::error::CommandError;
 use crate::messages::commands::{Settings, SettingsPatch};
+use crate::messages::supervisor::EnforceRetention;
 use crate::storage::WriteOp;
-
-/// A session of the project finished and its final record is committed: apply retention to the project,
-/// in storage and in memory. Running sessions are protected by their stored status.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct EnforceRetention {
-    pub project_id: String,
-}
 
 impl Handler<EnforceRetention> for Supervisor {
     type Result = ();

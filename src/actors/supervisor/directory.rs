@@ -19,6 +19,7 @@ use super::Supervisor;
 use crate::actors::arbiters::slot;
 use crate::actors::metrics::{ActorKind, Mailbox, MailboxStats};
 use crate::actors::project::{Deactivate, Deactivated, ProjectActor};
+use crate::messages::supervisor::ProjectIdle;
 use crate::storage::SessionRecord;
 
 /// Where a project's actor stands.
@@ -195,15 +196,6 @@ impl Handler<Project> for Supervisor {
         let mailbox = self.project(&msg.project_id, msg.revive);
         Box::pin(async move { Ok(mailbox) })
     }
-}
-
-/// A project has no work and no timer: it may stop.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ProjectIdle {
-    pub project_id: String,
-    /// Which actor of that id (see `Mailbox::instance`).
-    pub instance: usize,
 }
 
 impl Handler<ProjectIdle> for Supervisor {
