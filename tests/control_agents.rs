@@ -35,11 +35,7 @@ async fn policy(h: &Harness, project: &str, patch: Value) {
 }
 
 /// Waits until `n` requests of the project wait for an answer; answers them, oldest first.
-async fn pending(
-    h: &Harness,
-    project: &str,
-    n: usize,
-) -> Vec<agent_store::actors::approvals::Approval> {
+async fn pending(h: &Harness, project: &str, n: usize) -> Vec<agent_store::engine::Approval> {
     eventually(PATIENCE, || async {
         let list = h.engine.approvals(Some(project)).unwrap();
         (list.len() == n).then_some(list)

@@ -9,11 +9,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::blocking;
+use super::persister::PersisterHandle;
 use super::restart::external_providers;
-use super::{blocking, EngineParts, INTERRUPTED};
+use super::restart::INTERRUPTED;
+use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::wire::{now_ms, AgentMessage, AgentStatus};
-use crate::storage::{SessionRecord, WriteOp};
+use crate::storage::{SessionRecord, Store, WriteOp};
 
 /// A session as one node's store holds it: its record, every stored message, and the highest seqId it
 /// may have handed out (its reserved ceiling, at least its last stored seqId).
@@ -24,81 +27,79 @@ pub struct StoredSession {
     pub seq_ceiling: u64,
 }
 
-impl EngineParts {
-    /// Every stored session of `projects`, with its messages.
-    pub async fn export_sessions(
-        &self,
-        projects: Vec<String>,
-    ) -> Result<Vec<StoredSession>, CommandError> {
-        let store = self.store.clone();
-        blocking(move || {
-            let mut out = Vec::new();
-            for project in projects {
-                for record in store.project_sessions(&project)? {
-                    let messages = store.messages(&record.session_id, 0, None, None)?;
-                    let ceiling = store.seq_ceiling(&record.session_id)?.unwrap_or(0);
-                    out.push(StoredSession {
-                        seq_ceiling: ceiling.max(record.last_seq),
-                        record,
-                        messages,
-                    });
-                }
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    /// Writes `sessions` into this node's store, each under its own id, its seqIds to continue above
-    /// `seq_ceiling + seq_margin`. A session this store already holds as far (same or higher last seqId)
-    /// is left alone. Answers how many were written.
-    pub async fn import_sessions(
-        &self,
-        sessions: Vec<StoredSession>,
-        seq_margin: u64,
-    ) -> Result<usize, CommandError> {
-        let store = self.store.clone();
-        let external = external_providers(&self.config);
-        let ops = blocking(move || {
-            let mut ops = Vec::new();
-            for mut session in sessions {
-                let id = session.record.session_id.clone();
-                if store
-                    .session(&id)?
-                    .is_some_and(|held| held.last_seq >= session.record.last_seq)
-                {
-                    continue;
-                }
-                // Its agent was a child of the lost node: it is gone, as after a restart.
-                if session.record.status == AgentStatus::Running
-                    && !external.contains(&session.record.provider)
-                {
-                    session.record.status = AgentStatus::Error;
-                    session.record.error = Some(INTERRUPTED.to_owned());
-                    session.record.updated_at = now_ms();
-                }
-                ops.push(WriteOp::ReserveSeq {
-                    session_id: id.clone(),
-                    ceiling: session.seq_ceiling.saturating_add(seq_margin),
+/// Every stored session of `projects`, with its messages.
+pub async fn export_sessions(
+    store: Store,
+    projects: Vec<String>,
+) -> Result<Vec<StoredSession>, CommandError> {
+    blocking(move || {
+        let mut out = Vec::new();
+        for project in projects {
+            for record in store.project_sessions(&project)? {
+                let messages = store.messages(&record.session_id, 0, None, None)?;
+                let ceiling = store.seq_ceiling(&record.session_id)?.unwrap_or(0);
+                out.push(StoredSession {
+                    seq_ceiling: ceiling.max(record.last_seq),
+                    record,
+                    messages,
                 });
-                if !session.messages.is_empty() {
-                    ops.push(WriteOp::AppendMessages {
-                        session_id: id,
-                        messages: session.messages.into_iter().map(Into::into).collect(),
-                    });
-                }
-                ops.push(WriteOp::PutSession(session.record));
             }
-            Ok(ops)
-        })
-        .await?;
-        let written = ops
-            .iter()
-            .filter(|op| matches!(op, WriteOp::PutSession(_)))
-            .count();
-        if written > 0 {
-            self.persister.write(ops).await?;
         }
-        Ok(written)
+        Ok(out)
+    })
+    .await
+}
+
+/// Writes `sessions` into this node's store, each under its own id, its seqIds to continue above
+/// `seq_ceiling + seq_margin`. A session this store already holds as far (same or higher last seqId)
+/// is left alone. Answers how many were written.
+pub async fn import_sessions(
+    store: Store,
+    persister: &PersisterHandle,
+    config: &Config,
+    sessions: Vec<StoredSession>,
+    seq_margin: u64,
+) -> Result<usize, CommandError> {
+    let external = external_providers(config);
+    let ops = blocking(move || {
+        let mut ops = Vec::new();
+        for mut session in sessions {
+            let id = session.record.session_id.clone();
+            if store
+                .session(&id)?
+                .is_some_and(|held| held.last_seq >= session.record.last_seq)
+            {
+                continue;
+            }
+            // Its agent was a child of the lost node: it is gone, as after a restart.
+            if session.record.status == AgentStatus::Running
+                && !external.contains(&session.record.provider)
+            {
+                session.record.status = AgentStatus::Error;
+                session.record.error = Some(INTERRUPTED.to_owned());
+                session.record.updated_at = now_ms();
+            }
+            ops.push(WriteOp::ReserveSeq {
+                session_id: id.clone(),
+                ceiling: session.seq_ceiling.saturating_add(seq_margin),
+            });
+            if !session.messages.is_empty() {
+                ops.push(WriteOp::AppendMessages {
+                    session_id: id,
+                    messages: session.messages.into_iter().map(Into::into).collect(),
+                });
+            }
+            ops.push(WriteOp::PutSession(session.record));
+        }
+        Ok(ops)
+    })
+    .await?;
+    let written = ops
+        .iter()
+        .filter(|op| matches!(op, WriteOp::PutSession(_)))
+        .count();
+    if written > 0 {
+        persister.write(ops).await?;
     }
+    Ok(written)
 }

@@ -8,7 +8,7 @@
 //! kept up to date by the sessions as their cost grows, so a daily budget holds across restarts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::approvals::Approvals;
 use super::broadcaster::{Broadcaster, Publish};
@@ -17,10 +17,9 @@ use super::persister::PersisterHandle;
 use super::project::ProjectActor;
 use super::routes::Routes;
 use super::supervisor::{project_of, FindProject, Found, Supervisor};
-use super::EngineParts;
 use crate::config::Config;
 use crate::error::CommandError;
-use crate::messages::commands::{Ingest, LiveEvent};
+use crate::messages::commands::{Ingest, LiveEvent, StallResume};
 use crate::messages::policy::{Policy, PolicyPatch, StoredPolicy};
 use crate::messages::wire::{now_ms, MessagePayload, RawMessage, SidecarEvent, UnixMs, Variant};
 use crate::storage::WriteOp;
@@ -64,9 +63,9 @@ pub struct Control {
     supervisor: OnceLock<Mailbox<Supervisor>>,
     /// Where system messages go (a session's project's router); set with the supervisor.
     routes: OnceLock<Routes>,
-    /// The engine, for resuming a stalled session (restart.rs `resume_after_stall`); weak, as the engine
-    /// holds this.
-    engine: OnceLock<Weak<EngineParts>>,
+    /// Where stalled sessions to resume go (`stall.action = "resume"`): the engine resumes them
+    /// (src/engine/resume.rs); set once, at start-up.
+    resumes: OnceLock<tokio::sync::mpsc::UnboundedSender<StallResume>>,
     /// Itself, for the tasks it spawns (a pending request's wait outlives the call that began it).
     me: std::sync::Weak<Control>,
 }
@@ -103,7 +102,7 @@ impl Control {
             approvals: Approvals::default(),
             supervisor: OnceLock::new(),
             routes: OnceLock::new(),
-            engine: OnceLock::new(),
+            resumes: OnceLock::new(),
         })
     }
 
@@ -111,14 +110,20 @@ impl Control {
         self.me.upgrade()
     }
 
-    /// Set once, when the engine is in its `Arc`.
-    pub(crate) fn set_engine(&self, engine: Weak<EngineParts>) {
-        let _ = self.engine.set(engine);
+    /// Set once, at start-up: where `resume_stalled` sends.
+    pub fn set_resumes(&self, resumes: tokio::sync::mpsc::UnboundedSender<StallResume>) {
+        let _ = self.resumes.set(resumes);
     }
 
-    /// The engine, while it runs.
-    pub(crate) fn engine(&self) -> Option<Arc<EngineParts>> {
-        self.engine.get().and_then(Weak::upgrade)
+    /// Asks for a session its stall stopped to be resumed with the nudge prompt; nothing while the engine
+    /// is not up (or has gone).
+    pub fn resume_stalled(&self, project_id: String, session_id: String) {
+        if let Some(resumes) = self.resumes.get() {
+            let _ = resumes.send(StallResume {
+                project_id,
+                session_id,
+            });
+        }
     }
 
     /// The supervisor exists only after the parts that need this; set once, at start-up.

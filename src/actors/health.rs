@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::messages::project::Activity;
 use crate::messages::wire::{ActivityState, AgentStatus, ProjectHealth};
 
 /// Cost snapshots older than this do not count towards the burn rate.
@@ -15,21 +16,6 @@ const MIN_BURN_SPAN: Duration = Duration::from_secs(4);
 pub const DEFAULT_CONTEXT_LIMIT: u64 = 200_000;
 /// The same tool call (name and input) this many times in a row is "looping: <tool>".
 pub const LOOP_REPEATS: u32 = 5;
-
-/// What one batch of a session's messages did, as health counts it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Activity {
-    /// The batch's net effect on the tool in flight (Some(Some(name)): a tool started; Some(None): the
-    /// tool finished; None: neither).
-    pub tool: Option<Option<String>>,
-    /// Whether anything in it moved the work forward (`messages::progress`): only that resets the
-    /// stall clock.
-    pub progress: bool,
-    /// The provider is retrying, and why.
-    pub retrying: Option<String>,
-    /// The batch's tool calls in order, as (name, input).
-    pub calls: Vec<(String, String)>,
-}
 
 #[derive(Debug, Clone)]
 pub struct HealthTracker {

@@ -53,28 +53,7 @@ impl ActorKind {
     }
 }
 
-/// Why an actor stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// Its work is done (a finished session let go by its project and fully persisted).
-    Completed,
-    Retention,
-    Purge,
-    Shutdown,
-    Failure,
-}
-
-impl StopReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopReason::Completed => "completed",
-            StopReason::Retention => "retention",
-            StopReason::Purge => "purge",
-            StopReason::Shutdown => "shutdown",
-            StopReason::Failure => "failure",
-        }
-    }
-}
+pub use crate::messages::session::StopReason;
 
 /// Seconds buckets from 10 µs to 10 s: actor handling is microseconds, commits are milliseconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -383,6 +362,13 @@ impl Metrics {
     }
 
     /// For queues not counted by a [`Mailbox`] (the persister's): the depth as read now.
+    /// A message sent to an actor that had stopped.
+    fn dropped(&self, kind: ActorKind, reason: &str) {
+        self.messages_dropped
+            .with_label_values(&[kind.as_str(), reason])
+            .inc();
+    }
+
     pub fn set_mailbox_depth(&self, kind: ActorKind, depth: i64) {
         self.depth_of[kind as usize].set(depth);
         self.high_water(kind, depth);
@@ -434,6 +420,19 @@ pub struct CountedIn {
     stats: Arc<MailboxStats>,
     metrics: Arc<Metrics>,
     kind: ActorKind,
+}
+
+impl CountedIn {
+    fn new(stats: &Arc<MailboxStats>, metrics: &Arc<Metrics>, kind: ActorKind) -> CountedIn {
+        let depth = stats.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics.depth_of[kind as usize].inc();
+        metrics.high_water(kind, depth);
+        CountedIn {
+            stats: stats.clone(),
+            metrics: metrics.clone(),
+            kind,
+        }
+    }
 }
 
 impl Drop for CountedIn {
@@ -499,21 +498,11 @@ impl<A: Actor> Mailbox<A> {
     }
 
     fn count_in(&self) -> CountedIn {
-        let depth = self.stats.depth.fetch_add(1, Ordering::Relaxed) + 1;
-        self.metrics.depth_of[self.kind as usize].inc();
-        self.metrics.high_water(self.kind, depth);
-        CountedIn {
-            stats: self.stats.clone(),
-            metrics: self.metrics.clone(),
-            kind: self.kind,
-        }
+        CountedIn::new(&self.stats, &self.metrics, self.kind)
     }
 
     fn dropped(&self, reason: &str) {
-        self.metrics
-            .messages_dropped
-            .with_label_values(&[self.kind.as_str(), reason])
-            .inc();
+        self.metrics.dropped(self.kind, reason);
     }
 }
 
@@ -560,6 +549,72 @@ where
             msg,
             sent: Instant::now(),
             counted,
+        });
+    }
+}
+
+impl<A> Mailbox<A>
+where
+    A: Actor,
+    A::Context: AsyncContext<A>,
+{
+    /// A handle that can send this actor only `M`, counted as a send to this mailbox is: what a child
+    /// is given to reach its parent, so it never names the parent's type.
+    pub fn outbox<M>(&self) -> Outbox<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Timed<M>>,
+        A::Context: ToEnvelope<A, Timed<M>>,
+    {
+        Outbox {
+            to: self.addr.clone().recipient(),
+            stats: self.stats.clone(),
+            metrics: self.metrics.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+/// One message type's way into an actor (a `Recipient`), counted in that actor's mailbox.
+pub struct Outbox<M: Message + Send>
+where
+    M::Result: Send,
+{
+    to: Recipient<Timed<M>>,
+    stats: Arc<MailboxStats>,
+    metrics: Arc<Metrics>,
+    kind: ActorKind,
+}
+
+impl<M: Message + Send> Clone for Outbox<M>
+where
+    M::Result: Send,
+{
+    fn clone(&self) -> Self {
+        Outbox {
+            to: self.to.clone(),
+            stats: self.stats.clone(),
+            metrics: self.metrics.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+impl<M: Message + Send> Outbox<M>
+where
+    M::Result: Send,
+{
+    /// Sends without waiting for an answer; a stopped actor's message is counted as dropped.
+    pub fn do_send(&self, msg: M) {
+        if !self.to.connected() {
+            self.metrics.dropped(self.kind, "closed");
+            return;
+        }
+        self.to.do_send(Timed {
+            msg,
+            sent: Instant::now(),
+            counted: Some(CountedIn::new(&self.stats, &self.metrics, self.kind)),
         });
     }
 }

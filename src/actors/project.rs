@@ -20,18 +20,24 @@ use actix::prelude::*;
 
 use super::broadcaster::Publish;
 use super::health::HealthTracker;
-use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, Outbox, StopReason};
 use super::router::Router;
-use super::session::{Detach, SessionActor, SessionInit, SessionLinks};
-use super::supervisor::{ProjectIdle, Supervisor};
+use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks};
 use super::wake::Wake;
 use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;
+use crate::messages::project::SetAwaiting;
+use crate::messages::project::{
+    ClearSession, ForgetSession, PromptSession, RestoreLast, SetStallThreshold, StartSession,
+    StopSession, Summarize,
+};
+use crate::messages::project::{Deactivate, Deactivated};
+use crate::messages::project::{Halt, ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::messages::session::Detach;
+use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
 use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider, Providers};
 use crate::storage::{SessionRecord, Store};
-
-pub use control::{Halt, HaltReason, SetAwaiting};
 
 /// How long a project started for a message that never came (its caller went away) stays.
 const UNUSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
@@ -39,17 +45,15 @@ const UNUSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a project stays idle before it offers to stop: reads in a burst find it awake.
 const IDLE_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 
-pub use self::commands::{
-    ClearSession, CurrentSession, PromptSession, RestoreLast, StartSession, StopSession,
-};
-pub use self::inputs::{
-    ForgetSession, ProjectActivity, SessionCost, SessionStatusChanged, SetStallThreshold, Summarize,
-};
+pub use self::commands::CurrentSession;
 
 /// What every project actor shares with the engine.
 #[derive(Clone)]
 pub struct ProjectLinks {
-    pub supervisor: Mailbox<Supervisor>,
+    /// The supervisor, told when this project may stop.
+    pub idle: Outbox<ProjectIdle>,
+    /// The supervisor, asked by a finished session for its project's retention.
+    pub retention: Outbox<EnforceRetention>,
     /// The router of this project's arbiter: its sessions' routes, and where its provider's events go.
     pub router: Mailbox<Router>,
     pub store: Store,
@@ -61,13 +65,13 @@ pub struct ProjectLinks {
 impl ProjectLinks {
     /// What a session of `project` (none: a session brought back for late events while its project
     /// sleeps) needs to reach the rest of the engine.
-    pub fn session_links(&self, project: Option<Mailbox<ProjectActor>>) -> SessionLinks {
+    pub fn session_links(&self, project: Option<ProjectLink>) -> SessionLinks {
         let b = &self.session;
         SessionLinks {
             config: b.config.clone(),
             project,
-            supervisor: self.supervisor.clone(),
-            router: self.router.clone(),
+            retention: self.retention.clone(),
+            gone: self.router.outbox(),
             broadcaster: b.broadcaster.clone(),
             persister: b.persister.clone(),
             metrics: b.metrics.clone(),
@@ -229,7 +233,18 @@ impl ProjectActor {
     }
 
     fn session_links(&self, ctx: &Context<Self>) -> SessionLinks {
-        self.links.session_links(Some(self.mailbox(ctx)))
+        self.links.session_links(Some(self.link(ctx)))
+    }
+
+    /// What a session of this project is given to reach it.
+    fn link(&self, ctx: &Context<Self>) -> ProjectLink {
+        let me = self.mailbox(ctx);
+        ProjectLink {
+            activity: me.outbox(),
+            status: me.outbox(),
+            cost: me.outbox(),
+            halt: me.outbox(),
+        }
     }
 
     /// `<projectId>-<unix ms>`, unique even for two starts in one millisecond.
@@ -317,7 +332,7 @@ impl ProjectActor {
                 return;
             }
             act.idle_told = true;
-            act.links.supervisor.do_send(ProjectIdle {
+            act.links.idle.do_send(ProjectIdle {
                 project_id: act.project_id.clone(),
                 instance: Arc::as_ptr(&act.stats) as usize,
             });
@@ -365,22 +380,6 @@ impl Actor for ProjectActor {
         self.metrics()
             .actor_stopped(ActorKind::Project, self.stop_reason);
     }
-}
-
-/// The supervisor agrees this project may stop. It stops unless work came meanwhile (then it offers
-/// again once idle). Answers whether it stopped and whether it still had a current session.
-#[derive(Message)]
-#[rtype(result = "Deactivated")]
-pub struct Deactivate {
-    /// Purge: stop whatever the state.
-    pub force: bool,
-}
-
-#[derive(Debug, Clone, Copy, actix::MessageResponse)]
-pub struct Deactivated {
-    pub stopped: bool,
-    /// It stopped holding a (finished) current session: a read revives it with that session.
-    pub had_session: bool,
 }
 
 impl Handler<Deactivate> for ProjectActor {

@@ -6,7 +6,7 @@
 mod agent;
 mod dedup;
 mod events;
-mod protocol;
+mod link;
 mod seq;
 pub mod state;
 
@@ -19,36 +19,37 @@ use tokio::sync::oneshot;
 
 use self::state::{FlushStep, Next, Rules, SessionState, StallCheck, StallClock};
 use super::broadcaster::{Broadcaster, Publish};
-use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
+use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, Outbox, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
-use super::project::ProjectActor;
-use super::router::Router;
-use super::supervisor::{EnforceRetention, Supervisor};
-use super::windows::{FlushForRoom, TrimWindow, WindowBudget, WindowShare};
+use super::windows::{WindowBudget, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
+use crate::messages::router::SessionGone;
+use crate::messages::session::Discard;
+use crate::messages::session::{
+    AddUserMessage, AgentStderr, Deliver, Detach, FlushForRoom, FlushNow, SessionView, SetRunner,
+    SetStallAfter, SetStatus, Snapshot, ToAgent, TrimWindow,
+};
+use crate::messages::supervisor::EnforceRetention;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
     Variant,
 };
 use crate::storage::{SessionRecord, StorageError};
 
-pub use self::agent::{AgentStderr, SetRunner, ToAgent};
-pub use self::protocol::{
-    AddUserMessage, Attach, Deliver, Detach, Discard, FlushNow, SessionGone, SessionView,
-    SetStallAfter, SetStatus, Snapshot,
-};
+pub use self::link::{Attach, ProjectLink, Report};
 
 /// Everything a session actor needs to reach the rest of the engine.
 #[derive(Clone)]
 pub struct SessionLinks {
     pub config: Arc<Config>,
     /// None for a session brought back for late events while its project sleeps.
-    pub project: Option<Mailbox<ProjectActor>>,
-    pub supervisor: Mailbox<Supervisor>,
-    /// The router of this session's project, which holds its route.
-    pub router: Mailbox<Router>,
+    pub project: Option<ProjectLink>,
+    /// The supervisor: a finished session's project asks for retention.
+    pub retention: Outbox<EnforceRetention>,
+    /// The router of this session's project, which holds its route until the session stops.
+    pub gone: Outbox<SessionGone>,
     pub broadcaster: Mailbox<Broadcaster>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
@@ -153,14 +154,9 @@ impl SessionActor {
     }
 
     /// Tells the project (if it holds this session's link) what happened, for its health.
-    fn tell_project<M>(&self, msg: M)
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        ProjectActor: Handler<super::metrics::Timed<M>>,
-    {
+    fn tell_project<M: Report>(&self, msg: M) {
         if let Some(project) = &self.links.project {
-            project.do_send(msg);
+            M::via(project).do_send(msg);
         }
     }
 
@@ -240,8 +236,8 @@ impl SessionActor {
     /// stops it and has it resumed with a nudge, until `policy.stall_resumes` resumes in a row brought no
     /// progress (then it stops as `interrupt` does).
     fn stall_action(&mut self, mins: u64) {
-        use super::project::{Halt, HaltReason};
         use crate::messages::policy::StallAction;
+        use crate::messages::project::{Halt, HaltReason};
         let session_id = self.record().session_id.clone();
         let action = self
             .links
@@ -340,7 +336,7 @@ impl SessionActor {
             tracing::warn!(session_id = %self.record().session_id, error = %err, retry_in = ?self.state.backoff(), "persist failed");
         }
         if after.retention {
-            self.links.supervisor.do_send(EnforceRetention {
+            self.links.retention.do_send(EnforceRetention {
                 project_id: self.record().project_id.clone(),
             });
         }
@@ -461,7 +457,7 @@ impl Actor for SessionActor {
             self.release_seq();
         }
         self.let_agent_go();
-        self.links.router.do_send(SessionGone {
+        self.links.gone.do_send(SessionGone {
             session_id: self.record().session_id.clone(),
             instance: Arc::as_ptr(&self.stats) as usize,
         });
@@ -500,16 +496,23 @@ impl SessionActor {
         msg: Deliver,
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<Result<(), CommandError>> {
+        // The record is written at once on a status change (finished sessions flush their messages too),
+        // once the whole batch is applied.
+        let mut status_changed = false;
         for event in msg.events {
             match event {
                 SidecarEvent::Message(p) => self.apply_messages(p.messages, msg.dedupe, ctx),
                 SidecarEvent::Status(p) => {
-                    self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
+                    self.set_status(AgentStatus::normalize(&p.status), p.error, ctx);
+                    status_changed = true;
                 }
                 SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
         if !msg.durable && !self.state.over_memory_bound() {
+            if status_changed {
+                self.flush_now(ctx);
+            }
             return Box::pin(async { Ok(()) });
         }
         let (tx, rx) = oneshot::channel();

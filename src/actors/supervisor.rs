@@ -12,21 +12,25 @@ mod admin;
 mod directory;
 mod reports;
 
-pub use self::admin::{
-    EnforceRetention, GetSettings, PurgeProject, PurgeSession, SettingsReply, UpdateSettings,
-};
-pub use self::directory::{FindProject, Found, Project, ProjectIdle};
-pub use self::reports::{DebugTop, FlushAll, HealthReport, ListProjects};
+pub use self::admin::SettingsReply;
+pub use self::directory::{FindProject, Found, Project};
 
 use super::arbiters::{slot, Arbiters};
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::PersisterHandle;
-use super::project::{ForgetSession, ProjectLinks, SessionLinksBase};
-use super::router::{ForgetSessions, Router};
+use super::project::{ProjectLinks, SessionLinksBase};
+use super::router::Router;
 use super::routes::Routes;
 use super::session::SessionLinks;
 use crate::config::Config;
 use crate::messages::commands::{Settings, SettingsPatch};
+use crate::messages::project::ForgetSession;
+use crate::messages::router::ForgetSessions;
+use crate::messages::supervisor::{
+    DebugTop, FlushAll, GetSettings, HealthReport, ListProjects, PurgeProject, PurgeSession,
+    UpdateSettings,
+};
+use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
 use crate::providers::{EventSink, Providers};
 use crate::storage::Store;
 
@@ -98,8 +102,8 @@ impl Supervisor {
                 let links = SessionLinks {
                     config: b.config,
                     project: None,
-                    supervisor,
-                    router,
+                    retention: supervisor.outbox(),
+                    gone: router.outbox(),
                     broadcaster: b.broadcaster,
                     persister: b.persister,
                     metrics: b.metrics,
@@ -116,7 +120,8 @@ impl Supervisor {
                 ActorKind::Router,
             );
             links.push(Arc::new(ProjectLinks {
-                supervisor: me.clone(),
+                idle: me.outbox(),
+                retention: me.outbox(),
                 sink: EventSink::new(addr.recipient()).with_permissions(parts.control.clone()),
                 router: router.clone(),
                 store: parts.store.clone(),

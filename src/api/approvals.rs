@@ -9,7 +9,7 @@ use super::errors::{ApiError, ErrorBody};
 use super::extract::{project_id, Body, Query, SessionId};
 use super::projects::Done;
 use super::AppState;
-use crate::actors::approvals::Approval;
+use crate::engine::Approval;
 use crate::messages::numbers;
 use crate::providers::permissions::Decision;
 

@@ -38,9 +38,9 @@ use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use tokio::sync::watch;
 
-use crate::actors::StartError;
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
+use crate::engine::StartError;
 use crate::providers::Providers;
 use extract::Query;
 use ticket::Tickets;

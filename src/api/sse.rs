@@ -3,7 +3,7 @@
 //! frames carry it (v1). An empty one means none.
 
 use super::errors::ApiError;
-use crate::actors::journal::LastEventId;
+use crate::engine::LastEventId;
 
 pub fn parse_last_event_id(value: &str) -> Result<Option<LastEventId>, ApiError> {
     let refuse = |why: &str| ApiError::invalid("Last-Event-ID", why);
@@ -18,7 +18,7 @@ pub fn parse_last_event_id(value: &str) -> Result<Option<LastEventId>, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::journal::EventId;
+    use crate::engine::EventId;
 
     #[test]
     fn last_event_ids_are_read_back() {

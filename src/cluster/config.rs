@@ -41,6 +41,9 @@ pub struct ClusterConfig {
     /// node taking the partition over replays the ingest stream from the last one.
     #[serde(with = "humantime_serde")]
     pub snapshot_interval: Duration,
+    /// The most ingest messages (each one partition's share of a client batch) a partition's owner applies
+    /// as one engine ingest; also how many its consumer delivers ahead.
+    pub apply_batch: usize,
 }
 
 impl Default for ClusterConfig {
@@ -57,6 +60,7 @@ impl Default for ClusterConfig {
             stream_max_bytes: bytesize::ByteSize::gib(10),
             forward_timeout: Duration::from_secs(30),
             snapshot_interval: Duration::from_secs(30),
+            apply_batch: 64,
         }
     }
 }
@@ -94,6 +98,9 @@ impl ClusterConfig {
         }
         if self.snapshot_interval < Duration::from_millis(100) {
             return Err(invalid("snapshot_interval", "must be at least 100ms"));
+        }
+        if !(1..=10_000).contains(&self.apply_batch) {
+            return Err(invalid("apply_batch", "must be within 1..=10000"));
         }
         Ok(())
     }

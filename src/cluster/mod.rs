@@ -4,13 +4,16 @@
 //! (`lease.rs`), spread over the live nodes (`members.rs`) by the lease manager (`manager.rs`). Requests
 //! go to the owner (`forward.rs`), ingest through JetStream (`ingest.rs`), and live events from every
 //! node to every node (`events.rs`); project and health lists cover every node (`lists.rs`). Each
-//! partition's owner snapshots it to JetStream (`snapshot.rs`), and a node taking a partition over
+//! partition's owner applies the stream through a consumer of its own (`applier.rs`) and snapshots it to
+//! JetStream (`snapshot.rs`); a node taking a partition another node applied last (`appliers.rs`)
 //! rebuilds it from that snapshot and the stream after it (`takeover.rs`).
 //!
 //! This module sits beside the engine, not inside it: a node's engine and redb store stay what they are
 //! in single-node mode, and the cluster only decides which node's engine a project's work goes to.
 //! Single-node mode never touches this module. See docs/CLUSTER.md for the design and its failure modes.
 
+mod applier;
+mod appliers;
 mod config;
 mod error;
 mod events;
@@ -87,10 +90,13 @@ struct Inner {
     members: Members,
     /// The ingest stream, and how far this node applied each partition of it.
     stream: async_nats::jetstream::stream::Stream,
-    applied: Arc<ingest::Applied>,
+    applied: Arc<applier::Applied>,
     owned: watch::Receiver<Owned>,
     stop: watch::Sender<bool>,
     manager: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Turns true on a clean stop, before the leases are released: the appliers' final snapshots.
+    closing: watch::Sender<bool>,
+    appliers: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Every node seen alive, so one that died still shows (as not alive).
     seen: Mutex<Vec<NodeInfo>>,
     metrics: ClusterMetrics,
@@ -123,6 +129,7 @@ impl Cluster {
         let members = Members::open(js.clone(), NODE_BUCKET, ttl, config.replicas).await?;
         let stream = ingest::open_stream(&js, config).await?;
         let snapshots = snapshot::Snapshots::open(&js, config).await?;
+        let last_appliers = appliers::Appliers::open(&js, config.replicas).await?;
         let metrics = ClusterMetrics::new(&engine.metrics().registry);
         forward::serve(
             client.clone(),
@@ -158,15 +165,22 @@ impl Cluster {
         manager.announce().await;
         tokio::time::sleep(manager.period()).await;
         manager.tick().await;
-        let applied = Arc::new(ingest::Applied::default());
-        tokio::spawn(ingest::apply_owned(
-            stream.clone(),
-            engine,
+        let applied = Arc::new(applier::Applied::default());
+        let (closing, closed) = watch::channel(false);
+        let appliers = tokio::spawn(applier::apply_owned(
+            applier::Shared {
+                stream: stream.clone(),
+                engine,
+                node_id: me.node_id.clone(),
+                ttl,
+                batch: config.apply_batch,
+                metrics: metrics.clone(),
+                applied: applied.clone(),
+                snapshots,
+                appliers: last_appliers,
+                closing: closed,
+            },
             owned.clone(),
-            ttl,
-            metrics.clone(),
-            applied.clone(),
-            snapshots,
         ));
         let task = tokio::spawn(manager.run(stopping));
         tracing::info!(node = %me.node_id, url = %me.url, partitions = owned.borrow().len(), "cluster: joined");
@@ -183,6 +197,8 @@ impl Cluster {
                 owned,
                 stop,
                 manager: Mutex::new(Some(task)),
+                closing,
+                appliers: Mutex::new(Some(appliers)),
                 seen: Mutex::new(Vec::new()),
                 metrics,
             }),
@@ -296,6 +312,35 @@ impl Cluster {
         .await
     }
 
+    /// Puts a session this node just started into the ingest stream (`ingest::Entry::Started`), so a
+    /// node that takes its partition over knows it whether or not a snapshot does.
+    pub async fn started(
+        &self,
+        session: crate::messages::wire::AgentSession,
+    ) -> Result<(), ClusterError> {
+        let stored = crate::engine::StoredSession {
+            seq_ceiling: session.last_seq_id,
+            messages: session.messages.iter().map(|m| (**m).clone()).collect(),
+            record: crate::storage::SessionRecord {
+                session_id: session.session_id,
+                project_id: session.project_id,
+                provider: session.provider,
+                status: session.status,
+                cost_usd: session.cost_usd,
+                input_tokens: session.input_tokens,
+                output_tokens: session.output_tokens,
+                model: session.model,
+                error: session.error,
+                created_at: session.created_at,
+                updated_at: session.updated_at,
+                last_seq: session.last_seq_id,
+                message_count: session.message_count,
+                provider_session_id: None,
+            },
+        };
+        ingest::publish_started(&self.inner.js, self.inner.config.partitions, stored).await
+    }
+
     /// Every project of the cluster: `local` (this node's) merged with every live peer's (`lists.rs`).
     pub async fn projects(
         &self,
@@ -360,8 +405,23 @@ impl Cluster {
         })
     }
 
-    /// Releases this node's leases and leaves, so peers take its partitions at once. Idempotent.
+    /// Writes each owned partition's final snapshot (so a successor replays little), then releases this
+    /// node's leases and leaves, so peers take its partitions at once. Idempotent.
     pub async fn stop(&self) {
+        let _ = self.inner.closing.send(true);
+        let appliers = self
+            .inner
+            .appliers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(appliers) = appliers {
+            // Past this the leases are released anyway: a successor then replays from an older snapshot.
+            let patience = (self.inner.config.lease_ttl * 3).max(Duration::from_secs(10));
+            if tokio::time::timeout(patience, appliers).await.is_err() {
+                tracing::warn!("cluster: final snapshots not all written in time");
+            }
+        }
         let _ = self.inner.stop.send(true);
         let task = self
             .inner

@@ -18,8 +18,8 @@ use tokio::io::AsyncReadExt;
 use super::config::ClusterConfig;
 use super::error::ClusterError;
 use super::partition::{self, Partition};
-use crate::actors::adopt::StoredSession;
 use crate::engine::Engine;
+use crate::engine::StoredSession;
 use crate::messages::wire::now_ms;
 
 pub const SNAPSHOT_BUCKET: &str = "agent_store_snapshots";

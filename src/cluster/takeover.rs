@@ -1,11 +1,11 @@
 //! Taking a partition over from another node: rebuild it from JetStream before applying anything. A node
-//! that is about to apply a partition's ingest, and did not itself apply everything the partition's
-//! consumer acknowledged, imports the partition's last snapshot (src/cluster/snapshot.rs) into its store
-//! and replays the ingest stream from just after the snapshot, so what the previous owner applied and lost
-//! with its disk is applied again here, once.
+//! about to apply a partition another node applied last (src/cluster/appliers.rs) imports the partition's
+//! last snapshot (src/cluster/snapshot.rs) into its store and replays the ingest stream from just after
+//! the snapshot, so what the previous owner applied and lost with its disk is applied again here, once.
 //!
-//! Sessions the stream names but the snapshot does not hold (started after it) are created here from what
-//! the stream says of them, so their acknowledged messages are kept. SeqIds continue without reuse: an
+//! Sessions the snapshot does not hold (started after it) are created here from their start, which their
+//! owner put in the stream (src/cluster/ingest.rs `Entry::Started`), or, lacking one, from what their
+//! events say of them, so their acknowledged messages are kept. SeqIds continue without reuse: an
 //! imported session's next seqId is above the ceiling the snapshot carries plus every event of the replay
 //! plus one reservation block, which bounds whatever the lost owner handed out after the snapshot for
 //! events it received from the stream.
@@ -14,17 +14,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::stream;
 use futures_util::StreamExt;
 
 use super::error::ClusterError;
-use super::ingest::subject;
+use super::ingest::{subject, Entry};
 use super::partition::{self, Partition};
 use super::snapshot::Snapshots;
-use crate::actors::adopt::StoredSession;
 use crate::engine::Engine;
-use crate::messages::wire::{now_ms, AgentStatus, SidecarEvent};
+use crate::engine::StoredSession;
+use crate::messages::wire::{now_ms, AgentStatus};
 use crate::storage::SessionRecord;
 
 /// What a takeover rebuilt.
@@ -36,79 +35,54 @@ pub struct Rebuilt {
     pub imported: usize,
 }
 
-/// Rebuilds `partition` on this node unless it applied, itself, everything the partition's consumer
-/// acknowledged (`applied_here`). Answers `None` when nothing was to be done; otherwise the consumer
-/// `consumer` now starts right after the snapshot.
+/// Rebuilds `partition` on this node: imports its last snapshot and the sessions the stream names after
+/// it. Answers what it did; the caller replays the stream from just after `Rebuilt::through`.
 pub async fn rebuild(
     stream: &stream::Stream,
     snapshots: &Snapshots,
     engine: &Engine,
     partition: Partition,
-    applied_here: u64,
-    ack_wait: Duration,
-) -> Result<Option<Rebuilt>, ClusterError> {
-    let consumer = format!("p{partition}");
-    let acknowledged = match stream.consumer_info(&consumer).await {
-        Ok(info) => info.ack_floor.stream_sequence,
-        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => 0,
-        Err(e) => return Err(ClusterError::jetstream("reading a partition's consumer", e)),
-    };
-    if applied_here >= acknowledged {
-        return Ok(None);
-    }
+) -> Result<Rebuilt, ClusterError> {
     let snapshot = snapshots.load(partition).await?;
     let through = snapshot.as_ref().map_or(0, |s| s.through);
     let tail = read_tail(stream, partition, through).await?;
     let mut sessions = snapshot.map(|s| s.sessions).unwrap_or_default();
+    let mut started = tail.started;
     for (session_id, first_at) in tail.sessions {
-        if !sessions.iter().any(|s| s.record.session_id == session_id) {
-            if let Some(new) = named_by_the_stream(&session_id, first_at) {
-                sessions.push(new);
-            }
+        if sessions.iter().any(|s| s.record.session_id == session_id) {
+            continue;
+        }
+        if let Some(new) = started
+            .remove(&session_id)
+            .or_else(|| named_by_the_stream(&session_id, first_at))
+        {
+            sessions.push(new);
         }
     }
+    // Started after the snapshot, no event of theirs yet.
+    let fresh: Vec<StoredSession> = started
+        .into_values()
+        .filter(|s| {
+            !sessions
+                .iter()
+                .any(|held| held.record.session_id == s.record.session_id)
+        })
+        .collect();
+    sessions.extend(fresh);
     let margin = engine.config().storage.seq_block + tail.events;
     let imported = engine
         .import_sessions(sessions, margin)
         .await
         .map_err(|e| ClusterError::jetstream("importing a snapshot", e))?;
-    // The previous owner's consumer is replaced by one that starts after the snapshot.
-    if let Err(e) = stream.delete_consumer(&consumer).await {
-        tracing::debug!(partition, error = %e, "cluster: no consumer to replace");
-    }
-    stream
-        .create_consumer(consumer_config(partition, through + 1, ack_wait))
-        .await
-        .map_err(|e| ClusterError::jetstream("replacing a partition's consumer", e))?;
-    Ok(Some(Rebuilt { through, imported }))
-}
-
-/// The durable consumer a partition's owner applies through, starting at `start` (1: the beginning).
-pub fn consumer_config(partition: Partition, start: u64, ack_wait: Duration) -> pull::Config {
-    let name = format!("p{partition}");
-    pull::Config {
-        durable_name: Some(name),
-        filter_subject: subject(partition),
-        deliver_policy: if start <= 1 {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: start,
-            }
-        },
-        ack_policy: AckPolicy::Explicit,
-        // A message a lost owner held comes back to the next one this long after delivery.
-        ack_wait,
-        // One at a time: the partition's order is the order of application.
-        max_ack_pending: 1,
-        ..Default::default()
-    }
+    Ok(Rebuilt { through, imported })
 }
 
 /// The replay's events, counted, and the sessions they name with the time of the first.
 struct Tail {
     events: u64,
     sessions: BTreeMap<String, i64>,
+    /// Sessions whose start the replay carries, as their owner recorded them then.
+    started: BTreeMap<String, StoredSession>,
 }
 
 /// Reads the partition's stream after `through` once, without acknowledging anything.
@@ -121,6 +95,7 @@ async fn read_tail(
     let mut tail = Tail {
         events: 0,
         sessions: BTreeMap::new(),
+        started: BTreeMap::new(),
     };
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
@@ -145,8 +120,14 @@ async fn read_tail(
         };
         let message = message.map_err(|e| failed(&e))?;
         left -= 1;
-        let Ok(events) = serde_json::from_slice::<Vec<SidecarEvent>>(&message.payload) else {
-            continue;
+        let events = match Entry::read(&message.payload) {
+            Ok(Entry::Events(events)) => events,
+            Ok(Entry::Started { started }) => {
+                tail.started
+                    .insert(started.record.session_id.clone(), *started);
+                continue;
+            }
+            Err(_) => continue,
         };
         let at = message
             .info()

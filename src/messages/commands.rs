@@ -42,6 +42,19 @@ pub struct StartRequest {
     pub options: StartOptions,
 }
 
+/// What `startAgent` answers on success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub session_id: String,
+}
+
+/// A session its stall stopped under `stall.action = "resume"`, for the engine to resume with a nudge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StallResume {
+    pub project_id: String,
+    pub session_id: String,
+}
+
 /// A page of a session's messages: those with seqId above `after_seq`, at most `limit` of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -6,27 +6,11 @@
 use actix::prelude::*;
 
 use super::ProjectActor;
-use crate::actors::session::{SetStatus, ToAgent};
+
+use crate::messages::project::SetAwaiting;
+use crate::messages::project::{Halt, HaltReason};
+use crate::messages::session::{SetStatus, ToAgent};
 use crate::messages::wire::AgentStatus;
-
-/// Why a session is stopped with an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HaltReason {
-    Budget,
-    Stall,
-    /// A stall under `stall.action = "resume"`: once stopped, the session is resumed with a nudge
-    /// (src/actors/restart.rs `resume_after_stall`).
-    StallResume,
-}
-
-/// Stop the session's agent and leave the session in status error with `error`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Halt {
-    pub session_id: String,
-    pub error: String,
-    pub reason: HaltReason,
-}
 
 impl Handler<Halt> for ProjectActor {
     type Result = ();
@@ -59,21 +43,13 @@ impl Handler<Halt> for ProjectActor {
                     .await;
                 // Resumed only once the session shows the stop, so the resume finds it finished.
                 if let (Some((control, project_id)), Ok(())) = (resume, stopped) {
-                    crate::actors::restart::resume_after_stall(&control, project_id, session_id);
+                    control.resume_stalled(project_id, session_id);
                 }
             }
             .into_actor(self),
         );
         self.health_changed(ctx);
     }
-}
-
-/// How many tool-permission requests of a session wait for an answer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetAwaiting {
-    pub session_id: String,
-    pub count: usize,
 }
 
 impl Handler<SetAwaiting> for ProjectActor {

@@ -7,16 +7,12 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::ProjectActor;
-use crate::actors::session::{SetStallAfter, ToAgent};
-use crate::messages::commands::ProjectSummary;
-use crate::messages::wire::{AgentStatus, ProjectHealth};
 
-/// A session of this project was purged or evicted: forget it if it is the current one.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ForgetSession {
-    pub session_id: String,
-}
+use crate::messages::commands::ProjectSummary;
+use crate::messages::project::{ForgetSession, SetStallThreshold, Summarize};
+use crate::messages::project::{ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::messages::session::{SetStallAfter, ToAgent};
+use crate::messages::wire::ProjectHealth;
 
 impl Handler<ForgetSession> for ProjectActor {
     type Result = ();
@@ -37,11 +33,6 @@ impl Handler<ForgetSession> for ProjectActor {
     }
 }
 
-/// The project as `GET /v1/projects` lists it.
-#[derive(Message)]
-#[rtype(result = "ProjectSummary")]
-pub struct Summarize;
-
 impl Handler<Summarize> for ProjectActor {
     type Result = ProjectSummary;
 
@@ -57,14 +48,6 @@ impl Handler<Summarize> for ProjectActor {
 
 // ── health inputs, from the project's sessions ─────────────────────────────────────────────────────────
 
-/// A batch of messages arrived; what it did, as health counts it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ProjectActivity {
-    pub session_id: String,
-    pub activity: crate::actors::health::Activity,
-}
-
 impl Handler<ProjectActivity> for ProjectActor {
     type Result = ();
 
@@ -75,17 +58,6 @@ impl Handler<ProjectActivity> for ProjectActor {
         self.health.record(msg.activity, Instant::now());
         self.health_changed(ctx);
     }
-}
-
-/// agent.cost arrived: a token and cost snapshot.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionCost {
-    pub session_id: String,
-    /// The session's model, whose context window sets the pressure.
-    pub model: String,
-    pub tokens: u64,
-    pub cost_usd: f64,
 }
 
 impl Handler<SessionCost> for ProjectActor {
@@ -100,15 +72,6 @@ impl Handler<SessionCost> for ProjectActor {
             self.health_changed(ctx);
         }
     }
-}
-
-/// A session's status changed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionStatusChanged {
-    pub session_id: String,
-    pub status: AgentStatus,
-    pub error: Option<String>,
 }
 
 impl Handler<SessionStatusChanged> for ProjectActor {
@@ -141,12 +104,6 @@ impl Handler<SessionStatusChanged> for ProjectActor {
         }
     }
 }
-
-/// This project's own stall threshold (None: back to `timers.stall_after`). Applies to health and to the
-/// current session's stall notification at once.
-#[derive(Message)]
-#[rtype(result = "ProjectHealth")]
-pub struct SetStallThreshold(pub Option<std::time::Duration>);
 
 impl Handler<SetStallThreshold> for ProjectActor {
     type Result = ProjectHealth;

@@ -18,7 +18,9 @@ use tokio::sync::oneshot;
 use super::Supervisor;
 use crate::actors::arbiters::slot;
 use crate::actors::metrics::{ActorKind, Mailbox, MailboxStats};
-use crate::actors::project::{Deactivate, Deactivated, ProjectActor};
+use crate::actors::project::ProjectActor;
+use crate::messages::project::{Deactivate, Deactivated};
+use crate::messages::supervisor::ProjectIdle;
 use crate::storage::SessionRecord;
 
 /// Where a project's actor stands.
@@ -140,6 +142,7 @@ impl Supervisor {
         let Some(Slot::Deactivating(mailbox, waiting)) = self.projects.remove(&project_id) else {
             return;
         };
+        crate::actors::sparse::shrink_when_sparse(&mut self.projects);
         if answer.stopped {
             self.let_go.set(&project_id, !answer.had_session);
         } else {
@@ -195,15 +198,6 @@ impl Handler<Project> for Supervisor {
         let mailbox = self.project(&msg.project_id, msg.revive);
         Box::pin(async move { Ok(mailbox) })
     }
-}
-
-/// A project has no work and no timer: it may stop.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ProjectIdle {
-    pub project_id: String,
-    /// Which actor of that id (see `Mailbox::instance`).
-    pub instance: usize,
 }
 
 impl Handler<ProjectIdle> for Supervisor {

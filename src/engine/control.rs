@@ -1,20 +1,22 @@
 //! The engine calls of agents under control (issue 15): a project's policy, the pending approvals and
-//! their answers, the cost ledger. Kept beside `EngineParts` but apart from the session commands.
+//! their answers, the cost ledger. Kept apart from the session commands.
 
-use super::approvals::{Approval, NotPending};
-use super::project::SetStallThreshold;
-use super::{blocking, EngineParts};
+use super::Engine;
+use crate::actors::approvals::{Approval, NotPending};
+use crate::actors::blocking;
+
 use crate::error::CommandError;
 use crate::messages::commands::Page;
 use crate::messages::cost::{self, CostReport, ProjectCost};
 use crate::messages::policy::{ApprovalMode, Policy, PolicyPatch};
+use crate::messages::project::SetStallThreshold;
 use crate::messages::validate;
 use crate::messages::wire::{now_ms, AgentStatus};
 use crate::providers::permissions::Decision;
 use crate::providers::StartSpec;
 use crate::storage::WriteOp;
 
-impl EngineParts {
+impl Engine {
     /// What the project's policy asks of a start: the permission channel, the agent's own budget guard;
     /// a project over its daily budget starts nothing.
     pub(super) fn apply_policy(
@@ -22,9 +24,9 @@ impl EngineParts {
         project_id: &str,
         spec: &mut StartSpec,
     ) -> Result<(), CommandError> {
-        let policy = self.control.policy(project_id);
+        let policy = self.inner.control.policy(project_id);
         if let Some(limit) = policy.budget.daily_usd {
-            let spent = self.control.spent_today(project_id, 0.0, now_ms());
+            let spent = self.inner.control.spent_today(project_id, 0.0, now_ms());
             if spent > limit {
                 return Err(CommandError::Forbidden {
                     field: "budget.dailyUsd".into(),
@@ -41,7 +43,7 @@ impl EngineParts {
 
     pub fn policy(&self, project_id: &str) -> Result<Policy, CommandError> {
         validate::project_id(project_id)?;
-        Ok(self.control.policy(project_id))
+        Ok(self.inner.control.policy(project_id))
     }
 
     pub async fn update_policy(
@@ -50,7 +52,7 @@ impl EngineParts {
         patch: PolicyPatch,
     ) -> Result<Policy, CommandError> {
         validate::project_id(project_id)?;
-        let policy = self.control.update_policy(project_id, patch).await?;
+        let policy = self.inner.control.update_policy(project_id, patch).await?;
         // The project's health and its session's stall timer follow the policy's stall.after at once.
         self.ask_project(project_id, false, || SetStallThreshold(None))
             .await?;
@@ -62,7 +64,7 @@ impl EngineParts {
         if let Some(p) = project_id {
             validate::project_id(p)?;
         }
-        Ok(self.control.approvals.list(project_id))
+        Ok(self.inner.control.approvals.list(project_id))
     }
 
     /// Answers one; 404 when nothing of that id waits, 409 when the session's agent no longer runs.
@@ -74,6 +76,7 @@ impl EngineParts {
     ) -> Result<(), CommandError> {
         validate::session_id(session_id).map_err(|_| CommandError::SessionNotFound)?;
         match self
+            .inner
             .control
             .resolve(session_id, request_id, decision, "api")
         {
@@ -102,7 +105,7 @@ impl EngineParts {
     ) -> Result<ProjectCost, CommandError> {
         validate::project_id(project_id)?;
         let (from, to) = (cost::day_param("from", from)?, cost::day_param("to", to)?);
-        let (store, id) = (self.store.clone(), project_id.to_owned());
+        let (store, id) = (self.inner.store.clone(), project_id.to_owned());
         let rows = blocking(move || store.spend(Some(&id), from.as_deref(), to.as_deref())).await?;
         Ok(cost::project_cost(project_id, &rows))
     }
@@ -113,7 +116,7 @@ impl EngineParts {
         to: Option<&str>,
     ) -> Result<CostReport, CommandError> {
         let (from, to) = (cost::day_param("from", from)?, cost::day_param("to", to)?);
-        let store = self.store.clone();
+        let store = self.inner.store.clone();
         let rows = blocking(move || store.spend(None, from.as_deref(), to.as_deref())).await?;
         Ok(cost::report(&rows))
     }
@@ -121,7 +124,8 @@ impl EngineParts {
     /// A project purge that takes its cost ledger too (`DELETE /v1/projects/{id}?ledger=true`).
     pub async fn purge_ledger(&self, project_id: &str) -> Result<(), CommandError> {
         validate::project_id(project_id)?;
-        self.persister
+        self.inner
+            .persister
             .write(vec![WriteOp::DeleteLedger {
                 project_id: project_id.to_owned(),
             }])

@@ -1,0 +1,202 @@
+//! The engine's reads: a project's current session and any session by id (a live one's window completed
+//! from storage, else storage alone), a session's stderr, the stored sessions of a project, the project
+//! list, health and the busiest actors. Reads never create an actor for an id storage does not know.
+
+use std::sync::Arc;
+
+use super::Engine;
+use crate::actors::blocking;
+use crate::actors::metrics::Mailbox;
+use crate::actors::project::CurrentSession;
+use crate::actors::router::FindSession;
+use crate::actors::session::SessionActor;
+use crate::actors::supervisor::project_of;
+use crate::error::CommandError;
+use crate::messages::commands::{Page, ProjectSummary, SessionSummary, TopBy, TopEntry};
+use crate::messages::session::{AgentStderr, Snapshot};
+use crate::messages::supervisor::{DebugTop, HealthReport, ListProjects};
+use crate::messages::validate;
+use crate::messages::wire::{AgentSession, ProjectHealth};
+use crate::storage::SessionRecord;
+
+impl Engine {
+    /// getSession: the project's current session, its messages paged by `page`.
+    pub async fn get_session(
+        &self,
+        project_id: &str,
+        page: Page,
+    ) -> Result<AgentSession, CommandError> {
+        let (session_id, addr) = self
+            .ask_project(project_id, false, || CurrentSession)
+            .await?
+            .ok_or(CommandError::NoSession)??;
+        match self.read_live(addr, page).await {
+            // Its project went idle and let it stop meanwhile: everything of it is in storage.
+            Err(CommandError::SessionNotFound) => self.session(&session_id, page).await,
+            read => read,
+        }
+    }
+
+    /// A live session's page: the in-memory window, completed from storage when the page starts earlier.
+    async fn read_live(
+        &self,
+        addr: Mailbox<SessionActor>,
+        page: Page,
+    ) -> Result<AgentSession, CommandError> {
+        let view = addr
+            .send(Snapshot { page })
+            .await
+            .map_err(|_| CommandError::SessionNotFound)?;
+        let mut session = view.session;
+        let after = page.after_seq.unwrap_or(0);
+        if after.saturating_add(1) < view.oldest_in_memory {
+            let (store, id) = (self.inner.store.clone(), session.session_id.clone());
+            let before = view.oldest_in_memory;
+            let limit = page.limit;
+            let older = blocking(move || store.messages(&id, after, Some(before), limit)).await?;
+            let mut messages: Vec<_> = older.into_iter().map(Arc::new).collect();
+            messages.append(&mut session.messages);
+            session.messages = messages;
+        }
+        if let Some(limit) = page.limit {
+            session.messages.truncate(limit);
+        }
+        Ok(session)
+    }
+
+    /// hasSession.
+    pub async fn has_session(&self, project_id: &str) -> Result<bool, CommandError> {
+        match self
+            .ask_project(project_id, false, || CurrentSession)
+            .await?
+        {
+            None | Some(Err(CommandError::NoSession)) => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
+    /// The project's stored sessions, newest first, without messages.
+    pub async fn project_sessions(
+        &self,
+        project_id: &str,
+    ) -> Result<Vec<SessionSummary>, CommandError> {
+        validate::project_id(project_id)?;
+        let (store, id) = (self.inner.store.clone(), project_id.to_owned());
+        let records = blocking(move || store.project_sessions(&id)).await?;
+        Ok(records.into_iter().map(summary).collect())
+    }
+
+    /// Any live or stored session by id.
+    pub async fn session(
+        &self,
+        session_id: &str,
+        page: Page,
+    ) -> Result<AgentSession, CommandError> {
+        validate::session_id(session_id).map_err(|_| CommandError::SessionNotFound)?;
+        let live = self
+            .router(project_of(session_id))
+            .send(FindSession {
+                session_id: session_id.to_owned(),
+            })
+            .await?;
+        if let Some(addr) = live {
+            if let Ok(session) = self.read_live(addr, page).await {
+                return Ok(session);
+            }
+        }
+        let (store, id) = (self.inner.store.clone(), session_id.to_owned());
+        let after = page.after_seq.unwrap_or(0);
+        let found = blocking(move || {
+            let Some(record) = store.session(&id)? else {
+                return Ok(None);
+            };
+            let messages = store.messages(&id, after, None, page.limit)?;
+            Ok(Some((record, messages)))
+        })
+        .await?;
+        let (record, messages) = found.ok_or(CommandError::SessionNotFound)?;
+        Ok(stored_session(record, messages))
+    }
+
+    /// The last lines a session's agent wrote to stderr (a sign of life, not progress).
+    pub async fn session_stderr(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::providers::SessionStderr, CommandError> {
+        // Only which provider ran it: no messages.
+        let page = Page {
+            after_seq: None,
+            limit: Some(0),
+        };
+        self.session(session_id, page).await?;
+        let live = self
+            .router(project_of(session_id))
+            .send(FindSession {
+                session_id: session_id.to_owned(),
+            })
+            .await?;
+        let stderr = match live {
+            Some(session) => session.send(AgentStderr).await.ok().flatten(),
+            None => None,
+        };
+        Ok(stderr.unwrap_or_else(|| crate::providers::SessionStderr {
+            session_id: session_id.to_owned(),
+            ..Default::default()
+        }))
+    }
+
+    /// Known projects with their current session and health.
+    pub async fn projects(&self) -> Result<Vec<ProjectSummary>, CommandError> {
+        self.inner.supervisor.send(ListProjects).await?
+    }
+
+    /// Health of every known project, highest attention first.
+    pub async fn health(&self) -> Result<Vec<ProjectHealth>, CommandError> {
+        Ok(self.inner.supervisor.send(HealthReport).await?)
+    }
+
+    /// The busiest actors by mailbox depth, messages handled or memory (`/v1/debug/top`).
+    pub async fn debug_top(&self, by: TopBy, limit: usize) -> Result<Vec<TopEntry>, CommandError> {
+        Ok(self.inner.supervisor.send(DebugTop { by, limit }).await?)
+    }
+}
+
+fn summary(r: SessionRecord) -> SessionSummary {
+    SessionSummary {
+        session_id: r.session_id,
+        project_id: r.project_id,
+        provider: r.provider,
+        status: r.status,
+        cost_usd: r.cost_usd,
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+        model: r.model,
+        error: r.error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        message_count: r.message_count,
+    }
+}
+
+fn stored_session(
+    r: SessionRecord,
+    messages: Vec<crate::messages::wire::AgentMessage>,
+) -> AgentSession {
+    AgentSession {
+        session_id: r.session_id,
+        project_id: r.project_id,
+        provider: r.provider,
+        status: r.status,
+        messages: messages.into_iter().map(Arc::new).collect(),
+        cost_usd: r.cost_usd,
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+        model: r.model,
+        error: r.error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        message_count: r.message_count,
+        last_seq_id: r.last_seq,
+    }
+}
