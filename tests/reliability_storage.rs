@@ -79,10 +79,26 @@ fn big(sid: &str, tag: &str, n: usize) -> Value {
     let messages: Vec<Value> = (0..n)
         .map(|i| {
             json!({"id": format!("{tag}-{i}"), "type": "text",
-            "content": {"text": "x".repeat(64 * 1024)}, "timestamp": 1_700_000_000_000i64})
+            "content": {"text": noise(tag.len() * 1000 + i, 64 * 1024)}, "timestamp": 1_700_000_000_000i64})
         })
         .collect();
     json!({"event": "agent.message", "payload": {"sessionId": sid, "messages": messages}})
+}
+
+/// `len` characters that do not compress (stored rows are packed when they would shrink, and this test
+/// needs its bytes to fill the disk).
+fn noise(seed: usize, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            // xorshift64: deterministic, and without runs that LZ4 could match.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % 64) as usize] as char
+        })
+        .collect()
 }
 
 /// The service's side of the scenario: `fail` makes writes fail, `heal` makes room again.
