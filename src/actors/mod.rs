@@ -20,6 +20,7 @@ pub mod seq_block;
 pub mod session;
 pub mod settings;
 pub mod spend;
+pub mod stderr_kept;
 pub mod supervisor;
 pub mod wake;
 pub mod windows;
