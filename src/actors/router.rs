@@ -328,6 +328,7 @@ impl Handler<SessionGone> for Router {
             .is_some_and(|a| a.instance() == msg.instance)
         {
             self.sessions.remove(&msg.session_id);
+            super::sparse::shrink_when_sparse(&mut self.sessions);
         }
     }
 }

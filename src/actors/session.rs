@@ -498,16 +498,23 @@ impl SessionActor {
         msg: Deliver,
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<Result<(), CommandError>> {
+        // The record is written at once on a status change (finished sessions flush their messages too),
+        // once the whole batch is applied.
+        let mut status_changed = false;
         for event in msg.events {
             match event {
                 SidecarEvent::Message(p) => self.apply_messages(p.messages, msg.dedupe, ctx),
                 SidecarEvent::Status(p) => {
-                    self.apply_status(AgentStatus::normalize(&p.status), p.error, ctx)
+                    self.set_status(AgentStatus::normalize(&p.status), p.error, ctx);
+                    status_changed = true;
                 }
                 SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
         if !msg.durable && !self.state.over_memory_bound() {
+            if status_changed {
+                self.flush_now(ctx);
+            }
             return Box::pin(async { Ok(()) });
         }
         let (tx, rx) = oneshot::channel();

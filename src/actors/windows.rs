@@ -218,6 +218,7 @@ impl Recency {
 
     fn leave(&mut self, key: u64) {
         if let Some(entry) = self.entries.remove(&key) {
+            super::sparse::shrink_when_sparse(&mut self.entries);
             if entry.evictable > 0 {
                 self.evictable.remove(&entry.tick);
             }

@@ -90,13 +90,17 @@ impl Handler<StartSession> for ProjectActor {
 
         let session_id = spec.session_id.clone();
         let sink = self.links.sink.clone();
-        let recorded = addr.send(FlushNow);
-        // The record is committed before the agent starts, so an accepted start survives a crash (as
-        // "Interrupted") and shows in the project's history at once. A storage failure does not stop the
-        // start: the session keeps retrying its write.
+        // The record is committed before an agent of this process starts, so an accepted start survives a
+        // crash (as "Interrupted") and shows in the project's history at once. A storage failure does not
+        // stop the start: the session keeps retrying its write. An agent outside this process leaves
+        // nothing here to outlive a crash: its start answers at once and its record (queued when the
+        // session started) joins the next group commit, so starts are not one commit wait each.
+        let recorded = (!provider.runs_outside()).then(|| addr.send(FlushNow));
         let started = async move {
-            if let Ok(Err(e)) = recorded.await {
-                tracing::warn!(error = %e, "new session record not yet stored; retrying in the background");
+            if let Some(recorded) = recorded {
+                if let Ok(Err(e)) = recorded.await {
+                    tracing::warn!(error = %e, "new session record not yet stored; retrying in the background");
+                }
             }
             provider.start(spec, sink).await
         };

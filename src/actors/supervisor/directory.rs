@@ -142,6 +142,7 @@ impl Supervisor {
         let Some(Slot::Deactivating(mailbox, waiting)) = self.projects.remove(&project_id) else {
             return;
         };
+        crate::actors::sparse::shrink_when_sparse(&mut self.projects);
         if answer.stopped {
             self.let_go.set(&project_id, !answer.had_session);
         } else {
