@@ -199,3 +199,53 @@ impl MessagesOf {
         }
     }
 }
+
+/// A start whose agent runs outside this process (a sidecar, here `synthetic`) answers without waiting for
+/// its record's commit, so many starts are not one commit wait each; the record joins the next group
+/// commit. An agent of this process still starts only once its record is stored (a crash then finds it as
+/// "Interrupted").
+#[actix_rt::test]
+async fn a_start_of_an_outside_agent_does_not_wait_for_its_record_to_commit() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let config = test_config(&dir);
+    let recording = agent_store::providers::recording::Recording::new();
+    let mut providers = agent_store::providers::Providers::new();
+    providers.insert("claude", std::sync::Arc::new(recording.clone()));
+    providers.insert(
+        "synthetic",
+        std::sync::Arc::new(agent_store::providers::synthetic::Synthetic),
+    );
+    let engine = agent_store::Engine::start(config, providers).await.unwrap();
+    let hold = engine.hold_persister().await.unwrap();
+
+    // Storage takes nothing while held: a start that waited for its commit would never answer.
+    let outside = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        engine.start_agent("outside", request("synthetic", "go", Default::default())),
+    )
+    .await
+    .expect("the start answered while storage was held")
+    .unwrap()
+    .session_id;
+    let child = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .start_agent("child", request("claude", "go", Default::default()))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !child.is_finished() && recording.calls().is_empty(),
+        "an agent of this process does not start before its record is stored"
+    );
+
+    drop(hold);
+    child.await.unwrap().unwrap();
+    engine.flush().await.unwrap();
+    let history = engine.project_sessions("outside").await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].session_id, outside);
+    engine.shutdown().await;
+}

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod seq_block;
 pub mod session;
 pub mod settings;
+pub mod sparse;
 pub mod spend;
 pub mod supervisor;
 pub mod wake;

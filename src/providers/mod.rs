@@ -136,6 +136,11 @@ pub trait Provider: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+    /// Whether its agents run outside this process (a sidecar posting over HTTP), so that nothing a start
+    /// does here outlives a crash: such a start answers without waiting for its record's commit.
+    fn runs_outside(&self) -> bool {
+        false
+    }
 }
 
 /// One session's agent, as its session's actor holds it: follow-ups, the stop and the stderr lines are

@@ -45,4 +45,8 @@ impl Provider for Synthetic {
     fn unknown(&self, _session_id: &str) -> Box<dyn Runner> {
         Box::new(Nothing)
     }
+
+    fn runs_outside(&self) -> bool {
+        true
+    }
 }

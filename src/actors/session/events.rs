@@ -94,7 +94,20 @@ impl SessionActor {
         });
     }
 
+    /// Applies a status and writes the record at once.
     pub(super) fn apply_status(
+        &mut self,
+        status: AgentStatus,
+        error: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.set_status(status, error, ctx);
+        self.flush_now(ctx);
+    }
+
+    /// Applies a status; the caller writes the record at once (a batch once all its events are applied,
+    /// so a finish's status and cost are one write and a durable answer waits for one commit, not two).
+    pub(super) fn set_status(
         &mut self,
         status: AgentStatus,
         error: Option<String>,
@@ -149,8 +162,6 @@ impl SessionActor {
                 ctx.cancel_future(t);
             }
         }
-        // The record is written at once on every status change; finished sessions flush their messages too.
-        self.flush_now(ctx);
     }
 
     /// Cost totals: added up over the agent's runs, recorded for the ledger, held against the budgets

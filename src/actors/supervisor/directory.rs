@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 use super::Supervisor;
 use crate::actors::arbiters::slot;
 use crate::actors::metrics::{ActorKind, Mailbox, MailboxStats};
-use crate::actors::project::{Deactivate, Deactivated, ProjectActor};
+use crate::actors::project::ProjectActor;
+use crate::messages::project::{Deactivate, Deactivated};
 use crate::messages::supervisor::ProjectIdle;
 use crate::storage::SessionRecord;
 
@@ -141,6 +142,7 @@ impl Supervisor {
         let Some(Slot::Deactivating(mailbox, waiting)) = self.projects.remove(&project_id) else {
             return;
         };
+        crate::actors::sparse::shrink_when_sparse(&mut self.projects);
         if answer.stopped {
             self.let_go.set(&project_id, !answer.had_session);
         } else {
