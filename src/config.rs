@@ -177,6 +177,8 @@ pub struct LimitsConfig {
     /// Raw message ids each session remembers, so that a retried ingest batch does not duplicate its
     /// messages (0: no deduplication). 8 bytes an id, plus the set's overhead.
     pub ingest_dedup_ids: usize,
+    /// Stopped sessions whose agent's stderr stays readable (each at most 16 KiB; actors/stderr_kept.rs).
+    pub stderr_kept: usize,
 }
 
 /// One `[providers.NAME]` table.
@@ -297,6 +299,7 @@ impl Default for LimitsConfig {
             max_extra_env_bytes: ByteSize::kib(64),
             window_bytes: ByteSize::mib(64),
             ingest_dedup_ids: 1000,
+            stderr_kept: 256,
         }
     }
 }

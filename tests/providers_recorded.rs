@@ -149,6 +149,43 @@ async fn codex_against_a_401_api_shows_the_error_once() {
 }
 
 #[actix_rt::test]
+async fn the_stderr_of_a_session_whose_actor_stopped_stays_readable() {
+    let h = start(|c, _| c.timers.cleanup_grace = std::time::Duration::from_millis(50)).await;
+    let transcript = fixture_str("codex/api-401.jsonl");
+    let stderr = fixture_str("codex/api-401.stderr");
+    h.start_session(
+        "p1",
+        "codex",
+        "Say hello.",
+        &[
+            ("FAKE_TRANSCRIPT", &transcript),
+            ("FAKE_STDERR", &stderr),
+            ("FAKE_EXIT", "1"),
+        ],
+    )
+    .await
+    .unwrap();
+    let s = h.finished("p1").await;
+    // The cleanup grace lets the finished session go, and its actor (holding the runner) stops.
+    eventually(PATIENCE, || async {
+        let text = h.engine.metrics_text();
+        text.lines()
+            .any(|l| l == "agent_store_actors_alive{actor=\"session\"} 0")
+            .then_some(())
+    })
+    .await;
+    // Handed over as the actor stops (the runner answers for it asynchronously).
+    let log = eventually(PATIENCE, || async {
+        let log = h.engine.session_stderr(&s.session_id).await.unwrap();
+        (!log.lines.is_empty()).then_some(log)
+    })
+    .await;
+    assert_eq!(log.lines.len(), 9, "{:?}", log.lines);
+    assert!(log.lines[1].contains("Reading additional input from stdin"));
+    assert!(log.last_line_at.is_some());
+}
+
+#[actix_rt::test]
 async fn codex_waiting_for_the_network_is_retrying_with_its_stderr_readable_while_it_runs() {
     let h = start(|_, _| {}).await;
     let transcript = fixture_str("codex/offline.jsonl");

@@ -21,6 +21,7 @@ pub mod session;
 pub mod settings;
 pub mod sparse;
 pub mod spend;
+pub mod stderr_kept;
 pub mod supervisor;
 pub mod wake;
 pub mod windows;

@@ -78,6 +78,7 @@ impl ProjectLinks {
             windows: b.windows.clone(),
             control: b.control.clone(),
             providers: b.providers.clone(),
+            stderr_kept: b.stderr_kept.clone(),
         }
     }
 }
@@ -93,6 +94,8 @@ pub struct SessionLinksBase {
     pub control: Arc<super::control::Control>,
     /// Where a session finds its agent's provider (a session read back from storage asks it).
     pub providers: Providers,
+    /// The stderr of stopped sessions (`limits.stderr_kept`).
+    pub stderr_kept: Arc<super::stderr_kept::KeptStderr>,
 }
 
 struct Current {

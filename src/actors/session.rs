@@ -59,6 +59,8 @@ pub struct SessionLinks {
     pub control: Arc<super::control::Control>,
     /// Where the session finds its agent's provider.
     pub providers: crate::providers::Providers,
+    /// Where its agent's stderr goes when the session stops.
+    pub stderr_kept: Arc<super::stderr_kept::KeptStderr>,
 }
 
 /// How a new or restored session begins.

@@ -46,6 +46,8 @@ pub struct SupervisorParts {
     pub metrics: Arc<Metrics>,
     /// Policies, spend, approvals (issue 15).
     pub control: Arc<super::control::Control>,
+    /// The stderr of stopped sessions (`limits.stderr_kept`), shared with the engine that reads it.
+    pub stderr_kept: Arc<super::stderr_kept::KeptStderr>,
 }
 
 pub struct Supervisor {
@@ -88,6 +90,7 @@ impl Supervisor {
             ),
             control: parts.control.clone(),
             providers: parts.providers.clone(),
+            stderr_kept: parts.stderr_kept.clone(),
         };
         let mut routers = Vec::with_capacity(parts.arbiters.len());
         let mut links = Vec::with_capacity(parts.arbiters.len());
@@ -110,6 +113,7 @@ impl Supervisor {
                     windows: b.windows,
                     control: b.control,
                     providers: b.providers,
+                    stderr_kept: b.stderr_kept,
                 };
                 Router::new(links, store, theirs)
             });

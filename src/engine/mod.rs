@@ -72,6 +72,8 @@ struct Inner {
     shut_down: tokio::sync::Mutex<bool>,
     /// This run's journal epoch (src/actors/journal.rs).
     journal_epoch: u32,
+    /// The stderr of sessions whose actor has stopped (`limits.stderr_kept`).
+    stderr_kept: Arc<crate::actors::stderr_kept::KeptStderr>,
 }
 
 impl Engine {

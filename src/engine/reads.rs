@@ -139,7 +139,9 @@ impl Engine {
         let stderr = match live {
             Some(session) => session.send(AgentStderr).await.ok().flatten(),
             None => None,
-        };
+        }
+        // Its actor has stopped (or holds no runner, read back for late events): what it left.
+        .or_else(|| self.inner.stderr_kept.get(session_id));
         Ok(stderr.unwrap_or_else(|| crate::providers::SessionStderr {
             session_id: session_id.to_owned(),
             ..Default::default()

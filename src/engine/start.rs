@@ -12,6 +12,7 @@ use crate::actors::arbiters::Arbiters;
 use crate::actors::broadcaster::{self, Broadcaster};
 use crate::actors::metrics::{ActorKind, Mailbox, MailboxStats, Metrics};
 use crate::actors::persister::{PersisterHandle, PersisterStats};
+use crate::actors::stderr_kept::KeptStderr;
 use crate::actors::supervisor::{Supervisor, SupervisorParts};
 use crate::actors::{control, journal, restart, settings};
 use crate::config::Config;
@@ -113,7 +114,9 @@ pub(super) async fn wire(
         policies,
         spent_today,
     );
+    let stderr_kept = Arc::new(KeptStderr::new(config.limits.stderr_kept));
     let parts = SupervisorParts {
+        stderr_kept: stderr_kept.clone(),
         control: agents.clone(),
         settings: settings::load(&config, &stored_settings),
         config: config.clone(),
@@ -156,6 +159,7 @@ pub(super) async fn wire(
         ready: AtomicBool::new(true),
         shut_down: tokio::sync::Mutex::new(false),
         journal_epoch,
+        stderr_kept,
     };
     Ok((
         inner,

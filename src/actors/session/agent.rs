@@ -20,17 +20,23 @@ fn ask(msg: ToAgent, runner: &dyn Runner) -> BoxFuture<'static, Result<(), Provi
 }
 
 impl SessionActor {
-    /// The session is going away: an agent it still runs must not outlive it (a purge).
+    /// The session is going away: an agent it still runs must not outlive it (a purge), and what its
+    /// agent wrote to stderr is kept for a while.
     pub(super) fn let_agent_go(&mut self) {
         let Some(runner) = self.runner.take() else {
             return;
         };
-        if !self.record().status.is_finished() {
-            let stopping = runner.stop();
-            actix::spawn(async move {
-                let _ = stopping.await;
-            });
-        }
+        let running = !self.record().status.is_finished();
+        let kept = self.links.stderr_kept.clone();
+        // The runner lives on until it has answered: its stderr stays readable (actors/stderr_kept.rs).
+        actix::spawn(async move {
+            if running {
+                let _ = runner.stop().await;
+            }
+            if let Some(stderr) = runner.stderr().await {
+                kept.keep(stderr);
+            }
+        });
     }
 }
 
