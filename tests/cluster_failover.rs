@@ -115,6 +115,7 @@ async fn a_paused_owner_loses_its_partitions_and_is_fenced_when_it_wakes() {
         partitions: PARTITIONS,
         lease_ttl_secs: 2,
         replicas: 1,
+        snapshot_interval_secs: 1,
     };
     let (a, b, c, held) = three_nodes(&config).await;
     let c_partitions = held["c"].clone();
@@ -205,6 +206,7 @@ async fn an_owner_killed_during_ingest_is_rebuilt_from_jetstream_and_loses_nothi
         partitions: PARTITIONS,
         lease_ttl_secs: 2,
         replicas: 1,
+        snapshot_interval_secs: 1,
     };
     let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["c"], "killed");
@@ -325,6 +327,65 @@ async fn an_owner_killed_during_ingest_is_rebuilt_from_jetstream_and_loses_nothi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_started_after_the_owners_last_snapshot_comes_over_whole_when_the_owner_dies() {
+    let Some(nats) = NatsServer::start_or_skip("a_session_started_after_the_owners_last_snapshot")
+    else {
+        return;
+    };
+    // No snapshot in this test's time: the new owner knows the session from the ingest stream alone.
+    let config = NodeConfig {
+        nats_url: &nats.url,
+        partitions: PARTITIONS,
+        lease_ttl_secs: 2,
+        replicas: 1,
+        snapshot_interval_secs: 3600,
+    };
+    let (a, b, c, held) = three_nodes(&config).await;
+    let project = project_in(&held["c"], "unsnapshotted");
+    let session = start_session(&a, &project).await;
+    let sent: Vec<String> = (0..5).map(|i| format!("text {i}")).collect();
+    for (i, text) in sent.iter().enumerate() {
+        let via = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = via
+            .post(
+                "/v1/sidecar/events",
+                &text_event(&session, &format!("m{i}"), text),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    assert_eq!(eventually(PATIENCE, || texts(&b, &session)).await, sent);
+    c.signal(Signal::SIGKILL);
+
+    eventually(PATIENCE, || async {
+        let mut held = BTreeMap::new();
+        for node in [&a, &b] {
+            held.insert(
+                node.id.clone(),
+                node.partitions().await.into_iter().collect(),
+            );
+        }
+        covers(&held).then_some(())
+    })
+    .await;
+    // On the survivors the session is the one c started (its provider, its prompt), with every
+    // acknowledged message once.
+    for node in [&a, &b] {
+        let texts = eventually(PATIENCE, || async {
+            texts(node, &session)
+                .await
+                .filter(|t| t.len() >= sent.len())
+        })
+        .await;
+        assert_eq!(texts, sent);
+        let (_, body) = node.get(&format!("/v1/sessions/{session}")).await;
+        assert_eq!(body["projectId"], project.as_str(), "{body}");
+        assert_eq!(body["provider"], "synthetic", "{body}");
+        assert_eq!(body["messages"][0]["content"], "hello", "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_message_is_lost_when_one_of_three_nats_servers_dies() {
     let Some(mut servers) = NatsCluster::start_or_skip("no_acknowledged_message_is_lost") else {
         return;
@@ -356,6 +417,7 @@ async fn no_acknowledged_message_is_lost_when_one_of_three_nats_servers_dies() {
         // Longer than a JetStream leader election, so no lease moves while NATS recovers.
         lease_ttl_secs: 10,
         replicas: 3,
+        snapshot_interval_secs: 1,
     };
     let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["a"], "load");

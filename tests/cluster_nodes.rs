@@ -32,8 +32,14 @@ const PARTITIONS: u32 = 8;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn node(nats: &NatsServer, id: &str) -> TestApp {
+    node_snapshotting(nats, id, Duration::from_secs(30)).await
+}
+
+/// A node whose owned partitions are snapshotted every `interval` (`cluster.snapshot_interval`).
+async fn node_snapshotting(nats: &NatsServer, id: &str, interval: Duration) -> TestApp {
     let (url, id) = (nats.url.clone(), id.to_owned());
     TestApp::spawn_with(move |c| {
+        c.cluster.snapshot_interval = interval;
         c.cluster.enabled = true;
         c.cluster.nats_url = url;
         c.cluster.node_id = id;
@@ -484,6 +490,83 @@ async fn a_node_that_stops_hands_its_partitions_to_the_others() {
         assert_eq!(b_view["alive"], false, "{view}");
     }
     a.stop().await;
+}
+
+#[actix_web::test]
+async fn a_node_that_stops_cleanly_leaves_a_snapshot_of_all_it_applied() {
+    let Some(nats) = NatsServer::start_or_skip("a_node_that_stops_cleanly_leaves_a_snapshot")
+    else {
+        return;
+    };
+    // No periodic snapshot in this test's time.
+    let hour = Duration::from_secs(3600);
+    let (a, b, c) = (
+        node_snapshotting(&nats, "a", hour).await,
+        node_snapshotting(&nats, "b", hour).await,
+        node_snapshotting(&nats, "c", hour).await,
+    );
+    let held = settled(&[&a, &b, &c]).await;
+    let project = project_in(&held[2], "stopped-on-c");
+    let partition = partition::of_project(&project, PARTITIONS);
+    let sid = a.start(&project, "synthetic").await;
+    for i in 0..3 {
+        b.ingest(json!([text_event(
+            &sid,
+            &format!("m{i}"),
+            &format!("text {i}")
+        )]))
+        .await;
+    }
+    assert_eq!(
+        eventually(PATIENCE, || texts(&a, &sid)).await,
+        ["text 0", "text 1", "text 2"]
+    );
+    c.stop().await;
+
+    // Its snapshot of the partition holds the session, through the last message the stream has for it:
+    // a successor replays nothing.
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let last = js
+        .get_stream("AGENT_STORE_INGEST")
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject(&format!("agent_store.ingest.{partition}"))
+        .await
+        .unwrap()
+        .sequence;
+    let mut object = js
+        .get_object_store("agent_store_snapshots")
+        .await
+        .unwrap()
+        .get(format!("p{partition}"))
+        .await
+        .expect("a snapshot of the partition");
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes)
+        .await
+        .unwrap();
+    let snapshot: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(snapshot["through"], last);
+    let session = snapshot["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["record"]["session_id"] == sid.as_str())
+        .expect("the session is in the snapshot");
+    assert_eq!(
+        session["messages"].as_array().unwrap().len(),
+        4,
+        "{session}"
+    );
+    // And the survivors serve it.
+    settled(&[&a, &b]).await;
+    assert_eq!(
+        eventually(PATIENCE, || texts(&b, &sid)).await,
+        ["text 0", "text 1", "text 2"]
+    );
+    for app in [a, b] {
+        app.stop().await;
+    }
 }
 
 #[actix_web::test]

@@ -18,9 +18,10 @@ use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
 use super::control::Control;
-use super::project::SetAwaiting;
+
 use super::supervisor::project_of;
 use crate::messages::commands::LiveEvent;
+use crate::messages::project::SetAwaiting;
 use crate::messages::wire::{now_ms, UnixMs};
 use crate::providers::permissions::{Decision, PermissionRequest, Permissions};
 

@@ -53,28 +53,7 @@ impl ActorKind {
     }
 }
 
-/// Why an actor stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// Its work is done (a finished session let go by its project and fully persisted).
-    Completed,
-    Retention,
-    Purge,
-    Shutdown,
-    Failure,
-}
-
-impl StopReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopReason::Completed => "completed",
-            StopReason::Retention => "retention",
-            StopReason::Purge => "purge",
-            StopReason::Shutdown => "shutdown",
-            StopReason::Failure => "failure",
-        }
-    }
-}
+pub use crate::messages::session::StopReason;
 
 /// Seconds buckets from 10 µs to 10 s: actor handling is microseconds, commits are milliseconds.
 const LATENCY_BUCKETS: &[f64] = &[

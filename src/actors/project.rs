@@ -22,17 +22,22 @@ use super::broadcaster::Publish;
 use super::health::HealthTracker;
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, Outbox, StopReason};
 use super::router::Router;
-use super::session::{Detach, ProjectLink, SessionActor, SessionInit, SessionLinks};
+use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks};
 use super::wake::Wake;
 use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;
+use crate::messages::project::SetAwaiting;
+use crate::messages::project::{
+    ClearSession, ForgetSession, PromptSession, RestoreLast, SetStallThreshold, StartSession,
+    StopSession, Summarize,
+};
+use crate::messages::project::{Deactivate, Deactivated};
 use crate::messages::project::{Halt, ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::messages::session::Detach;
 use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
 use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider, Providers};
 use crate::storage::{SessionRecord, Store};
-
-pub use control::SetAwaiting;
 
 /// How long a project started for a message that never came (its caller went away) stays.
 const UNUSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
@@ -40,10 +45,7 @@ const UNUSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a project stays idle before it offers to stop: reads in a burst find it awake.
 const IDLE_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 
-pub use self::commands::{
-    ClearSession, CurrentSession, PromptSession, RestoreLast, StartSession, StopSession,
-};
-pub use self::inputs::{ForgetSession, SetStallThreshold, Summarize};
+pub use self::commands::CurrentSession;
 
 /// What every project actor shares with the engine.
 #[derive(Clone)]
@@ -378,22 +380,6 @@ impl Actor for ProjectActor {
         self.metrics()
             .actor_stopped(ActorKind::Project, self.stop_reason);
     }
-}
-
-/// The supervisor agrees this project may stop. It stops unless work came meanwhile (then it offers
-/// again once idle). Answers whether it stopped and whether it still had a current session.
-#[derive(Message)]
-#[rtype(result = "Deactivated")]
-pub struct Deactivate {
-    /// Purge: stop whatever the state.
-    pub force: bool,
-}
-
-#[derive(Debug, Clone, Copy, actix::MessageResponse)]
-pub struct Deactivated {
-    pub stopped: bool,
-    /// It stopped holding a (finished) current session: a read revives it with that session.
-    pub had_session: bool,
 }
 
 impl Handler<Deactivate> for ProjectActor {

@@ -17,11 +17,14 @@ use futures_util::future::{join_all, BoxFuture};
 use tokio::sync::oneshot;
 
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
-use super::session::{Deliver, Discard, FlushNow, SessionActor, SessionInit, SessionLinks};
+use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, IngestOutcome, TopEntry};
 use crate::messages::router::SessionGone;
+use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
+use crate::messages::session::Discard;
+use crate::messages::session::{Deliver, FlushNow};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
 use crate::storage::{SessionRecord, Store};
 
@@ -403,25 +406,12 @@ impl Handler<TakeSessions> for Router {
     }
 }
 
-/// The purge of this session or project id is over (storage no longer holds it).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PurgeDone(pub String);
-
 impl Handler<PurgeDone> for Router {
     type Result = ();
 
     fn handle(&mut self, PurgeDone(id): PurgeDone, _: &mut Context<Self>) {
         self.purging.remove(&id);
     }
-}
-
-/// Retention removed these sessions from storage: their actors stop without writing.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ForgetSessions {
-    pub ids: Vec<String>,
-    pub reason: StopReason,
 }
 
 impl Handler<ForgetSessions> for Router {
@@ -435,11 +425,6 @@ impl Handler<ForgetSessions> for Router {
         }
     }
 }
-
-/// Every session of this router persists what it holds; answers when all of it is committed.
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct FlushSessions;
 
 impl Handler<FlushSessions> for Router {
     type Result = ResponseFuture<Result<(), CommandError>>;
@@ -457,11 +442,6 @@ impl Handler<FlushSessions> for Router {
         })
     }
 }
-
-/// This router's sessions for `/v1/debug/top`, read from their mailbox stats without disturbing them.
-#[derive(Message)]
-#[rtype(result = "Vec<TopEntry>")]
-pub struct TopSessions;
 
 impl Handler<TopSessions> for Router {
     type Result = Vec<TopEntry>;

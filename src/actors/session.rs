@@ -7,7 +7,6 @@ mod agent;
 mod dedup;
 mod events;
 mod link;
-mod protocol;
 mod seq;
 pub mod state;
 
@@ -22,11 +21,16 @@ use self::state::{FlushStep, Next, Rules, SessionState, StallCheck, StallClock};
 use super::broadcaster::{Broadcaster, Publish};
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, Outbox, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
-use super::windows::{FlushForRoom, TrimWindow, WindowBudget, WindowShare};
+use super::windows::{WindowBudget, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
 use crate::messages::router::SessionGone;
+use crate::messages::session::Discard;
+use crate::messages::session::{
+    AddUserMessage, AgentStderr, Deliver, Detach, FlushForRoom, FlushNow, SessionView, SetRunner,
+    SetStallAfter, SetStatus, Snapshot, ToAgent, TrimWindow,
+};
 use crate::messages::supervisor::EnforceRetention;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
@@ -34,12 +38,7 @@ use crate::messages::wire::{
 };
 use crate::storage::{SessionRecord, StorageError};
 
-pub use self::agent::{AgentStderr, SetRunner, ToAgent};
-pub use self::link::{ProjectLink, Report};
-pub use self::protocol::{
-    AddUserMessage, Attach, Deliver, Detach, Discard, FlushNow, SessionView, SetStallAfter,
-    SetStatus, Snapshot,
-};
+pub use self::link::{Attach, ProjectLink, Report};
 
 /// Everything a session actor needs to reach the rest of the engine.
 #[derive(Clone)]

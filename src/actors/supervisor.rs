@@ -12,19 +12,24 @@ mod admin;
 mod directory;
 mod reports;
 
-pub use self::admin::{GetSettings, PurgeProject, PurgeSession, SettingsReply, UpdateSettings};
+pub use self::admin::SettingsReply;
 pub use self::directory::{FindProject, Found, Project};
-pub use self::reports::{DebugTop, FlushAll, HealthReport, ListProjects};
 
 use super::arbiters::{slot, Arbiters};
 use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
 use super::persister::PersisterHandle;
-use super::project::{ForgetSession, ProjectLinks, SessionLinksBase};
-use super::router::{ForgetSessions, Router};
+use super::project::{ProjectLinks, SessionLinksBase};
+use super::router::Router;
 use super::routes::Routes;
 use super::session::SessionLinks;
 use crate::config::Config;
 use crate::messages::commands::{Settings, SettingsPatch};
+use crate::messages::project::ForgetSession;
+use crate::messages::router::ForgetSessions;
+use crate::messages::supervisor::{
+    DebugTop, FlushAll, GetSettings, HealthReport, ListProjects, PurgeProject, PurgeSession,
+    UpdateSettings,
+};
 use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
 use crate::providers::{EventSink, Providers};
 use crate::storage::Store;

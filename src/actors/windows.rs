@@ -19,20 +19,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use actix::{Message, Recipient};
+use actix::Recipient;
 use prometheus::{IntCounter, IntGauge};
 
 use super::metrics::Metrics;
-
-/// Let go of every stored message in the window (those not yet stored stay).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TrimWindow;
-
-/// Write what the window holds unstored now, without waiting for the debounce, so that it can be let go.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FlushForRoom;
+use crate::messages::session::{FlushForRoom, TrimWindow};
 
 /// The budget, shared by every session of the engine.
 pub struct WindowBudget {

@@ -27,14 +27,13 @@ use tokio::sync::watch;
 
 use super::appliers::{Appliers, LastApplier};
 use super::error::ClusterError;
-use super::ingest::subject;
+use super::ingest::{subject, Entry};
 use super::manager::Owned;
 use super::metrics::ClusterMetrics;
 use super::partition::Partition;
 use super::snapshot::Snapshots;
 use super::takeover;
 use crate::engine::Engine;
-use crate::messages::wire::SidecarEvent;
 
 /// The stream sequence each partition has been applied through on this node, so a read can wait until
 /// every batch acknowledged before it has been applied (read-your-writes across nodes). Each partition
@@ -162,7 +161,7 @@ async fn apply_partition(mut applier: Applier, turn: Arc<tokio::sync::Mutex<()>>
     // Rebuilt from JetStream first when another node applied it last; retried until done or the lease
     // is gone, since applying on top of a store that lacks the partition would lose what it acknowledged.
     let mut ready = false;
-    while !ready && applier.acting() {
+    while !ready && applier.resumes().await {
         match applier.take_over().await {
             Ok(()) => ready = true,
             Err(e) => {
@@ -171,7 +170,7 @@ async fn apply_partition(mut applier: Applier, turn: Arc<tokio::sync::Mutex<()>>
             }
         }
     }
-    while ready && applier.acting() {
+    while ready && applier.resumes().await {
         if let Err(e) = applier.consume().await {
             tracing::warn!(partition = applier.partition, error = %e, "cluster: applying the partition paused; reopening its consumer");
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -232,8 +231,22 @@ impl Applier {
             .is_some_and(|lease| lease.is_fresh(self.shared.ttl))
     }
 
-    fn acting(&self) -> bool {
-        self.held() && !*self.stop.borrow() && !*self.shared.closing.borrow()
+    /// Told to stop: the lease is gone, or the node is stopping.
+    fn stopped(&self) -> bool {
+        *self.stop.borrow() || *self.shared.closing.borrow()
+    }
+
+    /// Waits while the lease is not surely fresh by this node's clock (a renewal is late: it may yet
+    /// succeed, or the lease manager drops the partition and this applier is told to stop); answers
+    /// whether to go on.
+    async fn resumes(&self) -> bool {
+        while !self.stopped() {
+            if self.held() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
     }
 
     /// Rebuilds the partition from its snapshot and the stream unless this node applied it last in this
@@ -415,6 +428,8 @@ impl Applier {
                 payloads.push((info.stream_sequence, message.payload.clone()));
             }
             if !payloads.is_empty() && !self.apply(&payloads).await {
+                // Delivered but not applied: the next consumer starts after the progress again.
+                self.drop_consumer().await;
                 return Ok(());
             }
             match pause {
@@ -428,9 +443,9 @@ impl Applier {
         }
     }
 
-    /// Applies one batch (stream sequence and payload of each message, in order) as one engine ingest,
-    /// retrying until the engine committed it; answers false when the lease was lost first (the batch is
-    /// left to the next owner).
+    /// Applies one batch (stream sequence and payload of each message, in order): its events as one engine
+    /// ingest, split only where a session start comes between them. Retried until the engine committed
+    /// all of it; answers false when told to stop first (the batch is left to the next owner).
     async fn apply(&mut self, payloads: &[(u64, Bytes)]) -> bool {
         let partition = self.partition;
         let Some(&(through, _)) = payloads.last() else {
@@ -438,28 +453,13 @@ impl Applier {
         };
         let mut first = true;
         loop {
-            if !self.acting() {
+            if !self.resumes().await {
                 return false;
             }
-            let mut events: Vec<SidecarEvent> = Vec::new();
-            for (sequence, payload) in payloads {
-                match serde_json::from_slice::<Vec<SidecarEvent>>(payload) {
-                    Ok(more) => events.extend(more),
-                    // Only this service publishes here; a message it cannot read would block the
-                    // partition for good.
-                    Err(e) if first => {
-                        tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped")
-                    }
-                    Err(_) => {}
-                }
-            }
+            let steps = steps(partition, payloads, first);
             first = false;
-            match self.shared.engine.ingest(events, true).await {
-                Ok(outcome) => {
-                    if outcome.ignored > 0 {
-                        // Acknowledged at the edge, but this node holds no such session.
-                        tracing::warn!(partition, through, ignored = outcome.ignored, "cluster: applied events for sessions this node does not hold were ignored");
-                    }
+            match self.apply_steps(steps).await {
+                Ok(()) => {
                     self.progress.send_replace(through);
                     self.shared
                         .metrics
@@ -475,4 +475,42 @@ impl Applier {
             }
         }
     }
+
+    async fn apply_steps(&self, steps: Vec<Entry>) -> Result<(), crate::error::CommandError> {
+        let engine = &self.shared.engine;
+        for step in steps {
+            match step {
+                Entry::Events(events) => {
+                    let outcome = engine.ingest(events, true).await?;
+                    if outcome.ignored > 0 {
+                        // Acknowledged at the edge, but this node holds no such session.
+                        tracing::warn!(partition = self.partition, ignored = outcome.ignored, "cluster: applied events for sessions this node does not hold were ignored");
+                    }
+                }
+                // Known here already when this node started it (or holds it as far): left alone.
+                Entry::Started { started } => {
+                    let margin = engine.config().storage.seq_block;
+                    engine.import_sessions(vec![*started], margin).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch's messages in order, consecutive event shares merged into one ingest. An unreadable message
+/// (only this service publishes here) is dropped, logged once (`log`), rather than block the partition.
+fn steps(partition: Partition, payloads: &[(u64, Bytes)], log: bool) -> Vec<Entry> {
+    let mut steps: Vec<Entry> = Vec::new();
+    for (sequence, payload) in payloads {
+        match (Entry::read(payload), steps.last_mut()) {
+            (Ok(Entry::Events(more)), Some(Entry::Events(events))) => events.extend(more),
+            (Ok(entry), _) => steps.push(entry),
+            (Err(e), _) if log => {
+                tracing::error!(partition, sequence, error = %e, "cluster: unreadable ingest message dropped")
+            }
+            (Err(_), _) => {}
+        }
+    }
+    steps
 }

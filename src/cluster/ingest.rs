@@ -10,14 +10,33 @@ use async_nats::jetstream;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use bytes::Bytes;
 
+use serde::{Deserialize, Serialize};
+
 use super::config::ClusterConfig;
 use super::error::ClusterError;
 use super::metrics::ClusterMetrics;
 use super::partition::{self, Partition};
+use crate::engine::StoredSession;
 use crate::messages::commands::IngestOutcome;
 use crate::messages::wire::SidecarEvent;
 
 pub const INGEST_STREAM: &str = "AGENT_STORE_INGEST";
+
+/// One message of the ingest stream: a share of a sidecar batch, or a session its owner started (so a
+/// node that takes the partition over knows the session, its record and first messages, before its
+/// events, whether or not a snapshot holds it).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Entry {
+    Events(Vec<SidecarEvent>),
+    Started { started: Box<StoredSession> },
+}
+
+impl Entry {
+    pub fn read(payload: &[u8]) -> Result<Entry, serde_json::Error> {
+        serde_json::from_slice(payload)
+    }
+}
 
 pub fn subject(partition: Partition) -> String {
     format!("agent_store.ingest.{partition}")
@@ -86,4 +105,45 @@ pub async fn publish(
         metrics.ingest.with_label_values(&["published"]).inc();
     }
     Ok(outcome)
+}
+
+/// Publishes a session its owner just started to the partition's subject and waits for JetStream to store
+/// it, so everything acknowledged for the session after its start comes after it in the stream.
+pub async fn publish_started(
+    js: &jetstream::Context,
+    partitions: u32,
+    started: StoredSession,
+) -> Result<(), ClusterError> {
+    let partition = partition::of_project(&started.record.project_id, partitions);
+    let failed = |e: &dyn std::fmt::Display| ClusterError::Publish {
+        partition,
+        message: e.to_string(),
+    };
+    let payload = serde_json::to_vec(&Entry::Started {
+        started: Box::new(started),
+    })
+    .map_err(|e| failed(&e))?;
+    js.publish(subject(partition), Bytes::from(payload))
+        .await
+        .map_err(|e| failed(&e))?
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_share_and_a_start_read_back_as_themselves() {
+        let events: Vec<SidecarEvent> = serde_json::from_str(
+            r#"[{"event":"agent.status","payload":{"sessionId":"p-1","status":"done"}}]"#,
+        )
+        .unwrap();
+        let bytes = serde_json::to_vec(&events).unwrap();
+        assert!(matches!(Entry::read(&bytes), Ok(Entry::Events(e)) if e.len() == 1));
+        assert!(Entry::read(b"{\"started\":{}}").is_err());
+        assert!(Entry::read(b"not json").is_err());
+    }
 }

@@ -312,6 +312,35 @@ impl Cluster {
         .await
     }
 
+    /// Puts a session this node just started into the ingest stream (`ingest::Entry::Started`), so a
+    /// node that takes its partition over knows it whether or not a snapshot does.
+    pub async fn started(
+        &self,
+        session: crate::messages::wire::AgentSession,
+    ) -> Result<(), ClusterError> {
+        let stored = crate::engine::StoredSession {
+            seq_ceiling: session.last_seq_id,
+            messages: session.messages.iter().map(|m| (**m).clone()).collect(),
+            record: crate::storage::SessionRecord {
+                session_id: session.session_id,
+                project_id: session.project_id,
+                provider: session.provider,
+                status: session.status,
+                cost_usd: session.cost_usd,
+                input_tokens: session.input_tokens,
+                output_tokens: session.output_tokens,
+                model: session.model,
+                error: session.error,
+                created_at: session.created_at,
+                updated_at: session.updated_at,
+                last_seq: session.last_seq_id,
+                message_count: session.message_count,
+                provider_session_id: None,
+            },
+        };
+        ingest::publish_started(&self.inner.js, self.inner.config.partitions, stored).await
+    }
+
     /// Every project of the cluster: `local` (this node's) merged with every live peer's (`lists.rs`).
     pub async fn projects(
         &self,

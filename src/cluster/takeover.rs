@@ -3,8 +3,9 @@
 //! last snapshot (src/cluster/snapshot.rs) into its store and replays the ingest stream from just after
 //! the snapshot, so what the previous owner applied and lost with its disk is applied again here, once.
 //!
-//! Sessions the stream names but the snapshot does not hold (started after it) are created here from what
-//! the stream says of them, so their acknowledged messages are kept. SeqIds continue without reuse: an
+//! Sessions the snapshot does not hold (started after it) are created here from their start, which their
+//! owner put in the stream (src/cluster/ingest.rs `Entry::Started`), or, lacking one, from what their
+//! events say of them, so their acknowledged messages are kept. SeqIds continue without reuse: an
 //! imported session's next seqId is above the ceiling the snapshot carries plus every event of the replay
 //! plus one reservation block, which bounds whatever the lost owner handed out after the snapshot for
 //! events it received from the stream.
@@ -17,12 +18,12 @@ use async_nats::jetstream::stream;
 use futures_util::StreamExt;
 
 use super::error::ClusterError;
-use super::ingest::subject;
+use super::ingest::{subject, Entry};
 use super::partition::{self, Partition};
 use super::snapshot::Snapshots;
 use crate::engine::Engine;
 use crate::engine::StoredSession;
-use crate::messages::wire::{now_ms, AgentStatus, SidecarEvent};
+use crate::messages::wire::{now_ms, AgentStatus};
 use crate::storage::SessionRecord;
 
 /// What a takeover rebuilt.
@@ -46,13 +47,28 @@ pub async fn rebuild(
     let through = snapshot.as_ref().map_or(0, |s| s.through);
     let tail = read_tail(stream, partition, through).await?;
     let mut sessions = snapshot.map(|s| s.sessions).unwrap_or_default();
+    let mut started = tail.started;
     for (session_id, first_at) in tail.sessions {
-        if !sessions.iter().any(|s| s.record.session_id == session_id) {
-            if let Some(new) = named_by_the_stream(&session_id, first_at) {
-                sessions.push(new);
-            }
+        if sessions.iter().any(|s| s.record.session_id == session_id) {
+            continue;
+        }
+        if let Some(new) = started
+            .remove(&session_id)
+            .or_else(|| named_by_the_stream(&session_id, first_at))
+        {
+            sessions.push(new);
         }
     }
+    // Started after the snapshot, no event of theirs yet.
+    let fresh: Vec<StoredSession> = started
+        .into_values()
+        .filter(|s| {
+            !sessions
+                .iter()
+                .any(|held| held.record.session_id == s.record.session_id)
+        })
+        .collect();
+    sessions.extend(fresh);
     let margin = engine.config().storage.seq_block + tail.events;
     let imported = engine
         .import_sessions(sessions, margin)
@@ -65,6 +81,8 @@ pub async fn rebuild(
 struct Tail {
     events: u64,
     sessions: BTreeMap<String, i64>,
+    /// Sessions whose start the replay carries, as their owner recorded them then.
+    started: BTreeMap<String, StoredSession>,
 }
 
 /// Reads the partition's stream after `through` once, without acknowledging anything.
@@ -77,6 +95,7 @@ async fn read_tail(
     let mut tail = Tail {
         events: 0,
         sessions: BTreeMap::new(),
+        started: BTreeMap::new(),
     };
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
@@ -101,8 +120,14 @@ async fn read_tail(
         };
         let message = message.map_err(|e| failed(&e))?;
         left -= 1;
-        let Ok(events) = serde_json::from_slice::<Vec<SidecarEvent>>(&message.payload) else {
-            continue;
+        let events = match Entry::read(&message.payload) {
+            Ok(Entry::Events(events)) => events,
+            Ok(Entry::Started { started }) => {
+                tail.started
+                    .insert(started.record.session_id.clone(), *started);
+                continue;
+            }
+            Err(_) => continue,
         };
         let at = message
             .info()

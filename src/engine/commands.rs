@@ -4,12 +4,13 @@
 
 use super::Engine;
 use crate::actors::blocking;
-use crate::actors::project::{
-    ClearSession, PromptSession, RestoreLast, SetStallThreshold, StartSession, StopSession,
-};
-use crate::actors::supervisor::{GetSettings, PurgeProject, PurgeSession, UpdateSettings};
+
 use crate::error::CommandError;
 use crate::messages::commands::{IngestOutcome, Settings, SettingsPatch, StartRequest, Started};
+use crate::messages::project::{
+    ClearSession, PromptSession, RestoreLast, SetStallThreshold, StartSession, StopSession,
+};
+use crate::messages::supervisor::{GetSettings, PurgeProject, PurgeSession, UpdateSettings};
 use crate::messages::validate;
 use crate::messages::wire::{ProjectHealth, SidecarEvent};
 use crate::providers::StartSpec;

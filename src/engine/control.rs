@@ -4,11 +4,12 @@
 use super::Engine;
 use crate::actors::approvals::{Approval, NotPending};
 use crate::actors::blocking;
-use crate::actors::project::SetStallThreshold;
+
 use crate::error::CommandError;
 use crate::messages::commands::Page;
 use crate::messages::cost::{self, CostReport, ProjectCost};
 use crate::messages::policy::{ApprovalMode, Policy, PolicyPatch};
+use crate::messages::project::SetStallThreshold;
 use crate::messages::validate;
 use crate::messages::wire::{now_ms, AgentStatus};
 use crate::providers::permissions::Decision;

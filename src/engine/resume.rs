@@ -8,10 +8,11 @@ use crate::actors::project::CurrentSession;
 use crate::actors::restart::{
     Why, RESUMED_AFTER_RESTART, RESUMED_AFTER_STALL, RESUMED_ON_REQUEST, RESUME_PROMPT,
 };
-use crate::actors::session::{FlushNow, SetRunner, Snapshot};
+
 use crate::config::ProviderKind;
 use crate::error::CommandError;
 use crate::messages::commands::{Page, StallResume, Started};
+use crate::messages::session::{FlushNow, SetRunner, Snapshot};
 use crate::messages::validate;
 use crate::messages::wire::{now_ms, MessagePayload, MsgRole, RawMessage, SidecarEvent};
 use crate::providers::{EventSink, Resume, StartSpec};

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod progress;
 pub mod project;
 pub mod router;
+pub mod session;
 pub mod sse;
 pub mod supervisor;
 pub mod validate;

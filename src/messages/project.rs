@@ -1,10 +1,15 @@
-//! What a project actor is told by its sessions: activity, cost and status for its health, and a stop
-//! its session's budget or stall asks for. Sessions send these through the handles their project gave
-//! them (`actors::session::ProjectLink`), never naming the project's actor.
+//! What a project actor is told: by its sessions (activity, cost and status for its health, a stop its
+//! session's budget or stall asks for; sent through the handles their project gave them,
+//! `actors::session::ProjectLink`), by the engine (its commands: start, stop, prompt, clear, restore,
+//! stall threshold) and by the supervisor (forget a session, summarize, deactivate). The message that
+//! hands out its session actor's address stays beside it (actors/project/commands.rs).
 
 use actix::prelude::*;
 
-use crate::messages::wire::AgentStatus;
+use crate::error::CommandError;
+use crate::messages::commands::{ProjectSummary, Started};
+use crate::messages::wire::{AgentStatus, ProjectHealth};
+use crate::providers::StartSpec;
 
 /// What one batch of a session's messages did, as health counts it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,4 +71,75 @@ pub struct Halt {
     pub session_id: String,
     pub error: String,
     pub reason: HaltReason,
+}
+
+/// startAgent, with the request already validated and its defaults resolved by the supervisor.
+#[derive(Message)]
+#[rtype(result = "Result<Started, CommandError>")]
+pub struct StartSession {
+    pub spec: StartSpec,
+}
+
+/// stopAgent.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct StopSession;
+
+/// sendPrompt.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PromptSession {
+    pub prompt: String,
+}
+
+/// clearSession: only a done/error session is let go.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct ClearSession;
+
+/// loadLastSession.
+#[derive(Message)]
+#[rtype(result = "Result<bool, CommandError>")]
+pub struct RestoreLast;
+
+/// A session of this project was purged or evicted: forget it if it is the current one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetSession {
+    pub session_id: String,
+}
+
+/// The project as `GET /v1/projects` lists it.
+#[derive(Message)]
+#[rtype(result = "ProjectSummary")]
+pub struct Summarize;
+
+/// This project's own stall threshold (None: back to `timers.stall_after`). Applies to health and to the
+/// current session's stall notification at once.
+#[derive(Message)]
+#[rtype(result = "ProjectHealth")]
+pub struct SetStallThreshold(pub Option<std::time::Duration>);
+
+/// How many tool-permission requests of a session wait for an answer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetAwaiting {
+    pub session_id: String,
+    pub count: usize,
+}
+
+/// The supervisor agrees this project may stop. It stops unless work came meanwhile (then it offers
+/// again once idle). Answers whether it stopped and whether it still had a current session.
+#[derive(Message)]
+#[rtype(result = "Deactivated")]
+pub struct Deactivate {
+    /// Purge: stop whatever the state.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, actix::MessageResponse)]
+pub struct Deactivated {
+    pub stopped: bool,
+    /// It stopped holding a (finished) current session: a read revives it with that session.
+    pub had_session: bool,
 }

@@ -1,7 +1,12 @@
-//! What a router is told by its sessions: one has stopped, so its route goes (unless a newer actor of
-//! that id holds it).
+//! What a router is told: by its sessions (one has stopped, so its route goes unless a newer actor of
+//! that id holds it), and by the supervisor (purges, flush, the busiest sessions). The messages that hand
+//! out session actors' addresses stay beside the router (actors/router.rs).
 
 use actix::prelude::*;
+
+use crate::error::CommandError;
+use crate::messages::commands::TopEntry;
+use crate::messages::session::StopReason;
 
 /// Told to the supervisor when a session actor stops, so it drops the route.
 #[derive(Message)]
@@ -11,3 +16,26 @@ pub struct SessionGone {
     /// Which actor of that id stopped (see `Mailbox::instance`): a newer one may already be registered.
     pub instance: usize,
 }
+
+/// The purge of this session or project id is over (storage no longer holds it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PurgeDone(pub String);
+
+/// Retention removed these sessions from storage: their actors stop without writing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetSessions {
+    pub ids: Vec<String>,
+    pub reason: StopReason,
+}
+
+/// Every session of this router persists what it holds; answers when all of it is committed.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct FlushSessions;
+
+/// This router's sessions for `/v1/debug/top`, read from their mailbox stats without disturbing them.
+#[derive(Message)]
+#[rtype(result = "Vec<TopEntry>")]
+pub struct TopSessions;

@@ -1,7 +1,13 @@
-//! What the supervisor is told by the actors below it: a project that may stop, a project whose
-//! finished session asks for retention. Sent through the handles the supervisor gave them.
+//! What the supervisor is told: by the actors below it (a project that may stop, a project whose
+//! finished session asks for retention; sent through the handles the supervisor gave them) and by the
+//! engine (purges, settings, lists, health, flush, the busiest actors). The messages that hand out
+//! project actors' addresses stay beside it (actors/supervisor/directory.rs).
 
 use actix::prelude::*;
+
+use crate::error::CommandError;
+use crate::messages::commands::{ProjectSummary, Settings, SettingsPatch, TopBy, TopEntry};
+use crate::messages::wire::ProjectHealth;
 
 /// A session of the project finished and its final record is committed: apply retention to the project,
 /// in storage and in memory. Running sessions are protected by their stored status.
@@ -18,4 +24,55 @@ pub struct ProjectIdle {
     pub project_id: String,
     /// Which actor of that id (see `Mailbox::instance`).
     pub instance: usize,
+}
+
+/// purgeSession: memory and storage.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PurgeSession {
+    pub session_id: String,
+}
+
+/// purgeProjectSessions: every session of the project, memory and storage; the project actor too.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PurgeProject {
+    pub project_id: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "Settings")]
+pub struct GetSettings;
+
+/// PUT /v1/settings: persisted first, then applied; retention changes are enforced on every project at once.
+/// Updates run one at a time, each patching the settings the previous one left: two concurrent updates of
+/// different keys both stay, in memory as in storage.
+#[derive(Message)]
+#[rtype(result = "Result<Settings, CommandError>")]
+pub struct UpdateSettings(pub SettingsPatch);
+
+/// Every project, live or stored: the live ones as their actors tell (only projects with work are live),
+/// the others from storage's project index with their last finished session, which a read of them would
+/// restore; a project let go in this process shows no session, as its reads answer.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<ProjectSummary>, CommandError>")]
+pub struct ListProjects;
+
+/// Health of every live project, highest attention first.
+#[derive(Message)]
+#[rtype(result = "Vec<ProjectHealth>")]
+pub struct HealthReport;
+
+/// Every live session persists what it holds; answers when all of it is committed.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct FlushAll;
+
+/// The busiest actors by mailbox depth, messages handled or memory, read from their mailbox stats without
+/// disturbing them.
+#[derive(Message)]
+#[rtype(result = "Vec<TopEntry>")]
+pub struct DebugTop {
+    pub by: TopBy,
+    pub limit: usize,
 }

@@ -30,6 +30,8 @@ pub struct NodeConfig<'a> {
     pub partitions: u32,
     pub lease_ttl_secs: u64,
     pub replicas: usize,
+    /// How often an owner snapshots its partitions (`cluster.snapshot_interval`).
+    pub snapshot_interval_secs: u64,
 }
 
 impl Node {
@@ -58,7 +60,7 @@ partitions = {partitions}
 lease_ttl = "{ttl}s"
 replicas = {replicas}
 forward_timeout = "10s"
-snapshot_interval = "1s"
+snapshot_interval = "{snapshot}s"
 stream_max_bytes = "64MiB"     # JetStream refuses a stream larger than its store may grow (75% of free disk)
 "#,
             data = dir.path().join("data").display(),
@@ -70,6 +72,7 @@ stream_max_bytes = "64MiB"     # JetStream refuses a stream larger than its stor
             partitions = config.partitions,
             ttl = config.lease_ttl_secs,
             replicas = config.replicas,
+            snapshot = config.snapshot_interval_secs,
         );
         std::fs::write(&file, text).expect("config written");
         let mut child = Command::new(env!("CARGO_BIN_EXE_agent-store"))

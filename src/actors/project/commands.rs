@@ -10,22 +10,15 @@ use futures_util::future::Either;
 use super::ProjectActor;
 use crate::actors::metrics::{ActorKind, Mailbox};
 use crate::actors::router::{FindSession, RegisterSession};
-use crate::actors::session::{
-    user_message, AddUserMessage, Attach, FlushNow, SessionActor, SessionInit, SetRunner,
-    SetStatus, ToAgent,
-};
+use crate::actors::session::{user_message, Attach, SessionActor, SessionInit};
 use crate::error::CommandError;
 use crate::messages::commands::Started;
+use crate::messages::project::{
+    ClearSession, PromptSession, RestoreLast, StartSession, StopSession,
+};
+use crate::messages::session::{AddUserMessage, FlushNow, SetRunner, SetStatus, ToAgent};
 use crate::messages::wire::{now_ms, AgentMessage, AgentStatus};
-use crate::providers::StartSpec;
 use crate::storage::SessionRecord;
-
-/// startAgent, with the request already validated and its defaults resolved by the supervisor.
-#[derive(Message)]
-#[rtype(result = "Result<Started, CommandError>")]
-pub struct StartSession {
-    pub spec: StartSpec,
-}
 
 impl Handler<StartSession> for ProjectActor {
     type Result = ResponseActFuture<Self, Result<Started, CommandError>>;
@@ -157,11 +150,6 @@ impl Handler<StartSession> for ProjectActor {
     }
 }
 
-/// stopAgent.
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct StopSession;
-
 impl Handler<StopSession> for ProjectActor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
@@ -204,13 +192,6 @@ impl Handler<StopSession> for ProjectActor {
             Ok(())
         }))
     }
-}
-
-/// sendPrompt.
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct PromptSession {
-    pub prompt: String,
 }
 
 impl Handler<PromptSession> for ProjectActor {
@@ -286,11 +267,6 @@ impl Handler<CurrentSession> for ProjectActor {
     }
 }
 
-/// clearSession: only a done/error session is let go.
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct ClearSession;
-
 impl Handler<ClearSession> for ProjectActor {
     type Result = Result<(), CommandError>;
 
@@ -306,11 +282,6 @@ impl Handler<ClearSession> for ProjectActor {
         }
     }
 }
-
-/// loadLastSession.
-#[derive(Message)]
-#[rtype(result = "Result<bool, CommandError>")]
-pub struct RestoreLast;
 
 impl Handler<RestoreLast> for ProjectActor {
     type Result = ResponseActFuture<Self, Result<bool, CommandError>>;

@@ -6,8 +6,10 @@
 use actix::prelude::*;
 
 use super::ProjectActor;
-use crate::actors::session::{SetStatus, ToAgent};
+
+use crate::messages::project::SetAwaiting;
 use crate::messages::project::{Halt, HaltReason};
+use crate::messages::session::{SetStatus, ToAgent};
 use crate::messages::wire::AgentStatus;
 
 impl Handler<Halt> for ProjectActor {
@@ -48,14 +50,6 @@ impl Handler<Halt> for ProjectActor {
         );
         self.health_changed(ctx);
     }
-}
-
-/// How many tool-permission requests of a session wait for an answer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetAwaiting {
-    pub session_id: String,
-    pub count: usize,
 }
 
 impl Handler<SetAwaiting> for ProjectActor {

@@ -7,17 +7,12 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::ProjectActor;
-use crate::actors::session::{SetStallAfter, ToAgent};
-use crate::messages::commands::ProjectSummary;
-use crate::messages::project::{ProjectActivity, SessionCost, SessionStatusChanged};
-use crate::messages::wire::ProjectHealth;
 
-/// A session of this project was purged or evicted: forget it if it is the current one.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ForgetSession {
-    pub session_id: String,
-}
+use crate::messages::commands::ProjectSummary;
+use crate::messages::project::{ForgetSession, SetStallThreshold, Summarize};
+use crate::messages::project::{ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::messages::session::{SetStallAfter, ToAgent};
+use crate::messages::wire::ProjectHealth;
 
 impl Handler<ForgetSession> for ProjectActor {
     type Result = ();
@@ -37,11 +32,6 @@ impl Handler<ForgetSession> for ProjectActor {
         self.settle(ctx);
     }
 }
-
-/// The project as `GET /v1/projects` lists it.
-#[derive(Message)]
-#[rtype(result = "ProjectSummary")]
-pub struct Summarize;
 
 impl Handler<Summarize> for ProjectActor {
     type Result = ProjectSummary;
@@ -114,12 +104,6 @@ impl Handler<SessionStatusChanged> for ProjectActor {
         }
     }
 }
-
-/// This project's own stall threshold (None: back to `timers.stall_after`). Applies to health and to the
-/// current session's stall notification at once.
-#[derive(Message)]
-#[rtype(result = "ProjectHealth")]
-pub struct SetStallThreshold(pub Option<std::time::Duration>);
 
 impl Handler<SetStallThreshold> for ProjectActor {
     type Result = ProjectHealth;

@@ -8,41 +8,14 @@ use actix::prelude::*;
 use futures_util::future::BoxFuture;
 
 use super::SessionActor;
+use crate::messages::session::{AgentStderr, SetRunner, ToAgent};
 use crate::providers::{ProviderError, Runner, SessionStderr};
 
-/// The runner of this session's agent, from its provider's start or adopt.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetRunner {
-    pub runner: Box<dyn Runner>,
-    /// Keep the runner the session already holds, if any: a resume of a session that ran in this
-    /// process keeps what its runner learnt.
-    pub keep: bool,
-}
-
-/// Asked of the session's agent.
-#[derive(Message)]
-#[rtype(result = "Result<(), ProviderError>")]
-pub enum ToAgent {
-    /// Whether a follow-up can reach it now (asked before the prompt is stored).
-    CanPrompt,
-    Prompt(String),
-    /// Answers once the agent is gone.
-    Stop,
-}
-
-/// The agent's stderr lines, if it runs a process.
-#[derive(Message)]
-#[rtype(result = "Option<SessionStderr>")]
-pub struct AgentStderr;
-
-impl ToAgent {
-    fn ask(self, runner: &dyn Runner) -> BoxFuture<'static, Result<(), ProviderError>> {
-        match self {
-            ToAgent::CanPrompt => runner.accepts_prompt(),
-            ToAgent::Prompt(prompt) => runner.prompt(prompt),
-            ToAgent::Stop => runner.stop(),
-        }
+fn ask(msg: ToAgent, runner: &dyn Runner) -> BoxFuture<'static, Result<(), ProviderError>> {
+    match msg {
+        ToAgent::CanPrompt => runner.accepts_prompt(),
+        ToAgent::Prompt(prompt) => runner.prompt(prompt),
+        ToAgent::Stop => runner.stop(),
     }
 }
 
@@ -76,13 +49,13 @@ impl Handler<ToAgent> for SessionActor {
 
     fn handle(&mut self, msg: ToAgent, _: &mut Context<Self>) -> Self::Result {
         if let Some(runner) = &self.runner {
-            return msg.ask(runner.as_ref());
+            return ask(msg, runner.as_ref());
         }
         // Not started (nor taken back) in this process: its provider answers for a session it does not
         // know, without the session keeping that answer as its runner.
         let record = self.record();
         match self.links.providers.get(&record.provider) {
-            Some(provider) => msg.ask(provider.unknown(&record.session_id).as_ref()),
+            Some(provider) => ask(msg, provider.unknown(&record.session_id).as_ref()),
             None => {
                 let why = format!("provider {} is not configured", record.provider);
                 Box::pin(async move { Err(why) })

@@ -3,6 +3,8 @@
 //! the dependency runs one way: parent → child type, child → parent only through these messages
 //! (src/messages/{project,router,supervisor}.rs).
 
+use actix::prelude::*;
+
 use crate::actors::metrics::Outbox;
 use crate::messages::project::{Halt, ProjectActivity, SessionCost, SessionStatusChanged};
 
@@ -16,7 +18,7 @@ pub struct ProjectLink {
 }
 
 /// A report a session makes to its project, and which of the link's handles carries it.
-pub trait Report: actix::Message<Result = ()> + Send + Sized + 'static {
+pub trait Report: Message<Result = ()> + Send + Sized + 'static {
     fn via(link: &ProjectLink) -> &Outbox<Self>;
 }
 
@@ -43,3 +45,8 @@ impl Report for Halt {
         &link.halt
     }
 }
+
+/// A project took this session back (loadLastSession of a session still in memory): its link to tell.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach(pub ProjectLink);

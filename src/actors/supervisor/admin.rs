@@ -8,13 +8,17 @@ use futures_util::future::join_all;
 use super::directory::Slot;
 use super::{project_of, Supervisor};
 use crate::actors::metrics::StopReason;
-use crate::actors::project::{Deactivate, ForgetSession};
-use crate::actors::router::{PurgeDone, TakeSessions};
-use crate::actors::session::Discard;
+
+use crate::actors::router::TakeSessions;
+
 use crate::actors::settings;
 use crate::error::CommandError;
-use crate::messages::commands::{Settings, SettingsPatch};
+use crate::messages::commands::Settings;
+use crate::messages::project::{Deactivate, ForgetSession};
+use crate::messages::router::PurgeDone;
+use crate::messages::session::Discard;
 use crate::messages::supervisor::EnforceRetention;
+use crate::messages::supervisor::{GetSettings, PurgeProject, PurgeSession, UpdateSettings};
 use crate::storage::WriteOp;
 
 impl Handler<EnforceRetention> for Supervisor {
@@ -48,13 +52,6 @@ fn retention_age_ms(s: &Settings) -> i64 {
     i64::from(s.session_retention_days) * 24 * 60 * 60 * 1000
 }
 
-/// purgeSession: memory and storage.
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct PurgeSession {
-    pub session_id: String,
-}
-
 impl Handler<PurgeSession> for Supervisor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
@@ -73,13 +70,6 @@ impl Handler<PurgeSession> for Supervisor {
         };
         self.purge(TakeSessions::Session(msg.session_id), delete, |_| async {})
     }
-}
-
-/// purgeProjectSessions: every session of the project, memory and storage; the project actor too.
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct PurgeProject {
-    pub project_id: String,
 }
 
 impl Handler<PurgeProject> for Supervisor {
@@ -158,10 +148,6 @@ impl Supervisor {
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "Settings")]
-pub struct GetSettings;
-
 impl Handler<GetSettings> for Supervisor {
     type Result = Settings;
 
@@ -169,13 +155,6 @@ impl Handler<GetSettings> for Supervisor {
         self.parts.settings.clone()
     }
 }
-
-/// PUT /v1/settings: persisted first, then applied; retention changes are enforced on every project at once.
-/// Updates run one at a time, each patching the settings the previous one left: two concurrent updates of
-/// different keys both stay, in memory as in storage.
-#[derive(Message)]
-#[rtype(result = "Result<Settings, CommandError>")]
-pub struct UpdateSettings(pub SettingsPatch);
 
 pub type SettingsReply = tokio::sync::oneshot::Sender<Result<Settings, CommandError>>;
 

@@ -6,18 +6,14 @@ use futures_util::future::join_all;
 
 use super::Supervisor;
 use crate::actors::metrics::ActorKind;
-use crate::actors::project::Summarize;
-use crate::actors::router::{top_entry, FlushSessions, TopSessions};
+
+use crate::actors::router::top_entry;
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, TopBy, TopEntry};
+use crate::messages::project::Summarize;
+use crate::messages::router::{FlushSessions, TopSessions};
+use crate::messages::supervisor::{DebugTop, FlushAll, HealthReport, ListProjects};
 use crate::messages::wire::{ActivityState, ProjectHealth};
-
-/// Every project, live or stored: the live ones as their actors tell (only projects with work are live),
-/// the others from storage's project index with their last finished session, which a read of them would
-/// restore; a project let go in this process shows no session, as its reads answer.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<ProjectSummary>, CommandError>")]
-pub struct ListProjects;
 
 impl Handler<ListProjects> for Supervisor {
     type Result = ResponseActFuture<Self, Result<Vec<ProjectSummary>, CommandError>>;
@@ -78,11 +74,6 @@ fn inactive_health(project_id: &str) -> ProjectHealth {
     }
 }
 
-/// Health of every live project, highest attention first.
-#[derive(Message)]
-#[rtype(result = "Vec<ProjectHealth>")]
-pub struct HealthReport;
-
 impl Handler<HealthReport> for Supervisor {
     type Result = ResponseFuture<Vec<ProjectHealth>>;
 
@@ -105,11 +96,6 @@ impl Handler<HealthReport> for Supervisor {
     }
 }
 
-/// Every live session persists what it holds; answers when all of it is committed.
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct FlushAll;
-
 impl Handler<FlushAll> for Supervisor {
     type Result = ResponseFuture<Result<(), CommandError>>;
 
@@ -127,15 +113,6 @@ impl Handler<FlushAll> for Supervisor {
             Ok(())
         })
     }
-}
-
-/// The busiest actors by mailbox depth, messages handled or memory, read from their mailbox stats without
-/// disturbing them.
-#[derive(Message)]
-#[rtype(result = "Vec<TopEntry>")]
-pub struct DebugTop {
-    pub by: TopBy,
-    pub limit: usize,
 }
 
 impl Handler<DebugTop> for Supervisor {
