@@ -21,6 +21,7 @@ pub mod forward;
 pub mod ingest;
 mod lease;
 mod lists;
+mod lookups;
 mod manager;
 mod members;
 mod metrics;
@@ -91,6 +92,8 @@ struct Inner {
     /// The ingest stream, and how far this node applied each partition of it.
     stream: async_nats::jetstream::stream::Stream,
     applied: Arc<applier::Applied>,
+    /// Reads' lookups of how far each partition's stream goes, shared (`lookups.rs`).
+    lookups: lookups::Lookups,
     owned: watch::Receiver<Owned>,
     stop: watch::Sender<bool>,
     manager: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -194,6 +197,7 @@ impl Cluster {
                 members,
                 stream,
                 applied,
+                lookups: Default::default(),
                 owned,
                 stop,
                 manager: Mutex::new(Some(task)),
@@ -251,20 +255,35 @@ impl Cluster {
 
     /// Waits (up to two lease TTLs) until every ingest batch JetStream acknowledged for the project's
     /// partition before this call has been applied here, so a read after a 202 sees what it acknowledged.
+    /// Concurrent reads of a partition share one lookup sent after they arrived (`lookups.rs`).
     /// Answers whether it caught up; when the stream cannot say how far the partition goes, it did not.
     pub async fn caught_up(&self, project_id: &str) -> bool {
         let partition = self.partition_of(project_id);
-        let last = match self
+        let stream = self.inner.stream.clone();
+        let last = self
             .inner
-            .stream
-            .get_last_raw_message_by_subject(&ingest::subject(partition))
-            .await
-        {
-            Ok(message) => message.sequence,
-            // Nothing was ever ingested for the partition: nothing to wait for.
-            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => return true,
-            Err(e) => {
-                tracing::warn!(project_id, partition, error = %e, "cluster: cannot read how far the partition's ingest goes");
+            .lookups
+            .last(partition, move || {
+                Box::pin(async move {
+                    match stream
+                        .get_last_raw_message_by_subject(&ingest::subject(partition))
+                        .await
+                    {
+                        Ok(message) => Ok(message.sequence),
+                        // Nothing was ever ingested for the partition: nothing to wait for.
+                        Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+                            Ok(0)
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+            })
+            .await;
+        let last = match last {
+            Ok(0) => return true,
+            Ok(last) => last,
+            Err(error) => {
+                tracing::warn!(project_id, partition, %error, "cluster: cannot read how far the partition's ingest goes");
                 return false;
             }
         };
