@@ -57,8 +57,9 @@ pub struct Control {
     policies: RwLock<HashMap<String, StoredPolicy>>,
     /// One policy change at a time, so two concurrent patches of different fields both stay.
     policy_writes: tokio::sync::Mutex<()>,
-    /// (day, project → USD spent that day).
-    today: Mutex<(String, BTreeMap<String, f64>)>,
+    /// (day, a 64-bit hash of the project id → USD spent that day). Keyed by hash: one table, no
+    /// allocation per project, which after a burst of many projects would each pin a page of its own.
+    today: Mutex<(String, HashMap<u64, f64>)>,
     pub(crate) approvals: Approvals,
     supervisor: OnceLock<Mailbox<Supervisor>>,
     /// Where system messages go (a session's project's router); set with the supervisor.
@@ -98,7 +99,13 @@ impl Control {
             broadcaster,
             policies: RwLock::new(policies),
             policy_writes: tokio::sync::Mutex::new(()),
-            today: Mutex::new((day_of(now_ms()), spent_today)),
+            today: Mutex::new((
+                day_of(now_ms()),
+                spent_today
+                    .into_iter()
+                    .map(|(project, usd)| (project_key(&project), usd))
+                    .collect(),
+            )),
             approvals: Approvals::default(),
             supervisor: OnceLock::new(),
             routes: OnceLock::new(),
@@ -195,9 +202,14 @@ impl Control {
         let day = day_of(at);
         let mut today = lock(&self.today);
         if today.0 != day {
-            *today = (day, BTreeMap::new());
+            *today = (day, HashMap::new());
         }
-        let spent = today.1.entry(project_id.to_owned()).or_insert(0.0);
+        let key = project_key(project_id);
+        if usd == 0.0 {
+            // A look (a start checking the daily budget) adds no entry.
+            return today.1.get(&key).copied().unwrap_or(0.0);
+        }
+        let spent = today.1.entry(key).or_insert(0.0);
         *spent += usd;
         *spent
     }
@@ -292,6 +304,15 @@ impl Control {
                 Found::LetGo | Found::Unknown => None,
             })
     }
+}
+
+/// A project's key in the day's spend: a 64-bit hash of its id (`DefaultHasher::new()` has fixed keys, so
+/// the same id always gives the same key; two ids sharing one is as likely as a 64-bit collision).
+fn project_key(project_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    project_id.hash(&mut h);
+    h.finish()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
