@@ -75,6 +75,21 @@ async fn settled(nodes: &[&Node]) -> BTreeMap<String, BTreeSet<u32>> {
     .await
 }
 
+/// Waits until the given nodes' partitions cover each partition once (the others are gone).
+async fn survivors_own_everything(nodes: &[&Node]) -> BTreeMap<String, BTreeSet<u32>> {
+    eventually(PATIENCE, || async {
+        let mut held = BTreeMap::new();
+        for node in nodes {
+            held.insert(
+                node.id.clone(),
+                node.partitions().await.into_iter().collect(),
+            );
+        }
+        covers(&held).then_some(held)
+    })
+    .await
+}
+
 fn covers(held: &BTreeMap<String, BTreeSet<u32>>) -> bool {
     let total: usize = held.values().map(BTreeSet::len).sum();
     let union: BTreeSet<u32> = held.values().flatten().copied().collect();
@@ -122,17 +137,7 @@ async fn a_paused_owner_loses_its_partitions_and_is_fenced_when_it_wakes() {
 
     // c is partitioned away: paused, it renews nothing. The survivors own everything within the TTL.
     c.signal(Signal::SIGSTOP);
-    let survivors = eventually(PATIENCE, || async {
-        let mut held = BTreeMap::new();
-        for node in [&a, &b] {
-            held.insert(
-                node.id.clone(),
-                node.partitions().await.into_iter().collect(),
-            );
-        }
-        covers(&held).then_some(held)
-    })
-    .await;
+    let survivors = survivors_own_everything(&[&a, &b]).await;
     let (taker, other) = if survivors["a"].contains(c_partitions.first().unwrap()) {
         (&a, &b)
     } else {
@@ -262,17 +267,7 @@ async fn an_owner_killed_during_ingest_is_rebuilt_from_jetstream_and_loses_nothi
     }
 
     // The survivors own every partition, c's included.
-    eventually(PATIENCE, || async {
-        let mut held = BTreeMap::new();
-        for node in [&a, &b] {
-            held.insert(
-                node.id.clone(),
-                node.partitions().await.into_iter().collect(),
-            );
-        }
-        covers(&held).then_some(())
-    })
-    .await;
+    survivors_own_everything(&[&a, &b]).await;
     // Every acknowledged message is readable from every survivor, exactly once, in order, and seqIds
     // rise without reuse: those handed out after the kill are above any read before it.
     for node in [&a, &b] {
@@ -357,17 +352,7 @@ async fn a_session_started_after_the_owners_last_snapshot_comes_over_whole_when_
     assert_eq!(eventually(PATIENCE, || texts(&b, &session)).await, sent);
     c.signal(Signal::SIGKILL);
 
-    eventually(PATIENCE, || async {
-        let mut held = BTreeMap::new();
-        for node in [&a, &b] {
-            held.insert(
-                node.id.clone(),
-                node.partitions().await.into_iter().collect(),
-            );
-        }
-        covers(&held).then_some(())
-    })
-    .await;
+    survivors_own_everything(&[&a, &b]).await;
     // On the survivors the session is the one c started (its provider, its prompt), with every
     // acknowledged message once.
     for node in [&a, &b] {
