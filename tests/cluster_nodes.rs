@@ -616,3 +616,52 @@ async fn the_load_generator_spreads_over_the_nodes_and_loses_nothing() {
         app.stop().await;
     }
 }
+
+/// A start the owner cannot put into the ingest stream is refused whole: a node taking the partition over
+/// before the next snapshot would not know the session and would ignore every message acknowledged for
+/// it. Here the stream refuses the start because its prompt is over NATS's 1 MB payload limit (prompts
+/// may be 4 MiB on this node), while the same project's next, smaller start goes through.
+#[actix_web::test]
+async fn a_start_the_stream_refuses_is_refused_and_leaves_no_session() {
+    let Some(nats) = NatsServer::start_or_skip("a_start_the_stream_refuses") else {
+        return;
+    };
+    let url = nats.url.clone();
+    let a = TestApp::spawn_with(move |c| {
+        c.cluster.enabled = true;
+        c.cluster.nats_url = url;
+        c.cluster.node_id = "a".into();
+        c.cluster.partitions = PARTITIONS;
+        c.cluster.lease_ttl = Duration::from_secs(1);
+        c.cluster.stream_max_bytes = bytesize::ByteSize::mib(64);
+        c.limits.max_prompt_bytes = bytesize::ByteSize::mib(4);
+    })
+    .await;
+    settled(&[&a]).await;
+
+    let big = "p".repeat(2 * 1024 * 1024);
+    let (status, body) = send(
+        a.post("/v1/projects/refused/sessions")
+            .json(&json!({"provider": "synthetic", "prompt": big})),
+    )
+    .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the session could not be recorded in the cluster's ingest stream",
+    );
+    let (status, body) = send(a.get("/v1/projects/refused/session")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing of it is left: {body}"
+    );
+
+    let (status, body) = send(
+        a.post("/v1/projects/refused/sessions")
+            .json(&json!({"provider": "synthetic", "prompt": "small"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

@@ -150,8 +150,8 @@ fn is_start(req: &ServiceRequest) -> bool {
 
 /// A session this node started goes into the ingest stream (`Cluster::started`) before the client hears
 /// of it, so whatever the client sends for it afterwards comes after it there. Should that fail, the
-/// session still runs here and the answer stands; a takeover before the next snapshot then knows the
-/// session only from its events.
+/// session is purged and the start refused (503, retry): a node taking the partition over before the next
+/// snapshot would not know it and would ignore every message acknowledged for it.
 async fn record_start<B: MessageBody>(
     engine: &crate::engine::Engine,
     cluster: &Cluster,
@@ -171,7 +171,15 @@ async fn record_start<B: MessageBody>(
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = recorded {
-            tracing::warn!(%session_id, error = %e, "cluster: a started session is not in the ingest stream");
+            tracing::warn!(%session_id, error = %e, "cluster: a started session is not in the ingest stream; refused");
+            if let Err(purge) = engine.purge_session(&session_id).await {
+                tracing::warn!(%session_id, error = %purge, "cluster: a refused start was not purged");
+            }
+            let response = ApiError::Unavailable(format!(
+                "the session could not be recorded in the cluster's ingest stream ({e}); retry"
+            ))
+            .error_response();
+            return Ok(ServiceResponse::new(http, response).map_into_right_body());
         }
     }
     let response = head.set_body(bytes).map_into_boxed_body();
