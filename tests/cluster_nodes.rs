@@ -32,14 +32,23 @@ const PARTITIONS: u32 = 8;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn node(nats: &NatsServer, id: &str) -> TestApp {
-    node_snapshotting(nats, id, Duration::from_secs(30)).await
+    node_with(nats, id, |_| {}).await
 }
 
 /// A node whose owned partitions are snapshotted every `interval` (`cluster.snapshot_interval`).
 async fn node_snapshotting(nats: &NatsServer, id: &str, interval: Duration) -> TestApp {
+    node_with(nats, id, move |c| c.cluster.snapshot_interval = interval).await
+}
+
+/// A node of the test cluster, with `tweak` applied to its configuration last.
+async fn node_with(
+    nats: &NatsServer,
+    id: &str,
+    tweak: impl FnOnce(&mut agent_store::config::Config),
+) -> TestApp {
     let (url, id) = (nats.url.clone(), id.to_owned());
     TestApp::spawn_with(move |c| {
-        c.cluster.snapshot_interval = interval;
+        c.cluster.snapshot_interval = Duration::from_secs(30);
         c.cluster.enabled = true;
         c.cluster.nats_url = url;
         c.cluster.node_id = id;
@@ -48,6 +57,7 @@ async fn node_snapshotting(nats: &NatsServer, id: &str, interval: Duration) -> T
         c.cluster.forward_timeout = Duration::from_secs(10);
         // JetStream refuses a stream larger than its store may grow (75% of the free disk).
         c.cluster.stream_max_bytes = bytesize::ByteSize::mib(64);
+        tweak(c);
     })
     .await
 }
@@ -626,15 +636,8 @@ async fn a_start_the_stream_refuses_is_refused_and_leaves_no_session() {
     let Some(nats) = NatsServer::start_or_skip("a_start_the_stream_refuses") else {
         return;
     };
-    let url = nats.url.clone();
-    let a = TestApp::spawn_with(move |c| {
-        c.cluster.enabled = true;
-        c.cluster.nats_url = url;
-        c.cluster.node_id = "a".into();
-        c.cluster.partitions = PARTITIONS;
-        c.cluster.lease_ttl = Duration::from_secs(1);
-        c.cluster.stream_max_bytes = bytesize::ByteSize::mib(64);
-        c.limits.max_prompt_bytes = bytesize::ByteSize::mib(4);
+    let a = node_with(&nats, "a", |c| {
+        c.limits.max_prompt_bytes = bytesize::ByteSize::mib(4)
     })
     .await;
     settled(&[&a]).await;

@@ -108,9 +108,8 @@ async fn claude_retrying_is_attention_not_activity() {
     .await;
 }
 
-#[actix_rt::test]
-async fn codex_against_a_401_api_shows_the_error_once() {
-    let h = start(|_, _| {}).await;
+/// Project p1's Codex, replaying its recorded run against an API that answers 401 (9 stderr lines).
+async fn codex_against_a_401(h: &Harness) -> AgentSession {
     let transcript = fixture_str("codex/api-401.jsonl");
     let stderr = fixture_str("codex/api-401.stderr");
     h.start_session(
@@ -125,7 +124,13 @@ async fn codex_against_a_401_api_shows_the_error_once() {
     )
     .await
     .unwrap();
-    let s = h.finished("p1").await;
+    h.finished("p1").await
+}
+
+#[actix_rt::test]
+async fn codex_against_a_401_api_shows_the_error_once() {
+    let h = start(|_, _| {}).await;
+    let s = codex_against_a_401(&h).await;
     assert_eq!(s.status, AgentStatus::Error);
     let error = "unexpected status 401 Unauthorized: Incorrect API key provided: dummy., url: http://127.0.0.1:18402/v1/responses";
     assert_eq!(s.error.as_deref(), Some(error));
@@ -151,21 +156,7 @@ async fn codex_against_a_401_api_shows_the_error_once() {
 #[actix_rt::test]
 async fn the_stderr_of_a_session_whose_actor_stopped_stays_readable() {
     let h = start(|c, _| c.timers.cleanup_grace = std::time::Duration::from_millis(50)).await;
-    let transcript = fixture_str("codex/api-401.jsonl");
-    let stderr = fixture_str("codex/api-401.stderr");
-    h.start_session(
-        "p1",
-        "codex",
-        "Say hello.",
-        &[
-            ("FAKE_TRANSCRIPT", &transcript),
-            ("FAKE_STDERR", &stderr),
-            ("FAKE_EXIT", "1"),
-        ],
-    )
-    .await
-    .unwrap();
-    let s = h.finished("p1").await;
+    let s = codex_against_a_401(&h).await;
     // The cleanup grace lets the finished session go, and its actor (holding the runner) stops.
     eventually(PATIENCE, || async {
         let text = h.engine.metrics_text();

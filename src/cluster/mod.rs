@@ -428,13 +428,7 @@ impl Cluster {
     /// node's leases and leaves, so peers take its partitions at once. Idempotent.
     pub async fn stop(&self) {
         let _ = self.inner.closing.send(true);
-        let appliers = self
-            .inner
-            .appliers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(appliers) = appliers {
+        if let Some(appliers) = take(&self.inner.appliers) {
             // Past this the leases are released anyway: a successor then replays from an older snapshot.
             let patience = (self.inner.config.lease_ttl * 3).max(Duration::from_secs(10));
             if tokio::time::timeout(patience, appliers).await.is_err() {
@@ -442,13 +436,7 @@ impl Cluster {
             }
         }
         let _ = self.inner.stop.send(true);
-        let task = self
-            .inner
-            .manager
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(task) = task {
+        if let Some(task) = take(&self.inner.manager) {
             let _ = task.await;
         }
         let _ = self.inner.client.flush().await;
@@ -513,4 +501,9 @@ fn default_node_id(addr: SocketAddr) -> String {
         .take(40)
         .collect();
     format!("{host}-{}", addr.port())
+}
+
+/// The task a `Mutex<Option<_>>` holds, taken out once (a poisoned lock still gives it up).
+fn take(slot: &Mutex<Option<tokio::task::JoinHandle<()>>>) -> Option<tokio::task::JoinHandle<()>> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
 }

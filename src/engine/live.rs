@@ -14,19 +14,7 @@ impl Engine {
         &self,
         project_id: Option<String>,
     ) -> Result<Subscription, CommandError> {
-        if let Some(p) = &project_id {
-            validate::project_id(p)?;
-        }
-        Ok(self
-            .inner
-            .broadcaster
-            .addr()
-            .send(Subscribe {
-                project: project_id,
-                after: None,
-            })
-            .await?
-            .0)
+        Ok(self.subscribe_after(project_id, None).await?.0)
     }
 
     /// What a lagging subscriber missed since `after`, and the last id published (src/actors/journal.rs).
