@@ -3,6 +3,8 @@
 # the same `agent-store loadtest --target` load, with one JetStream nats-server (NATS_SERVER, or on PATH).
 #
 #   benches/cluster/run.sh [AGENT_STORE_BINARY] [OUT_DIR]
+#
+# CLUSTER_EXTRA adds lines to each node's [cluster] table, e.g. CLUSTER_EXTRA='apply_batch = 64'.
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/agent-store}"); OUT="${2:-$(mktemp -d /tmp/cluster-bench.XXXXXX)}"
 NATS_SERVER="${NATS_SERVER:-$(command -v nats-server)}"
@@ -26,6 +28,7 @@ enabled = $3
 nats_url = "$URL"
 node_id = "$1"
 lease_ttl = "5s"
+${CLUSTER_EXTRA:-}
 T
   $BIN serve --config $1.toml > $1.log 2>&1 & echo $! >> $OUT/pids
   for i in $(seq 100); do curl -sf http://127.0.0.1:$2/readyz >/dev/null && break; sleep 0.1; done
