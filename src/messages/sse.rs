@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::messages::commands::LiveEvent;
+use crate::messages::json_text;
 use crate::messages::wire::{AgentStatus, SharedMessage, Variant};
 
 /// A comment line: keeps idle connections open through proxies; clients ignore it.
@@ -38,14 +39,6 @@ fn head(event: &str, id: Option<&str>, capacity: usize) -> Vec<u8> {
     }
     out.extend_from_slice(b"data: ");
     out
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MessagesData<'a> {
-    session_id: &'a str,
-    project_id: &'a str,
-    messages: &'a [SharedMessage],
 }
 
 #[derive(Serialize)]
@@ -83,18 +76,16 @@ struct LaggedData {
 
 /// `session.messages`, with id `<sessionId>:<last seqId>` so a reconnect resumes after it. `None` for an
 /// empty slice.
+/// Its data, `{sessionId, projectId, messages}`, is written by src/messages/json_text.rs (the hot path:
+/// every message's content), byte for byte as serde_json would write it.
 pub fn messages(session_id: &str, project_id: &str, messages: &[SharedMessage]) -> Option<Bytes> {
     let last = messages.last()?.seq_id;
     let id = format!("{session_id}:{last}");
-    frame(
-        "session.messages",
-        Some(&id),
-        &MessagesData {
-            session_id,
-            project_id,
-            messages,
-        },
-    )
+    let size: usize = messages.iter().map(|m| m.content.len() + 96).sum();
+    let mut out = head("session.messages", Some(&id), size + 160);
+    json_text::write_messages_data(&mut out, session_id, project_id, messages);
+    out.extend_from_slice(b"\n\n");
+    Some(Bytes::from(out))
 }
 
 pub fn lagged(missed: u64) -> Option<Bytes> {
