@@ -1,8 +1,8 @@
 //! Storage on a real redb file in a temp dir, one bench per operation: `Store::apply` with `AppendMessages`
 //! batches (each call is one durable transaction, so one fsync), shaped as the persister sends them — one
 //! busy session, or many sessions' debounced batches grouped in one commit; updating many sessions'
-//! records in one commit (a flush's bookkeeping, and finishing sessions); retention across many projects;
-//! and reading a 100,000-message session back.
+//! records in one commit (a flush's bookkeeping, and finishing sessions); retention across many projects,
+//! project by project and in one commit; the project list; and reading a 100,000-message session back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -139,8 +139,10 @@ fn records(c: &mut Criterion) {
     group.finish();
 }
 
-/// Retention applied to every project, as a settings change does: 1,000 projects of 5 finished sessions,
-/// keeping 3 (so each pass deletes 2 per project; the deleted ones are written again before the next).
+/// Retention applied to every project: 1,000 projects of 5 finished sessions, keeping 3 (so each pass
+/// deletes 2 per project; the deleted ones are written again before the next). "1000 projects" commits
+/// project by project (the name older builds' figures carry); "everywhere" is what a settings change
+/// does, one commit; "nothing to let go" keeps 5, so no project has anything to delete.
 fn retention(c: &mut Criterion) {
     const PROJECTS: usize = 1000;
     let mut group = c.benchmark_group("store_retention");
@@ -173,11 +175,42 @@ fn retention(c: &mut Criterion) {
             spent
         })
     });
+    group.bench_function("1000 projects everywhere", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                fill(&store);
+                let t = Instant::now();
+                let dropped = store
+                    .enforce_retention_everywhere(3, i64::MAX, 0, &[])
+                    .unwrap();
+                spent += t.elapsed();
+                assert_eq!(dropped.len(), 2 * PROJECTS);
+            }
+            spent
+        })
+    });
+    fill(&store);
+    group.bench_function("1000 projects everywhere, nothing to let go", |b| {
+        b.iter(|| {
+            let dropped = store
+                .enforce_retention_everywhere(5, i64::MAX, 0, &[])
+                .unwrap();
+            assert!(dropped.is_empty());
+        })
+    });
+    group.finish();
+    // The project list (`GET /v1/projects` at start-up and in reports): each project's latest session.
+    let mut group = c.benchmark_group("store_projects");
+    group.throughput(Throughput::Elements(PROJECTS as u64));
+    group.bench_function("1000 projects x 5 sessions, latest of each", |b| {
+        b.iter(|| assert_eq!(store.last_sessions().unwrap().len(), PROJECTS))
+    });
     group.finish();
     store.close();
 }
 
-/// Retention over `projects`, one durable transaction per project: the only way this build has.
+/// Retention over `projects`, one durable transaction per project.
 fn retain_all(store: &Store, projects: &[String]) -> usize {
     projects
         .iter()

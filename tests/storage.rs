@@ -77,7 +77,7 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
-    drop(set_schema_version(&path, 6));
+    drop(set_schema_version(&path, 7));
     let before = std::fs::read(&path).unwrap();
 
     let err = Store::open(&path)
@@ -87,8 +87,8 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
         matches!(
             err,
             StorageError::NewerSchema {
-                found: 6,
-                supported: 5,
+                found: 7,
+                supported: 6,
                 ..
             }
         ),
@@ -175,13 +175,13 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
 
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.redb");
-    leave_unclean_file(&newer, 6);
+    leave_unclean_file(&newer, 7);
     let before = std::fs::read(&newer).unwrap();
     let err = Store::open(&newer)
         .err()
         .expect("a newer schema must be refused");
     assert!(
-        matches!(err, StorageError::NewerSchema { found: 6, .. }),
+        matches!(err, StorageError::NewerSchema { found: 7, .. }),
         "{err:?}"
     );
     assert!(
@@ -190,7 +190,7 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
     );
 
     let ours = dir.path().join("ours.redb");
-    leave_unclean_file(&ours, 5);
+    leave_unclean_file(&ours, 6);
     let store = Store::open(&ours).unwrap();
     assert_eq!(
         seqs(&store.messages("s1", 0, None, None).unwrap()),
@@ -522,7 +522,7 @@ fn a_store_is_shared_across_threads() {
 }
 
 #[test]
-fn meta_holds_schema_version_five() {
+fn meta_holds_schema_version_six() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
@@ -535,7 +535,7 @@ fn meta_holds_schema_version_five() {
         .unwrap()
         .unwrap()
         .value();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }
 
 #[test]
@@ -577,4 +577,87 @@ fn last_sessions_lists_every_project_with_what_last_session_gives() {
             ("c".to_owned(), Some("c-only".to_owned())),
         ]
     );
+}
+
+/// A write to the project summaries (schema 6), as the store takes them.
+#[derive(Debug, Clone)]
+enum SummaryOp {
+    /// Session n (of 6) put in project p (of 3) at updatedAt t, running or not.
+    Put(usize, usize, i64, bool),
+    Delete(usize),
+    DeleteProject(usize),
+    /// Retention of project p keeping k, with an age limit of d time units.
+    Retain(usize, u32, i64),
+    RetainEverywhere(u32, i64),
+}
+
+fn summary_op() -> impl proptest::strategy::Strategy<Value = SummaryOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (0usize..6, 0usize..3, -2i64..40, any::<bool>())
+            .prop_map(|(s, p, t, r)| SummaryOp::Put(s, p, t, r)),
+        2 => (0usize..6).prop_map(SummaryOp::Delete),
+        1 => (0usize..3).prop_map(SummaryOp::DeleteProject),
+        2 => (0usize..3, 0u32..4, 1i64..40).prop_map(|(p, k, d)| SummaryOp::Retain(p, k, d)),
+        1 => (0u32..4, 1i64..40).prop_map(|(k, d)| SummaryOp::RetainEverywhere(k, d)),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Whatever is written, moved, deleted or let go by retention, the reads served from the project
+    /// summaries (`last_session`, `last_sessions`, `project_ids`) answer what the records themselves say
+    /// (the newest by (updatedAt, sessionId) of each project), and verify finds the summaries sound.
+    #[test]
+    fn the_project_summaries_answer_what_the_records_say(
+        ops in proptest::collection::vec(summary_op(), 1..40),
+    ) {
+        let (dir, store) = fresh();
+        let now = 40;
+        for op in ops {
+            let project = |p: usize| format!("p{p}");
+            match op {
+                SummaryOp::Put(s, p, t, running) => {
+                    let status = if running { AgentStatus::Running } else { AgentStatus::Done };
+                    store.apply(&[put(&format!("s{s}"), &project(p), status, t)]).unwrap();
+                }
+                SummaryOp::Delete(s) => store
+                    .apply(&[WriteOp::DeleteSession { session_id: format!("s{s}") }])
+                    .unwrap(),
+                SummaryOp::DeleteProject(p) => store
+                    .apply(&[WriteOp::DeleteProject { project_id: project(p) }])
+                    .unwrap(),
+                SummaryOp::Retain(p, keep, age) => {
+                    store.enforce_retention(&project(p), keep, age, now, &[]).unwrap();
+                }
+                SummaryOp::RetainEverywhere(keep, age) => {
+                    store.enforce_retention_everywhere(keep, age, now, &[]).unwrap();
+                }
+            }
+            let mut with_sessions = Vec::new();
+            for p in 0..3 {
+                let all = store.project_sessions(&project(p)).unwrap();
+                let newest = all.first().map(|r| r.session_id.clone());
+                let last = store.last_session(&project(p)).unwrap().map(|r| r.session_id);
+                proptest::prop_assert_eq!(last, newest.clone(), "project {}", p);
+                if let Some(newest) = newest {
+                    with_sessions.push((project(p), newest));
+                }
+            }
+            let ids: Vec<String> = with_sessions.iter().map(|(p, _)| p.clone()).collect();
+            proptest::prop_assert_eq!(store.project_ids().unwrap(), ids);
+            let lasts: Vec<(String, String)> = store
+                .last_sessions()
+                .unwrap()
+                .into_iter()
+                .map(|(p, r)| (p, r.expect("a record").session_id))
+                .collect();
+            proptest::prop_assert_eq!(lasts, with_sessions);
+        }
+        let path = dir.path().join("data/agent-store.redb");
+        drop(store);
+        let report = agent_store::storage::verify(&path).unwrap();
+        proptest::prop_assert!(report.damage.is_empty(), "{:?}", report.damage);
+    }
 }

@@ -141,24 +141,29 @@ pub(super) fn decode_record(session_id: &str, bytes: &[u8]) -> Result<SessionRec
     record_of(body).map_err(|e| key.corrupt(e))
 }
 
-/// The project of the `sessions` value stored under `session_id`, and whether its status is running, read
-/// without decoding the rest: what a record update needs of the value it replaces to know whether the
-/// project index and the running mark must change. The checksum is still checked.
+/// Where a stored record stands: its project, whether it is running, and its `updatedAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Place<'a> {
+    pub project: &'a str,
+    pub running: bool,
+    pub updated_at: i64,
+}
+
+/// The place of the `sessions` value stored under `session_id`, decoded without allocating (its strings
+/// are borrowed): what a record update needs of the value it replaces to know whether the project index,
+/// the running mark and the project's summary must change. The checksum is still checked.
 pub(super) fn record_place<'a>(
     session_id: &str,
     bytes: &'a [u8],
-) -> Result<(&'a str, bool), StorageError> {
+) -> Result<Place<'a>, StorageError> {
     let key = RowKey::Record(session_id);
     let body = checked_body(bytes, RECORD_FORMAT, &key)?;
-    // The record starts with its session id, its project id, its provider, then its status.
-    let place = || -> Result<(&'a str, bool), postcard::Error> {
-        let (_, rest) = postcard::take_from_bytes::<&str>(body)?;
-        let (project, rest) = postcard::take_from_bytes::<&str>(rest)?;
-        let (_, rest) = postcard::take_from_bytes::<&str>(rest)?;
-        let (status, _) = postcard::take_from_bytes::<u8>(rest)?;
-        Ok((project, status == status_code(AgentStatus::Running)))
-    };
-    place().map_err(|e| key.corrupt(e.to_string()))
+    let s: StoredRecord<'a> = postcard::from_bytes(body).map_err(|e| key.corrupt(e.to_string()))?;
+    Ok(Place {
+        project: s.project_id,
+        running: s.status == status_code(AgentStatus::Running),
+        updated_at: s.updated_at,
+    })
 }
 
 fn record_of(body: &[u8]) -> Result<SessionRecord, String> {
@@ -558,16 +563,17 @@ mod tests {
         };
         let bytes = encode_record(&r).unwrap();
         assert_eq!(decode_record("s", &bytes).unwrap(), r);
-        assert_eq!(
-            record_place("s", &bytes).unwrap(),
-            ("p", r.status == AgentStatus::Running)
-        );
+        fn place(bytes: &[u8]) -> (&str, bool, i64) {
+            let p = record_place("s", bytes).unwrap();
+            (p.project, p.running, p.updated_at)
+        }
+        assert_eq!(place(&bytes), ("p", false, 2));
         let running = SessionRecord {
             status: AgentStatus::Running,
             ..r
         };
         let bytes = encode_record(&running).unwrap();
-        assert_eq!(record_place("s", &bytes).unwrap(), ("p", true));
+        assert_eq!(place(&bytes), ("p", true, 2));
     }
 
     fn corrupt_session(e: StorageError) -> (String, String, String) {

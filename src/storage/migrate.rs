@@ -10,6 +10,8 @@
 //!   `messages`.
 //! - 4 → 5: batch rows written from now on may be packed (format 3). Nothing is rewritten: plain rows
 //!   stay readable as they are; the new version only keeps older builds, which cannot unpack, away.
+//! - 5 → 6: `projects` gets every project's summary (src/storage/projects.rs), computed from its index
+//!   keys and records: the one time every record is read for it.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -17,6 +19,7 @@ use std::path::Path;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 
 use super::codec::{upgrade_batch, upgrade_record};
+use super::projects::{self, PROJECTS};
 use super::schema::{
     MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, META, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
     SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS,
@@ -39,6 +42,9 @@ pub(super) fn run(db: &Database, from: u64, path: &Path) -> Result<(), StorageEr
         if from < 4 {
             project_keys(txn, from)?;
             message_log(txn)?;
+        }
+        if from < 6 {
+            project_summaries(txn)?;
         }
         txn.open_table(META)?
             .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
@@ -149,6 +155,27 @@ fn message_log(txn: &WriteTransaction) -> Result<(), redb::Error> {
         }
     }
     txn.delete_table(MESSAGES)?;
+    Ok(())
+}
+
+/// 5 → 6 (and anything older, after the steps above): each project's summary.
+fn project_summaries(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let keys = txn.open_table(PROJECT_KEYS)?;
+    let sessions = txn.open_table(SESSIONS)?;
+    let mut summaries = txn.open_table(PROJECTS)?;
+    let mut projects: Vec<String> = Vec::new();
+    for row in keys.iter()? {
+        let (key, _) = row?;
+        let project = key.value().0;
+        if projects.last().is_none_or(|last| last != project) {
+            projects.push(project.to_owned());
+        }
+    }
+    for project in &projects {
+        if let Some(summary) = projects::summarize(&keys, &sessions, project)? {
+            projects::put(&mut summaries, project, &summary)?;
+        }
+    }
     Ok(())
 }
 

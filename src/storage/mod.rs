@@ -12,6 +12,7 @@ mod journal;
 mod ledger;
 mod migrate;
 mod overlay;
+mod projects;
 mod schema;
 mod sequence;
 mod starts;

@@ -20,6 +20,7 @@ use redb::{
 use super::guard;
 use super::migrate;
 use super::overlay::CopyOnWrite;
+use super::projects::PROJECTS;
 use super::StorageError;
 
 /// sessionId → encoded `SessionRecord`.
@@ -55,8 +56,9 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// The schema this build writes and reads. 2: every `sessions` and `messages` value carries a checksum.
 /// 3: `project_index` replaces `project_sessions`. 4: `project_keys` replaces `project_index`, and
 /// `message_log` with `message_index` replace `messages`. 5: a batch row may be packed with LZ4
-/// (src/storage/codec.rs); an older build would take those rows for damaged ones.
-pub(super) const SCHEMA_VERSION: u64 = 5;
+/// (src/storage/codec.rs); an older build would take those rows for damaged ones. 6: `projects` holds
+/// each project's summary (src/storage/projects.rs); an older build would leave it stale.
+pub(super) const SCHEMA_VERSION: u64 = 6;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 
@@ -145,6 +147,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
     {
         txn.open_table(SESSIONS)?;
         txn.open_table(PROJECT_KEYS)?;
+        txn.open_table(PROJECTS)?;
         txn.open_table(MESSAGE_LOG)?;
         txn.open_table(MESSAGE_INDEX)?;
         txn.open_table(RUNNING)?;
@@ -214,6 +217,9 @@ pub(super) fn verify(db: &dyn ReadableDatabase, path: &Path) -> Result<u64, Stor
     } else {
         has_table(&txn, MESSAGE_LOG, path)?;
         has_table(&txn, MESSAGE_INDEX, path)?;
+    }
+    if found >= 6 {
+        has_table(&txn, PROJECTS, path)?;
     }
     has_table(&txn, RUNNING, path)?;
     has_table(&txn, SETTINGS, path)?;

@@ -10,6 +10,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 
 use super::codec::{decode_batch, decode_record, Visit};
 use super::guard::Guard;
+use super::projects::{self, PROJECTS};
 use super::schema::{
     self, successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_KEYS, SESSIONS, SETTINGS,
 };
@@ -326,9 +327,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The project's most recently updated session, whatever its status.
+    /// The project's most recently updated session, whatever its status: the one its summary names.
     pub fn last_session(&self, project_id: &str) -> Result<Option<SessionRecord>, StorageError> {
-        Ok(self.project_sessions(project_id)?.into_iter().next())
+        let txn = self.read()?;
+        let summaries = txn.open_table(PROJECTS).map_err(read_error)?;
+        match projects::get(&summaries, project_id).map_err(read_error)? {
+            Some(s) if !s.latest.is_empty() => self.session_in(&txn, &s.latest),
+            _ => Ok(None),
+        }
     }
 
     /// The project's sessions, most recently updated first (ties: the higher session id first).
@@ -353,27 +359,19 @@ impl Store {
     }
 
     /// Every project that has a stored session, sorted, with its most recently updated session (as
-    /// `last_session` gives it): one pass over the index in one read transaction, for the project list.
+    /// `last_session` gives it): one pass over the project summaries, one record read per project.
     pub fn last_sessions(&self) -> Result<Vec<(String, Option<SessionRecord>)>, StorageError> {
         let txn = self.read()?;
-        let index = txn.open_table(PROJECT_KEYS).map_err(read_error)?;
-        let mut out: Vec<(String, Option<SessionRecord>)> = Vec::new();
-        for row in index.iter().map_err(read_error)? {
-            let (key, _) = row.map_err(read_error)?;
-            let (project, session) = key.value();
-            if out.last().is_none_or(|(p, _)| p != project) {
-                out.push((project.to_owned(), None));
-            }
-            let Some(record) = self.session_in(&txn, session)? else {
-                continue;
+        let summaries = txn.open_table(PROJECTS).map_err(read_error)?;
+        let mut out = Vec::new();
+        for row in summaries.iter().map_err(read_error)? {
+            let (project, summary) = row.map_err(read_error)?;
+            let latest = summary.value().0;
+            let record = match latest {
+                "" => None,
+                id => self.session_in(&txn, id)?,
             };
-            let last = &mut out.last_mut().expect("pushed above").1;
-            let newer = last.as_ref().is_none_or(|l| {
-                (record.updated_at, &record.session_id) > (l.updated_at, &l.session_id)
-            });
-            if newer {
-                *last = Some(record);
-            }
+            out.push((project.value().to_owned(), record));
         }
         Ok(out)
     }
@@ -381,23 +379,12 @@ impl Store {
     /// Every project that has a stored session, sorted.
     pub fn project_ids(&self) -> Result<Vec<String>, StorageError> {
         let txn = self.read()?;
-        let index = txn.open_table(PROJECT_KEYS).map_err(read_error)?;
-        let mut out: Vec<String> = Vec::new();
-        // Jump from one project to the next instead of walking each project's sessions.
-        loop {
-            let next = match out.last() {
-                None => index.first().map_err(read_error)?,
-                Some(last) => {
-                    let past = successor(last);
-                    let mut range = index.range((past.as_str(), "")..).map_err(read_error)?;
-                    range.next().transpose().map_err(read_error)?
-                }
-            };
-            match next {
-                Some((key, _)) => out.push(key.value().0.to_owned()),
-                None => return Ok(out),
-            }
+        let summaries = txn.open_table(PROJECTS).map_err(read_error)?;
+        let mut out = Vec::new();
+        for row in summaries.iter().map_err(read_error)? {
+            out.push(row.map_err(read_error)?.0.value().to_owned());
         }
+        Ok(out)
     }
 
     pub fn settings(&self) -> Result<Vec<(String, String)>, StorageError> {

@@ -2,13 +2,14 @@
 //! that the indexes agree with the records, and lists what is damaged. The file is opened read-only (a
 //! file that needs repair is looked at through a copy-on-write view), so verifying never changes it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
 use redb::{ReadTransaction, ReadableTable};
 
 use super::codec::{decode_batch, decode_record, upgrade_batch, upgrade_record, Visit};
+use super::projects::{self, PROJECTS};
 use super::schema::{
     self, MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
     RUNNING, SESSIONS,
@@ -153,8 +154,12 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
         };
     }
 
+    let entries = project_entries(txn, report.schema)?;
+    if report.schema >= 6 {
+        summaries(txn, report, &records, &entries)?;
+    }
     let mut indexed: HashMap<String, u32> = HashMap::new();
-    for (project, updated_at, id) in project_entries(txn, report.schema)? {
+    for (project, updated_at, id) in entries {
         let (project, id) = (project.as_str(), id.as_str());
         *indexed.entry(id.to_owned()).or_default() += 1;
         match records.get(id) {
@@ -258,6 +263,73 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
     report
         .damage
         .sort_by(|a, b| (&a.session_id, &a.what).cmp(&(&b.session_id, &b.what)));
+    Ok(())
+}
+
+/// Each project's summary against its index entries and records: the count of sessions, the latest of
+/// the records that decode, and a floor at or below every `updatedAt`; and no summary of a project
+/// without sessions. A latest whose record is damaged or missing is reported once, as that record.
+fn summaries(
+    txn: &ReadTransaction,
+    report: &mut Report,
+    records: &HashMap<String, Option<SessionRecord>>,
+    entries: &[(String, Option<i64>, String)],
+) -> Result<(), redb::Error> {
+    // project → (sessions, latest (updatedAt, id), lowest updatedAt)
+    let mut expected: BTreeMap<&str, (u64, Option<(i64, &str)>, Option<i64>)> = BTreeMap::new();
+    let indexed: HashSet<(&str, &str)> = entries
+        .iter()
+        .map(|(project, _, id)| (project.as_str(), id.as_str()))
+        .collect();
+    for (project, _, id) in entries {
+        let e = expected.entry(project.as_str()).or_default();
+        e.0 += 1;
+        if let Some(Some(r)) = records.get(id) {
+            e.1 = e.1.max(Some((r.updated_at, id.as_str())));
+            e.2 = Some(e.2.map_or(r.updated_at, |f| f.min(r.updated_at)));
+        }
+    }
+    let table = txn.open_table(PROJECTS)?;
+    let mut damage = |project: &str, message: String| {
+        report.damage.push(Damage::index(
+            "",
+            "project summary",
+            format!("project {project}: {message}"),
+        ))
+    };
+    for (project, (sessions, latest, floor)) in &expected {
+        let Some(s) = projects::get(&table, project)? else {
+            damage(*project, "has sessions but no summary".into());
+            continue;
+        };
+        let latest = latest.map_or("", |(_, id)| id);
+        let damaged_latest = indexed.contains(&(*project, s.latest.as_str()))
+            && !matches!(records.get(&s.latest), Some(Some(_)));
+        if s.sessions != *sessions {
+            damage(
+                *project,
+                format!("counts {} sessions, the index {sessions}", s.sessions),
+            );
+        }
+        if s.latest != latest && !damaged_latest {
+            damage(
+                *project,
+                format!("names {:?} the latest, the records {latest:?}", s.latest),
+            );
+        }
+        if floor.is_some_and(|f| s.floor > f) {
+            damage(
+                *project,
+                format!("floor {} is above a session's updatedAt", s.floor),
+            );
+        }
+    }
+    for row in table.iter()? {
+        let (project, _) = row?;
+        if !expected.contains_key(project.value()) {
+            damage(project.value(), "summarised but has no sessions".into());
+        }
+    }
     Ok(())
 }
 

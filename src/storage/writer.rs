@@ -5,13 +5,15 @@
 //!
 //! A record update (every flush of a busy session) touches only the `sessions` row: the value it replaces
 //! says whether the project or the running state changed, and only then are those indexes written. Fewer
-//! B-tree pages copied per commit is what the writer's pace is made of.
+//! B-tree pages copied per commit is what the writer's pace is made of. The project's summary
+//! (src/storage/projects.rs) is read on such an update and written only when it changes.
 
 use std::fmt::Display;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{decode_record, encode_batch, encode_record, record_place};
+use super::projects::{self, ProjectsTable, Summary, PROJECTS};
 use super::schema::{
     successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_KEYS, RUNNING, SESSIONS, SETTINGS,
 };
@@ -31,6 +33,8 @@ pub(super) struct Retention<'a> {
 pub(super) struct Writer<'t> {
     sessions: Table<'t, &'static str, &'static [u8]>,
     project_keys: Table<'t, (&'static str, &'static str), ()>,
+    /// Each project's latest session, session count and updatedAt floor.
+    projects: ProjectsTable<'t>,
     log: Table<'t, u64, &'static [u8]>,
     batches: Table<'t, (&'static str, u64), u64>,
     /// Where the next message row goes in `log`: past the last one.
@@ -64,6 +68,7 @@ impl<'t> Writer<'t> {
             next_row,
             sessions: txn.open_table(SESSIONS).map_err(write_error)?,
             project_keys: txn.open_table(PROJECT_KEYS).map_err(write_error)?,
+            projects: txn.open_table(PROJECTS).map_err(write_error)?,
             running: txn.open_table(RUNNING).map_err(write_error)?,
             settings: txn.open_table(SETTINGS).map_err(write_error)?,
             txn,
@@ -85,9 +90,9 @@ impl<'t> Writer<'t> {
             WriteOp::DeleteSession { session_id } => self.delete_session(session_id),
             WriteOp::DeleteProject { project_id } => {
                 for session_id in self.project_ids_of(project_id)? {
-                    self.delete_session(&session_id)?;
+                    self.remove_session(&session_id)?;
                 }
-                Ok(())
+                self.summary_rebuild(project_id)
             }
             WriteOp::PutSetting { key, value } => self
                 .settings
@@ -160,35 +165,41 @@ impl<'t> Writer<'t> {
     }
 
     /// Writes the record without reading it first: the value it replaces comes back from the insert, and
-    /// only its project and running state are looked at. The project index is written only for a new
-    /// session or one that moved project, the running mark only when the running state changed.
+    /// only its place (project, running state, updatedAt) is looked at. The project index is written only
+    /// for a new session or one that moved project, the running mark only when the running state changed,
+    /// the project's summary only when it changed.
     pub(super) fn put_session(&mut self, r: &SessionRecord) -> Result<(), StorageError> {
         let id = r.session_id.as_str();
         let running = r.status == AgentStatus::Running;
         let bytes = encode_record(r)?;
-        let (index, was_running) = match self
+        // `before`: None for a new session, else the project it moved from (if it did), whether it was
+        // running and its updatedAt.
+        let before = match self
             .sessions
             .insert(id, bytes.as_slice())
             .map_err(write_error)?
         {
             // A damaged old value fails the put (and so the transaction): it is reported, not papered over.
             Some(old) => {
-                let (project, was_running) = record_place(id, old.value())?;
-                let moved = (project != r.project_id).then(|| project.to_owned());
-                (moved.map(Some), was_running)
+                let place = record_place(id, old.value())?;
+                let moved = (place.project != r.project_id).then(|| place.project.to_owned());
+                Some((moved, place.running, place.updated_at))
             }
-            None => (Some(None), false),
+            None => None,
         };
-        // `index`: None = the entry is in place; Some(old project) = write it (and drop the old one).
-        if let Some(old_project) = index {
-            if let Some(old_project) = old_project {
+        let was_running = before.as_ref().is_some_and(|b| b.1);
+        match before {
+            Some((None, _, old_at)) => {
+                self.summary_touched(&r.project_id, id, old_at, r.updated_at)?
+            }
+            Some((Some(old_project), ..)) => {
                 self.project_keys
                     .remove((old_project.as_str(), id))
                     .map_err(write_error)?;
+                self.summary_removed(&old_project, id)?;
+                self.index_new(r)?;
             }
-            self.project_keys
-                .insert((r.project_id.as_str(), id), ())
-                .map_err(write_error)?;
+            None => self.index_new(r)?,
         }
         if running && !was_running {
             self.running.insert(id, ()).map_err(write_error)?;
@@ -196,6 +207,112 @@ impl<'t> Writer<'t> {
             self.running.remove(id).map_err(write_error)?;
         }
         Ok(())
+    }
+
+    /// A session new to its project: its index key, and the project's summary counts it.
+    fn index_new(&mut self, r: &SessionRecord) -> Result<(), StorageError> {
+        let (project, id) = (r.project_id.as_str(), r.session_id.as_str());
+        self.project_keys
+            .insert((project, id), ())
+            .map_err(write_error)?;
+        let summary = match self.summary(project)? {
+            None => Summary {
+                latest: id.to_owned(),
+                sessions: 1,
+                floor: r.updated_at,
+            },
+            Some(mut s) => {
+                s.sessions += 1;
+                s.floor = s.floor.min(r.updated_at);
+                match self.later_than_latest(id, r.updated_at, &s.latest)? {
+                    Some(true) => id.clone_into(&mut s.latest),
+                    Some(false) => {}
+                    None => return self.summary_rebuild(project),
+                }
+                s
+            }
+        };
+        projects::put(&mut self.projects, project, &summary).map_err(write_error)
+    }
+
+    /// A session of the project updated from `old_at` to `at`. The usual case, the project's latest
+    /// session moving forward, reads the summary and writes nothing.
+    fn summary_touched(
+        &mut self,
+        project: &str,
+        id: &str,
+        old_at: i64,
+        at: i64,
+    ) -> Result<(), StorageError> {
+        let Some(mut s) = self.summary(project)? else {
+            return self.summary_rebuild(project);
+        };
+        if s.latest == id {
+            // Still the latest while it moves forward (and so still above the floor); moved back, another
+            // session may now be later.
+            return if at >= old_at {
+                Ok(())
+            } else {
+                self.summary_rebuild(project)
+            };
+        }
+        let before = s.clone();
+        s.floor = s.floor.min(at);
+        match self.later_than_latest(id, at, &s.latest)? {
+            Some(true) => id.clone_into(&mut s.latest),
+            Some(false) => {}
+            None => return self.summary_rebuild(project),
+        }
+        if s == before {
+            return Ok(());
+        }
+        projects::put(&mut self.projects, project, &s).map_err(write_error)
+    }
+
+    /// A session left the project (its index key is already gone).
+    fn summary_removed(&mut self, project: &str, id: &str) -> Result<(), StorageError> {
+        match self.summary(project)? {
+            Some(mut s) if s.latest != id && s.sessions > 1 => {
+                s.sessions -= 1;
+                projects::put(&mut self.projects, project, &s).map_err(write_error)
+            }
+            // The latest went (or the last one): the next latest is found from the records.
+            _ => self.summary_rebuild(project),
+        }
+    }
+
+    /// The project's summary computed again from its index keys and records (removed with its last one).
+    fn summary_rebuild(&mut self, project: &str) -> Result<(), StorageError> {
+        match projects::summarize(&self.project_keys, &self.sessions, project)
+            .map_err(write_error)?
+        {
+            Some(s) => projects::put(&mut self.projects, project, &s),
+            None => self.projects.remove(project).map(drop),
+        }
+        .map_err(write_error)
+    }
+
+    fn summary(&self, project: &str) -> Result<Option<Summary>, StorageError> {
+        projects::get(&self.projects, project).map_err(write_error)
+    }
+
+    /// Whether (`at`, `id`) comes after the summary's latest session; `None` when that session's record is
+    /// gone or damaged, so the summary must be rebuilt to know.
+    fn later_than_latest(
+        &self,
+        id: &str,
+        at: i64,
+        latest: &str,
+    ) -> Result<Option<bool>, StorageError> {
+        if latest.is_empty() {
+            return Ok(None);
+        }
+        let Some(value) = self.sessions.get(latest).map_err(write_error)? else {
+            return Ok(None);
+        };
+        Ok(record_place(latest, value.value())
+            .ok()
+            .map(|p| (at, id) > (p.updated_at, latest)))
     }
 
     fn append(&mut self, session_id: &str, messages: &[SharedMessage]) -> Result<(), StorageError> {
@@ -235,21 +352,40 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
+    /// The record, its index key, its marks and all its message rows; the project's summary follows.
     pub(super) fn delete_session(&mut self, session_id: &str) -> Result<(), StorageError> {
-        match self.record(session_id) {
+        for project in self.remove_session(session_id)? {
+            self.summary_removed(&project, session_id)?;
+        }
+        Ok(())
+    }
+
+    /// `delete_session` but for the summary; answers the projects whose index held the session.
+    fn remove_session(&mut self, session_id: &str) -> Result<Vec<String>, StorageError> {
+        let projects = match self.record(session_id) {
             Ok(Some(old)) => {
                 self.project_keys
                     .remove((old.project_id.as_str(), session_id))
                     .map_err(write_error)?;
+                vec![old.project_id]
             }
-            Ok(None) => {}
-            // An unreadable record must still be deletable: find its index key the slow way.
-            Err(StorageError::Corrupt { .. }) => self
-                .project_keys
-                .retain(|(_, id), _| id != session_id)
-                .map_err(write_error)?,
+            Ok(None) => Vec::new(),
+            // An unreadable record must still be deletable: find its index keys the slow way.
+            Err(StorageError::Corrupt { .. }) => {
+                let mut found = Vec::new();
+                self.project_keys
+                    .retain(|(project, id), _| {
+                        let hit = id == session_id;
+                        if hit {
+                            found.push(project.to_owned());
+                        }
+                        !hit
+                    })
+                    .map_err(write_error)?;
+                found
+            }
             Err(e) => return Err(e),
-        }
+        };
         self.sessions.remove(session_id).map_err(write_error)?;
         self.running.remove(session_id).map_err(write_error)?;
         sequence::forget(self.ceilings()?, session_id)?;
@@ -267,7 +403,7 @@ impl<'t> Writer<'t> {
         self.batches
             .retain_in((session_id, 0)..=(session_id, u64::MAX), |_, _| false)
             .map_err(write_error)?;
-        Ok(())
+        Ok(projects)
     }
 
     /// The ids of the project's sessions, damaged records included.
@@ -316,6 +452,12 @@ impl<'t> Writer<'t> {
         project_id: &str,
         rule: &Retention<'_>,
     ) -> Result<Vec<String>, StorageError> {
+        if self
+            .summary(project_id)?
+            .is_some_and(|s| s.nothing_to_retain(rule.keep, rule.max_age_ms, rule.now))
+        {
+            return Ok(Vec::new());
+        }
         let dropped = self.victims(self.project_index(project_id)?, rule)?;
         for id in &dropped {
             self.delete_session(id)?;
@@ -323,28 +465,28 @@ impl<'t> Writer<'t> {
         Ok(dropped)
     }
 
-    /// `retain_project` for every project, in one pass over the index (its keys sort by project).
+    /// `retain_project` for every project, in one transaction: the summaries say which projects may have
+    /// something to let go, and only those projects' records are read.
     pub(super) fn retain_everywhere(
         &mut self,
         rule: &Retention<'_>,
     ) -> Result<Vec<String>, StorageError> {
-        let mut dropped = Vec::new();
-        let mut project = String::new();
-        let mut group: Vec<(i64, String)> = Vec::new();
-        for row in self.project_keys.iter().map_err(write_error)? {
-            let (key, _) = row.map_err(write_error)?;
-            let (p, id) = key.value();
-            if p != project {
-                newest_first(&mut group);
-                dropped.extend(self.victims(std::mem::take(&mut group), rule)?);
-                p.clone_into(&mut project);
+        let mut candidates = Vec::new();
+        for row in self.projects.iter().map_err(write_error)? {
+            let (project, summary) = row.map_err(write_error)?;
+            let (latest, sessions, floor) = summary.value();
+            let summary = Summary {
+                latest: latest.to_owned(),
+                sessions,
+                floor,
+            };
+            if !summary.nothing_to_retain(rule.keep, rule.max_age_ms, rule.now) {
+                candidates.push(project.value().to_owned());
             }
-            self.dated(id, &mut group)?;
         }
-        newest_first(&mut group);
-        dropped.extend(self.victims(group, rule)?);
-        for id in &dropped {
-            self.delete_session(id)?;
+        let mut dropped = Vec::new();
+        for project in candidates {
+            dropped.extend(self.retain_project(&project, rule)?);
         }
         Ok(dropped)
     }

@@ -1,0 +1,131 @@
+//! The per-project summary (`projects` table, schema 6): for every project with stored sessions, its most
+//! recently updated session, how many sessions it has, and a floor under their `updatedAt`.
+//!
+//! It lets the project list and `last_session` read one record per project instead of every record, and
+//! lets retention pass a project by without reading any record when it cannot let anything go (no more
+//! sessions than it keeps, and none old enough to age out: every `updatedAt` is at or above the floor).
+//!
+//! It is kept off the flush path: a flush of a project's latest session (the usual case: one agent per
+//! project) reads the summary and writes nothing. The row is written when a session is added or removed,
+//! when another session becomes the latest, or when an `updatedAt` goes below the floor. Only a change that
+//! can make an unknown session the latest (the latest one deleted, or its `updatedAt` moved back) reads the
+//! project's records again.
+
+use redb::{ReadableTable, Table, TableDefinition};
+
+use super::codec::record_place;
+use super::schema::successor;
+
+/// projectId → (latest sessionId, session count, floor of every session's updatedAt).
+pub(super) const PROJECTS: TableDefinition<&str, (&str, u64, i64)> =
+    TableDefinition::new("projects");
+
+/// One project's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Summary {
+    /// The session with the highest (updatedAt, sessionId); empty when no record of the project decodes.
+    pub latest: String,
+    /// Sessions in the project index, damaged records included.
+    pub sessions: u64,
+    /// At or below every decodable record's updatedAt (`i64::MIN` when none decodes).
+    pub floor: i64,
+}
+
+impl Summary {
+    /// Whether retention with these rules can let none of the project's sessions go: no more of them than
+    /// it keeps, and the oldest not past `max_age_ms` (a session with `updatedAt <= 0` never ages out, but
+    /// a floor at or below 0 proves nothing about the others).
+    pub(super) fn nothing_to_retain(&self, keep: u32, max_age_ms: i64, now: i64) -> bool {
+        self.sessions <= u64::from(keep)
+            && self.floor > 0
+            && now.saturating_sub(self.floor) <= max_age_ms
+    }
+}
+
+pub(super) type ProjectsTable<'t> = Table<'t, &'static str, (&'static str, u64, i64)>;
+
+pub(super) fn get(
+    table: &impl ReadableTable<&'static str, (&'static str, u64, i64)>,
+    project_id: &str,
+) -> Result<Option<Summary>, redb::StorageError> {
+    Ok(table.get(project_id)?.map(|row| {
+        let (latest, sessions, floor) = row.value();
+        Summary {
+            latest: latest.to_owned(),
+            sessions,
+            floor,
+        }
+    }))
+}
+
+pub(super) fn put(
+    table: &mut ProjectsTable<'_>,
+    project_id: &str,
+    s: &Summary,
+) -> Result<(), redb::StorageError> {
+    table
+        .insert(project_id, (s.latest.as_str(), s.sessions, s.floor))
+        .map(drop)
+}
+
+/// The project's summary computed from its index keys and records; `None` when it has no session. A
+/// record that does not decode is counted but neither the latest nor under the floor.
+pub(super) fn summarize(
+    keys: &impl ReadableTable<(&'static str, &'static str), ()>,
+    sessions: &impl ReadableTable<&'static str, &'static [u8]>,
+    project_id: &str,
+) -> Result<Option<Summary>, redb::StorageError> {
+    let end = successor(project_id);
+    let mut summary = Summary {
+        latest: String::new(),
+        sessions: 0,
+        floor: i64::MIN,
+    };
+    let mut latest_at = i64::MIN;
+    let mut floor: Option<i64> = None;
+    for row in keys.range((project_id, "")..(end.as_str(), ""))? {
+        let (key, _) = row?;
+        let id = key.value().1;
+        summary.sessions += 1;
+        let Some(value) = sessions.get(id)? else {
+            continue;
+        };
+        let Ok(place) = record_place(id, value.value()) else {
+            continue;
+        };
+        floor = Some(floor.map_or(place.updated_at, |f| f.min(place.updated_at)));
+        if (place.updated_at, id) > (latest_at, summary.latest.as_str()) {
+            latest_at = place.updated_at;
+            id.clone_into(&mut summary.latest);
+        }
+    }
+    summary.floor = floor.unwrap_or(i64::MIN);
+    Ok((summary.sessions > 0).then_some(summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(sessions: u64, floor: i64) -> Summary {
+        Summary {
+            latest: "s".into(),
+            sessions,
+            floor,
+        }
+    }
+
+    #[test]
+    fn retention_passes_a_project_by_only_when_nothing_can_go() {
+        let day = 86_400_000;
+        let now = 100 * day;
+        assert!(summary(3, now - day).nothing_to_retain(3, 2 * day, now));
+        // One more session than it keeps.
+        assert!(!summary(4, now - day).nothing_to_retain(3, 2 * day, now));
+        // The oldest may be past the age limit.
+        assert!(!summary(2, now - 3 * day).nothing_to_retain(3, 2 * day, now));
+        // A floor at or below 0 (a session without timestamp) says nothing about the others.
+        assert!(!summary(2, 0).nothing_to_retain(3, i64::MAX, now));
+        assert!(!summary(2, i64::MIN).nothing_to_retain(3, i64::MAX, now));
+    }
+}
