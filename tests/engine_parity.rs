@@ -206,6 +206,46 @@ async fn parity_02_a_start_is_announced_live_with_its_prompt() {
     );
 }
 
+/// A message batch is framed as SSE only for a subscriber that sends frames (an HTTP stream): an
+/// in-process reader gets the same events with no frame made for it.
+#[actix_rt::test]
+async fn a_message_batch_is_framed_only_for_subscribers_that_send_frames() {
+    use agent_store::messages::commands::LiveEvent;
+    let t = start(|_| {}).await;
+    let mut in_process = t.engine.subscribe(Some("frames".into())).await.unwrap();
+    let (mut stream, _) = t
+        .engine
+        .subscribe_after(Some("frames".into()), None)
+        .await
+        .unwrap();
+    let sid = t.start_session("frames", "hello frames").await;
+    for (sub, framed) in [(&mut in_process, false), (&mut stream, true)] {
+        let live = loop {
+            let live = tokio::time::timeout(SOON, sub.next())
+                .await
+                .expect("events in time")
+                .expect("open");
+            if matches!(live.event, LiveEvent::Messages { .. }) {
+                break live;
+            }
+            // Every other event is framed for the journal either way.
+            assert!(live.frame.is_some(), "{:?}", live.event);
+        };
+        match &live.frame {
+            Some(frame) => {
+                let text = String::from_utf8(frame.to_vec()).unwrap();
+                assert!(framed, "framed for an in-process reader: {text}");
+                assert!(
+                    text.starts_with(&format!("event: session.messages\nid: {sid}:1\n")),
+                    "{text}"
+                );
+                assert!(text.contains("\"content\":\"hello frames\""), "{text}");
+            }
+            None => assert!(!framed, "an SSE stream got a batch without its frame"),
+        }
+    }
+}
+
 #[actix_rt::test]
 async fn parity_02_provider_start_failure_leaves_session_in_error() {
     let t = start(|_| {}).await;

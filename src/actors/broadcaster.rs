@@ -1,8 +1,10 @@
 //! Live events to subscribers (the SSE streams). Each event is framed once, here, and every subscriber gets
 //! the same shared bytes (`Bytes` is reference-counted): 200 idle subscribers of a 12 MB batch hold one
-//! copy of it, not 200. Each subscriber has its own buffer, bounded both in events
-//! (`limits.subscriber_buffer`) and in the bytes of the frames waiting in it
-//! (`limits.subscriber_buffer_bytes`): publishing never waits, so a slow subscriber cannot block a session
+//! copy of it, not 200. A message batch is framed only when a subscriber that sends frames (an SSE
+//! stream) takes it: in-process subscribers read the events themselves, and framing every message's
+//! content as JSON for nobody was the largest single cost of ingest. Each subscriber has its own buffer,
+//! bounded both in events (`limits.subscriber_buffer`) and in the bytes waiting in it
+//! (`limits.subscriber_buffer_bytes`; an unframed batch counts its messages' text): publishing never waits, so a slow subscriber cannot block a session
 //! actor nor grow memory without bound. When a subscriber's buffer is full its events are dropped and
 //! counted, and the next event it can take is
 //! preceded by `LiveEvent::Lagged`, naming the sessions whose messages it missed and the last seqId it was
@@ -51,12 +53,11 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The next live event with its frame.
+    /// The next live event, with its frame if this subscription asked for frames (`Subscribe::framed`;
+    /// every event but a message batch has one either way).
     pub async fn next(&mut self) -> Option<Live> {
         let live = self.rx.recv().await?;
-        if let Some(frame) = &live.frame {
-            self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
-        }
+        self.queued.fetch_sub(weight(&live), Ordering::Relaxed);
         Some(live)
     }
 
@@ -68,6 +69,8 @@ impl Subscription {
 
 struct Subscriber {
     project: Option<String>,
+    /// Sends SSE frames: message batches are framed for it.
+    framed: bool,
     tx: mpsc::Sender<Live>,
     /// Bytes of the frames waiting in its buffer.
     queued: Arc<AtomicUsize>,
@@ -198,6 +201,9 @@ impl Handler<ReplayAfter> for Broadcaster {
 pub struct Subscribe {
     pub project: Option<String>,
     pub after: Option<LastEventId>,
+    /// Whether the subscriber sends each event's SSE frame (an HTTP stream) or reads the events in
+    /// process; message batches are framed only for the first kind.
+    pub framed: bool,
 }
 
 /// Stores every journal entry so far; answers whether the journal of this run is complete (a shutdown then
@@ -235,6 +241,7 @@ impl Handler<Subscribe> for Broadcaster {
         let queued = Arc::new(AtomicUsize::new(0));
         self.subscribers.push(Subscriber {
             project: msg.project,
+            framed: msg.framed,
             tx,
             queued: queued.clone(),
             missed: 0,
@@ -292,8 +299,8 @@ impl Handler<Publish> for Broadcaster {
         if self.unsaved.len() >= SAVE_AT {
             self.save_journal();
         }
-        // Framed on first use, once for every subscriber.
-        let mut live: Option<Live> = None;
+        // Framed on first use, once for every subscriber that sends frames; the others share it unframed.
+        let (mut with_frame, mut without): (Option<Live>, Option<Live>) = (None, None);
         let budget = self.buffer_bytes;
         self.subscribers.retain_mut(|sub| {
             if sub.tx.is_closed() {
@@ -304,11 +311,19 @@ impl Handler<Publish> for Broadcaster {
                     return true;
                 }
             }
-            let live = live.get_or_insert_with(|| Live {
-                frame: framed.clone().or_else(|| sse::of(&event)),
-                event: event.clone(),
-                id,
-            });
+            let live = if sub.framed {
+                with_frame.get_or_insert_with(|| Live {
+                    frame: framed.clone().or_else(|| sse::of(&event)),
+                    event: event.clone(),
+                    id,
+                })
+            } else {
+                without.get_or_insert_with(|| Live {
+                    frame: framed.clone(),
+                    event: event.clone(),
+                    id,
+                })
+            };
             if !deliver(sub, live, budget) {
                 self.metrics.sse_lagged.inc();
             }
@@ -355,11 +370,24 @@ fn fits(sub: &Subscriber, len: usize, budget: usize) -> bool {
     queued == 0 || queued + len <= budget
 }
 
+/// What an event counts against a subscriber's byte budget: its frame, or for a message batch sent
+/// unframed the text of its messages (what its frame would mostly be); a lag notice counts nothing.
+fn weight(live: &Live) -> usize {
+    match (&live.frame, &live.event) {
+        (Some(frame), _) => frame.len(),
+        (None, LiveEvent::Messages { messages, .. }) => messages
+            .iter()
+            .map(|m| m.content.len() + m.tool_input.as_ref().map_or(0, String::len) + 64)
+            .sum(),
+        (None, _) => 0,
+    }
+}
+
 /// Sends one event to one subscriber, first telling it what it missed if it had lagged. Answers whether
 /// the event was delivered (false: dropped and counted for the next lag notice).
 fn deliver(sub: &mut Subscriber, live: &Live, budget: usize) -> bool {
     let event = &live.event;
-    let len = live.frame.as_ref().map_or(0, Bytes::len);
+    let len = weight(live);
     if sub.missed > 0 {
         // The lag notice needs a free slot and the event another one; otherwise keep counting.
         if sub.tx.capacity() >= 2 && fits(sub, len, budget) {

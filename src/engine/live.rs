@@ -9,12 +9,13 @@ use crate::error::CommandError;
 use crate::messages::validate;
 
 impl Engine {
-    /// Live events, all or one project's, through a bounded buffer.
+    /// Live events, all or one project's, through a bounded buffer, for a reader in this process: message
+    /// batches come without an SSE frame (`Live::frame` is `None` for them), so none is made for it.
     pub async fn subscribe(
         &self,
         project_id: Option<String>,
     ) -> Result<Subscription, CommandError> {
-        Ok(self.subscribe_after(project_id, None).await?.0)
+        Ok(self.subscription(project_id, None, false).await?.0)
     }
 
     /// What a lagging subscriber missed since `after`, and the last id published (src/actors/journal.rs).
@@ -34,11 +35,21 @@ impl Engine {
             .await?)
     }
 
-    /// `subscribe`, with what a client whose last event was `after` missed (src/actors/journal.rs).
+    /// Live events for an SSE stream, every one with its frame, and what a client whose last event was
+    /// `after` missed (src/actors/journal.rs).
     pub async fn subscribe_after(
         &self,
         project_id: Option<String>,
         after: Option<LastEventId>,
+    ) -> Result<(Subscription, Option<Replay>), CommandError> {
+        self.subscription(project_id, after, true).await
+    }
+
+    async fn subscription(
+        &self,
+        project_id: Option<String>,
+        after: Option<LastEventId>,
+        framed: bool,
     ) -> Result<(Subscription, Option<Replay>), CommandError> {
         if let Some(p) = &project_id {
             validate::project_id(p)?;
@@ -50,6 +61,7 @@ impl Engine {
             .send(Subscribe {
                 project: project_id,
                 after,
+                framed,
             })
             .await?)
     }
