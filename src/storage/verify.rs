@@ -266,6 +266,10 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// What a project's summary must say: its sessions, the latest decodable (updatedAt, id), the lowest
+/// decodable updatedAt.
+type Expected<'a> = (u64, Option<(i64, &'a str)>, Option<i64>);
+
 /// Each project's summary against its index entries and records: the count of sessions, the latest of
 /// the records that decode, and a floor at or below every `updatedAt`; and no summary of a project
 /// without sessions. A latest whose record is damaged or missing is reported once, as that record.
@@ -275,8 +279,7 @@ fn summaries(
     records: &HashMap<String, Option<SessionRecord>>,
     entries: &[(String, Option<i64>, String)],
 ) -> Result<(), redb::Error> {
-    // project → (sessions, latest (updatedAt, id), lowest updatedAt)
-    let mut expected: BTreeMap<&str, (u64, Option<(i64, &str)>, Option<i64>)> = BTreeMap::new();
+    let mut expected: BTreeMap<&str, Expected> = BTreeMap::new();
     let indexed: HashSet<(&str, &str)> = entries
         .iter()
         .map(|(project, _, id)| (project.as_str(), id.as_str()))
@@ -299,7 +302,7 @@ fn summaries(
     };
     for (project, (sessions, latest, floor)) in &expected {
         let Some(s) = projects::get(&table, project)? else {
-            damage(*project, "has sessions but no summary".into());
+            damage(project, "has sessions but no summary".into());
             continue;
         };
         let latest = latest.map_or("", |(_, id)| id);
@@ -307,19 +310,19 @@ fn summaries(
             && !matches!(records.get(&s.latest), Some(Some(_)));
         if s.sessions != *sessions {
             damage(
-                *project,
+                project,
                 format!("counts {} sessions, the index {sessions}", s.sessions),
             );
         }
         if s.latest != latest && !damaged_latest {
             damage(
-                *project,
+                project,
                 format!("names {:?} the latest, the records {latest:?}", s.latest),
             );
         }
         if floor.is_some_and(|f| s.floor > f) {
             damage(
-                *project,
+                project,
                 format!("floor {} is above a session's updatedAt", s.floor),
             );
         }
