@@ -5,7 +5,7 @@ mod engine_support;
 
 use agent_store::messages::commands::{Page, SettingsPatch};
 use agent_store::messages::wire::AgentStatus;
-use agent_store::providers::recording::Call;
+use agent_store::testkit::recording::Call;
 use engine_support::*;
 
 #[actix_rt::test]
@@ -208,7 +208,7 @@ impl MessagesOf {
 async fn a_start_of_an_outside_agent_does_not_wait_for_its_record_to_commit() {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let config = test_config(&dir);
-    let recording = agent_store::providers::recording::Recording::new();
+    let recording = agent_store::testkit::recording::Recording::new();
     let mut providers = agent_store::providers::Providers::new();
     providers.insert("claude", std::sync::Arc::new(recording.clone()));
     providers.insert(
