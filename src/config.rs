@@ -239,7 +239,7 @@ impl Default for ServerConfig {
             workers: 0,
             sse_keep_alive: Duration::from_secs(15),
             sse_replay_window: Duration::from_secs(600),
-            sse_replay_bytes: ByteSize::mib(32),
+            sse_replay_bytes: ByteSize::mib(8),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             body_timeout: Duration::from_secs(30),
@@ -542,7 +542,12 @@ mod tests {
         assert_eq!(c.server.bind, "127.0.0.1:7878");
         assert_eq!(c.server.max_body, ByteSize::mib(16));
         assert_eq!(c.storage.cache_size, Config::default().storage.cache_size);
-        assert_eq!(c.storage.cache_size, ByteSize::mib(64));
+        assert_eq!(c.storage.cache_size, ByteSize::mib(16));
+        assert_eq!(
+            c.server.sse_replay_bytes,
+            Config::default().server.sse_replay_bytes
+        );
+        assert_eq!(c.server.sse_replay_bytes, ByteSize::mib(8));
         assert_eq!(c.timers.stall_after, Duration::from_secs(900));
         assert_eq!(c.timers.persist_debounce, Duration::from_secs(2));
         assert_eq!(c.timers.cleanup_grace, Duration::from_secs(60));

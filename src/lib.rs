@@ -13,6 +13,7 @@ pub mod messages;
 pub mod providers;
 pub mod storage;
 pub mod telemetry;
+pub mod testkit;
 
 pub use config::Config;
 pub use engine::Engine;

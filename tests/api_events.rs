@@ -70,7 +70,10 @@ async fn session_messages_ids_name_the_session_and_last_seq() {
     let last = app.session(&sid).await["lastSeqId"].as_u64().unwrap();
     // messages_until checks every frame's id against its last seqId.
     let seen = events.messages_until(&sid, last).await;
-    assert_eq!(seen, [last]);
+    // The ingested message, last. The start's prompt may come before it: a start answers before its
+    // session has published the prompt, which can then land after this subscription.
+    assert_eq!(seen.last(), Some(&last), "{seen:?}");
+    assert!(seen.len() <= 2, "{seen:?}");
     app.stop().await;
 }
 

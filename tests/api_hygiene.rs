@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use agent_store::api::endpoints;
-use agent_store::providers::recording::Call;
+use agent_store::testkit::recording::Call;
 use common::{assert_error, cost_event, send, status_event, TestApp, PATIENCE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use agent_store::providers::recording::Call;
+use agent_store::testkit::recording::Call;
 use common::{assert_error, send, seq_ids, status_event, text_event, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;

@@ -2,23 +2,32 @@
 //! api → engine → actors → messages, storage, providers. An actor never reaches the engine or the API
 //! (children reach their parents through handles given to them); the protocol and the providers know no
 //! actor; the API reaches the actors only through the engine. Read from the sources: every `crate::` path
-//! outside comments, grouped imports (`use crate::{a, b::c}`) included.
+//! outside comments, grouped imports (`use crate::{a, b::c}`) included. And the providers take no lock:
+//! each runner's and each sidecar's state belongs to one task, reached by messages.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Each folder (or file) of src/, and the top-level modules it must not name.
+/// Each folder (or file) of src/, and the top-level modules it must not name (the service's code never
+/// names the test doubles of src/testkit).
 const FORBIDDEN: &[(&str, &[&str])] = &[
-    ("actors", &["engine", "api", "cluster", "cli", "loadtest"]),
+    (
+        "actors",
+        &["engine", "api", "cluster", "cli", "loadtest", "testkit"],
+    ),
     // The actor protocol (messages/{session,project}.rs) names the providers' handles a session holds
     // (a runner, a start's spec): providers sit beside messages, below the actors.
     (
         "messages",
-        &["actors", "engine", "api", "cluster", "cli", "loadtest"],
+        &[
+            "actors", "engine", "api", "cluster", "cli", "loadtest", "testkit",
+        ],
     ),
     (
         "providers",
-        &["actors", "engine", "api", "cluster", "cli", "loadtest"],
+        &[
+            "actors", "engine", "api", "cluster", "cli", "loadtest", "testkit",
+        ],
     ),
     (
         "storage",
@@ -30,11 +39,19 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "cli",
             "loadtest",
             "providers",
+            "testkit",
         ],
     ),
-    ("engine", &["api", "cluster", "cli", "loadtest"]),
-    ("api", &["actors"]),
-    ("cluster", &["actors"]),
+    ("engine", &["api", "cluster", "cli", "loadtest", "testkit"]),
+    // Test doubles stand in for a provider: they see what a provider sees.
+    (
+        "testkit",
+        &[
+            "actors", "engine", "api", "cluster", "cli", "loadtest", "storage",
+        ],
+    ),
+    ("api", &["actors", "testkit"]),
+    ("cluster", &["actors", "testkit"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -167,5 +184,63 @@ fn the_scanner_sees_plain_grouped_and_macro_paths() {
     assert_eq!(
         names,
         [("engine", 1), ("api", 2), ("actors", 2), ("loadtest", 6)]
+    );
+}
+
+/// The names of locks: a provider's state belongs to one task (a runner, a sidecar's table) and is
+/// reached by messages, so none of these may appear in src/providers.
+const LOCKS: &[&str] = &[
+    "Mutex",
+    "MutexGuard",
+    "RwLock",
+    "RwLockReadGuard",
+    "RwLockWriteGuard",
+    "ReentrantMutex",
+    "Condvar",
+    "parking_lot",
+];
+
+/// Every lock named outside comments, with its line.
+fn locks_in(source: &str) -> Vec<(String, usize)> {
+    let mut found = Vec::new();
+    for (n, line) in source.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let words = code.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+        for word in words.filter(|w| LOCKS.contains(w)) {
+            found.push((word.to_owned(), n + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn providers_take_no_locks() {
+    let mut broken = Vec::new();
+    for file in module_files("providers") {
+        let source = std::fs::read_to_string(&file).unwrap();
+        for (lock, line) in locks_in(&source) {
+            broken.push(format!("{}:{line}: {lock}", file.display()));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "a lock in src/providers (own the state in a task and send it messages, like providers/turns.rs):\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn the_lock_scanner_sees_std_tokio_and_grouped_locks_but_not_comments() {
+    let source = "use std::sync::{Arc, Mutex};\nlet t: tokio::sync::RwLock<u8>;\n// a Mutex in a comment\nlet m = parking_lot::Mutex::new(1); // Condvar\nlet mutexes = 1;\n";
+    let found = locks_in(source);
+    let found: Vec<(&str, usize)> = found.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    assert_eq!(
+        found,
+        [
+            ("Mutex", 1),
+            ("RwLock", 2),
+            ("parking_lot", 4),
+            ("Mutex", 4)
+        ]
     );
 }

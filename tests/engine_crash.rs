@@ -36,7 +36,7 @@ async fn crash_child() {
     let t = start_with(
         config,
         dir,
-        agent_store::providers::recording::Recording::new(),
+        agent_store::testkit::recording::Recording::new(),
     )
     .await;
     let sid = t.start_session("crash", "stream").await;
@@ -126,7 +126,7 @@ fn crash_once(round: usize) {
     system.block_on(async move {
         let mut config = test_config(&dir);
         config.storage.data_dir = dir.path().to_owned();
-        let t = start_with(config, std::sync::Arc::new(dir), agent_store::providers::recording::Recording::new()).await;
+        let t = start_with(config, std::sync::Arc::new(dir), agent_store::testkit::recording::Recording::new()).await;
         let s = t.engine.session(&session, Page::default()).await.expect("the session is stored");
         assert_eq!(s.status, AgentStatus::Error);
         assert_eq!(s.error.as_deref(), Some("Interrupted: service restarted"));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use agent_store::messages::commands::{Page, SettingsPatch, StartOptions};
 use agent_store::messages::wire::{AgentStatus, MsgRole, Variant};
-use agent_store::providers::recording::Call;
+use agent_store::testkit::recording::Call;
 use agent_store::CommandError;
 use engine_support::*;
 use serde_json::json;

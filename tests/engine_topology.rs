@@ -5,7 +5,7 @@ mod engine_support;
 
 use agent_store::messages::commands::{Page, SettingsPatch};
 use agent_store::messages::wire::AgentStatus;
-use agent_store::providers::recording::Call;
+use agent_store::testkit::recording::Call;
 use engine_support::*;
 
 #[actix_rt::test]
@@ -208,7 +208,7 @@ impl MessagesOf {
 async fn a_start_of_an_outside_agent_does_not_wait_for_its_record_to_commit() {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let config = test_config(&dir);
-    let recording = agent_store::providers::recording::Recording::new();
+    let recording = agent_store::testkit::recording::Recording::new();
     let mut providers = agent_store::providers::Providers::new();
     providers.insert("claude", std::sync::Arc::new(recording.clone()));
     providers.insert(
@@ -248,4 +248,58 @@ async fn a_start_of_an_outside_agent_does_not_wait_for_its_record_to_commit() {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].session_id, outside);
     engine.shutdown().await;
+}
+
+/// A start costs the persister one job: what it was started with (for a resume) and its first seqId
+/// reservation ride with the session's first record write until one commits. They used to be jobs of their
+/// own, and the start's was given up when the persister's queue was full (4,096 jobs; three a start), so
+/// a session started in a burst against a slow disk could never be resumed.
+#[actix_rt::test]
+async fn a_start_made_while_the_persisters_queue_is_full_keeps_what_it_was_started_with() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let config = test_config(&dir);
+    let path = config.database_path();
+    let mut providers = agent_store::providers::Providers::new();
+    providers.insert(
+        "synthetic",
+        std::sync::Arc::new(agent_store::providers::synthetic::Synthetic),
+    );
+    let engine = agent_store::Engine::start(config, providers).await.unwrap();
+    let hold = engine.hold_persister().await.unwrap();
+
+    // More starts than the held queue takes at three jobs a start (synthetic starts answer while it is held).
+    let mut ids = Vec::new();
+    for chunk in 0..30 {
+        let starts = (0..50).map(|i| {
+            let engine = engine.clone();
+            async move {
+                engine
+                    .start_agent(
+                        &format!("burst-{chunk}-{i}"),
+                        request("synthetic", "go", Default::default()),
+                    )
+                    .await
+                    .unwrap()
+                    .session_id
+            }
+        });
+        ids.extend(futures_util::future::join_all(starts).await);
+    }
+    drop(hold);
+    engine.flush().await.unwrap();
+    engine.shutdown().await;
+
+    let store = agent_store::storage::Store::open(&path).unwrap();
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| store.session_start(id).unwrap().is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} sessions have no stored start, e.g. {:?}",
+        missing.len(),
+        ids.len(),
+        missing.first()
+    );
+    assert!(ids.iter().all(|id| store.session(id).unwrap().is_some()));
 }

@@ -239,7 +239,7 @@ fn run_engine_case(steps: Vec<Vec<Op>>, ahead: Vec<i64>) {
         let mut config = engine_support::test_config(&dir);
         config.timers.persist_debounce = Duration::from_millis(5);
         seed_future_sessions(&config, &ahead);
-        let provider = agent_store::providers::recording::Recording::new();
+        let provider = agent_store::testkit::recording::Recording::new();
         let t = engine_support::start_with(config, dir, provider).await;
         for (i, ops) in steps.into_iter().enumerate() {
             let before = running(&t).await;

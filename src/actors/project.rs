@@ -120,8 +120,9 @@ pub struct ProjectActor {
     idle_told: bool,
     /// Idle, waiting `IDLE_LINGER` before telling the supervisor.
     linger: Option<SpawnHandle>,
-    /// The last stored session, to restore once started (a project revived for a read).
-    revive: Option<SessionRecord>,
+    /// The last stored session, to restore once started (a project revived for a read). Boxed: few
+    /// projects have one, and every live project carries the field.
+    revive: Option<Box<SessionRecord>>,
     last_id_ms: i64,
     health: HealthTracker,
     /// This actor's own mailbox, handed to its sessions.
@@ -156,7 +157,7 @@ impl ProjectActor {
             in_flight: 0,
             idle_told: false,
             linger: None,
-            revive,
+            revive: revive.map(Box::new),
             last_id_ms: 0,
             health: HealthTracker::new(stall_after),
             me: None,
@@ -367,7 +368,7 @@ impl Actor for ProjectActor {
             self.metrics().clone(),
             ActorKind::Project,
         ));
-        if let Some(record) = self.revive.take() {
+        if let Some(record) = self.revive.take().map(|r| *r) {
             // Revived for a read: its last session comes back before any message is handled.
             self.in_flight += 1;
             ctx.wait(

@@ -95,23 +95,21 @@ fn stored_start(store: &Store, record: &SessionRecord) -> Result<Option<StartSpe
         .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
-/// Keeps what a session was started with, for resuming it; queued before the session's first flush, so
-/// it is committed by the time the session is.
-pub fn keep_start(persister: &super::persister::PersisterHandle, spec: &StartSpec) {
+/// What a session was started with, stored for resuming it: written with the session's first record
+/// (src/actors/session.rs, `Riders`), so a stored session always has its start.
+pub fn start_op(spec: &StartSpec) -> Option<WriteOp> {
     let kept = StartSpec {
         prompt: String::new(),
         ..spec.clone()
     };
     match serde_json::to_vec(&kept) {
-        Ok(start) => {
-            let op = WriteOp::PutStart {
-                session_id: spec.session_id.clone(),
-                start,
-            };
-            if persister.try_write(vec![op]).is_err() {
-                tracing::warn!(session_id = %spec.session_id, "start not stored: this session cannot be resumed after a restart");
-            }
+        Ok(start) => Some(WriteOp::PutStart {
+            session_id: spec.session_id.clone(),
+            start,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot encode a session's start: it cannot be resumed after a restart");
+            None
         }
-        Err(e) => tracing::warn!(error = %e, "cannot encode a session's start"),
     }
 }

@@ -152,6 +152,7 @@ impl Router {
             persisted: true,
             stall_after: self.links.config.timers.stall_after,
             detached: true,
+            start: None,
             record,
         };
         let session_id = init.record.session_id.clone();

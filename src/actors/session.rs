@@ -37,7 +37,7 @@ use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
     Variant,
 };
-use crate::storage::{SessionRecord, StorageError};
+use crate::storage::{SessionRecord, StorageError, WriteOp};
 
 pub use self::link::{Attach, ProjectLink, Report};
 
@@ -75,6 +75,18 @@ pub struct SessionInit {
     pub stall_after: Duration,
     /// Not its project's current session (brought back for late events): it stops once they are stored.
     pub detached: bool,
+    /// A new session's start as stored for resuming it (src/storage/starts.rs): written with its record.
+    pub start: Option<WriteOp>,
+}
+
+/// A new session's writes that ride with its record until a write of it is committed: what it was started
+/// with and its first seqId reservation. A start then costs the persister one job, and neither write can
+/// be dropped by a full queue, as a job of its own could.
+#[derive(Default)]
+struct Riders {
+    ops: Vec<WriteOp>,
+    /// The ceiling the reservation among `ops` commits.
+    ceiling: Option<u64>,
 }
 
 pub struct SessionActor {
@@ -96,6 +108,7 @@ pub struct SessionActor {
     window_share: Option<WindowShare>,
     /// Its agent's runner (agent.rs): a child of this session.
     runner: Option<Box<dyn crate::providers::Runner>>,
+    riders: Riders,
 }
 
 impl SessionActor {
@@ -106,6 +119,7 @@ impl SessionActor {
             persisted,
             stall_after,
             detached,
+            start,
         } = init;
         let (limits, timers) = (&links.config.limits, &links.config.timers);
         let rules = Rules {
@@ -130,6 +144,10 @@ impl SessionActor {
             links,
             window_share: None,
             runner: None,
+            riders: Riders {
+                ops: start.into_iter().collect(),
+                ceiling: None,
+            },
         }
     }
 
@@ -301,16 +319,27 @@ impl SessionActor {
             // The ledger's rows travel with the record, so they are stored together or not at all.
             FlushStep::Write(mut ops) => {
                 ops.extend(self.spend.take_ops(&self.state.record));
+                // Cloned: a failed write is retried with them.
+                ops.extend(self.riders.ops.iter().cloned());
                 ops
             }
         };
+        let riding = !self.riders.ops.is_empty();
         match self.links.persister.try_write(ops) {
             Ok(ack) => {
                 let (upto, retention) = self.state.queued();
                 ctx.spawn(
                     async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
                         .into_actor(self)
-                        .map(move |result, act, ctx| act.flush_done(upto, retention, result, ctx)),
+                        .map(move |result, act, ctx| {
+                            if riding && result.is_ok() {
+                                let riders = std::mem::take(&mut act.riders);
+                                if let Some(ceiling) = riders.ceiling {
+                                    act.state.seq.committed(ceiling);
+                                }
+                            }
+                            act.flush_done(upto, retention, result, ctx)
+                        }),
                 );
             }
             Err(TryWriteError::Full(_)) => {
@@ -441,7 +470,7 @@ impl Actor for SessionActor {
         if self.restored {
             self.read_seq_ceiling(ctx);
         } else {
-            self.prefetch_seq(ctx);
+            self.first_reservation();
         }
         self.touch(ctx);
         if !self.state.is_clean() {

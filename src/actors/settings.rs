@@ -1,6 +1,12 @@
-//! The settings the original kept in its settings table, held by the supervisor: how they are read from
-//! storage, patched and written back. Keys keep the original's snake_case names; values are stored as text
-//! (JSON for provider_settings), as the original stored them.
+//! The settings the original kept in its settings table: how they are read from storage, patched and
+//! written back, and the shared snapshot every start reads. Keys keep the original's snake_case names;
+//! values are stored as text (JSON for provider_settings), as the original stored them.
+//!
+//! The supervisor alone changes them, one update at a time, and replaces the snapshot once an update is
+//! stored, before it answers. Readers (each start, `GET /v1/settings`) take the snapshot without a round
+//! trip to the supervisor: a start costs no message to it, and a read after an answered update sees it.
+
+use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, RetentionConfig};
 use crate::messages::commands::{Settings, SettingsPatch};
@@ -48,6 +54,27 @@ pub fn load(config: &Config, stored: &[(String, String)]) -> Settings {
         }
     }
     s
+}
+
+/// The settings as last stored, shared by the supervisor (the one writer) and the engine (readers). The
+/// lock is held only to clone or swap an `Arc`.
+#[derive(Clone)]
+pub struct SharedSettings(Arc<RwLock<Arc<Settings>>>);
+
+impl SharedSettings {
+    pub fn new(settings: Settings) -> SharedSettings {
+        SharedSettings(Arc::new(RwLock::new(Arc::new(settings))))
+    }
+
+    /// The settings now.
+    pub fn get(&self) -> Arc<Settings> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces them (the supervisor, once an update is stored).
+    pub fn set(&self, settings: Settings) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+    }
 }
 
 /// The settings after `patch`, and the (key, stored text) pairs that changed. Retention is clamped like

@@ -24,12 +24,11 @@ use super::router::Router;
 use super::routes::Routes;
 use super::session::SessionLinks;
 use crate::config::Config;
-use crate::messages::commands::{Settings, SettingsPatch};
+use crate::messages::commands::SettingsPatch;
 use crate::messages::project::ForgetSession;
 use crate::messages::router::ForgetSessions;
 use crate::messages::supervisor::{
-    DebugTop, FlushAll, GetSettings, HealthReport, ListProjects, PurgeProject, PurgeSession,
-    UpdateSettings,
+    DebugTop, FlushAll, HealthReport, ListProjects, PurgeProject, PurgeSession, UpdateSettings,
 };
 use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
 use crate::providers::{EventSink, Providers};
@@ -43,7 +42,8 @@ pub struct SupervisorParts {
     pub store: Store,
     pub persister: PersisterHandle,
     pub broadcaster: Mailbox<super::broadcaster::Broadcaster>,
-    pub settings: Settings,
+    /// The settings, which this supervisor alone updates (one at a time) and the engine reads.
+    pub settings: super::settings::SharedSettings,
     pub metrics: Arc<Metrics>,
     /// Policies, spend, approvals (issue 15).
     pub control: Arc<super::control::Control>,
@@ -212,7 +212,6 @@ crate::instrument!(
     EnforceRetention,
     PurgeSession,
     PurgeProject,
-    GetSettings,
     UpdateSettings,
     ListProjects,
     HealthReport,

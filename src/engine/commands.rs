@@ -10,7 +10,7 @@ use crate::messages::commands::{IngestOutcome, Settings, SettingsPatch, StartReq
 use crate::messages::project::{
     ClearSession, PromptSession, RestoreLast, SetStallThreshold, StartSession, StopSession,
 };
-use crate::messages::supervisor::{GetSettings, PurgeProject, PurgeSession, UpdateSettings};
+use crate::messages::supervisor::{PurgeProject, PurgeSession, UpdateSettings};
 use crate::messages::validate;
 use crate::messages::wire::{ProjectHealth, SidecarEvent};
 use crate::providers::StartSpec;
@@ -85,7 +85,7 @@ impl Engine {
                 ..StartSpec::default()
             })
             .map_err(|r| CommandError::invalid(r.option, r.message))?;
-        let settings = self.inner.supervisor.send(GetSettings).await?;
+        let settings = self.inner.settings.get();
         let (mode_field, permission_mode) = match o.permission_mode {
             Some(mode) => ("options.permissionMode", Some(mode)),
             None => ("permission_mode", settings.permission_mode.clone()),
@@ -120,8 +120,10 @@ impl Engine {
                 .unwrap_or_else(|| self.inner.config.default_model(&req.provider)),
             provider: req.provider,
             prompt: req.prompt,
-            cwd: o.cwd.or(settings.default_cwd),
-            system_prompt: o.system_prompt.or(settings.system_prompt_template),
+            cwd: o.cwd.or_else(|| settings.default_cwd.clone()),
+            system_prompt: o
+                .system_prompt
+                .or_else(|| settings.system_prompt_template.clone()),
             max_turns: o.max_turns,
             permission_mode,
             claude_config_dir: o.claude_config_dir,
@@ -215,7 +217,7 @@ impl Engine {
     }
 
     pub async fn settings(&self) -> Result<Settings, CommandError> {
-        Ok(self.inner.supervisor.send(GetSettings).await?)
+        Ok(Settings::clone(&self.inner.settings.get()))
     }
 
     /// Applies a partial update, persists it and applies retention at once.

@@ -75,6 +75,8 @@ struct Inner {
     journal_epoch: u32,
     /// The stderr of sessions whose actor has stopped (`limits.stderr_kept`).
     stderr_kept: Arc<crate::actors::stderr_kept::KeptStderr>,
+    /// The settings as last stored: starts and reads take them without asking the supervisor.
+    settings: crate::actors::settings::SharedSettings,
 }
 
 impl Engine {

@@ -116,10 +116,11 @@ pub(super) async fn wire(
         spent_today,
     );
     let stderr_kept = Arc::new(KeptStderr::new(config.limits.stderr_kept));
+    let settings = settings::SharedSettings::new(settings::load(&config, &stored_settings));
     let parts = SupervisorParts {
         stderr_kept: stderr_kept.clone(),
         control: agents.clone(),
-        settings: settings::load(&config, &stored_settings),
+        settings: settings.clone(),
         config: config.clone(),
         arbiters: Arbiters::per_core(),
         providers: providers.clone(),
@@ -161,6 +162,7 @@ pub(super) async fn wire(
         shut_down: tokio::sync::Mutex::new(false),
         journal_epoch,
         stderr_kept,
+        settings,
     };
     Ok((
         inner,

@@ -40,10 +40,6 @@ pub struct PurgeProject {
     pub project_id: String,
 }
 
-#[derive(Message)]
-#[rtype(result = "Settings")]
-pub struct GetSettings;
-
 /// PUT /v1/settings: persisted first, then applied; retention changes are enforced on every project at once.
 /// Updates run one at a time, each patching the settings the previous one left: two concurrent updates of
 /// different keys both stay, in memory as in storage.

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -21,7 +21,7 @@ use super::claude_control::{may_be_control, ControlChannel};
 use super::feed::{Feeder, NO_RESULT};
 use super::lines::{Line, LineSplitter};
 use super::process::{self, exit_error, Invocation, Spawned, StderrLog};
-use super::turns::{Driver, Live, Run, RunEnd, RunProvider};
+use super::turns::{Driver, Live, Notes, Run, RunEnd, RunProvider};
 use super::{claude, codex, EventSink, ProviderError, Refusal, StartSpec};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
@@ -93,20 +93,36 @@ impl CliDriver {
     }
 }
 
-/// What a session keeps between its runs.
+/// What a session keeps between its runs (its runner owns it).
 #[derive(Default)]
 pub(crate) struct CliMemory {
     /// The agent's own session (Claude) or thread (Codex) id, to resume.
     resume: Option<String>,
     /// Its stderr lines, over all its runs.
-    stderr: Arc<Mutex<StderrLog>>,
+    stderr: StderrLog,
+}
+
+/// What a run tells its session's memory.
+pub(crate) enum CliNote {
+    /// The agent named its session (thread) id.
+    Resume(String),
+    /// Complete stderr lines, as they arrive.
+    Stderr(Vec<Vec<u8>>),
 }
 
 impl Driver for CliDriver {
     type Memory = CliMemory;
+    type Note = CliNote;
 
     fn stderr(&self, memory: &CliMemory) -> Option<(Vec<String>, Option<UnixMs>)> {
-        Some(lock(&memory.stderr).snapshot())
+        Some(memory.stderr.snapshot())
+    }
+
+    fn remember(&self, memory: &mut CliMemory, note: CliNote) {
+        match note {
+            CliNote::Resume(id) => memory.resume = Some(id),
+            CliNote::Stderr(lines) => lines.iter().for_each(|line| memory.stderr.push(line)),
+        }
     }
 
     /// `codex exec` reads no input once started, and a run that cannot reach its API retries for as long
@@ -131,16 +147,13 @@ impl Driver for CliDriver {
         }
     }
 
-    fn launch(&self, run: Run<CliMemory>) -> Result<Live, ProviderError> {
-        let (resume, stderr_log) = {
-            let memory = lock(&run.memory);
-            let resume = if run.follow_up {
-                memory.resume.clone()
-            } else {
-                None
-            };
-            (resume, memory.stderr.clone())
+    fn launch(&self, memory: &mut CliMemory, run: Run<CliNote>) -> Result<Live, ProviderError> {
+        let resume = if run.follow_up {
+            memory.resume.clone()
+        } else {
+            None
         };
+        let stderr_notes = run.notes.clone();
         let spec = &run.spec;
         let (args, env) = match self.agent {
             Agent::Claude => (claude::args(spec, resume.as_deref()), claude::env(spec)),
@@ -149,14 +162,17 @@ impl Driver for CliDriver {
                 spec.extra_env.clone(),
             ),
         };
-        let mut spawned = process::spawn(&Invocation {
+        let mut spawned = process::spawn(Invocation {
             command: self.command.clone(),
             args,
             cwd: spec.cwd.clone(),
             env,
             stdin: self.agent == Agent::Claude,
             provider: self.provider.clone(),
-            stderr_log: Some(stderr_log),
+            stderr_log: Some(Box::new(move |lines| {
+                let notes = stderr_notes.clone();
+                Box::pin(async move { notes.send(CliNote::Stderr(lines)).await })
+            })),
         })?;
         tracing::info!(
             session = %spec.session_id,
@@ -209,7 +225,7 @@ impl Driver for CliDriver {
             feeder,
             control,
             sink: run.sink,
-            memory: run.memory,
+            notes: run.notes,
             outstanding,
             close,
             silenced: silenced.clone(),
@@ -244,7 +260,8 @@ struct Reader {
     /// Claude's control protocol (tool-permission requests) on this run's stdin.
     control: Option<ControlChannel>,
     sink: EventSink,
-    memory: Arc<Mutex<CliMemory>>,
+    /// The session's memory, in its runner.
+    notes: Notes<CliNote>,
     /// Prompts given to the agent and not yet answered.
     outstanding: Arc<AtomicU32>,
     /// Asks the stdin writer to close stdin.
@@ -306,7 +323,7 @@ impl Reader {
         }
         if let Some(line) = splitter.finish() {
             let events = self.feeder.line(line, self.max_line);
-            self.note_results(&mut linger);
+            self.note_results(&mut linger).await;
             self.emit(events).await;
         }
         let status = exit.wait_for(Option::is_some).await.ok().and_then(|s| *s);
@@ -370,7 +387,7 @@ impl Reader {
                 continue;
             }
             let events = self.feeder.line(line, self.max_line);
-            self.note_results(linger);
+            self.note_results(linger).await;
             self.emit(events).await;
         }
     }
@@ -387,9 +404,9 @@ impl Reader {
     }
 
     /// Keeps the provider's session id and counts answered prompts; closes stdin after the last answer.
-    fn note_results(&mut self, linger: &mut Option<Instant>) {
+    async fn note_results(&mut self, linger: &mut Option<Instant>) {
         if let Some(id) = self.feeder.provider_session.take() {
-            lock(&self.memory).resume = Some(id);
+            self.notes.send(CliNote::Resume(id)).await;
         }
         while self.feeder.results > 0 {
             self.feeder.results -= 1;
@@ -441,10 +458,6 @@ fn outcome(
         _ if !exited_ok => Err(exit_error()),
         _ => Err(NO_RESULT.into()),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

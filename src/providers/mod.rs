@@ -12,7 +12,6 @@ pub mod metrics;
 mod ollama;
 pub mod permissions;
 mod process;
-pub mod recording;
 mod sidecar;
 pub mod synthetic;
 mod turns;

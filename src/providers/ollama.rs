@@ -5,7 +5,7 @@
 //! fails later.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::feed::{Feeder, NO_RESULT};
 use super::lines::LineSplitter;
-use super::turns::{Driver, Live, Run, RunProvider};
+use super::turns::{Driver, Live, Notes, Run, RunProvider};
 use super::{EventSink, ProviderError, Refusal, SidecarEvent, StartSpec};
 use crate::config::{Config, ProviderKind};
 use crate::messages::adapters::adapter_for;
@@ -75,6 +75,12 @@ impl OllamaDriver {
 impl Driver for OllamaDriver {
     /// The conversation so far, as `/api/chat` messages.
     type Memory = Vec<Value>;
+    /// The model's reply, once its stream is over.
+    type Note = String;
+
+    fn remember(&self, conversation: &mut Vec<Value>, reply: String) {
+        conversation.push(json!({"role": "assistant", "content": reply}));
+    }
 
     fn check(&self, requested: &StartSpec) -> Result<(), Refusal> {
         check(requested)
@@ -101,17 +107,18 @@ impl Driver for OllamaDriver {
         self.health()
     }
 
-    fn launch(&self, run: Run<Vec<Value>>) -> Result<Live, ProviderError> {
-        let body = {
-            let mut conversation = run.memory.lock().unwrap_or_else(|e| e.into_inner());
-            if conversation.is_empty() {
-                if let Some(system) = run.spec.system_prompt.as_deref().filter(|s| !s.is_empty()) {
-                    conversation.push(json!({"role": "system", "content": system}));
-                }
+    fn launch(
+        &self,
+        conversation: &mut Vec<Value>,
+        run: Run<String>,
+    ) -> Result<Live, ProviderError> {
+        if conversation.is_empty() {
+            if let Some(system) = run.spec.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+                conversation.push(json!({"role": "system", "content": system}));
             }
-            conversation.push(json!({"role": "user", "content": run.prompt}));
-            request_body(&run.spec, &conversation)
-        };
+        }
+        conversation.push(json!({"role": "user", "content": run.prompt}));
+        let body = request_body(&run.spec, conversation);
         let silenced = Arc::new(AtomicBool::new(false));
         let stream = Stream {
             client: self.client.clone(),
@@ -120,7 +127,7 @@ impl Driver for OllamaDriver {
             feeder: Feeder::new(&run.spec.session_id, adapter_for(ProviderKind::Ollama)),
             sink: run.sink,
             silenced: silenced.clone(),
-            memory: run.memory,
+            notes: run.notes,
         };
         let end = run.end;
         let task = tokio::spawn(async move {
@@ -197,7 +204,8 @@ struct Stream {
     feeder: Feeder,
     sink: EventSink,
     silenced: Arc<AtomicBool>,
-    memory: Arc<Mutex<Vec<Value>>>,
+    /// The conversation, in the session's runner: the reply is added to it.
+    notes: Notes<String>,
 }
 
 impl Stream {
@@ -242,8 +250,7 @@ impl Stream {
             self.line(line, &mut reply, &mut error_line).await;
         }
         if !reply.is_empty() {
-            let mut conversation = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-            conversation.push(json!({"role": "assistant", "content": reply}));
+            self.notes.send(reply).await;
         }
         match (self.feeder.finished.take(), failure, error_line) {
             (Some(result), _, _) => result,

@@ -3,20 +3,22 @@
 //! service's shutdown.
 //!
 //! A waiter task owns the child and reaps it as soon as it exits, whatever the reader of its output is
-//! doing; a stderr task keeps only the last few KiB for the exit error, and hands each complete line to
-//! the session's [`StderrLog`] (readable while the agent runs; never parsed as events).
+//! doing; a stderr task owns the last few KiB for the exit error (handed over when the reader asks), and
+//! hands each complete line to whoever keeps the session's [`StderrLog`] (its runner: readable while the
+//! agent runs; never parsed as events).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStdin, ChildStdout, Command};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -44,8 +46,12 @@ pub(crate) const STDERR_LOG_BYTES: usize = 16 * 1024;
 /// Longer stderr lines are cut to this many bytes.
 pub(crate) const STDERR_LINE_BYTES: usize = 1024;
 
+/// Takes a process's complete stderr lines (raw, each at most `STDERR_LINE_BYTES`) as they arrive; the
+/// session's runner keeps them in its `StderrLog`.
+pub(crate) type StderrLines = Box<dyn FnMut(Vec<Vec<u8>>) -> BoxFuture<'static, ()> + Send>;
+
 impl StderrLog {
-    fn push(&mut self, line: &[u8]) {
+    pub(crate) fn push(&mut self, line: &[u8]) {
         let mut text = String::from_utf8_lossy(line).trim_end().to_owned();
         if text.is_empty() {
             return;
@@ -87,7 +93,7 @@ pub(crate) struct Invocation {
     /// The provider's configured name, for "configure providers.NAME.command".
     pub provider: String,
     /// Where stderr's lines go as they arrive, if anywhere.
-    pub stderr_log: Option<Arc<Mutex<StderrLog>>>,
+    pub stderr_log: Option<StderrLines>,
 }
 
 /// A running agent process and the ends of its pipes.
@@ -101,7 +107,7 @@ pub(crate) struct Spawned {
 }
 
 /// Starts the process in a new process group. Must run inside a tokio runtime.
-pub(crate) fn spawn(inv: &Invocation) -> Result<Spawned, ProviderError> {
+pub(crate) fn spawn(inv: Invocation) -> Result<Spawned, ProviderError> {
     let Some((program, leading)) = inv.command.split_first() else {
         return Err(format!(
             "providers.{}.command must name a program",
@@ -147,7 +153,7 @@ pub(crate) fn spawn(inv: &Invocation) -> Result<Spawned, ProviderError> {
         .stdout
         .take()
         .ok_or_else(|| format!("{program}: no stdout pipe"))?;
-    let stderr = StderrTail::start(child.stderr.take(), inv.stderr_log.clone());
+    let stderr = StderrTail::start(child.stderr.take(), inv.stderr_log);
     let (exit_tx, exit) = watch::channel(None);
     let metrics = super::metrics::provider_metrics();
     metrics.started(&inv.provider);
@@ -235,60 +241,80 @@ impl Group {
     }
 }
 
-/// The last few KiB an agent wrote to stderr.
-#[derive(Clone)]
+/// The last few KiB an agent wrote to stderr, owned by the task reading it.
 pub(crate) struct StderrTail {
-    kept: Arc<Mutex<VecDeque<u8>>>,
-    reader: Arc<Mutex<Option<JoinHandle<()>>>>,
+    reader: Option<JoinHandle<VecDeque<u8>>>,
+    /// Asks the reader to hand over what it kept now, stderr closed or not.
+    hand_over: Option<mpsc::Sender<()>>,
 }
 
 impl StderrTail {
     fn start(
         stderr: Option<tokio::process::ChildStderr>,
-        log: Option<Arc<Mutex<StderrLog>>>,
+        mut log: Option<StderrLines>,
     ) -> StderrTail {
-        let kept = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_KEPT)));
-        let reader = stderr.map(|mut stderr| {
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let mut chunk = [0u8; 4096];
-                let mut lines = super::lines::LineSplitter::new(STDERR_LINE_BYTES);
-                let mut complete = Vec::new();
-                while let Ok(n) = stderr.read(&mut chunk).await {
-                    if n == 0 {
-                        break;
-                    }
-                    {
-                        let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
-                        kept.extend(&chunk[..n]);
-                        let excess = kept.len().saturating_sub(STDERR_KEPT);
-                        kept.drain(..excess);
-                    }
-                    if let Some(log) = &log {
-                        lines.push(&chunk[..n], &mut complete);
-                        log_lines(log, &mut complete);
+        let Some(mut stderr) = stderr else {
+            return StderrTail {
+                reader: None,
+                hand_over: None,
+            };
+        };
+        let (hand_over, mut asked) = mpsc::channel(1);
+        let reader = tokio::spawn(async move {
+            let mut kept = VecDeque::with_capacity(STDERR_KEPT);
+            let mut chunk = [0u8; 4096];
+            let mut lines = super::lines::LineSplitter::new(STDERR_LINE_BYTES);
+            let mut complete = Vec::new();
+            loop {
+                let n = tokio::select! {
+                    read = stderr.read(&mut chunk) => match read {
+                        Ok(n) if n > 0 => n,
+                        _ => break,
+                    },
+                    Some(()) = asked.recv() => return kept,
+                };
+                kept.extend(&chunk[..n]);
+                let excess = kept.len().saturating_sub(STDERR_KEPT);
+                kept.drain(..excess);
+                if let Some(log) = &mut log {
+                    lines.push(&chunk[..n], &mut complete);
+                    // The log's keeper may be slow: a hand-over does not wait for it.
+                    tokio::select! {
+                        () = log_lines(log, &mut complete) => {}
+                        Some(()) = asked.recv() => return kept,
                     }
                 }
-                if let Some(log) = &log {
-                    complete.extend(lines.finish());
-                    log_lines(log, &mut complete);
+            }
+            if let Some(log) = &mut log {
+                complete.extend(lines.finish());
+                tokio::select! {
+                    () = log_lines(log, &mut complete) => {}
+                    Some(()) = asked.recv() => {}
                 }
-            })
+            }
+            kept
         });
         StderrTail {
-            kept,
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Some(reader),
+            hand_over: Some(hand_over),
         }
     }
 
     /// The tail, trimmed, once stderr closed (or after `wait` if something keeps it open).
-    pub(crate) async fn text(&self, wait: Duration) -> String {
-        let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(reader) = reader {
-            let _ = tokio::time::timeout(wait, reader).await;
-        }
-        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes: Vec<u8> = kept.iter().copied().collect();
+    pub(crate) async fn text(self, wait: Duration) -> String {
+        let Some(mut reader) = self.reader else {
+            return String::new();
+        };
+        let kept = match tokio::time::timeout(wait, &mut reader).await {
+            Ok(kept) => kept.unwrap_or_default(),
+            Err(_) => {
+                if let Some(hand_over) = self.hand_over {
+                    let _ = hand_over.try_send(());
+                }
+                reader.await.unwrap_or_default()
+            }
+        };
+        let bytes: Vec<u8> = kept.into_iter().collect();
         let text = String::from_utf8_lossy(&bytes);
         let text = text.trim();
         let start = text
@@ -300,19 +326,21 @@ impl StderrTail {
     }
 }
 
-fn log_lines(log: &Mutex<StderrLog>, lines: &mut Vec<super::lines::Line>) {
+/// Hands complete lines to the log's keeper; an over-long one becomes a note of its length.
+async fn log_lines(log: &mut StderrLines, lines: &mut Vec<super::lines::Line>) {
     if lines.is_empty() {
         return;
     }
-    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-    for line in lines.drain(..) {
-        match line {
-            super::lines::Line::Full(bytes) => log.push(&bytes),
+    let batch = lines
+        .drain(..)
+        .map(|line| match line {
+            super::lines::Line::Full(bytes) => bytes,
             super::lines::Line::TooLong { len } => {
-                log.push(format!("(a stderr line of {len} bytes, not kept)").as_bytes())
+                format!("(a stderr line of {len} bytes, not kept)").into_bytes()
             }
-        }
-    }
+        })
+        .collect();
+    log(batch).await;
 }
 
 /// "claude exited with status 3: <stderr tail>".
@@ -351,25 +379,34 @@ mod tests {
 
     #[tokio::test]
     async fn stderr_lines_reach_the_log_bounded_in_bytes_while_the_process_runs() {
-        let log = Arc::new(Mutex::new(StderrLog::default()));
+        let (tx, mut batches) = mpsc::unbounded_channel::<Vec<Vec<u8>>>();
         let mut inv = sh("echo one >&2; printf 'two\\nthree' >&2; read x");
         inv.stdin = true;
-        inv.stderr_log = Some(log.clone());
-        let p = spawn(&inv).unwrap();
-        let seen = || log.lock().unwrap().snapshot().0;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while seen() != ["one", "two"] {
-            assert!(Instant::now() < deadline, "{:?}", seen());
-            tokio::time::sleep(POLL).await;
+        inv.stderr_log = Some(Box::new(move |lines| {
+            let _ = tx.send(lines);
+            Box::pin(async {})
+        }));
+        let p = spawn(inv).unwrap();
+        let mut log = StderrLog::default();
+        // The complete lines arrive while the process still runs (it waits for stdin).
+        while log.snapshot().0 != ["one", "two"] {
+            let batch = tokio::time::timeout(Duration::from_secs(10), batches.recv())
+                .await
+                .expect("stderr lines while the process runs")
+                .unwrap();
+            batch.iter().for_each(|line| log.push(line));
         }
         drop(p.stdin);
         p.stderr.text(Duration::from_secs(5)).await;
+        while let Some(batch) = batches.recv().await {
+            batch.iter().for_each(|line| log.push(line));
+        }
         assert_eq!(
-            seen(),
+            log.snapshot().0,
             ["one", "two", "three"],
             "the unterminated last line too"
         );
-        assert!(log.lock().unwrap().snapshot().1.is_some());
+        assert!(log.snapshot().1.is_some());
 
         let mut log = StderrLog::default();
         let line = vec![b'x'; STDERR_LINE_BYTES * 3];
@@ -386,19 +423,19 @@ mod tests {
         let mut inv = sh("");
         inv.command = vec!["no-such-agent-binary".into()];
         inv.provider = "claude".into();
-        let e = spawn(&inv).err().unwrap();
+        let e = spawn(inv).err().unwrap();
         assert_eq!(
             e,
             "no-such-agent-binary not found on PATH (configure providers.claude.command)"
         );
         let mut inv = sh("true");
         inv.cwd = Some("/definitely/not/here".into());
-        assert!(spawn(&inv).err().unwrap().starts_with("cwd: "));
+        assert!(spawn(inv).err().unwrap().starts_with("cwd: "));
     }
 
     #[tokio::test]
     async fn the_stderr_tail_and_exit_status_make_the_error() {
-        let mut p = spawn(&sh("echo starting >&2; echo 'bad token' >&2; exit 3")).unwrap();
+        let mut p = spawn(sh("echo starting >&2; echo 'bad token' >&2; exit 3")).unwrap();
         p.exit.wait_for(Option::is_some).await.unwrap();
         let status = p.exit.borrow().unwrap();
         let tail = p.stderr.text(Duration::from_secs(5)).await;
@@ -410,7 +447,7 @@ mod tests {
 
     #[tokio::test]
     async fn terminate_kills_the_whole_group_even_when_sigterm_is_ignored() {
-        let p = spawn(&sh("trap '' TERM; sleep 30 & trap '' TERM; wait")).unwrap();
+        let p = spawn(sh("trap '' TERM; sleep 30 & trap '' TERM; wait")).unwrap();
         let group = p.group;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(group.alive());

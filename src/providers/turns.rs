@@ -7,12 +7,14 @@
 //!
 //! Runs report their end to their runner's inbox, which starts the next queued prompt or sends the
 //! status. The provider keeps no table of sessions and takes no lock: a run is started (a process or a
-//! task spawned) inside its runner, the only owner of its session's state. A shutdown is a signal every
-//! runner listens to; the provider waits until each one has stopped its run.
+//! task spawned) inside its runner, the only owner of its session's state. What a run learns that the
+//! session keeps (the agent's resume id, the model's reply, stderr lines) reaches that state as a note
+//! in the same inbox, before the run's end. A shutdown is a signal every runner listens to; the provider
+//! waits until each one has stopped its run.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
@@ -31,11 +33,21 @@ const SHUTTING_DOWN: &str = "the service is shutting down";
 
 /// Runs one prompt of a session.
 pub(crate) trait Driver: Send + Sync + 'static {
-    /// What the provider keeps between runs of a session (a resume id, the conversation).
+    /// What the provider keeps between runs of a session (a resume id, the conversation), owned by the
+    /// session's runner.
     type Memory: Default + Send + 'static;
+    /// What a run tells its runner to keep in that memory while it runs (see `Notes`).
+    type Note: Send + 'static;
 
     /// Starts a run: spawns what it needs and returns at once. The run calls `run.end` when it is over.
-    fn launch(&self, run: Run<Self::Memory>) -> Result<Live, ProviderError>;
+    fn launch(
+        &self,
+        memory: &mut Self::Memory,
+        run: Run<Self::Note>,
+    ) -> Result<Live, ProviderError>;
+
+    /// Keeps what a run noted in the session's memory.
+    fn remember(&self, memory: &mut Self::Memory, note: Self::Note);
 
     /// Why a run of this driver cannot take a follow-up while it runs, if it cannot (one that takes no
     /// input and may not end soon, like a Codex run retrying forever); None queues it for the next run.
@@ -133,14 +145,39 @@ impl<D: Driver> Provider for RunProvider<D> {
 }
 
 /// One run to start.
-pub(crate) struct Run<M> {
+pub(crate) struct Run<N> {
     pub spec: Arc<StartSpec>,
     pub sink: EventSink,
     pub prompt: String,
     /// False for the session's first prompt.
     pub follow_up: bool,
-    pub memory: Arc<Mutex<M>>,
+    /// Where the run sends what the session's memory keeps.
+    pub notes: Notes<N>,
     pub end: RunEnd,
+}
+
+/// A run's way to its runner's memory: each note is a message in the runner's inbox, so it is kept
+/// before the run's end (sent after it) is handled. Weak, like the runner's own handle on its inbox: a
+/// note never keeps a runner alive.
+pub(crate) struct Notes<N> {
+    runner: mpsc::WeakSender<Ask<N>>,
+}
+
+impl<N> Clone for Notes<N> {
+    fn clone(&self) -> Notes<N> {
+        Notes {
+            runner: self.runner.clone(),
+        }
+    }
+}
+
+impl<N: Send + 'static> Notes<N> {
+    /// Waits for room in the runner's inbox; a note for a runner that has ended is dropped.
+    pub(crate) async fn send(&self, note: N) {
+        if let Some(runner) = self.runner.upgrade() {
+            let _ = runner.send(Ask::Note(note)).await;
+        }
+    }
 }
 
 /// A started run, as its runner holds it.
@@ -163,11 +200,13 @@ impl RunEnd {
 }
 
 /// What a runner is asked.
-enum Ask {
+pub(crate) enum Ask<N> {
     CanTake(oneshot::Sender<Result<(), ProviderError>>),
     Prompt(String, oneshot::Sender<Result<(), ProviderError>>),
     Stop(oneshot::Sender<()>),
     Stderr(oneshot::Sender<Option<(Vec<String>, Option<UnixMs>)>>),
+    /// Something a run learnt, for the session's memory.
+    Note(N),
     /// A run is over (sent by its `RunEnd`); runs of an earlier generation were stopped and are ignored.
     Ended {
         gen: u64,
@@ -180,14 +219,14 @@ struct RunnerTask<D: Driver> {
     shared: Arc<Shared<D>>,
     spec: Arc<StartSpec>,
     sink: EventSink,
-    memory: Arc<Mutex<D::Memory>>,
+    memory: D::Memory,
     /// The current run and its generation.
     run: Option<(u64, Live)>,
     next_gen: u64,
     pending: VecDeque<String>,
     /// Its own inbox, for the runs it starts to report their end (weak: the inbox closes once the
     /// handle is dropped and no run is left to report).
-    me: mpsc::WeakSender<Ask>,
+    me: mpsc::WeakSender<Ask<D::Note>>,
 }
 
 /// Counts a runner out when it ends, however it ends.
@@ -208,7 +247,7 @@ impl<D: Driver> RunnerTask<D> {
         sink: EventSink,
         memory: D::Memory,
         first: Option<String>,
-    ) -> Result<Handle, ProviderError> {
+    ) -> Result<Handle<D::Note>, ProviderError> {
         if *shared.closed.borrow() {
             return Err(SHUTTING_DOWN.into());
         }
@@ -218,7 +257,7 @@ impl<D: Driver> RunnerTask<D> {
             shared: shared.clone(),
             spec: Arc::new(spec),
             sink,
-            memory: Arc::new(Mutex::new(memory)),
+            memory,
             run: None,
             next_gen: 0,
             pending: VecDeque::new(),
@@ -232,7 +271,7 @@ impl<D: Driver> RunnerTask<D> {
         Ok(Handle { tx, session_id })
     }
 
-    async fn serve(mut self, mut inbox: mpsc::Receiver<Ask>) {
+    async fn serve(mut self, mut inbox: mpsc::Receiver<Ask<D::Note>>) {
         let _alive = Alive(self.shared.clone());
         let mut closed = self.shared.closed.subscribe();
         loop {
@@ -253,7 +292,7 @@ impl<D: Driver> RunnerTask<D> {
         }
     }
 
-    async fn handle(&mut self, ask: Ask) {
+    async fn handle(&mut self, ask: Ask<D::Note>) {
         match ask {
             Ask::CanTake(reply) => {
                 let _ = reply.send(self.can_take());
@@ -269,9 +308,9 @@ impl<D: Driver> RunnerTask<D> {
                 let _ = reply.send(());
             }
             Ask::Stderr(reply) => {
-                let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = reply.send(self.shared.driver.stderr(&memory));
+                let _ = reply.send(self.shared.driver.stderr(&self.memory));
             }
+            Ask::Note(note) => self.shared.driver.remember(&mut self.memory, note),
             Ask::Ended { gen, outcome } => self.ended(gen, outcome).await,
         }
     }
@@ -318,14 +357,17 @@ impl<D: Driver> RunnerTask<D> {
                 })
             }),
         };
-        let live = self.shared.driver.launch(Run {
+        let run = Run {
             spec: self.spec.clone(),
             sink: self.sink.clone(),
             prompt,
             follow_up,
-            memory: self.memory.clone(),
+            notes: Notes {
+                runner: self.me.clone(),
+            },
             end,
-        })?;
+        };
+        let live = self.shared.driver.launch(&mut self.memory, run)?;
         self.run = Some((gen, live));
         Ok(())
     }
@@ -352,16 +394,16 @@ impl<D: Driver> RunnerTask<D> {
 }
 
 /// What the session's actor holds of its runner.
-struct Handle {
-    tx: mpsc::Sender<Ask>,
+struct Handle<N> {
+    tx: mpsc::Sender<Ask<N>>,
     session_id: String,
 }
 
-impl Handle {
+impl<N: Send + 'static> Handle<N> {
     /// Asks the runner; None once it has ended (the service is shutting down).
     fn ask<T: Send + 'static>(
         &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Ask,
+        make: impl FnOnce(oneshot::Sender<T>) -> Ask<N>,
     ) -> impl Future<Output = Option<T>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let tx = self.tx.clone();
@@ -373,7 +415,7 @@ impl Handle {
     }
 }
 
-impl Runner for Handle {
+impl<N: Send + 'static> Runner for Handle<N> {
     fn accepts_prompt(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
         let asked = self.ask(Ask::CanTake);
         Box::pin(async move { asked.await.unwrap_or(Err(SHUTTING_DOWN.into())) })

@@ -2,7 +2,7 @@
 //! started in-process through `api::run`, a real HTTP client, and a small Server-Sent Events reader.
 //!
 //! Providers: `synthetic` (runs nothing; sessions are fed through the sidecar endpoint) and `recording`
-//! (`providers::recording::Recording`, to see and fail what the engine asks of a provider).
+//! (`testkit::recording::Recording`, to see and fail what the engine asks of a provider).
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use agent_store::api::{self, RunningServer};
 use agent_store::config::{Config, ProviderConfig, ProviderKind};
-use agent_store::providers::recording::Recording;
 use agent_store::providers::{self, Providers};
+use agent_store::testkit::recording::Recording;
 use bytes::Bytes;
 use bytesize::ByteSize;
 use futures_util::{Stream, StreamExt};

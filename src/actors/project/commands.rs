@@ -46,7 +46,6 @@ impl Handler<StartSession> for ProjectActor {
         let mut spec = msg.spec;
         spec.session_id = self.next_session_id();
         spec.project_id = self.project_id.clone();
-        super::super::restart::keep_start(&self.links.session.persister, &spec);
         let now = now_ms();
         let first = user_message(&spec.session_id, spec.prompt.clone(), now, true);
         let record = SessionRecord {
@@ -73,6 +72,7 @@ impl Handler<StartSession> for ProjectActor {
             persisted: false,
             stall_after: self.stall_after(),
             detached: false,
+            start: super::super::restart::start_op(&spec),
         };
         let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.
@@ -373,6 +373,7 @@ impl ProjectActor {
                         persisted: true,
                         stall_after: act.stall_after(),
                         detached: false,
+                        start: None,
                     };
                     act.metrics()
                         .actor_restarts

@@ -61,6 +61,18 @@ impl SessionActor {
         }
     }
 
+    /// A new session's first reservation rides with its first record write (`Riders`): one job, not two.
+    pub(super) fn first_reservation(&mut self) {
+        let Some(ceiling) = self.state.seq.prefetch(self.record().last_seq) else {
+            return;
+        };
+        self.riders.ops.push(WriteOp::ReserveSeq {
+            session_id: self.record().session_id.clone(),
+            ceiling,
+        });
+        self.riders.ceiling = Some(ceiling);
+    }
+
     /// A session brought back from storage learns the ceiling its previous life reserved before it takes
     /// a message. Writes queued before (its previous actor's release) are committed first.
     pub(super) fn read_seq_ceiling(&mut self, ctx: &mut Context<Self>) {

@@ -18,15 +18,15 @@ use crate::messages::project::{Deactivate, ForgetSession};
 use crate::messages::router::PurgeDone;
 use crate::messages::session::Discard;
 use crate::messages::supervisor::EnforceRetention;
-use crate::messages::supervisor::{GetSettings, PurgeProject, PurgeSession, UpdateSettings};
+use crate::messages::supervisor::{PurgeProject, PurgeSession, UpdateSettings};
 use crate::storage::WriteOp;
 
 impl Handler<EnforceRetention> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: EnforceRetention, ctx: &mut Context<Self>) {
-        let s = &self.parts.settings;
-        let (keep, max_age) = (s.session_retention_count, retention_age_ms(s));
+        let s = self.parts.settings.get();
+        let (keep, max_age) = (s.session_retention_count, retention_age_ms(&s));
         let persister = self.parts.persister.clone();
         let job = async move {
             persister
@@ -148,14 +148,6 @@ impl Supervisor {
     }
 }
 
-impl Handler<GetSettings> for Supervisor {
-    type Result = Settings;
-
-    fn handle(&mut self, _: GetSettings, _: &mut Context<Self>) -> Settings {
-        self.parts.settings.clone()
-    }
-}
-
 pub type SettingsReply = tokio::sync::oneshot::Sender<Result<Settings, CommandError>>;
 
 impl Handler<UpdateSettings> for Supervisor {
@@ -179,10 +171,10 @@ impl Supervisor {
             return;
         };
         self.settings_busy = true;
-        let (next, writes) = settings::apply(&self.parts.settings, patch);
-        let retention_changed = next.session_retention_count
-            != self.parts.settings.session_retention_count
-            || next.session_retention_days != self.parts.settings.session_retention_days;
+        let now = self.parts.settings.get();
+        let (next, writes) = settings::apply(&now, patch);
+        let retention_changed = next.session_retention_count != now.session_retention_count
+            || next.session_retention_days != now.session_retention_days;
         let persister = self.parts.persister.clone();
         let (keep, max_age) = (next.session_retention_count, retention_age_ms(&next));
         let job = async move {
@@ -202,13 +194,13 @@ impl Supervisor {
         };
         ctx.spawn(job.into_actor(self).map(move |result, act, ctx| {
             let answer = result.map(|evicted| {
-                act.parts.settings = next;
+                act.parts.settings.set(next.clone());
                 act.parts
                     .metrics
                     .retention_evictions
                     .inc_by(evicted.len() as u64);
                 act.forget_sessions(&evicted, StopReason::Retention);
-                act.parts.settings.clone()
+                next
             });
             let _ = reply.send(answer);
             act.next_settings_update(ctx);

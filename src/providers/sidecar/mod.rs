@@ -9,35 +9,34 @@
 //! A sidecar that dies takes its running sessions with it (they end in error "Sidecar crashed") and is
 //! restarted with exponential backoff; one that keeps dying is given up after `Backoff::tries` restarts,
 //! until a later start asks for it again.
+//!
+//! The sessions, the process and the restarts belong to one task, the sidecar's table (table.rs), which
+//! also reads the sidecar's stdout; the provider and each session's runner are handles that send it
+//! messages, so nothing here takes a lock. The phase (down, starting, ready, ...) is a watch channel the
+//! table sets and starts wait on.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
 
-use super::feed::{status_event, Feeder};
-use super::lines::{Line, LineSplitter};
-use super::process::{self, Group, Invocation, Spawned};
-use super::turns::{forget_idle, IDLE_KEPT};
-use super::{EventSink, Provider, ProviderError, Runner, SidecarEvent, StartSpec};
+use super::feed::Feeder;
+use super::{EventSink, Provider, ProviderError, Runner, StartSpec};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
 
 mod backoff;
 mod session;
+mod table;
 
 pub use backoff::Backoff;
 use session::Session;
+use table::{Ask, Table};
 
-/// The error of a session whose sidecar died under it.
-const SIDECAR_CRASHED: &str = "Sidecar crashed";
-/// Lines waiting for the sidecar's stdin.
-const INPUT_QUEUE: usize = 256;
+const SHUTTING_DOWN: &str = "the service is shutting down";
+/// Messages waiting in the table's inbox before their senders wait.
+const INBOX: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -55,7 +54,16 @@ pub struct SidecarProvider {
     inner: Arc<Inner>,
 }
 
+/// What the provider and its runners hold: the configuration and phase (shared with the table) and the
+/// table's inbox, opened by the first start.
 struct Inner {
+    shared: Arc<Shared>,
+    table: OnceLock<mpsc::Sender<Ask>>,
+}
+
+/// The sidecar as configured, and its phase; the table holds this, not `Inner`, so that it ends once the
+/// last handle on its inbox is gone.
+struct Shared {
     name: String,
     command: Vec<String>,
     adapter: ProviderKind,
@@ -63,14 +71,12 @@ struct Inner {
     grace: Duration,
     backoff: Backoff,
     phase: watch::Sender<Phase>,
-    state: Mutex<State>,
 }
 
-#[derive(Default)]
-struct State {
-    input: Option<mpsc::Sender<String>>,
-    group: Option<Group>,
-    sessions: HashMap<String, Session>,
+impl Shared {
+    fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
 }
 
 impl SidecarProvider {
@@ -91,14 +97,17 @@ impl SidecarProvider {
         }
         Ok(SidecarProvider {
             inner: Arc::new(Inner {
-                name: name.to_owned(),
-                command: provider.command.clone(),
-                adapter,
-                max_line: usize::try_from(config.limits.max_line.as_u64()).unwrap_or(usize::MAX),
-                grace: config.timers.stop_grace,
-                backoff,
-                phase: watch::Sender::new(Phase::Down),
-                state: Mutex::default(),
+                shared: Arc::new(Shared {
+                    name: name.to_owned(),
+                    command: provider.command.clone(),
+                    adapter,
+                    max_line: usize::try_from(config.limits.max_line.as_u64())
+                        .unwrap_or(usize::MAX),
+                    grace: config.timers.stop_grace,
+                    backoff,
+                    phase: watch::Sender::new(Phase::Down),
+                }),
+                table: OnceLock::new(),
             }),
         })
     }
@@ -133,18 +142,16 @@ impl Provider for SidecarProvider {
             let mut spec = spec;
             let prompt = std::mem::take(&mut spec.prompt);
             let id = spec.session_id.clone();
-            let feeder = Feeder::new(&id, adapter_for(inner.adapter));
+            let feeder = Feeder::new(&id, adapter_for(inner.shared.adapter));
             let session = Session::new(spec, sink, feeder);
-            let query = session.query(inner.adapter, &prompt);
-            {
-                let mut state = inner.lock();
-                state.sessions.insert(id.clone(), session);
-                let sent = inner.send(&state, query);
-                if sent.is_err() {
-                    state.sessions.remove(&id);
-                }
-                sent?;
-            }
+            let query = session.query(inner.shared.adapter, &prompt);
+            inner
+                .ask(|reply| Ask::Register {
+                    session: Box::new(session),
+                    query,
+                    reply,
+                })
+                .await??;
             Ok(Box::new(SidecarRunner { inner, id }) as Box<dyn Runner>)
         })
     }
@@ -159,22 +166,17 @@ impl Provider for SidecarProvider {
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            inner.phase.send_replace(Phase::ShutDown);
-            let group = {
-                let mut state = inner.lock();
-                state.input = None; // closing stdin lets a well-behaved sidecar exit by itself
-                state.sessions.clear();
-                state.group.take()
-            };
-            if let Some(group) = group {
-                group.terminate(inner.grace).await;
+            inner.shared.phase.send_replace(Phase::ShutDown);
+            // A sidecar never started has no table to tell.
+            if inner.table.get().is_some() {
+                let _ = inner.ask(Ask::Shutdown).await;
             }
         })
     }
 }
 
-/// One session of the sidecar, as its session's actor holds it: follow-ups and the stop are lines on
-/// the one sidecar's stdin, which serves every session.
+/// One session of the sidecar, as its session's actor holds it: follow-ups and the stop are messages to
+/// the table, which writes them as lines on the one sidecar's stdin.
 struct SidecarRunner {
     inner: Arc<Inner>,
     id: String,
@@ -185,56 +187,71 @@ impl Runner for SidecarRunner {
         let (inner, id) = (self.inner.clone(), self.id.clone());
         Box::pin(async move {
             inner.ready().await?;
-            let mut state = inner.lock();
-            let adapter = inner.adapter;
-            let Some(session) = state.sessions.get_mut(&id) else {
-                return Err(format!("session {id} is not known to this provider"));
-            };
-            let query = session.query(adapter, &prompt);
-            session.running = true;
-            session.idle_since = None;
-            session.feeder.finished = None;
-            inner.send(&state, query)
+            inner.ask(|reply| Ask::Prompt { id, prompt, reply }).await?
         })
     }
 
     fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
         let (inner, id) = (self.inner.clone(), self.id.clone());
         Box::pin(async move {
-            let confirmed = {
-                let mut state = inner.lock();
-                let Some(session) = state.sessions.get_mut(&id).filter(|s| s.running) else {
-                    return Ok(());
-                };
-                let (tx, rx) = oneshot::channel();
-                session.stopping = Some(tx);
-                let _ = inner.send(&state, json!({"type": "stop", "sessionId": id}));
-                rx
+            if inner.table.get().is_none() {
+                return Ok(()); // nothing was ever started
+            }
+            let grace = inner.shared.grace;
+            let confirmed = async {
+                let asked = inner.ask(|reply| Ask::Stop {
+                    id: id.clone(),
+                    reply,
+                });
+                match asked.await {
+                    Ok(Some(confirmed)) => {
+                        let _ = confirmed.await;
+                        true
+                    }
+                    _ => false,
+                }
             };
-            if tokio::time::timeout(inner.grace, confirmed).await.is_err() {
-                tracing::warn!(sidecar = %inner.name, session = %id, "sidecar did not confirm the stop");
+            match tokio::time::timeout(grace, confirmed).await {
+                Ok(false) => return Ok(()), // it ran nothing
+                Ok(true) => {}
+                Err(_) => tracing::warn!(
+                    sidecar = %inner.shared.name, session = %id,
+                    "sidecar did not confirm the stop"
+                ),
             }
-            // Whatever the sidecar says about this run from now on is not sent.
-            if let Some(session) = inner.lock().sessions.get_mut(&id) {
-                session.running = false;
-                session.stopping = None;
-                session.idle_since = Some(std::time::Instant::now());
-            }
+            let _ = inner.table().send(Ask::Stopped { id }).await;
             Ok(())
         })
     }
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The table's inbox; the first call starts the table.
+    fn table(&self) -> &mpsc::Sender<Ask> {
+        self.table.get_or_init(|| {
+            let (tx, inbox) = mpsc::channel(INBOX);
+            tokio::spawn(Table::new(self.shared.clone()).run(inbox));
+            tx
+        })
+    }
+
+    /// Asks the table; Err once it is gone.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Ask,
+    ) -> Result<T, ProviderError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || format!("sidecar {} is gone", self.shared.name);
+        self.table().send(make(reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
     }
 
     /// Waits until the sidecar is ready, spawning it first if it is down.
-    async fn ready(self: &Arc<Self>) -> Result<(), ProviderError> {
-        let mut phase = self.phase.subscribe();
+    async fn ready(&self) -> Result<(), ProviderError> {
+        let shared = &self.shared;
+        let mut phase = shared.phase.subscribe();
         // Only one caller may bring a down sidecar up.
-        let claimed = self.phase.send_if_modified(|p| {
+        let claimed = shared.phase.send_if_modified(|p| {
             let down = *p == Phase::Down;
             if down {
                 *p = Phase::Starting;
@@ -242,232 +259,22 @@ impl Inner {
             down
         });
         if claimed {
-            match self.spawn() {
-                Ok(spawned) => drop(tokio::spawn(self.clone().supervise(spawned))),
-                Err(e) => {
-                    self.phase.send_replace(Phase::Down);
-                    return Err(e);
-                }
-            }
+            // A failed spawn put the phase back to Down.
+            self.ask(Ask::Spawn).await??;
         }
         // A start during a restart's backoff waits for it rather than failing at once.
         let settled = phase.wait_for(|p| matches!(p, Phase::Ready | Phase::Down | Phase::ShutDown));
-        let reached = match tokio::time::timeout(self.backoff.ready_timeout, settled).await {
+        let reached = match tokio::time::timeout(shared.backoff.ready_timeout, settled).await {
             Ok(Ok(p)) => *p,
-            _ => *self.phase.borrow(),
+            _ => shared.phase(),
         };
+        let name = &shared.name;
         match reached {
             Phase::Ready => Ok(()),
-            Phase::Starting => Err(format!("sidecar {} did not become ready", self.name)),
-            Phase::Restarting => Err(format!("sidecar {} is restarting after a crash", self.name)),
-            Phase::Down => Err(format!(
-                "sidecar {} keeps crashing; not restarted",
-                self.name
-            )),
-            Phase::ShutDown => Err("the service is shutting down".into()),
-        }
-    }
-
-    fn spawn(&self) -> Result<Spawned, ProviderError> {
-        let spawned = process::spawn(&Invocation {
-            command: self.command.clone(),
-            args: Vec::new(),
-            cwd: None,
-            env: Default::default(),
-            stdin: true,
-            provider: self.name.clone(),
-            // A sidecar serves many sessions: its stderr is no one session's.
-            stderr_log: None,
-        })?;
-        tracing::info!(sidecar = %self.name, pgid = spawned.group.id(), "sidecar started");
-        Ok(spawned)
-    }
-
-    fn send(&self, state: &State, message: Value) -> Result<(), ProviderError> {
-        let input = state
-            .input
-            .as_ref()
-            .ok_or_else(|| format!("sidecar {} is not running", self.name))?;
-        input
-            .try_send(message.to_string())
-            .map_err(|_| format!("sidecar {} is not taking input", self.name))
-    }
-
-    /// Serves the sidecar until it dies, then restarts it with backoff; gives up after too many crashes.
-    async fn supervise(self: Arc<Self>, first: Spawned) {
-        let mut spawned = Some(first);
-        let mut restarts = 0;
-        loop {
-            let began = Instant::now();
-            if let Some(process) = spawned.take() {
-                self.serve(process).await;
-            }
-            if *self.phase.borrow() == Phase::ShutDown {
-                return;
-            }
-            self.crashed().await;
-            if began.elapsed() >= self.backoff.stable_after {
-                restarts = 0;
-            }
-            if restarts >= self.backoff.tries {
-                tracing::error!(sidecar = %self.name, restarts, "sidecar keeps crashing; giving up");
-                self.phase.send_replace(Phase::Down);
-                return;
-            }
-            restarts += 1;
-            crate::providers::metrics::provider_metrics()
-                .sidecar_restarts
-                .with_label_values(&[&self.name])
-                .inc();
-            self.phase.send_replace(Phase::Restarting);
-            tokio::time::sleep(self.backoff.delay(restarts)).await;
-            if *self.phase.borrow() == Phase::ShutDown {
-                return;
-            }
-            match self.spawn() {
-                Ok(process) => {
-                    spawned = Some(process);
-                    self.phase.send_replace(Phase::Starting);
-                }
-                Err(e) => {
-                    tracing::error!(sidecar = %self.name, error = %e, "cannot restart sidecar")
-                }
-            }
-        }
-    }
-
-    /// Reads the sidecar's output until it exits; the group is gone when this returns.
-    async fn serve(&self, process: Spawned) {
-        let Spawned {
-            group,
-            stdin,
-            mut stdout,
-            stderr,
-            exit,
-        } = process;
-        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-        if let Some(stdin) = stdin {
-            tokio::spawn(write_lines(stdin, rx));
-        }
-        let _ = tx.try_send(json!({"type": "ping"}).to_string());
-        {
-            let mut state = self.lock();
-            state.input = Some(tx);
-            state.group = Some(group);
-        }
-        // A shutdown that came between the spawn and now found no group to end.
-        if *self.phase.borrow() == Phase::ShutDown {
-            group.terminate(self.grace).await;
-        }
-        let mut splitter = LineSplitter::new(self.max_line);
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut lines = Vec::new();
-        while let Ok(n) = stdout.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            splitter.push(&chunk[..n], &mut lines);
-            for line in lines.drain(..) {
-                self.envelope(line).await;
-            }
-        }
-        if let Some(line) = splitter.finish() {
-            self.envelope(line).await;
-        }
-        {
-            let mut state = self.lock();
-            state.input = None;
-            state.group = None;
-        }
-        group.terminate(self.grace).await;
-        let status = (*exit.borrow()).map(|s| s.to_string()).unwrap_or_default();
-        let tail = stderr.text(Duration::from_millis(500)).await;
-        tracing::warn!(sidecar = %self.name, %status, stderr = %tail, "sidecar exited");
-    }
-
-    /// One line of the sidecar's output.
-    async fn envelope(&self, line: Line) {
-        let Line::Full(bytes) = line else {
-            tracing::warn!(sidecar = %self.name, "sidecar line over limits.max_line skipped");
-            return;
-        };
-        let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
-            tracing::debug!(sidecar = %self.name, "non-JSON sidecar line skipped");
-            return;
-        };
-        let kind = message.get("type").and_then(Value::as_str).unwrap_or("");
-        if matches!(kind, "ready" | "pong") {
-            self.phase.send_if_modified(|p| {
-                let starting = *p == Phase::Starting;
-                if starting {
-                    *p = Phase::Ready;
-                }
-                starting
-            });
-            return;
-        }
-        let Some(id) = message.get("sessionId").and_then(Value::as_str) else {
-            return;
-        };
-        let (sink, events) = {
-            let mut state = self.lock();
-            let Some(session) = state.sessions.get_mut(id).filter(|s| s.running) else {
-                return;
-            };
-            let events = match kind {
-                "agent_event" => session.event(message.get("event")),
-                "agent_stopped" | "agent_error" => match session.end(kind, &message) {
-                    Some(outcome) => vec![status_event(id, &outcome)],
-                    None => Vec::new(),
-                },
-                _ => Vec::new(),
-            };
-            let sink = session.sink.clone();
-            if !session.running {
-                forget_idle(&mut state.sessions, |s| s.idle_since, IDLE_KEPT);
-            }
-            (sink, events)
-        };
-        if !events.is_empty() {
-            let _ = sink.emit(events).await;
-        }
-    }
-
-    /// The sidecar died: its running sessions end in error.
-    async fn crashed(&self) {
-        let ended: Vec<(EventSink, SidecarEvent)> = {
-            let mut state = self.lock();
-            state
-                .sessions
-                .iter_mut()
-                .filter(|(_, s)| s.running)
-                .filter_map(|(id, s)| {
-                    s.running = false;
-                    s.idle_since = Some(std::time::Instant::now());
-                    match s.stopping.take() {
-                        Some(stop) => {
-                            let _ = stop.send(());
-                            None
-                        }
-                        None => Some((
-                            s.sink.clone(),
-                            status_event(id, &Err(SIDECAR_CRASHED.into())),
-                        )),
-                    }
-                })
-                .collect()
-        };
-        for (sink, event) in ended {
-            let _ = sink.emit(vec![event]).await;
-        }
-    }
-}
-
-async fn write_lines(mut stdin: tokio::process::ChildStdin, mut lines: mpsc::Receiver<String>) {
-    while let Some(mut line) = lines.recv().await {
-        line.push('\n');
-        if stdin.write_all(line.as_bytes()).await.is_err() {
-            break;
+            Phase::Starting => Err(format!("sidecar {name} did not become ready")),
+            Phase::Restarting => Err(format!("sidecar {name} is restarting after a crash")),
+            Phase::Down => Err(format!("sidecar {name} keeps crashing; not restarted")),
+            Phase::ShutDown => Err(SHUTTING_DOWN.into()),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
-use super::{EventSink, Provider, ProviderError, Runner, StartSpec};
+use crate::providers::{EventSink, Provider, ProviderError, Runner, StartSpec};
 
 /// One call the engine made.
 #[derive(Debug, Clone, PartialEq)]
