@@ -160,6 +160,7 @@ pub(super) async fn wire(
         shut_down: tokio::sync::Mutex::new(false),
         journal_epoch,
         stderr_kept,
+        log: Default::default(),
     };
     Ok((
         inner,
