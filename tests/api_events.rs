@@ -275,8 +275,10 @@ async fn a_lagging_subscriber_gets_the_status_and_cost_events_it_missed_too() {
     let (mut lagged, mut costs, mut ids) = (false, 0, std::collections::HashSet::new());
     let mut seqs: Vec<u64> = Vec::new();
     let mut cost_after = None;
+    let mut seen = Vec::new();
     while seqs.last() != Some(&last) {
         let (name, id, data) = events.next_event().await;
+        seen.push(format!("{name} {}", id.as_deref().unwrap_or_default()));
         if let Some(id) = id {
             assert!(ids.insert(id.clone()), "{name} {id} sent twice");
         }
@@ -292,7 +294,7 @@ async fn a_lagging_subscriber_gets_the_status_and_cost_events_it_missed_too() {
         }
     }
     assert!(lagged, "the subscriber lagged");
-    assert_eq!(costs, 1, "the missed cost event, once");
+    assert_eq!(costs, 1, "the missed cost event, once: {seen:?}");
     assert_eq!(
         cost_after,
         Some(last - 1),

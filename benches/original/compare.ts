@@ -15,6 +15,7 @@ interface Report {
   stream_s: number;
   finish_s: number;
   rss_peak_bytes: number | null;
+  cores_busy?: number | null;
   loss_check: { passed: boolean };
 }
 
@@ -41,12 +42,13 @@ const figures = (rs: Report[]) => ({
   ingest: median(rs.map((r) => r.messages_per_s)),
   persisted_s: median(rs.map((r) => r.stream_s + r.finish_s)),
   peak_mib: median(rs.map((r) => (r.rss_peak_bytes ?? NaN) / 1048576)),
+  cores: median(rs.map((r) => r.cores_busy ?? NaN)),
   runs: rs.length,
 });
 
 const k = (n: number) => `${(n / 1000).toFixed(0)}k/s`;
-console.log('| content | original | runs (agent-store, original) | ingest: agent-store, original, ratio | all persisted: agent-store, original, × sooner | peak memory: agent-store vs original |');
-console.log('|---|---|---|---|---|---|');
+console.log('| content | original | runs (agent-store, original) | ingest: agent-store, original, ratio | all persisted: agent-store, original, × sooner | peak memory: agent-store vs original | cores busy while ingesting: agent-store, original |');
+console.log('|---|---|---|---|---|---|---|');
 for (const sizes of ['small', 'realistic']) {
   const rust = groups.get(`rust ${sizes}`);
   if (!rust) continue;
@@ -59,7 +61,7 @@ for (const sizes of ['small', 'realistic']) {
       `| ${sizes} | ${variant.replace('original-', '')} | ${a.runs}, ${o.runs} | ${k(a.ingest)}, ${k(o.ingest)}, ` +
         `${(a.ingest / o.ingest).toFixed(1)}× | ${a.persisted_s.toFixed(2)} s, ${o.persisted_s.toFixed(2)} s, ` +
         `${(o.persisted_s / a.persisted_s).toFixed(1)}× | ${a.peak_mib.toFixed(0)} vs ${o.peak_mib.toFixed(0)} MiB ` +
-        `(${(a.peak_mib / o.peak_mib).toFixed(2)}) |`,
+        `(${(a.peak_mib / o.peak_mib).toFixed(2)}) | ${a.cores.toFixed(2)}, ${o.cores.toFixed(2)} |`,
     );
   }
 }

@@ -167,6 +167,8 @@ let requests = 0;
 const latency: number[] = [];
 const timeline = new Timeline();
 const streamStarted = performance.now();
+// getrusage of the whole process: the store, its SQLite worker thread and the generator.
+const cpuStarted = process.cpuUsage();
 for (const [chunk, first, end] of layout.requests()) {
   const [lo, hi] = layout.chunkRange(chunk);
   const timestamp = Date.now();
@@ -190,6 +192,8 @@ for (const [chunk, first, end] of layout.requests()) {
   await turn();
 }
 const streamS = (performance.now() - streamStarted) / 1000;
+const cpu = process.cpuUsage(cpuStarted);
+const cpuStreamS = (cpu.user + cpu.system) / 1e6;
 timeline.close(streamS, errors);
 note(`${acked} messages acknowledged in ${streamS.toFixed(2)}s`);
 
@@ -316,6 +320,9 @@ const report = {
   persist_lag_method:
     'each sampled project\'s (up to 32) chunks: from the end of their delivery to the answer of the ' +
     'session.messages.save that holds their last message',
+  cpu_stream_s: cpuStreamS,
+  cores_busy: cpuStreamS / Math.max(streamS, 1e-9),
+  cpu_source: 'user + system time of this Bun process (store, worker thread with SQLite, and the generator)',
   rss_peak_bytes: memory.peak,
   rss_source: 'VmHWM of this Bun process (store, worker thread with SQLite, and the generator)',
   rss_end_bytes: memory.end,

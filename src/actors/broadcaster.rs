@@ -25,7 +25,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::journal::{Entry, EventId, Journal, LastEventId, Replay};
-use super::metrics::{ActorKind, MailboxStats, Metered, Metrics, StopReason};
+use super::mailbox::{MailboxStats, Metered};
+use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
 use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::approvals::Approvals;
 use super::broadcaster::{Broadcaster, Publish};
-use super::metrics::{Mailbox, Metrics};
+use super::mailbox::Mailbox;
+use super::metrics::Metrics;
 use super::persister::PersisterHandle;
 use super::project::ProjectActor;
 use super::routes::Routes;

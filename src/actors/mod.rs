@@ -10,6 +10,7 @@ pub mod broadcaster;
 pub mod control;
 pub mod health;
 pub mod journal;
+pub mod mailbox;
 pub mod metrics;
 pub mod persister;
 pub mod project;

@@ -20,7 +20,8 @@ use actix::prelude::*;
 
 use super::broadcaster::Publish;
 use super::health::HealthTracker;
-use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, Outbox, StopReason};
+use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
+use super::metrics::{ActorKind, Metrics, StopReason};
 use super::router::Router;
 use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks};
 use super::wake::Wake;

@@ -16,7 +16,8 @@ use actix::prelude::*;
 use futures_util::future::{join_all, BoxFuture};
 use tokio::sync::oneshot;
 
-use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
+use super::mailbox::{Mailbox, MailboxStats, Metered};
+use super::metrics::{ActorKind, Metrics, StopReason};
 use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
 use crate::error::CommandError;

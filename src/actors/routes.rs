@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use super::arbiters::slot;
-use super::metrics::Mailbox;
+use super::mailbox::Mailbox;
 use super::router::Router;
 use super::supervisor::project_of;
 use crate::error::CommandError;

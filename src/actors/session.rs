@@ -19,7 +19,8 @@ use tokio::sync::oneshot;
 
 use self::state::{FlushStep, Next, Rules, SessionState, StallCheck, StallClock};
 use super::broadcaster::{Broadcaster, Publish};
-use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, Outbox, StopReason};
+use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
+use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
 use super::windows::{WindowBudget, WindowShare};
 use crate::config::Config;

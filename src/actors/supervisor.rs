@@ -16,7 +16,8 @@ pub use self::admin::SettingsReply;
 pub use self::directory::{FindProject, Found, Project};
 
 use super::arbiters::{slot, Arbiters};
-use super::metrics::{ActorKind, Mailbox, MailboxStats, Metered, Metrics, StopReason};
+use super::mailbox::{Mailbox, MailboxStats, Metered};
+use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::PersisterHandle;
 use super::project::{ProjectLinks, SessionLinksBase};
 use super::router::Router;

@@ -10,7 +10,7 @@
 //! `reset {reason}`; a v1 id `<sessionId>:<seqId>` then still gets that session's messages after seqId.
 //! A subscriber that fell behind gets `lagged {missed}` and then every event it missed, from the journal
 //! (messages read back from the engine; live events the replay covered are skipped), or, when the journal
-//! no longer reaches back, the messages it missed. Backlogs are read one page at a time, so a long one never sits in memory whole.
+//! no longer reaches back, `reset {reason}` and the messages it missed. Backlogs are read one page at a time, so a long one never sits in memory whole.
 //!
 //! Live frames arrive already framed and shared by every subscriber; the stream hands them to the server in
 //! slices of at most `SLICE` bytes (cheap views of the shared bytes), because the server copies what it is
@@ -88,6 +88,7 @@ pub async fn stream(
         backlog: VecDeque::new(),
         replay: VecDeque::new(),
         lag_from: None,
+        lag_sessions: Vec::new(),
         skip_upto: None,
         pending: VecDeque::from([Bytes::from_static(sse::OPENED)]),
         keep_alive: keep_alive(state.keep_alive),
@@ -139,6 +140,9 @@ struct LiveStream {
     replay: VecDeque<Entry>,
     /// The subscriber lagged after this event: ask the journal for what it missed.
     lag_from: Option<EventId>,
+    /// The sessions whose messages the lag notices since the last replay say were missed: read up from
+    /// storage should the journal not reach back.
+    lag_sessions: Vec<String>,
     /// Live events up to this one came in a replay: skip them.
     skip_upto: Option<EventId>,
     /// Frames ready to go out, in order.
@@ -158,12 +162,26 @@ impl LiveStream {
                 return self.pending.pop_front();
             }
             if let Some(after) = self.lag_from.take() {
-                // Status, cost, notification and health events missed too, not only messages.
-                if let Ok((Replay::Entries(entries), upto)) =
-                    self.engine.replay_after(self.project.clone(), after).await
-                {
-                    self.replay.extend(entries);
-                    self.skip_upto = Some(upto);
+                // Status, cost, notification and health events missed too, not only messages, in the
+                // order they were published. Only when the journal cannot replay are the sessions the
+                // notice named read up from storage instead: read up to their newest message, they would
+                // overtake the events published between (a cost before the session's last message).
+                let missed = std::mem::take(&mut self.lag_sessions);
+                match self.engine.replay_after(self.project.clone(), after).await {
+                    Ok((Replay::Entries(entries), upto)) => {
+                        self.replay.extend(entries);
+                        self.skip_upto = Some(upto);
+                    }
+                    Ok((Replay::Reset(reason), _)) => {
+                        self.pending.extend(sse::reset(&reason));
+                        self.read_up(missed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot replay what a lagging subscriber missed");
+                        self.pending
+                            .extend(sse::reset("the events missed cannot be replayed"));
+                        self.read_up(missed);
+                    }
                 }
                 continue;
             }
@@ -239,14 +257,21 @@ impl LiveStream {
                 for (session, last) in resume {
                     let sent = self.sent.entry(session.clone()).or_insert(last);
                     *sent = (*sent).max(last);
-                    if !self.backlog.contains(&session) {
-                        self.backlog.push_back(session);
-                    }
+                    self.lag_sessions.push(session);
                 }
             }
             other => self
                 .pending
                 .extend(frame.or_else(|| sse::other(&other, None))),
+        }
+    }
+
+    /// Puts sessions whose missed messages are read from storage (a page at a time) into the backlog.
+    fn read_up(&mut self, sessions: Vec<String>) {
+        for session in sessions {
+            if !self.backlog.contains(&session) {
+                self.backlog.push_back(session);
+            }
         }
     }
 

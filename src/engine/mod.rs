@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use crate::actors::broadcaster::{Broadcaster, SaveJournal};
 use crate::actors::control::Control;
-use crate::actors::metrics::{self, ActorKind, Mailbox, Metrics};
+use crate::actors::mailbox::Mailbox;
+use crate::actors::metrics::{self, ActorKind, Metrics};
 use crate::actors::persister::{PersisterHandle, PersisterStats};
 use crate::actors::project::ProjectActor;
 use crate::actors::router::Router;
@@ -169,7 +170,7 @@ impl Engine {
     where
         M: actix::Message + Send + 'static,
         M::Result: Send,
-        ProjectActor: actix::Handler<metrics::Timed<M>>,
+        ProjectActor: actix::Handler<crate::actors::mailbox::Timed<M>>,
     {
         for _ in 0..LOOKUPS {
             let project = if create {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Engine;
 use crate::actors::blocking;
-use crate::actors::metrics::Mailbox;
+use crate::actors::mailbox::Mailbox;
 use crate::actors::project::CurrentSession;
 use crate::actors::router::FindSession;
 use crate::actors::session::SessionActor;

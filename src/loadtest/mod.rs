@@ -13,6 +13,7 @@
 //! `progress` and `plot`.
 
 mod content;
+mod cpu;
 mod driver;
 mod local;
 mod memory;
@@ -112,7 +113,12 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         rate: opts.rate,
         duration: opts.duration,
     });
+    let cpu = cpu::CpuProbe::start(
+        server_pid,
+        matches!(target.as_ref(), target::Target::InProcess(_)) || server_pid.is_some(),
+    );
     let stream = run.stream(&mut progress).await;
+    let cpu = cpu.finish();
     progress.note(&format!(
         "{} messages acknowledged in {:.2}s",
         Stats::get(&stats.acked),
@@ -193,6 +199,9 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         e2e_lagged: Stats::get(&stats.lagged),
         persist_lag_ms: stats.persist(),
         persist_lag_method: probes::PERSIST_METHOD.to_owned(),
+        cpu_stream_s: cpu.seconds,
+        cores_busy: cpu.seconds.map(|s| s / stream.as_secs_f64().max(1e-9)),
+        cpu_source: cpu.source,
         rss_peak_bytes: memory.peak,
         rss_source: memory.source,
         rss_end_bytes: memory.end,

@@ -79,6 +79,12 @@ pub struct Report {
     /// Ingest acknowledged to visible in storage, on sampled projects.
     pub persist_lag_ms: Percentiles,
     pub persist_lag_method: String,
+    /// CPU time the store used during the stream phase (src/loadtest/cpu.rs).
+    pub cpu_stream_s: Option<f64>,
+    /// `cpu_stream_s` over the stream phase's wall time: how many cores were busy on average.
+    pub cores_busy: Option<f64>,
+    /// Where `cpu_stream_s` comes from.
+    pub cpu_source: String,
     /// Peak resident memory of the store.
     pub rss_peak_bytes: Option<u64>,
     /// Where `rss_peak_bytes` comes from.
@@ -111,6 +117,7 @@ impl Report {
              live stream e2e ms: p50 {:.2}  p99 {:.2}  ({} samples, {} lagged)\n\
              persist lag ms:     p50 {:.2}  p99 {:.2}  ({} samples)\n\
              finishing and flushing every session: {:.2}s ({:.0} messages/s stored, end to end)\n\
+             cpu while streaming: {} ({})\n\
              memory: peak {} ({}), after the run {}\n",
             self.settings.projects,
             self.settings.messages_per_project,
@@ -135,6 +142,11 @@ impl Report {
             self.persist_lag_ms.samples,
             self.finish_s,
             self.stored_per_s,
+            match (self.cpu_stream_s, self.cores_busy) {
+                (Some(s), Some(cores)) => format!("{s:.2}s, {cores:.2} cores busy"),
+                _ => "n/a".into(),
+            },
+            self.cpu_source,
             mib(self.rss_peak_bytes),
             self.rss_source,
             mib(self.rss_end_bytes),

@@ -8,7 +8,8 @@ use actix::prelude::*;
 use futures_util::future::Either;
 
 use super::ProjectActor;
-use crate::actors::metrics::{ActorKind, Mailbox};
+use crate::actors::mailbox::Mailbox;
+use crate::actors::metrics::ActorKind;
 use crate::actors::router::{FindSession, RegisterSession};
 use crate::actors::session::{user_message, Attach, SessionActor, SessionInit};
 use crate::error::CommandError;

@@ -5,7 +5,7 @@
 
 use actix::prelude::*;
 
-use crate::actors::metrics::Outbox;
+use crate::actors::mailbox::Outbox;
 use crate::messages::project::{Halt, ProjectActivity, SessionCost, SessionStatusChanged};
 
 /// What a session tells its project, for its health and its stop decisions.

@@ -17,7 +17,8 @@ use tokio::sync::oneshot;
 
 use super::Supervisor;
 use crate::actors::arbiters::slot;
-use crate::actors::metrics::{ActorKind, Mailbox, MailboxStats};
+use crate::actors::mailbox::{Mailbox, MailboxStats};
+use crate::actors::metrics::ActorKind;
 use crate::actors::project::ProjectActor;
 use crate::messages::project::{Deactivate, Deactivated};
 use crate::messages::supervisor::ProjectIdle;
