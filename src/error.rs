@@ -35,6 +35,10 @@ pub enum CommandError {
     Storage(String),
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// Cluster mode: the command could not be recorded in the cluster's ingest stream, so it was not
+    /// carried out (a start is purged again) or not confirmed; the message says which, and to retry.
+    #[error("{0}")]
+    Unrecorded(String),
     /// No pending tool-permission request of that id: unknown, or already answered.
     #[error("Approval not found (unknown or already answered)")]
     ApprovalNotFound,

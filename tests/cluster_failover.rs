@@ -131,6 +131,7 @@ async fn a_paused_owner_loses_its_partitions_and_is_fenced_when_it_wakes() {
         lease_ttl_secs: 2,
         replicas: 1,
         snapshot_interval_secs: 1,
+        extra: "",
     };
     let (a, b, c, held) = three_nodes(&config).await;
     let c_partitions = held["c"].clone();
@@ -212,6 +213,7 @@ async fn an_owner_killed_during_ingest_is_rebuilt_from_jetstream_and_loses_nothi
         lease_ttl_secs: 2,
         replicas: 1,
         snapshot_interval_secs: 1,
+        extra: "",
     };
     let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["c"], "killed");
@@ -334,6 +336,7 @@ async fn a_session_started_after_the_owners_last_snapshot_comes_over_whole_when_
         lease_ttl_secs: 2,
         replicas: 1,
         snapshot_interval_secs: 3600,
+        extra: "",
     };
     let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["c"], "unsnapshotted");
@@ -370,6 +373,162 @@ async fn a_session_started_after_the_owners_last_snapshot_comes_over_whole_when_
     }
 }
 
+/// `node`'s first answer to a GET that is not a 503 (a takeover under way, a read waiting for the replay).
+async fn settled_answer(node: &Node, path: &str) -> (StatusCode, Value) {
+    eventually(PATIENCE, || async {
+        let (status, body) = node.get(path).await;
+        (status != StatusCode::SERVICE_UNAVAILABLE).then_some((status, body))
+    })
+    .await
+}
+
+/// A purge and a stop the owner carried out after its last snapshot outlive it: the survivors rebuild
+/// the partition from the ingest stream, which holds each session's start and events, and the purge and
+/// the stop after them. Without the purge in the stream the purged session came back whole; without the
+/// stop, the stopped one came back running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_and_a_stop_on_the_owner_outlive_it_when_it_dies_before_a_snapshot() {
+    let Some(nats) = NatsServer::start_or_skip("a_purge_and_a_stop_on_the_owner_outlive_it") else {
+        return;
+    };
+    let config = NodeConfig {
+        nats_url: &nats.url,
+        partitions: PARTITIONS,
+        lease_ttl_secs: 2,
+        replicas: 1,
+        snapshot_interval_secs: 3600,
+        extra: "",
+    };
+    let (a, b, c, held) = three_nodes(&config).await;
+    let purged_project = project_in(&held["c"], "purged");
+    let stopped_project = project_in(&held["c"], "stopped");
+    let purged = start_session(&a, &purged_project).await;
+    let stopped = start_session(&b, &stopped_project).await;
+    for session in [&purged, &stopped] {
+        let (status, body) = b
+            .post("/v1/sidecar/events", &text_event(session, "m0", "text 0"))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(
+            eventually(PATIENCE, || texts(&a, session)).await,
+            ["text 0"]
+        );
+    }
+    let (status, body) = a.delete(&format!("/v1/sessions/{purged}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "purge: {body}");
+    let (status, body) = b
+        .post(&format!("/v1/projects/{stopped_project}/stop"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "stop: {body}");
+    let (status, _) = a.get(&format!("/v1/sessions/{purged}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    c.signal(Signal::SIGKILL);
+    let held = survivors_own_everything(&[&a, &b]).await;
+    for node in [&a, &b] {
+        let name = format!("on {}", node.id);
+        let (status, body) = settled_answer(node, &format!("/v1/sessions/{purged}")).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "the purged session came back {name}: {body}"
+        );
+        let (status, body) = settled_answer(node, &format!("/v1/sessions/{stopped}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "done", "the stopped session {name}: {body}");
+    }
+
+    // Events sent for the purged session later are acknowledged at the edge and name it in vain.
+    let (status, body) = a
+        .post("/v1/sidecar/events", &text_event(&purged, "m1", "late"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // Its next owner rebuilds the partition from the stream again (no snapshot yet): still gone.
+    let part = partition::of_project(&purged_project, PARTITIONS);
+    let (owner, last) = if held["a"].contains(&part) {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    owner.signal(Signal::SIGKILL);
+    survivors_own_everything(&[last]).await;
+    let (status, body) = settled_answer(last, &format!("/v1/sessions/{purged}")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the purged session came back on the last node: {body}"
+    );
+    let (status, body) =
+        settled_answer(last, &format!("/v1/projects/{purged_project}/session")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, body) = settled_answer(last, &format!("/v1/sessions/{stopped}")).await;
+    assert_eq!(body["status"], "done", "{body}");
+}
+
+/// An owner dies, with no snapshot, after `stream_max_age` dropped what it applied: the node taking its
+/// partition over finds its progress (none) older than the oldest message the stream keeps, and says so
+/// (`agent_store_cluster_replay_gaps_total` for that partition) instead of going on as if nothing were
+/// missing. A partition the survivor applied all along shows no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_whose_messages_the_stream_dropped_before_a_takeover_is_counted_as_a_gap() {
+    let Some(nats) = NatsServer::start_or_skip("a_partition_whose_messages_the_stream_dropped")
+    else {
+        return;
+    };
+    let config = NodeConfig {
+        nats_url: &nats.url,
+        partitions: PARTITIONS,
+        lease_ttl_secs: 2,
+        replicas: 1,
+        snapshot_interval_secs: 3600,
+        extra: r#"stream_max_age = "2s""#,
+    };
+    let (a, c) = (
+        Node::start("a", &config).await,
+        Node::start("c", &config).await,
+    );
+    let held = settled(&[&a, &c]).await;
+    let project = project_in(&held["c"], "aged");
+    let session = start_session(&a, &project).await;
+    let (status, body) = a
+        .post("/v1/sidecar/events", &text_event(&session, "m0", "text 0"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        eventually(PATIENCE, || texts(&a, &session)).await,
+        ["text 0"]
+    );
+    // Wait until the stream has dropped everything (max age), then lose the owner and its disk.
+    let client = async_nats::ConnectOptions::new()
+        .connect(nats.url.as_str())
+        .await
+        .expect("connected");
+    let stream = async_nats::jetstream::new(client)
+        .get_stream("AGENT_STORE_INGEST")
+        .await
+        .expect("the ingest stream");
+    eventually(PATIENCE, || async {
+        let state = stream.get_info().await.ok()?.state;
+        (state.messages == 0 && state.last_sequence > 0).then_some(())
+    })
+    .await;
+    c.signal(Signal::SIGKILL);
+    survivors_own_everything(&[&a]).await;
+
+    let gap = |p: u32| format!("agent_store_cluster_replay_gaps_total{{partition=\"{p}\"}}");
+    let taken = partition::of_project(&project, PARTITIONS);
+    eventually(PATIENCE, || async {
+        (a.metric(&gap(taken)).await >= 1.0).then_some(())
+    })
+    .await;
+    let own = *held["a"].iter().next().expect("a holds a partition");
+    assert_eq!(
+        a.metric(&gap(own)).await,
+        0.0,
+        "no gap where a applied all along"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_message_is_lost_when_one_of_three_nats_servers_dies() {
     let Some(mut servers) = NatsCluster::start_or_skip("no_acknowledged_message_is_lost") else {
@@ -403,6 +562,7 @@ async fn no_acknowledged_message_is_lost_when_one_of_three_nats_servers_dies() {
         lease_ttl_secs: 10,
         replicas: 3,
         snapshot_interval_secs: 1,
+        extra: "",
     };
     let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["a"], "load");

@@ -5,8 +5,11 @@
 #   benches/cluster/run.sh [AGENT_STORE_BINARY] [OUT_DIR]
 #
 # CLUSTER_EXTRA adds lines to each node's [cluster] table, e.g. CLUSTER_EXTRA='apply_batch = 64'.
+# Besides the load generator's line (accepted msg/s: until JetStream stored the last batch), each cluster run
+# prints when its owners had applied everything (applied.py): reads wait for that.
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/agent-store}"); OUT="${2:-$(mktemp -d /tmp/cluster-bench.XXXXXX)}"
+HERE=$(dirname "$(realpath "$0")")
 NATS_SERVER="${NATS_SERVER:-$(command -v nats-server)}"
 mkdir -p "$OUT"; cd "$OUT"
 rm -rf nats a b c alone *.toml *.json *.log
@@ -35,7 +38,10 @@ T
 }
 LOAD="--projects ${PROJECTS:-600} --messages 200 --batch 100 --per-event 10 --concurrency 32 --no-live --quiet"
 run() { # name targets
+  PORTS=$(echo "$2" | tr ',' '\n' | sed 's/.*://' | paste -sd,)
+  python3 "$HERE/applied.py" "$PORTS" "$1" > $1.applied & SAMPLER=$!
   $BIN loadtest --target $2 $LOAD --report $1.json || true
+  kill $SAMPLER; wait $SAMPLER || true; cat $1.applied
   python3 -c "import json; r=json.load(open('$1.json')); print('$1', 'acked', r['acked'], 'stored', r['stored'], 'msg/s %.0f' % r['messages_per_s'], 'p50 %.1f p99 %.1f ms' % (r['latency_ms']['p50'], r['latency_ms']['p99']), 'loss_ok', r['loss_check']['passed'])"
 }
 node alone 17900 false

@@ -36,18 +36,37 @@ pub async fn export_sessions(
         let mut out = Vec::new();
         for project in projects {
             for record in store.project_sessions(&project)? {
-                let messages = store.messages(&record.session_id, 0, None, None)?;
-                let ceiling = store.seq_ceiling(&record.session_id)?.unwrap_or(0);
-                out.push(StoredSession {
-                    seq_ceiling: ceiling.max(record.last_seq),
-                    record,
-                    messages,
-                });
+                out.push(stored(&store, record)?);
             }
         }
         Ok(out)
     })
     .await
+}
+
+/// One stored session with its messages, as a snapshot would carry it; None when storage lacks it.
+pub async fn export_session(
+    store: Store,
+    session_id: String,
+) -> Result<Option<StoredSession>, CommandError> {
+    blocking(move || match store.session(&session_id)? {
+        Some(record) => Ok(Some(stored(&store, record)?)),
+        None => Ok(None),
+    })
+    .await
+}
+
+fn stored(
+    store: &Store,
+    record: SessionRecord,
+) -> Result<StoredSession, crate::storage::StorageError> {
+    let messages = store.messages(&record.session_id, 0, None, None)?;
+    let ceiling = store.seq_ceiling(&record.session_id)?.unwrap_or(0);
+    Ok(StoredSession {
+        seq_ceiling: ceiling.max(record.last_seq),
+        record,
+        messages,
+    })
 }
 
 /// Writes `sessions` into this node's store, each under its own id, its seqIds to continue above

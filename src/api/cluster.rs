@@ -98,12 +98,7 @@ pub async fn forward_foreign(
             .error_response();
             return Ok(req.into_response(response).map_into_right_body());
         }
-        let engine = is_start(&req).then(|| state.engine.clone());
-        let response = next.call(req).await?;
-        if let Some(engine) = engine.filter(|_| response.status() == StatusCode::CREATED) {
-            return record_start(&engine, &cluster, response).await;
-        }
-        return Ok(response.map_into_left_body());
+        return Ok(next.call(req).await?.map_into_left_body());
     };
     let (http, mut payload) = req.into_parts();
     let answer = async {
@@ -138,51 +133,6 @@ pub async fn forward_foreign(
         }
         Err(e) => e.error_response(),
     };
-    Ok(ServiceResponse::new(http, response).map_into_right_body())
-}
-
-/// `POST /v1/projects/{projectId}/sessions`: a session start.
-fn is_start(req: &ServiceRequest) -> bool {
-    let parts: Vec<&str> = req.path().trim_matches('/').split('/').collect();
-    req.method() == actix_web::http::Method::POST
-        && matches!(parts.as_slice(), ["v1", "projects", _, "sessions"])
-}
-
-/// A session this node started goes into the ingest stream (`Cluster::started`) before the client hears
-/// of it, so whatever the client sends for it afterwards comes after it there. Should that fail, the
-/// session is purged and the start refused (503, retry): a node taking the partition over before the next
-/// snapshot would not know it and would ignore every message acknowledged for it.
-async fn record_start<B: MessageBody>(
-    engine: &crate::engine::Engine,
-    cluster: &Cluster,
-    response: ServiceResponse<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let (http, response) = response.into_parts();
-    let (head, body) = response.into_parts();
-    let bytes = actix_web::body::to_bytes(body)
-        .await
-        .map_err(|e| actix_web::error::ErrorInternalServerError(e.into()))?;
-    let session_id = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|body| body["sessionId"].as_str().map(str::to_owned));
-    if let Some(session_id) = session_id {
-        let recorded = match engine.session(&session_id, Default::default()).await {
-            Ok(session) => cluster.started(session).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = recorded {
-            tracing::warn!(%session_id, error = %e, "cluster: a started session is not in the ingest stream; refused");
-            if let Err(purge) = engine.purge_session(&session_id).await {
-                tracing::warn!(%session_id, error = %purge, "cluster: a refused start was not purged");
-            }
-            let response = ApiError::Unavailable(format!(
-                "the session could not be recorded in the cluster's ingest stream ({e}); retry"
-            ))
-            .error_response();
-            return Ok(ServiceResponse::new(http, response).map_into_right_body());
-        }
-    }
-    let response = head.set_body(bytes).map_into_boxed_body();
     Ok(ServiceResponse::new(http, response).map_into_right_body())
 }
 

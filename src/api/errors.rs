@@ -86,9 +86,9 @@ impl ResponseError for ApiError {
                 CommandError::ProviderFailed { .. } | CommandError::Provider(_) => {
                     StatusCode::BAD_GATEWAY
                 }
-                CommandError::Storage(_) | CommandError::ShuttingDown => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                CommandError::Storage(_)
+                | CommandError::ShuttingDown
+                | CommandError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,

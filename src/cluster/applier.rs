@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
-use async_nats::jetstream::stream;
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
@@ -83,6 +83,8 @@ pub struct Shared {
     pub stream: stream::Stream,
     pub engine: Engine,
     pub node_id: String,
+    /// This node run, as its logged stops name it (src/cluster/commands.rs).
+    pub origin: String,
     pub ttl: Duration,
     pub batch: usize,
     pub metrics: ClusterMetrics,
@@ -131,6 +133,7 @@ pub async fn apply_owned(shared: Shared, mut owned: watch::Receiver<Owned>) {
                     consumer: None,
                     generation: 0,
                     delivered: 0,
+                    gap_checked: None,
                 };
                 (tokio::spawn(apply_partition(applier, state.lock)), stop)
             });
@@ -200,6 +203,8 @@ struct Applier {
     generation: u32,
     /// The last delivery number (consumer sequence) seen on `consumer`: the next must be one above it.
     delivered: u64,
+    /// The progress last checked against the oldest message the stream keeps (`check_gap`).
+    gap_checked: Option<u64>,
 }
 
 /// Why `consume` returned early.
@@ -297,6 +302,7 @@ impl Applier {
         if !self.held() {
             return;
         }
+        self.advance_idle().await;
         let through = *self.progress.borrow();
         let outcome = match self
             .shared
@@ -320,7 +326,7 @@ impl Applier {
     /// The consumer to read: the current one while it exists, else a new one starting right after the
     /// progress.
     async fn open(&mut self) -> Result<PullConsumer, ClusterError> {
-        let stream = &self.shared.stream;
+        let stream = self.shared.stream.clone();
         if let Some(name) = &self.consumer {
             if let Ok(consumer) = stream.get_consumer(name).await {
                 return Ok(consumer);
@@ -332,6 +338,7 @@ impl Applier {
             self.partition, self.shared.node_id, self.token, self.generation
         );
         let start = *self.progress.borrow() + 1;
+        self.check_gap(start - 1).await;
         let consumer = stream
             .create_consumer(pull::Config {
                 durable_name: Some(name.clone()),
@@ -350,6 +357,62 @@ impl Applier {
         self.consumer = Some(name);
         self.delivered = 0;
         Ok(consumer)
+    }
+
+    /// While nothing of the partition lies after the progress, moves the progress to the stream's last
+    /// sequence, so a partition without traffic does not fall behind what the stream keeps (`check_gap`)
+    /// and a snapshot of it says how far the stream goes. The stream's end is read before the partition's
+    /// last message: none of the partition's can lie between the progress and that end.
+    async fn advance_idle(&mut self) {
+        let stream = &self.shared.stream;
+        let Ok(info) = stream.get_info().await else {
+            return;
+        };
+        let (end, progress) = (info.state.last_sequence, *self.progress.borrow());
+        if end <= progress {
+            return;
+        }
+        let idle = match stream
+            .get_last_raw_message_by_subject(&subject(self.partition))
+            .await
+        {
+            Ok(last) => last.sequence <= progress,
+            Err(e) => matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound),
+        };
+        if idle {
+            self.progress.send_replace(end);
+        }
+    }
+
+    /// A node whose progress is older than what the stream still keeps (`stream_max_age` dropped the
+    /// messages after it) would go on from the oldest message kept as if nothing were missing: count it
+    /// and say so, once per progress. The stream cannot tell whether the dropped messages were this
+    /// partition's, so this is a possible gap; `advance_idle` keeps an idle partition's progress current.
+    async fn check_gap(&mut self, progress: u64) {
+        if self.gap_checked == Some(progress) {
+            return;
+        }
+        let first = match self.shared.stream.get_info().await {
+            Ok(info) => info.state.first_sequence,
+            // Checked when the consumer is next opened.
+            Err(_) => return,
+        };
+        self.gap_checked = Some(progress);
+        if first > progress + 1 {
+            let partition = self.partition;
+            self.shared
+                .metrics
+                .replay_gaps
+                .with_label_values(&[&partition.to_string()])
+                .inc();
+            tracing::error!(
+                partition,
+                applied_through = progress,
+                first_kept = first,
+                "cluster: the ingest stream no longer holds the messages after this partition's progress \
+                 (stream_max_age dropped them); whatever of this partition they carried is lost here"
+            );
+        }
     }
 
     async fn drop_consumer(&mut self) {
@@ -492,6 +555,14 @@ impl Applier {
                     let margin = engine.config().storage.seq_block;
                     engine.import_sessions(vec![*started], margin).await?;
                 }
+                // Replayed wherever it came from: deleting what is already gone changes nothing, and it
+                // removes a session a replayed start brought back here meanwhile.
+                Entry::Purged { purged } => engine.replay_purge(purged).await?,
+                Entry::Stopped { stopped, by } if by != self.shared.origin => {
+                    engine.replay_stop(&stopped).await?
+                }
+                // This node run stopped it itself; a prompt since may have set it going again.
+                Entry::Stopped { .. } => {}
             }
         }
         Ok(())

@@ -22,14 +22,27 @@ use crate::messages::wire::SidecarEvent;
 
 pub const INGEST_STREAM: &str = "AGENT_STORE_INGEST";
 
-/// One message of the ingest stream: a share of a sidecar batch, or a session its owner started (so a
-/// node that takes the partition over knows the session, its record and first messages, before its
-/// events, whether or not a snapshot holds it).
+/// One message of the ingest stream: a share of a sidecar batch, or a command its owner carried out
+/// (src/cluster/commands.rs) that a node taking the partition over must replay in order with the events:
+/// a session started (its record and first messages, so the node knows it before its events, whether or
+/// not a snapshot holds it), sessions purged (so they do not come back from their start and events), a
+/// session stopped (done, not interrupted).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Entry {
     Events(Vec<SidecarEvent>),
-    Started { started: Box<StoredSession> },
+    Started {
+        started: Box<StoredSession>,
+    },
+    Purged {
+        purged: Vec<String>,
+    },
+    /// `by` names the node run that carried the stop out (`commands::Log::origin`): it does not replay
+    /// its own stop, which a later command of its own may already have overtaken.
+    Stopped {
+        stopped: String,
+        by: String,
+    },
 }
 
 impl Entry {
@@ -107,22 +120,18 @@ pub async fn publish(
     Ok(outcome)
 }
 
-/// Publishes a session its owner just started to the partition's subject and waits for JetStream to store
-/// it, so everything acknowledged for the session after its start comes after it in the stream.
-pub async fn publish_started(
+/// Publishes one entry to the partition's subject and waits for JetStream to store it, so everything
+/// acknowledged after it comes after it in the stream.
+pub async fn publish_entry(
     js: &jetstream::Context,
-    partitions: u32,
-    started: StoredSession,
+    partition: Partition,
+    entry: &Entry,
 ) -> Result<(), ClusterError> {
-    let partition = partition::of_project(&started.record.project_id, partitions);
     let failed = |e: &dyn std::fmt::Display| ClusterError::Publish {
         partition,
         message: e.to_string(),
     };
-    let payload = serde_json::to_vec(&Entry::Started {
-        started: Box::new(started),
-    })
-    .map_err(|e| failed(&e))?;
+    let payload = serde_json::to_vec(entry).map_err(|e| failed(&e))?;
     js.publish(subject(partition), Bytes::from(payload))
         .await
         .map_err(|e| failed(&e))?
@@ -144,6 +153,19 @@ mod tests {
         let bytes = serde_json::to_vec(&events).unwrap();
         assert!(matches!(Entry::read(&bytes), Ok(Entry::Events(e)) if e.len() == 1));
         assert!(Entry::read(b"{\"started\":{}}").is_err());
+        let purged = serde_json::to_vec(&Entry::Purged {
+            purged: vec!["p-1".into()],
+        })
+        .unwrap();
+        assert!(matches!(Entry::read(&purged), Ok(Entry::Purged { purged }) if purged == ["p-1"]));
+        let stopped = serde_json::to_vec(&Entry::Stopped {
+            stopped: "p-1".into(),
+            by: "a.1".into(),
+        })
+        .unwrap();
+        assert!(
+            matches!(Entry::read(&stopped), Ok(Entry::Stopped { stopped, by }) if stopped == "p-1" && by == "a.1")
+        );
         assert!(Entry::read(b"not json").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Cluster metrics, registered in the engine's registry so `GET /metrics` carries them: lease changes,
-//! forwarding, live events between nodes, and how far behind the stream each owned partition's apply is (replay lag).
+//! forwarding, live events between nodes, how far behind the stream each owned partition's apply is (replay
+//! lag), and partitions whose progress fell behind what the stream keeps (replay gaps).
 
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
@@ -12,7 +13,10 @@ pub struct ClusterMetrics {
     pub forwarded: IntCounterVec,
     /// Ingest messages stored in the partition's stream but not yet applied here.
     pub replay_lag: IntGaugeVec,
-    /// `stage`: published (acknowledged by JetStream) | applied (into the local engine) | skipped (a
+    /// Times an owned partition's progress was older than what the stream still keeps (its limits dropped
+    /// messages after it, maybe of this partition): what they carried is lost here (docs/CLUSTER.md).
+    pub replay_gaps: IntCounterVec,
+    /// `stage`: published (a sidecar share or a logged command, acknowledged by JetStream) | applied (into the local engine) | skipped (a
     /// replayed duplicate) | rebuilt (a partition taken over, rebuilt from its snapshot) | snapshot |
     /// snapshot_failed (a partition's snapshot written to JetStream, or not).
     pub ingest: IntCounterVec,
@@ -42,7 +46,17 @@ impl ClusterMetrics {
         )
         .expect("valid metric");
         let _ = registry.register(Box::new(replay_lag.clone()));
+        let replay_gaps = IntCounterVec::new(
+            Opts::new(
+                "agent_store_cluster_replay_gaps_total",
+                "Partitions whose applied progress was older than the oldest message the ingest stream keeps",
+            ),
+            &["partition"],
+        )
+        .expect("valid metric");
+        let _ = registry.register(Box::new(replay_gaps.clone()));
         ClusterMetrics {
+            replay_gaps,
             lease_changes: counter(
                 "lease_changes_total",
                 "Partition lease changes on this node",

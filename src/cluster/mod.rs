@@ -6,7 +6,8 @@
 //! node to every node (`events.rs`); project and health lists cover every node (`lists.rs`). Each
 //! partition's owner applies the stream through a consumer of its own (`applier.rs`) and snapshots it to
 //! JetStream (`snapshot.rs`); a node taking a partition another node applied last (`appliers.rs`)
-//! rebuilds it from that snapshot and the stream after it (`takeover.rs`).
+//! rebuilds it from that snapshot and the stream after it (`takeover.rs`). Starts, purges and stops go
+//! into the stream too (`commands.rs`), so a new owner replays them in order with the ingest.
 //!
 //! This module sits beside the engine, not inside it: a node's engine and redb store stay what they are
 //! in single-node mode, and the cluster only decides which node's engine a project's work goes to.
@@ -14,6 +15,7 @@
 
 mod applier;
 mod appliers;
+mod commands;
 mod config;
 mod error;
 mod events;
@@ -168,6 +170,14 @@ impl Cluster {
         manager.announce().await;
         tokio::time::sleep(manager.period()).await;
         manager.tick().await;
+        // Starts, purges and stops go into the ingest stream before they are answered (commands.rs).
+        let origin = format!("{}.{}", me.node_id, nonce());
+        engine.record_commands_in(Arc::new(commands::Log {
+            js: js.clone(),
+            partitions: config.partitions,
+            origin: origin.clone(),
+            metrics: metrics.clone(),
+        }));
         let applied = Arc::new(applier::Applied::default());
         let (closing, closed) = watch::channel(false);
         let appliers = tokio::spawn(applier::apply_owned(
@@ -175,6 +185,7 @@ impl Cluster {
                 stream: stream.clone(),
                 engine,
                 node_id: me.node_id.clone(),
+                origin,
                 ttl,
                 batch: config.apply_batch,
                 metrics: metrics.clone(),
@@ -331,35 +342,6 @@ impl Cluster {
         .await
     }
 
-    /// Puts a session this node just started into the ingest stream (`ingest::Entry::Started`), so a
-    /// node that takes its partition over knows it whether or not a snapshot does.
-    pub async fn started(
-        &self,
-        session: crate::messages::wire::AgentSession,
-    ) -> Result<(), ClusterError> {
-        let stored = crate::engine::StoredSession {
-            seq_ceiling: session.last_seq_id,
-            messages: session.messages.iter().map(|m| (**m).clone()).collect(),
-            record: crate::storage::SessionRecord {
-                session_id: session.session_id,
-                project_id: session.project_id,
-                provider: session.provider,
-                status: session.status,
-                cost_usd: session.cost_usd,
-                input_tokens: session.input_tokens,
-                output_tokens: session.output_tokens,
-                model: session.model,
-                error: session.error,
-                created_at: session.created_at,
-                updated_at: session.updated_at,
-                last_seq: session.last_seq_id,
-                message_count: session.message_count,
-                provider_session_id: None,
-            },
-        };
-        ingest::publish_started(&self.inner.js, self.inner.config.partitions, stored).await
-    }
-
     /// Every project of the cluster: `local` (this node's) merged with every live peer's (`lists.rs`).
     pub async fn projects(
         &self,
@@ -480,6 +462,14 @@ async fn connect(
             url: config.nats_url.clone(),
             message: e.to_string(),
         })
+}
+
+/// Tells this run of the node from an earlier one under the same node id.
+fn nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
 }
 
 /// `<host name>-<port>`, reduced to subject-safe characters.

@@ -9,8 +9,11 @@
 //! imported session's next seqId is above the ceiling the snapshot carries plus every event of the replay
 //! plus one reservation block, which bounds whatever the lost owner handed out after the snapshot for
 //! events it received from the stream.
+//!
+//! Sessions purged in the replay (`Entry::Purged`) are not imported, from the snapshot or the stream: the
+//! owner deleted them before it died, and the replay deletes whatever their replayed start brings back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
@@ -47,6 +50,8 @@ pub async fn rebuild(
     let through = snapshot.as_ref().map_or(0, |s| s.through);
     let tail = read_tail(stream, partition, through).await?;
     let mut sessions = snapshot.map(|s| s.sessions).unwrap_or_default();
+    // Purged after the snapshot: not brought back (the replay then deletes whatever its starts import).
+    sessions.retain(|s| !tail.purged.contains(&s.record.session_id));
     let mut started = tail.started;
     for (session_id, first_at) in tail.sessions {
         if sessions.iter().any(|s| s.record.session_id == session_id) {
@@ -83,6 +88,8 @@ struct Tail {
     sessions: BTreeMap<String, i64>,
     /// Sessions whose start the replay carries, as their owner recorded them then.
     started: BTreeMap<String, StoredSession>,
+    /// Sessions a purge in the replay removed; events after it name them in vain, as on their owner.
+    purged: BTreeSet<String>,
 }
 
 /// Reads the partition's stream after `through` once, without acknowledging anything.
@@ -96,6 +103,7 @@ async fn read_tail(
         events: 0,
         sessions: BTreeMap::new(),
         started: BTreeMap::new(),
+        purged: BTreeSet::new(),
     };
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
@@ -127,7 +135,16 @@ async fn read_tail(
                     .insert(started.record.session_id.clone(), *started);
                 continue;
             }
-            Err(_) => continue,
+            Ok(Entry::Purged { purged }) => {
+                for session_id in purged {
+                    tail.sessions.remove(&session_id);
+                    tail.started.remove(&session_id);
+                    tail.purged.insert(session_id);
+                }
+                continue;
+            }
+            // A stop changes a status the replay sets; it names no session to create.
+            Ok(Entry::Stopped { .. }) | Err(_) => continue,
         };
         let at = message
             .info()
@@ -135,9 +152,11 @@ async fn read_tail(
             .unwrap_or(0);
         tail.events += events.len() as u64;
         for event in events {
-            tail.sessions
-                .entry(event.session_id().to_owned())
-                .or_insert(at);
+            if !tail.purged.contains(event.session_id()) {
+                tail.sessions
+                    .entry(event.session_id().to_owned())
+                    .or_insert(at);
+            }
         }
     }
     Ok(tail)

@@ -2,8 +2,10 @@
 //! configuration), stop, prompt, clear, restore, purges, settings, a project's stall threshold, and
 //! ingest. Each goes to the actor that serialises it: a project's actor, the supervisor, the routers.
 
+use super::cluster::Logged;
 use super::Engine;
 use crate::actors::blocking;
+use crate::actors::supervisor::project_of;
 
 use crate::error::CommandError;
 use crate::messages::commands::{IngestOutcome, Settings, SettingsPatch, StartRequest, Started};
@@ -28,8 +30,10 @@ impl Engine {
         self.apply_policy(project_id, &mut spec)?;
         let started = self
             .ask_project(project_id, true, || StartSession { spec: spec.clone() })
-            .await?;
-        started.ok_or(CommandError::ShuttingDown)?
+            .await?
+            .ok_or(CommandError::ShuttingDown)??;
+        self.record_start(&started.session_id).await?;
+        Ok(started)
     }
 
     /// Validates a start request and fills what it leaves out from settings and configuration.
@@ -137,11 +141,38 @@ impl Engine {
         })
     }
 
-    /// stopAgent.
+    /// stopAgent. In cluster mode a stop of a session still going is recorded once carried out, so a node
+    /// taking the project over holds it done rather than interrupted (src/engine/cluster.rs).
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
+        let going = match self.logs_commands() {
+            true => self.going_session(project_id).await?,
+            false => None,
+        };
         self.ask_project(project_id, false, || StopSession)
             .await?
-            .ok_or(CommandError::NoSession)?
+            .ok_or(CommandError::NoSession)??;
+        if let Some(session_id) = going {
+            let stopped = Logged::Stopped {
+                project_id: project_id.to_owned(),
+                session_id,
+            };
+            self.record(stopped, "stop (carried out on this node)")
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The project's current session while it is not finished (what a stop changes).
+    async fn going_session(&self, project_id: &str) -> Result<Option<String>, CommandError> {
+        let page = crate::messages::commands::Page {
+            after_seq: None,
+            limit: Some(0),
+        };
+        match self.get_session(project_id, page).await {
+            Ok(session) => Ok((!session.status.is_finished()).then_some(session.session_id)),
+            Err(CommandError::NoSession) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// sendPrompt: appends the user message, sets running, forwards the prompt to the provider.
@@ -182,9 +213,19 @@ impl Engine {
             .unwrap_or(Ok(false))
     }
 
-    /// purgeProjectSessions: memory and storage.
+    /// purgeProjectSessions: memory and storage. In cluster mode the purge is recorded first, naming the
+    /// project's stored sessions (src/engine/cluster.rs).
     pub async fn purge_project(&self, project_id: &str) -> Result<(), CommandError> {
         validate::project_id(project_id)?;
+        if self.logs_commands() {
+            let (store, id) = (self.inner.store.clone(), project_id.to_owned());
+            let records = blocking(move || store.project_sessions(&id)).await?;
+            let purged = Logged::Purged {
+                project_id: project_id.to_owned(),
+                session_ids: records.into_iter().map(|r| r.session_id).collect(),
+            };
+            self.record(purged, "purge").await?;
+        }
         self.inner
             .supervisor
             .send(PurgeProject {
@@ -193,8 +234,19 @@ impl Engine {
             .await?
     }
 
-    /// purgeSession: memory and storage.
+    /// purgeSession: memory and storage. In cluster mode the purge is recorded first.
     pub async fn purge_session(&self, session_id: &str) -> Result<(), CommandError> {
+        validate::session_id(session_id)?;
+        let purged = Logged::Purged {
+            project_id: project_of(session_id).to_owned(),
+            session_ids: vec![session_id.to_owned()],
+        };
+        self.record(purged, "purge").await?;
+        self.purge_here(session_id).await
+    }
+
+    /// Purges a session on this node only (a refused start, a replayed purge).
+    pub(super) async fn purge_here(&self, session_id: &str) -> Result<(), CommandError> {
         validate::session_id(session_id)?;
         self.inner
             .supervisor

@@ -42,6 +42,7 @@ pub use crate::actors::approvals::Approval;
 pub use crate::actors::broadcaster::{Live, Subscription};
 pub use crate::actors::journal::{Entry, EventId, LastEventId, Replay};
 pub use crate::messages::commands::Started;
+pub use cluster::{CommandLog, Logged};
 pub use start::StartError;
 
 /// How many times a command looks its project up again when the actor stopped under it (each stop
@@ -77,6 +78,8 @@ struct Inner {
     stderr_kept: Arc<crate::actors::stderr_kept::KeptStderr>,
     /// The settings as last stored: starts and reads take them without asking the supervisor.
     settings: crate::actors::settings::SharedSettings,
+    /// Cluster mode: where starts, purges and stops are recorded before they are answered (cluster.rs).
+    log: std::sync::OnceLock<Arc<dyn CommandLog>>,
 }
 
 impl Engine {

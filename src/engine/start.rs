@@ -163,6 +163,7 @@ pub(super) async fn wire(
         journal_epoch,
         stderr_kept,
         settings,
+        log: Default::default(),
     };
     Ok((
         inner,

@@ -32,6 +32,8 @@ pub struct NodeConfig<'a> {
     pub replicas: usize,
     /// How often an owner snapshots its partitions (`cluster.snapshot_interval`).
     pub snapshot_interval_secs: u64,
+    /// More `[cluster]` lines, as TOML.
+    pub extra: &'a str,
 }
 
 impl Node {
@@ -62,6 +64,7 @@ replicas = {replicas}
 forward_timeout = "10s"
 snapshot_interval = "{snapshot}s"
 stream_max_bytes = "64MiB"     # JetStream refuses a stream larger than its store may grow (75% of free disk)
+{extra}
 "#,
             data = dir.path().join("data").display(),
             fake_claude = concat!(
@@ -73,6 +76,7 @@ stream_max_bytes = "64MiB"     # JetStream refuses a stream larger than its stor
             ttl = config.lease_ttl_secs,
             replicas = config.replicas,
             snapshot = config.snapshot_interval_secs,
+            extra = config.extra,
         );
         std::fs::write(&file, text).expect("config written");
         let mut child = Command::new(env!("CARGO_BIN_EXE_agent-store"))
@@ -131,6 +135,11 @@ stream_max_bytes = "64MiB"     # JetStream refuses a stream larger than its stor
 
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         self.answer(self.client.post(format!("{}{path}", self.url)).json(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.answer(self.client.delete(format!("{}{path}", self.url)))
             .await
     }
 
