@@ -11,7 +11,9 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 base="$1" new="$2" out="$3"
-base_conf="${4:-$here/../../config/default.toml}" new_conf="${5:-$here/../../config/default.toml}"
+base_conf="$(realpath "${4:-$here/../../config/default.toml}")"
+new_conf="$(realpath "${5:-$here/../../config/default.toml}")"
+base="$(realpath "$base")" new="$(realpath "$new")"
 mkdir -p "$out"
 cd "$out" || exit 1
 log() { echo "$(date +%T) $* (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a times.log >&2; }
