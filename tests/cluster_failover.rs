@@ -28,6 +28,19 @@ use serde_json::{json, Value};
 use wait::eventually;
 
 const PARTITIONS: u32 = 8;
+
+/// Three nodes on one nats-server (no replicas), 2 s leases, snapshots every `snapshot_interval_secs`.
+fn one_nats(nats_url: &str, snapshot_interval_secs: u64) -> NodeConfig<'_> {
+    NodeConfig {
+        nats_url,
+        partitions: PARTITIONS,
+        lease_ttl_secs: 2,
+        replicas: 1,
+        snapshot_interval_secs,
+        extra: "",
+    }
+}
+
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn text_event(session_id: &str, id: &str, text: &str) -> Value {
@@ -125,14 +138,7 @@ async fn a_paused_owner_loses_its_partitions_and_is_fenced_when_it_wakes() {
     let Some(nats) = NatsServer::start_or_skip("a_paused_owner_loses_its_partitions") else {
         return;
     };
-    let config = NodeConfig {
-        nats_url: &nats.url,
-        partitions: PARTITIONS,
-        lease_ttl_secs: 2,
-        replicas: 1,
-        snapshot_interval_secs: 1,
-        extra: "",
-    };
+    let config = one_nats(&nats.url, 1);
     let (a, b, c, held) = three_nodes(&config).await;
     let c_partitions = held["c"].clone();
 
@@ -207,14 +213,7 @@ async fn an_owner_killed_during_ingest_is_rebuilt_from_jetstream_and_loses_nothi
     let Some(nats) = NatsServer::start_or_skip("an_owner_killed_during_ingest") else {
         return;
     };
-    let config = NodeConfig {
-        nats_url: &nats.url,
-        partitions: PARTITIONS,
-        lease_ttl_secs: 2,
-        replicas: 1,
-        snapshot_interval_secs: 1,
-        extra: "",
-    };
+    let config = one_nats(&nats.url, 1);
     let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["c"], "killed");
     // Started through a, run by c; two of c's snapshots later it is surely in one (the first may have
@@ -330,14 +329,7 @@ async fn a_session_started_after_the_owners_last_snapshot_comes_over_whole_when_
         return;
     };
     // No snapshot in this test's time: the new owner knows the session from the ingest stream alone.
-    let config = NodeConfig {
-        nats_url: &nats.url,
-        partitions: PARTITIONS,
-        lease_ttl_secs: 2,
-        replicas: 1,
-        snapshot_interval_secs: 3600,
-        extra: "",
-    };
+    let config = one_nats(&nats.url, 3600);
     let (a, b, c, held) = three_nodes(&config).await;
     let project = project_in(&held["c"], "unsnapshotted");
     let session = start_session(&a, &project).await;
@@ -391,14 +383,7 @@ async fn a_purge_and_a_stop_on_the_owner_outlive_it_when_it_dies_before_a_snapsh
     let Some(nats) = NatsServer::start_or_skip("a_purge_and_a_stop_on_the_owner_outlive_it") else {
         return;
     };
-    let config = NodeConfig {
-        nats_url: &nats.url,
-        partitions: PARTITIONS,
-        lease_ttl_secs: 2,
-        replicas: 1,
-        snapshot_interval_secs: 3600,
-        extra: "",
-    };
+    let config = one_nats(&nats.url, 3600);
     let (a, b, c, held) = three_nodes(&config).await;
     let purged_project = project_in(&held["c"], "purged");
     let stopped_project = project_in(&held["c"], "stopped");
@@ -476,12 +461,8 @@ async fn a_partition_whose_messages_the_stream_dropped_before_a_takeover_is_coun
         return;
     };
     let config = NodeConfig {
-        nats_url: &nats.url,
-        partitions: PARTITIONS,
-        lease_ttl_secs: 2,
-        replicas: 1,
-        snapshot_interval_secs: 3600,
         extra: r#"stream_max_age = "2s""#,
+        ..one_nats(&nats.url, 3600)
     };
     let (a, c) = (
         Node::start("a", &config).await,
