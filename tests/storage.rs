@@ -9,7 +9,7 @@ use std::process::Command;
 use agent_store::messages::wire::AgentStatus;
 use agent_store::storage::{StorageError, Store, WriteOp};
 use redb::{Database, ReadableDatabase, TableDefinition};
-use storage_support::{append, message, put, record, seqs};
+use storage_support::{append, latest_sessions, message, put, record, seqs};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -647,12 +647,7 @@ proptest::proptest! {
             }
             let ids: Vec<String> = with_sessions.iter().map(|(p, _)| p.clone()).collect();
             proptest::prop_assert_eq!(store.project_ids().unwrap(), ids);
-            let lasts: Vec<(String, String)> = store
-                .last_sessions()
-                .unwrap()
-                .into_iter()
-                .map(|(p, r)| (p, r.expect("a record").session_id))
-                .collect();
+            let lasts = latest_sessions(&store);
             proptest::prop_assert_eq!(lasts, with_sessions);
         }
         let path = dir.path().join("data/agent-store.redb");

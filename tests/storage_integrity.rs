@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use agent_store::messages::wire::AgentStatus;
 use agent_store::storage::{verify, StorageError, Store, WriteOp};
 use redb::{ReadableDatabase, TableDefinition};
-use storage_support::{append, put, record, seqs};
+use storage_support::{append, latest_sessions, put, record, seqs};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -183,12 +183,7 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     assert_eq!(contents, ["hello", text, "second"]);
     let beta = store.last_session("beta").unwrap().expect("beta kept");
     assert_eq!(store.project_ids().unwrap(), ["alpha", "beta"]);
-    let lasts: Vec<(String, String)> = store
-        .last_sessions()
-        .unwrap()
-        .into_iter()
-        .map(|(p, r)| (p, r.expect("a record").session_id))
-        .collect();
+    let lasts = latest_sessions(&store);
     assert_eq!(
         lasts,
         [

@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use agent_store::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
-use agent_store::storage::{SessionRecord, WriteOp};
+use agent_store::storage::{SessionRecord, Store, WriteOp};
 
 pub fn record(session: &str, project: &str, status: AgentStatus, updated_at: i64) -> SessionRecord {
     SessionRecord {
@@ -61,4 +61,14 @@ pub fn append(session: &str, seqs: RangeInclusive<u64>) -> WriteOp {
 
 pub fn seqs(messages: &[AgentMessage]) -> Vec<u64> {
     messages.iter().map(|m| m.seq_id).collect()
+}
+
+/// Each project with its latest session's id (`Store::last_sessions`), the record required.
+pub fn latest_sessions(store: &Store) -> Vec<(String, String)> {
+    store
+        .last_sessions()
+        .unwrap()
+        .into_iter()
+        .map(|(p, r)| (p, r.expect("a record").session_id))
+        .collect()
 }
