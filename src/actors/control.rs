@@ -198,21 +198,32 @@ impl Control {
         Ok(self.policy(project_id))
     }
 
+    /// The project's spend today.
+    pub fn spent_today(&self, project_id: &str, at: UnixMs) -> f64 {
+        let today = self.today(at);
+        today
+            .1
+            .get(&project_key(project_id))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
     /// Adds a session's new spend to its project's day; answers the project's spend today.
-    pub fn spent_today(&self, project_id: &str, usd: f64, at: UnixMs) -> f64 {
+    pub fn add_spent(&self, project_id: &str, usd: f64, at: UnixMs) -> f64 {
+        let mut today = self.today(at);
+        let spent = today.1.entry(project_key(project_id)).or_insert(0.0);
+        *spent += usd;
+        *spent
+    }
+
+    /// The day's spend table, begun afresh when `at` is on a new day.
+    fn today(&self, at: UnixMs) -> std::sync::MutexGuard<'_, (String, HashMap<u64, f64>)> {
         let day = day_of(at);
         let mut today = lock(&self.today);
         if today.0 != day {
             *today = (day, HashMap::new());
         }
-        let key = project_key(project_id);
-        if usd == 0.0 {
-            // A look (a start checking the daily budget) adds no entry.
-            return today.1.get(&key).copied().unwrap_or(0.0);
-        }
-        let spent = today.1.entry(key).or_insert(0.0);
-        *spent += usd;
-        *spent
+        today
     }
 
     /// The first budget a session crosses with `session_usd` spent in it and `daily_usd` by its project

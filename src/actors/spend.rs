@@ -127,7 +127,7 @@ impl SessionSpend {
                 .inc_by(n);
         }
         let control = &links.control;
-        let today = control.spent_today(&record.project_id, increase.usd, at);
+        let today = control.add_spent(&record.project_id, increase.usd, at);
         if self.halted {
             return None;
         }

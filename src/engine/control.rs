@@ -26,7 +26,7 @@ impl Engine {
     ) -> Result<(), CommandError> {
         let policy = self.inner.control.policy(project_id);
         if let Some(limit) = policy.budget.daily_usd {
-            let spent = self.inner.control.spent_today(project_id, 0.0, now_ms());
+            let spent = self.inner.control.spent_today(project_id, now_ms());
             if spent > limit {
                 return Err(CommandError::Forbidden {
                     field: "budget.dailyUsd".into(),
