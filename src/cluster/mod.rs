@@ -466,10 +466,7 @@ async fn connect(
 
 /// Tells this run of the node from an earlier one under the same node id.
 fn nonce() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
+    format!("{}-{}", std::process::id(), crate::messages::wire::now_ms())
 }
 
 /// `<host name>-<port>`, reduced to subject-safe characters.

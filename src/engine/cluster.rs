@@ -16,8 +16,6 @@ use futures_util::future::BoxFuture;
 use super::Engine;
 use crate::actors::adopt::{self, StoredSession};
 use crate::actors::broadcaster::Publish;
-use crate::actors::router::FindSession;
-use crate::actors::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;
 use crate::messages::session::FlushNow;
@@ -96,12 +94,7 @@ impl Engine {
 
     /// A session as this node's store holds it, once everything it accepted so far is committed.
     async fn stored_session(&self, session_id: &str) -> Result<StoredSession, CommandError> {
-        let live = self
-            .router(project_of(session_id))
-            .send(FindSession {
-                session_id: session_id.to_owned(),
-            })
-            .await?;
+        let live = self.live_session(session_id).await?;
         if let Some(session) = live {
             session.send(FlushNow).await??;
         }

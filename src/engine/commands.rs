@@ -218,11 +218,10 @@ impl Engine {
     pub async fn purge_project(&self, project_id: &str) -> Result<(), CommandError> {
         validate::project_id(project_id)?;
         if self.logs_commands() {
-            let (store, id) = (self.inner.store.clone(), project_id.to_owned());
-            let records = blocking(move || store.project_sessions(&id)).await?;
+            let sessions = self.project_sessions(project_id).await?;
             let purged = Logged::Purged {
                 project_id: project_id.to_owned(),
-                session_ids: records.into_iter().map(|r| r.session_id).collect(),
+                session_ids: sessions.into_iter().map(|s| s.session_id).collect(),
             };
             self.record(purged, "purge").await?;
         }

@@ -87,6 +87,19 @@ impl Engine {
         Ok(records.into_iter().map(summary).collect())
     }
 
+    /// The session's actor if it is in memory (nothing is read from storage, nothing is brought back).
+    pub(super) async fn live_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Mailbox<SessionActor>>, CommandError> {
+        Ok(self
+            .router(project_of(session_id))
+            .send(FindSession {
+                session_id: session_id.to_owned(),
+            })
+            .await?)
+    }
+
     /// Any live or stored session by id.
     pub async fn session(
         &self,
@@ -94,12 +107,7 @@ impl Engine {
         page: Page,
     ) -> Result<AgentSession, CommandError> {
         validate::session_id(session_id).map_err(|_| CommandError::SessionNotFound)?;
-        let live = self
-            .router(project_of(session_id))
-            .send(FindSession {
-                session_id: session_id.to_owned(),
-            })
-            .await?;
+        let live = self.live_session(session_id).await?;
         if let Some(addr) = live {
             if let Ok(session) = self.read_live(addr, page).await {
                 return Ok(session);
@@ -130,12 +138,7 @@ impl Engine {
             limit: Some(0),
         };
         self.session(session_id, page).await?;
-        let live = self
-            .router(project_of(session_id))
-            .send(FindSession {
-                session_id: session_id.to_owned(),
-            })
-            .await?;
+        let live = self.live_session(session_id).await?;
         let stderr = match live {
             Some(session) => session.send(AgentStderr).await.ok().flatten(),
             None => None,

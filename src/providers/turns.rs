@@ -29,7 +29,7 @@ use crate::messages::wire::UnixMs;
 pub(crate) const IDLE_KEPT: usize = 256;
 /// Requests waiting in a runner's inbox before their senders wait.
 const INBOX: usize = 16;
-const SHUTTING_DOWN: &str = "the service is shutting down";
+pub(crate) const SHUTTING_DOWN: &str = "the service is shutting down";
 
 /// Runs one prompt of a session.
 pub(crate) trait Driver: Send + Sync + 'static {
@@ -200,7 +200,7 @@ impl RunEnd {
 }
 
 /// What a runner is asked.
-pub(crate) enum Ask<N> {
+enum Ask<N> {
     CanTake(oneshot::Sender<Result<(), ProviderError>>),
     Prompt(String, oneshot::Sender<Result<(), ProviderError>>),
     Stop(oneshot::Sender<()>),

@@ -22,6 +22,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::feed::Feeder;
+use super::turns::SHUTTING_DOWN;
 use super::{EventSink, Provider, ProviderError, Runner, StartSpec};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::messages::adapters::adapter_for;
@@ -33,8 +34,6 @@ mod table;
 pub use backoff::Backoff;
 use session::Session;
 use table::{Ask, Table};
-
-const SHUTTING_DOWN: &str = "the service is shutting down";
 /// Messages waiting in the table's inbox before their senders wait.
 const INBOX: usize = 64;
 
