@@ -438,9 +438,13 @@ impl<'t> Writer<'t> {
 
     /// Pushes (updatedAt, id) of the session's record, if it has one that decodes.
     fn dated(&self, id: &str, out: &mut Vec<(i64, String)>) -> Result<(), StorageError> {
-        match self.record(id) {
-            Ok(Some(r)) => out.push((r.updated_at, r.session_id)),
-            Ok(None) | Err(StorageError::Corrupt { .. }) => {}
+        let Some(value) = self.sessions.get(id).map_err(write_error)? else {
+            return Ok(());
+        };
+        // Only its updatedAt: the place is decoded without allocating the record's strings.
+        match record_place(id, value.value()) {
+            Ok(place) => out.push((place.updated_at, id.to_owned())),
+            Err(StorageError::Corrupt { .. }) => {}
             Err(e) => return Err(e),
         }
         Ok(())
@@ -452,15 +456,34 @@ impl<'t> Writer<'t> {
         project_id: &str,
         rule: &Retention<'_>,
     ) -> Result<Vec<String>, StorageError> {
-        if self
-            .summary(project_id)?
+        let summary = self.summary(project_id)?;
+        if summary
+            .as_ref()
             .is_some_and(|s| s.nothing_to_retain(rule.keep, rule.max_age_ms, rule.now))
         {
             return Ok(Vec::new());
         }
         let dropped = self.victims(self.project_index(project_id)?, rule)?;
+        if dropped.is_empty() {
+            return Ok(dropped);
+        }
+        // The summaries are updated once at the end, not per session: deleting the newest sessions one by
+        // one would rebuild the project's summary (reading its records) after each of them.
+        let mut others = std::collections::BTreeSet::new();
         for id in &dropped {
-            self.delete_session(id)?;
+            others.extend(self.remove_session(id)?);
+        }
+        others.remove(project_id);
+        let gone = u64::try_from(dropped.len()).unwrap_or(u64::MAX);
+        match summary {
+            Some(mut s) if s.sessions > gone && !dropped.contains(&s.latest) => {
+                s.sessions -= gone;
+                projects::put(&mut self.projects, project_id, &s).map_err(write_error)?;
+            }
+            _ => self.summary_rebuild(project_id)?,
+        }
+        for project in others {
+            self.summary_rebuild(&project)?;
         }
         Ok(dropped)
     }
