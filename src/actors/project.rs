@@ -113,7 +113,7 @@ pub struct ProjectActor {
     starting: bool,
     cleanup: Option<SpawnHandle>,
     /// Stops asked for while a start was in flight: answered once the agent has started and been stopped.
-    stops_waiting: Vec<tokio::sync::oneshot::Sender<Result<(), CommandError>>>,
+    stops_waiting: Vec<tokio::sync::oneshot::Sender<Result<Option<String>, CommandError>>>,
     /// Stops, prompts and restores in flight: their futures run in this actor, which must outlive them.
     in_flight: usize,
     /// Told the supervisor it is idle and not yet asked to stop.

@@ -144,14 +144,13 @@ impl Engine {
     /// stopAgent. In cluster mode a stop of a session still going is recorded once carried out, so a node
     /// taking the project over holds it done rather than interrupted (src/engine/cluster.rs).
     pub async fn stop_agent(&self, project_id: &str) -> Result<(), CommandError> {
-        let going = match self.logs_commands() {
-            true => self.going_session(project_id).await?,
-            false => None,
-        };
-        self.ask_project(project_id, false, || StopSession)
+        let stopped = self
+            .ask_project(project_id, false, || StopSession)
             .await?
             .ok_or(CommandError::NoSession)??;
-        if let Some(session_id) = going {
+        // The session the stop ended while it was going, named by the project actor (which waits for a
+        // start in flight), so a stop during a start records the session that start made.
+        if let Some(session_id) = stopped.filter(|_| self.logs_commands()) {
             let stopped = Logged::Stopped {
                 project_id: project_id.to_owned(),
                 session_id,
@@ -160,19 +159,6 @@ impl Engine {
                 .await?;
         }
         Ok(())
-    }
-
-    /// The project's current session while it is not finished (what a stop changes).
-    async fn going_session(&self, project_id: &str) -> Result<Option<String>, CommandError> {
-        let page = crate::messages::commands::Page {
-            after_seq: None,
-            limit: Some(0),
-        };
-        match self.get_session(project_id, page).await {
-            Ok(session) => Ok((!session.status.is_finished()).then_some(session.session_id)),
-            Err(CommandError::NoSession) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// sendPrompt: appends the user message, sets running, forwards the prompt to the provider.

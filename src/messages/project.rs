@@ -80,9 +80,10 @@ pub struct StartSession {
     pub spec: StartSpec,
 }
 
-/// stopAgent.
+/// stopAgent. Answers the id of the session it stopped while it was going (not finished), which the
+/// cluster records; `None` when the session was already finished or its start failed.
 #[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
+#[rtype(result = "Result<Option<String>, CommandError>")]
 pub struct StopSession;
 
 /// sendPrompt.

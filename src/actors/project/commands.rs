@@ -119,9 +119,12 @@ impl Handler<StartSession> for ProjectActor {
                     });
                     if let Some(stopping) = stopping {
                         // A stop came while the agent was starting: it applies to the agent now running.
-                        let addr = addr.clone();
+                        let (addr, stopped) = (addr.clone(), session_id.clone());
                         actix::spawn(async move {
-                            let result = stopping.await.map_err(CommandError::Provider);
+                            let result = stopping
+                                .await
+                                .map(|()| Some(stopped))
+                                .map_err(CommandError::Provider);
                             if result.is_ok() {
                                 addr.do_send(SetStatus {
                                     status: AgentStatus::Done,
@@ -142,7 +145,7 @@ impl Handler<StartSession> for ProjectActor {
                     });
                     // Nothing started, so nothing is left to stop.
                     for stop in stops {
-                        let _ = stop.send(Ok(()));
+                        let _ = stop.send(Ok(None));
                     }
                     Err(CommandError::ProviderFailed { session_id, error })
                 }
@@ -152,7 +155,7 @@ impl Handler<StartSession> for ProjectActor {
 }
 
 impl Handler<StopSession> for ProjectActor {
-    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+    type Result = ResponseActFuture<Self, Result<Option<String>, CommandError>>;
 
     fn handle(&mut self, _: StopSession, _: &mut Context<Self>) -> Self::Result {
         if self.starting {
@@ -172,9 +175,9 @@ impl Handler<StopSession> for ProjectActor {
         }
         let prepared = self.current().and_then(|cur| {
             self.provider(&cur.provider)?;
-            Ok((cur.addr.clone(), cur.status))
+            Ok((cur.addr.clone(), cur.status, cur.session_id.clone()))
         });
-        let (addr, status) = match prepared {
+        let (addr, status, session_id) = match prepared {
             Ok(p) => p,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
@@ -184,13 +187,14 @@ impl Handler<StopSession> for ProjectActor {
             act.end(ctx);
             // A session actor already gone has no agent left to stop.
             result.unwrap_or(Ok(())).map_err(CommandError::Provider)?;
-            if !status.is_finished() {
-                addr.do_send(SetStatus {
-                    status: AgentStatus::Done,
-                    error: None,
-                });
+            if status.is_finished() {
+                return Ok(None);
             }
-            Ok(())
+            addr.do_send(SetStatus {
+                status: AgentStatus::Done,
+                error: None,
+            });
+            Ok(Some(session_id))
         }))
     }
 }
