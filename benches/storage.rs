@@ -2,7 +2,9 @@
 //! batches (each call is one durable transaction, so one fsync), shaped as the persister sends them — one
 //! busy session, or many sessions' debounced batches grouped in one commit; updating many sessions'
 //! records in one commit (a flush's bookkeeping, and finishing sessions); retention across many projects,
-//! project by project and in one commit; the project list; and reading a 100,000-message session back.
+//! project by project and in one commit; the project list and one project's last session (start and
+//! restore); encoding a batch (done by the session actor before the persister gets it); and reading a
+//! 100,000-message session back, whole and one page of it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use agent_store::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
-use agent_store::storage::{SessionRecord, Step, Store, WriteOp};
+use agent_store::storage::{EncodedBatch, SessionRecord, Step, Store, WriteOp};
 
 fn message(seq_id: u64, bytes: usize) -> SharedMessage {
     Arc::new(AgentMessage {
@@ -65,13 +67,39 @@ fn ops(sessions: usize, per_session: usize, seq: u64, bytes: usize) -> Vec<Write
     ops
 }
 
+/// `ops` with each batch encoded beforehand, as session actors hand them to the persister
+/// (`WriteOp::AppendEncoded`): what is left is the writer thread's own work.
+fn encoded_ops(sessions: usize, per_session: usize, seq: u64, bytes: usize) -> Vec<WriteOp> {
+    ops(sessions, per_session, seq, bytes)
+        .into_iter()
+        .map(|op| match op {
+            WriteOp::AppendMessages {
+                session_id,
+                messages,
+            } => WriteOp::AppendEncoded(EncodedBatch::encode(session_id, &messages).unwrap()),
+            other => other,
+        })
+        .collect()
+}
+
+type MakeOps = fn(usize, usize, u64, usize) -> Vec<WriteOp>;
+
 fn apply(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_apply");
-    for (name, sessions, per_session, bytes) in [
-        ("1 session x 100 msgs, 300 B", 1, 100, 300),
-        ("100 sessions x 10 msgs, 300 B", 100, 10, 300),
-        ("100 sessions x 10 msgs, 3 KB", 100, 10, 3000),
-        ("1000 sessions x 10 msgs, 300 B", 1000, 10, 300),
+    let encoded: MakeOps = encoded_ops;
+    let plain: MakeOps = ops;
+    for (name, sessions, per_session, bytes, make) in [
+        ("1 session x 100 msgs, 300 B", 1, 100, 300, plain),
+        ("100 sessions x 10 msgs, 300 B", 100, 10, 300, plain),
+        ("100 sessions x 10 msgs, 3 KB", 100, 10, 3000, plain),
+        ("1000 sessions x 10 msgs, 300 B", 1000, 10, 300, plain),
+        (
+            "1000 sessions x 10 msgs, 300 B, encoded",
+            1000,
+            10,
+            300,
+            encoded,
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("bench.redb")).unwrap();
@@ -81,7 +109,7 @@ fn apply(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
-                    let batch = ops(sessions, per_session, seq, bytes);
+                    let batch = make(sessions, per_session, seq, bytes);
                     seq += per_session as u64;
                     let t = Instant::now();
                     store.apply(&batch).unwrap();
@@ -206,6 +234,14 @@ fn retention(c: &mut Criterion) {
     group.bench_function("1000 projects x 5 sessions, latest of each", |b| {
         b.iter(|| assert_eq!(store.last_sessions().unwrap().len(), PROJECTS))
     });
+    // A project's current session, read when it starts or is restored.
+    group.bench_function("last session of each of 1000 projects, one by one", |b| {
+        b.iter(|| {
+            for p in &projects {
+                assert!(store.last_session(p).unwrap().is_some());
+            }
+        })
+    });
     group.finish();
     store.close();
 }
@@ -289,13 +325,73 @@ fn read_back(c: &mut Criterion) {
             assert_eq!(m.len() as u64, MESSAGES);
         })
     });
+    // A reader paging through it (`GET .../messages?after=&limit=`): 100 messages from the middle.
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("page of 100 from the middle", |b| {
+        b.iter(|| {
+            let m = store
+                .messages("s0-1700000000000", MESSAGES / 2 + 50, None, Some(100))
+                .unwrap();
+            assert_eq!(m.len(), 100);
+        })
+    });
     group.finish();
     store.close();
+}
+
+/// Text-like content of `bytes` bytes (words from a small vocabulary, varied by `seq`): packs the way
+/// agent output does, unlike one repeated byte.
+fn prose(seq: u64, bytes: usize) -> String {
+    const WORDS: [&str; 12] = [
+        "the ",
+        "index ",
+        "fails ",
+        "because ",
+        "cargo ",
+        "test ",
+        "src/storage/writer.rs ",
+        "returns ",
+        "an ",
+        "error ",
+        "when ",
+        "42 ",
+    ];
+    let mut out = String::with_capacity(bytes + 24);
+    let mut i = seq as usize;
+    while out.len() < bytes {
+        out.push_str(WORDS[(i * 7 + i / 5) % WORDS.len()]);
+        i += 1;
+    }
+    out.truncate(bytes);
+    out
+}
+
+/// Encoding one flush's batch in its stored form (postcard, then LZ4 when it pays, and the checksum): the
+/// session actor does it before handing the batch to the persister.
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store_encode");
+    for (name, count, bytes) in [
+        ("100 msgs, 300 B", 100u64, 300),
+        ("10 msgs, 3 KB", 10, 3000),
+    ] {
+        let batch: Vec<SharedMessage> = (1..=count)
+            .map(|seq| {
+                let mut m = (*message(seq, 0)).clone();
+                m.content = prose(seq, bytes);
+                Arc::new(m)
+            })
+            .collect();
+        group.throughput(Throughput::Elements(count));
+        group.bench_function(name, |b| {
+            b.iter(|| EncodedBatch::encode("s0-1700000000000".into(), &batch).unwrap())
+        });
+    }
+    group.finish();
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3));
-    targets = apply, records, retention, finish, read_back
+    targets = apply, records, retention, finish, read_back, encode
 }
 criterion_main!(benches);
