@@ -129,10 +129,24 @@ pub(super) fn encode_record(r: &SessionRecord) -> Result<Vec<u8>, StorageError> 
         message_count: r.message_count,
         provider_session_id: r.provider_session_id.as_deref(),
     };
-    let out = postcard::to_extend(&stored, header(RECORD_FORMAT).to_vec())
+    // Sized up front: grown from the header's five bytes, the buffer was reallocated five or six times
+    // per record, on the writer thread, for every flush.
+    let strings = r.session_id.len()
+        + r.project_id.len()
+        + r.provider.len()
+        + r.model.len()
+        + r.error.as_ref().map_or(0, String::len)
+        + r.provider_session_id.as_ref().map_or(0, String::len);
+    let mut buf = Vec::with_capacity(HEADER + RECORD_FIXED + strings);
+    buf.extend_from_slice(&header(RECORD_FORMAT));
+    let out = postcard::to_extend(&stored, buf)
         .map_err(|e| StorageError::Write(format!("encoding session {}: {e}", r.session_id)))?;
     Ok(sealed(out, &RowKey::Record(&r.session_id)))
 }
+
+/// An upper bound on a record's encoded bytes besides its strings: six integers as varints of at most ten
+/// bytes, the status byte, the cost (8 bytes), six string lengths (varints) and two option tags.
+const RECORD_FIXED: usize = 6 * 10 + 1 + 8 + 6 * 10 + 2;
 
 /// Decodes the `sessions` value stored under `session_id`, checking its checksum first.
 pub(super) fn decode_record(session_id: &str, bytes: &[u8]) -> Result<SessionRecord, StorageError> {

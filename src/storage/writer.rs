@@ -244,6 +244,13 @@ impl<'t> Writer<'t> {
         old_at: i64,
         at: i64,
     ) -> Result<(), StorageError> {
+        // The usual case, looked at on the borrowed row: no summary (and no string) is built for it.
+        if let Some(row) = self.projects.get(project).map_err(write_error)? {
+            let (latest, ..) = row.value();
+            if latest == id && at >= old_at {
+                return Ok(());
+            }
+        }
         let Some(mut s) = self.summary(project)? else {
             return self.summary_rebuild(project);
         };
