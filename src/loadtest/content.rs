@@ -178,8 +178,14 @@ impl Content {
     }
 }
 
+/// The id of message `index`: `lt-` and the index (written without `format!`: one per generated message).
 pub fn message_id(index: usize) -> String {
-    format!("{ID_PREFIX}{index}")
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(index);
+    let mut id = String::with_capacity(ID_PREFIX.len() + digits.len());
+    id.push_str(ID_PREFIX);
+    id.push_str(digits);
+    id
 }
 
 /// The message index a generated id carries, or None for any other message (the prompt, say).
