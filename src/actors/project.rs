@@ -19,7 +19,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::broadcaster::Publish;
-use super::health::HealthTracker;
+use super::health::{HealthNews, HealthTracker};
 use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::router::Router;
@@ -130,7 +130,7 @@ pub struct ProjectActor {
     /// This project's stall threshold, when it differs from `timers.stall_after`.
     stall_override: Option<std::time::Duration>,
     /// What subscribers were last told of this project's health.
-    last_health: Option<HealthKey>,
+    last_health: Option<HealthNews>,
     /// Wakes the project when an idle session would turn stalled, so the change is published on time.
     health_timer: Option<SpawnHandle>,
     wake: Wake,
@@ -184,19 +184,17 @@ impl ProjectActor {
     /// Publishes `project.health` when the state or attention changed, never on every message, and
     /// wakes itself when an idle session would cross the stall threshold.
     fn health_changed(&mut self, ctx: &mut Context<Self>) {
-        let health = self.health_now();
-        let key = HealthKey::of(&health);
-        if self.last_health.as_ref() != Some(&key) {
-            self.last_health = Some(key);
+        let now = Instant::now();
+        if self.health.news_since(&mut self.last_health, now) {
             // Journalled for reconnecting clients whether or not anyone listens now.
+            let health = self.health.snapshot(&self.project_id, now);
             self.links
                 .session
                 .broadcaster
-                .do_send(Publish(LiveEvent::Health(health.clone())));
+                .do_send(Publish(LiveEvent::Health(health)));
         }
         // Armed once per change of deadline: activity moves it later, and the armed timer then fires
         // early and re-arms once (see `Wake`), so a batch of events costs no timer per event.
-        let now = Instant::now();
         if let Some(at) = self.wake.want(self.health.stall_deadline(now)) {
             if let Some(t) = self.health_timer.take() {
                 ctx.cancel_future(t);
@@ -361,7 +359,8 @@ impl Actor for ProjectActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics().actor_started(ActorKind::Project);
         // A new project is inactive; only changes from here on are news.
-        self.last_health = Some(HealthKey::of(&self.health_now()));
+        self.health
+            .news_since(&mut self.last_health, Instant::now());
         self.me = Some(Mailbox::new(
             ctx.address(),
             self.stats.clone(),
@@ -446,31 +445,3 @@ crate::instrument!(
     SetAwaiting,
     Deactivate,
 );
-
-/// The parts of a project's health whose change is news: not the idle clock or the burn rate, which move
-/// all the time.
-#[derive(Debug, Clone, PartialEq)]
-struct HealthKey {
-    session_id: Option<String>,
-    state: crate::messages::wire::ActivityState,
-    active_tool: Option<String>,
-    score: u32,
-    reason: Option<String>,
-}
-
-impl HealthKey {
-    fn of(h: &ProjectHealth) -> HealthKey {
-        // The stalled reason counts minutes; a new minute is not a new state.
-        let reason = match h.activity_state {
-            crate::messages::wire::ActivityState::Stalled => None,
-            _ => h.attention_reason.clone(),
-        };
-        HealthKey {
-            session_id: h.session_id.clone(),
-            state: h.activity_state,
-            active_tool: h.active_tool.clone(),
-            score: h.attention_score,
-            reason,
-        }
-    }
-}

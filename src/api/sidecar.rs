@@ -107,11 +107,11 @@ pub fn parse_batch(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let at = format!("line {}", i + 1);
+            let at = || format!("line {}", i + 1);
             let event = parse_json_at::<SidecarEvent>(line)
-                .map_err(|e| e.into_api_error(&at, &format!("{at}: ")))?;
+                .map_err(|e| e.into_api_error(&at(), &format!("{}: ", at())))?;
             if check_sizes {
-                check_message_sizes(&event, max_message_bytes, &format!("{at}: "))?;
+                check_message_sizes(&event, max_message_bytes, &format!("{}: ", at()))?;
             }
             events.push(event);
         }
