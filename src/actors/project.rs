@@ -23,21 +23,21 @@ use super::health::{HealthNews, HealthTracker};
 use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::router::Router;
-use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks};
+use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks, SessionShared};
 use super::wake::Wake;
 use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;
+use crate::messages::project::SessionReport;
 use crate::messages::project::SetAwaiting;
 use crate::messages::project::{
     ClearSession, ForgetSession, PromptSession, RestoreLast, SetStallThreshold, StartSession,
     StopSession, Summarize,
 };
 use crate::messages::project::{Deactivate, Deactivated};
-use crate::messages::project::{Halt, ProjectActivity, SessionCost, SessionStatusChanged};
 use crate::messages::session::Detach;
-use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
+use crate::messages::supervisor::ProjectIdle;
 use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
-use crate::providers::{EventSink, Provider, Providers};
+use crate::providers::{EventSink, Provider};
 use crate::storage::{SessionRecord, Store};
 
 /// How long a project started for a message that never came (its caller went away) stays.
@@ -53,50 +53,23 @@ pub use self::commands::CurrentSession;
 pub struct ProjectLinks {
     /// The supervisor, told when this project may stop.
     pub idle: Outbox<ProjectIdle>,
-    /// The supervisor, asked by a finished session for its project's retention.
-    pub retention: Outbox<EnforceRetention>,
     /// The router of this project's arbiter: its sessions' routes, and where its provider's events go.
     pub router: Mailbox<Router>,
     pub store: Store,
     pub sink: EventSink,
-    /// Session links without the project address, which each project fills in.
-    pub session: SessionLinksBase,
+    /// What this arbiter's sessions share; each project adds its own link.
+    pub session: Arc<SessionShared>,
 }
 
 impl ProjectLinks {
     /// What a session of `project` (none: a session brought back for late events while its project
     /// sleeps) needs to reach the rest of the engine.
     pub fn session_links(&self, project: Option<ProjectLink>) -> SessionLinks {
-        let b = &self.session;
         SessionLinks {
-            config: b.config.clone(),
+            shared: self.session.clone(),
             project,
-            retention: self.retention.clone(),
-            gone: self.router.outbox(),
-            broadcaster: b.broadcaster.clone(),
-            persister: b.persister.clone(),
-            metrics: b.metrics.clone(),
-            windows: b.windows.clone(),
-            control: b.control.clone(),
-            providers: b.providers.clone(),
-            stderr_kept: b.stderr_kept.clone(),
         }
     }
-}
-
-#[derive(Clone)]
-pub struct SessionLinksBase {
-    pub config: Arc<crate::config::Config>,
-    pub broadcaster: Mailbox<super::broadcaster::Broadcaster>,
-    pub persister: super::persister::PersisterHandle,
-    pub metrics: Arc<Metrics>,
-    pub windows: Arc<super::windows::WindowBudget>,
-    /// Policies, spend, approvals (issue 15).
-    pub control: Arc<super::control::Control>,
-    /// Where a session finds its agent's provider (a session read back from storage asks it).
-    pub providers: Providers,
-    /// The stderr of stopped sessions (`limits.stderr_kept`).
-    pub stderr_kept: Arc<super::stderr_kept::KeptStderr>,
 }
 
 struct Current {
@@ -241,12 +214,8 @@ impl ProjectActor {
 
     /// What a session of this project is given to reach it.
     fn link(&self, ctx: &Context<Self>) -> ProjectLink {
-        let me = self.mailbox(ctx);
         ProjectLink {
-            activity: me.outbox(),
-            status: me.outbox(),
-            cost: me.outbox(),
-            halt: me.outbox(),
+            reports: self.mailbox(ctx).outbox(),
         }
     }
 
@@ -437,11 +406,8 @@ crate::instrument!(
     RestoreLast,
     ForgetSession,
     Summarize,
-    ProjectActivity,
-    SessionCost,
-    SessionStatusChanged,
+    SessionReport,
     SetStallThreshold,
-    Halt,
     SetAwaiting,
     Deactivate,
 );
