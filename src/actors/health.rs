@@ -17,6 +17,17 @@ pub const DEFAULT_CONTEXT_LIMIT: u64 = 200_000;
 /// The same tool call (name and input) this many times in a row is "looping: <tool>".
 pub const LOOP_REPEATS: u32 = 5;
 
+/// The parts of a project's health whose change is news (a `project.health` event): not the idle clock
+/// or the burn rate, which move all the time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthNews {
+    session_id: Option<String>,
+    state: ActivityState,
+    active_tool: Option<String>,
+    score: u32,
+    reason: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct HealthTracker {
     session_id: Option<String>,
@@ -257,6 +268,33 @@ impl HealthTracker {
             }
         }
         best
+    }
+
+    /// Whether the parts of the health that are news (`HealthNews`) differ from `last`; if they do,
+    /// `last` becomes them. Called after every batch of a session's messages, so the common answer (no
+    /// news) is reached without building the health or copying a string.
+    pub fn news_since(&self, last: &mut Option<HealthNews>, now: Instant) -> bool {
+        let state = self.activity_state(now);
+        let (score, reason) = self.attention(state, now);
+        // The stalled reason counts minutes; a new minute is not a new state.
+        let reason = reason.filter(|_| state != ActivityState::Stalled);
+        let same = last.as_ref().is_some_and(|l| {
+            l.state == state
+                && l.score == score
+                && l.reason == reason
+                && l.session_id.as_deref() == self.session_id.as_deref()
+                && l.active_tool.as_deref() == self.active_tool.as_deref()
+        });
+        if !same {
+            *last = Some(HealthNews {
+                session_id: self.session_id.clone(),
+                state,
+                active_tool: self.active_tool.clone(),
+                score,
+                reason,
+            });
+        }
+        !same
     }
 
     pub fn snapshot(&self, project_id: &str, now: Instant) -> ProjectHealth {

@@ -19,25 +19,25 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::broadcaster::Publish;
-use super::health::HealthTracker;
+use super::health::{HealthNews, HealthTracker};
 use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::router::Router;
-use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks};
+use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks, SessionShared};
 use super::wake::Wake;
 use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;
+use crate::messages::project::SessionReport;
 use crate::messages::project::SetAwaiting;
 use crate::messages::project::{
     ClearSession, ForgetSession, PromptSession, RestoreLast, SetStallThreshold, StartSession,
     StopSession, Summarize,
 };
 use crate::messages::project::{Deactivate, Deactivated};
-use crate::messages::project::{Halt, ProjectActivity, SessionCost, SessionStatusChanged};
 use crate::messages::session::Detach;
-use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
+use crate::messages::supervisor::ProjectIdle;
 use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
-use crate::providers::{EventSink, Provider, Providers};
+use crate::providers::{EventSink, Provider};
 use crate::storage::{SessionRecord, Store};
 
 /// How long a project started for a message that never came (its caller went away) stays.
@@ -53,50 +53,23 @@ pub use self::commands::CurrentSession;
 pub struct ProjectLinks {
     /// The supervisor, told when this project may stop.
     pub idle: Outbox<ProjectIdle>,
-    /// The supervisor, asked by a finished session for its project's retention.
-    pub retention: Outbox<EnforceRetention>,
     /// The router of this project's arbiter: its sessions' routes, and where its provider's events go.
     pub router: Mailbox<Router>,
     pub store: Store,
     pub sink: EventSink,
-    /// Session links without the project address, which each project fills in.
-    pub session: SessionLinksBase,
+    /// What this arbiter's sessions share; each project adds its own link.
+    pub session: Arc<SessionShared>,
 }
 
 impl ProjectLinks {
     /// What a session of `project` (none: a session brought back for late events while its project
     /// sleeps) needs to reach the rest of the engine.
     pub fn session_links(&self, project: Option<ProjectLink>) -> SessionLinks {
-        let b = &self.session;
         SessionLinks {
-            config: b.config.clone(),
+            shared: self.session.clone(),
             project,
-            retention: self.retention.clone(),
-            gone: self.router.outbox(),
-            broadcaster: b.broadcaster.clone(),
-            persister: b.persister.clone(),
-            metrics: b.metrics.clone(),
-            windows: b.windows.clone(),
-            control: b.control.clone(),
-            providers: b.providers.clone(),
-            stderr_kept: b.stderr_kept.clone(),
         }
     }
-}
-
-#[derive(Clone)]
-pub struct SessionLinksBase {
-    pub config: Arc<crate::config::Config>,
-    pub broadcaster: Mailbox<super::broadcaster::Broadcaster>,
-    pub persister: super::persister::PersisterHandle,
-    pub metrics: Arc<Metrics>,
-    pub windows: Arc<super::windows::WindowBudget>,
-    /// Policies, spend, approvals (issue 15).
-    pub control: Arc<super::control::Control>,
-    /// Where a session finds its agent's provider (a session read back from storage asks it).
-    pub providers: Providers,
-    /// The stderr of stopped sessions (`limits.stderr_kept`).
-    pub stderr_kept: Arc<super::stderr_kept::KeptStderr>,
 }
 
 struct Current {
@@ -130,7 +103,7 @@ pub struct ProjectActor {
     /// This project's stall threshold, when it differs from `timers.stall_after`.
     stall_override: Option<std::time::Duration>,
     /// What subscribers were last told of this project's health.
-    last_health: Option<HealthKey>,
+    last_health: Option<HealthNews>,
     /// Wakes the project when an idle session would turn stalled, so the change is published on time.
     health_timer: Option<SpawnHandle>,
     wake: Wake,
@@ -184,19 +157,17 @@ impl ProjectActor {
     /// Publishes `project.health` when the state or attention changed, never on every message, and
     /// wakes itself when an idle session would cross the stall threshold.
     fn health_changed(&mut self, ctx: &mut Context<Self>) {
-        let health = self.health_now();
-        let key = HealthKey::of(&health);
-        if self.last_health.as_ref() != Some(&key) {
-            self.last_health = Some(key);
+        let now = Instant::now();
+        if self.health.news_since(&mut self.last_health, now) {
             // Journalled for reconnecting clients whether or not anyone listens now.
+            let health = self.health.snapshot(&self.project_id, now);
             self.links
                 .session
                 .broadcaster
-                .do_send(Publish(LiveEvent::Health(health.clone())));
+                .do_send(Publish(LiveEvent::Health(health)));
         }
         // Armed once per change of deadline: activity moves it later, and the armed timer then fires
         // early and re-arms once (see `Wake`), so a batch of events costs no timer per event.
-        let now = Instant::now();
         if let Some(at) = self.wake.want(self.health.stall_deadline(now)) {
             if let Some(t) = self.health_timer.take() {
                 ctx.cancel_future(t);
@@ -243,12 +214,8 @@ impl ProjectActor {
 
     /// What a session of this project is given to reach it.
     fn link(&self, ctx: &Context<Self>) -> ProjectLink {
-        let me = self.mailbox(ctx);
         ProjectLink {
-            activity: me.outbox(),
-            status: me.outbox(),
-            cost: me.outbox(),
-            halt: me.outbox(),
+            reports: self.mailbox(ctx).outbox(),
         }
     }
 
@@ -361,7 +328,8 @@ impl Actor for ProjectActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics().actor_started(ActorKind::Project);
         // A new project is inactive; only changes from here on are news.
-        self.last_health = Some(HealthKey::of(&self.health_now()));
+        self.health
+            .news_since(&mut self.last_health, Instant::now());
         self.me = Some(Mailbox::new(
             ctx.address(),
             self.stats.clone(),
@@ -438,39 +406,8 @@ crate::instrument!(
     RestoreLast,
     ForgetSession,
     Summarize,
-    ProjectActivity,
-    SessionCost,
-    SessionStatusChanged,
+    SessionReport,
     SetStallThreshold,
-    Halt,
     SetAwaiting,
     Deactivate,
 );
-
-/// The parts of a project's health whose change is news: not the idle clock or the burn rate, which move
-/// all the time.
-#[derive(Debug, Clone, PartialEq)]
-struct HealthKey {
-    session_id: Option<String>,
-    state: crate::messages::wire::ActivityState,
-    active_tool: Option<String>,
-    score: u32,
-    reason: Option<String>,
-}
-
-impl HealthKey {
-    fn of(h: &ProjectHealth) -> HealthKey {
-        // The stalled reason counts minutes; a new minute is not a new state.
-        let reason = match h.activity_state {
-            crate::messages::wire::ActivityState::Stalled => None,
-            _ => h.attention_reason.clone(),
-        };
-        HealthKey {
-            session_id: h.session_id.clone(),
-            state: h.activity_state,
-            active_tool: h.active_tool.clone(),
-            score: h.attention_score,
-            reason,
-        }
-    }
-}

@@ -169,6 +169,38 @@ impl Router {
     }
 }
 
+/// A batch's events per session, sessions in the order they first appear, each one's events in their
+/// order. A batch names a few sessions (a sidecar's, or a load generator's handful): they are looked up by
+/// comparing ids, checked last-first because a session's events tend to come together; a batch naming many
+/// sessions is grouped through a map, so the cost stays linear.
+fn group_by_session(events: Vec<SidecarEvent>) -> Vec<(String, Vec<SidecarEvent>)> {
+    const SCAN_UP_TO: usize = 16;
+    let mut groups: Vec<(String, Vec<SidecarEvent>)> = Vec::new();
+    let mut slots: HashMap<String, usize> = HashMap::new();
+    for event in events {
+        let id = event.session_id();
+        let found = if groups.len() <= SCAN_UP_TO {
+            groups.iter().rposition(|(g, _)| g == id)
+        } else {
+            if slots.is_empty() {
+                slots.extend(groups.iter().enumerate().map(|(i, (g, _))| (g.clone(), i)));
+            }
+            slots.get(id).copied()
+        };
+        match found {
+            Some(slot) => groups[slot].1.push(event),
+            None => {
+                let id = id.to_owned();
+                if !slots.is_empty() {
+                    slots.insert(id.clone(), groups.len());
+                }
+                groups.push((id, vec![event]));
+            }
+        }
+    }
+    groups
+}
+
 fn delivered<E>(result: Result<Result<(), CommandError>, E>) -> Delivered {
     match result {
         Ok(Ok(())) => Delivered::Done,
@@ -217,20 +249,7 @@ impl Handler<Ingest> for Router {
     fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) -> Self::Result {
         // One Deliver per session per batch, events in their original order within each session.
         let mut outcome = IngestOutcome::default();
-        let mut slots: HashMap<String, usize> = HashMap::new();
-        let mut groups: Vec<(String, Vec<SidecarEvent>)> = Vec::new();
-        for event in msg.events {
-            let slot = match slots.get(event.session_id()) {
-                Some(&slot) => slot,
-                None => {
-                    let id = event.session_id().to_owned();
-                    slots.insert(id.clone(), groups.len());
-                    groups.push((id, Vec::new()));
-                    groups.len() - 1
-                }
-            };
-            groups[slot].1.push(event);
-        }
+        let groups = group_by_session(msg.events);
         let (durable, dedupe) = (msg.durable, msg.dedupe);
         let mut pending: Vec<Share> = Vec::with_capacity(groups.len());
         for (id, events) in groups {
@@ -478,5 +497,68 @@ pub fn top_entry(
         mailbox_depth: stats.depth.load(Relaxed),
         messages_handled: stats.handled.load(Relaxed),
         memory_bytes: stats.memory.load(Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::wire::StatusPayload;
+
+    fn status(session: &str, n: usize) -> SidecarEvent {
+        SidecarEvent::Status(StatusPayload {
+            session_id: session.to_owned(),
+            status: n.to_string(),
+            error: None,
+        })
+    }
+
+    fn groups_of(events: Vec<SidecarEvent>) -> Vec<(String, Vec<String>)> {
+        group_by_session(events)
+            .into_iter()
+            .map(|(id, evs)| {
+                let order = evs
+                    .into_iter()
+                    .map(|e| match e {
+                        SidecarEvent::Status(p) => p.status,
+                        _ => unreachable!(),
+                    })
+                    .collect();
+                (id, order)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_grouped_by_session_in_first_appearance_and_event_order() {
+        let events = vec![
+            status("a-1", 0),
+            status("b-1", 1),
+            status("a-1", 2),
+            status("c-1", 3),
+        ];
+        assert_eq!(
+            groups_of(events),
+            [
+                ("a-1".to_owned(), vec!["0".to_owned(), "2".to_owned()]),
+                ("b-1".to_owned(), vec!["1".to_owned()]),
+                ("c-1".to_owned(), vec!["3".to_owned()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_naming_many_sessions_is_grouped_the_same_way() {
+        // More sessions than the scan takes: the map is built midway and must agree with the scan.
+        let events: Vec<_> = (0..200)
+            .map(|i| status(&format!("p{}-1", i % 40), i))
+            .collect();
+        let groups = groups_of(events);
+        assert_eq!(groups.len(), 40);
+        for (g, (id, order)) in groups.iter().enumerate() {
+            assert_eq!(id, &format!("p{g}-1"));
+            let want: Vec<String> = (0..5).map(|k| (g + 40 * k).to_string()).collect();
+            assert_eq!(order, &want);
+        }
     }
 }

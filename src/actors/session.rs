@@ -44,9 +44,24 @@ pub use self::link::{Attach, ProjectLink, Report};
 /// Everything a session actor needs to reach the rest of the engine.
 #[derive(Clone)]
 pub struct SessionLinks {
-    pub config: Arc<Config>,
+    /// What every session of its arbiter shares, one allocation for all of them (each handle in it is a
+    /// channel sender whose clone allocates twice: a hundred thousand live sessions held eleven each).
+    pub shared: Arc<SessionShared>,
     /// None for a session brought back for late events while its project sleeps.
     pub project: Option<ProjectLink>,
+}
+
+impl std::ops::Deref for SessionLinks {
+    type Target = SessionShared;
+
+    fn deref(&self) -> &SessionShared {
+        &self.shared
+    }
+}
+
+/// The handles every session of one arbiter (one router, and the projects placed with it) uses alike.
+pub struct SessionShared {
+    pub config: Arc<Config>,
     /// The supervisor: a finished session's project asks for retention.
     pub retention: Outbox<EnforceRetention>,
     /// The router of this session's project, which holds its route until the session stops.
@@ -177,7 +192,7 @@ impl SessionActor {
     /// Tells the project (if it holds this session's link) what happened, for its health.
     fn tell_project<M: Report>(&self, msg: M) {
         if let Some(project) = &self.links.project {
-            M::via(project).do_send(msg);
+            project.tell(msg);
         }
     }
 

@@ -16,17 +16,17 @@ pub use self::admin::SettingsReply;
 pub use self::directory::{FindProject, Found, Project};
 
 use super::arbiters::{slot, Arbiters};
-use super::mailbox::{Mailbox, MailboxStats, Metered};
+use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::PersisterHandle;
-use super::project::{ProjectLinks, SessionLinksBase};
+use super::project::ProjectLinks;
 use super::router::Router;
 use super::routes::Routes;
-use super::session::SessionLinks;
+use super::session::{SessionLinks, SessionShared};
 use crate::config::Config;
 use crate::messages::commands::SettingsPatch;
 use crate::messages::project::ForgetSession;
-use crate::messages::router::ForgetSessions;
+use crate::messages::router::{ForgetSessions, SessionGone};
 use crate::messages::supervisor::{
     DebugTop, FlushAll, HealthReport, ListProjects, PurgeProject, PurgeSession, UpdateSettings,
 };
@@ -73,6 +73,40 @@ pub fn project_of(session_id: &str) -> &str {
     session_id.rsplit_once('-').map_or(session_id, |(p, _)| p)
 }
 
+/// What every arbiter's `SessionShared` holds alike; each adds its supervisor and router handles.
+#[derive(Clone)]
+struct SharedBase {
+    config: Arc<Config>,
+    broadcaster: Mailbox<super::broadcaster::Broadcaster>,
+    persister: PersisterHandle,
+    metrics: Arc<Metrics>,
+    windows: Arc<super::windows::WindowBudget>,
+    control: Arc<super::control::Control>,
+    providers: Providers,
+    stderr_kept: Arc<super::stderr_kept::KeptStderr>,
+}
+
+impl SharedBase {
+    fn with(
+        self,
+        retention: Outbox<EnforceRetention>,
+        gone: Outbox<SessionGone>,
+    ) -> Arc<SessionShared> {
+        Arc::new(SessionShared {
+            config: self.config,
+            retention,
+            gone,
+            broadcaster: self.broadcaster,
+            persister: self.persister,
+            metrics: self.metrics,
+            windows: self.windows,
+            control: self.control,
+            providers: self.providers,
+            stderr_kept: self.stderr_kept,
+        })
+    }
+}
+
 impl Supervisor {
     /// `me` is this supervisor's own mailbox, whose stats it shares. Starts one router per arbiter.
     pub fn new(
@@ -80,7 +114,7 @@ impl Supervisor {
         me: Mailbox<Supervisor>,
         stats: Arc<MailboxStats>,
     ) -> Supervisor {
-        let base = SessionLinksBase {
+        let base = SharedBase {
             config: parts.config.clone(),
             broadcaster: parts.broadcaster.clone(),
             persister: parts.persister.clone(),
@@ -104,17 +138,8 @@ impl Supervisor {
                 let router = Mailbox::new(ctx.address(), theirs.clone(), m, ActorKind::Router);
                 // For the sessions it reads back: no project (a sleeping one let go of them).
                 let links = SessionLinks {
-                    config: b.config,
+                    shared: b.with(supervisor.outbox(), router.outbox()),
                     project: None,
-                    retention: supervisor.outbox(),
-                    gone: router.outbox(),
-                    broadcaster: b.broadcaster,
-                    persister: b.persister,
-                    metrics: b.metrics,
-                    windows: b.windows,
-                    control: b.control,
-                    providers: b.providers,
-                    stderr_kept: b.stderr_kept,
                 };
                 Router::new(links, store, theirs)
             });
@@ -126,11 +151,10 @@ impl Supervisor {
             );
             links.push(Arc::new(ProjectLinks {
                 idle: me.outbox(),
-                retention: me.outbox(),
                 sink: EventSink::new(addr.recipient()).with_permissions(parts.control.clone()),
                 router: router.clone(),
                 store: parts.store.clone(),
-                session: base.clone(),
+                session: base.clone().with(me.outbox(), router.outbox()),
             }));
             routers.push(router);
         }

@@ -122,13 +122,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 /// Registers one resource per path, with a JSON 405 (and `Allow`) for the methods it does not serve.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let endpoints = endpoints();
-    let mut paths: Vec<&'static str> = Vec::new();
-    for e in &endpoints {
-        if !paths.contains(&e.path) {
-            paths.push(e.path);
-        }
-    }
-    for path in paths {
+    for path in resource_paths(&endpoints) {
         let mut resource = web::resource(path);
         let mut allow = Vec::new();
         for e in endpoints.iter().filter(|e| e.path == path) {
@@ -147,6 +141,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// Each path once, in the order actix tries them: the static ones first. A path with a `{parameter}` is
+/// matched by a regex, and the ingest route (`/v1/sidecar/events`, every sidecar batch) came after ten of
+/// them. No static path is also matched by a parameterised one, so the order changes which route answers
+/// no request, only what it costs to find it.
+fn resource_paths(endpoints: &[Endpoint]) -> Vec<&'static str> {
+    let mut paths: Vec<&'static str> = Vec::new();
+    for e in endpoints {
+        if !paths.contains(&e.path) {
+            paths.push(e.path);
+        }
+    }
+    // A stable sort: within each kind the list's order stays.
+    paths.sort_by_key(|path| path.contains('{'));
+    paths
+}
+
 /// The app's fallback: a JSON 404 instead of actix's empty one.
 pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NoRoute {
@@ -161,4 +171,28 @@ async fn method_not_allowed(req: HttpRequest, allow: String) -> Result<HttpRespo
         path: req.path().to_owned(),
         allow,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_paths_are_tried_before_any_path_with_a_parameter() {
+        let paths = resource_paths(&endpoints());
+        let first_dynamic = paths.iter().position(|p| p.contains('{')).unwrap();
+        assert!(
+            paths[first_dynamic..].iter().all(|p| p.contains('{')),
+            "{paths:?}"
+        );
+        let ingest = paths.iter().position(|p| *p == "/v1/sidecar/events");
+        assert!(ingest.is_some_and(|i| i < first_dynamic), "{paths:?}");
+        // No static path is one a parameterised path would also match, so the order changes no answer.
+        for s in paths.iter().filter(|p| !p.contains('{')) {
+            for d in paths.iter().filter(|p| p.contains('{')) {
+                let def = actix_web::dev::ResourceDef::new(*d);
+                assert!(!def.is_match(s), "{s} is also matched by {d}");
+            }
+        }
+    }
 }

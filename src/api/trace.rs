@@ -14,10 +14,12 @@ pub async fn request_span(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // Built once: actix assembles the pattern into a new string on every call.
+    let route = req.match_pattern().unwrap_or_else(|| "-".into());
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
-        route = req.match_pattern().as_deref().unwrap_or("-"),
+        route = route.as_str(),
         projectId = Empty,
         sessionId = Empty,
     );
@@ -28,7 +30,6 @@ pub async fn request_span(
         span.record("sessionId", id);
     }
     let started = Instant::now();
-    let route = req.match_pattern().unwrap_or_else(|| "-".into());
     let state = req
         .app_data::<actix_web::web::Data<super::AppState>>()
         .cloned();

@@ -1,6 +1,6 @@
 //! Wiring the actor system at start: storage opened and recovered on the blocking pool, the persister
-//! thread, the broadcaster and the supervisor on the control arbiter (the supervisor starts one router per
-//! arbiter), and the parts the engine handle keeps.
+//! thread, the broadcaster on an arbiter of its own, the supervisor on the control arbiter (the supervisor
+//! starts one router per arbiter), and the parts the engine handle keeps.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -81,6 +81,10 @@ pub(super) async fn wire(
         .set(i64::try_from(cache_size).unwrap_or(i64::MAX));
     metrics.actor_started(ActorKind::Persister);
     let control = Arbiter::new().handle();
+    // The broadcaster has a thread of its own: every start, status change and batch publishes to it, and
+    // on the supervisor's thread those publishes queued the supervisor's project lookups (a start's one
+    // supervisor hop) behind them.
+    let publishing = Arbiter::new().handle();
     let broadcaster = {
         let (stats, m) = (Arc::new(MailboxStats::default()), metrics.clone());
         let buffer = config.limits.subscriber_buffer;
@@ -93,7 +97,7 @@ pub(super) async fn wire(
             journal::Journal::new(stored_journal, window_ms, replay_bytes, now_ms()),
             persister.clone(),
         );
-        let addr = Broadcaster::start_in_arbiter(&control, move |_| {
+        let addr = Broadcaster::start_in_arbiter(&publishing, move |_| {
             Broadcaster::new(buffer, buffer_bytes, journal, theirs, m)
         });
         Mailbox::new(addr, stats, metrics.clone(), ActorKind::Broadcaster)

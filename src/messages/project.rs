@@ -54,6 +54,17 @@ pub struct SessionStatusChanged {
     pub error: Option<String>,
 }
 
+/// Any of a session's reports to its project, through the one handle the session holds
+/// (src/actors/session/link.rs).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum SessionReport {
+    Activity(ProjectActivity),
+    Status(SessionStatusChanged),
+    Cost(SessionCost),
+    Halt(Halt),
+}
+
 /// Why a session is stopped with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HaltReason {

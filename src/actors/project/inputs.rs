@@ -10,7 +10,7 @@ use super::ProjectActor;
 
 use crate::messages::commands::ProjectSummary;
 use crate::messages::project::{ForgetSession, SetStallThreshold, Summarize};
-use crate::messages::project::{ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::messages::project::{ProjectActivity, SessionCost, SessionReport, SessionStatusChanged};
 use crate::messages::session::{SetStallAfter, ToAgent};
 use crate::messages::wire::ProjectHealth;
 
@@ -47,6 +47,21 @@ impl Handler<Summarize> for ProjectActor {
 }
 
 // ── health inputs, from the project's sessions ─────────────────────────────────────────────────────────
+
+impl Handler<SessionReport> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, report: SessionReport, ctx: &mut Context<Self>) {
+        match report {
+            SessionReport::Activity(m) => Handler::<ProjectActivity>::handle(self, m, ctx),
+            SessionReport::Status(m) => Handler::<SessionStatusChanged>::handle(self, m, ctx),
+            SessionReport::Cost(m) => Handler::<SessionCost>::handle(self, m, ctx),
+            SessionReport::Halt(m) => {
+                Handler::<crate::messages::project::Halt>::handle(self, m, ctx)
+            }
+        }
+    }
+}
 
 impl Handler<ProjectActivity> for ProjectActor {
     type Result = ();

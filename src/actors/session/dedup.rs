@@ -6,13 +6,20 @@
 //! is bounded by configuration and grows only with what the session really received. The set lives with
 //! the session actor; a session read back from storage (late events, a restart) starts with the ids of
 //! the messages it read back.
+//!
+//! Every ingested message passes here, so the hashing is foldhash rather than std's SipHash (which cost
+//! more than the rest of the check): the id's hash is seeded at random per session, so a client cannot
+//! choose ids whose hashes collide with another's; the set then hashes those already random keys with
+//! foldhash's fast variant.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 
 pub struct RecentIds {
     order: VecDeque<u64>,
-    seen: HashSet<u64>,
+    seen: HashSet<u64, foldhash::fast::RandomState>,
+    /// Turns an id into its 64-bit key; only ever compared within this set, so a per-set seed is enough.
+    ids: foldhash::quality::RandomState,
     capacity: usize,
 }
 
@@ -21,7 +28,8 @@ impl RecentIds {
     pub fn new(capacity: usize) -> RecentIds {
         RecentIds {
             order: VecDeque::new(),
-            seen: HashSet::new(),
+            seen: HashSet::default(),
+            ids: foldhash::quality::RandomState::default(),
             capacity,
         }
     }
@@ -43,10 +51,7 @@ impl RecentIds {
         if self.capacity == 0 || id.is_empty() {
             return true;
         }
-        // DefaultHasher::new() has fixed keys: the same id always hashes the same.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut h);
-        let key = h.finish();
+        let key = self.ids.hash_one(id);
         if !self.seen.insert(key) {
             return false;
         }

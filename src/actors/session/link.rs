@@ -1,48 +1,54 @@
 //! How a session reaches the actors above it: the handles its project (and, through it, the router and
-//! the supervisor) gave it, one per message it may send. The session never names its parents' types, so
+//! the supervisor) gave it; its project's is one handle for every report. The session never names its parents' types, so
 //! the dependency runs one way: parent → child type, child → parent only through these messages
 //! (src/messages/{project,router,supervisor}.rs).
 
 use actix::prelude::*;
 
 use crate::actors::mailbox::Outbox;
-use crate::messages::project::{Halt, ProjectActivity, SessionCost, SessionStatusChanged};
+use crate::messages::project::{
+    Halt, ProjectActivity, SessionCost, SessionReport, SessionStatusChanged,
+};
 
-/// What a session tells its project, for its health and its stop decisions.
+/// What a session tells its project, for its health and its stop decisions: one handle carrying every
+/// report (`SessionReport`), not one per kind, since each handle is a channel sender of its own.
 #[derive(Clone)]
 pub struct ProjectLink {
-    pub activity: Outbox<ProjectActivity>,
-    pub status: Outbox<SessionStatusChanged>,
-    pub cost: Outbox<SessionCost>,
-    pub halt: Outbox<Halt>,
+    pub reports: Outbox<SessionReport>,
 }
 
-/// A report a session makes to its project, and which of the link's handles carries it.
-pub trait Report: Message<Result = ()> + Send + Sized + 'static {
-    fn via(link: &ProjectLink) -> &Outbox<Self>;
+impl ProjectLink {
+    pub fn tell(&self, report: impl Report) {
+        self.reports.do_send(report.into_report());
+    }
+}
+
+/// A report a session makes to its project.
+pub trait Report: Send + Sized + 'static {
+    fn into_report(self) -> SessionReport;
 }
 
 impl Report for ProjectActivity {
-    fn via(link: &ProjectLink) -> &Outbox<Self> {
-        &link.activity
+    fn into_report(self) -> SessionReport {
+        SessionReport::Activity(self)
     }
 }
 
 impl Report for SessionStatusChanged {
-    fn via(link: &ProjectLink) -> &Outbox<Self> {
-        &link.status
+    fn into_report(self) -> SessionReport {
+        SessionReport::Status(self)
     }
 }
 
 impl Report for SessionCost {
-    fn via(link: &ProjectLink) -> &Outbox<Self> {
-        &link.cost
+    fn into_report(self) -> SessionReport {
+        SessionReport::Cost(self)
     }
 }
 
 impl Report for Halt {
-    fn via(link: &ProjectLink) -> &Outbox<Self> {
-        &link.halt
+    fn into_report(self) -> SessionReport {
+        SessionReport::Halt(self)
     }
 }
 

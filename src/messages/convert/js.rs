@@ -5,9 +5,9 @@
 //! a user can see: serde_json prints `1.0` where JavaScript prints `1`, `str::len` counts bytes where
 //! JavaScript counts UTF-16 code units, and JavaScript orders integer-like object keys first.
 
-use std::fmt::Write as _;
-
 use serde_json::{Map, Number, Value};
+
+use crate::messages::json_text::write_str;
 
 /// JavaScript's `String(v)` for a JSON value: strings as they are, numbers as JavaScript formats them,
 /// arrays comma-joined (a `null` element joins as an empty string), objects as `"[object Object]"`.
@@ -61,53 +61,76 @@ pub(crate) fn utf16_prefix(s: &str, units: usize) -> &str {
 
 /// `JSON.stringify(v, null, 2)`: two-space indentation, `": "` after keys, `{}` and `[]` for empty
 /// containers, JavaScript number formatting and JavaScript property order.
+///
+/// Every tool call's input passes here. It is written as bytes with the live frame's string writer
+/// (`json_text::write_str`: JSON.stringify's QuoteJSONString escapes exactly what serde_json escapes, and
+/// it copies the unescaped runs eight bytes at a time) and checked as UTF-8 once at the end.
 pub(crate) fn stringify_pretty(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(128);
     write_value(&mut out, v, 0);
-    out
+    String::from_utf8(out).expect("only str slices and ASCII were written")
 }
 
-fn write_value(out: &mut String, v: &Value, depth: usize) {
+fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) {
     match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&number_to_string(n)),
-        Value::String(s) => write_quoted(out, s),
-        Value::Array(items) if items.is_empty() => out.push_str("[]"),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if i.unsigned_abs() < (1 << 53) => {
+                out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes())
+            }
+            _ => out.extend_from_slice(number_to_string(n).as_bytes()),
+        },
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) if items.is_empty() => out.extend_from_slice(b"[]"),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 newline_indent(out, depth + 1);
                 write_value(out, item, depth + 1);
             }
             newline_indent(out, depth);
-            out.push(']');
+            out.push(b']');
         }
-        Value::Object(map) if map.is_empty() => out.push_str("{}"),
+        Value::Object(map) if map.is_empty() => out.extend_from_slice(b"{}"),
         Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in property_order(map).into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline_indent(out, depth + 1);
-                write_quoted(out, key);
-                out.push_str(": ");
-                write_value(out, item, depth + 1);
+            out.push(b'{');
+            // Objects with array-index keys are rare: the others are written in their own order, without
+            // sorting into a list first.
+            if map.keys().any(|key| array_index(key).is_some()) {
+                write_entries(out, property_order(map), depth);
+            } else {
+                write_entries(out, map.iter(), depth);
             }
             newline_indent(out, depth);
-            out.push('}');
+            out.push(b'}');
         }
     }
 }
 
-fn newline_indent(out: &mut String, depth: usize) {
-    out.push('\n');
+fn write_entries<'a>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    depth: usize,
+) {
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        newline_indent(out, depth + 1);
+        write_str(out, key);
+        out.extend_from_slice(b": ");
+        write_value(out, item, depth + 1);
+    }
+}
+
+fn newline_indent(out: &mut Vec<u8>, depth: usize) {
+    out.push(b'\n');
     for _ in 0..depth {
-        out.push_str("  ");
+        out.extend_from_slice(b"  ");
     }
 }
 
@@ -138,39 +161,6 @@ fn array_index(key: &str) -> Option<u32> {
         return None;
     }
     key.parse::<u32>().ok().filter(|&i| i != u32::MAX)
-}
-
-/// JSON.stringify's QuoteJSONString: the two-character escapes, `\u00xx` (lower-case hex) for the other
-/// control characters, everything else (DEL, U+2028, non-ASCII) as it is.
-fn write_quoted(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    // Every character that is escaped is ASCII, so the runs between them are whole UTF-8 and are copied
-    // at once rather than character by character (tool inputs carry whole files).
-    let mut run = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            b if b < 0x20 => None,
-            _ => continue,
-        };
-        out.push_str(&s[run..i]);
-        run = i + 1;
-        match escape {
-            Some(e) => out.push_str(e),
-            None => {
-                let _ = write!(out, "\\u{b:04x}");
-            }
-        }
-    }
-    out.push_str(&s[run..]);
-    out.push('"');
 }
 
 /// JavaScript's Number::toString for a JSON number. JavaScript holds every number as an f64, so a large
