@@ -22,6 +22,7 @@ run() {
     local side=$1 round=$2 bin conf tag port=$((17980 + $2))
     case $side in base) bin=$base conf=$base_conf;; new) bin=$new conf=$new_conf;; esac
     tag="http-$side-$round"
+    shift 2
     rm -rf "data-$tag"
     AGENT_STORE_TOKEN=t "$bin" serve --config "$conf" --bind "127.0.0.1:$port" --data-dir "data-$tag" \
         > "serve-$tag.log" 2>&1 &
