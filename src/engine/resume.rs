@@ -210,7 +210,7 @@ impl Engine {
                     id: format!("{}-resumed-{at}", view.session_id),
                     kind: "notice".into(),
                     parent_id: None,
-                    content: serde_json::json!({ "message": notice }).into(),
+                    content: serde_json::json!({ "message": notice }),
                     timestamp: at,
                 }],
             })],

@@ -6,14 +6,13 @@
 //! results are large (median ≈8.6 KB) and text and thinking sit in between. `Sizes::Small` keeps the mix
 //! but makes every content short, to measure the store's per-message cost rather than its byte rate.
 //!
-//! Each template keeps both forms a target needs: the `RawContent` for the in-process engine (copied per
-//! message: one allocation for its field list and one per string, as a parse of the JSON would make) and
+//! Each template keeps both forms a target needs: the `serde_json::Value` for the in-process engine and
 //! its serialised JSON for HTTP bodies, so a request costs string concatenation, not serialisation.
 
 use serde_json::{json, Value};
 
 use crate::messages::wire::{
-    CostPayload, MessagePayload, RawContent, RawMessage, SidecarEvent, StatusPayload, UnixMs,
+    CostPayload, MessagePayload, RawMessage, SidecarEvent, StatusPayload, UnixMs,
 };
 
 /// Content sizes of the generated messages.
@@ -32,18 +31,14 @@ pub const ID_PREFIX: &str = "lt-";
 
 struct Template {
     kind: &'static str,
-    content: RawContent,
+    value: Value,
     json: String,
 }
 
 impl Template {
     fn new(kind: &'static str, value: Value) -> Template {
         let json = value.to_string();
-        Template {
-            kind,
-            content: value.into(),
-            json,
-        }
+        Template { kind, value, json }
     }
 }
 
@@ -161,7 +156,7 @@ impl Content {
             id: message_id(index),
             kind: t.kind.to_owned(),
             parent_id: None,
-            content: t.content.clone(),
+            content: t.value.clone(),
             timestamp,
         }
     }

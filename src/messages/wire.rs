@@ -8,8 +8,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use super::raw_content::RawContent;
-
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub type UnixMs = i64;
 
@@ -143,10 +141,8 @@ pub struct RawMessage {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
-    /// Any JSON value; an object keeps its fields in order (see `RawContent`).
     #[serde(default)]
-    #[schema(value_type = serde_json::Value)]
-    pub content: RawContent,
+    pub content: serde_json::Value,
     #[serde(default = "now_ms", deserialize_with = "lenient_timestamp")]
     #[schema(value_type = i64)]
     pub timestamp: UnixMs,
