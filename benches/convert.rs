@@ -12,7 +12,7 @@ fn raw(kind: &str, content: serde_json::Value) -> RawMessage {
         id: "m-1".into(),
         kind: kind.into(),
         parent_id: None,
-        content,
+        content: content.into(),
         timestamp: 1_700_000_000_000,
     }
 }

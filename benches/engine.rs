@@ -47,7 +47,7 @@ fn batch(sessions: &[String], call: u64) -> Vec<SidecarEvent> {
                         id: format!("c{call}-{e}-{i}"),
                         kind: kind.into(),
                         parent_id: None,
-                        content,
+                        content: content.into(),
                         timestamp: 1_700_000_000_000,
                     }
                 })

@@ -68,7 +68,7 @@ fn raw(kind: &str, content: Value) -> RawMessage {
         id: format!("edge-{kind}"),
         kind: kind.into(),
         parent_id: None,
-        content,
+        content: content.into(),
         timestamp: 1_700_000_000_123,
     }
 }

@@ -293,7 +293,7 @@ impl Control {
                     id,
                     kind: "notice".into(),
                     parent_id: None,
-                    content: serde_json::json!({ "message": text }),
+                    content: serde_json::json!({ "message": text }).into(),
                     timestamp: now_ms(),
                 }],
             })],

@@ -176,8 +176,8 @@ fn check_message_sizes(event: &SidecarEvent, limit: usize, at: &str) -> Result<(
 }
 
 /// A content's size: a string's bytes, or the length of any other value written as JSON.
-fn content_size(content: &serde_json::Value) -> usize {
-    if let serde_json::Value::String(s) = content {
+fn content_size(content: &crate::messages::wire::RawContent) -> usize {
+    if let Some(s) = content.as_str() {
         return s.len();
     }
     struct Count(usize);
@@ -313,7 +313,7 @@ mod tests {
             m.starts_with("line 2: payload.messages[0].content: is 300"),
             "{m}"
         );
-        let object_content = serde_json::json!({"text": big});
+        let object_content = serde_json::json!({"text": big}).into();
         assert!(content_size(&object_content) > 300);
     }
 }

@@ -210,7 +210,7 @@ impl Engine {
                     id: format!("{}-resumed-{at}", view.session_id),
                     kind: "notice".into(),
                     parent_id: None,
-                    content: serde_json::json!({ "message": notice }),
+                    content: serde_json::json!({ "message": notice }).into(),
                     timestamp: at,
                 }],
             })],

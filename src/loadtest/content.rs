@@ -6,13 +6,14 @@
 //! results are large (median ≈8.6 KB) and text and thinking sit in between. `Sizes::Small` keeps the mix
 //! but makes every content short, to measure the store's per-message cost rather than its byte rate.
 //!
-//! Each template keeps both forms a target needs: the `serde_json::Value` for the in-process engine and
+//! Each template keeps both forms a target needs: the `RawContent` for the in-process engine (copied per
+//! message: one allocation for its field list and one per string, as a parse of the JSON would make) and
 //! its serialised JSON for HTTP bodies, so a request costs string concatenation, not serialisation.
 
 use serde_json::{json, Value};
 
 use crate::messages::wire::{
-    CostPayload, MessagePayload, RawMessage, SidecarEvent, StatusPayload, UnixMs,
+    CostPayload, MessagePayload, RawContent, RawMessage, SidecarEvent, StatusPayload, UnixMs,
 };
 
 /// Content sizes of the generated messages.
@@ -31,14 +32,18 @@ pub const ID_PREFIX: &str = "lt-";
 
 struct Template {
     kind: &'static str,
-    value: Value,
+    content: RawContent,
     json: String,
 }
 
 impl Template {
     fn new(kind: &'static str, value: Value) -> Template {
         let json = value.to_string();
-        Template { kind, value, json }
+        Template {
+            kind,
+            content: value.into(),
+            json,
+        }
     }
 }
 
@@ -156,7 +161,7 @@ impl Content {
             id: message_id(index),
             kind: t.kind.to_owned(),
             parent_id: None,
-            content: t.value.clone(),
+            content: t.content.clone(),
             timestamp,
         }
     }

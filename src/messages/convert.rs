@@ -9,7 +9,7 @@ mod js;
 
 use serde_json::Value;
 
-use crate::messages::wire::{AgentMessage, MsgRole, RawMessage};
+use crate::messages::wire::{AgentMessage, MsgRole, RawContent, RawMessage};
 
 /// Bash commands longer than this many UTF-16 units are cut in `toolPath`.
 const TOOL_PATH_MAX_UNITS: usize = 80;
@@ -124,21 +124,18 @@ pub fn conversation_id(raw: &RawMessage) -> Option<String> {
 
 /// `c?.[name]` where `c = raw.content`: only an object has the fields the rules read (a string's or an
 /// array's `text`, `name`, ... are undefined in JavaScript too).
-fn field<'a>(content: &'a Value, name: &str) -> Option<&'a Value> {
-    content.as_object().and_then(|c| c.get(name))
+fn field<'a>(content: &'a RawContent, name: &str) -> Option<&'a Value> {
+    content.get(name)
 }
 
 /// `c?.[name]`, taken out of the content (which the conversion consumes).
-fn take_field(content: &mut Value, name: &str) -> Option<Value> {
-    content
-        .as_object_mut()
-        .and_then(|c| c.get_mut(name))
-        .map(Value::take)
+fn take_field(content: &mut RawContent, name: &str) -> Option<Value> {
+    content.take(name)
 }
 
 /// `String(c?.[name] ?? fallback)`: `??` replaces both undefined and null, and nothing else (an empty
 /// string or a 0 stays).
-fn string_or(content: &Value, name: &str, fallback: &str) -> String {
+fn string_or(content: &RawContent, name: &str, fallback: &str) -> String {
     match field(content, name) {
         None | Some(Value::Null) => fallback.to_owned(),
         Some(v) => js::string_of(v),
@@ -146,7 +143,7 @@ fn string_or(content: &Value, name: &str, fallback: &str) -> String {
 }
 
 /// `string_or`, moving a string out of the content rather than copying it.
-fn take_string_or(content: &mut Value, name: &str, fallback: &str) -> String {
+fn take_string_or(content: &mut RawContent, name: &str, fallback: &str) -> String {
     match take_field(content, name) {
         None | Some(Value::Null) => fallback.to_owned(),
         Some(Value::String(s)) => s,

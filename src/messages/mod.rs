@@ -14,6 +14,7 @@ pub mod numbers;
 pub mod policy;
 pub mod progress;
 pub mod project;
+pub mod raw_content;
 pub mod router;
 pub mod session;
 pub mod sse;

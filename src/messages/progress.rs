@@ -49,7 +49,7 @@ mod tests {
             id: kind.into(),
             kind: kind.into(),
             parent_id: None,
-            content,
+            content: content.into(),
             timestamp: 1,
         }
     }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use super::raw_content::RawContent;
+
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub type UnixMs = i64;
 
@@ -141,8 +143,10 @@ pub struct RawMessage {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
+    /// Any JSON value; an object keeps its fields in order (see `RawContent`).
     #[serde(default)]
-    pub content: serde_json::Value,
+    #[schema(value_type = serde_json::Value)]
+    pub content: RawContent,
     #[serde(default = "now_ms", deserialize_with = "lenient_timestamp")]
     #[schema(value_type = i64)]
     pub timestamp: UnixMs,

@@ -186,7 +186,7 @@ impl Feeder {
                 id: format!("{}-runner-{now}-{}", self.session_id, self.notes),
                 kind: "error".into(),
                 parent_id: None,
-                content: json!({ "message": message }),
+                content: json!({ "message": message }).into(),
                 timestamp: now,
             }],
         })
@@ -200,7 +200,7 @@ fn notice(session_id: &str, n: u64, message: String) -> RawMessage {
         id: format!("{session_id}-runner-{now}-{n}"),
         kind: "notice".into(),
         parent_id: None,
-        content: json!({ "message": message }),
+        content: json!({ "message": message }).into(),
         timestamp: now,
     }
 }
@@ -249,7 +249,7 @@ pub(crate) mod tests {
                     id: t.to_owned(),
                     kind: "text".into(),
                     parent_id: None,
-                    content: json!({ "text": t }),
+                    content: json!({ "text": t }).into(),
                     timestamp: 1,
                 }));
             }

@@ -106,7 +106,7 @@ pub fn raw(id: &str, kind: &str, content: serde_json::Value) -> RawMessage {
         id: id.into(),
         kind: kind.into(),
         parent_id: None,
-        content,
+        content: content.into(),
         timestamp: 1_700_000_000_000,
     }
 }

@@ -121,7 +121,7 @@ fn message(
         id,
         kind: kind.to_owned(),
         parent_id,
-        content,
+        content: content.into(),
         timestamp,
     })
 }

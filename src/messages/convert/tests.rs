@@ -9,7 +9,7 @@ fn raw(kind: &str, content: Value) -> RawMessage {
         id: "r1".into(),
         kind: kind.into(),
         parent_id: None,
-        content,
+        content: content.into(),
         timestamp: 1_700_000_000_123,
     }
 }
