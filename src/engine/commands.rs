@@ -200,23 +200,37 @@ impl Engine {
     }
 
     /// purgeProjectSessions: memory and storage. In cluster mode the purge is recorded first, naming the
-    /// project's stored sessions (src/engine/cluster.rs).
+    /// project's stored sessions (src/engine/cluster.rs); a live session the purge then took that the
+    /// record did not name (started between the read and the purge) is recorded before the answer, so a
+    /// node replaying the partition does not bring it back from its start.
     pub async fn purge_project(&self, project_id: &str) -> Result<(), CommandError> {
         validate::project_id(project_id)?;
+        let mut named = Vec::new();
         if self.logs_commands() {
             let sessions = self.project_sessions(project_id).await?;
+            named = sessions.into_iter().map(|s| s.session_id).collect();
             let purged = Logged::Purged {
                 project_id: project_id.to_owned(),
-                session_ids: sessions.into_iter().map(|s| s.session_id).collect(),
+                session_ids: named.clone(),
             };
             self.record(purged, "purge").await?;
         }
-        self.inner
+        let taken = self
+            .inner
             .supervisor
             .send(PurgeProject {
                 project_id: project_id.to_owned(),
             })
-            .await?
+            .await??;
+        let unnamed: Vec<String> = taken.into_iter().filter(|id| !named.contains(id)).collect();
+        if self.logs_commands() && !unnamed.is_empty() {
+            let purged = Logged::Purged {
+                project_id: project_id.to_owned(),
+                session_ids: unnamed,
+            };
+            self.record(purged, "purge").await?;
+        }
+        Ok(())
     }
 
     /// purgeSession: memory and storage. In cluster mode the purge is recorded first.
@@ -238,7 +252,8 @@ impl Engine {
             .send(PurgeSession {
                 session_id: session_id.to_owned(),
             })
-            .await?
+            .await??;
+        Ok(())
     }
 
     /// Routes sidecar events to their sessions. With `durable`, answers after they are committed.

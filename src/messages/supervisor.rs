@@ -27,15 +27,17 @@ pub struct ProjectIdle {
 }
 
 /// purgeSession: memory and storage.
+/// Answers the ids of the live sessions it took (none, or this one).
 #[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
+#[rtype(result = "Result<Vec<String>, CommandError>")]
 pub struct PurgeSession {
     pub session_id: String,
 }
 
 /// purgeProjectSessions: every session of the project, memory and storage; the project actor too.
+/// Answers the ids of the live sessions it took.
 #[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
+#[rtype(result = "Result<Vec<String>, CommandError>")]
 pub struct PurgeProject {
     pub project_id: String,
 }

@@ -242,10 +242,13 @@ impl Group {
 }
 
 /// The last few KiB an agent wrote to stderr, owned by the task reading it.
-pub(crate) struct StderrTail {
-    reader: Option<JoinHandle<VecDeque<u8>>>,
-    /// Asks the reader to hand over what it kept now, stderr closed or not.
-    hand_over: Option<mpsc::Sender<()>>,
+/// `None` when the agent's stderr was not piped.
+pub(crate) struct StderrTail(Option<TailReader>);
+
+struct TailReader {
+    task: JoinHandle<VecDeque<u8>>,
+    /// Asks the task to hand over what it kept now, stderr closed or not.
+    hand_over: mpsc::Sender<()>,
 }
 
 impl StderrTail {
@@ -254,13 +257,10 @@ impl StderrTail {
         mut log: Option<StderrLines>,
     ) -> StderrTail {
         let Some(mut stderr) = stderr else {
-            return StderrTail {
-                reader: None,
-                hand_over: None,
-            };
+            return StderrTail(None);
         };
         let (hand_over, mut asked) = mpsc::channel(1);
-        let reader = tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut kept = VecDeque::with_capacity(STDERR_KEPT);
             let mut chunk = [0u8; 4096];
             let mut lines = super::lines::LineSplitter::new(STDERR_LINE_BYTES);
@@ -294,24 +294,23 @@ impl StderrTail {
             }
             kept
         });
-        StderrTail {
-            reader: Some(reader),
-            hand_over: Some(hand_over),
-        }
+        StderrTail(Some(TailReader { task, hand_over }))
     }
 
     /// The tail, trimmed, once stderr closed (or after `wait` if something keeps it open).
     pub(crate) async fn text(self, wait: Duration) -> String {
-        let Some(mut reader) = self.reader else {
+        let Some(TailReader {
+            mut task,
+            hand_over,
+        }) = self.0
+        else {
             return String::new();
         };
-        let kept = match tokio::time::timeout(wait, &mut reader).await {
+        let kept = match tokio::time::timeout(wait, &mut task).await {
             Ok(kept) => kept.unwrap_or_default(),
             Err(_) => {
-                if let Some(hand_over) = self.hand_over {
-                    let _ = hand_over.try_send(());
-                }
-                reader.await.unwrap_or_default()
+                let _ = hand_over.try_send(());
+                task.await.unwrap_or_default()
             }
         };
         let bytes: Vec<u8> = kept.into_iter().collect();

@@ -53,7 +53,7 @@ fn retention_age_ms(s: &Settings) -> i64 {
 }
 
 impl Handler<PurgeSession> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+    type Result = ResponseActFuture<Self, Result<Vec<String>, CommandError>>;
 
     fn handle(&mut self, msg: PurgeSession, _: &mut Context<Self>) -> Self::Result {
         if let Some(project) = self
@@ -73,7 +73,7 @@ impl Handler<PurgeSession> for Supervisor {
 }
 
 impl Handler<PurgeProject> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+    type Result = ResponseActFuture<Self, Result<Vec<String>, CommandError>>;
 
     fn handle(&mut self, msg: PurgeProject, _: &mut Context<Self>) -> Self::Result {
         let project = match self.projects.remove(&msg.project_id) {
@@ -106,14 +106,14 @@ impl Handler<PurgeProject> for Supervisor {
 impl Supervisor {
     /// Runs a purge: the project's router drops the routes `take` names and lets nothing of them come
     /// back, and the project stays in `purging` (no revival by a read), until the session actors taken
-    /// are discarded, `after` has run with their ids and `delete` is stored. The actors stop before the
-    /// delete is queued, so no flush of theirs can land after it.
+    /// are discarded, `after` has run with their ids and `delete` is stored; answers those ids. The actors
+    /// stop before the delete is queued, so no flush of theirs can land after it.
     fn purge<F>(
         &mut self,
         take: TakeSessions,
         delete: WriteOp,
         after: impl FnOnce(Vec<String>) -> F + 'static,
-    ) -> ResponseActFuture<Self, Result<(), CommandError>>
+    ) -> ResponseActFuture<Self, Result<Vec<String>, CommandError>>
     where
         F: std::future::Future<Output = ()> + 'static,
     {
@@ -131,9 +131,10 @@ impl Supervisor {
                         })
                     }))
                     .await;
-                    after(taken.into_iter().map(|(id, _)| id).collect()).await;
+                    let ids: Vec<String> = taken.into_iter().map(|(id, _)| id).collect();
+                    after(ids.clone()).await;
                     persister.write(vec![delete]).await?;
-                    Ok(())
+                    Ok(ids)
                 }
                 .await;
                 router.do_send(PurgeDone(key.clone()));

@@ -144,6 +144,11 @@ impl Table {
                 Woken::Restart => self.restart().await,
             }
         }
+        self.close().await;
+    }
+
+    /// Closes the sidecar's stdin (a well-behaved sidecar exits by itself) and ends its process group.
+    async fn close(&mut self) {
         self.input = None;
         if let Some(group) = self.group.take() {
             group.terminate(self.shared.grace).await;
@@ -184,11 +189,8 @@ impl Table {
             }
             Ask::Shutdown(reply) => {
                 self.restart_at = None;
-                self.input = None; // closing stdin lets a well-behaved sidecar exit by itself
                 self.sessions.clear();
-                if let Some(group) = self.group.take() {
-                    group.terminate(self.shared.grace).await;
-                }
+                self.close().await;
                 let _ = reply.send(());
             }
         }
@@ -302,10 +304,7 @@ impl Table {
         if let Some(line) = process.splitter.finish() {
             self.envelope(line).await;
         }
-        self.input = None;
-        if let Some(group) = self.group.take() {
-            group.terminate(self.shared.grace).await;
-        }
+        self.close().await;
         let status = (*process.exit.borrow())
             .map(|s| s.to_string())
             .unwrap_or_default();
