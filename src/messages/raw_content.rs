@@ -14,6 +14,7 @@
 //! last value (as `JSON.parse` does), and equality ignores field order, as `serde_json::Map`'s does.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -23,6 +24,11 @@ use serde_json::{Number, Value};
 
 /// A field name: one the store reads, without an allocation, or any other, owned.
 type Key = Cow<'static, str>;
+
+/// Up to this many fields a parse finds a repeated name by a linear look; past it, through a hash index
+/// built for the rest of that object, so an object of many keys (a hostile body) parses in linear time,
+/// not quadratic.
+const LINEAR_FIELDS: usize = 32;
 
 /// Field names kept without an allocation: those the conversion and the progress signals read.
 const KNOWN_KEYS: [&str; 13] = [
@@ -255,10 +261,26 @@ impl<'de> Visitor<'de> for ContentVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawContent, A::Error> {
-        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(2).min(16));
+        let mut fields: Vec<(Key, Value)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(2).min(16));
+        let mut index: Option<HashMap<Key, usize>> = None;
         while let Some(name) = map.next_key_seed(KeySeed)? {
             let value: Value = map.next_value()?;
-            RawContent::insert(&mut fields, name, value);
+            if index.is_none() && fields.len() >= LINEAR_FIELDS {
+                let places = fields.iter().enumerate().map(|(i, (k, _))| (k.clone(), i));
+                index = Some(places.collect());
+            }
+            let Some(index) = &mut index else {
+                RawContent::insert(&mut fields, name, value);
+                continue;
+            };
+            match index.get(&name) {
+                Some(&place) => fields[place].1 = value,
+                None => {
+                    index.insert(name.clone(), fields.len());
+                    fields.push((name, value));
+                }
+            }
         }
         Ok(RawContent(Repr::Object(fields)))
     }
@@ -309,6 +331,22 @@ mod tests {
             Repr::Object(fields) => fields.iter().map(|(k, _)| &**k).collect(),
             Repr::Other(_) => Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_repeated_name_past_the_linear_look_keeps_its_first_place_and_last_value() {
+        let many: Vec<String> = (0..LINEAR_FIELDS * 3)
+            .map(|i| format!(r#""k{i}":{i}"#))
+            .collect();
+        let text = format!(r#"{{{},"k1":"last","k70":"late"}}"#, many.join(","));
+        let content = parse(&text);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(content, value);
+        assert_eq!(names(&content).len(), LINEAR_FIELDS * 3);
+        assert_eq!(names(&content)[1], "k1");
+        assert_eq!(content["k1"], "last");
+        assert_eq!(content["k70"], "late");
+        assert_eq!(serde_json::to_string(&content).unwrap(), value.to_string());
     }
 
     #[test]
