@@ -20,7 +20,9 @@ fn backoff() -> Backoff {
         max: Duration::from_millis(80),
         tries: 5,
         stable_after: Duration::from_secs(300),
-        ready_timeout: Duration::from_secs(10),
+        // The tests wait for readiness, crashes and give-ups as events; six spawns of the fake on a loaded
+        // machine may take longer than the service's default ten seconds.
+        ready_timeout: PATIENCE,
     }
 }
 
