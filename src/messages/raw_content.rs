@@ -154,8 +154,13 @@ impl std::ops::Index<&str> for RawContent {
 impl PartialEq for RawContent {
     fn eq(&self, other: &RawContent) -> bool {
         match (&self.0, &other.0) {
-            (Repr::Object(a), Repr::Object(b)) => {
+            (Repr::Object(a), Repr::Object(b)) if a.len() <= LINEAR_FIELDS => {
                 a.len() == b.len() && a.iter().all(|(k, v)| other.get(k) == Some(v))
+            }
+            // Many fields: looked up through a map, so the comparison stays linear.
+            (Repr::Object(a), Repr::Object(b)) => {
+                let b: HashMap<&str, &Value> = b.iter().map(|(k, v)| (&**k, v)).collect();
+                a.len() == b.len() && a.iter().all(|(k, v)| b.get(&**k) == Some(&v))
             }
             (Repr::Other(a), Repr::Other(b)) => a == b,
             _ => false,
@@ -347,6 +352,12 @@ mod tests {
         assert_eq!(content["k1"], "last");
         assert_eq!(content["k70"], "late");
         assert_eq!(serde_json::to_string(&content).unwrap(), value.to_string());
+        // Compared field by field through a map past the linear look: same fields equal, one changed not.
+        assert_eq!(content, parse(&text));
+        assert_ne!(
+            content,
+            parse(&text.replace(r#""k70":"late""#, r#""k70":"later""#))
+        );
     }
 
     #[test]
