@@ -26,6 +26,7 @@ use super::windows::{WindowBudget, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
+use crate::messages::project::SessionReport;
 use crate::messages::router::SessionGone;
 use crate::messages::session::Discard;
 use crate::messages::session::{
@@ -39,7 +40,7 @@ use crate::messages::wire::{
 };
 use crate::storage::{SessionRecord, StorageError, WriteOp};
 
-pub use self::link::{Attach, ProjectLink, Report};
+pub use self::link::{Attach, ProjectLink};
 
 /// Everything a session actor needs to reach the rest of the engine.
 #[derive(Clone)]
@@ -190,7 +191,7 @@ impl SessionActor {
     }
 
     /// Tells the project (if it holds this session's link) what happened, for its health.
-    fn tell_project<M: Report>(&self, msg: M) {
+    fn tell_project(&self, msg: impl Into<SessionReport>) {
         if let Some(project) = &self.links.project {
             project.tell(msg);
         }

@@ -111,7 +111,7 @@ pub fn parse_batch(
             let event = parse_json_at::<SidecarEvent>(line)
                 .map_err(|e| e.into_api_error(&at(), &format!("{}: ", at())))?;
             if check_sizes {
-                check_message_sizes(&event, max_message_bytes, &format!("{}: ", at()))?;
+                check_message_sizes(&event, max_message_bytes, || format!("{}: ", at()))?;
             }
             events.push(event);
         }
@@ -131,7 +131,7 @@ pub fn parse_batch(
         let events = parse_json_at::<Vec<SidecarEvent>>(body).map_err(array_error)?;
         if check_sizes {
             for (i, event) in events.iter().enumerate() {
-                check_message_sizes(event, max_message_bytes, &format!("events[{i}]."))?;
+                check_message_sizes(event, max_message_bytes, || format!("events[{i}]."))?;
             }
         }
         Ok(events)
@@ -139,7 +139,7 @@ pub fn parse_batch(
         let event =
             parse_json_at::<SidecarEvent>(body).map_err(|e| e.into_api_error("body", ""))?;
         if check_sizes {
-            check_message_sizes(&event, max_message_bytes, "")?;
+            check_message_sizes(&event, max_message_bytes, String::new)?;
         }
         Ok(vec![event])
     }
@@ -159,7 +159,12 @@ fn array_error(e: JsonError) -> ApiError {
     e.into_api_error("body", "events")
 }
 
-fn check_message_sizes(event: &SidecarEvent, limit: usize, at: &str) -> Result<(), ApiError> {
+/// `at` names the event in an error (its prefix), and is only written for one.
+fn check_message_sizes(
+    event: &SidecarEvent,
+    limit: usize,
+    at: impl Fn() -> String,
+) -> Result<(), ApiError> {
     let SidecarEvent::Message(payload) = event else {
         return Ok(());
     };
@@ -167,7 +172,7 @@ fn check_message_sizes(event: &SidecarEvent, limit: usize, at: &str) -> Result<(
         let size = content_size(&message.content);
         if size > limit {
             return Err(ApiError::invalid(
-                format!("{at}payload.messages[{j}].content"),
+                format!("{}payload.messages[{j}].content", at()),
                 format!("is {size} bytes, over the limit of {limit}"),
             ));
         }

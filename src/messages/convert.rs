@@ -51,7 +51,7 @@ pub fn convert_raw_message(raw: RawMessage) -> Option<AgentMessage> {
         )),
         "tool_call" => {
             let name = take_string_or(&mut content, "name", "Tool");
-            let input = field(&content, "input");
+            let input = content.get("input");
             let shown = format_tool_input(&name, input);
             // JSON.stringify(undefined) is undefined: the key is left out. `null` prints as "null".
             let tool_input = input.map(js::stringify_pretty);
@@ -64,7 +64,7 @@ pub fn convert_raw_message(raw: RawMessage) -> Option<AgentMessage> {
             })
         }
         "tool_result" => {
-            let text = match take_field(&mut content, "output") {
+            let text = match content.take("output") {
                 Some(Value::String(s)) => s,
                 Some(other) => js::stringify_pretty(&other),
                 // The original called `undefined.split` here and threw, losing the whole batch; an
@@ -114,7 +114,7 @@ pub fn conversation_id(raw: &RawMessage) -> Option<String> {
     let id = match raw.kind.as_str() {
         "init" => string_or(&raw.content, "sessionId", ""),
         // An adapter's notice that the conversation goes on under a new id (Claude's conversation_reset).
-        "notice" if field(&raw.content, "conversationId").is_some() => {
+        "notice" if raw.content.get("conversationId").is_some() => {
             string_or(&raw.content, "conversationId", "")
         }
         _ => return None,
@@ -122,21 +122,10 @@ pub fn conversation_id(raw: &RawMessage) -> Option<String> {
     Some(id).filter(|s| !s.is_empty())
 }
 
-/// `c?.[name]` where `c = raw.content`: only an object has the fields the rules read (a string's or an
-/// array's `text`, `name`, ... are undefined in JavaScript too).
-fn field<'a>(content: &'a RawContent, name: &str) -> Option<&'a Value> {
-    content.get(name)
-}
-
-/// `c?.[name]`, taken out of the content (which the conversion consumes).
-fn take_field(content: &mut RawContent, name: &str) -> Option<Value> {
-    content.take(name)
-}
-
 /// `String(c?.[name] ?? fallback)`: `??` replaces both undefined and null, and nothing else (an empty
 /// string or a 0 stays).
 fn string_or(content: &RawContent, name: &str, fallback: &str) -> String {
-    match field(content, name) {
+    match content.get(name) {
         None | Some(Value::Null) => fallback.to_owned(),
         Some(v) => js::string_of(v),
     }
@@ -144,7 +133,7 @@ fn string_or(content: &RawContent, name: &str, fallback: &str) -> String {
 
 /// `string_or`, moving a string out of the content rather than copying it.
 fn take_string_or(content: &mut RawContent, name: &str, fallback: &str) -> String {
-    match take_field(content, name) {
+    match content.take(name) {
         None | Some(Value::Null) => fallback.to_owned(),
         Some(Value::String(s)) => s,
         Some(v) => js::string_of(&v),

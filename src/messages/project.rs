@@ -65,6 +65,30 @@ pub enum SessionReport {
     Halt(Halt),
 }
 
+impl From<ProjectActivity> for SessionReport {
+    fn from(m: ProjectActivity) -> SessionReport {
+        SessionReport::Activity(m)
+    }
+}
+
+impl From<SessionStatusChanged> for SessionReport {
+    fn from(m: SessionStatusChanged) -> SessionReport {
+        SessionReport::Status(m)
+    }
+}
+
+impl From<SessionCost> for SessionReport {
+    fn from(m: SessionCost) -> SessionReport {
+        SessionReport::Cost(m)
+    }
+}
+
+impl From<Halt> for SessionReport {
+    fn from(m: Halt) -> SessionReport {
+        SessionReport::Halt(m)
+    }
+}
+
 /// Why a session is stopped with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HaltReason {

@@ -6,9 +6,7 @@
 use actix::prelude::*;
 
 use crate::actors::mailbox::Outbox;
-use crate::messages::project::{
-    Halt, ProjectActivity, SessionCost, SessionReport, SessionStatusChanged,
-};
+use crate::messages::project::SessionReport;
 
 /// What a session tells its project, for its health and its stop decisions: one handle carrying every
 /// report (`SessionReport`), not one per kind, since each handle is a channel sender of its own.
@@ -18,37 +16,8 @@ pub struct ProjectLink {
 }
 
 impl ProjectLink {
-    pub fn tell(&self, report: impl Report) {
-        self.reports.do_send(report.into_report());
-    }
-}
-
-/// A report a session makes to its project.
-pub trait Report: Send + Sized + 'static {
-    fn into_report(self) -> SessionReport;
-}
-
-impl Report for ProjectActivity {
-    fn into_report(self) -> SessionReport {
-        SessionReport::Activity(self)
-    }
-}
-
-impl Report for SessionStatusChanged {
-    fn into_report(self) -> SessionReport {
-        SessionReport::Status(self)
-    }
-}
-
-impl Report for SessionCost {
-    fn into_report(self) -> SessionReport {
-        SessionReport::Cost(self)
-    }
-}
-
-impl Report for Halt {
-    fn into_report(self) -> SessionReport {
-        SessionReport::Halt(self)
+    pub fn tell(&self, report: impl Into<SessionReport>) {
+        self.reports.do_send(report.into());
     }
 }
 

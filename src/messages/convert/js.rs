@@ -75,11 +75,9 @@ fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) if i.unsigned_abs() < (1 << 53) => {
-                out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes())
-            }
-            _ => out.extend_from_slice(number_to_string(n).as_bytes()),
+        Value::Number(n) => match exact_integer(n) {
+            Some(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+            None => out.extend_from_slice(number_to_string(n).as_bytes()),
         },
         Value::String(s) => write_str(out, s),
         Value::Array(items) if items.is_empty() => out.extend_from_slice(b"[]"),
@@ -166,13 +164,17 @@ fn array_index(key: &str) -> Option<u32> {
 /// JavaScript's Number::toString for a JSON number. JavaScript holds every number as an f64, so a large
 /// integer loses precision exactly as `JSON.parse` would lose it.
 pub(crate) fn number_to_string(n: &Number) -> String {
-    match (n.as_i64(), n.as_f64()) {
-        // Exact below 2^53, and printed without a fraction or exponent below 10^21.
-        (Some(i), _) if i.unsigned_abs() < (1 << 53) => i.to_string(),
+    match (exact_integer(n), n.as_f64()) {
+        (Some(i), _) => i.to_string(),
         (_, Some(f)) => f64_to_string(f),
         // Only with serde_json's arbitrary_precision, which this crate does not enable.
         _ => n.to_string(),
     }
+}
+
+/// An integer JavaScript holds exactly (below 2^53), which it prints without a fraction or exponent.
+fn exact_integer(n: &Number) -> Option<i64> {
+    n.as_i64().filter(|i| i.unsigned_abs() < (1 << 53))
 }
 
 /// ECMAScript Number::toString(10) for a finite f64 (JSON has no NaN or Infinity): the shortest digits
