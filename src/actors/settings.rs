@@ -6,7 +6,9 @@
 //! stored, before it answers. Readers (each start, `GET /v1/settings`) take the snapshot without a round
 //! trip to the supervisor: a start costs no message to it, and a read after an answered update sees it.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::config::{Config, RetentionConfig};
 use crate::messages::commands::{Settings, SettingsPatch};
@@ -56,24 +58,24 @@ pub fn load(config: &Config, stored: &[(String, String)]) -> Settings {
     s
 }
 
-/// The settings as last stored, shared by the supervisor (the one writer) and the engine (readers). The
-/// lock is held only to clone or swap an `Arc`.
+/// The settings as last stored, shared by the supervisor (the one writer) and the engine (readers): an
+/// `Arc` swapped atomically (arc-swap), so a reader never waits for a lock and never blocks the writer.
 #[derive(Clone)]
-pub struct SharedSettings(Arc<RwLock<Arc<Settings>>>);
+pub struct SharedSettings(Arc<ArcSwap<Settings>>);
 
 impl SharedSettings {
     pub fn new(settings: Settings) -> SharedSettings {
-        SharedSettings(Arc::new(RwLock::new(Arc::new(settings))))
+        SharedSettings(Arc::new(ArcSwap::from_pointee(settings)))
     }
 
     /// The settings now.
     pub fn get(&self) -> Arc<Settings> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.load_full()
     }
 
     /// Replaces them (the supervisor, once an update is stored).
     pub fn set(&self, settings: Settings) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+        self.0.store(Arc::new(settings));
     }
 }
 
