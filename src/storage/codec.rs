@@ -17,12 +17,16 @@
 //! Agent output (prose, code, JSON) packs several-fold, and every byte not written is a byte redb need not
 //! copy into a page, checksum and fsync. The checksum covers what is stored, so a damaged row is caught
 //! before it is unpacked. Small or incompressible batches stay plain (format 2).
+//!
+//! From schema 7 a batch's body is written by hand (src/storage/frame.rs) instead of through postcard:
+//! format 4 plain, format 5 packed, laid out around the body as formats 2 and 3. Rows of the older
+//! formats stay as they are and read as before.
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use super::{SessionRecord, StorageError};
+use super::{frame, SessionRecord, StorageError};
 use crate::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
 
 /// The layout of a `sessions` value: the format byte, the checksum (u32, little endian), the record.
@@ -31,6 +35,9 @@ const RECORD_FORMAT: u8 = 2;
 const BATCH_FORMAT: u8 = 2;
 /// A `messages` value packed with LZ4: the format byte, the checksum, the body's length, the LZ4 block.
 const PACKED_BATCH_FORMAT: u8 = 3;
+/// Formats 2 and 3 with the hand-written body of src/storage/frame.rs: what this build writes.
+const FRAMED_BATCH_FORMAT: u8 = 4;
+const PACKED_FRAMED_FORMAT: u8 = 5;
 /// Schema 1's layout of both: the format byte, then the body, without a checksum.
 const UNCHECKED_FORMAT: u8 = 1;
 const HEADER: usize = 5;
@@ -75,20 +82,7 @@ struct StoredMessage<'a> {
     timestamp: i64,
 }
 
-impl<'a> StoredMessage<'a> {
-    fn of(m: &'a AgentMessage) -> StoredMessage<'a> {
-        StoredMessage {
-            id: &m.id,
-            seq_id: m.seq_id,
-            role: role_code(m.role),
-            content: &m.content,
-            tool_name: m.tool_name.as_deref(),
-            tool_input: m.tool_input.as_deref(),
-            tool_path: m.tool_path.as_deref(),
-            timestamp: m.timestamp,
-        }
-    }
-
+impl StoredMessage<'_> {
     fn to_message(&self) -> Result<AgentMessage, String> {
         Ok(AgentMessage {
             id: self.id.to_owned(),
@@ -100,15 +94,6 @@ impl<'a> StoredMessage<'a> {
             tool_path: self.tool_path.map(str::to_owned),
             timestamp: self.timestamp,
         })
-    }
-}
-
-/// Serialises a batch as a postcard sequence without first collecting the borrowed views into a Vec.
-struct BatchRef<'a>(&'a [SharedMessage]);
-
-impl Serialize for BatchRef<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|m| StoredMessage::of(m)))
     }
 }
 
@@ -206,32 +191,27 @@ pub(super) fn encode_batch(
     session_id: &str,
     messages: &[SharedMessage],
 ) -> Result<Vec<u8>, StorageError> {
-    // Strings dominate the size; reserving for them avoids regrowing the buffer message by message.
-    let guess: usize = messages
-        .iter()
-        .map(|m| 32 + m.id.len() + m.content.len())
-        .sum();
-    let mut out = Vec::with_capacity(HEADER + guess);
-    out.extend_from_slice(&header(BATCH_FORMAT));
-    let out = postcard::to_extend(&BatchRef(messages), out)
-        .map_err(|e| StorageError::Write(format!("encoding a message batch: {e}")))?;
+    let mut out = Vec::with_capacity(HEADER + frame::bound(messages));
+    out.extend_from_slice(&header(FRAMED_BATCH_FORMAT));
+    frame::write(messages, &mut out);
     let first_seq = messages.first().map_or(0, |m| m.seq_id);
     let key = RowKey::Batch(session_id, first_seq);
-    Ok(match pack(&out[HEADER..]) {
+    Ok(match pack(&out[HEADER..], PACKED_FRAMED_FORMAT) {
         Some(packed) => sealed(packed, &key),
         None => sealed(out, &key),
     })
 }
 
-/// The packed value of `body` (its checksum still to be sealed), if packing saves an eighth or more.
-fn pack(body: &[u8]) -> Option<Vec<u8>> {
+/// The packed value of `body` under `format` (its checksum still to be sealed), if packing saves an
+/// eighth or more.
+fn pack(body: &[u8], format: u8) -> Option<Vec<u8>> {
     let len = u32::try_from(body.len()).ok()?;
     if body.len() < PACK_FROM {
         return None;
     }
     let start = HEADER + 4;
     let mut out = vec![0; start + lz4_flex::block::get_maximum_output_size(body.len())];
-    out[0] = PACKED_BATCH_FORMAT;
+    out[0] = format;
     out[HEADER..start].copy_from_slice(&len.to_le_bytes());
     let packed = lz4_flex::block::compress_into(body, &mut out[start..]).ok()?;
     if start + packed > body.len() - body.len() / 8 {
@@ -241,12 +221,28 @@ fn pack(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The body of a batch value, checked, and unpacked when it is stored packed.
-fn batch_body<'a>(bytes: &'a [u8], key: &RowKey<'_>) -> Result<Cow<'a, [u8]>, StorageError> {
-    if bytes.first() != Some(&PACKED_BATCH_FORMAT) {
-        return checked_body(bytes, BATCH_FORMAT, key).map(Cow::Borrowed);
+/// How a batch's body is laid out: through postcard (schema 6 and older), or by hand (src/storage/frame.rs).
+#[derive(Clone, Copy)]
+enum Layout {
+    Postcard,
+    Framed,
+}
+
+/// The body of a batch value and its layout, checked, and unpacked when it is stored packed.
+fn batch_body<'a>(
+    bytes: &'a [u8],
+    key: &RowKey<'_>,
+) -> Result<(Cow<'a, [u8]>, Layout), StorageError> {
+    let (format, layout, packed) = match bytes.first() {
+        Some(&PACKED_BATCH_FORMAT) => (PACKED_BATCH_FORMAT, Layout::Postcard, true),
+        Some(&FRAMED_BATCH_FORMAT) => (FRAMED_BATCH_FORMAT, Layout::Framed, false),
+        Some(&PACKED_FRAMED_FORMAT) => (PACKED_FRAMED_FORMAT, Layout::Framed, true),
+        _ => (BATCH_FORMAT, Layout::Postcard, false),
+    };
+    let stored = checked_body(bytes, format, key)?;
+    if !packed {
+        return Ok((Cow::Borrowed(stored), layout));
     }
-    let stored = checked_body(bytes, PACKED_BATCH_FORMAT, key)?;
     let (len, block) = stored
         .split_first_chunk::<4>()
         .ok_or_else(|| key.corrupt("the packed length is cut short"))?;
@@ -256,7 +252,7 @@ fn batch_body<'a>(bytes: &'a [u8], key: &RowKey<'_>) -> Result<Cow<'a, [u8]>, St
     }
     let mut body = vec![0; len];
     match lz4_flex::block::decompress_into(block, &mut body) {
-        Ok(n) if n == len => Ok(Cow::Owned(body)),
+        Ok(n) if n == len => Ok((Cow::Owned(body), layout)),
         Ok(n) => Err(key.corrupt(format!("unpacked {n} bytes of {len}"))),
         Err(e) => Err(key.corrupt(format!("unpacking: {e}"))),
     }
@@ -279,10 +275,15 @@ pub(super) fn decode_batch(
     out: &mut Vec<AgentMessage>,
 ) -> Result<(), StorageError> {
     let key = RowKey::Batch(session_id, first_seq);
-    let body = batch_body(bytes, &key)?;
-    messages_of(&body, visit, out).map_err(|e| key.corrupt(e))
+    let (body, layout) = batch_body(bytes, &key)?;
+    match layout {
+        Layout::Postcard => messages_of(&body, visit, out),
+        Layout::Framed => frame::read(&body, visit, out),
+    }
+    .map_err(|e| key.corrupt(e))
 }
 
+/// The messages of a body laid out through postcard (schema 6 and older).
 fn messages_of(
     body: &[u8],
     mut visit: impl FnMut(u64) -> Visit,
@@ -432,7 +433,7 @@ fn status_of(code: u8) -> Result<AgentStatus, String> {
     })
 }
 
-fn role_code(r: MsgRole) -> u8 {
+pub(super) fn role_code(r: MsgRole) -> u8 {
     match r {
         MsgRole::User => 0,
         MsgRole::Assistant => 1,
@@ -443,7 +444,7 @@ fn role_code(r: MsgRole) -> u8 {
     }
 }
 
-fn role_of(code: u8) -> Result<MsgRole, String> {
+pub(super) fn role_of(code: u8) -> Result<MsgRole, String> {
     Ok(match code {
         0 => MsgRole::User,
         1 => MsgRole::Assistant,
@@ -460,6 +461,29 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// A batch in schema 6's layout (postcard, format 2 or packed 3), as today's files hold them.
+    fn postcard_batch(session_id: &str, messages: &[SharedMessage]) -> Vec<u8> {
+        let stored: Vec<StoredMessage<'_>> = messages
+            .iter()
+            .map(|m| StoredMessage {
+                id: &m.id,
+                seq_id: m.seq_id,
+                role: role_code(m.role),
+                content: &m.content,
+                tool_name: m.tool_name.as_deref(),
+                tool_input: m.tool_input.as_deref(),
+                tool_path: m.tool_path.as_deref(),
+                timestamp: m.timestamp,
+            })
+            .collect();
+        let out = postcard::to_extend(&stored, header(BATCH_FORMAT).to_vec()).unwrap();
+        let key = RowKey::Batch(session_id, messages[0].seq_id);
+        match pack(&out[HEADER..], PACKED_BATCH_FORMAT) {
+            Some(packed) => sealed(packed, &key),
+            None => sealed(out, &key),
+        }
+    }
 
     fn message(seq: u64, role: MsgRole, tool: Option<&str>) -> SharedMessage {
         Arc::new(AgentMessage {
@@ -517,7 +541,7 @@ mod tests {
     fn a_large_batch_is_stored_packed_and_reads_back_whole() {
         let batch: Vec<_> = (1..=20).map(prose).collect();
         let bytes = encode_batch("s", &batch).unwrap();
-        assert_eq!(bytes[0], PACKED_BATCH_FORMAT);
+        assert_eq!(bytes[0], PACKED_FRAMED_FORMAT);
         let plain: usize = batch.iter().map(|m| m.content.len()).sum();
         assert!(bytes.len() * 4 < plain, "{} of {plain}", bytes.len());
         let mut out = Vec::new();
@@ -526,7 +550,27 @@ mod tests {
         assert_eq!(out, expected);
         // A small batch stays plain.
         let small = encode_batch("s", &[message(1, MsgRole::User, None)]).unwrap();
-        assert_eq!(small[0], BATCH_FORMAT);
+        assert_eq!(small[0], FRAMED_BATCH_FORMAT);
+    }
+
+    #[test]
+    fn schema_six_rows_plain_and_packed_still_read() {
+        for batch in [
+            vec![message(1, MsgRole::User, None)],
+            (1..=20).map(prose).collect(),
+        ] {
+            let bytes = postcard_batch("s", &batch);
+            let mut out = Vec::new();
+            decode_batch("s", 1, &bytes, |_| Visit::Take, &mut out).unwrap();
+            let expected: Vec<AgentMessage> = batch.iter().map(|m| (**m).clone()).collect();
+            assert_eq!(out, expected);
+        }
+        assert_eq!(
+            postcard_batch("s", &[message(1, MsgRole::User, None)])[0],
+            BATCH_FORMAT
+        );
+        let packed = postcard_batch("s", &(1..=20).map(prose).collect::<Vec<_>>());
+        assert_eq!(packed[0], PACKED_BATCH_FORMAT);
     }
 
     #[test]
@@ -637,7 +681,7 @@ mod tests {
     #[test]
     fn schema_one_values_upgrade_to_checked_ones_only_when_they_decode() {
         let batch = vec![message(7, MsgRole::Assistant, Some("Read"))];
-        let checked = encode_batch("s", &batch).unwrap();
+        let checked = postcard_batch("s", &batch);
         // Schema 1 wrote the format byte 1 and the body, nothing else.
         let mut old = vec![UNCHECKED_FORMAT];
         old.extend_from_slice(&checked[HEADER..]);

@@ -12,6 +12,9 @@
 //!   stay readable as they are; the new version only keeps older builds, which cannot unpack, away.
 //! - 5 → 6: `projects` gets every project's summary (src/storage/projects.rs), computed from its index
 //!   keys and records: the one time every record is read for it.
+//! - 6 → 7: batch rows written from now on have a hand-written body (formats 4 and 5); they are not
+//!   rewritten, as for 4 → 5: the version keeps older builds, which cannot read them, away. The event
+//!   journal's entries move to `event_journal_runs`, each a run of one (src/storage/journal.rs).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -24,7 +27,7 @@ use super::schema::{
     MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, META, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
     SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS,
 };
-use super::StorageError;
+use super::{journal, StorageError};
 
 /// Rows read before they are written back, so that a large table is never held in memory at once.
 const CHUNK: usize = 256;
@@ -45,6 +48,9 @@ pub(super) fn run(db: &Database, from: u64, path: &Path) -> Result<(), StorageEr
         }
         if from < 6 {
             project_summaries(txn)?;
+        }
+        if from < 7 {
+            journal::migrate(txn)?;
         }
         txn.open_table(META)?
             .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;

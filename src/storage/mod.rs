@@ -7,6 +7,7 @@
 
 mod codec;
 mod error;
+mod frame;
 mod guard;
 mod journal;
 mod ledger;

@@ -57,8 +57,10 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// 3: `project_index` replaces `project_sessions`. 4: `project_keys` replaces `project_index`, and
 /// `message_log` with `message_index` replace `messages`. 5: a batch row may be packed with LZ4
 /// (src/storage/codec.rs); an older build would take those rows for damaged ones. 6: `projects` holds
-/// each project's summary (src/storage/projects.rs); an older build would leave it stale.
-pub(super) const SCHEMA_VERSION: u64 = 6;
+/// each project's summary (src/storage/projects.rs); an older build would leave it stale. 7: a batch row
+/// may have a hand-written body (formats 4 and 5, src/storage/frame.rs); an older build would take those
+/// rows for damaged ones.
+pub(super) const SCHEMA_VERSION: u64 = 7;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 

@@ -514,7 +514,9 @@ impl Store {
         txn.set_durability(Durability::Immediate)
             .map_err(write_error)?;
         // On any error the transaction is dropped, which aborts it: nothing is half applied.
-        let out = f(&mut Writer::open(&txn)?)?;
+        let mut writer = Writer::open(&txn)?;
+        let out = f(&mut writer)?;
+        writer.finish()?;
         // A commit to a deleted or replaced file would be lost at the next open: refuse it.
         guard.check_file()?;
         txn.commit().map_err(write_error)?;

@@ -47,6 +47,8 @@ pub(super) struct Writer<'t> {
     ceilings: Option<Table<'t, &'static str, u64>>,
     starts: Option<Table<'t, &'static str, &'static [u8]>>,
     journal: Option<journal::JournalTable<'t>>,
+    /// Journal entries not yet stored: consecutive ones become one row (src/storage/journal.rs).
+    journal_run: Option<journal::Run>,
     /// The cost ledger and policies (storage/ledger.rs).
     ledger: super::ledger::LedgerWriter<'t>,
 }
@@ -75,6 +77,7 @@ impl<'t> Writer<'t> {
             ceilings: None,
             starts: None,
             journal: None,
+            journal_run: None,
             ledger: super::ledger::LedgerWriter::open(txn)?,
         })
     }
@@ -111,14 +114,32 @@ impl<'t> Writer<'t> {
                 ceiling,
             } => sequence::release(self.ceilings()?, session_id, *ceiling),
             WriteOp::JournalAppend { epoch, n, entry } => {
-                journal::append(self.journal()?, *epoch, *n, entry)
+                let mut run = self.journal_run.take();
+                let appended = journal::append(self.journal()?, &mut run, *epoch, *n, entry);
+                self.journal_run = run;
+                appended
             }
-            WriteOp::JournalPrune { epoch, n } => journal::prune(self.journal()?, *epoch, *n),
+            WriteOp::JournalPrune { epoch, n } => {
+                self.store_journal_run()?;
+                journal::prune(self.journal()?, *epoch, *n)
+            }
             WriteOp::AddSpend(spend) => self.ledger.add(spend),
             WriteOp::DeleteLedger { project_id } => self.ledger.delete_project(project_id),
             WriteOp::PutPolicy { project_id, policy } => {
                 self.ledger.put_policy(project_id, policy.as_deref())
             }
+        }
+    }
+
+    /// Stores what the transaction still holds back; call before committing it.
+    pub(super) fn finish(mut self) -> Result<(), StorageError> {
+        self.store_journal_run()
+    }
+
+    fn store_journal_run(&mut self) -> Result<(), StorageError> {
+        match self.journal_run.take() {
+            Some(run) => run.store(self.journal()?),
+            None => Ok(()),
         }
     }
 
@@ -141,7 +162,7 @@ impl<'t> Writer<'t> {
         Ok(self.starts.as_mut().expect("opened above"))
     }
 
-    fn journal(&mut self) -> Result<&mut journal::JournalTable<'t>, StorageError> {
+    pub(super) fn journal(&mut self) -> Result<&mut journal::JournalTable<'t>, StorageError> {
         if self.journal.is_none() {
             self.journal = Some(journal::open_table(self.txn)?);
         }
