@@ -3,8 +3,8 @@
 //! busy session, or many sessions' debounced batches grouped in one commit; updating many sessions'
 //! records in one commit (a flush's bookkeeping, and finishing sessions); retention across many projects,
 //! project by project and in one commit; the project list and one project's last session (start and
-//! restore); encoding a batch (done by the session actor before the persister gets it); and reading a
-//! 100,000-message session back, whole and one page of it.
+//! restore); encoding a batch (done by the session actor before the persister gets it); reading a
+//! 100,000-message session back, whole and one page of it; and the live-event journal's appends.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -366,12 +366,13 @@ fn prose(seq: u64, bytes: usize) -> String {
     out
 }
 
-/// Encoding one flush's batch in its stored form (postcard, then LZ4 when it pays, and the checksum): the
+/// Encoding one flush's batch in its stored form (the body, then LZ4 when it pays, and the checksum): the
 /// session actor does it before handing the batch to the persister.
 fn encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_encode");
     for (name, count, bytes) in [
         ("100 msgs, 300 B", 100u64, 300),
+        ("30 msgs, 100 B", 30, 100),
         ("10 msgs, 3 KB", 10, 3000),
     ] {
         let batch: Vec<SharedMessage> = (1..=count)
@@ -389,9 +390,42 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
+/// The broadcaster's journal of live events, as it hands it over every few milliseconds: one commit of
+/// 1,000 consecutive events of ~60 bytes (one per ingested batch in a busy second).
+fn journal(c: &mut Criterion) {
+    const EVENTS: u64 = 1000;
+    let mut group = c.benchmark_group("store_journal");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bench.redb")).unwrap();
+    group.throughput(Throughput::Elements(EVENTS));
+    let mut n = 0u64;
+    group.bench_function("append 1000 events in one commit", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let ops: Vec<WriteOp> = (n..n + EVENTS)
+                    .map(|n| WriteOp::JournalAppend {
+                        epoch: 1,
+                        n,
+                        entry: format!("{{\"s\":\"p{n}-1700000000000\",\"upto\":{n}}}")
+                            .into_bytes(),
+                    })
+                    .collect();
+                n += EVENTS;
+                let t = Instant::now();
+                store.apply(&ops).unwrap();
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+    group.finish();
+    store.close();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3));
-    targets = apply, records, retention, finish, read_back, encode
+    targets = apply, records, retention, finish, read_back, encode, journal
 }
 criterion_main!(benches);
