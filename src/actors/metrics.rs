@@ -87,7 +87,7 @@ pub struct Metrics {
     pub duplicate_messages: IntCounter,
     pub events_ingested: IntCounterVec,
     /// The children of `events_ingested`, by `SidecarEvent::kind_index`, resolved once.
-    pub ingested_of: [IntCounter; SidecarEvent::KINDS.len()],
+    pub(super) ingested_of: [IntCounter; SidecarEvent::KINDS.len()],
     pub events_rejected: IntCounterVec,
     pub agent_messages: IntCounter,
     pub notifications: IntCounterVec,
