@@ -259,7 +259,7 @@ impl Handler<Publish> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, Publish(event): Publish, _: &mut Context<Self>) {
-        let project = event.project_id().map(str::to_owned);
+        let project = event.project_id();
         let id = self.journal.next_id();
         let at = now_ms();
         // Messages are journalled as a reference (the session holds them); other events as their frame,
@@ -285,11 +285,11 @@ impl Handler<Publish> for Broadcaster {
             }
             other => {
                 let frame = sse::other(other, Some(&id.to_string()));
-                if let (Some(frame), Some(project)) = (&frame, &project) {
+                if let (Some(frame), Some(project)) = (&frame, project) {
                     let op = self.journal.push(Entry::Frame {
                         id,
                         at,
-                        project: project.clone(),
+                        project: project.to_owned(),
                         frame: frame.clone(),
                     });
                     self.unsaved.push(op);
@@ -307,7 +307,7 @@ impl Handler<Publish> for Broadcaster {
             if sub.tx.is_closed() {
                 return false;
             }
-            if let (Some(want), Some(got)) = (&sub.project, &project) {
+            if let (Some(want), Some(got)) = (&sub.project, project) {
                 if want != got {
                     return true;
                 }
@@ -415,7 +415,13 @@ fn deliver(sub: &mut Subscriber, live: &Live, budget: usize) -> bool {
             } = event
             {
                 if let Some(last) = messages.last() {
-                    sub.delivered.insert(session_id.clone(), last.seq_id);
+                    // A session already known costs no copy of its id.
+                    match sub.delivered.get_mut(session_id) {
+                        Some(seq) => *seq = last.seq_id,
+                        None => {
+                            sub.delivered.insert(session_id.clone(), last.seq_id);
+                        }
+                    }
                 }
             }
             true

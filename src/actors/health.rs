@@ -41,8 +41,8 @@ pub struct HealthTracker {
     stall_after: Duration,
     /// Why the provider is retrying, until it makes progress again.
     retrying: Option<String>,
-    /// The last tool call (name, input) and how many times in a row it was made.
-    last_call: Option<((String, String), u32)>,
+    /// The last tool call (name, digest of its input) and how many times in a row it was made.
+    last_call: Option<((String, u64), u32)>,
     /// Tool-permission requests of the session waiting for an answer (actors/approvals.rs).
     awaiting: usize,
     /// The session was stopped by a budget (actors/control.rs).
@@ -321,6 +321,7 @@ impl HealthTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::project::input_digest;
 
     fn running(stall: Duration) -> (HealthTracker, Instant) {
         let t0 = Instant::now();
@@ -361,7 +362,7 @@ mod tests {
             retrying: retrying.map(String::from),
             calls: calls
                 .iter()
-                .map(|(n, i)| (n.to_string(), i.to_string()))
+                .map(|(n, i)| (n.to_string(), input_digest(i)))
                 .collect(),
         }
     }

@@ -5,7 +5,7 @@
 //! depths, waits and handling times are counted by the mailboxes themselves (`src/actors/mailbox.rs`).
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -48,6 +48,11 @@ impl ActorKind {
 }
 
 pub use crate::messages::session::StopReason;
+use crate::messages::wire::SidecarEvent;
+
+/// Instrumented (actor, message) pairs whose handling-time child is kept resolved; there are about a hundred,
+/// and a pair past this many (none today) resolves its labels per message.
+const HANDLING_SLOTS: usize = 256;
 
 /// Seconds buckets from 10 µs to 10 s: actor handling is microseconds, commits are milliseconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -68,13 +73,21 @@ pub struct Metrics {
     mailbox_high_water: [AtomicI64; 6],
     /// The per-type children of `mailbox_depth` and `mailbox_wait`, resolved once: every message touches them.
     pub(super) depth_of: [IntGauge; 6],
+    /// The per-type children of `actors_alive` and `actors_started`: every session start and stop touches them.
+    alive_of: [IntGauge; 6],
+    started_of: [IntCounter; 6],
     pub(super) wait_of: [Histogram; 6],
     pub mailbox_wait: HistogramVec,
     pub handling: HistogramVec,
+    /// The children of `handling`, one per (actor, message) pair at its `mailbox::MessageSlot` index,
+    /// each resolved on the pair's first message.
+    handling_of: Box<[OnceLock<Histogram>]>,
     pub messages_dropped: IntCounterVec,
     pub dead_letters: IntCounter,
     pub duplicate_messages: IntCounter,
     pub events_ingested: IntCounterVec,
+    /// The children of `events_ingested`, by `SidecarEvent::kind_index`, resolved once.
+    pub ingested_of: [IntCounter; SidecarEvent::KINDS.len()],
     pub events_rejected: IntCounterVec,
     pub agent_messages: IntCounter,
     pub notifications: IntCounterVec,
@@ -181,9 +194,29 @@ impl Metrics {
             "Time from send to the start of handling, by actor type.",
             &["actor"],
         );
+        let events_ingested = counter_vec(
+            &r,
+            "events_ingested_total",
+            "Sidecar events routed, by kind.",
+            &["kind"],
+        );
+        let actors_alive = gauge_vec(
+            &r,
+            "actors_alive",
+            "Actors running now, by type.",
+            &["actor"],
+        );
+        let actors_started = counter_vec(
+            &r,
+            "actors_started_total",
+            "Actors started, by type.",
+            &["actor"],
+        );
         let m = Metrics {
-            actors_alive: gauge_vec(&r, "actors_alive", "Actors running now, by type.", &["actor"]),
-            actors_started: counter_vec(&r, "actors_started_total", "Actors started, by type.", &["actor"]),
+            alive_of: ActorKind::ALL.map(|k| actors_alive.with_label_values(&[k.as_str()])),
+            started_of: ActorKind::ALL.map(|k| actors_started.with_label_values(&[k.as_str()])),
+            actors_alive,
+            actors_started,
             actors_stopped: counter_vec(
                 &r,
                 "actors_stopped_total",
@@ -213,6 +246,7 @@ impl Metrics {
                 "Time an actor spent handling a message, by actor type and message.",
                 &["actor", "message"],
             ),
+            handling_of: (0..HANDLING_SLOTS).map(|_| OnceLock::new()).collect(),
             messages_dropped: counter_vec(
                 &r,
                 "messages_dropped_total",
@@ -229,7 +263,8 @@ impl Metrics {
                 "duplicate_messages_total",
                 "Ingested raw messages dropped because their session saw the same raw id recently (a retry).",
             ),
-            events_ingested: counter_vec(&r, "events_ingested_total", "Sidecar events routed, by kind.", &["kind"]),
+            ingested_of: SidecarEvent::KINDS.map(|k| events_ingested.with_label_values(&[k])),
+            events_ingested,
             events_rejected: counter_vec(
                 &r,
                 "events_rejected_total",
@@ -331,24 +366,30 @@ impl Metrics {
         // Process metrics are best effort: a platform without /proc simply has none.
         let _ = m.registry.register(Box::new(pc));
         for kind in ActorKind::ALL {
-            m.actors_alive.with_label_values(&[kind.as_str()]);
             m.mailbox_depth_max.with_label_values(&[kind.as_str()]);
         }
         Arc::new(m)
     }
 
     pub fn actor_started(&self, kind: ActorKind) {
-        self.actors_started
-            .with_label_values(&[kind.as_str()])
-            .inc();
-        self.actors_alive.with_label_values(&[kind.as_str()]).inc();
+        self.started_of[kind as usize].inc();
+        self.alive_of[kind as usize].inc();
     }
 
     pub fn actor_stopped(&self, kind: ActorKind, reason: StopReason) {
         self.actors_stopped
             .with_label_values(&[kind.as_str(), reason.as_str()])
             .inc();
-        self.actors_alive.with_label_values(&[kind.as_str()]).dec();
+        self.alive_of[kind as usize].dec();
+    }
+
+    /// Records one message's handling time under its pair's child (`slot`: its `MessageSlot` index).
+    pub(super) fn observe_handling(&self, slot: usize, kind: ActorKind, message: &str, secs: f64) {
+        let resolve = || self.handling.with_label_values(&[kind.as_str(), message]);
+        match self.handling_of.get(slot) {
+            Some(child) => child.get_or_init(resolve).observe(secs),
+            None => resolve().observe(secs),
+        }
     }
 
     pub(super) fn high_water(&self, kind: ActorKind, depth: i64) {

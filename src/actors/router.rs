@@ -13,10 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use futures_util::future::{join_all, BoxFuture};
+use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
-use super::mailbox::{Mailbox, MailboxStats, Metered};
+use super::mailbox::{Mailbox, MailboxStats, Metered, Timed};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
@@ -37,12 +37,28 @@ enum Delivered {
     Gone,
 }
 
-/// A session's share of a batch on its way: its events per kind, how many, and what it came to.
-type Share = (
-    Vec<(&'static str, u64)>,
-    usize,
-    BoxFuture<'static, Delivered>,
-);
+/// A session's share of a batch on its way: its events per kind (`SidecarEvent::kind_index`), how many,
+/// and what it will come to.
+type Share = ([u64; SidecarEvent::KINDS.len()], usize, Wait);
+
+/// Where a share's answer comes from. Nearly every share is `Sent`: boxing that variant to even the sizes
+/// out would be the allocation per share this enum saves.
+#[allow(clippy::large_enum_variant)]
+enum Wait {
+    /// Its session's actor.
+    Sent(Request<SessionActor, Timed<Deliver>>),
+    /// The read of its session back from storage (`Router::read_done`).
+    Reviving(oneshot::Receiver<Delivered>),
+}
+
+impl Wait {
+    async fn settle(self) -> Delivered {
+        match self {
+            Wait::Sent(request) => delivered(request.await),
+            Wait::Reviving(answer) => answer.await.unwrap_or(Delivered::Gone),
+        }
+    }
+}
 
 /// A session's share of a batch, waiting for the session to be read back from storage.
 struct Waiting {
@@ -170,11 +186,18 @@ impl Router {
 }
 
 /// A batch's events per session, sessions in the order they first appear, each one's events in their
-/// order. A batch names a few sessions (a sidecar's, or a load generator's handful): they are looked up by
-/// comparing ids, checked last-first because a session's events tend to come together; a batch naming many
-/// sessions is grouped through a map, so the cost stays linear.
+/// order. A batch names a few sessions (a sidecar's, or a load generator's handful), most often one: that
+/// batch is handed on as it is; others are looked up by comparing ids, checked last-first because a
+/// session's events tend to come together; a batch naming many sessions is grouped through a map, so the
+/// cost stays linear.
 fn group_by_session(events: Vec<SidecarEvent>) -> Vec<(String, Vec<SidecarEvent>)> {
     const SCAN_UP_TO: usize = 16;
+    if let Some(first) = events.first() {
+        let id = first.session_id();
+        if events.iter().all(|e| e.session_id() == id) {
+            return vec![(id.to_owned(), events)];
+        }
+    }
     let mut groups: Vec<(String, Vec<SidecarEvent>)> = Vec::new();
     let mut slots: HashMap<String, usize> = HashMap::new();
     for event in events {
@@ -257,13 +280,10 @@ impl Handler<Ingest> for Router {
                 outcome.ignored += events.len();
                 continue;
             }
-            // Counted per kind here and added once per batch: a labelled counter costs a hash and a lock.
-            let mut by_kind: Vec<(&'static str, u64)> = Vec::with_capacity(3);
+            // Counted per kind here and added to the counters once per batch.
+            let mut by_kind = [0; SidecarEvent::KINDS.len()];
             for e in &events {
-                match by_kind.iter_mut().find(|(k, _)| *k == e.kind()) {
-                    Some((_, n)) => *n += 1,
-                    None => by_kind.push((e.kind(), 1)),
-                }
+                by_kind[e.kind_index()] += 1;
             }
             let count = events.len();
             let deliver = Deliver {
@@ -271,11 +291,8 @@ impl Handler<Ingest> for Router {
                 durable,
                 dedupe,
             };
-            let waiting: BoxFuture<'static, Delivered> = match self.sessions.get(&id) {
-                Some(addr) => {
-                    let sending = addr.send(deliver);
-                    Box::pin(async move { delivered(sending.await) })
-                }
+            let waiting = match self.sessions.get(&id) {
+                Some(addr) => Wait::Sent(addr.send(deliver)),
                 None => {
                     let (reply, answer) = oneshot::channel();
                     let first = !self.reviving.contains_key(&id);
@@ -286,24 +303,28 @@ impl Handler<Ingest> for Router {
                     if first {
                         self.read_back(id, ctx);
                     }
-                    Box::pin(async move { answer.await.unwrap_or(Delivered::Gone) })
+                    Wait::Reviving(answer)
                 }
             };
             pending.push((by_kind, count, waiting));
         }
         let metrics = self.metrics().clone();
         Box::pin(async move {
-            let (shares, waits): (Vec<_>, Vec<_>) = pending
-                .into_iter()
-                .map(|(kinds, count, wait)| ((kinds, count), wait))
-                .unzip();
+            let mut shares = Vec::with_capacity(pending.len());
+            let waits = pending.into_iter().map(|(kinds, count, wait)| {
+                shares.push((kinds, count));
+                wait.settle()
+            });
+            let results = join_all(waits).await;
             let mut first_error = None;
-            for ((kinds, count), result) in shares.into_iter().zip(join_all(waits).await) {
+            for ((kinds, count), result) in shares.into_iter().zip(results) {
                 match result {
                     Delivered::Done | Delivered::Failed(_) => {
                         outcome.accepted += count;
-                        for (kind, n) in kinds {
-                            metrics.events_ingested.with_label_values(&[kind]).inc_by(n);
+                        for (counter, n) in metrics.ingested_of.iter().zip(kinds) {
+                            if n > 0 {
+                                counter.inc_by(n);
+                            }
                         }
                         if let Delivered::Failed(e) = result {
                             first_error.get_or_insert(e);
@@ -312,7 +333,9 @@ impl Handler<Ingest> for Router {
                     Delivered::Gone => outcome.ignored += count,
                 }
             }
-            metrics.dead_letters.inc_by(outcome.ignored as u64);
+            if outcome.ignored > 0 {
+                metrics.dead_letters.inc_by(outcome.ignored as u64);
+            }
             // Every share was delivered (or ignored) before this answer: an error says what the rest of
             // the batch met is in docs/API.md ("What an answer means for the batch").
             match first_error {

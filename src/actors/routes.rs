@@ -43,11 +43,23 @@ impl Routes {
     ) -> Result<IngestOutcome, CommandError> {
         let n = self.0.len();
         let mut shares: Vec<Vec<SidecarEvent>> = vec![Vec::new(); n];
-        if n == 1 {
-            shares[0] = events;
-        } else {
-            for event in events {
-                shares[slot(project_of(event.session_id()), n)].push(event);
+        let slot_of = |e: &SidecarEvent| slot(project_of(e.session_id()), n);
+        // A batch for one project (a sidecar's, most often) goes on as it is, not event by event.
+        let one = match events.first() {
+            _ if n == 1 => Some(0),
+            Some(first) => {
+                let project = project_of(first.session_id());
+                let same = events.iter().all(|e| project_of(e.session_id()) == project);
+                same.then(|| slot_of(first))
+            }
+            None => None,
+        };
+        match one {
+            Some(s) => shares[s] = events,
+            None => {
+                for event in events {
+                    shares[slot_of(&event)].push(event);
+                }
             }
         }
         let sends: Vec<_> = self

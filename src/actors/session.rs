@@ -518,8 +518,20 @@ impl Actor for SessionActor {
     }
 }
 
+/// What applying a batch came to: answered at once, or once storage has it (or has room).
+enum Applied {
+    Now,
+    Later(oneshot::Receiver<Result<(), CommandError>>),
+}
+
+/// The answer a batch waits for (the session stopped: shutting down).
+async fn answer(rx: oneshot::Receiver<Result<(), CommandError>>) -> Result<(), CommandError> {
+    rx.await.unwrap_or(Err(CommandError::ShuttingDown))
+}
+
 impl Handler<Deliver> for SessionActor {
-    type Result = ResponseFuture<Result<(), CommandError>>;
+    /// Most batches are answered at once: as a reply, not a future (actix spawns a task per future).
+    type Result = Response<Result<(), CommandError>>;
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
         let n = msg
@@ -531,25 +543,28 @@ impl Handler<Deliver> for SessionActor {
             })
             .sum();
         if self.state.seq.covers(self.record().last_seq, n) {
-            return self.deliver(msg, ctx);
+            return match self.deliver(msg, ctx) {
+                Applied::Now => Response::reply(Ok(())),
+                Applied::Later(rx) => Response::fut(answer(rx)),
+            };
         }
         let (tx, rx) = oneshot::channel();
-        self.reserve_then(n, ctx, move |act, ctx| {
-            let answer = act.deliver(msg, ctx);
-            actix::spawn(async move {
-                let _ = tx.send(answer.await);
-            });
+        self.reserve_then(n, ctx, move |act, ctx| match act.deliver(msg, ctx) {
+            Applied::Now => {
+                let _ = tx.send(Ok(()));
+            }
+            Applied::Later(later) => {
+                actix::spawn(async move {
+                    let _ = tx.send(answer(later).await);
+                });
+            }
         });
-        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+        Response::fut(answer(rx))
     }
 }
 
 impl SessionActor {
-    fn deliver(
-        &mut self,
-        msg: Deliver,
-        ctx: &mut Context<Self>,
-    ) -> ResponseFuture<Result<(), CommandError>> {
+    fn deliver(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Applied {
         // The record is written at once on a status change (finished sessions flush their messages too),
         // once the whole batch is applied.
         let mut status_changed = false;
@@ -567,7 +582,7 @@ impl SessionActor {
             if status_changed {
                 self.flush_now(ctx);
             }
-            return Box::pin(async { Ok(()) });
+            return Applied::Now;
         }
         let (tx, rx) = oneshot::channel();
         if msg.durable {
@@ -577,7 +592,7 @@ impl SessionActor {
             self.state.wait_for_room(tx);
         }
         self.flush_now(ctx);
-        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::ShuttingDown)) })
+        Applied::Later(rx)
     }
 }
 

@@ -40,7 +40,9 @@ pub struct WindowBudget {
 struct Recency {
     next_tick: u64,
     next_key: u64,
-    entries: HashMap<u64, Entry>,
+    /// Keyed by numbers this budget hands out, never by what a client sends: a fixed fast hash is enough
+    /// (every batch of messages looks its session up here).
+    entries: HashMap<u64, Entry, foldhash::fast::FixedState>,
     /// Last touch → session, for the sessions holding stored messages only, least recently touched first:
     /// a reclaim walks only those it may trim, however many sessions hold nothing to give back.
     evictable: BTreeMap<u64, u64>,

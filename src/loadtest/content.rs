@@ -6,9 +6,10 @@
 //! results are large (median ≈8.6 KB) and text and thinking sit in between. `Sizes::Small` keeps the mix
 //! but makes every content short, to measure the store's per-message cost rather than its byte rate.
 //!
-//! Each template keeps both forms a target needs: the `RawContent` for the in-process engine (copied per
-//! message: one allocation for its field list and one per string, as a parse of the JSON would make) and
-//! its serialised JSON for HTTP bodies, so a request costs string concatenation, not serialisation.
+//! Each template keeps both forms a target needs: the `RawContent` for the in-process engine (shared by
+//! every message made from it, so the engine copies only the fields it keeps, and the generator's own
+//! cost stays out of the store's figures) and its serialised JSON for HTTP bodies, so a request costs
+//! string concatenation, not serialisation.
 
 use serde_json::{json, Value};
 
@@ -41,7 +42,7 @@ impl Template {
         let json = value.to_string();
         Template {
             kind,
-            content: value.into(),
+            content: RawContent::from(value).shared(),
             json,
         }
     }

@@ -46,16 +46,16 @@ pub fn e2e_handler(
     let per_event = ledger.layout().per_event;
     move |item| match item {
         LiveItem::Message { session_id, id } => {
+            // Only a chunk's first message is timed: the others are passed over before the session is
+            // looked up (a hash of its id for every live message cost more than the rest of the probe).
+            let Some(index) = message_index(id).filter(|i| i % per_event == 0) else {
+                return;
+            };
             let Some(&project) = by_session.get(session_id) else {
                 return;
             };
-            let Some(index) = message_index(id) else {
-                return;
-            };
-            if index % per_event == 0 {
-                if let Some(sent) = ledger.sent_time(project, index / per_event) {
-                    stats.record_e2e(sent.elapsed());
-                }
+            if let Some(sent) = ledger.sent_time(project, index / per_event) {
+                stats.record_e2e(sent.elapsed());
             }
         }
         LiveItem::Lagged(missed) => Stats::add(&stats.lagged, missed),

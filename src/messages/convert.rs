@@ -52,9 +52,9 @@ pub fn convert_raw_message(raw: RawMessage) -> Option<AgentMessage> {
         "tool_call" => {
             let name = take_string_or(&mut content, "name", "Tool");
             let input = content.get("input");
-            let shown = format_tool_input(&name, input);
             // JSON.stringify(undefined) is undefined: the key is left out. `null` prints as "null".
             let tool_input = input.map(js::stringify_pretty);
+            let shown = format_tool_input(&name, input, tool_input.as_deref());
             let tool_path = extract_tool_path(&name, input);
             Some(AgentMessage {
                 tool_input,
@@ -141,8 +141,8 @@ fn take_string_or(content: &mut RawContent, name: &str, fallback: &str) -> Strin
 }
 
 /// The original `formatToolInput`: the Bash command, else the file path, else the whole input as pretty
-/// JSON; nothing for a falsy input.
-fn format_tool_input(name: &str, input: Option<&Value>) -> String {
+/// JSON (`pretty`, written once for `toolInput` too); nothing for a falsy input.
+fn format_tool_input(name: &str, input: Option<&Value>, pretty: Option<&str>) -> String {
     if !js::truthy(input) {
         return String::new();
     }
@@ -154,7 +154,7 @@ fn format_tool_input(name: &str, input: Option<&Value>) -> String {
     if let Some(path) = string_prop(input, "file_path") {
         return path.to_owned();
     }
-    input.map(js::stringify_pretty).unwrap_or_default()
+    pretty.unwrap_or_default().to_owned()
 }
 
 /// The original `extractToolPath`: `file_path`, else `path`, else (for Bash) the command cut at 80 UTF-16
@@ -180,9 +180,17 @@ fn extract_tool_path(name: &str, input: Option<&Value>) -> Option<String> {
     }
 }
 
-/// `typeof input[key] === 'string'`: only an object input has properties.
+/// `typeof input[key] === 'string'`: only an object input has properties. A tool input has a few keys:
+/// they are compared in order rather than hashed (serde_json's map hashes with SipHash).
 fn string_prop<'a>(input: Option<&'a Value>, key: &str) -> Option<&'a str> {
-    input?.as_object()?.get(key)?.as_str()
+    const SCAN_UP_TO: usize = 8;
+    let map = input?.as_object()?;
+    let value = if map.len() <= SCAN_UP_TO {
+        map.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    };
+    value?.as_str()
 }
 
 /// The original `truncateOutput`: at most `max_lines` lines, then a line saying how many were left out.

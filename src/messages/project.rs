@@ -22,8 +22,18 @@ pub struct Activity {
     pub progress: bool,
     /// The provider is retrying, and why.
     pub retrying: Option<String>,
-    /// The batch's tool calls in order, as (name, input).
-    pub calls: Vec<(String, String)>,
+    /// The batch's tool calls in order, as (name, `input_digest` of the input): the loop detector
+    /// compares consecutive calls only, which needs no copy of each input.
+    pub calls: Vec<(String, u64)>,
+}
+
+/// A tool call's input as the loop detector compares it. Seeded at random once per process, so no input
+/// can be chosen to collide with another.
+pub fn input_digest(input: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static SEED: std::sync::LazyLock<foldhash::quality::RandomState> =
+        std::sync::LazyLock::new(Default::default);
+    SEED.hash_one(input)
 }
 
 /// A batch of messages arrived; what it did, as health counts it.

@@ -9,6 +9,10 @@
 //! generator makes one per message) and a drop cost one allocation for the list where they cost three
 //! plus one per key. Field values, and contents that are not objects, stay `serde_json::Value`s.
 //!
+//! A content many messages carry alike (the in-process load generator's templates) can be shared instead
+//! of copied per message (`RawContent::shared`): it is read in place, and a field taken out of it is
+//! copied, which is what copying the whole content would have cost for that field alone.
+//!
 //! It reads, writes and compares as the JSON value it holds: an object's field order is kept (the
 //! original's `JSON.stringify` of a tool input shows it), a repeated name keeps its first place and its
 //! last value (as `JSON.parse` does), and equality ignores field order, as `serde_json::Map`'s does.
@@ -16,6 +20,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -56,7 +61,20 @@ fn key(name: &str) -> Key {
 
 /// A raw message's content (see the module doc). `Default` is JSON `null`, an absent content.
 #[derive(Debug, Clone, Default)]
-pub struct RawContent(Repr);
+pub struct RawContent(Held);
+
+#[derive(Debug, Clone)]
+enum Held {
+    Own(Repr),
+    /// Held by many messages alike.
+    Shared(Arc<Repr>),
+}
+
+impl Default for Held {
+    fn default() -> Held {
+        Held::Own(Repr::default())
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Repr {
@@ -75,29 +93,51 @@ impl Default for Repr {
 static NULL: Value = Value::Null;
 
 impl RawContent {
+    fn own(repr: Repr) -> RawContent {
+        RawContent(Held::Own(repr))
+    }
+
+    /// This content, to be handed to many messages: each clone of the answer shares it rather than copying
+    /// it.
+    pub fn shared(self) -> RawContent {
+        match self.0 {
+            Held::Own(repr) => RawContent(Held::Shared(Arc::new(repr))),
+            shared @ Held::Shared(_) => RawContent(shared),
+        }
+    }
+
+    /// What the content holds, shared or not.
+    fn repr(&self) -> &Repr {
+        match &self.0 {
+            Held::Own(repr) => repr,
+            Held::Shared(repr) => repr,
+        }
+    }
+
     /// `content?.[name]`: only an object has fields.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        match &self.0 {
+        match self.repr() {
             Repr::Object(fields) => fields.iter().find(|(k, _)| k == name).map(|(_, v)| v),
             Repr::Other(_) => None,
         }
     }
 
     /// Takes field `name` out of an object, leaving `null` in its place (the conversion moves the strings
-    /// it shows out of the content rather than copying them).
+    /// it shows out of the content rather than copying them); out of a shared content it is copied.
     pub fn take(&mut self, name: &str) -> Option<Value> {
         match &mut self.0 {
-            Repr::Object(fields) => fields
+            Held::Own(Repr::Object(fields)) => fields
                 .iter_mut()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.take()),
-            Repr::Other(_) => None,
+            Held::Own(Repr::Other(_)) => None,
+            Held::Shared(_) => self.get(name).cloned(),
         }
     }
 
     /// The content when it is a JSON string.
     pub fn as_str(&self) -> Option<&str> {
-        match &self.0 {
+        match self.repr() {
             Repr::Other(Value::String(s)) => Some(s),
             _ => None,
         }
@@ -121,16 +161,20 @@ impl From<Value> for RawContent {
                     // A Map's names are unique already.
                     fields.push((key(&name), value));
                 }
-                RawContent(Repr::Object(fields))
+                RawContent::own(Repr::Object(fields))
             }
-            other => RawContent(Repr::Other(other)),
+            other => RawContent::own(Repr::Other(other)),
         }
     }
 }
 
 impl From<RawContent> for Value {
     fn from(content: RawContent) -> Value {
-        match content.0 {
+        let repr = match content.0 {
+            Held::Own(repr) => repr,
+            Held::Shared(repr) => Arc::unwrap_or_clone(repr),
+        };
+        match repr {
             Repr::Object(fields) => Value::Object(
                 fields
                     .into_iter()
@@ -153,7 +197,7 @@ impl std::ops::Index<&str> for RawContent {
 
 impl PartialEq for RawContent {
     fn eq(&self, other: &RawContent) -> bool {
-        match (&self.0, &other.0) {
+        match (self.repr(), other.repr()) {
             (Repr::Object(a), Repr::Object(b)) if a.len() <= LINEAR_FIELDS => {
                 a.len() == b.len() && a.iter().all(|(k, v)| other.get(k) == Some(v))
             }
@@ -170,7 +214,7 @@ impl PartialEq for RawContent {
 
 impl PartialEq<Value> for RawContent {
     fn eq(&self, other: &Value) -> bool {
-        match (&self.0, other) {
+        match (self.repr(), other) {
             (Repr::Object(fields), Value::Object(map)) => {
                 fields.len() == map.len() && fields.iter().all(|(k, v)| map.get(&**k) == Some(v))
             }
@@ -189,7 +233,7 @@ impl fmt::Display for RawContent {
 
 impl Serialize for RawContent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &self.0 {
+        match self.repr() {
             Repr::Object(fields) => {
                 let mut map = serializer.serialize_map(Some(fields.len()))?;
                 for (name, value) in fields {
@@ -212,7 +256,7 @@ struct ContentVisitor;
 
 impl ContentVisitor {
     fn other<E>(value: Value) -> Result<RawContent, E> {
-        Ok(RawContent(Repr::Other(value)))
+        Ok(RawContent::own(Repr::Other(value)))
     }
 }
 
@@ -287,7 +331,7 @@ impl<'de> Visitor<'de> for ContentVisitor {
                 }
             }
         }
-        Ok(RawContent(Repr::Object(fields)))
+        Ok(RawContent::own(Repr::Object(fields)))
     }
 }
 
@@ -332,7 +376,7 @@ mod tests {
     }
 
     fn names(content: &RawContent) -> Vec<&str> {
-        match &content.0 {
+        match content.repr() {
             Repr::Object(fields) => fields.iter().map(|(k, _)| &**k).collect(),
             Repr::Other(_) => Vec::new(),
         }
@@ -404,6 +448,26 @@ mod tests {
         assert_eq!(string.take("text"), None);
         assert_eq!(string.as_str(), Some("text"));
         assert_eq!(RawContent::default(), Value::Null);
+    }
+
+    #[test]
+    fn a_shared_content_reads_writes_and_compares_as_its_own_copy_and_gives_copies_of_its_fields() {
+        let text = r#"{"name":"Bash","input":{"command":"ls"}}"#;
+        let own = parse(text);
+        let shared = own.clone().shared();
+        let mut copy = shared.clone();
+        assert_eq!(copy, own);
+        assert_eq!(copy, serde_json::from_str::<Value>(text).unwrap());
+        assert_eq!(serde_json::to_string(&copy).unwrap(), text);
+        assert_eq!(copy.get("input"), own.get("input"));
+        assert_eq!(copy.take("name"), Some(json!("Bash")));
+        assert_eq!(copy.take("missing"), None);
+        assert_eq!(
+            shared["name"], "Bash",
+            "the shared content is not changed by a take"
+        );
+        assert_eq!(Value::from(copy), Value::from(own));
+        assert_eq!(RawContent::from(json!("s")).shared().as_str(), Some("s"));
     }
 
     #[test]

@@ -226,13 +226,21 @@ impl SidecarEvent {
         }
     }
 
+    /// The metric labels of the event kinds, by `kind_index`.
+    pub const KINDS: [&'static str; 3] = ["agent.message", "agent.status", "agent.cost"];
+
+    /// The event kind's place in `KINDS`.
+    pub fn kind_index(&self) -> usize {
+        match self {
+            SidecarEvent::Message(_) => 0,
+            SidecarEvent::Status(_) => 1,
+            SidecarEvent::Cost(_) => 2,
+        }
+    }
+
     /// The metric label of the event kind.
     pub fn kind(&self) -> &'static str {
-        match self {
-            SidecarEvent::Message(_) => "agent.message",
-            SidecarEvent::Status(_) => "agent.status",
-            SidecarEvent::Cost(_) => "agent.cost",
-        }
+        Self::KINDS[self.kind_index()]
     }
 }
 

@@ -230,7 +230,7 @@ fn pack(body: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let start = HEADER + 4;
-    let mut out = vec![0; start + lz4_flex::block::get_maximum_output_size(body.len())];
+    let mut out = zeroed(start + lz4_flex::block::get_maximum_output_size(body.len()));
     out[0] = PACKED_BATCH_FORMAT;
     out[HEADER..start].copy_from_slice(&len.to_le_bytes());
     let packed = lz4_flex::block::compress_into(body, &mut out[start..]).ok()?;
@@ -239,6 +239,20 @@ fn pack(body: &[u8]) -> Option<Vec<u8>> {
     }
     out.truncate(start + packed);
     Some(out)
+}
+
+/// A buffer of `len` zero bytes, written by memset. Not `vec![0; len]`: that is calloc, and for a large block
+/// jemalloc zeroes a recycled extent by handing its pages back to the kernel (madvise), so every page of it
+/// faults in again on first write: a realistic in-process run took 190–205k page faults with calloc and
+/// 63–97k with this (BENCHMARKS.md, "Stop 25").
+#[expect(
+    clippy::slow_vector_initialization,
+    reason = "calloc is the slow one here, see above"
+)]
+fn zeroed(len: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(len);
+    buf.resize(len, 0);
+    buf
 }
 
 /// The body of a batch value, checked, and unpacked when it is stored packed.
@@ -254,7 +268,7 @@ fn batch_body<'a>(bytes: &'a [u8], key: &RowKey<'_>) -> Result<Cow<'a, [u8]>, St
     if len > block.len().saturating_mul(MAX_PACK_RATIO) {
         return Err(key.corrupt(format!("a packed length of {len} bytes is impossible")));
     }
-    let mut body = vec![0; len];
+    let mut body = zeroed(len);
     match lz4_flex::block::decompress_into(block, &mut body) {
         Ok(n) if n == len => Ok(Cow::Owned(body)),
         Ok(n) => Err(key.corrupt(format!("unpacked {n} bytes of {len}"))),

@@ -9,7 +9,7 @@ use crate::messages::commands::LiveEvent;
 use crate::messages::convert::{conversation_id, convert_raw_message, init_model};
 use crate::messages::numbers;
 use crate::messages::project::{
-    Activity, Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
+    input_digest, Activity, Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
 };
 use crate::messages::wire::{
     now_ms, AgentStatus, CostPayload, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
@@ -56,22 +56,23 @@ impl SessionActor {
         self.prefetch_seq(ctx);
         self.links.metrics.agent_messages.inc_by(batch.len() as u64);
         self.window_changed();
-        // The batch's net effect on the tool in flight equals applying each message in order.
-        let mut tool = None;
-        let mut calls = Vec::new();
-        for m in &batch {
-            match m.role {
-                MsgRole::ToolCall => {
-                    tool = Some(m.tool_name.clone());
-                    calls.push((
-                        m.tool_name.clone().unwrap_or_default(),
-                        m.tool_input.clone().unwrap_or_default(),
-                    ));
-                }
-                MsgRole::ToolResult => tool = Some(None),
-                _ => {}
-            }
-        }
+        // The batch's net effect on the tool in flight equals applying each message in order: its last
+        // tool call or result says it.
+        let tool = batch.iter().rev().find_map(|m| match m.role {
+            MsgRole::ToolCall => Some(m.tool_name.clone()),
+            MsgRole::ToolResult => Some(None),
+            _ => None,
+        });
+        let calls = batch
+            .iter()
+            .filter(|m| m.role == MsgRole::ToolCall)
+            .map(|m| {
+                (
+                    m.tool_name.clone().unwrap_or_default(),
+                    input_digest(m.tool_input.as_deref().unwrap_or_default()),
+                )
+            })
+            .collect();
         self.tell_project(ProjectActivity {
             session_id: self.record().session_id.clone(),
             activity: Activity {
