@@ -36,7 +36,7 @@ use crate::messages::project::{
 use crate::messages::project::{Deactivate, Deactivated};
 use crate::messages::session::Detach;
 use crate::messages::supervisor::ProjectIdle;
-use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
+use crate::messages::wire::{now_ms, ActivityState, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider};
 use crate::storage::{SessionRecord, Store};
 
@@ -98,8 +98,6 @@ pub struct ProjectActor {
     revive: Option<Box<SessionRecord>>,
     last_id_ms: i64,
     health: HealthTracker,
-    /// This actor's own mailbox, handed to its sessions.
-    me: Option<Mailbox<ProjectActor>>,
     /// This project's stall threshold, when it differs from `timers.stall_after`.
     stall_override: Option<std::time::Duration>,
     /// What subscribers were last told of this project's health.
@@ -133,7 +131,6 @@ impl ProjectActor {
             revive: revive.map(Box::new),
             last_id_ms: 0,
             health: HealthTracker::new(stall_after),
-            me: None,
             stall_override: None,
             last_health: None,
             health_timer: None,
@@ -166,6 +163,16 @@ impl ProjectActor {
                 .broadcaster
                 .do_send(Publish(LiveEvent::Health(health)));
         }
+        if self.health.activity_state(now) == ActivityState::Inactive {
+            // No session running: time alone changes nothing until one runs again, so an armed timer is
+            // let go now rather than held (with its memory) until it fires for nothing: a project keeps
+            // its finished session through the cleanup grace, and 100,000 of them held 100,000 timers.
+            if let Some(t) = self.health_timer.take() {
+                ctx.cancel_future(t);
+                self.wake.fired();
+            }
+            return;
+        }
         // Armed once per change of deadline: activity moves it later, and the armed timer then fires
         // early and re-arms once (see `Wake`), so a batch of events costs no timer per event.
         if let Some(at) = self.wake.want(self.health.stall_deadline(now)) {
@@ -197,15 +204,15 @@ impl ProjectActor {
         Mailbox::new(addr, stats, self.metrics().clone(), ActorKind::Session)
     }
 
+    /// This actor's mailbox, made when a session needs it rather than kept: a kept one is a channel sender
+    /// (two allocations) per live project, and cloning it allocates as much as making one.
     fn mailbox(&self, ctx: &Context<Self>) -> Mailbox<ProjectActor> {
-        self.me.clone().unwrap_or_else(|| {
-            Mailbox::new(
-                ctx.address(),
-                self.stats.clone(),
-                self.metrics().clone(),
-                ActorKind::Project,
-            )
-        })
+        Mailbox::new(
+            ctx.address(),
+            self.stats.clone(),
+            self.metrics().clone(),
+            ActorKind::Project,
+        )
     }
 
     fn session_links(&self, ctx: &Context<Self>) -> SessionLinks {
@@ -330,12 +337,6 @@ impl Actor for ProjectActor {
         // A new project is inactive; only changes from here on are news.
         self.health
             .news_since(&mut self.last_health, Instant::now());
-        self.me = Some(Mailbox::new(
-            ctx.address(),
-            self.stats.clone(),
-            self.metrics().clone(),
-            ActorKind::Project,
-        ));
         if let Some(record) = self.revive.take().map(|r| *r) {
             // Revived for a read: its last session comes back before any message is handled.
             self.in_flight += 1;

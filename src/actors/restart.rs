@@ -96,13 +96,13 @@ fn stored_start(store: &Store, record: &SessionRecord) -> Result<Option<StartSpe
 }
 
 /// What a session was started with, stored for resuming it: written with the session's first record
-/// (src/actors/session.rs, `Riders`), so a stored session always has its start.
-pub fn start_op(spec: &StartSpec) -> Option<WriteOp> {
-    let kept = StartSpec {
-        prompt: String::new(),
-        ..spec.clone()
-    };
-    match serde_json::to_vec(&kept) {
+/// (src/actors/session.rs, `Riders`), so a stored session always has its start. Its prompt is left out
+/// (it is the session's first message): taken out for the encode and put back, so nothing is cloned.
+pub fn start_op(spec: &mut StartSpec) -> Option<WriteOp> {
+    let prompt = std::mem::take(&mut spec.prompt);
+    let encoded = serde_json::to_vec(&*spec);
+    spec.prompt = prompt;
+    match encoded {
         Ok(start) => Some(WriteOp::PutStart {
             session_id: spec.session_id.clone(),
             start,

@@ -124,7 +124,9 @@ pub struct SessionActor {
     window_share: Option<WindowShare>,
     /// Its agent's runner (agent.rs): a child of this session.
     runner: Option<Box<dyn crate::providers::Runner>>,
-    riders: Riders,
+    /// Boxed: only a new session has riders, until its first write commits, and every live session
+    /// carries the field (a few bytes less kept the actor's task in a smaller allocation class).
+    riders: Option<Box<Riders>>,
 }
 
 impl SessionActor {
@@ -160,10 +162,12 @@ impl SessionActor {
             links,
             window_share: None,
             runner: None,
-            riders: Riders {
-                ops: start.into_iter().collect(),
-                ceiling: None,
-            },
+            riders: start.map(|op| {
+                Box::new(Riders {
+                    ops: vec![op],
+                    ceiling: None,
+                })
+            }),
         }
     }
 
@@ -336,11 +340,13 @@ impl SessionActor {
             FlushStep::Write(mut ops) => {
                 ops.extend(self.spend.take_ops(&self.state.record));
                 // Cloned: a failed write is retried with them.
-                ops.extend(self.riders.ops.iter().cloned());
+                if let Some(riders) = &self.riders {
+                    ops.extend(riders.ops.iter().cloned());
+                }
                 ops
             }
         };
-        let riding = !self.riders.ops.is_empty();
+        let riding = self.riders.is_some();
         match self.links.persister.try_write(ops) {
             Ok(ack) => {
                 let (upto, retention) = self.state.queued();
@@ -349,8 +355,8 @@ impl SessionActor {
                         .into_actor(self)
                         .map(move |result, act, ctx| {
                             if riding && result.is_ok() {
-                                let riders = std::mem::take(&mut act.riders);
-                                if let Some(ceiling) = riders.ceiling {
+                                let ceiling = act.riders.take().and_then(|r| r.ceiling);
+                                if let Some(ceiling) = ceiling {
                                     act.state.seq.committed(ceiling);
                                 }
                             }
@@ -476,11 +482,11 @@ impl Actor for SessionActor {
         }
         // Deep mailboxes are fine here: callers await their sends, so the queue is bounded by them.
         ctx.set_mailbox_capacity(256);
-        let addr = ctx.address();
+        let me = ctx.address().downgrade();
         self.window_share = Some(
             self.links
                 .windows
-                .join(addr.clone().recipient(), addr.recipient()),
+                .join(me.clone().recipient(), me.recipient()),
         );
         self.window_changed();
         if self.restored {

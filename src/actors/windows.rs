@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use actix::Recipient;
+use actix::WeakRecipient;
 use prometheus::{IntCounter, IntGauge};
 
 use super::metrics::Metrics;
@@ -66,8 +66,10 @@ struct Entry {
     unstored: u64,
     /// The unstored bytes it held when asked to flush, until it reports fewer (0: not asked).
     flush_asked: u64,
-    trim: Recipient<TrimWindow>,
-    flush: Recipient<FlushForRoom>,
+    /// Weak: a strong handle clones a channel sender (two allocations each), and the session's own
+    /// handles already keep it alive; a session gone cannot be asked anything.
+    trim: WeakRecipient<TrimWindow>,
+    flush: WeakRecipient<FlushForRoom>,
 }
 
 impl WindowBudget {
@@ -99,8 +101,8 @@ impl WindowBudget {
     /// room.
     pub fn join(
         self: &Arc<Self>,
-        trim: Recipient<TrimWindow>,
-        flush: Recipient<FlushForRoom>,
+        trim: WeakRecipient<TrimWindow>,
+        flush: WeakRecipient<FlushForRoom>,
     ) -> WindowShare {
         let key = self.lock().join(trim, flush);
         WindowShare {
@@ -141,7 +143,9 @@ impl WindowBudget {
             order.evictable.remove(&entry.tick);
             entry.asked = std::mem::take(&mut entry.evictable);
             order.asked += entry.asked;
-            entry.trim.do_send(TrimWindow);
+            if let Some(trim) = entry.trim.upgrade() {
+                trim.do_send(TrimWindow);
+            }
             self.trims.inc();
         }
         excess = excess.saturating_sub(order.flushing);
@@ -160,13 +164,15 @@ impl WindowBudget {
             order.flushable.remove(&entry.tick);
             entry.flush_asked = entry.unstored;
             order.flushing += entry.unstored;
-            entry.flush.do_send(FlushForRoom);
+            if let Some(flush) = entry.flush.upgrade() {
+                flush.do_send(FlushForRoom);
+            }
         }
     }
 }
 
 impl Recency {
-    fn join(&mut self, trim: Recipient<TrimWindow>, flush: Recipient<FlushForRoom>) -> u64 {
+    fn join(&mut self, trim: WeakRecipient<TrimWindow>, flush: WeakRecipient<FlushForRoom>) -> u64 {
         let key = self.next_key;
         self.next_key += 1;
         let tick = self.tick();

@@ -72,7 +72,7 @@ impl Handler<StartSession> for ProjectActor {
             persisted: false,
             stall_after: self.stall_after(),
             detached: false,
-            start: super::super::restart::start_op(&spec),
+            start: super::super::restart::start_op(&mut spec),
         };
         let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.

@@ -11,13 +11,23 @@
 //! more than the rest of the check): the id's hash is seeded at random per session, so a client cannot
 //! choose ids whose hashes collide with another's; the set then hashes those already random keys with
 //! foldhash's fast variant.
+//!
+//! Most sessions hold a few dozen ids at most (a hundred thousand short sessions at once is a load this
+//! store is built for), so the set is built only past `SCAN_UP_TO` ids: below that a look through the
+//! queue costs less than hashing into a set, and the set's table (~200 bytes a session) is not held.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 
+/// Up to this many ids are looked up by a scan of `order`; past it through `seen`.
+const SCAN_UP_TO: usize = 32;
+
 pub struct RecentIds {
     order: VecDeque<u64>,
-    seen: HashSet<u64, foldhash::fast::RandomState>,
+    /// Built when `order` grows past `SCAN_UP_TO`: then it holds exactly the keys of `order`. Boxed (8
+    /// bytes inline instead of 40), as few sessions have one and every session actor carries the field.
+    #[allow(clippy::box_collection)]
+    seen: Option<Box<HashSet<u64, foldhash::fast::RandomState>>>,
     /// Turns an id into its 64-bit key; only ever compared within this set, so a per-set seed is enough.
     ids: foldhash::quality::RandomState,
     capacity: usize,
@@ -28,7 +38,7 @@ impl RecentIds {
     pub fn new(capacity: usize) -> RecentIds {
         RecentIds {
             order: VecDeque::new(),
-            seen: HashSet::default(),
+            seen: None,
             ids: foldhash::quality::RandomState::default(),
             capacity,
         }
@@ -52,14 +62,23 @@ impl RecentIds {
             return true;
         }
         let key = self.ids.hash_one(id);
-        if !self.seen.insert(key) {
+        let repeat = match &mut self.seen {
+            Some(seen) => !seen.insert(key),
+            None => self.order.contains(&key),
+        };
+        if repeat {
             return false;
         }
         self.order.push_back(key);
         if self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
+                if let Some(seen) = &mut self.seen {
+                    seen.remove(&old);
+                }
             }
+        }
+        if self.seen.is_none() && self.order.len() > SCAN_UP_TO {
+            self.seen = Some(Box::new(self.order.iter().copied().collect()));
         }
         true
     }
@@ -83,7 +102,30 @@ mod tests {
         );
         assert!(!ids.first_time("d"));
         assert_eq!(ids.order.len(), 3);
-        assert_eq!(ids.seen.len(), 3);
+        assert!(ids.seen.is_none(), "a few ids are looked up by a scan");
+    }
+
+    #[test]
+    fn past_the_scan_limit_the_set_takes_over_and_agrees_with_the_window() {
+        let window = SCAN_UP_TO + 10;
+        let mut ids = RecentIds::new(window);
+        let id = |i: usize| format!("m{i}");
+        for i in 0..=SCAN_UP_TO {
+            assert!(ids.first_time(&id(i)));
+        }
+        assert!(ids.seen.is_some(), "built once past the scan limit");
+        for i in 0..=SCAN_UP_TO {
+            assert!(!ids.first_time(&id(i)), "{} is remembered", id(i));
+        }
+        for i in SCAN_UP_TO + 1..window + 5 {
+            assert!(ids.first_time(&id(i)));
+        }
+        // The five oldest were pushed out of the window, in the set too.
+        for i in 0..5 {
+            assert!(ids.first_time(&id(i)), "{} was forgotten", id(i));
+        }
+        assert_eq!(ids.order.len(), window);
+        assert_eq!(ids.seen.as_ref().map(|s| s.len()), Some(window));
     }
 
     #[test]

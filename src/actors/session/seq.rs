@@ -66,11 +66,13 @@ impl SessionActor {
         let Some(ceiling) = self.state.seq.prefetch(self.record().last_seq) else {
             return;
         };
-        self.riders.ops.push(WriteOp::ReserveSeq {
+        let op = WriteOp::ReserveSeq {
             session_id: self.record().session_id.clone(),
             ceiling,
-        });
-        self.riders.ceiling = Some(ceiling);
+        };
+        let riders = self.riders.get_or_insert_with(Box::default);
+        riders.ops.push(op);
+        riders.ceiling = Some(ceiling);
     }
 
     /// A session brought back from storage learns the ceiling its previous life reserved before it takes

@@ -170,6 +170,11 @@ impl SessionState {
                 self.window_bytes -= approx_size(&m);
             }
         }
+        if self.window.is_empty() {
+            // Its buffer too: a trim comes from memory pressure, and a finished session stays trimmed
+            // (100,000 of them held 12 MB of empty buffers).
+            self.window = VecDeque::new();
+        }
     }
 
     /// Nothing waits for storage.
