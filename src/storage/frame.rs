@@ -69,7 +69,7 @@ pub(super) fn read(
     mut visit: impl FnMut(u64) -> Visit,
     out: &mut Vec<AgentMessage>,
 ) -> Result<(), String> {
-    let mut r = Reader { rest: body };
+    let mut r = Reader::new(body);
     let count = r.varint("the message count")?;
     let mut previous = 0i64;
     for _ in 0..count {
@@ -85,7 +85,7 @@ pub(super) fn read(
             Visit::Stop => break,
             Visit::Skip => {
                 for _ in 0..2 + flags.count_ones() {
-                    r.text_bytes()?;
+                    r.field()?;
                 }
             }
             Visit::Take => {
@@ -111,7 +111,8 @@ pub(super) fn read(
     Ok(())
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint.
+pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -119,9 +120,15 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Appends `bytes` as their length (a varint) and the bytes: a string here, an entry of the event journal's
+/// runs (src/storage/journal.rs).
+pub(super) fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
 fn text(out: &mut Vec<u8>, s: &str) {
-    varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
+    field(out, s.as_bytes());
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -133,11 +140,19 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 /// A cursor over a body; every read checks the bytes are there.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { rest: bytes }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     fn varint(&mut self, what: &str) -> Result<u64, String> {
         let mut v = 0u64;
         for (i, &b) in self.rest.iter().enumerate().take(10) {
@@ -168,14 +183,15 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn text_bytes(&mut self) -> Result<&'a [u8], String> {
-        let len = self.varint("a string's length")?;
-        let len = usize::try_from(len).map_err(|_| format!("a string of {len} bytes"))?;
-        self.bytes(len, "a string")
+    /// A field `field` wrote: a string, or a journal entry.
+    pub(super) fn field(&mut self) -> Result<&'a [u8], String> {
+        let len = self.varint("a field's length")?;
+        let len = usize::try_from(len).map_err(|_| format!("a field of {len} bytes"))?;
+        self.bytes(len, "a field")
     }
 
     fn text(&mut self) -> Result<String, String> {
-        let bytes = self.text_bytes()?;
+        let bytes = self.field()?;
         std::str::from_utf8(bytes)
             .map(str::to_owned)
             .map_err(|e| format!("a string is not UTF-8: {e}"))

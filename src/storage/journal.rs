@@ -10,11 +10,13 @@
 //! Entries numbered one after another in one transaction are stored as one row (a run), keyed by the first
 //! one's number (schema 7): the broadcaster hands over every event of the last few milliseconds at once,
 //! and one event per ingested batch made one B-tree insert each — as many inserts as the message rows
-//! themselves (stop 24's profile: 15 % of the writer thread). A run is each entry's length (a LEB128
-//! varint) followed by its bytes. A prune that falls inside a run keeps that run's later entries.
+//! themselves (stop 24's profile: 15 % of the writer thread). A run is its entries one after another, each
+//! as a field of src/storage/frame.rs (its length, a LEB128 varint, then its bytes). A prune that falls
+//! inside a run keeps that run's later entries.
 
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
+use super::frame::{self, Reader};
 use super::writer::write_error;
 use super::{StorageError, Store};
 
@@ -52,13 +54,7 @@ impl Run {
     }
 
     fn push(&mut self, entry: &[u8]) {
-        let mut len = entry.len() as u64;
-        while len >= 0x80 {
-            self.bytes.push(len as u8 | 0x80);
-            len >>= 7;
-        }
-        self.bytes.push(len as u8);
-        self.bytes.extend_from_slice(entry);
+        frame::field(&mut self.bytes, entry);
         self.next += 1;
     }
 
@@ -133,38 +129,16 @@ pub(super) fn migrate(txn: &WriteTransaction) -> Result<(), redb::Error> {
 }
 
 /// The entries of a run, in order; an error, and nothing after it, for a run cut short.
-fn entries(run: &[u8]) -> impl Iterator<Item = Result<&[u8], &'static str>> {
-    let mut rest = run;
+fn entries(run: &[u8]) -> impl Iterator<Item = Result<&[u8], String>> {
+    let mut reader = Reader::new(run);
+    let mut failed = false;
     std::iter::from_fn(move || {
-        if rest.is_empty() {
+        if failed || reader.is_empty() {
             return None;
         }
-        let mut len = 0u64;
-        let mut at = 0;
-        loop {
-            let Some(&b) = rest.get(at).filter(|_| at < 10) else {
-                rest = &[];
-                return Some(Err("a journal entry's length is cut short"));
-            };
-            len |= u64::from(b & 0x7f) << (7 * at);
-            at += 1;
-            if b < 0x80 {
-                break;
-            }
-        }
-        match usize::try_from(len)
-            .ok()
-            .and_then(|len| rest.get(at..at + len))
-        {
-            Some(entry) => {
-                rest = &rest[at + entry.len()..];
-                Some(Ok(entry))
-            }
-            None => {
-                rest = &[];
-                Some(Err("a journal entry is cut short"))
-            }
-        }
+        let entry = reader.field();
+        failed = entry.is_err();
+        Some(entry)
     })
 }
 
