@@ -186,12 +186,9 @@ impl Router {
 }
 
 /// A batch's events per session, sessions in the order they first appear, each one's events in their
-/// order. A batch names a few sessions (a sidecar's, or a load generator's handful), most often one: that
-/// batch is handed on as it is; others are looked up by comparing ids, checked last-first because a
-/// session's events tend to come together; a batch naming many sessions is grouped through a map, so the
-/// cost stays linear.
+/// order. A batch most often names one session (a sidecar's, or one session's share of a load): that batch
+/// is handed on as it is, without a copy or a look-up per event.
 fn group_by_session(events: Vec<SidecarEvent>) -> Vec<(String, Vec<SidecarEvent>)> {
-    const SCAN_UP_TO: usize = 16;
     if let Some(first) = events.first() {
         let id = first.session_id();
         if events.iter().all(|e| e.session_id() == id) {
@@ -199,24 +196,13 @@ fn group_by_session(events: Vec<SidecarEvent>) -> Vec<(String, Vec<SidecarEvent>
         }
     }
     let mut groups: Vec<(String, Vec<SidecarEvent>)> = Vec::new();
-    let mut slots: HashMap<String, usize> = HashMap::new();
+    let mut slots: HashMap<String, usize, foldhash::fast::RandomState> = HashMap::default();
     for event in events {
-        let id = event.session_id();
-        let found = if groups.len() <= SCAN_UP_TO {
-            groups.iter().rposition(|(g, _)| g == id)
-        } else {
-            if slots.is_empty() {
-                slots.extend(groups.iter().enumerate().map(|(i, (g, _))| (g.clone(), i)));
-            }
-            slots.get(id).copied()
-        };
-        match found {
-            Some(slot) => groups[slot].1.push(event),
+        match slots.get(event.session_id()) {
+            Some(&slot) => groups[slot].1.push(event),
             None => {
-                let id = id.to_owned();
-                if !slots.is_empty() {
-                    slots.insert(id.clone(), groups.len());
-                }
+                let id = event.session_id().to_owned();
+                slots.insert(id.clone(), groups.len());
                 groups.push((id, vec![event]));
             }
         }
@@ -572,7 +558,7 @@ mod tests {
 
     #[test]
     fn a_batch_naming_many_sessions_is_grouped_the_same_way() {
-        // More sessions than the scan takes: the map is built midway and must agree with the scan.
+        // Many sessions, interleaved: each keeps its events in order, sessions in first appearance.
         let events: Vec<_> = (0..200)
             .map(|i| status(&format!("p{}-1", i % 40), i))
             .collect();
