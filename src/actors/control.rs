@@ -286,7 +286,7 @@ impl Control {
         let Some(routes) = self.routes.get() else {
             return;
         };
-        routes.of(project_of(session_id)).do_send(Ingest {
+        let routed = routes.of(project_of(session_id)).send(Ingest {
             events: vec![SidecarEvent::Message(MessagePayload {
                 session_id: session_id.to_owned(),
                 messages: vec![RawMessage {
@@ -299,6 +299,12 @@ impl Control {
             })],
             durable: false,
             dedupe: false,
+        });
+        // Awaited to the end: a share waiting for room in its session's mailbox is sent only while awaited.
+        tokio::spawn(async move {
+            if let Ok(routed) = routed.await {
+                let _ = routed.await;
+            }
         });
     }
 

@@ -21,7 +21,7 @@ use super::metrics::{ActorKind, Metrics, StopReason};
 use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
 use crate::error::CommandError;
-use crate::messages::commands::{Ingest, IngestOutcome, TopEntry};
+use crate::messages::commands::{Ingest, IngestOutcome, Routed, TopEntry};
 use crate::messages::router::SessionGone;
 use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
 use crate::messages::session::Discard;
@@ -252,8 +252,10 @@ crate::instrument!(
     TopSessions,
 );
 
+/// Hands each session its share at once and answers with the batch on its way: the sender awaits the
+/// sessions' answers itself (`Routed`).
 impl Handler<Ingest> for Router {
-    type Result = ResponseFuture<Result<IngestOutcome, CommandError>>;
+    type Result = Routed;
 
     fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) -> Self::Result {
         // One Deliver per session per batch, events in their original order within each session.
@@ -294,8 +296,14 @@ impl Handler<Ingest> for Router {
             };
             pending.push((by_kind, count, waiting));
         }
+        if pending.is_empty() {
+            if outcome.ignored > 0 {
+                self.metrics().dead_letters.inc_by(outcome.ignored as u64);
+            }
+            return Routed::now(Ok(outcome));
+        }
         let metrics = self.metrics().clone();
-        Box::pin(async move {
+        Routed::waiting(async move {
             let mut shares = Vec::with_capacity(pending.len());
             let waits = pending.into_iter().map(|(kinds, count, wait)| {
                 shares.push((kinds, count));

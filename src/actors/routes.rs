@@ -75,10 +75,15 @@ impl Routes {
                 })
             })
             .collect();
+        // Each router answers at once with its share on its way; then the sessions' answers are awaited here.
+        let mut routed = Vec::with_capacity(sends.len());
+        for answer in join_all(sends).await {
+            routed.push(answer?);
+        }
         let mut outcome = IngestOutcome::default();
         let mut first_error = None;
-        for answer in join_all(sends).await {
-            match answer? {
+        for answer in join_all(routed).await {
+            match answer {
                 Ok(share) => {
                     outcome.accepted += share.accepted;
                     outcome.ignored += share.ignored;

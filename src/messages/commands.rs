@@ -3,7 +3,10 @@
 //! receive these typed values.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix::Message;
 use serde::{Deserialize, Serialize};
@@ -63,16 +66,58 @@ pub struct Page {
     pub limit: Option<usize>,
 }
 
-/// A batch of sidecar events for the supervisor to route. With `durable`, the answer waits until every
+/// A batch of sidecar events for a router to route. It answers at once with the batch on its way
+/// (`Routed`), which the sender awaits for the sessions' answers; with `durable`, that waits until every
 /// message of the batch is committed to storage.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<IngestOutcome, CommandError>")]
+#[rtype(result = "Routed")]
 pub struct Ingest {
     pub events: Vec<SidecarEvent>,
     pub durable: bool,
     /// Drop raw messages whose id the session saw recently (`limits.ingest_dedup_ids`): set for batches
     /// a client may retry (the HTTP ingest); provider adapters read each line once and need no check.
     pub dedupe: bool,
+}
+
+/// A batch handed to its sessions, as a router answers `Ingest`: awaiting it gives what the sessions made of
+/// it. The sender awaits them itself, so a batch costs the router no task of its own and the sessions'
+/// answers wake the sender directly. Dropped unawaited, what was already queued for a session is still
+/// applied; the rest of the batch is not (no answer was given for it).
+#[derive(actix::MessageResponse)]
+#[must_use = "the batch's outcome comes from awaiting it"]
+pub struct Routed(Waiting);
+
+enum Waiting {
+    Now(Option<Result<IngestOutcome, CommandError>>),
+    Sessions(Pin<Box<dyn Future<Output = Result<IngestOutcome, CommandError>> + Send>>),
+}
+
+impl Routed {
+    /// An outcome known without waiting for any session.
+    pub fn now(outcome: Result<IngestOutcome, CommandError>) -> Routed {
+        Routed(Waiting::Now(Some(outcome)))
+    }
+
+    /// An outcome the sessions give.
+    pub fn waiting(
+        sessions: impl Future<Output = Result<IngestOutcome, CommandError>> + Send + 'static,
+    ) -> Routed {
+        Routed(Waiting::Sessions(Box::pin(sessions)))
+    }
+}
+
+impl Future for Routed {
+    type Output = Result<IngestOutcome, CommandError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            // Polled again after it was ready: nothing more was accepted.
+            Waiting::Now(outcome) => {
+                Poll::Ready(outcome.take().unwrap_or(Ok(IngestOutcome::default())))
+            }
+            Waiting::Sessions(sessions) => sessions.as_mut().poll(cx),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -220,6 +220,7 @@ impl EventSink {
             })
             .await
             .map_err(|_| SinkClosed)?
+            .await
             .map(|_| ())
             .map_err(|_| SinkClosed)
     }

@@ -157,9 +157,9 @@ mod tests {
         type Context = Context<Self>;
     }
     impl Handler<Ingest> for Nobody {
-        type Result = Result<crate::messages::commands::IngestOutcome, crate::CommandError>;
+        type Result = crate::messages::commands::Routed;
         fn handle(&mut self, _: Ingest, _: &mut Context<Self>) -> Self::Result {
-            Ok(Default::default())
+            crate::messages::commands::Routed::now(Ok(Default::default()))
         }
     }
 
