@@ -304,14 +304,25 @@ impl Handler<Ingest> for Router {
         }
         let metrics = self.metrics().clone();
         Routed::waiting(async move {
-            let mut shares = Vec::with_capacity(pending.len());
-            let waits = pending.into_iter().map(|(kinds, count, wait)| {
-                shares.push((kinds, count));
-                wait.settle()
-            });
-            let results = join_all(waits).await;
+            // One session's share (most batches): awaited as it is, without a list of answers.
+            let results = if pending.len() == 1 {
+                let (kinds, count, wait) = pending.pop().expect("one share");
+                vec![(kinds, count, wait.settle().await)]
+            } else {
+                let mut shares = Vec::with_capacity(pending.len());
+                let waits = pending.into_iter().map(|(kinds, count, wait)| {
+                    shares.push((kinds, count));
+                    wait.settle()
+                });
+                let results = join_all(waits).await;
+                shares
+                    .into_iter()
+                    .zip(results)
+                    .map(|((kinds, count), result)| (kinds, count, result))
+                    .collect()
+            };
             let mut first_error = None;
-            for ((kinds, count), result) in shares.into_iter().zip(results) {
+            for (kinds, count, result) in results {
                 match result {
                     Delivered::Done | Delivered::Failed(_) => {
                         outcome.accepted += count;
