@@ -19,18 +19,23 @@
 //! before it is unpacked. Small or incompressible batches stay plain (format 2).
 //!
 //! From schema 7 a batch's body is written by hand (src/storage/frame.rs) instead of through postcard:
-//! format 4 plain, format 5 packed, laid out around the body as formats 2 and 3. Rows of the older
-//! formats stay as they are and read as before.
+//! format 4 plain, format 5 packed, laid out around the body as formats 2 and 3. From schema 8 so is a
+//! record's (src/storage/record.rs, format 3). Rows of the older formats stay as they are and read as
+//! before.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::record::{self, status_code, status_of};
 use super::{frame, SessionRecord, StorageError};
 use crate::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
 
-/// The layout of a `sessions` value: the format byte, the checksum (u32, little endian), the record.
+/// The layout of a `sessions` value through postcard (schema 2 to 7): the format byte, the checksum (u32,
+/// little endian), the record.
 const RECORD_FORMAT: u8 = 2;
+/// Format 2's header with the hand-written body of src/storage/record.rs: what this build writes.
+const FRAMED_RECORD_FORMAT: u8 = 3;
 /// The layout of a `messages` value: the format byte, the checksum, the message count, the messages.
 const BATCH_FORMAT: u8 = 2;
 /// A `messages` value packed with LZ4: the format byte, the checksum, the body's length, the LZ4 block.
@@ -97,47 +102,34 @@ impl StoredMessage<'_> {
     }
 }
 
+/// Encodes a `sessions` value: the hand-written body of src/storage/record.rs (format 3).
 pub(super) fn encode_record(r: &SessionRecord) -> Result<Vec<u8>, StorageError> {
-    let stored = StoredRecord {
-        session_id: &r.session_id,
-        project_id: &r.project_id,
-        provider: &r.provider,
-        status: status_code(r.status),
-        cost_usd: r.cost_usd,
-        input_tokens: r.input_tokens,
-        output_tokens: r.output_tokens,
-        model: &r.model,
-        error: r.error.as_deref(),
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-        last_seq: r.last_seq,
-        message_count: r.message_count,
-        provider_session_id: r.provider_session_id.as_deref(),
-    };
-    // Sized up front: grown from the header's five bytes, the buffer was reallocated five or six times
-    // per record, on the writer thread, for every flush.
-    let strings = r.session_id.len()
-        + r.project_id.len()
-        + r.provider.len()
-        + r.model.len()
-        + r.error.as_ref().map_or(0, String::len)
-        + r.provider_session_id.as_ref().map_or(0, String::len);
-    let mut buf = Vec::with_capacity(HEADER + RECORD_FIXED + strings);
-    buf.extend_from_slice(&header(RECORD_FORMAT));
-    let out = postcard::to_extend(&stored, buf)
-        .map_err(|e| StorageError::Write(format!("encoding session {}: {e}", r.session_id)))?;
+    let mut out = Vec::with_capacity(HEADER + record::bound(r));
+    out.extend_from_slice(&header(FRAMED_RECORD_FORMAT));
+    record::write(r, &mut out);
     Ok(sealed(out, &RowKey::Record(&r.session_id)))
 }
-
-/// An upper bound on a record's encoded bytes besides its strings: six integers as varints of at most ten
-/// bytes, the status byte, the cost (8 bytes), six string lengths (varints) and two option tags.
-const RECORD_FIXED: usize = 6 * 10 + 1 + 8 + 6 * 10 + 2;
 
 /// Decodes the `sessions` value stored under `session_id`, checking its checksum first.
 pub(super) fn decode_record(session_id: &str, bytes: &[u8]) -> Result<SessionRecord, StorageError> {
     let key = RowKey::Record(session_id);
-    let body = checked_body(bytes, RECORD_FORMAT, &key)?;
-    record_of(body).map_err(|e| key.corrupt(e))
+    match record_body(bytes, &key)? {
+        (body, Layout::Framed) => record::read(session_id, body),
+        (body, Layout::Postcard) => record_of(body),
+    }
+    .map_err(|e| key.corrupt(e))
+}
+
+/// The checked body of a `sessions` value and its layout: by hand (format 3), or postcard (format 2, schema
+/// 7 and older; such a record is rewritten as format 3 on its next update).
+fn record_body<'a>(bytes: &'a [u8], key: &RowKey<'_>) -> Result<(&'a [u8], Layout), StorageError> {
+    match bytes.first() {
+        Some(&FRAMED_RECORD_FORMAT) => Ok((
+            checked_body(bytes, FRAMED_RECORD_FORMAT, key)?,
+            Layout::Framed,
+        )),
+        _ => Ok((checked_body(bytes, RECORD_FORMAT, key)?, Layout::Postcard)),
+    }
 }
 
 /// Where a stored record stands: its project, whether it is running, and its `updatedAt`.
@@ -156,12 +148,21 @@ pub(super) fn record_place<'a>(
     bytes: &'a [u8],
 ) -> Result<Place<'a>, StorageError> {
     let key = RowKey::Record(session_id);
-    let body = checked_body(bytes, RECORD_FORMAT, &key)?;
-    let s: StoredRecord<'a> = postcard::from_bytes(body).map_err(|e| key.corrupt(e.to_string()))?;
+    let (project, status, updated_at) = match record_body(bytes, &key)? {
+        (body, Layout::Framed) => {
+            let head = record::head(body).map_err(|e| key.corrupt(e))?;
+            (head.project, head.status, head.updated_at)
+        }
+        (body, Layout::Postcard) => {
+            let s: StoredRecord<'a> =
+                postcard::from_bytes(body).map_err(|e| key.corrupt(e.to_string()))?;
+            (s.project_id, s.status, s.updated_at)
+        }
+    };
     Ok(Place {
-        project: s.project_id,
-        running: s.status == status_code(AgentStatus::Running),
-        updated_at: s.updated_at,
+        project,
+        running: status == status_code(AgentStatus::Running),
+        updated_at,
     })
 }
 
@@ -240,7 +241,8 @@ fn zeroed(len: usize) -> Vec<u8> {
     buf
 }
 
-/// How a batch's body is laid out: through postcard (schema 6 and older), or by hand (src/storage/frame.rs).
+/// How a value's body is laid out: through postcard, or by hand (a batch's in src/storage/frame.rs from
+/// schema 7, a record's in src/storage/record.rs from schema 8).
 #[derive(Clone, Copy)]
 enum Layout {
     Postcard,
@@ -433,25 +435,6 @@ fn checked_body<'a>(
     Ok(body)
 }
 
-fn status_code(s: AgentStatus) -> u8 {
-    match s {
-        AgentStatus::Idle => 0,
-        AgentStatus::Running => 1,
-        AgentStatus::Done => 2,
-        AgentStatus::Error => 3,
-    }
-}
-
-fn status_of(code: u8) -> Result<AgentStatus, String> {
-    Ok(match code {
-        0 => AgentStatus::Idle,
-        1 => AgentStatus::Running,
-        2 => AgentStatus::Done,
-        3 => AgentStatus::Error,
-        other => return Err(format!("status: unknown code {other}")),
-    })
-}
-
 pub(super) fn role_code(r: MsgRole) -> u8 {
     match r {
         MsgRole::User => 0,
@@ -640,19 +623,55 @@ mod tests {
             message_count: 3,
             provider_session_id: Some("thread".into()),
         };
-        let bytes = encode_record(&r).unwrap();
-        assert_eq!(decode_record("s", &bytes).unwrap(), r);
         fn place(bytes: &[u8]) -> (&str, bool, i64) {
             let p = record_place("s", bytes).unwrap();
             (p.project, p.running, p.updated_at)
         }
-        assert_eq!(place(&bytes), ("p", false, 2));
         let running = SessionRecord {
             status: AgentStatus::Running,
-            ..r
+            ..r.clone()
         };
-        let bytes = encode_record(&running).unwrap();
-        assert_eq!(place(&bytes), ("p", true, 2));
+        // This build's format, and schema 7's (postcard), which a record keeps until its next update.
+        type Encode = fn(&SessionRecord) -> Vec<u8>;
+        let formats: [(u8, Encode); 2] = [
+            (FRAMED_RECORD_FORMAT, |r| encode_record(r).unwrap()),
+            (RECORD_FORMAT, postcard_record),
+        ];
+        for (format, encode) in formats {
+            let bytes = encode(&r);
+            assert_eq!(bytes[0], format);
+            assert_eq!(decode_record("s", &bytes).unwrap(), r);
+            assert_eq!(place(&bytes), ("p", false, 2));
+            assert_eq!(place(&encode(&running)), ("p", true, 2));
+            let mut flipped = bytes.clone();
+            *flipped.last_mut().unwrap() ^= 1;
+            assert_eq!(
+                corrupt_session(decode_record("s", &flipped).unwrap_err()).2,
+                "checksum mismatch"
+            );
+        }
+    }
+
+    /// A record as schema 7 and older wrote it (postcard, format 2).
+    fn postcard_record(r: &SessionRecord) -> Vec<u8> {
+        let stored = StoredRecord {
+            session_id: &r.session_id,
+            project_id: &r.project_id,
+            provider: &r.provider,
+            status: status_code(r.status),
+            cost_usd: r.cost_usd,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            model: &r.model,
+            error: r.error.as_deref(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_seq: r.last_seq,
+            message_count: r.message_count,
+            provider_session_id: r.provider_session_id.as_deref(),
+        };
+        let out = postcard::to_extend(&stored, header(RECORD_FORMAT).to_vec()).unwrap();
+        sealed(out, &RowKey::Record(&r.session_id))
     }
 
     fn corrupt_session(e: StorageError) -> (String, String, String) {
