@@ -188,43 +188,88 @@ fn record_of(body: &[u8]) -> Result<SessionRecord, String> {
 
 /// Encodes a batch to be stored under (`session_id`, its first seqId): packed when that makes it smaller
 /// by at least an eighth, plain otherwise.
+///
+/// The body and its LZ4 block are written into the encoding thread's scratch buffers (`SCRATCH`), and only
+/// the row is allocated, at its length: it waits in the session and the persister's queue until its
+/// commit, and is freed on the persister's thread. A buffer per batch was two allocations of the batch's
+/// whole size (the LZ4 one zero-filled, so resident) for every flush.
 pub(super) fn encode_batch(
     session_id: &str,
     messages: &[SharedMessage],
 ) -> Result<Vec<u8>, StorageError> {
-    let mut out = Vec::with_capacity(HEADER + frame::bound(messages));
-    out.extend_from_slice(&header(FRAMED_BATCH_FORMAT));
-    frame::write(messages, &mut out);
     let first_seq = messages.first().map_or(0, |m| m.seq_id);
-    let key = RowKey::Batch(session_id, first_seq);
-    let mut row = match pack(&out[HEADER..], PACKED_FRAMED_FORMAT) {
-        Some(packed) => sealed(packed, &key),
-        None => sealed(out, &key),
-    };
-    // The row waits in the session and the persister's queue until it is committed: it should hold its
-    // length, not the bound it was written into (for a packed row that is the whole unpacked size, zero-filled
-    // and so resident: a realistic run's peak RSS rose by a tenth with it).
-    row.shrink_to_fit();
-    Ok(row)
+    let row = SCRATCH.with_borrow_mut(|scratch| {
+        let Scratch { body, block } = scratch;
+        body.clear();
+        body.reserve(frame::bound(messages));
+        frame::write(messages, body);
+        let row = match pack(body, block) {
+            Some((len, packed)) => framed(PACKED_FRAMED_FORMAT, &[&len.to_le_bytes(), packed]),
+            None => framed(FRAMED_BATCH_FORMAT, &[body]),
+        };
+        scratch.trim();
+        row
+    });
+    Ok(sealed(row, &RowKey::Batch(session_id, first_seq)))
 }
 
-/// The packed value of `body` under `format` (its checksum still to be sealed), if packing saves an
-/// eighth or more.
-fn pack(body: &[u8], format: u8) -> Option<Vec<u8>> {
+/// A thread's buffers for encoding batches, reused from one batch to the next.
+struct Scratch {
+    body: Vec<u8>,
+    block: Vec<u8>,
+}
+
+/// What a thread keeps of each scratch buffer between batches: a larger batch's buffers are freed after it,
+/// so the encoding threads (the arbiters, and the persister for a batch it must encode itself) hold at
+/// most this much each, whatever a client sends.
+const SCRATCH_KEPT: usize = 1 << 20;
+
+impl Scratch {
+    fn trim(&mut self) {
+        for buf in [&mut self.body, &mut self.block] {
+            if buf.capacity() > SCRATCH_KEPT {
+                *buf = Vec::new();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch {
+            body: Vec::new(),
+            block: Vec::new(),
+        })
+    };
+}
+
+/// A value of `format` (its checksum still to be sealed) holding `parts` one after another, allocated at
+/// its length.
+fn framed(format: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(HEADER + parts.iter().map(|p| p.len()).sum::<usize>());
+    row.extend_from_slice(&header(format));
+    for part in parts {
+        row.extend_from_slice(part);
+    }
+    row
+}
+
+/// The body's length and its LZ4 block, written into `block`, if packing saves an eighth or more. `block`
+/// is zero-filled only as it grows, not for every batch.
+fn pack<'b>(body: &[u8], block: &'b mut Vec<u8>) -> Option<(u32, &'b [u8])> {
     let len = u32::try_from(body.len()).ok()?;
     if body.len() < PACK_FROM {
         return None;
     }
-    let start = HEADER + 4;
-    let mut out = zeroed(start + lz4_flex::block::get_maximum_output_size(body.len()));
-    out[0] = format;
-    out[HEADER..start].copy_from_slice(&len.to_le_bytes());
-    let packed = lz4_flex::block::compress_into(body, &mut out[start..]).ok()?;
-    if start + packed > body.len() - body.len() / 8 {
+    let bound = lz4_flex::block::get_maximum_output_size(body.len());
+    if block.len() < bound {
+        block.resize(bound, 0);
+    }
+    let packed = lz4_flex::block::compress_into(body, block).ok()?;
+    if HEADER + 4 + packed > body.len() - body.len() / 8 {
         return None;
     }
-    out.truncate(start + packed);
-    Some(out)
+    Some((len, &block[..packed]))
 }
 
 /// A buffer of `len` zero bytes, written by memset. Not `vec![0; len]`: that is calloc, and for a large block
@@ -479,12 +524,13 @@ mod tests {
                 timestamp: m.timestamp,
             })
             .collect();
-        let out = postcard::to_extend(&stored, header(BATCH_FORMAT).to_vec()).unwrap();
+        let body = postcard::to_stdvec(&stored).unwrap();
         let key = RowKey::Batch(session_id, messages[0].seq_id);
-        match pack(&out[HEADER..], PACKED_BATCH_FORMAT) {
-            Some(packed) => sealed(packed, &key),
-            None => sealed(out, &key),
-        }
+        let row = match pack(&body, &mut Vec::new()) {
+            Some((len, packed)) => framed(PACKED_BATCH_FORMAT, &[&len.to_le_bytes(), packed]),
+            None => framed(BATCH_FORMAT, &[&body]),
+        };
+        sealed(row, &key)
     }
 
     fn message(seq: u64, role: MsgRole, tool: Option<&str>) -> SharedMessage {
@@ -555,6 +601,25 @@ mod tests {
         // A small batch stays plain.
         let small = encode_batch("s", &[message(1, MsgRole::User, None)]).unwrap();
         assert_eq!(small[0], FRAMED_BATCH_FORMAT);
+        assert_eq!(small.capacity(), small.len());
+    }
+
+    #[test]
+    fn the_encoding_thread_keeps_its_scratch_buffers_only_up_to_the_cap() {
+        let kept = || SCRATCH.with_borrow(|s| (s.body.capacity(), s.block.capacity()));
+        let small: Vec<_> = (1..=20).map(prose).collect();
+        encode_batch("s", &small).unwrap();
+        let (body, block) = kept();
+        assert!(body > 0 && block > 0, "reused for the next batch");
+        let huge: Vec<_> = (1..=2000).map(prose).collect();
+        let plain: usize = huge.iter().map(|m| m.content.len()).sum();
+        assert!(plain > SCRATCH_KEPT);
+        let bytes = encode_batch("s", &huge).unwrap();
+        assert!(kept().0 <= SCRATCH_KEPT && kept().1 <= SCRATCH_KEPT);
+        let mut out = Vec::new();
+        decode_batch("s", 1, &bytes, |_| Visit::Take, &mut out).unwrap();
+        assert_eq!(out.len(), huge.len());
+        assert_eq!(out[1999].content, huge[1999].content);
     }
 
     #[test]
