@@ -309,19 +309,43 @@ fn batch_body<'a>(
     if !packed {
         return Ok((Cow::Borrowed(stored), layout));
     }
+    let body = unpack(stored).map_err(|e| key.corrupt(e))?;
+    Ok((Cow::Owned(body), layout))
+}
+
+/// The body packed as `pack_onto` writes it: its length (u32, little endian), then the LZ4 block. A length
+/// no block can unpack to is refused before anything is allocated for it.
+pub(super) fn unpack(stored: &[u8]) -> Result<Vec<u8>, String> {
     let (len, block) = stored
         .split_first_chunk::<4>()
-        .ok_or_else(|| key.corrupt("the packed length is cut short"))?;
+        .ok_or("the packed length is cut short")?;
     let len = u32::from_le_bytes(*len) as usize;
     if len > block.len().saturating_mul(MAX_PACK_RATIO) {
-        return Err(key.corrupt(format!("a packed length of {len} bytes is impossible")));
+        return Err(format!("a packed length of {len} bytes is impossible"));
     }
     let mut body = zeroed(len);
     match lz4_flex::block::decompress_into(block, &mut body) {
-        Ok(n) if n == len => Ok((Cow::Owned(body), layout)),
-        Ok(n) => Err(key.corrupt(format!("unpacked {n} bytes of {len}"))),
-        Err(e) => Err(key.corrupt(format!("unpacking: {e}"))),
+        Ok(n) if n == len => Ok(body),
+        Ok(n) => Err(format!("unpacked {n} bytes of {len}")),
+        Err(e) => Err(format!("unpacking: {e}")),
     }
+}
+
+/// Appends `body`'s length and LZ4 block to `out` if packing saves an eighth or more; answers whether it
+/// did. Packed through the thread's scratch block, as a batch is.
+pub(super) fn pack_onto(body: &[u8], out: &mut Vec<u8>) -> bool {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let packed = match pack(body, &mut scratch.block) {
+            Some((len, block)) => {
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(block);
+                true
+            }
+            None => false,
+        };
+        scratch.trim();
+        packed
+    })
 }
 
 /// What to do with the next message of a batch, decided from its seqId before anything is allocated.
