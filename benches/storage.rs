@@ -4,7 +4,7 @@
 //! records in one commit (a flush's bookkeeping, and finishing sessions); retention across many projects,
 //! project by project and in one commit; the project list and one project's last session (start and
 //! restore); encoding a batch (done by the session actor before the persister gets it); reading a
-//! 100,000-message session back, whole and one page of it; and the live-event journal's appends.
+//! 100,000-message session back, whole and one page of it; and the live-event journal's appends and prunes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use agent_store::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
-use agent_store::storage::{EncodedBatch, SessionRecord, Step, Store, WriteOp};
+use agent_store::storage::{EncodedBatch, SessionRecord, Spend, Step, Store, WriteOp};
 
 fn message(seq_id: u64, bytes: usize) -> SharedMessage {
     Arc::new(AgentMessage {
@@ -300,6 +300,50 @@ fn finish(c: &mut Criterion) {
             spent
         })
     });
+    // The same finish with the cost each session reports as it ends: one new cost-ledger row per session.
+    group.bench_function(
+        "1000 sessions finished with their cost, retention each",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    tick += 1;
+                    let running: Vec<WriteOp> = (0..SESSIONS)
+                        .map(|s| WriteOp::PutSession(record(&format!("s{s}-1700000000000"), tick)))
+                        .collect();
+                    store.apply(&running).unwrap();
+                    let mut done = Vec::with_capacity(2 * SESSIONS);
+                    for s in 0..SESSIONS {
+                        let id = format!("s{s}-1700000000000");
+                        let mut r = record(&id, tick + 1);
+                        r.status = AgentStatus::Done;
+                        r.cost_usd = 0.02;
+                        done.push(WriteOp::AddSpend(Spend {
+                            project_id: r.project_id.clone(),
+                            // A new row each round, as every finishing session's first spend is.
+                            day: format!("2026-01-01 {tick}"),
+                            session_id: id,
+                            usd: 0.02,
+                            input_tokens: 4000,
+                            output_tokens: 1000,
+                        }));
+                        done.push(WriteOp::PutSession(r));
+                    }
+                    let t = Instant::now();
+                    let mut steps = vec![Step::Write(&done)];
+                    steps.extend(projects.iter().map(|p| Step::Retain {
+                        project_id: p,
+                        keep: 3,
+                        max_age_ms: i64::MAX,
+                        protect: &[],
+                    }));
+                    store.apply_steps(&steps, 0).unwrap();
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        },
+    );
     group.finish();
     store.close();
 }
@@ -398,19 +442,39 @@ fn journal(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.redb")).unwrap();
     group.throughput(Throughput::Elements(EVENTS));
+    let appends = |from: u64| -> Vec<WriteOp> {
+        (from..from + EVENTS)
+            .map(|n| WriteOp::JournalAppend {
+                epoch: 1,
+                n,
+                entry: format!("{{\"s\":\"p{n}-1700000000000\",\"upto\":{n}}}").into_bytes(),
+            })
+            .collect()
+    };
     let mut n = 0u64;
     group.bench_function("append 1000 events in one commit", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
-                let ops: Vec<WriteOp> = (n..n + EVENTS)
-                    .map(|n| WriteOp::JournalAppend {
-                        epoch: 1,
-                        n,
-                        entry: format!("{{\"s\":\"p{n}-1700000000000\",\"upto\":{n}}}")
-                            .into_bytes(),
-                    })
-                    .collect();
+                let ops = appends(n);
+                n += EVENTS;
+                let t = Instant::now();
+                store.apply(&ops).unwrap();
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+    // A full journal: every save also prunes, and the cut falls inside the previous save's run.
+    group.bench_function("append 1000 events and prune inside the last run", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let mut ops = appends(n);
+                ops.push(WriteOp::JournalPrune {
+                    epoch: 1,
+                    n: n - EVENTS / 2,
+                });
                 n += EVENTS;
                 let t = Instant::now();
                 store.apply(&ops).unwrap();

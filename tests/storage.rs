@@ -77,7 +77,7 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
-    drop(set_schema_version(&path, 8));
+    drop(set_schema_version(&path, 9));
     let before = std::fs::read(&path).unwrap();
 
     let err = Store::open(&path)
@@ -87,8 +87,8 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
         matches!(
             err,
             StorageError::NewerSchema {
-                found: 8,
-                supported: 7,
+                found: 9,
+                supported: 8,
                 ..
             }
         ),
@@ -175,13 +175,13 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
 
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.redb");
-    leave_unclean_file(&newer, 8);
+    leave_unclean_file(&newer, 9);
     let before = std::fs::read(&newer).unwrap();
     let err = Store::open(&newer)
         .err()
         .expect("a newer schema must be refused");
     assert!(
-        matches!(err, StorageError::NewerSchema { found: 8, .. }),
+        matches!(err, StorageError::NewerSchema { found: 9, .. }),
         "{err:?}"
     );
     assert!(
@@ -190,7 +190,7 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
     );
 
     let ours = dir.path().join("ours.redb");
-    leave_unclean_file(&ours, 7);
+    leave_unclean_file(&ours, 8);
     let store = Store::open(&ours).unwrap();
     assert_eq!(
         seqs(&store.messages("s1", 0, None, None).unwrap()),
@@ -522,7 +522,7 @@ fn a_store_is_shared_across_threads() {
 }
 
 #[test]
-fn meta_holds_schema_version_seven() {
+fn meta_holds_schema_version_eight() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
@@ -535,7 +535,7 @@ fn meta_holds_schema_version_seven() {
         .unwrap()
         .unwrap()
         .value();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
 }
 
 #[test]

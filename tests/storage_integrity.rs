@@ -90,7 +90,7 @@ fn a_flipped_byte_in_a_message_row_is_reported_with_its_session_never_served() {
     drop(store);
 
     let report = verify(&path).unwrap();
-    assert_eq!((report.schema, report.sessions, report.batches), (7, 2, 2));
+    assert_eq!((report.schema, report.sessions, report.batches), (8, 2, 2));
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].session_id, "victim");
     assert_eq!(
@@ -162,8 +162,10 @@ fn verify_finds_nothing_in_a_sound_file_and_refuses_what_is_not_a_database() {
 /// c627bd9), `schema2.redb` by the first build with them (schema 2, commit 535487b), `schema3.redb` by
 /// main at 96ec071 (schema 3, before the message log and the index without timestamps), `schema5.redb`
 /// by main at 2d770dd (schema 5, before the project summaries), `schema6.redb` by the release binary of
-/// d54c1c8 (schema 6, batch bodies through postcard; its storage code is main 0077a55's), the same way:
-/// project alpha's session done with two assistant messages and a cost, project beta's started after it.
+/// d54c1c8 (schema 6, batch bodies through postcard; its storage code is main 0077a55's), `schema7.redb` by
+/// the release binary of 7a1dd54 (schema 7, records through postcard; /tmp/agent-store-final25b, started
+/// with synthetic sessions over HTTP), the same way: project alpha's session done with two assistant
+/// messages and a cost, project beta's started after it.
 fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
@@ -208,9 +210,9 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     assert_eq!(store.project_sessions("alpha").unwrap().len(), 1);
     drop(store);
 
-    assert_eq!(schema_version(&path), 7);
+    assert_eq!(schema_version(&path), 8);
     let after = verify(&path).unwrap();
-    assert_eq!((after.schema, after.sessions), (7, before.sessions));
+    assert_eq!((after.schema, after.sessions), (8, before.sessions));
     assert_eq!(after.messages, before.messages + 2);
     assert!(after.damage.is_empty(), "{:?}", after.damage);
 }
@@ -257,6 +259,15 @@ fn a_schema_six_file_from_main_before_the_hand_written_batches_is_migrated_whole
         "tests/fixtures/storage/schema6.redb",
         6,
         "schema six text ✓",
+    );
+}
+
+#[test]
+fn a_schema_seven_file_from_main_before_the_hand_written_records_is_migrated_whole() {
+    migrates_whole(
+        "tests/fixtures/storage/schema7.redb",
+        7,
+        "schema seven text ✓",
     );
 }
 
@@ -386,10 +397,10 @@ fn a_missing_database_is_refused_when_the_data_dir_held_one() {
 }
 
 /// Schema 4 (main before packed rows) stored every batch plain, byte for byte as this build stores a small
-/// one; marking such a file 4 gives what main wrote. It opens as 6 with no row rewritten, its plain rows
+/// one; marking such a file 4 gives what main wrote. It opens as 8 with no row rewritten, its plain rows
 /// read beside the packed ones written after, and verify finds nothing wrong.
 #[test]
-fn a_schema_four_file_opens_as_seven_and_reads_its_plain_rows_beside_packed_ones() {
+fn a_schema_four_file_opens_as_eight_and_reads_its_plain_rows_beside_packed_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).unwrap();
@@ -429,8 +440,8 @@ fn a_schema_four_file_opens_as_seven_and_reads_its_plain_rows_beside_packed_ones
     assert!(all[3..].iter().zip(&long).all(|(got, sent)| got == &**sent));
     drop(store);
 
-    assert_eq!(schema_version(&path), 7);
+    assert_eq!(schema_version(&path), 8);
     let after = verify(&path).unwrap();
     assert!(after.damage.is_empty(), "{:?}", after.damage);
-    assert_eq!((after.schema, after.batches, after.messages), (7, 2, 23));
+    assert_eq!((after.schema, after.batches, after.messages), (8, 2, 23));
 }

@@ -19,18 +19,23 @@
 //! before it is unpacked. Small or incompressible batches stay plain (format 2).
 //!
 //! From schema 7 a batch's body is written by hand (src/storage/frame.rs) instead of through postcard:
-//! format 4 plain, format 5 packed, laid out around the body as formats 2 and 3. Rows of the older
-//! formats stay as they are and read as before.
+//! format 4 plain, format 5 packed, laid out around the body as formats 2 and 3. From schema 8 so is a
+//! record's (src/storage/record.rs, format 3). Rows of the older formats stay as they are and read as
+//! before.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::record::{self, status_code, status_of};
 use super::{frame, SessionRecord, StorageError};
 use crate::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
 
-/// The layout of a `sessions` value: the format byte, the checksum (u32, little endian), the record.
+/// The layout of a `sessions` value through postcard (schema 2 to 7): the format byte, the checksum (u32,
+/// little endian), the record.
 const RECORD_FORMAT: u8 = 2;
+/// Format 2's header with the hand-written body of src/storage/record.rs: what this build writes.
+const FRAMED_RECORD_FORMAT: u8 = 3;
 /// The layout of a `messages` value: the format byte, the checksum, the message count, the messages.
 const BATCH_FORMAT: u8 = 2;
 /// A `messages` value packed with LZ4: the format byte, the checksum, the body's length, the LZ4 block.
@@ -97,47 +102,34 @@ impl StoredMessage<'_> {
     }
 }
 
+/// Encodes a `sessions` value: the hand-written body of src/storage/record.rs (format 3).
 pub(super) fn encode_record(r: &SessionRecord) -> Result<Vec<u8>, StorageError> {
-    let stored = StoredRecord {
-        session_id: &r.session_id,
-        project_id: &r.project_id,
-        provider: &r.provider,
-        status: status_code(r.status),
-        cost_usd: r.cost_usd,
-        input_tokens: r.input_tokens,
-        output_tokens: r.output_tokens,
-        model: &r.model,
-        error: r.error.as_deref(),
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-        last_seq: r.last_seq,
-        message_count: r.message_count,
-        provider_session_id: r.provider_session_id.as_deref(),
-    };
-    // Sized up front: grown from the header's five bytes, the buffer was reallocated five or six times
-    // per record, on the writer thread, for every flush.
-    let strings = r.session_id.len()
-        + r.project_id.len()
-        + r.provider.len()
-        + r.model.len()
-        + r.error.as_ref().map_or(0, String::len)
-        + r.provider_session_id.as_ref().map_or(0, String::len);
-    let mut buf = Vec::with_capacity(HEADER + RECORD_FIXED + strings);
-    buf.extend_from_slice(&header(RECORD_FORMAT));
-    let out = postcard::to_extend(&stored, buf)
-        .map_err(|e| StorageError::Write(format!("encoding session {}: {e}", r.session_id)))?;
+    let mut out = Vec::with_capacity(HEADER + record::bound(r));
+    out.extend_from_slice(&header(FRAMED_RECORD_FORMAT));
+    record::write(r, &mut out);
     Ok(sealed(out, &RowKey::Record(&r.session_id)))
 }
-
-/// An upper bound on a record's encoded bytes besides its strings: six integers as varints of at most ten
-/// bytes, the status byte, the cost (8 bytes), six string lengths (varints) and two option tags.
-const RECORD_FIXED: usize = 6 * 10 + 1 + 8 + 6 * 10 + 2;
 
 /// Decodes the `sessions` value stored under `session_id`, checking its checksum first.
 pub(super) fn decode_record(session_id: &str, bytes: &[u8]) -> Result<SessionRecord, StorageError> {
     let key = RowKey::Record(session_id);
-    let body = checked_body(bytes, RECORD_FORMAT, &key)?;
-    record_of(body).map_err(|e| key.corrupt(e))
+    match record_body(bytes, &key)? {
+        (body, Layout::Framed) => record::read(session_id, body),
+        (body, Layout::Postcard) => record_of(body),
+    }
+    .map_err(|e| key.corrupt(e))
+}
+
+/// The checked body of a `sessions` value and its layout: by hand (format 3), or postcard (format 2, schema
+/// 7 and older; such a record is rewritten as format 3 on its next update).
+fn record_body<'a>(bytes: &'a [u8], key: &RowKey<'_>) -> Result<(&'a [u8], Layout), StorageError> {
+    match bytes.first() {
+        Some(&FRAMED_RECORD_FORMAT) => Ok((
+            checked_body(bytes, FRAMED_RECORD_FORMAT, key)?,
+            Layout::Framed,
+        )),
+        _ => Ok((checked_body(bytes, RECORD_FORMAT, key)?, Layout::Postcard)),
+    }
 }
 
 /// Where a stored record stands: its project, whether it is running, and its `updatedAt`.
@@ -156,12 +148,21 @@ pub(super) fn record_place<'a>(
     bytes: &'a [u8],
 ) -> Result<Place<'a>, StorageError> {
     let key = RowKey::Record(session_id);
-    let body = checked_body(bytes, RECORD_FORMAT, &key)?;
-    let s: StoredRecord<'a> = postcard::from_bytes(body).map_err(|e| key.corrupt(e.to_string()))?;
+    let (project, status, updated_at) = match record_body(bytes, &key)? {
+        (body, Layout::Framed) => {
+            let head = record::head(body).map_err(|e| key.corrupt(e))?;
+            (head.project, head.status, head.updated_at)
+        }
+        (body, Layout::Postcard) => {
+            let s: StoredRecord<'a> =
+                postcard::from_bytes(body).map_err(|e| key.corrupt(e.to_string()))?;
+            (s.project_id, s.status, s.updated_at)
+        }
+    };
     Ok(Place {
-        project: s.project_id,
-        running: s.status == status_code(AgentStatus::Running),
-        updated_at: s.updated_at,
+        project,
+        running: status == status_code(AgentStatus::Running),
+        updated_at,
     })
 }
 
@@ -187,43 +188,88 @@ fn record_of(body: &[u8]) -> Result<SessionRecord, String> {
 
 /// Encodes a batch to be stored under (`session_id`, its first seqId): packed when that makes it smaller
 /// by at least an eighth, plain otherwise.
+///
+/// The body and its LZ4 block are written into the encoding thread's scratch buffers (`SCRATCH`), and only
+/// the row is allocated, at its length: it waits in the session and the persister's queue until its
+/// commit, and is freed on the persister's thread. A buffer per batch was two allocations of the batch's
+/// whole size (the LZ4 one zero-filled, so resident) for every flush.
 pub(super) fn encode_batch(
     session_id: &str,
     messages: &[SharedMessage],
 ) -> Result<Vec<u8>, StorageError> {
-    let mut out = Vec::with_capacity(HEADER + frame::bound(messages));
-    out.extend_from_slice(&header(FRAMED_BATCH_FORMAT));
-    frame::write(messages, &mut out);
     let first_seq = messages.first().map_or(0, |m| m.seq_id);
-    let key = RowKey::Batch(session_id, first_seq);
-    let mut row = match pack(&out[HEADER..], PACKED_FRAMED_FORMAT) {
-        Some(packed) => sealed(packed, &key),
-        None => sealed(out, &key),
-    };
-    // The row waits in the session and the persister's queue until it is committed: it should hold its
-    // length, not the bound it was written into (for a packed row that is the whole unpacked size, zero-filled
-    // and so resident: a realistic run's peak RSS rose by a tenth with it).
-    row.shrink_to_fit();
-    Ok(row)
+    let row = SCRATCH.with_borrow_mut(|scratch| {
+        let Scratch { body, block } = scratch;
+        body.clear();
+        body.reserve(frame::bound(messages));
+        frame::write(messages, body);
+        let row = match pack(body, block) {
+            Some((len, packed)) => framed(PACKED_FRAMED_FORMAT, &[&len.to_le_bytes(), packed]),
+            None => framed(FRAMED_BATCH_FORMAT, &[body]),
+        };
+        scratch.trim();
+        row
+    });
+    Ok(sealed(row, &RowKey::Batch(session_id, first_seq)))
 }
 
-/// The packed value of `body` under `format` (its checksum still to be sealed), if packing saves an
-/// eighth or more.
-fn pack(body: &[u8], format: u8) -> Option<Vec<u8>> {
+/// A thread's buffers for encoding batches, reused from one batch to the next.
+struct Scratch {
+    body: Vec<u8>,
+    block: Vec<u8>,
+}
+
+/// What a thread keeps of each scratch buffer between batches: a larger batch's buffers are freed after it,
+/// so the encoding threads (the arbiters, and the persister for a batch it must encode itself) hold at
+/// most this much each, whatever a client sends.
+const SCRATCH_KEPT: usize = 1 << 20;
+
+impl Scratch {
+    fn trim(&mut self) {
+        for buf in [&mut self.body, &mut self.block] {
+            if buf.capacity() > SCRATCH_KEPT {
+                *buf = Vec::new();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch {
+            body: Vec::new(),
+            block: Vec::new(),
+        })
+    };
+}
+
+/// A value of `format` (its checksum still to be sealed) holding `parts` one after another, allocated at
+/// its length.
+fn framed(format: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(HEADER + parts.iter().map(|p| p.len()).sum::<usize>());
+    row.extend_from_slice(&header(format));
+    for part in parts {
+        row.extend_from_slice(part);
+    }
+    row
+}
+
+/// The body's length and its LZ4 block, written into `block`, if packing saves an eighth or more. `block`
+/// is zero-filled only as it grows, not for every batch.
+fn pack<'b>(body: &[u8], block: &'b mut Vec<u8>) -> Option<(u32, &'b [u8])> {
     let len = u32::try_from(body.len()).ok()?;
     if body.len() < PACK_FROM {
         return None;
     }
-    let start = HEADER + 4;
-    let mut out = zeroed(start + lz4_flex::block::get_maximum_output_size(body.len()));
-    out[0] = format;
-    out[HEADER..start].copy_from_slice(&len.to_le_bytes());
-    let packed = lz4_flex::block::compress_into(body, &mut out[start..]).ok()?;
-    if start + packed > body.len() - body.len() / 8 {
+    let bound = lz4_flex::block::get_maximum_output_size(body.len());
+    if block.len() < bound {
+        block.resize(bound, 0);
+    }
+    let packed = lz4_flex::block::compress_into(body, block).ok()?;
+    if HEADER + 4 + packed > body.len() - body.len() / 8 {
         return None;
     }
-    out.truncate(start + packed);
-    Some(out)
+    Some((len, &block[..packed]))
 }
 
 /// A buffer of `len` zero bytes, written by memset. Not `vec![0; len]`: that is calloc, and for a large block
@@ -240,7 +286,8 @@ fn zeroed(len: usize) -> Vec<u8> {
     buf
 }
 
-/// How a batch's body is laid out: through postcard (schema 6 and older), or by hand (src/storage/frame.rs).
+/// How a value's body is laid out: through postcard, or by hand (a batch's in src/storage/frame.rs from
+/// schema 7, a record's in src/storage/record.rs from schema 8).
 #[derive(Clone, Copy)]
 enum Layout {
     Postcard,
@@ -262,19 +309,43 @@ fn batch_body<'a>(
     if !packed {
         return Ok((Cow::Borrowed(stored), layout));
     }
+    let body = unpack(stored).map_err(|e| key.corrupt(e))?;
+    Ok((Cow::Owned(body), layout))
+}
+
+/// The body packed as `pack_onto` writes it: its length (u32, little endian), then the LZ4 block. A length
+/// no block can unpack to is refused before anything is allocated for it.
+pub(super) fn unpack(stored: &[u8]) -> Result<Vec<u8>, String> {
     let (len, block) = stored
         .split_first_chunk::<4>()
-        .ok_or_else(|| key.corrupt("the packed length is cut short"))?;
+        .ok_or("the packed length is cut short")?;
     let len = u32::from_le_bytes(*len) as usize;
     if len > block.len().saturating_mul(MAX_PACK_RATIO) {
-        return Err(key.corrupt(format!("a packed length of {len} bytes is impossible")));
+        return Err(format!("a packed length of {len} bytes is impossible"));
     }
     let mut body = zeroed(len);
     match lz4_flex::block::decompress_into(block, &mut body) {
-        Ok(n) if n == len => Ok((Cow::Owned(body), layout)),
-        Ok(n) => Err(key.corrupt(format!("unpacked {n} bytes of {len}"))),
-        Err(e) => Err(key.corrupt(format!("unpacking: {e}"))),
+        Ok(n) if n == len => Ok(body),
+        Ok(n) => Err(format!("unpacked {n} bytes of {len}")),
+        Err(e) => Err(format!("unpacking: {e}")),
     }
+}
+
+/// Appends `body`'s length and LZ4 block to `out` if packing saves an eighth or more; answers whether it
+/// did. Packed through the thread's scratch block, as a batch is.
+pub(super) fn pack_onto(body: &[u8], out: &mut Vec<u8>) -> bool {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let packed = match pack(body, &mut scratch.block) {
+            Some((len, block)) => {
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(block);
+                true
+            }
+            None => false,
+        };
+        scratch.trim();
+        packed
+    })
 }
 
 /// What to do with the next message of a batch, decided from its seqId before anything is allocated.
@@ -433,25 +504,6 @@ fn checked_body<'a>(
     Ok(body)
 }
 
-fn status_code(s: AgentStatus) -> u8 {
-    match s {
-        AgentStatus::Idle => 0,
-        AgentStatus::Running => 1,
-        AgentStatus::Done => 2,
-        AgentStatus::Error => 3,
-    }
-}
-
-fn status_of(code: u8) -> Result<AgentStatus, String> {
-    Ok(match code {
-        0 => AgentStatus::Idle,
-        1 => AgentStatus::Running,
-        2 => AgentStatus::Done,
-        3 => AgentStatus::Error,
-        other => return Err(format!("status: unknown code {other}")),
-    })
-}
-
 pub(super) fn role_code(r: MsgRole) -> u8 {
     match r {
         MsgRole::User => 0,
@@ -496,12 +548,13 @@ mod tests {
                 timestamp: m.timestamp,
             })
             .collect();
-        let out = postcard::to_extend(&stored, header(BATCH_FORMAT).to_vec()).unwrap();
+        let body = postcard::to_stdvec(&stored).unwrap();
         let key = RowKey::Batch(session_id, messages[0].seq_id);
-        match pack(&out[HEADER..], PACKED_BATCH_FORMAT) {
-            Some(packed) => sealed(packed, &key),
-            None => sealed(out, &key),
-        }
+        let row = match pack(&body, &mut Vec::new()) {
+            Some((len, packed)) => framed(PACKED_BATCH_FORMAT, &[&len.to_le_bytes(), packed]),
+            None => framed(BATCH_FORMAT, &[&body]),
+        };
+        sealed(row, &key)
     }
 
     fn message(seq: u64, role: MsgRole, tool: Option<&str>) -> SharedMessage {
@@ -572,6 +625,25 @@ mod tests {
         // A small batch stays plain.
         let small = encode_batch("s", &[message(1, MsgRole::User, None)]).unwrap();
         assert_eq!(small[0], FRAMED_BATCH_FORMAT);
+        assert_eq!(small.capacity(), small.len());
+    }
+
+    #[test]
+    fn the_encoding_thread_keeps_its_scratch_buffers_only_up_to_the_cap() {
+        let kept = || SCRATCH.with_borrow(|s| (s.body.capacity(), s.block.capacity()));
+        let small: Vec<_> = (1..=20).map(prose).collect();
+        encode_batch("s", &small).unwrap();
+        let (body, block) = kept();
+        assert!(body > 0 && block > 0, "reused for the next batch");
+        let huge: Vec<_> = (1..=2000).map(prose).collect();
+        let plain: usize = huge.iter().map(|m| m.content.len()).sum();
+        assert!(plain > SCRATCH_KEPT);
+        let bytes = encode_batch("s", &huge).unwrap();
+        assert!(kept().0 <= SCRATCH_KEPT && kept().1 <= SCRATCH_KEPT);
+        let mut out = Vec::new();
+        decode_batch("s", 1, &bytes, |_| Visit::Take, &mut out).unwrap();
+        assert_eq!(out.len(), huge.len());
+        assert_eq!(out[1999].content, huge[1999].content);
     }
 
     #[test]
@@ -640,19 +712,55 @@ mod tests {
             message_count: 3,
             provider_session_id: Some("thread".into()),
         };
-        let bytes = encode_record(&r).unwrap();
-        assert_eq!(decode_record("s", &bytes).unwrap(), r);
         fn place(bytes: &[u8]) -> (&str, bool, i64) {
             let p = record_place("s", bytes).unwrap();
             (p.project, p.running, p.updated_at)
         }
-        assert_eq!(place(&bytes), ("p", false, 2));
         let running = SessionRecord {
             status: AgentStatus::Running,
-            ..r
+            ..r.clone()
         };
-        let bytes = encode_record(&running).unwrap();
-        assert_eq!(place(&bytes), ("p", true, 2));
+        // This build's format, and schema 7's (postcard), which a record keeps until its next update.
+        type Encode = fn(&SessionRecord) -> Vec<u8>;
+        let formats: [(u8, Encode); 2] = [
+            (FRAMED_RECORD_FORMAT, |r| encode_record(r).unwrap()),
+            (RECORD_FORMAT, postcard_record),
+        ];
+        for (format, encode) in formats {
+            let bytes = encode(&r);
+            assert_eq!(bytes[0], format);
+            assert_eq!(decode_record("s", &bytes).unwrap(), r);
+            assert_eq!(place(&bytes), ("p", false, 2));
+            assert_eq!(place(&encode(&running)), ("p", true, 2));
+            let mut flipped = bytes.clone();
+            *flipped.last_mut().unwrap() ^= 1;
+            assert_eq!(
+                corrupt_session(decode_record("s", &flipped).unwrap_err()).2,
+                "checksum mismatch"
+            );
+        }
+    }
+
+    /// A record as schema 7 and older wrote it (postcard, format 2).
+    fn postcard_record(r: &SessionRecord) -> Vec<u8> {
+        let stored = StoredRecord {
+            session_id: &r.session_id,
+            project_id: &r.project_id,
+            provider: &r.provider,
+            status: status_code(r.status),
+            cost_usd: r.cost_usd,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            model: &r.model,
+            error: r.error.as_deref(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_seq: r.last_seq,
+            message_count: r.message_count,
+            provider_session_id: r.provider_session_id.as_deref(),
+        };
+        let out = postcard::to_extend(&stored, header(RECORD_FORMAT).to_vec()).unwrap();
+        sealed(out, &RowKey::Record(&r.session_id))
     }
 
     fn corrupt_session(e: StorageError) -> (String, String, String) {

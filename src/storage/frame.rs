@@ -127,15 +127,15 @@ pub(super) fn field(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn text(out: &mut Vec<u8>, s: &str) {
+pub(super) fn text(out: &mut Vec<u8>, s: &str) {
     field(out, s.as_bytes());
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(super) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(super) fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
@@ -153,7 +153,7 @@ impl<'a> Reader<'a> {
         self.rest.is_empty()
     }
 
-    fn varint(&mut self, what: &str) -> Result<u64, String> {
+    pub(super) fn varint(&mut self, what: &str) -> Result<u64, String> {
         let mut v = 0u64;
         for (i, &b) in self.rest.iter().enumerate().take(10) {
             v |= u64::from(b & 0x7f) << (7 * i);
@@ -165,7 +165,7 @@ impl<'a> Reader<'a> {
         Err(format!("{what} is cut short or too long"))
     }
 
-    fn byte(&mut self, what: &str) -> Result<u8, String> {
+    pub(super) fn byte(&mut self, what: &str) -> Result<u8, String> {
         let (&b, rest) = self
             .rest
             .split_first()
@@ -174,7 +174,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+    pub(super) fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
         if self.rest.len() < n {
             return Err(format!("{what} is cut short"));
         }
@@ -191,10 +191,13 @@ impl<'a> Reader<'a> {
     }
 
     fn text(&mut self) -> Result<String, String> {
+        self.str().map(str::to_owned)
+    }
+
+    /// A string `text` wrote, borrowed from the body.
+    pub(super) fn str(&mut self) -> Result<&'a str, String> {
         let bytes = self.field()?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|e| format!("a string is not UTF-8: {e}"))
+        std::str::from_utf8(bytes).map_err(|e| format!("a string is not UTF-8: {e}"))
     }
 }
 

@@ -118,16 +118,23 @@ impl<'t> LedgerWriter<'t> {
         })
     }
 
-    /// Adds `s` to its row.
+    /// Adds `s` to its row. The spend is written first, unread: a session's first spend of a day (every
+    /// finish that reports its cost once) is one walk of the tree, not a read and then a write. Only when
+    /// the insert replaced a row is the sum written over it (its leaf is already this transaction's copy).
     pub(super) fn add(&mut self, s: &Spend) -> Result<(), StorageError> {
         let key = [s.project_id.as_str(), s.day.as_str(), s.session_id.as_str()];
-        let (usd, input, output) = match self
+        let bytes = encode_spend(&key, s.usd, s.input_tokens, s.output_tokens);
+        let before = match self
             .ledger
-            .get((key[0], key[1], key[2]))
+            .insert((key[0], key[1], key[2]), bytes.as_slice())
             .map_err(write_error)?
         {
-            Some(v) => decode_spend(&key, v.value())?,
-            None => (0.0, 0, 0),
+            // A damaged row fails the write (and so the transaction, which undoes the insert).
+            Some(old) => Some(decode_spend(&key, old.value())?),
+            None => None,
+        };
+        let Some((usd, input, output)) = before else {
+            return Ok(());
         };
         let bytes = encode_spend(
             &key,
@@ -281,8 +288,13 @@ mod tests {
         let a = store.spend(Some("a"), None, None).unwrap();
         assert_eq!(a.len(), 2);
         assert_eq!((a[0].usd, a[0].input_tokens), (0.75, 20));
+        // A later transaction adds to the stored row too.
+        store
+            .apply(&[spend("a", "2026-01-02", "a-1", 0.5)])
+            .unwrap();
         let day = store.spend(Some("a"), Some("2026-01-02"), None).unwrap();
         assert_eq!(day.len(), 1);
+        assert_eq!((day[0].usd, day[0].input_tokens), (1.5, 20));
         assert_eq!(store.spend_on("2026-01-01").unwrap()["ab"], 2.0);
         store
             .apply(&[WriteOp::DeleteLedger {

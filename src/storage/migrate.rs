@@ -15,6 +15,10 @@
 //! - 6 → 7: batch rows written from now on have a hand-written body (formats 4 and 5); they are not
 //!   rewritten, as for 4 → 5: the version keeps older builds, which cannot read them, away. The event
 //!   journal's entries move to `event_journal_runs`, each a run of one (src/storage/journal.rs).
+//! - 7 → 8: records written from now on have a hand-written body (format 3, src/storage/record.rs); a
+//!   record of format 2 is rewritten by its next update, not here: the version keeps older builds, which
+//!   cannot read format 3, away. Each journal run gets a first byte saying whether it is packed (runs
+//!   written from now on may be); the journal's floor (`event_journal_floor`) is made by its first prune.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -51,6 +55,8 @@ pub(super) fn run(db: &Database, from: u64, path: &Path) -> Result<(), StorageEr
         }
         if from < 7 {
             journal::migrate(txn)?;
+        } else if from == 7 {
+            journal::mark_runs(txn)?;
         }
         txn.open_table(META)?
             .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;

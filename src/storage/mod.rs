@@ -14,6 +14,7 @@ mod ledger;
 mod migrate;
 mod overlay;
 mod projects;
+mod record;
 mod schema;
 mod sequence;
 mod starts;

@@ -59,8 +59,10 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// (src/storage/codec.rs); an older build would take those rows for damaged ones. 6: `projects` holds
 /// each project's summary (src/storage/projects.rs); an older build would leave it stale. 7: a batch row
 /// may have a hand-written body (formats 4 and 5, src/storage/frame.rs); an older build would take those
-/// rows for damaged ones.
-pub(super) const SCHEMA_VERSION: u64 = 7;
+/// rows for damaged ones. 8: a record may have a hand-written body (format 3, src/storage/record.rs), and
+/// the event journal keeps a floor and may pack its runs (src/storage/journal.rs); an older build would
+/// take those records and runs for damaged ones.
+pub(super) const SCHEMA_VERSION: u64 = 8;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 

@@ -121,7 +121,8 @@ impl<'t> Writer<'t> {
             }
             WriteOp::JournalPrune { epoch, n } => {
                 self.store_journal_run()?;
-                journal::prune(self.journal()?, *epoch, *n)
+                let txn = self.txn;
+                journal::prune(self.journal()?, txn, *epoch, *n)
             }
             WriteOp::AddSpend(spend) => self.ledger.add(spend),
             WriteOp::DeleteLedger { project_id } => self.ledger.delete_project(project_id),
