@@ -46,7 +46,7 @@ const UNUSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a project stays idle before it offers to stop: reads in a burst find it awake.
 const IDLE_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 
-pub use self::commands::CurrentSession;
+pub use self::commands::{CurrentActor, CurrentSession};
 
 /// What every project actor shares with the engine.
 #[derive(Clone)]
@@ -72,11 +72,21 @@ impl ProjectLinks {
     }
 }
 
+/// The project's current session: its id and status, and its actor while it has one. A finished session
+/// whose runner keeps nothing lets its actor go once stored (session/state.rs `let_go_when_finished`);
+/// a command that needs the actor brings it back from storage (`session_actor`).
 struct Current {
     session_id: String,
-    addr: Mailbox<SessionActor>,
+    addr: Option<Mailbox<SessionActor>>,
     status: AgentStatus,
     provider: String,
+}
+
+impl Current {
+    /// Its actor, if it is running.
+    fn live(&self) -> Option<&Mailbox<SessionActor>> {
+        self.addr.as_ref().filter(|a| a.connected())
+    }
 }
 
 pub struct ProjectActor {
@@ -248,8 +258,8 @@ impl ProjectActor {
     /// Lets go of the current session; its data stays readable through the supervisor and storage.
     fn detach(&mut self, ctx: &mut Context<Self>) {
         self.cancel_cleanup(ctx);
-        if let Some(cur) = self.current.take() {
-            cur.addr.do_send(Detach);
+        if let Some(addr) = self.current.take().and_then(|c| c.addr) {
+            addr.do_send(Detach);
         }
         self.health.set_session(None, Instant::now());
         self.health_changed(ctx);
@@ -258,7 +268,7 @@ impl ProjectActor {
     fn attach(
         &mut self,
         session_id: String,
-        addr: Mailbox<SessionActor>,
+        addr: Option<Mailbox<SessionActor>>,
         status: AgentStatus,
         provider: String,
     ) {
@@ -371,9 +381,9 @@ impl Handler<Deactivate> for ProjectActor {
             self.stop_reason = StopReason::Purge;
         }
         let had_session = self.current.is_some();
-        if let Some(cur) = self.current.take() {
+        if let Some(addr) = self.current.take().and_then(|c| c.addr) {
             // A finished, fully stored session stops with its project; its data stays in storage.
-            cur.addr.do_send(Detach);
+            addr.do_send(Detach);
         }
         ctx.stop();
         Deactivated {
@@ -403,6 +413,7 @@ crate::instrument!(
     StopSession,
     PromptSession,
     CurrentSession,
+    CurrentActor,
     ClearSession,
     RestoreLast,
     ForgetSession,
