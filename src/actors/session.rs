@@ -354,6 +354,14 @@ impl SessionActor {
                 if let Some(riders) = &self.riders {
                     ops.extend(riders.ops.iter().cloned());
                 }
+                if self.state.stops_once_stored() {
+                    // Its last write drops the seqId ceiling too, rather than a job of its own at the stop
+                    // (100,000 sessions finishing together were 100,000 more jobs).
+                    ops.push(WriteOp::ReleaseSeq {
+                        session_id: self.record().session_id.clone(),
+                        ceiling: self.state.seq.release(),
+                    });
+                }
                 ops
             }
         };
@@ -531,7 +539,8 @@ impl Actor for SessionActor {
         if self.state.stopping() {
             self.links.metrics.dirty_sessions.dec();
         }
-        if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
+        let released = self.state.seq.released();
+        if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) && !released {
             self.release_seq();
         }
         self.let_agent_go();

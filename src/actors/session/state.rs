@@ -419,9 +419,15 @@ impl SessionState {
     /// Not running, fully stored, and either let go of by its project or finished with nothing but
     /// storage holding it (`let_go_when_finished`, unless `held`).
     pub fn may_stop(&self) -> bool {
+        self.stops_once_stored() && self.is_clean()
+    }
+
+    /// It will stop once what it holds is stored (unless something comes meanwhile): its last write may
+    /// carry what its stop would otherwise write on its own (the seqId ceiling's release).
+    pub fn stops_once_stored(&self) -> bool {
         let status = self.record.status;
         let alone = self.let_go_when_finished && !self.held && status.is_finished();
-        (self.detached || alone) && status != AgentStatus::Running && self.is_clean()
+        (self.detached || alone) && status != AgentStatus::Running
     }
 
     /// The actor stops: waiters learn their fate. True when it stopped dirty (for the dirty gauge).
