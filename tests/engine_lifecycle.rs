@@ -153,7 +153,8 @@ async fn sessions_let_go(t: &TestEngine, projects: f64) {
 }
 
 #[actix_rt::test]
-async fn a_finished_session_lets_its_actor_go_at_once_and_comes_back_for_events_reads_and_prompts() {
+async fn a_finished_session_lets_its_actor_go_at_once_and_comes_back_for_events_reads_and_prompts()
+{
     // A grace far longer than the test: the project holds its finished session throughout.
     let t = start(|c| c.timers.cleanup_grace = Duration::from_secs(3600)).await;
     let sid = t.start_session("v", "go").await;
@@ -232,7 +233,11 @@ async fn events_racing_a_session_letting_go_are_all_applied() {
     }
     for outcome in futures_util::future::join_all(sends).await {
         let outcome = outcome.unwrap();
-        assert_eq!((outcome.accepted, outcome.ignored), (1, 0), "an event was lost");
+        assert_eq!(
+            (outcome.accepted, outcome.ignored),
+            (1, 0),
+            "an event was lost"
+        );
     }
     sessions_let_go(&t, 100.0).await;
     for sid in &ids {

@@ -29,8 +29,8 @@ use crate::error::CommandError;
 use crate::messages::commands::{Ingest, IngestOutcome, TopEntry};
 use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
 use crate::messages::router::{MayRetire, SessionGone};
-use crate::messages::session::{Discard, Retire};
 use crate::messages::session::{Deliver, FlushNow};
+use crate::messages::session::{Discard, Retire};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
 use crate::storage::{SessionRecord, Store};
 
@@ -443,9 +443,11 @@ impl Handler<MayRetire> for Router {
         self.reviving.insert(msg.session_id.clone(), Vec::new());
         let asking = msg.retire.send(Retire);
         let session_id = msg.session_id;
-        ctx.spawn(async move { asking.await.unwrap_or(true) }.into_actor(self).map(
-            move |stopped, act, ctx| act.retired(session_id, addr, stopped, ctx),
-        ));
+        ctx.spawn(
+            async move { asking.await.unwrap_or(true) }
+                .into_actor(self)
+                .map(move |stopped, act, ctx| act.retired(session_id, addr, stopped, ctx)),
+        );
     }
 }
 

@@ -28,11 +28,11 @@ use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
 use crate::messages::project::{SessionReport, SessionStopped};
 use crate::messages::router::{MayRetire, SessionGone};
-use crate::messages::session::{Discard, Retire};
 use crate::messages::session::{
     AddUserMessage, AgentStderr, Deliver, Detach, FlushForRoom, FlushNow, SessionView, SetRunner,
     SetStallAfter, SetStatus, Snapshot, ToAgent, TrimWindow,
 };
+use crate::messages::session::{Discard, Retire};
 use crate::messages::supervisor::EnforceRetention;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,

@@ -113,7 +113,7 @@ impl Handler<StartSession> for ProjectActor {
         Box::pin(started.into_actor(self).map(move |result, act, ctx| {
             act.starting = false;
             act.settle(ctx);
-            let stops = std::mem::take(&mut act.stops_waiting);
+            let stops = act.stops_waiting.take().map(Vec::from).unwrap_or_default();
             match result {
                 Ok(runner) => {
                     // The session holds its agent's runner from now on.
@@ -166,7 +166,9 @@ impl Handler<StopSession> for ProjectActor {
         if self.starting {
             // Stopping now would reach no agent, and the start would then run one: wait for it instead.
             let (tx, rx) = tokio::sync::oneshot::channel();
-            self.stops_waiting.push(tx);
+            let mut stops = self.stops_waiting.take().map(Vec::from).unwrap_or_default();
+            stops.push(tx);
+            self.stops_waiting = Some(stops.into_boxed_slice());
             self.begin();
             return Box::pin(
                 fut::wrap_future(
@@ -180,7 +182,12 @@ impl Handler<StopSession> for ProjectActor {
         }
         let prepared = self.current().and_then(|cur| {
             let provider = self.provider(&cur.provider)?;
-            Ok((cur.live().cloned(), cur.status, cur.session_id.clone(), provider))
+            Ok((
+                cur.live().cloned(),
+                cur.status,
+                cur.session_id.clone(),
+                provider,
+            ))
         });
         let (addr, status, session_id, provider) = match prepared {
             Ok(p) => p,
@@ -218,10 +225,7 @@ impl Handler<PromptSession> for ProjectActor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PromptSession, _: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = self
-            .current()
-            .and_then(|cur| self.provider(&cur.provider))
-        {
+        if let Err(e) = self.current().and_then(|cur| self.provider(&cur.provider)) {
             return Box::pin(fut::ready(Err(e)));
         }
         self.begin();

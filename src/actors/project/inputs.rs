@@ -69,8 +69,16 @@ impl Handler<SessionReport> for ProjectActor {
 impl ProjectActor {
     /// Its current session's actor stopped (finished and stored): the project keeps the id and status.
     fn session_stopped(&mut self, msg: SessionStopped) {
-        if let Some(cur) = self.current.as_mut().filter(|c| c.session_id == msg.session_id) {
-            if cur.addr.as_ref().is_some_and(|a| a.instance() == msg.instance) {
+        if let Some(cur) = self
+            .current
+            .as_mut()
+            .filter(|c| c.session_id == msg.session_id)
+        {
+            if cur
+                .addr
+                .as_ref()
+                .is_some_and(|a| a.instance() == msg.instance)
+            {
                 cur.addr = None;
             }
         }
