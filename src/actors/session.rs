@@ -22,7 +22,7 @@ use super::broadcaster::{Broadcaster, Publish};
 use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::{PersisterHandle, TryWriteError};
-use super::windows::{WindowBudget, WindowShare};
+use super::windows::{WindowPart, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
@@ -75,8 +75,8 @@ pub struct SessionShared {
     pub broadcaster: Mailbox<Broadcaster>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
-    /// The byte budget of every session's window together (`limits.window_bytes`).
-    pub windows: Arc<WindowBudget>,
+    /// This arbiter's part of the byte budget of every session's window together (`limits.window_bytes`).
+    pub windows: Arc<WindowPart>,
     /// Policies, spend, approvals (issue 15).
     pub control: Arc<super::control::Control>,
     /// Where the session finds its agent's provider.

@@ -80,15 +80,16 @@ struct SharedBase {
     broadcaster: Mailbox<super::broadcaster::Broadcaster>,
     persister: PersisterHandle,
     metrics: Arc<Metrics>,
-    windows: Arc<super::windows::WindowBudget>,
     control: Arc<super::control::Control>,
     providers: Providers,
     stderr_kept: Arc<super::stderr_kept::KeptStderr>,
 }
 
 impl SharedBase {
+    /// `windows`: the part of the window budget of the arbiter these sessions run on.
     fn with(
         self,
+        windows: Arc<super::windows::WindowPart>,
         retention: Outbox<EnforceRetention>,
         router: &Mailbox<Router>,
     ) -> Arc<SessionShared> {
@@ -100,7 +101,7 @@ impl SharedBase {
             broadcaster: self.broadcaster,
             persister: self.persister,
             metrics: self.metrics,
-            windows: self.windows,
+            windows,
             control: self.control,
             providers: self.providers,
             stderr_kept: self.stderr_kept,
@@ -115,31 +116,33 @@ impl Supervisor {
         me: Mailbox<Supervisor>,
         stats: Arc<MailboxStats>,
     ) -> Supervisor {
+        let windows = super::windows::WindowPart::split(
+            parts.config.limits.window_bytes.as_u64(),
+            parts.arbiters.len(),
+            &parts.metrics,
+        );
         let base = SharedBase {
             config: parts.config.clone(),
             broadcaster: parts.broadcaster.clone(),
             persister: parts.persister.clone(),
             metrics: parts.metrics.clone(),
-            windows: super::windows::WindowBudget::new(
-                parts.config.limits.window_bytes.as_u64(),
-                &parts.metrics,
-            ),
             control: parts.control.clone(),
             providers: parts.providers.clone(),
             stderr_kept: parts.stderr_kept.clone(),
         };
         let mut routers = Vec::with_capacity(parts.arbiters.len());
         let mut links = Vec::with_capacity(parts.arbiters.len());
-        for i in 0..parts.arbiters.len() {
+        // The sessions of each arbiter's projects count against its part.
+        for (i, part) in windows.into_iter().enumerate() {
             let stats = Arc::new(MailboxStats::default());
             let (theirs, store, supervisor, b) =
                 (stats.clone(), parts.store.clone(), me.clone(), base.clone());
-            let m = parts.metrics.clone();
+            let (m, p) = (parts.metrics.clone(), part.clone());
             let addr = Router::start_in_arbiter(&parts.arbiters.handle(i), move |ctx| {
                 let router = Mailbox::new(ctx.address(), theirs.clone(), m, ActorKind::Router);
                 // For the sessions it reads back: no project (a sleeping one let go of them).
                 let links = SessionLinks {
-                    shared: b.with(supervisor.outbox(), &router),
+                    shared: b.with(p, supervisor.outbox(), &router),
                     project: None,
                 };
                 Router::new(links, store, theirs)
@@ -155,7 +158,7 @@ impl Supervisor {
                 sink: EventSink::new(addr.recipient()).with_permissions(parts.control.clone()),
                 router: router.clone(),
                 store: parts.store.clone(),
-                session: base.clone().with(me.outbox(), &router),
+                session: base.clone().with(part, me.outbox(), &router),
             }));
             routers.push(router);
         }
