@@ -232,17 +232,12 @@ impl Handler<PromptSession> for ProjectActor {
         Box::pin(
             self.session_actor()
                 .then(|found, _, _| {
-                    let asking = found.map(|(_, addr)| {
+                    fut::wrap_future(async move {
+                        let (_, addr) = found?;
                         // Refused before it is stored: a prompt the agent cannot take must not sit in the
                         // session unsent.
-                        let asking = addr.send(ToAgent::CanPrompt);
-                        async move { (asking.await, addr) }
-                    });
-                    fut::wrap_future(async move {
-                        match asking {
-                            Ok(asking) => Ok(asking.await),
-                            Err(e) => Err(e),
-                        }
+                        let answer = addr.send(ToAgent::CanPrompt).await;
+                        Ok::<_, CommandError>((answer, addr))
                     })
                 })
                 .then(move |asked, act, ctx| {
