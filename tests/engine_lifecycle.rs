@@ -9,6 +9,7 @@ use std::time::Duration;
 use agent_store::error::CommandError;
 use agent_store::messages::commands::Page;
 use agent_store::messages::wire::AgentStatus;
+use agent_store::testkit::recording::Call;
 use engine_support::*;
 
 const SOON: Duration = Duration::from_secs(10);
@@ -141,4 +142,106 @@ async fn a_purge_stops_the_project_actor() {
     none_alive(&t).await;
     assert!(!t.engine.has_session("p0").await.unwrap());
     assert!(t.engine.projects().await.unwrap().is_empty());
+}
+
+/// Waits until no session actor is alive while every project keeps its actor (within its grace).
+async fn sessions_let_go(t: &TestEngine, projects: f64) {
+    eventually(SOON, || async {
+        (alive(t, "session") == 0.0 && alive(t, "project") == projects).then_some(())
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_finished_session_lets_its_actor_go_at_once_and_comes_back_for_events_reads_and_prompts()
+{
+    // A grace far longer than the test: the project holds its finished session throughout.
+    let t = start(|c| c.timers.cleanup_grace = Duration::from_secs(3600)).await;
+    let sid = t.start_session("v", "go").await;
+    t.send(vec![messages(&sid, text(3)), status(&sid, "done", None)])
+        .await;
+    // Finished and stored: the session's actor stops without waiting for the grace; the project stays.
+    sessions_let_go(&t, 1.0).await;
+    // The project still names it as its current session, read from storage.
+    assert!(t.engine.has_session("v").await.unwrap());
+    let s = t.engine.get_session("v", Page::default()).await.unwrap();
+    assert_eq!(
+        (s.session_id.as_str(), s.status, s.messages.len()),
+        (sid.as_str(), AgentStatus::Done, 4)
+    );
+    assert_eq!(alive(&t, "session"), 0.0, "a read brings no actor back");
+
+    // A late event is applied (read back from storage), and the actor lets go again once stored.
+    let late = vec![
+        messages(
+            &sid,
+            vec![raw("late-1", "text", serde_json::json!({"text": "late"}))],
+        ),
+        cost(&sid, 0.5, 100, 20),
+    ];
+    let outcome = t.engine.ingest(late, true).await.unwrap();
+    assert_eq!((outcome.accepted, outcome.ignored), (2, 0));
+    sessions_let_go(&t, 1.0).await;
+    let s = t.engine.get_session("v", Page::default()).await.unwrap();
+    assert_eq!(
+        (s.last_seq_id, s.messages.last().unwrap().content.as_str()),
+        (5, "late")
+    );
+    assert_eq!((s.cost_usd, s.input_tokens), (0.5, 100));
+
+    // A follow-up brings the actor back for the agent, with seqIds after the stored ones.
+    t.engine.send_prompt("v", "more".into()).await.unwrap();
+    let s = t.engine.get_session("v", Page::default()).await.unwrap();
+    assert_eq!((s.status, s.last_seq_id), (AgentStatus::Running, 6));
+    assert_eq!(alive(&t, "session"), 1.0, "running, it keeps its actor");
+    t.send(vec![status(&sid, "done", None)]).await;
+    sessions_let_go(&t, 1.0).await;
+    // A stop of the finished session reaches its provider as before, without bringing the actor back.
+    t.engine.stop_agent("v").await.unwrap();
+    assert!(t
+        .provider
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Prompt { prompt, .. } if prompt == "more")));
+    assert_eq!(alive(&t, "session"), 0.0);
+
+    // What it holds survives a restart unchanged.
+    let t = t.restart().await;
+    let s = t.engine.session(&sid, Page::default()).await.unwrap();
+    assert_eq!((s.status, s.last_seq_id), (AgentStatus::Done, 6));
+}
+
+#[actix_rt::test]
+async fn events_racing_a_session_letting_go_are_all_applied() {
+    let t = start(|c| c.timers.cleanup_grace = Duration::from_secs(3600)).await;
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        ids.push(t.start_session(&format!("r{i}"), "go").await);
+    }
+    // Every session finishes while more events for it keep coming, each in a batch of its own, all at
+    // once: many reach the router while their session is letting its actor go (and the router's queue is
+    // long), which must hold them for the session rather than send them to an actor that stopped.
+    let mut sends = Vec::new();
+    for round in 0..6 {
+        for sid in &ids {
+            let events = match round {
+                0 => vec![status(sid, "done", None)],
+                _ => vec![messages(sid, text(1))],
+            };
+            sends.push(t.engine.ingest(events, false));
+        }
+    }
+    for outcome in futures_util::future::join_all(sends).await {
+        let outcome = outcome.unwrap();
+        assert_eq!(
+            (outcome.accepted, outcome.ignored),
+            (1, 0),
+            "an event was lost"
+        );
+    }
+    sessions_let_go(&t, 100.0).await;
+    for sid in &ids {
+        let s = t.engine.session(sid, Page::default()).await.unwrap();
+        assert_eq!(s.last_seq_id, 6, "{sid}: the prompt and five late messages");
+    }
 }

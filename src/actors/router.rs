@@ -4,10 +4,15 @@
 //! every event: the routers work in parallel, each next to the sessions it feeds. The routing key is the
 //! projectId alone (a session id is `<projectId>-<ms>`), which is also how a cluster partitions.
 //!
-//! Events for a session no actor holds (its project let it go after the cleanup grace, or the process
+//! Events for a session no actor holds (it finished and was stored, its project let it go, or the process
 //! restarted) bring it back from storage, as the original kept applying them. The read runs on the
 //! blocking pool while the router goes on routing; batches for that session wait for it in arrival order,
 //! so no second actor can race the first and nothing is applied out of order.
+//!
+//! A session stops by itself only through its router (`MayRetire`): the router holds that session's
+//! events back while it asks the actor to `Retire` behind every event already sent, then either brings it
+//! back for the events held meanwhile or, if it stayed, routes them to it. So no event reaches an actor
+//! that has stopped.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,10 +27,10 @@ use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, IngestOutcome, Routed, TopEntry};
-use crate::messages::router::SessionGone;
 use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
-use crate::messages::session::Discard;
+use crate::messages::router::{MayRetire, SessionGone};
 use crate::messages::session::{Deliver, FlushNow};
+use crate::messages::session::{Discard, Retire};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
 use crate::storage::{SessionRecord, Store};
 
@@ -60,10 +65,34 @@ impl Wait {
     }
 }
 
-/// A session's share of a batch, waiting for the session to be read back from storage.
-struct Waiting {
-    deliver: Deliver,
-    reply: oneshot::Sender<Delivered>,
+/// What waits for a session being read back from storage (or retiring): a share of a batch, or a
+/// project that wants the session's actor (`BringBack`).
+enum Waiting {
+    Share {
+        deliver: Deliver,
+        reply: oneshot::Sender<Delivered>,
+    },
+    Actor(oneshot::Sender<Option<Mailbox<SessionActor>>>),
+}
+
+impl Waiting {
+    /// Hands the waiter to `addr` (None: the session is not in storage), in arrival order.
+    fn settle(self, addr: Option<&Mailbox<SessionActor>>) {
+        match (self, addr) {
+            (Waiting::Share { deliver, reply }, Some(addr)) => {
+                let sending = addr.send(deliver);
+                actix::spawn(async move {
+                    let _ = reply.send(delivered(sending.await));
+                });
+            }
+            (Waiting::Share { reply, .. }, None) => {
+                let _ = reply.send(Delivered::Gone);
+            }
+            (Waiting::Actor(reply), addr) => {
+                let _ = reply.send(addr.cloned());
+            }
+        }
+    }
 }
 
 pub struct Router {
@@ -71,7 +100,8 @@ pub struct Router {
     links: SessionLinks,
     store: Store,
     sessions: HashMap<String, Mailbox<SessionActor>>,
-    /// Sessions being read back from storage, with the batches waiting for them, in arrival order.
+    /// Sessions being read back from storage, or asked to retire, with what waits for them in arrival
+    /// order.
     reviving: HashMap<String, Vec<Waiting>>,
     /// Sessions and projects whose purge is in flight: nothing of them comes back.
     purging: HashSet<String>,
@@ -140,20 +170,54 @@ impl Router {
                 }
             },
         };
+        // Sent in arrival order, so the session applies them in that order.
         for w in waiting {
-            match &addr {
-                // Sent in arrival order, so the session applies them in that order.
-                Some(addr) => {
-                    let sending = addr.send(w.deliver);
-                    actix::spawn(async move {
-                        let _ = w.reply.send(delivered(sending.await));
-                    });
-                }
-                None => {
-                    let _ = w.reply.send(Delivered::Gone);
-                }
+            w.settle(addr.as_ref());
+        }
+    }
+
+    /// Waits for the session (read back from storage, or retiring), reading it back if nothing did yet.
+    fn wait_for(&mut self, session_id: &str, waiting: Waiting, ctx: &mut Context<Self>) {
+        match self.reviving.get_mut(session_id) {
+            Some(queue) => queue.push(waiting),
+            None => {
+                self.reviving.insert(session_id.to_owned(), vec![waiting]);
+                self.read_back(session_id.to_owned(), ctx);
             }
         }
+    }
+
+    /// The session answered `Retire`: stopped (everything of it is stored), or stayed.
+    fn retired(
+        &mut self,
+        session_id: String,
+        addr: Mailbox<SessionActor>,
+        stopped: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let waiting = self.reviving.remove(&session_id).unwrap_or_default();
+        if stopped {
+            if !waiting.is_empty() {
+                // Held back while it stopped: read back from storage, which now holds all of it.
+                self.reviving.insert(session_id.clone(), waiting);
+                self.read_back(session_id, ctx);
+            }
+            return;
+        }
+        if self.purging(&session_id) {
+            // Taken by a purge while it was asked: it goes as the purge's sessions go.
+            addr.do_send(Discard {
+                reason: StopReason::Purge,
+            });
+            for w in waiting {
+                w.settle(None);
+            }
+            return;
+        }
+        for w in waiting {
+            w.settle(Some(&addr));
+        }
+        self.sessions.insert(session_id, addr);
     }
 
     /// Starts a stored session's actor again, detached from its project: it applies what it is sent and
@@ -244,6 +308,8 @@ crate::instrument!(
     Router: Ingest,
     RegisterSession,
     SessionGone,
+    MayRetire,
+    BringBack,
     FindSession,
     TakeSessions,
     PurgeDone,
@@ -283,14 +349,7 @@ impl Handler<Ingest> for Router {
                 Some(addr) => Wait::Sent(addr.send(deliver)),
                 None => {
                     let (reply, answer) = oneshot::channel();
-                    let first = !self.reviving.contains_key(&id);
-                    self.reviving
-                        .entry(id.clone())
-                        .or_default()
-                        .push(Waiting { deliver, reply });
-                    if first {
-                        self.read_back(id, ctx);
-                    }
+                    self.wait_for(&id, Waiting::Share { deliver, reply }, ctx);
                     Wait::Reviving(answer)
                 }
             };
@@ -379,6 +438,60 @@ impl Handler<SessionGone> for Router {
             self.sessions.remove(&msg.session_id);
             super::sparse::shrink_when_sparse(&mut self.sessions);
         }
+    }
+}
+
+impl Handler<MayRetire> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: MayRetire, ctx: &mut Context<Self>) {
+        let routed = self
+            .sessions
+            .get(&msg.session_id)
+            .is_some_and(|a| a.instance() == msg.instance);
+        if !routed {
+            // No event reaches it through this router: it may stop as it asks.
+            msg.retire.do_send(Retire);
+            return;
+        }
+        let Some(addr) = self.sessions.remove(&msg.session_id) else {
+            return;
+        };
+        super::sparse::shrink_when_sparse(&mut self.sessions);
+        // Events for it wait here until it has answered; `Retire` is behind every one sent before.
+        self.reviving.insert(msg.session_id.clone(), Vec::new());
+        let asking = msg.retire.send(Retire);
+        let session_id = msg.session_id;
+        ctx.spawn(
+            async move { asking.await.unwrap_or(true) }
+                .into_actor(self)
+                .map(move |stopped, act, ctx| act.retired(session_id, addr, stopped, ctx)),
+        );
+    }
+}
+
+/// The actor of a session, brought back from storage if it is not in memory (a project's command needs
+/// it: a follow-up, a resume). None: storage does not hold the session.
+#[derive(Message)]
+#[rtype(result = "Option<Mailbox<SessionActor>>")]
+pub struct BringBack {
+    pub session_id: String,
+}
+
+impl Handler<BringBack> for Router {
+    type Result = ResponseFuture<Option<Mailbox<SessionActor>>>;
+
+    fn handle(&mut self, msg: BringBack, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(addr) = self.sessions.get(&msg.session_id).filter(|a| a.connected()) {
+            let addr = addr.clone();
+            return Box::pin(async move { Some(addr) });
+        }
+        if self.purging(&msg.session_id) {
+            return Box::pin(async { None });
+        }
+        let (reply, answer) = oneshot::channel();
+        self.wait_for(&msg.session_id, Waiting::Actor(reply), ctx);
+        Box::pin(async move { answer.await.ok().flatten() })
     }
 }
 

@@ -18,6 +18,9 @@ pub struct SeqBlock {
     /// The ceiling of a reservation in flight, if any.
     reserving: Option<u64>,
     block: u64,
+    /// The stored ceiling is being dropped (`release`): nothing more is handed out before a new
+    /// reservation above it commits.
+    released: bool,
 }
 
 impl SeqBlock {
@@ -28,6 +31,7 @@ impl SeqBlock {
             floor: 0,
             reserving: None,
             block: block.max(1),
+            released: false,
         }
     }
 
@@ -49,7 +53,7 @@ impl SeqBlock {
 
     /// Whether `n` more seqIds after `last_seq` are under the committed ceiling.
     pub fn covers(&self, last_seq: u64, n: u64) -> bool {
-        last_seq.max(self.floor).saturating_add(n) <= self.ceiling
+        !self.released && last_seq.max(self.floor).saturating_add(n) <= self.ceiling
     }
 
     /// The ceiling to reserve so that `n` more seqIds fit, with a block to spare.
@@ -64,7 +68,10 @@ impl SeqBlock {
     /// The ceiling to reserve ahead of need, when less than half a block is left and nothing is in flight.
     pub fn prefetch(&mut self, last_seq: u64) -> Option<u64> {
         let next = last_seq.max(self.floor);
-        if self.reserving.is_some() || self.ceiling.saturating_sub(next) >= self.block / 2 {
+        if self.released
+            || self.reserving.is_some()
+            || self.ceiling.saturating_sub(next) >= self.block / 2
+        {
             return None;
         }
         let ceiling = self.ceiling.max(next).saturating_add(self.block);
@@ -77,8 +84,25 @@ impl SeqBlock {
         self.ceiling
     }
 
+    /// The session is about to stop: its stored ceiling is dropped with its last write (a later actor
+    /// continues right after its last stored seqId), so nothing more is handed out under it. Answers the
+    /// ceiling to drop.
+    pub fn release(&mut self) -> u64 {
+        self.released = true;
+        self.ceiling
+    }
+
+    /// Whether the ceiling was released (`release`) and nothing reserved since.
+    pub fn released(&self) -> bool {
+        self.released
+    }
+
     /// A reservation up to `ceiling` is committed.
     pub fn committed(&mut self, ceiling: u64) {
+        if ceiling > self.ceiling {
+            // A reservation above the released ceiling: storage holds it whatever the release did.
+            self.released = false;
+        }
         self.ceiling = self.ceiling.max(ceiling);
         if self.reserving.is_some_and(|r| r <= ceiling) {
             self.reserving = None;
@@ -124,6 +148,21 @@ mod tests {
         let mut clean = SeqBlock::new(7, 100);
         clean.restored(None);
         assert_eq!(clean.skip_to(7), 7);
+    }
+
+    #[test]
+    fn a_released_block_hands_out_nothing_until_a_reservation_above_it_commits() {
+        let mut b = SeqBlock::new(1, 100);
+        b.committed(101);
+        assert_eq!(b.release(), 101);
+        assert!(!b.covers(5, 1) && b.released());
+        assert_eq!(b.prefetch(5), None);
+        // The reservation that rode with the same write does not undo the release.
+        b.committed(101);
+        assert!(b.released());
+        let wanted = b.wanted(5, 1);
+        b.committed(wanted);
+        assert!(!b.released() && b.covers(5, 1));
     }
 
     #[test]

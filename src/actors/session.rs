@@ -26,13 +26,13 @@ use super::windows::{WindowPart, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
-use crate::messages::project::SessionReport;
-use crate::messages::router::SessionGone;
-use crate::messages::session::Discard;
+use crate::messages::project::{SessionReport, SessionStopped};
+use crate::messages::router::{MayRetire, SessionGone};
 use crate::messages::session::{
     AddUserMessage, AgentStderr, Deliver, Detach, FlushForRoom, FlushNow, SessionView, SetRunner,
     SetStallAfter, SetStatus, Snapshot, ToAgent, TrimWindow,
 };
+use crate::messages::session::{Discard, Retire};
 use crate::messages::supervisor::EnforceRetention;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
@@ -41,6 +41,9 @@ use crate::messages::wire::{
 use crate::storage::{SessionRecord, StorageError, WriteOp};
 
 pub use self::link::{Attach, ProjectLink};
+
+/// How long a session that could not stop (something was still sent to it) waits before it asks again.
+const RETIRE_AGAIN: Duration = Duration::from_millis(50);
 
 /// Everything a session actor needs to reach the rest of the engine.
 #[derive(Clone)]
@@ -67,6 +70,8 @@ pub struct SessionShared {
     pub retention: Outbox<EnforceRetention>,
     /// The router of this session's project, which holds its route until the session stops.
     pub gone: Outbox<SessionGone>,
+    /// The same router, asked before a session stops by itself (`MayRetire`).
+    pub retire: Outbox<MayRetire>,
     pub broadcaster: Mailbox<Broadcaster>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
@@ -113,6 +118,8 @@ pub struct SessionActor {
     stall_timer: Option<SpawnHandle>,
     /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
     restored: bool,
+    /// Asked its router whether it may stop (`MayRetire`), and not yet answered (`Retire`).
+    retiring: bool,
     /// Raw message ids applied recently, for idempotent ingest.
     recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
@@ -149,12 +156,16 @@ impl SessionActor {
         };
         // Read before `recent` moves into the state: a session read back remembers its stored ids.
         let recent_ids = dedup::RecentIds::seeded(limits.ingest_dedup_ids, &recent);
+        let mut state = SessionState::new(record, recent, persisted, detached, rules);
+        // A session brought back from storage holds no runner; a new one decides once its runner comes.
+        state.let_go_when_finished = start.is_none();
         SessionActor {
-            state: SessionState::new(record, recent, persisted, detached, rules),
+            state,
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: None,
             stall_timer: None,
             restored: persisted,
+            retiring: false,
             recent_ids,
             stop_reason: StopReason::Completed,
             spend: Default::default(),
@@ -332,7 +343,7 @@ impl SessionActor {
             FlushStep::Later => return,
             FlushStep::Clean { stop } => {
                 if stop {
-                    ctx.stop();
+                    self.retire(ctx);
                 }
                 return;
             }
@@ -342,6 +353,14 @@ impl SessionActor {
                 // Cloned: a failed write is retried with them.
                 if let Some(riders) = &self.riders {
                     ops.extend(riders.ops.iter().cloned());
+                }
+                if self.state.stops_once_stored() {
+                    // Its last write drops the seqId ceiling too, rather than a job of its own at the stop
+                    // (100,000 sessions finishing together were 100,000 more jobs).
+                    ops.push(WriteOp::ReleaseSeq {
+                        session_id: self.record().session_id.clone(),
+                        ceiling: self.state.seq.release(),
+                    });
                 }
                 ops
             }
@@ -403,8 +422,21 @@ impl SessionActor {
             Next::Nothing => {}
             Next::Flush => self.flush_now(ctx),
             Next::Debounce(d) | Next::Retry(d) => self.arm_flush(d, ctx),
-            Next::Stop => ctx.stop(),
+            Next::Stop => self.retire(ctx),
         }
+    }
+
+    /// It may stop: its router holds its events back and asks it to `Retire` behind those already sent,
+    /// so none reaches a stopped actor (messages/router.rs `MayRetire`).
+    fn retire(&mut self, ctx: &mut Context<Self>) {
+        if std::mem::replace(&mut self.retiring, true) {
+            return;
+        }
+        self.links.retire.do_send(MayRetire {
+            session_id: self.record().session_id.clone(),
+            instance: Arc::as_ptr(&self.stats) as usize,
+            retire: ctx.address().recipient(),
+        });
     }
 
     fn view(&self, page: Page) -> SessionView {
@@ -507,13 +539,23 @@ impl Actor for SessionActor {
         if self.state.stopping() {
             self.links.metrics.dirty_sessions.dec();
         }
-        if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) {
+        let released = self.state.seq.released();
+        if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) && !released {
             self.release_seq();
         }
         self.let_agent_go();
+        let (session_id, instance) = (
+            self.record().session_id.clone(),
+            Arc::as_ptr(&self.stats) as usize,
+        );
+        // Its project keeps only the id and status from now on (and brings it back when it must).
+        self.tell_project(SessionStopped {
+            session_id: session_id.clone(),
+            instance,
+        });
         self.links.gone.do_send(SessionGone {
-            session_id: self.record().session_id.clone(),
-            instance: Arc::as_ptr(&self.stats) as usize,
+            session_id,
+            instance,
         });
     }
 }
@@ -654,8 +696,34 @@ impl Handler<Detach> for SessionActor {
 
     fn handle(&mut self, _: Detach, ctx: &mut Context<Self>) {
         if self.state.detach() {
-            ctx.stop();
+            self.retire(ctx);
         }
+    }
+}
+
+/// Its router asks it to stop, behind every event it routed here: it stops unless something came since.
+impl Handler<Retire> for SessionActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) -> bool {
+        self.retiring = false;
+        // Anything sent through a mailbox and not yet handled (a read, a command, or a batch whose sender
+        // waits for room and so has not queued it yet) keeps it: it stays, and tries again later.
+        let waiting = self.stats.depth.load(Ordering::Relaxed) > 0;
+        let may = self.state.may_stop();
+        if may && !waiting {
+            ctx.stop();
+            return true;
+        }
+        if may {
+            // Once what waits is handled (a read changes nothing that would ask again), it asks again.
+            ctx.run_later(RETIRE_AGAIN, |act, ctx| {
+                if act.state.may_stop() {
+                    act.retire(ctx);
+                }
+            });
+        }
+        false
     }
 }
 
@@ -684,6 +752,8 @@ impl Handler<Attach> for SessionActor {
 
     fn handle(&mut self, Attach(project): Attach, _: &mut Context<Self>) {
         self.state.detached = false;
+        // Taken back for a command that follows: it waits for it rather than letting go.
+        self.state.held = true;
         self.links.project = Some(project);
     }
 }

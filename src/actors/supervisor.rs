@@ -26,7 +26,7 @@ use super::session::{SessionLinks, SessionShared};
 use crate::config::Config;
 use crate::messages::commands::SettingsPatch;
 use crate::messages::project::ForgetSession;
-use crate::messages::router::{ForgetSessions, SessionGone};
+use crate::messages::router::ForgetSessions;
 use crate::messages::supervisor::{
     DebugTop, FlushAll, HealthReport, ListProjects, PurgeProject, PurgeSession, UpdateSettings,
 };
@@ -91,12 +91,13 @@ impl SharedBase {
         self,
         windows: Arc<super::windows::WindowPart>,
         retention: Outbox<EnforceRetention>,
-        gone: Outbox<SessionGone>,
+        router: &Mailbox<Router>,
     ) -> Arc<SessionShared> {
         Arc::new(SessionShared {
             config: self.config,
             retention,
-            gone,
+            gone: router.outbox(),
+            retire: router.outbox(),
             broadcaster: self.broadcaster,
             persister: self.persister,
             metrics: self.metrics,
@@ -141,7 +142,7 @@ impl Supervisor {
                 let router = Mailbox::new(ctx.address(), theirs.clone(), m, ActorKind::Router);
                 // For the sessions it reads back: no project (a sleeping one let go of them).
                 let links = SessionLinks {
-                    shared: b.with(p, supervisor.outbox(), router.outbox()),
+                    shared: b.with(p, supervisor.outbox(), &router),
                     project: None,
                 };
                 Router::new(links, store, theirs)
@@ -157,7 +158,7 @@ impl Supervisor {
                 sink: EventSink::new(addr.recipient()).with_permissions(parts.control.clone()),
                 router: router.clone(),
                 store: parts.store.clone(),
-                session: base.clone().with(part, me.outbox(), router.outbox()),
+                session: base.clone().with(part, me.outbox(), &router),
             }));
             routers.push(router);
         }

@@ -30,8 +30,13 @@ impl Engine {
             .ask_project(project_id, false, || CurrentSession)
             .await?
             .ok_or(CommandError::NoSession)??;
-        match self.read_live(addr, page).await {
-            // Its project went idle and let it stop meanwhile: everything of it is in storage.
+        let read = match addr {
+            Some(addr) => self.read_live(addr, page).await,
+            None => Err(CommandError::SessionNotFound),
+        };
+        match read {
+            // Finished and stored, it let its actor go (or its project went idle and let it stop
+            // meanwhile): everything of it is in storage, unless late events brought it back.
             Err(CommandError::SessionNotFound) => self.session(&session_id, page).await,
             read => read,
         }

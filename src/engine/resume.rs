@@ -4,7 +4,7 @@
 
 use super::Engine;
 use crate::actors::blocking;
-use crate::actors::project::CurrentSession;
+use crate::actors::project::CurrentActor;
 use crate::actors::restart::{
     Why, RESUMED_AFTER_RESTART, RESUMED_AFTER_STALL, RESUMED_ON_REQUEST, RESUME_PROMPT,
 };
@@ -115,7 +115,8 @@ impl Engine {
             .existing_project(project_id)
             .await?
             .ok_or(CommandError::NoSession)?;
-        let (_, session) = project.send(CurrentSession).await??;
+        // Its actor takes the runner: one that let go once finished is brought back from storage.
+        let (_, session) = project.send(CurrentActor).await??;
         let view = session
             .send(Snapshot {
                 page: Page {

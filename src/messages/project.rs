@@ -73,6 +73,23 @@ pub enum SessionReport {
     Status(SessionStatusChanged),
     Cost(SessionCost),
     Halt(Halt),
+    Stopped(SessionStopped),
+}
+
+/// The session's actor stopped (finished and stored, or let go): the project keeps its id and status
+/// only, and brings the actor back from storage when a command needs it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionStopped {
+    pub session_id: String,
+    /// Which actor of that id stopped (see `Mailbox::instance`): a newer one may already be attached.
+    pub instance: usize,
+}
+
+impl From<SessionStopped> for SessionReport {
+    fn from(m: SessionStopped) -> SessionReport {
+        SessionReport::Stopped(m)
+    }
 }
 
 impl From<ProjectActivity> for SessionReport {

@@ -6,7 +6,7 @@ use actix::prelude::*;
 
 use crate::error::CommandError;
 use crate::messages::commands::TopEntry;
-use crate::messages::session::StopReason;
+use crate::messages::session::{Retire, StopReason};
 
 /// Told to the supervisor when a session actor stops, so it drops the route.
 #[derive(Message)]
@@ -15,6 +15,19 @@ pub struct SessionGone {
     pub session_id: String,
     /// Which actor of that id stopped (see `Mailbox::instance`): a newer one may already be registered.
     pub instance: usize,
+}
+
+/// A session may stop (finished or let go, and all of it stored): its router holds events for it back,
+/// asks it to `Retire` behind everything already routed to it, then brings it back from storage for the
+/// events held meanwhile, or routes them to it again if it stayed. So no event is sent to an actor that
+/// has stopped, and a session never has two actors.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MayRetire {
+    pub session_id: String,
+    /// Which actor of that id asks (see `Mailbox::instance`).
+    pub instance: usize,
+    pub retire: Recipient<Retire>,
 }
 
 /// The purge of this session or project id is over (storage no longer holds it).

@@ -56,6 +56,13 @@ pub struct SessionView {
 #[rtype(result = "()")]
 pub struct Detach;
 
+/// Its router holds this session's events back: stop now if it still may (finished or let go, and all of
+/// it stored); answers whether it stopped. Sent by the router through the session's mailbox after every
+/// event it routed there, so none of them is behind it (`MayRetire`).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Retire;
+
 /// Persist everything accepted so far; answers when it is committed.
 #[derive(Message)]
 #[rtype(result = "Result<(), CommandError>")]

@@ -160,6 +160,12 @@ pub trait Runner: Send + 'static {
     fn stderr(&self) -> BoxFuture<'static, Option<SessionStderr>> {
         Box::pin(async { None })
     }
+    /// Whether dropping this runner loses nothing: it holds no process, conversation or stderr, and its
+    /// provider's `unknown` runner answers as it does. A finished session holding such a runner (or none)
+    /// lets its actor go once stored, and is brought back from storage when needed.
+    fn keeps_nothing(&self) -> bool {
+        false
+    }
 }
 
 /// The runner of a session its provider does not know (see `Provider::unknown`).
@@ -173,6 +179,10 @@ impl Runner for Unknown {
 
     fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn keeps_nothing(&self) -> bool {
+        true
     }
 }
 

@@ -20,6 +20,10 @@ impl Runner for Nothing {
     fn stop(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
         Box::pin(async { Ok(()) })
     }
+
+    fn keeps_nothing(&self) -> bool {
+        true
+    }
 }
 
 impl Provider for Synthetic {

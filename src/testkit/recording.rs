@@ -127,4 +127,9 @@ impl Runner for Recorded {
         };
         Box::pin(async move { result })
     }
+
+    /// It is what `unknown` gives for the session: a session holding it lets its actor go once finished.
+    fn keeps_nothing(&self) -> bool {
+        true
+    }
 }

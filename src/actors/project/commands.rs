@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix::fut::LocalBoxActorFuture;
 use actix::prelude::*;
 use futures_util::future::Either;
 
 use super::ProjectActor;
 use crate::actors::mailbox::Mailbox;
 use crate::actors::metrics::ActorKind;
-use crate::actors::router::{FindSession, RegisterSession};
+use crate::actors::router::{BringBack, FindSession, RegisterSession};
 use crate::actors::session::{user_message, Attach, SessionActor, SessionInit};
 use crate::error::CommandError;
 use crate::messages::commands::Started;
@@ -37,7 +38,11 @@ impl Handler<StartSession> for ProjectActor {
             match cur.status {
                 AgentStatus::Running => return refuse(CommandError::AlreadyRunning),
                 // An idle agent may still be alive: stop it rather than leave it orphaned.
-                AgentStatus::Idle => cur.addr.do_send(ToAgent::Stop),
+                AgentStatus::Idle => {
+                    if let Some(addr) = &cur.addr {
+                        addr.do_send(ToAgent::Stop);
+                    }
+                }
                 AgentStatus::Done | AgentStatus::Error => {}
             }
         }
@@ -82,7 +87,7 @@ impl Handler<StartSession> for ProjectActor {
         });
         self.attach(
             spec.session_id.clone(),
-            addr.clone(),
+            Some(addr.clone()),
             AgentStatus::Running,
             spec.provider.clone(),
         );
@@ -108,7 +113,7 @@ impl Handler<StartSession> for ProjectActor {
         Box::pin(started.into_actor(self).map(move |result, act, ctx| {
             act.starting = false;
             act.settle(ctx);
-            let stops = std::mem::take(&mut act.stops_waiting);
+            let stops = act.stops_waiting.take().map(Vec::from).unwrap_or_default();
             match result {
                 Ok(runner) => {
                     // The session holds its agent's runner from now on.
@@ -161,7 +166,9 @@ impl Handler<StopSession> for ProjectActor {
         if self.starting {
             // Stopping now would reach no agent, and the start would then run one: wait for it instead.
             let (tx, rx) = tokio::sync::oneshot::channel();
-            self.stops_waiting.push(tx);
+            let mut stops = self.stops_waiting.take().map(Vec::from).unwrap_or_default();
+            stops.push(tx);
+            self.stops_waiting = Some(stops.into_boxed_slice());
             self.begin();
             return Box::pin(
                 fut::wrap_future(
@@ -174,14 +181,27 @@ impl Handler<StopSession> for ProjectActor {
             );
         }
         let prepared = self.current().and_then(|cur| {
-            self.provider(&cur.provider)?;
-            Ok((cur.addr.clone(), cur.status, cur.session_id.clone()))
+            let provider = self.provider(&cur.provider)?;
+            Ok((
+                cur.live().cloned(),
+                cur.status,
+                cur.session_id.clone(),
+                provider,
+            ))
         });
-        let (addr, status, session_id) = match prepared {
+        let (addr, status, session_id, provider) = match prepared {
             Ok(p) => p,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        let stopping = addr.send(ToAgent::Stop);
+        let stopping = match &addr {
+            Some(addr) => Either::Left(addr.send(ToAgent::Stop)),
+            // A finished session that let its actor go holds no runner: its provider answers for it, as it
+            // would for the actor brought back.
+            None => {
+                let unknown = provider.unknown(&session_id);
+                Either::Right(async move { Ok(unknown.stop().await) })
+            }
+        };
         self.begin();
         Box::pin(stopping.into_actor(self).map(move |result, act, ctx| {
             act.end(ctx);
@@ -190,10 +210,12 @@ impl Handler<StopSession> for ProjectActor {
             if status.is_finished() {
                 return Ok(None);
             }
-            addr.do_send(SetStatus {
-                status: AgentStatus::Done,
-                error: None,
-            });
+            if let Some(addr) = addr {
+                addr.do_send(SetStatus {
+                    status: AgentStatus::Done,
+                    error: None,
+                });
+            }
             Ok(Some(session_id))
         }))
     }
@@ -203,24 +225,26 @@ impl Handler<PromptSession> for ProjectActor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
     fn handle(&mut self, msg: PromptSession, _: &mut Context<Self>) -> Self::Result {
-        let prepared = self.current().and_then(|cur| {
-            if !cur.addr.connected() {
-                return Err(CommandError::SessionNotFound);
-            }
-            self.provider(&cur.provider)?;
-            Ok(cur.addr.clone())
-        });
-        let addr = match prepared {
-            Ok(p) => p,
-            Err(e) => return Box::pin(fut::ready(Err(e))),
-        };
-        // Refused before it is stored: a prompt the agent cannot take must not sit in the session unsent.
-        let asking = addr.send(ToAgent::CanPrompt);
+        if let Err(e) = self.current().and_then(|cur| self.provider(&cur.provider)) {
+            return Box::pin(fut::ready(Err(e)));
+        }
         self.begin();
         Box::pin(
-            asking
-                .into_actor(self)
-                .then(move |answer, act, ctx| {
+            self.session_actor()
+                .then(|found, _, _| {
+                    fut::wrap_future(async move {
+                        let (_, addr) = found?;
+                        // Refused before it is stored: a prompt the agent cannot take must not sit in the
+                        // session unsent.
+                        let answer = addr.send(ToAgent::CanPrompt).await;
+                        Ok::<_, CommandError>((answer, addr))
+                    })
+                })
+                .then(move |asked, act, ctx| {
+                    let (answer, addr) = match asked {
+                        Ok(asked) => asked,
+                        Err(e) => return Either::Left(fut::ready(Err(e))),
+                    };
                     let refused = match answer {
                         Ok(Ok(())) => None,
                         Ok(Err(why)) => Some(CommandError::Undeliverable(why)),
@@ -255,20 +279,38 @@ impl Handler<PromptSession> for ProjectActor {
     }
 }
 
-/// The current session's id and actor, for getSession. The actor may stop before the reader reaches it
-/// (its project went idle): the id then reads from storage.
+/// The current session's id and actor, for getSession. A finished session may have no actor (it let it go
+/// once stored), and the actor may stop before the reader reaches it: the id then reads from storage.
 #[derive(Message)]
-#[rtype(result = "Result<(String, Mailbox<SessionActor>), CommandError>")]
+#[rtype(result = "Result<(String, Option<Mailbox<SessionActor>>), CommandError>")]
 pub struct CurrentSession;
 
 impl Handler<CurrentSession> for ProjectActor {
-    type Result = Result<(String, Mailbox<SessionActor>), CommandError>;
+    type Result = Result<(String, Option<Mailbox<SessionActor>>), CommandError>;
 
     fn handle(&mut self, _: CurrentSession, ctx: &mut Context<Self>) -> Self::Result {
         let cur = self.current()?;
-        let answer = (cur.session_id.clone(), cur.addr.clone());
+        let answer = (cur.session_id.clone(), cur.live().cloned());
         self.settle(ctx);
         Ok(answer)
+    }
+}
+
+/// The current session's id and actor, brought back from storage if it let its actor go: for what only
+/// the actor can do (a resume hands it a runner).
+#[derive(Message)]
+#[rtype(result = "Result<(String, Mailbox<SessionActor>), CommandError>")]
+pub struct CurrentActor;
+
+impl Handler<CurrentActor> for ProjectActor {
+    type Result = ResponseActFuture<Self, Result<(String, Mailbox<SessionActor>), CommandError>>;
+
+    fn handle(&mut self, _: CurrentActor, _: &mut Context<Self>) -> Self::Result {
+        self.begin();
+        Box::pin(self.session_actor().map(|result, act, ctx| {
+            act.end(ctx);
+            result
+        }))
     }
 }
 
@@ -327,6 +369,44 @@ impl Handler<RestoreLast> for ProjectActor {
 }
 
 impl ProjectActor {
+    /// The current session's id and actor; an actor it let go (finished and stored) is brought back from
+    /// storage through its router (which also holds any actor brought back for late events) and attached.
+    fn session_actor(
+        &mut self,
+    ) -> LocalBoxActorFuture<Self, Result<(String, Mailbox<SessionActor>), CommandError>> {
+        let cur = match self.current() {
+            Ok(cur) => cur,
+            Err(e) => return fut::ready(Err(e)).boxed_local(),
+        };
+        let session_id = cur.session_id.clone();
+        if let Some(addr) = cur.live() {
+            return fut::ready(Ok((session_id, addr.clone()))).boxed_local();
+        }
+        let router = self.links.router.clone();
+        let wanted = BringBack {
+            session_id: session_id.clone(),
+        };
+        async move { router.send(wanted).await }
+            .into_actor(self)
+            .map(move |found, act, ctx| {
+                let addr = found?.ok_or(CommandError::SessionNotFound)?;
+                let link = act.link(ctx);
+                // The project may have moved on while storage was read (a start, a clear).
+                let cur = act
+                    .current
+                    .as_mut()
+                    .filter(|c| c.session_id == session_id)
+                    .ok_or(CommandError::NoSession)?;
+                if let Some(live) = cur.live() {
+                    return Ok((session_id, live.clone()));
+                }
+                addr.do_send(Attach(link));
+                cur.addr = Some(addr.clone());
+                Ok((session_id, addr))
+            })
+            .boxed_local()
+    }
+
     /// A start in flight or a session that is not finished: nothing may replace it.
     fn busy_with_a_live_session(&self) -> bool {
         self.starting
@@ -368,8 +448,11 @@ impl ProjectActor {
             let addr = match live {
                 Some(addr) => {
                     addr.do_send(Attach(act.link(ctx)));
-                    addr
+                    Some(addr)
                 }
+                // Finished and stored: the project keeps its id and status, and reads go to storage; a
+                // command that needs its actor brings it back (`session_actor`).
+                None if record.status.is_finished() => None,
                 None => {
                     let init = SessionInit {
                         recent: recent.into_iter().map(Arc::new).collect(),
@@ -388,7 +471,7 @@ impl ProjectActor {
                         session_id: record.session_id.clone(),
                         addr: addr.clone(),
                     });
-                    addr
+                    Some(addr)
                 }
             };
             act.last_id_ms = act.last_id_ms.max(record.created_at);

@@ -23,7 +23,11 @@ impl Handler<Halt> for ProjectActor {
         else {
             return;
         };
-        let (addr, session_id) = (cur.addr.clone(), cur.session_id.clone());
+        // Not finished, so its actor is in memory (only a finished session lets it go).
+        let Some(addr) = cur.addr.clone() else {
+            return;
+        };
+        let session_id = cur.session_id.clone();
         if msg.reason == HaltReason::Budget {
             self.health.set_budget_exceeded();
         }

@@ -10,7 +10,9 @@ use super::ProjectActor;
 
 use crate::messages::commands::ProjectSummary;
 use crate::messages::project::{ForgetSession, SetStallThreshold, Summarize};
-use crate::messages::project::{ProjectActivity, SessionCost, SessionReport, SessionStatusChanged};
+use crate::messages::project::{
+    ProjectActivity, SessionCost, SessionReport, SessionStatusChanged, SessionStopped,
+};
 use crate::messages::session::{SetStallAfter, ToAgent};
 use crate::messages::wire::ProjectHealth;
 
@@ -22,8 +24,8 @@ impl Handler<ForgetSession> for ProjectActor {
             self.cancel_cleanup(ctx);
             if let Some(cur) = self.current.take() {
                 // A purged running session's agent must not outlive it.
-                if !cur.status.is_finished() {
-                    cur.addr.do_send(ToAgent::Stop);
+                if let Some(addr) = cur.addr.filter(|_| !cur.status.is_finished()) {
+                    addr.do_send(ToAgent::Stop);
                 }
             }
             self.health.set_session(None, Instant::now());
@@ -58,6 +60,26 @@ impl Handler<SessionReport> for ProjectActor {
             SessionReport::Cost(m) => Handler::<SessionCost>::handle(self, m, ctx),
             SessionReport::Halt(m) => {
                 Handler::<crate::messages::project::Halt>::handle(self, m, ctx)
+            }
+            SessionReport::Stopped(m) => self.session_stopped(m),
+        }
+    }
+}
+
+impl ProjectActor {
+    /// Its current session's actor stopped (finished and stored): the project keeps the id and status.
+    fn session_stopped(&mut self, msg: SessionStopped) {
+        if let Some(cur) = self
+            .current
+            .as_mut()
+            .filter(|c| c.session_id == msg.session_id)
+        {
+            if cur
+                .addr
+                .as_ref()
+                .is_some_and(|a| a.instance() == msg.instance)
+            {
+                cur.addr = None;
             }
         }
     }
@@ -131,8 +153,8 @@ impl Handler<SetStallThreshold> for ProjectActor {
         self.stall_override = after;
         let stall_after = self.stall_after();
         self.health.set_stall_after(stall_after);
-        if let Some(cur) = &self.current {
-            cur.addr.do_send(SetStallAfter(stall_after));
+        if let Some(addr) = self.current.as_ref().and_then(|c| c.addr.as_ref()) {
+            addr.do_send(SetStallAfter(stall_after));
         }
         self.health_changed(ctx);
         self.settle(ctx);

@@ -47,6 +47,9 @@ impl Handler<SetRunner> for SessionActor {
         if !(msg.keep && self.runner.is_some()) {
             self.runner = Some(msg.runner);
         }
+        // A runner that keeps something (a process, a conversation) keeps the actor until its project lets
+        // go of it; one that keeps nothing lets it stop once finished and stored.
+        self.state.let_go_when_finished = self.runner.as_ref().is_none_or(|r| r.keeps_nothing());
     }
 }
 
@@ -54,6 +57,10 @@ impl Handler<ToAgent> for SessionActor {
     type Result = ResponseFuture<Result<(), ProviderError>>;
 
     fn handle(&mut self, msg: ToAgent, _: &mut Context<Self>) -> Self::Result {
+        if matches!(msg, ToAgent::CanPrompt) {
+            // A prompt follows the answer: the session waits for it rather than letting go meanwhile.
+            self.state.held = true;
+        }
         if let Some(runner) = &self.runner {
             return ask(msg, runner.as_ref());
         }

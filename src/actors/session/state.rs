@@ -95,6 +95,13 @@ pub struct SessionState {
     dirty_since: Option<Instant>,
     /// Not its project's current session: it stops once everything is stored.
     pub detached: bool,
+    /// Nothing but storage holds this session once it is finished (it has no runner, or one that keeps
+    /// nothing): it stops once finished and stored even while its project holds it (a virtual actor), and
+    /// comes back from storage for a later event, read or command.
+    pub let_go_when_finished: bool,
+    /// Brought back (or asked) for a command that follows (a prompt, a resume): it does not let go by
+    /// itself until it runs again or its project lets it go.
+    pub held: bool,
     /// Waiting for the next write to start, and for the one in flight.
     pending: Vec<Waiter>,
     riding: Vec<Waiter>,
@@ -138,6 +145,8 @@ impl SessionState {
             retention_due: false,
             dirty_since: None,
             detached,
+            let_go_when_finished: false,
+            held: false,
             pending: Vec::new(),
             riding: Vec::new(),
             room: Vec::new(),
@@ -250,6 +259,10 @@ impl SessionState {
         if status.is_finished() {
             self.retention_due = true;
         }
+        if status == AgentStatus::Running {
+            // The command it was held for came: its next finish lets it go again.
+            self.held = false;
+        }
     }
 
     /// Decides what an immediate flush does. The caller has cancelled its timer (`timer_gone`).
@@ -263,9 +276,11 @@ impl SessionState {
             for w in self.pending.drain(..) {
                 let _ = w.send(Ok(()));
             }
+            // Only a session its project let go of stops here: one that stops by itself once finished does
+            // so when the write that finished it commits (`written`), not when a command asks it to flush.
             return (
                 FlushStep::Clean {
-                    stop: self.may_stop(),
+                    stop: self.detached && self.may_stop(),
                 },
                 false,
             );
@@ -397,12 +412,22 @@ impl SessionState {
     /// The project let go of this session; true when it may stop at once.
     pub fn detach(&mut self) -> bool {
         self.detached = true;
+        self.held = false;
         self.may_stop()
     }
 
-    /// Let go of, not running and fully stored.
+    /// Not running, fully stored, and either let go of by its project or finished with nothing but
+    /// storage holding it (`let_go_when_finished`, unless `held`).
     pub fn may_stop(&self) -> bool {
-        self.detached && self.record.status != AgentStatus::Running && self.is_clean()
+        self.stops_once_stored() && self.is_clean()
+    }
+
+    /// It will stop once what it holds is stored (unless something comes meanwhile): its last write may
+    /// carry what its stop would otherwise write on its own (the seqId ceiling's release).
+    pub fn stops_once_stored(&self) -> bool {
+        let status = self.record.status;
+        let alone = self.let_go_when_finished && !self.held && status.is_finished();
+        (self.detached || alone) && status != AgentStatus::Running
     }
 
     /// The actor stops: waiters learn their fate. True when it stopped dirty (for the dirty gauge).

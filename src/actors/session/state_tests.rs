@@ -245,6 +245,36 @@ fn a_let_go_session_stops_once_stored_and_not_before() {
 }
 
 #[test]
+fn a_finished_session_holding_nothing_stops_once_its_finish_is_stored() {
+    let mut s = stored(AgentStatus::Running);
+    s.let_go_when_finished = true;
+    s.push(message("last words"));
+    s.status_changed(AgentStatus::Done);
+    s.record.status = AgentStatus::Done;
+    assert!(!s.may_stop(), "its finish waits for storage");
+    assert_eq!(flush(&mut s, Ok(())).next, Next::Stop);
+    assert!(s.may_stop());
+
+    // Brought back for a command: it stays until it runs again (or its project lets it go).
+    s.held = true;
+    assert!(!s.may_stop());
+    s.status_changed(AgentStatus::Running);
+    assert!(!s.held, "running again, the hold is over");
+
+    // A flush asked of a clean, finished session does not stop it (only one its project let go of).
+    let mut clean = stored(AgentStatus::Done);
+    clean.let_go_when_finished = true;
+    assert!(matches!(
+        clean.begin_flush(Instant::now()).0,
+        FlushStep::Clean { stop: false }
+    ));
+    // A runner that keeps something (a conversation, a process) keeps the actor until the project lets go.
+    let mut kept = stored(AgentStatus::Error);
+    kept.push(message("x"));
+    assert_eq!(flush(&mut kept, Ok(())).next, Next::Nothing);
+}
+
+#[test]
 fn a_new_session_starts_dirty_with_its_first_message_unpersisted() {
     let mut first = message("prompt");
     first.seq_id = 1;
