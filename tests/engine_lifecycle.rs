@@ -188,6 +188,14 @@ async fn a_finished_session_lets_its_actor_go_at_once_and_comes_back_for_events_
         (5, "late")
     );
     assert_eq!((s.cost_usd, s.input_tokens), (0.5, 100));
+    // The project, in its grace, hears what the late events changed (its health's context pressure comes
+    // from the tokens), though no actor of the session was its own when they came.
+    eventually(SOON, || async {
+        let health = t.engine.health().await.unwrap();
+        let v = health.iter().find(|h| h.project_id == "v")?;
+        v.context_pressure.filter(|p| *p > 0.0).map(|_| ())
+    })
+    .await;
 
     // A follow-up brings the actor back for the agent, with seqIds after the stored ones.
     t.engine.send_prompt("v", "more".into()).await.unwrap();

@@ -22,7 +22,7 @@ use super::broadcaster::Publish;
 use super::health::{HealthNews, HealthTracker};
 use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
-use super::router::Router;
+use super::router::{Revived, Router};
 use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks, SessionShared};
 use super::wake::Wake;
 use crate::error::CommandError;
@@ -423,6 +423,7 @@ crate::instrument!(
     ForgetSession,
     Summarize,
     SessionReport,
+    Revived,
     SetStallThreshold,
     SetAwaiting,
     Deactivate,

@@ -21,7 +21,7 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
-use super::mailbox::{Mailbox, MailboxStats, Metered, Timed};
+use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox, Timed};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
@@ -106,10 +106,17 @@ pub struct Router {
     /// Sessions and projects whose purge is in flight: nothing of them comes back.
     purging: HashSet<String>,
     stats: Arc<MailboxStats>,
+    /// The supervisor: a session read back here is offered to its project, if that is in memory.
+    revived: Outbox<Revived>,
 }
 
 impl Router {
-    pub fn new(links: SessionLinks, store: Store, stats: Arc<MailboxStats>) -> Router {
+    pub fn new(
+        links: SessionLinks,
+        store: Store,
+        stats: Arc<MailboxStats>,
+        revived: Outbox<Revived>,
+    ) -> Router {
         Router {
             links,
             store,
@@ -117,6 +124,7 @@ impl Router {
             reviving: HashMap::new(),
             purging: HashSet::new(),
             stats,
+            revived,
         }
     }
 
@@ -244,7 +252,13 @@ impl Router {
             .with_label_values(&[ActorKind::Session.as_str()])
             .inc();
         let mailbox = Mailbox::new(addr, stats, self.metrics().clone(), ActorKind::Session);
-        self.sessions.insert(session_id, mailbox.clone());
+        self.sessions.insert(session_id.clone(), mailbox.clone());
+        // Its project may still be in memory (in its cleanup grace, say): it attaches the session, so what
+        // the late events change reaches the project's health as it did before the actor let go.
+        self.revived.do_send(Revived {
+            session_id,
+            addr: mailbox.clone(),
+        });
         mailbox
     }
 }
@@ -493,6 +507,16 @@ impl Handler<BringBack> for Router {
         self.wait_for(&msg.session_id, Waiting::Actor(reply), ctx);
         Box::pin(async move { answer.await.ok().flatten() })
     }
+}
+
+/// A session's actor was read back from storage, detached (for late events, or for a project's command):
+/// the supervisor hands it to its project if that is in memory, and the project attaches it if it is its
+/// current session and holds no live actor of it. Never creates a project.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Revived {
+    pub session_id: String,
+    pub addr: Mailbox<SessionActor>,
 }
 
 /// The live actor of a session, if it is in memory.

@@ -40,7 +40,7 @@ use crate::messages::wire::{
 };
 use crate::storage::{SessionRecord, StorageError, WriteOp};
 
-pub use self::link::{Attach, ProjectLink};
+pub use self::link::{Adopt, Attach, ProjectLink};
 
 /// How long a session that could not stop (something was still sent to it) waits before it asks again.
 const RETIRE_AGAIN: Duration = Duration::from_millis(50);
@@ -751,10 +751,25 @@ impl Handler<Attach> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, Attach(project): Attach, _: &mut Context<Self>) {
-        self.state.detached = false;
+        let was_detached = std::mem::replace(&mut self.state.detached, false);
         // Taken back for a command that follows: it waits for it rather than letting go.
         self.state.held = true;
         self.links.project = Some(project);
+        if was_detached {
+            // What it applied while no project heard (late events): the project's health catches up.
+            self.tell_project_where_it_stands();
+        }
+    }
+}
+
+impl Handler<Adopt> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, Adopt(project): Adopt, _: &mut Context<Self>) {
+        self.state.detached = false;
+        self.links.project = Some(project);
+        // What it applied while no project heard: the project's health catches up.
+        self.tell_project_where_it_stands();
     }
 }
 
@@ -812,6 +827,7 @@ crate::instrument!(
     Discard,
     FlushNow,
     Attach,
+    Adopt,
     SetStallAfter,
     SetRunner,
     ToAgent,

@@ -20,7 +20,7 @@ use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::PersisterHandle;
 use super::project::ProjectLinks;
-use super::router::Router;
+use super::router::{Revived, Router};
 use super::routes::Routes;
 use super::session::{SessionLinks, SessionShared};
 use crate::config::Config;
@@ -145,7 +145,7 @@ impl Supervisor {
                     shared: b.with(p, supervisor.outbox(), &router),
                     project: None,
                 };
-                Router::new(links, store, theirs)
+                Router::new(links, store, theirs, supervisor.outbox())
             });
             let router = Mailbox::new(
                 addr.clone(),
@@ -237,6 +237,7 @@ crate::instrument!(
     Supervisor: FindProject,
     Project,
     ProjectIdle,
+    Revived,
     EnforceRetention,
     PurgeSession,
     PurgeProject,

@@ -8,6 +8,9 @@ use actix::prelude::*;
 
 use super::ProjectActor;
 
+use super::Revived;
+use crate::actors::session::Adopt;
+
 use crate::messages::commands::ProjectSummary;
 use crate::messages::project::{ForgetSession, SetStallThreshold, Summarize};
 use crate::messages::project::{
@@ -81,6 +84,24 @@ impl ProjectActor {
             {
                 cur.addr = None;
             }
+        }
+    }
+}
+
+/// Its current session's actor was read back from storage (late events for it, while this project kept
+/// only its id and status): adopted, so the session tells this project what they change.
+impl Handler<Revived> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Revived, ctx: &mut Context<Self>) {
+        let link = self.link(ctx);
+        if let Some(cur) = self
+            .current
+            .as_mut()
+            .filter(|c| c.session_id == msg.session_id && c.live().is_none())
+        {
+            msg.addr.do_send(Adopt(link));
+            cur.addr = Some(msg.addr);
         }
     }
 }

@@ -195,12 +195,7 @@ impl SessionActor {
             (record.cost_usd, record.input_tokens, record.output_tokens);
         self.state.record_changed();
         self.changed(ctx);
-        self.tell_project(SessionCost {
-            session_id: self.record().session_id.clone(),
-            model: self.record().model.clone(),
-            tokens: input_tokens.saturating_add(output_tokens),
-            cost_usd,
-        });
+        self.tell_project(self.cost_report());
         let (session_id, project_id) = self.ids();
         self.publish(|| LiveEvent::Cost {
             session_id,
@@ -209,5 +204,27 @@ impl SessionActor {
             input_tokens,
             output_tokens,
         });
+    }
+
+    /// The cost and tokens its project's health tracks.
+    fn cost_report(&self) -> SessionCost {
+        let record = self.record();
+        SessionCost {
+            session_id: record.session_id.clone(),
+            model: record.model.clone(),
+            tokens: record.input_tokens.saturating_add(record.output_tokens),
+            cost_usd: record.cost_usd,
+        }
+    }
+
+    /// Tells a project that has just attached this session its status and cost as they stand.
+    pub(super) fn tell_project_where_it_stands(&self) {
+        let record = self.record();
+        self.tell_project(SessionStatusChanged {
+            session_id: record.session_id.clone(),
+            status: record.status,
+            error: record.error.clone(),
+        });
+        self.tell_project(self.cost_report());
     }
 }

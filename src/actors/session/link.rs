@@ -25,3 +25,9 @@ impl ProjectLink {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Attach(pub ProjectLink);
+
+/// A project in memory adopts its current session, read back from storage for late events: the session
+/// reports to it from now on, and still lets its actor go once what it holds is stored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt(pub ProjectLink);

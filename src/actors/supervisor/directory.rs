@@ -15,7 +15,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::Supervisor;
+use super::{project_of, Revived, Supervisor};
 use crate::actors::arbiters::slot;
 use crate::actors::mailbox::{Mailbox, MailboxStats};
 use crate::actors::metrics::ActorKind;
@@ -198,6 +198,17 @@ impl Handler<Project> for Supervisor {
         }
         let mailbox = self.project(&msg.project_id, msg.revive);
         Box::pin(async move { Ok(mailbox) })
+    }
+}
+
+/// A router read a session back: its project, only if it is in memory, may attach it.
+impl Handler<Revived> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Revived, _: &mut Context<Self>) {
+        if let Some(Slot::Live(project)) = self.projects.get(project_of(&msg.session_id)) {
+            project.do_send(msg);
+        }
     }
 }
 
