@@ -272,32 +272,12 @@ fn finish(c: &mut Criterion) {
     let mut tick = 100u64;
     group.bench_function("1000 sessions finished, retention each", |b| {
         b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                tick += 1;
-                let running: Vec<WriteOp> = (0..SESSIONS)
-                    .map(|s| WriteOp::PutSession(record(&format!("s{s}-1700000000000"), tick)))
-                    .collect();
-                store.apply(&running).unwrap();
-                let done: Vec<WriteOp> = (0..SESSIONS)
-                    .map(|s| {
-                        let mut r = record(&format!("s{s}-1700000000000"), tick + 1);
-                        r.status = AgentStatus::Done;
-                        WriteOp::PutSession(r)
-                    })
-                    .collect();
-                let t = Instant::now();
-                let mut steps = vec![Step::Write(&done)];
-                steps.extend(projects.iter().map(|p| Step::Retain {
-                    project_id: p,
-                    keep: 3,
-                    max_age_ms: i64::MAX,
-                    protect: &[],
-                }));
-                store.apply_steps(&steps, 0).unwrap();
-                spent += t.elapsed();
-            }
-            spent
+            (0..iters)
+                .map(|_| {
+                    tick += 1;
+                    finish_round(&store, &projects, tick, false)
+                })
+                .sum()
         })
     });
     // The same finish with the cost each session reports as it ends: one new cost-ledger row per session.
@@ -305,47 +285,56 @@ fn finish(c: &mut Criterion) {
         "1000 sessions finished with their cost, retention each",
         |b| {
             b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    tick += 1;
-                    let running: Vec<WriteOp> = (0..SESSIONS)
-                        .map(|s| WriteOp::PutSession(record(&format!("s{s}-1700000000000"), tick)))
-                        .collect();
-                    store.apply(&running).unwrap();
-                    let mut done = Vec::with_capacity(2 * SESSIONS);
-                    for s in 0..SESSIONS {
-                        let id = format!("s{s}-1700000000000");
-                        let mut r = record(&id, tick + 1);
-                        r.status = AgentStatus::Done;
-                        r.cost_usd = 0.02;
-                        done.push(WriteOp::AddSpend(Spend {
-                            project_id: r.project_id.clone(),
-                            // A new row each round, as every finishing session's first spend is.
-                            day: format!("2026-01-01 {tick}"),
-                            session_id: id,
-                            usd: 0.02,
-                            input_tokens: 4000,
-                            output_tokens: 1000,
-                        }));
-                        done.push(WriteOp::PutSession(r));
-                    }
-                    let t = Instant::now();
-                    let mut steps = vec![Step::Write(&done)];
-                    steps.extend(projects.iter().map(|p| Step::Retain {
-                        project_id: p,
-                        keep: 3,
-                        max_age_ms: i64::MAX,
-                        protect: &[],
-                    }));
-                    store.apply_steps(&steps, 0).unwrap();
-                    spent += t.elapsed();
-                }
-                spent
+                (0..iters)
+                    .map(|_| {
+                        tick += 1;
+                        finish_round(&store, &projects, tick, true)
+                    })
+                    .sum()
             })
         },
     );
     group.finish();
     store.close();
+}
+
+/// One round of the finish benches: one session per project stored running, then (timed) all finished in
+/// one group commit with the retention each finish asks for. `with_cost`: each finish also adds the
+/// session's first cost-ledger row, as a session that reports its cost as it ends does.
+fn finish_round(store: &Store, projects: &[String], tick: u64, with_cost: bool) -> Duration {
+    let id = |s: usize| format!("s{s}-1700000000000");
+    let running: Vec<WriteOp> = (0..projects.len())
+        .map(|s| WriteOp::PutSession(record(&id(s), tick)))
+        .collect();
+    store.apply(&running).unwrap();
+    let mut done = Vec::with_capacity(2 * projects.len());
+    for s in 0..projects.len() {
+        let mut r = record(&id(s), tick + 1);
+        r.status = AgentStatus::Done;
+        if with_cost {
+            r.cost_usd = 0.02;
+            done.push(WriteOp::AddSpend(Spend {
+                project_id: r.project_id.clone(),
+                // A new row each round, as every finishing session's first spend is.
+                day: format!("2026-01-01 {tick}"),
+                session_id: id(s),
+                usd: 0.02,
+                input_tokens: 4000,
+                output_tokens: 1000,
+            }));
+        }
+        done.push(WriteOp::PutSession(r));
+    }
+    let t = Instant::now();
+    let mut steps = vec![Step::Write(&done)];
+    steps.extend(projects.iter().map(|p| Step::Retain {
+        project_id: p,
+        keep: 3,
+        max_age_ms: i64::MAX,
+        protect: &[],
+    }));
+    store.apply_steps(&steps, 0).unwrap();
+    t.elapsed()
 }
 
 fn read_back(c: &mut Criterion) {
