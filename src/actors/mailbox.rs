@@ -25,6 +25,15 @@ pub struct MailboxStats {
     pub memory: AtomicU64,
 }
 
+impl MailboxStats {
+    /// Identifies the actor these stats belong to (they are allocated once per actor): what a message
+    /// from an actor about itself carries, so that an answer for an older actor of the same id is told
+    /// apart.
+    pub fn instance(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+}
+
 /// A message and the time it was sent.
 pub struct Timed<M> {
     pub msg: M,
@@ -107,9 +116,9 @@ impl<A: Actor> Mailbox<A> {
         &self.stats
     }
 
-    /// Identifies the actor behind this mailbox: its stats are allocated once per actor.
+    /// Identifies the actor behind this mailbox (`MailboxStats::instance`).
     pub fn instance(&self) -> usize {
-        Arc::as_ptr(&self.stats) as usize
+        self.stats.instance()
     }
 
     pub fn connected(&self) -> bool {

@@ -327,7 +327,7 @@ impl ProjectActor {
             act.idle_told = true;
             act.links.idle.do_send(ProjectIdle {
                 project_id: act.project_id.clone(),
-                instance: Arc::as_ptr(&act.stats) as usize,
+                instance: act.stats.instance(),
             });
         }));
     }

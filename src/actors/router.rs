@@ -170,7 +170,11 @@ impl Router {
             Some(addr) => Some(addr.clone()),
             None if self.purging(&session_id) => None,
             None => match found {
-                Ok(Some((record, recent))) => Some(self.revive(record, recent)),
+                Ok(Some((record, recent))) => {
+                    // A project's command waiting for it (`BringBack`) attaches it itself.
+                    let offer = !waiting.iter().any(|w| matches!(w, Waiting::Actor(_)));
+                    Some(self.revive(record, recent, offer))
+                }
                 Ok(None) => None,
                 Err(e) => {
                     tracing::warn!(error = %e, session_id, "cannot read a session back for late events");
@@ -229,11 +233,13 @@ impl Router {
     }
 
     /// Starts a stored session's actor again, detached from its project: it applies what it is sent and
-    /// stops once that is stored (unless an event makes it run again).
+    /// stops once that is stored (unless an event makes it run again). With `offer`, its project is told
+    /// (`Revived`) in case it is in memory.
     fn revive(
         &mut self,
         record: SessionRecord,
         recent: Vec<AgentMessage>,
+        offer: bool,
     ) -> Mailbox<SessionActor> {
         let init = SessionInit {
             recent: recent.into_iter().map(Arc::new).collect(),
@@ -253,12 +259,14 @@ impl Router {
             .inc();
         let mailbox = Mailbox::new(addr, stats, self.metrics().clone(), ActorKind::Session);
         self.sessions.insert(session_id.clone(), mailbox.clone());
-        // Its project may still be in memory (in its cleanup grace, say): it attaches the session, so what
-        // the late events change reaches the project's health as it did before the actor let go.
-        self.revived.do_send(Revived {
-            session_id,
-            addr: mailbox.clone(),
-        });
+        if offer {
+            // Its project may still be in memory (in its cleanup grace, say): it attaches the session, so
+            // what the late events change reaches the project's health as it did before the actor let go.
+            self.revived.do_send(Revived {
+                session_id,
+                addr: mailbox.clone(),
+            });
+        }
         mailbox
     }
 }
@@ -377,23 +385,11 @@ impl Handler<Ingest> for Router {
         }
         let metrics = self.metrics().clone();
         Routed::waiting(async move {
-            // One session's share (most batches): awaited as it is, without a list of answers.
-            let results = if pending.len() == 1 {
-                let (kinds, count, wait) = pending.pop().expect("one share");
-                vec![(kinds, count, wait.settle().await)]
-            } else {
-                let mut shares = Vec::with_capacity(pending.len());
-                let waits = pending.into_iter().map(|(kinds, count, wait)| {
-                    shares.push((kinds, count));
-                    wait.settle()
-                });
-                let results = join_all(waits).await;
-                shares
-                    .into_iter()
-                    .zip(results)
-                    .map(|((kinds, count), result)| (kinds, count, result))
-                    .collect()
-            };
+            let results =
+                join_all(pending.into_iter().map(|(kinds, count, wait)| async move {
+                    (kinds, count, wait.settle().await)
+                }))
+                .await;
             let mut first_error = None;
             for (kinds, count, result) in results {
                 match result {

@@ -62,7 +62,7 @@ impl Routes {
                 }
             }
         }
-        let mut sends: Vec<_> = self
+        let sends: Vec<_> = self
             .0
             .iter()
             .zip(shares)
@@ -76,11 +76,6 @@ impl Routes {
             })
             .collect();
         // Each router answers at once with its share on its way; then the sessions' answers are awaited here.
-        if sends.len() == 1 {
-            // One router's share (most batches): its answer is the batch's.
-            let routed = sends.pop().expect("one share").await?;
-            return routed.await;
-        }
         let mut routed = Vec::with_capacity(sends.len());
         for answer in join_all(sends).await {
             routed.push(answer?);

@@ -40,7 +40,7 @@ use crate::messages::wire::{
 };
 use crate::storage::{SessionRecord, StorageError, WriteOp};
 
-pub use self::link::{Adopt, Attach, ProjectLink};
+pub use self::link::{Attach, ProjectLink};
 
 /// How long a session that could not stop (something was still sent to it) waits before it asks again.
 const RETIRE_AGAIN: Duration = Duration::from_millis(50);
@@ -434,7 +434,7 @@ impl SessionActor {
         }
         self.links.retire.do_send(MayRetire {
             session_id: self.record().session_id.clone(),
-            instance: Arc::as_ptr(&self.stats) as usize,
+            instance: self.stats.instance(),
             retire: ctx.address().recipient(),
         });
     }
@@ -544,10 +544,7 @@ impl Actor for SessionActor {
             self.release_seq();
         }
         self.let_agent_go();
-        let (session_id, instance) = (
-            self.record().session_id.clone(),
-            Arc::as_ptr(&self.stats) as usize,
-        );
+        let (session_id, instance) = (self.record().session_id.clone(), self.stats.instance());
         // Its project keeps only the id and status from now on (and brings it back when it must).
         self.tell_project(SessionStopped {
             session_id: session_id.clone(),
@@ -750,26 +747,15 @@ impl Handler<FlushNow> for SessionActor {
 impl Handler<Attach> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, Attach(project): Attach, _: &mut Context<Self>) {
+    fn handle(&mut self, Attach { project, hold }: Attach, _: &mut Context<Self>) {
         let was_detached = std::mem::replace(&mut self.state.detached, false);
         // Taken back for a command that follows: it waits for it rather than letting go.
-        self.state.held = true;
+        self.state.held |= hold;
         self.links.project = Some(project);
         if was_detached {
             // What it applied while no project heard (late events): the project's health catches up.
             self.tell_project_where_it_stands();
         }
-    }
-}
-
-impl Handler<Adopt> for SessionActor {
-    type Result = ();
-
-    fn handle(&mut self, Adopt(project): Adopt, _: &mut Context<Self>) {
-        self.state.detached = false;
-        self.links.project = Some(project);
-        // What it applied while no project heard: the project's health catches up.
-        self.tell_project_where_it_stands();
     }
 }
 
@@ -827,7 +813,6 @@ crate::instrument!(
     Discard,
     FlushNow,
     Attach,
-    Adopt,
     SetStallAfter,
     SetRunner,
     ToAgent,

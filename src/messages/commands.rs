@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix::Message;
+use futures_util::future::{ready, BoxFuture, Either, Ready};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CommandError;
@@ -85,38 +86,27 @@ pub struct Ingest {
 /// applied; the rest of the batch is not (no answer was given for it).
 #[derive(actix::MessageResponse)]
 #[must_use = "the batch's outcome comes from awaiting it"]
-pub struct Routed(Waiting);
+pub struct Routed(Either<Ready<Outcome>, BoxFuture<'static, Outcome>>);
 
-enum Waiting {
-    Now(Option<Result<IngestOutcome, CommandError>>),
-    Sessions(Pin<Box<dyn Future<Output = Result<IngestOutcome, CommandError>> + Send>>),
-}
+type Outcome = Result<IngestOutcome, CommandError>;
 
 impl Routed {
     /// An outcome known without waiting for any session.
-    pub fn now(outcome: Result<IngestOutcome, CommandError>) -> Routed {
-        Routed(Waiting::Now(Some(outcome)))
+    pub fn now(outcome: Outcome) -> Routed {
+        Routed(Either::Left(ready(outcome)))
     }
 
     /// An outcome the sessions give.
-    pub fn waiting(
-        sessions: impl Future<Output = Result<IngestOutcome, CommandError>> + Send + 'static,
-    ) -> Routed {
-        Routed(Waiting::Sessions(Box::pin(sessions)))
+    pub fn waiting(sessions: impl Future<Output = Outcome> + Send + 'static) -> Routed {
+        Routed(Either::Right(Box::pin(sessions)))
     }
 }
 
 impl Future for Routed {
-    type Output = Result<IngestOutcome, CommandError>;
+    type Output = Outcome;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.0 {
-            // Polled again after it was ready: nothing more was accepted.
-            Waiting::Now(outcome) => {
-                Poll::Ready(outcome.take().unwrap_or(Ok(IngestOutcome::default())))
-            }
-            Waiting::Sessions(sessions) => sessions.as_mut().poll(cx),
-        }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.0).poll(cx)
     }
 }
 

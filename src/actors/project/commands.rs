@@ -400,7 +400,10 @@ impl ProjectActor {
                 if let Some(live) = cur.live() {
                     return Ok((session_id, live.clone()));
                 }
-                addr.do_send(Attach(link));
+                addr.do_send(Attach {
+                    project: link,
+                    hold: true,
+                });
                 cur.addr = Some(addr.clone());
                 Ok((session_id, addr))
             })
@@ -447,7 +450,10 @@ impl ProjectActor {
             act.detach(ctx);
             let addr = match live {
                 Some(addr) => {
-                    addr.do_send(Attach(act.link(ctx)));
+                    addr.do_send(Attach {
+                        project: act.link(ctx),
+                        hold: true,
+                    });
                     Some(addr)
                 }
                 // Finished and stored: the project keeps its id and status, and reads go to storage; a

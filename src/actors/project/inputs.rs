@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::ProjectActor;
+use super::{Current, ProjectActor};
 
 use super::Revived;
-use crate::actors::session::Adopt;
+use crate::actors::session::Attach;
 
 use crate::messages::commands::ProjectSummary;
 use crate::messages::project::{ForgetSession, SetStallThreshold, Summarize};
@@ -72,18 +72,14 @@ impl Handler<SessionReport> for ProjectActor {
 impl ProjectActor {
     /// Its current session's actor stopped (finished and stored): the project keeps the id and status.
     fn session_stopped(&mut self, msg: SessionStopped) {
-        if let Some(cur) = self
-            .current
-            .as_mut()
-            .filter(|c| c.session_id == msg.session_id)
-        {
-            if cur
-                .addr
-                .as_ref()
-                .is_some_and(|a| a.instance() == msg.instance)
-            {
-                cur.addr = None;
-            }
+        let stopped = |c: &Current| {
+            c.session_id == msg.session_id
+                && c.addr
+                    .as_ref()
+                    .is_some_and(|a| a.instance() == msg.instance)
+        };
+        if let Some(cur) = self.current.as_mut().filter(|c| stopped(c)) {
+            cur.addr = None;
         }
     }
 }
@@ -100,7 +96,10 @@ impl Handler<Revived> for ProjectActor {
             .as_mut()
             .filter(|c| c.session_id == msg.session_id && c.live().is_none())
         {
-            msg.addr.do_send(Adopt(link));
+            msg.addr.do_send(Attach {
+                project: link,
+                hold: false,
+            });
             cur.addr = Some(msg.addr);
         }
     }

@@ -21,13 +21,13 @@ impl ProjectLink {
     }
 }
 
-/// A project took this session back (loadLastSession of a session still in memory): its link to tell.
+/// A project takes this session as its current one: the session reports to `project` from now on. With
+/// `hold`, a command follows (a prompt, a resume, loadLastSession of a session still in memory) and the
+/// session does not let its actor go before it; without, the project adopts a session read back for late
+/// events, which still lets its actor go once what it holds is stored.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Attach(pub ProjectLink);
-
-/// A project in memory adopts its current session, read back from storage for late events: the session
-/// reports to it from now on, and still lets its actor go once what it holds is stored.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Adopt(pub ProjectLink);
+pub struct Attach {
+    pub project: ProjectLink,
+    pub hold: bool,
+}
