@@ -98,7 +98,7 @@ impl SharedBase {
             retention,
             gone: router.outbox(),
             retire: router.outbox(),
-            broadcaster: self.broadcaster,
+            publisher: super::publisher::Publisher::new(self.broadcaster),
             persister: self.persister,
             metrics: self.metrics,
             windows,
