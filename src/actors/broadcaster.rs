@@ -295,14 +295,9 @@ impl Broadcaster {
                 messages,
             } => {
                 if let Some(last) = messages.last() {
-                    let entry = Entry::Messages {
-                        id,
-                        at,
-                        project: project_id.clone(),
-                        session_id: session_id.clone(),
-                        last_seq: last.seq_id,
-                    };
-                    let op = self.journal.push(entry);
+                    let op =
+                        self.journal
+                            .push_messages(id, at, project_id, session_id, last.seq_id);
                     self.unsaved.push(op);
                 }
                 None
