@@ -12,6 +12,7 @@
 
 mod reliability_support;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,18 +118,22 @@ async fn crash_once(round: usize) -> usize {
         server.start("crash-a", "synthetic", json!({})).await,
         server.start("crash-b", "synthetic", json!({})).await,
     ];
-    // Every seqId the live stream sends before the kill, per session.
+    // The highest seqId the live stream sent before the kill, per session (watched, so the kill can wait
+    // for the stream to have sent some: on a loaded machine it may lag the answers).
     let mut live = server.events("", None).await;
+    let (seen_tx, mut seen_rx) = tokio::sync::watch::channel(HashMap::<String, u64>::new());
     let seen = tokio::spawn(async move {
-        let mut seen: std::collections::HashMap<String, u64> = Default::default();
         while let Some(e) = live.next_or_end().await {
             if e.event == "session.messages" {
                 let sid = e.data["sessionId"].as_str().unwrap_or_default().to_owned();
                 let top = sse::seq_ids(&e).into_iter().max().unwrap_or(0);
-                let entry = seen.entry(sid).or_default();
-                *entry = (*entry).max(top);
+                seen_tx.send_modify(|seen| {
+                    let entry = seen.entry(sid).or_default();
+                    *entry = (*entry).max(top);
+                });
             }
         }
+        let seen = seen_tx.borrow().clone();
         seen
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -136,6 +141,15 @@ async fn crash_once(round: usize) -> usize {
     // Several debounce windows of load, a different moment each round.
     tokio::time::sleep(Duration::from_millis(700 + 130 * round as u64)).await;
     until_acked(&acked, MIN_BATCHES).await;
+    let streamed = seen_rx.wait_for(|seen| {
+        sessions
+            .iter()
+            .all(|sid| seen.get(sid).is_some_and(|top| *top > 1))
+    });
+    tokio::time::timeout(PATIENCE, streamed)
+        .await
+        .expect("the live stream sends messages of every session before the kill")
+        .expect("the live stream is open");
     let killed_at = Instant::now();
     server.kill().await;
     stop.store(true, Ordering::Relaxed);
