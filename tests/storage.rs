@@ -656,3 +656,25 @@ proptest::proptest! {
         proptest::prop_assert!(report.damage.is_empty(), "{:?}", report.damage);
     }
 }
+
+#[test]
+fn releasing_a_seq_ceiling_drops_it_unless_a_later_reservation_raised_it() {
+    let (_dir, store) = fresh();
+    let reserve = |ceiling| WriteOp::ReserveSeq {
+        session_id: "s".into(),
+        ceiling,
+    };
+    let release = |ceiling| WriteOp::ReleaseSeq {
+        session_id: "s".into(),
+        ceiling,
+    };
+    store.apply(&[reserve(100)]).unwrap();
+    // A release of an older ceiling (its reservation was raised since) keeps the raised one.
+    store.apply(&[release(50)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), Some(100));
+    store.apply(&[release(100)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), None);
+    // Releasing what is not there is not an error.
+    store.apply(&[release(100)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), None);
+}

@@ -37,18 +37,19 @@ pub(super) fn reserve(
     Ok(())
 }
 
-/// Drops the session's ceiling unless a later reservation raised it past `ceiling`.
+/// Drops the session's ceiling unless a later reservation raised it past `ceiling`. Removed first and put
+/// back in that rare case: one walk down the tree for the common one (every finishing session releases).
 pub(super) fn release(
     table: &mut Table<'_, &'static str, u64>,
     session_id: &str,
     ceiling: u64,
 ) -> Result<(), StorageError> {
-    let current = table
-        .get(session_id)
+    let removed = table
+        .remove(session_id)
         .map_err(write_error)?
         .map(|v| v.value());
-    if current.is_some_and(|c| c <= ceiling) {
-        table.remove(session_id).map_err(write_error)?;
+    if let Some(raised) = removed.filter(|c| *c > ceiling) {
+        table.insert(session_id, raised).map_err(write_error)?;
     }
     Ok(())
 }
