@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use agent_store::actors::persister::{Ack, PersisterHandle, Retain, TryWriteError};
 use agent_store::messages::wire::AgentStatus;
-use agent_store::storage::{EncodedBatch, StorageError, Store, WriteOp};
+use agent_store::storage::{StorageError, Store, WriteOp};
 use redb::{Database, TableDefinition};
 use storage_support::{append, put, record, seqs};
 
@@ -208,85 +208,6 @@ async fn retention_and_barriers_wait_for_the_writes_before_them() {
         .map(|r| r.session_id)
         .collect();
     assert_eq!(ids, ["s7", "s6", "s5", "s4", "s3"]);
-}
-
-/// `mib` MiB of letters from a PRNG: text LZ4 cannot shrink, so a row of it is that long.
-fn incompressible(mib: usize) -> String {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..mib << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'a' + (x % 26) as u8)
-        })
-        .collect()
-}
-
-/// One encoded row holding `content`, as a session's flush sends it.
-fn big_row(session: &str, content: &str) -> WriteOp {
-    let mut m = storage_support::message(1);
-    m.content = content.to_owned();
-    let batch = EncodedBatch::encode(session.to_owned(), &[std::sync::Arc::new(m)]).unwrap();
-    WriteOp::AppendEncoded(batch)
-}
-
-/// A group takes message rows up to its byte bound (16 MiB); the rest wait for the next commit, so one
-/// transaction's pages stay bounded however many sessions flush at once.
-#[tokio::test]
-async fn a_group_commit_takes_rows_up_to_its_byte_bound() {
-    let (_dir, store) = fresh();
-    let persister = PersisterHandle::spawn(store.clone(), 100);
-    let content = incompressible(10);
-    let hold = persister.hold().await.unwrap();
-    let before = persister.stats().commits_ok;
-    let acks: Vec<Ack> = (0..3)
-        .map(|i| {
-            persister
-                .try_write(vec![big_row(&format!("s{i}"), &content)])
-                .unwrap()
-        })
-        .collect();
-    drop(hold);
-    for ack in acks {
-        committed(ack).await.unwrap();
-    }
-    // The first two rows (20 MiB) end a group; the third is the next.
-    assert_eq!(persister.stats().commits_ok - before, 2);
-    assert_eq!(store.messages("s2", 0, None, None).unwrap().len(), 1);
-}
-
-/// Rows waiting for their commit are bounded by bytes (64 MiB) as the queue is by jobs: past the bound a
-/// write with rows is handed back, as by a full queue, and is taken once the rows before it are committed.
-#[tokio::test]
-async fn rows_waiting_for_their_commit_are_bounded_by_bytes() {
-    let (_dir, store) = fresh();
-    let persister = PersisterHandle::spawn(store.clone(), 100);
-    let content = incompressible(10);
-    let hold = persister.hold().await.unwrap();
-    let mut acks = Vec::new();
-    let refused = loop {
-        match persister.try_write(vec![big_row(&format!("s{}", acks.len()), &content)]) {
-            Ok(ack) => acks.push(ack),
-            Err(TryWriteError::Full(ops)) => break ops,
-            Err(TryWriteError::Closed) => panic!("the persister closed"),
-        }
-        assert!(acks.len() < 20, "never refused");
-    };
-    assert_eq!(acks.len(), 6, "six rows of 10 MiB wait, not seven");
-    // A write without rows (a record, a status) is not held back by them.
-    let record = persister
-        .try_write(vec![put("r", "p", AgentStatus::Done, 1)])
-        .unwrap();
-    drop(hold);
-    for ack in acks {
-        committed(ack).await.unwrap();
-    }
-    committed(record).await.unwrap();
-    committed(persister.try_write(refused).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(store.messages("s6", 0, None, None).unwrap().len(), 1);
 }
 
 fn retain(project: &str, keep: u32) -> Retain {

@@ -14,12 +14,9 @@
 //! the allocator's shared bins in bulk, and the other thread refills its own cache from there.
 //!
 //! The queue bound is the backpressure: `try_write` never waits and hands the ops back when the queue is
-//! full, so the caller keeps them and retries instead of memory growing without bound. The queue is bounded
-//! twice: by jobs, and by the bytes of the message rows waiting for their commit (`QUEUED_BYTES`); and a
-//! group takes rows up to `GROUP_BYTES`, so one transaction's pages stay bounded however many sessions
-//! flush at once.
+//! full, so the caller keeps them and retries instead of memory growing without bound.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,14 +58,6 @@ pub enum TryWriteError {
 /// transaction.
 const MAX_GROUP: usize = 4096;
 
-/// The message rows one group commit takes: past it the group is committed and the rest waits for the
-/// next one. A transaction holds its new pages in memory until it commits.
-const GROUP_BYTES: usize = 16 << 20;
-
-/// The message rows that may wait for their commit, queued or in the group: past it `try_write` answers
-/// `Full`, as for a full queue. One write is always taken when none waits, however large.
-const QUEUED_BYTES: usize = 64 << 20;
-
 /// What the persister has done so far, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PersisterStats {
@@ -91,8 +80,6 @@ struct Counters {
     rows_written: AtomicU64,
     messages_written: AtomicU64,
     last_commit_ns: AtomicU64,
-    /// Bytes of message rows written but not yet committed (see `QUEUED_BYTES`).
-    queued_bytes: AtomicUsize,
     /// Where commit durations go, once metrics are attached.
     durations: std::sync::OnceLock<prometheus::Histogram>,
 }
@@ -168,38 +155,21 @@ impl PersisterHandle {
         ops: Vec<WriteOp>,
         retain: Option<Retain>,
     ) -> Result<Ack, TryWriteError> {
-        let bytes = ops.iter().map(WriteOp::row_bytes).sum();
-        let waiting = self.counters.queued_bytes.load(Ordering::Relaxed);
-        if bytes > 0 && waiting > 0 && waiting + bytes > QUEUED_BYTES {
-            return Err(TryWriteError::Full(ops));
-        }
         let permit = match self.jobs.try_reserve() {
             Ok(permit) => permit,
             Err(mpsc::error::TrySendError::Full(())) => return Err(TryWriteError::Full(ops)),
             Err(mpsc::error::TrySendError::Closed(())) => return Err(TryWriteError::Closed),
         };
         let (ack, acked) = oneshot::channel();
-        self.counters
-            .queued_bytes
-            .fetch_add(bytes, Ordering::Relaxed);
-        permit.send(Job::Write(Pending {
-            ops,
-            bytes,
-            retain,
-            ack,
-        }));
+        permit.send(Job::Write(Pending { ops, retain, ack }));
         Ok(acked)
     }
 
     /// Queues a write, waiting for queue space, and waits for its commit.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
-        let bytes = ops.iter().map(WriteOp::row_bytes).sum();
-        let counters = self.counters.clone();
-        self.call(move |ack| {
-            counters.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.call(|ack| {
             Job::Write(Pending {
                 ops,
-                bytes,
                 retain: None,
                 ack,
             })
@@ -286,8 +256,6 @@ impl PersisterHandle {
 /// A write that joins the next group commit, with the retention riding with it.
 struct Pending {
     ops: Vec<WriteOp>,
-    /// Its message rows' bytes, counted in `Counters::queued_bytes` until it is answered.
-    bytes: usize,
     retain: Option<Retain>,
     ack: Reply<Written>,
 }
@@ -304,20 +272,14 @@ impl Pending {
     }
 
     /// Committed: the ops go back to the sender with what its retention let go.
-    fn done(self, evicted: Vec<String>, counters: &Counters) {
-        counters
-            .queued_bytes
-            .fetch_sub(self.bytes, Ordering::Relaxed);
+    fn done(self, evicted: Vec<String>) {
         let _ = self.ack.send(Ok(Written {
             _ops: self.ops,
             evicted,
         }));
     }
 
-    fn fail(self, e: StorageError, counters: &Counters) {
-        counters
-            .queued_bytes
-            .fetch_sub(self.bytes, Ordering::Relaxed);
+    fn fail(self, e: StorageError) {
         let _ = self.ack.send(Err(e));
     }
 }
@@ -332,13 +294,11 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
     while let Some(first) = queue.blocking_recv() {
         // A hold ends the group: what comes after it must stay queued, as behind a stuck disk.
         let mut held = matches!(first, Job::Hold(_));
-        let mut bytes = row_bytes(&first);
         group.push(first);
-        while group.len() < MAX_GROUP && !held && bytes < GROUP_BYTES {
+        while group.len() < MAX_GROUP && !held {
             match queue.try_recv() {
                 Ok(job) => {
                     held = matches!(job, Job::Hold(_));
-                    bytes += row_bytes(&job);
                     group.push(job);
                 }
                 Err(_) => break,
@@ -377,13 +337,6 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
     }
 }
 
-fn row_bytes(job: &Job) -> usize {
-    match job {
-        Job::Write(write) => write.bytes,
-        _ => 0,
-    }
-}
-
 /// Commits `pending` in one transaction and resolves their acks. Answers Ok if every job committed.
 ///
 /// If the group fails and holds more than one job, each is retried alone: an error the machine causes
@@ -409,13 +362,13 @@ fn commit(
                     Some(_) => evicted.next().unwrap_or_default(),
                     None => Vec::new(),
                 };
-                job.done(mine, counters);
+                job.done(mine);
             }
             Ok(())
         }
         Err(e) if pending.len() == 1 && pending[0].retain.is_none() => {
             for job in pending.drain(..) {
-                job.fail(e.clone(), counters);
+                job.fail(e.clone());
             }
             Err(e)
         }
@@ -447,11 +400,11 @@ fn commit_alone(store: &Store, job: Pending, counters: &Counters) -> Result<(), 
     };
     match result {
         Ok(mut evicted) => {
-            job.done(evicted.pop().unwrap_or_default(), counters);
+            job.done(evicted.pop().unwrap_or_default());
             Ok(())
         }
         Err(e) => {
-            job.fail(e.clone(), counters);
+            job.fail(e.clone());
             Err(e)
         }
     }

@@ -95,25 +95,6 @@ impl EncodedBatch {
     pub fn is_empty(&self) -> bool {
         self.messages == 0
     }
-
-    /// The stored row's length in bytes.
-    pub fn size(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
-impl WriteOp {
-    /// Bytes of message rows the op stores (an unencoded batch by its contents): what it holds in memory
-    /// until its commit.
-    pub fn row_bytes(&self) -> usize {
-        match self {
-            WriteOp::AppendEncoded(batch) => batch.size(),
-            WriteOp::AppendMessages { messages, .. } => {
-                messages.iter().map(|m| m.content.len()).sum()
-            }
-            _ => 0,
-        }
-    }
 }
 
 /// One write. A list of them is applied in one transaction, in order.
