@@ -174,7 +174,7 @@ impl Metered for Broadcaster {
     }
 }
 
-crate::instrument!(Broadcaster: Publish, SaveJournal);
+crate::instrument!(Broadcaster: Publish, PublishMany, SaveJournal);
 
 /// What a subscriber that lagged after `after` missed, and the last id published so far (everything up to
 /// it is in the answer or was delivered; later events come through the subscription).
@@ -231,6 +231,11 @@ impl Handler<SaveJournal> for Broadcaster {
 #[rtype(result = "()")]
 pub struct Publish(pub LiveEvent);
 
+/// Events of one arbiter's actors, in the order they were published (src/actors/publisher.rs).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishMany(pub Vec<LiveEvent>);
+
 impl Handler<Subscribe> for Broadcaster {
     type Result = MessageResult<Subscribe>;
 
@@ -259,6 +264,25 @@ impl Handler<Publish> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, Publish(event): Publish, _: &mut Context<Self>) {
+        self.publish(event);
+        self.count_subscribers();
+    }
+}
+
+impl Handler<PublishMany> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, PublishMany(events): PublishMany, _: &mut Context<Self>) {
+        for event in events {
+            self.publish(event);
+        }
+        self.count_subscribers();
+    }
+}
+
+impl Broadcaster {
+    /// Numbers and journals one event and hands it to every subscriber that wants it.
+    fn publish(&mut self, event: LiveEvent) {
         let project = event.project_id();
         let id = self.journal.next_id();
         let at = now_ms();
@@ -271,14 +295,9 @@ impl Handler<Publish> for Broadcaster {
                 messages,
             } => {
                 if let Some(last) = messages.last() {
-                    let entry = Entry::Messages {
-                        id,
-                        at,
-                        project: project_id.clone(),
-                        session_id: session_id.clone(),
-                        last_seq: last.seq_id,
-                    };
-                    let op = self.journal.push(entry);
+                    let op =
+                        self.journal
+                            .push_messages(id, at, project_id, session_id, last.seq_id);
                     self.unsaved.push(op);
                 }
                 None
@@ -330,7 +349,6 @@ impl Handler<Publish> for Broadcaster {
             }
             true
         });
-        self.count_subscribers();
     }
 }
 

@@ -306,9 +306,33 @@ impl Journal {
 
     /// Keeps `entry`; answers the write that stores it.
     pub fn push(&mut self, entry: Entry) -> WriteOp {
-        let id = entry.id();
         let encoded = encode(&entry);
-        self.append(id, entry.at(), &encoded);
+        self.push_encoded(entry.id(), entry.at(), encoded)
+    }
+
+    /// Keeps the reference to a session's messages up to `last_seq` (an `Entry::Messages`), written from
+    /// the event's own ids: a message batch's entry costs no copy of them (every batch has one).
+    pub fn push_messages(
+        &mut self,
+        id: EventId,
+        at: UnixMs,
+        project: &str,
+        session_id: &str,
+        last_seq: u64,
+    ) -> WriteOp {
+        let encoded = postcard::to_stdvec(&Stored {
+            at,
+            project,
+            session_id,
+            last_seq,
+            frame: &[],
+        })
+        .unwrap_or_default();
+        self.push_encoded(id, at, encoded)
+    }
+
+    fn push_encoded(&mut self, id: EventId, at: UnixMs, encoded: Vec<u8>) -> WriteOp {
+        self.append(id, at, &encoded);
         WriteOp::JournalAppend {
             epoch: id.epoch,
             n: id.n,
@@ -633,6 +657,32 @@ mod tests {
                 .map(|k| (u64::from(k + 1), Bytes::from(k.to_string().repeat(40))))
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_messages_entry_written_from_borrowed_ids_is_the_entry_itself() {
+        let (mut owned, mut borrowed) = (journal(1, vec![]), journal(1, vec![]));
+        let (id, also) = (owned.next_id(), borrowed.next_id());
+        assert_eq!(id, also);
+        let op = owned.push(Entry::Messages {
+            id,
+            at: 7,
+            project: "p".into(),
+            session_id: "p-1".into(),
+            last_seq: 4,
+        });
+        let op_borrowed = borrowed.push_messages(id, 7, "p", "p-1", 4);
+        let bytes = |op: WriteOp| match op {
+            WriteOp::JournalAppend { entry, .. } => entry,
+            _ => panic!("a journal append"),
+        };
+        let stored = bytes(op_borrowed);
+        assert_eq!(bytes(op), stored, "stored alike");
+        assert!(matches!(
+            decode(id, &stored),
+            Some(Entry::Messages { at: 7, project, session_id, last_seq: 4, .. })
+                if project == "p" && session_id == "p-1"
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod persister;
 pub mod project;
+pub mod publisher;
 pub mod restart;
 pub mod router;
 pub mod routes;

@@ -18,7 +18,6 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::broadcaster::Publish;
 use super::health::{HealthNews, HealthTracker};
 use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
@@ -174,8 +173,8 @@ impl ProjectActor {
             let health = self.health.snapshot(&self.project_id, now);
             self.links
                 .session
-                .broadcaster
-                .do_send(Publish(LiveEvent::Health(health)));
+                .publisher
+                .publish(LiveEvent::Health(health));
         }
         if self.health.activity_state(now) == ActivityState::Inactive {
             // No session running: time alone changes nothing until one runs again, so an armed timer is

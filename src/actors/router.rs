@@ -272,26 +272,35 @@ impl Router {
 }
 
 /// A batch's events per session, sessions in the order they first appear, each one's events in their
-/// order. A batch most often names one session (a sidecar's, or one session's share of a load): that batch
-/// is handed on as it is, without a copy or a look-up per event.
-fn group_by_session(events: Vec<SidecarEvent>) -> Vec<(String, Vec<SidecarEvent>)> {
+/// order; a group's session is its first event's. A batch most often names one session (a sidecar's, or
+/// one session's share of a load): that batch is handed on as it is, without a copy or a look-up per event.
+/// Otherwise each event's group is found by its session id as the batch holds it, and the events are then
+/// moved into their groups: no id is copied.
+fn group_by_session(events: Vec<SidecarEvent>) -> Vec<Vec<SidecarEvent>> {
     if let Some(first) = events.first() {
         let id = first.session_id();
         if events.iter().all(|e| e.session_id() == id) {
-            return vec![(id.to_owned(), events)];
+            return vec![events];
         }
     }
-    let mut groups: Vec<(String, Vec<SidecarEvent>)> = Vec::new();
-    let mut slots: HashMap<String, usize, foldhash::fast::RandomState> = HashMap::default();
-    for event in events {
-        match slots.get(event.session_id()) {
-            Some(&slot) => groups[slot].1.push(event),
-            None => {
-                let id = event.session_id().to_owned();
-                slots.insert(id.clone(), groups.len());
-                groups.push((id, vec![event]));
-            }
-        }
+    let mut sizes: Vec<usize> = Vec::new();
+    let group_of: Vec<usize> = {
+        let mut slots: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
+        events
+            .iter()
+            .map(|event| {
+                let group = *slots.entry(event.session_id()).or_insert(sizes.len());
+                if group == sizes.len() {
+                    sizes.push(0);
+                }
+                sizes[group] += 1;
+                group
+            })
+            .collect()
+    };
+    let mut groups: Vec<Vec<SidecarEvent>> = sizes.into_iter().map(Vec::with_capacity).collect();
+    for (event, group) in events.into_iter().zip(group_of) {
+        groups[group].push(event);
     }
     groups
 }
@@ -351,8 +360,9 @@ impl Handler<Ingest> for Router {
         let groups = group_by_session(msg.events);
         let (durable, dedupe) = (msg.durable, msg.dedupe);
         let mut pending: Vec<Share> = Vec::with_capacity(groups.len());
-        for (id, events) in groups {
-            if self.purging(&id) {
+        for events in groups {
+            let id = events[0].session_id();
+            if self.purging(id) {
                 outcome.ignored += events.len();
                 continue;
             }
@@ -362,14 +372,20 @@ impl Handler<Ingest> for Router {
                 by_kind[e.kind_index()] += 1;
             }
             let count = events.len();
-            let deliver = Deliver {
-                events,
-                durable,
-                dedupe,
-            };
-            let waiting = match self.sessions.get(&id) {
-                Some(addr) => Wait::Sent(addr.send(deliver)),
+            let waiting = match self.sessions.get(id) {
+                Some(addr) => Wait::Sent(addr.send(Deliver {
+                    events,
+                    durable,
+                    dedupe,
+                })),
                 None => {
+                    // A session to read back first (rare): its id is kept apart from the events it waits with.
+                    let id = id.to_owned();
+                    let deliver = Deliver {
+                        events,
+                        durable,
+                        dedupe,
+                    };
                     let (reply, answer) = oneshot::channel();
                     self.wait_for(&id, Waiting::Share { deliver, reply }, ctx);
                     Wait::Reviving(answer)
@@ -677,7 +693,8 @@ mod tests {
     fn groups_of(events: Vec<SidecarEvent>) -> Vec<(String, Vec<String>)> {
         group_by_session(events)
             .into_iter()
-            .map(|(id, evs)| {
+            .map(|evs| {
+                let id = evs[0].session_id().to_owned();
                 let order = evs
                     .into_iter()
                     .map(|e| match e {

@@ -18,10 +18,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use self::state::{FlushStep, Next, Rules, SessionState, StallCheck, StallClock};
-use super::broadcaster::{Broadcaster, Publish};
-use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
+use super::mailbox::{MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::{PersisterHandle, Retain, TryWriteError, Written};
+use super::publisher::Publisher;
 use super::settings::{retention_age_ms, SharedSettings};
 use super::windows::{WindowPart, WindowShare};
 use crate::config::Config;
@@ -75,7 +75,8 @@ pub struct SessionShared {
     pub gone: Outbox<SessionGone>,
     /// The same router, asked before a session stops by itself (`MayRetire`).
     pub retire: Outbox<MayRetire>,
-    pub broadcaster: Mailbox<Broadcaster>,
+    /// This arbiter's way to the broadcaster (a batch of events at a time).
+    pub publisher: Arc<Publisher>,
     pub persister: PersisterHandle,
     pub metrics: Arc<Metrics>,
     /// This arbiter's part of the byte budget of every session's window together (`limits.window_bytes`).
@@ -218,7 +219,7 @@ impl SessionActor {
     /// Every event goes to the broadcaster, subscribers or not: its journal keeps them for clients that
     /// reconnect (src/actors/journal.rs).
     fn publish(&self, event: impl FnOnce() -> LiveEvent) {
-        self.links.broadcaster.do_send(Publish(event()));
+        self.links.publisher.publish(event());
     }
 
     fn notify(&self, message: String, variant: Variant) {

@@ -100,7 +100,7 @@ impl SharedBase {
             settings: self.settings,
             gone: router.outbox(),
             retire: router.outbox(),
-            broadcaster: self.broadcaster,
+            publisher: super::publisher::Publisher::new(self.broadcaster),
             persister: self.persister,
             metrics: self.metrics,
             windows,

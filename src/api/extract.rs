@@ -109,8 +109,16 @@ impl JsonError {
 /// (and copies every object key), which cost a sixth of the server's CPU on the ingest path. Only a
 /// document that fails is read again with the path tracked, to name the field; both reads run the same
 /// `Deserialize` code, so they agree on whether it fails.
+///
+/// The text's UTF-8 is checked once, whole, and then parsed as a `str`: read from bytes, serde_json checks
+/// each string of the document on its own, a call per string (an ingest body is mostly strings). Text that
+/// is not UTF-8 is read from bytes, which names where it breaks.
 pub fn parse_json_at<T: DeserializeOwned>(text: &[u8]) -> Result<T, JsonError> {
-    match serde_json::from_slice(text) {
+    let parsed = match std::str::from_utf8(text) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(text),
+    };
+    match parsed {
         Ok(value) => Ok(value),
         Err(_) => parse_json_tracked(text),
     }
