@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use agent_store::actors::persister::{Ack, PersisterHandle, TryWriteError};
+use agent_store::actors::persister::{Ack, PersisterHandle, Retain, TryWriteError};
 use agent_store::messages::wire::AgentStatus;
 use agent_store::storage::{StorageError, Store, WriteOp};
 use redb::{Database, TableDefinition};
@@ -36,7 +36,7 @@ fn session_of(ops: &[WriteOp]) -> &str {
 }
 
 async fn committed(ack: Ack) -> Result<(), StorageError> {
-    ack.await.unwrap_or(Err(StorageError::Closed))
+    ack.await.unwrap_or(Err(StorageError::Closed)).map(drop)
 }
 
 #[tokio::test]
@@ -140,7 +140,7 @@ async fn shutdown_commits_what_is_queued_then_refuses() {
     persister.shutdown().await;
     for mut ack in acks {
         assert_eq!(
-            ack.try_recv().unwrap(),
+            ack.try_recv().unwrap().map(drop),
             Ok(()),
             "resolved by the time shutdown returns"
         );
@@ -155,10 +155,6 @@ async fn shutdown_commits_what_is_queued_then_refuses() {
         Err(StorageError::Closed)
     );
     assert_eq!(persister.barrier().await, Err(StorageError::Closed));
-    assert_eq!(
-        persister.enforce_retention("p".into(), 1, 1, vec![]).await,
-        Err(StorageError::Closed)
-    );
     persister.shutdown().await; // a second shutdown returns too
 
     // The thread let go of the file: it reopens at once, with everything in it.
@@ -181,10 +177,10 @@ async fn retention_and_barriers_wait_for_the_writes_before_them() {
         })
         .collect();
     // Queued behind the writes: it must see all four sessions.
-    let evicted = persister
-        .enforce_retention("p".into(), 2, i64::MAX, vec![])
-        .await
+    let retained = persister
+        .try_write_then_retain(Vec::new(), Some(retain("p", 2)))
         .unwrap();
+    let evicted = retained.await.unwrap().unwrap().evicted;
     assert_eq!(evicted, ["s2", "s1"]);
     for ack in acks {
         committed(ack).await.unwrap();
@@ -200,7 +196,7 @@ async fn retention_and_barriers_wait_for_the_writes_before_them() {
     persister.barrier().await.unwrap();
     for mut ack in acks {
         assert_eq!(
-            ack.try_recv().unwrap(),
+            ack.try_recv().unwrap().map(drop),
             Ok(()),
             "committed before the barrier answered"
         );
@@ -214,8 +210,16 @@ async fn retention_and_barriers_wait_for_the_writes_before_them() {
     assert_eq!(ids, ["s7", "s6", "s5", "s4", "s3"]);
 }
 
-/// 1,000 sessions finishing together: their final records and the retention each finish asks for are a
-/// commit or two, not one commit per finish.
+fn retain(project: &str, keep: u32) -> Retain {
+    Retain {
+        project_id: project.to_owned(),
+        keep,
+        max_age_ms: i64::MAX,
+    }
+}
+
+/// 1,000 sessions finishing together: their final records and the retention riding with each finish are
+/// a commit or two, not one commit per finish.
 #[tokio::test]
 async fn sessions_finishing_together_share_commits_with_their_retention() {
     const PROJECTS: usize = 1000;
@@ -230,25 +234,20 @@ async fn sessions_finishing_together_share_commits_with_their_retention() {
     let commits_before = persister.stats().commits_ok;
     let acks: Vec<Ack> = (0..PROJECTS)
         .map(|p| {
+            let project = format!("p{p}");
+            let finish = session_write(&format!("new{p}"), &project, 2);
             persister
-                .try_write(session_write(&format!("new{p}"), &format!("p{p}"), 2))
+                .try_write_then_retain(finish, Some(retain(&project, 1)))
                 .unwrap()
         })
         .collect();
-    let retentions = futures_util::future::join_all(
-        (0..PROJECTS).map(|p| persister.enforce_retention(format!("p{p}"), 1, i64::MAX, vec![])),
-    );
-    let release = async {
-        // Released once every write and every retention waits behind the hold.
-        while persister.stats().queued_jobs < 2 * PROJECTS {
-            tokio::task::yield_now().await;
-        }
-        drop(hold);
-    };
-    let (evicted, ()) = tokio::join!(retentions, release);
-    for ack in acks {
-        committed(ack).await.unwrap();
-    }
+    // Every finish is queued behind the hold when it is released.
+    drop(hold);
+    let evicted = futures_util::future::join_all(
+        acks.into_iter()
+            .map(|ack| async { ack.await.unwrap().map(|w| w.evicted) }),
+    )
+    .await;
 
     let commits = persister.stats().commits_ok - commits_before;
     assert!(
@@ -274,11 +273,13 @@ async fn one_bad_write_does_not_fail_the_writes_grouped_with_it() {
     drop(Store::open(&path).unwrap());
     // A stored record this build cannot decode: putting that session again fails.
     {
-        let sessions: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+        let rows: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("session_rows");
         let db = Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        let mut table = txn.open_table(sessions).unwrap();
-        table.insert("bad", [200u8, 0].as_slice()).unwrap();
+        let mut table = txn.open_table(rows).unwrap();
+        table
+            .insert(("bad", u64::MAX), [200u8, 0].as_slice())
+            .unwrap();
         drop(table);
         txn.commit().unwrap();
     }
@@ -336,7 +337,7 @@ fn write_until_killed(path: &Path) -> ! {
                         }
                     };
                     match ack.blocking_recv() {
-                        Ok(Ok(())) => println!("acked {session} {last}"),
+                        Ok(Ok(_)) => println!("acked {session} {last}"),
                         other => panic!("write failed: {other:?}"),
                     }
                     next = last + 1;

@@ -4,9 +4,14 @@
 //! Writers queue jobs on a bounded channel. The thread blocks for the first job, takes whatever else is
 //! already queued (up to `MAX_GROUP` jobs) and commits all the writes among them in one transaction: one
 //! fsync for many sessions' batches (group commit). Each write's ack resolves only after that commit, so an
-//! acked write is on disk. A project's retention (asked for when one of its sessions finishes) joins the
-//! group in its place in the order, so sessions finishing together share commits too; retention over every
-//! project, barriers and holds commit what was queued before them first.
+//! acked write is on disk. A project's retention rides with the write that finished one of its sessions
+//! (`try_write_then_retain`), in the same transaction, so sessions finishing together share commits and
+//! the finish costs one job; retention over every project, barriers and holds commit what was queued
+//! before them first.
+//!
+//! A committed write's ops go back with its ack (`Written`), so that they are freed by the thread that made
+//! them (a session's arbiter) rather than here: a thread freeing another's allocations sends them back to
+//! the allocator's shared bins in bulk, and the other thread refills its own cache from there.
 //!
 //! The queue bound is the backpressure: `try_write` never waits and hands the ops back when the queue is
 //! full, so the caller keeps them and retries instead of memory growing without bound.
@@ -22,7 +27,25 @@ use crate::storage::{Step, StorageError, Store, WriteOp};
 
 /// Resolves when the write it belongs to is committed (or failed). A receive error means the persister
 /// stopped without committing it: treat it as `StorageError::Closed`.
-pub type Ack = oneshot::Receiver<Result<(), StorageError>>;
+pub type Ack = oneshot::Receiver<Result<Written, StorageError>>;
+
+/// A committed write, handed back with its ack.
+#[derive(Debug)]
+pub struct Written {
+    /// The write's ops, dropped by the receiver: on the thread that allocated them, as a rule.
+    _ops: Vec<WriteOp>,
+    /// The sessions that the retention riding with the write deleted (see `try_write_then_retain`).
+    pub evicted: Vec<String>,
+}
+
+/// Retention of one project (see `Store::enforce_retention`), applied right after the write it rides with,
+/// in the same transaction. Running sessions (by stored status) are neither counted nor deleted.
+#[derive(Debug, Clone)]
+pub struct Retain {
+    pub project_id: String,
+    pub keep: u32,
+    pub max_age_ms: i64,
+}
 
 #[derive(Debug)]
 pub enum TryWriteError {
@@ -69,17 +92,7 @@ pub struct HoldGuard {
 }
 
 enum Job {
-    Write {
-        ops: Vec<WriteOp>,
-        ack: Reply<()>,
-    },
-    Retention {
-        project_id: String,
-        keep: u32,
-        max_age_ms: i64,
-        protect: Vec<String>,
-        ack: Reply<Vec<String>>,
-    },
+    Write(Pending),
     /// Retention over every project, in one transaction.
     RetentionEverywhere {
         keep: u32,
@@ -133,37 +146,36 @@ impl PersisterHandle {
 
     /// Queues a write without waiting; the ack resolves after its group commit.
     pub fn try_write(&self, ops: Vec<WriteOp>) -> Result<Ack, TryWriteError> {
+        self.try_write_then_retain(ops, None)
+    }
+
+    /// `try_write`, then `retain` in the same transaction: the ack's `Written::evicted` says what it let go.
+    pub fn try_write_then_retain(
+        &self,
+        ops: Vec<WriteOp>,
+        retain: Option<Retain>,
+    ) -> Result<Ack, TryWriteError> {
         let permit = match self.jobs.try_reserve() {
             Ok(permit) => permit,
             Err(mpsc::error::TrySendError::Full(())) => return Err(TryWriteError::Full(ops)),
             Err(mpsc::error::TrySendError::Closed(())) => return Err(TryWriteError::Closed),
         };
         let (ack, acked) = oneshot::channel();
-        permit.send(Job::Write { ops, ack });
+        permit.send(Job::Write(Pending { ops, retain, ack }));
         Ok(acked)
     }
 
     /// Queues a write, waiting for queue space, and waits for its commit.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
-        self.call(|ack| Job::Write { ops, ack }).await
-    }
-
-    /// Applies retention to one project in storage; answers the evicted session ids.
-    pub async fn enforce_retention(
-        &self,
-        project_id: String,
-        keep: u32,
-        max_age_ms: i64,
-        protect: Vec<String>,
-    ) -> Result<Vec<String>, StorageError> {
-        self.call(|ack| Job::Retention {
-            project_id,
-            keep,
-            max_age_ms,
-            protect,
-            ack,
+        self.call(|ack| {
+            Job::Write(Pending {
+                ops,
+                retain: None,
+                ack,
+            })
         })
         .await
+        .map(drop)
     }
 
     /// Applies retention to every project in storage, in one transaction; answers the evicted session ids.
@@ -241,38 +253,34 @@ impl PersisterHandle {
     }
 }
 
-/// A job that joins the next group commit.
-enum Pending {
-    Write(Vec<WriteOp>, Reply<()>),
-    Retain(RetainJob),
-}
-
-struct RetainJob {
-    project_id: String,
-    keep: u32,
-    max_age_ms: i64,
-    protect: Vec<String>,
-    ack: Reply<Vec<String>>,
+/// A write that joins the next group commit, with the retention riding with it.
+struct Pending {
+    ops: Vec<WriteOp>,
+    retain: Option<Retain>,
+    ack: Reply<Written>,
 }
 
 impl Pending {
-    fn step(&self) -> Step<'_> {
-        match self {
-            Pending::Write(ops, _) => Step::Write(ops),
-            Pending::Retain(r) => Step::Retain {
-                project_id: &r.project_id,
-                keep: r.keep,
-                max_age_ms: r.max_age_ms,
-                protect: &r.protect,
-            },
-        }
+    fn steps(&self) -> impl Iterator<Item = Step<'_>> {
+        let retain = self.retain.as_ref().map(|r| Step::Retain {
+            project_id: &r.project_id,
+            keep: r.keep,
+            max_age_ms: r.max_age_ms,
+            protect: &[],
+        });
+        std::iter::once(Step::Write(&self.ops)).chain(retain)
+    }
+
+    /// Committed: the ops go back to the sender with what its retention let go.
+    fn done(self, evicted: Vec<String>) {
+        let _ = self.ack.send(Ok(Written {
+            _ops: self.ops,
+            evicted,
+        }));
     }
 
     fn fail(self, e: StorageError) {
-        match self {
-            Pending::Write(_, ack) => drop(ack.send(Err(e))),
-            Pending::Retain(r) => drop(r.ack.send(Err(e))),
-        }
+        let _ = self.ack.send(Err(e));
     }
 }
 
@@ -298,22 +306,7 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
         }
         for job in group.drain(..) {
             match job {
-                Job::Write { ops, ack } => pending.push(Pending::Write(ops, ack)),
-                // A finished session's retention joins the group: many sessions finishing at once are
-                // a few commits, not one each.
-                Job::Retention {
-                    project_id,
-                    keep,
-                    max_age_ms,
-                    protect,
-                    ack,
-                } => pending.push(Pending::Retain(RetainJob {
-                    project_id,
-                    keep,
-                    max_age_ms,
-                    protect,
-                    ack,
-                })),
+                Job::Write(write) => pending.push(write),
                 Job::RetentionEverywhere {
                     keep,
                     max_age_ms,
@@ -357,21 +350,23 @@ fn commit(
     if pending.is_empty() {
         return Ok(());
     }
-    let steps: Vec<Step<'_>> = pending.iter().map(Pending::step).collect();
+    let steps: Vec<Step<'_>> = pending.iter().flat_map(Pending::steps).collect();
     let all = timed(counters, &steps, || store.apply_steps(&steps, now_ms()));
     drop(steps);
     match all {
         Ok(evicted) => {
+            // One list per `Step::Retain`, in order: the jobs that carried one take theirs.
             let mut evicted = evicted.into_iter();
             for job in pending.drain(..) {
-                match job {
-                    Pending::Write(_, ack) => drop(ack.send(Ok(()))),
-                    Pending::Retain(r) => drop(r.ack.send(Ok(evicted.next().unwrap_or_default()))),
-                }
+                let mine = match job.retain {
+                    Some(_) => evicted.next().unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                job.done(mine);
             }
             Ok(())
         }
-        Err(e) if pending.len() == 1 => {
+        Err(e) if pending.len() == 1 && pending[0].retain.is_none() => {
             for job in pending.drain(..) {
                 job.fail(e.clone());
             }
@@ -380,21 +375,37 @@ fn commit(
         Err(_) => {
             let mut first_error = None;
             for job in pending.drain(..) {
-                let alone = timed(counters, &[job.step()], || {
-                    store.apply_steps(&[job.step()], now_ms())
-                });
-                match (alone, job) {
-                    (Ok(_), Pending::Write(_, ack)) => drop(ack.send(Ok(()))),
-                    (Ok(mut evicted), Pending::Retain(r)) => {
-                        drop(r.ack.send(Ok(evicted.pop().unwrap_or_default())))
-                    }
-                    (Err(e), job) => {
-                        first_error.get_or_insert_with(|| e.clone());
-                        job.fail(e);
-                    }
+                if let Err(e) = commit_alone(store, job, counters) {
+                    first_error.get_or_insert(e);
                 }
             }
             first_error.map_or(Ok(()), Err)
+        }
+    }
+}
+
+/// Commits one job on its own. A retention that fails does not fail the write it rode with: the write is
+/// committed without it, and the project's retention runs again when one of its sessions next finishes.
+fn commit_alone(store: &Store, job: Pending, counters: &Counters) -> Result<(), StorageError> {
+    let steps: Vec<Step<'_>> = job.steps().collect();
+    let result = timed(counters, &steps, || store.apply_steps(&steps, now_ms()));
+    drop(steps);
+    let result = match result {
+        Err(e) if job.retain.is_some() => {
+            tracing::warn!(error = %e, "retention failed; it runs again when a session of the project ends");
+            let steps = [Step::Write(&job.ops)];
+            timed(counters, &steps, || store.apply_steps(&steps, now_ms()))
+        }
+        other => other,
+    };
+    match result {
+        Ok(mut evicted) => {
+            job.done(evicted.pop().unwrap_or_default());
+            Ok(())
+        }
+        Err(e) => {
+            job.fail(e.clone());
+            Err(e)
         }
     }
 }

@@ -20,8 +20,9 @@ use tokio::sync::oneshot;
 use self::state::{FlushStep, Next, Rules, SessionState, StallCheck, StallClock};
 use super::mailbox::{MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
-use super::persister::{PersisterHandle, TryWriteError};
+use super::persister::{PersisterHandle, Retain, TryWriteError, Written};
 use super::publisher::Publisher;
+use super::settings::{retention_age_ms, SharedSettings};
 use super::windows::{WindowPart, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
@@ -33,7 +34,7 @@ use crate::messages::session::{
     SetStallAfter, SetStatus, Snapshot, ToAgent, TrimWindow,
 };
 use crate::messages::session::{Discard, Retire};
-use crate::messages::supervisor::EnforceRetention;
+use crate::messages::supervisor::RetentionEvicted;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
     Variant,
@@ -66,8 +67,10 @@ impl std::ops::Deref for SessionLinks {
 /// The handles every session of one arbiter (one router, and the projects placed with it) uses alike.
 pub struct SessionShared {
     pub config: Arc<Config>,
-    /// The supervisor: a finished session's project asks for retention.
-    pub retention: Outbox<EnforceRetention>,
+    /// The supervisor, told which sessions the retention riding with a finish let go.
+    pub evicted: Outbox<RetentionEvicted>,
+    /// The retention settings a finish applies to its project.
+    pub settings: SharedSettings,
     /// The router of this session's project, which holds its route until the session stops.
     pub gone: Outbox<SessionGone>,
     /// The same router, asked before a session stops by itself (`MayRetire`).
@@ -367,10 +370,13 @@ impl SessionActor {
             }
         };
         let riding = self.riders.is_some();
-        match self.links.persister.try_write(ops) {
+        // A finish's retention of its project rides with its write: one job, in the same commit.
+        let retain = self.state.retention_due().then(|| self.retention());
+        match self.links.persister.try_write_then_retain(ops, retain) {
             Ok(ack) => {
                 let (upto, retention) = self.state.queued();
                 ctx.spawn(
+                    // Resolved on this arbiter, so the write's buffers are freed by the thread that made them.
                     async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
                         .into_actor(self)
                         .map(move |result, act, ctx| {
@@ -394,13 +400,27 @@ impl SessionActor {
         }
     }
 
+    /// What retention keeps of this session's project, by the settings now.
+    fn retention(&self) -> Retain {
+        let settings = self.links.settings.get();
+        Retain {
+            project_id: self.record().project_id.clone(),
+            keep: settings.session_retention_count,
+            max_age_ms: retention_age_ms(&settings),
+        }
+    }
+
     fn flush_done(
         &mut self,
         upto: u64,
         retention: bool,
-        result: Result<(), StorageError>,
+        result: Result<Written, StorageError>,
         ctx: &mut Context<Self>,
     ) {
+        let (evicted, result) = match result {
+            Ok(written) => (written.evicted, Ok(())),
+            Err(e) => (Vec::new(), Err(e)),
+        };
         match &result {
             Ok(()) => self.spend.stored(),
             Err(_) => self.spend.not_stored(),
@@ -409,9 +429,9 @@ impl SessionActor {
         if let Some(err) = error {
             tracing::warn!(session_id = %self.record().session_id, error = %err, retry_in = ?self.state.backoff(), "persist failed");
         }
-        if after.retention {
-            self.links.retention.do_send(EnforceRetention {
-                project_id: self.record().project_id.clone(),
+        if after.retention && !evicted.is_empty() {
+            self.links.evicted.do_send(RetentionEvicted {
+                session_ids: evicted,
             });
         }
         self.window_changed();

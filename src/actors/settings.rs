@@ -58,6 +58,11 @@ pub fn load(config: &Config, stored: &[(String, String)]) -> Settings {
     s
 }
 
+/// How old a session retention lets go, in milliseconds: `session_retention_days`.
+pub fn retention_age_ms(s: &Settings) -> i64 {
+    i64::from(s.session_retention_days) * 24 * 60 * 60 * 1000
+}
+
 /// The settings as last stored, shared by the supervisor (the one writer) and the engine (readers): an
 /// `Arc` swapped atomically (arc-swap), so a reader never waits for a lock and never blocks the writer.
 #[derive(Clone)]

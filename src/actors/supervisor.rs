@@ -30,7 +30,7 @@ use crate::messages::router::ForgetSessions;
 use crate::messages::supervisor::{
     DebugTop, FlushAll, HealthReport, ListProjects, PurgeProject, PurgeSession, UpdateSettings,
 };
-use crate::messages::supervisor::{EnforceRetention, ProjectIdle};
+use crate::messages::supervisor::{ProjectIdle, RetentionEvicted};
 use crate::providers::{EventSink, Providers};
 use crate::storage::Store;
 
@@ -83,6 +83,7 @@ struct SharedBase {
     control: Arc<super::control::Control>,
     providers: Providers,
     stderr_kept: Arc<super::stderr_kept::KeptStderr>,
+    settings: super::settings::SharedSettings,
 }
 
 impl SharedBase {
@@ -90,12 +91,13 @@ impl SharedBase {
     fn with(
         self,
         windows: Arc<super::windows::WindowPart>,
-        retention: Outbox<EnforceRetention>,
+        evicted: Outbox<RetentionEvicted>,
         router: &Mailbox<Router>,
     ) -> Arc<SessionShared> {
         Arc::new(SessionShared {
             config: self.config,
-            retention,
+            evicted,
+            settings: self.settings,
             gone: router.outbox(),
             retire: router.outbox(),
             publisher: super::publisher::Publisher::new(self.broadcaster),
@@ -129,6 +131,7 @@ impl Supervisor {
             control: parts.control.clone(),
             providers: parts.providers.clone(),
             stderr_kept: parts.stderr_kept.clone(),
+            settings: parts.settings.clone(),
         };
         let mut routers = Vec::with_capacity(parts.arbiters.len());
         let mut links = Vec::with_capacity(parts.arbiters.len());
@@ -238,7 +241,7 @@ crate::instrument!(
     Project,
     ProjectIdle,
     Revived,
-    EnforceRetention,
+    RetentionEvicted,
     PurgeSession,
     PurgeProject,
     UpdateSettings,

@@ -1,5 +1,5 @@
-//! What the supervisor is told: by the actors below it (a project that may stop, a project whose
-//! finished session asks for retention; sent through the handles the supervisor gave them) and by the
+//! What the supervisor is told: by the actors below it (a project that may stop, a finished session
+//! whose retention let others go; sent through the handles the supervisor gave them) and by the
 //! engine (purges, settings, lists, health, flush, the busiest actors). The messages that hand out
 //! project actors' addresses stay beside it (actors/supervisor/directory.rs).
 
@@ -9,12 +9,12 @@ use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, Settings, SettingsPatch, TopBy, TopEntry};
 use crate::messages::wire::ProjectHealth;
 
-/// A session of the project finished and its final record is committed: apply retention to the project,
-/// in storage and in memory. Running sessions are protected by their stored status.
+/// The retention that rode with a session's finish (actors/persister.rs `Retain`) deleted these sessions
+/// from storage: forget them in memory too.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct EnforceRetention {
-    pub project_id: String,
+pub struct RetentionEvicted {
+    pub session_ids: Vec<String>,
 }
 
 /// A project has no work and no timer: it may stop.

@@ -15,6 +15,7 @@ mod migrate;
 mod overlay;
 mod projects;
 mod record;
+mod rows;
 mod schema;
 mod sequence;
 mod starts;

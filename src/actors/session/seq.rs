@@ -52,7 +52,7 @@ impl SessionActor {
                     async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
                         .into_actor(self)
                         .map(move |result, act, _| match result {
-                            Ok(()) => act.state.seq.committed(ceiling),
+                            Ok(_) => act.state.seq.committed(ceiling),
                             Err(_) => act.state.seq.failed(ceiling),
                         }),
                 );

@@ -49,7 +49,7 @@ pub enum FlushStep {
 /// What to do after a write completed (`written`).
 #[derive(Debug, PartialEq)]
 pub struct AfterWrite {
-    /// A finished status was committed: apply retention to the project.
+    /// A finished status was committed, and with it the retention of the project that rode with it.
     pub retention: bool,
     /// The session became clean: how long its oldest change waited (persist lag).
     pub clean_after: Option<Duration>,
@@ -89,7 +89,8 @@ pub struct SessionState {
     /// Asked to flush again while a write was in flight.
     again: bool,
     backoff: Option<Duration>,
-    /// A finished status awaits its commit; retention runs after it, so it sees this session finished.
+    /// A finished status awaits its commit; the project's retention rides with that write, after it in the
+    /// same transaction, so it sees this session finished.
     retention_due: bool,
     /// When the oldest change not yet committed was made.
     dirty_since: Option<Instant>,
@@ -253,7 +254,7 @@ impl SessionState {
         self.room.push(waiter);
     }
 
-    /// A status was applied; a finished one cancels the stall clock and asks for retention after commit.
+    /// A status was applied; a finished one cancels the stall clock and has retention ride with its write.
     pub fn status_changed(&mut self, status: AgentStatus) {
         self.record_dirty = true;
         if status.is_finished() {
@@ -304,6 +305,11 @@ impl SessionState {
         self.flushing_bytes = self.unstored_bytes;
         ops.push(WriteOp::PutSession(self.record.clone()));
         (FlushStep::Write(ops), became_dirty)
+    }
+
+    /// Whether the next write carries the project's retention (a finished status is in it).
+    pub fn retention_due(&self) -> bool {
+        self.retention_due
     }
 
     /// The persister took the write: answers `(upto, retention)` for `written`.

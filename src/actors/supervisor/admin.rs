@@ -1,4 +1,4 @@
-//! The supervisor's global duties: retention after a session ends, purges of a session or a project
+//! The supervisor's global duties: forgetting what a finish's retention let go, purges of a session or a project
 //! (memory and storage, with nothing coming back while the delete is in flight), and the settings,
 //! updated one at a time.
 
@@ -17,39 +17,20 @@ use crate::messages::commands::Settings;
 use crate::messages::project::{Deactivate, ForgetSession};
 use crate::messages::router::PurgeDone;
 use crate::messages::session::Discard;
-use crate::messages::supervisor::EnforceRetention;
+use crate::messages::supervisor::RetentionEvicted;
 use crate::messages::supervisor::{PurgeProject, PurgeSession, UpdateSettings};
 use crate::storage::WriteOp;
 
-impl Handler<EnforceRetention> for Supervisor {
+impl Handler<RetentionEvicted> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: EnforceRetention, ctx: &mut Context<Self>) {
-        let s = self.parts.settings.get();
-        let (keep, max_age) = (s.session_retention_count, retention_age_ms(&s));
-        let persister = self.parts.persister.clone();
-        let job = async move {
-            persister
-                .enforce_retention(msg.project_id, keep, max_age, Vec::new())
-                .await
-        };
-        ctx.spawn(job.into_actor(self).map(|result, act, _| match result {
-            Ok(evicted) => {
-                act.parts
-                    .metrics
-                    .retention_evictions
-                    .inc_by(evicted.len() as u64);
-                act.forget_sessions(&evicted, StopReason::Retention)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "retention failed; it runs again when a session ends")
-            }
-        }));
+    fn handle(&mut self, msg: RetentionEvicted, _: &mut Context<Self>) {
+        self.parts
+            .metrics
+            .retention_evictions
+            .inc_by(msg.session_ids.len() as u64);
+        self.forget_sessions(&msg.session_ids, StopReason::Retention);
     }
-}
-
-fn retention_age_ms(s: &Settings) -> i64 {
-    i64::from(s.session_retention_days) * 24 * 60 * 60 * 1000
 }
 
 impl Handler<PurgeSession> for Supervisor {
@@ -177,7 +158,10 @@ impl Supervisor {
         let retention_changed = next.session_retention_count != now.session_retention_count
             || next.session_retention_days != now.session_retention_days;
         let persister = self.parts.persister.clone();
-        let (keep, max_age) = (next.session_retention_count, retention_age_ms(&next));
+        let (keep, max_age) = (
+            next.session_retention_count,
+            settings::retention_age_ms(&next),
+        );
         let job = async move {
             let ops = writes
                 .into_iter()
