@@ -120,6 +120,8 @@ pub struct SessionActor {
     restored: bool,
     /// Asked its router whether it may stop (`MayRetire`), and not yet answered (`Retire`).
     retiring: bool,
+    /// Stopped as its router asked (`Retire`): the router has dropped its route already.
+    retired: bool,
     /// Raw message ids applied recently, for idempotent ingest.
     recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
@@ -166,6 +168,7 @@ impl SessionActor {
             stall_timer: None,
             restored: persisted,
             retiring: false,
+            retired: false,
             recent_ids,
             stop_reason: StopReason::Completed,
             spend: Default::default(),
@@ -203,6 +206,12 @@ impl SessionActor {
 
     fn running(&self) -> bool {
         self.record().status == AgentStatus::Running
+    }
+
+    /// Its project's current session (not let go of): the project drops the seqId ceiling when it lets
+    /// go of the session or brings it back (`SessionStopped::release`), not its finishing write.
+    fn project_releases(&self) -> bool {
+        self.links.project.is_some() && !self.state.detached
     }
 
     /// Tells the project (if it holds this session's link) what happened, for its health.
@@ -354,9 +363,8 @@ impl SessionActor {
                 if let Some(riders) = &self.riders {
                     ops.extend(riders.ops.iter().cloned());
                 }
-                if self.state.stops_once_stored() {
-                    // Its last write drops the seqId ceiling too, rather than a job of its own at the stop
-                    // (100,000 sessions finishing together were 100,000 more jobs).
+                if self.state.stops_once_stored() && !self.project_releases() {
+                    // Its last write drops the seqId ceiling too, rather than a job of its own at the stop.
                     ops.push(WriteOp::ReleaseSeq {
                         session_id: self.record().session_id.clone(),
                         ceiling: self.state.seq.release(),
@@ -540,8 +548,13 @@ impl Actor for SessionActor {
             self.links.metrics.dirty_sessions.dec();
         }
         let released = self.state.seq.released();
+        let mut release = None;
         if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) && !released {
-            self.release_seq();
+            if self.project_releases() {
+                release = Some(self.state.seq.ceiling());
+            } else {
+                self.release_seq();
+            }
         }
         self.let_agent_go();
         let (session_id, instance) = (self.record().session_id.clone(), self.stats.instance());
@@ -549,11 +562,15 @@ impl Actor for SessionActor {
         self.tell_project(SessionStopped {
             session_id: session_id.clone(),
             instance,
+            release,
         });
-        self.links.gone.do_send(SessionGone {
-            session_id,
-            instance,
-        });
+        if !self.retired {
+            // Stopped through its router (`Retire`), which dropped the route then.
+            self.links.gone.do_send(SessionGone {
+                session_id,
+                instance,
+            });
+        }
     }
 }
 
@@ -709,6 +726,7 @@ impl Handler<Retire> for SessionActor {
         let waiting = self.stats.depth.load(Ordering::Relaxed) > 0;
         let may = self.state.may_stop();
         if may && !waiting {
+            self.retired = true;
             ctx.stop();
             return true;
         }
