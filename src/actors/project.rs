@@ -38,7 +38,7 @@ use crate::messages::session::Detach;
 use crate::messages::supervisor::ProjectIdle;
 use crate::messages::wire::{now_ms, ActivityState, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider};
-use crate::storage::{SessionRecord, Store, WriteOp};
+use crate::storage::{SessionRecord, Store};
 
 /// How long a project started for a message that never came (its caller went away) stays.
 const UNUSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
@@ -82,10 +82,7 @@ struct Current {
     session_id: String,
     addr: Option<Mailbox<SessionActor>>,
     status: AgentStatus,
-    /// Boxed, not a `String`: 8 bytes less made room for `release` in the 1,024-byte task class.
-    provider: Box<str>,
-    /// The seqId ceiling its stopped actor left to drop (`SessionStopped::release`).
-    release: Option<std::num::NonZeroU64>,
+    provider: String,
 }
 
 impl Current {
@@ -262,30 +259,11 @@ impl ProjectActor {
         }
     }
 
-    /// Drops the seqId ceiling a stopped actor of `session_id` reserved: every seqId it handed out is
-    /// stored, so a later actor continues right after them. One write of its own, outside the finish; a
-    /// full queue leaves the ceiling, and a later actor then skips past it (a gap, never a reuse).
-    fn release_seq(&self, session_id: &str, ceiling: Option<std::num::NonZeroU64>) {
-        if let Some(ceiling) = ceiling {
-            let _ = self
-                .links
-                .session
-                .persister
-                .try_write(vec![WriteOp::ReleaseSeq {
-                    session_id: session_id.to_owned(),
-                    ceiling: ceiling.get(),
-                }]);
-        }
-    }
-
     /// Lets go of the current session; its data stays readable through the supervisor and storage.
     fn detach(&mut self, ctx: &mut Context<Self>) {
         self.cancel_cleanup(ctx);
-        if let Some(cur) = self.current.take() {
-            self.release_seq(&cur.session_id, cur.release);
-            if let Some(addr) = cur.addr {
-                addr.do_send(Detach);
-            }
+        if let Some(addr) = self.current.take().and_then(|c| c.addr) {
+            addr.do_send(Detach);
         }
         self.health.set_session(None, Instant::now());
         self.health_changed(ctx);
@@ -305,8 +283,7 @@ impl ProjectActor {
             session_id,
             addr,
             status,
-            provider: provider.into_boxed_str(),
-            release: None,
+            provider,
         });
     }
 
@@ -408,12 +385,9 @@ impl Handler<Deactivate> for ProjectActor {
             self.stop_reason = StopReason::Purge;
         }
         let had_session = self.current.is_some();
-        if let Some(cur) = self.current.take() {
-            self.release_seq(&cur.session_id, cur.release);
-            if let Some(addr) = cur.addr {
-                // A finished, fully stored session stops with its project; its data stays in storage.
-                addr.do_send(Detach);
-            }
+        if let Some(addr) = self.current.take().and_then(|c| c.addr) {
+            // A finished, fully stored session stops with its project; its data stays in storage.
+            addr.do_send(Detach);
         }
         ctx.stop();
         Deactivated {

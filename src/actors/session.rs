@@ -208,12 +208,6 @@ impl SessionActor {
         self.record().status == AgentStatus::Running
     }
 
-    /// Its project's current session (not let go of): the project drops the seqId ceiling when it lets
-    /// go of the session or brings it back (`SessionStopped::release`), not its finishing write.
-    fn project_releases(&self) -> bool {
-        self.links.project.is_some() && !self.state.detached
-    }
-
     /// Tells the project (if it holds this session's link) what happened, for its health.
     fn tell_project(&self, msg: impl Into<SessionReport>) {
         if let Some(project) = &self.links.project {
@@ -363,8 +357,9 @@ impl SessionActor {
                 if let Some(riders) = &self.riders {
                     ops.extend(riders.ops.iter().cloned());
                 }
-                if self.state.stops_once_stored() && !self.project_releases() {
-                    // Its last write drops the seqId ceiling too, rather than a job of its own at the stop.
+                if self.state.stops_once_stored() {
+                    // Its last write drops the seqId ceiling too, rather than a job of its own at the stop
+                    // (100,000 sessions finishing together were 100,000 more jobs).
                     ops.push(WriteOp::ReleaseSeq {
                         session_id: self.record().session_id.clone(),
                         ceiling: self.state.seq.release(),
@@ -548,13 +543,8 @@ impl Actor for SessionActor {
             self.links.metrics.dirty_sessions.dec();
         }
         let released = self.state.seq.released();
-        let mut release = None;
         if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) && !released {
-            if self.project_releases() {
-                release = Some(self.state.seq.ceiling());
-            } else {
-                self.release_seq();
-            }
+            self.release_seq();
         }
         self.let_agent_go();
         let (session_id, instance) = (self.record().session_id.clone(), self.stats.instance());
@@ -562,7 +552,6 @@ impl Actor for SessionActor {
         self.tell_project(SessionStopped {
             session_id: session_id.clone(),
             instance,
-            release,
         });
         if !self.retired {
             // Stopped through its router (`Retire`), which dropped the route then.

@@ -84,11 +84,6 @@ pub struct SessionStopped {
     pub session_id: String,
     /// Which actor of that id stopped (see `Mailbox::instance`): a newer one may already be attached.
     pub instance: usize,
-    /// The seqId ceiling the actor reserved, every seqId it handed out being stored: the project drops it
-    /// (`WriteOp::ReleaseSeq`) when it lets go of the session or brings it back, so a later actor continues
-    /// right after the last stored seqId. Left to the project rather than written with the finish: the
-    /// drop is a random B-tree leaf per session, and 100,000 sessions finishing together wrote 100,000.
-    pub release: Option<u64>,
 }
 
 impl From<SessionStopped> for SessionReport {

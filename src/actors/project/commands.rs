@@ -382,10 +382,6 @@ impl ProjectActor {
         if let Some(addr) = cur.live() {
             return fut::ready(Ok((session_id, addr.clone()))).boxed_local();
         }
-        // Dropped first: the actor brought back reads its ceiling behind every write queued before, so
-        // it continues right after the last stored seqId.
-        let release = self.current.as_mut().and_then(|c| c.release.take());
-        self.release_seq(&session_id, release);
         let router = self.links.router.clone();
         let wanted = BringBack {
             session_id: session_id.clone(),

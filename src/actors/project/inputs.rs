@@ -78,14 +78,8 @@ impl ProjectActor {
                     .as_ref()
                     .is_some_and(|a| a.instance() == msg.instance)
         };
-        let release = msg.release.and_then(std::num::NonZeroU64::new);
-        match self.current.as_mut().filter(|c| stopped(c)) {
-            Some(cur) => {
-                cur.addr = None;
-                cur.release = release;
-            }
-            // No longer its current session: nothing would bring it back through this project.
-            None => self.release_seq(&msg.session_id, release),
+        if let Some(cur) = self.current.as_mut().filter(|c| stopped(c)) {
+            cur.addr = None;
         }
     }
 }
