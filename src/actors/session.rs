@@ -124,6 +124,8 @@ pub struct SessionActor {
     restored: bool,
     /// Asked its router whether it may stop (`MayRetire`), and not yet answered (`Retire`).
     retiring: bool,
+    /// Stopped as its router asked (`Retire`): the router has dropped its route already.
+    retired: bool,
     /// Raw message ids applied recently, for idempotent ingest.
     recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
@@ -170,6 +172,7 @@ impl SessionActor {
             stall_timer: None,
             restored: persisted,
             retiring: false,
+            retired: false,
             recent_ids,
             stop_reason: StopReason::Completed,
             spend: Default::default(),
@@ -571,10 +574,13 @@ impl Actor for SessionActor {
             session_id: session_id.clone(),
             instance,
         });
-        self.links.gone.do_send(SessionGone {
-            session_id,
-            instance,
-        });
+        if !self.retired {
+            // Stopped through its router (`Retire`), which dropped the route then.
+            self.links.gone.do_send(SessionGone {
+                session_id,
+                instance,
+            });
+        }
     }
 }
 
@@ -730,6 +736,7 @@ impl Handler<Retire> for SessionActor {
         let waiting = self.stats.depth.load(Ordering::Relaxed) > 0;
         let may = self.state.may_stop();
         if may && !waiting {
+            self.retired = true;
             ctx.stop();
             return true;
         }
