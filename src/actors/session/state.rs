@@ -82,6 +82,9 @@ pub struct SessionState {
     /// `unstored_bytes` when the write in flight was built: stored once it commits.
     flushing_bytes: u64,
     persisted_seq: u64,
+    /// seqIds skipped (`push`) since the write in flight was built: `written` counts them as stored too,
+    /// since its `upto` was taken before the skip.
+    skipped_in_flight: u64,
     record_dirty: bool,
     /// The actor holds a debounce or retry timer.
     timer: bool,
@@ -137,6 +140,7 @@ impl SessionState {
             flushing_bytes: 0,
             window: recent.into(),
             persisted_seq,
+            skipped_in_flight: 0,
             record_dirty: !persisted,
             record,
             timer: false,
@@ -202,7 +206,11 @@ impl SessionState {
         // A previous life may have handed out seqIds up to its ceiling that storage never got: skip them.
         // Both counters move, so the count of messages awaiting storage stays what it was.
         let next = self.seq.skip_to(self.record.last_seq);
-        self.persisted_seq += next - self.record.last_seq;
+        let skipped = next - self.record.last_seq;
+        self.persisted_seq += skipped;
+        if self.in_flight {
+            self.skipped_in_flight += skipped;
+        }
         self.record.last_seq = next;
         self.record.last_seq += 1;
         self.record.message_count += 1;
@@ -343,6 +351,7 @@ impl SessionState {
         now: Instant,
     ) -> (AfterWrite, Option<CommandError>) {
         self.in_flight = false;
+        let skipped = std::mem::take(&mut self.skipped_in_flight);
         let riding = std::mem::take(&mut self.riding);
         if let Err(e) = result {
             // Everything stays in memory and is written again; a durable caller learns it is not yet safe.
@@ -360,7 +369,7 @@ impl SessionState {
             };
             return (after, Some(err));
         }
-        self.persisted_seq = upto;
+        self.persisted_seq = upto + skipped;
         self.unstored_bytes = self.unstored_bytes.saturating_sub(self.flushing_bytes);
         self.backoff = None;
         for w in riding {

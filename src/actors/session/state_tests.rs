@@ -339,3 +339,42 @@ fn stall_resumes_stop_after_the_limit_until_progress_comes() {
     assert!(c.resume_again(2), "progress since: resume again");
     assert!(!StallClock::new(Duration::from_secs(1), Instant::now()).resume_again(0));
 }
+
+#[test]
+fn a_seqid_gap_skipped_while_a_write_is_in_flight_is_not_counted_as_unstored() {
+    // Revived after a crash: its previous life reserved seqIds up to 120 but stored only up to 0.
+    let mut s = stored(AgentStatus::Running);
+    s.seq.restored(Some(120));
+    let now = Instant::now();
+    // A status change is written first, and while that write is in flight a message skips the gap.
+    s.record_changed();
+    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+        panic!("expected a write");
+    };
+    let (upto, retention) = s.queued();
+    let first = s.push(message("after the crash"));
+    assert_eq!(
+        first.seq_id, 121,
+        "continues above the previous life's ceiling"
+    );
+    s.written(upto, retention, Ok(()), now);
+    // Only the one message awaits storage: the skipped seqIds were never messages.
+    let FlushStep::Write(ops) = s.begin_flush(now).0 else {
+        panic!("the message is written");
+    };
+    let appended: Vec<(u64, u64)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::AppendEncoded(batch) => Some((batch.first_seq(), batch.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appended, [(121, 1)], "the one message, alone");
+    let (upto, retention) = s.queued();
+    assert_eq!(upto, 121);
+    s.written(upto, retention, Ok(()), now);
+    assert!(matches!(
+        s.begin_flush(now).0,
+        FlushStep::Clean { stop: false }
+    ));
+}
