@@ -77,7 +77,7 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
-    drop(set_schema_version(&path, 10));
+    drop(set_schema_version(&path, 9));
     let before = std::fs::read(&path).unwrap();
 
     let err = Store::open(&path)
@@ -87,8 +87,8 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
         matches!(
             err,
             StorageError::NewerSchema {
-                found: 10,
-                supported: 9,
+                found: 9,
+                supported: 8,
                 ..
             }
         ),
@@ -175,13 +175,13 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
 
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.redb");
-    leave_unclean_file(&newer, 10);
+    leave_unclean_file(&newer, 9);
     let before = std::fs::read(&newer).unwrap();
     let err = Store::open(&newer)
         .err()
         .expect("a newer schema must be refused");
     assert!(
-        matches!(err, StorageError::NewerSchema { found: 10, .. }),
+        matches!(err, StorageError::NewerSchema { found: 9, .. }),
         "{err:?}"
     );
     assert!(
@@ -190,7 +190,7 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
     );
 
     let ours = dir.path().join("ours.redb");
-    leave_unclean_file(&ours, 9);
+    leave_unclean_file(&ours, 8);
     let store = Store::open(&ours).unwrap();
     assert_eq!(
         seqs(&store.messages("s1", 0, None, None).unwrap()),
@@ -487,13 +487,12 @@ fn a_failed_apply_changes_nothing() {
 
 /// Overwrites a stored record of a closed store file with bytes of an unknown format.
 fn corrupt_record(path: &Path, session: &str) {
-    // Schema 9: a record is keyed (sessionId, u64::MAX) in `session_rows`.
-    let rows: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("session_rows");
+    let sessions: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
     let db = Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();
-    txn.open_table(rows)
+    txn.open_table(sessions)
         .unwrap()
-        .insert((session, u64::MAX), [200u8, 1, 2, 3].as_slice())
+        .insert(session, [200u8, 1, 2, 3].as_slice())
         .unwrap();
     txn.commit().unwrap();
 }
@@ -536,7 +535,7 @@ fn meta_holds_schema_version_eight() {
         .unwrap()
         .unwrap()
         .value();
-    assert_eq!(version, 9);
+    assert_eq!(version, 8);
 }
 
 #[test]

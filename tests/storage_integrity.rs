@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use agent_store::messages::wire::AgentStatus;
 use agent_store::storage::{verify, StorageError, Store, WriteOp};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, TableDefinition};
 use storage_support::{append, latest_sessions, put, record, seqs};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -90,7 +90,7 @@ fn a_flipped_byte_in_a_message_row_is_reported_with_its_session_never_served() {
     drop(store);
 
     let report = verify(&path).unwrap();
-    assert_eq!((report.schema, report.sessions, report.batches), (9, 2, 2));
+    assert_eq!((report.schema, report.sessions, report.batches), (8, 2, 2));
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].session_id, "victim");
     assert_eq!(
@@ -164,9 +164,8 @@ fn verify_finds_nothing_in_a_sound_file_and_refuses_what_is_not_a_database() {
 /// by main at 2d770dd (schema 5, before the project summaries), `schema6.redb` by the release binary of
 /// d54c1c8 (schema 6, batch bodies through postcard; its storage code is main 0077a55's), `schema7.redb` by
 /// the release binary of 7a1dd54 (schema 7, records through postcard; /tmp/agent-store-final25b, started
-/// with synthetic sessions over HTTP), `schema8.redb` by the release binary of 383366b (schema 8, records
-/// and batch index in two trees; /tmp/agent-store-review26, over HTTP), the same way: project alpha's
-/// session done with two assistant messages and a cost, project beta's started after it.
+/// with synthetic sessions over HTTP), the same way: project alpha's session done with two assistant
+/// messages and a cost, project beta's started after it.
 fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
@@ -211,9 +210,9 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     assert_eq!(store.project_sessions("alpha").unwrap().len(), 1);
     drop(store);
 
-    assert_eq!(schema_version(&path), 9);
+    assert_eq!(schema_version(&path), 8);
     let after = verify(&path).unwrap();
-    assert_eq!((after.schema, after.sessions), (9, before.sessions));
+    assert_eq!((after.schema, after.sessions), (8, before.sessions));
     assert_eq!(after.messages, before.messages + 2);
     assert!(after.damage.is_empty(), "{:?}", after.damage);
 }
@@ -269,16 +268,6 @@ fn a_schema_seven_file_from_main_before_the_hand_written_records_is_migrated_who
         "tests/fixtures/storage/schema7.redb",
         7,
         "schema seven text ✓",
-    );
-}
-
-#[test]
-fn a_schema_eight_file_from_main_before_the_records_and_batch_index_shared_a_tree_is_migrated_whole(
-) {
-    migrates_whole(
-        "tests/fixtures/storage/schema8.redb",
-        8,
-        "schema eight text ✓",
     );
 }
 
@@ -407,36 +396,11 @@ fn a_missing_database_is_refused_when_the_data_dir_held_one() {
     assert!(dir.path().join("agent-store.redb.created").exists());
 }
 
-/// Moves schema 9's `session_rows` back into the two trees of schema 4 to 8, `sessions` and
-/// `message_index`.
-fn split_session_rows(txn: &redb::WriteTransaction) {
-    let rows_table: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("session_rows");
-    let sessions_table: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-    let index_table: TableDefinition<(&str, u64), u64> = TableDefinition::new("message_index");
-    {
-        let rows = txn.open_table(rows_table).unwrap();
-        let mut sessions = txn.open_table(sessions_table).unwrap();
-        let mut index = txn.open_table(index_table).unwrap();
-        for row in rows.iter().unwrap() {
-            let (key, value) = row.unwrap();
-            match key.value() {
-                (id, u64::MAX) => drop(sessions.insert(id, value.value()).unwrap()),
-                (id, seq) => {
-                    let position = u64::from_le_bytes(value.value().try_into().unwrap());
-                    drop(index.insert((id, seq), position).unwrap());
-                }
-            }
-        }
-    }
-    txn.delete_table(rows_table).unwrap();
-}
-
 /// Schema 4 (main before packed rows) stored every batch plain, byte for byte as this build stores a small
-/// one; laying such a file out in schema 4's tables and marking it 4 gives what main wrote. It opens as 9
-/// with no row rewritten, its plain rows read beside the packed ones written after, and verify finds
-/// nothing wrong.
+/// one; marking such a file 4 gives what main wrote. It opens as 8 with no row rewritten, its plain rows
+/// read beside the packed ones written after, and verify finds nothing wrong.
 #[test]
-fn a_schema_four_file_opens_as_nine_and_reads_its_plain_rows_beside_packed_ones() {
+fn a_schema_four_file_opens_as_eight_and_reads_its_plain_rows_beside_packed_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).unwrap();
@@ -447,7 +411,6 @@ fn a_schema_four_file_opens_as_nine_and_reads_its_plain_rows_beside_packed_ones(
     {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        split_session_rows(&txn);
         txn.open_table(META)
             .unwrap()
             .insert("schema_version", 4)
@@ -456,7 +419,6 @@ fn a_schema_four_file_opens_as_nine_and_reads_its_plain_rows_beside_packed_ones(
     }
     let before = verify(&path).unwrap();
     assert_eq!((before.schema, before.messages), (4, 3));
-    assert!(before.damage.is_empty(), "{:?}", before.damage);
 
     let store = Store::open(&path).unwrap();
     let long: Vec<_> = (4..=23)
@@ -478,8 +440,8 @@ fn a_schema_four_file_opens_as_nine_and_reads_its_plain_rows_beside_packed_ones(
     assert!(all[3..].iter().zip(&long).all(|(got, sent)| got == &**sent));
     drop(store);
 
-    assert_eq!(schema_version(&path), 9);
+    assert_eq!(schema_version(&path), 8);
     let after = verify(&path).unwrap();
     assert!(after.damage.is_empty(), "{:?}", after.damage);
-    assert_eq!((after.schema, after.batches, after.messages), (9, 2, 23));
+    assert_eq!((after.schema, after.batches, after.messages), (8, 2, 23));
 }

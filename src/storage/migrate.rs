@@ -19,9 +19,6 @@
 //!   record of format 2 is rewritten by its next update, not here: the version keeps older builds, which
 //!   cannot read format 3, away. Each journal run gets a first byte saying whether it is packed (runs
 //!   written from now on may be); the journal's floor (`event_journal_floor`) is made by its first prune.
-//! - 8 → 9: every record (`sessions`) and batch index entry (`message_index`) moves into `session_rows`,
-//!   side by side (src/storage/rows.rs); the two old tables go. Values move as they are: a damaged record
-//!   stays damaged under its own checksum, for reads and `agent-store verify` to report.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -30,7 +27,6 @@ use redb::{Database, Durability, ReadableTable, WriteTransaction};
 
 use super::codec::{upgrade_batch, upgrade_record};
 use super::projects::{self, PROJECTS};
-use super::rows::{record_key, SESSION_ROWS};
 use super::schema::{
     MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, META, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
     SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS,
@@ -53,9 +49,6 @@ pub(super) fn run(db: &Database, from: u64, path: &Path) -> Result<(), StorageEr
         if from < 4 {
             project_keys(txn, from)?;
             message_log(txn)?;
-        }
-        if from < 9 {
-            session_rows(txn)?;
         }
         if from < 6 {
             project_summaries(txn)?;
@@ -177,29 +170,10 @@ fn message_log(txn: &WriteTransaction) -> Result<(), redb::Error> {
     Ok(())
 }
 
-/// 8 → 9 (and anything older, after the steps above): records and batch index entries move into
-/// `session_rows`.
-fn session_rows(txn: &WriteTransaction) -> Result<(), redb::Error> {
-    {
-        let mut rows = txn.open_table(SESSION_ROWS)?;
-        for row in txn.open_table(SESSIONS)?.iter()? {
-            let (id, value) = row?;
-            rows.insert(record_key(id.value()), value.value())?;
-        }
-        for row in txn.open_table(MESSAGE_INDEX)?.iter()? {
-            let (key, position) = row?;
-            rows.insert(key.value(), position.value().to_le_bytes().as_slice())?;
-        }
-    }
-    txn.delete_table(SESSIONS)?;
-    txn.delete_table(MESSAGE_INDEX)?;
-    Ok(())
-}
-
-/// 5 → 6 (and anything older, after the steps above, `session_rows` included): each project's summary.
+/// 5 → 6 (and anything older, after the steps above): each project's summary.
 fn project_summaries(txn: &WriteTransaction) -> Result<(), redb::Error> {
     let keys = txn.open_table(PROJECT_KEYS)?;
-    let sessions = txn.open_table(SESSION_ROWS)?;
+    let sessions = txn.open_table(SESSIONS)?;
     let mut summaries = txn.open_table(PROJECTS)?;
     let mut projects: Vec<String> = Vec::new();
     for row in keys.iter()? {

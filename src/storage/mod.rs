@@ -15,7 +15,6 @@ mod migrate;
 mod overlay;
 mod projects;
 mod record;
-mod rows;
 mod schema;
 mod sequence;
 mod starts;

@@ -14,7 +14,6 @@
 use redb::{ReadableTable, Table, TableDefinition};
 
 use super::codec::record_place;
-use super::rows::record_key;
 use super::schema::successor;
 
 /// projectId → (latest sessionId, session count, floor of every session's updatedAt).
@@ -73,7 +72,7 @@ pub(super) fn put(
 /// record that does not decode is counted but neither the latest nor under the floor.
 pub(super) fn summarize(
     keys: &impl ReadableTable<(&'static str, &'static str), ()>,
-    rows: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    sessions: &impl ReadableTable<&'static str, &'static [u8]>,
     project_id: &str,
 ) -> Result<Option<Summary>, redb::StorageError> {
     let end = successor(project_id);
@@ -88,7 +87,7 @@ pub(super) fn summarize(
         let (key, _) = row?;
         let id = key.value().1;
         summary.sessions += 1;
-        let Some(value) = rows.get(record_key(id))? else {
+        let Some(value) = sessions.get(id)? else {
             continue;
         };
         let Ok(place) = record_place(id, value.value()) else {

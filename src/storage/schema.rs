@@ -21,11 +21,9 @@ use super::guard;
 use super::migrate;
 use super::overlay::CopyOnWrite;
 use super::projects::PROJECTS;
-use super::rows::SESSION_ROWS;
 use super::StorageError;
 
-/// Schema 1 to 8's records, sessionId → encoded `SessionRecord`, read only by the migration and verify:
-/// `session_rows` holds them now (src/storage/rows.rs).
+/// sessionId → encoded `SessionRecord`.
 pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 /// (projectId, sessionId) → (): a project's sessions. Written when a session is first stored (or moves
 /// project), never on a record update: the few sessions of one project are put in retention order from
@@ -42,8 +40,8 @@ pub(super) const PROJECT_SESSIONS: TableDefinition<(&str, i64, &str), ()> =
 /// always lands at the end of this tree, so a commit of many sessions' batches writes a few new pages at
 /// its right edge instead of copying a page (and its parents) in the middle for every session.
 pub(super) const MESSAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("message_log");
-/// Schema 4 to 8's batch index, (sessionId, first seqId) → the row's position in `message_log`, read only
-/// by the migration and verify: `session_rows` holds it now, beside each record (src/storage/rows.rs).
+/// (sessionId, first seqId) → the row's position in `message_log`: a session's batches in seq order. Its
+/// entries are small, so one page holds many.
 pub(super) const MESSAGE_INDEX: TableDefinition<(&str, u64), u64> =
     TableDefinition::new("message_index");
 /// Schema 1 to 3's rows, (sessionId, first seqId) → one encoded batch, read only by the migration and
@@ -63,9 +61,8 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// may have a hand-written body (formats 4 and 5, src/storage/frame.rs); an older build would take those
 /// rows for damaged ones. 8: a record may have a hand-written body (format 3, src/storage/record.rs), and
 /// the event journal keeps a floor and may pack its runs (src/storage/journal.rs); an older build would
-/// take those records and runs for damaged ones. 9: `session_rows` holds each session's record and its
-/// batch index side by side (src/storage/rows.rs), in place of `sessions` and `message_index`.
-pub(super) const SCHEMA_VERSION: u64 = 9;
+/// take those records and runs for damaged ones.
+pub(super) const SCHEMA_VERSION: u64 = 8;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 
@@ -152,10 +149,11 @@ fn init(db: &Database) -> Result<(), redb::Error> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     {
-        txn.open_table(SESSION_ROWS)?;
+        txn.open_table(SESSIONS)?;
         txn.open_table(PROJECT_KEYS)?;
         txn.open_table(PROJECTS)?;
         txn.open_table(MESSAGE_LOG)?;
+        txn.open_table(MESSAGE_INDEX)?;
         txn.open_table(RUNNING)?;
         txn.open_table(SETTINGS)?;
         txn.open_table(META)?
@@ -212,11 +210,7 @@ pub(super) fn verify(db: &dyn ReadableDatabase, path: &Path) -> Result<u64, Stor
     if found < OLDEST_SCHEMA {
         return Err(damaged(path, format!("unknown schema_version {found}")));
     }
-    if found < 9 {
-        has_table(&txn, SESSIONS, path)?;
-    } else {
-        has_table(&txn, SESSION_ROWS, path)?;
-    }
+    has_table(&txn, SESSIONS, path)?;
     match found {
         ..=2 => has_table(&txn, PROJECT_SESSIONS, path)?,
         3 => has_table(&txn, PROJECT_INDEX, path)?,
@@ -226,8 +220,6 @@ pub(super) fn verify(db: &dyn ReadableDatabase, path: &Path) -> Result<u64, Stor
         has_table(&txn, MESSAGES, path)?;
     } else {
         has_table(&txn, MESSAGE_LOG, path)?;
-    }
-    if (4..9).contains(&found) {
         has_table(&txn, MESSAGE_INDEX, path)?;
     }
     if found >= 6 {

@@ -11,8 +11,9 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 use super::codec::{decode_batch, decode_record, Visit};
 use super::guard::Guard;
 use super::projects::{self, PROJECTS};
-use super::rows::{position_of, record_key, RECORD, SESSION_ROWS};
-use super::schema::{self, successor, MESSAGE_LOG, PROJECT_KEYS, SETTINGS};
+use super::schema::{
+    self, successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_KEYS, SESSIONS, SETTINGS,
+};
 use super::writer::{write_error, Retention, Writer};
 use super::{SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentMessage, AgentStatus, UnixMs};
@@ -267,19 +268,21 @@ impl Store {
             return Ok(Vec::new());
         }
         let txn = self.read()?;
-        let table = txn.open_table(SESSION_ROWS).map_err(read_error)?;
+        let table = txn.open_table(MESSAGE_INDEX).map_err(read_error)?;
         let log = txn.open_table(MESSAGE_LOG).map_err(read_error)?;
         // The row holding `first_wanted` may start before it: begin at the last row starting at or before.
         let start = match table
-            .range((session_id, 0)..=(session_id, first_wanted.min(RECORD - 1)))
+            .range((session_id, 0)..=(session_id, first_wanted))
             .map_err(read_error)?
             .next_back()
         {
             Some(row) => row.map_err(read_error)?.0.value().1,
             None => 0,
         };
-        // The record, keyed past every seqId, is never among the batches.
-        let end = Bound::Excluded((session_id, before_seq.unwrap_or(RECORD)));
+        let end = match before_seq {
+            Some(b) => Bound::Excluded((session_id, b)),
+            None => Bound::Included((session_id, u64::MAX)),
+        };
         let rows = table
             .range((Bound::Included((session_id, start)), end))
             .map_err(read_error)?;
@@ -290,10 +293,9 @@ impl Store {
         let mut last = after_seq;
         let mut taken = 0usize;
         for row in rows {
-            let (key, entry) = row.map_err(read_error)?;
+            let (key, position) = row.map_err(read_error)?;
             let first_seq = key.value().1;
-            let position = self.checked(position_of(session_id, first_seq, entry.value()))?;
-            let Some(value) = log.get(position).map_err(read_error)? else {
+            let Some(value) = log.get(position.value()).map_err(read_error)? else {
                 return Err(self.guard.corrupt(StorageError::Corrupt {
                     session_id: session_id.to_owned(),
                     what: format!("message batch at seq {first_seq}"),
@@ -526,8 +528,8 @@ impl Store {
         txn: &ReadTransaction,
         session_id: &str,
     ) -> Result<Option<SessionRecord>, StorageError> {
-        let rows = txn.open_table(SESSION_ROWS).map_err(read_error)?;
-        let value = rows.get(record_key(session_id)).map_err(read_error)?;
+        let sessions = txn.open_table(SESSIONS).map_err(read_error)?;
+        let value = sessions.get(session_id).map_err(read_error)?;
         self.checked(
             value
                 .map(|v| decode_record(session_id, v.value()))

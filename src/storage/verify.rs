@@ -10,7 +10,6 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::codec::{decode_batch, decode_record, upgrade_batch, upgrade_record, Visit};
 use super::projects::{self, PROJECTS};
-use super::rows::{position_of, RECORD, SESSION_ROWS};
 use super::schema::{
     self, MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
     RUNNING, SESSIONS,
@@ -136,13 +135,15 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
     // A schema 1 file has no checksums yet: its values are checked the way the migration will take them.
     let old = report.schema < 2;
     let mut records: HashMap<String, Option<SessionRecord>> = HashMap::new();
-    let mut record = |id: &str, value: &[u8]| {
+    for row in txn.open_table(SESSIONS)?.iter()? {
+        let (key, value) = row?;
+        let id = key.value();
         report.sessions += 1;
         let decoded = if old {
-            upgrade_record(id, value)
-                .and_then(|new| decode_record(id, new.as_deref().unwrap_or(value)))
+            upgrade_record(id, value.value())
+                .and_then(|new| decode_record(id, new.as_deref().unwrap_or(value.value())))
         } else {
-            decode_record(id, value)
+            decode_record(id, value.value())
         };
         match decoded {
             Ok(r) => records.insert(id.to_owned(), Some(r)),
@@ -151,19 +152,6 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
                 records.insert(id.to_owned(), None)
             }
         };
-    };
-    if report.schema < 9 {
-        for row in txn.open_table(SESSIONS)?.iter()? {
-            let (key, value) = row?;
-            record(key.value(), value.value());
-        }
-    } else {
-        for row in txn.open_table(SESSION_ROWS)?.iter()? {
-            let (key, value) = row?;
-            if let (id, RECORD) = key.value() {
-                record(id, value.value());
-            }
-        }
     }
 
     let entries = project_entries(txn, report.schema)?;
@@ -247,41 +235,19 @@ fn walk(txn: &ReadTransaction, report: &mut Report) -> Result<(), redb::Error> {
         }
     } else {
         let log = txn.open_table(MESSAGE_LOG)?;
-        let mut entries: Vec<(String, u64, Result<u64, StorageError>)> = Vec::new();
-        if report.schema < 9 {
-            for row in txn.open_table(MESSAGE_INDEX)?.iter()? {
-                let (key, position) = row?;
-                let (id, first_seq) = key.value();
-                entries.push((id.to_owned(), first_seq, Ok(position.value())));
-            }
-        } else {
-            for row in txn.open_table(SESSION_ROWS)?.iter()? {
-                let (key, value) = row?;
-                let (id, first_seq) = key.value();
-                if first_seq != RECORD {
-                    let position = position_of(id, first_seq, value.value());
-                    entries.push((id.to_owned(), first_seq, position));
-                }
-            }
-        }
         let mut indexed = HashSet::new();
-        for (id, first_seq, position) in entries {
-            let position = match position {
-                Ok(p) => p,
-                Err(e) => {
-                    report.damage.push(Damage::of(e));
-                    continue;
-                }
-            };
-            let value = log.get(position)?;
+        for row in txn.open_table(MESSAGE_INDEX)?.iter()? {
+            let (key, position) = row?;
+            let (id, first_seq) = key.value();
+            let value = log.get(position.value())?;
             batch(
                 report,
                 &records,
-                &id,
+                id,
                 first_seq,
                 value.as_ref().map(|v| v.value()),
             );
-            indexed.insert(position);
+            indexed.insert(position.value());
         }
         for row in log.iter()? {
             let (position, _) = row?;

@@ -3,10 +3,9 @@
 //! mark exactly for running records, no message rows without a record) in one place is what lets every
 //! caller compose them freely within a transaction.
 //!
-//! A record update (every flush of a busy session) touches only the record's row: the value it replaces
-//! says whether the project or the running state changed, and only then are those indexes written. The
-//! flush's batch index entry sits beside the record in `session_rows` (src/storage/rows.rs), so the two
-//! land in one leaf. Fewer B-tree pages copied per commit is what the writer's pace is made of. The project's summary
+//! A record update (every flush of a busy session) touches only the `sessions` row: the value it replaces
+//! says whether the project or the running state changed, and only then are those indexes written. Fewer
+//! B-tree pages copied per commit is what the writer's pace is made of. The project's summary
 //! (src/storage/projects.rs) is read on such an update and written only when it changes.
 
 use std::fmt::Display;
@@ -15,8 +14,9 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{decode_record, encode_batch, encode_record, record_place};
 use super::projects::{self, ProjectsTable, Summary, PROJECTS};
-use super::rows::{all_of, batches_of, position_of, record_key, RECORD, SESSION_ROWS};
-use super::schema::{successor, MESSAGE_LOG, PROJECT_KEYS, RUNNING, SETTINGS};
+use super::schema::{
+    successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_KEYS, RUNNING, SESSIONS, SETTINGS,
+};
 use super::{journal, sequence, starts};
 use super::{EncodedBatch, SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentStatus, SharedMessage, UnixMs};
@@ -31,12 +31,12 @@ pub(super) struct Retention<'a> {
 
 /// The tables of one write transaction, opened once for all the ops applied in it.
 pub(super) struct Writer<'t> {
-    /// Records and batch index entries (src/storage/rows.rs).
-    rows: Table<'t, (&'static str, u64), &'static [u8]>,
+    sessions: Table<'t, &'static str, &'static [u8]>,
     project_keys: Table<'t, (&'static str, &'static str), ()>,
     /// Each project's latest session, session count and updatedAt floor.
     projects: ProjectsTable<'t>,
     log: Table<'t, u64, &'static [u8]>,
+    batches: Table<'t, (&'static str, u64), u64>,
     /// Where the next message row goes in `log`: past the last one.
     next_row: u64,
     running: Table<'t, &'static str, ()>,
@@ -66,8 +66,9 @@ impl<'t> Writer<'t> {
         };
         Ok(Writer {
             log,
+            batches: txn.open_table(MESSAGE_INDEX).map_err(write_error)?,
             next_row,
-            rows: txn.open_table(SESSION_ROWS).map_err(write_error)?,
+            sessions: txn.open_table(SESSIONS).map_err(write_error)?,
             project_keys: txn.open_table(PROJECT_KEYS).map_err(write_error)?,
             projects: txn.open_table(PROJECTS).map_err(write_error)?,
             running: txn.open_table(RUNNING).map_err(write_error)?,
@@ -179,7 +180,7 @@ impl<'t> Writer<'t> {
     }
 
     pub(super) fn record(&self, session_id: &str) -> Result<Option<SessionRecord>, StorageError> {
-        match self.rows.get(record_key(session_id)).map_err(write_error)? {
+        match self.sessions.get(session_id).map_err(write_error)? {
             Some(v) => decode_record(session_id, v.value()).map(Some),
             None => Ok(None),
         }
@@ -196,8 +197,8 @@ impl<'t> Writer<'t> {
         // `before`: None for a new session, else the project it moved from (if it did), whether it was
         // running and its updatedAt.
         let before = match self
-            .rows
-            .insert(record_key(id), bytes.as_slice())
+            .sessions
+            .insert(id, bytes.as_slice())
             .map_err(write_error)?
         {
             // A damaged old value fails the put (and so the transaction): it is reported, not papered over.
@@ -311,7 +312,9 @@ impl<'t> Writer<'t> {
 
     /// The project's summary computed again from its index keys and records (removed with its last one).
     fn summary_rebuild(&mut self, project: &str) -> Result<(), StorageError> {
-        match projects::summarize(&self.project_keys, &self.rows, project).map_err(write_error)? {
+        match projects::summarize(&self.project_keys, &self.sessions, project)
+            .map_err(write_error)?
+        {
             Some(s) => projects::put(&mut self.projects, project, &s),
             None => self.projects.remove(project).map(drop),
         }
@@ -333,7 +336,7 @@ impl<'t> Writer<'t> {
         if latest.is_empty() {
             return Ok(None);
         }
-        let Some(value) = self.rows.get(record_key(latest)).map_err(write_error)? else {
+        let Some(value) = self.sessions.get(latest).map_err(write_error)? else {
             return Ok(None);
         };
         Ok(record_place(latest, value.value())
@@ -356,33 +359,26 @@ impl<'t> Writer<'t> {
         self.append_row(&batch.session_id, batch.first_seq, &batch.bytes)
     }
 
-    /// Appends the row at the end of the log and indexes it beside the session's record. A batch written
-    /// again under the same first seqId (a retried flush whose first commit did land) replaces the row it
-    /// was.
+    /// Appends the row at the end of the log and indexes it. A batch written again under the same first
+    /// seqId (a retried flush whose first commit did land) replaces the row it was.
     fn append_row(
         &mut self,
         session_id: &str,
         first_seq: u64,
         bytes: &[u8],
     ) -> Result<(), StorageError> {
-        if first_seq == RECORD {
-            return Err(write_error(format!(
-                "session {session_id}: seqId {first_seq} is past the last one storage indexes"
-            )));
-        }
         let position = self.next_row;
         self.log.insert(position, bytes).map_err(write_error)?;
         self.next_row += 1;
         let replaced = self
-            .rows
-            .insert((session_id, first_seq), position.to_le_bytes().as_slice())
+            .batches
+            .insert((session_id, first_seq), position)
             .map_err(write_error)?
-            .map(|old| position_of(session_id, first_seq, old.value()));
-        match replaced {
-            Some(Ok(old)) => self.log.remove(old).map(drop).map_err(write_error),
-            // The replaced entry was damaged: the row it pointed at cannot be found, only left.
-            Some(Err(_)) | None => Ok(()),
+            .map(|old| old.value());
+        if let Some(old) = replaced {
+            self.log.remove(old).map_err(write_error)?;
         }
+        Ok(())
     }
 
     /// The record, its index key, its marks and all its message rows; the project's summary follows.
@@ -419,27 +415,22 @@ impl<'t> Writer<'t> {
             }
             Err(e) => return Err(e),
         };
+        self.sessions.remove(session_id).map_err(write_error)?;
         self.running.remove(session_id).map_err(write_error)?;
         sequence::forget(self.ceilings()?, session_id)?;
         starts::forget(self.starts()?, session_id)?;
-        let mut positions = Vec::new();
-        for row in self
-            .rows
-            .range(batches_of(session_id))
+        let rows = self
+            .batches
+            .range((session_id, 0)..=(session_id, u64::MAX))
             .map_err(write_error)?
-        {
-            let (key, value) = row.map_err(write_error)?;
-            // A damaged entry's row cannot be found; the entry goes with the rest.
-            if let Ok(position) = position_of(session_id, key.value().1, value.value()) {
-                positions.push(position);
-            }
-        }
-        for position in positions {
+            .map(|row| row.map(|(_, position)| position.value()))
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(write_error)?;
+        for position in rows {
             self.log.remove(position).map_err(write_error)?;
         }
-        // The record and the index entries, in one pass over the session's keys.
-        self.rows
-            .retain_in(all_of(session_id), |_, _| false)
+        self.batches
+            .retain_in((session_id, 0)..=(session_id, u64::MAX), |_, _| false)
             .map_err(write_error)?;
         Ok(projects)
     }
@@ -476,7 +467,7 @@ impl<'t> Writer<'t> {
 
     /// Pushes (updatedAt, id) of the session's record, if it has one that decodes.
     fn dated(&self, id: &str, out: &mut Vec<(i64, String)>) -> Result<(), StorageError> {
-        let Some(value) = self.rows.get(record_key(id)).map_err(write_error)? else {
+        let Some(value) = self.sessions.get(id).map_err(write_error)? else {
             return Ok(());
         };
         // Only its updatedAt: the place is decoded without allocating the record's strings.
