@@ -125,31 +125,39 @@ struct Stored<'a> {
 }
 
 fn encode(entry: &Entry) -> Vec<u8> {
-    let stored = match entry {
+    match entry {
         Entry::Frame {
             at, project, frame, ..
-        } => Stored {
+        } => to_bytes(&Stored {
             at: *at,
             project,
             session_id: "",
             last_seq: 0,
             frame,
-        },
+        }),
         Entry::Messages {
             at,
             project,
             session_id,
             last_seq,
             ..
-        } => Stored {
-            at: *at,
-            project,
-            session_id,
-            last_seq: *last_seq,
-            frame: &[],
-        },
-    };
-    postcard::to_stdvec(&stored).unwrap_or_default()
+        } => encode_messages(*at, project, session_id, *last_seq),
+    }
+}
+
+fn to_bytes(stored: &Stored<'_>) -> Vec<u8> {
+    postcard::to_stdvec(stored).unwrap_or_default()
+}
+
+/// An `Entry::Messages` as stored, from borrowed ids.
+fn encode_messages(at: UnixMs, project: &str, session_id: &str, last_seq: u64) -> Vec<u8> {
+    to_bytes(&Stored {
+        at,
+        project,
+        session_id,
+        last_seq,
+        frame: &[],
+    })
 }
 
 fn decode(id: EventId, bytes: &[u8]) -> Option<Entry> {
@@ -320,15 +328,7 @@ impl Journal {
         session_id: &str,
         last_seq: u64,
     ) -> WriteOp {
-        let encoded = postcard::to_stdvec(&Stored {
-            at,
-            project,
-            session_id,
-            last_seq,
-            frame: &[],
-        })
-        .unwrap_or_default();
-        self.push_encoded(id, at, encoded)
+        self.push_encoded(id, at, encode_messages(at, project, session_id, last_seq))
     }
 
     fn push_encoded(&mut self, id: EventId, at: UnixMs, encoded: Vec<u8>) -> WriteOp {

@@ -112,15 +112,11 @@ impl JsonError {
 ///
 /// The text's UTF-8 is checked once, whole, and then parsed as a `str`: read from bytes, serde_json checks
 /// each string of the document on its own, a call per string (an ingest body is mostly strings). Text that
-/// is not UTF-8 is read from bytes, which names where it breaks.
+/// is not UTF-8 goes straight to the tracked read, from bytes, which names where it breaks.
 pub fn parse_json_at<T: DeserializeOwned>(text: &[u8]) -> Result<T, JsonError> {
-    let parsed = match std::str::from_utf8(text) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(text),
-    };
-    match parsed {
-        Ok(value) => Ok(value),
-        Err(_) => parse_json_tracked(text),
+    match std::str::from_utf8(text).map(serde_json::from_str) {
+        Ok(Ok(value)) => Ok(value),
+        _ => parse_json_tracked(text),
     }
 }
 
