@@ -34,8 +34,9 @@ impl Engine {
     }
 
     /// Hands the start to the supervisor, which hands it to the project's actor, which answers here: one
-    /// wait for the caller. A reply dropped unanswered means the project stopped before it took the start
-    /// (it was going idle): the supervisor then has a new actor for it, asked again.
+    /// wait for the caller. A project going idle cannot lose it (the supervisor holds starts for a project
+    /// it is deactivating), but one stopped by force (a purge) drops it unanswered: then the supervisor is
+    /// asked again, as `ask_project` looks again after a closed mailbox.
     async fn start_in_project(
         &self,
         project_id: &str,
