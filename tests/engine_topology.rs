@@ -303,3 +303,39 @@ async fn a_start_made_while_the_persisters_queue_is_full_keeps_what_it_was_start
     );
     assert!(ids.iter().all(|id| store.session(id).unwrap().is_some()));
 }
+
+/// A start reaches its project in one message to the supervisor, which hands it on; the project answers
+/// the caller itself. Before, the caller asked the supervisor for the project's actor (`Project`) and then
+/// sent it the start: two waits, and at 100,000 starts a thread hop each more.
+#[actix_rt::test]
+async fn a_start_asks_the_supervisor_once_and_is_answered_by_its_project() {
+    let t = start(|_| {}).await;
+    for i in 0..3 {
+        t.start_session(&format!("hop-{i}"), "go").await;
+    }
+    // A second start of a project with an actor (its first session stopped): the same one message.
+    t.engine.stop_agent("hop-0").await.unwrap();
+    t.start_session("hop-0", "again").await;
+
+    let text = t.engine.metrics_text();
+    let handled = |message: &str| {
+        let line = format!(
+            "agent_store_message_handling_seconds_count{{actor=\"supervisor\",message=\"{message}\"}}"
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    assert_eq!(handled("StartIn"), 4.0, "{text}");
+    assert_eq!(handled("Project"), 0.0, "no lookup before a start");
+    assert_eq!(
+        sample(
+            &text,
+            "agent_store_message_handling_seconds_count",
+            &[("actor", "project"), ("message", "StartSession")]
+        ),
+        4.0
+    );
+    let history = t.engine.project_sessions("hop-0").await.unwrap();
+    assert_eq!(history.len(), 2, "both starts of hop-0 made a session");
+}

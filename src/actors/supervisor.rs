@@ -13,7 +13,7 @@ mod directory;
 mod reports;
 
 pub use self::admin::SettingsReply;
-pub use self::directory::{FindProject, Found, Project};
+pub use self::directory::{FindProject, Found, Project, StartIn};
 
 use super::arbiters::{slot, Arbiters};
 use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
@@ -239,6 +239,7 @@ impl Metered for Supervisor {
 crate::instrument!(
     Supervisor: FindProject,
     Project,
+    StartIn,
     ProjectIdle,
     Revived,
     RetentionEvicted,

@@ -3,9 +3,9 @@
 //! ingest. Each goes to the actor that serialises it: a project's actor, the supervisor, the routers.
 
 use super::cluster::Logged;
-use super::Engine;
+use super::{Engine, LOOKUPS};
 use crate::actors::blocking;
-use crate::actors::supervisor::project_of;
+use crate::actors::supervisor::{project_of, StartIn};
 
 use crate::error::CommandError;
 use crate::messages::commands::{IngestOutcome, Settings, SettingsPatch, StartRequest, Started};
@@ -28,12 +28,34 @@ impl Engine {
         validate::project_id(project_id)?;
         let mut spec = self.resolve_start(req).await?;
         self.apply_policy(project_id, &mut spec)?;
-        let started = self
-            .ask_project(project_id, true, || StartSession { spec: spec.clone() })
-            .await?
-            .ok_or(CommandError::ShuttingDown)??;
+        let started = self.start_in_project(project_id, spec).await?;
         self.record_start(&started.session_id).await?;
         Ok(started)
+    }
+
+    /// Hands the start to the supervisor, which hands it to the project's actor, which answers here: one
+    /// wait for the caller. A project going idle cannot lose it (the supervisor holds starts for a project
+    /// it is deactivating), but one stopped by force (a purge) drops it unanswered: then the supervisor is
+    /// asked again, as `ask_project` looks again after a closed mailbox.
+    async fn start_in_project(
+        &self,
+        project_id: &str,
+        spec: StartSpec,
+    ) -> Result<Started, CommandError> {
+        for _ in 0..LOOKUPS {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.inner.supervisor.do_send(StartIn {
+                project_id: project_id.to_owned(),
+                start: StartSession {
+                    spec: spec.clone(),
+                    reply,
+                },
+            });
+            if let Ok(started) = answer.await {
+                return started;
+            }
+        }
+        Err(CommandError::ShuttingDown)
     }
 
     /// Validates a start request and fills what it leaves out from settings and configuration.

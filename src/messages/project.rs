@@ -135,11 +135,15 @@ pub struct Halt {
     pub reason: HaltReason,
 }
 
-/// startAgent, with the request already validated and its defaults resolved by the supervisor.
+/// startAgent, with the request already validated and its defaults resolved by the engine. It reaches the
+/// project through the supervisor (which finds or creates the project's actor and hands it on), and the
+/// project answers `reply` itself: the caller waits once, not for a lookup and then for the start. A reply
+/// dropped unanswered means the project stopped before it handled the start (look it up again).
 #[derive(Message)]
-#[rtype(result = "Result<Started, CommandError>")]
+#[rtype(result = "()")]
 pub struct StartSession {
     pub spec: StartSpec,
+    pub reply: tokio::sync::oneshot::Sender<Result<Started, CommandError>>,
 }
 
 /// stopAgent. Answers the id of the session it stopped while it was going (not finished), which the

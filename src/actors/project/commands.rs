@@ -20,17 +20,34 @@ use crate::messages::project::{
 };
 use crate::messages::session::{AddUserMessage, FlushNow, SetRunner, SetStatus, ToAgent};
 use crate::messages::wire::{now_ms, AgentMessage, AgentStatus};
+use crate::providers::StartSpec;
 use crate::storage::SessionRecord;
 
 impl Handler<StartSession> for ProjectActor {
-    type Result = ResponseActFuture<Self, Result<Started, CommandError>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: StartSession, ctx: &mut Context<Self>) -> Self::Result {
-        let refuse = |e| Box::pin(fut::ready(Err(e))) as Self::Result;
+    /// Answers the start's caller directly (`StartSession::reply`), when the agent has started.
+    fn handle(&mut self, msg: StartSession, ctx: &mut Context<Self>) {
+        let StartSession { spec, reply } = msg;
+        let starting = self.start(spec, ctx);
+        ctx.spawn(starting.map(move |result, _, _| {
+            // A caller that went away no longer wants the answer; the session stays started.
+            let _ = reply.send(result);
+        }));
+    }
+}
+
+impl ProjectActor {
+    fn start(
+        &mut self,
+        mut spec: StartSpec,
+        ctx: &mut Context<Self>,
+    ) -> LocalBoxActorFuture<Self, Result<Started, CommandError>> {
+        let refuse = |e| Box::pin(fut::ready(Err(e))) as LocalBoxActorFuture<Self, _>;
         if self.starting {
             return refuse(CommandError::StartInProgress);
         }
-        let provider = match self.provider(&msg.spec.provider) {
+        let provider = match self.provider(&spec.provider) {
             Ok(p) => p,
             Err(e) => return refuse(e),
         };
@@ -48,7 +65,6 @@ impl Handler<StartSession> for ProjectActor {
         }
         self.detach(ctx);
 
-        let mut spec = msg.spec;
         spec.session_id = self.next_session_id();
         spec.project_id = self.project_id.clone();
         let now = now_ms();

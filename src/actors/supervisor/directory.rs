@@ -20,7 +20,7 @@ use crate::actors::arbiters::slot;
 use crate::actors::mailbox::{Mailbox, MailboxStats};
 use crate::actors::metrics::ActorKind;
 use crate::actors::project::ProjectActor;
-use crate::messages::project::{Deactivate, Deactivated};
+use crate::messages::project::{Deactivate, Deactivated, StartSession};
 use crate::messages::supervisor::ProjectIdle;
 use crate::storage::SessionRecord;
 
@@ -46,6 +46,8 @@ pub(super) enum Waiting {
         Option<Box<SessionRecord>>,
         oneshot::Sender<Mailbox<ProjectActor>>,
     ),
+    /// A start, handed on to the project's actor once the slot is settled (boxed: rare, and large).
+    Start(Box<StartSession>),
 }
 
 /// What `FindProject` found.
@@ -129,6 +131,7 @@ impl Supervisor {
                 Waiting::Get(revive, tx) => {
                     let _ = tx.send(self.project(project_id, revive.map(|r| *r)));
                 }
+                Waiting::Start(start) => self.project(project_id, None).do_send(*start),
             }
         }
     }
@@ -198,6 +201,29 @@ impl Handler<Project> for Supervisor {
         }
         let mailbox = self.project(&msg.project_id, msg.revive);
         Box::pin(async move { Ok(mailbox) })
+    }
+}
+
+/// startAgent for a project: its actor, started if none, is handed the start, and answers its caller
+/// (`StartSession::reply`) without this supervisor: a start costs the caller one wait instead of a lookup
+/// here and then a send to the project. Should the project stop before it handles the start, the reply is
+/// dropped unanswered and the caller looks again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartIn {
+    pub project_id: String,
+    pub start: StartSession,
+}
+
+impl Handler<StartIn> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartIn, _: &mut Context<Self>) {
+        if let Some(Slot::Deactivating(_, waiting)) = self.projects.get_mut(&msg.project_id) {
+            waiting.push(Waiting::Start(Box::new(msg.start)));
+            return;
+        }
+        self.project(&msg.project_id, None).do_send(msg.start);
     }
 }
 
