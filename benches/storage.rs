@@ -209,9 +209,7 @@ fn retention(c: &mut Criterion) {
             for _ in 0..iters {
                 fill(&store);
                 let t = Instant::now();
-                let dropped = store
-                    .enforce_retention_everywhere(3, i64::MAX, 0, &[])
-                    .unwrap();
+                let dropped = store.enforce_retention_everywhere(3, i64::MAX, 0).unwrap();
                 spent += t.elapsed();
                 assert_eq!(dropped.len(), 2 * PROJECTS);
             }
@@ -221,9 +219,7 @@ fn retention(c: &mut Criterion) {
     fill(&store);
     group.bench_function("1000 projects everywhere, nothing to let go", |b| {
         b.iter(|| {
-            let dropped = store
-                .enforce_retention_everywhere(5, i64::MAX, 0, &[])
-                .unwrap();
+            let dropped = store.enforce_retention_everywhere(5, i64::MAX, 0).unwrap();
             assert!(dropped.is_empty());
         })
     });
@@ -250,12 +246,7 @@ fn retention(c: &mut Criterion) {
 fn retain_all(store: &Store, projects: &[String]) -> usize {
     projects
         .iter()
-        .map(|p| {
-            store
-                .enforce_retention(p, 3, i64::MAX, 0, &[])
-                .unwrap()
-                .len()
-        })
+        .map(|p| store.enforce_retention(p, 3, i64::MAX, 0).unwrap().len())
         .sum()
 }
 
@@ -331,7 +322,6 @@ fn finish_round(store: &Store, projects: &[String], tick: u64, with_cost: bool) 
         project_id: p,
         keep: 3,
         max_age_ms: i64::MAX,
-        protect: &[],
     }));
     store.apply_steps(&steps, 0).unwrap();
     t.elapsed()

@@ -1,8 +1,8 @@
 //! Property: retention never removes a running session.
 //!
 //! In storage: whatever a project's sessions are (statuses, ages, how many) and whatever the limits,
-//! `enforce_retention` keeps every running and every protected session, and of the rest exactly the
-//! newest `keep` that are young enough.
+//! `enforce_retention` keeps every running session, and of the rest exactly the newest `keep` that are
+//! young enough.
 //!
 //! In the engine: whatever mix of starts, finishes, follow-up prompts, restores and retention changes runs
 //! concurrently over a few projects, a session that is running stays, in memory and in storage. Each
@@ -31,42 +31,38 @@ fn status() -> impl Strategy<Value = AgentStatus> {
     ])
 }
 
-/// Sessions as (status, age in days — 0 means no timestamp, protected).
-fn sessions() -> impl Strategy<Value = Vec<(AgentStatus, i64, bool)>> {
-    prop::collection::vec((status(), 0i64..12, prop::bool::weighted(0.15)), 1..14)
+/// Sessions as (status, age in days — 0 means no timestamp).
+fn sessions() -> impl Strategy<Value = Vec<(AgentStatus, i64)>> {
+    prop::collection::vec((status(), 0i64..12), 1..14)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn storage_retention_keeps_running_and_protected_sessions(
+    fn storage_retention_keeps_running_sessions(
         sessions in sessions(),
         keep in 0u32..6,
         max_days in 1i64..10,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store.redb")).unwrap();
-        let mut protect = Vec::new();
-        for (i, (status, age, protected)) in sessions.iter().enumerate() {
+        for (i, (status, age)) in sessions.iter().enumerate() {
             let id = format!("p-{i}");
             // Distinct timestamps, so "newest" is well defined; age 0 stands for "no timestamp".
             let updated_at = if *age == 0 { 0 } else { NOW - age * DAY_MS - i as i64 };
             store
                 .apply(&[storage_support::put(&id, "p", *status, updated_at)])
                 .unwrap();
-            if *protected {
-                protect.push(id);
-            }
         }
         let dropped = store
-            .enforce_retention("p", keep, max_days * DAY_MS, NOW, &protect)
+            .enforce_retention("p", keep, max_days * DAY_MS, NOW)
             .unwrap();
 
-        // The model: running and protected stay and are not ranked; the rest newest first.
+        // The model: running sessions stay and are not ranked; the rest newest first.
         let mut ranked: Vec<(i64, String)> = Vec::new();
-        for (i, (status, age, protected)) in sessions.iter().enumerate() {
-            if *status != AgentStatus::Running && !protected {
+        for (i, (status, age)) in sessions.iter().enumerate() {
+            if *status != AgentStatus::Running {
                 let updated_at = if *age == 0 { 0 } else { NOW - age * DAY_MS - i as i64 };
                 ranked.push((updated_at, format!("p-{i}")));
             }
@@ -84,12 +80,12 @@ proptest! {
         dropped_sorted.sort();
         expected.sort();
         prop_assert_eq!(dropped_sorted, expected);
-        for (i, (status, _, protected)) in sessions.iter().enumerate() {
+        for (i, (status, _)) in sessions.iter().enumerate() {
             let id = format!("p-{i}");
             let kept = store.session(&id).unwrap().is_some();
             prop_assert_eq!(kept, !dropped.contains(&id));
-            if *status == AgentStatus::Running || *protected {
-                prop_assert!(kept, "{} ({:?}, protected {}) was removed", id, status, protected);
+            if *status == AgentStatus::Running {
+                prop_assert!(kept, "{} ({:?}) was removed", id, status);
             }
         }
     }

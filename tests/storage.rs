@@ -348,14 +348,13 @@ fn running_sessions_are_marked_interrupted_once() {
 }
 
 #[test]
-fn retention_keeps_the_newest_the_young_the_running_and_the_protected() {
+fn retention_keeps_the_newest_the_young_and_the_running() {
     let (_dir, store) = fresh();
     let day = 24 * 3600 * 1000;
     let now = 100 * day;
     store
         .apply(&[
             put("running-old", "p", AgentStatus::Running, now - 90 * day),
-            put("protected-old", "p", AgentStatus::Done, now - 80 * day),
             put("newest", "p", AgentStatus::Done, now - day),
             put("second", "p", AgentStatus::Error, now - 2 * day),
             put("third", "p", AgentStatus::Idle, now - 3 * day),
@@ -366,14 +365,12 @@ fn retention_keeps_the_newest_the_young_the_running_and_the_protected() {
         ])
         .unwrap();
 
-    let mut dropped = store
-        .enforce_retention("p", 2, 30 * day, now, &["protected-old".to_owned()])
-        .unwrap();
+    let mut dropped = store.enforce_retention("p", 2, 30 * day, now).unwrap();
     dropped.sort();
     assert_eq!(dropped, ["fourth", "third"]);
     assert_eq!(
         session_ids(&store, "p"),
-        ["newest", "second", "protected-old", "running-old"]
+        ["newest", "second", "running-old"]
     );
     for gone in ["third", "fourth"] {
         assert_eq!(store.session(gone).unwrap(), None);
@@ -381,10 +378,8 @@ fn retention_keeps_the_newest_the_young_the_running_and_the_protected() {
     }
 
     // By age: a two-day limit drops "second" even though the count would keep it.
-    let dropped = store
-        .enforce_retention("p", 5, 2 * day - 1, now, &[])
-        .unwrap();
-    assert_eq!(dropped, ["second", "protected-old"]);
+    let dropped = store.enforce_retention("p", 5, 2 * day - 1, now).unwrap();
+    assert_eq!(dropped, ["second"]);
     assert_eq!(session_ids(&store, "p"), ["newest", "running-old"]);
     assert_eq!(session_ids(&store, "q"), ["other-project"]);
 }
@@ -400,7 +395,7 @@ fn retention_ranks_old_sessions_before_dropping_them_by_age() {
             put("no-timestamp", "p", AgentStatus::Done, 0),
         ])
         .unwrap();
-    let dropped = store.enforce_retention("p", 2, 1, 1000, &[]).unwrap();
+    let dropped = store.enforce_retention("p", 2, 1, 1000).unwrap();
     // "old" and "older" are too old; "no-timestamp" never ages but is ranked third.
     assert_eq!(dropped, ["old", "older", "no-timestamp"]);
     assert!(session_ids(&store, "p").is_empty());
@@ -629,10 +624,10 @@ proptest::proptest! {
                     .apply(&[WriteOp::DeleteProject { project_id: project(p) }])
                     .unwrap(),
                 SummaryOp::Retain(p, keep, age) => {
-                    store.enforce_retention(&project(p), keep, age, now, &[]).unwrap();
+                    store.enforce_retention(&project(p), keep, age, now).unwrap();
                 }
                 SummaryOp::RetainEverywhere(keep, age) => {
-                    store.enforce_retention_everywhere(keep, age, now, &[]).unwrap();
+                    store.enforce_retention_everywhere(keep, age, now).unwrap();
                 }
             }
             let mut with_sessions = Vec::new();

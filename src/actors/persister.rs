@@ -97,7 +97,6 @@ enum Job {
     RetentionEverywhere {
         keep: u32,
         max_age_ms: i64,
-        protect: Vec<String>,
         ack: Reply<Vec<String>>,
     },
     Barrier(Reply<()>),
@@ -183,12 +182,10 @@ impl PersisterHandle {
         &self,
         keep: u32,
         max_age_ms: i64,
-        protect: Vec<String>,
     ) -> Result<Vec<String>, StorageError> {
         self.call(|ack| Job::RetentionEverywhere {
             keep,
             max_age_ms,
-            protect,
             ack,
         })
         .await
@@ -266,7 +263,6 @@ impl Pending {
             project_id: &r.project_id,
             keep: r.keep,
             max_age_ms: r.max_age_ms,
-            protect: &[],
         });
         std::iter::once(Step::Write(&self.ops)).chain(retain)
     }
@@ -310,13 +306,11 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
                 Job::RetentionEverywhere {
                     keep,
                     max_age_ms,
-                    protect,
                     ack,
                 } => {
                     // Each write's ack carries its own outcome; retention answers only its own.
                     let _ = commit(store, &mut pending, counters);
-                    let evicted =
-                        store.enforce_retention_everywhere(keep, max_age_ms, now_ms(), &protect);
+                    let evicted = store.enforce_retention_everywhere(keep, max_age_ms, now_ms());
                     let _ = ack.send(evicted);
                 }
                 Job::Barrier(ack) => {

@@ -28,7 +28,6 @@ pub enum Step<'a> {
         project_id: &'a str,
         keep: u32,
         max_age_ms: i64,
-        protect: &'a [String],
     },
 }
 
@@ -142,13 +141,11 @@ impl Store {
                         project_id,
                         keep,
                         max_age_ms,
-                        protect,
                     } => {
                         let rule = Retention {
                             keep: *keep,
                             max_age_ms: *max_age_ms,
                             now,
-                            protect,
                         };
                         evicted.push(w.retain_project(project_id, &rule)?);
                     }
@@ -159,7 +156,7 @@ impl Store {
     }
 
     /// Deletes the project's sessions that retention lets go, and answers their ids. Running sessions
-    /// (by stored status) and those in `protect` are neither counted nor deleted. Of the rest, ranked
+    /// (by stored status) are neither counted nor deleted. Of the rest, ranked
     /// newest first by `updated_at`, those from rank `keep` on go, and so does any older than `max_age_ms`
     /// (a session with no timestamp, `updated_at <= 0`, never ages out, as in the original store).
     pub fn enforce_retention(
@@ -168,13 +165,11 @@ impl Store {
         keep: u32,
         max_age_ms: i64,
         now: UnixMs,
-        protect: &[String],
     ) -> Result<Vec<String>, StorageError> {
         let rule = Retention {
             keep,
             max_age_ms,
             now,
-            protect,
         };
         self.write(|w| w.retain_project(project_id, &rule))
     }
@@ -186,13 +181,11 @@ impl Store {
         keep: u32,
         max_age_ms: i64,
         now: UnixMs,
-        protect: &[String],
     ) -> Result<Vec<String>, StorageError> {
         let rule = Retention {
             keep,
             max_age_ms,
             now,
-            protect,
         };
         self.write(|w| w.retain_everywhere(&rule))
     }

@@ -22,11 +22,10 @@ use super::{EncodedBatch, SessionRecord, StorageError, WriteOp};
 use crate::messages::wire::{AgentStatus, SharedMessage, UnixMs};
 
 /// What retention keeps of a project's sessions (see `Store::enforce_retention`).
-pub(super) struct Retention<'a> {
+pub(super) struct Retention {
     pub keep: u32,
     pub max_age_ms: i64,
     pub now: UnixMs,
-    pub protect: &'a [String],
 }
 
 /// The tables of one write transaction, opened once for all the ops applied in it.
@@ -483,7 +482,7 @@ impl<'t> Writer<'t> {
     pub(super) fn retain_project(
         &mut self,
         project_id: &str,
-        rule: &Retention<'_>,
+        rule: &Retention,
     ) -> Result<Vec<String>, StorageError> {
         let summary = self.summary(project_id)?;
         if summary
@@ -521,7 +520,7 @@ impl<'t> Writer<'t> {
     /// something to let go, and only those projects' records are read.
     pub(super) fn retain_everywhere(
         &mut self,
-        rule: &Retention<'_>,
+        rule: &Retention,
     ) -> Result<Vec<String>, StorageError> {
         let mut candidates = Vec::new();
         for row in self.projects.iter().map_err(write_error)? {
@@ -543,18 +542,18 @@ impl<'t> Writer<'t> {
         Ok(dropped)
     }
 
-    /// Of one project's sessions, newest first: running ones (by stored status) and protected ones are
-    /// neither counted nor let go; of the rest, those from rank `keep` on go, and so does any older than
+    /// Of one project's sessions, newest first: running ones (by stored status) are neither counted nor
+    /// let go; of the rest, those from rank `keep` on go, and so does any older than
     /// `max_age_ms` (a session with no timestamp, `updated_at <= 0`, never ages out).
     fn victims(
         &self,
         sessions: Vec<(i64, String)>,
-        rule: &Retention<'_>,
+        rule: &Retention,
     ) -> Result<Vec<String>, StorageError> {
         let mut rank = 0u64;
         let mut dropped = Vec::new();
         for (updated_at, id) in sessions {
-            if rule.protect.contains(&id) || self.is_running(&id)? {
+            if self.is_running(&id)? {
                 continue;
             }
             let too_old = updated_at > 0 && rule.now.saturating_sub(updated_at) > rule.max_age_ms;

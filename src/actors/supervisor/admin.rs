@@ -172,7 +172,7 @@ impl Supervisor {
             if retention_changed {
                 // Every project in one transaction; running sessions are protected by their stored status.
                 evicted = persister
-                    .enforce_retention_everywhere(keep, max_age, Vec::new())
+                    .enforce_retention_everywhere(keep, max_age)
                     .await?;
             }
             Ok::<_, CommandError>(evicted)
