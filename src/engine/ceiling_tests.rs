@@ -9,8 +9,8 @@ use super::Engine;
 use crate::config::Config;
 use crate::messages::commands::{Page, StartOptions, StartRequest};
 use crate::messages::wire::SidecarEvent;
+use crate::providers::synthetic::Synthetic;
 use crate::providers::Providers;
-use crate::testkit::recording::Recording;
 
 fn event(kind: &str, payload: serde_json::Value) -> SidecarEvent {
     serde_json::from_value(serde_json::json!({"event": kind, "payload": payload})).unwrap()
@@ -52,10 +52,10 @@ async fn a_finished_sessions_ceiling_waits_for_its_project_and_its_next_actor_co
     config.timers.stall_after = Duration::from_secs(3600);
     config.timers.cleanup_grace = Duration::from_secs(3600);
     let mut providers = Providers::new();
-    providers.insert("claude", Arc::new(Recording::new()));
+    providers.insert("synthetic", Arc::new(Synthetic));
     let engine = Engine::start(config, providers).await.unwrap();
     let request = StartRequest {
-        provider: "claude".into(),
+        provider: "synthetic".into(),
         prompt: "go".into(),
         options: StartOptions::default(),
     };
