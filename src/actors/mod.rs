@@ -9,6 +9,7 @@ pub mod arbiters;
 pub mod broadcaster;
 pub mod control;
 pub mod health;
+pub mod held_ceilings;
 pub mod journal;
 pub mod mailbox;
 pub mod metrics;

@@ -33,6 +33,7 @@ use crate::messages::project::{
     StopSession, Summarize,
 };
 use crate::messages::project::{Deactivate, Deactivated};
+use crate::messages::router::ReleaseCeiling;
 use crate::messages::session::Detach;
 use crate::messages::supervisor::ProjectIdle;
 use crate::messages::wire::{now_ms, ActivityState, AgentStatus, ProjectHealth};
@@ -258,12 +259,23 @@ impl ProjectActor {
         }
     }
 
+    /// Lets go of the current session, if any: its actor (if it has one) stops once all is stored, and
+    /// the router drops the seqId ceiling a stopped one left (src/actors/held_ceilings.rs).
+    fn let_go(&mut self) {
+        if let Some(cur) = self.current.take() {
+            if let Some(addr) = cur.addr {
+                addr.do_send(Detach);
+            }
+            self.links.router.do_send(ReleaseCeiling {
+                session_id: cur.session_id,
+            });
+        }
+    }
+
     /// Lets go of the current session; its data stays readable through the supervisor and storage.
     fn detach(&mut self, ctx: &mut Context<Self>) {
         self.cancel_cleanup(ctx);
-        if let Some(addr) = self.current.take().and_then(|c| c.addr) {
-            addr.do_send(Detach);
-        }
+        self.let_go();
         self.health.set_session(None, Instant::now());
         self.health_changed(ctx);
     }
@@ -384,10 +396,8 @@ impl Handler<Deactivate> for ProjectActor {
             self.stop_reason = StopReason::Purge;
         }
         let had_session = self.current.is_some();
-        if let Some(addr) = self.current.take().and_then(|c| c.addr) {
-            // A finished, fully stored session stops with its project; its data stays in storage.
-            addr.do_send(Detach);
-        }
+        // A finished, fully stored session stops with its project; its data stays in storage.
+        self.let_go();
         ctx.stop();
         Deactivated {
             stopped: true,

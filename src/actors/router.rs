@@ -12,7 +12,10 @@
 //! A session stops by itself only through its router (`MayRetire`): the router holds that session's
 //! events back while it asks the actor to `Retire` behind every event already sent, then either brings it
 //! back for the events held meanwhile or, if it stayed, routes them to it. So no event reaches an actor
-//! that has stopped.
+//! that has stopped. A session its project still holds leaves its seqId ceiling with the router as it
+//! stops (`Retired::Stopped`); the router drops it when the project lets go (`ReleaseCeiling`), or hands
+//! it to the session's next actor, which then continues right after the last stored seqId
+//! (src/actors/held_ceilings.rs).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
+use super::held_ceilings::HeldCeilings;
 use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox, Timed};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::session::{SessionActor, SessionInit, SessionLinks};
@@ -28,11 +32,11 @@ use super::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, IngestOutcome, Routed, TopEntry};
 use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
-use crate::messages::router::{MayRetire, SessionGone};
+use crate::messages::router::{MayRetire, ReleaseCeiling, SessionGone};
 use crate::messages::session::{Deliver, FlushNow};
-use crate::messages::session::{Discard, Retire};
+use crate::messages::session::{Discard, Retire, Retired};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
-use crate::storage::{SessionRecord, Store};
+use crate::storage::{SessionRecord, Store, WriteOp};
 
 /// What one session's share of a batch came to.
 enum Delivered {
@@ -105,6 +109,8 @@ pub struct Router {
     reviving: HashMap<String, Vec<Waiting>>,
     /// Sessions and projects whose purge is in flight: nothing of them comes back.
     purging: HashSet<String>,
+    /// The seqId ceilings stopped sessions left here until their project lets go.
+    ceilings: HeldCeilings,
     stats: Arc<MailboxStats>,
     /// The supervisor: a session read back here is offered to its project, if that is in memory.
     revived: Outbox<Revived>,
@@ -123,6 +129,7 @@ impl Router {
             sessions: HashMap::new(),
             reviving: HashMap::new(),
             purging: HashSet::new(),
+            ceilings: HeldCeilings::default(),
             stats,
             revived,
         }
@@ -134,6 +141,16 @@ impl Router {
 
     fn purging(&self, session_id: &str) -> bool {
         self.purging.contains(session_id) || self.purging.contains(project_of(session_id))
+    }
+
+    /// Drops a stopped session's seqId ceiling in storage: everything it handed out is stored, so its next
+    /// actor continues right after the last stored seqId. A full queue leaves the ceiling, which that actor
+    /// then skips past (a gap, never a reuse).
+    fn drop_ceiling(&self, session_id: &str, ceiling: u64) {
+        let _ = self.links.persister.try_write(vec![WriteOp::ReleaseSeq {
+            session_id: session_id.to_owned(),
+            ceiling,
+        }]);
     }
 
     /// Reads `session_id` back from storage on the blocking pool; batches wait in `reviving`.
@@ -165,6 +182,9 @@ impl Router {
         found: Result<Option<(SessionRecord, Vec<AgentMessage>)>, CommandError>,
     ) {
         let waiting = self.reviving.remove(&session_id).unwrap_or_default();
+        // Whatever comes of the read, the ceiling its last actor left is no longer held here: the actor
+        // brought back takes it over (a registered or purged one has its own, a deleted session none).
+        let ceiling = self.ceilings.adopt(&session_id);
         // A project may have registered the session meanwhile (a restore), or a purge begun.
         let addr = match self.sessions.get(&session_id) {
             Some(addr) => Some(addr.clone()),
@@ -173,7 +193,7 @@ impl Router {
                 Ok(Some((record, recent))) => {
                     // A project's command waiting for it (`BringBack`) attaches it itself.
                     let offer = !waiting.iter().any(|w| matches!(w, Waiting::Actor(_)));
-                    Some(self.revive(record, recent, offer))
+                    Some(self.revive(record, recent, ceiling, offer))
                 }
                 Ok(None) => None,
                 Err(e) => {
@@ -204,11 +224,14 @@ impl Router {
         &mut self,
         session_id: String,
         addr: Mailbox<SessionActor>,
-        stopped: bool,
+        answer: Retired,
         ctx: &mut Context<Self>,
     ) {
         let waiting = self.reviving.remove(&session_id).unwrap_or_default();
-        if stopped {
+        if let Retired::Stopped { ceiling } = answer {
+            if let Some(ceiling) = self.ceilings.stopped(&session_id, ceiling) {
+                self.drop_ceiling(&session_id, ceiling);
+            }
             if !waiting.is_empty() {
                 // Held back while it stopped: read back from storage, which now holds all of it.
                 self.reviving.insert(session_id.clone(), waiting);
@@ -216,6 +239,8 @@ impl Router {
             }
             return;
         }
+        // It stayed, so it holds its own ceiling: a let-go asked meanwhile reached it as `Detach`.
+        self.ceilings.forget(&session_id);
         if self.purging(&session_id) {
             // Taken by a purge while it was asked: it goes as the purge's sessions go.
             addr.do_send(Discard {
@@ -239,6 +264,7 @@ impl Router {
         &mut self,
         record: SessionRecord,
         recent: Vec<AgentMessage>,
+        ceiling: Option<u64>,
         offer: bool,
     ) -> Mailbox<SessionActor> {
         let init = SessionInit {
@@ -247,6 +273,7 @@ impl Router {
             stall_after: self.links.config.timers.stall_after,
             detached: true,
             start: None,
+            ceiling,
             record,
         };
         let session_id = init.record.session_id.clone();
@@ -340,6 +367,7 @@ crate::instrument!(
     RegisterSession,
     SessionGone,
     MayRetire,
+    ReleaseCeiling,
     BringBack,
     FindSession,
     TakeSessions,
@@ -448,6 +476,8 @@ impl Handler<RegisterSession> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterSession, _: &mut Context<Self>) {
+        // A restored actor reads storage's ceiling itself and continues above it.
+        self.ceilings.forget(&msg.session_id);
         self.sessions.insert(msg.session_id, msg.addr);
     }
 }
@@ -476,8 +506,18 @@ impl Handler<MayRetire> for Router {
             .get(&msg.session_id)
             .is_some_and(|a| a.instance() == msg.instance);
         if !routed {
-            // No event reaches it through this router: it may stop as it asks.
-            msg.retire.do_send(Retire);
+            // No event reaches it through this router: it may stop as it asks, and nothing here holds a
+            // ceiling for an actor it does not route.
+            let asking = msg.retire.send(Retire);
+            let session_id = msg.session_id;
+            ctx.spawn(asking.into_actor(self).map(move |answer, act, _| {
+                if let Ok(Retired::Stopped {
+                    ceiling: Some(ceiling),
+                }) = answer
+                {
+                    act.drop_ceiling(&session_id, ceiling);
+                }
+            }));
             return;
         }
         let Some(addr) = self.sessions.remove(&msg.session_id) else {
@@ -489,10 +529,23 @@ impl Handler<MayRetire> for Router {
         let asking = msg.retire.send(Retire);
         let session_id = msg.session_id;
         ctx.spawn(
-            async move { asking.await.unwrap_or(true) }
+            // An actor gone without answering left its ceiling in storage: its next actor skips past it.
+            async move { asking.await.unwrap_or(Retired::Stopped { ceiling: None }) }
                 .into_actor(self)
-                .map(move |stopped, act, ctx| act.retired(session_id, addr, stopped, ctx)),
+                .map(move |answer, act, ctx| act.retired(session_id, addr, answer, ctx)),
         );
+    }
+}
+
+impl Handler<ReleaseCeiling> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReleaseCeiling, _: &mut Context<Self>) {
+        // Waiting for its `Retire` answer (or a read back, which takes the ceiling over anyway).
+        let retiring = self.reviving.contains_key(&msg.session_id);
+        if let Some(ceiling) = self.ceilings.release(&msg.session_id, retiring) {
+            self.drop_ceiling(&msg.session_id, ceiling);
+        }
     }
 }
 
@@ -581,6 +634,8 @@ impl Handler<TakeSessions> for Router {
     fn handle(&mut self, msg: TakeSessions, _: &mut Context<Self>) -> Self::Result {
         match msg {
             TakeSessions::Session(id) => {
+                // The purge deletes the ceiling with the session.
+                self.ceilings.forget(&id);
                 self.purging.insert(id.clone());
                 self.sessions
                     .remove(&id)
@@ -595,6 +650,7 @@ impl Handler<TakeSessions> for Router {
                     .filter(|id| project_of(id) == project_id)
                     .cloned()
                     .collect();
+                self.ceilings.forget_project(&project_id);
                 self.purging.insert(project_id);
                 ids.into_iter()
                     .filter_map(|id| self.sessions.remove(&id).map(|a| (id, a)))
@@ -617,6 +673,8 @@ impl Handler<ForgetSessions> for Router {
 
     fn handle(&mut self, msg: ForgetSessions, _: &mut Context<Self>) {
         for id in msg.ids {
+            // Deleted by retention, its ceiling with it.
+            self.ceilings.forget(&id);
             if let Some(addr) = self.sessions.remove(&id) {
                 addr.do_send(Discard { reason: msg.reason });
             }

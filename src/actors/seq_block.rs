@@ -21,6 +21,8 @@ pub struct SeqBlock {
     /// The stored ceiling is being dropped (`release`): nothing more is handed out before a new
     /// reservation above it commits.
     released: bool,
+    /// Took its previous actor's ceiling over (`adopt`): storage holds that same ceiling, no floor.
+    adopted: bool,
 }
 
 impl SeqBlock {
@@ -32,11 +34,16 @@ impl SeqBlock {
             reserving: None,
             block: block.max(1),
             released: false,
+            adopted: false,
         }
     }
 
-    /// What storage holds for a session brought back: the ceiling its previous life reserved.
+    /// What storage holds for a session brought back: the ceiling its previous life reserved. Nothing
+    /// to skip for a block that took that ceiling over (`adopt`).
     pub fn restored(&mut self, stored: Option<u64>) {
+        if self.adopted {
+            return;
+        }
         if let Some(stored) = stored {
             self.floor = self.floor.max(stored);
             self.ceiling = self.ceiling.max(stored);
@@ -77,6 +84,14 @@ impl SeqBlock {
         let ceiling = self.ceiling.max(next).saturating_add(self.block);
         self.reserving = Some(ceiling);
         Some(ceiling)
+    }
+
+    /// The ceiling its previous actor left in storage, every seqId it handed out being stored
+    /// (src/actors/held_ceilings.rs): a committed reservation this block takes as its own, so the next
+    /// seqId follows the last stored one.
+    pub fn adopt(&mut self, ceiling: u64) {
+        self.committed(ceiling);
+        self.adopted = true;
     }
 
     /// The highest seqId known to be reserved.
@@ -148,6 +163,19 @@ mod tests {
         let mut clean = SeqBlock::new(7, 100);
         clean.restored(None);
         assert_eq!(clean.skip_to(7), 7);
+    }
+
+    #[test]
+    fn an_adopted_ceiling_is_a_reservation_and_no_floor() {
+        let mut b = SeqBlock::new(7, 100);
+        b.adopt(120);
+        b.restored(Some(120));
+        assert!(b.covers(7, 113) && !b.covers(7, 114));
+        assert_eq!(
+            b.skip_to(7),
+            7,
+            "the next seqId is 8, right after the stored 7"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::messages::session::{
     AddUserMessage, AgentStderr, Deliver, Detach, FlushForRoom, FlushNow, SessionView, SetRunner,
     SetStallAfter, SetStatus, Snapshot, ToAgent, TrimWindow,
 };
-use crate::messages::session::{Discard, Retire};
+use crate::messages::session::{Discard, Retire, Retired};
 use crate::messages::supervisor::RetentionEvicted;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
@@ -102,6 +102,10 @@ pub struct SessionInit {
     pub detached: bool,
     /// A new session's start as stored for resuming it (src/storage/starts.rs): written with its record.
     pub start: Option<WriteOp>,
+    /// The seqId ceiling its previous actor left in storage, handed over by its router
+    /// (src/actors/held_ceilings.rs): a reservation it takes as its own, so it continues right after the
+    /// last stored seqId instead of skipping past storage's ceiling.
+    pub ceiling: Option<u64>,
 }
 
 /// A new session's writes that ride with its record until a write of it is committed: what it was started
@@ -126,6 +130,8 @@ pub struct SessionActor {
     retiring: bool,
     /// Stopped as its router asked (`Retire`): the router has dropped its route already.
     retired: bool,
+    /// Stopped leaving its seqId ceiling in storage, handed to its router (`Retired::Stopped`).
+    ceiling_handed: bool,
     /// Raw message ids applied recently, for idempotent ingest.
     recent_ids: dedup::RecentIds,
     stop_reason: StopReason,
@@ -151,6 +157,7 @@ impl SessionActor {
             stall_after,
             detached,
             start,
+            ceiling,
         } = init;
         let (limits, timers) = (&links.config.limits, &links.config.timers);
         let rules = Rules {
@@ -165,14 +172,23 @@ impl SessionActor {
         let mut state = SessionState::new(record, recent, persisted, detached, rules);
         // A session brought back from storage holds no runner; a new one decides once its runner comes.
         state.let_go_when_finished = start.is_none();
+        if let Some(ceiling) = ceiling {
+            state.seq.adopt(ceiling);
+        }
         SessionActor {
             state,
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: None,
             stall_timer: None,
+            // An adopting actor reads storage's ceiling too, and ignores it (`SeqBlock::adopt`): the read
+            // waits behind the persister's queue, so a read-back may stop no sooner than before. One that
+            // stops before its project's `Attach` (`Revived`, via the supervisor) comes leaves the
+            // project's health without what the late events changed: a race main has too, made likelier
+            // without the read (engine_lifecycle's health check failed 3 of 64 stressed runs, main 1 of 96).
             restored: persisted,
             retiring: false,
             retired: false,
+            ceiling_handed: false,
             recent_ids,
             stop_reason: StopReason::Completed,
             spend: Default::default(),
@@ -210,6 +226,13 @@ impl SessionActor {
 
     fn running(&self) -> bool {
         self.record().status == AgentStatus::Running
+    }
+
+    /// Its project's current session, not let go of: it leaves its seqId ceiling in storage as it stops
+    /// and hands it to its router, which holds it until the project lets go (src/actors/held_ceilings.rs).
+    /// Otherwise nobody would drop it later, so its finishing write does.
+    fn hands_over_ceiling(&self) -> bool {
+        self.links.project.is_some() && !self.state.detached
     }
 
     /// Tells the project (if it holds this session's link) what happened, for its health.
@@ -361,7 +384,7 @@ impl SessionActor {
                 if let Some(riders) = &self.riders {
                     ops.extend(riders.ops.iter().cloned());
                 }
-                if self.state.stops_once_stored() {
+                if self.state.stops_once_stored() && !self.hands_over_ceiling() {
                     // Its last write drops the seqId ceiling too, rather than a job of its own at the stop
                     // (100,000 sessions finishing together were 100,000 more jobs).
                     ops.push(WriteOp::ReleaseSeq {
@@ -563,7 +586,7 @@ impl Actor for SessionActor {
         if self.state.stopping() {
             self.links.metrics.dirty_sessions.dec();
         }
-        let released = self.state.seq.released();
+        let released = self.state.seq.released() || self.ceiling_handed;
         if self.state.is_clean() && matches!(self.stop_reason, StopReason::Completed) && !released {
             self.release_seq();
         }
@@ -727,9 +750,9 @@ impl Handler<Detach> for SessionActor {
 
 /// Its router asks it to stop, behind every event it routed here: it stops unless something came since.
 impl Handler<Retire> for SessionActor {
-    type Result = bool;
+    type Result = Retired;
 
-    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) -> bool {
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) -> Retired {
         self.retiring = false;
         // Anything sent through a mailbox and not yet handled (a read, a command, or a batch whose sender
         // waits for room and so has not queued it yet) keeps it: it stays, and tries again later.
@@ -737,8 +760,11 @@ impl Handler<Retire> for SessionActor {
         let may = self.state.may_stop();
         if may && !waiting {
             self.retired = true;
+            self.ceiling_handed = self.hands_over_ceiling() && !self.state.seq.released();
             ctx.stop();
-            return true;
+            return Retired::Stopped {
+                ceiling: self.ceiling_handed.then(|| self.state.seq.ceiling()),
+            };
         }
         if may {
             // Once what waits is handled (a read changes nothing that would ask again), it asks again.
@@ -748,7 +774,7 @@ impl Handler<Retire> for SessionActor {
                 }
             });
         }
-        false
+        Retired::Stayed
     }
 }
 

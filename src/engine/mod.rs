@@ -9,6 +9,8 @@
 //! `control.rs` (policies, approvals, cost), `resume.rs` (resuming with the provider's own resume) and
 //! `cluster.rs` (the cluster's hooks); `start.rs` wires the actors.
 
+#[cfg(test)]
+mod ceiling_tests;
 mod cluster;
 mod commands;
 mod control;

@@ -30,6 +30,14 @@ pub struct MayRetire {
     pub retire: Recipient<Retire>,
 }
 
+/// A project let go of its session (grace, clear, deactivation): the router drops the seqId ceiling the
+/// session's stopped actor left with it, if it holds one (src/actors/held_ceilings.rs).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReleaseCeiling {
+    pub session_id: String,
+}
+
 /// The purge of this session or project id is over (storage no longer holds it).
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -60,8 +60,19 @@ pub struct Detach;
 /// it stored); answers whether it stopped. Sent by the router through the session's mailbox after every
 /// event it routed there, so none of them is behind it (`MayRetire`).
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Retired")]
 pub struct Retire;
+
+/// What a session asked to `Retire` did.
+#[derive(actix::MessageResponse, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// Something came since: it stays.
+    Stayed,
+    /// It stopped, everything it handed out stored. `ceiling`: the seqId ceiling it left in storage for
+    /// its router to hold until its project lets go (src/actors/held_ceilings.rs); None when it dropped
+    /// its own (no project holds it).
+    Stopped { ceiling: Option<u64> },
+}
 
 /// Persist everything accepted so far; answers when it is committed.
 #[derive(Message)]

@@ -94,6 +94,7 @@ impl ProjectActor {
             stall_after: self.stall_after(),
             detached: false,
             start: super::super::restart::start_op(&mut spec),
+            ceiling: None,
         };
         let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.
@@ -483,6 +484,8 @@ impl ProjectActor {
                         stall_after: act.stall_after(),
                         detached: false,
                         start: None,
+                        // Reads storage's ceiling: it continues above whatever a previous life reserved.
+                        ceiling: None,
                     };
                     act.metrics()
                         .actor_restarts
