@@ -286,8 +286,8 @@ impl Control {
         let Some(routes) = self.routes.get() else {
             return;
         };
-        let routed = routes.of(project_of(session_id)).send(Ingest {
-            events: vec![SidecarEvent::Message(MessagePayload {
+        let (ingest, answer) = Ingest::new(
+            vec![SidecarEvent::Message(MessagePayload {
                 session_id: session_id.to_owned(),
                 messages: vec![RawMessage {
                     id,
@@ -297,15 +297,12 @@ impl Control {
                     timestamp: now_ms(),
                 }],
             })],
-            durable: false,
-            dedupe: false,
-        });
-        // Awaited to the end: a share waiting for room in its session's mailbox is sent only while awaited.
-        tokio::spawn(async move {
-            if let Ok(routed) = routed.await {
-                let _ = routed.await;
-            }
-        });
+            false,
+            false,
+        );
+        // Nobody waits for it: the session applies it as it applies any batch.
+        drop(answer);
+        routes.of(project_of(session_id)).do_send(ingest);
     }
 
     /// The project's actor, if it is in memory.

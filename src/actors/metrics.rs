@@ -430,3 +430,17 @@ impl Metrics {
         out
     }
 }
+
+/// A batch's gathered answer counts its events here (messages/gather.rs).
+impl crate::messages::gather::Tally for Metrics {
+    fn tally(&self, accepted: &crate::messages::gather::Kinds, ignored: u64) {
+        for (counter, &n) in self.ingested_of.iter().zip(accepted) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+        if ignored > 0 {
+            self.dead_letters.inc_by(ignored);
+        }
+    }
+}

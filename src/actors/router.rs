@@ -25,12 +25,13 @@ use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
 use super::held_ceilings::HeldCeilings;
-use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox, Timed};
+use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
 use crate::error::CommandError;
-use crate::messages::commands::{Ingest, IngestOutcome, Routed, TopEntry};
+use crate::messages::commands::{Ingest, TopEntry};
+use crate::messages::gather::Tally;
 use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
 use crate::messages::router::{MayRetire, ReleaseCeiling, SessionGone};
 use crate::messages::session::{Deliver, FlushNow};
@@ -38,44 +39,11 @@ use crate::messages::session::{Discard, Retire, Retired};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
 use crate::storage::{SessionRecord, Store, WriteOp};
 
-/// What one session's share of a batch came to.
-enum Delivered {
-    Done,
-    Failed(CommandError),
-    /// No such session (or it stopped while the batch was on its way): ignored, as the original did.
-    Gone,
-}
-
-/// A session's share of a batch on its way: its events per kind (`SidecarEvent::kind_index`), how many,
-/// and what it will come to.
-type Share = ([u64; SidecarEvent::KINDS.len()], usize, Wait);
-
-/// Where a share's answer comes from. Nearly every share is `Sent`: boxing that variant to even the sizes
-/// out would be the allocation per share this enum saves.
-#[allow(clippy::large_enum_variant)]
-enum Wait {
-    /// Its session's actor.
-    Sent(Request<SessionActor, Timed<Deliver>>),
-    /// The read of its session back from storage (`Router::read_done`).
-    Reviving(oneshot::Receiver<Delivered>),
-}
-
-impl Wait {
-    async fn settle(self) -> Delivered {
-        match self {
-            Wait::Sent(request) => delivered(request.await),
-            Wait::Reviving(answer) => answer.await.unwrap_or(Delivered::Gone),
-        }
-    }
-}
-
 /// What waits for a session being read back from storage (or retiring): a share of a batch, or a
 /// project that wants the session's actor (`BringBack`).
 enum Waiting {
-    Share {
-        deliver: Deliver,
-        reply: oneshot::Sender<Delivered>,
-    },
+    /// A share of a batch (its answer rides with it: dropped, the share counts as ignored).
+    Share(Deliver),
     Actor(oneshot::Sender<Option<Mailbox<SessionActor>>>),
 }
 
@@ -83,15 +51,9 @@ impl Waiting {
     /// Hands the waiter to `addr` (None: the session is not in storage), in arrival order.
     fn settle(self, addr: Option<&Mailbox<SessionActor>>) {
         match (self, addr) {
-            (Waiting::Share { deliver, reply }, Some(addr)) => {
-                let sending = addr.send(deliver);
-                actix::spawn(async move {
-                    let _ = reply.send(delivered(sending.await));
-                });
-            }
-            (Waiting::Share { reply, .. }, None) => {
-                let _ = reply.send(Delivered::Gone);
-            }
+            (Waiting::Share(deliver), Some(addr)) => addr.do_send(deliver),
+            // Its reply, dropped unanswered, counts the share as ignored.
+            (Waiting::Share(_), None) => {}
             (Waiting::Actor(reply), addr) => {
                 let _ = reply.send(addr.cloned());
             }
@@ -114,6 +76,8 @@ pub struct Router {
     stats: Arc<MailboxStats>,
     /// The supervisor: a session read back here is offered to its project, if that is in memory.
     revived: Outbox<Revived>,
+    /// The metrics, as each batch's gathered answer counts into them.
+    tally: Arc<dyn Tally>,
 }
 
 impl Router {
@@ -123,7 +87,9 @@ impl Router {
         stats: Arc<MailboxStats>,
         revived: Outbox<Revived>,
     ) -> Router {
+        let tally = links.metrics.clone();
         Router {
+            tally,
             links,
             store,
             sessions: HashMap::new(),
@@ -332,14 +298,6 @@ fn group_by_session(events: Vec<SidecarEvent>) -> Vec<Vec<SidecarEvent>> {
     groups
 }
 
-fn delivered<E>(result: Result<Result<(), CommandError>, E>) -> Delivered {
-    match result {
-        Ok(Ok(())) => Delivered::Done,
-        Ok(Err(e)) => Delivered::Failed(e),
-        Err(_) => Delivered::Gone,
-    }
-}
-
 impl Actor for Router {
     type Context = Context<Self>;
 
@@ -377,35 +335,34 @@ crate::instrument!(
     TopSessions,
 );
 
-/// Hands each session its share at once and answers with the batch on its way: the sender awaits the
-/// sessions' answers itself (`Routed`).
+/// Hands each session its share; the sessions answer the batch's sender themselves (messages/gather.rs),
+/// so a batch costs the router no task and no answer of its own.
 impl Handler<Ingest> for Router {
-    type Result = Routed;
+    type Result = ();
 
-    fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) {
+        let batch = msg.answer.open(&self.tally);
         // One Deliver per session per batch, events in their original order within each session.
-        let mut outcome = IngestOutcome::default();
-        let groups = group_by_session(msg.events);
         let (durable, dedupe) = (msg.durable, msg.dedupe);
-        let mut pending: Vec<Share> = Vec::with_capacity(groups.len());
-        for events in groups {
+        for events in group_by_session(msg.events) {
             let id = events[0].session_id();
             if self.purging(id) {
-                outcome.ignored += events.len();
+                batch.ignored(events.len());
                 continue;
             }
-            // Counted per kind here and added to the counters once per batch.
+            // Counted per kind here and added to the counters once per batch, when it is answered.
             let mut by_kind = [0; SidecarEvent::KINDS.len()];
             for e in &events {
                 by_kind[e.kind_index()] += 1;
             }
-            let count = events.len();
-            let waiting = match self.sessions.get(id) {
-                Some(addr) => Wait::Sent(addr.send(Deliver {
+            let reply = batch.share(events.len(), by_kind);
+            match self.sessions.get(id) {
+                Some(addr) => addr.do_send(Deliver {
                     events,
                     durable,
                     dedupe,
-                })),
+                    reply,
+                }),
                 None => {
                     // A session to read back first (rare): its id is kept apart from the events it waits with.
                     let id = id.to_owned();
@@ -413,54 +370,12 @@ impl Handler<Ingest> for Router {
                         events,
                         durable,
                         dedupe,
+                        reply,
                     };
-                    let (reply, answer) = oneshot::channel();
-                    self.wait_for(&id, Waiting::Share { deliver, reply }, ctx);
-                    Wait::Reviving(answer)
-                }
-            };
-            pending.push((by_kind, count, waiting));
-        }
-        if pending.is_empty() {
-            if outcome.ignored > 0 {
-                self.metrics().dead_letters.inc_by(outcome.ignored as u64);
-            }
-            return Routed::now(Ok(outcome));
-        }
-        let metrics = self.metrics().clone();
-        Routed::waiting(async move {
-            let results =
-                join_all(pending.into_iter().map(|(kinds, count, wait)| async move {
-                    (kinds, count, wait.settle().await)
-                }))
-                .await;
-            let mut first_error = None;
-            for (kinds, count, result) in results {
-                match result {
-                    Delivered::Done | Delivered::Failed(_) => {
-                        outcome.accepted += count;
-                        for (counter, n) in metrics.ingested_of.iter().zip(kinds) {
-                            if n > 0 {
-                                counter.inc_by(n);
-                            }
-                        }
-                        if let Delivered::Failed(e) = result {
-                            first_error.get_or_insert(e);
-                        }
-                    }
-                    Delivered::Gone => outcome.ignored += count,
+                    self.wait_for(&id, Waiting::Share(deliver), ctx);
                 }
             }
-            if outcome.ignored > 0 {
-                metrics.dead_letters.inc_by(outcome.ignored as u64);
-            }
-            // Every share was delivered (or ignored) before this answer: an error says what the rest of
-            // the batch met is in docs/API.md ("What an answer means for the batch").
-            match first_error {
-                Some(e) => Err(e),
-                None => Ok(outcome),
-            }
-        })
+        }
     }
 }
 

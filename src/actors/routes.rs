@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
-
 use super::arbiters::slot;
 use super::mailbox::Mailbox;
 use super::router::Router;
 use super::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, IngestOutcome};
+use crate::messages::gather::gather;
 use crate::messages::wire::SidecarEvent;
 
 #[derive(Clone)]
@@ -62,40 +61,19 @@ impl Routes {
                 }
             }
         }
-        let sends: Vec<_> = self
-            .0
-            .iter()
-            .zip(shares)
-            .filter(|(_, events)| !events.is_empty())
-            .map(|(router, events)| {
-                router.send(Ingest {
+        // Each router hands its sessions their shares; the sessions' answers are gathered into one.
+        let (gathering, answer) = gather();
+        for (router, events) in self.0.iter().zip(shares) {
+            if !events.is_empty() {
+                router.do_send(Ingest {
                     events,
                     durable,
                     dedupe,
-                })
-            })
-            .collect();
-        // Each router answers at once with its share on its way; then the sessions' answers are awaited here.
-        let mut routed = Vec::with_capacity(sends.len());
-        for answer in join_all(sends).await {
-            routed.push(answer?);
-        }
-        let mut outcome = IngestOutcome::default();
-        let mut first_error = None;
-        for answer in join_all(routed).await {
-            match answer {
-                Ok(share) => {
-                    outcome.accepted += share.accepted;
-                    outcome.ignored += share.ignored;
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+                    answer: gathering.batch(),
+                });
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(outcome),
-        }
+        drop(gathering);
+        answer.await
     }
 }

@@ -619,12 +619,18 @@ async fn answer(rx: oneshot::Receiver<Result<(), CommandError>>) -> Result<(), C
 }
 
 impl Handler<Deliver> for SessionActor {
-    /// Most batches are answered at once: as a reply, not a future (actix spawns a task per future).
-    type Result = Response<Result<(), CommandError>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
-        let n = msg
-            .events
+    /// Most batches are answered at once, in the handler; a batch that waits (durable, or for room, or for
+    /// its seqIds) answers from a task once it may.
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        let Deliver {
+            events,
+            durable,
+            dedupe,
+            reply,
+        } = msg;
+        let n = events
             .iter()
             .map(|e| match e {
                 SidecarEvent::Message(p) => p.messages.len() as u64,
@@ -632,34 +638,45 @@ impl Handler<Deliver> for SessionActor {
             })
             .sum();
         if self.state.seq.covers(self.record().last_seq, n) {
-            return match self.deliver(msg, ctx) {
-                Applied::Now => Response::reply(Ok(())),
-                Applied::Later(rx) => Response::fut(answer(rx)),
-            };
+            match self.deliver(events, durable, dedupe, ctx) {
+                Applied::Now => reply.answer(Ok(())),
+                Applied::Later(rx) => {
+                    actix::spawn(async move { reply.answer(answer(rx).await) });
+                }
+            }
+            return;
         }
         let (tx, rx) = oneshot::channel();
-        self.reserve_then(n, ctx, move |act, ctx| match act.deliver(msg, ctx) {
-            Applied::Now => {
-                let _ = tx.send(Ok(()));
-            }
-            Applied::Later(later) => {
-                actix::spawn(async move {
-                    let _ = tx.send(answer(later).await);
-                });
+        self.reserve_then(n, ctx, move |act, ctx| {
+            match act.deliver(events, durable, dedupe, ctx) {
+                Applied::Now => {
+                    let _ = tx.send(Ok(()));
+                }
+                Applied::Later(later) => {
+                    actix::spawn(async move {
+                        let _ = tx.send(answer(later).await);
+                    });
+                }
             }
         });
-        Response::fut(answer(rx))
+        actix::spawn(async move { reply.answer(answer(rx).await) });
     }
 }
 
 impl SessionActor {
-    fn deliver(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Applied {
+    fn deliver(
+        &mut self,
+        events: Vec<SidecarEvent>,
+        durable: bool,
+        dedupe: bool,
+        ctx: &mut Context<Self>,
+    ) -> Applied {
         // The record is written at once on a status change (finished sessions flush their messages too),
         // once the whole batch is applied.
         let mut status_changed = false;
-        for event in msg.events {
+        for event in events {
             match event {
-                SidecarEvent::Message(p) => self.apply_messages(p.messages, msg.dedupe, ctx),
+                SidecarEvent::Message(p) => self.apply_messages(p.messages, dedupe, ctx),
                 SidecarEvent::Status(p) => {
                     self.set_status(AgentStatus::normalize(&p.status), p.error, ctx);
                     status_changed = true;
@@ -667,14 +684,14 @@ impl SessionActor {
                 SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
-        if !msg.durable && !self.state.over_memory_bound() {
+        if !durable && !self.state.over_memory_bound() {
             if status_changed {
                 self.flush_now(ctx);
             }
             return Applied::Now;
         }
         let (tx, rx) = oneshot::channel();
-        if msg.durable {
+        if durable {
             self.state.wait_for_flush(tx);
         } else {
             // Held until storage catches up; a failing write keeps it waiting while it is retried.

@@ -3,16 +3,12 @@
 //! receive these typed values.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use actix::Message;
-use futures_util::future::{ready, BoxFuture, Either, Ready};
 use serde::{Deserialize, Serialize};
 
-use crate::error::CommandError;
+use crate::messages::gather::{gather, Answer, Batch};
 use crate::messages::wire::{
     AgentStatus, ProjectHealth, SharedMessage, SidecarEvent, UnixMs, Variant,
 };
@@ -67,46 +63,33 @@ pub struct Page {
     pub limit: Option<usize>,
 }
 
-/// A batch of sidecar events for a router to route. It answers at once with the batch on its way
-/// (`Routed`), which the sender awaits for the sessions' answers; with `durable`, that waits until every
-/// message of the batch is committed to storage.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Routed")]
+/// A batch of sidecar events (or one router's share of it) for a router to route. The router hands each
+/// session its share and is done with it; the sessions' answers are gathered into the batch's `Answer`,
+/// which the sender awaits (messages/gather.rs). With `durable`, that waits until every message of the
+/// batch is committed to storage. Sent without waiting for room in the router's mailbox: the sender
+/// awaits the answer, so it has one batch in flight at a time.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
 pub struct Ingest {
     pub events: Vec<SidecarEvent>,
     pub durable: bool,
     /// Drop raw messages whose id the session saw recently (`limits.ingest_dedup_ids`): set for batches
     /// a client may retry (the HTTP ingest); provider adapters read each line once and need no check.
     pub dedupe: bool,
+    pub answer: Batch,
 }
 
-/// A batch handed to its sessions, as a router answers `Ingest`: awaiting it gives what the sessions made of
-/// it. The sender awaits them itself, so a batch costs the router no task of its own and the sessions'
-/// answers wake the sender directly. Dropped unawaited, what was already queued for a session is still
-/// applied; the rest of the batch is not (no answer was given for it).
-#[derive(actix::MessageResponse)]
-#[must_use = "the batch's outcome comes from awaiting it"]
-pub struct Routed(Either<Ready<Outcome>, BoxFuture<'static, Outcome>>);
-
-type Outcome = Result<IngestOutcome, CommandError>;
-
-impl Routed {
-    /// An outcome known without waiting for any session.
-    pub fn now(outcome: Outcome) -> Routed {
-        Routed(Either::Left(ready(outcome)))
-    }
-
-    /// An outcome the sessions give.
-    pub fn waiting(sessions: impl Future<Output = Outcome> + Send + 'static) -> Routed {
-        Routed(Either::Right(Box::pin(sessions)))
-    }
-}
-
-impl Future for Routed {
-    type Output = Outcome;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        Pin::new(&mut self.0).poll(cx)
+impl Ingest {
+    /// A whole batch for one router, and its answer.
+    pub fn new(events: Vec<SidecarEvent>, durable: bool, dedupe: bool) -> (Ingest, Answer) {
+        let (gathering, answer) = gather();
+        let ingest = Ingest {
+            events,
+            durable,
+            dedupe,
+            answer: gathering.batch(),
+        };
+        (ingest, answer)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod adapters;
 pub mod commands;
 pub mod convert;
 pub mod cost;
+pub mod gather;
 pub mod json_text;
 pub mod numbers;
 pub mod policy;

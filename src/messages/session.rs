@@ -8,17 +8,20 @@ use actix::prelude::*;
 
 use crate::error::CommandError;
 use crate::messages::commands::Page;
+use crate::messages::gather::ShareReply;
 use crate::messages::wire::{AgentSession, AgentStatus, SidecarEvent};
 use crate::providers::{ProviderError, Runner, SessionStderr};
 
-/// Sidecar events for this session, in the order they arrived.
+/// Sidecar events for this session, in the order they arrived. The session answers through `reply` (its
+/// share of the batch's answer, messages/gather.rs); dropped unanswered, the share counts as ignored.
 #[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
+#[rtype(result = "()")]
 pub struct Deliver {
     pub events: Vec<SidecarEvent>,
     pub durable: bool,
     /// Drop raw messages whose id this session saw recently (a retried batch).
     pub dedupe: bool,
+    pub reply: ShareReply,
 }
 
 /// sendPrompt's half in the session: the user message, and status running.

@@ -222,17 +222,10 @@ impl EventSink {
         if events.is_empty() {
             return Ok(());
         }
-        self.ingest
-            .send(Ingest {
-                events,
-                durable: false,
-                dedupe: false,
-            })
-            .await
-            .map_err(|_| SinkClosed)?
-            .await
-            .map(|_| ())
-            .map_err(|_| SinkClosed)
+        let (ingest, answer) = Ingest::new(events, false, false);
+        // Not held for room in the router's mailbox: awaiting the answer keeps one batch in flight.
+        self.ingest.do_send(ingest);
+        answer.await.map(|_| ()).map_err(|_| SinkClosed)
     }
 }
 

@@ -157,10 +157,8 @@ mod tests {
         type Context = Context<Self>;
     }
     impl Handler<Ingest> for Nobody {
-        type Result = crate::messages::commands::Routed;
-        fn handle(&mut self, _: Ingest, _: &mut Context<Self>) -> Self::Result {
-            crate::messages::commands::Routed::now(Ok(Default::default()))
-        }
+        type Result = ();
+        fn handle(&mut self, _: Ingest, _: &mut Context<Self>) {}
     }
 
     fn session(spec: StartSpec) -> Session {
