@@ -315,6 +315,12 @@ async fn a_start_asks_the_supervisor_once_and_is_answered_by_its_project() {
     }
     // A second start of a project with an actor (its first session stopped): the same one message.
     t.engine.stop_agent("hop-0").await.unwrap();
+    // The stop's status reaches the project on its own; the session reports it before it answers reads.
+    eventually(std::time::Duration::from_secs(5), || async {
+        let s = t.engine.get_session("hop-0", Page::default()).await.ok()?;
+        (s.status != AgentStatus::Running).then_some(())
+    })
+    .await;
     t.start_session("hop-0", "again").await;
 
     let text = t.engine.metrics_text();
