@@ -10,8 +10,6 @@ use agent_store::messages::wire::{ActivityState, AgentStatus};
 use engine_support::*;
 use serde_json::json;
 
-const SOON: Duration = Duration::from_secs(5);
-
 #[actix_rt::test]
 async fn stalled_project_tops_the_attention_queue_with_score_100() {
     let t = start(|_| {}).await;
@@ -25,7 +23,7 @@ async fn stalled_project_tops_the_attention_queue_with_score_100() {
         .await
         .unwrap();
     assert_eq!(h.stall_threshold_ms, 300);
-    let top = eventually(SOON, || async {
+    let top = eventually(PATIENCE, || async {
         let all = t.engine.health().await.ok()?;
         (all[0].attention_score == 100).then_some(all)
     })
@@ -45,7 +43,7 @@ async fn stalled_project_tops_the_attention_queue_with_score_100() {
     // The change to stalled was published on the live stream without any message arriving, and the
     // session's own stall notification followed the project's threshold too.
     let (mut stalled, mut notified) = (None, None);
-    tokio::time::timeout(SOON, async {
+    tokio::time::timeout(PATIENCE, async {
         while stalled.is_none() || notified.is_none() {
             match sub.recv().await {
                 Some(LiveEvent::Health(h)) if h.activity_state == ActivityState::Stalled => {
@@ -230,7 +228,7 @@ async fn mailbox_depth_rises_under_a_blocked_persister_and_returns_to_zero() {
             .await;
     }
     let depth = |text: &str| sample(text, "agent_store_mailbox_depth", &[("actor", "persister")]);
-    let held = eventually(SOON, || async {
+    let held = eventually(PATIENCE, || async {
         let text = t.engine.metrics_text();
         (depth(&text) >= 20.0).then_some(text)
     })
@@ -302,10 +300,7 @@ async fn a_finished_session_gives_its_window_back_once_stored() {
     );
 
     t.send(vec![status(&sid, "done", None)]).await;
-    eventually(Duration::from_secs(5), || async {
-        (held().await == 0).then_some(())
-    })
-    .await;
+    eventually(PATIENCE, || async { (held().await == 0).then_some(()) }).await;
     // Still attached (within the cleanup grace), and every message is read back from storage.
     let s = t
         .engine

@@ -12,8 +12,6 @@ use agent_store::messages::wire::AgentStatus;
 use agent_store::testkit::recording::Call;
 use engine_support::*;
 
-const SOON: Duration = Duration::from_secs(10);
-
 fn alive(t: &TestEngine, actor: &str) -> f64 {
     sample(
         &t.engine.metrics_text(),
@@ -23,7 +21,7 @@ fn alive(t: &TestEngine, actor: &str) -> f64 {
 }
 
 async fn none_alive(t: &TestEngine) {
-    eventually(SOON, || async {
+    eventually(PATIENCE, || async {
         (alive(t, "project") == 0.0 && alive(t, "session") == 0.0).then_some(())
     })
     .await;
@@ -104,7 +102,10 @@ async fn a_revived_project_takes_commands_and_keeps_its_seq_ids() {
     assert_eq!(alive(&t, "project"), 1.0);
     t.engine.stop_agent("p0").await.unwrap();
     // The stop's status reaches the project on its own: clear once the project knows it finished.
-    eventually(SOON, || async { t.engine.clear_session("p0").await.ok() }).await;
+    eventually(PATIENCE, || async {
+        t.engine.clear_session("p0").await.ok()
+    })
+    .await;
     none_alive(&t).await;
     assert!(
         !t.engine.has_session("p0").await.unwrap(),
@@ -146,7 +147,7 @@ async fn a_purge_stops_the_project_actor() {
 
 /// Waits until no session actor is alive while every project keeps its actor (within its grace).
 async fn sessions_let_go(t: &TestEngine, projects: f64) {
-    eventually(SOON, || async {
+    eventually(PATIENCE, || async {
         (alive(t, "session") == 0.0 && alive(t, "project") == projects).then_some(())
     })
     .await;
@@ -190,7 +191,7 @@ async fn a_finished_session_lets_its_actor_go_at_once_and_comes_back_for_events_
     assert_eq!((s.cost_usd, s.input_tokens), (0.5, 100));
     // The project, in its grace, hears what the late events changed (its health's context pressure comes
     // from the tokens), though no actor of the session was its own when they came.
-    eventually(SOON, || async {
+    eventually(PATIENCE, || async {
         let health = t.engine.health().await.unwrap();
         let v = health.iter().find(|h| h.project_id == "v")?;
         v.context_pressure.filter(|p| *p > 0.0).map(|_| ())

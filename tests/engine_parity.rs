@@ -13,8 +13,6 @@ use agent_store::CommandError;
 use engine_support::*;
 use serde_json::json;
 
-const SOON: Duration = Duration::from_secs(5);
-
 #[actix_rt::test]
 async fn parity_01_shapes_and_status_normalisation() {
     let t = start(|_| {}).await;
@@ -181,7 +179,7 @@ async fn parity_02_a_start_is_announced_live_with_its_prompt() {
     let sid = t.start_session("live", "hello there").await;
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        match tokio::time::timeout(SOON, sub.recv())
+        match tokio::time::timeout(PATIENCE, sub.recv())
             .await
             .expect("events in time")
         {
@@ -221,7 +219,7 @@ async fn a_message_batch_is_framed_only_for_subscribers_that_send_frames() {
     let sid = t.start_session("frames", "hello frames").await;
     for (sub, framed) in [(&mut in_process, false), (&mut stream, true)] {
         let live = loop {
-            let live = tokio::time::timeout(SOON, sub.next())
+            let live = tokio::time::timeout(PATIENCE, sub.next())
                 .await
                 .expect("events in time")
                 .expect("open");
@@ -259,7 +257,7 @@ async fn parity_02_provider_start_failure_leaves_session_in_error() {
         panic!("expected ProviderFailed, got {err:?}");
     };
     assert_eq!(error, "claude not found on PATH");
-    let s = eventually(SOON, || async {
+    let s = eventually(PATIENCE, || async {
         let s = t.engine.session(&session_id, Page::default()).await.ok()?;
         (s.status == AgentStatus::Error).then_some(s)
     })
@@ -408,10 +406,10 @@ async fn parity_05_agent_status_notifies_persists_and_flushes_at_once() {
     t.send(vec![messages(&sid, text(3))]).await;
     t.send(vec![status(&sid, "done", None)]).await;
     assert_eq!(
-        next_notification(&mut sub, SOON).await,
+        next_notification(&mut sub, PATIENCE).await,
         ("Agent completed on status".to_string(), Variant::Success)
     );
-    let stored = eventually(SOON, || async {
+    let stored = eventually(PATIENCE, || async {
         let s = t.engine.project_sessions("status").await.ok()?;
         (s.first()?.message_count == 4).then_some(s)
     })
@@ -421,13 +419,13 @@ async fn parity_05_agent_status_notifies_persists_and_flushes_at_once() {
     let sid = t.start_session("status", "again").await;
     t.send(vec![status(&sid, "error", Some("boom"))]).await;
     assert_eq!(
-        next_notification(&mut sub, SOON).await,
+        next_notification(&mut sub, PATIENCE).await,
         ("Agent error on status: boom".to_string(), Variant::Error)
     );
     let sid = t.start_session("status", "third").await;
     t.send(vec![status(&sid, "error", None)]).await;
     assert_eq!(
-        next_notification(&mut sub, SOON).await.0,
+        next_notification(&mut sub, PATIENCE).await.0,
         "Agent error on status: unknown"
     );
 }
@@ -465,12 +463,12 @@ async fn parity_07_stall_notifies_after_configured_silence() {
     }
     let early = tokio::time::timeout(
         Duration::from_millis(150),
-        next_notification(&mut sub, SOON),
+        next_notification(&mut sub, PATIENCE),
     )
     .await;
     assert!(early.is_err(), "no stall while active: {early:?}");
     // ...silence does not.
-    let (message, variant) = next_notification(&mut sub, SOON).await;
+    let (message, variant) = next_notification(&mut sub, PATIENCE).await;
     assert_eq!(message, "Agent stalled on stall (no activity for 0 min)");
     assert_eq!(variant, Variant::Warning);
 }
@@ -485,7 +483,7 @@ async fn parity_08_debounced_persistence_writes_only_new_messages() {
         stored[0].message_count, 1,
         "the new messages wait for the debounce"
     );
-    eventually(SOON, || async {
+    eventually(PATIENCE, || async {
         let s = t.engine.project_sessions("debounce").await.ok()?;
         (s[0].message_count == 6).then_some(())
     })
@@ -575,7 +573,7 @@ async fn parity_10_cleanup_grace_detaches_a_finished_session() {
         t.engine.has_session("grace").await.unwrap(),
         "attached during the grace"
     );
-    eventually(SOON, || async {
+    eventually(PATIENCE, || async {
         (!t.engine.has_session("grace").await.ok()?).then_some(())
     })
     .await;
@@ -590,7 +588,7 @@ async fn parity_10_cleanup_grace_detaches_a_finished_session() {
             .find(|l| l.starts_with("agent_store_actors_alive{actor=\"session\"}"))
             .map(str::to_owned)
     };
-    eventually(SOON, || async {
+    eventually(PATIENCE, || async {
         (alive().as_deref() == Some("agent_store_actors_alive{actor=\"session\"} 0")).then_some(())
     })
     .await;
@@ -695,7 +693,7 @@ async fn parity_12_retention_keeps_the_newest_in_memory_and_storage() {
         ids.push(sid);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let kept = eventually(SOON, || async {
+    let kept = eventually(PATIENCE, || async {
         let s = t.engine.project_sessions("keep").await.ok()?;
         (s.len() == 2).then_some(s)
     })
@@ -735,7 +733,7 @@ async fn parity_12_retention_never_removes_a_running_session() {
     t.engine.flush().await.unwrap();
     let s = t.engine.session(&other, Page::default()).await.unwrap();
     assert_eq!(s.status, AgentStatus::Running);
-    eventually(SOON, || async {
+    eventually(PATIENCE, || async {
         (t.engine.project_sessions("run-b").await.ok()?.len() == 1).then_some(())
     })
     .await;

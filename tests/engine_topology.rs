@@ -43,7 +43,7 @@ async fn a_stop_during_a_start_stops_the_agent_once_it_has_started() {
         .start_agent("racy", request("claude", "go", Default::default()));
     let stopping = async {
         // Sent once the provider has been asked to start, while its start is still in flight.
-        eventually(std::time::Duration::from_secs(5), || async {
+        eventually(PATIENCE, || async {
             (!t.provider.calls().is_empty()).then_some(())
         })
         .await;
@@ -88,7 +88,7 @@ async fn events_after_the_cleanup_grace_bring_the_session_back_and_apply() {
     t.send(vec![messages(&sid, text(2)), status(&sid, "done", None)])
         .await;
     // The grace passes, the project lets the session go, and its actor stops once stored.
-    eventually(std::time::Duration::from_secs(5), || async {
+    eventually(PATIENCE, || async {
         (sessions_alive(&t) == 0.0).then_some(())
     })
     .await;
@@ -117,7 +117,7 @@ async fn events_after_the_cleanup_grace_bring_the_session_back_and_apply() {
     assert_eq!(s.status, AgentStatus::Error);
     assert_eq!(s.error.as_deref(), Some("late failure"));
     // Stored, it lets go again; a restart reads back what the late events said.
-    eventually(std::time::Duration::from_secs(5), || async {
+    eventually(PATIENCE, || async {
         (sessions_alive(&t) == 0.0).then_some(())
     })
     .await;
@@ -316,7 +316,7 @@ async fn a_start_asks_the_supervisor_once_and_is_answered_by_its_project() {
     // A second start of a project with an actor (its first session stopped): the same one message.
     t.engine.stop_agent("hop-0").await.unwrap();
     // The stop's status reaches the project on its own; the session reports it before it answers reads.
-    eventually(std::time::Duration::from_secs(5), || async {
+    eventually(PATIENCE, || async {
         let s = t.engine.get_session("hop-0", Page::default()).await.ok()?;
         (s.status != AgentStatus::Running).then_some(())
     })

@@ -23,6 +23,10 @@ use agent_store::Engine;
 use std::sync::Arc;
 use tempfile::TempDir;
 
+/// How long an engine test waits for what an actor does in its own time (`eventually`): generous, since the
+/// machines are shared and noisy; a test that passes never waits it out.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
 pub struct TestEngine {
     pub engine: Engine,
     pub provider: Recording,
