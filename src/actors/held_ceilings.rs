@@ -40,37 +40,31 @@ impl HeldCeilings {
     /// Its project let go of the session (`retiring`: the router waits for its `Retire` answer). Answers
     /// the ceiling to drop now; while the answer is on its way, it is dropped when it comes (`stopped`).
     pub fn release(&mut self, session_id: &str, retiring: bool) -> Option<u64> {
-        match self.held.remove(session_id) {
-            Some(ceiling) => {
-                shrink_when_sparse(&mut self.held);
-                Some(ceiling)
-            }
-            None => {
-                if retiring {
-                    self.let_go.insert(session_id.to_owned());
-                }
-                None
-            }
+        let ceiling = self.take(session_id);
+        if ceiling.is_none() && retiring {
+            self.let_go.insert(session_id.to_owned());
         }
+        ceiling
     }
 
     /// An actor of the session is brought back: it takes the ceiling over as its own reservation.
     pub fn adopt(&mut self, session_id: &str) -> Option<u64> {
         self.let_go.remove(session_id);
-        let ceiling = self.held.remove(session_id);
-        if ceiling.is_some() {
-            shrink_when_sparse(&mut self.held);
-        }
-        ceiling
+        self.take(session_id)
     }
 
     /// The session got an actor some other way (a restore reads its ceiling itself) or is deleted: the
     /// ceiling is no longer this table's to drop or hand over.
     pub fn forget(&mut self, session_id: &str) {
-        self.let_go.remove(session_id);
-        if self.held.remove(session_id).is_some() {
+        self.adopt(session_id);
+    }
+
+    fn take(&mut self, session_id: &str) -> Option<u64> {
+        let ceiling = self.held.remove(session_id);
+        if ceiling.is_some() {
             shrink_when_sparse(&mut self.held);
         }
+        ceiling
     }
 
     /// Every session of a purged project.

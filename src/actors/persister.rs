@@ -143,6 +143,16 @@ impl PersisterHandle {
         }
     }
 
+    /// Drops a session's seqId ceiling, every seqId handed out under it being stored, so its next actor
+    /// continues right after the last stored one. Queued without waiting and not awaited: a full queue
+    /// leaves the ceiling, which that actor then skips past (a gap, never a reuse).
+    pub fn release_seq(&self, session_id: String, ceiling: u64) {
+        let _ = self.try_write(vec![WriteOp::ReleaseSeq {
+            session_id,
+            ceiling,
+        }]);
+    }
+
     /// Queues a write without waiting; the ack resolves after its group commit.
     pub fn try_write(&self, ops: Vec<WriteOp>) -> Result<Ack, TryWriteError> {
         self.try_write_then_retain(ops, None)
@@ -360,11 +370,10 @@ fn commit(
             }
             Ok(())
         }
-        Err(e) if pending.len() == 1 && pending[0].retain.is_none() => {
-            for job in pending.drain(..) {
-                job.fail(e.clone());
-            }
-            Err(e)
+        // A lone job's commit was the job on its own already.
+        Err(e) if pending.len() == 1 => {
+            let job = pending.pop().expect("one job");
+            settle(store, job, counters, Err(e))
         }
         Err(_) => {
             let mut first_error = None;
@@ -378,12 +387,23 @@ fn commit(
     }
 }
 
-/// Commits one job on its own. A retention that fails does not fail the write it rode with: the write is
-/// committed without it, and the project's retention runs again when one of its sessions next finishes.
+/// Commits one job on its own.
 fn commit_alone(store: &Store, job: Pending, counters: &Counters) -> Result<(), StorageError> {
     let steps: Vec<Step<'_>> = job.steps().collect();
     let result = timed(counters, &steps, || store.apply_steps(&steps, now_ms()));
     drop(steps);
+    settle(store, job, counters, result)
+}
+
+/// Answers a job whose own commit came to `result`. A retention that fails does not fail the write it rode
+/// with: the write is committed without it, and the project's retention runs again when one of its
+/// sessions next finishes.
+fn settle(
+    store: &Store,
+    job: Pending,
+    counters: &Counters,
+    result: Result<Vec<Vec<String>>, StorageError>,
+) -> Result<(), StorageError> {
     let result = match result {
         Err(e) if job.retain.is_some() => {
             tracing::warn!(error = %e, "retention failed; it runs again when a session of the project ends");

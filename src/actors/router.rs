@@ -37,7 +37,7 @@ use crate::messages::router::{MayRetire, ReleaseCeiling, SessionGone};
 use crate::messages::session::{Deliver, FlushNow};
 use crate::messages::session::{Discard, Retire, Retired};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
-use crate::storage::{SessionRecord, Store, WriteOp};
+use crate::storage::{SessionRecord, Store};
 
 /// What waits for a session being read back from storage (or retiring): a share of a batch, or a
 /// project that wants the session's actor (`BringBack`).
@@ -109,14 +109,11 @@ impl Router {
         self.purging.contains(session_id) || self.purging.contains(project_of(session_id))
     }
 
-    /// Drops a stopped session's seqId ceiling in storage: everything it handed out is stored, so its next
-    /// actor continues right after the last stored seqId. A full queue leaves the ceiling, which that actor
-    /// then skips past (a gap, never a reuse).
+    /// Drops a stopped session's seqId ceiling in storage (`PersisterHandle::release_seq`).
     fn drop_ceiling(&self, session_id: &str, ceiling: u64) {
-        let _ = self.links.persister.try_write(vec![WriteOp::ReleaseSeq {
-            session_id: session_id.to_owned(),
-            ceiling,
-        }]);
+        self.links
+            .persister
+            .release_seq(session_id.to_owned(), ceiling);
     }
 
     /// Reads `session_id` back from storage on the blocking pool; batches wait in `reviving`.

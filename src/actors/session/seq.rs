@@ -98,9 +98,8 @@ impl SessionActor {
     /// Every seqId this actor handed out is stored: a later actor of the session continues right after
     /// them instead of above the reservation.
     pub(super) fn release_seq(&self) {
-        let _ = self.links.persister.try_write(vec![WriteOp::ReleaseSeq {
-            session_id: self.record().session_id.clone(),
-            ceiling: self.state.seq.ceiling(),
-        }]);
+        self.links
+            .persister
+            .release_seq(self.record().session_id.clone(), self.state.seq.ceiling());
     }
 }
