@@ -172,8 +172,8 @@ pub struct LimitsConfig {
     pub max_extra_env_bytes: ByteSize,
     /// Bytes all sessions' in-memory message windows may hold together: past it, the stored messages of
     /// the least recently touched sessions are let go (reads of them go to storage). Messages not yet
-    /// stored are never let go (`messages_in_memory` is their backpressure). Each arbiter's sessions use
-    /// an equal part of it.
+    /// stored are never let go: when they alone fill it, plain ingests wait for storage, as past
+    /// `messages_in_memory`. Each arbiter's sessions use an equal part of it.
     pub window_bytes: ByteSize,
     /// Raw message ids each session remembers, so that a retried ingest batch does not duplicate its
     /// messages (0: no deduplication). 8 bytes an id, plus the set's overhead.

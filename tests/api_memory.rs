@@ -259,3 +259,66 @@ async fn a_burst_not_yet_stored_is_written_early_and_let_go_when_windows_pass_wi
     assert!(metric(&app, "agent_store_window_trims_total", &[]).await > 0.0);
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn plain_ingests_wait_for_storage_once_unstored_messages_fill_window_bytes() {
+    let _serial = SERIAL.lock().await;
+    const BUDGET: u64 = 4 << 20;
+    let app = TestApp::spawn_with(|c| {
+        c.limits.window_bytes = bytesize::ByteSize::b(BUDGET);
+    })
+    .await;
+    // One session, 16 plain batches of 10 messages of 64 KiB: 10 MiB, 2.5 × the budget, and 160 messages,
+    // far below the per-session count bound (`messages_in_memory`), which alone would take all of it.
+    const BATCHES: usize = 16;
+    const BATCH_BYTES: u64 = 10 * (64 << 10);
+    let text = "u".repeat(64 << 10);
+    let sid = app.start("unstored", "synthetic").await;
+    let hold = app
+        .server()
+        .engine()
+        .hold_persister()
+        .await
+        .expect("persister held");
+
+    // While storage takes nothing, the batches past the budget cannot be answered: the client stalls.
+    let mut client = {
+        let (client, addr, sid, text) = (app.client.clone(), app.addr, sid.clone(), text.clone());
+        let token = app.token.clone();
+        tokio::spawn(async move {
+            for b in 0..BATCHES {
+                let events: Vec<Value> = (0..10)
+                    .map(|i| text_event(&sid, &format!("u{b}-{i}"), &text))
+                    .collect();
+                let mut request = client
+                    .post(format!("http://{addr}/v1/sidecar/events"))
+                    .json(&events);
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let (status, body): (StatusCode, Value) = send(request).await;
+                assert_eq!(status, StatusCode::ACCEPTED, "batch {b}: {body}");
+            }
+        })
+    };
+    let early = tokio::time::timeout(std::time::Duration::from_secs(2), &mut client).await;
+    assert!(
+        early.is_err(),
+        "all {BATCHES} batches were answered while storage took nothing"
+    );
+    let used = metric(&app, "agent_store_window_used_bytes", &[]).await;
+    assert!(
+        used <= (BUDGET + BATCH_BYTES) as f64,
+        "windows hold {used} unstored bytes, past the {BUDGET}-byte budget by more than one batch"
+    );
+
+    // Storage back: every batch is answered, and every message is there.
+    drop(hold);
+    client.await.expect("client");
+    let session = app.session(&sid).await;
+    assert_eq!(
+        seq_ids(&session),
+        (1..=(1 + 10 * BATCHES) as u64).collect::<Vec<_>>()
+    );
+    app.stop().await;
+}

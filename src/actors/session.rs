@@ -684,7 +684,11 @@ impl SessionActor {
                 SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
-        if !durable && !self.state.over_memory_bound() {
+        let full = self
+            .window_share
+            .as_ref()
+            .is_some_and(WindowShare::full_of_unstored);
+        if !durable && !full && !self.state.over_memory_bound() {
             if status_changed {
                 self.flush_now(ctx);
             }

@@ -97,6 +97,8 @@ struct Recency {
     flushable: BTreeMap<u64, u64>,
     /// Unstored bytes of the sessions asked to flush that have not stored them yet.
     flushing: u64,
+    /// Bytes this part's windows hold that storage does not have yet (the sum of the entries' `unstored`).
+    unstored: u64,
 }
 
 struct Entry {
@@ -147,6 +149,7 @@ impl WindowPart {
             part: self.clone(),
             key,
             held: 0,
+            full: false,
         }
     }
 
@@ -244,6 +247,7 @@ impl Recency {
         }
         entry.tick = tick;
         entry.evictable = evictable;
+        self.unstored = self.unstored - entry.unstored + unstored;
         entry.unstored = unstored;
         if evictable > 0 {
             self.evictable.insert(tick, key);
@@ -264,6 +268,7 @@ impl Recency {
             }
             self.asked -= entry.asked;
             self.flushing -= entry.flush_asked;
+            self.unstored -= entry.unstored;
         }
     }
 }
@@ -273,6 +278,8 @@ pub struct WindowShare {
     part: Arc<WindowPart>,
     key: u64,
     held: u64,
+    /// At the last update, the part's unstored bytes alone filled its budget.
+    full: bool,
 }
 
 impl WindowShare {
@@ -283,13 +290,22 @@ impl WindowShare {
         let was = std::mem::replace(&mut self.held, held);
         part.used_gauge.add(gauge_delta(was, held));
         let stored = stored.min(held);
-        with_order(part.id, |order| {
+        self.full = with_order(part.id, |order| {
             order.used = order.used.saturating_sub(was) + held;
             order.touch(self.key, stored, held - stored);
             if order.used > part.limit {
                 part.reclaim(order);
             }
-        });
+            order.unstored > part.limit
+        })
+        .unwrap_or(false);
+    }
+
+    /// The part's budget was, at the last update, filled by messages storage does not have yet: nothing
+    /// can be let go until they are written, so a plain delivery waits for its session's write instead of
+    /// adding more (the window budget then bounds unstored bytes too, not only the per-session count).
+    pub fn full_of_unstored(&self) -> bool {
+        self.full
     }
 }
 
@@ -422,6 +438,34 @@ mod tests {
         // Written: now stored, so the next reclaim lets it go.
         unstored_share.update(1_150, 1_150);
         assert_eq!(asked(&unstored).await, (1, 1));
+    }
+
+    #[actix_rt::test]
+    async fn a_part_filled_by_unstored_bytes_alone_is_full_until_they_are_stored() {
+        let (_metrics, parts) = two_parts();
+        let (_a, mut a_share) = session(&parts[0]);
+        let (_b, mut b_share) = session(&parts[0]);
+        let (_c, mut c_share) = session(&parts[1]);
+        // Over the part's 1,000, but mostly stored: a trim makes room, so nobody waits.
+        a_share.update(800, 800);
+        b_share.update(400, 0);
+        assert!(!b_share.full_of_unstored());
+        // Unstored bytes alone pass the part's budget: nothing can be let go until they are written.
+        a_share.update(700, 0);
+        assert!(a_share.full_of_unstored());
+        b_share.update(400, 0);
+        assert!(b_share.full_of_unstored(), "the whole part is full");
+        c_share.update(900, 0);
+        assert!(!c_share.full_of_unstored(), "the other part has room");
+        // Written: the part has room again at its sessions' next update.
+        a_share.update(700, 700);
+        assert!(!a_share.full_of_unstored());
+        // A session that leaves takes its unstored bytes with it.
+        b_share.update(1_100, 0);
+        assert!(b_share.full_of_unstored());
+        drop(b_share);
+        a_share.update(700, 0);
+        assert!(!a_share.full_of_unstored());
     }
 
     #[actix_rt::test]
