@@ -904,3 +904,17 @@ crate::instrument!(
     ToAgent,
     AgentStderr,
 );
+
+#[cfg(test)]
+mod tests {
+    /// A tokio task is its future plus 104 bytes, rounded up to 128 (actors/project.rs says how): a session's
+    /// future of at most 1,176 bytes makes a 1,280-byte task, jemalloc's 1,280 class; 8 bytes more make it
+    /// 1,408, in the 1,536 class: 256 bytes more for every live session.
+    #[test]
+    fn a_session_actors_task_fits_the_1280_byte_class() {
+        let future = std::mem::size_of::<
+            actix::dev::ContextFut<super::SessionActor, actix::Context<super::SessionActor>>,
+        >();
+        assert!(future <= 1176, "the session's future is {future} bytes");
+    }
+}
