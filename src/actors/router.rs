@@ -34,7 +34,7 @@ use crate::messages::commands::{Ingest, TopEntry};
 use crate::messages::gather::Tally;
 use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
 use crate::messages::router::{MayRetire, ReleaseCeiling, SessionGone};
-use crate::messages::session::{Deliver, FlushNow};
+use crate::messages::session::{Deliver, FlushNow, OfferSettled};
 use crate::messages::session::{Discard, Retire, Retired};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
 use crate::storage::{SessionRecord, Store};
@@ -237,6 +237,7 @@ impl Router {
             detached: true,
             start: None,
             ceiling,
+            offered: offer,
             record,
         };
         let session_id = init.record.session_id.clone();
@@ -254,7 +255,7 @@ impl Router {
             // what the late events change reaches the project's health as it did before the actor let go.
             self.revived.do_send(Revived {
                 session_id,
-                addr: mailbox.clone(),
+                offer: Offer(mailbox.clone()),
             });
         }
         mailbox
@@ -486,14 +487,33 @@ impl Handler<BringBack> for Router {
     }
 }
 
-/// A session's actor was read back from storage, detached (for late events, or for a project's command):
-/// the supervisor hands it to its project if that is in memory, and the project attaches it if it is its
-/// current session and holds no live actor of it. Never creates a project.
+/// A session's actor was read back from storage, detached, for late events: the supervisor hands it to its
+/// project if that is in memory, and the project attaches it if it is its current session and holds no
+/// live actor of it. Never creates a project.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Revived {
     pub session_id: String,
-    pub addr: Mailbox<SessionActor>,
+    pub offer: Offer,
+}
+
+/// The session a `Revived` offers. However the offer ends (its project attached the session, no project
+/// in memory took it, a mailbox closed under it), dropping it tells the session (`OfferSettled`), behind
+/// the project's `Attach` when there was one; until then the session does not stop. Otherwise it could
+/// store its late events and stop before the `Attach` reached it, and its project's health would miss
+/// what they changed.
+pub struct Offer(Mailbox<SessionActor>);
+
+impl Offer {
+    pub fn session(&self) -> &Mailbox<SessionActor> {
+        &self.0
+    }
+}
+
+impl Drop for Offer {
+    fn drop(&mut self) {
+        self.0.do_send(OfferSettled);
+    }
 }
 
 /// The live actor of a session, if it is in memory.

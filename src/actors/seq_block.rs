@@ -7,6 +7,8 @@
 //! the ceiling its previous life reserved. A new block is asked for when half of the current one is used, so
 //! a session rarely waits for one; it waits (one group commit) only when a burst outruns the reservation.
 
+use std::num::NonZeroU64;
+
 /// The session actor's view of its block. Plain data; the actor does the I/O.
 #[derive(Debug)]
 pub struct SeqBlock {
@@ -15,8 +17,9 @@ pub struct SeqBlock {
     /// A session brought back from storage skips to here before its next seqId: the ceiling its previous
     /// life reserved (messages up to it may have been seen and lost).
     floor: u64,
-    /// The ceiling of a reservation in flight, if any.
-    reserving: Option<u64>,
+    /// The ceiling of a reservation in flight, if any (never 0: a reservation is at least a block).
+    /// NonZero: 8 bytes instead of 16, in every session actor's task.
+    reserving: Option<NonZeroU64>,
     block: u64,
     /// The stored ceiling is being dropped (`release`): nothing more is handed out before a new
     /// reservation above it commits.
@@ -82,7 +85,7 @@ impl SeqBlock {
             return None;
         }
         let ceiling = self.ceiling.max(next).saturating_add(self.block);
-        self.reserving = Some(ceiling);
+        self.reserving = NonZeroU64::new(ceiling);
         Some(ceiling)
     }
 
@@ -119,14 +122,14 @@ impl SeqBlock {
             self.released = false;
         }
         self.ceiling = self.ceiling.max(ceiling);
-        if self.reserving.is_some_and(|r| r <= ceiling) {
+        if self.reserving.is_some_and(|r| r.get() <= ceiling) {
             self.reserving = None;
         }
     }
 
     /// The reservation up to `ceiling` failed: the next need asks again.
     pub fn failed(&mut self, ceiling: u64) {
-        if self.reserving == Some(ceiling) {
+        if self.reserving.is_some_and(|r| r.get() == ceiling) {
             self.reserving = None;
         }
     }

@@ -30,8 +30,8 @@ use crate::messages::commands::{LiveEvent, Page};
 use crate::messages::project::{SessionReport, SessionStopped};
 use crate::messages::router::{MayRetire, SessionGone};
 use crate::messages::session::{
-    AddUserMessage, AgentStderr, Deliver, Detach, FlushForRoom, FlushNow, SessionView, SetRunner,
-    SetStallAfter, SetStatus, Snapshot, ToAgent, TrimWindow,
+    AddUserMessage, AgentStderr, Deliver, Detach, FlushForRoom, FlushNow, OfferSettled,
+    SessionView, SetRunner, SetStallAfter, SetStatus, Snapshot, ToAgent, TrimWindow,
 };
 use crate::messages::session::{Discard, Retire, Retired};
 use crate::messages::supervisor::RetentionEvicted;
@@ -106,6 +106,9 @@ pub struct SessionInit {
     /// (src/actors/held_ceilings.rs): a reservation it takes as its own, so it continues right after the
     /// last stored seqId instead of skipping past storage's ceiling.
     pub ceiling: Option<u64>,
+    /// Read back for late events and offered to its project (`Revived`): it does not stop before it
+    /// hears the offer is over (`OfferSettled`).
+    pub offered: bool,
 }
 
 /// A new session's writes that ride with its record until a write of it is committed: what it was started
@@ -158,6 +161,7 @@ impl SessionActor {
             detached,
             start,
             ceiling,
+            offered,
         } = init;
         let (limits, timers) = (&links.config.limits, &links.config.timers);
         let rules = Rules {
@@ -172,6 +176,7 @@ impl SessionActor {
         let mut state = SessionState::new(record, recent, persisted, detached, rules);
         // A session brought back from storage holds no runner; a new one decides once its runner comes.
         state.let_go_when_finished = start.is_none();
+        state.offered = offered;
         if let Some(ceiling) = ceiling {
             state.seq.adopt(ceiling);
         }
@@ -181,10 +186,7 @@ impl SessionActor {
             flush_timer: None,
             stall_timer: None,
             // An adopting actor reads storage's ceiling too, and ignores it (`SeqBlock::adopt`): the read
-            // waits behind the persister's queue, so a read-back may stop no sooner than before. One that
-            // stops before its project's `Attach` (`Revived`, via the supervisor) comes leaves the
-            // project's health without what the late events changed: a race main has too, made likelier
-            // without the read (engine_lifecycle's health check failed 3 of 64 stressed runs, main 1 of 96).
+            // waits behind the persister's queue, which a previous actor's writes may still be in.
             restored: persisted,
             retiring: false,
             retired: false,
@@ -834,6 +836,18 @@ impl Handler<Attach> for SessionActor {
     }
 }
 
+/// Its offer to its project is over (attached, or no project took it): it stops now if it may, which it
+/// would have asked when its last write committed.
+impl Handler<OfferSettled> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: OfferSettled, ctx: &mut Context<Self>) {
+        if self.state.offer_settled() {
+            self.retire(ctx);
+        }
+    }
+}
+
 impl Handler<SetStallAfter> for SessionActor {
     type Result = ();
 
@@ -888,8 +902,23 @@ crate::instrument!(
     Discard,
     FlushNow,
     Attach,
+    OfferSettled,
     SetStallAfter,
     SetRunner,
     ToAgent,
     AgentStderr,
 );
+
+#[cfg(test)]
+mod tests {
+    /// A tokio task is its future plus 104 bytes, rounded up to 128 (actors/project.rs says how): a session's
+    /// future of at most 1,176 bytes makes a 1,280-byte task, jemalloc's 1,280 class; 8 bytes more make it
+    /// 1,408, in the 1,536 class: 256 bytes more for every live session.
+    #[test]
+    fn a_session_actors_task_fits_the_1280_byte_class() {
+        let future = std::mem::size_of::<
+            actix::dev::ContextFut<super::SessionActor, actix::Context<super::SessionActor>>,
+        >();
+        assert!(future <= 1176, "the session's future is {future} bytes");
+    }
+}

@@ -15,9 +15,13 @@ mod cluster;
 mod commands;
 mod control;
 mod live;
+#[cfg(test)]
+mod offer_tests;
 mod reads;
 mod resume;
 mod start;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -82,6 +86,9 @@ struct Inner {
     settings: crate::actors::settings::SharedSettings,
     /// Cluster mode: where starts, purges and stops are recorded before they are answered (cluster.rs).
     log: std::sync::OnceLock<Arc<dyn CommandLog>>,
+    /// The supervisor's arbiter, which tests block to hold its messages back (offer_tests.rs).
+    #[cfg(test)]
+    control_arbiter: actix::ArbiterHandle,
 }
 
 impl Engine {

@@ -168,6 +168,8 @@ pub(super) async fn wire(
         stderr_kept,
         settings,
         log: Default::default(),
+        #[cfg(test)]
+        control_arbiter: control,
     };
     Ok((
         inner,

@@ -59,6 +59,12 @@ pub struct SessionView {
 #[rtype(result = "()")]
 pub struct Detach;
 
+/// The offer of this session (read back for late events) to its project is over: its project attached
+/// it (that `Attach` is ahead of this in its mailbox) or none took it. It may stop from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OfferSettled;
+
 /// Its router holds this session's events back: stop now if it still may (finished or let go, and all of
 /// it stored); answers whether it stopped. Sent by the router through the session's mailbox after every
 /// event it routed there, so none of them is behind it (`MayRetire`).

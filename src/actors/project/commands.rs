@@ -95,6 +95,7 @@ impl ProjectActor {
             detached: false,
             start: super::super::restart::start_op(&mut spec),
             ceiling: None,
+            offered: false,
         };
         let addr = self.spawn_session(init, ctx);
         // Registered before the provider starts, so none of its output can arrive before the route exists.
@@ -486,6 +487,7 @@ impl ProjectActor {
                         start: None,
                         // Reads storage's ceiling: it continues above whatever a previous life reserved.
                         ceiling: None,
+                        offered: false,
                     };
                     act.metrics()
                         .actor_restarts

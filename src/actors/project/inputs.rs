@@ -96,12 +96,14 @@ impl Handler<Revived> for ProjectActor {
             .as_mut()
             .filter(|c| c.session_id == msg.session_id && c.live().is_none())
         {
-            msg.addr.do_send(Attach {
+            let addr = msg.offer.session().clone();
+            addr.do_send(Attach {
                 project: link,
                 hold: false,
             });
-            cur.addr = Some(msg.addr);
+            cur.addr = Some(addr);
         }
+        // The offer drops here, after the `Attach`: the session may stop from now on.
     }
 }
 

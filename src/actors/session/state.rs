@@ -106,6 +106,10 @@ pub struct SessionState {
     /// Brought back (or asked) for a command that follows (a prompt, a resume): it does not let go by
     /// itself until it runs again or its project lets it go.
     pub held: bool,
+    /// Read back for late events and offered to its project (`Revived`, through the supervisor): it does
+    /// not stop before the offer is settled, so the project's `Attach`, if one comes, finds it alive and
+    /// the project's health hears what the late events changed.
+    pub offered: bool,
     /// Waiting for the next write to start, and for the one in flight.
     pending: Vec<Waiter>,
     riding: Vec<Waiter>,
@@ -152,6 +156,7 @@ impl SessionState {
             detached,
             let_go_when_finished: false,
             held: false,
+            offered: false,
             pending: Vec::new(),
             riding: Vec::new(),
             room: Vec::new(),
@@ -432,9 +437,16 @@ impl SessionState {
     }
 
     /// Not running, fully stored, and either let go of by its project or finished with nothing but
-    /// storage holding it (`let_go_when_finished`, unless `held`).
+    /// storage holding it (`let_go_when_finished`, unless `held`); never while its offer to its project
+    /// is unsettled (`offered`).
     pub fn may_stop(&self) -> bool {
-        self.stops_once_stored() && self.is_clean()
+        self.stops_once_stored() && self.is_clean() && !self.offered
+    }
+
+    /// Its offer to its project was settled (attached, or no project took it): true when it may stop now.
+    pub fn offer_settled(&mut self) -> bool {
+        self.offered = false;
+        self.may_stop()
     }
 
     /// It will stop once what it holds is stored (unless something comes meanwhile): its last write may

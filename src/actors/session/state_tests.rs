@@ -275,6 +275,39 @@ fn a_finished_session_holding_nothing_stops_once_its_finish_is_stored() {
 }
 
 #[test]
+fn a_session_offered_to_its_project_stops_only_once_the_offer_is_settled() {
+    // Read back for a late event, detached, and offered to its project (`Revived`).
+    let mut s = SessionState::new(record(AgentStatus::Done), Vec::new(), true, true, RULES);
+    s.let_go_when_finished = true;
+    s.offered = true;
+    s.push(message("late"));
+    assert_eq!(
+        flush(&mut s, Ok(())).next,
+        Next::Nothing,
+        "stored, it still waits for its project's answer"
+    );
+    assert!(!s.may_stop());
+    assert!(!s.detach(), "a let-go does not end the wait either");
+    assert!(matches!(
+        s.begin_flush(Instant::now()).0,
+        FlushStep::Clean { stop: false }
+    ));
+    assert!(s.offer_settled(), "settled and stored: it may stop");
+
+    // Settled while a write is in flight: that write's commit stops it.
+    let mut s = SessionState::new(record(AgentStatus::Done), Vec::new(), true, true, RULES);
+    s.offered = true;
+    s.push(message("late"));
+    let FlushStep::Write(_) = s.begin_flush(Instant::now()).0 else {
+        panic!("expected a write");
+    };
+    let (upto, retention) = s.queued();
+    assert!(!s.offer_settled(), "its write is not committed yet");
+    let next = s.written(upto, retention, Ok(()), Instant::now()).0.next;
+    assert_eq!(next, Next::Stop);
+}
+
+#[test]
 fn a_new_session_starts_dirty_with_its_first_message_unpersisted() {
     let mut first = message("prompt");
     first.seq_id = 1;

@@ -227,7 +227,8 @@ impl Handler<StartIn> for Supervisor {
     }
 }
 
-/// A router read a session back: its project, only if it is in memory, may attach it.
+/// A router read a session back: its project, only if it is in memory, may attach it. Otherwise the offer
+/// drops here, and the session may stop once its late events are stored.
 impl Handler<Revived> for Supervisor {
     type Result = ();
 
