@@ -106,21 +106,24 @@ async fn provider_processes_are_counted_alive_and_by_exit() {
         .await
         .unwrap();
     assert_eq!(h.finished("bad").await.status, AgentStatus::Error);
-    let after = providers_support::eventually(std::time::Duration::from_secs(5), || async {
+    // A session's status can come before its process is reaped: wait for both exits and no process left.
+    let alive = |t: &str| {
+        sample(
+            t,
+            "agent_store_provider_processes_alive",
+            &[("provider", "claude")],
+        )
+    };
+    let after = providers_support::eventually(std::time::Duration::from_secs(20), || async {
         let t = h.engine.metrics_text();
-        (exits(&t, "failure") > exits(&before, "failure")).then_some(t)
+        let counted = exits(&t, "failure") > exits(&before, "failure")
+            && exits(&t, "success") > exits(&before, "success")
+            && alive(&t) == 0.0;
+        counted.then_some(t)
     })
     .await;
     assert_eq!(exits(&after, "success") - exits(&before, "success"), 1.0);
     assert_eq!(exits(&after, "failure") - exits(&before, "failure"), 1.0);
-    assert_eq!(
-        sample(
-            &after,
-            "agent_store_provider_processes_alive",
-            &[("provider", "claude")]
-        ),
-        0.0
-    );
     assert!(
         skipped(&after) > skipped(&before),
         "garbage lines are counted"
