@@ -10,6 +10,7 @@ pub mod commands;
 pub mod convert;
 pub mod cost;
 pub mod gather;
+pub mod json_node;
 pub mod json_text;
 pub mod numbers;
 pub mod policy;
