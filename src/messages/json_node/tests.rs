@@ -118,3 +118,14 @@ fn fields_are_read_and_taken_only_from_objects() {
     assert_eq!(string.as_str(), Some("text"));
     assert_eq!(Node::default(), Value::Null);
 }
+
+#[test]
+fn a_nested_object_is_a_field_list_whose_known_names_are_not_allocated() {
+    let node = parse(r#"{"name":"Bash","input":{"command":"ls","timeout":5}}"#);
+    let Some(input) = node["input"].as_object() else {
+        panic!("the input is an object");
+    };
+    assert!(matches!(input[0].0, Cow::Borrowed("command")));
+    assert!(matches!(&input[1].0, Cow::Owned(name) if name == "timeout"));
+    assert_eq!(input[1].1, 5);
+}
