@@ -17,6 +17,7 @@ pub mod policy;
 pub mod progress;
 pub mod project;
 pub mod raw_content;
+pub mod raw_kind;
 pub mod router;
 pub mod session;
 pub mod sse;
