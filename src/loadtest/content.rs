@@ -160,7 +160,7 @@ impl Content {
         let t = self.template(project, index);
         RawMessage {
             id: message_id(index),
-            kind: t.kind.to_owned(),
+            kind: t.kind.into(),
             parent_id: None,
             content: t.content.clone(),
             timestamp,

@@ -7,8 +7,7 @@
 
 mod js;
 
-use serde_json::Value;
-
+use crate::messages::json_node::Node;
 use crate::messages::wire::{AgentMessage, MsgRole, RawContent, RawMessage};
 
 /// Bash commands longer than this many UTF-16 units are cut in `toolPath`.
@@ -65,7 +64,7 @@ pub fn convert_raw_message(raw: RawMessage) -> Option<AgentMessage> {
         }
         "tool_result" => {
             let text = match content.take("output") {
-                Some(Value::String(s)) => s,
+                Some(Node::String(s)) => s,
                 Some(other) => js::stringify_pretty(&other),
                 // The original called `undefined.split` here and threw, losing the whole batch; an
                 // empty result is what a reader expects of a tool that printed nothing.
@@ -126,7 +125,7 @@ pub fn conversation_id(raw: &RawMessage) -> Option<String> {
 /// string or a 0 stays).
 fn string_or(content: &RawContent, name: &str, fallback: &str) -> String {
     match content.get(name) {
-        None | Some(Value::Null) => fallback.to_owned(),
+        None | Some(Node::Null) => fallback.to_owned(),
         Some(v) => js::string_of(v),
     }
 }
@@ -134,15 +133,15 @@ fn string_or(content: &RawContent, name: &str, fallback: &str) -> String {
 /// `string_or`, moving a string out of the content rather than copying it.
 fn take_string_or(content: &mut RawContent, name: &str, fallback: &str) -> String {
     match content.take(name) {
-        None | Some(Value::Null) => fallback.to_owned(),
-        Some(Value::String(s)) => s,
+        None | Some(Node::Null) => fallback.to_owned(),
+        Some(Node::String(s)) => s,
         Some(v) => js::string_of(&v),
     }
 }
 
 /// The original `formatToolInput`: the Bash command, else the file path, else the whole input as pretty
 /// JSON (`pretty`, written once for `toolInput` too); nothing for a falsy input.
-fn format_tool_input(name: &str, input: Option<&Value>, pretty: Option<&str>) -> String {
+fn format_tool_input(name: &str, input: Option<&Node>, pretty: Option<&str>) -> String {
     if !js::truthy(input) {
         return String::new();
     }
@@ -159,7 +158,7 @@ fn format_tool_input(name: &str, input: Option<&Value>, pretty: Option<&str>) ->
 
 /// The original `extractToolPath`: `file_path`, else `path`, else (for Bash) the command cut at 80 UTF-16
 /// units plus "...".
-fn extract_tool_path(name: &str, input: Option<&Value>) -> Option<String> {
+fn extract_tool_path(name: &str, input: Option<&Node>) -> Option<String> {
     if !js::truthy(input) {
         return None;
     }
@@ -180,17 +179,9 @@ fn extract_tool_path(name: &str, input: Option<&Value>) -> Option<String> {
     }
 }
 
-/// `typeof input[key] === 'string'`: only an object input has properties. A tool input has a few keys:
-/// they are compared in order rather than hashed (serde_json's map hashes with SipHash).
-fn string_prop<'a>(input: Option<&'a Value>, key: &str) -> Option<&'a str> {
-    const SCAN_UP_TO: usize = 8;
-    let map = input?.as_object()?;
-    let value = if map.len() <= SCAN_UP_TO {
-        map.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-    } else {
-        map.get(key)
-    };
-    value?.as_str()
+/// `typeof input[key] === 'string'`: only an object input has properties.
+fn string_prop<'a>(input: Option<&'a Node>, key: &str) -> Option<&'a str> {
+    input?.get(key)?.as_str()
 }
 
 /// The original `truncateOutput`: at most `max_lines` lines, then a line saying how many were left out.

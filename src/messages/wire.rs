@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use super::raw_content::RawContent;
+pub use super::raw_kind::RawKind;
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub type UnixMs = i64;
@@ -140,7 +141,8 @@ pub struct AgentSession {
 pub struct RawMessage {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: RawKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
     /// Any JSON value; an object keeps its fields in order (see `RawContent`).

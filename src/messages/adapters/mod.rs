@@ -119,7 +119,7 @@ fn message(
 ) -> AdapterEvent {
     AdapterEvent::Message(RawMessage {
         id,
-        kind: kind.to_owned(),
+        kind: kind.into(),
         parent_id,
         content: content.into(),
         timestamp,

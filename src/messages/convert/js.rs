@@ -5,39 +5,41 @@
 //! a user can see: serde_json prints `1.0` where JavaScript prints `1`, `str::len` counts bytes where
 //! JavaScript counts UTF-16 code units, and JavaScript orders integer-like object keys first.
 
-use serde_json::{Map, Number, Value};
+use serde_json::Number;
+
+use crate::messages::json_node::{Key, Node};
 
 use crate::messages::json_text::write_str;
 
 /// JavaScript's `String(v)` for a JSON value: strings as they are, numbers as JavaScript formats them,
 /// arrays comma-joined (a `null` element joins as an empty string), objects as `"[object Object]"`.
-pub(crate) fn string_of(v: &Value) -> String {
+pub(crate) fn string_of(v: &Node) -> String {
     match v {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => number_to_string(n),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items
+        Node::Null => "null".to_owned(),
+        Node::Bool(b) => b.to_string(),
+        Node::Number(n) => number_to_string(n),
+        Node::String(s) => s.clone(),
+        Node::Array(items) => items
             .iter()
             .map(|item| match item {
-                Value::Null => String::new(),
+                Node::Null => String::new(),
                 other => string_of(other),
             })
             .collect::<Vec<_>>()
             .join(","),
-        Value::Object(_) => "[object Object]".to_owned(),
+        Node::Object(_) => "[object Object]".to_owned(),
     }
 }
 
 /// JavaScript's `!v` negated: everything is truthy except an absent value, `null`, `false`, `0` and `""`.
 /// Empty objects and arrays are truthy.
-pub(crate) fn truthy(v: Option<&Value>) -> bool {
+pub(crate) fn truthy(v: Option<&Node>) -> bool {
     match v {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Array(_) | Value::Object(_)) => true,
+        None | Some(Node::Null) => false,
+        Some(Node::Bool(b)) => *b,
+        Some(Node::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Node::String(s)) => !s.is_empty(),
+        Some(Node::Array(_) | Node::Object(_)) => true,
     }
 }
 
@@ -65,23 +67,23 @@ pub(crate) fn utf16_prefix(s: &str, units: usize) -> &str {
 /// Every tool call's input passes here. It is written as bytes with the live frame's string writer
 /// (`json_text::write_str`: JSON.stringify's QuoteJSONString escapes exactly what serde_json escapes, and
 /// it copies the unescaped runs eight bytes at a time) and checked as UTF-8 once at the end.
-pub(crate) fn stringify_pretty(v: &Value) -> String {
+pub(crate) fn stringify_pretty(v: &Node) -> String {
     let mut out = Vec::with_capacity(128);
     write_value(&mut out, v, 0);
     String::from_utf8(out).expect("only str slices and ASCII were written")
 }
 
-fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) {
+fn write_value(out: &mut Vec<u8>, v: &Node, depth: usize) {
     match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => match exact_integer(n) {
+        Node::Null => out.extend_from_slice(b"null"),
+        Node::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Node::Number(n) => match exact_integer(n) {
             Some(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
             None => out.extend_from_slice(number_to_string(n).as_bytes()),
         },
-        Value::String(s) => write_str(out, s),
-        Value::Array(items) if items.is_empty() => out.extend_from_slice(b"[]"),
-        Value::Array(items) => {
+        Node::String(s) => write_str(out, s),
+        Node::Array(items) if items.is_empty() => out.extend_from_slice(b"[]"),
+        Node::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -93,15 +95,15 @@ fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) {
             newline_indent(out, depth);
             out.push(b']');
         }
-        Value::Object(map) if map.is_empty() => out.extend_from_slice(b"{}"),
-        Value::Object(map) => {
+        Node::Object(map) if map.is_empty() => out.extend_from_slice(b"{}"),
+        Node::Object(map) => {
             out.push(b'{');
             // Objects with array-index keys are rare: the others are written in their own order, without
             // sorting into a list first.
-            if map.keys().any(|key| array_index(key).is_some()) {
+            if map.iter().any(|(key, _)| array_index(key).is_some()) {
                 write_entries(out, property_order(map), depth);
             } else {
-                write_entries(out, map.iter(), depth);
+                write_entries(out, map, depth);
             }
             newline_indent(out, depth);
             out.push(b'}');
@@ -111,7 +113,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) {
 
 fn write_entries<'a>(
     out: &mut Vec<u8>,
-    entries: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    entries: impl IntoIterator<Item = &'a (Key, Node)>,
     depth: usize,
 ) {
     for (i, (key, item)) in entries.into_iter().enumerate() {
@@ -135,19 +137,19 @@ fn newline_indent(out: &mut Vec<u8>, depth: usize) {
 /// JavaScript enumerates an object's array-index keys ("0", "7", "42": canonical integers below 2³²−1)
 /// first, in ascending numeric order, then the other keys in insertion order. serde_json keeps insertion
 /// order (the `preserve_order` feature), which is what `JSON.parse` produced in the original.
-fn property_order(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
-    let mut indexed: Vec<(u32, &String, &Value)> = Vec::new();
-    let mut named: Vec<(&String, &Value)> = Vec::new();
-    for (key, value) in map {
-        match array_index(key) {
-            Some(i) => indexed.push((i, key, value)),
-            None => named.push((key, value)),
+fn property_order(fields: &[(Key, Node)]) -> Vec<&(Key, Node)> {
+    let mut indexed: Vec<(u32, &(Key, Node))> = Vec::new();
+    let mut named: Vec<&(Key, Node)> = Vec::new();
+    for field in fields {
+        match array_index(&field.0) {
+            Some(i) => indexed.push((i, field)),
+            None => named.push(field),
         }
     }
-    indexed.sort_by_key(|(i, _, _)| *i);
+    indexed.sort_by_key(|(i, _)| *i);
     indexed
         .into_iter()
-        .map(|(_, key, value)| (key, value))
+        .map(|(_, field)| field)
         .chain(named)
         .collect()
 }
@@ -255,10 +257,14 @@ fn split_sci(sci: &str) -> (String, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn node(v: Value) -> Node {
+        Node::from(v)
+    }
 
     fn num(text: &str) -> String {
-        let v: Value = serde_json::from_str(text).unwrap();
+        let v: Node = serde_json::from_str(text).unwrap();
         string_of(&v)
     }
 
@@ -299,22 +305,25 @@ mod tests {
 
     #[test]
     fn string_of_follows_javascript_string() {
-        assert_eq!(string_of(&json!("x")), "x");
-        assert_eq!(string_of(&json!(true)), "true");
-        assert_eq!(string_of(&json!({"a": 1})), "[object Object]");
-        assert_eq!(string_of(&json!([1, null, "b", [2, 3]])), "1,,b,2,3");
-        assert_eq!(string_of(&json!([])), "");
+        assert_eq!(string_of(&node(json!("x"))), "x");
+        assert_eq!(string_of(&node(json!(true))), "true");
+        assert_eq!(string_of(&node(json!({"a": 1}))), "[object Object]");
+        assert_eq!(string_of(&node(json!([1, null, "b", [2, 3]]))), "1,,b,2,3");
+        assert_eq!(string_of(&node(json!([]))), "");
     }
 
     #[test]
     fn truthiness_follows_javascript() {
         for falsy in [json!(null), json!(false), json!(0), json!(0.0), json!("")] {
-            assert!(!truthy(Some(&falsy)), "{falsy} should be falsy");
+            assert!(
+                !truthy(Some(&node(falsy.clone()))),
+                "{falsy} should be falsy"
+            );
         }
         assert!(!truthy(None));
         for truthy_value in [json!({}), json!([]), json!("0"), json!(-1), json!(true)] {
             assert!(
-                truthy(Some(&truthy_value)),
+                truthy(Some(&node(truthy_value.clone()))),
                 "{truthy_value} should be truthy"
             );
         }
@@ -322,20 +331,21 @@ mod tests {
 
     #[test]
     fn stringify_matches_json_stringify_with_two_spaces() {
-        let v =
-            json!({"b": [1, {"c": null}], "a": {}, "e": [], "f": 1.0, "s": "q\"\\\n\u{1}\u{7f}é"});
+        let v = node(
+            json!({"b": [1, {"c": null}], "a": {}, "e": [], "f": 1.0, "s": "q\"\\\n\u{1}\u{7f}é"}),
+        );
         assert_eq!(
             stringify_pretty(&v),
             "{\n  \"b\": [\n    1,\n    {\n      \"c\": null\n    }\n  ],\n  \"a\": {},\n  \"e\": [],\n  \
              \"f\": 1,\n  \"s\": \"q\\\"\\\\\\n\\u0001\u{7f}é\"\n}"
         );
-        assert_eq!(stringify_pretty(&json!("x")), "\"x\"");
-        assert_eq!(stringify_pretty(&json!(null)), "null");
+        assert_eq!(stringify_pretty(&node(json!("x"))), "\"x\"");
+        assert_eq!(stringify_pretty(&node(json!(null))), "null");
     }
 
     #[test]
     fn stringify_puts_integer_keys_first_like_javascript() {
-        let v: Value =
+        let v: Node =
             serde_json::from_str(r#"{"z": 1, "10": 2, "2": 3, "01": 4, "a": 5}"#).unwrap();
         assert_eq!(
             stringify_pretty(&v),
