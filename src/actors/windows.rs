@@ -149,7 +149,6 @@ impl WindowPart {
             part: self.clone(),
             key,
             held: 0,
-            full: false,
         }
     }
 
@@ -278,8 +277,6 @@ pub struct WindowShare {
     part: Arc<WindowPart>,
     key: u64,
     held: u64,
-    /// At the last update, the part's unstored bytes alone filled its budget.
-    full: bool,
 }
 
 impl WindowShare {
@@ -290,22 +287,23 @@ impl WindowShare {
         let was = std::mem::replace(&mut self.held, held);
         part.used_gauge.add(gauge_delta(was, held));
         let stored = stored.min(held);
-        self.full = with_order(part.id, |order| {
+        with_order(part.id, |order| {
             order.used = order.used.saturating_sub(was) + held;
             order.touch(self.key, stored, held - stored);
             if order.used > part.limit {
                 part.reclaim(order);
             }
-            order.unstored > part.limit
-        })
-        .unwrap_or(false);
+        });
     }
 
-    /// The part's budget was, at the last update, filled by messages storage does not have yet: nothing
+    /// The part's budget is filled by messages storage does not have yet: nothing
     /// can be let go until they are written, so a plain delivery waits for its session's write instead of
     /// adding more (the window budget then bounds unstored bytes too, not only the per-session count).
+    /// Read from the part's order, not kept in the share: one more field would grow every session's task
+    /// past its allocation class (actors/session.rs's size test).
     pub fn full_of_unstored(&self) -> bool {
-        self.full
+        let limit = self.part.limit;
+        with_order(self.part.id, |order| order.unstored > limit).unwrap_or(false)
     }
 }
 
