@@ -126,6 +126,10 @@ pub struct StorageConfig {
     pub cache_size: ByteSize,
     /// seqIds a session reserves durably at a time, ahead of use (src/actors/seq_block.rs).
     pub seq_block: u64,
+    /// The longest writes nobody waits on wait for more before they commit, so that more share one commit
+    /// (src/actors/persister/linger.rs); a write somebody waits on commits at once. Zero: never.
+    #[serde(with = "humantime_serde")]
+    pub commit_linger: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,6 +258,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("data"),
             cache_size: ByteSize::b(crate::storage::DEFAULT_CACHE_SIZE as u64),
             seq_block: 1000,
+            commit_linger: Duration::from_millis(5),
         }
     }
 }
@@ -347,6 +352,10 @@ fn default_providers() -> BTreeMap<String, ProviderConfig> {
 /// The environment variable that carries the auth token. Agent processes never inherit it.
 pub const TOKEN_ENV: &str = "AGENT_STORE_TOKEN";
 
+/// `storage.commit_linger` at most: a write nobody waits on still holds its session's memory until it
+/// commits.
+const MAX_COMMIT_LINGER: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub bind: Option<String>,
@@ -421,6 +430,9 @@ impl Config {
             message: message.into(),
         };
         self.bind_addr()?;
+        if self.storage.commit_linger > MAX_COMMIT_LINGER {
+            return Err(invalid("storage.commit_linger", "must be at most 1s"));
+        }
         if self.storage.seq_block == 0 {
             return Err(invalid("storage.seq_block", "must be at least 1"));
         }

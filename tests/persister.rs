@@ -1,5 +1,6 @@
 //! The persister thread on real files: group commit, backpressure, ordering of retention and barriers,
-//! shutdown, isolation of a bad write, and durability of acked writes across a SIGKILL.
+//! shutdown, isolation of a bad write, lingering for company (and not when somebody waits), and
+//! durability of acked writes across a SIGKILL.
 
 mod storage_support;
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use agent_store::actors::persister::{Ack, PersisterHandle, Retain, TryWriteError};
+use agent_store::actors::persister::{Ack, Commit, Linger, PersisterHandle, Retain, TryWriteError};
 use agent_store::messages::wire::AgentStatus;
 use agent_store::storage::{StorageError, Store, WriteOp};
 use redb::{Database, TableDefinition};
@@ -178,7 +179,7 @@ async fn retention_and_barriers_wait_for_the_writes_before_them() {
         .collect();
     // Queued behind the writes: it must see all four sessions.
     let retained = persister
-        .try_write_then_retain(Vec::new(), Some(retain("p", 2)))
+        .try_write_then_retain(Vec::new(), Some(retain("p", 2)), Commit::Now)
         .unwrap();
     let evicted = retained.await.unwrap().unwrap().evicted;
     assert_eq!(evicted, ["s2", "s1"]);
@@ -237,7 +238,7 @@ async fn sessions_finishing_together_share_commits_with_their_retention() {
             let project = format!("p{p}");
             let finish = session_write(&format!("new{p}"), &project, 2);
             persister
-                .try_write_then_retain(finish, Some(retain(&project, 1)))
+                .try_write_then_retain(finish, Some(retain(&project, 1)), Commit::Now)
                 .unwrap()
         })
         .collect();
@@ -309,6 +310,88 @@ async fn one_bad_write_does_not_fail_the_writes_grouped_with_it() {
 /// The child run of `acked_writes_survive_a_kill` writes through a persister until it is killed, printing
 /// `acked <session> <last seq>` after each ack.
 const CRASH_CHILD: &str = "AGENT_STORE_TEST_CRASH_CHILD";
+
+/// Longer than any test runs: a group that waits out the linger fails its test by the patience below.
+const FOREVER: Duration = Duration::from_secs(3600);
+/// What a test allows for work that takes milliseconds; a passing test never waits it out.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn writes_nobody_waits_on_linger_to_share_a_commit() {
+    let (_dir, store) = fresh();
+    let linger = Linger {
+        wait: FOREVER,
+        enough: 3,
+    };
+    let persister = PersisterHandle::spawn_lingering(store.clone(), 100, linger);
+    let first = persister
+        .try_write_soon(session_write("s1", "p", 1))
+        .unwrap();
+    // Taken off the queue alone: without a linger it would be committed on its own now.
+    tokio::time::timeout(PATIENCE, async {
+        while persister.stats().queued_jobs > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the persister takes the first write");
+    // It waits until the group holds three.
+    let mut acks: Vec<Ack> = (2..=3)
+        .map(|i| {
+            persister
+                .try_write_soon(session_write(&format!("s{i}"), "p", i))
+                .unwrap()
+        })
+        .collect();
+    acks.push(first);
+    for ack in acks {
+        tokio::time::timeout(PATIENCE, committed(ack))
+            .await
+            .expect("the group commits once it holds enough jobs")
+            .unwrap();
+    }
+    assert_eq!(persister.stats().commits_ok, 1);
+    assert_eq!(store.project_sessions("p").unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_write_somebody_waits_on_does_not_linger() {
+    let (_dir, store) = fresh();
+    let linger = Linger {
+        wait: FOREVER,
+        enough: 1000,
+    };
+    let persister = PersisterHandle::spawn_lingering(store.clone(), 100, linger);
+    let soon = persister
+        .try_write_soon(session_write("soon", "p", 1))
+        .unwrap();
+    let now = persister.try_write(session_write("now", "p", 2)).unwrap();
+    // The waited write ends the wait, for the lingering one too.
+    for ack in [now, soon] {
+        tokio::time::timeout(PATIENCE, committed(ack))
+            .await
+            .expect("a waited write commits at once")
+            .unwrap();
+    }
+    // So does a barrier, and a durable write through `write`.
+    let soon = persister
+        .try_write_soon(session_write("soon2", "p", 3))
+        .unwrap();
+    tokio::time::timeout(PATIENCE, persister.barrier())
+        .await
+        .expect("a barrier does not wait out the linger")
+        .unwrap();
+    committed(soon).await.unwrap();
+    let soon = persister
+        .try_write_soon(session_write("soon3", "p", 4))
+        .unwrap();
+    tokio::time::timeout(PATIENCE, persister.write(session_write("durable", "p", 5)))
+        .await
+        .expect("a durable write does not wait out the linger")
+        .unwrap();
+    committed(soon).await.unwrap();
+    assert_eq!(store.project_sessions("p").unwrap().len(), 5);
+}
 
 fn write_until_killed(path: &Path) -> ! {
     let persister = PersisterHandle::spawn(Store::open(path).unwrap(), 64);

@@ -131,7 +131,7 @@ impl Broadcaster {
             return;
         }
         let ops = std::mem::take(&mut self.unsaved);
-        match self.persister.try_write(ops) {
+        match self.persister.try_write_soon(ops) {
             Ok(_) => {}
             Err(TryWriteError::Full(ops)) if ops.len() < MAX_UNSAVED => self.unsaved = ops,
             Err(_) => self.journal.lost_one(),

@@ -4,7 +4,8 @@
 //! Writers queue jobs on a bounded channel. The thread blocks for the first job, takes whatever else is
 //! already queued (up to `MAX_GROUP` jobs) and commits all the writes among them in one transaction: one
 //! fsync for many sessions' batches (group commit). Each write's ack resolves only after that commit, so an
-//! acked write is on disk. A project's retention rides with the write that finished one of its sessions
+//! acked write is on disk. A group of writes that nobody waits on (`Commit::Soon`) may first wait a little
+//! for more (`linger.rs`): fewer, larger commits; a write somebody waits on ends that wait. A project's retention rides with the write that finished one of its sessions
 //! (`try_write_then_retain`), in the same transaction, so sessions finishing together share commits and
 //! the finish costs one job; retention over every project, barriers and holds commit what was queued
 //! before them first.
@@ -24,6 +25,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::messages::wire::now_ms;
 use crate::storage::{Step, StorageError, Store, WriteOp};
+
+mod linger;
+
+pub use self::linger::Linger;
 
 /// Resolves when the write it belongs to is committed (or failed). A receive error means the persister
 /// stopped without committing it: treat it as `StorageError::Closed`.
@@ -45,6 +50,15 @@ pub struct Retain {
     pub project_id: String,
     pub keep: u32,
     pub max_age_ms: i64,
+}
+
+/// Whether somebody waits for a write's commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// A caller waits for the ack: the write joins the next commit, which starts at once.
+    Now,
+    /// Nobody waits for the ack: the write may wait up to the persister's linger for company.
+    Soon,
 }
 
 #[derive(Debug)]
@@ -118,6 +132,11 @@ pub struct PersisterHandle {
 impl PersisterHandle {
     /// Starts the persister thread, the only writer of `store`, with a queue of `capacity` requests.
     pub fn spawn(store: Store, capacity: usize) -> PersisterHandle {
+        Self::spawn_lingering(store, capacity, Linger::OFF)
+    }
+
+    /// `spawn`, with groups of writes nobody waits on waiting for company as `linger` says.
+    pub fn spawn_lingering(store: Store, capacity: usize, linger: Linger) -> PersisterHandle {
         let (jobs, queue) = mpsc::channel(capacity.max(1));
         let (stopped_tx, stopped) = watch::channel(());
         let counters = Arc::new(Counters::default());
@@ -132,7 +151,7 @@ impl PersisterHandle {
                 let store = thread_store;
                 let counters = thread_counters;
                 let _report = PanicReport;
-                run(&store, queue, &counters);
+                run(&store, queue, &counters, linger);
             })
             .expect("the OS refused to start the persister thread");
         PersisterHandle {
@@ -147,22 +166,29 @@ impl PersisterHandle {
     /// continues right after the last stored one. Queued without waiting and not awaited: a full queue
     /// leaves the ceiling, which that actor then skips past (a gap, never a reuse).
     pub fn release_seq(&self, session_id: String, ceiling: u64) {
-        let _ = self.try_write(vec![WriteOp::ReleaseSeq {
+        let _ = self.try_write_soon(vec![WriteOp::ReleaseSeq {
             session_id,
             ceiling,
         }]);
     }
 
-    /// Queues a write without waiting; the ack resolves after its group commit.
+    /// Queues a write without waiting; the ack resolves after its group commit, which starts at once.
     pub fn try_write(&self, ops: Vec<WriteOp>) -> Result<Ack, TryWriteError> {
-        self.try_write_then_retain(ops, None)
+        self.try_write_then_retain(ops, None, Commit::Now)
+    }
+
+    /// `try_write` of a write nobody waits on: it may linger for company (`Commit::Soon`).
+    pub fn try_write_soon(&self, ops: Vec<WriteOp>) -> Result<Ack, TryWriteError> {
+        self.try_write_then_retain(ops, None, Commit::Soon)
     }
 
     /// `try_write`, then `retain` in the same transaction: the ack's `Written::evicted` says what it let go.
+    /// `commit`: whether somebody waits for the ack (else the write may linger for company).
     pub fn try_write_then_retain(
         &self,
         ops: Vec<WriteOp>,
         retain: Option<Retain>,
+        commit: Commit,
     ) -> Result<Ack, TryWriteError> {
         let permit = match self.jobs.try_reserve() {
             Ok(permit) => permit,
@@ -170,7 +196,12 @@ impl PersisterHandle {
             Err(mpsc::error::TrySendError::Closed(())) => return Err(TryWriteError::Closed),
         };
         let (ack, acked) = oneshot::channel();
-        permit.send(Job::Write(Pending { ops, retain, ack }));
+        permit.send(Job::Write(Pending {
+            ops,
+            retain,
+            ack,
+            commit,
+        }));
         Ok(acked)
     }
 
@@ -181,6 +212,7 @@ impl PersisterHandle {
                 ops,
                 retain: None,
                 ack,
+                commit: Commit::Now,
             })
         })
         .await
@@ -265,6 +297,18 @@ struct Pending {
     ops: Vec<WriteOp>,
     retain: Option<Retain>,
     ack: Reply<Written>,
+    commit: Commit,
+}
+
+impl Job {
+    /// Whether the group holding this job commits without lingering: a write somebody waits on, and every
+    /// job that is not a write (each commits what came before it first).
+    fn now(&self) -> bool {
+        match self {
+            Job::Write(write) => write.commit == Commit::Now,
+            _ => true,
+        }
+    }
 }
 
 impl Pending {
@@ -294,23 +338,31 @@ impl Pending {
 ///
 /// If anything in here panics, unwinding drops every pending ack and the queue itself, so each waiting
 /// writer sees its ack fail (Closed) and later writes are refused: no ack is silently lost.
-fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
-    let mut group = Vec::new();
+fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters, linger: Linger) {
+    // Only for waiting on the queue with a deadline (the linger); commits run on this thread as ever.
+    let timer = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("the persister's timer could not start");
+    let mut group = Group::default();
     let mut pending: Vec<Pending> = Vec::new();
     while let Some(first) = queue.blocking_recv() {
-        // A hold ends the group: what comes after it must stay queued, as behind a stuck disk.
-        let mut held = matches!(first, Job::Hold(_));
-        group.push(first);
-        while group.len() < MAX_GROUP && !held {
-            match queue.try_recv() {
-                Ok(job) => {
-                    held = matches!(job, Job::Hold(_));
-                    group.push(job);
-                }
-                Err(_) => break,
+        let since = Instant::now();
+        group.take(first, &mut queue);
+        while !group.held {
+            let Some(left) = linger.left(group.jobs.len(), group.now, since, Instant::now()) else {
+                break;
+            };
+            // Built inside the runtime: a timeout needs its timer.
+            match timer.block_on(async { tokio::time::timeout(left, queue.recv()).await }) {
+                Ok(Some(job)) => group.take(job, &mut queue),
+                // The wait is over, or every handle is gone: commit what there is.
+                Ok(None) | Err(_) => break,
             }
         }
-        for job in group.drain(..) {
+        group.held = false;
+        group.now = false;
+        for job in group.jobs.drain(..) {
             match job {
                 Job::Write(write) => pending.push(write),
                 Job::RetentionEverywhere {
@@ -338,6 +390,31 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
             }
         }
         let _ = commit(store, &mut pending, counters);
+    }
+}
+
+/// The jobs the persister took for its next commit.
+#[derive(Default)]
+struct Group {
+    jobs: Vec<Job>,
+    /// A hold is among them: what comes after it must stay queued, as behind a stuck disk.
+    held: bool,
+    /// One of them commits without lingering (`Job::now`).
+    now: bool,
+}
+
+impl Group {
+    /// Takes `job`, then whatever else is queued already (up to `MAX_GROUP` jobs, and never past a hold).
+    fn take(&mut self, job: Job, queue: &mut mpsc::Receiver<Job>) {
+        let mut next = Some(job);
+        while let Some(job) = next.take() {
+            self.held = matches!(job, Job::Hold(_));
+            self.now |= job.now();
+            self.jobs.push(job);
+            if self.jobs.len() < MAX_GROUP && !self.held {
+                next = queue.try_recv().ok();
+            }
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use self::state::{FlushStep, Next, Rules, SessionState, StallCheck, StallClock};
 use super::mailbox::{MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
-use super::persister::{PersisterHandle, Retain, TryWriteError, Written};
+use super::persister::{Commit, PersisterHandle, Retain, TryWriteError, Written};
 use super::publisher::Publisher;
 use super::settings::{retention_age_ms, SharedSettings};
 use super::windows::{WindowPart, WindowShare};
@@ -400,7 +400,18 @@ impl SessionActor {
         let riding = self.riders.is_some();
         // A finish's retention of its project rides with its write: one job, in the same commit.
         let retain = self.state.retention_due().then(|| self.retention());
-        match self.links.persister.try_write_then_retain(ops, retain) {
+        // Nobody waiting for this write (a debounced flush, a synthetic session's first record): it may
+        // wait a little for company in the persister, so that more writes share a commit.
+        let commit = if self.state.awaited() {
+            Commit::Now
+        } else {
+            Commit::Soon
+        };
+        match self
+            .links
+            .persister
+            .try_write_then_retain(ops, retain, commit)
+        {
             Ok(ack) => {
                 let (upto, retention) = self.state.queued();
                 ctx.spawn(

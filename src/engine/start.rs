@@ -12,7 +12,7 @@ use crate::actors::arbiters::Arbiters;
 use crate::actors::broadcaster::{self, Broadcaster};
 use crate::actors::mailbox::{Mailbox, MailboxStats};
 use crate::actors::metrics::{ActorKind, Metrics};
-use crate::actors::persister::{PersisterHandle, PersisterStats};
+use crate::actors::persister::{Linger, PersisterHandle, PersisterStats};
 use crate::actors::stderr_kept::KeptStderr;
 use crate::actors::supervisor::{Supervisor, SupervisorParts};
 use crate::actors::{control, journal, restart, settings};
@@ -73,7 +73,11 @@ pub(super) async fn wire(
 
     let journal_epoch = stored_journal.epoch;
     let metrics = Metrics::new();
-    let persister = PersisterHandle::spawn(store.clone(), PERSIST_QUEUE);
+    let persister = PersisterHandle::spawn_lingering(
+        store.clone(),
+        PERSIST_QUEUE,
+        Linger::up_to(config.storage.commit_linger),
+    );
     persister.observe_commits(metrics.commit_duration.clone());
     store.observe_corrupt_rows(metrics.corrupt_rows.clone());
     metrics

@@ -46,7 +46,7 @@ impl SessionActor {
             session_id: self.record().session_id.clone(),
             ceiling,
         };
-        match self.links.persister.try_write(vec![op]) {
+        match self.links.persister.try_write_soon(vec![op]) {
             Ok(ack) => {
                 ctx.spawn(
                     async move { ack.await.unwrap_or(Err(StorageError::Closed)) }

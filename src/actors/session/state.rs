@@ -262,6 +262,12 @@ impl SessionState {
         self.pending.push(waiter);
     }
 
+    /// Whether somebody waits for the next write: a durable delivery or a flush, or a delivery held for
+    /// room.
+    pub fn awaited(&self) -> bool {
+        !self.pending.is_empty() || !self.room.is_empty()
+    }
+
     /// A plain delivery over the memory bound: answered once storage caught up.
     pub fn wait_for_room(&mut self, waiter: Waiter) {
         self.room.push(waiter);
