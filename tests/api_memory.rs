@@ -17,6 +17,11 @@ async fn metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// The tests here measure the resident memory of the whole process, so they run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The app with all sessions' windows held to `budget` bytes together (`limits.window_bytes`).
+async fn with_window_bytes(budget: u64) -> TestApp {
+    TestApp::spawn_with(|c| c.limits.window_bytes = bytesize::ByteSize::b(budget)).await
+}
+
 /// The resident memory of this process (the server runs in it), in bytes.
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -154,10 +159,7 @@ async fn idle_subscribers_share_one_copy_of_each_large_event() {
 async fn message_windows_stay_within_window_bytes_and_reads_still_return_everything() {
     let _serial = SERIAL.lock().await;
     const BUDGET: u64 = 4 << 20;
-    let app = TestApp::spawn_with(|c| {
-        c.limits.window_bytes = bytesize::ByteSize::b(BUDGET);
-    })
-    .await;
+    let app = with_window_bytes(BUDGET).await;
     // 16 sessions × 40 messages of 64 KiB: 40 MiB, ten times the budget, each session far below the
     // per-session count bound (`messages_in_memory`), which alone would keep all of it in memory.
     const SESSIONS: usize = 16;
@@ -264,10 +266,7 @@ async fn a_burst_not_yet_stored_is_written_early_and_let_go_when_windows_pass_wi
 async fn plain_ingests_wait_for_storage_once_unstored_messages_fill_window_bytes() {
     let _serial = SERIAL.lock().await;
     const BUDGET: u64 = 4 << 20;
-    let app = TestApp::spawn_with(|c| {
-        c.limits.window_bytes = bytesize::ByteSize::b(BUDGET);
-    })
-    .await;
+    let app = with_window_bytes(BUDGET).await;
     // One session, 16 plain batches of 10 messages of 64 KiB: 10 MiB, 2.5 × the budget, and 160 messages,
     // far below the per-session count bound (`messages_in_memory`), which alone would take all of it.
     const BATCHES: usize = 16;
@@ -282,25 +281,20 @@ async fn plain_ingests_wait_for_storage_once_unstored_messages_fill_window_bytes
         .expect("persister held");
 
     // While storage takes nothing, the batches past the budget cannot be answered: the client stalls.
-    let mut client = {
-        let (client, addr, sid, text) = (app.client.clone(), app.addr, sid.clone(), text.clone());
-        let token = app.token.clone();
-        tokio::spawn(async move {
-            for b in 0..BATCHES {
-                let events: Vec<Value> = (0..10)
-                    .map(|i| text_event(&sid, &format!("u{b}-{i}"), &text))
-                    .collect();
-                let mut request = client
-                    .post(format!("http://{addr}/v1/sidecar/events"))
-                    .json(&events);
-                if let Some(token) = &token {
-                    request = request.bearer_auth(token);
-                }
-                let (status, body): (StatusCode, Value) = send(request).await;
-                assert_eq!(status, StatusCode::ACCEPTED, "batch {b}: {body}");
-            }
+    let batches: Vec<_> = (0..BATCHES)
+        .map(|b| {
+            let events: Vec<Value> = (0..10)
+                .map(|i| text_event(&sid, &format!("u{b}-{i}"), &text))
+                .collect();
+            app.post("/v1/sidecar/events").json(&events)
         })
-    };
+        .collect();
+    let mut client = tokio::spawn(async move {
+        for (b, request) in batches.into_iter().enumerate() {
+            let (status, body): (StatusCode, Value) = send(request).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "batch {b}: {body}");
+        }
+    });
     let early = tokio::time::timeout(std::time::Duration::from_secs(2), &mut client).await;
     assert!(
         early.is_err(),

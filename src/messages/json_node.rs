@@ -50,11 +50,13 @@ const KNOWN_KEYS: [&str; 13] = [
     "isError",
 ];
 
+/// `name` as the binary holds it, if it is one of `known`: such a name needs no allocation.
+pub(crate) fn known_name(known: &'static [&'static str], name: &str) -> Option<&'static str> {
+    known.iter().copied().find(|k| *k == name)
+}
+
 fn key(name: &str) -> Key {
-    match KNOWN_KEYS.iter().find(|known| **known == name) {
-        Some(known) => Cow::Borrowed(known),
-        None => Cow::Owned(name.to_owned()),
-    }
+    known_name(&KNOWN_KEYS, name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed)
 }
 
 /// A JSON value (see the module doc). `Default` is `null`.
@@ -389,10 +391,7 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 
     fn visit_string<E>(self, v: String) -> Result<Key, E> {
-        Ok(match key(&v) {
-            Cow::Borrowed(known) => Cow::Borrowed(known),
-            Cow::Owned(_) => Cow::Owned(v),
-        })
+        Ok(known_name(&KNOWN_KEYS, &v).map_or(Cow::Owned(v), Cow::Borrowed))
     }
 }
 

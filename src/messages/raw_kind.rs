@@ -11,6 +11,8 @@ use std::ops::Deref;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::json_node::known_name;
+
 /// The kinds the conversion, the progress signals and the adapters name.
 const KNOWN: [&str; 12] = [
     "text",
@@ -37,10 +39,7 @@ impl RawKind {
     }
 
     fn known(name: &str) -> Option<RawKind> {
-        KNOWN
-            .iter()
-            .find(|known| **known == name)
-            .map(|known| RawKind(Cow::Borrowed(known)))
+        known_name(&KNOWN, name).map(|known| RawKind(Cow::Borrowed(known)))
     }
 }
 
