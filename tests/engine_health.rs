@@ -270,14 +270,16 @@ async fn debug_top_names_the_busiest_actors() {
     for _ in 0..30 {
         t.send(vec![messages(&loud, text(10))]).await;
     }
-    // The loud project's two actors (its project and its session) handled the most.
+    // The loud session handled the most (its project hears only of what changes its health, not of
+    // every batch: src/actors/session/activity.rs).
     let top = t.engine.debug_top(TopBy::Messages, 2).await.unwrap();
-    assert_eq!(top.len(), 2);
-    assert!(top.iter().all(|e| e.project_id == "loud"), "{top:?}");
-    assert!(top
-        .iter()
-        .any(|e| e.actor == "session" && e.session_id.as_deref() == Some(loud.as_str())));
-    assert!(top.iter().all(|e| e.messages_handled >= 30));
+    assert_eq!(
+        (top[0].actor.as_str(), top[0].project_id.as_str()),
+        ("session", "loud"),
+        "{top:?}"
+    );
+    assert_eq!(top[0].session_id.as_deref(), Some(loud.as_str()));
+    assert!(top[0].messages_handled >= 30);
     let by_memory = t.engine.debug_top(TopBy::Memory, 1).await.unwrap();
     assert_eq!(by_memory[0].session_id.as_deref(), Some(loud.as_str()));
     assert!(by_memory[0].memory_bytes > 300 * 6);
@@ -354,5 +356,76 @@ async fn a_batch_of_events_arms_the_health_timer_once_not_per_event() {
     assert!(
         armed <= 2.0,
         "the armed timer fires early and re-arms once; 20,000 events armed it {armed} times"
+    );
+}
+
+#[actix_rt::test]
+async fn a_busy_sessions_batches_reach_its_project_only_when_what_it_shows_changes() {
+    let t = start(|_| {}).await;
+    let sid = t.start_session("busy", "go").await;
+    // How many reports of its sessions the project handled.
+    let reports = || {
+        let prefix = "agent_store_message_handling_seconds_count{actor=\"project\",message=\"SessionReport\"} ";
+        t.engine
+            .metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix).map(|n| n.parse::<f64>().unwrap()))
+            .unwrap_or(0.0)
+    };
+    let health = || async {
+        let all = t.engine.health().await.unwrap();
+        all.into_iter().find(|h| h.project_id == "busy").unwrap()
+    };
+    t.send(vec![messages(&sid, text(1))]).await;
+    // The project has seen every report once it answers: its mailbox is in order behind them.
+    health().await;
+    let before = reports();
+    // A hundred turns alike: the same call, its result, a line of text.
+    for i in 0..100 {
+        let turn = vec![
+            raw(
+                &format!("c{i}"),
+                "tool_call",
+                json!({"name": "Bash", "input": {"command": "npm test"}}),
+            ),
+            raw(
+                &format!("r{i}"),
+                "tool_result",
+                json!({"output": "1 failing"}),
+            ),
+            raw(&format!("t{i}"), "text", json!({"text": "again"})),
+        ];
+        t.send(vec![messages(&sid, turn)]).await;
+    }
+    let h = health().await;
+    assert_eq!(
+        reports() - before,
+        1.0,
+        "one report, the fifth call in a row beginning a loop; the other batches changed nothing shown"
+    );
+    assert_eq!(
+        (
+            h.activity_state,
+            h.active_tool,
+            h.attention_reason.as_deref()
+        ),
+        (ActivityState::Idle, None, Some("looping: Bash"))
+    );
+    let other = raw(
+        "c-other",
+        "tool_call",
+        json!({"name": "Read", "input": {"file_path": "a.rs"}}),
+    );
+    t.send(vec![messages(&sid, vec![other])]).await;
+    let h = health().await;
+    assert_eq!(reports() - before, 2.0);
+    assert_eq!(
+        (
+            h.activity_state,
+            h.active_tool.as_deref(),
+            h.attention_score
+        ),
+        (ActivityState::Running, Some("Read"), 0),
+        "another call ends the loop, and its tool is in flight"
     );
 }

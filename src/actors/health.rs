@@ -14,8 +14,6 @@ const BURN_WINDOW: Duration = Duration::from_secs(5 * 60);
 const MIN_BURN_SPAN: Duration = Duration::from_secs(4);
 /// Context limit of a model not listed in the configuration.
 pub const DEFAULT_CONTEXT_LIMIT: u64 = 200_000;
-/// The same tool call (name and input) this many times in a row is "looping: <tool>".
-pub const LOOP_REPEATS: u32 = 5;
 
 /// The parts of a project's health whose change is news (a `project.health` event): not the idle clock
 /// or the burn rate, which move all the time.
@@ -41,8 +39,8 @@ pub struct HealthTracker {
     stall_after: Duration,
     /// Why the provider is retrying, until it makes progress again.
     retrying: Option<String>,
-    /// The last tool call (name, digest of its input) and how many times in a row it was made.
-    last_call: Option<((String, u64), u32)>,
+    /// The tool called over and over, as its session's loop detector says (actors/session/activity.rs).
+    looping: Option<String>,
     /// Tool-permission requests of the session waiting for an answer (actors/approvals.rs).
     awaiting: usize,
     /// The session was stopped by a budget (actors/control.rs).
@@ -62,7 +60,7 @@ impl HealthTracker {
             costs: VecDeque::new(),
             stall_after,
             retrying: None,
-            last_call: None,
+            looping: None,
             awaiting: 0,
             budget_exceeded: false,
         }
@@ -78,7 +76,7 @@ impl HealthTracker {
         self.costs.clear();
         self.last_activity = Some(now);
         self.retrying = None;
-        self.last_call = None;
+        self.looping = None;
         self.awaiting = 0;
         self.budget_exceeded = false;
     }
@@ -109,6 +107,14 @@ impl HealthTracker {
         }
     }
 
+    /// The session's last progress, read from its mailbox stats: a batch that changed nothing else
+    /// was not reported (actors/session/activity.rs). Never moves the clock back.
+    pub fn progressed(&mut self, at: Instant) {
+        if self.last_activity.is_none_or(|t| t < at) {
+            self.last_activity = Some(at);
+        }
+    }
+
     /// A batch of messages: only progress is activity (retries and errors are not); retries and repeated
     /// tool calls are remembered for attention.
     pub fn record(&mut self, activity: Activity, now: Instant) {
@@ -123,20 +129,14 @@ impl HealthTracker {
         if activity.retrying.is_some() {
             self.retrying = activity.retrying;
         }
-        for call in activity.calls {
-            self.last_call = match self.last_call.take() {
-                Some((last, n)) if last == call => Some((last, n.saturating_add(1))),
-                _ => Some((call, 1)),
-            };
+        if let Some(looping) = activity.looping {
+            self.looping = looping;
         }
     }
 
-    /// The tool repeated with the same input `LOOP_REPEATS` times in a row, if any.
+    /// The tool its session called with the same input `LOOP_REPEATS` times in a row, if any.
     fn looping(&self) -> Option<&str> {
-        match &self.last_call {
-            Some(((name, _), n)) if *n >= LOOP_REPEATS => Some(name),
-            _ => None,
-        }
+        self.looping.as_deref()
     }
 
     /// The original's `recordToolDone`.
@@ -321,7 +321,6 @@ impl HealthTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::project::input_digest;
 
     fn running(stall: Duration) -> (HealthTracker, Instant) {
         let t0 = Instant::now();
@@ -355,15 +354,12 @@ mod tests {
         assert_eq!(h.activity_state(t0), ActivityState::Inactive);
     }
 
-    fn batch(progress: bool, retrying: Option<&str>, calls: &[(&str, &str)]) -> Activity {
+    fn batch(progress: bool, retrying: Option<&str>, looping: Option<Option<&str>>) -> Activity {
         Activity {
             tool: None,
             progress,
             retrying: retrying.map(String::from),
-            calls: calls
-                .iter()
-                .map(|(n, i)| (n.to_string(), input_digest(i)))
-                .collect(),
+            looping: looping.map(|l| l.map(String::from)),
         }
     }
 
@@ -371,7 +367,7 @@ mod tests {
     fn retries_are_not_activity_and_show_as_retrying_until_progress() {
         let (mut h, t0) = running(Duration::from_secs(60));
         let t1 = t0 + Duration::from_secs(50);
-        h.record(batch(false, Some("401 authentication_failed"), &[]), t1);
+        h.record(batch(false, Some("401 authentication_failed"), None), t1);
         let s = h.snapshot("p", t1);
         assert_eq!(
             s.idle_duration_ms, 50_000,
@@ -384,29 +380,43 @@ mod tests {
         // Still retrying a minute later: stalled outranks it.
         let s = h.snapshot("p", t0 + Duration::from_secs(61));
         assert_eq!(s.activity_state, ActivityState::Stalled);
-        h.record(batch(true, None, &[]), t1);
+        h.record(batch(true, None, None), t1);
         let s = h.snapshot("p", t1);
         assert_eq!((s.attention_score, s.idle_duration_ms), (0, 0));
     }
 
     #[test]
-    fn the_same_tool_call_repeated_is_looping_and_another_call_ends_it() {
+    fn looping_shows_from_the_report_that_begins_it_to_the_one_that_ends_it() {
         let (mut h, t0) = running(Duration::from_secs(600));
-        for _ in 0..LOOP_REPEATS - 1 {
-            h.record(batch(true, None, &[("Bash", "ls")]), t0);
-        }
-        assert_eq!(h.snapshot("p", t0).attention_score, 0);
-        h.record(batch(true, None, &[("Bash", "ls")]), t0);
+        h.record(batch(true, None, Some(Some("Bash"))), t0);
         let s = h.snapshot("p", t0);
         assert_eq!(
             (s.attention_score, s.attention_reason.as_deref()),
             (85, Some("looping: Bash"))
         );
-        // The same tool with another input is not the same call.
-        h.record(batch(true, None, &[("Bash", "ls -la")]), t0);
+        // A report that says nothing of it leaves it.
+        h.record(batch(true, None, None), t0);
+        assert_eq!(h.snapshot("p", t0).attention_score, 85);
+        h.record(batch(true, None, Some(None)), t0);
         assert_eq!(h.snapshot("p", t0).attention_score, 0);
+        h.record(batch(true, None, Some(Some("Bash"))), t0);
         h.set_status(AgentStatus::Done, None);
         assert_eq!(h.snapshot("p", t0).attention_score, 0);
+    }
+
+    #[test]
+    fn progress_read_from_the_session_moves_the_idle_clock_and_never_back() {
+        let (mut h, t0) = running(Duration::from_secs(60));
+        let t1 = t0 + Duration::from_secs(50);
+        h.progressed(t1);
+        let s = h.snapshot("p", t0 + Duration::from_secs(70));
+        assert_eq!(
+            (s.activity_state, s.idle_duration_ms),
+            (ActivityState::Idle, 20_000)
+        );
+        assert_eq!(h.stall_deadline(t1), Some(t1 + Duration::from_secs(60)));
+        h.progressed(t0);
+        assert_eq!(h.snapshot("p", t1).idle_duration_ms, 0);
     }
 
     #[test]

@@ -168,6 +168,7 @@ impl ProjectActor {
     /// Publishes `project.health` when the state or attention changed, never on every message, and
     /// wakes itself when an idle session would cross the stall threshold.
     fn health_changed(&mut self, ctx: &mut Context<Self>) {
+        self.catch_up();
         let now = Instant::now();
         if self.health.news_since(&mut self.last_health, now) {
             // Journalled for reconnecting clients whether or not anyone listens now.
@@ -236,7 +237,7 @@ impl ProjectActor {
     /// What a session of this project is given to reach it.
     fn link(&self, ctx: &Context<Self>) -> ProjectLink {
         ProjectLink {
-            reports: self.mailbox(ctx).outbox(),
+            reports: self.mailbox(ctx).thin_outbox(),
         }
     }
 
@@ -298,6 +299,15 @@ impl ProjectActor {
         });
     }
 
+    /// Its session's last progress, read from the session's mailbox stats: batches that changed nothing
+    /// else the project shows were not reported (session/activity.rs). Before its actor is let go too.
+    fn catch_up(&mut self) {
+        let session = self.current.as_ref().and_then(|c| c.addr.as_ref());
+        if let Some(at) = session.and_then(|s| s.stats().progress_at()) {
+            self.health.progressed(at);
+        }
+    }
+
     fn is_current(&self, session_id: &str) -> bool {
         self.current
             .as_ref()
@@ -308,7 +318,8 @@ impl ProjectActor {
         self.current.as_ref().ok_or(CommandError::NoSession)
     }
 
-    fn health_now(&self) -> ProjectHealth {
+    fn health_now(&mut self) -> ProjectHealth {
+        self.catch_up();
         self.health.snapshot(&self.project_id, Instant::now())
     }
 

@@ -3,6 +3,7 @@
 //! unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
 //! project and the broadcaster, and answers readers.
 
+mod activity;
 mod agent;
 mod dedup;
 mod events;
@@ -137,6 +138,8 @@ pub struct SessionActor {
     ceiling_handed: bool,
     /// Raw message ids applied recently, for idempotent ingest.
     recent_ids: dedup::RecentIds,
+    /// What its project was told of its batches, and the loop detector (activity.rs).
+    activity: activity::ActivityFold,
     stop_reason: StopReason,
     /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
     spend: super::spend::SessionSpend,
@@ -192,6 +195,7 @@ impl SessionActor {
             retired: false,
             ceiling_handed: false,
             recent_ids,
+            activity: Default::default(),
             stop_reason: StopReason::Completed,
             spend: Default::default(),
             stats,
@@ -240,8 +244,15 @@ impl SessionActor {
     /// Tells the project (if it holds this session's link) what happened, for its health.
     fn tell_project(&self, msg: impl Into<SessionReport>) {
         if let Some(project) = &self.links.project {
-            project.tell(msg);
+            project.tell(msg, &self.links.metrics);
         }
+    }
+
+    fn tell_activity(&self, activity: crate::messages::project::Activity) {
+        self.tell_project(crate::messages::project::ProjectActivity {
+            session_id: self.record().session_id.clone(),
+            activity,
+        });
     }
 
     /// Every event goes to the broadcaster, subscribers or not: its journal keeps them for clients that
@@ -840,6 +851,8 @@ impl Handler<Attach> for SessionActor {
         // Taken back for a command that follows: it waits for it rather than letting go.
         self.state.held |= hold;
         self.links.project = Some(project);
+        let told = self.activity.attached();
+        self.tell_activity(told);
         if was_detached {
             // What it applied while no project heard (late events): the project's health catches up.
             self.tell_project_where_it_stands();
@@ -869,6 +882,9 @@ impl Handler<SetStallAfter> for SessionActor {
         if let Some(rest) = self.stall.set_after(after, Instant::now(), self.running()) {
             self.arm_stall(rest, ctx);
         }
+        // A batch skipped under the old threshold (activity.rs) may have been progress the project,
+        // under its new one, shows stalled: it looks again.
+        self.tell_activity(Default::default());
     }
 }
 

@@ -11,7 +11,9 @@ use crate::messages::commands::{ProjectSummary, Started};
 use crate::messages::wire::{AgentStatus, ProjectHealth};
 use crate::providers::StartSpec;
 
-/// What one batch of a session's messages did, as health counts it.
+/// What a batch of a session's messages changed of what its project shows (see
+/// `actors::session::activity`: a batch that changes none of it is not reported; the time of the last
+/// progress the project reads from the session's mailbox stats, `MailboxStats::progress_at`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Activity {
     /// The batch's net effect on the tool in flight (Some(Some(name)): a tool started; Some(None): the
@@ -22,18 +24,18 @@ pub struct Activity {
     pub progress: bool,
     /// The provider is retrying, and why.
     pub retrying: Option<String>,
-    /// The batch's tool calls in order, as (name, `input_digest` of the input): the loop detector
-    /// compares consecutive calls only, which needs no copy of each input.
-    pub calls: Vec<(String, u64)>,
+    /// The tool called over and over began (Some(Some(name)): the same call `LOOP_REPEATS` times in a
+    /// row) or ended (Some(None)); None: no change.
+    pub looping: Option<Option<String>>,
 }
 
-/// A tool call's input as the loop detector compares it. Seeded at random once per process, so no input
-/// can be chosen to collide with another.
-pub fn input_digest(input: &str) -> u64 {
+/// A tool call (name and input) as the loop detector compares it. Seeded at random once per process, so
+/// no call can be chosen to collide with another.
+pub fn call_digest(name: &str, input: &str) -> u64 {
     use std::hash::BuildHasher;
     static SEED: std::sync::LazyLock<foldhash::quality::RandomState> =
         std::sync::LazyLock::new(Default::default);
-    SEED.hash_one(input)
+    SEED.hash_one((name, input))
 }
 
 /// A batch of messages arrived; what it did, as health counts it.

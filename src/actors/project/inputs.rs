@@ -78,6 +78,9 @@ impl ProjectActor {
                     .as_ref()
                     .is_some_and(|a| a.instance() == msg.instance)
         };
+        if self.current.as_ref().is_some_and(stopped) {
+            self.catch_up();
+        }
         if let Some(cur) = self.current.as_mut().filter(|c| stopped(c)) {
             cur.addr = None;
         }
@@ -91,6 +94,7 @@ impl Handler<Revived> for ProjectActor {
 
     fn handle(&mut self, msg: Revived, ctx: &mut Context<Self>) {
         let link = self.link(ctx);
+        self.catch_up();
         if let Some(cur) = self
             .current
             .as_mut()

@@ -4,13 +4,12 @@
 
 use actix::prelude::*;
 
+use super::activity::Step;
 use super::SessionActor;
 use crate::messages::commands::LiveEvent;
 use crate::messages::convert::{conversation_id, convert_raw_message, init_model};
 use crate::messages::numbers;
-use crate::messages::project::{
-    input_digest, Activity, Halt, HaltReason, ProjectActivity, SessionCost, SessionStatusChanged,
-};
+use crate::messages::project::{Halt, HaltReason, SessionCost, SessionStatusChanged};
 use crate::messages::wire::{
     now_ms, AgentStatus, CostPayload, MsgRole, RawMessage, Variant, MAX_STATUS_ERROR_BYTES,
 };
@@ -56,32 +55,31 @@ impl SessionActor {
         self.prefetch_seq(ctx);
         self.links.metrics.agent_messages.inc_by(batch.len() as u64);
         self.window_changed();
-        // The batch's net effect on the tool in flight equals applying each message in order: its last
-        // tool call or result says it.
-        let tool = batch.iter().rev().find_map(|m| match m.role {
-            MsgRole::ToolCall => Some(m.tool_name.clone()),
-            MsgRole::ToolResult => Some(None),
+        // Its project reads the time of the last progress rather than being told of every batch.
+        let now = std::time::Instant::now();
+        let since_progress = signals
+            .progress
+            .then(|| self.stats.progressed(now))
+            .flatten()
+            .map(|before| now.saturating_duration_since(before));
+        let steps = batch.iter().filter_map(|m| match m.role {
+            MsgRole::ToolCall => Some(Step::Call {
+                name: m.tool_name.as_deref(),
+                input: m.tool_input.as_deref().unwrap_or_default(),
+            }),
+            MsgRole::ToolResult => Some(Step::Result),
             _ => None,
         });
-        let calls = batch
-            .iter()
-            .filter(|m| m.role == MsgRole::ToolCall)
-            .map(|m| {
-                (
-                    m.tool_name.clone().unwrap_or_default(),
-                    input_digest(m.tool_input.as_deref().unwrap_or_default()),
-                )
-            })
-            .collect();
-        self.tell_project(ProjectActivity {
-            session_id: self.record().session_id.clone(),
-            activity: Activity {
-                tool,
-                progress: signals.progress,
-                retrying: signals.retrying,
-                calls,
-            },
-        });
+        let report = self.activity.fold(
+            steps,
+            signals.progress,
+            signals.retrying,
+            since_progress,
+            self.stall.after(),
+        );
+        if let Some(activity) = report {
+            self.tell_activity(activity);
+        }
         // Only progress restarts the stall clock: an agent retrying its API for an hour has stalled.
         if signals.progress {
             self.stall.progressed();
@@ -127,6 +125,7 @@ impl SessionActor {
         record.updated_at = now_ms();
         let stored_error = record.error.clone();
         self.state.status_changed(status);
+        self.activity.status_changed(status);
         let (session_id, project_id) = self.ids();
         self.tell_project(SessionStatusChanged {
             session_id: session_id.clone(),

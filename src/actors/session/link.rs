@@ -5,19 +5,24 @@
 
 use actix::prelude::*;
 
-use crate::actors::mailbox::Outbox;
+use std::sync::Arc;
+
+use crate::actors::mailbox::ThinOutbox;
+use crate::actors::metrics::{ActorKind, Metrics};
 use crate::messages::project::SessionReport;
 
 /// What a session tells its project, for its health and its stop decisions: one handle carrying every
-/// report (`SessionReport`), not one per kind, since each handle is a channel sender of its own.
+/// report (`SessionReport`), not one per kind, since each handle is a channel sender of its own. Thin:
+/// the session passes the engine's metrics it holds anyway.
 #[derive(Clone)]
 pub struct ProjectLink {
-    pub reports: Outbox<SessionReport>,
+    pub reports: ThinOutbox<SessionReport>,
 }
 
 impl ProjectLink {
-    pub fn tell(&self, report: impl Into<SessionReport>) {
-        self.reports.do_send(report.into());
+    pub fn tell(&self, report: impl Into<SessionReport>, metrics: &Arc<Metrics>) {
+        self.reports
+            .do_send(report.into(), metrics, ActorKind::Project);
     }
 }
 
