@@ -8,10 +8,9 @@
 //! per-session backpressure bounds them, as before.
 //!
 //! When what is stored cannot cover the excess (a burst that has not reached storage yet, which the
-//! persistence debounce would otherwise hold for its whole window), the sessions holding the most unstored
-//! bytes are told to write them now (`FlushForRoom`); once written they are stored bytes, and the next
-//! reclaim lets them go. Largest first, not least recently touched: under pressure every such write is a
-//! commit of its own, and the largest windows give the most room for the fewest writes.
+//! persistence debounce would otherwise hold for its whole window), the least recently touched sessions
+//! holding unstored messages are told to write them now (`FlushForRoom`); once written they are stored
+//! bytes, and the next reclaim lets them go.
 //!
 //! The budget is split into one fixed part per arbiter (`WindowPart::split`): a session counts against its
 //! arbiter's part, and only that arbiter's sessions are trimmed for it. Each part's recency order lives on
@@ -27,7 +26,7 @@
 //! per update.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -93,9 +92,9 @@ struct Recency {
     /// Bytes asked back from sessions that have not trimmed yet, so that the reclaims meanwhile do not ask
     /// other sessions for the same bytes again.
     asked: u64,
-    /// (unstored bytes, session) for the sessions holding unstored messages not yet asked to flush,
-    /// walked from the largest.
-    flushable: BTreeSet<(u64, u64)>,
+    /// Last touch → session, for the sessions holding unstored messages not yet asked to flush, least
+    /// recently touched first.
+    flushable: BTreeMap<u64, u64>,
     /// Unstored bytes of the sessions asked to flush that have not stored them yet.
     flushing: u64,
     /// Bytes this part's windows hold that storage does not have yet (the sum of the entries' `unstored`).
@@ -154,8 +153,8 @@ impl WindowPart {
     }
 
     /// Tells the least recently touched sessions holding stored messages to let them go, until what they
-    /// give back covers the excess; then, if it is not covered, the sessions holding the most unstored
-    /// messages to write them.
+    /// give back covers the excess; then, if it is not covered, the least recently touched sessions
+    /// holding unstored messages to write them.
     fn reclaim(&self, order: &mut Recency) {
         let mut excess = order
             .used
@@ -182,18 +181,18 @@ impl WindowPart {
         }
         excess = excess.saturating_sub(order.flushing);
         let mut flushers = Vec::new();
-        for &(unstored, key) in order.flushable.iter().rev() {
+        for key in order.flushable.values() {
             if excess == 0 {
                 break;
             }
-            excess = excess.saturating_sub(unstored);
-            flushers.push((unstored, key));
+            excess = excess.saturating_sub(order.entries[key].unstored);
+            flushers.push(*key);
         }
-        for (unstored, key) in flushers {
-            order.flushable.remove(&(unstored, key));
+        for key in flushers {
             let Some(entry) = order.entries.get_mut(&key) else {
                 continue;
             };
+            order.flushable.remove(&entry.tick);
             entry.flush_asked = entry.unstored;
             order.flushing += entry.unstored;
             if let Some(flush) = entry.flush.upgrade() {
@@ -239,7 +238,7 @@ impl Recency {
             self.evictable.remove(&entry.tick);
         }
         if entry.unstored > 0 && entry.flush_asked == 0 {
-            self.flushable.remove(&(entry.unstored, key));
+            self.flushable.remove(&entry.tick);
         }
         self.asked -= std::mem::take(&mut entry.asked);
         if entry.flush_asked > 0 && unstored < entry.flush_asked {
@@ -253,7 +252,7 @@ impl Recency {
             self.evictable.insert(tick, key);
         }
         if unstored > 0 && entry.flush_asked == 0 {
-            self.flushable.insert((unstored, key));
+            self.flushable.insert(tick, key);
         }
     }
 
@@ -264,7 +263,7 @@ impl Recency {
                 self.evictable.remove(&entry.tick);
             }
             if entry.unstored > 0 && entry.flush_asked == 0 {
-                self.flushable.remove(&(entry.unstored, key));
+                self.flushable.remove(&entry.tick);
             }
             self.asked -= entry.asked;
             self.flushing -= entry.flush_asked;
@@ -437,26 +436,6 @@ mod tests {
         // Written: now stored, so the next reclaim lets it go.
         unstored_share.update(1_150, 1_150);
         assert_eq!(asked(&unstored).await, (1, 1));
-    }
-
-    #[actix_rt::test]
-    async fn the_largest_unstored_windows_are_asked_to_write_first() {
-        let (_metrics, parts) = two_parts();
-        let (oldest, mut oldest_share) = session(&parts[0]);
-        let (large, mut large_share) = session(&parts[0]);
-        let (newest, mut newest_share) = session(&parts[0]);
-        // The least recently touched window is small; the largest was touched after it.
-        oldest_share.update(200, 0);
-        large_share.update(700, 0);
-        // 50 over, nothing stored: the one write asked for is the largest window's.
-        newest_share.update(150, 0);
-        assert_eq!(asked(&large).await, (0, 1));
-        assert_eq!(asked(&oldest).await, (0, 0));
-        assert_eq!(asked(&newest).await, (0, 0));
-        // Past what the largest frees, the next largest is asked as well.
-        newest_share.update(1_500, 0);
-        assert_eq!(asked(&newest).await, (0, 1));
-        assert_eq!(asked(&oldest).await, (0, 0));
     }
 
     #[actix_rt::test]
