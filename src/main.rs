@@ -21,6 +21,24 @@ use agent_store::config::ProviderKind;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read when it starts (`malloc_conf`; the build's prefix makes the symbol
+/// `_rjem_malloc_conf`). Freed pages go back to the system after 1 s unused instead of jemalloc's 10 s:
+/// memory freed in a burst (the 100,000-session setup's requests and replies) otherwise stays resident
+/// while the next phase allocates afresh, and the peak then swung by 50 MiB from run to run (573–624 MiB
+/// against 548–557 MiB at 1 s, BENCHMARKS.md). `_RJEM_MALLOC_CONF` in the environment still overrides.
+#[cfg(feature = "jemalloc")]
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: CString = CString(c"dirty_decay_ms:1000".as_ptr());
+
+/// A C string's address, laid out as C's `const char *` (a `&CStr` is a pointer and a length).
+#[cfg(feature = "jemalloc")]
+#[repr(transparent)]
+struct CString(*const std::ffi::c_char);
+
+// SAFETY: it points at a string literal, immutable for the life of the process.
+#[cfg(feature = "jemalloc")]
+unsafe impl Sync for CString {}
+
 #[derive(Parser)]
 #[command(name = "agent-store", version, about)]
 struct Cli {

@@ -1,6 +1,7 @@
 //! The `agent-store` binary as an operator runs it. `serve`: configuration file, environment and flags, the
 //! one start-up line, a token that never reaches the logs, SIGTERM ending it cleanly, and the refusal to
-//! listen beyond loopback without a token. `convert`: a recorded transcript printed as messages.
+//! listen beyond loopback without a token. `convert`: a recorded transcript printed as messages. The
+//! allocator's options.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -221,4 +222,20 @@ async fn convert_prints_a_transcript_one_message_a_line() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/t.jsonl"), "{stderr}");
+}
+
+/// The binary's allocator hands pages unused for a second back to the system (src/main.rs `MALLOC_CONF`);
+/// jemalloc's own statistics, printed at exit when asked, say which options it runs with.
+#[cfg(feature = "jemalloc")]
+#[tokio::test]
+async fn the_allocator_returns_freed_pages_after_a_second() {
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-store"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let stats = String::from_utf8_lossy(&output.stderr);
+    assert!(stats.contains("opt.dirty_decay_ms: 1000 ("), "{stats}");
 }

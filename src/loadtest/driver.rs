@@ -6,6 +6,7 @@
 //! and its chunks marked uncertain for the loss check, never retried, since the request may have been
 //! applied and a retry would then duplicate it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,36 +78,47 @@ async fn send(
 /// Starts a session for every project, `concurrency` at a time; answers the session ids in order.
 pub async fn start_sessions(
     target: &Target,
-    project_ids: &[String],
+    project_ids: &Arc<Vec<String>>,
     concurrency: usize,
     progress: &mut Progress,
 ) -> Result<Vec<String>, TargetError> {
     progress.phase("setup", project_ids.len() as u64, "sessions");
     let started = Instant::now();
-    let mut results = futures_util::stream::iter(project_ids)
-        .map(|id| async move {
-            let mut backoff = Duration::from_millis(5);
-            for _ in 0..BUSY_RETRIES {
-                match target.start_session(id).await {
-                    Err(e) if e.is_busy() => {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_millis(500));
+    let rate = |n: u64| n as f64 / started.elapsed().as_secs_f64().max(1e-6);
+    let sessions = match target {
+        // On a thread of its own (target/starter.rs); this one only shows its progress meanwhile.
+        Target::Http(http) => {
+            let done = Arc::new(AtomicU64::new(0));
+            let all = http.start_sessions(project_ids.clone(), concurrency, done.clone());
+            let mut all = std::pin::pin!(all);
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    sessions = &mut all => break sessions?,
+                    _ = tick.tick() => {
+                        let n = done.load(Ordering::Relaxed);
+                        progress.update(n, rate(n), 0);
                     }
-                    other => return other,
                 }
             }
-            target.start_session(id).await
-        })
-        .buffered(concurrency);
-    let mut sessions = Vec::with_capacity(project_ids.len());
-    let rate = |n: usize| n as f64 / started.elapsed().as_secs_f64().max(1e-6);
-    while let Some(result) = results.next().await {
-        sessions.push(result?);
-        if sessions.len() % 256 == 0 {
-            progress.update(sessions.len() as u64, rate(sessions.len()), 0);
         }
-    }
-    progress.update(sessions.len() as u64, rate(sessions.len()), 0);
+        Target::InProcess(engine) => {
+            let mut results = futures_util::stream::iter(project_ids.iter())
+                .map(|id| engine.start_session(id))
+                .buffered(concurrency);
+            let mut sessions = Vec::with_capacity(project_ids.len());
+            while let Some(result) = results.next().await {
+                sessions.push(result?);
+                if sessions.len() % 256 == 0 {
+                    let n = sessions.len() as u64;
+                    progress.update(n, rate(n), 0);
+                }
+            }
+            sessions
+        }
+    };
+    let n = sessions.len() as u64;
+    progress.update(n, rate(n), 0);
     Ok(sessions)
 }
 

@@ -4,7 +4,7 @@
 //! read from each (a node streams the events of the sessions it runs).
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
 
 use super::sse::SseReader;
+use super::starter::Starter;
 use super::{IngestAck, LiveItem, StoredMessage, TargetError};
 use crate::loadtest::payload::Outgoing;
 
@@ -57,12 +58,6 @@ async fn check(what: &str, resp: reqwest::Response) -> Result<reqwest::Response,
         status: status.as_u16(),
         body: body.chars().take(500).collect(),
     })
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Started {
-    session_id: String,
 }
 
 #[derive(Deserialize)]
@@ -163,24 +158,19 @@ impl Http {
         }
     }
 
-    pub async fn start_session(&self, project_id: &str) -> Result<String, TargetError> {
-        let what = format!("POST /v1/projects/{project_id}/sessions");
-        let body = serde_json::json!({"provider": PROVIDER, "prompt": format!("load test of {project_id}")});
-        let resp = self
-            .call(
-                Method::POST,
-                self.url(&format!("/v1/projects/{project_id}/sessions")),
-            )
-            .json(&body)
-            .send()
+    /// Starts a session for each project, `concurrency` at a time, on bare keep-alive connections driven
+    /// by a thread of their own (src/loadtest/target/starter.rs), counting each in `done`; answers the
+    /// session ids in the projects' order.
+    pub async fn start_sessions(
+        &self,
+        project_ids: Arc<Vec<String>>,
+        concurrency: usize,
+        done: Arc<AtomicU64>,
+    ) -> Result<Vec<String>, TargetError> {
+        let starter = Starter::new(&self.bases, self.token.as_deref(), PROVIDER)?;
+        tokio::task::spawn_blocking(move || starter.start_all(&project_ids, concurrency, &done))
             .await
-            .map_err(request_error(&what))?;
-        let started: Started = check(&what, resp)
-            .await?
-            .json()
-            .await
-            .map_err(|e| decode_error(&what, e))?;
-        Ok(started.session_id)
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     pub async fn ingest(

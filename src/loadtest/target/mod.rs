@@ -5,6 +5,7 @@
 mod http;
 mod in_process;
 mod sse;
+mod starter;
 
 pub use http::Http;
 pub use in_process::{EngineHost, InProcess};
@@ -21,6 +22,19 @@ pub enum TargetError {
         what: String,
         #[source]
         source: reqwest::Error,
+    },
+    /// A request over a bare connection (the setup phase's, src/loadtest/target/starter.rs) failed.
+    #[error("{what}: {source}")]
+    Http {
+        what: String,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("{what}: {source}")]
+    Connect {
+        what: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("{what}: HTTP {status}: {body}")]
     Status {
@@ -84,14 +98,6 @@ impl Target {
         match self {
             Target::InProcess(_) => "in-process",
             Target::Http(_) => "http",
-        }
-    }
-
-    /// Starts a synthetic session for the project; answers its session id.
-    pub async fn start_session(&self, project_id: &str) -> Result<String, TargetError> {
-        match self {
-            Target::InProcess(t) => t.start_session(project_id).await,
-            Target::Http(t) => t.start_session(project_id).await,
         }
     }
 
