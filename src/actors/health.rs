@@ -175,6 +175,17 @@ impl HealthTracker {
         }
     }
 
+    /// A status its session reported: a session turning running again is active from now, as its own stall
+    /// clock counts it (so the project's health turns stalled when the session reports its stall, not at
+    /// once or earlier by the silence before it finished).
+    pub fn report_status(&mut self, status: AgentStatus, error: Option<String>, now: Instant) {
+        let resumed = status == AgentStatus::Running && self.status != Some(AgentStatus::Running);
+        self.set_status(status, error);
+        if resumed {
+            self.last_activity = Some(now);
+        }
+    }
+
     pub fn activity_state(&self, now: Instant) -> ActivityState {
         if self.status != Some(AgentStatus::Running) {
             return ActivityState::Inactive;
@@ -352,6 +363,22 @@ mod tests {
         );
         h.set_status(AgentStatus::Done, None);
         assert_eq!(h.activity_state(t0), ActivityState::Inactive);
+    }
+
+    #[test]
+    fn a_session_running_again_is_idle_from_then_not_stalled_by_its_silence_before() {
+        let (mut h, t0) = running(Duration::from_secs(60));
+        h.report_status(AgentStatus::Done, None, t0);
+        let back = t0 + Duration::from_secs(50);
+        h.report_status(AgentStatus::Running, None, back);
+        // Its session's stall clock restarted at `back`: the health turns stalled when it fires.
+        assert_eq!(h.stall_deadline(back), Some(back + Duration::from_secs(60)));
+        // Running already: a repeated status is not activity.
+        h.report_status(AgentStatus::Running, None, back + Duration::from_secs(30));
+        assert_eq!(
+            h.activity_state(back + Duration::from_secs(60)),
+            ActivityState::Stalled
+        );
     }
 
     fn batch(progress: bool, retrying: Option<&str>, looping: Option<Option<&str>>) -> Activity {

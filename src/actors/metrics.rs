@@ -277,7 +277,7 @@ impl Metrics {
             timer_arms: counter_vec(
                 &r,
                 "timer_arms_total",
-                "Timers armed, by timer (health: a project waking to publish a stall).",
+                "Timers armed, by timer (health: a project publishing a stall its health reaches just after its session's report).",
                 &["timer"],
             ),
             retention_evictions: counter(&r, "retention_evictions_total", "Sessions removed by retention."),
@@ -368,6 +368,8 @@ impl Metrics {
         for kind in ActorKind::ALL {
             m.mailbox_depth_max.with_label_values(&[kind.as_str()]);
         }
+        // Shown at 0 from the start: most projects never arm one.
+        m.timer_arms.with_label_values(&["health"]);
         Arc::new(m)
     }
 

@@ -26,7 +26,6 @@ pub mod sparse;
 pub mod spend;
 pub mod stderr_kept;
 pub mod supervisor;
-pub mod wake;
 pub mod windows;
 
 use crate::error::CommandError;

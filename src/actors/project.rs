@@ -23,7 +23,6 @@ use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::router::{Revived, Router};
 use super::session::{ProjectLink, SessionActor, SessionInit, SessionLinks, SessionShared};
-use super::wake::Wake;
 use crate::error::CommandError;
 use crate::messages::commands::LiveEvent;
 use crate::messages::project::SessionReport;
@@ -36,7 +35,7 @@ use crate::messages::project::{Deactivate, Deactivated};
 use crate::messages::router::ReleaseCeiling;
 use crate::messages::session::Detach;
 use crate::messages::supervisor::ProjectIdle;
-use crate::messages::wire::{now_ms, ActivityState, AgentStatus, ProjectHealth};
+use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider};
 use crate::storage::{SessionRecord, Store};
 
@@ -116,9 +115,6 @@ pub struct ProjectActor {
     stall_override: Option<std::time::Duration>,
     /// What subscribers were last told of this project's health.
     last_health: Option<HealthNews>,
-    /// Wakes the project when an idle session would turn stalled, so the change is published on time.
-    health_timer: Option<SpawnHandle>,
-    wake: Wake,
     stop_reason: StopReason,
     stats: Arc<MailboxStats>,
 }
@@ -147,8 +143,6 @@ impl ProjectActor {
             health: HealthTracker::new(stall_after),
             stall_override: None,
             last_health: None,
-            health_timer: None,
-            wake: Wake::default(),
             stop_reason: StopReason::Completed,
             stats,
         }
@@ -165,9 +159,8 @@ impl ProjectActor {
         })
     }
 
-    /// Publishes `project.health` when the state or attention changed, never on every message, and
-    /// wakes itself when an idle session would cross the stall threshold.
-    fn health_changed(&mut self, ctx: &mut Context<Self>) {
+    /// Publishes `project.health` when the state or attention changed, never on every message.
+    fn health_changed(&mut self) {
         self.catch_up();
         let now = Instant::now();
         if self.health.news_since(&mut self.last_health, now) {
@@ -178,33 +171,24 @@ impl ProjectActor {
                 .publisher
                 .publish(LiveEvent::Health(health));
         }
-        if self.health.activity_state(now) == ActivityState::Inactive {
-            // No session running: time alone changes nothing until one runs again, so an armed timer is
-            // let go now rather than held (with its memory) until it fires for nothing: a project keeps
-            // its finished session through the cleanup grace, and 100,000 of them held 100,000 timers.
-            if let Some(t) = self.health_timer.take() {
-                ctx.cancel_future(t);
-                self.wake.fired();
-            }
-            return;
-        }
-        // Armed once per change of deadline: activity moves it later, and the armed timer then fires
-        // early and re-arms once (see `Wake`), so a batch of events costs no timer per event.
-        if let Some(at) = self.wake.want(self.health.stall_deadline(now)) {
-            if let Some(t) = self.health_timer.take() {
-                ctx.cancel_future(t);
-            }
+    }
+
+    /// Its session's stall clock fired (`SessionStalled`): time alone turned its idle session stalled, and
+    /// nothing else would tell this project. The project holds no timer of its own for that (100,000
+    /// running projects held 100,000): the session's clock counts the same activity against the same
+    /// threshold. The project takes a batch's activity a moment after its session, though; if by the
+    /// health's own clock the stall is still ahead, a one-shot timer publishes it then.
+    fn stall_reported(&mut self, ctx: &mut Context<Self>) {
+        self.health_changed();
+        let now = Instant::now();
+        if let Some(at) = self.health.stall_deadline(now) {
             self.metrics()
                 .timer_arms
                 .with_label_values(&["health"])
                 .inc();
             // A millisecond past the deadline, so the state has turned when the timer fires.
             let after = at.saturating_duration_since(now) + std::time::Duration::from_millis(1);
-            self.health_timer = Some(ctx.run_later(after, |act, ctx| {
-                act.health_timer = None;
-                act.wake.fired();
-                act.health_changed(ctx);
-            }));
+            ctx.run_later(after, |act, _| act.health_changed());
         }
     }
 
@@ -278,7 +262,7 @@ impl ProjectActor {
         self.cancel_cleanup(ctx);
         self.let_go();
         self.health.set_session(None, Instant::now());
-        self.health_changed(ctx);
+        self.health_changed();
     }
 
     fn attach(

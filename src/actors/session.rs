@@ -28,7 +28,7 @@ use super::windows::{WindowPart, WindowShare};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
-use crate::messages::project::{SessionReport, SessionStopped};
+use crate::messages::project::{SessionReport, SessionStalled, SessionStopped};
 use crate::messages::router::{MayRetire, SessionGone};
 use crate::messages::session::{
     AddUserMessage, AgentStderr, Deliver, Detach, FlushForRoom, FlushNow, OfferSettled,
@@ -302,8 +302,22 @@ impl SessionActor {
 
     /// Activity restarts the stall clock (see `StallClock`).
     fn touch(&mut self, ctx: &mut Context<Self>) {
-        if let Some(after) = self.stall.touch(Instant::now(), self.running()) {
-            self.arm_stall(after, ctx);
+        self.touch_at(Instant::now(), ctx);
+    }
+
+    /// Activity at `at`: a prompt counts from the instant its project's health counted it.
+    fn touch_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if let Some(after) = self.stall.touch(at, self.running()) {
+            self.arm_stall(after.saturating_sub(at.elapsed()), ctx);
+        }
+    }
+
+    fn set_stall_after(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        if let Some(t) = self.stall_timer.take() {
+            ctx.cancel_future(t);
+        }
+        if let Some(rest) = self.stall.set_after(after, Instant::now(), self.running()) {
+            self.arm_stall(rest, ctx);
         }
     }
 
@@ -314,6 +328,10 @@ impl SessionActor {
                 StallCheck::Quiet => {}
                 StallCheck::Rearm(rest) => act.arm_stall(rest, ctx),
                 StallCheck::Stalled => {
+                    // The project's health turns stalled now too: this report is what publishes it.
+                    act.tell_project(SessionStalled {
+                        session_id: act.record().session_id.clone(),
+                    });
                     act.links.metrics.stalls.inc();
                     let mins = act.stall.after().as_secs() / 60;
                     let project_id = act.record().project_id.clone();
@@ -597,7 +615,9 @@ impl Actor for SessionActor {
         } else {
             self.first_reservation();
         }
-        self.touch(ctx);
+        if let Some(after) = self.stall.begin(Instant::now(), self.running()) {
+            self.arm_stall(after, ctx);
+        }
         if !self.state.is_clean() {
             self.flush_now(ctx);
         }
@@ -735,17 +755,19 @@ impl Handler<AddUserMessage> for SessionActor {
 
     fn handle(&mut self, msg: AddUserMessage, ctx: &mut Context<Self>) {
         if self.state.seq.covers(self.record().last_seq, 1) {
-            self.add_user_message(msg.prompt, ctx);
+            self.add_user_message(msg, ctx);
         } else {
-            self.reserve_then(1, ctx, move |act, ctx| {
-                act.add_user_message(msg.prompt, ctx)
-            });
+            self.reserve_then(1, ctx, move |act, ctx| act.add_user_message(msg, ctx));
         }
     }
 }
 
 impl SessionActor {
-    fn add_user_message(&mut self, prompt: String, ctx: &mut Context<Self>) {
+    fn add_user_message(
+        &mut self,
+        AddUserMessage { prompt, at }: AddUserMessage,
+        ctx: &mut Context<Self>,
+    ) {
         let message = user_message(&self.record().session_id, prompt, now_ms(), false);
         let shared = self.state.push(message);
         self.window_changed();
@@ -759,10 +781,15 @@ impl SessionActor {
             messages: vec![shared].into(),
         });
         self.state.detached = false;
-        if !self.running() {
-            self.apply_status(AgentStatus::Running, None, ctx);
+        if self.running() {
+            self.touch_at(at, ctx);
         } else {
-            self.touch(ctx);
+            // Running from now: that arms the stall timer for the whole threshold from now. It counts from
+            // the prompt's instant instead, as its project's health does, so it never fires after the
+            // health turned stalled (the project publishes that when it hears of it).
+            self.apply_status(AgentStatus::Running, None, ctx);
+            self.stall.touch(at, true);
+            self.set_stall_after(self.stall.after(), ctx);
         }
     }
 }
@@ -846,11 +873,19 @@ impl Handler<FlushNow> for SessionActor {
 impl Handler<Attach> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, Attach { project, hold }: Attach, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) {
+        let Attach {
+            project,
+            hold,
+            stall_after,
+        } = msg;
         let was_detached = std::mem::replace(&mut self.state.detached, false);
         // Taken back for a command that follows: it waits for it rather than letting go.
         self.state.held |= hold;
         self.links.project = Some(project);
+        if stall_after != self.stall.after() {
+            self.set_stall_after(stall_after, ctx);
+        }
         let told = self.activity.attached();
         self.tell_activity(told);
         if was_detached {
@@ -876,12 +911,7 @@ impl Handler<SetStallAfter> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, SetStallAfter(after): SetStallAfter, ctx: &mut Context<Self>) {
-        if let Some(t) = self.stall_timer.take() {
-            ctx.cancel_future(t);
-        }
-        if let Some(rest) = self.stall.set_after(after, Instant::now(), self.running()) {
-            self.arm_stall(rest, ctx);
-        }
+        self.set_stall_after(after, ctx);
         // A batch skipped under the old threshold (activity.rs) may have been progress the project,
         // under its new one, shows stalled: it looks again.
         self.tell_activity(Default::default());

@@ -66,6 +66,15 @@ pub struct SessionStatusChanged {
     pub error: Option<String>,
 }
 
+/// The session's stall clock fired: no activity for its whole threshold. The project's health counts the
+/// same activity against the same threshold, so this is when its idle session turns stalled; the project
+/// publishes that, with no timer of its own (src/actors/project.rs `stall_reported`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionStalled {
+    pub session_id: String,
+}
+
 /// Any of a session's reports to its project, through the one handle the session holds
 /// (src/actors/session/link.rs).
 #[derive(Message)]
@@ -76,6 +85,7 @@ pub enum SessionReport {
     Cost(SessionCost),
     Halt(Halt),
     Stopped(SessionStopped),
+    Stalled(SessionStalled),
 }
 
 /// The session's actor stopped (finished and stored, or let go): the project keeps its id and status
@@ -91,6 +101,12 @@ pub struct SessionStopped {
 impl From<SessionStopped> for SessionReport {
     fn from(m: SessionStopped) -> SessionReport {
         SessionReport::Stopped(m)
+    }
+}
+
+impl From<SessionStalled> for SessionReport {
+    fn from(m: SessionStalled) -> SessionReport {
+        SessionReport::Stalled(m)
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Deliver {
 #[rtype(result = "()")]
 pub struct AddUserMessage {
     pub prompt: String,
+    /// When the project counted the prompt as activity: the session's stall clock counts it from the same
+    /// instant, so the session's stall report never comes after the project's health turned stalled.
+    pub at: std::time::Instant,
 }
 
 /// A status decided by the engine rather than the agent (stop → done, failed start → error).

@@ -109,7 +109,7 @@ impl ProjectActor {
             AgentStatus::Running,
             spec.provider.clone(),
         );
-        self.health_changed(ctx);
+        self.health_changed();
         self.starting = true;
 
         let session_id = spec.session_id.clone();
@@ -275,11 +275,13 @@ impl Handler<PromptSession> for ProjectActor {
                     if let Some(cur) = &mut act.current {
                         cur.status = AgentStatus::Running;
                     }
+                    let now = Instant::now();
                     act.health.set_status(AgentStatus::Running, None);
-                    act.health.record_activity(None, Instant::now());
-                    act.health_changed(ctx);
+                    act.health.record_activity(None, now);
+                    act.health_changed();
                     addr.do_send(AddUserMessage {
                         prompt: msg.prompt.clone(),
+                        at: now,
                     });
                     let sending = addr.send(ToAgent::Prompt(msg.prompt));
                     Either::Right(fut::wrap_future(async move {
@@ -409,6 +411,7 @@ impl ProjectActor {
             .map(move |found, act, ctx| {
                 let addr = found?.ok_or(CommandError::SessionNotFound)?;
                 let link = act.link(ctx);
+                let stall_after = act.stall_after();
                 // The project may have moved on while storage was read (a start, a clear).
                 let cur = act
                     .current
@@ -421,6 +424,7 @@ impl ProjectActor {
                 addr.do_send(Attach {
                     project: link,
                     hold: true,
+                    stall_after,
                 });
                 cur.addr = Some(addr.clone());
                 Ok((session_id, addr))
@@ -471,6 +475,7 @@ impl ProjectActor {
                     addr.do_send(Attach {
                         project: act.link(ctx),
                         hold: true,
+                        stall_after: act.stall_after(),
                     });
                     Some(addr)
                 }
@@ -504,7 +509,7 @@ impl ProjectActor {
             act.last_id_ms = act.last_id_ms.max(record.created_at);
             act.attach(record.session_id, addr, record.status, record.provider);
             act.health.set_status(record.status, record.error);
-            act.health_changed(ctx);
+            act.health_changed();
             Ok(true)
         })
     }

@@ -52,17 +52,17 @@ impl Handler<Halt> for ProjectActor {
             }
             .into_actor(self),
         );
-        self.health_changed(ctx);
+        self.health_changed();
     }
 }
 
 impl Handler<SetAwaiting> for ProjectActor {
     type Result = ();
 
-    fn handle(&mut self, msg: SetAwaiting, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: SetAwaiting, _: &mut Context<Self>) {
         if self.is_current(&msg.session_id) {
             self.health.set_awaiting(msg.count);
-            self.health_changed(ctx);
+            self.health_changed();
         }
     }
 }

@@ -32,7 +32,7 @@ impl Handler<ForgetSession> for ProjectActor {
                 }
             }
             self.health.set_session(None, Instant::now());
-            self.health_changed(ctx);
+            self.health_changed();
         }
         self.settle(ctx);
     }
@@ -65,6 +65,11 @@ impl Handler<SessionReport> for ProjectActor {
                 Handler::<crate::messages::project::Halt>::handle(self, m, ctx)
             }
             SessionReport::Stopped(m) => self.session_stopped(m),
+            SessionReport::Stalled(m) => {
+                if self.is_current(&m.session_id) {
+                    self.stall_reported(ctx);
+                }
+            }
         }
     }
 }
@@ -95,6 +100,7 @@ impl Handler<Revived> for ProjectActor {
     fn handle(&mut self, msg: Revived, ctx: &mut Context<Self>) {
         let link = self.link(ctx);
         self.catch_up();
+        let stall_after = self.stall_after();
         if let Some(cur) = self
             .current
             .as_mut()
@@ -104,6 +110,7 @@ impl Handler<Revived> for ProjectActor {
             addr.do_send(Attach {
                 project: link,
                 hold: false,
+                stall_after,
             });
             cur.addr = Some(addr);
         }
@@ -114,25 +121,25 @@ impl Handler<Revived> for ProjectActor {
 impl Handler<ProjectActivity> for ProjectActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ProjectActivity, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: ProjectActivity, _: &mut Context<Self>) {
         if !self.is_current(&msg.session_id) {
             return;
         }
         self.health.record(msg.activity, Instant::now());
-        self.health_changed(ctx);
+        self.health_changed();
     }
 }
 
 impl Handler<SessionCost> for ProjectActor {
     type Result = ();
 
-    fn handle(&mut self, msg: SessionCost, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: SessionCost, _: &mut Context<Self>) {
         if self.is_current(&msg.session_id) {
             let limit = self.links.session.config.health.context_limit(&msg.model);
             self.health.set_context_limit(limit);
             self.health
                 .record_token_snapshot(msg.tokens, msg.cost_usd, Instant::now());
-            self.health_changed(ctx);
+            self.health_changed();
         }
     }
 }
@@ -145,8 +152,9 @@ impl Handler<SessionStatusChanged> for ProjectActor {
             if let Some(cur) = &mut self.current {
                 cur.status = msg.status;
             }
-            self.health.set_status(msg.status, msg.error);
-            self.health_changed(ctx);
+            self.health
+                .report_status(msg.status, msg.error, Instant::now());
+            self.health_changed();
             self.cancel_cleanup(ctx);
             if msg.status.is_finished() {
                 let grace = self.links.session.config.timers.cleanup_grace;
@@ -182,7 +190,7 @@ impl Handler<SetStallThreshold> for ProjectActor {
         if let Some(addr) = self.current.as_ref().and_then(|c| c.addr.as_ref()) {
             addr.do_send(SetStallAfter(stall_after));
         }
-        self.health_changed(ctx);
+        self.health_changed();
         self.settle(ctx);
         self.health_now()
     }

@@ -35,4 +35,7 @@ impl ProjectLink {
 pub struct Attach {
     pub project: ProjectLink,
     pub hold: bool,
+    /// The project's stall threshold: a session read back from storage began with the configured one,
+    /// and its stall clock must fire when the project's health turns stalled (`SessionStalled`).
+    pub stall_after: std::time::Duration,
 }

@@ -543,12 +543,25 @@ impl StallClock {
         self.after
     }
 
-    /// Activity: the timer to arm, if none is and the session runs.
-    pub fn touch(&mut self, now: Instant, running: bool) -> Option<Duration> {
-        self.last_activity = now;
+    /// Activity at `at`: the timer to arm, if none is and the session runs (the whole threshold from `at`;
+    /// the caller subtracts what has passed since).
+    pub fn touch(&mut self, at: Instant, running: bool) -> Option<Duration> {
+        self.last_activity = at;
         (running && !self.armed).then(|| {
             self.armed = true;
             self.after
+        })
+    }
+
+    /// The actor started: the timer to arm, if none is and the session runs, for what is left of the
+    /// threshold since the clock began (when the session was made). Not counted as activity: the project
+    /// counted its new session from the moment it took it, just after that, and its health must not turn
+    /// stalled before this clock fires (the project publishes the stall when it hears of it).
+    pub fn begin(&mut self, now: Instant, running: bool) -> Option<Duration> {
+        (running && !self.armed).then(|| {
+            self.armed = true;
+            self.after
+                .saturating_sub(now.saturating_duration_since(self.last_activity))
         })
     }
 

@@ -351,6 +351,22 @@ fn the_stall_clock_arms_once_and_rearms_for_the_rest_when_activity_came() {
 }
 
 #[test]
+fn a_started_session_counts_its_silence_from_when_it_was_made_not_from_its_start() {
+    let t0 = Instant::now();
+    let after = Duration::from_secs(60);
+    let mut c = StallClock::new(after, t0);
+    // Its project counted it from t0 or later: the clock must not fire after the project's health turned.
+    assert_eq!(
+        c.begin(t0 + Duration::from_millis(5), true),
+        Some(after - Duration::from_millis(5))
+    );
+    assert_eq!(c.begin(t0 + Duration::from_secs(1), true), None, "armed");
+    assert_eq!(c.fired(t0 + after, true), StallCheck::Stalled);
+    let mut finished = StallClock::new(after, t0);
+    assert_eq!(finished.begin(t0, false), None);
+}
+
+#[test]
 fn a_new_stall_threshold_counts_the_silence_so_far() {
     let t0 = Instant::now();
     let mut c = StallClock::new(Duration::from_secs(60), t0);
