@@ -673,3 +673,20 @@ fn releasing_a_seq_ceiling_drops_it_unless_a_later_reservation_raised_it() {
     store.apply(&[release(100)]).unwrap();
     assert_eq!(store.seq_ceiling("s").unwrap(), None);
 }
+
+#[test]
+fn a_reservation_committed_out_of_order_never_lowers_the_ceiling() {
+    let (_dir, store) = fresh();
+    let reserve = |ceiling| WriteOp::ReserveSeq {
+        session_id: "s".into(),
+        ceiling,
+    };
+    store.apply(&[reserve(100)]).unwrap();
+    store.apply(&[reserve(50)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), Some(100));
+    // Within one transaction too.
+    store.apply(&[reserve(200), reserve(150)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), Some(200));
+    store.apply(&[reserve(250)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), Some(250));
+}

@@ -7,7 +7,7 @@
 //! with the session. A clean shutdown, after every message is stored, drops the ceilings, so sessions
 //! continue right after their last stored seqId.
 
-use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{Table, TableDefinition, WriteTransaction};
 
 use super::writer::write_error;
 use super::{StorageError, Store};
@@ -22,17 +22,19 @@ pub(super) fn open_table(
 }
 
 /// Raises the session's ceiling to `ceiling` (never lowers it: reservations may commit out of order).
+/// Inserted first and the higher one put back in that rare case: one walk down the tree for the usual
+/// one (every session's start reserves, and a ceiling only rises after).
 pub(super) fn reserve(
     table: &mut Table<'_, &'static str, u64>,
     session_id: &str,
     ceiling: u64,
 ) -> Result<(), StorageError> {
-    let current = table
-        .get(session_id)
+    let replaced = table
+        .insert(session_id, ceiling)
         .map_err(write_error)?
-        .map_or(0, |v| v.value());
-    if ceiling > current {
-        table.insert(session_id, ceiling).map_err(write_error)?;
+        .map(|v| v.value());
+    if let Some(higher) = replaced.filter(|c| *c > ceiling) {
+        table.insert(session_id, higher).map_err(write_error)?;
     }
     Ok(())
 }
