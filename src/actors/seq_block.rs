@@ -9,7 +9,9 @@
 
 use std::num::NonZeroU64;
 
-/// The session actor's view of its block. Plain data; the actor does the I/O.
+/// The session actor's view of its block. Plain data; the actor does the I/O. The block's size
+/// (`storage.seq_block`) is passed in where it matters, not kept: every session has the same one, in its
+/// shared rules, and a copy here was 8 bytes more in every live session's task.
 #[derive(Debug)]
 pub struct SeqBlock {
     /// The highest seqId known to be committed as reserved.
@@ -20,7 +22,6 @@ pub struct SeqBlock {
     /// The ceiling of a reservation in flight, if any (never 0: a reservation is at least a block).
     /// NonZero: 8 bytes instead of 16, in every session actor's task.
     reserving: Option<NonZeroU64>,
-    block: u64,
     /// The stored ceiling is being dropped (`release`): nothing more is handed out before a new
     /// reservation above it commits.
     released: bool,
@@ -30,12 +31,11 @@ pub struct SeqBlock {
 
 impl SeqBlock {
     /// A block for a session whose highest seqId so far is `last_seq`: nothing reserved past it yet.
-    pub fn new(last_seq: u64, block: u64) -> SeqBlock {
+    pub fn new(last_seq: u64) -> SeqBlock {
         SeqBlock {
             ceiling: last_seq,
             floor: 0,
             reserving: None,
-            block: block.max(1),
             released: false,
             adopted: false,
         }
@@ -66,25 +66,27 @@ impl SeqBlock {
         !self.released && last_seq.max(self.floor).saturating_add(n) <= self.ceiling
     }
 
-    /// The ceiling to reserve so that `n` more seqIds fit, with a block to spare.
-    pub fn wanted(&self, last_seq: u64, n: u64) -> u64 {
+    /// The ceiling to reserve so that `n` more seqIds fit, with a `block` to spare.
+    pub fn wanted(&self, last_seq: u64, n: u64, block: u64) -> u64 {
         last_seq
             .max(self.floor)
             .max(self.ceiling)
             .saturating_add(n)
-            .saturating_add(self.block)
+            .saturating_add(block.max(1))
     }
 
-    /// The ceiling to reserve ahead of need, when less than half a block is left and nothing is in flight.
-    pub fn prefetch(&mut self, last_seq: u64) -> Option<u64> {
+    /// The ceiling to reserve ahead of need, when less than half a `block` is left and nothing is in
+    /// flight.
+    pub fn prefetch(&mut self, last_seq: u64, block: u64) -> Option<u64> {
+        let block = block.max(1);
         let next = last_seq.max(self.floor);
         if self.released
             || self.reserving.is_some()
-            || self.ceiling.saturating_sub(next) >= self.block / 2
+            || self.ceiling.saturating_sub(next) >= block / 2
         {
             return None;
         }
-        let ceiling = self.ceiling.max(next).saturating_add(self.block);
+        let ceiling = self.ceiling.max(next).saturating_add(block);
         self.reserving = NonZeroU64::new(ceiling);
         Some(ceiling)
     }
@@ -141,36 +143,40 @@ mod tests {
 
     #[test]
     fn a_new_session_reserves_before_it_hands_out_and_prefetches_at_half_a_block() {
-        let mut b = SeqBlock::new(1, 100);
+        let mut b = SeqBlock::new(1);
         assert!(!b.covers(1, 1));
-        assert_eq!(b.prefetch(1), Some(101));
-        assert_eq!(b.prefetch(1), None, "one reservation in flight at a time");
+        assert_eq!(b.prefetch(1, 100), Some(101));
+        assert_eq!(
+            b.prefetch(1, 100),
+            None,
+            "one reservation in flight at a time"
+        );
         b.committed(101);
         assert!(b.covers(1, 100) && !b.covers(1, 101));
-        assert_eq!(b.prefetch(40), None);
-        assert_eq!(b.prefetch(60), Some(201));
+        assert_eq!(b.prefetch(40, 100), None);
+        assert_eq!(b.prefetch(60, 100), Some(201));
     }
 
     #[test]
     fn a_restored_session_continues_above_the_ceiling_of_its_previous_life() {
-        let mut b = SeqBlock::new(7, 100);
+        let mut b = SeqBlock::new(7);
         b.restored(Some(120));
         assert!(
             !b.covers(7, 1),
             "the next seqId is 121, past the committed 120"
         );
-        assert_eq!(b.wanted(7, 3), 223);
+        assert_eq!(b.wanted(7, 3, 100), 223);
         b.committed(223);
         assert_eq!(b.skip_to(7), 120);
         assert_eq!(b.skip_to(121), 121, "the floor is spent once");
-        let mut clean = SeqBlock::new(7, 100);
+        let mut clean = SeqBlock::new(7);
         clean.restored(None);
         assert_eq!(clean.skip_to(7), 7);
     }
 
     #[test]
     fn an_adopted_ceiling_is_a_reservation_and_no_floor() {
-        let mut b = SeqBlock::new(7, 100);
+        let mut b = SeqBlock::new(7);
         b.adopt(120);
         b.restored(Some(120));
         assert!(b.covers(7, 113) && !b.covers(7, 114));
@@ -183,24 +189,24 @@ mod tests {
 
     #[test]
     fn a_released_block_hands_out_nothing_until_a_reservation_above_it_commits() {
-        let mut b = SeqBlock::new(1, 100);
+        let mut b = SeqBlock::new(1);
         b.committed(101);
         assert_eq!(b.release(), 101);
         assert!(!b.covers(5, 1) && b.released());
-        assert_eq!(b.prefetch(5), None);
+        assert_eq!(b.prefetch(5, 100), None);
         // The reservation that rode with the same write does not undo the release.
         b.committed(101);
         assert!(b.released());
-        let wanted = b.wanted(5, 1);
+        let wanted = b.wanted(5, 1, 100);
         b.committed(wanted);
         assert!(!b.released() && b.covers(5, 1));
     }
 
     #[test]
     fn a_failed_reservation_is_asked_for_again() {
-        let mut b = SeqBlock::new(1, 10);
-        let c = b.prefetch(1).unwrap();
+        let mut b = SeqBlock::new(1);
+        let c = b.prefetch(1, 10).unwrap();
         b.failed(c);
-        assert_eq!(b.prefetch(1), Some(c));
+        assert_eq!(b.prefetch(1, 10), Some(c));
     }
 }

@@ -88,6 +88,21 @@ pub struct SessionShared {
     pub providers: crate::providers::Providers,
     /// Where its agent's stderr goes when the session stops.
     pub stderr_kept: Arc<super::stderr_kept::KeptStderr>,
+    /// The persistence rules (`rules`), the same for every session: shared, not 64 bytes copied into
+    /// each live session's actor.
+    pub rules: Arc<Rules>,
+}
+
+/// The persistence rules every session of this configuration follows.
+pub fn rules(config: &Config) -> Rules {
+    let (limits, timers) = (&config.limits, &config.timers);
+    Rules {
+        messages_in_memory: limits.messages_in_memory,
+        debounce: timers.persist_debounce,
+        retry: timers.persist_retry,
+        retry_max: timers.persist_retry_max,
+        seq_block: config.storage.seq_block,
+    }
 }
 
 /// How a new or restored session begins.
@@ -125,9 +140,14 @@ struct Riders {
 pub struct SessionActor {
     state: SessionState,
     stall: StallClock,
-    /// The debounce or retry timer (`state` knows whether one is armed).
-    flush_timer: Option<SpawnHandle>,
-    stall_timer: Option<SpawnHandle>,
+    /// The debounce or retry timer (`state` knows whether one is armed), valid while `flush_armed`; and
+    /// the stall timer, valid while `stall_armed`. Not `Option`s: a `SpawnHandle` has no spare value, so
+    /// each `Option` took 16 bytes, while the two flags fit in the padding beside the actor's other flags
+    /// (16 bytes less in every live session's task; see the size test). Read through `take_*_timer`.
+    flush_timer: SpawnHandle,
+    stall_timer: SpawnHandle,
+    flush_armed: bool,
+    stall_armed: bool,
     /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
     restored: bool,
     /// Asked its router whether it may stop (`MayRetire`), and not yet answered (`Retire`).
@@ -141,8 +161,10 @@ pub struct SessionActor {
     /// What its project was told of its batches, and the loop detector (activity.rs).
     activity: activity::ActivityFold,
     stop_reason: StopReason,
-    /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs).
-    spend: super::spend::SessionSpend,
+    /// Cost over runs, the ledger's pending rows, budgets (actors/spend.rs). Boxed and made at the first
+    /// cost event: until then it would hold nothing (its default), and 96 bytes inline in every live
+    /// session kept the actor's task a jemalloc class up (the size test below).
+    spend: Option<Box<super::spend::SessionSpend>>,
     stats: Arc<MailboxStats>,
     links: SessionLinks,
     /// This window's part of `limits.window_bytes`, from `started` on.
@@ -166,16 +188,9 @@ impl SessionActor {
             ceiling,
             offered,
         } = init;
-        let (limits, timers) = (&links.config.limits, &links.config.timers);
-        let rules = Rules {
-            messages_in_memory: limits.messages_in_memory,
-            debounce: timers.persist_debounce,
-            retry: timers.persist_retry,
-            retry_max: timers.persist_retry_max,
-            seq_block: links.config.storage.seq_block,
-        };
         // Read before `recent` moves into the state: a session read back remembers its stored ids.
-        let recent_ids = dedup::RecentIds::seeded(limits.ingest_dedup_ids, &recent);
+        let recent_ids = dedup::RecentIds::seeded(links.config.limits.ingest_dedup_ids, &recent);
+        let rules = links.rules.clone();
         let mut state = SessionState::new(record, recent, persisted, detached, rules);
         // A session brought back from storage holds no runner; a new one decides once its runner comes.
         state.let_go_when_finished = start.is_none();
@@ -186,8 +201,10 @@ impl SessionActor {
         SessionActor {
             state,
             stall: StallClock::new(stall_after, Instant::now()),
-            flush_timer: None,
-            stall_timer: None,
+            flush_timer: SpawnHandle::default(),
+            stall_timer: SpawnHandle::default(),
+            flush_armed: false,
+            stall_armed: false,
             // An adopting actor reads storage's ceiling too, and ignores it (`SeqBlock::adopt`): the read
             // waits behind the persister's queue, which a previous actor's writes may still be in.
             restored: persisted,
@@ -197,7 +214,7 @@ impl SessionActor {
             recent_ids,
             activity: Default::default(),
             stop_reason: StopReason::Completed,
-            spend: Default::default(),
+            spend: None,
             stats,
             links,
             window_share: None,
@@ -291,11 +308,22 @@ impl SessionActor {
     }
 
     fn arm_flush(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        self.flush_timer = Some(ctx.run_later(after, |act, ctx| {
-            act.flush_timer = None;
+        self.flush_armed = true;
+        self.flush_timer = ctx.run_later(after, |act, ctx| {
+            act.flush_armed = false;
             act.state.timer_gone();
             act.flush_now(ctx);
-        }));
+        });
+    }
+
+    /// The debounce or retry timer, if one is armed (it is disarmed now: the caller cancels it).
+    fn take_flush_timer(&mut self) -> Option<SpawnHandle> {
+        std::mem::take(&mut self.flush_armed).then_some(self.flush_timer)
+    }
+
+    /// The stall timer, if one is armed (it is disarmed now: the caller cancels it).
+    pub(super) fn take_stall_timer(&mut self) -> Option<SpawnHandle> {
+        std::mem::take(&mut self.stall_armed).then_some(self.stall_timer)
     }
 
     // ── stall timer ─────────────────────────────────────────────────────────────────────────────────────
@@ -313,7 +341,7 @@ impl SessionActor {
     }
 
     fn set_stall_after(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        if let Some(t) = self.stall_timer.take() {
+        if let Some(t) = self.take_stall_timer() {
             ctx.cancel_future(t);
         }
         if let Some(rest) = self.stall.set_after(after, Instant::now(), self.running()) {
@@ -322,8 +350,9 @@ impl SessionActor {
     }
 
     fn arm_stall(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        self.stall_timer = Some(ctx.run_later(after, |act, ctx| {
-            act.stall_timer = None;
+        self.stall_armed = true;
+        self.stall_timer = ctx.run_later(after, |act, ctx| {
+            act.stall_armed = false;
             match act.stall.fired(Instant::now(), act.running()) {
                 StallCheck::Quiet => {}
                 StallCheck::Rearm(rest) => act.arm_stall(rest, ctx),
@@ -342,7 +371,7 @@ impl SessionActor {
                     act.stall_action(mins);
                 }
             }
-        }));
+        });
     }
 
     /// The project's stall action (issue 14) beyond the warning: `interrupt` stops the agent; `resume`
@@ -394,7 +423,7 @@ impl SessionActor {
     // ── persistence ─────────────────────────────────────────────────────────────────────────────────────
 
     fn flush_now(&mut self, ctx: &mut Context<Self>) {
-        if let Some(t) = self.flush_timer.take() {
+        if let Some(t) = self.take_flush_timer() {
             ctx.cancel_future(t);
         }
         self.state.timer_gone();
@@ -410,7 +439,9 @@ impl SessionActor {
             }
             // The ledger's rows travel with the record, so they are stored together or not at all.
             FlushStep::Write(mut ops) => {
-                ops.extend(self.spend.take_ops(&self.state.record));
+                if let Some(spend) = &mut self.spend {
+                    ops.extend(spend.take_ops(&self.state.record));
+                }
                 // Cloned: a failed write is retried with them.
                 if let Some(riders) = &self.riders {
                     ops.extend(riders.ops.iter().cloned());
@@ -459,7 +490,9 @@ impl SessionActor {
                 );
             }
             Err(TryWriteError::Full(_)) => {
-                self.spend.not_stored();
+                if let Some(spend) = &mut self.spend {
+                    spend.not_stored();
+                }
                 if let Some(delay) = self.state.queue_full() {
                     self.arm_flush(delay, ctx);
                 }
@@ -489,9 +522,11 @@ impl SessionActor {
             Ok(written) => (written.evicted, Ok(())),
             Err(e) => (Vec::new(), Err(e)),
         };
-        match &result {
-            Ok(()) => self.spend.stored(),
-            Err(_) => self.spend.not_stored(),
+        if let Some(spend) = &mut self.spend {
+            match &result {
+                Ok(()) => spend.stored(),
+                Err(_) => spend.not_stored(),
+            }
         }
         let (after, error) = self.state.written(upto, retention, result, Instant::now());
         if let Some(err) = error {
@@ -969,13 +1004,15 @@ crate::instrument!(
 #[cfg(test)]
 mod tests {
     /// A tokio task is its future plus 104 bytes, rounded up to 128 (actors/project.rs says how): a session's
-    /// future of at most 1,176 bytes makes a 1,280-byte task, jemalloc's 1,280 class; 8 bytes more make it
-    /// 1,408, in the 1,536 class: 256 bytes more for every live session.
+    /// future of at most 920 bytes makes a 1,024-byte task, jemalloc's 1,024 class; 8 bytes more make it
+    /// 1,152, in the 1,280 class: 256 bytes more for every running session (issue #12's 100,000 projects
+    /// hold one each). What keeps it there: the spend and the waiters boxed until used, the rules shared,
+    /// the timers' handles without `Option`s.
     #[test]
-    fn a_session_actors_task_fits_the_1280_byte_class() {
+    fn a_session_actors_task_fits_the_1024_byte_class() {
         let future = std::mem::size_of::<
             actix::dev::ContextFut<super::SessionActor, actix::Context<super::SessionActor>>,
         >();
-        assert!(future <= 1176, "the session's future is {future} bytes");
+        assert!(future <= 920, "the session's future is {future} bytes");
     }
 }

@@ -95,6 +95,7 @@ impl SharedBase {
         router: &Mailbox<Router>,
     ) -> Arc<SessionShared> {
         Arc::new(SessionShared {
+            rules: Arc::new(super::session::rules(&self.config)),
             config: self.config,
             evicted,
             settings: self.settings,

@@ -150,15 +150,17 @@ impl SessionActor {
                 Variant::Error,
             ),
             AgentStatus::Running => {
-                // A budget may stop it again.
-                self.spend.running();
+                // A budget may stop it again (no spend yet: none stopped it).
+                if let Some(spend) = &mut self.spend {
+                    spend.running();
+                }
                 self.touch(ctx)
             }
             AgentStatus::Idle => {}
         }
         if status.is_finished() {
             self.stall.disarm();
-            if let Some(t) = self.stall_timer.take() {
+            if let Some(t) = self.take_stall_timer() {
                 ctx.cancel_future(t);
             }
         }
@@ -172,11 +174,10 @@ impl SessionActor {
             input: p.input_tokens,
             output: p.output_tokens,
         };
-        let increase = self.spend.apply(&mut self.state.record, p.run, totals);
+        let spend = self.spend.get_or_insert_with(Default::default);
+        let increase = spend.apply(&mut self.state.record, p.run, totals);
         if !increase.is_zero() {
-            let exceeded = self
-                .spend
-                .account(increase, &self.state.record, &self.links, now_ms());
+            let exceeded = spend.account(increase, &self.state.record, &self.links, now_ms());
             if let Some(e) = exceeded.filter(|_| self.running()) {
                 let r = &self.state.record;
                 self.links

@@ -15,7 +15,10 @@ impl SessionActor {
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
     ) {
-        let ceiling = self.state.seq.wanted(self.record().last_seq, n);
+        let ceiling = self
+            .state
+            .seq
+            .wanted(self.record().last_seq, n, self.state.seq_block());
         let persister = self.links.persister.clone();
         let ops = vec![WriteOp::ReserveSeq {
             session_id: self.record().session_id.clone(),
@@ -39,7 +42,11 @@ impl SessionActor {
 
     /// Reserves the next block when less than half of this one is left, without waiting for it.
     pub(super) fn prefetch_seq(&mut self, ctx: &mut Context<Self>) {
-        let Some(ceiling) = self.state.seq.prefetch(self.record().last_seq) else {
+        let Some(ceiling) = self
+            .state
+            .seq
+            .prefetch(self.record().last_seq, self.state.seq_block())
+        else {
             return;
         };
         let op = WriteOp::ReserveSeq {
@@ -63,7 +70,11 @@ impl SessionActor {
 
     /// A new session's first reservation rides with its first record write (`Riders`): one job, not two.
     pub(super) fn first_reservation(&mut self) {
-        let Some(ceiling) = self.state.seq.prefetch(self.record().last_seq) else {
+        let Some(ceiling) = self
+            .state
+            .seq
+            .prefetch(self.record().last_seq, self.state.seq_block())
+        else {
             return;
         };
         let op = WriteOp::ReserveSeq {

@@ -91,7 +91,6 @@ pub struct SessionState {
     in_flight: bool,
     /// Asked to flush again while a write was in flight.
     again: bool,
-    backoff: Option<Duration>,
     /// A finished status awaits its commit; the project's retention rides with that write, after it in the
     /// same transaction, so it sees this session finished.
     retention_due: bool,
@@ -110,12 +109,33 @@ pub struct SessionState {
     /// not stop before the offer is settled, so the project's `Attach`, if one comes, finds it alive and
     /// the project's health hears what the late events changed.
     pub offered: bool,
+    /// Who waits for storage, and the retry backoff: only while someone waits or a write failed.
+    waits: Option<Box<Waits>>,
+    /// Shared by every session (the actor's `SessionShared::rules`).
+    rules: Arc<Rules>,
+}
+
+/// The part of a session's persistence that is rarely anything: who waits for a write and how long the
+/// next retry waits. Most sessions never hold a waiter (plain deliveries under the memory bound are
+/// answered at once) and never see a write fail, so these live in one box, made when needed and dropped
+/// once empty again: inline they were 88 bytes in every live session's actor (a jemalloc class more).
+#[derive(Default)]
+struct Waits {
     /// Waiting for the next write to start, and for the one in flight.
     pending: Vec<Waiter>,
     riding: Vec<Waiter>,
     /// Plain deliveries held while more than `messages_in_memory` messages are unpersisted.
     room: Vec<Waiter>,
-    rules: Rules,
+    backoff: Option<Duration>,
+}
+
+impl Waits {
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+            && self.riding.is_empty()
+            && self.room.is_empty()
+            && self.backoff.is_none()
+    }
 }
 
 impl SessionState {
@@ -125,7 +145,7 @@ impl SessionState {
         recent: Vec<SharedMessage>,
         persisted: bool,
         detached: bool,
-        rules: Rules,
+        rules: Arc<Rules>,
     ) -> SessionState {
         let persisted_seq = if persisted {
             record.last_seq
@@ -138,7 +158,7 @@ impl SessionState {
             .map(|m| approx_size(m))
             .sum();
         SessionState {
-            seq: SeqBlock::new(record.last_seq, rules.seq_block),
+            seq: SeqBlock::new(record.last_seq),
             window_bytes: recent.iter().map(|m| approx_size(m)).sum(),
             unstored_bytes,
             flushing_bytes: 0,
@@ -150,18 +170,31 @@ impl SessionState {
             timer: false,
             in_flight: false,
             again: false,
-            backoff: None,
             retention_due: false,
             dirty_since: None,
             detached,
             let_go_when_finished: false,
             held: false,
             offered: false,
-            pending: Vec::new(),
-            riding: Vec::new(),
-            room: Vec::new(),
+            waits: None,
             rules,
         }
+    }
+
+    fn waits(&mut self) -> &mut Waits {
+        self.waits.get_or_insert_with(Default::default)
+    }
+
+    /// Lets the box go once nobody waits and no backoff is running.
+    fn tidy_waits(&mut self) {
+        if self.waits.as_ref().is_some_and(|w| w.is_empty()) {
+            self.waits = None;
+        }
+    }
+
+    /// seqIds reserved at a time (`seq`'s block size).
+    pub fn seq_block(&self) -> u64 {
+        self.rules.seq_block
     }
 
     pub fn window(&self) -> &VecDeque<SharedMessage> {
@@ -259,18 +292,20 @@ impl SessionState {
     }
 
     pub fn wait_for_flush(&mut self, waiter: Waiter) {
-        self.pending.push(waiter);
+        self.waits().pending.push(waiter);
     }
 
     /// Whether somebody waits for the next write: a durable delivery or a flush, or a delivery held for
     /// room.
     pub fn awaited(&self) -> bool {
-        !self.pending.is_empty() || !self.room.is_empty()
+        self.waits
+            .as_ref()
+            .is_some_and(|w| !w.pending.is_empty() || !w.room.is_empty())
     }
 
     /// A plain delivery over the memory bound: answered once storage caught up.
     pub fn wait_for_room(&mut self, waiter: Waiter) {
-        self.room.push(waiter);
+        self.waits().room.push(waiter);
     }
 
     /// A status was applied; a finished one cancels the stall clock and has retention ride with its write.
@@ -293,9 +328,12 @@ impl SessionState {
         }
         let unpersisted = (self.record.last_seq - self.persisted_seq) as usize;
         if unpersisted == 0 && !self.record_dirty {
-            for w in self.pending.drain(..) {
-                let _ = w.send(Ok(()));
+            if let Some(waits) = &mut self.waits {
+                for w in waits.pending.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
             }
+            self.tidy_waits();
             // Only a session its project let go of stops here: one that stops by itself once finished does
             // so when the write that finished it commits (`written`), not when a command asks it to flush.
             return (
@@ -337,7 +375,9 @@ impl SessionState {
         self.in_flight = true;
         self.again = false;
         self.record_dirty = false;
-        self.riding = std::mem::take(&mut self.pending);
+        if let Some(waits) = &mut self.waits {
+            waits.riding = std::mem::take(&mut waits.pending);
+        }
         (self.record.last_seq, retention)
     }
 
@@ -348,9 +388,12 @@ impl SessionState {
 
     /// The persister is gone (shutdown): everyone waiting learns it.
     pub fn closed(&mut self) {
-        for w in self.pending.drain(..).chain(self.room.drain(..)) {
-            let _ = w.send(Err(CommandError::ShuttingDown));
+        if let Some(waits) = &mut self.waits {
+            for w in waits.pending.drain(..).chain(waits.room.drain(..)) {
+                let _ = w.send(Err(CommandError::ShuttingDown));
+            }
         }
+        self.tidy_waits();
     }
 
     /// A write (`upto`, `retention` from `queued`) completed with `result`.
@@ -363,7 +406,11 @@ impl SessionState {
     ) -> (AfterWrite, Option<CommandError>) {
         self.in_flight = false;
         let skipped = std::mem::take(&mut self.skipped_in_flight);
-        let riding = std::mem::take(&mut self.riding);
+        let riding = self
+            .waits
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.riding))
+            .unwrap_or_default();
         if let Err(e) = result {
             // Everything stays in memory and is written again; a durable caller learns it is not yet safe.
             self.record_dirty = true;
@@ -382,7 +429,9 @@ impl SessionState {
         }
         self.persisted_seq = upto + skipped;
         self.unstored_bytes = self.unstored_bytes.saturating_sub(self.flushing_bytes);
-        self.backoff = None;
+        if let Some(waits) = &mut self.waits {
+            waits.backoff = None;
+        }
         for w in riding {
             let _ = w.send(Ok(()));
         }
@@ -411,11 +460,14 @@ impl SessionState {
             _ => None,
         };
         if !self.over_memory_bound() {
-            for w in self.room.drain(..) {
-                let _ = w.send(Ok(()));
+            if let Some(waits) = &mut self.waits {
+                for w in waits.room.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
             }
         }
-        let next = if self.again || !self.pending.is_empty() || !self.room.is_empty() {
+        self.tidy_waits();
+        let next = if self.again || self.awaited() {
             Next::Flush
         } else if !self.is_clean() {
             match self.changed(now).0 {
@@ -465,21 +517,29 @@ impl SessionState {
 
     /// The actor stops: waiters learn their fate. True when it stopped dirty (for the dirty gauge).
     pub fn stopping(&mut self) -> bool {
-        for w in self.pending.drain(..).chain(self.riding.drain(..)) {
-            let _ = w.send(Err(CommandError::SessionNotFound));
-        }
-        // Plain deliveries were taken; what became of the session since is not their concern.
-        for w in self.room.drain(..) {
-            let _ = w.send(Ok(()));
+        if let Some(waits) = self.waits.take() {
+            let Waits {
+                pending,
+                riding,
+                room,
+                ..
+            } = *waits;
+            for w in pending.into_iter().chain(riding) {
+                let _ = w.send(Err(CommandError::SessionNotFound));
+            }
+            // Plain deliveries were taken; what became of the session since is not their concern.
+            for w in room {
+                let _ = w.send(Ok(()));
+            }
         }
         self.dirty_since.take().is_some()
     }
 
     fn retry_later(&mut self) -> Option<Duration> {
-        let delay = self
-            .backoff
-            .map_or(self.rules.retry, |d| (d * 2).min(self.rules.retry_max));
-        self.backoff = Some(delay);
+        let (retry, retry_max) = (self.rules.retry, self.rules.retry_max);
+        let backoff = &mut self.waits().backoff;
+        let delay = backoff.map_or(retry, |d| (d * 2).min(retry_max));
+        *backoff = Some(delay);
         if self.timer {
             return None;
         }
@@ -489,7 +549,7 @@ impl SessionState {
 
     /// The delay the next retry would use (for the log line).
     pub fn backoff(&self) -> Option<Duration> {
-        self.backoff
+        self.waits.as_ref().and_then(|w| w.backoff)
     }
 }
 
@@ -497,7 +557,9 @@ impl SessionState {
 /// re-armed only when it fires early, so a busy session does not create a timer per message.
 pub struct StallClock {
     last_activity: Instant,
-    after: Duration,
+    /// The threshold in nanoseconds (`Duration` is 16 bytes, 8 here: every live session's task carries
+    /// it). Saturates at ~584 years, far past anything a timer waits for.
+    after_nanos: u64,
     armed: bool,
     /// Stalls resumed since the last progress (`stall.action = "resume"`).
     resumes: u32,
@@ -518,7 +580,7 @@ impl StallClock {
     pub fn new(after: Duration, now: Instant) -> StallClock {
         StallClock {
             last_activity: now,
-            after,
+            after_nanos: nanos(after),
             armed: false,
             resumes: 0,
         }
@@ -540,7 +602,7 @@ impl StallClock {
     }
 
     pub fn after(&self) -> Duration {
-        self.after
+        Duration::from_nanos(self.after_nanos)
     }
 
     /// Activity at `at`: the timer to arm, if none is and the session runs (the whole threshold from `at`;
@@ -549,7 +611,7 @@ impl StallClock {
         self.last_activity = at;
         (running && !self.armed).then(|| {
             self.armed = true;
-            self.after
+            self.after()
         })
     }
 
@@ -560,7 +622,7 @@ impl StallClock {
     pub fn begin(&mut self, now: Instant, running: bool) -> Option<Duration> {
         (running && !self.armed).then(|| {
             self.armed = true;
-            self.after
+            self.after()
                 .saturating_sub(now.saturating_duration_since(self.last_activity))
         })
     }
@@ -575,22 +637,31 @@ impl StallClock {
         if !running {
             return StallCheck::Quiet;
         }
-        let idle = now.saturating_duration_since(self.last_activity);
-        if idle >= self.after {
+        let (idle, after) = (
+            now.saturating_duration_since(self.last_activity),
+            self.after(),
+        );
+        if idle >= after {
             StallCheck::Stalled
         } else {
             self.armed = true;
-            StallCheck::Rearm(self.after - idle)
+            StallCheck::Rearm(after - idle)
         }
     }
 
     /// A new threshold: the actor cancels its timer and arms the returned one, if running.
     pub fn set_after(&mut self, after: Duration, now: Instant, running: bool) -> Option<Duration> {
-        self.after = after;
+        self.after_nanos = nanos(after);
+        let after = self.after();
         self.armed = running;
         let idle = now.saturating_duration_since(self.last_activity);
         running.then(|| after.saturating_sub(idle))
     }
+}
+
+/// `d` in nanoseconds, saturating.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// What a message costs the window, roughly: its text plus fixed overhead.

@@ -44,7 +44,7 @@ fn message(text: &str) -> AgentMessage {
 }
 
 fn stored(status: AgentStatus) -> SessionState {
-    SessionState::new(record(status), Vec::new(), true, false, RULES)
+    SessionState::new(record(status), Vec::new(), true, false, RULES.into())
 }
 
 /// Flushes and completes the write with `result`.
@@ -83,7 +83,13 @@ fn the_first_change_arms_one_debounce_and_later_ones_none() {
 #[test]
 fn the_window_budget_may_trim_stored_messages_only() {
     let now = Instant::now();
-    let mut s = SessionState::new(record(AgentStatus::Running), Vec::new(), true, false, RULES);
+    let mut s = SessionState::new(
+        record(AgentStatus::Running),
+        Vec::new(),
+        true,
+        false,
+        RULES.into(),
+    );
     s.push(message("a"));
     s.push(message("b"));
     let (FlushStep::Write(_), _) = s.begin_flush(now) else {
@@ -179,6 +185,38 @@ fn a_failed_write_keeps_everything_and_retries_with_backoff() {
     assert!(s.is_clean());
     assert!(after.clean_after.is_some());
     assert_eq!(s.backoff(), None);
+}
+
+/// The waiters and the backoff live in a box made when someone waits or a write fails; it goes once
+/// nobody waits and a write succeeded, so a session that waited once does not hold it for good.
+#[test]
+fn the_waiters_box_is_made_when_needed_and_let_go_once_empty() {
+    let mut s = stored(AgentStatus::Running);
+    assert!(s.waits.is_none(), "a new session holds none");
+    s.push(message("a"));
+    let (tx, mut rx) = oneshot::channel();
+    s.wait_for_flush(tx);
+    assert!(s.awaited() && s.waits.is_some());
+    assert_eq!(
+        flush(&mut s, Err(StorageError::Closed)).next,
+        Next::Retry(RULES.retry)
+    );
+    assert!(rx.try_recv().unwrap().is_err());
+    assert!(s.waits.is_some(), "the backoff is kept for the next retry");
+    s.timer_gone();
+    flush(&mut s, Ok(()));
+    assert!(
+        s.is_clean() && s.waits.is_none(),
+        "nobody waits, no backoff"
+    );
+    let (tx, mut rx) = oneshot::channel();
+    s.wait_for_flush(tx);
+    assert!(matches!(
+        s.begin_flush(Instant::now()).0,
+        FlushStep::Clean { .. }
+    ));
+    assert!(rx.try_recv().unwrap().is_ok());
+    assert!(s.waits.is_none(), "answered at once, gone at once");
 }
 
 #[test]
@@ -277,7 +315,13 @@ fn a_finished_session_holding_nothing_stops_once_its_finish_is_stored() {
 #[test]
 fn a_session_offered_to_its_project_stops_only_once_the_offer_is_settled() {
     // Read back for a late event, detached, and offered to its project (`Revived`).
-    let mut s = SessionState::new(record(AgentStatus::Done), Vec::new(), true, true, RULES);
+    let mut s = SessionState::new(
+        record(AgentStatus::Done),
+        Vec::new(),
+        true,
+        true,
+        RULES.into(),
+    );
     s.let_go_when_finished = true;
     s.offered = true;
     s.push(message("late"));
@@ -295,7 +339,13 @@ fn a_session_offered_to_its_project_stops_only_once_the_offer_is_settled() {
     assert!(s.offer_settled(), "settled and stored: it may stop");
 
     // Settled while a write is in flight: that write's commit stops it.
-    let mut s = SessionState::new(record(AgentStatus::Done), Vec::new(), true, true, RULES);
+    let mut s = SessionState::new(
+        record(AgentStatus::Done),
+        Vec::new(),
+        true,
+        true,
+        RULES.into(),
+    );
     s.offered = true;
     s.push(message("late"));
     let FlushStep::Write(_) = s.begin_flush(Instant::now()).0 else {
@@ -313,7 +363,7 @@ fn a_new_session_starts_dirty_with_its_first_message_unpersisted() {
     first.seq_id = 1;
     let mut r = record(AgentStatus::Running);
     r.last_seq = 1;
-    let s = SessionState::new(r, vec![Arc::new(first)], false, false, RULES);
+    let s = SessionState::new(r, vec![Arc::new(first)], false, false, RULES.into());
     assert!(!s.is_clean());
 }
 
