@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reqwest::{Client, Method, RequestBuilder, StatusCode, Url};
+use reqwest::{Client, Method, RequestBuilder, Url};
 use serde::Deserialize;
 
 use super::sse::SseReader;
@@ -33,31 +33,14 @@ fn request_error(what: impl Into<String>) -> impl FnOnce(reqwest::Error) -> Targ
     move |source| TargetError::Request { what, source }
 }
 
-fn decode_error(what: &str, e: impl std::fmt::Display) -> TargetError {
-    TargetError::Decode {
-        what: what.to_owned(),
-        message: e.to_string(),
-    }
-}
-
-/// Turns a non-success answer into an error carrying its body (the API's `{"ok":false,"error"}`).
+/// Turns a non-success answer into an error (`TargetError::answered`).
 async fn check(what: &str, resp: reqwest::Response) -> Result<reqwest::Response, TargetError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-        return Err(TargetError::Busy {
-            what: what.to_owned(),
-            status: status.as_u16(),
-        });
-    }
-    let body = resp.text().await.unwrap_or_default();
-    Err(TargetError::Status {
-        what: what.to_owned(),
-        status: status.as_u16(),
-        body: body.chars().take(500).collect(),
-    })
+    let body = resp.bytes().await.unwrap_or_default();
+    Err(TargetError::answered(what, status.as_u16(), &body))
 }
 
 #[derive(Deserialize)]
@@ -196,7 +179,7 @@ impl Http {
             .await?
             .json()
             .await
-            .map_err(|e| decode_error(WHAT, e))?;
+            .map_err(|e| TargetError::decode(WHAT, e))?;
         let ack = IngestAck {
             accepted: a.accepted,
             ignored: a.ignored,
@@ -290,7 +273,7 @@ impl Http {
             .await?
             .json()
             .await
-            .map_err(|e| decode_error(&what, e))?;
+            .map_err(|e| TargetError::decode(&what, e))?;
         Ok(sessions
             .into_iter()
             .find(|s| s.session_id == session_id)
@@ -310,7 +293,7 @@ impl Http {
                 .await?
                 .json()
                 .await
-                .map_err(|e| decode_error(&what, e))?;
+                .map_err(|e| TargetError::decode(&what, e))?;
             let last = page.messages.last().map_or(0, |m| m.seq_id);
             let stored = page.messages.into_iter().map(|m| StoredMessage {
                 seq_id: m.seq_id,

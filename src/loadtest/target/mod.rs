@@ -59,6 +59,30 @@ impl TargetError {
     pub fn is_busy(&self) -> bool {
         matches!(self, TargetError::Busy { .. })
     }
+
+    /// What a non-success answer means: busy (HTTP 429 or 503, nothing applied, safe to send again) or a
+    /// refusal, carrying the start of its body (the API's `{"ok":false,"error"}`).
+    fn answered(what: &str, status: u16, body: &[u8]) -> TargetError {
+        if status == 429 || status == 503 {
+            return TargetError::Busy {
+                what: what.to_owned(),
+                status,
+            };
+        }
+        TargetError::Status {
+            what: what.to_owned(),
+            status,
+            body: String::from_utf8_lossy(body).chars().take(500).collect(),
+        }
+    }
+
+    /// An answer, or a setting, that could not be read as expected.
+    fn decode(what: &str, e: impl std::fmt::Display) -> TargetError {
+        TargetError::Decode {
+            what: what.to_owned(),
+            message: e.to_string(),
+        }
+    }
 }
 
 /// What an ingest request was answered.

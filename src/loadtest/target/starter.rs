@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Request, StatusCode};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use reqwest::Url;
 use serde::Deserialize;
@@ -68,7 +68,7 @@ impl Starter {
                         host.trim_start_matches('[').trim_end_matches(']')
                     ),
                     host: HeaderValue::from_str(&authority)
-                        .map_err(|e| config_error(base.as_str(), e))?,
+                        .map_err(|e| TargetError::decode(base.as_str(), e))?,
                     base_path: base.path().trim_end_matches('/').to_owned(),
                 })
             })
@@ -76,7 +76,7 @@ impl Starter {
         let auth = token
             .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
             .transpose()
-            .map_err(|e| config_error("the token", e))?;
+            .map_err(|e| TargetError::decode("the token", e))?;
         Ok(Starter {
             nodes,
             auth,
@@ -94,7 +94,7 @@ impl Starter {
         done: &AtomicU64,
     ) -> Result<Vec<String>, TargetError> {
         if let Some(bad) = project_ids.iter().find(|id| !path_safe(id)) {
-            return Err(config_error(
+            return Err(TargetError::decode(
                 bad,
                 "a project id the path cannot carry unescaped",
             ));
@@ -156,7 +156,8 @@ impl Starter {
             self.provider
         ));
         let mut backoff = Duration::from_millis(5);
-        for attempt in 0..=BUSY_RETRIES {
+        let mut attempt = 0;
+        loop {
             let sender = ready(node, conn).await.map_err(|e| e.named(what()))?;
             let mut req = Request::post(path.as_str())
                 .header(HOST, node.host.clone())
@@ -185,31 +186,17 @@ impl Starter {
                 .to_bytes();
             if status.is_success() {
                 let started: Started =
-                    serde_json::from_slice(&body).map_err(|e| TargetError::Decode {
-                        what: what(),
-                        message: e.to_string(),
-                    })?;
+                    serde_json::from_slice(&body).map_err(|e| TargetError::decode(&what(), e))?;
                 return Ok(started.session_id);
             }
-            let busy = status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::SERVICE_UNAVAILABLE;
-            if !busy {
-                return Err(TargetError::Status {
-                    what: what(),
-                    status: status.as_u16(),
-                    body: String::from_utf8_lossy(&body).chars().take(500).collect(),
-                });
+            let refused = TargetError::answered(&what(), status.as_u16(), &body);
+            if !refused.is_busy() || attempt == BUSY_RETRIES {
+                return Err(refused);
             }
-            if attempt == BUSY_RETRIES {
-                return Err(TargetError::Busy {
-                    what: what(),
-                    status: status.as_u16(),
-                });
-            }
+            attempt += 1;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(500));
         }
-        unreachable!("the last attempt answers")
     }
 }
 
@@ -262,13 +249,6 @@ fn path_safe(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
-}
-
-fn config_error(what: &str, e: impl std::fmt::Display) -> TargetError {
-    TargetError::Decode {
-        what: what.to_owned(),
-        message: e.to_string(),
-    }
 }
 
 #[cfg(test)]
