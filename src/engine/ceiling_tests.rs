@@ -2,18 +2,15 @@
 //! over by the session's next actor, dropped when the project lets go. Engine level, reading storage:
 //! the ceiling is not visible through the API.
 
-use super::test_support::{done, engine, sessions_alive, start, text, until};
+use super::test_support::{engine, finished, sessions_alive, text, until};
 use crate::messages::commands::Page;
 
 #[actix_rt::test]
 async fn a_finished_sessions_ceiling_waits_for_its_project_and_its_next_actor_continues_right_after(
 ) {
     let (engine, _dir) = engine().await;
-    let sid = start(&engine, "c").await;
-    let finish = vec![text(&sid, "a"), text(&sid, "b"), done(&sid)];
-    engine.ingest(finish, false).await.unwrap();
     // Finished and stored, its actor stops; the project (in its grace) still holds the session.
-    until(|| sessions_alive(&engine) == 0).await;
+    let sid = finished(&engine, "c", &["a", "b"]).await;
     let store = engine.inner.store.clone();
     let held = store.seq_ceiling(&sid).unwrap();
     assert!(

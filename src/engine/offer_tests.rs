@@ -4,7 +4,7 @@
 //! supervisor is held (its arbiter blocked) to order the messages by hand: without the wait, the session
 //! stores its late events and asks to stop before the project's `Attach` can reach it.
 
-use super::test_support::{done, engine, event, eventually, sessions_alive, start, text, until};
+use super::test_support::{engine, event, eventually, finished, sessions_alive, text, until};
 use crate::actors::router::FindSession;
 
 /// Blocks the supervisor's arbiter until the answer is dropped or sent.
@@ -22,13 +22,8 @@ async fn hold_the_supervisor(engine: &super::Engine) -> std::sync::mpsc::Sender<
 #[actix_rt::test]
 async fn a_session_read_back_for_late_events_waits_for_its_projects_attach_before_it_stops() {
     let (engine, _dir) = engine().await;
-    let sid = start(&engine, "v").await;
-    engine
-        .ingest(vec![text(&sid, "a"), done(&sid)], false)
-        .await
-        .unwrap();
     // Finished and stored: its actor stops, and the project (in its grace) keeps its id.
-    until(|| sessions_alive(&engine) == 0).await;
+    let sid = finished(&engine, "v", &["a"]).await;
 
     let release = hold_the_supervisor(&engine).await;
     // Tokens bring context pressure into the project's health.
@@ -68,12 +63,7 @@ async fn a_session_read_back_for_late_events_waits_for_its_projects_attach_befor
 #[actix_rt::test]
 async fn a_session_read_back_with_no_project_in_memory_lets_go_once_stored() {
     let (engine, _dir) = engine().await;
-    let sid = start(&engine, "w").await;
-    engine
-        .ingest(vec![text(&sid, "a"), done(&sid)], false)
-        .await
-        .unwrap();
-    until(|| sessions_alive(&engine) == 0).await;
+    let sid = finished(&engine, "w", &["a"]).await;
     // The project lets go of the session (a clear) and then stops: no project takes the offer.
     engine.clear_session("w").await.unwrap();
     until(|| {

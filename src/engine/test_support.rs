@@ -61,11 +61,18 @@ pub fn done(session_id: &str) -> SidecarEvent {
 
 /// Waits until `check` holds, polling what the actors did in their own time.
 pub async fn until(mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "never came");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(|| std::future::ready(check().then_some(()))).await
+}
+
+/// Starts a session for `project`, sends it `texts` and its finish, and waits until its actor has stored
+/// them and stopped (the project, in its grace, keeps its id); answers the session's id.
+pub async fn finished(engine: &Engine, project: &str, texts: &[&str]) -> String {
+    let sid = start(engine, project).await;
+    let mut events: Vec<_> = texts.iter().map(|t| text(&sid, t)).collect();
+    events.push(done(&sid));
+    engine.ingest(events, false).await.unwrap();
+    until(|| sessions_alive(engine) == 0).await;
+    sid
 }
 
 /// Waits until `check` answers something, asking again while it does not.
