@@ -47,6 +47,19 @@ fn stored(status: AgentStatus) -> SessionState {
     SessionState::new(record(status), Vec::new(), true, false, RULES.into())
 }
 
+/// A finished session read back for a late event, detached, and offered to its project (`Revived`).
+fn offered() -> SessionState {
+    let mut s = SessionState::new(
+        record(AgentStatus::Done),
+        Vec::new(),
+        true,
+        true,
+        RULES.into(),
+    );
+    s.offered = true;
+    s
+}
+
 /// Flushes and completes the write with `result`.
 fn flush(s: &mut SessionState, result: Result<(), StorageError>) -> AfterWrite {
     let now = Instant::now();
@@ -314,16 +327,8 @@ fn a_finished_session_holding_nothing_stops_once_its_finish_is_stored() {
 
 #[test]
 fn a_session_offered_to_its_project_stops_only_once_the_offer_is_settled() {
-    // Read back for a late event, detached, and offered to its project (`Revived`).
-    let mut s = SessionState::new(
-        record(AgentStatus::Done),
-        Vec::new(),
-        true,
-        true,
-        RULES.into(),
-    );
+    let mut s = offered();
     s.let_go_when_finished = true;
-    s.offered = true;
     s.push(message("late"));
     assert_eq!(
         flush(&mut s, Ok(())).next,
@@ -339,14 +344,7 @@ fn a_session_offered_to_its_project_stops_only_once_the_offer_is_settled() {
     assert!(s.offer_settled(), "settled and stored: it may stop");
 
     // Settled while a write is in flight: that write's commit stops it.
-    let mut s = SessionState::new(
-        record(AgentStatus::Done),
-        Vec::new(),
-        true,
-        true,
-        RULES.into(),
-    );
-    s.offered = true;
+    let mut s = offered();
     s.push(message("late"));
     let FlushStep::Write(_) = s.begin_flush(Instant::now()).0 else {
         panic!("expected a write");
