@@ -618,11 +618,15 @@ impl SessionActor {
                 SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
             }
         }
-        let full = self
-            .window_share
-            .as_ref()
-            .is_some_and(WindowShare::full_of_unstored);
-        if !durable && !full && !self.state.over_memory_bound() {
+        // The budget's part is asked last (a look-up on this thread): a durable batch, or one past the
+        // count bound, waits anyway.
+        if !durable
+            && !self.state.over_memory_bound()
+            && !self
+                .window_share
+                .as_ref()
+                .is_some_and(WindowShare::full_of_unstored)
+        {
             if status_changed {
                 self.flush_now(ctx);
             }

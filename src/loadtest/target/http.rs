@@ -150,10 +150,17 @@ impl Http {
         concurrency: usize,
         done: Arc<AtomicU64>,
     ) -> Result<Vec<String>, TargetError> {
-        let starter = Starter::new(&self.bases, self.token.as_deref(), PROVIDER)?;
-        tokio::task::spawn_blocking(move || starter.start_all(&project_ids, concurrency, &done))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        let (bases, token) = (self.bases.clone(), self.token.clone());
+        // On that thread from the start: making the starter may look the nodes' names up.
+        tokio::task::spawn_blocking(move || {
+            Starter::new(&bases, token.as_deref(), PROVIDER)?.start_all(
+                &project_ids,
+                concurrency,
+                &done,
+            )
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     pub async fn ingest(

@@ -36,7 +36,7 @@ pub struct Starter {
 
 /// One node: where to connect, its `Host` header, and the path its API lives under.
 struct Node {
-    addr: String,
+    addr: std::net::SocketAddr,
     host: HeaderValue,
     base_path: String,
 }
@@ -56,17 +56,27 @@ impl Starter {
         let nodes = bases
             .iter()
             .map(|base| {
+                // Bare TCP: an https target needs reqwest's TLS, which this client does not speak.
+                if base.scheme() != "http" {
+                    return Err(TargetError::decode(
+                        base.as_str(),
+                        "the setup speaks plain http only",
+                    ));
+                }
                 let host = base.host_str().unwrap_or("localhost");
-                let port = base.port_or_known_default().unwrap_or(80);
                 let authority = match base.port() {
                     Some(p) => format!("{host}:{p}"),
                     None => host.to_owned(),
                 };
+                // Looked up once here, not at every (re)connect.
+                let addr = base
+                    .socket_addrs(|| None)
+                    .map_err(|e| TargetError::decode(base.as_str(), e))?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| TargetError::decode(base.as_str(), "no address"))?;
                 Ok(Node {
-                    addr: format!(
-                        "{}:{port}",
-                        host.trim_start_matches('[').trim_end_matches(']')
-                    ),
+                    addr,
                     host: HeaderValue::from_str(&authority)
                         .map_err(|e| TargetError::decode(base.as_str(), e))?,
                     base_path: base.path().trim_end_matches('/').to_owned(),
@@ -228,7 +238,7 @@ async fn ready<'c>(
         }
     }
     if conn.is_none() {
-        let stream = tokio::net::TcpStream::connect(&node.addr)
+        let stream = tokio::net::TcpStream::connect(node.addr)
             .await
             .map_err(ConnectError::Io)?;
         stream.set_nodelay(true).map_err(ConnectError::Io)?;
@@ -342,5 +352,14 @@ mod tests {
             .start_all(&["a/b".to_owned()], 1, &AtomicU64::new(0))
             .expect_err("refused before any request");
         assert!(err.to_string().contains("a/b"), "{err}");
+    }
+
+    #[test]
+    fn an_https_target_is_refused_by_name_not_spoken_to_in_plain_text() {
+        let url = Url::parse("https://127.0.0.1:1/").unwrap();
+        let Err(err) = Starter::new(&[url], None, "synthetic") else {
+            panic!("a plain-TCP client must not take an https target");
+        };
+        assert!(err.to_string().contains("https://127.0.0.1:1/"), "{err}");
     }
 }
