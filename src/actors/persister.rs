@@ -71,6 +71,8 @@ pub enum TryWriteError {
 /// The most jobs committed together. Bounds the latency of the first ack in a group and the size of one
 /// transaction.
 const MAX_GROUP: usize = 4096;
+// A lingering group must be able to reach the size that ends its wait.
+const _: () = assert!(linger::ENOUGH <= MAX_GROUP);
 
 /// What the persister has done so far, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -344,10 +346,10 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters, linge
         .enable_time()
         .build()
         .expect("the persister's timer could not start");
-    let mut group = Group::default();
     let mut pending: Vec<Pending> = Vec::new();
     while let Some(first) = queue.blocking_recv() {
         let since = Instant::now();
+        let mut group = Group::default();
         group.take(first, &mut queue);
         while !group.held {
             let Some(left) = linger.left(group.jobs.len(), group.now, since, Instant::now()) else {
@@ -360,9 +362,7 @@ fn run(store: &Store, mut queue: mpsc::Receiver<Job>, counters: &Counters, linge
                 Ok(None) | Err(_) => break,
             }
         }
-        group.held = false;
-        group.now = false;
-        for job in group.jobs.drain(..) {
+        for job in group.jobs {
             match job {
                 Job::Write(write) => pending.push(write),
                 Job::RetentionEverywhere {

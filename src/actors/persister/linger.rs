@@ -54,7 +54,7 @@ impl Linger {
 
 /// Jobs that commit without waiting any longer: past a few hundred writes a commit's fixed work is a small
 /// part of it, and a larger group only holds its first writes back longer.
-const ENOUGH: usize = 1024;
+pub(super) const ENOUGH: usize = 1024;
 
 #[cfg(test)]
 mod tests {
