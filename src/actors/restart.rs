@@ -96,12 +96,16 @@ fn stored_start(store: &Store, record: &SessionRecord) -> Result<Option<StartSpe
 }
 
 /// What a session was started with, stored for resuming it: written with the session's first record
-/// (src/actors/session.rs, `Riders`), so a stored session always has its start. Its prompt is left out
-/// (it is the session's first message): taken out for the encode and put back, so nothing is cloned.
+/// (src/actors/session.rs, `Riders`), so a stored session always has its start. Its prompt (the session's
+/// first message) and its ids (the record's, and the row's key) are left out: taken out for the encode and
+/// put back, so nothing is cloned. A reader takes the ids from the record (src/engine/resume.rs); a start
+/// stored whole by an earlier build reads the same.
 pub fn start_op(spec: &mut StartSpec) -> Option<WriteOp> {
     let prompt = std::mem::take(&mut spec.prompt);
+    let session_id = std::mem::take(&mut spec.session_id);
+    let project_id = std::mem::take(&mut spec.project_id);
     let encoded = serde_json::to_vec(&*spec);
-    spec.prompt = prompt;
+    (spec.prompt, spec.session_id, spec.project_id) = (prompt, session_id, project_id);
     match encoded {
         Ok(start) => Some(WriteOp::PutStart {
             session_id: spec.session_id.clone(),
@@ -111,5 +115,78 @@ pub fn start_op(spec: &mut StartSpec) -> Option<WriteOp> {
             tracing::warn!(error = %e, "cannot encode a session's start: it cannot be resumed after a restart");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(spec: &mut StartSpec) -> Vec<u8> {
+        match start_op(spec) {
+            Some(WriteOp::PutStart { session_id, start }) => {
+                assert_eq!(session_id, spec.session_id);
+                start
+            }
+            _ => panic!("no start op"),
+        }
+    }
+
+    #[test]
+    fn a_start_is_stored_without_its_prompt_its_ids_or_what_is_left_at_its_default() {
+        let mut spec = StartSpec {
+            session_id: "p-1700000000000".into(),
+            project_id: "p".into(),
+            provider: "synthetic".into(),
+            prompt: "go".into(),
+            ..StartSpec::default()
+        };
+        let before = spec.clone();
+        assert_eq!(stored(&mut spec), br#"{"provider":"synthetic"}"#);
+        assert_eq!(spec, before, "taken out for the encode and put back");
+    }
+
+    #[test]
+    fn a_stored_start_reads_back_whether_stored_compact_or_whole_by_an_earlier_build() {
+        let mut full = StartSpec {
+            session_id: "p-1".into(),
+            project_id: "p".into(),
+            provider: "claude".into(),
+            prompt: "go".into(),
+            cwd: Some("/w".into()),
+            model: "m".into(),
+            system_prompt: Some("be brief".into()),
+            max_turns: Some(3),
+            permission_mode: Some("plan".into()),
+            claude_config_dir: Some("/c".into()),
+            extra_env: [("K".to_owned(), "v".to_owned())].into(),
+            additional_directories: vec!["/d".into()],
+            worktree_name: Some("wt".into()),
+            provider_settings: serde_json::json!({"num_ctx": 8192}),
+            resume_on_restart: true,
+            ask_permissions: true,
+            max_budget_usd: Some(1.5),
+        };
+        let read: StartSpec = serde_json::from_slice(&stored(&mut full)).unwrap();
+        let without = |s: &StartSpec| StartSpec {
+            session_id: String::new(),
+            project_id: String::new(),
+            prompt: String::new(),
+            ..s.clone()
+        };
+        assert_eq!(read, without(&full));
+        // What main stored before (every field, nulls included, the ids with them).
+        let whole = br#"{"session_id":"p-1","project_id":"p","provider":"synthetic","prompt":"","cwd":null,"model":"","system_prompt":null,"max_turns":null,"permission_mode":null,"claude_config_dir":null,"extra_env":{},"additional_directories":[],"worktree_name":null,"provider_settings":null,"resume_on_restart":true,"ask_permissions":false,"max_budget_usd":null}"#;
+        let old: StartSpec = serde_json::from_slice(whole).unwrap();
+        assert_eq!(
+            old,
+            StartSpec {
+                session_id: "p-1".into(),
+                project_id: "p".into(),
+                provider: "synthetic".into(),
+                resume_on_restart: true,
+                ..StartSpec::default()
+            }
+        );
     }
 }

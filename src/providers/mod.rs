@@ -30,33 +30,58 @@ use crate::messages::commands::Ingest;
 use crate::messages::wire::SidecarEvent;
 
 /// Everything a provider needs to start one session; the engine has already filled defaults from settings
-/// and configuration and validated `extra_env`. Stored with the session (without the prompt), so that it can
-/// be resumed after a restart (src/actors/restart.rs).
+/// and configuration and validated `extra_env`. Stored with the session (without the prompt and the ids), so
+/// that it can be resumed after a restart (src/actors/restart.rs).
+///
+/// Serialized, a field left at its default is left out (and read back as its default, `serde(default)`):
+/// every session's start is stored, and most of its fields are unset, so the whole form was ~400 bytes of
+/// keys and nulls for a few bytes of values.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct StartSpec {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub session_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub project_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub provider: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub prompt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_turns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub permission_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub claude_config_dir: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub additional_directories: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub worktree_name: Option<String>,
     /// `provider_settings[provider]` from the settings (e.g. ollama's `num_ctx`, `think`), or null.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub provider_settings: serde_json::Value,
     /// Resume this session with the provider's own resume after a service restart (`resumeOnRestart`).
+    #[serde(skip_serializing_if = "is_false")]
     pub resume_on_restart: bool,
     /// The project's policy asks for tool permissions over the API (Claude: the stdio permission channel).
+    #[serde(skip_serializing_if = "is_false")]
     pub ask_permissions: bool,
     /// The project's session budget, which an agent that can enforce one itself is given as a second
     /// guard (Claude: `--max-budget-usd`, per run).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_budget_usd: Option<f64>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// What a provider is given to take a session back that it no longer runs (after a restart, or on
