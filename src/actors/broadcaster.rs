@@ -320,35 +320,51 @@ impl Broadcaster {
             self.save_journal();
         }
         // Framed on first use, once for every subscriber that sends frames; the others share it unframed.
-        let (mut with_frame, mut without): (Option<Live>, Option<Live>) = (None, None);
-        let budget = self.buffer_bytes;
-        self.subscribers.retain_mut(|sub| {
-            if sub.tx.is_closed() {
-                return false;
-            }
-            if let (Some(want), Some(got)) = (&sub.project, project) {
-                if want != got {
-                    return true;
+        // The last subscriber of each kind is handed the event itself rather than a copy: with one
+        // subscriber (the usual case) an event is never copied (its ids are two strings).
+        self.subscribers.retain(|sub| !sub.tx.is_closed());
+        // The event's project outlives the event only when a subscriber filters by project.
+        let project = match self.subscribers.iter().any(|s| s.project.is_some()) {
+            true => project.map(str::to_owned),
+            false => None,
+        };
+        let wants = |sub: &Subscriber| match (&sub.project, &project) {
+            (Some(want), Some(got)) => want == got,
+            _ => true,
+        };
+        let last_framed = self.subscribers.iter().rposition(|s| s.framed && wants(s));
+        let last_plain = self.subscribers.iter().rposition(|s| !s.framed && wants(s));
+        let live = |frame: Option<Bytes>, event: LiveEvent| Live { event, frame, id };
+        let (mut with_frame, mut without) = match (last_framed, last_plain) {
+            (None, None) => return,
+            (None, Some(_)) => (None, Some(live(framed, event))),
+            (Some(_), plain) => {
+                let frame = framed.clone().or_else(|| sse::of(&event));
+                match plain {
+                    Some(_) => (Some(live(frame, event.clone())), Some(live(framed, event))),
+                    None => (Some(live(frame, event)), None),
                 }
             }
-            let live = if sub.framed {
-                with_frame.get_or_insert_with(|| Live {
-                    frame: framed.clone().or_else(|| sse::of(&event)),
-                    event: event.clone(),
-                    id,
-                })
-            } else {
-                without.get_or_insert_with(|| Live {
-                    frame: framed.clone(),
-                    event: event.clone(),
-                    id,
-                })
-            };
-            if !deliver(sub, live, budget) {
-                self.metrics.sse_lagged.inc();
+        };
+        let budget = self.buffer_bytes;
+        for (i, sub) in self.subscribers.iter_mut().enumerate() {
+            if !wants(sub) {
+                continue;
             }
-            true
-        });
+            let (kind, last) = match sub.framed {
+                true => (&mut with_frame, last_framed),
+                false => (&mut without, last_plain),
+            };
+            let live = match last == Some(i) {
+                true => kind.take(),
+                false => kind.clone(),
+            };
+            if let Some(live) = live {
+                if !deliver(sub, live, budget) {
+                    self.metrics.sse_lagged.inc();
+                }
+            }
+        }
     }
 }
 
@@ -404,49 +420,55 @@ fn weight(live: &Live) -> usize {
 
 /// Sends one event to one subscriber, first telling it what it missed if it had lagged. Answers whether
 /// the event was delivered (false: dropped and counted for the next lag notice).
-fn deliver(sub: &mut Subscriber, live: &Live, budget: usize) -> bool {
-    let event = &live.event;
-    let len = weight(live);
+fn deliver(sub: &mut Subscriber, live: Live, budget: usize) -> bool {
+    let len = weight(&live);
     if sub.missed > 0 {
         // The lag notice needs a free slot and the event another one; otherwise keep counting.
         if sub.tx.capacity() >= 2 && fits(sub, len, budget) {
             notify_lag(sub);
         }
         if sub.missed > 0 {
-            record_miss(sub, event);
+            record_miss(sub, &live.event);
             return false;
         }
     }
     if !fits(sub, len, budget) {
-        record_miss(sub, event);
+        record_miss(sub, &live.event);
         return false;
     }
+    // Where the session's last seqId delivered goes once the event is sent (the event itself is handed
+    // over): its entry, or for a session not seen yet a copy of its id.
+    let (mut known, mut new, mut seq) = (None, None, 0);
+    if let LiveEvent::Messages {
+        session_id,
+        messages,
+        ..
+    } = &live.event
+    {
+        if let Some(last) = messages.last() {
+            seq = last.seq_id;
+            match sub.delivered.get_mut(session_id) {
+                Some(slot) => known = Some(slot),
+                None => new = Some(session_id.clone()),
+            }
+        }
+    }
+    let id = live.id;
     // Counted before it is sent, so the receiver never counts out more than was counted in.
     sub.queued.fetch_add(len, Ordering::Relaxed);
-    match sub.tx.try_send(live.clone()) {
+    match sub.tx.try_send(live) {
         Ok(()) => {
-            sub.last_sent = live.id;
-            if let LiveEvent::Messages {
-                session_id,
-                messages,
-                ..
-            } = event
-            {
-                if let Some(last) = messages.last() {
-                    // A session already known costs no copy of its id.
-                    match sub.delivered.get_mut(session_id) {
-                        Some(seq) => *seq = last.seq_id,
-                        None => {
-                            sub.delivered.insert(session_id.clone(), last.seq_id);
-                        }
-                    }
-                }
+            sub.last_sent = id;
+            if let Some(slot) = known.take() {
+                *slot = seq;
+            } else if let Some(session) = new.take() {
+                sub.delivered.insert(session, seq);
             }
             true
         }
-        Err(_) => {
+        Err(e) => {
             sub.queued.fetch_sub(len, Ordering::Relaxed);
-            record_miss(sub, event);
+            record_miss(sub, &e.into_inner().event);
             false
         }
     }
@@ -457,5 +479,101 @@ fn record_miss(sub: &mut Subscriber, event: &LiveEvent) {
     if let LiveEvent::Messages { session_id, .. } = event {
         let last_sent = sub.delivered.get(session_id).copied().unwrap_or(0);
         sub.gaps.entry(session_id.clone()).or_insert(last_sent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::messages::wire::{AgentMessage, MsgRole};
+
+    fn batch(session: &str, project: &str) -> LiveEvent {
+        let message = AgentMessage {
+            id: "m1".into(),
+            seq_id: 1,
+            role: MsgRole::Assistant,
+            content: "hello".into(),
+            tool_name: None,
+            tool_input: None,
+            tool_path: None,
+            timestamp: 0,
+        };
+        LiveEvent::Messages {
+            session_id: session.into(),
+            project_id: project.into(),
+            messages: vec![Arc::new(message)].into(),
+        }
+    }
+
+    async fn subscribe(
+        to: &Addr<Broadcaster>,
+        project: Option<&str>,
+        framed: bool,
+    ) -> Subscription {
+        let subscribe = Subscribe {
+            project: project.map(str::to_owned),
+            after: None,
+            framed,
+        };
+        to.send(subscribe).await.expect("broadcaster running").0
+    }
+
+    async fn next(sub: &mut Subscription) -> Live {
+        tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("delivered")
+            .expect("subscribed")
+    }
+
+    /// The event goes to the last subscriber of each kind itself and to the others as copies: every
+    /// subscriber that wants it gets it whole, framed only for those that send frames, and a subscriber
+    /// of another project gets nothing.
+    #[actix_rt::test]
+    async fn each_subscriber_that_wants_an_event_gets_it_whole_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::storage::Store::open(&dir.path().join("db.redb")).unwrap();
+        let persister = PersisterHandle::spawn(store.clone(), 64);
+        let journal = Journal::new(
+            store.journal_open(1 << 20).unwrap(),
+            60_000,
+            1 << 20,
+            now_ms(),
+        );
+        let stats = Arc::new(MailboxStats::default());
+        let addr =
+            Broadcaster::new(64, 1 << 20, (journal, persister), stats, Metrics::new()).start();
+        let mut all = subscribe(&addr, None, false).await;
+        let mut p = subscribe(&addr, Some("p"), false).await;
+        let mut q = subscribe(&addr, Some("q"), false).await;
+        let mut p_framed = subscribe(&addr, Some("p"), true).await;
+        let mut all_framed = subscribe(&addr, None, true).await;
+        for (session, project) in [("s1", "p"), ("s2", "q"), ("s3", "p")] {
+            addr.send(Publish(batch(session, project))).await.unwrap();
+        }
+        let expect = [
+            (&mut all, false, vec!["s1", "s2", "s3"]),
+            (&mut p, false, vec!["s1", "s3"]),
+            (&mut q, false, vec!["s2"]),
+            (&mut p_framed, true, vec!["s1", "s3"]),
+            (&mut all_framed, true, vec!["s1", "s2", "s3"]),
+        ];
+        for (sub, framed, sessions) in expect {
+            for want in sessions {
+                let live = next(sub).await;
+                let LiveEvent::Messages {
+                    session_id,
+                    messages,
+                    ..
+                } = &live.event
+                else {
+                    panic!("a message batch: {:?}", live.event);
+                };
+                assert_eq!(session_id, want);
+                assert_eq!(messages[0].content, "hello");
+                assert_eq!(live.frame.is_some(), framed, "framed only for SSE streams");
+            }
+        }
     }
 }
