@@ -286,9 +286,10 @@ impl SessionState {
         (Some(self.rules.debounce), became_dirty)
     }
 
-    /// The actor's debounce or retry timer fired (or was cancelled for an immediate flush).
-    pub fn timer_gone(&mut self) {
-        self.timer = false;
+    /// The actor's debounce or retry timer fired, or is to be cancelled for an immediate flush: true when
+    /// one was armed (its handle is valid: the actor keeps no flag of its own beside this one).
+    pub fn take_timer(&mut self) -> bool {
+        std::mem::take(&mut self.timer)
     }
 
     pub fn wait_for_flush(&mut self, waiter: Waiter) {
@@ -320,7 +321,7 @@ impl SessionState {
         }
     }
 
-    /// Decides what an immediate flush does. The caller has cancelled its timer (`timer_gone`).
+    /// Decides what an immediate flush does. The caller has cancelled its timer (`take_timer`).
     pub fn begin_flush(&mut self, now: Instant) -> (FlushStep, bool) {
         if self.in_flight {
             self.again = true;
@@ -615,21 +616,10 @@ impl StallClock {
         })
     }
 
-    /// The actor started: the timer to arm, if none is and the session runs, for what is left of the
-    /// threshold since the clock began (when the session was made). Not counted as activity: the project
-    /// counted its new session from the moment it took it, just after that, and its health must not turn
-    /// stalled before this clock fires (the project publishes the stall when it hears of it).
-    pub fn begin(&mut self, now: Instant, running: bool) -> Option<Duration> {
-        (running && !self.armed).then(|| {
-            self.armed = true;
-            self.after()
-                .saturating_sub(now.saturating_duration_since(self.last_activity))
-        })
-    }
-
-    /// The session finished: the actor cancels its timer.
-    pub fn disarm(&mut self) {
-        self.armed = false;
+    /// The session finished, or the actor is about to replace its timer: true when one was armed (its
+    /// handle is valid, and the actor cancels it; the actor keeps no flag of its own beside this one).
+    pub fn take_armed(&mut self) -> bool {
+        std::mem::take(&mut self.armed)
     }
 
     pub fn fired(&mut self, now: Instant, running: bool) -> StallCheck {
@@ -652,10 +642,18 @@ impl StallClock {
     /// A new threshold: the actor cancels its timer and arms the returned one, if running.
     pub fn set_after(&mut self, after: Duration, now: Instant, running: bool) -> Option<Duration> {
         self.after_nanos = nanos(after);
-        let after = self.after();
+        self.arm(now, running)
+    }
+
+    /// The timer to arm, if the session runs, for what is left of the threshold since the last activity
+    /// (or since the clock began). Not counted as activity. The caller holds no timer (it cancelled it, or
+    /// the actor has just started).
+    pub fn arm(&mut self, now: Instant, running: bool) -> Option<Duration> {
         self.armed = running;
-        let idle = now.saturating_duration_since(self.last_activity);
-        running.then(|| after.saturating_sub(idle))
+        running.then(|| {
+            self.after()
+                .saturating_sub(now.saturating_duration_since(self.last_activity))
+        })
     }
 }
 
