@@ -558,12 +558,13 @@ impl SessionState {
 /// re-armed only when it fires early, so a busy session does not create a timer per message.
 pub struct StallClock {
     last_activity: Instant,
-    /// The threshold in nanoseconds (`Duration` is 16 bytes, 8 here: every live session's task carries
-    /// it). Saturates at ~584 years, far past anything a timer waits for.
-    after_nanos: u64,
+    /// The threshold in milliseconds, rounded up so it never fires early (`Duration` is 16 bytes, 4
+    /// here: every live session's task carries the clock, 24 bytes with the two fields below, which left
+    /// the task 8 bytes under its 1,024-byte class). Saturates at ~49 days, far past any stall threshold.
+    after_ms: u32,
+    /// Stalls resumed since the last progress (`stall.action = "resume"`); saturates.
+    resumes: u16,
     armed: bool,
-    /// Stalls resumed since the last progress (`stall.action = "resume"`).
-    resumes: u32,
 }
 
 /// What a stall timer that fired means.
@@ -581,7 +582,7 @@ impl StallClock {
     pub fn new(after: Duration, now: Instant) -> StallClock {
         StallClock {
             last_activity: now,
-            after_nanos: nanos(after),
+            after_ms: millis(after),
             armed: false,
             resumes: 0,
         }
@@ -595,15 +596,15 @@ impl StallClock {
     /// A stall under `stall.action = "resume"`: true (and counted) while fewer than `max` stalls were
     /// resumed since the last progress; false when resuming has not helped and the agent is to be stopped.
     pub fn resume_again(&mut self, max: u32) -> bool {
-        let again = self.resumes < max;
+        let again = u32::from(self.resumes) < max;
         if again {
-            self.resumes += 1;
+            self.resumes = self.resumes.saturating_add(1);
         }
         again
     }
 
     pub fn after(&self) -> Duration {
-        Duration::from_nanos(self.after_nanos)
+        Duration::from_millis(self.after_ms.into())
     }
 
     /// Activity at `at`: the timer to arm, if none is and the session runs (the whole threshold from `at`;
@@ -641,7 +642,7 @@ impl StallClock {
 
     /// A new threshold: the actor cancels its timer and arms the returned one, if running.
     pub fn set_after(&mut self, after: Duration, now: Instant, running: bool) -> Option<Duration> {
-        self.after_nanos = nanos(after);
+        self.after_ms = millis(after);
         self.arm(now, running)
     }
 
@@ -657,9 +658,9 @@ impl StallClock {
     }
 }
 
-/// `d` in nanoseconds, saturating.
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+/// `d` in milliseconds, rounded up, saturating.
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX)
 }
 
 /// What a message costs the window, roughly: its text plus fixed overhead.

@@ -453,6 +453,25 @@ fn a_new_stall_threshold_counts_the_silence_so_far() {
 }
 
 #[test]
+fn a_stall_threshold_is_whole_milliseconds_rounded_up_saturating_at_49_days() {
+    let t0 = Instant::now();
+    let c = StallClock::new(Duration::from_micros(1_500), t0);
+    assert_eq!(
+        c.after(),
+        Duration::from_millis(2),
+        "rounded up: it never fires early"
+    );
+    let mut c = StallClock::new(Duration::from_secs(300), t0);
+    assert_eq!(c.after(), Duration::from_secs(300));
+    c.set_after(Duration::from_secs(100 * 24 * 3600), t0, false);
+    assert_eq!(
+        c.after(),
+        Duration::from_millis(u32::MAX.into()),
+        "saturates at ~49.7 days: a longer threshold fires then"
+    );
+}
+
+#[test]
 fn stall_resumes_stop_after_the_limit_until_progress_comes() {
     let mut c = StallClock::new(Duration::from_secs(60), Instant::now());
     assert!(c.resume_again(2));
