@@ -3,6 +3,7 @@
 //! status), and the original dashboard's attention scoring.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::messages::project::Activity;
@@ -19,7 +20,8 @@ pub const DEFAULT_CONTEXT_LIMIT: u64 = 200_000;
 /// or the burn rate, which move all the time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthNews {
-    session_id: Option<String>,
+    /// Shared with the tracker's (and its project's current session's): news of every batch copies no id.
+    session_id: Option<Arc<str>>,
     state: ActivityState,
     active_tool: Option<String>,
     score: u32,
@@ -28,7 +30,8 @@ pub struct HealthNews {
 
 #[derive(Debug, Clone)]
 pub struct HealthTracker {
-    session_id: Option<String>,
+    /// Its project's current session's id, shared with the project's `Current` and its router's route.
+    session_id: Option<Arc<str>>,
     status: Option<AgentStatus>,
     error: Option<String>,
     last_activity: Option<Instant>,
@@ -67,7 +70,7 @@ impl HealthTracker {
     }
 
     /// A new current session (or none): the per-session inputs start over.
-    pub fn set_session(&mut self, session_id: Option<String>, now: Instant) {
+    pub fn set_session(&mut self, session_id: Option<Arc<str>>, now: Instant) {
         self.session_id = session_id;
         self.status = None;
         self.error = None;
@@ -313,7 +316,7 @@ impl HealthTracker {
         let (attention_score, attention_reason) = self.attention(state, now);
         ProjectHealth {
             project_id: project_id.to_owned(),
-            session_id: self.session_id.clone(),
+            session_id: self.session_id.as_deref().map(String::from),
             activity_state: state,
             active_tool: self.active_tool.clone(),
             idle_duration_ms: match state {
@@ -515,5 +518,21 @@ mod tests {
         h.set_session(None, t0);
         let s = h.snapshot("p", t0);
         assert_eq!((s.attention_score, s.context_pressure), (0, None));
+    }
+
+    #[test]
+    fn health_news_shares_the_session_id_it_was_given() {
+        let t0 = Instant::now();
+        let id: Arc<str> = "p-1764540000000".into();
+        let mut h = HealthTracker::new(Duration::from_secs(60));
+        h.set_session(Some(id.clone()), t0);
+        let mut last = None;
+        assert!(h.news_since(&mut last, t0), "the first news");
+        let kept = last.as_ref().and_then(|n| n.session_id.as_ref()).unwrap();
+        // One allocation for the project's current session, its health and its last news.
+        assert!(Arc::ptr_eq(kept, &id));
+        assert_eq!(Arc::strong_count(&id), 3);
+        assert!(!h.news_since(&mut last, t0), "nothing new");
+        assert_eq!(h.snapshot("p", t0).session_id.as_deref(), Some(&*id));
     }
 }

@@ -78,7 +78,9 @@ impl ProjectLinks {
 /// whose runner keeps nothing lets its actor go once stored (session/state.rs `let_go_when_finished`);
 /// a command that needs the actor brings it back from storage (`session_actor`).
 struct Current {
-    session_id: String,
+    /// One copy of the id for the project, its health and its router's route (`RegisterSession`): every
+    /// live project holds its running session's id, and each `String` copy was a 48-byte allocation.
+    session_id: Arc<str>,
     addr: Option<Mailbox<SessionActor>>,
     status: AgentStatus,
     provider: String,
@@ -252,7 +254,7 @@ impl ProjectActor {
                 addr.do_send(Detach);
             }
             self.links.router.do_send(ReleaseCeiling {
-                session_id: cur.session_id,
+                session_id: cur.session_id.to_string(),
             });
         }
     }
@@ -267,7 +269,7 @@ impl ProjectActor {
 
     fn attach(
         &mut self,
-        session_id: String,
+        session_id: Arc<str>,
         addr: Option<Mailbox<SessionActor>>,
         status: AgentStatus,
         provider: String,
@@ -295,7 +297,7 @@ impl ProjectActor {
     fn is_current(&self, session_id: &str) -> bool {
         self.current
             .as_ref()
-            .is_some_and(|c| c.session_id == session_id)
+            .is_some_and(|c| &*c.session_id == session_id)
     }
 
     fn current(&self) -> Result<&Current, CommandError> {
@@ -411,7 +413,7 @@ impl Metered for ProjectActor {
     fn ids(&self) -> (&str, Option<&str>) {
         (
             &self.project_id,
-            self.current.as_ref().map(|c| c.session_id.as_str()),
+            self.current.as_ref().map(|c| &*c.session_id),
         )
     }
 }

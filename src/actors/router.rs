@@ -65,7 +65,7 @@ pub struct Router {
     /// What a session read back here needs (no project: a sleeping project let go of it anyway).
     links: SessionLinks,
     store: Store,
-    sessions: HashMap<String, Mailbox<SessionActor>>,
+    sessions: HashMap<Arc<str>, Mailbox<SessionActor>>,
     /// Sessions being read back from storage, or asked to retire, with what waits for them in arrival
     /// order.
     reviving: HashMap<String, Vec<Waiting>>,
@@ -149,7 +149,7 @@ impl Router {
         // brought back takes it over (a registered or purged one has its own, a deleted session none).
         let ceiling = self.ceilings.adopt(&session_id);
         // A project may have registered the session meanwhile (a restore), or a purge begun.
-        let addr = match self.sessions.get(&session_id) {
+        let addr = match self.sessions.get(session_id.as_str()) {
             Some(addr) => Some(addr.clone()),
             None if self.purging(&session_id) => None,
             None => match found {
@@ -217,7 +217,7 @@ impl Router {
         for w in waiting {
             w.settle(Some(&addr));
         }
-        self.sessions.insert(session_id, addr);
+        self.sessions.insert(session_id.into(), addr);
     }
 
     /// Starts a stored session's actor again, detached from its project: it applies what it is sent and
@@ -249,7 +249,8 @@ impl Router {
             .with_label_values(&[ActorKind::Session.as_str()])
             .inc();
         let mailbox = Mailbox::new(addr, stats, self.metrics().clone(), ActorKind::Session);
-        self.sessions.insert(session_id.clone(), mailbox.clone());
+        self.sessions
+            .insert(session_id.as_str().into(), mailbox.clone());
         if offer {
             // Its project may still be in memory (in its cleanup grace, say): it attaches the session, so
             // what the late events change reaches the project's health as it did before the actor let go.
@@ -381,7 +382,8 @@ impl Handler<Ingest> for Router {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RegisterSession {
-    pub session_id: String,
+    /// Shared with its project's `Current`: the route's key is no copy of its own.
+    pub session_id: Arc<str>,
     pub addr: Mailbox<SessionActor>,
 }
 
@@ -401,10 +403,10 @@ impl Handler<SessionGone> for Router {
     fn handle(&mut self, msg: SessionGone, _: &mut Context<Self>) {
         if self
             .sessions
-            .get(&msg.session_id)
+            .get(msg.session_id.as_str())
             .is_some_and(|a| a.instance() == msg.instance)
         {
-            self.sessions.remove(&msg.session_id);
+            self.sessions.remove(msg.session_id.as_str());
             super::sparse::shrink_when_sparse(&mut self.sessions);
         }
     }
@@ -416,7 +418,7 @@ impl Handler<MayRetire> for Router {
     fn handle(&mut self, msg: MayRetire, ctx: &mut Context<Self>) {
         let routed = self
             .sessions
-            .get(&msg.session_id)
+            .get(msg.session_id.as_str())
             .is_some_and(|a| a.instance() == msg.instance);
         if !routed {
             // No event reaches it through this router: it may stop as it asks, and nothing here holds a
@@ -433,7 +435,7 @@ impl Handler<MayRetire> for Router {
             }));
             return;
         }
-        let Some(addr) = self.sessions.remove(&msg.session_id) else {
+        let Some(addr) = self.sessions.remove(msg.session_id.as_str()) else {
             return;
         };
         super::sparse::shrink_when_sparse(&mut self.sessions);
@@ -474,7 +476,11 @@ impl Handler<BringBack> for Router {
     type Result = ResponseFuture<Option<Mailbox<SessionActor>>>;
 
     fn handle(&mut self, msg: BringBack, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(addr) = self.sessions.get(&msg.session_id).filter(|a| a.connected()) {
+        if let Some(addr) = self
+            .sessions
+            .get(msg.session_id.as_str())
+            .filter(|a| a.connected())
+        {
             let addr = addr.clone();
             return Box::pin(async move { Some(addr) });
         }
@@ -528,7 +534,7 @@ impl Handler<FindSession> for Router {
 
     fn handle(&mut self, msg: FindSession, _: &mut Context<Self>) -> Self::Result {
         self.sessions
-            .get(&msg.session_id)
+            .get(msg.session_id.as_str())
             .filter(|a| a.connected())
             .cloned()
     }
@@ -570,13 +576,13 @@ impl Handler<TakeSessions> for Router {
                 self.ceilings.forget(&id);
                 self.purging.insert(id.clone());
                 self.sessions
-                    .remove(&id)
+                    .remove(id.as_str())
                     .map(|a| (id, a))
                     .into_iter()
                     .collect()
             }
             TakeSessions::Project(project_id) => {
-                let ids: Vec<String> = self
+                let ids: Vec<Arc<str>> = self
                     .sessions
                     .keys()
                     .filter(|id| project_of(id) == project_id)
@@ -585,7 +591,7 @@ impl Handler<TakeSessions> for Router {
                 self.ceilings.forget_project(&project_id);
                 self.purging.insert(project_id);
                 ids.into_iter()
-                    .filter_map(|id| self.sessions.remove(&id).map(|a| (id, a)))
+                    .filter_map(|id| self.sessions.remove(&id).map(|a| (id.to_string(), a)))
                     .collect()
             }
         }
@@ -607,7 +613,7 @@ impl Handler<ForgetSessions> for Router {
         for id in msg.ids {
             // Deleted by retention, its ceiling with it.
             self.ceilings.forget(&id);
-            if let Some(addr) = self.sessions.remove(&id) {
+            if let Some(addr) = self.sessions.remove(id.as_str()) {
                 addr.do_send(Discard { reason: msg.reason });
             }
         }
@@ -641,7 +647,7 @@ impl Handler<TopSessions> for Router {
                 top_entry(
                     ActorKind::Session,
                     project_of(id),
-                    Some(id.clone()),
+                    Some(id.to_string()),
                     m.stats(),
                 )
             })

@@ -138,14 +138,12 @@ struct Riders {
 pub struct SessionActor {
     state: SessionState,
     stall: StallClock,
-    /// The debounce or retry timer (`state` knows whether one is armed), valid while `flush_armed`; and
-    /// the stall timer, valid while `stall_armed`. Not `Option`s: a `SpawnHandle` has no spare value, so
-    /// each `Option` took 16 bytes, while the two flags fit in the padding beside the actor's other flags
-    /// (16 bytes less in every live session's task; see the size test). Read through `take_*_timer`.
+    /// The debounce or retry timer, valid while `state` says one is armed; and the stall timer, valid
+    /// while `stall` says so. Not `Option`s: a `SpawnHandle` has no spare value, so each `Option` took 16
+    /// bytes (every live session's task carries them; see the size test), and the flags that say whether
+    /// a handle is valid are the ones the state machines keep anyway. Read through `take_*_timer`.
     flush_timer: SpawnHandle,
     stall_timer: SpawnHandle,
-    flush_armed: bool,
-    stall_armed: bool,
     /// Brought back from storage: reads its seqId ceiling before it takes any message (seq.rs).
     restored: bool,
     /// Asked its router whether it may stop (`MayRetire`), and not yet answered (`Retire`).
@@ -201,8 +199,6 @@ impl SessionActor {
             stall: StallClock::new(stall_after, Instant::now()),
             flush_timer: SpawnHandle::default(),
             stall_timer: SpawnHandle::default(),
-            flush_armed: false,
-            stall_armed: false,
             // An adopting actor reads storage's ceiling too, and ignores it (`SeqBlock::adopt`): the read
             // waits behind the persister's queue, which a previous actor's writes may still be in.
             restored: persisted,
@@ -305,23 +301,23 @@ impl SessionActor {
         }
     }
 
+    /// Arms the timer `state` asked for (it counts it armed from then on).
     fn arm_flush(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        self.flush_armed = true;
         self.flush_timer = ctx.run_later(after, |act, ctx| {
-            act.flush_armed = false;
-            act.state.timer_gone();
+            // It fired: `flush_now` finds none to cancel.
+            act.state.take_timer();
             act.flush_now(ctx);
         });
     }
 
     /// The debounce or retry timer, if one is armed (it is disarmed now: the caller cancels it).
     fn take_flush_timer(&mut self) -> Option<SpawnHandle> {
-        std::mem::take(&mut self.flush_armed).then_some(self.flush_timer)
+        self.state.take_timer().then_some(self.flush_timer)
     }
 
     /// The stall timer, if one is armed (it is disarmed now: the caller cancels it).
     pub(super) fn take_stall_timer(&mut self) -> Option<SpawnHandle> {
-        std::mem::take(&mut self.stall_armed).then_some(self.stall_timer)
+        self.stall.take_armed().then_some(self.stall_timer)
     }
 
     // ── stall timer ─────────────────────────────────────────────────────────────────────────────────────
@@ -347,10 +343,9 @@ impl SessionActor {
         }
     }
 
+    /// Arms the timer `stall` asked for (it counts it armed from then on, until it fires).
     fn arm_stall(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        self.stall_armed = true;
         self.stall_timer = ctx.run_later(after, |act, ctx| {
-            act.stall_armed = false;
             match act.stall.fired(Instant::now(), act.running()) {
                 StallCheck::Quiet => {}
                 StallCheck::Rearm(rest) => act.arm_stall(rest, ctx),
@@ -505,7 +500,10 @@ impl Actor for SessionActor {
         } else {
             self.first_reservation();
         }
-        if let Some(after) = self.stall.begin(Instant::now(), self.running()) {
+        // What is left of the threshold since the session was made, not since now: its project counted
+        // its new session from the moment it took it, just after that, and its health must not turn
+        // stalled before this clock fires (the project publishes the stall when it hears of it).
+        if let Some(after) = self.stall.arm(Instant::now(), self.running()) {
             self.arm_stall(after, ctx);
         }
         if !self.state.is_clean() {
@@ -612,7 +610,12 @@ impl SessionActor {
             match event {
                 SidecarEvent::Message(p) => self.apply_messages(p.messages, dedupe, ctx),
                 SidecarEvent::Status(p) => {
-                    self.set_status(AgentStatus::normalize(&p.status), p.error, ctx);
+                    self.set_status(
+                        AgentStatus::normalize(&p.status),
+                        p.error,
+                        Instant::now(),
+                        ctx,
+                    );
                     status_changed = true;
                 }
                 SidecarEvent::Cost(p) => self.apply_cost(p, ctx),
@@ -678,12 +681,9 @@ impl SessionActor {
         if self.running() {
             self.touch_at(at, ctx);
         } else {
-            // Running from now: that arms the stall timer for the whole threshold from now. It counts from
-            // the prompt's instant instead, as its project's health does, so it never fires after the
-            // health turned stalled (the project publishes that when it hears of it).
-            self.apply_status(AgentStatus::Running, None, ctx);
-            self.stall.touch(at, true);
-            self.set_stall_after(self.stall.after(), ctx);
+            // Running from the prompt's instant, as its project's health counts it: the stall timer never
+            // fires after the health turned stalled (the project publishes that when it hears of it).
+            self.apply_status_at(AgentStatus::Running, None, at, ctx);
         }
     }
 }
@@ -785,7 +785,8 @@ mod tests {
     /// future of at most 920 bytes makes a 1,024-byte task, jemalloc's 1,024 class; 8 bytes more make it
     /// 1,152, in the 1,280 class: 256 bytes more for every running session (issue #12's 100,000 projects
     /// hold one each). What keeps it there: the spend and the waiters boxed until used, the rules shared,
-    /// the timers' handles without `Option`s.
+    /// the timers' handles without `Option`s, the stall threshold in milliseconds (912 bytes at stop 31:
+    /// 8 to spare).
     #[test]
     fn a_session_actors_task_fits_the_1024_byte_class() {
         let future = std::mem::size_of::<

@@ -98,13 +98,14 @@ impl ProjectActor {
             offered: false,
         };
         let addr = self.spawn_session(init, ctx);
+        let shared_id: Arc<str> = spec.session_id.as_str().into();
         // Registered before the provider starts, so none of its output can arrive before the route exists.
         self.links.router.do_send(RegisterSession {
-            session_id: spec.session_id.clone(),
+            session_id: shared_id.clone(),
             addr: addr.clone(),
         });
         self.attach(
-            spec.session_id.clone(),
+            shared_id,
             Some(addr.clone()),
             AgentStatus::Running,
             spec.provider.clone(),
@@ -203,7 +204,7 @@ impl Handler<StopSession> for ProjectActor {
             Ok((
                 cur.live().cloned(),
                 cur.status,
-                cur.session_id.clone(),
+                cur.session_id.to_string(),
                 provider,
             ))
         });
@@ -310,7 +311,7 @@ impl Handler<CurrentSession> for ProjectActor {
 
     fn handle(&mut self, _: CurrentSession, ctx: &mut Context<Self>) -> Self::Result {
         let cur = self.current()?;
-        let answer = (cur.session_id.clone(), cur.live().cloned());
+        let answer = (cur.session_id.to_string(), cur.live().cloned());
         self.settle(ctx);
         Ok(answer)
     }
@@ -398,7 +399,7 @@ impl ProjectActor {
             Ok(cur) => cur,
             Err(e) => return fut::ready(Err(e)).boxed_local(),
         };
-        let session_id = cur.session_id.clone();
+        let session_id = cur.session_id.to_string();
         if let Some(addr) = cur.live() {
             return fut::ready(Ok((session_id, addr.clone()))).boxed_local();
         }
@@ -416,7 +417,7 @@ impl ProjectActor {
                 let cur = act
                     .current
                     .as_mut()
-                    .filter(|c| c.session_id == session_id)
+                    .filter(|c| *c.session_id == *session_id)
                     .ok_or(CommandError::NoSession)?;
                 if let Some(live) = cur.live() {
                     return Ok((session_id, live.clone()));
@@ -500,14 +501,19 @@ impl ProjectActor {
                         .inc();
                     let addr = act.spawn_session(init, ctx);
                     act.links.router.do_send(RegisterSession {
-                        session_id: record.session_id.clone(),
+                        session_id: record.session_id.as_str().into(),
                         addr: addr.clone(),
                     });
                     Some(addr)
                 }
             };
             act.last_id_ms = act.last_id_ms.max(record.created_at);
-            act.attach(record.session_id, addr, record.status, record.provider);
+            act.attach(
+                record.session_id.into(),
+                addr,
+                record.status,
+                record.provider,
+            );
             act.health.set_status(record.status, record.error);
             act.health_changed();
             Ok(true)

@@ -19,7 +19,7 @@ impl Handler<Halt> for ProjectActor {
         let Some(cur) = self
             .current
             .as_ref()
-            .filter(|c| c.session_id == msg.session_id && !c.status.is_finished())
+            .filter(|c| *c.session_id == *msg.session_id && !c.status.is_finished())
         else {
             return;
         };
@@ -27,7 +27,7 @@ impl Handler<Halt> for ProjectActor {
         let Some(addr) = cur.addr.clone() else {
             return;
         };
-        let session_id = cur.session_id.clone();
+        let session_id = cur.session_id.to_string();
         if msg.reason == HaltReason::Budget {
             self.health.set_budget_exceeded();
         }

@@ -44,7 +44,7 @@ impl Handler<Summarize> for ProjectActor {
     fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
         ProjectSummary {
             project_id: self.project_id.clone(),
-            session_id: self.current.as_ref().map(|c| c.session_id.clone()),
+            session_id: self.current.as_ref().map(|c| c.session_id.to_string()),
             status: self.current.as_ref().map(|c| c.status),
             health: self.health_now(),
         }
@@ -78,7 +78,7 @@ impl ProjectActor {
     /// Its current session's actor stopped (finished and stored): the project keeps the id and status.
     fn session_stopped(&mut self, msg: SessionStopped) {
         let stopped = |c: &Current| {
-            c.session_id == msg.session_id
+            *c.session_id == *msg.session_id
                 && c.addr
                     .as_ref()
                     .is_some_and(|a| a.instance() == msg.instance)
@@ -104,7 +104,7 @@ impl Handler<Revived> for ProjectActor {
         if let Some(cur) = self
             .current
             .as_mut()
-            .filter(|c| c.session_id == msg.session_id && c.live().is_none())
+            .filter(|c| *c.session_id == *msg.session_id && c.live().is_none())
         {
             let addr = msg.offer.session().clone();
             addr.do_send(Attach {
@@ -164,7 +164,7 @@ impl Handler<SessionStatusChanged> for ProjectActor {
                     let still_finished = act
                         .current
                         .as_ref()
-                        .is_some_and(|c| c.session_id == session_id && c.status.is_finished());
+                        .is_some_and(|c| *c.session_id == *session_id && c.status.is_finished());
                     if still_finished {
                         act.detach(ctx);
                     }

@@ -2,6 +2,8 @@
 //! clock), status changes (notifications, an immediate flush) and cost snapshots. Each change is
 //! published to live subscribers and reported to the project for its health.
 
+use std::time::Instant;
+
 use actix::prelude::*;
 
 use super::activity::Step;
@@ -100,16 +102,30 @@ impl SessionActor {
         error: Option<String>,
         ctx: &mut Context<Self>,
     ) {
-        self.set_status(status, error, ctx);
+        self.apply_status_at(status, error, Instant::now(), ctx);
+    }
+
+    /// `apply_status` of a status that came at `at`: a session running from then counts its silence from
+    /// then (one stall timer, armed for what is left of the threshold).
+    pub(super) fn apply_status_at(
+        &mut self,
+        status: AgentStatus,
+        error: Option<String>,
+        at: Instant,
+        ctx: &mut Context<Self>,
+    ) {
+        self.set_status(status, error, at, ctx);
         self.flush_now(ctx);
     }
 
-    /// Applies a status; the caller writes the record at once (a batch once all its events are applied,
-    /// so a finish's status and cost are one write and a durable answer waits for one commit, not two).
+    /// Applies a status that came at `at`; the caller writes the record at once (a batch once all its
+    /// events are applied, so a finish's status and cost are one write and a durable answer waits for one
+    /// commit, not two).
     pub(super) fn set_status(
         &mut self,
         status: AgentStatus,
         error: Option<String>,
+        at: Instant,
         ctx: &mut Context<Self>,
     ) {
         // Errors come from agents and sidecars: kept, but never a megabyte of them.
@@ -154,12 +170,11 @@ impl SessionActor {
                 if let Some(spend) = &mut self.spend {
                     spend.running();
                 }
-                self.touch(ctx)
+                self.touch_at(at, ctx)
             }
             AgentStatus::Idle => {}
         }
         if status.is_finished() {
-            self.stall.disarm();
             if let Some(t) = self.take_stall_timer() {
                 ctx.cancel_future(t);
             }

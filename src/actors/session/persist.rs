@@ -29,7 +29,6 @@ impl SessionActor {
         if let Some(t) = self.take_flush_timer() {
             ctx.cancel_future(t);
         }
-        self.state.timer_gone();
         let (step, became_dirty) = self.state.begin_flush(Instant::now());
         self.dirty_gauge(became_dirty);
         let ops = match step {

@@ -286,9 +286,10 @@ impl SessionState {
         (Some(self.rules.debounce), became_dirty)
     }
 
-    /// The actor's debounce or retry timer fired (or was cancelled for an immediate flush).
-    pub fn timer_gone(&mut self) {
-        self.timer = false;
+    /// The actor's debounce or retry timer fired, or is to be cancelled for an immediate flush: true when
+    /// one was armed (its handle is valid: the actor keeps no flag of its own beside this one).
+    pub fn take_timer(&mut self) -> bool {
+        std::mem::take(&mut self.timer)
     }
 
     pub fn wait_for_flush(&mut self, waiter: Waiter) {
@@ -320,7 +321,7 @@ impl SessionState {
         }
     }
 
-    /// Decides what an immediate flush does. The caller has cancelled its timer (`timer_gone`).
+    /// Decides what an immediate flush does. The caller has cancelled its timer (`take_timer`).
     pub fn begin_flush(&mut self, now: Instant) -> (FlushStep, bool) {
         if self.in_flight {
             self.again = true;
@@ -557,12 +558,13 @@ impl SessionState {
 /// re-armed only when it fires early, so a busy session does not create a timer per message.
 pub struct StallClock {
     last_activity: Instant,
-    /// The threshold in nanoseconds (`Duration` is 16 bytes, 8 here: every live session's task carries
-    /// it). Saturates at ~584 years, far past anything a timer waits for.
-    after_nanos: u64,
+    /// The threshold in milliseconds, rounded up so it never fires early (`Duration` is 16 bytes, 4
+    /// here: every live session's task carries the clock, 24 bytes with the two fields below, which left
+    /// the task 8 bytes under its 1,024-byte class). Saturates at ~49 days, far past any stall threshold.
+    after_ms: u32,
+    /// Stalls resumed since the last progress (`stall.action = "resume"`); saturates.
+    resumes: u16,
     armed: bool,
-    /// Stalls resumed since the last progress (`stall.action = "resume"`).
-    resumes: u32,
 }
 
 /// What a stall timer that fired means.
@@ -580,7 +582,7 @@ impl StallClock {
     pub fn new(after: Duration, now: Instant) -> StallClock {
         StallClock {
             last_activity: now,
-            after_nanos: nanos(after),
+            after_ms: millis(after),
             armed: false,
             resumes: 0,
         }
@@ -594,15 +596,15 @@ impl StallClock {
     /// A stall under `stall.action = "resume"`: true (and counted) while fewer than `max` stalls were
     /// resumed since the last progress; false when resuming has not helped and the agent is to be stopped.
     pub fn resume_again(&mut self, max: u32) -> bool {
-        let again = self.resumes < max;
+        let again = u32::from(self.resumes) < max;
         if again {
-            self.resumes += 1;
+            self.resumes = self.resumes.saturating_add(1);
         }
         again
     }
 
     pub fn after(&self) -> Duration {
-        Duration::from_nanos(self.after_nanos)
+        Duration::from_millis(self.after_ms.into())
     }
 
     /// Activity at `at`: the timer to arm, if none is and the session runs (the whole threshold from `at`;
@@ -615,21 +617,10 @@ impl StallClock {
         })
     }
 
-    /// The actor started: the timer to arm, if none is and the session runs, for what is left of the
-    /// threshold since the clock began (when the session was made). Not counted as activity: the project
-    /// counted its new session from the moment it took it, just after that, and its health must not turn
-    /// stalled before this clock fires (the project publishes the stall when it hears of it).
-    pub fn begin(&mut self, now: Instant, running: bool) -> Option<Duration> {
-        (running && !self.armed).then(|| {
-            self.armed = true;
-            self.after()
-                .saturating_sub(now.saturating_duration_since(self.last_activity))
-        })
-    }
-
-    /// The session finished: the actor cancels its timer.
-    pub fn disarm(&mut self) {
-        self.armed = false;
+    /// The session finished, or the actor is about to replace its timer: true when one was armed (its
+    /// handle is valid, and the actor cancels it; the actor keeps no flag of its own beside this one).
+    pub fn take_armed(&mut self) -> bool {
+        std::mem::take(&mut self.armed)
     }
 
     pub fn fired(&mut self, now: Instant, running: bool) -> StallCheck {
@@ -651,17 +642,25 @@ impl StallClock {
 
     /// A new threshold: the actor cancels its timer and arms the returned one, if running.
     pub fn set_after(&mut self, after: Duration, now: Instant, running: bool) -> Option<Duration> {
-        self.after_nanos = nanos(after);
-        let after = self.after();
+        self.after_ms = millis(after);
+        self.arm(now, running)
+    }
+
+    /// The timer to arm, if the session runs, for what is left of the threshold since the last activity
+    /// (or since the clock began). Not counted as activity. The caller holds no timer (it cancelled it, or
+    /// the actor has just started).
+    pub fn arm(&mut self, now: Instant, running: bool) -> Option<Duration> {
         self.armed = running;
-        let idle = now.saturating_duration_since(self.last_activity);
-        running.then(|| after.saturating_sub(idle))
+        running.then(|| {
+            self.after()
+                .saturating_sub(now.saturating_duration_since(self.last_activity))
+        })
     }
 }
 
-/// `d` in nanoseconds, saturating.
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+/// `d` in milliseconds, rounded up, saturating.
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX)
 }
 
 /// What a message costs the window, roughly: its text plus fixed overhead.

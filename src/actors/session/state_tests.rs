@@ -82,7 +82,9 @@ fn the_first_change_arms_one_debounce_and_later_ones_none() {
         (None, false),
         "the timer is not pushed back"
     );
-    s.timer_gone();
+    // The actor keeps no flag of its own: the state says whether its timer's handle is valid.
+    assert!(s.take_timer(), "the debounce it asked for is armed");
+    assert!(!s.take_timer(), "taken: cancelled once");
     let (FlushStep::Write(ops), _) = s.begin_flush(now) else {
         panic!("expected a write");
     };
@@ -174,20 +176,20 @@ fn a_failed_write_keeps_everything_and_retries_with_backoff() {
     assert!(err.is_some());
     assert_eq!(after.next, Next::Retry(RULES.retry));
     assert!(rx.try_recv().unwrap().is_err(), "the durable caller learns");
-    s.timer_gone();
+    s.take_timer();
     assert_eq!(
         flush(&mut s, Err(StorageError::Closed)).next,
         Next::Retry(RULES.retry * 2)
     );
-    s.timer_gone();
+    s.take_timer();
     flush(&mut s, Err(StorageError::Closed));
-    s.timer_gone();
+    s.take_timer();
     assert_eq!(
         flush(&mut s, Err(StorageError::Closed)).next,
         Next::Retry(RULES.retry_max),
         "backoff is capped"
     );
-    s.timer_gone();
+    s.take_timer();
     // The retry writes the same message again, and then the session is clean.
     let FlushStep::Write(ops) = s.begin_flush(now).0 else {
         panic!()
@@ -216,7 +218,7 @@ fn the_waiters_box_is_made_when_needed_and_let_go_once_empty() {
     );
     assert!(rx.try_recv().unwrap().is_err());
     assert!(s.waits.is_some(), "the backoff is kept for the next retry");
-    s.timer_gone();
+    s.take_timer();
     flush(&mut s, Ok(()));
     assert!(
         s.is_clean() && s.waits.is_none(),
@@ -273,7 +275,7 @@ fn a_retention_whose_write_failed_runs_after_the_retry() {
     s.record.status = AgentStatus::Done;
     s.status_changed(AgentStatus::Done);
     assert!(!flush(&mut s, Err(StorageError::Closed)).retention);
-    s.timer_gone();
+    s.take_timer();
     assert!(flush(&mut s, Ok(())).retention);
 }
 
@@ -405,13 +407,37 @@ fn a_started_session_counts_its_silence_from_when_it_was_made_not_from_its_start
     let mut c = StallClock::new(after, t0);
     // Its project counted it from t0 or later: the clock must not fire after the project's health turned.
     assert_eq!(
-        c.begin(t0 + Duration::from_millis(5), true),
+        c.arm(t0 + Duration::from_millis(5), true),
         Some(after - Duration::from_millis(5))
     );
-    assert_eq!(c.begin(t0 + Duration::from_secs(1), true), None, "armed");
-    assert_eq!(c.fired(t0 + after, true), StallCheck::Stalled);
+    assert_eq!(c.touch(t0 + Duration::from_secs(1), true), None, "armed");
+    assert_eq!(
+        c.fired(t0 + after, true),
+        StallCheck::Rearm(Duration::from_secs(1))
+    );
     let mut finished = StallClock::new(after, t0);
-    assert_eq!(finished.begin(t0, false), None);
+    assert_eq!(finished.arm(t0, false), None);
+    assert!(!finished.take_armed(), "no timer for a finished session");
+}
+
+#[test]
+fn the_stall_clock_says_whether_the_actor_holds_a_timer_to_cancel() {
+    let t0 = Instant::now();
+    let after = Duration::from_secs(60);
+    let mut c = StallClock::new(after, t0);
+    assert!(!c.take_armed(), "none armed yet");
+    assert_eq!(c.touch(t0, true), Some(after));
+    assert!(c.take_armed(), "the timer `touch` asked for");
+    assert!(!c.take_armed(), "taken: cancelled once");
+    assert_eq!(
+        c.touch(t0, true),
+        Some(after),
+        "taken: the next activity arms again"
+    );
+    assert_eq!(c.fired(t0 + after / 2, true), StallCheck::Rearm(after / 2));
+    assert!(c.take_armed(), "rearmed when it fired early");
+    assert_eq!(c.fired(t0 + after, false), StallCheck::Quiet);
+    assert!(!c.take_armed(), "a timer that fired is gone");
 }
 
 #[test]
@@ -424,6 +450,25 @@ fn a_new_stall_threshold_counts_the_silence_so_far() {
         Some(Duration::from_secs(60))
     );
     assert_eq!(c.set_after(Duration::from_secs(10), t0, false), None);
+}
+
+#[test]
+fn a_stall_threshold_is_whole_milliseconds_rounded_up_saturating_at_49_days() {
+    let t0 = Instant::now();
+    let c = StallClock::new(Duration::from_micros(1_500), t0);
+    assert_eq!(
+        c.after(),
+        Duration::from_millis(2),
+        "rounded up: it never fires early"
+    );
+    let mut c = StallClock::new(Duration::from_secs(300), t0);
+    assert_eq!(c.after(), Duration::from_secs(300));
+    c.set_after(Duration::from_secs(100 * 24 * 3600), t0, false);
+    assert_eq!(
+        c.after(),
+        Duration::from_millis(u32::MAX.into()),
+        "saturates at ~49.7 days: a longer threshold fires then"
+    );
 }
 
 #[test]
