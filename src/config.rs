@@ -555,7 +555,7 @@ mod tests {
         assert_eq!(c.server.bind, "127.0.0.1:7878");
         assert_eq!(c.server.max_body, ByteSize::mib(16));
         assert_eq!(c.storage.cache_size, Config::default().storage.cache_size);
-        assert_eq!(c.storage.cache_size, ByteSize::mib(16));
+        assert_eq!(c.storage.cache_size, ByteSize::mib(8));
         assert_eq!(
             c.server.sse_replay_bytes,
             Config::default().server.sse_replay_bytes
@@ -596,8 +596,8 @@ mod tests {
         assert!(e.to_string().contains("retention.count"), "{e}");
         let e = Config::from_toml("[storage]\ncache_size = \"lots\"").unwrap_err();
         assert!(e.to_string().contains("cache_size"), "{e}");
-        let c = Config::from_toml("[storage]\ncache_size = \"8MiB\"").unwrap();
-        assert_eq!(c.storage.cache_size, ByteSize::mib(8));
+        let c = Config::from_toml("[storage]\ncache_size = \"32MiB\"").unwrap();
+        assert_eq!(c.storage.cache_size, ByteSize::mib(32));
     }
 
     #[test]

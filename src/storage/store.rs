@@ -46,7 +46,7 @@ pub struct Store {
 }
 
 /// The page cache of a store opened with `Store::open`, and the `storage.cache_size` default.
-pub const DEFAULT_CACHE_SIZE: usize = 16 << 20;
+pub const DEFAULT_CACHE_SIZE: usize = 8 << 20;
 
 enum Slot {
     Open(Arc<Database>),
