@@ -17,11 +17,15 @@
 //! it to the session's next actor, which then continues right after the last stored seqId
 //! (src/actors/held_ceilings.rs).
 
+mod admin;
+mod retire;
+
+pub use self::admin::{top_entry, FindSession, TakeSessions};
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
 use super::held_ceilings::HeldCeilings;
@@ -30,12 +34,11 @@ use super::metrics::{ActorKind, Metrics, StopReason};
 use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
 use crate::error::CommandError;
-use crate::messages::commands::{Ingest, TopEntry};
+use crate::messages::commands::Ingest;
 use crate::messages::gather::Tally;
 use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
 use crate::messages::router::{MayRetire, ReleaseCeiling, SessionGone};
-use crate::messages::session::{Deliver, FlushNow, OfferSettled};
-use crate::messages::session::{Discard, Retire, Retired};
+use crate::messages::session::{Deliver, OfferSettled};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
 use crate::storage::{SessionRecord, Store};
 
@@ -109,13 +112,6 @@ impl Router {
         self.purging.contains(session_id) || self.purging.contains(project_of(session_id))
     }
 
-    /// Drops a stopped session's seqId ceiling in storage (`PersisterHandle::release_seq`).
-    fn drop_ceiling(&self, session_id: &str, ceiling: u64) {
-        self.links
-            .persister
-            .release_seq(session_id.to_owned(), ceiling);
-    }
-
     /// Reads `session_id` back from storage on the blocking pool; batches wait in `reviving`.
     fn read_back(&mut self, session_id: String, ctx: &mut Context<Self>) {
         let store = self.store.clone();
@@ -180,44 +176,6 @@ impl Router {
                 self.read_back(session_id.to_owned(), ctx);
             }
         }
-    }
-
-    /// The session answered `Retire`: stopped (everything of it is stored), or stayed.
-    fn retired(
-        &mut self,
-        session_id: String,
-        addr: Mailbox<SessionActor>,
-        answer: Retired,
-        ctx: &mut Context<Self>,
-    ) {
-        let waiting = self.reviving.remove(&session_id).unwrap_or_default();
-        if let Retired::Stopped { ceiling } = answer {
-            if let Some(ceiling) = self.ceilings.stopped(&session_id, ceiling) {
-                self.drop_ceiling(&session_id, ceiling);
-            }
-            if !waiting.is_empty() {
-                // Held back while it stopped: read back from storage, which now holds all of it.
-                self.reviving.insert(session_id.clone(), waiting);
-                self.read_back(session_id, ctx);
-            }
-            return;
-        }
-        // It stayed, so it holds its own ceiling: a let-go asked meanwhile reached it as `Detach`.
-        self.ceilings.forget(&session_id);
-        if self.purging(&session_id) {
-            // Taken by a purge while it was asked: it goes as the purge's sessions go.
-            addr.do_send(Discard {
-                reason: StopReason::Purge,
-            });
-            for w in waiting {
-                w.settle(None);
-            }
-            return;
-        }
-        for w in waiting {
-            w.settle(Some(&addr));
-        }
-        self.sessions.insert(session_id.into(), addr);
     }
 
     /// Starts a stored session's actor again, detached from its project: it applies what it is sent and
@@ -397,73 +355,6 @@ impl Handler<RegisterSession> for Router {
     }
 }
 
-impl Handler<SessionGone> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: SessionGone, _: &mut Context<Self>) {
-        if self
-            .sessions
-            .get(msg.session_id.as_str())
-            .is_some_and(|a| a.instance() == msg.instance)
-        {
-            self.sessions.remove(msg.session_id.as_str());
-            super::sparse::shrink_when_sparse(&mut self.sessions);
-        }
-    }
-}
-
-impl Handler<MayRetire> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: MayRetire, ctx: &mut Context<Self>) {
-        let routed = self
-            .sessions
-            .get(msg.session_id.as_str())
-            .is_some_and(|a| a.instance() == msg.instance);
-        if !routed {
-            // No event reaches it through this router: it may stop as it asks, and nothing here holds a
-            // ceiling for an actor it does not route.
-            let asking = msg.retire.send(Retire);
-            let session_id = msg.session_id;
-            ctx.spawn(asking.into_actor(self).map(move |answer, act, _| {
-                if let Ok(Retired::Stopped {
-                    ceiling: Some(ceiling),
-                }) = answer
-                {
-                    act.drop_ceiling(&session_id, ceiling);
-                }
-            }));
-            return;
-        }
-        let Some(addr) = self.sessions.remove(msg.session_id.as_str()) else {
-            return;
-        };
-        super::sparse::shrink_when_sparse(&mut self.sessions);
-        // Events for it wait here until it has answered; `Retire` is behind every one sent before.
-        self.reviving.insert(msg.session_id.clone(), Vec::new());
-        let asking = msg.retire.send(Retire);
-        let session_id = msg.session_id;
-        ctx.spawn(
-            // An actor gone without answering left its ceiling in storage: its next actor skips past it.
-            async move { asking.await.unwrap_or(Retired::Stopped { ceiling: None }) }
-                .into_actor(self)
-                .map(move |answer, act, ctx| act.retired(session_id, addr, answer, ctx)),
-        );
-    }
-}
-
-impl Handler<ReleaseCeiling> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReleaseCeiling, _: &mut Context<Self>) {
-        // Waiting for its `Retire` answer (or a read back, which takes the ceiling over anyway).
-        let retiring = self.reviving.contains_key(&msg.session_id);
-        if let Some(ceiling) = self.ceilings.release(&msg.session_id, retiring) {
-            self.drop_ceiling(&msg.session_id, ceiling);
-        }
-    }
-}
-
 /// The actor of a session, brought back from storage if it is not in memory (a project's command needs
 /// it: a follow-up, a resume). None: storage does not hold the session.
 #[derive(Message)]
@@ -519,157 +410,6 @@ impl Offer {
 impl Drop for Offer {
     fn drop(&mut self) {
         self.0.do_send(OfferSettled);
-    }
-}
-
-/// The live actor of a session, if it is in memory.
-#[derive(Message)]
-#[rtype(result = "Option<Mailbox<SessionActor>>")]
-pub struct FindSession {
-    pub session_id: String,
-}
-
-impl Handler<FindSession> for Router {
-    type Result = Option<Mailbox<SessionActor>>;
-
-    fn handle(&mut self, msg: FindSession, _: &mut Context<Self>) -> Self::Result {
-        self.sessions
-            .get(msg.session_id.as_str())
-            .filter(|a| a.connected())
-            .cloned()
-    }
-}
-
-/// A purge begins: drop the routes of one session or of every session of a project, and let nothing of
-/// them come back until `PurgeDone`. Answers the actors taken, to be stopped before the delete.
-#[derive(Message)]
-#[rtype(result = "Vec<(String, Mailbox<SessionActor>)>")]
-pub enum TakeSessions {
-    Session(String),
-    Project(String),
-}
-
-impl TakeSessions {
-    /// The session or project id being purged.
-    pub fn key(&self) -> &str {
-        match self {
-            TakeSessions::Session(id) | TakeSessions::Project(id) => id,
-        }
-    }
-
-    /// The project whose router holds the routes.
-    pub fn project(&self) -> &str {
-        match self {
-            TakeSessions::Session(id) => project_of(id),
-            TakeSessions::Project(id) => id,
-        }
-    }
-}
-
-impl Handler<TakeSessions> for Router {
-    type Result = Vec<(String, Mailbox<SessionActor>)>;
-
-    fn handle(&mut self, msg: TakeSessions, _: &mut Context<Self>) -> Self::Result {
-        match msg {
-            TakeSessions::Session(id) => {
-                // The purge deletes the ceiling with the session.
-                self.ceilings.forget(&id);
-                self.purging.insert(id.clone());
-                self.sessions
-                    .remove(id.as_str())
-                    .map(|a| (id, a))
-                    .into_iter()
-                    .collect()
-            }
-            TakeSessions::Project(project_id) => {
-                let ids: Vec<Arc<str>> = self
-                    .sessions
-                    .keys()
-                    .filter(|id| project_of(id) == project_id)
-                    .cloned()
-                    .collect();
-                self.ceilings.forget_project(&project_id);
-                self.purging.insert(project_id);
-                ids.into_iter()
-                    .filter_map(|id| self.sessions.remove(&id).map(|a| (id.to_string(), a)))
-                    .collect()
-            }
-        }
-    }
-}
-
-impl Handler<PurgeDone> for Router {
-    type Result = ();
-
-    fn handle(&mut self, PurgeDone(id): PurgeDone, _: &mut Context<Self>) {
-        self.purging.remove(&id);
-    }
-}
-
-impl Handler<ForgetSessions> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: ForgetSessions, _: &mut Context<Self>) {
-        for id in msg.ids {
-            // Deleted by retention, its ceiling with it.
-            self.ceilings.forget(&id);
-            if let Some(addr) = self.sessions.remove(id.as_str()) {
-                addr.do_send(Discard { reason: msg.reason });
-            }
-        }
-    }
-}
-
-impl Handler<FlushSessions> for Router {
-    type Result = ResponseFuture<Result<(), CommandError>>;
-
-    fn handle(&mut self, _: FlushSessions, _: &mut Context<Self>) -> Self::Result {
-        let flushes: Vec<_> = self.sessions.values().map(|a| a.send(FlushNow)).collect();
-        Box::pin(async move {
-            // A session that stopped meanwhile had nothing left to write; only storage failures count.
-            for result in join_all(flushes).await {
-                if let Ok(Err(e @ CommandError::Storage(_))) = result {
-                    return Err(e);
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
-impl Handler<TopSessions> for Router {
-    type Result = Vec<TopEntry>;
-
-    fn handle(&mut self, _: TopSessions, _: &mut Context<Self>) -> Vec<TopEntry> {
-        self.sessions
-            .iter()
-            .map(|(id, m)| {
-                top_entry(
-                    ActorKind::Session,
-                    project_of(id),
-                    Some(id.to_string()),
-                    m.stats(),
-                )
-            })
-            .collect()
-    }
-}
-
-/// One `/v1/debug/top` row from an actor's mailbox stats.
-pub fn top_entry(
-    actor: ActorKind,
-    project_id: &str,
-    session_id: Option<String>,
-    stats: &MailboxStats,
-) -> TopEntry {
-    use std::sync::atomic::Ordering::Relaxed;
-    TopEntry {
-        actor: actor.as_str().to_owned(),
-        project_id: project_id.to_owned(),
-        session_id,
-        mailbox_depth: stats.depth.load(Relaxed),
-        messages_handled: stats.handled.load(Relaxed),
-        memory_bytes: stats.memory.load(Relaxed),
     }
 }
 
