@@ -209,7 +209,7 @@ async fn a_damaged_row_answers_503_naming_its_session_is_counted_and_verify_list
     assert_eq!(gauge("agent_store_storage_writable"), 1.0);
     assert_eq!(
         gauge("agent_store_redb_cache_size_bytes"),
-        16.0 * 1024.0 * 1024.0
+        app.config.storage.cache_size.as_u64() as f64
     );
     assert!(
         gauge("agent_store_redb_cache_used_bytes") > 0.0,
