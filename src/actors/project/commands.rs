@@ -471,6 +471,8 @@ impl ProjectActor {
                 return Ok(true);
             }
             act.detach(ctx);
+            // One copy of the id for the project, its health and (for a live actor) its router's route.
+            let session_id: Arc<str> = record.session_id.as_str().into();
             let addr = match live {
                 Some(addr) => {
                     addr.do_send(Attach {
@@ -501,19 +503,14 @@ impl ProjectActor {
                         .inc();
                     let addr = act.spawn_session(init, ctx);
                     act.links.router.do_send(RegisterSession {
-                        session_id: record.session_id.as_str().into(),
+                        session_id: session_id.clone(),
                         addr: addr.clone(),
                     });
                     Some(addr)
                 }
             };
             act.last_id_ms = act.last_id_ms.max(record.created_at);
-            act.attach(
-                record.session_id.into(),
-                addr,
-                record.status,
-                record.provider,
-            );
+            act.attach(session_id, addr, record.status, record.provider);
             act.health.set_status(record.status, record.error);
             act.health_changed();
             Ok(true)
