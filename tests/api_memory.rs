@@ -289,16 +289,29 @@ async fn plain_ingests_wait_for_storage_once_unstored_messages_fill_window_bytes
             app.post("/v1/sidecar/events").json(&events)
         })
         .collect();
-    let mut client = tokio::spawn(async move {
+    let client = tokio::spawn(async move {
         for (b, request) in batches.into_iter().enumerate() {
             let (status, body): (StatusCode, Value) = send(request).await;
             assert_eq!(status, StatusCode::ACCEPTED, "batch {b}: {body}");
         }
     });
-    let early = tokio::time::timeout(std::time::Duration::from_secs(2), &mut client).await;
+    // The server counts each batch it holds for room. From the first, the client (one batch at a time)
+    // waits for an answer that only storage can give: it must not finish while storage is held.
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while metric(&app, "agent_store_window_waits_total", &[]).await < 1.0 {
+        assert!(
+            !client.is_finished(),
+            "all {BATCHES} batches were answered while storage took nothing"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no batch was held for room"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(
-        early.is_err(),
-        "all {BATCHES} batches were answered while storage took nothing"
+        !client.is_finished(),
+        "a batch held for room was answered while storage took nothing"
     );
     let used = metric(&app, "agent_store_window_used_bytes", &[]).await;
     assert!(

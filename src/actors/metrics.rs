@@ -107,6 +107,7 @@ pub struct Metrics {
     pub window_budget: IntGauge,
     pub window_used: IntGauge,
     pub window_trims: IntCounter,
+    pub window_waits: IntCounter,
     pub storage_writable: IntGauge,
     pub corrupt_rows: IntCounter,
     pub sse_subscribers: IntGauge,
@@ -313,6 +314,11 @@ impl Metrics {
                 &r,
                 "window_trims_total",
                 "Times a session let its stored messages go to keep the windows within limits.window_bytes.",
+            ),
+            window_waits: counter(
+                &r,
+                "window_waits_total",
+                "Plain ingest batches answered only once storage made room (limits.window_bytes full of unstored messages, or a session past limits.messages_in_memory).",
             ),
             storage_writable: gauge(
                 &r,

@@ -640,6 +640,7 @@ impl SessionActor {
             self.state.wait_for_flush(tx);
         } else {
             // Held until storage catches up; a failing write keeps it waiting while it is retried.
+            self.links.metrics.window_waits.inc();
             self.state.wait_for_room(tx);
         }
         self.flush_now(ctx);
