@@ -1,6 +1,6 @@
 //! One actor per session: the shell around `state::SessionState` (its messages, the seqId counter,
-//! status, cost, model and where persistence stands) and `state::StallClock`. The rules live in `state`,
-//! unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
+//! status, cost, model and where persistence stands) and `stall::StallClock`. The rules live in `state`
+//! and `stall`, unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
 //! project and the broadcaster, and answers readers.
 
 mod activity;
@@ -10,6 +10,7 @@ mod events;
 mod link;
 mod persist;
 mod seq;
+mod stall;
 pub mod state;
 
 use std::sync::atomic::Ordering;
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use self::state::{Rules, SessionState, StallCheck, StallClock};
+use self::stall::{StallCheck, StallClock};
+use self::state::{Rules, SessionState};
 use super::mailbox::{MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::PersisterHandle;

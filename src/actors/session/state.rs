@@ -1,6 +1,7 @@
-//! A session's data and the rules of its persistence and stall clock, as a plain state machine: no actix,
-//! no timers, no I/O. The session actor (`super`) owns the timers and the persister; it asks this type
-//! what to do and reports back what happened, so every rule here is unit-tested without an actor.
+//! A session's data and the rules of its persistence, as a plain state machine: no actix, no timers, no
+//! I/O. The session actor (`super`) owns the timers and the persister; it asks this type what to do and
+//! reports back what happened, so every rule here is unit-tested without an actor. Its stall clock is
+//! the same kind of type, in stall.rs.
 //!
 //! Persistence: the first unpersisted change asks for one debounce timer; when it fires, everything not
 //! yet persisted is written as one batch plus the session record. Later changes do not push the timer
@@ -552,115 +553,6 @@ impl SessionState {
     pub fn backoff(&self) -> Option<Duration> {
         self.waits.as_ref().and_then(|w| w.backoff)
     }
-}
-
-/// The stall clock: silence of a running session past `after` is a stall. One timer per session,
-/// re-armed only when it fires early, so a busy session does not create a timer per message.
-pub struct StallClock {
-    last_activity: Instant,
-    /// The threshold in milliseconds, rounded up so it never fires early (`Duration` is 16 bytes, 4
-    /// here: every live session's task carries the clock, 24 bytes with the two fields below, which left
-    /// the task 8 bytes under its 1,024-byte class). Saturates at ~49 days, far past any stall threshold.
-    after_ms: u32,
-    /// Stalls resumed since the last progress (`stall.action = "resume"`); saturates.
-    resumes: u16,
-    armed: bool,
-}
-
-/// What a stall timer that fired means.
-#[derive(Debug, PartialEq)]
-pub enum StallCheck {
-    /// Not running any more, or disarmed meanwhile.
-    Quiet,
-    /// Silent for the whole threshold.
-    Stalled,
-    /// Activity came meanwhile: look again after this long.
-    Rearm(Duration),
-}
-
-impl StallClock {
-    pub fn new(after: Duration, now: Instant) -> StallClock {
-        StallClock {
-            last_activity: now,
-            after_ms: millis(after),
-            armed: false,
-            resumes: 0,
-        }
-    }
-
-    /// Progress: stall resumes are counted from zero again.
-    pub fn progressed(&mut self) {
-        self.resumes = 0;
-    }
-
-    /// A stall under `stall.action = "resume"`: true (and counted) while fewer than `max` stalls were
-    /// resumed since the last progress; false when resuming has not helped and the agent is to be stopped.
-    pub fn resume_again(&mut self, max: u32) -> bool {
-        let again = u32::from(self.resumes) < max;
-        if again {
-            self.resumes = self.resumes.saturating_add(1);
-        }
-        again
-    }
-
-    pub fn after(&self) -> Duration {
-        Duration::from_millis(self.after_ms.into())
-    }
-
-    /// Activity at `at`: the timer to arm, if none is and the session runs (the whole threshold from `at`;
-    /// the caller subtracts what has passed since).
-    pub fn touch(&mut self, at: Instant, running: bool) -> Option<Duration> {
-        self.last_activity = at;
-        (running && !self.armed).then(|| {
-            self.armed = true;
-            self.after()
-        })
-    }
-
-    /// The session finished, or the actor is about to replace its timer: true when one was armed (its
-    /// handle is valid, and the actor cancels it; the actor keeps no flag of its own beside this one).
-    pub fn take_armed(&mut self) -> bool {
-        std::mem::take(&mut self.armed)
-    }
-
-    pub fn fired(&mut self, now: Instant, running: bool) -> StallCheck {
-        self.armed = false;
-        if !running {
-            return StallCheck::Quiet;
-        }
-        let (idle, after) = (
-            now.saturating_duration_since(self.last_activity),
-            self.after(),
-        );
-        if idle >= after {
-            StallCheck::Stalled
-        } else {
-            self.armed = true;
-            StallCheck::Rearm(after - idle)
-        }
-    }
-
-    /// A new threshold: the actor cancels its timer and arms the returned one, if running.
-    pub fn set_after(&mut self, after: Duration, now: Instant, running: bool) -> Option<Duration> {
-        self.after_ms = millis(after);
-        self.arm(now, running)
-    }
-
-    /// The timer to arm, if the session runs, for what is left of the threshold since the last activity
-    /// (or since the clock began). Not counted as activity. The caller holds no timer (it cancelled it, or
-    /// the actor has just started).
-    pub fn arm(&mut self, now: Instant, running: bool) -> Option<Duration> {
-        self.armed = running;
-        running.then(|| {
-            self.after()
-                .saturating_sub(now.saturating_duration_since(self.last_activity))
-        })
-    }
-}
-
-/// `d` in milliseconds, rounded up, saturating.
-fn millis(d: Duration) -> u32 {
-    u32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX)
 }
 
 /// What a message costs the window, roughly: its text plus fixed overhead.
