@@ -1,7 +1,7 @@
 //! One actor per session: the shell around `state::SessionState` (its messages, the seqId counter,
 //! status, cost, model and where persistence stands) and `stall::StallClock`. The rules live in `state`
-//! and `stall`, unit-tested without actix; this file applies events, owns the timers, talks to the persister, the
-//! project and the broadcaster, and answers readers.
+//! and `stall`, unit-tested without actix; this file applies events, owns the timers, talks to the
+//! persister, the project and the broadcaster, and answers readers.
 
 mod activity;
 mod agent;

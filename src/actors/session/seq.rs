@@ -7,6 +7,14 @@ use super::SessionActor;
 use crate::storage::{StorageError, WriteOp};
 
 impl SessionActor {
+    /// The write that reserves this session's seqIds up to `ceiling`.
+    fn reserve_op(&self, ceiling: u64) -> WriteOp {
+        WriteOp::ReserveSeq {
+            session_id: self.record().session_id.clone(),
+            ceiling,
+        }
+    }
+
     /// Reserves seqIds for `n` more messages, holding the mailbox until the reservation is committed, then
     /// runs `then`: nothing else this session does can overtake it, so events keep their order.
     pub(super) fn reserve_then(
@@ -15,15 +23,9 @@ impl SessionActor {
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
     ) {
-        let ceiling = self
-            .state
-            .seq
-            .wanted(self.record().last_seq, n, self.state.seq_block());
+        let ceiling = self.state.seq_wanted(n);
         let persister = self.links.persister.clone();
-        let ops = vec![WriteOp::ReserveSeq {
-            session_id: self.record().session_id.clone(),
-            ceiling,
-        }];
+        let ops = vec![self.reserve_op(ceiling)];
         ctx.wait(
             async move { persister.write(ops).await }
                 .into_actor(self)
@@ -42,18 +44,14 @@ impl SessionActor {
 
     /// Reserves the next block when less than half of this one is left, without waiting for it.
     pub(super) fn prefetch_seq(&mut self, ctx: &mut Context<Self>) {
-        let Some(ceiling) = self
-            .state
-            .seq
-            .prefetch(self.record().last_seq, self.state.seq_block())
-        else {
+        let Some(ceiling) = self.state.seq_prefetch() else {
             return;
         };
-        let op = WriteOp::ReserveSeq {
-            session_id: self.record().session_id.clone(),
-            ceiling,
-        };
-        match self.links.persister.try_write_soon(vec![op]) {
+        match self
+            .links
+            .persister
+            .try_write_soon(vec![self.reserve_op(ceiling)])
+        {
             Ok(ack) => {
                 ctx.spawn(
                     async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
@@ -70,17 +68,10 @@ impl SessionActor {
 
     /// A new session's first reservation rides with its first record write (`Riders`): one job, not two.
     pub(super) fn first_reservation(&mut self) {
-        let Some(ceiling) = self
-            .state
-            .seq
-            .prefetch(self.record().last_seq, self.state.seq_block())
-        else {
+        let Some(ceiling) = self.state.seq_prefetch() else {
             return;
         };
-        let op = WriteOp::ReserveSeq {
-            session_id: self.record().session_id.clone(),
-            ceiling,
-        };
+        let op = self.reserve_op(ceiling);
         let riders = self.riders.get_or_insert_with(Box::default);
         riders.ops.push(op);
         riders.ceiling = Some(ceiling);

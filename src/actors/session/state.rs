@@ -193,9 +193,16 @@ impl SessionState {
         }
     }
 
-    /// seqIds reserved at a time (`seq`'s block size).
-    pub fn seq_block(&self) -> u64 {
-        self.rules.seq_block
+    /// The ceiling to reserve so that `n` more seqIds fit, with a block to spare (`SeqBlock::wanted`).
+    pub fn seq_wanted(&self, n: u64) -> u64 {
+        self.seq
+            .wanted(self.record.last_seq, n, self.rules.seq_block)
+    }
+
+    /// The ceiling to reserve ahead of need, if less than half a block is left (`SeqBlock::prefetch`).
+    pub fn seq_prefetch(&mut self) -> Option<u64> {
+        self.seq
+            .prefetch(self.record.last_seq, self.rules.seq_block)
     }
 
     pub fn window(&self) -> &VecDeque<SharedMessage> {
@@ -310,7 +317,8 @@ impl SessionState {
         self.waits().room.push(waiter);
     }
 
-    /// A status was applied; a finished one cancels the stall clock and has retention ride with its write.
+    /// A status was applied: the record is written, a finished one has retention ride with that write, and
+    /// a running one lets go of the hold a command took.
     pub fn status_changed(&mut self, status: AgentStatus) {
         self.record_dirty = true;
         if status.is_finished() {

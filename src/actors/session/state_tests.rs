@@ -98,13 +98,7 @@ fn the_first_change_arms_one_debounce_and_later_ones_none() {
 #[test]
 fn the_window_budget_may_trim_stored_messages_only() {
     let now = Instant::now();
-    let mut s = SessionState::new(
-        record(AgentStatus::Running),
-        Vec::new(),
-        true,
-        false,
-        RULES.into(),
-    );
+    let mut s = stored(AgentStatus::Running);
     s.push(message("a"));
     s.push(message("b"));
     let (FlushStep::Write(_), _) = s.begin_flush(now) else {
