@@ -84,10 +84,11 @@ impl ProjectActor {
                     .is_some_and(|a| a.instance() == msg.instance)
         };
         if self.current.as_ref().is_some_and(stopped) {
+            // Its last progress is read from its stats before the project lets go of them.
             self.catch_up();
-        }
-        if let Some(cur) = self.current.as_mut().filter(|c| stopped(c)) {
-            cur.addr = None;
+            if let Some(cur) = &mut self.current {
+                cur.addr = None;
+            }
         }
     }
 }
