@@ -304,11 +304,13 @@ async fn a_start_made_while_the_persisters_queue_is_full_keeps_what_it_was_start
     assert!(ids.iter().all(|id| store.session(id).unwrap().is_some()));
 }
 
-/// A start reaches its project in one message to the supervisor, which hands it on; the project answers
-/// the caller itself. Before, the caller asked the supervisor for the project's actor (`Project`) and then
-/// sent it the start: two waits, and at 100,000 starts a thread hop each more.
+/// A start reaches its project in one message to the project's router, which holds the directory of its
+/// arbiter's projects and hands the start on, on the same thread; the project answers the caller itself.
+/// Before, every start and every look-up went to the supervisor on the control arbiter first: at 100,000
+/// starts, a thread hop each more and the busiest switcher of the start. The supervisor handles nothing of
+/// it now, nor of a command's look-up (the stop below).
 #[actix_rt::test]
-async fn a_start_asks_the_supervisor_once_and_is_answered_by_its_project() {
+async fn a_start_goes_to_its_projects_router_once_and_never_to_the_supervisor() {
     let t = start(|_| {}).await;
     for i in 0..3 {
         t.start_session(&format!("hop-{i}"), "go").await;
@@ -324,16 +326,32 @@ async fn a_start_asks_the_supervisor_once_and_is_answered_by_its_project() {
     t.start_session("hop-0", "again").await;
 
     let text = t.engine.metrics_text();
-    let handled = |message: &str| {
+    let handled = |actor: &str, message: &str| {
         let line = format!(
-            "agent_store_message_handling_seconds_count{{actor=\"supervisor\",message=\"{message}\"}}"
+            "agent_store_message_handling_seconds_count{{actor=\"{actor}\",message=\"{message}\"}}"
         );
         text.lines()
             .find_map(|l| l.strip_prefix(line.as_str()))
             .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
     };
-    assert_eq!(handled("StartIn"), 4.0, "{text}");
-    assert_eq!(handled("Project"), 0.0, "no lookup before a start");
+    let by_supervisor: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("agent_store_message_handling_seconds_count{actor=\"supervisor\"")
+                && !l.ends_with(" 0")
+        })
+        .collect();
+    assert!(by_supervisor.is_empty(), "{by_supervisor:?}");
+    assert_eq!(handled("router", "StartIn"), 4.0, "{text}");
+    assert!(
+        handled("router", "FindProject") >= 1.0,
+        "the stop's look-up"
+    );
+    assert_eq!(
+        handled("router", "Project"),
+        0.0,
+        "no lookup before a start"
+    );
     assert_eq!(
         sample(
             &text,

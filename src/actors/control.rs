@@ -16,8 +16,9 @@ use super::mailbox::Mailbox;
 use super::metrics::Metrics;
 use super::persister::PersisterHandle;
 use super::project::ProjectActor;
+use super::router::{FindProject, Found};
 use super::routes::Routes;
-use super::supervisor::{project_of, FindProject, Found, Supervisor};
+use super::supervisor::project_of;
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, LiveEvent, StallResume};
@@ -62,8 +63,8 @@ pub struct Control {
     /// allocation per project, which after a burst of many projects would each pin a page of its own.
     today: Mutex<(String, HashMap<u64, f64>)>,
     pub(crate) approvals: Approvals,
-    supervisor: OnceLock<Mailbox<Supervisor>>,
-    /// Where system messages go (a session's project's router); set with the supervisor.
+    /// The routers: where system messages go (a session's project's), and which hold the project
+    /// directories; set once, at start-up.
     routes: OnceLock<Routes>,
     /// Where stalled sessions to resume go (`stall.action = "resume"`): the engine resumes them
     /// (src/engine/resume.rs); set once, at start-up.
@@ -108,7 +109,6 @@ impl Control {
                     .collect(),
             )),
             approvals: Approvals::default(),
-            supervisor: OnceLock::new(),
             routes: OnceLock::new(),
             resumes: OnceLock::new(),
         })
@@ -134,9 +134,8 @@ impl Control {
         }
     }
 
-    /// The supervisor exists only after the parts that need this; set once, at start-up.
-    pub fn set_supervisor(&self, supervisor: Mailbox<Supervisor>, routes: Routes) {
-        let _ = self.supervisor.set(supervisor);
+    /// The routers exist only after the parts that need this; set once, at start-up.
+    pub fn set_routes(&self, routes: Routes) {
         let _ = self.routes.set(routes);
     }
 
@@ -307,8 +306,9 @@ impl Control {
 
     /// The project's actor, if it is in memory.
     pub async fn project(&self, project_id: &str) -> Option<Mailbox<ProjectActor>> {
-        let supervisor = self.supervisor.get()?;
-        supervisor
+        let routes = self.routes.get()?;
+        routes
+            .of(project_id)
             .send(FindProject {
                 project_id: project_id.to_owned(),
             })

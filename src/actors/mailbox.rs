@@ -15,7 +15,7 @@ use actix::prelude::*;
 
 use super::metrics::{ActorKind, Metrics};
 
-/// Per-actor counters shared by the actor and everyone holding its [`Mailbox`]; the supervisor reads them
+/// Per-actor counters shared by the actor and everyone holding its [`Mailbox`]; the routers read them
 /// for `/v1/debug/top` without asking the actors.
 #[derive(Debug, Default)]
 pub struct MailboxStats {
@@ -316,7 +316,7 @@ where
     }
 }
 
-/// Lets a handler answer with a mailbox (the supervisor hands out project mailboxes).
+/// Lets a handler answer with a mailbox (a router hands out its projects' mailboxes).
 impl<A, M, B> actix::dev::MessageResponse<A, M> for Mailbox<B>
 where
     A: Actor,

@@ -4,7 +4,7 @@
 //!
 //! Lifecycle (a virtual actor, as in Orleans): a project actor exists while it has work or a timer (a
 //! starting or running session, the cleanup grace, a stop or prompt in flight, its own stall threshold).
-//! Then it tells the supervisor it is idle; the supervisor asks it to stop (`Deactivate`), and it stops
+//! Then it tells its router it is idle; the router asks it to stop (`Deactivate`), and it stops
 //! unless something came meanwhile, returning its memory. A later command, event or read brings it back:
 //! a project revived for a read restores its last stored session as loadLastSession would (`revive`).
 
@@ -32,9 +32,8 @@ use crate::messages::project::{
     StopSession, Summarize,
 };
 use crate::messages::project::{Deactivate, Deactivated};
-use crate::messages::router::ReleaseCeiling;
+use crate::messages::router::{ProjectIdle, ReleaseCeiling};
 use crate::messages::session::Detach;
-use crate::messages::supervisor::ProjectIdle;
 use crate::messages::wire::{now_ms, AgentStatus, ProjectHealth};
 use crate::providers::{EventSink, Provider};
 use crate::storage::{SessionRecord, Store};
@@ -53,7 +52,7 @@ type StopReply = tokio::sync::oneshot::Sender<Result<Option<String>, CommandErro
 /// What every project actor shares with the engine.
 #[derive(Clone)]
 pub struct ProjectLinks {
-    /// The supervisor, told when this project may stop.
+    /// Its router (which holds its arbiter's project directory), told when this project may stop.
     pub idle: Outbox<ProjectIdle>,
     /// The router of this project's arbiter: its sessions' routes, and where its provider's events go.
     pub router: Mailbox<Router>,
@@ -104,9 +103,9 @@ pub struct ProjectActor {
     stops_waiting: Option<Box<[StopReply]>>,
     /// Stops, prompts and restores in flight: their futures run in this actor, which must outlive them.
     in_flight: usize,
-    /// Told the supervisor it is idle and not yet asked to stop.
+    /// Told its router it is idle and not yet asked to stop.
     idle_told: bool,
-    /// Idle, waiting `IDLE_LINGER` before telling the supervisor.
+    /// Idle, waiting `IDLE_LINGER` before telling its router.
     linger: Option<SpawnHandle>,
     /// The last stored session, to restore once started (a project revived for a read). Boxed: few
     /// projects have one, and every live project carries the field.

@@ -19,7 +19,7 @@ use super::mailbox::Mailbox;
 use crate::messages::commands::LiveEvent;
 
 /// One arbiter's way to the broadcaster. Only that arbiter's thread uses it (the lock is never contended;
-/// it is there because the handle is made on the supervisor's thread).
+/// it keeps the handle `Sync`, as it lives in the arbiter's shared `SessionShared`).
 pub struct Publisher {
     broadcaster: Mailbox<Broadcaster>,
     waiting: Mutex<Vec<LiveEvent>>,

@@ -1,5 +1,6 @@
-//! One router per arbiter: the sessionId → session actor routes of the projects placed on that arbiter
-//! (by a hash of the projectId, `arbiters::slot`), and the ingest path for them. The engine splits a batch
+//! One router per arbiter: the directory of the projects placed on that arbiter (by a hash of the
+//! projectId, `arbiters::slot`; router/directory.rs), their purges (router/purge.rs), the sessionId →
+//! session actor routes of their sessions, and the ingest path for them. The engine splits a batch
 //! by router and providers' event sinks are bound to their project's router, so no single actor carries
 //! every event: the routers work in parallel, each next to the sessions it feeds. The routing key is the
 //! projectId alone (a session id is `<projectId>-<ms>`), which is also how a cluster partitions.
@@ -18,9 +19,12 @@
 //! (src/actors/held_ceilings.rs).
 
 mod admin;
+mod directory;
+mod purge;
 mod retire;
 
-pub use self::admin::{top_entry, FindSession, TakeSessions};
+pub use self::admin::{top_entry, FindSession};
+pub use self::directory::{FindProject, Found, Project, StartIn};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -29,18 +33,20 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::held_ceilings::HeldCeilings;
-use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
+use super::mailbox::{Mailbox, MailboxStats, Metered};
 use super::metrics::{ActorKind, Metrics, StopReason};
+use super::project::ProjectLinks;
 use super::session::{SessionActor, SessionInit, SessionLinks};
 use super::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::Ingest;
 use crate::messages::gather::Tally;
-use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
-use crate::messages::router::{MayRetire, ReleaseCeiling, SessionGone};
+use crate::messages::router::{FlushSessions, ForgetSessions, SummarizeProjects, TopActors};
+use crate::messages::router::{MayRetire, ProjectIdle, ReleaseCeiling, SessionGone};
+use crate::messages::router::{PurgeProject, PurgeSession, RetentionEvicted};
 use crate::messages::session::{Deliver, OfferSettled};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
-use crate::storage::{SessionRecord, Store};
+use crate::storage::SessionRecord;
 
 /// What waits for a session being read back from storage (or retiring): a share of a batch, or a
 /// project that wants the session's actor (`BringBack`).
@@ -67,40 +73,45 @@ impl Waiting {
 pub struct Router {
     /// What a session read back here needs (no project: a sleeping project let go of it anyway).
     links: SessionLinks,
-    store: Store,
+    /// What every project actor of this arbiter shares: one allocation, not one copy a project.
+    project_links: Arc<ProjectLinks>,
+    /// This arbiter's projects: their actors and where each stands (router/directory.rs).
+    projects: HashMap<String, directory::Slot>,
+    /// This arbiter's projects that stopped with no current session in this process (router/directory.rs).
+    let_go: directory::LetGo,
     sessions: HashMap<Arc<str>, Mailbox<SessionActor>>,
     /// Sessions being read back from storage, or asked to retire, with what waits for them in arrival
     /// order.
     reviving: HashMap<String, Vec<Waiting>>,
-    /// Sessions and projects whose purge is in flight: nothing of them comes back.
+    /// Sessions and projects whose purge is in flight: nothing of them comes back (no route, no project
+    /// actor for a read).
     purging: HashSet<String>,
     /// The seqId ceilings stopped sessions left here until their project lets go.
     ceilings: HeldCeilings,
     stats: Arc<MailboxStats>,
-    /// The supervisor: a session read back here is offered to its project, if that is in memory.
-    revived: Outbox<Revived>,
     /// The metrics, as each batch's gathered answer counts into them.
     tally: Arc<dyn Tally>,
 }
 
 impl Router {
+    /// `links`: for the sessions it reads back; `project_links`: for the projects it starts.
     pub fn new(
         links: SessionLinks,
-        store: Store,
+        project_links: Arc<ProjectLinks>,
         stats: Arc<MailboxStats>,
-        revived: Outbox<Revived>,
     ) -> Router {
         let tally = links.metrics.clone();
         Router {
             tally,
             links,
-            store,
+            project_links,
+            projects: HashMap::new(),
+            let_go: Default::default(),
             sessions: HashMap::new(),
             reviving: HashMap::new(),
             purging: HashSet::new(),
             ceilings: HeldCeilings::default(),
             stats,
-            revived,
         }
     }
 
@@ -114,7 +125,7 @@ impl Router {
 
     /// Reads `session_id` back from storage on the blocking pool; batches wait in `reviving`.
     fn read_back(&mut self, session_id: String, ctx: &mut Context<Self>) {
-        let store = self.store.clone();
+        let store = self.project_links.store.clone();
         let window = self.links.config.limits.messages_in_memory as u64;
         let id = session_id.clone();
         let read = async move {
@@ -180,7 +191,7 @@ impl Router {
 
     /// Starts a stored session's actor again, detached from its project: it applies what it is sent and
     /// stops once that is stored (unless an event makes it run again). With `offer`, its project is told
-    /// (`Revived`) in case it is in memory.
+    /// (`Revived`) if it is in memory.
     fn revive(
         &mut self,
         record: SessionRecord,
@@ -212,7 +223,7 @@ impl Router {
         if offer {
             // Its project may still be in memory (in its cleanup grace, say): it attaches the session, so
             // what the late events change reaches the project's health as it did before the actor let go.
-            self.revived.do_send(Revived {
+            self.offer(Revived {
                 session_id,
                 offer: Offer(mailbox.clone()),
             });
@@ -279,17 +290,23 @@ impl Metered for Router {
 
 crate::instrument!(
     Router: Ingest,
+    StartIn,
+    FindProject,
+    Project,
+    ProjectIdle,
     RegisterSession,
     SessionGone,
     MayRetire,
     ReleaseCeiling,
     BringBack,
     FindSession,
-    TakeSessions,
-    PurgeDone,
+    PurgeSession,
+    PurgeProject,
+    RetentionEvicted,
     ForgetSessions,
     FlushSessions,
-    TopSessions,
+    SummarizeProjects,
+    TopActors,
 );
 
 /// Hands each session its share; the sessions answer the batch's sender themselves (messages/gather.rs),
@@ -384,7 +401,7 @@ impl Handler<BringBack> for Router {
     }
 }
 
-/// A session's actor was read back from storage, detached, for late events: the supervisor hands it to its
+/// A session's actor was read back from storage, detached, for late events: its router hands it to its
 /// project if that is in memory, and the project attaches it if it is its current session and holds no
 /// live actor of it. Never creates a project.
 #[derive(Message)]

@@ -32,13 +32,13 @@ use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{LiveEvent, Page};
 use crate::messages::project::{SessionReport, SessionStalled, SessionStopped};
+use crate::messages::router::RetentionEvicted;
 use crate::messages::router::{MayRetire, SessionGone};
 use crate::messages::session::Discard;
 use crate::messages::session::{
     AddUserMessage, AgentStderr, Deliver, Detach, FlushNow, OfferSettled, SessionView, SetRunner,
     SetStallAfter, SetStatus, Snapshot, ToAgent,
 };
-use crate::messages::supervisor::RetentionEvicted;
 use crate::messages::wire::{
     now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, SidecarEvent, UnixMs,
     Variant,
@@ -68,7 +68,7 @@ impl std::ops::Deref for SessionLinks {
 /// The handles every session of one arbiter (one router, and the projects placed with it) uses alike.
 pub struct SessionShared {
     pub config: Arc<Config>,
-    /// The supervisor, told which sessions the retention riding with a finish let go.
+    /// Its router, told which sessions the retention riding with a finish let go.
     pub evicted: Outbox<RetentionEvicted>,
     /// The retention settings a finish applies to its project.
     pub settings: SharedSettings,

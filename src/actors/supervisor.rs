@@ -1,36 +1,31 @@
-//! The supervisor keeps what is global: the project directory and the projects' lifecycle (projectId →
-//! project actor, created on first use on the project's arbiter, stopped when idle), the settings,
-//! retention and purges, and the reports over every project. It is not on the ingest path: events go
-//! through one router per arbiter (`router.rs`), which it starts and which hold the session routes.
+//! The supervisor keeps only what is global: the settings (and the retention a change of them enforces
+//! everywhere), the wiring of one router per arbiter, and the reports over every project, which it
+//! gathers from the routers. It is on neither the start nor the ingest path: each router holds the
+//! directory of its arbiter's projects (projectId → project actor, created on first use, stopped when
+//! idle; router/directory.rs), their purges and their sessions' routes, so a start or a look-up goes
+//! from the caller straight to the project's arbiter.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 mod admin;
-mod directory;
 mod reports;
 
 pub use self::admin::SettingsReply;
-pub use self::directory::{FindProject, Found, Project, StartIn};
 
 use super::arbiters::{slot, Arbiters};
-use super::mailbox::{Mailbox, MailboxStats, Metered, Outbox};
+use super::mailbox::{Mailbox, MailboxStats, Metered};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::PersisterHandle;
 use super::project::ProjectLinks;
-use super::router::{Revived, Router};
+use super::router::Router;
 use super::routes::Routes;
 use super::session::{SessionLinks, SessionShared};
 use crate::config::Config;
 use crate::messages::commands::SettingsPatch;
-use crate::messages::project::ForgetSession;
 use crate::messages::router::ForgetSessions;
-use crate::messages::supervisor::{
-    DebugTop, FlushAll, HealthReport, ListProjects, PurgeProject, PurgeSession, UpdateSettings,
-};
-use crate::messages::supervisor::{ProjectIdle, RetentionEvicted};
+use crate::messages::supervisor::{DebugTop, FlushAll, HealthReport, ListProjects, UpdateSettings};
 use crate::providers::{EventSink, Providers};
 use crate::storage::Store;
 
@@ -55,16 +50,9 @@ pub struct Supervisor {
     parts: SupervisorParts,
     /// One router per arbiter, in arbiter order (`arbiters::slot`).
     routes: Routes,
-    /// Per router, shared by every project actor of it: one allocation, not one copy a project.
-    links: Vec<Arc<ProjectLinks>>,
-    projects: HashMap<String, directory::Slot>,
-    /// Projects that stopped with no current session in this process (see `directory`).
-    let_go: directory::LetGo,
     /// Settings updates waiting for the one in flight (`settings_busy`).
     settings_queue: std::collections::VecDeque<(SettingsPatch, SettingsReply)>,
     settings_busy: bool,
-    /// Projects whose purge is in flight.
-    purging: std::collections::HashSet<String>,
     stats: Arc<MailboxStats>,
 }
 
@@ -73,7 +61,7 @@ pub fn project_of(session_id: &str) -> &str {
     session_id.rsplit_once('-').map_or(session_id, |(p, _)| p)
 }
 
-/// What every arbiter's `SessionShared` holds alike; each adds its supervisor and router handles.
+/// What every arbiter's `SessionShared` holds alike; each adds its router's handles.
 #[derive(Clone)]
 struct SharedBase {
     config: Arc<Config>,
@@ -91,13 +79,12 @@ impl SharedBase {
     fn with(
         self,
         windows: Arc<super::windows::WindowPart>,
-        evicted: Outbox<RetentionEvicted>,
         router: &Mailbox<Router>,
     ) -> Arc<SessionShared> {
         Arc::new(SessionShared {
             rules: Arc::new(super::session::rules(&self.config)),
             config: self.config,
-            evicted,
+            evicted: router.outbox(),
             settings: self.settings,
             gone: router.outbox(),
             retire: router.outbox(),
@@ -113,12 +100,8 @@ impl SharedBase {
 }
 
 impl Supervisor {
-    /// `me` is this supervisor's own mailbox, whose stats it shares. Starts one router per arbiter.
-    pub fn new(
-        parts: SupervisorParts,
-        me: Mailbox<Supervisor>,
-        stats: Arc<MailboxStats>,
-    ) -> Supervisor {
+    /// `stats`: those of this supervisor's own mailbox. Starts one router per arbiter.
+    pub fn new(parts: SupervisorParts, stats: Arc<MailboxStats>) -> Supervisor {
         let windows = super::windows::WindowPart::split(
             parts.config.limits.window_bytes.as_u64(),
             parts.arbiters.len(),
@@ -135,46 +118,41 @@ impl Supervisor {
             settings: parts.settings.clone(),
         };
         let mut routers = Vec::with_capacity(parts.arbiters.len());
-        let mut links = Vec::with_capacity(parts.arbiters.len());
         // The sessions of each arbiter's projects count against its part.
         for (i, part) in windows.into_iter().enumerate() {
             let stats = Arc::new(MailboxStats::default());
-            let (theirs, store, supervisor, b) =
-                (stats.clone(), parts.store.clone(), me.clone(), base.clone());
-            let (m, p) = (parts.metrics.clone(), part.clone());
+            let (theirs, store, b) = (stats.clone(), parts.store.clone(), base.clone());
+            let (m, control) = (parts.metrics.clone(), parts.control.clone());
             let addr = Router::start_in_arbiter(&parts.arbiters.handle(i), move |ctx| {
                 let router = Mailbox::new(ctx.address(), theirs.clone(), m, ActorKind::Router);
+                let session = b.with(part, &router);
                 // For the sessions it reads back: no project (a sleeping one let go of them).
                 let links = SessionLinks {
-                    shared: b.with(p, supervisor.outbox(), &router),
+                    shared: session.clone(),
                     project: None,
                 };
-                Router::new(links, store, theirs, supervisor.outbox())
+                // Shared by every project actor of this arbiter.
+                let projects = Arc::new(ProjectLinks {
+                    idle: router.outbox(),
+                    sink: EventSink::new(ctx.address().recipient()).with_permissions(control),
+                    router,
+                    store,
+                    session,
+                });
+                Router::new(links, projects, theirs)
             });
-            let router = Mailbox::new(
-                addr.clone(),
+            routers.push(Mailbox::new(
+                addr,
                 stats,
                 parts.metrics.clone(),
                 ActorKind::Router,
-            );
-            links.push(Arc::new(ProjectLinks {
-                idle: me.outbox(),
-                sink: EventSink::new(addr.recipient()).with_permissions(parts.control.clone()),
-                router: router.clone(),
-                store: parts.store.clone(),
-                session: base.clone().with(part, me.outbox(), &router),
-            }));
-            routers.push(router);
+            ));
         }
         Supervisor {
             parts,
             routes: Routes::new(routers),
-            links,
-            projects: HashMap::new(),
-            let_go: Default::default(),
             settings_queue: Default::default(),
             settings_busy: false,
-            purging: Default::default(),
             stats,
         }
     }
@@ -184,27 +162,13 @@ impl Supervisor {
         &self.routes
     }
 
-    /// The router of a project (and of its sessions).
-    fn router(&self, project_id: &str) -> &Mailbox<Router> {
-        self.routes.of(project_id)
-    }
-
-    /// Drops evicted or purged sessions from memory: their actors stop without writing, their projects
-    /// forget them.
-    fn forget_sessions(&mut self, ids: &[String], reason: StopReason) {
+    /// Drops evicted sessions from memory: their routers stop their actors without writing and tell
+    /// their projects to forget them.
+    fn forget_sessions(&mut self, ids: Vec<String>, reason: StopReason) {
         let routers = self.routes.all();
         let mut by_router: Vec<Vec<String>> = vec![Vec::new(); routers.len()];
         for id in ids {
-            by_router[slot(project_of(id), routers.len())].push(id.clone());
-            if let Some(project) = self
-                .projects
-                .get(project_of(id))
-                .map(directory::Slot::mailbox)
-            {
-                project.do_send(ForgetSession {
-                    session_id: id.clone(),
-                });
-            }
+            by_router[slot(project_of(&id), routers.len())].push(id);
         }
         for (router, ids) in routers.iter().zip(by_router) {
             if !ids.is_empty() {
@@ -238,15 +202,7 @@ impl Metered for Supervisor {
 }
 
 crate::instrument!(
-    Supervisor: FindProject,
-    Project,
-    StartIn,
-    ProjectIdle,
-    Revived,
-    RetentionEvicted,
-    PurgeSession,
-    PurgeProject,
-    UpdateSettings,
+    Supervisor: UpdateSettings,
     ListProjects,
     HealthReport,
     FlushAll,

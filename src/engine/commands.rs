@@ -1,18 +1,21 @@
 //! The engine's commands: starting an agent (its request checked and completed from settings and
 //! configuration), stop, prompt, clear, restore, purges, settings, a project's stall threshold, and
-//! ingest. Each goes to the actor that serialises it: a project's actor, the supervisor, the routers.
+//! ingest. Each goes to the actor that serialises it: a project's actor (through its router, which holds
+//! its arbiter's project directory), the routers, the supervisor (settings).
 
 use super::cluster::Logged;
 use super::{Engine, LOOKUPS};
 use crate::actors::blocking;
-use crate::actors::supervisor::{project_of, StartIn};
+use crate::actors::router::StartIn;
+use crate::actors::supervisor::project_of;
 
 use crate::error::CommandError;
 use crate::messages::commands::{IngestOutcome, Settings, SettingsPatch, StartRequest, Started};
 use crate::messages::project::{
     ClearSession, PromptSession, RestoreLast, SetStallThreshold, StartSession, StopSession,
 };
-use crate::messages::supervisor::{PurgeProject, PurgeSession, UpdateSettings};
+use crate::messages::router::{PurgeProject, PurgeSession};
+use crate::messages::supervisor::UpdateSettings;
 use crate::messages::validate;
 use crate::messages::wire::{ProjectHealth, SidecarEvent};
 use crate::providers::StartSpec;
@@ -33,10 +36,11 @@ impl Engine {
         Ok(started)
     }
 
-    /// Hands the start to the supervisor, which hands it to the project's actor, which answers here: one
-    /// wait for the caller. A project going idle cannot lose it (the supervisor holds starts for a project
-    /// it is deactivating), but one stopped by force (a purge) drops it unanswered: then the supervisor is
-    /// asked again, as `ask_project` looks again after a closed mailbox.
+    /// Hands the start to the project's router, which hands it to the project's actor on the same arbiter
+    /// (started there if none), which answers here: one wait and one thread hop for the caller. A project
+    /// going idle cannot lose it (the router holds starts for a project it is deactivating), but one
+    /// stopped by force (a purge) drops it unanswered: then the router is asked again, as `ask_project`
+    /// looks again after a closed mailbox.
     async fn start_in_project(
         &self,
         project_id: &str,
@@ -44,7 +48,7 @@ impl Engine {
     ) -> Result<Started, CommandError> {
         for _ in 0..LOOKUPS {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            self.inner.supervisor.do_send(StartIn {
+            self.router(project_id).do_send(StartIn {
                 project_id: project_id.to_owned(),
                 start: StartSession {
                     spec: spec.clone(),
@@ -238,8 +242,7 @@ impl Engine {
             self.record(purged, "purge").await?;
         }
         let taken = self
-            .inner
-            .supervisor
+            .router(project_id)
             .send(PurgeProject {
                 project_id: project_id.to_owned(),
             })
@@ -269,8 +272,7 @@ impl Engine {
     /// Purges a session on this node only (a refused start, a replayed purge).
     pub(super) async fn purge_here(&self, session_id: &str) -> Result<(), CommandError> {
         validate::session_id(session_id)?;
-        self.inner
-            .supervisor
+        self.router(project_of(session_id))
             .send(PurgeSession {
                 session_id: session_id.to_owned(),
             })

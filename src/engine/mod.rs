@@ -1,6 +1,6 @@
 //! The engine: the one handle the HTTP API, the load generator, the cluster and tests hold. It wires the
-//! actor system at start (storage, the persister thread, one arbiter per core with a router each, the
-//! supervisor, the broadcaster) and turns each call into typed messages to those actors, awaiting their
+//! actor system at start (storage, the persister thread, one arbiter per core with a router each, which
+//! holds that arbiter's projects, the supervisor, the broadcaster) and turns each call into typed messages to those actors, awaiting their
 //! answers. Dependencies point one way: api → engine → actors → messages, storage, providers
 //! (tests/architecture.rs checks it).
 //!
@@ -33,8 +33,9 @@ use crate::actors::metrics::{self, ActorKind, Metrics};
 use crate::actors::persister::{PersisterHandle, PersisterStats};
 use crate::actors::project::ProjectActor;
 use crate::actors::router::Router;
+use crate::actors::router::{FindProject, Found, Project};
 use crate::actors::routes::Routes;
-use crate::actors::supervisor::{FindProject, Found, Project, Supervisor};
+use crate::actors::supervisor::Supervisor;
 use crate::actors::{blocking, persister};
 use crate::config::Config;
 use crate::error::CommandError;
@@ -86,9 +87,6 @@ struct Inner {
     settings: crate::actors::settings::SharedSettings,
     /// Cluster mode: where starts, purges and stops are recorded before they are answered (cluster.rs).
     log: std::sync::OnceLock<Arc<dyn CommandLog>>,
-    /// The supervisor's arbiter, which tests block to hold its messages back (offer_tests.rs).
-    #[cfg(test)]
-    control_arbiter: actix::ArbiterHandle,
 }
 
 impl Engine {
@@ -118,11 +116,11 @@ impl Engine {
         self.inner.routes.of(project_id)
     }
 
-    /// The project's actor, started if none (commands that create: start, stall threshold).
+    /// The project's actor, started if none (commands that create: start, stall threshold), by its
+    /// router, which holds the directory of its arbiter's projects.
     async fn project(&self, project_id: &str) -> Result<Mailbox<ProjectActor>, CommandError> {
         validate::project_id(project_id)?;
-        self.inner
-            .supervisor
+        self.router(project_id)
             .send(Project {
                 project_id: project_id.to_owned(),
                 revive: None,
@@ -132,8 +130,8 @@ impl Engine {
 
     /// The project's actor for a read or a command on its current session: the one in memory, or one
     /// brought back when storage holds a session of it (restoring its last session, as loadLastSession
-    /// would). Storage is read here, off the supervisor's thread; an id storage does not know never
-    /// creates an actor.
+    /// would). Storage is read here, off the router's thread; an id storage does not know never creates
+    /// an actor.
     async fn existing_project(
         &self,
         project_id: &str,
@@ -141,8 +139,7 @@ impl Engine {
         validate::project_id(project_id)?;
         let id = project_id.to_owned();
         let found = self
-            .inner
-            .supervisor
+            .router(project_id)
             .send(FindProject {
                 project_id: id.clone(),
             })
@@ -157,8 +154,7 @@ impl Engine {
                     return Ok(None);
                 };
                 let project = self
-                    .inner
-                    .supervisor
+                    .router(project_id)
                     .send(Project {
                         project_id: project_id.to_owned(),
                         revive: Some(record),

@@ -1,31 +1,17 @@
-//! A session read back for late events is offered to its project (`Revived`, through the supervisor),
-//! which attaches it while it is in memory: the project's health hears what the late events changed
-//! however long the offer takes, because the session does not stop before the offer is settled. The
-//! supervisor is held (its arbiter blocked) to order the messages by hand: without the wait, the session
-//! stores its late events and asks to stop before the project's `Attach` can reach it.
+//! A session read back for late events is offered to its project (`Revived`, by its router, which holds
+//! the project's directory), which attaches it while it is in memory: the project's health hears what the
+//! late events changed, because the session does not stop before the offer is settled (the order itself
+//! is the session state's, tested without actix: session/state_tests.rs
+//! `a_session_offered_to_its_project_stops_only_once_the_offer_is_settled`).
 
 use super::test_support::{engine, event, eventually, finished, sessions_alive, text, until};
-use crate::actors::router::FindSession;
-
-/// Blocks the supervisor's arbiter until the answer is dropped or sent.
-async fn hold_the_supervisor(engine: &super::Engine) -> std::sync::mpsc::Sender<()> {
-    let (held, holding) = tokio::sync::oneshot::channel();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    engine.inner.control_arbiter.spawn(async move {
-        let _ = held.send(());
-        let _ = released.recv();
-    });
-    holding.await.unwrap();
-    release
-}
 
 #[actix_rt::test]
-async fn a_session_read_back_for_late_events_waits_for_its_projects_attach_before_it_stops() {
+async fn a_session_read_back_for_late_events_is_attached_by_its_project_in_memory() {
     let (engine, _dir) = engine().await;
     // Finished and stored: its actor stops, and the project (in its grace) keeps its id.
     let sid = finished(&engine, "v", &["a"]).await;
 
-    let release = hold_the_supervisor(&engine).await;
     // Tokens bring context pressure into the project's health.
     let cost = event(
         "agent.cost",
@@ -33,21 +19,7 @@ async fn a_session_read_back_for_late_events_waits_for_its_projects_attach_befor
     );
     let outcome = engine.ingest(vec![cost], true).await.unwrap();
     assert_eq!((outcome.accepted, outcome.ignored), (1, 0));
-    // Stored and answered. Had it asked its router to stop (`MayRetire`, sent as the write committed,
-    // before the answer), the router would have dropped its route before it handles this look-up.
-    let routed = engine
-        .router("v")
-        .send(FindSession {
-            session_id: sid.clone(),
-        })
-        .await
-        .unwrap();
-    assert!(
-        routed.is_some(),
-        "the session read back waits for its project's answer before it asks to stop"
-    );
 
-    drop(release);
     // The offer reaches the project: it attaches the session, whose cost reaches its health.
     eventually(|| async {
         let health = engine.health().await.unwrap();
@@ -76,7 +48,7 @@ async fn a_session_read_back_with_no_project_in_memory_lets_go_once_stored() {
     })
     .await;
     engine.ingest(vec![text(&sid, "late")], true).await.unwrap();
-    // The supervisor drops the offer, which settles it: the session stops once its event is stored.
+    // The router drops the offer, which settles it: the session stops once its event is stored.
     until(|| sessions_alive(&engine) == 0).await;
     engine.shutdown().await;
 }

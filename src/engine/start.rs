@@ -1,6 +1,7 @@
 //! Wiring the actor system at start: storage opened and recovered on the blocking pool, the persister
 //! thread, the broadcaster on an arbiter of its own, the supervisor on the control arbiter (the supervisor
-//! starts one router per arbiter), and the parts the engine handle keeps.
+//! starts one router per arbiter, each holding its arbiter's projects), and the parts the engine handle
+//! keeps.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -86,8 +87,7 @@ pub(super) async fn wire(
     metrics.actor_started(ActorKind::Persister);
     let control = Arbiter::new().handle();
     // The broadcaster has a thread of its own: every start, status change and batch publishes to it, and
-    // on the supervisor's thread those publishes queued the supervisor's project lookups (a start's one
-    // supervisor hop) behind them.
+    // on a shared thread those publishes queued that thread's other work behind them.
     let publishing = Arbiter::new().handle();
     let broadcaster = {
         let (stats, m) = (Arc::new(MailboxStats::default()), metrics.clone());
@@ -139,11 +139,9 @@ pub(super) async fn wire(
     };
     let stats = Arc::new(MailboxStats::default());
     let theirs = stats.clone();
-    let m = metrics.clone();
     let (routers_tx, routers_rx) = tokio::sync::oneshot::channel();
-    let addr = Supervisor::start_in_arbiter(&control, move |ctx| {
-        let me = Mailbox::new(ctx.address(), theirs.clone(), m, ActorKind::Supervisor);
-        let supervisor = Supervisor::new(parts, me, theirs);
+    let addr = Supervisor::start_in_arbiter(&control, move |_| {
+        let supervisor = Supervisor::new(parts, theirs);
         let _ = routers_tx.send(supervisor.routes().clone());
         supervisor
     });
@@ -151,7 +149,7 @@ pub(super) async fn wire(
     let routes = routers_rx
         .await
         .map_err(|_| StartError::Join("the supervisor did not start".into()))?;
-    agents.set_supervisor(supervisor.clone(), routes.clone());
+    agents.set_routes(routes.clone());
     // Stalled sessions to resume reach the engine through this channel (actors never hold the engine).
     let (resumes, stalled) = tokio::sync::mpsc::unbounded_channel();
     agents.set_resumes(resumes);
@@ -172,8 +170,6 @@ pub(super) async fn wire(
         stderr_kept,
         settings,
         log: Default::default(),
-        #[cfg(test)]
-        control_arbiter: control,
     };
     Ok((
         inner,

@@ -1,7 +1,7 @@
 //! What a project actor is told: by its sessions (activity, cost and status for its health, a stop its
 //! session's budget or stall asks for; sent through the handles their project gave them,
 //! `actors::session::ProjectLink`), by the engine (its commands: start, stop, prompt, clear, restore,
-//! stall threshold) and by the supervisor (forget a session, summarize, deactivate). The message that
+//! stall threshold) and by its router (forget a session, summarize, deactivate). The message that
 //! hands out its session actor's address stays beside it (actors/project/commands.rs).
 
 use actix::prelude::*;
@@ -154,7 +154,7 @@ pub struct Halt {
 }
 
 /// startAgent, with the request already validated and its defaults resolved by the engine. It reaches the
-/// project through the supervisor (which finds or creates the project's actor and hands it on), and the
+/// project through its router (which finds or creates the project's actor on its arbiter and hands it on), and the
 /// project answers `reply` itself: the caller waits once, not for a lookup and then for the start. A reply
 /// dropped unanswered means the project stopped before it handled the start (look it up again).
 #[derive(Message)]
@@ -213,7 +213,7 @@ pub struct SetAwaiting {
     pub count: usize,
 }
 
-/// The supervisor agrees this project may stop. It stops unless work came meanwhile (then it offers
+/// Its router agrees this project may stop. It stops unless work came meanwhile (then it offers
 /// again once idle). Answers whether it stopped and whether it still had a current session.
 #[derive(Message)]
 #[rtype(result = "Deactivated")]

@@ -1,14 +1,16 @@
 //! What a router is told: by its sessions (one has stopped, so its route goes unless a newer actor of
-//! that id holds it), and by the supervisor (purges, flush, the busiest sessions). The messages that hand
-//! out session actors' addresses stay beside the router (actors/router.rs).
+//! that id holds it; a finish's retention let others go), by its projects (one may stop), by the engine
+//! (purges) and by the supervisor (retention's deletions, flush, the reports over every project). The
+//! messages that hand out session and project actors' addresses stay beside the router
+//! (actors/router.rs, actors/router/directory.rs).
 
 use actix::prelude::*;
 
 use crate::error::CommandError;
-use crate::messages::commands::TopEntry;
+use crate::messages::commands::{ProjectSummary, TopEntry};
 use crate::messages::session::{Retire, StopReason};
 
-/// Told to the supervisor when a session actor stops, so it drops the route.
+/// Told to its router when a session actor stops, so it drops the route.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SessionGone {
@@ -38,12 +40,41 @@ pub struct ReleaseCeiling {
     pub session_id: String,
 }
 
-/// The purge of this session or project id is over (storage no longer holds it).
+/// A project has no work and no timer: it may stop.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct PurgeDone(pub String);
+pub struct ProjectIdle {
+    pub project_id: String,
+    /// Which actor of that id (see `Mailbox::instance`).
+    pub instance: usize,
+}
 
-/// Retention removed these sessions from storage: their actors stop without writing.
+/// The retention that rode with a session's finish (actors/persister.rs `Retain`) deleted these sessions
+/// from storage: forget them in memory too (they are of the finished session's project, so of its router).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RetentionEvicted {
+    pub session_ids: Vec<String>,
+}
+
+/// purgeSession: memory and storage.
+/// Answers the ids of the live sessions it took (none, or this one).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, CommandError>")]
+pub struct PurgeSession {
+    pub session_id: String,
+}
+
+/// purgeProjectSessions: every session of the project, memory and storage; the project actor too.
+/// Answers the ids of the live sessions it took.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, CommandError>")]
+pub struct PurgeProject {
+    pub project_id: String,
+}
+
+/// Retention removed these sessions from storage: their actors stop without writing, their projects
+/// forget them.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ForgetSessions {
@@ -56,7 +87,18 @@ pub struct ForgetSessions {
 #[rtype(result = "Result<(), CommandError>")]
 pub struct FlushSessions;
 
-/// This router's sessions for `/v1/debug/top`, read from their mailbox stats without disturbing them.
+/// This router's projects and sessions for `/v1/debug/top`, read from their mailbox stats without
+/// disturbing them.
 #[derive(Message)]
 #[rtype(result = "Vec<TopEntry>")]
-pub struct TopSessions;
+pub struct TopActors;
+
+/// This router's projects as `GET /v1/projects` lists them: the live ones as their actors tell, then
+/// those of `stored` (storage's project index, of this router's slot) that no live actor answered for,
+/// with their last session unless the project was let go in this process. With `stored` empty: the live
+/// ones (the health report).
+#[derive(Message)]
+#[rtype(result = "Vec<ProjectSummary>")]
+pub struct SummarizeProjects {
+    pub stored: Vec<(String, Option<crate::storage::SessionRecord>)>,
+}

@@ -1,46 +1,12 @@
-//! What the supervisor is told: by the actors below it (a project that may stop, a finished session
-//! whose retention let others go; sent through the handles the supervisor gave them) and by the
-//! engine (purges, settings, lists, health, flush, the busiest actors). The messages that hand out
-//! project actors' addresses stay beside it (actors/supervisor/directory.rs).
+//! What the supervisor is told, by the engine: settings, and the reports over every project (lists,
+//! health, flush, the busiest actors), which it gathers from the routers. Starts, look-ups and purges
+//! go to the project's router, which holds its arbiter's project directory (src/messages/router.rs).
 
 use actix::prelude::*;
 
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, Settings, SettingsPatch, TopBy, TopEntry};
 use crate::messages::wire::ProjectHealth;
-
-/// The retention that rode with a session's finish (actors/persister.rs `Retain`) deleted these sessions
-/// from storage: forget them in memory too.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RetentionEvicted {
-    pub session_ids: Vec<String>,
-}
-
-/// A project has no work and no timer: it may stop.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ProjectIdle {
-    pub project_id: String,
-    /// Which actor of that id (see `Mailbox::instance`).
-    pub instance: usize,
-}
-
-/// purgeSession: memory and storage.
-/// Answers the ids of the live sessions it took (none, or this one).
-#[derive(Message)]
-#[rtype(result = "Result<Vec<String>, CommandError>")]
-pub struct PurgeSession {
-    pub session_id: String,
-}
-
-/// purgeProjectSessions: every session of the project, memory and storage; the project actor too.
-/// Answers the ids of the live sessions it took.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<String>, CommandError>")]
-pub struct PurgeProject {
-    pub project_id: String,
-}
 
 /// PUT /v1/settings: persisted first, then applied; retention changes are enforced on every project at once.
 /// Updates run one at a time, each patching the settings the previous one left: two concurrent updates of

@@ -1,4 +1,4 @@
-//! What a project learns from its sessions and the supervisor (activity, cost, status changes, a purged
+//! What a project learns from its sessions and its router (activity, cost, status changes, a purged
 //! or evicted session) and what it answers about itself (summary, stall threshold). Health is computed
 //! from these inputs; a finished session starts the cleanup grace.
 

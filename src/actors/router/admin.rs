@@ -1,9 +1,9 @@
-//! What a router answers besides routing: the engine's look-ups of a live session (`FindSession`), a
-//! purge's taking of routes and its end (`TakeSessions`, `PurgeDone`), retention's deletions
-//! (`ForgetSessions`), a flush of every session (`FlushSessions`) and `/v1/debug/top`'s rows
-//! (`TopSessions`). Each reads or drops routes in the router's table; none is on the ingest path.
+//! What a router answers besides routing and its directory: the engine's look-ups of a live session
+//! (`FindSession`), retention's deletions (`RetentionEvicted`, `ForgetSessions`), and the supervisor's
+//! gathering over every router: a flush of every session (`FlushSessions`), the project list and health
+//! (`SummarizeProjects`) and `/v1/debug/top`'s rows (`TopActors`). None is on the ingest path.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -11,12 +11,16 @@ use futures_util::future::join_all;
 use super::Router;
 use crate::actors::mailbox::{Mailbox, MailboxStats};
 use crate::actors::metrics::ActorKind;
+use crate::actors::metrics::StopReason;
 use crate::actors::session::SessionActor;
 use crate::actors::supervisor::project_of;
 use crate::error::CommandError;
-use crate::messages::commands::TopEntry;
-use crate::messages::router::{FlushSessions, ForgetSessions, PurgeDone, TopSessions};
+use crate::messages::commands::{ProjectSummary, TopEntry};
+use crate::messages::project::{ForgetSession, Summarize};
+use crate::messages::router::{FlushSessions, ForgetSessions, RetentionEvicted};
+use crate::messages::router::{SummarizeProjects, TopActors};
 use crate::messages::session::{Discard, FlushNow};
+use crate::messages::wire::{ActivityState, ProjectHealth};
 
 /// The live actor of a session, if it is in memory.
 #[derive(Message)]
@@ -36,69 +40,31 @@ impl Handler<FindSession> for Router {
     }
 }
 
-/// A purge begins: drop the routes of one session or of every session of a project, and let nothing of
-/// them come back until `PurgeDone`. Answers the actors taken, to be stopped before the delete.
-#[derive(Message)]
-#[rtype(result = "Vec<(String, Mailbox<SessionActor>)>")]
-pub enum TakeSessions {
-    Session(String),
-    Project(String),
-}
-
-impl TakeSessions {
-    /// The session or project id being purged.
-    pub fn key(&self) -> &str {
-        match self {
-            TakeSessions::Session(id) | TakeSessions::Project(id) => id,
-        }
-    }
-
-    /// The project whose router holds the routes.
-    pub fn project(&self) -> &str {
-        match self {
-            TakeSessions::Session(id) => project_of(id),
-            TakeSessions::Project(id) => id,
-        }
-    }
-}
-
-impl Handler<TakeSessions> for Router {
-    type Result = Vec<(String, Mailbox<SessionActor>)>;
-
-    fn handle(&mut self, msg: TakeSessions, _: &mut Context<Self>) -> Self::Result {
-        match msg {
-            TakeSessions::Session(id) => {
-                // The purge deletes the ceiling with the session.
-                self.ceilings.forget(&id);
-                self.purging.insert(id.clone());
-                self.sessions
-                    .remove(id.as_str())
-                    .map(|a| (id, a))
-                    .into_iter()
-                    .collect()
+impl Router {
+    /// Drops sessions that storage no longer holds: their actors stop without writing, their projects
+    /// forget them.
+    fn forget_sessions(&mut self, ids: Vec<String>, reason: StopReason) {
+        for id in ids {
+            // Deleted, its ceiling with it.
+            self.ceilings.forget(&id);
+            if let Some(addr) = self.sessions.remove(id.as_str()) {
+                addr.do_send(Discard { reason });
             }
-            TakeSessions::Project(project_id) => {
-                let ids: Vec<Arc<str>> = self
-                    .sessions
-                    .keys()
-                    .filter(|id| project_of(id) == project_id)
-                    .cloned()
-                    .collect();
-                self.ceilings.forget_project(&project_id);
-                self.purging.insert(project_id);
-                ids.into_iter()
-                    .filter_map(|id| self.sessions.remove(&id).map(|a| (id.to_string(), a)))
-                    .collect()
+            if let Some(project) = self.projects.get(project_of(&id)) {
+                project.mailbox().do_send(ForgetSession { session_id: id });
             }
         }
     }
 }
 
-impl Handler<PurgeDone> for Router {
+impl Handler<RetentionEvicted> for Router {
     type Result = ();
 
-    fn handle(&mut self, PurgeDone(id): PurgeDone, _: &mut Context<Self>) {
-        self.purging.remove(&id);
+    fn handle(&mut self, msg: RetentionEvicted, _: &mut Context<Self>) {
+        self.metrics()
+            .retention_evictions
+            .inc_by(msg.session_ids.len() as u64);
+        self.forget_sessions(msg.session_ids, StopReason::Retention);
     }
 }
 
@@ -106,13 +72,7 @@ impl Handler<ForgetSessions> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: ForgetSessions, _: &mut Context<Self>) {
-        for id in msg.ids {
-            // Deleted by retention, its ceiling with it.
-            self.ceilings.forget(&id);
-            if let Some(addr) = self.sessions.remove(id.as_str()) {
-                addr.do_send(Discard { reason: msg.reason });
-            }
-        }
+        self.forget_sessions(msg.ids, msg.reason);
     }
 }
 
@@ -133,21 +93,76 @@ impl Handler<FlushSessions> for Router {
     }
 }
 
-impl Handler<TopSessions> for Router {
+impl Handler<TopActors> for Router {
     type Result = Vec<TopEntry>;
 
-    fn handle(&mut self, _: TopSessions, _: &mut Context<Self>) -> Vec<TopEntry> {
-        self.sessions
+    fn handle(&mut self, _: TopActors, _: &mut Context<Self>) -> Vec<TopEntry> {
+        let projects = self
+            .projects
             .iter()
-            .map(|(id, m)| {
-                top_entry(
-                    ActorKind::Session,
-                    project_of(id),
-                    Some(id.to_string()),
-                    m.stats(),
-                )
+            .map(|(id, slot)| top_entry(ActorKind::Project, id, None, slot.mailbox().stats()));
+        let sessions = self.sessions.iter().map(|(id, m)| {
+            top_entry(
+                ActorKind::Session,
+                project_of(id),
+                Some(id.to_string()),
+                m.stats(),
+            )
+        });
+        projects.chain(sessions).collect()
+    }
+}
+
+impl Handler<SummarizeProjects> for Router {
+    type Result = ResponseFuture<Vec<ProjectSummary>>;
+
+    fn handle(&mut self, msg: SummarizeProjects, _: &mut Context<Self>) -> Self::Result {
+        let live: Vec<_> = self
+            .projects
+            .values()
+            .map(|slot| slot.mailbox().send(Summarize))
+            .collect();
+        // A project let go in this process shows no session, as its reads answer.
+        let stored: Vec<_> = msg
+            .stored
+            .into_iter()
+            .map(|(project_id, last)| {
+                let last = last.filter(|_| !self.let_go.contains(&project_id));
+                (project_id, last)
             })
-            .collect()
+            .collect();
+        Box::pin(async move {
+            let mut out: Vec<ProjectSummary> = join_all(live)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
+            let known: HashSet<String> = out.iter().map(|p| p.project_id.clone()).collect();
+            out.extend(stored.into_iter().filter(|(p, _)| !known.contains(p)).map(
+                |(project_id, last)| ProjectSummary {
+                    health: inactive_health(&project_id),
+                    session_id: last.as_ref().map(|r| r.session_id.clone()),
+                    status: last.map(|r| r.status),
+                    project_id,
+                },
+            ));
+            out
+        })
+    }
+}
+
+fn inactive_health(project_id: &str) -> ProjectHealth {
+    ProjectHealth {
+        project_id: project_id.to_owned(),
+        session_id: None,
+        activity_state: ActivityState::Inactive,
+        active_tool: None,
+        idle_duration_ms: 0,
+        burn_rate_per_hour: 0.0,
+        context_pressure: None,
+        attention_score: 0,
+        attention_reason: None,
+        stall_threshold_ms: 0,
     }
 }
 

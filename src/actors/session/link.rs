@@ -1,5 +1,5 @@
-//! How a session reaches the actors above it: the handles its project (and, through it, the router and
-//! the supervisor) gave it; its project's is one handle for every report. The session never names its
+//! How a session reaches the actors above it: the handles its project (and, through it, the router)
+//! gave it; its project's is one handle for every report. The session never names its
 //! parents' types, so the dependency runs one way: parent → child type, child → parent only through these messages
 //! (src/messages/{project,router,supervisor}.rs).
 

@@ -15,10 +15,10 @@ use crate::actors::persister::{Commit, Retain, TryWriteError, Written};
 use crate::actors::settings::retention_age_ms;
 use crate::error::CommandError;
 use crate::messages::router::MayRetire;
+use crate::messages::router::RetentionEvicted;
 use crate::messages::session::{
     Discard, FlushForRoom, FlushNow, OfferSettled, Retire, Retired, TrimWindow,
 };
-use crate::messages::supervisor::RetentionEvicted;
 use crate::storage::{StorageError, WriteOp};
 
 /// How long a session that could not stop (something was still sent to it) waits before it asks again.

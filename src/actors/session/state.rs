@@ -106,7 +106,7 @@ pub struct SessionState {
     /// Brought back (or asked) for a command that follows (a prompt, a resume): it does not let go by
     /// itself until it runs again or its project lets it go.
     pub held: bool,
-    /// Read back for late events and offered to its project (`Revived`, through the supervisor): it does
+    /// Read back for late events and offered to its project (`Revived`, by its router): it does
     /// not stop before the offer is settled, so the project's `Attach`, if one comes, finds it alive and
     /// the project's health hears what the late events changed.
     pub offered: bool,

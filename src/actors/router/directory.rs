@@ -1,7 +1,11 @@
-//! Where each project's actor stands, and the lifecycle handshake that lets an idle project stop.
+//! The directory of the projects placed on this router's arbiter (`arbiters::slot` of the projectId): where
+//! each project's actor stands, and the lifecycle handshake that lets an idle project stop. Each router
+//! holds the directory of its own projects, so a start or a command's look-up goes from the caller
+//! straight to the project's arbiter, which finds or creates the actor there: no global actor, and no
+//! second thread hop, on the way.
 //!
-//! A project actor exists while it has work or a timer. When idle it says so (`ProjectIdle`); the
-//! supervisor marks it deactivating and asks it to stop (`Deactivate`). Lookups that arrive meanwhile wait
+//! A project actor exists while it has work or a timer. When idle it says so (`ProjectIdle`); its
+//! router marks it deactivating and asks it to stop (`Deactivate`). Lookups that arrive meanwhile wait
 //! for the answer, so a project never has two actors: once it stopped, the next lookup starts a new one,
 //! and a command that reached the stopped one (sent before the mark) fails with a closed mailbox and is
 //! looked up again by the engine. Projects that stopped with no current session (let go after the cleanup
@@ -15,13 +19,13 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::{project_of, Revived, Supervisor};
-use crate::actors::arbiters::slot;
+use super::{Revived, Router};
 use crate::actors::mailbox::{Mailbox, MailboxStats};
 use crate::actors::metrics::ActorKind;
 use crate::actors::project::ProjectActor;
+use crate::actors::supervisor::project_of;
 use crate::messages::project::{Deactivate, Deactivated, StartSession};
-use crate::messages::supervisor::ProjectIdle;
+use crate::messages::router::ProjectIdle;
 use crate::storage::SessionRecord;
 
 /// Where a project's actor stands.
@@ -85,7 +89,7 @@ impl LetGo {
     }
 }
 
-impl Supervisor {
+impl Router {
     /// The project's actor, started if none (with `revive`, its last stored session, to restore).
     pub(super) fn project(
         &mut self,
@@ -97,14 +101,9 @@ impl Supervisor {
         }
         let id = project_id.to_owned();
         let stats = Arc::new(MailboxStats::default());
-        let index = slot(project_id, self.routes.all().len());
-        let links = self.links[index].clone();
-        let arbiter = self.parts.arbiters.handle(index);
-        let theirs = stats.clone();
-        let addr = ProjectActor::start_in_arbiter(&arbiter, move |_| {
-            ProjectActor::new(id, links, theirs, revive)
-        });
-        let mailbox = Mailbox::new(addr, stats, self.parts.metrics.clone(), ActorKind::Project);
+        // On this router's arbiter, which is the project's.
+        let addr = ProjectActor::new(id, self.project_links.clone(), stats.clone(), revive).start();
+        let mailbox = Mailbox::new(addr, stats, self.metrics().clone(), ActorKind::Project);
         self.projects
             .insert(project_id.to_owned(), Slot::Live(mailbox.clone()));
         mailbox
@@ -114,6 +113,7 @@ impl Supervisor {
         if let Some(slot) = self.projects.get(project_id) {
             return Found::Live(slot.mailbox().clone());
         }
+        // A project's purge in flight keeps it down, as a let-go does.
         if self.purging.contains(project_id) || self.let_go.contains(project_id) {
             Found::LetGo
         } else {
@@ -133,6 +133,14 @@ impl Supervisor {
                 }
                 Waiting::Start(start) => self.project(project_id, None).do_send(*start),
             }
+        }
+    }
+
+    /// A session read back here is offered to its project, only if that is in memory (and not stopping).
+    /// Otherwise the offer drops here, and the session may stop once its late events are stored.
+    pub(super) fn offer(&mut self, revived: Revived) {
+        if let Some(Slot::Live(project)) = self.projects.get(project_of(&revived.session_id)) {
+            project.do_send(revived);
         }
     }
 
@@ -164,7 +172,7 @@ pub struct FindProject {
     pub project_id: String,
 }
 
-impl Handler<FindProject> for Supervisor {
+impl Handler<FindProject> for Router {
     type Result = ResponseFuture<Found>;
 
     fn handle(&mut self, msg: FindProject, _: &mut Context<Self>) -> Self::Result {
@@ -187,7 +195,7 @@ pub struct Project {
     pub revive: Option<SessionRecord>,
 }
 
-impl Handler<Project> for Supervisor {
+impl Handler<Project> for Router {
     type Result = ResponseFuture<Result<Mailbox<ProjectActor>, crate::error::CommandError>>;
 
     fn handle(&mut self, msg: Project, _: &mut Context<Self>) -> Self::Result {
@@ -204,9 +212,9 @@ impl Handler<Project> for Supervisor {
     }
 }
 
-/// startAgent for a project: its actor, started if none, is handed the start, and answers its caller
-/// (`StartSession::reply`) without this supervisor: a start costs the caller one wait instead of a lookup
-/// here and then a send to the project. Should the project stop before it handles the start, the reply is
+/// startAgent for a project: its actor, started if none on this arbiter, is handed the start, and answers
+/// its caller (`StartSession::reply`) itself: a start costs the caller one wait and one hop to the
+/// project's arbiter, instead of a lookup here and then a send to the project. Should the project stop before it handles the start, the reply is
 /// dropped unanswered and the caller looks again.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -215,7 +223,7 @@ pub struct StartIn {
     pub start: StartSession,
 }
 
-impl Handler<StartIn> for Supervisor {
+impl Handler<StartIn> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: StartIn, _: &mut Context<Self>) {
@@ -227,19 +235,7 @@ impl Handler<StartIn> for Supervisor {
     }
 }
 
-/// A router read a session back: its project, only if it is in memory, may attach it. Otherwise the offer
-/// drops here, and the session may stop once its late events are stored.
-impl Handler<Revived> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Revived, _: &mut Context<Self>) {
-        if let Some(Slot::Live(project)) = self.projects.get(project_of(&msg.session_id)) {
-            project.do_send(msg);
-        }
-    }
-}
-
-impl Handler<ProjectIdle> for Supervisor {
+impl Handler<ProjectIdle> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: ProjectIdle, ctx: &mut Context<Self>) {
