@@ -138,7 +138,7 @@ impl Router {
 
     /// A session read back here is offered to its project, only if that is in memory (and not stopping).
     /// Otherwise the offer drops here, and the session may stop once its late events are stored.
-    pub(super) fn offer(&mut self, revived: Revived) {
+    pub(super) fn offer(&self, revived: Revived) {
         if let Some(Slot::Live(project)) = self.projects.get(project_of(&revived.session_id)) {
             project.do_send(revived);
         }
