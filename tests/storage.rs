@@ -77,7 +77,7 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
-    drop(set_schema_version(&path, 9));
+    drop(set_schema_version(&path, 10));
     let before = std::fs::read(&path).unwrap();
 
     let err = Store::open(&path)
@@ -87,8 +87,8 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
         matches!(
             err,
             StorageError::NewerSchema {
-                found: 9,
-                supported: 8,
+                found: 10,
+                supported: 9,
                 ..
             }
         ),
@@ -175,13 +175,13 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
 
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.redb");
-    leave_unclean_file(&newer, 9);
+    leave_unclean_file(&newer, 10);
     let before = std::fs::read(&newer).unwrap();
     let err = Store::open(&newer)
         .err()
         .expect("a newer schema must be refused");
     assert!(
-        matches!(err, StorageError::NewerSchema { found: 9, .. }),
+        matches!(err, StorageError::NewerSchema { found: 10, .. }),
         "{err:?}"
     );
     assert!(
@@ -190,7 +190,7 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
     );
 
     let ours = dir.path().join("ours.redb");
-    leave_unclean_file(&ours, 8);
+    leave_unclean_file(&ours, 9);
     let store = Store::open(&ours).unwrap();
     assert_eq!(
         seqs(&store.messages("s1", 0, None, None).unwrap()),
@@ -517,7 +517,7 @@ fn a_store_is_shared_across_threads() {
 }
 
 #[test]
-fn meta_holds_schema_version_eight() {
+fn meta_holds_schema_version_nine() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
@@ -530,7 +530,7 @@ fn meta_holds_schema_version_eight() {
         .unwrap()
         .unwrap()
         .value();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
 }
 
 #[test]

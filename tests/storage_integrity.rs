@@ -9,10 +9,14 @@ use std::path::{Path, PathBuf};
 
 use agent_store::messages::wire::AgentStatus;
 use agent_store::storage::{verify, StorageError, Store, WriteOp};
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use storage_support::{append, latest_sessions, put, record, seqs};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const PROJECT_MEMBERS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("project_members");
+const PROJECT_KEYS: TableDefinition<(&str, &str), ()> = TableDefinition::new("project_keys");
+const SESSION_STARTS: TableDefinition<&str, &[u8]> = TableDefinition::new("session_starts");
 
 fn db_in(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("agent-store.redb")
@@ -90,7 +94,7 @@ fn a_flipped_byte_in_a_message_row_is_reported_with_its_session_never_served() {
     drop(store);
 
     let report = verify(&path).unwrap();
-    assert_eq!((report.schema, report.sessions, report.batches), (8, 2, 2));
+    assert_eq!((report.schema, report.sessions, report.batches), (9, 2, 2));
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].session_id, "victim");
     assert_eq!(
@@ -164,8 +168,9 @@ fn verify_finds_nothing_in_a_sound_file_and_refuses_what_is_not_a_database() {
 /// by main at 2d770dd (schema 5, before the project summaries), `schema6.redb` by the release binary of
 /// d54c1c8 (schema 6, batch bodies through postcard; its storage code is main 0077a55's), `schema7.redb` by
 /// the release binary of 7a1dd54 (schema 7, records through postcard; /tmp/agent-store-final25b, started
-/// with synthetic sessions over HTTP), the same way: project alpha's session done with two assistant
-/// messages and a cost, project beta's started after it.
+/// with synthetic sessions over HTTP), `schema8.redb` by the release binary of main b6d82d0 (schema 8,
+/// starts in `session_starts`; by `tests/fixtures/storage/make-schema8.sh`), the same way: project
+/// alpha's session done with two assistant messages and a cost, project beta's started after it.
 fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
@@ -210,9 +215,9 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     assert_eq!(store.project_sessions("alpha").unwrap().len(), 1);
     drop(store);
 
-    assert_eq!(schema_version(&path), 8);
+    assert_eq!(schema_version(&path), 9);
     let after = verify(&path).unwrap();
-    assert_eq!((after.schema, after.sessions), (8, before.sessions));
+    assert_eq!((after.schema, after.sessions), (9, before.sessions));
     assert_eq!(after.messages, before.messages + 2);
     assert!(after.damage.is_empty(), "{:?}", after.damage);
 }
@@ -268,6 +273,46 @@ fn a_schema_seven_file_from_main_before_the_hand_written_records_is_migrated_who
         "tests/fixtures/storage/schema7.redb",
         7,
         "schema seven text ✓",
+    );
+}
+
+#[test]
+fn a_schema_eight_file_from_main_before_the_starts_in_the_project_index_is_migrated_whole() {
+    migrates_whole(
+        "tests/fixtures/storage/schema8.redb",
+        8,
+        "schema eight text ✓",
+    );
+}
+
+/// Schema 8 kept each session's start in `session_starts`; 9 keeps it in the session's project index
+/// entry. The fixture's starts (alpha's with no option, beta's with a model and a system prompt) read
+/// back the same after the migration, and both old tables are gone.
+#[test]
+fn a_schema_eight_file_keeps_its_sessions_starts_in_the_project_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    std::fs::copy("tests/fixtures/storage/schema8.redb", &path).unwrap();
+    let store = Store::open(&path).unwrap();
+    let start = |project: &str| {
+        let id = store.last_session(project).unwrap().unwrap().session_id;
+        let bytes = store.session_start(&id).unwrap().expect("start kept");
+        String::from_utf8(bytes).unwrap()
+    };
+    assert_eq!(start("alpha"), r#"{"provider":"synthetic"}"#);
+    assert_eq!(
+        start("beta"),
+        r#"{"provider":"synthetic","model":"fixture-model","system_prompt":"be brief"}"#
+    );
+    drop(store);
+
+    let db = redb::ReadOnlyDatabase::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert_eq!(txn.open_table(PROJECT_MEMBERS).unwrap().len().unwrap(), 2);
+    assert!(txn.open_table(PROJECT_KEYS).is_err(), "project_keys kept");
+    assert!(
+        txn.open_table(SESSION_STARTS).is_err(),
+        "session_starts kept"
     );
 }
 
@@ -392,10 +437,11 @@ fn a_missing_database_is_refused_when_the_data_dir_held_one() {
 }
 
 /// Schema 4 (main before packed rows) stored every batch plain, byte for byte as this build stores a small
-/// one; marking such a file 4 gives what main wrote. It opens as 8 with no row rewritten, its plain rows
-/// read beside the packed ones written after, and verify finds nothing wrong.
+/// one; marking such a file 4, with its project index as schema 4 to 8 kept it (`project_keys`), gives
+/// what main wrote. It opens as 9 with no row rewritten, its plain rows read beside the packed ones written
+/// after, and verify finds nothing wrong.
 #[test]
-fn a_schema_four_file_opens_as_eight_and_reads_its_plain_rows_beside_packed_ones() {
+fn a_schema_four_file_opens_as_nine_and_reads_its_plain_rows_beside_packed_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).unwrap();
@@ -410,6 +456,15 @@ fn a_schema_four_file_opens_as_eight_and_reads_its_plain_rows_beside_packed_ones
             .unwrap()
             .insert("schema_version", 4)
             .unwrap();
+        {
+            let members = txn.open_table(PROJECT_MEMBERS).unwrap();
+            let mut keys = txn.open_table(PROJECT_KEYS).unwrap();
+            for row in members.iter().unwrap() {
+                let (key, _) = row.unwrap();
+                keys.insert(key.value(), ()).unwrap();
+            }
+        }
+        txn.delete_table(PROJECT_MEMBERS).unwrap();
         txn.commit().unwrap();
     }
     let before = verify(&path).unwrap();
@@ -435,8 +490,8 @@ fn a_schema_four_file_opens_as_eight_and_reads_its_plain_rows_beside_packed_ones
     assert!(all[3..].iter().zip(&long).all(|(got, sent)| got == &**sent));
     drop(store);
 
-    assert_eq!(schema_version(&path), 8);
+    assert_eq!(schema_version(&path), 9);
     let after = verify(&path).unwrap();
     assert!(after.damage.is_empty(), "{:?}", after.damage);
-    assert_eq!((after.schema, after.batches, after.messages), (8, 2, 23));
+    assert_eq!((after.schema, after.batches, after.messages), (9, 2, 23));
 }

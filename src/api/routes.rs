@@ -136,7 +136,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     method_not_allowed(req, allow.clone())
                 }))
                 .wrap(Condition::new(path != EVENTS_PATH, Compress::default()))
-                .wrap(from_fn(trace::request_span)),
+                .wrap(from_fn(move |req, next| {
+                    trace::request_span(path, req, next)
+                })),
         );
     }
 }

@@ -7,28 +7,23 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use tracing::field::Empty;
 use tracing::Instrument;
 
+/// `route` is the resource's path pattern, known when the resource is registered: asking the request for
+/// it (`match_pattern`) assembled a new string on every call. The ids go into the span as it is made: each
+/// field recorded afterwards is formatted by the log layer again.
 pub async fn request_span(
+    route: &'static str,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    // Built once: actix assembles the pattern into a new string on every call.
-    let route = req.match_pattern().unwrap_or_else(|| "-".into());
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
-        route = route.as_str(),
-        projectId = Empty,
-        sessionId = Empty,
+        route,
+        projectId = req.match_info().get("projectId"),
+        sessionId = req.match_info().get("sessionId"),
     );
-    if let Some(id) = req.match_info().get("projectId") {
-        span.record("projectId", id);
-    }
-    if let Some(id) = req.match_info().get("sessionId") {
-        span.record("sessionId", id);
-    }
     let started = Instant::now();
     let state = req
         .app_data::<actix_web::web::Data<super::AppState>>()
@@ -46,7 +41,7 @@ pub async fn request_span(
             .engine
             .metrics()
             .http_requests
-            .with_label_values(&[&route, class])
+            .with_label_values(&[route, class])
             .inc();
     }
     let _entered = span.enter();
@@ -59,4 +54,67 @@ pub async fn request_span(
         Err(e) => tracing::warn!(error = %e, elapsed_ms, "request failed"),
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::mpsc;
+
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpResponse};
+
+    use super::request_span;
+
+    /// Each write of the log layer, sent to the test.
+    #[derive(Clone)]
+    struct Lines(mpsc::Sender<Vec<u8>>);
+
+    impl io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _ = self.0.send(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_line_logged_inside_a_request_names_its_route_and_the_ids_in_its_path() {
+        let (tx, rx) = mpsc::channel();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Lines(tx.clone()))
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        const PATH: &str = "/v1/projects/{projectId}/sessions";
+        let app = test::init_service(
+            App::new().service(
+                web::resource(PATH)
+                    .to(|| async {
+                        tracing::warn!("inside");
+                        HttpResponse::Ok().finish()
+                    })
+                    .wrap(from_fn(move |req, next| request_span(PATH, req, next))),
+            ),
+        )
+        .await;
+        let req = test::TestRequest::post()
+            .uri("/v1/projects/p-1/sessions")
+            .to_request();
+        assert!(test::call_service(&app, req).await.status().is_success());
+        let logged = String::from_utf8(rx.try_iter().flatten().collect()).unwrap();
+        let line = logged
+            .lines()
+            .find(|l| l.contains("inside"))
+            .unwrap_or_else(|| panic!("no line: {logged}"));
+        assert!(
+            line.contains(
+                r#"request{method=POST route="/v1/projects/{projectId}/sessions" projectId="p-1"}"#
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("sessionId"), "{line}");
+    }
 }

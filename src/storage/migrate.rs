@@ -19,6 +19,9 @@
 //!   record of format 2 is rewritten by its next update, not here: the version keeps older builds, which
 //!   cannot read format 3, away. Each journal run gets a first byte saying whether it is packed (runs
 //!   written from now on may be); the journal's floor (`event_journal_floor`) is made by its first prune.
+//! - 8 → 9: `project_members` replaces `project_keys` and `session_starts`: each index entry takes its
+//!   session's stored start as its value (empty when none was stored: a session of a build before starts
+//!   were kept); a start whose session has no index entry goes with its table.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -28,9 +31,10 @@ use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use super::codec::{upgrade_batch, upgrade_record};
 use super::projects::{self, PROJECTS};
 use super::schema::{
-    MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, META, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
-    SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS,
+    MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, META, PROJECT_INDEX, PROJECT_KEYS, PROJECT_MEMBERS,
+    PROJECT_SESSIONS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS,
 };
+use super::starts::SESSION_STARTS;
 use super::{journal, StorageError};
 
 /// Rows read before they are written back, so that a large table is never held in memory at once.
@@ -57,6 +61,9 @@ pub(super) fn run(db: &Database, from: u64, path: &Path) -> Result<(), StorageEr
             journal::migrate(txn)?;
         } else if from == 7 {
             journal::mark_runs(txn)?;
+        }
+        if from < 9 {
+            project_members(txn)?;
         }
         txn.open_table(META)?
             .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
@@ -188,6 +195,25 @@ fn project_summaries(txn: &WriteTransaction) -> Result<(), redb::Error> {
             projects::put(&mut summaries, project, &summary)?;
         }
     }
+    Ok(())
+}
+
+/// 8 → 9 (and anything older, after the steps above): each index entry with its session's start.
+fn project_members(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    {
+        let keys = txn.open_table(PROJECT_KEYS)?;
+        // Missing in a file no session was started in since starts were kept: opened empty.
+        let starts = txn.open_table(SESSION_STARTS)?;
+        let mut members = txn.open_table(PROJECT_MEMBERS)?;
+        for row in keys.iter()? {
+            let (key, _) = row?;
+            let (project, id) = key.value();
+            let start = starts.get(id)?;
+            members.insert((project, id), start.as_ref().map_or(&[][..], |s| s.value()))?;
+        }
+    }
+    txn.delete_table(PROJECT_KEYS)?;
+    txn.delete_table(SESSION_STARTS)?;
     Ok(())
 }
 

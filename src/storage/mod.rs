@@ -126,7 +126,9 @@ pub enum WriteOp {
         session_id: String,
         ceiling: u64,
     },
-    /// Keep what the session was started with (src/storage/starts.rs).
+    /// Keep what the session was started with (src/storage/starts.rs): in the session's project index
+    /// entry, made by its record's first write, which the start is sent with (a start sent alone joins
+    /// the stored record's entry; a session never stored has none to keep it in).
     PutStart {
         session_id: String,
         start: Vec<u8>,

@@ -11,7 +11,7 @@
 //! can make an unknown session the latest (the latest one deleted, or its `updatedAt` moved back) reads the
 //! project's records again.
 
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::{ReadableTable, Table, TableDefinition, Value};
 
 use super::codec::record_place;
 use super::schema::successor;
@@ -68,10 +68,10 @@ pub(super) fn put(
         .map(drop)
 }
 
-/// The project's summary computed from its index keys and records; `None` when it has no session. A
-/// record that does not decode is counted but neither the latest nor under the floor.
-pub(super) fn summarize(
-    keys: &impl ReadableTable<(&'static str, &'static str), ()>,
+/// The project's summary computed from its index keys (schema 4's or 9's index) and records; `None` when
+/// it has no session. A record that does not decode is counted but neither the latest nor under the floor.
+pub(super) fn summarize<V: Value + 'static>(
+    keys: &impl ReadableTable<(&'static str, &'static str), V>,
     sessions: &impl ReadableTable<&'static str, &'static [u8]>,
     project_id: &str,
 ) -> Result<Option<Summary>, redb::StorageError> {

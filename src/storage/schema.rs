@@ -25,9 +25,14 @@ use super::StorageError;
 
 /// sessionId → encoded `SessionRecord`.
 pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-/// (projectId, sessionId) → (): a project's sessions. Written when a session is first stored (or moves
-/// project), never on a record update: the few sessions of one project are put in retention order from
-/// their records when read.
+/// (projectId, sessionId) → what the session was started with (src/storage/starts.rs; empty when nothing
+/// was stored): a project's sessions. Written when a session is first stored (or moves project), never on
+/// a record update: the few sessions of one project are put in retention order from their records when
+/// read. The start rides in the entry because the entry is written once per session anyway: a table of
+/// its own cost every start one more B-tree insert, in a tree of its own.
+pub(super) const PROJECT_MEMBERS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("project_members");
+/// Schema 4 to 8's index, (projectId, sessionId) → (), read only by the migration and verify.
 pub(super) const PROJECT_KEYS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("project_keys");
 /// Schema 3's index, (projectId, sessionId) → updatedAt, read only by the migration and verify.
@@ -61,8 +66,10 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// may have a hand-written body (formats 4 and 5, src/storage/frame.rs); an older build would take those
 /// rows for damaged ones. 8: a record may have a hand-written body (format 3, src/storage/record.rs), and
 /// the event journal keeps a floor and may pack its runs (src/storage/journal.rs); an older build would
-/// take those records and runs for damaged ones.
-pub(super) const SCHEMA_VERSION: u64 = 8;
+/// take those records and runs for damaged ones. 9: `project_members` replaces `project_keys` and
+/// `session_starts` (each session's start is the value of its index entry); an older build would find
+/// neither table it reads.
+pub(super) const SCHEMA_VERSION: u64 = 9;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 
@@ -150,7 +157,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
     txn.set_durability(Durability::Immediate)?;
     {
         txn.open_table(SESSIONS)?;
-        txn.open_table(PROJECT_KEYS)?;
+        txn.open_table(PROJECT_MEMBERS)?;
         txn.open_table(PROJECTS)?;
         txn.open_table(MESSAGE_LOG)?;
         txn.open_table(MESSAGE_INDEX)?;
@@ -214,7 +221,8 @@ pub(super) fn verify(db: &dyn ReadableDatabase, path: &Path) -> Result<u64, Stor
     match found {
         ..=2 => has_table(&txn, PROJECT_SESSIONS, path)?,
         3 => has_table(&txn, PROJECT_INDEX, path)?,
-        _ => has_table(&txn, PROJECT_KEYS, path)?,
+        4..=8 => has_table(&txn, PROJECT_KEYS, path)?,
+        _ => has_table(&txn, PROJECT_MEMBERS, path)?,
     }
     if found < 4 {
         has_table(&txn, MESSAGES, path)?;

@@ -12,7 +12,7 @@ use super::codec::{decode_batch, decode_record, Visit};
 use super::guard::Guard;
 use super::projects::{self, PROJECTS};
 use super::schema::{
-    self, successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_KEYS, SESSIONS, SETTINGS,
+    self, successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_MEMBERS, SESSIONS, SETTINGS,
 };
 use super::writer::{write_error, Retention, Writer};
 use super::{SessionRecord, StorageError, WriteOp};
@@ -113,8 +113,8 @@ impl Store {
         lists: impl IntoIterator<Item = &'a [WriteOp]>,
     ) -> Result<(), StorageError> {
         self.write(|w| {
-            for op in lists.into_iter().flatten() {
-                w.apply(op)?;
+            for ops in lists {
+                w.apply_ops(ops)?;
             }
             Ok(())
         })
@@ -132,11 +132,7 @@ impl Store {
             let mut evicted = Vec::new();
             for step in steps {
                 match step {
-                    Step::Write(ops) => {
-                        for op in ops.iter() {
-                            w.apply(op)?;
-                        }
-                    }
+                    Step::Write(ops) => w.apply_ops(ops)?,
                     Step::Retain {
                         project_id,
                         keep,
@@ -230,7 +226,7 @@ impl Store {
                 r.status = AgentStatus::Error;
                 r.error = Some(error.to_owned());
                 r.updated_at = now;
-                w.put_session(&r)?;
+                w.put_session(&r, None)?;
                 out.push(r);
             }
             Ok(out)
@@ -333,7 +329,7 @@ impl Store {
     /// The project's sessions, most recently updated first (ties: the higher session id first).
     pub fn project_sessions(&self, project_id: &str) -> Result<Vec<SessionRecord>, StorageError> {
         let txn = self.read()?;
-        let index = txn.open_table(PROJECT_KEYS).map_err(read_error)?;
+        let index = txn.open_table(PROJECT_MEMBERS).map_err(read_error)?;
         let end = successor(project_id);
         let mut out = Vec::new();
         for row in index

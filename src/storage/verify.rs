@@ -11,8 +11,8 @@ use redb::{ReadTransaction, ReadableTable};
 use super::codec::{decode_batch, decode_record, upgrade_batch, upgrade_record, Visit};
 use super::projects::{self, PROJECTS};
 use super::schema::{
-    self, MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_INDEX, PROJECT_KEYS, PROJECT_SESSIONS,
-    RUNNING, SESSIONS,
+    self, MESSAGES, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_INDEX, PROJECT_KEYS, PROJECT_MEMBERS,
+    PROJECT_SESSIONS, RUNNING, SESSIONS,
 };
 use super::{SessionRecord, StorageError};
 use crate::messages::wire::AgentStatus;
@@ -99,7 +99,7 @@ pub fn verify(path: &Path) -> Result<Report, StorageError> {
 }
 
 /// Every entry of the project index as (projectId, updatedAt, sessionId), in the schema's own layout;
-/// schema 4's index holds no timestamp.
+/// from schema 4 on the index holds no timestamp.
 fn project_entries(
     txn: &ReadTransaction,
     schema: u64,
@@ -120,8 +120,15 @@ fn project_entries(
                 out.push((project.to_owned(), Some(updated_at.value()), id.to_owned()));
             }
         }
-        _ => {
+        4..=8 => {
             for row in txn.open_table(PROJECT_KEYS)?.iter()? {
+                let (key, _) = row?;
+                let (project, id) = key.value();
+                out.push((project.to_owned(), None, id.to_owned()));
+            }
+        }
+        _ => {
+            for row in txn.open_table(PROJECT_MEMBERS)?.iter()? {
                 let (key, _) = row?;
                 let (project, id) = key.value();
                 out.push((project.to_owned(), None, id.to_owned()));

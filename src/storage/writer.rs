@@ -1,7 +1,7 @@
 //! The mutations, inside one write transaction: every `WriteOp`, and the pieces retention and start-up
-//! recovery are made of. Keeping the index invariants (one `project_keys` entry per record, a `running`
-//! mark exactly for running records, no message rows without a record) in one place is what lets every
-//! caller compose them freely within a transaction.
+//! recovery are made of. Keeping the index invariants (one `project_members` entry per record, holding its
+//! start; a `running` mark exactly for running records; no message rows without a record) in one place is
+//! what lets every caller compose them freely within a transaction.
 //!
 //! A record update (every flush of a busy session) touches only the `sessions` row: the value it replaces
 //! says whether the project or the running state changed, and only then are those indexes written. Fewer
@@ -15,7 +15,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use super::codec::{decode_record, encode_batch, encode_record, record_place};
 use super::projects::{self, ProjectsTable, Summary, PROJECTS};
 use super::schema::{
-    successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_KEYS, RUNNING, SESSIONS, SETTINGS,
+    successor, MESSAGE_INDEX, MESSAGE_LOG, PROJECT_MEMBERS, RUNNING, SESSIONS, SETTINGS,
 };
 use super::{journal, sequence, starts};
 use super::{EncodedBatch, SessionRecord, StorageError, WriteOp};
@@ -31,7 +31,8 @@ pub(super) struct Retention {
 /// The tables of one write transaction, opened once for all the ops applied in it.
 pub(super) struct Writer<'t> {
     sessions: Table<'t, &'static str, &'static [u8]>,
-    project_keys: Table<'t, (&'static str, &'static str), ()>,
+    /// (projectId, sessionId) → the session's start.
+    members: starts::MembersTable<'t>,
     /// Each project's latest session, session count and updatedAt floor.
     projects: ProjectsTable<'t>,
     log: Table<'t, u64, &'static [u8]>,
@@ -40,16 +41,32 @@ pub(super) struct Writer<'t> {
     next_row: u64,
     running: Table<'t, &'static str, ()>,
     settings: Table<'t, &'static str, &'static str>,
-    /// The tables of sessions' seqId ceilings, starts and the event journal, opened on first use: most
-    /// transactions touch none of them.
+    /// The tables of sessions' seqId ceilings and the event journal, opened on first use: most
+    /// transactions touch neither.
     txn: &'t WriteTransaction,
     ceilings: Option<Table<'t, &'static str, u64>>,
-    starts: Option<Table<'t, &'static str, &'static [u8]>>,
     journal: Option<journal::JournalTable<'t>>,
     /// Journal entries not yet stored: consecutive ones become one row (src/storage/journal.rs).
     journal_run: Option<journal::Run>,
     /// The cost ledger and policies (storage/ledger.rs).
     ledger: super::ledger::LedgerWriter<'t>,
+}
+
+/// The start sent in `ops` for the session, if one is.
+fn start_among<'o>(ops: &'o [WriteOp], session_id: &str) -> Option<&'o [u8]> {
+    ops.iter().find_map(|op| match op {
+        WriteOp::PutStart {
+            session_id: id,
+            start,
+        } if id == session_id => Some(start.as_slice()),
+        _ => None,
+    })
+}
+
+/// Whether `ops` write the session's record (which then stores its start).
+fn record_among(ops: &[WriteOp], session_id: &str) -> bool {
+    ops.iter()
+        .any(|op| matches!(op, WriteOp::PutSession(r) if r.session_id == session_id))
 }
 
 pub(super) fn write_error(e: impl Display) -> StorageError {
@@ -68,22 +85,34 @@ impl<'t> Writer<'t> {
             batches: txn.open_table(MESSAGE_INDEX).map_err(write_error)?,
             next_row,
             sessions: txn.open_table(SESSIONS).map_err(write_error)?,
-            project_keys: txn.open_table(PROJECT_KEYS).map_err(write_error)?,
+            members: txn.open_table(PROJECT_MEMBERS).map_err(write_error)?,
             projects: txn.open_table(PROJECTS).map_err(write_error)?,
             running: txn.open_table(RUNNING).map_err(write_error)?,
             settings: txn.open_table(SETTINGS).map_err(write_error)?,
             txn,
             ceilings: None,
-            starts: None,
             journal: None,
             journal_run: None,
             ledger: super::ledger::LedgerWriter::open(txn)?,
         })
     }
 
-    pub(super) fn apply(&mut self, op: &WriteOp) -> Result<(), StorageError> {
+    /// Applies one sender's ops in order. A session's start and its record in the same list are one
+    /// write: the start becomes the value of the index entry that the record's first write makes.
+    pub(super) fn apply_ops(&mut self, ops: &[WriteOp]) -> Result<(), StorageError> {
+        for op in ops {
+            match op {
+                WriteOp::PutSession(r) => self.put_session(r, start_among(ops, &r.session_id))?,
+                WriteOp::PutStart { session_id, .. } if record_among(ops, session_id) => {}
+                op => self.apply(op)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &WriteOp) -> Result<(), StorageError> {
         match op {
-            WriteOp::PutSession(record) => self.put_session(record),
+            WriteOp::PutSession(record) => self.put_session(record, None),
             WriteOp::AppendMessages {
                 session_id,
                 messages,
@@ -105,9 +134,7 @@ impl<'t> Writer<'t> {
                 session_id,
                 ceiling,
             } => sequence::reserve(self.ceilings()?, session_id, *ceiling),
-            WriteOp::PutStart { session_id, start } => {
-                starts::put(self.starts()?, session_id, start)
-            }
+            WriteOp::PutStart { session_id, start } => self.put_start(session_id, start),
             WriteOp::ReleaseSeq {
                 session_id,
                 ceiling,
@@ -155,13 +182,6 @@ impl<'t> Writer<'t> {
         Ok(self.ceilings.as_mut().expect("opened above"))
     }
 
-    fn starts(&mut self) -> Result<&mut Table<'t, &'static str, &'static [u8]>, StorageError> {
-        if self.starts.is_none() {
-            self.starts = Some(starts::open_table(self.txn)?);
-        }
-        Ok(self.starts.as_mut().expect("opened above"))
-    }
-
     pub(super) fn journal(&mut self) -> Result<&mut journal::JournalTable<'t>, StorageError> {
         if self.journal.is_none() {
             self.journal = Some(journal::open_table(self.txn)?);
@@ -187,9 +207,14 @@ impl<'t> Writer<'t> {
 
     /// Writes the record without reading it first: the value it replaces comes back from the insert, and
     /// only its place (project, running state, updatedAt) is looked at. The project index is written only
-    /// for a new session or one that moved project, the running mark only when the running state changed,
-    /// the project's summary only when it changed.
-    pub(super) fn put_session(&mut self, r: &SessionRecord) -> Result<(), StorageError> {
+    /// for a new session or one that moved project (taking its start along), or when `start` is given for
+    /// a stored session; the running mark only when the running state changed, the project's summary only
+    /// when it changed.
+    pub(super) fn put_session(
+        &mut self,
+        r: &SessionRecord,
+        start: Option<&[u8]>,
+    ) -> Result<(), StorageError> {
         let id = r.session_id.as_str();
         let running = r.status == AgentStatus::Running;
         let bytes = encode_record(r)?;
@@ -211,16 +236,17 @@ impl<'t> Writer<'t> {
         let was_running = before.as_ref().is_some_and(|b| b.1);
         match before {
             Some((None, _, old_at)) => {
+                if let Some(start) = start {
+                    starts::put(&mut self.members, &r.project_id, id, start)?;
+                }
                 self.summary_touched(&r.project_id, id, old_at, r.updated_at)?
             }
             Some((Some(old_project), ..)) => {
-                self.project_keys
-                    .remove((old_project.as_str(), id))
-                    .map_err(write_error)?;
+                let kept = starts::take(&mut self.members, &old_project, id)?;
                 self.summary_removed(&old_project, id)?;
-                self.index_new(r)?;
+                self.index_new(r, start.unwrap_or(&kept))?;
             }
-            None => self.index_new(r)?,
+            None => self.index_new(r, start.unwrap_or_default())?,
         }
         if running && !was_running {
             self.running.insert(id, ()).map_err(write_error)?;
@@ -230,12 +256,23 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    /// A session new to its project: its index key, and the project's summary counts it.
-    fn index_new(&mut self, r: &SessionRecord) -> Result<(), StorageError> {
+    /// A start sent without its record: kept in the stored record's index entry. A start of a session
+    /// never stored has no entry to go in, and nothing to resume: it is not kept.
+    fn put_start(&mut self, session_id: &str, start: &[u8]) -> Result<(), StorageError> {
+        let Some(value) = self.sessions.get(session_id).map_err(write_error)? else {
+            tracing::debug!(session_id, "a start without a stored record is not kept");
+            return Ok(());
+        };
+        let project = record_place(session_id, value.value())?.project.to_owned();
+        drop(value);
+        starts::put(&mut self.members, &project, session_id, start)
+    }
+
+    /// A session new to its project: its index entry (holding its start), and the project's summary
+    /// counts it.
+    fn index_new(&mut self, r: &SessionRecord, start: &[u8]) -> Result<(), StorageError> {
         let (project, id) = (r.project_id.as_str(), r.session_id.as_str());
-        self.project_keys
-            .insert((project, id), ())
-            .map_err(write_error)?;
+        starts::put(&mut self.members, project, id, start)?;
         let summary = match self.summary(project)? {
             None => Summary {
                 latest: id.to_owned(),
@@ -311,9 +348,7 @@ impl<'t> Writer<'t> {
 
     /// The project's summary computed again from its index keys and records (removed with its last one).
     fn summary_rebuild(&mut self, project: &str) -> Result<(), StorageError> {
-        match projects::summarize(&self.project_keys, &self.sessions, project)
-            .map_err(write_error)?
-        {
+        match projects::summarize(&self.members, &self.sessions, project).map_err(write_error)? {
             Some(s) => projects::put(&mut self.projects, project, &s),
             None => self.projects.remove(project).map(drop),
         }
@@ -392,7 +427,7 @@ impl<'t> Writer<'t> {
     fn remove_session(&mut self, session_id: &str) -> Result<Vec<String>, StorageError> {
         let projects = match self.record(session_id) {
             Ok(Some(old)) => {
-                self.project_keys
+                self.members
                     .remove((old.project_id.as_str(), session_id))
                     .map_err(write_error)?;
                 vec![old.project_id]
@@ -401,7 +436,7 @@ impl<'t> Writer<'t> {
             // An unreadable record must still be deletable: find its index keys the slow way.
             Err(StorageError::Corrupt { .. }) => {
                 let mut found = Vec::new();
-                self.project_keys
+                self.members
                     .retain(|(project, id), _| {
                         let hit = id == session_id;
                         if hit {
@@ -417,7 +452,6 @@ impl<'t> Writer<'t> {
         self.sessions.remove(session_id).map_err(write_error)?;
         self.running.remove(session_id).map_err(write_error)?;
         sequence::forget(self.ceilings()?, session_id)?;
-        starts::forget(self.starts()?, session_id)?;
         let rows = self
             .batches
             .range((session_id, 0)..=(session_id, u64::MAX))
@@ -438,7 +472,7 @@ impl<'t> Writer<'t> {
     fn project_ids_of(&self, project_id: &str) -> Result<Vec<String>, StorageError> {
         let end = successor(project_id);
         let range = self
-            .project_keys
+            .members
             .range((project_id, "")..(end.as_str(), ""))
             .map_err(write_error)?;
         let mut out = Vec::new();
