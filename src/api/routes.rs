@@ -130,13 +130,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             allow.push(e.method.as_str());
         }
         let allow = allow.join(", ");
+        let traced = trace::Traced::new(path);
         cfg.service(
             resource
                 .default_service(web::to(move |req: HttpRequest| {
                     method_not_allowed(req, allow.clone())
                 }))
                 .wrap(Condition::new(path != EVENTS_PATH, Compress::default()))
-                .wrap(from_fn(trace::request_span)),
+                .wrap(from_fn(move |req, next| {
+                    trace::request_span(traced.clone(), req, next)
+                })),
         );
     }
 }
