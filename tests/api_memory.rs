@@ -273,6 +273,10 @@ async fn plain_ingests_wait_for_storage_once_unstored_messages_fill_window_bytes
     const BATCH_BYTES: u64 = 10 * (64 << 10);
     let text = "u".repeat(64 << 10);
     let sid = app.start("unstored", "synthetic").await;
+    // The start's first write (its record and first seqId reservation) is stored before storage is held:
+    // a batch that found the session without seqIds would wait for the reservation, not for room, and no
+    // wait for room would ever be counted.
+    app.server().engine().flush().await.expect("start stored");
     let hold = app
         .server()
         .engine()

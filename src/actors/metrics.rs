@@ -76,6 +76,8 @@ pub struct Metrics {
     /// The per-type children of `actors_alive` and `actors_started`: every session start and stop touches them.
     alive_of: [IntGauge; 6],
     started_of: [IntCounter; 6],
+    /// The children of `actors_stopped` by type and reason: every session and project that stops counts.
+    stopped_of: [[IntCounter; 5]; 6],
     pub(super) wait_of: [Histogram; 6],
     pub mailbox_wait: HistogramVec,
     pub handling: HistogramVec,
@@ -213,17 +215,21 @@ impl Metrics {
             "Actors started, by type.",
             &["actor"],
         );
+        let actors_stopped = counter_vec(
+            &r,
+            "actors_stopped_total",
+            "Actors stopped, by type and reason (completed, retention, purge, shutdown, failure).",
+            &["actor", "reason"],
+        );
         let m = Metrics {
             alive_of: ActorKind::ALL.map(|k| actors_alive.with_label_values(&[k.as_str()])),
             started_of: ActorKind::ALL.map(|k| actors_started.with_label_values(&[k.as_str()])),
+            stopped_of: ActorKind::ALL.map(|k| {
+                StopReason::ALL.map(|r| actors_stopped.with_label_values(&[k.as_str(), r.as_str()]))
+            }),
             actors_alive,
             actors_started,
-            actors_stopped: counter_vec(
-                &r,
-                "actors_stopped_total",
-                "Actors stopped, by type and reason (completed, retention, purge, shutdown, failure).",
-                &["actor", "reason"],
-            ),
+            actors_stopped,
             actor_restarts: counter_vec(
                 &r,
                 "actor_restarts_total",
@@ -385,9 +391,7 @@ impl Metrics {
     }
 
     pub fn actor_stopped(&self, kind: ActorKind, reason: StopReason) {
-        self.actors_stopped
-            .with_label_values(&[kind.as_str(), reason.as_str()])
-            .inc();
+        self.stopped_of[kind as usize][reason as usize].inc();
         self.alive_of[kind as usize].dec();
     }
 
@@ -450,5 +454,36 @@ impl crate::messages::gather::Tally for Metrics {
         if ignored > 0 {
             self.dead_letters.inc_by(ignored);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_counts_under_its_actor_type_and_reason_and_leaves_the_alive_count() {
+        let m = Metrics::new();
+        for (i, reason) in StopReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "ALL is in declaration order");
+        }
+        m.actor_started(ActorKind::Session);
+        m.actor_started(ActorKind::Session);
+        m.actor_started(ActorKind::Project);
+        m.actor_stopped(ActorKind::Session, StopReason::Purge);
+        m.actor_stopped(ActorKind::Project, StopReason::Completed);
+        let stopped = |kind: ActorKind, reason: StopReason| {
+            m.actors_stopped
+                .with_label_values(&[kind.as_str(), reason.as_str()])
+                .get()
+        };
+        assert_eq!(stopped(ActorKind::Session, StopReason::Purge), 1);
+        assert_eq!(stopped(ActorKind::Project, StopReason::Completed), 1);
+        assert_eq!(stopped(ActorKind::Session, StopReason::Completed), 0);
+        let alive = |kind: ActorKind| m.actors_alive.with_label_values(&[kind.as_str()]).get();
+        assert_eq!(
+            (alive(ActorKind::Session), alive(ActorKind::Project)),
+            (1, 0)
+        );
     }
 }

@@ -130,6 +130,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             allow.push(e.method.as_str());
         }
         let allow = allow.join(", ");
+        let traced = trace::Traced::new(path);
         cfg.service(
             resource
                 .default_service(web::to(move |req: HttpRequest| {
@@ -137,7 +138,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 }))
                 .wrap(Condition::new(path != EVENTS_PATH, Compress::default()))
                 .wrap(from_fn(move |req, next| {
-                    trace::request_span(path, req, next)
+                    trace::request_span(traced.clone(), req, next)
                 })),
         );
     }

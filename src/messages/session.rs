@@ -151,6 +151,15 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    pub const ALL: [StopReason; 5] = [
+        StopReason::Completed,
+        StopReason::Retention,
+        StopReason::Purge,
+        StopReason::Shutdown,
+        StopReason::Failure,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StopReason::Completed => "completed",
