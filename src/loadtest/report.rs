@@ -143,7 +143,7 @@ impl Report {
             self.finish_s,
             self.stored_per_s,
             match (self.cpu_stream_s, self.cores_busy) {
-                (Some(s), Some(cores)) => format!("{s:.2}s, {cores:.2} cores busy"),
+                (Some(s), Some(cores)) => format!("{s:.3}s, {cores:.2} cores busy"),
                 _ => "n/a".into(),
             },
             self.cpu_source,
