@@ -83,7 +83,11 @@ pub struct Report {
     pub cpu_stream_s: Option<f64>,
     /// `cpu_stream_s` over the stream phase's wall time: how many cores were busy on average.
     pub cores_busy: Option<f64>,
-    /// Where `cpu_stream_s` comes from.
+    /// Page faults (minor + major) of the same process over the stream phase: fresh pages touched, so
+    /// the memory the stream newly took; exact where CPU time is noisy.
+    #[serde(default)]
+    pub page_faults_stream: Option<u64>,
+    /// Where `cpu_stream_s` and `page_faults_stream` come from.
     pub cpu_source: String,
     /// Peak resident memory of the store.
     pub rss_peak_bytes: Option<u64>,
@@ -143,7 +147,10 @@ impl Report {
             self.finish_s,
             self.stored_per_s,
             match (self.cpu_stream_s, self.cores_busy) {
-                (Some(s), Some(cores)) => format!("{s:.2}s, {cores:.2} cores busy"),
+                (Some(s), Some(cores)) => format!(
+                    "{s:.3}s, {cores:.2} cores busy, {} page faults",
+                    self.page_faults_stream.unwrap_or(0)
+                ),
                 _ => "n/a".into(),
             },
             self.cpu_source,
