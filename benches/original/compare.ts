@@ -3,7 +3,8 @@
  * ingest and end-to-end persistence against each variant of the original store, as ratios, and the peak
  * memory of each. Several rounds of the same configuration are reduced to their median.
  *
- *   bun benches/original/compare.ts DIR      # DIR holds rust-<sizes>-<round>.json and
+ *   bun benches/original/compare.ts DIR      # DIR holds rust-<sizes>-<round>.json, optionally
+ *                                            # rust-nolive-<sizes>-<round>.json (no live subscriber), and
  *                                            # original-<runes>-<sizes>-<round>.json (run.sh writes them)
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ if (!dir) {
 
 const groups = new Map<string, Report[]>();
 for (const name of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
-  const m = name.match(/^(rust|original-\w+)-(small|realistic)-\w+\.json$/);
+  const m = name.match(/^(rust|rust-nolive|original-\w+)-(small|realistic)-\w+\.json$/);
   if (!m) continue;
   const report = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Report;
   if (!report.loss_check.passed) console.error(`${name}: its loss check FAILED; left out`);
@@ -47,21 +48,24 @@ const figures = (rs: Report[]) => ({
 });
 
 const k = (n: number) => `${(n / 1000).toFixed(0)}k/s`;
-console.log('| content | original | runs (agent-store, original) | ingest: agent-store, original, ratio | all persisted: agent-store, original, × sooner | peak memory: agent-store vs original | cores busy while ingesting: agent-store, original |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('| content | agent-store: live subscriber | original | runs (agent-store, original) | ingest: agent-store, original, ratio | all persisted: agent-store, original, × sooner | peak memory: agent-store vs original | cores busy while ingesting: agent-store, original |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const sizes of ['small', 'realistic']) {
-  const rust = groups.get(`rust ${sizes}`);
-  if (!rust) continue;
-  const a = figures(rust);
-  for (const [key, reports] of groups) {
-    const [variant, s] = key.split(' ');
-    if (s !== sizes || variant === 'rust') continue;
-    const o = figures(reports);
-    console.log(
-      `| ${sizes} | ${variant.replace('original-', '')} | ${a.runs}, ${o.runs} | ${k(a.ingest)}, ${k(o.ingest)}, ` +
-        `${(a.ingest / o.ingest).toFixed(1)}× | ${a.persisted_s.toFixed(2)} s, ${o.persisted_s.toFixed(2)} s, ` +
-        `${(o.persisted_s / a.persisted_s).toFixed(1)}× | ${a.peak_mib.toFixed(0)} vs ${o.peak_mib.toFixed(0)} MiB ` +
-        `(${(a.peak_mib / o.peak_mib).toFixed(2)}) | ${a.cores.toFixed(2)}, ${o.cores.toFixed(2)} |`,
-    );
+  for (const [ours, live] of [['rust', 'one'], ['rust-nolive', 'none (as the original)']]) {
+    const rust = groups.get(`${ours} ${sizes}`);
+    if (!rust) continue;
+    const a = figures(rust);
+    for (const [key, reports] of groups) {
+      const [variant, s] = key.split(' ');
+      if (s !== sizes || variant.startsWith('rust')) continue;
+      const o = figures(reports);
+      console.log(
+        `| ${sizes} | ${live} | ${variant.replace('original-', '')} | ${a.runs}, ${o.runs} | ` +
+          `${k(a.ingest)}, ${k(o.ingest)}, ${(a.ingest / o.ingest).toFixed(1)}× | ` +
+          `${a.persisted_s.toFixed(2)} s, ${o.persisted_s.toFixed(2)} s, ${(o.persisted_s / a.persisted_s).toFixed(1)}× | ` +
+          `${a.peak_mib.toFixed(0)} vs ${o.peak_mib.toFixed(0)} MiB (${(a.peak_mib / o.peak_mib).toFixed(2)}) | ` +
+          `${a.cores.toFixed(2)}, ${o.cores.toFixed(2)} |`,
+      );
+    }
   }
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue 16's comparison in one sitting: agent-store's in-process loadtest and the original store on Bun,
 # interleaved, on the same workload (1,000 projects × 100 messages, batches of 10, small and realistic
-# contents), then the table (compare.ts). Needs a release build and Bun (`npm i -g bun@1.4.5`).
+# contents), then the table (compare.ts). agent-store runs twice per round: with one live subscriber fed
+# every message (its load test's default, more work than the original does) and without (`--no-live`, as
+# the original's driver runs). Needs a release build and Bun (`npm i -g bun@1.4.5`).
 #
 #   benches/original/run.sh [AGENT_STORE_BINARY] [ROUNDS] [OUT_DIR]
 set -euo pipefail
@@ -16,6 +18,10 @@ for round in $(seq 1 "$rounds"); do
     for sizes in small realistic; do
         echo "round $round, $sizes: agent-store" >&2
         "$bin" loadtest --in-process "${workload[@]}" --sizes "$sizes" --quiet --report "$out/rust-$sizes-$round.json"
+        # The original's driver feeds no live subscriber (`live: false`): the same workload without one.
+        echo "round $round, $sizes: agent-store, no live subscriber" >&2
+        "$bin" loadtest --in-process "${workload[@]}" --sizes "$sizes" --no-live --quiet \
+            --report "$out/rust-nolive-$sizes-$round.json"
         for runes in svelte plain; do
             echo "round $round, $sizes: original ($runes state)" >&2
             bun "$here/driver.ts" "${workload[@]}" --sizes "$sizes" --runes "$runes" --quiet \
