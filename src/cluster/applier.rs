@@ -5,7 +5,9 @@
 //! another node (a stale holder still finishing a batch) does to its own consumer moves this one, and
 //! before it applies a message the applier knows nothing of the partition lies between its progress and
 //! that message: the consumer's deliveries are numbered, and a missing number (a delivery lost on the way,
-//! or taken by anyone else) drops the consumer for a new one starting after the progress again.
+//! or taken by anyone else) drops the consumer for a new one starting after the progress again. A lost
+//! delivery no later one reveals (the partition's last message) is noticed while the consumer is quiet
+//! (src/cluster/stall.rs), and the consumer replaced the same way.
 //!
 //! Messages are applied in batches: whatever the consumer has delivered (up to `cluster.apply_batch`)
 //! goes to the engine as one durable ingest, and the progress moves to the batch's last sequence once the
@@ -32,6 +34,7 @@ use super::manager::Owned;
 use super::metrics::ClusterMetrics;
 use super::partition::Partition;
 use super::snapshot::Snapshots;
+use super::stall::Stall;
 use super::takeover;
 use crate::engine::Engine;
 
@@ -211,6 +214,9 @@ struct Applier {
 enum Pause {
     /// The consumer missed a delivery: replace it.
     Gap { expected: u64, got: u64 },
+    /// The consumer delivers nothing while the stream holds the partition's messages after `through`:
+    /// replace it.
+    Stalled { through: u64 },
     /// NATS failed; reopen the same consumer.
     Nats(ClusterError),
 }
@@ -221,6 +227,11 @@ impl std::fmt::Display for Pause {
             Pause::Gap { expected, got } => write!(
                 f,
                 "delivery {got} arrived where {expected} was due (one was lost or taken elsewhere)"
+            ),
+            Pause::Stalled { through } => write!(
+                f,
+                "the stream holds messages of the partition after {through} that the consumer does not \
+                 deliver (one was lost or taken elsewhere)"
             ),
             Pause::Nats(e) => e.fmt(f),
         }
@@ -440,6 +451,13 @@ impl Applier {
             .replay_lag
             .with_label_values(&[&partition.to_string()]);
         let mut closing = self.shared.closing.clone();
+        // Half the lease's time to live: a consumer stalled since its last delivery is replaced within
+        // one and a half TTLs of it (a tick to see it quiet, two looks), before a read waiting for the
+        // partition (two TTLs) gives up.
+        let every = self.shared.ttl / 2;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stall = Stall::new(self.delivered);
         loop {
             let first = tokio::select! {
                 next = messages.next() => next,
@@ -447,6 +465,13 @@ impl Applier {
                 true = closed(&mut closing) => return Ok(()),
                 _ = tokio::time::sleep_until(self.next_snapshot) => {
                     self.snapshot().await;
+                    continue;
+                }
+                _ = ticks.tick() => {
+                    if self.stalled(&mut stall).await {
+                        self.drop_consumer().await;
+                        return Err(Pause::Stalled { through: *self.progress.borrow() });
+                    }
                     continue;
                 }
             };
@@ -504,6 +529,32 @@ impl Applier {
                 Some(other) => return Err(other),
             }
         }
+    }
+
+    /// At a tick of `consume`: whether the consumer missed the partition's last messages (see `Stall`).
+    /// Looks at the stream only while the consumer is quiet; a failed look finds nothing missing. A
+    /// consumer paused in JetStream is held on purpose (by an operator, or a test holding the partition
+    /// back) and is left alone.
+    async fn stalled(&self, stall: &mut Stall) -> bool {
+        if !stall.quiet(self.delivered) {
+            return false;
+        }
+        let stream = &self.shared.stream;
+        let progress = *self.progress.borrow();
+        let waiting = stream
+            .get_last_raw_message_by_subject(&subject(self.partition))
+            .await
+            .is_ok_and(|last| last.sequence > progress);
+        if !stall.looked(progress, waiting) {
+            return false;
+        }
+        let Some(name) = &self.consumer else {
+            return true;
+        };
+        !stream
+            .consumer_info(name)
+            .await
+            .is_ok_and(|info| info.paused)
     }
 
     /// Applies one batch (stream sequence and payload of each message, in order): its events as one engine

@@ -29,6 +29,7 @@ mod members;
 mod metrics;
 pub mod partition;
 mod snapshot;
+mod stall;
 mod takeover;
 
 use std::net::SocketAddr;
