@@ -303,7 +303,7 @@ impl Default for LimitsConfig {
             subscriber_buffer_bytes: ByteSize::mib(8),
             max_extra_env: 64,
             max_extra_env_bytes: ByteSize::kib(64),
-            window_bytes: ByteSize::mib(48),
+            window_bytes: ByteSize::mib(40),
             ingest_dedup_ids: 1000,
             stderr_kept: 256,
         }
