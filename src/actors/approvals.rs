@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use super::control::Control;
 
-use super::supervisor::project_of;
+use super::arbiters::project_of;
 use crate::messages::commands::LiveEvent;
 use crate::messages::project::SetAwaiting;
 use crate::messages::wire::{now_ms, UnixMs};

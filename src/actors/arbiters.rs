@@ -6,6 +6,12 @@ use std::hash::{Hash, Hasher};
 
 use actix::{Arbiter, ArbiterHandle};
 
+/// The project a session id belongs to: ids are `<projectId>-<unix ms>`. The projectId alone is the
+/// routing key (`slot`), so a session's events and commands find its project's arbiter from its id.
+pub fn project_of(session_id: &str) -> &str {
+    session_id.rsplit_once('-').map_or(session_id, |(p, _)| p)
+}
+
 pub struct Arbiters {
     arbiters: Vec<Arbiter>,
 }

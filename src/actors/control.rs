@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::approvals::Approvals;
+use super::arbiters::project_of;
 use super::broadcaster::{Broadcaster, Publish};
 use super::mailbox::Mailbox;
 use super::metrics::Metrics;
@@ -18,7 +19,6 @@ use super::persister::PersisterHandle;
 use super::project::ProjectActor;
 use super::router::{FindProject, Found};
 use super::routes::Routes;
-use super::supervisor::project_of;
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, LiveEvent, StallResume};

@@ -13,8 +13,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::arbiters::project_of;
 use super::sparse::shrink_when_sparse;
-use super::supervisor::project_of;
 
 #[derive(Default)]
 pub struct HeldCeilings {

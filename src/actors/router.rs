@@ -32,12 +32,12 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::arbiters::project_of;
 use super::held_ceilings::HeldCeilings;
 use super::mailbox::{Mailbox, MailboxStats, Metered};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::project::ProjectLinks;
 use super::session::{SessionActor, SessionInit, SessionLinks};
-use super::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::Ingest;
 use crate::messages::gather::Tally;

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use super::arbiters::project_of;
 use super::arbiters::slot;
 use super::mailbox::Mailbox;
 use super::router::Router;
-use super::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::{Ingest, IngestOutcome};
 use crate::messages::gather::gather;

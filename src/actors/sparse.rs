@@ -1,7 +1,7 @@
-//! Giving a map's memory back. A `HashMap` never shrinks by itself: one burst of 100,000 projects would
-//! keep the routers' project directories and routes and the window budget's tables at their largest for good (megabytes
-//! each, after every actor stopped). Each removal calls `shrink_when_sparse`, which halves the table's
-//! slack once it holds under a quarter of its room, so the cost stays amortised O(1) per removal.
+//! Giving a map's memory back. A `HashMap` never shrinks by itself: one burst of 100,000 projects would keep
+//! the routers' project directories and routes and the window budget's tables at their largest for good
+//! (megabytes each, after every actor stopped). Each removal calls `shrink_when_sparse`, which halves the
+//! table's slack once it holds under a quarter of its room, so the cost stays amortised O(1) per removal.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};

@@ -14,7 +14,7 @@ mod reports;
 
 pub use self::admin::SettingsReply;
 
-use super::arbiters::{slot, Arbiters};
+use super::arbiters::{project_of, slot, Arbiters};
 use super::mailbox::{Mailbox, MailboxStats, Metered};
 use super::metrics::{ActorKind, Metrics, StopReason};
 use super::persister::PersisterHandle;
@@ -54,11 +54,6 @@ pub struct Supervisor {
     settings_queue: std::collections::VecDeque<(SettingsPatch, SettingsReply)>,
     settings_busy: bool,
     stats: Arc<MailboxStats>,
-}
-
-/// The project a session id belongs to: ids are `<projectId>-<unix ms>`.
-pub fn project_of(session_id: &str) -> &str {
-    session_id.rsplit_once('-').map_or(session_id, |(p, _)| p)
 }
 
 /// What every arbiter's `SessionShared` holds alike; each adds its router's handles.

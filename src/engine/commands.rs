@@ -5,9 +5,9 @@
 
 use super::cluster::Logged;
 use super::{Engine, LOOKUPS};
+use crate::actors::arbiters::project_of;
 use crate::actors::blocking;
 use crate::actors::router::StartIn;
-use crate::actors::supervisor::project_of;
 
 use crate::error::CommandError;
 use crate::messages::commands::{IngestOutcome, Settings, SettingsPatch, StartRequest, Started};

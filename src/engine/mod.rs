@@ -1,8 +1,8 @@
 //! The engine: the one handle the HTTP API, the load generator, the cluster and tests hold. It wires the
-//! actor system at start (storage, the persister thread, one arbiter per core with a router each, which
-//! holds that arbiter's projects, the supervisor, the broadcaster) and turns each call into typed messages to those actors, awaiting their
-//! answers. Dependencies point one way: api → engine → actors → messages, storage, providers
-//! (tests/architecture.rs checks it).
+//! actor system at start (storage, the persister thread, one arbiter per core with a router each, which holds
+//! that arbiter's projects, the supervisor, the broadcaster) and turns each call into typed messages to those
+//! actors, awaiting their answers. Dependencies point one way: api → engine → actors → messages, storage,
+//! providers (tests/architecture.rs checks it).
 //!
 //! The calls are grouped by concern: `commands.rs` (start, stop, prompt, clear, restore, purge,
 //! settings, ingest), `reads.rs` (sessions, projects, health), `live.rs` (live events and their journal),

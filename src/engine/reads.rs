@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use super::Engine;
+use crate::actors::arbiters::project_of;
 use crate::actors::blocking;
 use crate::actors::mailbox::Mailbox;
 use crate::actors::project::CurrentSession;
 use crate::actors::router::FindSession;
 use crate::actors::session::SessionActor;
-use crate::actors::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::{Page, ProjectSummary, SessionSummary, TopBy, TopEntry};
 use crate::messages::session::{AgentStderr, Snapshot};

@@ -154,9 +154,9 @@ pub struct Halt {
 }
 
 /// startAgent, with the request already validated and its defaults resolved by the engine. It reaches the
-/// project through its router (which finds or creates the project's actor on its arbiter and hands it on), and the
-/// project answers `reply` itself: the caller waits once, not for a lookup and then for the start. A reply
-/// dropped unanswered means the project stopped before it handled the start (look it up again).
+/// project through its router (which finds or creates the project's actor on its arbiter and hands it on),
+/// and the project answers `reply` itself: the caller waits once, not for a lookup and then for the start. A
+/// reply dropped unanswered means the project stopped before it handled the start (look it up again).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StartSession {

@@ -9,11 +9,11 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 
 use super::Router;
+use crate::actors::arbiters::project_of;
 use crate::actors::mailbox::{Mailbox, MailboxStats};
 use crate::actors::metrics::ActorKind;
 use crate::actors::metrics::StopReason;
 use crate::actors::session::SessionActor;
-use crate::actors::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, TopEntry};
 use crate::messages::project::{ForgetSession, Summarize};

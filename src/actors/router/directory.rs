@@ -20,10 +20,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::{Revived, Router};
+use crate::actors::arbiters::project_of;
 use crate::actors::mailbox::{Mailbox, MailboxStats};
 use crate::actors::metrics::ActorKind;
 use crate::actors::project::ProjectActor;
-use crate::actors::supervisor::project_of;
 use crate::messages::project::{Deactivate, Deactivated, StartSession};
 use crate::messages::router::ProjectIdle;
 use crate::storage::SessionRecord;
@@ -214,8 +214,8 @@ impl Handler<Project> for Router {
 
 /// startAgent for a project: its actor, started if none on this arbiter, is handed the start, and answers
 /// its caller (`StartSession::reply`) itself: a start costs the caller one wait and one hop to the
-/// project's arbiter, instead of a lookup here and then a send to the project. Should the project stop before it handles the start, the reply is
-/// dropped unanswered and the caller looks again.
+/// project's arbiter, instead of a lookup here and then a send to the project. Should the project stop
+/// before it handles the start, the reply is dropped unanswered and the caller looks again.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StartIn {

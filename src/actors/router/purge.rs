@@ -7,10 +7,10 @@ use futures_util::future::join_all;
 
 use super::directory::Slot;
 use super::Router;
+use crate::actors::arbiters::project_of;
 use crate::actors::mailbox::Mailbox;
 use crate::actors::metrics::StopReason;
 use crate::actors::session::SessionActor;
-use crate::actors::supervisor::project_of;
 use crate::error::CommandError;
 use crate::messages::project::{Deactivate, ForgetSession};
 use crate::messages::router::{PurgeProject, PurgeSession};
