@@ -1,6 +1,7 @@
 //! The supervisor keeps only what is global: the settings (and the retention a change of them enforces
-//! everywhere), the wiring of one router per arbiter, and the reports over every project, which it
-//! gathers from the routers. It is on neither the start nor the ingest path: each router holds the
+//! everywhere) and the wiring of one router per arbiter. The reports over every project are the engine's
+//! asks of every router (src/engine/reads.rs): the supervisor would only relay them. It is on neither the
+//! start nor the ingest path: each router holds the
 //! directory of its arbiter's projects (projectId → project actor, created on first use, stopped when
 //! idle; router/directory.rs), their purges and their sessions' routes, so a start or a look-up goes
 //! from the caller straight to the project's arbiter.
@@ -10,7 +11,6 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 mod admin;
-mod reports;
 
 pub use self::admin::SettingsReply;
 
@@ -25,7 +25,7 @@ use super::session::{SessionLinks, SessionShared};
 use crate::config::Config;
 use crate::messages::commands::SettingsPatch;
 use crate::messages::router::ForgetSessions;
-use crate::messages::supervisor::{DebugTop, FlushAll, HealthReport, ListProjects, UpdateSettings};
+use crate::messages::supervisor::UpdateSettings;
 use crate::providers::{EventSink, Providers};
 use crate::storage::Store;
 
@@ -196,10 +196,4 @@ impl Metered for Supervisor {
     }
 }
 
-crate::instrument!(
-    Supervisor: UpdateSettings,
-    ListProjects,
-    HealthReport,
-    FlushAll,
-    DebugTop,
-);
+crate::instrument!(Supervisor: UpdateSettings);

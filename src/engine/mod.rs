@@ -39,7 +39,7 @@ use crate::actors::supervisor::Supervisor;
 use crate::actors::{blocking, persister};
 use crate::config::Config;
 use crate::error::CommandError;
-use crate::messages::supervisor::FlushAll;
+use crate::messages::router::FlushSessions;
 use crate::messages::validate;
 use crate::providers::Providers;
 use crate::storage::Store;
@@ -248,7 +248,15 @@ impl Engine {
 
     /// Waits until everything accepted so far is committed to storage.
     pub async fn flush(&self) -> Result<(), CommandError> {
-        self.inner.supervisor.send(FlushAll).await??;
+        let flushes = self
+            .inner
+            .routes
+            .all()
+            .iter()
+            .map(|r| r.send(FlushSessions));
+        for result in futures_util::future::join_all(flushes).await {
+            result??;
+        }
         self.inner.persister.barrier().await?;
         Ok(())
     }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use super::Engine;
-use crate::actors::arbiters::project_of;
+use futures_util::future::join_all;
+
+use crate::actors::arbiters::{project_of, slot};
 use crate::actors::blocking;
 use crate::actors::mailbox::Mailbox;
 use crate::actors::project::CurrentSession;
@@ -13,8 +15,8 @@ use crate::actors::router::FindSession;
 use crate::actors::session::SessionActor;
 use crate::error::CommandError;
 use crate::messages::commands::{Page, ProjectSummary, SessionSummary, TopBy, TopEntry};
+use crate::messages::router::{SummarizeProjects, TopActors};
 use crate::messages::session::{AgentStderr, Snapshot};
-use crate::messages::supervisor::{DebugTop, HealthReport, ListProjects};
 use crate::messages::validate;
 use crate::messages::wire::{AgentSession, ProjectHealth};
 use crate::storage::SessionRecord;
@@ -156,19 +158,72 @@ impl Engine {
         }))
     }
 
-    /// Known projects with their current session and health.
+    /// Every project, live or stored: storage's project index (with each project's last session, which a
+    /// read of it would restore) shared out to the routers by arbiter; each answers for its live projects
+    /// as their actors tell, and shows no session for a project it let go in this process, as its reads
+    /// answer. After start-up recovery, a stored session still running is one fed from outside that the
+    /// restart left running (src/actors/restart.rs): listed like the others.
     pub async fn projects(&self) -> Result<Vec<ProjectSummary>, CommandError> {
-        self.inner.supervisor.send(ListProjects).await?
+        let store = self.inner.store.clone();
+        let stored = blocking(move || store.last_sessions()).await?;
+        let routers = self.inner.routes.all();
+        let mut shares = vec![Vec::new(); routers.len()];
+        for (project_id, last) in stored {
+            shares[slot(&project_id, routers.len())].push((project_id, last));
+        }
+        let asks = routers
+            .iter()
+            .zip(shares)
+            .map(|(router, stored)| router.send(SummarizeProjects { stored }));
+        let mut out = Vec::new();
+        for summaries in join_all(asks).await {
+            out.extend(summaries?);
+        }
+        out.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+        Ok(out)
     }
 
-    /// Health of every known project, highest attention first.
+    /// Health of every live project, highest attention first.
     pub async fn health(&self) -> Result<Vec<ProjectHealth>, CommandError> {
-        Ok(self.inner.supervisor.send(HealthReport).await?)
+        let asks = self
+            .inner
+            .routes
+            .all()
+            .iter()
+            .map(|r| r.send(SummarizeProjects { stored: Vec::new() }));
+        let mut out: Vec<ProjectHealth> = join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .flatten()
+            .map(|s| s.health)
+            .collect();
+        ProjectHealth::sort_by_attention(&mut out);
+        Ok(out)
     }
 
-    /// The busiest actors by mailbox depth, messages handled or memory (`/v1/debug/top`).
+    /// The busiest actors by mailbox depth, messages handled or memory (`/v1/debug/top`), read from their
+    /// mailbox stats without disturbing them.
     pub async fn debug_top(&self, by: TopBy, limit: usize) -> Result<Vec<TopEntry>, CommandError> {
-        Ok(self.inner.supervisor.send(DebugTop { by, limit }).await?)
+        let asks = self.inner.routes.all().iter().map(|r| r.send(TopActors));
+        let mut all: Vec<TopEntry> = join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        let key = |e: &TopEntry| match by {
+            TopBy::Mailbox => e.mailbox_depth.max(0) as u64,
+            TopBy::Messages => e.messages_handled,
+            TopBy::Memory => e.memory_bytes,
+        };
+        all.sort_by(|a, b| {
+            key(b)
+                .cmp(&key(a))
+                .then_with(|| a.project_id.cmp(&b.project_id))
+        });
+        all.truncate(limit);
+        Ok(all)
     }
 }
 

@@ -1,6 +1,6 @@
 //! What a router is told: by its sessions (one has stopped, so its route goes unless a newer actor of
 //! that id holds it; a finish's retention let others go), by its projects (one may stop), by the engine
-//! (purges) and by the supervisor (retention's deletions, flush, the reports over every project). The
+//! (purges, flush, the reports over every project) and by the supervisor (retention's deletions). The
 //! messages that hand out session and project actors' addresses stay beside the router
 //! (actors/router.rs, actors/router/directory.rs).
 
