@@ -8,6 +8,7 @@
 //! B-tree pages copied per commit is what the writer's pace is made of. The project's summary
 //! (src/storage/projects.rs) is read on such an update and written only when it changes.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -52,21 +53,31 @@ pub(super) struct Writer<'t> {
     ledger: super::ledger::LedgerWriter<'t>,
 }
 
-/// The start sent in `ops` for the session, if one is.
-fn start_among<'o>(ops: &'o [WriteOp], session_id: &str) -> Option<&'o [u8]> {
-    ops.iter().find_map(|op| match op {
-        WriteOp::PutStart {
-            session_id: id,
-            start,
-        } if id == session_id => Some(start.as_slice()),
-        _ => None,
-    })
-}
-
-/// Whether `ops` write the session's record (which then stores its start).
-fn record_among(ops: &[WriteOp], session_id: &str) -> bool {
-    ops.iter()
-        .any(|op| matches!(op, WriteOp::PutSession(r) if r.session_id == session_id))
+/// The starts sent in `ops` whose session's record the same ops write, by session (the first start of
+/// each): those ride in the entry the record's write makes. One pass each way, so a job of many sessions
+/// (start-up adoption writes every adopted record in one) costs no scan of the job per op; a job without
+/// a start (every flush after a session's first) builds nothing.
+fn starts_with_records(ops: &[WriteOp]) -> HashMap<&str, &[u8]> {
+    let mut starts = HashMap::new();
+    for op in ops {
+        if let WriteOp::PutStart { session_id, start } = op {
+            starts
+                .entry(session_id.as_str())
+                .or_insert(start.as_slice());
+        }
+    }
+    if starts.is_empty() {
+        return starts;
+    }
+    let recorded: HashSet<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::PutSession(r) => Some(r.session_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    starts.retain(|id, _| recorded.contains(id));
+    starts
 }
 
 pub(super) fn write_error(e: impl Display) -> StorageError {
@@ -100,10 +111,15 @@ impl<'t> Writer<'t> {
     /// Applies one sender's ops in order. A session's start and its record in the same list are one
     /// write: the start becomes the value of the index entry that the record's first write makes.
     pub(super) fn apply_ops(&mut self, ops: &[WriteOp]) -> Result<(), StorageError> {
+        let riding = starts_with_records(ops);
         for op in ops {
             match op {
-                WriteOp::PutSession(r) => self.put_session(r, start_among(ops, &r.session_id))?,
-                WriteOp::PutStart { session_id, .. } if record_among(ops, session_id) => {}
+                WriteOp::PutSession(r) => {
+                    let start = riding.get(r.session_id.as_str()).copied();
+                    self.put_session(r, start)?
+                }
+                WriteOp::PutStart { session_id, .. }
+                    if riding.contains_key(session_id.as_str()) => {}
                 op => self.apply(op)?,
             }
         }
