@@ -59,6 +59,14 @@ async fn run_over_http_stores_everything_once() {
     );
     assert!(report.rss_peak_bytes.is_some_and(|b| b > 0));
     assert!(report.restart.is_none());
+    // Each phase's CPU, the server's by thread and the generator's beside it.
+    let phases: Vec<_> = report.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(phases, ["setup", "stream", "finish"]);
+    for p in &report.phases {
+        let generator = p.generator.as_ref().expect("the generator's own use");
+        assert!(p.wall_s > 0.0 && generator.cpu_s >= 0.0, "{p:?}");
+        assert!(!p.server.threads.is_empty(), "{p:?}");
+    }
 
     // The sessions really are finished, with their cost, in the server's storage.
     let sessions = app.get("/v1/projects").send().await.unwrap();

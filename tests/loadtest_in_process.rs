@@ -72,6 +72,12 @@ async fn small_run_stores_everything_once_and_reports_every_field() {
         "the prompt and fifty generated messages"
     );
     assert!(!report.timeline.is_empty());
+    let phases: Vec<_> = report.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(phases, ["setup", "stream", "finish"]);
+    assert!(
+        report.phases.iter().all(|p| p.generator.is_none()),
+        "in-process: the generator is inside the store's process"
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();

@@ -19,6 +19,7 @@ mod local;
 mod memory;
 mod options;
 mod payload;
+mod phases;
 mod plan;
 mod plot;
 mod probes;
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 pub use content::Sizes;
 pub use options::{BeforeCheck, CheckContext, LoadtestError, Options, TargetSpec};
+pub use phases::{Phase, ThreadUse, Usage};
 pub use report::{Report, Restart, RunSettings};
 pub use stats::{Percentiles, TimelinePoint};
 pub use target::{EngineHost, TargetError};
@@ -71,10 +73,13 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
             .map(|p| format!("lt-{tag}-{p}"))
             .collect(),
     );
+    let in_process = matches!(target.as_ref(), target::Target::InProcess(_));
+    let mut phases = phases::PhaseClock::start(server_pid, in_process);
     let setup_started = Instant::now();
     let sessions =
         driver::start_sessions(&target, &project_ids, opts.concurrency, &mut progress).await?;
     let setup_s = setup_started.elapsed().as_secs_f64();
+    phases.end("setup", setup_started);
     progress.note(&format!(
         "{} sessions started in {setup_s:.2}s",
         sessions.len()
@@ -113,12 +118,11 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         rate: opts.rate,
         duration: opts.duration,
     });
-    let cpu = cpu::CpuProbe::start(
-        server_pid,
-        matches!(target.as_ref(), target::Target::InProcess(_)) || server_pid.is_some(),
-    );
+    let cpu = cpu::CpuProbe::start(server_pid, in_process || server_pid.is_some());
+    let stream_started = Instant::now();
     let stream = run.stream(&mut progress).await;
     let cpu = cpu.finish();
+    phases.end("stream", stream_started);
     progress.note(&format!(
         "{} messages acknowledged in {:.2}s",
         Stats::get(&stats.acked),
@@ -128,6 +132,7 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
     run.finish(&mut progress).await;
     target.flush().await?;
     let finish_s = finish_started.elapsed().as_secs_f64();
+    phases.end("finish", finish_started);
     poller.finish(Duration::from_secs(5)).await;
     if let Some(watcher) = watcher {
         probes::drain_live(&stats).await;
@@ -203,6 +208,7 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         cores_busy: cpu.seconds.map(|s| s / stream.as_secs_f64().max(1e-9)),
         page_faults_stream: cpu.page_faults,
         cpu_source: cpu.source,
+        phases: phases.finish(),
         rss_peak_bytes: memory.peak,
         rss_source: memory.source,
         rss_end_bytes: memory.end,

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::phases::Phase;
 use super::stats::{Percentiles, TimelinePoint};
 use super::verify::LossSummary;
 
@@ -89,6 +90,10 @@ pub struct Report {
     pub page_faults_stream: Option<u64>,
     /// Where `cpu_stream_s` and `page_faults_stream` come from.
     pub cpu_source: String,
+    /// Setup, stream and finish: the store's CPU split by thread, and the generator's beside it over
+    /// HTTP (src/loadtest/phases.rs). Empty when the store's process cannot be read.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
     /// Peak resident memory of the store.
     pub rss_peak_bytes: Option<u64>,
     /// Where `rss_peak_bytes` comes from.
@@ -158,6 +163,10 @@ impl Report {
             self.rss_source,
             mib(self.rss_end_bytes),
         );
+        for p in &self.phases {
+            s += &p.summary();
+            s.push('\n');
+        }
         if let Some(r) = &self.restart {
             s += &format!(
                 "restart: ready in {:.1} ms; first session ({} messages) restored in {:.1} ms, read back in {:.1} ms\n",
