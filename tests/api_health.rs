@@ -1,4 +1,5 @@
-//! `/v1/health…` and the operations endpoints `/healthz`, `/readyz`, `/metrics`.
+//! `/v1/health…` and the operations endpoints `/healthz`, `/readyz`, `/metrics`, and the names the
+//! service gives its threads for an operator's `top -H`.
 
 mod common;
 
@@ -103,6 +104,31 @@ async fn probes_and_metrics_answer() {
     for sample in samples {
         let value = sample.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "sample {sample:?}");
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_services_threads_are_named_by_what_they_run() {
+    let app = TestApp::spawn().await;
+    // An answered request: its worker has built its app, and the engine is up.
+    let (status, _) = send(app.get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK);
+    // The server runs in this test process: its threads are this process's.
+    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_owned())
+        .collect();
+    for name in [
+        "http-worker",
+        "engine-0",
+        "control",
+        "publisher",
+        "persister",
+    ] {
+        assert!(names.iter().any(|n| n == name), "no {name} in {names:?}");
     }
     app.stop().await;
 }

@@ -17,10 +17,12 @@ pub struct Arbiters {
 }
 
 impl Arbiters {
-    /// Starts `count` arbiters (at least one).
+    /// Starts `count` arbiters (at least one), their threads named `engine-0`, `engine-1`, ….
     pub fn start(count: usize) -> Arbiters {
         Arbiters {
-            arbiters: (0..count.max(1)).map(|_| Arbiter::new()).collect(),
+            arbiters: (0..count.max(1))
+                .map(|i| named(&format!("engine-{i}")))
+                .collect(),
         }
     }
 
@@ -46,6 +48,21 @@ impl Arbiters {
     pub fn handle(&self, index: usize) -> ArbiterHandle {
         self.arbiters[index].handle()
     }
+}
+
+/// A new arbiter whose thread is called `name` (see `telemetry::name_this_thread`) by the time this
+/// returns, so whatever looks at the threads afterwards (a profile, the load test's split) sees it.
+pub fn named(name: &str) -> Arbiter {
+    let arbiter = Arbiter::new();
+    let name = name.to_owned();
+    let (named, done) = std::sync::mpsc::sync_channel(1);
+    arbiter.spawn_fn(move || {
+        crate::telemetry::name_this_thread(&name);
+        let _ = named.send(());
+    });
+    // Start-up only, and the new thread does nothing before this.
+    let _ = done.recv();
+    arbiter
 }
 
 /// Which of `count` arbiters (and routers) a project belongs to: a hash of its id, the same for every

@@ -218,6 +218,8 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
 
     let origins = config.server.allowed_origins.clone();
     let server = HttpServer::new(move || {
+        // actix-web builds the app on each worker's own thread, once as the worker starts.
+        crate::telemetry::name_this_thread("http-worker");
         // Outermost first: the browser guard, then CORS (preflights carry no token), then the token.
         App::new()
             .app_data(state.clone())

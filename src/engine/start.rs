@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::Inner;
-use crate::actors::arbiters::Arbiters;
+use crate::actors::arbiters::{self, Arbiters};
 use crate::actors::broadcaster::{self, Broadcaster};
 use crate::actors::mailbox::{Mailbox, MailboxStats};
 use crate::actors::metrics::{ActorKind, Metrics};
@@ -85,10 +85,10 @@ pub(super) async fn wire(
         .redb_cache_size
         .set(i64::try_from(cache_size).unwrap_or(i64::MAX));
     metrics.actor_started(ActorKind::Persister);
-    let control = Arbiter::new().handle();
+    let control = arbiters::named("control").handle();
     // The broadcaster has a thread of its own: every start, status change and batch publishes to it, and
     // on a shared thread those publishes queued that thread's other work behind them.
-    let publishing = Arbiter::new().handle();
+    let publishing = arbiters::named("publisher").handle();
     let broadcaster = {
         let (stats, m) = (Arc::new(MailboxStats::default()), metrics.clone());
         let buffer = config.limits.subscriber_buffer;
