@@ -98,19 +98,19 @@ fn own_reading() -> Option<Reading> {
     })
 }
 
-/// What `/proc/<pid>/stat` says of a process's use.
+/// What `/proc/<pid>/stat` (or a thread's `/proc/<pid>/task/<tid>/stat`) says of its use.
 #[derive(Debug, PartialEq)]
-struct Stat {
+pub(super) struct Stat {
     /// utime + stime, in clock ticks.
-    ticks: u64,
+    pub ticks: u64,
     /// minflt + majflt.
-    faults: u64,
+    pub faults: u64,
 }
 
 /// minflt + majflt (fields 10 and 12) and utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line.
 /// The command name (field 2) is in parentheses and may hold spaces, so fields are counted after its
 /// closing parenthesis.
-fn parse_stat(stat: &str) -> Option<Stat> {
+pub(super) fn parse_stat(stat: &str) -> Option<Stat> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     // Field 3 (the state) is the first after the name.
     let fields: Vec<&str> = after_name.split_whitespace().take(13).collect();

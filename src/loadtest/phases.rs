@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::cpu::{parse_stat, Stat};
+
 /// Threads listed by name in a phase; the rest are summed into one "others" row.
 const LISTED: usize = 12;
 
@@ -199,7 +201,8 @@ fn ticks_per_second() -> f64 {
 
 /// The process's totals and every thread's, or None if the process is gone.
 fn snapshot(pid: u32) -> Option<Snapshot> {
-    let (ticks, faults) = stat_use(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    let Stat { ticks, faults } =
+        parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
     let mut threads = HashMap::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
@@ -216,7 +219,7 @@ fn snapshot(pid: u32) -> Option<Snapshot> {
         let Ok(status) = std::fs::read_to_string(path.join("status")) else {
             continue;
         };
-        if let (Some(name), Some((ticks, _))) = (stat_name(&stat), stat_use(&stat)) {
+        if let (Some(name), Some(Stat { ticks, .. })) = (stat_name(&stat), parse_stat(&stat)) {
             threads.insert(tid, (name.to_owned(), ticks, switches(&status)));
         }
     }
@@ -230,16 +233,6 @@ fn snapshot(pid: u32) -> Option<Snapshot> {
 /// The name between the first `(` and the last `)` of a stat line (it may hold either).
 fn stat_name(stat: &str) -> Option<&str> {
     stat.get(stat.find('(')? + 1..stat.rfind(')')?)
-}
-
-/// utime + stime (fields 14, 15) and minflt + majflt (fields 10, 12), counted after the name.
-fn stat_use(stat: &str) -> Option<(u64, u64)> {
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .take(13)
-        .collect();
-    let field = |n: usize| -> Option<u64> { fields.get(n - 3)?.parse().ok() };
-    Some((field(14)? + field(15)?, field(10)? + field(12)?))
 }
 
 /// voluntary + nonvoluntary context switches of a `status` file.
@@ -256,11 +249,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stat_line_is_read_past_a_name_with_parentheses_and_spaces() {
+    fn a_threads_name_is_read_whole_even_with_parentheses_and_spaces() {
         let stat =
             "77 (actix-rt|system) S 1 77 77 0 -1 4194560 100 7 3 9 250 37 0 0 20 0 9 0 100 0";
         assert_eq!(stat_name(stat), Some("actix-rt|system"));
-        assert_eq!(stat_use(stat), Some((287, 103)));
         let odd =
             "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 7 3 9 250 37 0 0 20 0 9 0 100 0";
         assert_eq!(stat_name(odd), Some("my (odd) name"));
