@@ -200,6 +200,7 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         persist_lag_ms: stats.persist(),
         persist_lag_method: probes::PERSIST_METHOD.to_owned(),
         cpu_stream_s: cpu.seconds,
+        cpu_stream_generator_s: cpu.thread_seconds,
         cores_busy: cpu.seconds.map(|s| s / stream.as_secs_f64().max(1e-9)),
         page_faults_stream: cpu.page_faults,
         cpu_source: cpu.source,
