@@ -8,9 +8,9 @@
 //!
 //! The rooms: `options` (what is asked, what fails), `plan` (how messages are cut into requests, and what
 //! happened to each), `content` and `payload` (what a request says), `target` (in-process engine or HTTP
-//! server) and `local` (the in-process engine's data and restart), `driver` (the phases), `probes`
-//! (end-to-end and persist-lag latency), `memory`, `stats`, `verify` (the loss check), `report`,
-//! `progress` and `plot`.
+//! server) and `local` (the in-process engine's data and restart), `driver` (the phases), `schedule`
+//! (which request a stream worker sends next), `probes` (end-to-end and persist-lag latency), `cpu`,
+//! `memory`, `stats`, `verify` (the loss check), `report`, `progress` and `plot`.
 
 mod content;
 mod cpu;
@@ -24,6 +24,7 @@ mod plot;
 mod probes;
 mod progress;
 mod report;
+mod schedule;
 mod stats;
 mod target;
 mod verify;
