@@ -320,51 +320,35 @@ impl Broadcaster {
             self.save_journal();
         }
         // Framed on first use, once for every subscriber that sends frames; the others share it unframed.
-        // The last subscriber of each kind is handed the event itself rather than a copy: with one
-        // subscriber (the usual case) an event is never copied (its ids are two strings).
-        self.subscribers.retain(|sub| !sub.tx.is_closed());
-        // The event's project outlives the event only when a subscriber filters by project.
-        let project = match self.subscribers.iter().any(|s| s.project.is_some()) {
-            true => project.map(str::to_owned),
-            false => None,
-        };
-        let wants = |sub: &Subscriber| match (&sub.project, &project) {
-            (Some(want), Some(got)) => want == got,
-            _ => true,
-        };
-        let last_framed = self.subscribers.iter().rposition(|s| s.framed && wants(s));
-        let last_plain = self.subscribers.iter().rposition(|s| !s.framed && wants(s));
-        let live = |frame: Option<Bytes>, event: LiveEvent| Live { event, frame, id };
-        let (mut with_frame, mut without) = match (last_framed, last_plain) {
-            (None, None) => return,
-            (None, Some(_)) => (None, Some(live(framed, event))),
-            (Some(_), plain) => {
-                let frame = framed.clone().or_else(|| sse::of(&event));
-                match plain {
-                    Some(_) => (Some(live(frame, event.clone())), Some(live(framed, event))),
-                    None => (Some(live(frame, event)), None),
-                }
-            }
-        };
+        let (mut with_frame, mut without): (Option<Live>, Option<Live>) = (None, None);
         let budget = self.buffer_bytes;
-        for (i, sub) in self.subscribers.iter_mut().enumerate() {
-            if !wants(sub) {
-                continue;
+        self.subscribers.retain_mut(|sub| {
+            if sub.tx.is_closed() {
+                return false;
             }
-            let (kind, last) = match sub.framed {
-                true => (&mut with_frame, last_framed),
-                false => (&mut without, last_plain),
-            };
-            let live = match last == Some(i) {
-                true => kind.take(),
-                false => kind.clone(),
-            };
-            if let Some(live) = live {
-                if !deliver(sub, live, budget) {
-                    self.metrics.sse_lagged.inc();
+            if let (Some(want), Some(got)) = (&sub.project, project) {
+                if want != got {
+                    return true;
                 }
             }
-        }
+            let live = if sub.framed {
+                with_frame.get_or_insert_with(|| Live {
+                    frame: framed.clone().or_else(|| sse::of(&event)),
+                    event: event.clone(),
+                    id,
+                })
+            } else {
+                without.get_or_insert_with(|| Live {
+                    frame: framed.clone(),
+                    event: event.clone(),
+                    id,
+                })
+            };
+            if !deliver(sub, live, budget) {
+                self.metrics.sse_lagged.inc();
+            }
+            true
+        });
     }
 }
 
@@ -420,55 +404,49 @@ fn weight(live: &Live) -> usize {
 
 /// Sends one event to one subscriber, first telling it what it missed if it had lagged. Answers whether
 /// the event was delivered (false: dropped and counted for the next lag notice).
-fn deliver(sub: &mut Subscriber, live: Live, budget: usize) -> bool {
-    let len = weight(&live);
+fn deliver(sub: &mut Subscriber, live: &Live, budget: usize) -> bool {
+    let event = &live.event;
+    let len = weight(live);
     if sub.missed > 0 {
         // The lag notice needs a free slot and the event another one; otherwise keep counting.
         if sub.tx.capacity() >= 2 && fits(sub, len, budget) {
             notify_lag(sub);
         }
         if sub.missed > 0 {
-            record_miss(sub, &live.event);
+            record_miss(sub, event);
             return false;
         }
     }
     if !fits(sub, len, budget) {
-        record_miss(sub, &live.event);
+        record_miss(sub, event);
         return false;
     }
-    // Where the session's last seqId delivered goes once the event is sent (the event itself is handed
-    // over): its entry, or for a session not seen yet a copy of its id.
-    let (mut known, mut new, mut seq) = (None, None, 0);
-    if let LiveEvent::Messages {
-        session_id,
-        messages,
-        ..
-    } = &live.event
-    {
-        if let Some(last) = messages.last() {
-            seq = last.seq_id;
-            match sub.delivered.get_mut(session_id) {
-                Some(slot) => known = Some(slot),
-                None => new = Some(session_id.clone()),
-            }
-        }
-    }
-    let id = live.id;
     // Counted before it is sent, so the receiver never counts out more than was counted in.
     sub.queued.fetch_add(len, Ordering::Relaxed);
-    match sub.tx.try_send(live) {
+    match sub.tx.try_send(live.clone()) {
         Ok(()) => {
-            sub.last_sent = id;
-            if let Some(slot) = known.take() {
-                *slot = seq;
-            } else if let Some(session) = new.take() {
-                sub.delivered.insert(session, seq);
+            sub.last_sent = live.id;
+            if let LiveEvent::Messages {
+                session_id,
+                messages,
+                ..
+            } = event
+            {
+                if let Some(last) = messages.last() {
+                    // A session already known costs no copy of its id.
+                    match sub.delivered.get_mut(session_id) {
+                        Some(seq) => *seq = last.seq_id,
+                        None => {
+                            sub.delivered.insert(session_id.clone(), last.seq_id);
+                        }
+                    }
+                }
             }
             true
         }
-        Err(e) => {
+        Err(_) => {
             sub.queued.fetch_sub(len, Ordering::Relaxed);
-            record_miss(sub, &e.into_inner().event);
+            record_miss(sub, event);
             false
         }
     }
@@ -527,9 +505,8 @@ mod tests {
             .expect("subscribed")
     }
 
-    /// The event goes to the last subscriber of each kind itself and to the others as copies: every
-    /// subscriber that wants it gets it whole, framed only for those that send frames, and a subscriber
-    /// of another project gets nothing.
+    /// Every subscriber that wants an event gets it whole, framed only for those that send frames, and a
+    /// subscriber of another project gets nothing.
     #[actix_rt::test]
     async fn each_subscriber_that_wants_an_event_gets_it_whole_and_only_those() {
         let dir = tempfile::tempdir().unwrap();

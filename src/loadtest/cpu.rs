@@ -12,6 +12,11 @@
 //! minor + major counts). Each is a fresh page touched, so they count the memory the stream newly took.
 //! They are exact where CPU time is noisy: in the in-process run's profile, faulting in and zeroing
 //! fresh pages was about a third of the stream's CPU.
+//!
+//! In-process, the thread that starts and finishes the probe is also read on its own (`getrusage`'s
+//! `RUSAGE_THREAD`): the loadtest's current-thread runtime runs the generator there (its requests, the
+//! engine's entry that splits each batch over the routers, the live watcher and the persist probe), so
+//! the process's figure splits into the generator's thread and the engine's threads.
 
 use std::time::Duration;
 
@@ -19,6 +24,8 @@ use std::time::Duration;
 pub struct CpuProbe {
     pid: Option<u32>,
     at_start: Option<Reading>,
+    /// This thread's CPU time at the start (in-process only).
+    thread_at_start: Option<Duration>,
 }
 
 /// What a process used so far: CPU time and page faults, every thread included.
@@ -31,6 +38,8 @@ struct Reading {
 /// CPU time and page faults over the stream phase, and what they were measured on.
 pub struct CpuUse {
     pub seconds: Option<f64>,
+    /// Of `seconds`, what the thread that read the probe used (in-process: the generator's thread).
+    pub thread_seconds: Option<f64>,
     pub page_faults: Option<u64>,
     pub source: String,
 }
@@ -41,6 +50,7 @@ impl CpuProbe {
         CpuProbe {
             pid,
             at_start: readable.then(|| reading(pid)).flatten(),
+            thread_at_start: pid.is_none().then(thread_cpu).flatten(),
         }
     }
 
@@ -52,8 +62,13 @@ impl CpuProbe {
                 faults: now.faults.saturating_sub(start.faults),
             })
         });
+        let thread_used = self
+            .thread_at_start
+            .zip(thread_cpu())
+            .map(|(start, now)| now.saturating_sub(start).as_secs_f64());
         CpuUse {
             seconds: used.map(|u| u.cpu.as_secs_f64()),
+            thread_seconds: used.and(thread_used),
             page_faults: used.map(|u| u.faults),
             source: match (used, self.pid) {
                 (None, _) => "unavailable: give --server-pid for an HTTP target".into(),
@@ -86,16 +101,25 @@ fn reading(pid: Option<u32>) -> Option<Reading> {
 fn own_reading() -> Option<Reading> {
     use nix::sys::resource::{getrusage, UsageWho};
     let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
-    let micros = |t: nix::sys::time::TimeVal| {
-        Some(u64::try_from(t.tv_sec()).ok()? * 1_000_000 + u64::try_from(t.tv_usec()).ok()?)
-    };
-    let (user, system) = micros(usage.user_time()).zip(micros(usage.system_time()))?;
     let faults = u64::try_from(usage.minor_page_faults()).ok()?
         + u64::try_from(usage.major_page_faults()).ok()?;
     Some(Reading {
-        cpu: Duration::from_micros(user + system),
+        cpu: micros(usage.user_time())? + micros(usage.system_time())?,
         faults,
     })
+}
+
+/// User + system time of the calling thread so far, to the microsecond.
+fn thread_cpu() -> Option<Duration> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_THREAD).ok()?;
+    Some(micros(usage.user_time())? + micros(usage.system_time())?)
+}
+
+fn micros(t: nix::sys::time::TimeVal) -> Option<Duration> {
+    Some(Duration::from_micros(
+        u64::try_from(t.tv_sec()).ok()? * 1_000_000 + u64::try_from(t.tv_usec()).ok()?,
+    ))
 }
 
 /// What `/proc/<pid>/stat` (or a thread's `/proc/<pid>/task/<tid>/stat`) says of its use.
@@ -187,6 +211,34 @@ mod tests {
             step < tick,
             "the first change seen is {step:?}, a tick is {tick:?}"
         );
+    }
+
+    #[test]
+    fn another_threads_work_counts_for_the_process_and_not_for_this_thread() {
+        let probe = CpuProbe::start(None, true);
+        // The other thread works until it has used 50 ms of CPU by its own count; this one waits in join.
+        std::thread::spawn(|| {
+            let mut x = 0u64;
+            while thread_cpu().is_some_and(|t| t < Duration::from_millis(50)) {
+                for _ in 0..100_000 {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+        })
+        .join()
+        .expect("the worker ends");
+        let used = probe.finish();
+        let (process, thread) = (used.seconds.unwrap(), used.thread_seconds.unwrap());
+        assert!(
+            process - thread >= 0.05,
+            "process {process}s, this thread {thread}s"
+        );
+    }
+
+    #[test]
+    fn another_process_has_no_thread_figure() {
+        let used = CpuProbe::start(Some(std::process::id()), true).finish();
+        assert!(used.seconds.is_some() && used.thread_seconds.is_none());
     }
 
     #[test]

@@ -1,17 +1,17 @@
-//! The phases of a run against a target: start every session, stream the messages (bounded in-flight
-//! requests, an optional rate and deadline, a timeline tick a second), then finish every session (status
-//! done and cost, sent durable so they are committed when acknowledged).
+//! The phases of a run against a target: start every session, stream the messages (`concurrency`
+//! workers, each with one request in flight, taking requests from one `Schedule` with its optional rate
+//! and deadline; a timeline tick a second), then finish every session (status done and cost, sent durable
+//! so they are committed when acknowledged).
 //!
 //! Busy answers (HTTP 429/503, which apply nothing) are retried with backoff; any other failure is counted
 //! and its chunks marked uncertain for the loss check, never retried, since the request may have been
 //! applied and a retry would then duplicate it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::content::Content;
@@ -19,6 +19,7 @@ use super::payload::{Outgoing, Part};
 use super::plan::{Layout, Ledger, Request};
 use super::probes::PersistProbe;
 use super::progress::Progress;
+use super::schedule::Schedule;
 use super::stats::Stats;
 use super::target::{IngestAck, Target, TargetError};
 use crate::messages::wire::now_ms;
@@ -41,34 +42,38 @@ pub struct Run {
     pub duration: Option<Duration>,
 }
 
-/// Sends one request, retrying busy answers; records latency, bytes and errors.
+/// Sends one request, retrying busy answers; records latency, bytes and errors. `sent_at` is when the
+/// first attempt leaves (read by the caller, which needs it too); answers the ack and when it came.
 async fn send(
     target: &Target,
     stats: &Stats,
     out: &Outgoing<'_>,
     durable: bool,
-) -> Result<IngestAck, TargetError> {
+    sent_at: Instant,
+) -> Result<(IngestAck, Instant), TargetError> {
     // Only message requests are measured: finishing requests are durable and few, and would blur them.
     let measured = matches!(out.part, Part::Messages(_));
     let mut backoff = Duration::from_millis(5);
     let mut attempt = 0;
+    let mut started = sent_at;
     loop {
-        let started = Instant::now();
         let result = target.ingest(out, durable).await;
+        let answered = Instant::now();
         if measured {
-            stats.record_latency(started.elapsed());
+            stats.record_latency(answered.saturating_duration_since(started));
         }
         Stats::add(&stats.requests, 1);
         match result {
             Ok((ack, bytes)) => {
                 Stats::add(&stats.bytes, bytes as u64);
-                return Ok(ack);
+                return Ok((ack, answered));
             }
             Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
                 attempt += 1;
                 Stats::add(&stats.retries, 1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
+                started = Instant::now();
             }
             Err(e) => return Err(e),
         }
@@ -141,9 +146,8 @@ impl Run {
         let out = self.outgoing(Part::Messages(req.clone()));
         let n = out.messages() as u64;
         Stats::add(&self.stats.sent, n);
-        match send(&self.target, &self.stats, &out, self.durable).await {
-            Ok(ack) if ack.ignored == 0 => {
-                let at = Instant::now();
+        match send(&self.target, &self.stats, &out, self.durable, sent_at).await {
+            Ok((ack, at)) if ack.ignored == 0 => {
                 for p in req.projects {
                     let acked = self.ledger.ack(p, req.chunk);
                     if let Some(probe) = &self.persist {
@@ -152,7 +156,7 @@ impl Run {
                 }
                 Stats::add(&self.stats.acked, n);
             }
-            Ok(ack) => {
+            Ok((ack, _)) => {
                 // Which events were ignored is not said: the whole request is uncertain.
                 Stats::add(&self.stats.ignored, ack.ignored as u64);
                 self.fail(
@@ -171,33 +175,38 @@ impl Run {
         self.stats.error(error);
     }
 
-    /// Sends every request (until the deadline, if any), at most `concurrency` in flight.
+    /// Sends every request (until the deadline, if any): `concurrency` workers, one request in flight
+    /// each. A worker is a task for the whole phase, so a request costs no task, permit or join of its own.
     async fn dispatch(self: Arc<Self>) {
-        let permits = Arc::new(Semaphore::new(self.concurrency));
-        let mut tasks = JoinSet::new();
-        let start = Instant::now();
-        let deadline = self.duration.map(|d| start + d);
-        let mut scheduled = 0u64;
-        for req in self.layout.requests() {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
-            if self.rate > 0.0 {
-                let at = start + Duration::from_secs_f64(scheduled as f64 / self.rate);
+        let schedule = Arc::new(Mutex::new(Schedule::new(
+            self.layout,
+            Instant::now(),
+            self.rate,
+            self.duration,
+        )));
+        let mut workers = JoinSet::new();
+        for _ in 0..self.concurrency.max(1) {
+            workers.spawn(self.clone().work(schedule.clone()));
+        }
+        while workers.join_next().await.is_some() {}
+    }
+
+    /// One worker: the schedule's next request, sent and answered, until the schedule has none.
+    async fn work(self: Arc<Self>, schedule: Arc<Mutex<Schedule>>) {
+        loop {
+            // The clock is read only when a deadline needs it; the lock is held for the hand-out alone.
+            let next = schedule
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next_at(Instant::now);
+            let Some((req, at)) = next else {
+                return;
+            };
+            if let Some(at) = at {
                 tokio::time::sleep_until(at.into()).await;
             }
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            scheduled += self.layout.request_messages(&req) as u64;
-            let run = self.clone();
-            tasks.spawn(async move {
-                run.send_messages(req).await;
-                drop(permit);
-            });
-            while tasks.try_join_next().is_some() {}
+            self.send_messages(req).await;
         }
-        while tasks.join_next().await.is_some() {}
     }
 
     /// The stream phase; answers its duration. Ticks the timeline and the progress once a second.
@@ -240,13 +249,16 @@ impl Run {
             .map(|group| async move {
                 let n = group.len() as u64;
                 let out = self.outgoing(Part::Finish(group));
-                (n, send(&self.target, &self.stats, &out, true).await)
+                (
+                    n,
+                    send(&self.target, &self.stats, &out, true, Instant::now()).await,
+                )
             })
             .buffer_unordered(self.concurrency);
         while let Some((n, result)) = results.next().await {
             match result {
-                Ok(ack) if ack.ignored == 0 => {}
-                Ok(ack) => {
+                Ok((ack, _)) if ack.ignored == 0 => {}
+                Ok((ack, _)) => {
                     Stats::add(&self.stats.ignored, ack.ignored as u64);
                     self.stats
                         .error(format!("{} finishing events ignored", ack.ignored));

@@ -8,9 +8,9 @@
 //!
 //! The rooms: `options` (what is asked, what fails), `plan` (how messages are cut into requests, and what
 //! happened to each), `content` and `payload` (what a request says), `target` (in-process engine or HTTP
-//! server) and `local` (the in-process engine's data and restart), `driver` (the phases), `probes`
-//! (end-to-end and persist-lag latency), `memory`, `stats`, `verify` (the loss check), `report`,
-//! `progress` and `plot`.
+//! server) and `local` (the in-process engine's data and restart), `driver` (the phases), `schedule`
+//! (which request a stream worker sends next), `probes` (end-to-end and persist-lag latency), `cpu`,
+//! `memory`, `stats`, `verify` (the loss check), `report`, `progress` and `plot`.
 
 mod content;
 mod cpu;
@@ -25,6 +25,7 @@ mod plot;
 mod probes;
 mod progress;
 mod report;
+mod schedule;
 mod stats;
 mod target;
 mod verify;
@@ -205,6 +206,7 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         persist_lag_ms: stats.persist(),
         persist_lag_method: probes::PERSIST_METHOD.to_owned(),
         cpu_stream_s: cpu.seconds,
+        cpu_stream_generator_s: cpu.thread_seconds,
         cores_busy: cpu.seconds.map(|s| s / stream.as_secs_f64().max(1e-9)),
         page_faults_stream: cpu.page_faults,
         cpu_source: cpu.source,

@@ -71,12 +71,12 @@ impl Layout {
     }
 
     /// Every request of the run, round by round.
-    pub fn requests(&self) -> impl Iterator<Item = Request> + '_ {
-        let step = self.events_per_request;
+    pub fn requests(self) -> impl Iterator<Item = Request> + Send + 'static {
+        let (step, projects) = (self.events_per_request, self.projects);
         (0..self.chunks()).flat_map(move |chunk| {
-            (0..self.projects).step_by(step).map(move |start| Request {
+            (0..projects).step_by(step).map(move |start| Request {
                 chunk,
-                projects: start..(start + step).min(self.projects),
+                projects: start..(start + step).min(projects),
             })
         })
     }

@@ -82,6 +82,10 @@ pub struct Report {
     pub persist_lag_method: String,
     /// CPU time the store used during the stream phase (src/loadtest/cpu.rs).
     pub cpu_stream_s: Option<f64>,
+    /// In-process: of `cpu_stream_s`, the generator's thread (its requests, the engine's entry, the live
+    /// watcher, the persist probe); the rest is the engine's threads.
+    #[serde(default)]
+    pub cpu_stream_generator_s: Option<f64>,
     /// `cpu_stream_s` over the stream phase's wall time: how many cores were busy on average.
     pub cores_busy: Option<f64>,
     /// Page faults (minor + major) of the same process over the stream phase: fresh pages touched, so
@@ -153,7 +157,9 @@ impl Report {
             self.stored_per_s,
             match (self.cpu_stream_s, self.cores_busy) {
                 (Some(s), Some(cores)) => format!(
-                    "{s:.3}s, {cores:.2} cores busy, {} page faults",
+                    "{s:.3}s{}, {cores:.2} cores busy, {} page faults",
+                    self.cpu_stream_generator_s
+                        .map_or(String::new(), |g| format!(" (generator thread {g:.3}s)")),
                     self.page_faults_stream.unwrap_or(0)
                 ),
                 _ => "n/a".into(),
