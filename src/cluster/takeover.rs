@@ -22,8 +22,9 @@ use futures_util::StreamExt;
 
 use super::error::ClusterError;
 use super::ingest::{subject, Entry};
-use super::partition::{self, Partition};
+use super::partition::Partition;
 use super::snapshot::Snapshots;
+use crate::engine::project_of_session;
 use crate::engine::Engine;
 use crate::engine::StoredSession;
 use crate::messages::wire::{now_ms, AgentStatus};
@@ -165,7 +166,7 @@ async fn read_tail(
 /// A session the replay names that no snapshot holds: what the stream says of it (its id, its project)
 /// and nothing more; the replay then fills in its messages, status and cost.
 fn named_by_the_stream(session_id: &str, first_at: i64) -> Option<StoredSession> {
-    let project = partition::project_of_session(session_id)?;
+    let project = project_of_session(session_id)?;
     let at = if first_at == 0 { now_ms() } else { first_at };
     Some(StoredSession {
         record: SessionRecord {
