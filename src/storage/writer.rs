@@ -327,14 +327,17 @@ impl<'t> Writer<'t> {
         old_at: i64,
         at: i64,
     ) -> Result<(), StorageError> {
-        // The usual case, looked at on the borrowed row: no summary (and no string) is built for it.
-        if let Some(row) = self.projects.get(project).map_err(write_error)? {
-            let (latest, ..) = row.value();
-            if latest == id && at >= old_at {
-                return Ok(());
+        // The usual cases, looked at on the borrowed row: no summary (and no string) is built for them.
+        match self.projects.get(project).map_err(write_error)? {
+            // No row: the session is its project's only one, and so its own summary.
+            None => return Ok(()),
+            Some(row) => {
+                let (latest, ..) = row.value();
+                if latest == id && at >= old_at {
+                    return Ok(());
+                }
             }
         }
-        // No row: the session is its project's only one, and so its own summary.
         let Some(mut s) = self.summary(project)? else {
             return Ok(());
         };
