@@ -322,6 +322,29 @@ async fn an_owner_killed_during_ingest_is_rebuilt_from_jetstream_and_loses_nothi
     assert!(rebuilt >= 1.0, "the partition was rebuilt from JetStream");
 }
 
+/// The consumers on the ingest stream with no durable name, filtered to `project`'s partition: those a
+/// takeover's rebuild reads the partition's tail through (the appliers' are durable).
+async fn rebuild_consumers(nats_url: &str, project: &str) -> Vec<String> {
+    use futures_util::StreamExt;
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.unwrap());
+    let stream = js.get_stream("AGENT_STORE_INGEST").await.unwrap();
+    let subject = format!(
+        "agent_store.ingest.{}",
+        partition::of_project(project, PARTITIONS)
+    );
+    let mut out = Vec::new();
+    let mut consumers = stream.consumers();
+    while let Some(info) = consumers.next().await {
+        let info = info.unwrap();
+        if info.config.filter_subject == subject && info.config.durable_name.is_none() {
+            out.push(info.name);
+        }
+    }
+    out
+}
+
+/// The new owner rebuilds the partition from the stream alone, and deletes the consumer it read the
+/// stream through once the rebuild is done (it does not linger until it expires).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_started_after_the_owners_last_snapshot_comes_over_whole_when_the_owner_dies() {
     let Some(nats) = NatsServer::start_or_skip("a_session_started_after_the_owners_last_snapshot")
@@ -363,6 +386,11 @@ async fn a_session_started_after_the_owners_last_snapshot_comes_over_whole_when_
         assert_eq!(body["provider"], "synthetic", "{body}");
         assert_eq!(body["messages"][0]["content"], "hello", "{body}");
     }
+    // The messages are applied on the new owner, so its rebuild of the partition is over.
+    assert_eq!(
+        rebuild_consumers(&nats.url, &project).await,
+        Vec::<String>::new()
+    );
 }
 
 /// `node`'s first answer to a GET that is not a 503 (a takeover under way, a read waiting for the replay).

@@ -77,7 +77,7 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
-    drop(set_schema_version(&path, 10));
+    drop(set_schema_version(&path, 11));
     let before = std::fs::read(&path).unwrap();
 
     let err = Store::open(&path)
@@ -87,8 +87,8 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
         matches!(
             err,
             StorageError::NewerSchema {
-                found: 10,
-                supported: 9,
+                found: 11,
+                supported: 10,
                 ..
             }
         ),
@@ -175,13 +175,13 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
 
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.redb");
-    leave_unclean_file(&newer, 10);
+    leave_unclean_file(&newer, 11);
     let before = std::fs::read(&newer).unwrap();
     let err = Store::open(&newer)
         .err()
         .expect("a newer schema must be refused");
     assert!(
-        matches!(err, StorageError::NewerSchema { found: 10, .. }),
+        matches!(err, StorageError::NewerSchema { found: 11, .. }),
         "{err:?}"
     );
     assert!(
@@ -190,7 +190,7 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
     );
 
     let ours = dir.path().join("ours.redb");
-    leave_unclean_file(&ours, 9);
+    leave_unclean_file(&ours, 10);
     let store = Store::open(&ours).unwrap();
     assert_eq!(
         seqs(&store.messages("s1", 0, None, None).unwrap()),
@@ -517,7 +517,7 @@ fn a_store_is_shared_across_threads() {
 }
 
 #[test]
-fn meta_holds_schema_version_nine() {
+fn meta_holds_schema_version_ten() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
@@ -530,7 +530,7 @@ fn meta_holds_schema_version_nine() {
         .unwrap()
         .unwrap()
         .value();
-    assert_eq!(version, 9);
+    assert_eq!(version, 10);
 }
 
 #[test]
@@ -572,6 +572,111 @@ fn last_sessions_lists_every_project_with_what_last_session_gives() {
             ("c".to_owned(), Some("c-only".to_owned())),
         ]
     );
+}
+
+/// The `projects` table's rows as (projectId, latest, sessions), read from the closed file.
+fn summary_rows(path: &Path) -> Vec<(String, String, u64)> {
+    const PROJECTS: TableDefinition<&str, (&str, u64, i64)> = TableDefinition::new("projects");
+    let db = redb::ReadOnlyDatabase::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(PROJECTS).unwrap();
+    let rows = redb::ReadableTable::iter(&table).unwrap();
+    rows.map(|row| {
+        let (project, summary) = row.unwrap();
+        let (latest, sessions, _) = summary.value();
+        (project.value().to_owned(), latest.to_owned(), sessions)
+    })
+    .collect()
+}
+
+/// Schema 10: a project of one session is its own summary, so its start writes no `projects` row; the
+/// second session makes the row, and going back to one session removes it. The reads answer the same
+/// throughout.
+#[test]
+fn a_project_has_a_summary_row_only_while_it_has_two_sessions_or_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-store.redb");
+    let reopen = || Store::open(&path).unwrap();
+
+    let store = reopen();
+    store
+        .apply(&[put("a1", "a", AgentStatus::Running, 10)])
+        .unwrap();
+    store
+        .apply(&[put("b1", "b", AgentStatus::Done, 11)])
+        .unwrap();
+    // A flush of the only session, forward and back in time.
+    store
+        .apply(&[put("a1", "a", AgentStatus::Done, 12)])
+        .unwrap();
+    store
+        .apply(&[put("b1", "b", AgentStatus::Done, 5)])
+        .unwrap();
+    assert_eq!(store.project_ids().unwrap(), ["a", "b"]);
+    assert_eq!(
+        latest_sessions(&store),
+        [("a".into(), "a1".into()), ("b".into(), "b1".into())]
+    );
+    drop(store);
+    assert_eq!(summary_rows(&path), []);
+
+    let store = reopen();
+    store
+        .apply(&[put("a2", "a", AgentStatus::Done, 20)])
+        .unwrap();
+    assert_eq!(
+        store.last_session("a").unwrap().map(|r| r.session_id),
+        Some("a2".into())
+    );
+    drop(store);
+    assert_eq!(summary_rows(&path), [("a".into(), "a2".into(), 2)]);
+
+    let store = reopen();
+    store
+        .apply(&[WriteOp::DeleteSession {
+            session_id: "a2".into(),
+        }])
+        .unwrap();
+    assert_eq!(
+        store.last_session("a").unwrap().map(|r| r.session_id),
+        Some("a1".into())
+    );
+    // A session moving to a project of one makes that project's row, and leaves its own project empty.
+    store
+        .apply(&[put("b1", "a", AgentStatus::Done, 30)])
+        .unwrap();
+    assert_eq!(store.project_ids().unwrap(), ["a"]);
+    drop(store);
+    assert_eq!(summary_rows(&path), [("a".into(), "b1".into(), 2)]);
+    let report = agent_store::storage::verify(&path).unwrap();
+    assert!(report.damage.is_empty(), "{:?}", report.damage);
+}
+
+/// A project of one session has no summary row, so retention over every project reads its record to
+/// know its age: an old one goes, a young one and a running one stay, as project by project.
+#[test]
+fn retention_everywhere_lets_an_old_project_of_one_session_go_by_its_record() {
+    let (_dir, store) = fresh();
+    store
+        .apply(&[
+            put("old", "p-old", AgentStatus::Done, 1),
+            put("young", "p-young", AgentStatus::Done, 35),
+            put("running", "p-running", AgentStatus::Running, 1),
+            put("two-1", "p-two", AgentStatus::Done, 2),
+            put("two-2", "p-two", AgentStatus::Done, 36),
+        ])
+        .unwrap();
+    let dropped = store.enforce_retention_everywhere(5, 10, 40).unwrap();
+    assert_eq!(dropped, ["old", "two-1"]);
+    assert_eq!(
+        store.project_ids().unwrap(),
+        ["p-running", "p-two", "p-young"]
+    );
+    assert_eq!(
+        store.enforce_retention("p-young", 5, 4, 40).unwrap(),
+        ["young"]
+    );
+    assert_eq!(store.project_ids().unwrap(), ["p-running", "p-two"]);
 }
 
 /// A write to the project summaries (schema 6), as the store takes them.

@@ -17,6 +17,7 @@ const PROJECT_MEMBERS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("project_members");
 const PROJECT_KEYS: TableDefinition<(&str, &str), ()> = TableDefinition::new("project_keys");
 const SESSION_STARTS: TableDefinition<&str, &[u8]> = TableDefinition::new("session_starts");
+const PROJECTS: TableDefinition<&str, (&str, u64, i64)> = TableDefinition::new("projects");
 
 fn db_in(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("agent-store.redb")
@@ -94,7 +95,7 @@ fn a_flipped_byte_in_a_message_row_is_reported_with_its_session_never_served() {
     drop(store);
 
     let report = verify(&path).unwrap();
-    assert_eq!((report.schema, report.sessions, report.batches), (9, 2, 2));
+    assert_eq!((report.schema, report.sessions, report.batches), (10, 2, 2));
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].session_id, "victim");
     assert_eq!(
@@ -169,7 +170,8 @@ fn verify_finds_nothing_in_a_sound_file_and_refuses_what_is_not_a_database() {
 /// d54c1c8 (schema 6, batch bodies through postcard; its storage code is main 0077a55's), `schema7.redb` by
 /// the release binary of 7a1dd54 (schema 7, records through postcard; /tmp/agent-store-final25b, started
 /// with synthetic sessions over HTTP), `schema8.redb` by the release binary of main b6d82d0 (schema 8,
-/// starts in `session_starts`; by `tests/fixtures/storage/make-schema8.sh`), the same way: project
+/// starts in `session_starts`; by `tests/fixtures/storage/make-schema8.sh`), `schema9.redb` by the release
+/// binary of main d507b02 (schema 9, a summary row for every project; by `make-schema9.sh`), the same way: project
 /// alpha's session done with two assistant messages and a cost, project beta's started after it.
 fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -215,9 +217,9 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     assert_eq!(store.project_sessions("alpha").unwrap().len(), 1);
     drop(store);
 
-    assert_eq!(schema_version(&path), 9);
+    assert_eq!(schema_version(&path), 10);
     let after = verify(&path).unwrap();
-    assert_eq!((after.schema, after.sessions), (9, before.sessions));
+    assert_eq!((after.schema, after.sessions), (10, before.sessions));
     assert_eq!(after.messages, before.messages + 2);
     assert!(after.damage.is_empty(), "{:?}", after.damage);
 }
@@ -283,6 +285,37 @@ fn a_schema_eight_file_from_main_before_the_starts_in_the_project_index_is_migra
         8,
         "schema eight text ✓",
     );
+}
+
+#[test]
+fn a_schema_nine_file_from_main_before_the_single_session_projects_lost_their_rows_is_migrated_whole(
+) {
+    migrates_whole(
+        "tests/fixtures/storage/schema9.redb",
+        9,
+        "schema nine text ✓",
+    );
+}
+
+/// Schema 9 kept a summary row for every project; 10 keeps none for a project of one session. The
+/// fixture's two projects have one session each: their rows go, and their reads stay.
+#[test]
+fn a_schema_nine_file_keeps_no_summary_row_of_a_project_of_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    std::fs::copy("tests/fixtures/storage/schema9.redb", &path).unwrap();
+    let rows = |path: &Path| {
+        let db = redb::ReadOnlyDatabase::open(path).unwrap();
+        let txn = db.begin_read().unwrap();
+        txn.open_table(PROJECTS).unwrap().len().unwrap()
+    };
+    assert_eq!(rows(&path), 2);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.project_ids().unwrap(), ["alpha", "beta"]);
+    let beta = store.last_session("beta").unwrap().expect("beta kept");
+    assert_eq!(beta.status, AgentStatus::Running);
+    drop(store);
+    assert_eq!(rows(&path), 0);
 }
 
 /// Schema 8 kept each session's start in `session_starts`; 9 keeps it in the session's project index
@@ -438,10 +471,10 @@ fn a_missing_database_is_refused_when_the_data_dir_held_one() {
 
 /// Schema 4 (main before packed rows) stored every batch plain, byte for byte as this build stores a small
 /// one; marking such a file 4, with its project index as schema 4 to 8 kept it (`project_keys`), gives
-/// what main wrote. It opens as 9 with no row rewritten, its plain rows read beside the packed ones written
+/// what main wrote. It opens as 10 with no row rewritten, its plain rows read beside the packed ones written
 /// after, and verify finds nothing wrong.
 #[test]
-fn a_schema_four_file_opens_as_nine_and_reads_its_plain_rows_beside_packed_ones() {
+fn a_schema_four_file_opens_as_ten_and_reads_its_plain_rows_beside_packed_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).unwrap();
@@ -490,8 +523,8 @@ fn a_schema_four_file_opens_as_nine_and_reads_its_plain_rows_beside_packed_ones(
     assert!(all[3..].iter().zip(&long).all(|(got, sent)| got == &**sent));
     drop(store);
 
-    assert_eq!(schema_version(&path), 9);
+    assert_eq!(schema_version(&path), 10);
     let after = verify(&path).unwrap();
     assert!(after.damage.is_empty(), "{:?}", after.damage);
-    assert_eq!((after.schema, after.batches, after.messages), (9, 2, 23));
+    assert_eq!((after.schema, after.batches, after.messages), (10, 2, 23));
 }

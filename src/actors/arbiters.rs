@@ -6,10 +6,20 @@ use std::hash::{Hash, Hasher};
 
 use actix::{Arbiter, ArbiterHandle};
 
-/// The project a session id belongs to: ids are `<projectId>-<unix ms>`. The projectId alone is the
-/// routing key (`slot`), so a session's events and commands find its project's arbiter from its id.
+/// The project a session id belongs to: ids are `<projectId>-<unix ms>`; `None` for an id that names
+/// none (no dash, or nothing before it). The projectId alone is the routing key (`slot`, and the
+/// cluster's partition), so a session's events and commands find its project's arbiter from its id.
+pub fn project_of_session(session_id: &str) -> Option<&str> {
+    session_id
+        .rsplit_once('-')
+        .map(|(project, _)| project)
+        .filter(|p| !p.is_empty())
+}
+
+/// `project_of_session` as a routing key: an id that names no project routes as a project of its own
+/// name, where it finds no session.
 pub fn project_of(session_id: &str) -> &str {
-    session_id.rsplit_once('-').map_or(session_id, |(p, _)| p)
+    project_of_session(session_id).unwrap_or(session_id)
 }
 
 pub struct Arbiters {
@@ -72,4 +82,18 @@ pub fn slot(project_id: &str, count: usize) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     project_id.hash(&mut h);
     (h.finish() % count.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_names_its_project() {
+        assert_eq!(project_of_session("my-proj-1700000000000"), Some("my-proj"));
+        assert_eq!(project_of_session("-17"), None);
+        assert_eq!(project_of_session("nodash"), None);
+        assert_eq!(project_of("my-proj-1700000000000"), "my-proj");
+        assert_eq!(project_of("nodash"), "nodash");
+    }
 }

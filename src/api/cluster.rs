@@ -15,7 +15,8 @@ use actix_web::{web, HttpResponse, ResponseError};
 use super::errors::{ApiError, ErrorBody};
 use super::extract::read_body;
 use super::AppState;
-use crate::cluster::{forward, partition, Cluster, ClusterError, ClusterStatus, Route};
+use crate::cluster::{forward, Cluster, ClusterError, ClusterStatus, Route};
+use crate::engine::project_of_session;
 use crate::messages::commands::ProjectSummary;
 use crate::messages::wire::ProjectHealth;
 
@@ -158,9 +159,7 @@ fn project_in_path(path: &str) -> Option<String> {
     }
     match (parts.next(), parts.next()) {
         (Some("projects"), Some(project)) if !project.is_empty() => Some(project.to_owned()),
-        (Some("sessions"), Some(session)) => {
-            partition::project_of_session(session).map(str::to_owned)
-        }
+        (Some("sessions"), Some(session)) => project_of_session(session).map(str::to_owned),
         _ => None,
     }
 }

@@ -16,6 +16,7 @@ use super::config::ClusterConfig;
 use super::error::ClusterError;
 use super::metrics::ClusterMetrics;
 use super::partition::{self, Partition};
+use crate::engine::project_of_session;
 use crate::engine::StoredSession;
 use crate::messages::commands::IngestOutcome;
 use crate::messages::wire::SidecarEvent;
@@ -87,7 +88,7 @@ pub async fn publish(
     let mut outcome = IngestOutcome::default();
     let mut groups: BTreeMap<Partition, Vec<SidecarEvent>> = BTreeMap::new();
     for event in events {
-        match partition::project_of_session(event.session_id()) {
+        match project_of_session(event.session_id()) {
             Some(project) => groups
                 .entry(partition::of_project(project, partitions))
                 .or_default()

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::error::ClusterError;
-use super::partition;
+use crate::engine::project_of_session;
 use crate::engine::Engine;
 use crate::messages::commands::ProjectSummary;
 use crate::messages::wire::ProjectHealth;
@@ -152,7 +152,7 @@ fn newest<T>(
 /// When a session started: session ids are `<projectId>-<ms>`. No session sorts first.
 fn started_at(session: Option<&str>) -> Option<u64> {
     let session = session?;
-    let project = partition::project_of_session(session)?;
+    let project = project_of_session(session)?;
     session.get(project.len() + 1..)?.parse().ok()
 }
 

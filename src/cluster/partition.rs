@@ -9,14 +9,6 @@ pub fn of_project(project_id: &str, partitions: u32) -> Partition {
     crc32fast::hash(project_id.as_bytes()) % partitions.max(1)
 }
 
-/// The project a session id belongs to: session ids are `<projectId>-<unix ms>`.
-pub fn project_of_session(session_id: &str) -> Option<&str> {
-    session_id
-        .rsplit_once('-')
-        .map(|(project, _)| project)
-        .filter(|p| !p.is_empty())
-}
-
 /// The node that should own `partition` among `nodes` (rendezvous hashing: each node scores each
 /// partition and the highest score wins). A node joining or leaving moves only the partitions it wins or
 /// held, about 1/n of them, instead of reshuffling everything as `partition % n` would.
@@ -52,13 +44,6 @@ mod tests {
         assert_eq!(of_project("alpha", 64), of_project("alpha", 64));
         assert!(of_project("alpha", 64) < 64);
         assert_eq!(of_project("anything", 1), 0);
-    }
-
-    #[test]
-    fn a_session_names_its_project() {
-        assert_eq!(project_of_session("my-proj-1700000000000"), Some("my-proj"));
-        assert_eq!(project_of_session("-17"), None);
-        assert_eq!(project_of_session("nodash"), None);
     }
 
     #[test]

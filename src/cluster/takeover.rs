@@ -16,14 +16,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::stream;
 use futures_util::StreamExt;
 
 use super::error::ClusterError;
 use super::ingest::{subject, Entry};
-use super::partition::{self, Partition};
+use super::partition::Partition;
 use super::snapshot::Snapshots;
+use crate::engine::project_of_session;
 use crate::engine::Engine;
 use crate::engine::StoredSession;
 use crate::messages::wire::{now_ms, AgentStatus};
@@ -92,20 +93,16 @@ struct Tail {
     purged: BTreeSet<String>,
 }
 
-/// Reads the partition's stream after `through` once, without acknowledging anything.
+/// Reads the partition's stream after `through` once, without acknowledging anything, through a consumer
+/// of its own that is deleted when the read is done.
 async fn read_tail(
     stream: &stream::Stream,
     partition: Partition,
     through: u64,
 ) -> Result<Tail, ClusterError> {
     let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("reading the replay", e);
-    let mut tail = Tail {
-        events: 0,
-        sessions: BTreeMap::new(),
-        started: BTreeMap::new(),
-        purged: BTreeSet::new(),
-    };
-    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+    // The inactivity threshold only cleans up after a node that dies mid-read or a delete that fails.
+    let consumer: PullConsumer = stream
         .create_consumer(pull::Config {
             filter_subject: subject(partition),
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -117,6 +114,23 @@ async fn read_tail(
         })
         .await
         .map_err(|e| failed(&e))?;
+    let read = read_from(&consumer).await;
+    let name = &consumer.cached_info().name;
+    if let Err(e) = stream.delete_consumer(name).await {
+        tracing::debug!(partition, consumer = %name, error = %e, "cluster: the replay's consumer was not deleted; it expires");
+    }
+    read
+}
+
+/// Everything `consumer` had pending when it was made.
+async fn read_from(consumer: &PullConsumer) -> Result<Tail, ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("reading the replay", e);
+    let mut tail = Tail {
+        events: 0,
+        sessions: BTreeMap::new(),
+        started: BTreeMap::new(),
+        purged: BTreeSet::new(),
+    };
     let mut left = consumer.cached_info().num_pending;
     if left == 0 {
         return Ok(tail);
@@ -165,7 +179,7 @@ async fn read_tail(
 /// A session the replay names that no snapshot holds: what the stream says of it (its id, its project)
 /// and nothing more; the replay then fills in its messages, status and cost.
 fn named_by_the_stream(session_id: &str, first_at: i64) -> Option<StoredSession> {
-    let project = partition::project_of_session(session_id)?;
+    let project = project_of_session(session_id)?;
     let at = if first_at == 0 { now_ms() } else { first_at };
     Some(StoredSession {
         record: SessionRecord {

@@ -46,6 +46,7 @@ use crate::storage::Store;
 
 pub use crate::actors::adopt::StoredSession;
 pub use crate::actors::approvals::Approval;
+pub use crate::actors::arbiters::project_of_session;
 pub use crate::actors::broadcaster::{Live, Subscription};
 pub use crate::actors::journal::{Entry, EventId, LastEventId, Replay};
 pub use crate::messages::commands::Started;

@@ -22,6 +22,8 @@
 //! - 8 → 9: `project_members` replaces `project_keys` and `session_starts`: each index entry takes its
 //!   session's stored start as its value (empty when none was stored: a session of a build before starts
 //!   were kept); a start whose session has no index entry goes with its table.
+//! - 9 → 10: the summary rows of projects with fewer than two sessions go (src/storage/projects.rs: such
+//!   a project's index entry and record are its summary).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -64,6 +66,9 @@ pub(super) fn run(db: &Database, from: u64, path: &Path) -> Result<(), StorageEr
         }
         if from < 9 {
             project_members(txn)?;
+        }
+        if from < 10 {
+            single_summaries(txn)?;
         }
         txn.open_table(META)?
             .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
@@ -192,7 +197,7 @@ fn project_summaries(txn: &WriteTransaction) -> Result<(), redb::Error> {
     }
     for project in &projects {
         if let Some(summary) = projects::summarize(&keys, &sessions, project)? {
-            projects::put(&mut summaries, project, &summary)?;
+            projects::put(&mut summaries, project, Some(&summary))?;
         }
     }
     Ok(())
@@ -214,6 +219,23 @@ fn project_members(txn: &WriteTransaction) -> Result<(), redb::Error> {
     }
     txn.delete_table(PROJECT_KEYS)?;
     txn.delete_table(SESSION_STARTS)?;
+    Ok(())
+}
+
+/// 9 → 10 (and anything older, after the steps above): no summary row for a project of one session.
+fn single_summaries(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let members = txn.open_table(PROJECT_MEMBERS)?;
+    let mut summaries = txn.open_table(PROJECTS)?;
+    let mut single = Vec::new();
+    for row in summaries.iter()? {
+        let project = row?.0.value().to_owned();
+        if (projects::members(&members, &project, 2)?.len() as u64) < projects::ROW_FROM {
+            single.push(project);
+        }
+    }
+    for project in &single {
+        summaries.remove(project.as_str())?;
+    }
     Ok(())
 }
 

@@ -1,26 +1,37 @@
-//! The per-project summary (`projects` table, schema 6): for every project with stored sessions, its most
-//! recently updated session, how many sessions it has, and a floor under their `updatedAt`.
+//! The per-project summary (`projects` table, schema 6; schema 10 keeps rows only for projects with two
+//! sessions or more): a project's most recently updated session, how many sessions it has, and a floor
+//! under their `updatedAt`.
 //!
 //! It lets the project list and `last_session` read one record per project instead of every record, and
 //! lets retention pass a project by without reading any record when it cannot let anything go (no more
 //! sessions than it keeps, and none old enough to age out: every `updatedAt` is at or above the floor).
 //!
-//! It is kept off the flush path: a flush of a project's latest session (the usual case: one agent per
-//! project) reads the summary and writes nothing. The row is written when a session is added or removed,
-//! when another session becomes the latest, or when an `updatedAt` goes below the floor. Only a change that
-//! can make an unknown session the latest (the latest one deleted, or its `updatedAt` moved back) reads the
-//! project's records again.
+//! A project with one session has no row: its summary is its index entry and its record (the latest is
+//! that session, the count is 1, the floor its `updatedAt`), which every reader has at hand anyway. The
+//! usual project (one agent) thus costs its start one B-tree insert less, in a tree of its own at a random
+//! place; a row is made when a second session joins and removed when the project is back to one.
+//!
+//! It is kept off the flush path: a flush of a project's latest session (the usual case) reads the
+//! summary and writes nothing. The row is written when a session is added or removed, when another
+//! session becomes the latest, or when an `updatedAt` goes below the floor. Only a change that can make an
+//! unknown session the latest (the latest one deleted, or its `updatedAt` moved back) reads the project's
+//! records again.
 
 use redb::{ReadableTable, Table, TableDefinition, Value};
 
 use super::codec::record_place;
 use super::schema::successor;
 
-/// projectId → (latest sessionId, session count, floor of every session's updatedAt).
+/// projectId → (latest sessionId, session count, floor of every session's updatedAt), for every project
+/// with at least `ROW_FROM` sessions.
 pub(super) const PROJECTS: TableDefinition<&str, (&str, u64, i64)> =
     TableDefinition::new("projects");
 
-/// One project's row.
+/// The fewest sessions a project has a row for; one with fewer has none (a single session summarises
+/// itself).
+pub(super) const ROW_FROM: u64 = 2;
+
+/// One project's summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Summary {
     /// The session with the highest (updatedAt, sessionId); empty when no record of the project decodes.
@@ -58,14 +69,47 @@ pub(super) fn get(
     }))
 }
 
+/// Stores the project's summary as its row, or removes its row when it has fewer than `ROW_FROM`
+/// sessions (`None`: none at all).
 pub(super) fn put(
     table: &mut ProjectsTable<'_>,
     project_id: &str,
-    s: &Summary,
+    s: Option<&Summary>,
 ) -> Result<(), redb::StorageError> {
-    table
-        .insert(project_id, (s.latest.as_str(), s.sessions, s.floor))
-        .map(drop)
+    match s {
+        Some(s) if s.sessions >= ROW_FROM => table
+            .insert(project_id, (s.latest.as_str(), s.sessions, s.floor))
+            .map(drop),
+        _ => table.remove(project_id).map(drop),
+    }
+}
+
+/// The ids of the project's first `n` sessions in the index (by session id).
+pub(super) fn members<V: Value + 'static>(
+    keys: &impl ReadableTable<(&'static str, &'static str), V>,
+    project_id: &str,
+    n: usize,
+) -> Result<Vec<String>, redb::StorageError> {
+    let end = successor(project_id);
+    let mut out = Vec::new();
+    for row in keys.range((project_id, "")..(end.as_str(), ""))?.take(n) {
+        out.push(row?.0.value().1.to_owned());
+    }
+    Ok(out)
+}
+
+/// The project's summary: its row, or, when it has none (one session at most), the one its index and
+/// record make.
+pub(super) fn of<V: Value + 'static>(
+    table: &impl ReadableTable<&'static str, (&'static str, u64, i64)>,
+    keys: &impl ReadableTable<(&'static str, &'static str), V>,
+    sessions: &impl ReadableTable<&'static str, &'static [u8]>,
+    project_id: &str,
+) -> Result<Option<Summary>, redb::StorageError> {
+    match get(table, project_id)? {
+        Some(s) => Ok(Some(s)),
+        None => summarize(keys, sessions, project_id),
+    }
 }
 
 /// The project's summary computed from its index keys (schema 4's or 9's index) and records; `None` when

@@ -68,8 +68,9 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// the event journal keeps a floor and may pack its runs (src/storage/journal.rs); an older build would
 /// take those records and runs for damaged ones. 9: `project_members` replaces `project_keys` and
 /// `session_starts` (each session's start is the value of its index entry); an older build would find
-/// neither table it reads.
-pub(super) const SCHEMA_VERSION: u64 = 9;
+/// neither table it reads. 10: `projects` holds rows only for projects with two sessions or more (one
+/// session is its own summary); an older build would miss the other projects in its lists.
+pub(super) const SCHEMA_VERSION: u64 = 10;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 

@@ -316,13 +316,24 @@ impl Store {
         Ok(out)
     }
 
-    /// The project's most recently updated session, whatever its status: the one its summary names.
+    /// The project's most recently updated session, whatever its status: the one its summary names, or
+    /// its only one (a project of one session has no summary row).
     pub fn last_session(&self, project_id: &str) -> Result<Option<SessionRecord>, StorageError> {
         let txn = self.read()?;
         let summaries = txn.open_table(PROJECTS).map_err(read_error)?;
         match projects::get(&summaries, project_id).map_err(read_error)? {
             Some(s) if !s.latest.is_empty() => self.session_in(&txn, &s.latest),
-            _ => Ok(None),
+            Some(_) => Ok(None),
+            None => {
+                let index = txn.open_table(PROJECT_MEMBERS).map_err(read_error)?;
+                match projects::members(&index, project_id, 1)
+                    .map_err(read_error)?
+                    .first()
+                {
+                    Some(id) => self.session_in(&txn, id),
+                    None => Ok(None),
+                }
+            }
         }
     }
 
@@ -348,19 +359,21 @@ impl Store {
     }
 
     /// Every project that has a stored session, sorted, with its most recently updated session (as
-    /// `last_session` gives it): one pass over the project summaries, one record read per project.
+    /// `last_session` gives it): one pass over the project index, one record read per project (and one
+    /// summary row per project of more than one session).
     pub fn last_sessions(&self) -> Result<Vec<(String, Option<SessionRecord>)>, StorageError> {
         let txn = self.read()?;
         let summaries = txn.open_table(PROJECTS).map_err(read_error)?;
         let mut out = Vec::new();
-        for row in summaries.iter().map_err(read_error)? {
-            let (project, summary) = row.map_err(read_error)?;
-            let latest = summary.value().0;
-            let record = match latest {
-                "" => None,
-                id => self.session_in(&txn, id)?,
+        for (project, only) in self.projects_in(&txn)? {
+            let record = match only {
+                Some(id) => self.session_in(&txn, &id)?,
+                None => match projects::get(&summaries, &project).map_err(read_error)? {
+                    Some(s) if !s.latest.is_empty() => self.session_in(&txn, &s.latest)?,
+                    _ => None,
+                },
             };
-            out.push((project.value().to_owned(), record));
+            out.push((project, record));
         }
         Ok(out)
     }
@@ -368,10 +381,27 @@ impl Store {
     /// Every project that has a stored session, sorted.
     pub fn project_ids(&self) -> Result<Vec<String>, StorageError> {
         let txn = self.read()?;
-        let summaries = txn.open_table(PROJECTS).map_err(read_error)?;
-        let mut out = Vec::new();
-        for row in summaries.iter().map_err(read_error)? {
-            out.push(row.map_err(read_error)?.0.value().to_owned());
+        Ok(self
+            .projects_in(&txn)?
+            .into_iter()
+            .map(|(project, _)| project)
+            .collect())
+    }
+
+    /// Every project in the index, sorted, with its session's id when it has only one.
+    fn projects_in(
+        &self,
+        txn: &ReadTransaction,
+    ) -> Result<Vec<(String, Option<String>)>, StorageError> {
+        let index = txn.open_table(PROJECT_MEMBERS).map_err(read_error)?;
+        let mut out: Vec<(String, Option<String>)> = Vec::new();
+        for row in index.iter().map_err(read_error)? {
+            let (key, _) = row.map_err(read_error)?;
+            let (project, id) = key.value();
+            match out.last_mut() {
+                Some((p, only)) if p == project => *only = None,
+                _ => out.push((project.to_owned(), Some(id.to_owned()))),
+            }
         }
         Ok(out)
     }

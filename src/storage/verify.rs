@@ -279,7 +279,7 @@ type Expected<'a> = (u64, Option<(i64, &'a str)>, Option<i64>);
 
 /// Each project's summary against its index entries and records: the count of sessions, the latest of
 /// the records that decode, and a floor at or below every `updatedAt`; and no summary of a project
-/// without sessions. A latest whose record is damaged or missing is reported once, as that record.
+/// without sessions (nor, from schema 10, of one with a single session). A latest whose record is damaged or missing is reported once, as that record.
 fn summaries(
     txn: &ReadTransaction,
     report: &mut Report,
@@ -300,6 +300,12 @@ fn summaries(
         }
     }
     let table = txn.open_table(PROJECTS)?;
+    // Schema 10 keeps rows only for projects of two sessions or more.
+    let row_from = if report.schema >= 10 {
+        projects::ROW_FROM
+    } else {
+        1
+    };
     let mut damage = |project: &str, message: String| {
         report.damage.push(Damage::index(
             "",
@@ -308,6 +314,12 @@ fn summaries(
         ))
     };
     for (project, (sessions, latest, floor)) in &expected {
+        if *sessions < row_from {
+            if projects::get(&table, project)?.is_some() {
+                damage(project, format!("has {sessions} session but a summary"));
+            }
+            continue;
+        }
         let Some(s) = projects::get(&table, project)? else {
             damage(project, "has sessions but no summary".into());
             continue;

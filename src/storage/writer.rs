@@ -6,7 +6,8 @@
 //! A record update (every flush of a busy session) touches only the `sessions` row: the value it replaces
 //! says whether the project or the running state changed, and only then are those indexes written. Fewer
 //! B-tree pages copied per commit is what the writer's pace is made of. The project's summary
-//! (src/storage/projects.rs) is read on such an update and written only when it changes.
+//! (src/storage/projects.rs) is read on such an update and written only when it changes; a project's
+//! first session writes none (a project has a summary row only from its second session on).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
@@ -285,16 +286,24 @@ impl<'t> Writer<'t> {
     }
 
     /// A session new to its project: its index entry (holding its start), and the project's summary
-    /// counts it.
+    /// counts it. A project's first session is its own summary: no row is written for it.
     fn index_new(&mut self, r: &SessionRecord, start: &[u8]) -> Result<(), StorageError> {
         let (project, id) = (r.project_id.as_str(), r.session_id.as_str());
         starts::put(&mut self.members, project, id, start)?;
         let summary = match self.summary(project)? {
-            None => Summary {
-                latest: id.to_owned(),
-                sessions: 1,
-                floor: r.updated_at,
-            },
+            // No row: the project had one session at most. With a second one it gets its row, made from
+            // both records.
+            None => {
+                let alone = projects::members(&self.members, project, 2)
+                    .map_err(write_error)?
+                    .len()
+                    < 2;
+                return if alone {
+                    Ok(())
+                } else {
+                    self.summary_rebuild(project)
+                };
+            }
             Some(mut s) => {
                 s.sessions += 1;
                 s.floor = s.floor.min(r.updated_at);
@@ -306,7 +315,7 @@ impl<'t> Writer<'t> {
                 s
             }
         };
-        projects::put(&mut self.projects, project, &summary).map_err(write_error)
+        projects::put(&mut self.projects, project, Some(&summary)).map_err(write_error)
     }
 
     /// A session of the project updated from `old_at` to `at`. The usual case, the project's latest
@@ -318,15 +327,19 @@ impl<'t> Writer<'t> {
         old_at: i64,
         at: i64,
     ) -> Result<(), StorageError> {
-        // The usual case, looked at on the borrowed row: no summary (and no string) is built for it.
-        if let Some(row) = self.projects.get(project).map_err(write_error)? {
-            let (latest, ..) = row.value();
-            if latest == id && at >= old_at {
-                return Ok(());
+        // The usual cases, looked at on the borrowed row: no summary (and no string) is built for them.
+        match self.projects.get(project).map_err(write_error)? {
+            // No row: the session is its project's only one, and so its own summary.
+            None => return Ok(()),
+            Some(row) => {
+                let (latest, ..) = row.value();
+                if latest == id && at >= old_at {
+                    return Ok(());
+                }
             }
         }
         let Some(mut s) = self.summary(project)? else {
-            return self.summary_rebuild(project);
+            return Ok(());
         };
         if s.latest == id {
             // Still the latest while it moves forward (and so still above the floor); moved back, another
@@ -347,30 +360,32 @@ impl<'t> Writer<'t> {
         if s == before {
             return Ok(());
         }
-        projects::put(&mut self.projects, project, &s).map_err(write_error)
+        projects::put(&mut self.projects, project, Some(&s)).map_err(write_error)
     }
 
-    /// A session left the project (its index key is already gone).
+    /// A session left the project (its index key is already gone). Down to one session, the project's
+    /// row goes.
     fn summary_removed(&mut self, project: &str, id: &str) -> Result<(), StorageError> {
         match self.summary(project)? {
+            // No row: the project had that one session, and now has none.
+            None => Ok(()),
             Some(mut s) if s.latest != id && s.sessions > 1 => {
                 s.sessions -= 1;
-                projects::put(&mut self.projects, project, &s).map_err(write_error)
+                projects::put(&mut self.projects, project, Some(&s)).map_err(write_error)
             }
             // The latest went (or the last one): the next latest is found from the records.
             _ => self.summary_rebuild(project),
         }
     }
 
-    /// The project's summary computed again from its index keys and records (removed with its last one).
+    /// The project's summary computed again from its index keys and records (its row removed when it has
+    /// one session or none).
     fn summary_rebuild(&mut self, project: &str) -> Result<(), StorageError> {
-        match projects::summarize(&self.members, &self.sessions, project).map_err(write_error)? {
-            Some(s) => projects::put(&mut self.projects, project, &s),
-            None => self.projects.remove(project).map(drop),
-        }
-        .map_err(write_error)
+        let s = projects::summarize(&self.members, &self.sessions, project).map_err(write_error)?;
+        projects::put(&mut self.projects, project, s.as_ref()).map_err(write_error)
     }
 
+    /// The project's row (`None`: the project has one session at most).
     fn summary(&self, project: &str) -> Result<Option<Summary>, StorageError> {
         projects::get(&self.projects, project).map_err(write_error)
     }
@@ -534,7 +549,8 @@ impl<'t> Writer<'t> {
         project_id: &str,
         rule: &Retention,
     ) -> Result<Vec<String>, StorageError> {
-        let summary = self.summary(project_id)?;
+        let summary = projects::of(&self.projects, &self.members, &self.sessions, project_id)
+            .map_err(write_error)?;
         if summary
             .as_ref()
             .is_some_and(|s| s.nothing_to_retain(rule.keep, rule.max_age_ms, rule.now))
@@ -556,7 +572,7 @@ impl<'t> Writer<'t> {
         match summary {
             Some(mut s) if s.sessions > gone && !dropped.contains(&s.latest) => {
                 s.sessions -= gone;
-                projects::put(&mut self.projects, project_id, &s).map_err(write_error)?;
+                projects::put(&mut self.projects, project_id, Some(&s)).map_err(write_error)?;
             }
             _ => self.summary_rebuild(project_id)?,
         }
@@ -567,12 +583,13 @@ impl<'t> Writer<'t> {
     }
 
     /// `retain_project` for every project, in one transaction: the summaries say which projects may have
-    /// something to let go, and only those projects' records are read.
+    /// something to let go, and only those projects' records are read, but for the projects of one
+    /// session, whose record is their summary.
     pub(super) fn retain_everywhere(
         &mut self,
         rule: &Retention,
     ) -> Result<Vec<String>, StorageError> {
-        let mut candidates = Vec::new();
+        let mut candidates = self.single_candidates(rule)?;
         for row in self.projects.iter().map_err(write_error)? {
             let (project, summary) = row.map_err(write_error)?;
             let (latest, sessions, floor) = summary.value();
@@ -585,11 +602,47 @@ impl<'t> Writer<'t> {
                 candidates.push(project.value().to_owned());
             }
         }
+        candidates.sort_unstable();
         let mut dropped = Vec::new();
         for project in candidates {
             dropped.extend(self.retain_project(&project, rule)?);
         }
         Ok(dropped)
+    }
+
+    /// The projects of one session (those without a row) that `rule` may let something go of: one pass
+    /// over the project index, one record read for each of them.
+    fn single_candidates(&self, rule: &Retention) -> Result<Vec<String>, StorageError> {
+        let mut singles: Vec<String> = Vec::new();
+        let mut last: Option<(String, u64)> = None;
+        for row in self.members.iter().map_err(write_error)? {
+            let (key, _) = row.map_err(write_error)?;
+            let project = key.value().0;
+            match &mut last {
+                Some((p, n)) if p == project => *n += 1,
+                _ => {
+                    if let Some((p, n)) = last.take() {
+                        if n < projects::ROW_FROM {
+                            singles.push(p);
+                        }
+                    }
+                    last = Some((project.to_owned(), 1));
+                }
+            }
+        }
+        singles.extend(
+            last.filter(|(_, n)| *n < projects::ROW_FROM)
+                .map(|(p, _)| p),
+        );
+        let mut candidates = Vec::new();
+        for project in singles {
+            let summary = projects::summarize(&self.members, &self.sessions, &project)
+                .map_err(write_error)?;
+            if !summary.is_some_and(|s| s.nothing_to_retain(rule.keep, rule.max_age_ms, rule.now)) {
+                candidates.push(project);
+            }
+        }
+        Ok(candidates)
     }
 
     /// Of one project's sessions, newest first: running ones (by stored status) are neither counted nor
