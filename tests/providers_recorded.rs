@@ -7,6 +7,7 @@ mod providers_support;
 
 use std::path::Path;
 
+use agent_store::messages::commands::Page;
 use agent_store::messages::wire::{AgentSession, AgentStatus, MsgRole, ProjectHealth};
 use providers_support::*;
 
@@ -112,19 +113,27 @@ async fn claude_retrying_is_attention_not_activity() {
 async fn codex_against_a_401(h: &Harness) -> AgentSession {
     let transcript = fixture_str("codex/api-401.jsonl");
     let stderr = fixture_str("codex/api-401.stderr");
-    h.start_session(
-        "p1",
-        "codex",
-        "Say hello.",
-        &[
-            ("FAKE_TRANSCRIPT", &transcript),
-            ("FAKE_STDERR", &stderr),
-            ("FAKE_EXIT", "1"),
-        ],
-    )
+    let id = h
+        .start_session(
+            "p1",
+            "codex",
+            "Say hello.",
+            &[
+                ("FAKE_TRANSCRIPT", &transcript),
+                ("FAKE_STDERR", &stderr),
+                ("FAKE_EXIT", "1"),
+            ],
+        )
+        .await
+        .unwrap();
+    // By its id, not by its project: once a finished session's cleanup grace has passed, its project no
+    // longer names it (the original's projectSessionMap drops it), and a test that shortens the grace
+    // may look too late to see the finish there.
+    eventually(PATIENCE, || async {
+        let s = h.engine.session(&id, Page::default()).await.ok()?;
+        s.status.is_finished().then_some(s)
+    })
     .await
-    .unwrap();
-    h.finished("p1").await
 }
 
 #[actix_rt::test]
