@@ -411,3 +411,32 @@ async fn a_start_goes_to_its_projects_router_once_and_never_to_the_supervisor() 
     let history = t.engine.project_sessions("hop-0").await.unwrap();
     assert_eq!(history.len(), 2, "both starts of hop-0 made a session");
 }
+
+#[actix_rt::test]
+async fn a_health_poll_asks_each_live_project_for_its_health_alone() {
+    let t = start(|_| {}).await;
+    for i in 0..3 {
+        t.start_session(&format!("polled-{i}"), "go").await;
+    }
+    let health = t.engine.health().await.unwrap();
+    let mut polled: Vec<&str> = health.iter().map(|h| h.project_id.as_str()).collect();
+    polled.sort();
+    assert_eq!(polled, ["polled-0", "polled-1", "polled-2"]);
+
+    let text = t.engine.metrics_text();
+    // A message never handled has no sample.
+    let handled = |message: &str| {
+        let line = format!(
+            "agent_store_message_handling_seconds_count{{actor=\"project\",message=\"{message}\"}}"
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    assert_eq!(handled("ReportHealth"), 3.0, "{text}");
+    assert_eq!(
+        handled("Summarize"),
+        0.0,
+        "no project summary is built for a health poll"
+    );
+}

@@ -28,8 +28,8 @@ use crate::messages::commands::LiveEvent;
 use crate::messages::project::SessionReport;
 use crate::messages::project::SetAwaiting;
 use crate::messages::project::{
-    ClearSession, ForgetSession, PromptSession, RestoreLast, SetStallThreshold, StartSession,
-    StopSession, Summarize,
+    ClearSession, ForgetSession, PromptSession, ReportHealth, RestoreLast, SetStallThreshold,
+    StartSession, StopSession, Summarize,
 };
 use crate::messages::project::{Deactivate, Deactivated};
 use crate::messages::router::{ProjectIdle, ReleaseCeiling};
@@ -427,6 +427,7 @@ crate::instrument!(
     RestoreLast,
     ForgetSession,
     Summarize,
+    ReportHealth,
     SessionReport,
     Revived,
     SetStallThreshold,

@@ -41,9 +41,10 @@ use super::session::{SessionActor, SessionInit, SessionLinks};
 use crate::error::CommandError;
 use crate::messages::commands::Ingest;
 use crate::messages::gather::Tally;
-use crate::messages::router::{FlushSessions, ForgetSessions, SummarizeProjects, TopActors};
+use crate::messages::router::{FlushSessions, ForgetSessions, ProjectsHealth};
 use crate::messages::router::{MayRetire, ProjectIdle, ReleaseCeiling, SessionGone};
 use crate::messages::router::{PurgeProject, PurgeSession, RetentionEvicted};
+use crate::messages::router::{SummarizeProjects, TopActors};
 use crate::messages::session::{Deliver, OfferSettled};
 use crate::messages::wire::{AgentMessage, SidecarEvent};
 use crate::storage::SessionRecord;
@@ -306,6 +307,7 @@ crate::instrument!(
     ForgetSessions,
     FlushSessions,
     SummarizeProjects,
+    ProjectsHealth,
     TopActors,
 );
 

@@ -15,7 +15,7 @@ use crate::actors::router::FindSession;
 use crate::actors::session::SessionActor;
 use crate::error::CommandError;
 use crate::messages::commands::{Page, ProjectSummary, SessionSummary, TopBy, TopEntry};
-use crate::messages::router::{SummarizeProjects, TopActors};
+use crate::messages::router::{ProjectsHealth, SummarizeProjects, TopActors};
 use crate::messages::session::{AgentStderr, Snapshot};
 use crate::messages::validate;
 use crate::messages::wire::{AgentSession, ProjectHealth};
@@ -190,13 +190,12 @@ impl Engine {
             .routes
             .all()
             .iter()
-            .map(|r| r.send(SummarizeProjects { stored: Vec::new() }));
+            .map(|r| r.send(ProjectsHealth));
         let mut out: Vec<ProjectHealth> = join_all(asks)
             .await
             .into_iter()
             .filter_map(Result::ok)
             .flatten()
-            .map(|s| s.health)
             .collect();
         ProjectHealth::sort_by_attention(&mut out);
         Ok(out)

@@ -95,10 +95,16 @@ pub struct TopActors;
 
 /// This router's projects as `GET /v1/projects` lists them: the live ones as their actors tell, then
 /// those of `stored` (storage's project index, of this router's slot) that no live actor answered for,
-/// with their last session unless the project was let go in this process. With `stored` empty: the live
-/// ones (the health report).
+/// with their last session unless the project was let go in this process.
 #[derive(Message)]
 #[rtype(result = "Vec<ProjectSummary>")]
 pub struct SummarizeProjects {
     pub stored: Vec<(String, Option<crate::storage::SessionRecord>)>,
 }
+
+/// The health of this router's live projects (`GET /v1/health`): each project adds its health alone to
+/// one list (`messages::project::HealthShare`), where a summary would also copy its ids, and the router
+/// would gather the answers' ids into a set.
+#[derive(Message)]
+#[rtype(result = "Vec<crate::messages::wire::ProjectHealth>")]
+pub struct ProjectsHealth;

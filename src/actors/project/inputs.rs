@@ -12,7 +12,7 @@ use super::Revived;
 use crate::actors::session::Attach;
 
 use crate::messages::commands::ProjectSummary;
-use crate::messages::project::{ForgetSession, SetStallThreshold, Summarize};
+use crate::messages::project::{ForgetSession, ReportHealth, SetStallThreshold, Summarize};
 use crate::messages::project::{
     ProjectActivity, SessionCost, SessionReport, SessionStatusChanged, SessionStopped,
 };
@@ -48,6 +48,14 @@ impl Handler<Summarize> for ProjectActor {
             status: self.current.as_ref().map(|c| c.status),
             health: self.health_now(),
         }
+    }
+}
+
+impl Handler<ReportHealth> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, ReportHealth(share): ReportHealth, _: &mut Context<Self>) {
+        share.add(self.health_now());
     }
 }
 

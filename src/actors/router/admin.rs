@@ -1,12 +1,13 @@
 //! What a router answers besides routing and its directory: the engine's look-ups of a live session
 //! (`FindSession`), retention's deletions (`RetentionEvicted`, `ForgetSessions`), and the supervisor's
-//! gathering over every router: a flush of every session (`FlushSessions`), the project list and health
-//! (`SummarizeProjects`) and `/v1/debug/top`'s rows (`TopActors`). None is on the ingest path.
+//! gathering over every router: a flush of every session (`FlushSessions`), the project list
+//! (`SummarizeProjects`), every live project's health (`ProjectsHealth`) and `/v1/debug/top`'s rows (`TopActors`). None is on the ingest path.
 
 use std::collections::HashSet;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
+use tokio::sync::oneshot;
 
 use super::Router;
 use crate::actors::arbiters::project_of;
@@ -16,9 +17,9 @@ use crate::actors::metrics::StopReason;
 use crate::actors::session::SessionActor;
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, TopEntry};
-use crate::messages::project::{ForgetSession, Summarize};
+use crate::messages::project::{ForgetSession, HealthShare, ReportHealth, Summarize};
 use crate::messages::router::{FlushSessions, ForgetSessions, RetentionEvicted};
-use crate::messages::router::{SummarizeProjects, TopActors};
+use crate::messages::router::{ProjectsHealth, SummarizeProjects, TopActors};
 use crate::messages::session::{Discard, FlushNow};
 use crate::messages::wire::{ActivityState, ProjectHealth};
 
@@ -148,6 +149,20 @@ impl Handler<SummarizeProjects> for Router {
             ));
             out
         })
+    }
+}
+
+impl Handler<ProjectsHealth> for Router {
+    type Result = ResponseFuture<Vec<ProjectHealth>>;
+
+    fn handle(&mut self, _: ProjectsHealth, _: &mut Context<Self>) -> Self::Result {
+        let (done, gathered) = oneshot::channel();
+        let share = HealthShare::new(self.projects.len(), done);
+        for slot in self.projects.values() {
+            slot.mailbox().do_send(ReportHealth(share.clone()));
+        }
+        drop(share);
+        Box::pin(async move { gathered.await.unwrap_or_default() })
     }
 }
 

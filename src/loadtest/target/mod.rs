@@ -23,13 +23,6 @@ pub enum TargetError {
         #[source]
         source: reqwest::Error,
     },
-    /// A request over a bare connection (the setup phase's, src/loadtest/target/starter.rs) failed.
-    #[error("{what}: {source}")]
-    Http {
-        what: String,
-        #[source]
-        source: hyper::Error,
-    },
     #[error("{what}: {source}")]
     Connect {
         what: String,
