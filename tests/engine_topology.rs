@@ -250,54 +250,6 @@ async fn a_start_of_an_outside_agent_does_not_wait_for_its_record_to_commit() {
     engine.shutdown().await;
 }
 
-/// A new session's first batch takes its seqIds from the reservation riding with the session's first
-/// record write, without waiting for that write to commit: nothing of the session is stored before it,
-/// and it stores the reservation too. It used to wait, so every new session's first batch queued behind
-/// the persister's backlog of starts and a sync (the in-process load test's engines sat idle for it).
-#[actix_rt::test]
-async fn a_new_sessions_first_batch_is_answered_before_its_first_write_commits() {
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let config = test_config(&dir);
-    let mut providers = agent_store::providers::Providers::new();
-    providers.insert(
-        "synthetic",
-        std::sync::Arc::new(agent_store::providers::synthetic::Synthetic),
-    );
-    let engine = agent_store::Engine::start(config.clone(), providers.clone())
-        .await
-        .unwrap();
-    let hold = engine.hold_persister().await.unwrap();
-    let id = engine
-        .start_agent("fresh", request("synthetic", "go", Default::default()))
-        .await
-        .unwrap()
-        .session_id;
-
-    // Storage takes nothing while held: a batch that waited for a reservation to commit would never
-    // answer.
-    tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        engine.ingest(vec![messages(&id, text(20))], false),
-    )
-    .await
-    .expect("the first batch answered while storage was held")
-    .unwrap();
-
-    drop(hold);
-    engine.flush().await.unwrap();
-    engine.shutdown().await;
-    // Everything handed out is stored in order, and a later life continues after it.
-    let engine = agent_store::Engine::start(config, providers).await.unwrap();
-    engine
-        .ingest(vec![messages(&id, text(1))], false)
-        .await
-        .unwrap();
-    let session = engine.session(&id, Page::default()).await.unwrap();
-    let seqs: Vec<u64> = session.messages.iter().map(|m| m.seq_id).collect();
-    assert_eq!(seqs, (1..=22).collect::<Vec<_>>());
-    engine.shutdown().await;
-}
-
 /// A start costs the persister one job: what it was started with (for a resume) and its first seqId
 /// reservation ride with the session's first record write until one commits. They used to be jobs of their
 /// own, and the start's was given up when the persister's queue was full (4,096 jobs; three a start), so

@@ -3,8 +3,7 @@
 //! The contract says a seqId, once sent anywhere, is never given to another message, even after a SIGKILL
 //! took messages that were streamed live but not yet stored. So a session hands out seqIds only at or below
 //! a ceiling already committed to storage (src/storage/sequence.rs), reserved a block (`storage.seq_block`)
-//! ahead, the way a database hands out sequence values (or, for a new session nothing of which is stored
-//! yet, under the reservation that rides with its first write: `riding`); a session brought back from storage continues above
+//! ahead, the way a database hands out sequence values; a session brought back from storage continues above
 //! the ceiling its previous life reserved. A new block is asked for when half of the current one is used, so
 //! a session rarely waits for one; it waits (one group commit) only when a burst outruns the reservation.
 
@@ -92,16 +91,6 @@ impl SeqBlock {
         Some(ceiling)
     }
 
-    /// A new session's first reservation, riding with its first record write (session/seq.rs
-    /// `first_reservation`): its seqIds up to `ceiling` may be handed out before that write commits.
-    /// Nothing of a new session is in storage until one of its writes commits, and the first that does
-    /// carries this reservation, so no later life of the session can start below a seqId handed out now.
-    /// Waiting for that commit instead held every new session's first batch behind the persister's queue
-    /// of starts and a sync.
-    pub fn riding(&mut self, ceiling: u64) {
-        self.ceiling = self.ceiling.max(ceiling);
-    }
-
     /// The ceiling its previous actor left in storage, every seqId it handed out being stored
     /// (src/actors/held_ceilings.rs): a committed reservation this block takes as its own, so the next
     /// seqId follows the last stored one.
@@ -166,29 +155,6 @@ mod tests {
         assert!(b.covers(1, 100) && !b.covers(1, 101));
         assert_eq!(b.prefetch(40, 100), None);
         assert_eq!(b.prefetch(60, 100), Some(201));
-    }
-
-    #[test]
-    fn a_new_sessions_riding_reservation_covers_before_it_commits_and_no_second_one_is_asked() {
-        let mut b = SeqBlock::new(1);
-        assert!(!b.covers(1, 10));
-        let ceiling = b.prefetch(1, 100).expect("a new session reserves");
-        b.riding(ceiling);
-        assert!(
-            b.covers(1, 100),
-            "up to the riding ceiling, before any commit"
-        );
-        assert!(!b.covers(1, 101), "past it, a reservation is waited for");
-        assert_eq!(
-            b.prefetch(80, 100),
-            None,
-            "the riding one is still in flight"
-        );
-        b.committed(ceiling);
-        assert!(
-            b.prefetch(80, 100).is_some(),
-            "committed: the next block ahead"
-        );
     }
 
     #[test]

@@ -67,13 +67,13 @@ impl SessionActor {
     }
 
     /// A new session's first reservation rides with its first record write (`Riders`): one job, not two.
-    /// Its seqIds may be handed out at once (`SeqBlock::riding`): whatever write first stores the session
-    /// stores the reservation with it.
+    /// Its first batch waits for that write (`reserve_then`), although the reservation could be used
+    /// before it commits: that wait is what makes a session whose batches were acknowledged exist after
+    /// a crash (without it a SIGKILL right after the first batch took the whole session).
     pub(super) fn first_reservation(&mut self) {
         let Some(ceiling) = self.state.seq_prefetch() else {
             return;
         };
-        self.state.seq.riding(ceiling);
         let op = self.reserve_op(ceiling);
         let riders = self.riders.get_or_insert_with(Box::default);
         riders.ops.push(op);
