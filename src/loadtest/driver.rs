@@ -25,7 +25,34 @@ use super::target::{IngestAck, Target, TargetError};
 use crate::messages::wire::now_ms;
 
 /// How often a busy answer is retried before it counts as an error.
-pub(super) const BUSY_RETRIES: u32 = 50;
+const BUSY_RETRIES: u32 = 50;
+
+/// The waits between retries of a busy answer (HTTP 429/503, which applies nothing): 5 ms, doubling up
+/// to 0.5 s, `BUSY_RETRIES` times; then the answer counts as an error. One per request being retried.
+pub(super) struct BusyBackoff {
+    attempt: u32,
+    delay: Duration,
+}
+
+impl BusyBackoff {
+    pub fn new() -> BusyBackoff {
+        BusyBackoff {
+            attempt: 0,
+            delay: Duration::from_millis(5),
+        }
+    }
+
+    /// Waits before the next retry; false (at once) when every retry is spent.
+    pub async fn wait(&mut self) -> bool {
+        if self.attempt == BUSY_RETRIES {
+            return false;
+        }
+        self.attempt += 1;
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_millis(500));
+        true
+    }
+}
 
 /// Everything the request tasks share.
 pub struct Run {
@@ -53,8 +80,7 @@ async fn send(
 ) -> Result<(IngestAck, Instant), TargetError> {
     // Only message requests are measured: finishing requests are durable and few, and would blur them.
     let measured = matches!(out.part, Part::Messages(_));
-    let mut backoff = Duration::from_millis(5);
-    let mut attempt = 0;
+    let mut backoff = BusyBackoff::new();
     let mut started = sent_at;
     loop {
         let result = target.ingest(out, durable).await;
@@ -68,11 +94,8 @@ async fn send(
                 Stats::add(&stats.bytes, bytes as u64);
                 return Ok((ack, answered));
             }
-            Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
-                attempt += 1;
+            Err(e) if e.is_busy() && backoff.wait().await => {
                 Stats::add(&stats.retries, 1);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
                 started = Instant::now();
             }
             Err(e) => return Err(e),

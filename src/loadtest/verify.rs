@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::content::message_index;
-use super::driver::BUSY_RETRIES;
+use super::driver::BusyBackoff;
 use super::plan::{Expectation, Ledger};
 use super::progress::Progress;
 use super::target::{StoredMessage, Target, TargetError};
@@ -134,15 +134,10 @@ impl LossSummary {
 /// A session's stored messages. A busy answer (HTTP 429/503, e.g. a cluster owner still applying
 /// acknowledged ingest) says "retry", as the contract allows, so it is retried with backoff.
 async fn read(target: &Target, session_id: &str) -> Result<Vec<StoredMessage>, TargetError> {
-    let mut backoff = std::time::Duration::from_millis(5);
-    let mut attempt = 0;
+    let mut backoff = BusyBackoff::new();
     loop {
         match target.messages(session_id).await {
-            Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
-                attempt += 1;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_millis(500));
-            }
+            Err(e) if e.is_busy() && backoff.wait().await => {}
             answer => return answer,
         }
     }

@@ -18,7 +18,6 @@
 
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use reqwest::Url;
 use serde::Deserialize;
@@ -26,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::TargetError;
-use crate::loadtest::driver::BUSY_RETRIES;
+use crate::loadtest::driver::BusyBackoff;
 
 /// Where and how to start sessions: the nodes in turn, the token on every request.
 pub struct Starter {
@@ -171,8 +170,7 @@ impl Starter {
     ) -> Result<String, TargetError> {
         let what = || format!("POST /v1/projects/{project}/sessions");
         self.request(node, project, &mut conn.request);
-        let mut backoff = Duration::from_millis(5);
-        let mut attempt = 0;
+        let mut backoff = BusyBackoff::new();
         loop {
             let answer = conn.exchange(node).await.map_err(|e| e.named(what()))?;
             let body = &conn.answer[answer.body.clone()];
@@ -182,12 +180,9 @@ impl Starter {
                 return Ok(started.session_id.into_owned());
             }
             let refused = TargetError::answered(&what(), answer.status, body);
-            if !refused.is_busy() || attempt == BUSY_RETRIES {
+            if !refused.is_busy() || !backoff.wait().await {
                 return Err(refused);
             }
-            attempt += 1;
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
         }
     }
 
