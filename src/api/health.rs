@@ -84,16 +84,9 @@ mod tests {
 
     fn project(state: ActivityState, burn: f64) -> ProjectHealth {
         ProjectHealth {
-            project_id: "p".into(),
-            session_id: None,
-            activity_state: state,
-            active_tool: None,
-            idle_duration_ms: 0,
             burn_rate_per_hour: burn,
-            context_pressure: None,
-            attention_score: 0,
-            attention_reason: None,
             stall_threshold_ms: 900_000,
+            ..ProjectHealth::quiet("p", state)
         }
     }
 

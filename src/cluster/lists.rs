@@ -162,16 +162,8 @@ mod tests {
 
     fn summary(project: &str, session: Option<&str>) -> ProjectSummary {
         let health = ProjectHealth {
-            project_id: project.into(),
             session_id: session.map(str::to_owned),
-            activity_state: crate::messages::wire::ActivityState::Idle,
-            active_tool: None,
-            idle_duration_ms: 0,
-            burn_rate_per_hour: 0.0,
-            context_pressure: None,
-            attention_score: 0,
-            attention_reason: None,
-            stall_threshold_ms: 0,
+            ..ProjectHealth::quiet(project, crate::messages::wire::ActivityState::Idle)
         };
         ProjectSummary {
             project_id: project.into(),

@@ -347,6 +347,23 @@ pub struct ProjectHealth {
 }
 
 impl ProjectHealth {
+    /// A project's health with nothing going on: no session, no tool, no spend, nothing asking for
+    /// attention, in `state` (a project known only from storage is `Inactive`).
+    pub fn quiet(project_id: &str, state: ActivityState) -> ProjectHealth {
+        ProjectHealth {
+            project_id: project_id.to_owned(),
+            session_id: None,
+            activity_state: state,
+            active_tool: None,
+            idle_duration_ms: 0,
+            burn_rate_per_hour: 0.0,
+            context_pressure: None,
+            attention_score: 0,
+            attention_reason: None,
+            stall_threshold_ms: 0,
+        }
+    }
+
     /// Orders a health list as `GET /v1/health` answers it: highest attentionScore first, then by project.
     pub fn sort_by_attention(list: &mut [ProjectHealth]) {
         list.sort_by(|a, b| {

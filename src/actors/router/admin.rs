@@ -141,7 +141,7 @@ impl Handler<SummarizeProjects> for Router {
             let known: HashSet<String> = out.iter().map(|p| p.project_id.clone()).collect();
             out.extend(stored.into_iter().filter(|(p, _)| !known.contains(p)).map(
                 |(project_id, last)| ProjectSummary {
-                    health: inactive_health(&project_id),
+                    health: ProjectHealth::quiet(&project_id, ActivityState::Inactive),
                     session_id: last.as_ref().map(|r| r.session_id.clone()),
                     status: last.map(|r| r.status),
                     project_id,
@@ -163,21 +163,6 @@ impl Handler<ProjectsHealth> for Router {
         }
         drop(share);
         Box::pin(async move { gathered.await.unwrap_or_default() })
-    }
-}
-
-fn inactive_health(project_id: &str) -> ProjectHealth {
-    ProjectHealth {
-        project_id: project_id.to_owned(),
-        session_id: None,
-        activity_state: ActivityState::Inactive,
-        active_tool: None,
-        idle_duration_ms: 0,
-        burn_rate_per_hour: 0.0,
-        context_pressure: None,
-        attention_score: 0,
-        attention_reason: None,
-        stall_threshold_ms: 0,
     }
 }
 
