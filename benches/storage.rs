@@ -32,21 +32,18 @@ fn message(seq_id: u64, bytes: usize) -> SharedMessage {
 }
 
 fn record(session_id: &str, last_seq: u64) -> SessionRecord {
+    let at = 1_700_000_000_000;
     SessionRecord {
-        session_id: session_id.into(),
-        project_id: format!("p-{session_id}"),
-        provider: "synthetic".into(),
-        status: AgentStatus::Running,
-        cost_usd: 0.0,
-        input_tokens: 0,
-        output_tokens: 0,
-        model: String::new(),
-        error: None,
-        created_at: 1_700_000_000_000,
-        updated_at: 1_700_000_000_000 + last_seq as i64,
+        updated_at: at + last_seq as i64,
         last_seq,
         message_count: last_seq,
-        provider_session_id: None,
+        ..SessionRecord::new(
+            session_id,
+            &format!("p-{session_id}"),
+            "synthetic",
+            AgentStatus::Running,
+            at,
+        )
     }
 }
 

@@ -184,20 +184,8 @@ mod tests {
 
     fn record() -> SessionRecord {
         SessionRecord {
-            session_id: "p-1".into(),
-            project_id: "p".into(),
-            provider: "claude".into(),
-            status: AgentStatus::Running,
-            cost_usd: 0.0,
-            input_tokens: 0,
-            output_tokens: 0,
             model: "m".into(),
-            error: None,
-            created_at: 0,
-            updated_at: 0,
-            last_seq: 0,
-            message_count: 0,
-            provider_session_id: None,
+            ..SessionRecord::new("p-1", "p", "claude", AgentStatus::Running, 0)
         }
     }
 

@@ -182,22 +182,7 @@ fn named_by_the_stream(session_id: &str, first_at: i64) -> Option<StoredSession>
     let project = project_of_session(session_id)?;
     let at = if first_at == 0 { now_ms() } else { first_at };
     Some(StoredSession {
-        record: SessionRecord {
-            session_id: session_id.to_owned(),
-            project_id: project.to_owned(),
-            provider: String::new(),
-            status: AgentStatus::Idle,
-            cost_usd: 0.0,
-            input_tokens: 0,
-            output_tokens: 0,
-            model: String::new(),
-            error: None,
-            created_at: at,
-            updated_at: at,
-            last_seq: 0,
-            message_count: 0,
-            provider_session_id: None,
-        },
+        record: SessionRecord::new(session_id, project, "", AgentStatus::Idle, at),
         messages: Vec::new(),
         seq_ceiling: 0,
     })

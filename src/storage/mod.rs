@@ -57,6 +57,34 @@ pub struct SessionRecord {
     pub provider_session_id: Option<String>,
 }
 
+impl SessionRecord {
+    /// A session nothing has happened to yet, made at `at`: no model, cost, tokens, messages or error.
+    pub fn new(
+        session_id: &str,
+        project_id: &str,
+        provider: &str,
+        status: AgentStatus,
+        at: UnixMs,
+    ) -> SessionRecord {
+        SessionRecord {
+            session_id: session_id.to_owned(),
+            project_id: project_id.to_owned(),
+            provider: provider.to_owned(),
+            status,
+            cost_usd: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            model: String::new(),
+            error: None,
+            created_at: at,
+            updated_at: at,
+            last_seq: 0,
+            message_count: 0,
+            provider_session_id: None,
+        }
+    }
+}
+
 /// A batch of messages in its stored form, checksum included.
 #[derive(Debug, Clone)]
 pub struct EncodedBatch {

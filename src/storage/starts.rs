@@ -77,20 +77,9 @@ mod tests {
 
     fn put(id: &str, project: &str) -> WriteOp {
         WriteOp::PutSession(SessionRecord {
-            session_id: id.into(),
-            project_id: project.into(),
-            provider: "synthetic".into(),
-            status: AgentStatus::Running,
-            cost_usd: 0.0,
-            input_tokens: 0,
-            output_tokens: 0,
-            model: String::new(),
-            error: None,
-            created_at: 1,
-            updated_at: 1,
             last_seq: 1,
             message_count: 1,
-            provider_session_id: None,
+            ..SessionRecord::new(id, project, "synthetic", AgentStatus::Running, 1)
         })
     }
 

@@ -70,20 +70,16 @@ impl ProjectActor {
         let now = now_ms();
         let first = user_message(&spec.session_id, spec.prompt.clone(), now, true);
         let record = SessionRecord {
-            session_id: spec.session_id.clone(),
-            project_id: self.project_id.clone(),
-            provider: spec.provider.clone(),
-            status: AgentStatus::Running,
-            cost_usd: 0.0,
-            input_tokens: 0,
-            output_tokens: 0,
             model: spec.model.clone(),
-            error: None,
-            created_at: now,
-            updated_at: now,
             last_seq: 1,
             message_count: 1,
-            provider_session_id: None,
+            ..SessionRecord::new(
+                &spec.session_id,
+                &self.project_id,
+                &spec.provider,
+                AgentStatus::Running,
+                now,
+            )
         };
         let mut first = first;
         first.seq_id = 1;
