@@ -88,12 +88,17 @@ fn reading(pid: Option<u32>) -> Option<Reading> {
         return own_reading();
     };
     let stat = parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
-    let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0)?;
     Some(Reading {
-        cpu: Duration::from_secs_f64(stat.ticks as f64 / per_second as f64),
+        cpu: clock_tick()?.mul_f64(stat.ticks as f64),
         faults: stat.faults,
     })
+}
+
+/// How long one clock tick is (1/CLK_TCK s, 10 ms on Linux): the unit of `/proc`'s CPU times.
+pub(super) fn clock_tick() -> Option<Duration> {
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let per_second = u32::try_from(per_second).ok().filter(|&t| t > 0)?;
+    Some(Duration::from_secs(1) / per_second)
 }
 
 /// User + system time of this process, every thread included (ended ones too), to the microsecond,
@@ -193,11 +198,7 @@ mod tests {
     fn this_process_is_read_finer_than_a_clock_tick() {
         // A clock tick is 1/CLK_TCK s (10 ms on Linux): counted in ticks, the first change seen is a
         // whole tick. Read finely, it is what ran between two readings, a few microseconds.
-        let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .map(|t| Duration::from_secs_f64(1.0 / t as f64))
-            .expect("CLK_TCK");
+        let tick = clock_tick().expect("CLK_TCK");
         let cpu = || reading(None).expect("this process is readable").cpu;
         let mut last = cpu();
         let step = loop {

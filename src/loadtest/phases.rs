@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{parse_stat, Stat};
+use super::cpu::{clock_tick, parse_stat, Stat};
 
 /// Threads listed by name in a phase; the rest are summed into one "others" row.
 const LISTED: usize = 12;
@@ -158,7 +158,8 @@ impl Watched {
 
 /// What changed from `before` to `after`.
 fn used(before: &Snapshot, after: &Snapshot) -> Usage {
-    let tick = ticks_per_second();
+    // Linux's 10 ms should the system not say.
+    let tick = clock_tick().map_or(0.01, |t| t.as_secs_f64());
     let mut threads: Vec<ThreadUse> = after
         .threads
         .iter()
@@ -167,7 +168,7 @@ fn used(before: &Snapshot, after: &Snapshot) -> Usage {
             let (ticks0, switches0) = before.threads.get(tid).map_or((0, 0), |(_, t, s)| (*t, *s));
             ThreadUse {
                 name: format!("{name} ({tid})"),
-                cpu_s: ticks.saturating_sub(ticks0) as f64 / tick,
+                cpu_s: ticks.saturating_sub(ticks0) as f64 * tick,
                 context_switches: switches.saturating_sub(switches0),
             }
         })
@@ -184,19 +185,11 @@ fn used(before: &Snapshot, after: &Snapshot) -> Usage {
         });
     }
     Usage {
-        cpu_s: after.ticks.saturating_sub(before.ticks) as f64 / tick,
+        cpu_s: after.ticks.saturating_sub(before.ticks) as f64 * tick,
         page_faults: after.faults.saturating_sub(before.faults),
         context_switches,
         threads,
     }
-}
-
-fn ticks_per_second() -> f64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|&t| t > 0)
-        .map_or(100.0, |t| t as f64)
 }
 
 /// The process's totals and every thread's, or None if the process is gone.
