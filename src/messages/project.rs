@@ -4,10 +4,8 @@
 //! stall threshold) and by its router (forget a session, summarize, report its health, deactivate). The
 //! message that hands out its session actor's address stays beside it (actors/project/commands.rs).
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use actix::prelude::*;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, Started};
@@ -202,53 +200,14 @@ pub struct ForgetSession {
 #[rtype(result = "ProjectSummary")]
 pub struct Summarize;
 
-/// The project's health alone, as `GET /v1/health` lists it (a poll builds no summary around it), added
-/// to what its router gathers.
+/// The project's health alone, as `GET /v1/health` lists it (a poll builds no summary around it), sent
+/// on its router's gathering channel. A poll of 100,000 projects is then 100,000 messages and one
+/// channel the router drains until every project has sent or dropped its sender (a project that stopped
+/// with the ask in its mailbox drops it), not 100,000 requests with an answer channel and a future each
+/// for the router to poll (which cost most of a poll's ~1.8 CPU-s).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ReportHealth(pub HealthShare);
-
-/// One project's part of a health poll: the health of every project its router asked is gathered in one
-/// list, which goes to the router's caller when the last part is dropped, answered or not (a project
-/// that stopped with the ask in its mailbox drops it unanswered). So a poll of 100,000 projects is
-/// 100,000 messages, not 100,000 requests with an answer channel and a future each for the router to
-/// poll (which cost most of a poll's ~1.8 CPU-s).
-#[derive(Clone)]
-pub struct HealthShare(Arc<HealthGather>);
-
-/// What a poll's parts share. The lock is never contended: a router and its projects share a thread.
-pub struct HealthGather {
-    got: Mutex<Vec<ProjectHealth>>,
-    done: Option<oneshot::Sender<Vec<ProjectHealth>>>,
-}
-
-impl HealthShare {
-    /// The first part of a poll of `projects` projects; the list goes to `done` when every part is gone.
-    pub fn new(projects: usize, done: oneshot::Sender<Vec<ProjectHealth>>) -> HealthShare {
-        HealthShare(Arc::new(HealthGather {
-            got: Mutex::new(Vec::with_capacity(projects)),
-            done: Some(done),
-        }))
-    }
-
-    pub fn add(&self, health: ProjectHealth) {
-        self.0
-            .got
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(health);
-    }
-}
-
-impl Drop for HealthGather {
-    fn drop(&mut self) {
-        let got = std::mem::take(self.got.get_mut().unwrap_or_else(PoisonError::into_inner));
-        if let Some(done) = self.done.take() {
-            // A caller that went away no longer wants it.
-            let _ = done.send(got);
-        }
-    }
-}
+pub struct ReportHealth(pub mpsc::UnboundedSender<ProjectHealth>);
 
 /// This project's own stall threshold (None: back to `timers.stall_after`). Applies to health and to the
 /// current session's stall notification at once.

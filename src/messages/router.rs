@@ -103,7 +103,7 @@ pub struct SummarizeProjects {
 }
 
 /// The health of this router's live projects (`GET /v1/health`): each project adds its health alone to
-/// one list (`messages::project::HealthShare`), where a summary would also copy its ids, and the router
+/// one channel (`messages::project::ReportHealth`), where a summary would also copy its ids, and the router
 /// would gather the answers' ids into a set.
 #[derive(Message)]
 #[rtype(result = "Vec<crate::messages::wire::ProjectHealth>")]

@@ -54,8 +54,9 @@ impl Handler<Summarize> for ProjectActor {
 impl Handler<ReportHealth> for ProjectActor {
     type Result = ();
 
-    fn handle(&mut self, ReportHealth(share): ReportHealth, _: &mut Context<Self>) {
-        share.add(self.health_now());
+    fn handle(&mut self, ReportHealth(gather): ReportHealth, _: &mut Context<Self>) {
+        // A poll whose caller went away no longer wants it.
+        let _ = gather.send(self.health_now());
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use super::Router;
 use crate::actors::arbiters::project_of;
@@ -17,7 +17,7 @@ use crate::actors::metrics::StopReason;
 use crate::actors::session::SessionActor;
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, TopEntry};
-use crate::messages::project::{ForgetSession, HealthShare, ReportHealth, Summarize};
+use crate::messages::project::{ForgetSession, ReportHealth, Summarize};
 use crate::messages::router::{FlushSessions, ForgetSessions, RetentionEvicted};
 use crate::messages::router::{ProjectsHealth, SummarizeProjects, TopActors};
 use crate::messages::session::{Discard, FlushNow};
@@ -156,13 +156,19 @@ impl Handler<ProjectsHealth> for Router {
     type Result = ResponseFuture<Vec<ProjectHealth>>;
 
     fn handle(&mut self, _: ProjectsHealth, _: &mut Context<Self>) -> Self::Result {
-        let (done, gathered) = oneshot::channel();
-        let share = HealthShare::new(self.projects.len(), done);
+        let (gather, mut gathered) = mpsc::unbounded_channel();
         for slot in self.projects.values() {
-            slot.mailbox().do_send(ReportHealth(share.clone()));
+            slot.mailbox().do_send(ReportHealth(gather.clone()));
         }
-        drop(share);
-        Box::pin(async move { gathered.await.unwrap_or_default() })
+        drop(gather);
+        let mut out = Vec::with_capacity(self.projects.len());
+        Box::pin(async move {
+            // Ends once every project has sent its health or dropped its sender.
+            while let Some(health) = gathered.recv().await {
+                out.push(health);
+            }
+            out
+        })
     }
 }
 
