@@ -98,6 +98,23 @@ pub(super) fn members<V: Value + 'static>(
     Ok(out)
 }
 
+/// Every project in the index, sorted, with its session's id when it has only one (and so no row): one
+/// pass over the index.
+pub(super) fn all<V: Value + 'static>(
+    keys: &impl ReadableTable<(&'static str, &'static str), V>,
+) -> Result<Vec<(String, Option<String>)>, redb::StorageError> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for row in keys.iter()? {
+        let (key, _) = row?;
+        let (project, id) = key.value();
+        match out.last_mut() {
+            Some((p, only)) if p == project => *only = None,
+            _ => out.push((project.to_owned(), Some(id.to_owned()))),
+        }
+    }
+    Ok(out)
+}
+
 /// The project's summary: its row, or, when it has none (one session at most), the one its index and
 /// record make.
 pub(super) fn of<V: Value + 'static>(

@@ -394,16 +394,7 @@ impl Store {
         txn: &ReadTransaction,
     ) -> Result<Vec<(String, Option<String>)>, StorageError> {
         let index = txn.open_table(PROJECT_MEMBERS).map_err(read_error)?;
-        let mut out: Vec<(String, Option<String>)> = Vec::new();
-        for row in index.iter().map_err(read_error)? {
-            let (key, _) = row.map_err(read_error)?;
-            let (project, id) = key.value();
-            match out.last_mut() {
-                Some((p, only)) if p == project => *only = None,
-                _ => out.push((project.to_owned(), Some(id.to_owned()))),
-            }
-        }
-        Ok(out)
+        projects::all(&index).map_err(read_error)
     }
 
     pub fn settings(&self) -> Result<Vec<(String, String)>, StorageError> {

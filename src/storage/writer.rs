@@ -613,27 +613,10 @@ impl<'t> Writer<'t> {
     /// The projects of one session (those without a row) that `rule` may let something go of: one pass
     /// over the project index, one record read for each of them.
     fn single_candidates(&self, rule: &Retention) -> Result<Vec<String>, StorageError> {
-        let mut singles: Vec<String> = Vec::new();
-        let mut last: Option<(String, u64)> = None;
-        for row in self.members.iter().map_err(write_error)? {
-            let (key, _) = row.map_err(write_error)?;
-            let project = key.value().0;
-            match &mut last {
-                Some((p, n)) if p == project => *n += 1,
-                _ => {
-                    if let Some((p, n)) = last.take() {
-                        if n < projects::ROW_FROM {
-                            singles.push(p);
-                        }
-                    }
-                    last = Some((project.to_owned(), 1));
-                }
-            }
-        }
-        singles.extend(
-            last.filter(|(_, n)| *n < projects::ROW_FROM)
-                .map(|(p, _)| p),
-        );
+        let singles = projects::all(&self.members)
+            .map_err(write_error)?
+            .into_iter()
+            .filter_map(|(project, only)| only.map(|_| project));
         let mut candidates = Vec::new();
         for project in singles {
             let summary = projects::summarize(&self.members, &self.sessions, &project)
