@@ -392,3 +392,24 @@ async fn a_health_poll_asks_each_live_project_for_its_health_alone() {
         "no project summary is built for a health poll"
     );
 }
+
+#[actix_rt::test]
+async fn a_project_list_gathers_each_live_projects_summary_on_one_channel() {
+    let t = start(|_| {}).await;
+    for i in 0..3 {
+        t.start_session(&format!("listed-{i}"), "go").await;
+    }
+    let listed = t.engine.projects().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|p| p.project_id.as_str()).collect();
+    assert_eq!(ids, ["listed-0", "listed-1", "listed-2"]);
+    assert!(listed.iter().all(|p| p.session_id.is_some()), "{listed:?}");
+
+    let text = t.engine.metrics_text();
+    let line =
+        "agent_store_message_handling_seconds_count{actor=\"project\",message=\"ReportSummary\"}";
+    let handled = text
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .map_or(0.0, |v| v.trim().parse::<f64>().unwrap());
+    assert_eq!(handled, 3.0, "each live project reports once: {text}");
+}

@@ -28,8 +28,8 @@ use crate::messages::commands::LiveEvent;
 use crate::messages::project::SessionReport;
 use crate::messages::project::SetAwaiting;
 use crate::messages::project::{
-    ClearSession, ForgetSession, PromptSession, ReportHealth, RestoreLast, SetStallThreshold,
-    StartSession, StopSession, Summarize,
+    ClearSession, ForgetSession, PromptSession, ReportHealth, ReportSummary, RestoreLast,
+    SetStallThreshold, StartSession, StopSession,
 };
 use crate::messages::project::{Deactivate, Deactivated};
 use crate::messages::router::{ProjectIdle, ReleaseCeiling};
@@ -426,7 +426,7 @@ crate::instrument!(
     ClearSession,
     RestoreLast,
     ForgetSession,
-    Summarize,
+    ReportSummary,
     ReportHealth,
     SessionReport,
     Revived,

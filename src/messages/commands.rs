@@ -123,9 +123,7 @@ pub struct SessionSummary {
 }
 
 /// A known project (`GET /v1/projects`).
-#[derive(
-    Debug, Clone, PartialEq, Serialize, Deserialize, actix::MessageResponse, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectSummary {
     pub project_id: String,

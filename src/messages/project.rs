@@ -195,10 +195,12 @@ pub struct ForgetSession {
     pub session_id: String,
 }
 
-/// The project as `GET /v1/projects` lists it.
+/// The project as `GET /v1/projects` lists it, sent on its router's gathering channel, as
+/// [`ReportHealth`] sends its health: a list of 100,000 live projects is then 100,000 messages and one
+/// channel, not 100,000 requests with an answer channel and a future each for the router to poll.
 #[derive(Message)]
-#[rtype(result = "ProjectSummary")]
-pub struct Summarize;
+#[rtype(result = "()")]
+pub struct ReportSummary(pub mpsc::UnboundedSender<ProjectSummary>);
 
 /// The project's health alone, as `GET /v1/health` lists it (a poll builds no summary around it), sent
 /// on its router's gathering channel. A poll of 100,000 projects is then 100,000 messages and one

@@ -12,7 +12,7 @@ use super::Revived;
 use crate::actors::session::Attach;
 
 use crate::messages::commands::ProjectSummary;
-use crate::messages::project::{ForgetSession, ReportHealth, SetStallThreshold, Summarize};
+use crate::messages::project::{ForgetSession, ReportHealth, ReportSummary, SetStallThreshold};
 use crate::messages::project::{
     ProjectActivity, SessionCost, SessionReport, SessionStatusChanged, SessionStopped,
 };
@@ -38,16 +38,17 @@ impl Handler<ForgetSession> for ProjectActor {
     }
 }
 
-impl Handler<Summarize> for ProjectActor {
-    type Result = ProjectSummary;
+impl Handler<ReportSummary> for ProjectActor {
+    type Result = ();
 
-    fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
-        ProjectSummary {
+    fn handle(&mut self, ReportSummary(gather): ReportSummary, _: &mut Context<Self>) {
+        // A list whose caller went away no longer wants it.
+        let _ = gather.send(ProjectSummary {
             project_id: self.project_id.clone(),
             session_id: self.current.as_ref().map(|c| c.session_id.to_string()),
             status: self.current.as_ref().map(|c| c.status),
             health: self.health_now(),
-        }
+        });
     }
 }
 

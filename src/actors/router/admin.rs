@@ -17,7 +17,7 @@ use crate::actors::metrics::StopReason;
 use crate::actors::session::SessionActor;
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, TopEntry};
-use crate::messages::project::{ForgetSession, ReportHealth, Summarize};
+use crate::messages::project::{ForgetSession, ReportHealth, ReportSummary};
 use crate::messages::router::{FlushSessions, ForgetSessions, RetentionEvicted};
 use crate::messages::router::{ProjectsHealth, SummarizeProjects, TopActors};
 use crate::messages::session::{Discard, FlushNow};
@@ -118,11 +118,12 @@ impl Handler<SummarizeProjects> for Router {
     type Result = ResponseFuture<Vec<ProjectSummary>>;
 
     fn handle(&mut self, msg: SummarizeProjects, _: &mut Context<Self>) -> Self::Result {
-        let live: Vec<_> = self
-            .projects
-            .values()
-            .map(|slot| slot.mailbox().send(Summarize))
-            .collect();
+        let (gather, mut gathered) = mpsc::unbounded_channel();
+        for slot in self.projects.values() {
+            slot.mailbox().do_send(ReportSummary(gather.clone()));
+        }
+        drop(gather);
+        let mut out = Vec::with_capacity(self.projects.len() + msg.stored.len());
         // A project let go in this process shows no session, as its reads answer.
         let stored: Vec<_> = msg
             .stored
@@ -133,20 +134,29 @@ impl Handler<SummarizeProjects> for Router {
             })
             .collect();
         Box::pin(async move {
-            let mut out: Vec<ProjectSummary> = join_all(live)
-                .await
-                .into_iter()
-                .filter_map(Result::ok)
-                .collect();
-            let known: HashSet<String> = out.iter().map(|p| p.project_id.clone()).collect();
-            out.extend(stored.into_iter().filter(|(p, _)| !known.contains(p)).map(
-                |(project_id, last)| ProjectSummary {
-                    health: ProjectHealth::quiet(&project_id, ActivityState::Inactive),
-                    session_id: last.as_ref().map(|r| r.session_id.clone()),
-                    status: last.map(|r| r.status),
-                    project_id,
-                },
-            ));
+            // Ends once every project has sent its summary or dropped its sender.
+            while let Some(summary) = gathered.recv().await {
+                out.push(summary);
+            }
+            // A stored project is listed from the index unless a live actor answered for it (one that
+            // stopped before answering is listed from the index).
+            let unanswered: Vec<_> = {
+                let known: HashSet<&str> = out.iter().map(|p| p.project_id.as_str()).collect();
+                stored
+                    .into_iter()
+                    .filter(|(p, _)| !known.contains(p.as_str()))
+                    .collect()
+            };
+            out.extend(
+                unanswered
+                    .into_iter()
+                    .map(|(project_id, last)| ProjectSummary {
+                        health: ProjectHealth::quiet(&project_id, ActivityState::Inactive),
+                        session_id: last.as_ref().map(|r| r.session_id.clone()),
+                        status: last.map(|r| r.status),
+                        project_id,
+                    }),
+            );
             out
         })
     }
