@@ -23,14 +23,29 @@ use super::{AppState, Query};
 /// Paths that answer without a token: orchestrators probe them without credentials.
 const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
+/// The token check as a middleware of its own, inside CORS when `server.allowed_origins` is set
+/// (preflights carry no token); without CORS, `admission` makes it after the guard's.
 pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match refusal(&req) {
+        None => Ok(next.call(req).await?.map_into_left_body()),
+        Some(e) => {
+            let response = e.error_response();
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
+/// Why the request may not go on, if it may not: two `Authorization` headers (400), or no valid token
+/// where one is configured (401).
+pub fn refusal(req: &ServiceRequest) -> Option<ApiError> {
     if req.headers().get_all(AUTHORIZATION).nth(1).is_some() {
-        let response =
-            ApiError::invalid("Authorization", "is given more than once").error_response();
-        return Ok(req.into_response(response).map_into_right_body());
+        return Some(ApiError::invalid(
+            "Authorization",
+            "is given more than once",
+        ));
     }
     let state = AppState::of(req.request());
     let allowed = match &state.auth_token {
@@ -56,12 +71,7 @@ pub async fn require_token(
             }
         }
     };
-    if allowed {
-        Ok(next.call(req).await?.map_into_left_body())
-    } else {
-        let response = ApiError::Unauthorized.error_response();
-        Ok(req.into_response(response).map_into_right_body())
-    }
+    (!allowed).then_some(ApiError::Unauthorized)
 }
 
 /// The credentials of a `Bearer` authorization header (the scheme is case-insensitive).

@@ -63,9 +63,9 @@ fn unavailable(e: ClusterError) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
-/// In cluster mode, answers a request about a project this node does not own by forwarding it to the node
-/// that does (`cluster::forward`); everything else goes on to the route. Runs after authentication, and
-/// the owner authenticates the forwarded request again.
+/// In cluster mode (the only mode it is wrapped in), answers a request about a project this node does not
+/// own by forwarding it to the node that does (`cluster::forward`); everything else goes on to the route.
+/// Runs after authentication, and the owner authenticates the forwarded request again.
 pub async fn forward_foreign(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

@@ -17,17 +17,11 @@
 
 use std::net::IpAddr;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::ServiceRequest;
-use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{
     HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, TRANSFER_ENCODING,
 };
-use actix_web::middleware::Next;
-use actix_web::ResponseError;
 
 use super::errors::ApiError;
-use super::AppState;
 use crate::config::ServerConfig;
 
 /// The one route whose body may also be NDJSON.
@@ -122,20 +116,6 @@ impl Guard {
     }
 }
 
-/// The middleware: every request passes `Guard::check` before anything else runs.
-pub async fn refuse_foreign(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let verdict = AppState::of(req.request())
-        .guard
-        .check(req.path(), req.headers());
-    match verdict {
-        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
-        Err(e) => Ok(req.into_response(e.error_response()).map_into_right_body()),
-    }
-}
-
 /// Whether `origin` is written as an origin: `scheme://host[:port]`, nothing after.
 pub fn is_origin(origin: &str) -> bool {
     let Some((scheme, authority)) = origin.split_once("://") else {
@@ -223,6 +203,7 @@ fn json_body(path: &str, headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
     use actix_web::http::header::{HeaderName, HeaderValue};
+    use actix_web::ResponseError;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -5,6 +5,7 @@
 //! the integration tests start the very same thing, on a fixed or an ephemeral port, and stop it the same
 //! way: stop accepting, end the live streams, drain, then flush storage.
 
+mod admission;
 mod approvals;
 mod auth;
 mod cluster;
@@ -217,19 +218,26 @@ pub async fn run(config: Config, providers: Providers) -> Result<RunningServer, 
     };
 
     let origins = config.server.allowed_origins.clone();
+    // Only a cluster node forwards; elsewhere the forwarding middleware would pass every request on, at
+    // the cost of moving its future (sized for a forward) into a box of its own per request.
+    let clustered = cluster.is_some();
+    let cors_on = !origins.is_empty();
     let server = HttpServer::new(move || {
         // actix-web builds the app on each worker's own thread, once as the worker starts.
         crate::telemetry::name_this_thread("http-worker");
         // Outermost first: the browser guard, then CORS (preflights carry no token), then the token.
+        // Without CORS the guard and the token are one middleware (admission.rs).
         App::new()
             .app_data(state.clone())
             .configure(routes::configure)
             .configure(console::configure)
             .default_service(web::to(routes::no_route))
-            .wrap(from_fn(cluster::forward_foreign))
-            .wrap(from_fn(auth::require_token))
-            .wrap(Condition::new(!origins.is_empty(), cors::cors(&origins)))
-            .wrap(from_fn(guard::refuse_foreign))
+            .wrap(Condition::new(clustered, from_fn(cluster::forward_foreign)))
+            .wrap(Condition::new(cors_on, from_fn(auth::require_token)))
+            .wrap(Condition::new(cors_on, cors::cors(&origins)))
+            .wrap(from_fn(move |req, next| {
+                admission::admit(!cors_on, req, next)
+            }))
     })
     .workers(workers)
     .disable_signals()
