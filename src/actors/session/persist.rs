@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::riders::{RidingSettled, RidingWrite};
+use super::riders::{RidingOutcome, RidingSettled, RidingWrite};
 use super::state::{FlushStep, Next};
 use super::SessionActor;
 use crate::actors::persister::{Commit, Retain, TryWriteError, Written};
@@ -80,8 +80,16 @@ impl SessionActor {
                 // (riders.rs). Either way the ack resolves on this arbiter, so the write's buffers are
                 // freed by the thread that made them.
                 if let Some(riders) = &mut self.riders {
-                    riders.write = Some(RidingWrite::new(ack, upto, retention));
-                    ctx.spawn(RidingSettled.map(|(), act, ctx| act.riding_written(ctx)));
+                    riders.write = Some(RidingWrite {
+                        ack,
+                        upto,
+                        retention,
+                    });
+                    ctx.spawn(RidingSettled.map(|outcome, act, ctx| {
+                        if let Some(outcome) = outcome {
+                            act.riding_written(outcome, ctx);
+                        }
+                    }));
                     return;
                 }
                 ctx.spawn(
@@ -104,20 +112,18 @@ impl SessionActor {
 
     /// The write carrying the riders settled: committed, they are stored (and the reservation among them
     /// holds), so they ride no more; failed, they ride with the retry.
-    fn riding_written(&mut self, ctx: &mut Context<Self>) {
-        let Some(riders) = &mut self.riders else {
-            return;
-        };
-        let Some(mut write) = riders.write.take() else {
-            return;
-        };
-        let result = write.take_outcome();
+    pub(super) fn riding_written(&mut self, outcome: RidingOutcome, ctx: &mut Context<Self>) {
+        let RidingOutcome {
+            result,
+            upto,
+            retention,
+        } = outcome;
         if result.is_ok() {
             if let Some(ceiling) = self.riders.take().and_then(|r| r.ceiling) {
                 self.state.seq.committed(ceiling);
             }
         }
-        self.flush_done(write.upto, write.retention, result, ctx)
+        self.flush_done(upto, retention, result, ctx)
     }
 
     /// What retention keeps of this session's project, by the settings now.

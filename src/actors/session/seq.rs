@@ -25,7 +25,7 @@ impl SessionActor {
         then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
     ) {
         if self.riding_reservation_covers(n) {
-            self.wait_for_riders(ctx, then);
+            self.wait_for_riders(n, ctx, then);
             return;
         }
         let ceiling = self.state.seq_wanted(n);
@@ -99,23 +99,22 @@ impl SessionActor {
     /// the write that is queued anyway rather than a reservation of its own (riders.rs).
     fn wait_for_riders(
         &mut self,
+        n: u64,
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
     ) {
         // Somebody waits for that write now: an empty write that is waited on ends the wait for company
         // of the group it joins (persister/linger.rs), as the reservation it replaces did. Not awaited.
         let _ = self.links.persister.try_write(Vec::new());
-        ctx.wait(RidingSettled.map(move |(), act, ctx| {
-            let committed = act
-                .riders
-                .as_ref()
-                .and_then(|r| r.write.as_ref().filter(|w| w.committed()).and(r.ceiling));
-            match committed {
-                // The flush that sent it takes the outcome next (persist.rs `riding_written`).
-                Some(ceiling) => act.state.seq.committed(ceiling),
-                // As when a reservation of its own fails: the write is retried with the riders.
-                None => tracing::warn!(session_id = %act.record().session_id,
-                    "cannot reserve seqIds; handing them out unreserved"),
+        ctx.wait(RidingSettled.map(move |outcome, act, ctx| {
+            // Handled here, as its flush would right after: its outcome says what the batch may use.
+            if let Some(outcome) = outcome {
+                act.riding_written(outcome, ctx);
+            }
+            // As when a reservation of its own fails: the write is retried with the riders.
+            if !act.state.seq.covers(act.record().last_seq, n) {
+                tracing::warn!(session_id = %act.record().session_id,
+                    "cannot reserve seqIds; handing them out unreserved");
             }
             then(act, ctx);
         }));
