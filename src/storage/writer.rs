@@ -626,17 +626,15 @@ impl<'t> Writer<'t> {
     }
 
     /// The projects of one session (those without a row) that `rule` may let something go of: one pass
-    /// over the project index, one record read for each of them.
+    /// over the project index, which names each one's session, and that session's record read.
     fn single_candidates(&self, rule: &Retention) -> Result<Vec<String>, StorageError> {
-        let singles = projects::all(&self.members)
-            .map_err(write_error)?
-            .into_iter()
-            .filter_map(|(project, only)| only.map(|_| project));
         let mut candidates = Vec::new();
-        for project in singles {
-            let summary = projects::summarize(&self.members, &self.sessions, &project)
-                .map_err(write_error)?;
-            if !summary.is_some_and(|s| s.nothing_to_retain(rule.keep, rule.max_age_ms, rule.now)) {
+        for (project, only) in projects::all(&self.members).map_err(write_error)? {
+            let Some(id) = only else {
+                continue;
+            };
+            let summary = projects::single(&self.sessions, &id).map_err(write_error)?;
+            if !summary.nothing_to_retain(rule.keep, rule.max_age_ms, rule.now) {
                 candidates.push(project);
             }
         }
