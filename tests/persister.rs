@@ -1,6 +1,6 @@
 //! The persister thread on real files: group commit, backpressure, ordering of retention and barriers,
-//! shutdown, isolation of a bad write, lingering for company (and not when somebody waits), and
-//! durability of acked writes across a SIGKILL.
+//! shutdown, isolation of a bad write, lingering for company (and not when somebody waits, even for an
+//! empty write), and durability of acked writes across a SIGKILL.
 
 mod storage_support;
 
@@ -391,6 +391,39 @@ async fn a_write_somebody_waits_on_does_not_linger() {
         .unwrap();
     committed(soon).await.unwrap();
     assert_eq!(store.project_sessions("p").unwrap().len(), 5);
+}
+
+/// An empty write somebody waits on is how a session's first batch says it waits for the write that is
+/// already queued (src/actors/session/riders.rs): it ends that write's wait for company, and alone in a
+/// group it costs no transaction.
+#[tokio::test]
+async fn an_empty_waited_write_ends_the_wait_and_alone_commits_nothing() {
+    let (_dir, store) = fresh();
+    let linger = Linger {
+        wait: FOREVER,
+        enough: 1000,
+    };
+    let persister = PersisterHandle::spawn_lingering(store.clone(), 100, linger);
+    let soon = persister
+        .try_write_soon(session_write("soon", "p", 1))
+        .unwrap();
+    let nudge = persister.try_write(Vec::new()).unwrap();
+    for ack in [nudge, soon] {
+        tokio::time::timeout(PATIENCE, committed(ack))
+            .await
+            .expect("an empty waited write ends the wait")
+            .unwrap();
+    }
+    assert_eq!(persister.stats().commits_ok, 1);
+    committed(persister.try_write(Vec::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        persister.stats().commits_ok,
+        1,
+        "an empty write alone commits nothing"
+    );
+    assert_eq!(store.project_sessions("p").unwrap().len(), 1);
 }
 
 fn write_until_killed(path: &Path) -> ! {

@@ -66,6 +66,13 @@ impl SeqBlock {
         !self.released && last_seq.max(self.floor).saturating_add(n) <= self.ceiling
     }
 
+    /// Whether `n` more seqIds after `last_seq` fit under the reservation in flight, once it commits.
+    pub fn covered_once_reserved(&self, last_seq: u64, n: u64) -> bool {
+        self.reserving.is_some_and(|r| {
+            !self.released && last_seq.max(self.floor).saturating_add(n) <= r.get()
+        })
+    }
+
     /// The ceiling to reserve so that `n` more seqIds fit, with a `block` to spare.
     pub fn wanted(&self, last_seq: u64, n: u64, block: u64) -> u64 {
         last_seq
@@ -200,6 +207,17 @@ mod tests {
         let wanted = b.wanted(5, 1, 100);
         b.committed(wanted);
         assert!(!b.released() && b.covers(5, 1));
+    }
+
+    #[test]
+    fn a_reservation_in_flight_covers_what_fits_under_it() {
+        let mut b = SeqBlock::new(0);
+        assert!(!b.covered_once_reserved(0, 1), "nothing in flight");
+        let c = b.prefetch(0, 100).unwrap();
+        assert!(b.covered_once_reserved(0, 100) && !b.covered_once_reserved(0, 101));
+        assert!(!b.covers(0, 1), "not before it commits");
+        b.committed(c);
+        assert!(!b.covered_once_reserved(0, 1), "no longer in flight");
     }
 
     #[test]

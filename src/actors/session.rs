@@ -11,6 +11,7 @@ mod events;
 mod ingest;
 mod link;
 mod persist;
+mod riders;
 mod seq;
 mod stall;
 pub mod state;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use self::riders::Riders;
 use self::stall::{StallCheck, StallClock};
 use self::state::{Rules, SessionState};
 use super::mailbox::{MailboxStats, Metered, Outbox};
@@ -126,16 +128,6 @@ pub struct SessionInit {
     pub offered: bool,
 }
 
-/// A new session's writes that ride with its record until a write of it is committed: what it was started
-/// with and its first seqId reservation. A start then costs the persister one job, and neither write can
-/// be dropped by a full queue, as a job of its own could.
-#[derive(Default)]
-struct Riders {
-    ops: Vec<WriteOp>,
-    /// The ceiling the reservation among `ops` commits.
-    ceiling: Option<u64>,
-}
-
 pub struct SessionActor {
     state: SessionState,
     stall: StallClock,
@@ -217,7 +209,7 @@ impl SessionActor {
             riders: start.map(|op| {
                 Box::new(Riders {
                     ops: vec![op],
-                    ceiling: None,
+                    ..Riders::default()
                 })
             }),
         }

@@ -129,6 +129,30 @@ pub(super) fn of<V: Value + 'static>(
     }
 }
 
+/// The summary of a project whose only session is `id` (one without a row, as `all` finds it): that
+/// session's record, read without another range over the index. The same answer as `summarize` gives
+/// such a project.
+pub(super) fn single(
+    sessions: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Summary, redb::StorageError> {
+    let updated_at = sessions
+        .get(id)?
+        .and_then(|value| record_place(id, value.value()).ok().map(|p| p.updated_at));
+    Ok(match updated_at {
+        Some(updated_at) => Summary {
+            latest: id.to_owned(),
+            sessions: 1,
+            floor: updated_at,
+        },
+        None => Summary {
+            latest: String::new(),
+            sessions: 1,
+            floor: i64::MIN,
+        },
+    })
+}
+
 /// The project's summary computed from its index keys (schema 4's or 9's index) and records; `None` when
 /// it has no session. A record that does not decode is counted but neither the latest nor under the floor.
 pub(super) fn summarize<V: Value + 'static>(

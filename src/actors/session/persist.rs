@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::riders::{RidingOutcome, RidingSettled, RidingWrite};
 use super::state::{FlushStep, Next};
 use super::SessionActor;
 use crate::actors::persister::{Commit, Retain, TryWriteError, Written};
@@ -59,7 +60,6 @@ impl SessionActor {
                 ops
             }
         };
-        let riding = self.riders.is_some();
         // A finish's retention of its project rides with its write: one job, in the same commit.
         let retain = self.state.retention_due().then(|| self.retention());
         // Nobody waiting for this write (a debounced flush, a synthetic session's first record): it may
@@ -76,19 +76,26 @@ impl SessionActor {
         {
             Ok(ack) => {
                 let (upto, retention) = self.state.queued();
+                // A write carrying the riders keeps its ack with them: a first batch may wait on it too
+                // (riders.rs). Either way the ack resolves on this arbiter, so the write's buffers are
+                // freed by the thread that made them.
+                if let Some(riders) = &mut self.riders {
+                    riders.write = Some(RidingWrite {
+                        ack,
+                        upto,
+                        retention,
+                    });
+                    ctx.spawn(RidingSettled.map(|outcome, act, ctx| {
+                        if let Some(outcome) = outcome {
+                            act.riding_written(outcome, ctx);
+                        }
+                    }));
+                    return;
+                }
                 ctx.spawn(
-                    // Resolved on this arbiter, so the write's buffers are freed by the thread that made them.
                     async move { ack.await.unwrap_or(Err(StorageError::Closed)) }
                         .into_actor(self)
-                        .map(move |result, act, ctx| {
-                            if riding && result.is_ok() {
-                                let ceiling = act.riders.take().and_then(|r| r.ceiling);
-                                if let Some(ceiling) = ceiling {
-                                    act.state.seq.committed(ceiling);
-                                }
-                            }
-                            act.flush_done(upto, retention, result, ctx)
-                        }),
+                        .map(move |result, act, ctx| act.flush_done(upto, retention, result, ctx)),
                 );
             }
             Err(TryWriteError::Full(_)) => {
@@ -101,6 +108,22 @@ impl SessionActor {
             }
             Err(TryWriteError::Closed) => self.state.closed(),
         }
+    }
+
+    /// The write carrying the riders settled: committed, they are stored (and the reservation among them
+    /// holds), so they ride no more; failed, they ride with the retry.
+    pub(super) fn riding_written(&mut self, outcome: RidingOutcome, ctx: &mut Context<Self>) {
+        let RidingOutcome {
+            result,
+            upto,
+            retention,
+        } = outcome;
+        if result.is_ok() {
+            if let Some(ceiling) = self.riders.take().and_then(|r| r.ceiling) {
+                self.state.seq.committed(ceiling);
+            }
+        }
+        self.flush_done(upto, retention, result, ctx)
     }
 
     /// What retention keeps of this session's project, by the settings now.

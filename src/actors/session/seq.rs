@@ -3,6 +3,7 @@
 
 use actix::prelude::*;
 
+use super::riders::RidingSettled;
 use super::SessionActor;
 use crate::storage::{StorageError, WriteOp};
 
@@ -23,6 +24,10 @@ impl SessionActor {
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
     ) {
+        if self.riding_reservation_covers(n) {
+            self.wait_for_riders(n, ctx, then);
+            return;
+        }
         let ceiling = self.state.seq_wanted(n);
         let persister = self.links.persister.clone();
         let ops = vec![self.reserve_op(ceiling)];
@@ -67,9 +72,10 @@ impl SessionActor {
     }
 
     /// A new session's first reservation rides with its first record write (`Riders`): one job, not two.
-    /// Its first batch waits for that write (`reserve_then`), although the reservation could be used
-    /// before it commits: that wait is what makes a session whose batches were acknowledged exist after
-    /// a crash (without it a SIGKILL right after the first batch took the whole session).
+    /// A batch that comes before that write commits waits for it (`wait_for_riders`), although the
+    /// reservation could be used before it commits: that wait is what makes a session whose batches were
+    /// acknowledged exist after a crash (without it a SIGKILL right after the first batch took the whole
+    /// session).
     pub(super) fn first_reservation(&mut self) {
         let Some(ceiling) = self.state.seq_prefetch() else {
             return;
@@ -78,6 +84,40 @@ impl SessionActor {
         let riders = self.riders.get_or_insert_with(Box::default);
         riders.ops.push(op);
         riders.ceiling = Some(ceiling);
+    }
+
+    /// Whether the riders' write is in flight with a reservation that `n` more seqIds fit under.
+    fn riding_reservation_covers(&self, n: u64) -> bool {
+        self.riders.as_ref().is_some_and(|r| r.write.is_some())
+            && self
+                .state
+                .seq
+                .covered_once_reserved(self.record().last_seq, n)
+    }
+
+    /// Holds the mailbox until the riders' write in flight settles, then runs `then`: the batch waits for
+    /// the write that is queued anyway rather than a reservation of its own (riders.rs).
+    fn wait_for_riders(
+        &mut self,
+        n: u64,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        // Somebody waits for that write now: an empty write that is waited on ends the wait for company
+        // of the group it joins (persister/linger.rs), as the reservation it replaces did. Not awaited.
+        let _ = self.links.persister.try_write(Vec::new());
+        ctx.wait(RidingSettled.map(move |outcome, act, ctx| {
+            // Handled here, as its flush would right after: its outcome says what the batch may use.
+            if let Some(outcome) = outcome {
+                act.riding_written(outcome, ctx);
+            }
+            // As when a reservation of its own fails: the write is retried with the riders.
+            if !act.state.seq.covers(act.record().last_seq, n) {
+                tracing::warn!(session_id = %act.record().session_id,
+                    "cannot reserve seqIds; handing them out unreserved");
+            }
+            then(act, ctx);
+        }));
     }
 
     /// A session brought back from storage learns the ceiling its previous life reserved before it takes
