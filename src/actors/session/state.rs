@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::actors::seq_block::SeqBlock;
 use crate::error::CommandError;
-use crate::messages::wire::{AgentMessage, AgentStatus, SharedMessage};
+use crate::messages::wire::{AgentMessage, AgentStatus, SharedMessage, ToolFields};
 use crate::storage::{EncodedBatch, SessionRecord, StorageError, WriteOp};
 
 /// Someone waiting for a flush (or for room) to complete.
@@ -568,9 +568,10 @@ pub fn approx_size(m: &AgentMessage) -> u64 {
     (std::mem::size_of::<AgentMessage>()
         + m.id.len()
         + m.content.len()
-        + m.tool_name.as_ref().map_or(0, String::len)
-        + m.tool_input.as_ref().map_or(0, String::len)
-        + m.tool_path.as_ref().map_or(0, String::len)) as u64
+        + m.tool
+            .as_ref()
+            .map_or(0, |_| std::mem::size_of::<ToolFields>())
+        + m.tool_len()) as u64
 }
 
 #[cfg(test)]

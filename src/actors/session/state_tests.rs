@@ -36,9 +36,7 @@ fn message(text: &str) -> AgentMessage {
         seq_id: 0,
         role: MsgRole::Assistant,
         content: text.into(),
-        tool_name: None,
-        tool_input: None,
-        tool_path: None,
+        tool: None,
         timestamp: 0,
     }
 }
