@@ -411,3 +411,17 @@ fn a_seqid_gap_skipped_while_a_write_is_in_flight_is_not_counted_as_unstored() {
         FlushStep::Clean { stop: false }
     ));
 }
+
+#[test]
+fn a_message_costs_the_window_at_least_its_allocations() {
+    // The shared allocation is the Arc's two counts and the message; a tool call adds its box.
+    let shared = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<AgentMessage>();
+    let plain = message("hello");
+    assert!(approx_size(&plain) as usize >= shared + plain.id.len() + "hello".len());
+    let call = AgentMessage {
+        tool: ToolFields::boxed(Some("Bash".into()), Some("{}".into()), None),
+        ..message("ls")
+    };
+    let boxed = shared + std::mem::size_of::<ToolFields>();
+    assert!(approx_size(&call) as usize >= boxed + call.id.len() + "ls".len() + "Bash{}".len());
+}
