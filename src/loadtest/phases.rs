@@ -177,8 +177,9 @@ impl Watched {
         let now = snapshot(self.process)?;
         let usage = used(&self.at, &now);
         let this_thread = now
+            .ended
             .this_thread
-            .zip(self.at.this_thread)
+            .zip(self.at.begun.this_thread)
             .map(|(now, then)| now.saturating_sub(then));
         self.at = now;
         Some((usage, this_thread))
@@ -214,8 +215,12 @@ fn used(before: &Snapshot, after: &Snapshot) -> Usage {
         });
     }
     Usage {
-        cpu_s: after.cpu.saturating_sub(before.cpu).as_secs_f64(),
-        page_faults: after.faults.saturating_sub(before.faults),
+        cpu_s: after
+            .ended
+            .cpu
+            .saturating_sub(before.begun.cpu)
+            .as_secs_f64(),
+        page_faults: after.ended.faults.saturating_sub(before.begun.faults),
         context_switches,
         threads,
     }
@@ -283,11 +288,11 @@ mod tests {
         let started = Instant::now();
         // The other thread works until it has used 50 ms of CPU by its own count; this one waits in join.
         std::thread::spawn(|| {
-            let started = snapshot(Process::This).unwrap().this_thread.unwrap();
+            let started = snapshot(Process::This).unwrap().ended.this_thread.unwrap();
             let mut x = 0u64;
-            while snapshot(Process::This)
-                .is_some_and(|now| now.this_thread.unwrap() - started < Duration::from_millis(50))
-            {
+            while snapshot(Process::This).is_some_and(|now| {
+                now.ended.this_thread.unwrap() - started < Duration::from_millis(50)
+            }) {
                 for _ in 0..100_000 {
                     x = std::hint::black_box(x.wrapping_add(1));
                 }
@@ -309,7 +314,7 @@ mod tests {
         let mut clock = PhaseClock::start(None, true);
         clock.end("setup", Instant::now());
         // This thread works 50 ms by its own count after one phase and before the next.
-        let own = || snapshot(Process::This).unwrap().this_thread.unwrap();
+        let own = || snapshot(Process::This).unwrap().ended.this_thread.unwrap();
         let between = own();
         let mut x = 0u64;
         while own() - between < Duration::from_millis(50) {
