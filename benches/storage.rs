@@ -24,9 +24,7 @@ fn message(seq_id: u64, bytes: usize) -> SharedMessage {
             MsgRole::Assistant
         },
         content: "x".repeat(bytes),
-        tool_name: None,
-        tool_input: None,
-        tool_path: None,
+        tool: None,
         timestamp: 1_700_000_000_000 + seq_id as i64,
     })
 }

@@ -390,7 +390,7 @@ async fn parity_04_agent_message_converts_sequences_and_feeds_health() {
         s.messages[1].content,
         "Session initialized (claude-sonnet-4-6)"
     );
-    assert_eq!(s.messages[4].tool_path.as_deref(), Some("/x/y.rs"));
+    assert_eq!(s.messages[4].tool_path(), Some("/x/y.rs"));
     assert_eq!(s.messages[6].content, "Error: Unknown error");
     let h = t.engine.health().await.unwrap();
     let h = h.iter().find(|h| h.project_id == "conv").unwrap();

@@ -46,7 +46,7 @@ async fn a_session_runs_to_done_with_its_messages_cost_and_model() {
             MsgRole::Assistant
         ]
     );
-    assert_eq!(s.messages[3].tool_name.as_deref(), Some("Bash"));
+    assert_eq!(s.messages[3].tool_name(), Some("Bash"));
     assert_eq!(
         s.messages[5].content,
         "There are 3 files: a.txt, b.txt and c.txt."

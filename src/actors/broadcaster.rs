@@ -396,7 +396,7 @@ fn weight(live: &Live) -> usize {
         (Some(frame), _) => frame.len(),
         (None, LiveEvent::Messages { messages, .. }) => messages
             .iter()
-            .map(|m| m.content.len() + m.tool_input.as_ref().map_or(0, String::len) + 64)
+            .map(|m| m.content.len() + m.tool_input().map_or(0, str::len) + 64)
             .sum(),
         (None, _) => 0,
     }
@@ -473,9 +473,7 @@ mod tests {
             seq_id: 1,
             role: MsgRole::Assistant,
             content: "hello".into(),
-            tool_name: None,
-            tool_input: None,
-            tool_path: None,
+            tool: None,
             timestamp: 0,
         };
         LiveEvent::Messages {

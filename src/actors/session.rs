@@ -450,9 +450,7 @@ pub fn user_message(
         seq_id: 0,
         role: MsgRole::User,
         content: prompt,
-        tool_name: None,
-        tool_input: None,
-        tool_path: None,
+        tool: None,
         timestamp,
     }
 }

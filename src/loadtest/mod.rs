@@ -9,7 +9,8 @@
 //! The rooms: `options` (what is asked, what fails), `plan` (how messages are cut into requests, and what
 //! happened to each), `content` and `payload` (what a request says), `target` (in-process engine or HTTP
 //! server) and `local` (the in-process engine's data and restart), `driver` (the phases), `schedule`
-//! (which request a stream worker sends next), `probes` (end-to-end and persist-lag latency), `cpu`,
+//! (which request a stream worker sends next), `probes` (end-to-end and persist-lag latency), `phases`
+//! (CPU and page faults per phase, each thread named) and `cpu` (how a process is read for them),
 //! `memory`, `stats`, `verify` (the loss check), `report`, `progress` and `plot`.
 
 mod content;
@@ -119,11 +120,10 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         rate: opts.rate,
         duration: opts.duration,
     });
-    let cpu = cpu::CpuProbe::start(server_pid, in_process || server_pid.is_some());
+    phases.begin();
     let stream_started = Instant::now();
     let stream = run.stream(&mut progress).await;
-    let cpu = cpu.finish();
-    phases.end("stream", stream_started);
+    let cpu = phases.end("stream", stream_started).cloned();
     progress.note(&format!(
         "{} messages acknowledged in {:.2}s",
         Stats::get(&stats.acked),
@@ -205,11 +205,13 @@ pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, Loadtest
         e2e_lagged: Stats::get(&stats.lagged),
         persist_lag_ms: stats.persist(),
         persist_lag_method: probes::PERSIST_METHOD.to_owned(),
-        cpu_stream_s: cpu.seconds,
-        cpu_stream_generator_s: cpu.thread_seconds,
-        cores_busy: cpu.seconds.map(|s| s / stream.as_secs_f64().max(1e-9)),
-        page_faults_stream: cpu.page_faults,
-        cpu_source: cpu.source,
+        cpu_stream_s: cpu.as_ref().map(|p| p.server.cpu_s),
+        cpu_stream_generator_s: cpu.as_ref().and_then(|p| p.generator_thread_cpu_s),
+        cores_busy: cpu
+            .as_ref()
+            .map(|p| p.server.cpu_s / stream.as_secs_f64().max(1e-9)),
+        page_faults_stream: cpu.as_ref().map(|p| p.server.page_faults),
+        cpu_source: phases::cpu_source(server_pid, in_process),
         phases: phases.finish(),
         rss_peak_bytes: memory.peak,
         rss_source: memory.source,

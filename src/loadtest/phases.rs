@@ -6,17 +6,18 @@
 //! generator. Reading it here, at the phase boundaries the run itself knows, makes that split a figure of
 //! the report anyone can rerun rather than a script's.
 //!
-//! Everything is read from `/proc/<pid>/stat` and `/proc/<pid>/task/<tid>/{stat,status}`, in clock ticks
-//! (10 ms): fine for phases of seconds, coarse for the in-process stream's ~0.1 s (cpu.rs reads that one
-//! to the microsecond). A thread that ends within a phase is missing from the split (never from the
-//! process's total); context switches are summed over the threads alive at the phase's end.
+//! The threads are read from `/proc/<pid>/task/<tid>/{stat,status}`, in clock ticks (10 ms): fine for
+//! phases of seconds. The in-process store's totals and the generator's thread are read to the
+//! microsecond (cpu.rs), so the in-process stream's ~0.1 s is measured finely; the report's
+//! `cpu_stream_s`, `cpu_stream_generator_s` and `page_faults_stream` are the stream phase's figures. A
+//! thread that ends within a phase is missing from the split (never from the process's total); context
+//! switches are summed over the threads alive at the phase's end.
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{clock_tick, parse_stat, Stat};
+use super::cpu::{clock_tick, snapshot, Process, Snapshot};
 
 /// Threads listed by name in a phase; the rest are summed into one "others" row.
 const LISTED: usize = 12;
@@ -31,6 +32,10 @@ pub struct Phase {
     pub server: Usage,
     /// This process when the store is another one (HTTP with `--server-pid`).
     pub generator: Option<Usage>,
+    /// In-process: of `server.cpu_s`, the generator's thread (its requests, the engine's entry, the live
+    /// watcher, the persist probe); the rest is the engine's threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_thread_cpu_s: Option<f64>,
 }
 
 /// A process's use over a phase.
@@ -64,35 +69,30 @@ pub struct PhaseClock {
 
 /// A process read at the last boundary.
 struct Watched {
-    pid: u32,
+    process: Process,
     at: Snapshot,
-}
-
-#[derive(Default)]
-struct Snapshot {
-    ticks: u64,
-    faults: u64,
-    /// tid → (name, ticks, context switches).
-    threads: HashMap<u32, (String, u64, u64)>,
 }
 
 impl PhaseClock {
     /// Starts the first phase now. `server_pid` None: the store is in this process (`in_process`) or
     /// cannot be read (an HTTP target without a pid: only the generator is reported).
     pub fn start(server_pid: Option<u32>, in_process: bool) -> PhaseClock {
-        let own = std::process::id();
-        let watch = |pid: u32| {
+        let watch = |process: Process| {
             Some(Watched {
-                pid,
-                at: snapshot(pid)?,
+                process,
+                at: snapshot(process)?,
             })
         };
         let server = match server_pid {
-            Some(pid) => watch(pid),
-            None if in_process => watch(own),
+            Some(pid) => watch(Process::Other(pid)),
+            None if in_process => watch(Process::This),
             None => None,
         };
-        let generator = if in_process { None } else { watch(own) };
+        let generator = if in_process {
+            None
+        } else {
+            watch(Process::This)
+        };
         PhaseClock {
             server,
             generator,
@@ -100,24 +100,49 @@ impl PhaseClock {
         }
     }
 
-    /// Ends the phase that began at `started`, named `phase`; the next one begins now.
-    pub fn end(&mut self, phase: &str, started: Instant) {
+    /// The next phase begins now: what ran since the last boundary (the probes' start between setup
+    /// and stream) is in no phase.
+    pub fn begin(&mut self) {
+        for watched in [&mut self.server, &mut self.generator]
+            .into_iter()
+            .flatten()
+        {
+            watched.advance();
+        }
+    }
+
+    /// Ends the phase that began at `started`, named `phase`; the next one begins now. The store's use
+    /// over it, if the store is readable.
+    pub fn end(&mut self, phase: &str, started: Instant) -> Option<&Phase> {
         let wall_s = started.elapsed().as_secs_f64();
         let server = self.server.as_mut().and_then(Watched::advance);
         let generator = self.generator.as_mut().and_then(Watched::advance);
         // Without a readable store there is nothing to split; the generator alone says little.
-        if let Some(server) = server {
-            self.phases.push(Phase {
-                phase: phase.to_owned(),
-                wall_s,
-                server,
-                generator,
-            });
-        }
+        let (server, generator_thread) = server?;
+        self.phases.push(Phase {
+            phase: phase.to_owned(),
+            wall_s,
+            server,
+            generator: generator.map(|(usage, _)| usage),
+            generator_thread_cpu_s: generator_thread.map(|t| t.as_secs_f64()),
+        });
+        self.phases.last()
     }
 
     pub fn finish(self) -> Vec<Phase> {
         self.phases
+    }
+}
+
+/// Where the report's stream CPU and page faults come from.
+pub fn cpu_source(server_pid: Option<u32>, in_process: bool) -> String {
+    match server_pid {
+        Some(pid) => format!("user + system time and page faults of server pid {pid}"),
+        None if in_process => {
+            "user + system time (to the microsecond) and page faults of this process (engine and generator)"
+                .into()
+        }
+        None => "unavailable: give --server-pid for an HTTP target".into(),
     }
 }
 
@@ -147,12 +172,17 @@ impl Phase {
 }
 
 impl Watched {
-    /// The use since the last boundary, which becomes this one.
-    fn advance(&mut self) -> Option<Usage> {
-        let now = snapshot(self.pid)?;
+    /// The use since the last boundary, which becomes this one, and the calling thread's (this process).
+    fn advance(&mut self) -> Option<(Usage, Option<Duration>)> {
+        let now = snapshot(self.process)?;
         let usage = used(&self.at, &now);
+        let this_thread = now
+            .ended
+            .this_thread
+            .zip(self.at.begun.this_thread)
+            .map(|(now, then)| now.saturating_sub(then));
         self.at = now;
-        Some(usage)
+        Some((usage, this_thread))
     }
 }
 
@@ -185,77 +215,20 @@ fn used(before: &Snapshot, after: &Snapshot) -> Usage {
         });
     }
     Usage {
-        cpu_s: after.ticks.saturating_sub(before.ticks) as f64 * tick,
-        page_faults: after.faults.saturating_sub(before.faults),
+        cpu_s: after
+            .ended
+            .cpu
+            .saturating_sub(before.begun.cpu)
+            .as_secs_f64(),
+        page_faults: after.ended.faults.saturating_sub(before.begun.faults),
         context_switches,
         threads,
     }
 }
 
-/// The process's totals and every thread's, or None if the process is gone.
-fn snapshot(pid: u32) -> Option<Snapshot> {
-    let Stat { ticks, faults } =
-        parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-    let mut threads = HashMap::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
-            continue;
-        };
-        // A thread may end between the listing and the read: it is left out, as one ended before.
-        let path = entry.path();
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
-            continue;
-        };
-        if let (Some(name), Some(Stat { ticks, .. })) = (stat_name(&stat), parse_stat(&stat)) {
-            threads.insert(tid, (name.to_owned(), ticks, switches(&status)));
-        }
-    }
-    Some(Snapshot {
-        ticks,
-        faults,
-        threads,
-    })
-}
-
-/// The name between the first `(` and the last `)` of a stat line (it may hold either).
-fn stat_name(stat: &str) -> Option<&str> {
-    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
-}
-
-/// voluntary + nonvoluntary context switches of a `status` file.
-fn switches(status: &str) -> u64 {
-    status
-        .lines()
-        .filter(|l| l.contains("ctxt_switches:"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_threads_name_is_read_whole_even_with_parentheses_and_spaces() {
-        let stat =
-            "77 (actix-rt|system) S 1 77 77 0 -1 4194560 100 7 3 9 250 37 0 0 20 0 9 0 100 0";
-        assert_eq!(stat_name(stat), Some("actix-rt|system"));
-        let odd =
-            "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 7 3 9 250 37 0 0 20 0 9 0 100 0";
-        assert_eq!(stat_name(odd), Some("my (odd) name"));
-    }
-
-    #[test]
-    fn both_kinds_of_context_switch_are_counted() {
-        let status = "Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t5\n";
-        assert_eq!(switches(status), 17);
-    }
 
     #[test]
     fn a_busy_thread_of_this_process_is_named_in_its_phase() {
@@ -278,7 +251,7 @@ mod tests {
             .unwrap();
         // The kernel counts in ticks: the phase ends once it has counted the busy thread two.
         let busy_ticks = || {
-            snapshot(std::process::id())
+            snapshot(Process::This)
                 .unwrap()
                 .threads
                 .into_values()
@@ -307,6 +280,60 @@ mod tests {
             "{:?}",
             setup.server.threads
         );
+    }
+
+    #[test]
+    fn in_process_the_generators_thread_is_split_from_the_rest() {
+        let mut clock = PhaseClock::start(None, true);
+        let started = Instant::now();
+        // The other thread works until it has used 50 ms of CPU by its own count; this one waits in join.
+        std::thread::spawn(|| {
+            let started = snapshot(Process::This).unwrap().ended.this_thread.unwrap();
+            let mut x = 0u64;
+            while snapshot(Process::This).is_some_and(|now| {
+                now.ended.this_thread.unwrap() - started < Duration::from_millis(50)
+            }) {
+                for _ in 0..100_000 {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+        })
+        .join()
+        .expect("the worker ends");
+        let phase = clock.end("stream", started).expect("in-process: readable");
+        let thread = phase.generator_thread_cpu_s.expect("this thread is read");
+        assert!(
+            phase.server.cpu_s - thread >= 0.05,
+            "process {}s, this thread {thread}s",
+            phase.server.cpu_s
+        );
+    }
+
+    #[test]
+    fn what_runs_between_phases_is_in_neither() {
+        let mut clock = PhaseClock::start(None, true);
+        clock.end("setup", Instant::now());
+        // This thread works 50 ms by its own count after one phase and before the next.
+        let own = || snapshot(Process::This).unwrap().ended.this_thread.unwrap();
+        let between = own();
+        let mut x = 0u64;
+        while own() - between < Duration::from_millis(50) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        clock.begin();
+        let stream = clock.end("stream", Instant::now()).unwrap();
+        let thread = stream.generator_thread_cpu_s.unwrap();
+        assert!(thread < 0.05, "{thread}s of this thread's 50 ms counted");
+    }
+
+    #[test]
+    fn another_process_has_no_generator_thread_figure() {
+        let mut clock = PhaseClock::start(Some(std::process::id()), false);
+        let phase = clock.end("stream", Instant::now()).expect("readable");
+        assert!(phase.generator_thread_cpu_s.is_none());
+        assert!(phase.generator.is_some());
     }
 
     #[test]

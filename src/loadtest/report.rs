@@ -80,7 +80,7 @@ pub struct Report {
     /// Ingest acknowledged to visible in storage, on sampled projects.
     pub persist_lag_ms: Percentiles,
     pub persist_lag_method: String,
-    /// CPU time the store used during the stream phase (src/loadtest/cpu.rs).
+    /// CPU time the store used during the stream phase (its `phases` entry's, src/loadtest/phases.rs).
     pub cpu_stream_s: Option<f64>,
     /// In-process: of `cpu_stream_s`, the generator's thread (its requests, the engine's entry, the live
     /// watcher, the persist probe); the rest is the engine's threads.

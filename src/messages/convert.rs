@@ -8,7 +8,7 @@
 mod js;
 
 use crate::messages::json_node::Node;
-use crate::messages::wire::{AgentMessage, MsgRole, RawContent, RawMessage};
+use crate::messages::wire::{AgentMessage, MsgRole, RawContent, RawMessage, ToolFields};
 
 /// Bash commands longer than this many UTF-16 units are cut in `toolPath`.
 const TOOL_PATH_MAX_UNITS: usize = 80;
@@ -34,9 +34,7 @@ pub fn convert_raw_message(raw: RawMessage) -> Option<AgentMessage> {
         seq_id: 0,
         role,
         content,
-        tool_name: None,
-        tool_input: None,
-        tool_path: None,
+        tool: None,
         timestamp,
     };
     match kind.as_str() {
@@ -56,9 +54,7 @@ pub fn convert_raw_message(raw: RawMessage) -> Option<AgentMessage> {
             let shown = format_tool_input(&name, input, tool_input.as_deref());
             let tool_path = extract_tool_path(&name, input);
             Some(AgentMessage {
-                tool_input,
-                tool_path,
-                tool_name: Some(name),
+                tool: ToolFields::boxed(Some(name), tool_input, tool_path),
                 ..message(MsgRole::ToolCall, shown)
             })
         }

@@ -34,11 +34,10 @@ fn write_message(out: &mut Vec<u8>, m: &AgentMessage) {
         seq_id,
         role,
         content,
-        tool_name,
-        tool_input,
-        tool_path,
+        tool: _,
         timestamp,
     } = m;
+    let [tool_name, tool_input, tool_path] = m.tool_fields();
     out.extend_from_slice(b"{\"id\":");
     write_str(out, id);
     out.extend_from_slice(b",\"seqId\":");
@@ -135,7 +134,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::messages::wire::{MsgRole, SharedMessage};
+    use crate::messages::wire::{MsgRole, SharedMessage, ToolFields};
 
     fn serde_str(s: &str) -> String {
         serde_json::to_string(s).unwrap()
@@ -199,9 +198,11 @@ mod tests {
                 MsgRole::Assistant
             },
             content: content.into(),
-            tool_name: tools.then(|| "Bash".into()),
-            tool_input: tools.then(|| "{\"command\":\"ls\\n\"}".into()),
-            tool_path: tools.then(|| "/tmp/a b".into()),
+            tool: ToolFields::boxed(
+                tools.then(|| "Bash".into()),
+                tools.then(|| "{\"command\":\"ls\\n\"}".into()),
+                tools.then(|| "/tmp/a b".into()),
+            ),
             timestamp: -5 + seq as i64 * 1_000_000_000_000,
         })
     }

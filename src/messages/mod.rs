@@ -6,6 +6,7 @@
 //! an actor (tests/architecture.rs).
 
 pub mod adapters;
+pub mod agent_message;
 pub mod commands;
 pub mod convert;
 pub mod cost;

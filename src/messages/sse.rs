@@ -239,9 +239,7 @@ mod tests {
             seq_id: seq,
             role: MsgRole::Assistant,
             content: content.into(),
-            tool_name: None,
-            tool_input: None,
-            tool_path: None,
+            tool: None,
             timestamp: 1,
         })
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use super::agent_message::{AgentMessage, ToolFields};
 pub use super::raw_content::RawContent;
 pub use super::raw_kind::RawKind;
 
@@ -88,24 +89,6 @@ impl MsgRole {
     }
 }
 
-/// A message as the store shows it. `seq_id` is assigned by the session actor: strictly increasing from 1.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentMessage {
-    pub id: String,
-    pub seq_id: u64,
-    pub role: MsgRole,
-    pub content: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_input: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_path: Option<String>,
-    #[schema(value_type = i64)]
-    pub timestamp: UnixMs,
-}
-
 /// Messages are shared between the session window, the persister and live subscribers without copying.
 pub type SharedMessage = Arc<AgentMessage>;
 
@@ -117,7 +100,7 @@ pub struct AgentSession {
     pub project_id: String,
     pub provider: String,
     pub status: AgentStatus,
-    #[schema(value_type = Vec<AgentMessage>)]
+    #[schema(value_type = Vec<super::agent_message::FlatMessage>)]
     pub messages: Vec<SharedMessage>,
     pub cost_usd: f64,
     pub input_tokens: u64,
@@ -305,9 +288,7 @@ mod tests {
             seq_id: 1,
             role: MsgRole::ToolCall,
             content: "ls".into(),
-            tool_name: Some("Bash".into()),
-            tool_input: None,
-            tool_path: None,
+            tool: ToolFields::boxed(Some("Bash".into()), None, None),
             timestamp: 5,
         };
         let v = serde_json::to_value(&m).unwrap();

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::{self, status_code, status_of};
 use super::{frame, SessionRecord, StorageError};
-use crate::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
+use crate::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage, ToolFields};
 
 /// The layout of a `sessions` value through postcard (schema 2 to 7): the format byte, the checksum (u32,
 /// little endian), the record.
@@ -94,9 +94,11 @@ impl StoredMessage<'_> {
             seq_id: self.seq_id,
             role: role_of(self.role)?,
             content: self.content.to_owned(),
-            tool_name: self.tool_name.map(str::to_owned),
-            tool_input: self.tool_input.map(str::to_owned),
-            tool_path: self.tool_path.map(str::to_owned),
+            tool: ToolFields::boxed(
+                self.tool_name.map(str::to_owned),
+                self.tool_input.map(str::to_owned),
+                self.tool_path.map(str::to_owned),
+            ),
             timestamp: self.timestamp,
         })
     }
@@ -542,9 +544,9 @@ mod tests {
                 seq_id: m.seq_id,
                 role: role_code(m.role),
                 content: &m.content,
-                tool_name: m.tool_name.as_deref(),
-                tool_input: m.tool_input.as_deref(),
-                tool_path: m.tool_path.as_deref(),
+                tool_name: m.tool_name(),
+                tool_input: m.tool_input(),
+                tool_path: m.tool_path(),
                 timestamp: m.timestamp,
             })
             .collect();
@@ -563,9 +565,11 @@ mod tests {
             seq_id: seq,
             role,
             content: format!("content {seq} ✓"),
-            tool_name: tool.map(str::to_owned),
-            tool_input: None,
-            tool_path: tool.map(|_| "/src/lib.rs".to_owned()),
+            tool: ToolFields::boxed(
+                tool.map(str::to_owned),
+                None,
+                tool.map(|_| "/src/lib.rs".to_owned()),
+            ),
             timestamp: 1_700_000_000_000 + seq as i64,
         })
     }

@@ -13,7 +13,7 @@
 //! which optional strings follow, then the id and the content and each present optional string (tool
 //! name, tool input, tool path) as a length and its bytes.
 
-use crate::messages::wire::{AgentMessage, SharedMessage};
+use crate::messages::wire::{AgentMessage, SharedMessage, ToolFields};
 
 use super::codec::{role_code, role_of, Visit};
 
@@ -28,14 +28,7 @@ const FIXED: usize = 10 + 10 + 2 + 5 * 5;
 pub(super) fn bound(messages: &[SharedMessage]) -> usize {
     10 + messages
         .iter()
-        .map(|m| {
-            FIXED
-                + m.id.len()
-                + m.content.len()
-                + m.tool_name.as_ref().map_or(0, String::len)
-                + m.tool_input.as_ref().map_or(0, String::len)
-                + m.tool_path.as_ref().map_or(0, String::len)
-        })
+        .map(|m| FIXED + m.id.len() + m.content.len() + m.tool_len())
         .sum::<usize>()
 }
 
@@ -48,16 +41,14 @@ pub(super) fn write(messages: &[SharedMessage], out: &mut Vec<u8>) {
         varint(out, zigzag(m.timestamp.wrapping_sub(previous)));
         previous = m.timestamp;
         let flag = |present: bool, bit: u8| if present { bit } else { 0 };
-        let flags = flag(m.tool_name.is_some(), TOOL_NAME)
-            | flag(m.tool_input.is_some(), TOOL_INPUT)
-            | flag(m.tool_path.is_some(), TOOL_PATH);
+        let [tool_name, tool_input, tool_path] = m.tool_fields();
+        let flags = flag(tool_name.is_some(), TOOL_NAME)
+            | flag(tool_input.is_some(), TOOL_INPUT)
+            | flag(tool_path.is_some(), TOOL_PATH);
         out.extend_from_slice(&[role_code(m.role), flags]);
         text(out, &m.id);
         text(out, &m.content);
-        for s in [&m.tool_name, &m.tool_input, &m.tool_path]
-            .into_iter()
-            .flatten()
-        {
+        for s in [tool_name, tool_input, tool_path].into_iter().flatten() {
             text(out, s);
         }
     }
@@ -100,9 +91,7 @@ pub(super) fn read(
                     seq_id,
                     role: role_of(role)?,
                     content,
-                    tool_name,
-                    tool_input,
-                    tool_path,
+                    tool: ToolFields::boxed(tool_name, tool_input, tool_path),
                     timestamp,
                 });
             }
@@ -218,9 +207,11 @@ mod tests {
                 MsgRole::User
             },
             content: "é".repeat(seq as usize),
-            tool_name: tool.then(|| "Bash".to_owned()),
-            tool_input: None,
-            tool_path: tool.then(String::new),
+            tool: ToolFields::boxed(
+                tool.then(|| "Bash".to_owned()),
+                None,
+                tool.then(String::new),
+            ),
             timestamp,
         })
     }

@@ -4,7 +4,7 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use agent_store::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage};
+use agent_store::messages::wire::{AgentMessage, AgentStatus, MsgRole, SharedMessage, ToolFields};
 use agent_store::storage::{SessionRecord, Store, WriteOp};
 
 pub fn record(session: &str, project: &str, status: AgentStatus, updated_at: i64) -> SessionRecord {
@@ -41,9 +41,11 @@ pub fn message(seq: u64) -> AgentMessage {
             MsgRole::Assistant
         },
         content: format!("message number {seq}"),
-        tool_name: tool.then(|| "Bash".to_owned()),
-        tool_input: tool.then(|| "{\"command\":\"ls\"}".to_owned()),
-        tool_path: None,
+        tool: ToolFields::boxed(
+            tool.then(|| "Bash".to_owned()),
+            tool.then(|| "{\"command\":\"ls\"}".to_owned()),
+            None,
+        ),
         timestamp: 1_700_000_000_000 + seq as i64,
     }
 }

@@ -66,8 +66,8 @@ impl SessionActor {
             .map(|before| now.saturating_duration_since(before));
         let steps = batch.iter().filter_map(|m| match m.role {
             MsgRole::ToolCall => Some(Step::Call {
-                name: m.tool_name.as_deref(),
-                input: m.tool_input.as_deref().unwrap_or_default(),
+                name: m.tool_name(),
+                input: m.tool_input().unwrap_or_default(),
             }),
             MsgRole::ToolResult => Some(Step::Result),
             _ => None,

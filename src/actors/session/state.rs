@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::actors::seq_block::SeqBlock;
 use crate::error::CommandError;
-use crate::messages::wire::{AgentMessage, AgentStatus, SharedMessage};
+use crate::messages::wire::{AgentMessage, AgentStatus, SharedMessage, ToolFields};
 use crate::storage::{EncodedBatch, SessionRecord, StorageError, WriteOp};
 
 /// Someone waiting for a flush (or for room) to complete.
@@ -563,15 +563,22 @@ impl SessionState {
     }
 }
 
-/// What a message costs the window, roughly: its text plus fixed overhead.
+/// What a message costs the window, roughly: its text plus its allocations, the shared one with the
+/// `Arc`'s two counts and its tool box. The window's byte budget bounds how many messages memory holds,
+/// so an estimate below what a message really takes lets the budget hold more of them than it should.
 pub fn approx_size(m: &AgentMessage) -> u64 {
-    (std::mem::size_of::<AgentMessage>()
+    (ARC_COUNTS
+        + std::mem::size_of::<AgentMessage>()
         + m.id.len()
         + m.content.len()
-        + m.tool_name.as_ref().map_or(0, String::len)
-        + m.tool_input.as_ref().map_or(0, String::len)
-        + m.tool_path.as_ref().map_or(0, String::len)) as u64
+        + m.tool
+            .as_ref()
+            .map_or(0, |_| std::mem::size_of::<ToolFields>())
+        + m.tool_len()) as u64
 }
+
+/// The strong and weak counts an `Arc` allocates before its value.
+const ARC_COUNTS: usize = 2 * std::mem::size_of::<usize>();
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

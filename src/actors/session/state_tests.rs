@@ -36,9 +36,7 @@ fn message(text: &str) -> AgentMessage {
         seq_id: 0,
         role: MsgRole::Assistant,
         content: text.into(),
-        tool_name: None,
-        tool_input: None,
-        tool_path: None,
+        tool: None,
         timestamp: 0,
     }
 }
@@ -412,4 +410,18 @@ fn a_seqid_gap_skipped_while_a_write_is_in_flight_is_not_counted_as_unstored() {
         s.begin_flush(now).0,
         FlushStep::Clean { stop: false }
     ));
+}
+
+#[test]
+fn a_message_costs_the_window_at_least_its_allocations() {
+    // The shared allocation is the Arc's two counts and the message; a tool call adds its box.
+    let shared = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<AgentMessage>();
+    let plain = message("hello");
+    assert!(approx_size(&plain) as usize >= shared + plain.id.len() + "hello".len());
+    let call = AgentMessage {
+        tool: ToolFields::boxed(Some("Bash".into()), Some("{}".into()), None),
+        ..message("ls")
+    };
+    let boxed = shared + std::mem::size_of::<ToolFields>();
+    assert!(approx_size(&call) as usize >= boxed + call.id.len() + "ls".len() + "Bash{}".len());
 }

@@ -27,7 +27,10 @@ fn text_becomes_assistant_with_id_timestamp_and_seq_id_zero() {
         (m.id.as_str(), m.seq_id, m.timestamp),
         ("r1", 0, 1_700_000_000_123)
     );
-    assert_eq!((m.tool_name, m.tool_input, m.tool_path), (None, None, None));
+    assert_eq!(
+        (m.tool_name(), m.tool_input(), m.tool_path()),
+        (None, None, None)
+    );
 }
 
 #[test]
@@ -55,20 +58,13 @@ fn thinking_becomes_thinking() {
 
 #[test]
 fn tool_call_name_defaults_to_tool_only_when_null_or_absent() {
+    assert_eq!(convert("tool_call", json!({})).tool_name(), Some("Tool"));
     assert_eq!(
-        convert("tool_call", json!({})).tool_name.as_deref(),
+        convert("tool_call", json!({"name": null})).tool_name(),
         Some("Tool")
     );
     assert_eq!(
-        convert("tool_call", json!({"name": null}))
-            .tool_name
-            .as_deref(),
-        Some("Tool")
-    );
-    assert_eq!(
-        convert("tool_call", json!({"name": ""}))
-            .tool_name
-            .as_deref(),
+        convert("tool_call", json!({"name": ""})).tool_name(),
         Some("")
     );
 }
@@ -82,12 +78,12 @@ fn tool_call_bash_shows_the_command_and_cuts_its_path_at_80_units() {
     );
     assert_eq!(m.role, MsgRole::ToolCall);
     assert_eq!(m.content, long);
-    assert_eq!(m.tool_path, Some(format!("{}...", &long[..80])));
+    assert_eq!(m.tool_path(), Some(format!("{}...", &long[..80]).as_str()));
     let short = convert(
         "tool_call",
         json!({"name": "Bash", "input": {"command": "ls"}}),
     );
-    assert_eq!(short.tool_path.as_deref(), Some("ls"));
+    assert_eq!(short.tool_path(), Some("ls"));
 }
 
 #[test]
@@ -98,14 +94,17 @@ fn tool_call_path_cut_never_splits_a_character() {
         "tool_call",
         json!({"name": "Bash", "input": {"command": command}}),
     );
-    assert_eq!(m.tool_path, Some(format!("{}...", "a".repeat(79))));
+    assert_eq!(
+        m.tool_path(),
+        Some(format!("{}...", "a".repeat(79)).as_str())
+    );
     // 80 units exactly is not cut.
     let exact = format!("{}😀", "a".repeat(78));
     let m = convert(
         "tool_call",
         json!({"name": "Bash", "input": {"command": exact}}),
     );
-    assert_eq!(m.tool_path, Some(exact));
+    assert_eq!(m.tool_path(), Some(exact.as_str()));
 }
 
 #[test]
@@ -115,12 +114,12 @@ fn tool_call_file_path_wins_over_path_and_command() {
         json!({"name": "Bash", "input": {"command": "ls", "file_path": "/f", "path": "/p"}}),
     );
     assert_eq!(m.content, "ls"); // formatToolInput prefers the Bash command
-    assert_eq!(m.tool_path.as_deref(), Some("/f")); // extractToolPath prefers file_path
+    assert_eq!(m.tool_path(), Some("/f")); // extractToolPath prefers file_path
     let m = convert(
         "tool_call",
         json!({"name": "Grep", "input": {"pattern": "x", "path": "/p"}}),
     );
-    assert_eq!(m.tool_path.as_deref(), Some("/p"));
+    assert_eq!(m.tool_path(), Some("/p"));
     assert_eq!(m.content, "{\n  \"pattern\": \"x\",\n  \"path\": \"/p\"\n}");
 }
 
@@ -135,22 +134,19 @@ fn tool_call_other_input_is_pretty_json_in_original_key_order() {
         "{\n  \"url\": \"https://x\",\n  \"count\": 2,\n  \"nested\": {\n    \"b\": 1,\n    \
                     \"a\": [\n      true\n    ]\n  }\n}";
     assert_eq!(m.content, expected);
-    assert_eq!(m.tool_input.as_deref(), Some(expected));
-    assert_eq!(m.tool_path, None);
+    assert_eq!(m.tool_input(), Some(expected));
+    assert_eq!(m.tool_path(), None);
 }
 
 #[test]
 fn tool_call_tool_input_is_omitted_only_when_input_is_absent() {
     let m = convert("tool_call", json!({"name": "X"}));
     assert_eq!(
-        (m.content.as_str(), m.tool_input, m.tool_path),
+        (m.content.as_str(), m.tool_input(), m.tool_path()),
         ("", None, None)
     );
     let m = convert("tool_call", json!({"name": "X", "input": null}));
-    assert_eq!(
-        (m.content.as_str(), m.tool_input.as_deref()),
-        ("", Some("null"))
-    );
+    assert_eq!((m.content.as_str(), m.tool_input()), ("", Some("null")));
 }
 
 #[test]
@@ -162,8 +158,8 @@ fn tool_call_falsy_input_shows_nothing_but_keeps_tool_input() {
     ] {
         let m = convert("tool_call", json!({"name": "X", "input": input}));
         assert_eq!(m.content, "");
-        assert_eq!(m.tool_input.as_deref(), Some(stringified));
-        assert_eq!(m.tool_path, None);
+        assert_eq!(m.tool_input(), Some(stringified));
+        assert_eq!(m.tool_path(), None);
     }
 }
 
@@ -171,12 +167,9 @@ fn tool_call_falsy_input_shows_nothing_but_keeps_tool_input() {
 fn tool_call_non_object_input_is_stringified_and_has_no_path() {
     let m = convert("tool_call", json!({"name": "Bash", "input": "ls -la"}));
     assert_eq!(m.content, "\"ls -la\"");
-    assert_eq!(m.tool_path, None);
+    assert_eq!(m.tool_path(), None);
     let m = convert("tool_call", json!({"name": "X", "input": []}));
-    assert_eq!(
-        (m.content.as_str(), m.tool_input.as_deref()),
-        ("[]", Some("[]"))
-    );
+    assert_eq!((m.content.as_str(), m.tool_input()), ("[]", Some("[]")));
 }
 
 #[test]
@@ -186,7 +179,7 @@ fn tool_result_string_output_is_kept_as_is() {
         (m.role, m.content.as_str()),
         (MsgRole::ToolResult, "a\n  b\n")
     );
-    assert_eq!(m.tool_name, None);
+    assert_eq!(m.tool_name(), None);
 }
 
 #[test]
