@@ -57,7 +57,7 @@ fn ops(sessions: usize, per_session: usize, seq: u64, bytes: usize) -> Vec<Write
             session_id: id.clone(),
             messages,
         });
-        ops.push(WriteOp::PutSession(record(&id, seq + per_session as u64)));
+        ops.push(WriteOp::put_session(record(&id, seq + per_session as u64)));
     }
     ops
 }
@@ -147,7 +147,7 @@ fn records(c: &mut Criterion) {
                         .map(|s| {
                             let mut r = record(&format!("s{s}-1700000000000"), tick);
                             r.status = status;
-                            WriteOp::PutSession(r)
+                            WriteOp::put_session(r)
                         })
                         .collect();
                     let t = Instant::now();
@@ -179,7 +179,7 @@ fn retention(c: &mut Criterion) {
                 let mut r = record(&format!("p{p}-s{s}"), s + 1);
                 r.project_id = format!("p{p}");
                 r.status = AgentStatus::Done;
-                batch.push(WriteOp::PutSession(r));
+                batch.push(WriteOp::put_session(r));
             }
         }
         store.apply(&batch).unwrap();
@@ -290,7 +290,7 @@ fn finish(c: &mut Criterion) {
 fn finish_round(store: &Store, projects: &[String], tick: u64, with_cost: bool) -> Duration {
     let id = |s: usize| format!("s{s}-1700000000000");
     let running: Vec<WriteOp> = (0..projects.len())
-        .map(|s| WriteOp::PutSession(record(&id(s), tick)))
+        .map(|s| WriteOp::put_session(record(&id(s), tick)))
         .collect();
     store.apply(&running).unwrap();
     let mut done = Vec::with_capacity(2 * projects.len());
@@ -299,7 +299,7 @@ fn finish_round(store: &Store, projects: &[String], tick: u64, with_cost: bool) 
         r.status = AgentStatus::Done;
         if with_cost {
             r.cost_usd = 0.02;
-            done.push(WriteOp::AddSpend(Spend {
+            done.push(WriteOp::AddSpend(Box::new(Spend {
                 project_id: r.project_id.clone(),
                 // A new row each round, as every finishing session's first spend is.
                 day: format!("2026-01-01 {tick}"),
@@ -307,9 +307,9 @@ fn finish_round(store: &Store, projects: &[String], tick: u64, with_cost: bool) 
                 usd: 0.02,
                 input_tokens: 4000,
                 output_tokens: 1000,
-            }));
+            })));
         }
-        done.push(WriteOp::PutSession(r));
+        done.push(WriteOp::put_session(r));
     }
     let t = Instant::now();
     let mut steps = vec![Step::Write(&done)];
@@ -333,7 +333,7 @@ fn read_back(c: &mut Criterion) {
         store.apply(&one).unwrap();
     }
     store
-        .apply(&[WriteOp::PutSession(record("s0-1700000000000", MESSAGES))])
+        .apply(&[WriteOp::put_session(record("s0-1700000000000", MESSAGES))])
         .unwrap();
     let mut group = c.benchmark_group("store_read");
     group.throughput(Throughput::Elements(MESSAGES));

@@ -439,7 +439,7 @@ fn write_until_killed(path: &Path) -> ! {
                     let mut rec = record(&session, "p", AgentStatus::Running, last as i64);
                     rec.last_seq = last;
                     rec.message_count = last;
-                    let mut ops = vec![append(&session, next..=last), WriteOp::PutSession(rec)];
+                    let mut ops = vec![append(&session, next..=last), WriteOp::put_session(rec)];
                     let ack = loop {
                         match persister.try_write(ops) {
                             Ok(ack) => break ack,

@@ -47,7 +47,7 @@ fn everything_written_is_there_after_reopening() {
     rec.message_count = 4;
     store
         .apply(&[
-            WriteOp::PutSession(rec.clone()),
+            WriteOp::put_session(rec.clone()),
             append("s1", 1..=4),
             put("s2", "p2", AgentStatus::Idle, 10),
             WriteOp::PutSetting {

@@ -111,7 +111,7 @@ fn a_flipped_byte_in_a_session_record_is_reported_and_verify_lists_it() {
     let store = Store::open(&path).unwrap();
     let mut r = record("rec", "p", AgentStatus::Done, 1);
     r.model = "NEEDLE-model".into();
-    store.apply(&[WriteOp::PutSession(r)]).unwrap();
+    store.apply(&[WriteOp::put_session(r)]).unwrap();
     drop(store);
     assert!(flip_every(&path, b"NEEDLE") >= 1);
 
@@ -205,7 +205,10 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     let mut moved = alpha.clone();
     moved.updated_at = beta.updated_at + 1;
     store
-        .apply(&[append(&alpha.session_id, 4..=5), WriteOp::PutSession(moved)])
+        .apply(&[
+            append(&alpha.session_id, 4..=5),
+            WriteOp::put_session(moved),
+        ])
         .unwrap();
     assert_eq!(
         store
@@ -360,7 +363,7 @@ fn retention_everywhere_matches_retention_project_by_project() {
                 } else {
                     AgentStatus::Done
                 };
-                ops.push(WriteOp::PutSession(record(
+                ops.push(WriteOp::put_session(record(
                     &format!("p{p}-s{s}"),
                     &format!("p{p}"),
                     status,

@@ -108,7 +108,7 @@ pub async fn import_sessions(
                     messages: session.messages.into_iter().map(Into::into).collect(),
                 });
             }
-            ops.push(WriteOp::PutSession(session.record));
+            ops.push(WriteOp::put_session(session.record));
         }
         Ok(ops)
     })

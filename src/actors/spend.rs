@@ -150,14 +150,14 @@ impl SessionSpend {
         self.in_flight
             .iter()
             .map(|(day, t)| {
-                WriteOp::AddSpend(Spend {
+                WriteOp::AddSpend(Box::new(Spend {
                     project_id: record.project_id.clone(),
                     day: day.clone(),
                     session_id: record.session_id.clone(),
                     usd: t.usd,
                     input_tokens: t.input,
                     output_tokens: t.output,
-                })
+                }))
             })
             .collect()
     }

@@ -262,14 +262,14 @@ mod tests {
     use crate::storage::WriteOp;
 
     fn spend(project: &str, day: &str, session: &str, usd: f64) -> WriteOp {
-        WriteOp::AddSpend(Spend {
+        WriteOp::AddSpend(Box::new(Spend {
             project_id: project.into(),
             day: day.into(),
             session_id: session.into(),
             usd,
             input_tokens: 10,
             output_tokens: 1,
-        })
+        }))
     }
 
     #[test]

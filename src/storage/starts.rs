@@ -76,7 +76,7 @@ mod tests {
     use crate::storage::{SessionRecord, WriteOp};
 
     fn put(id: &str, project: &str) -> WriteOp {
-        WriteOp::PutSession(SessionRecord {
+        WriteOp::put_session(SessionRecord {
             last_seq: 1,
             message_count: 1,
             ..SessionRecord::new(id, project, "synthetic", AgentStatus::Running, 1)

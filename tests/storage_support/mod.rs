@@ -27,7 +27,7 @@ pub fn record(session: &str, project: &str, status: AgentStatus, updated_at: i64
 }
 
 pub fn put(session: &str, project: &str, status: AgentStatus, updated_at: i64) -> WriteOp {
-    WriteOp::PutSession(record(session, project, status, updated_at))
+    WriteOp::put_session(record(session, project, status, updated_at))
 }
 
 pub fn message(seq: u64) -> AgentMessage {

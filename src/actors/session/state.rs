@@ -370,7 +370,7 @@ impl SessionState {
             });
         }
         self.flushing_bytes = self.unstored_bytes;
-        ops.push(WriteOp::PutSession(self.record.clone()));
+        ops.push(WriteOp::put_session(self.record.clone()));
         (FlushStep::Write(ops), became_dirty)
     }
 
