@@ -144,10 +144,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// Each path once, in the order actix tries them: the static ones first. A path with a `{parameter}` is
-/// matched by a regex, and the ingest route (`/v1/sidecar/events`, every sidecar batch) came after ten of
-/// them. No static path is also matched by a parameterised one, so the order changes which route answers
-/// no request, only what it costs to find it.
+/// The paths every session's traffic takes, tried first: a sidecar's batches and a session's start.
+const HOT_PATHS: [&str; 2] = ["/v1/sidecar/events", "/v1/projects/{projectId}/sessions"];
+
+/// Each path once, in the order actix tries them: the hot paths, then the static ones, then those with a
+/// `{parameter}`. actix tries a request against each resource in turn (a static path by comparison, a
+/// parameterised one by a regex, ~370 instructions a try, as many as a start's other work in the worker
+/// when the start route came 17th). No path is matched by another's pattern, so the order changes which
+/// route answers no request, only what it costs to find it.
 fn resource_paths(endpoints: &[Endpoint]) -> Vec<&'static str> {
     let mut paths: Vec<&'static str> = Vec::new();
     for e in endpoints {
@@ -156,7 +160,7 @@ fn resource_paths(endpoints: &[Endpoint]) -> Vec<&'static str> {
         }
     }
     // A stable sort: within each kind the list's order stays.
-    paths.sort_by_key(|path| path.contains('{'));
+    paths.sort_by_key(|path| (!HOT_PATHS.contains(path), path.contains('{')));
     paths
 }
 
@@ -181,21 +185,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn static_paths_are_tried_before_any_path_with_a_parameter() {
+    fn the_hot_paths_are_tried_first_then_the_static_ones() {
         let paths = resource_paths(&endpoints());
-        let first_dynamic = paths.iter().position(|p| p.contains('{')).unwrap();
+        assert_eq!(paths[..HOT_PATHS.len()], HOT_PATHS, "{paths:?}");
+        let rest = &paths[HOT_PATHS.len()..];
+        let first_dynamic = rest.iter().position(|p| p.contains('{')).unwrap();
         assert!(
-            paths[first_dynamic..].iter().all(|p| p.contains('{')),
+            rest[first_dynamic..].iter().all(|p| p.contains('{')),
             "{paths:?}"
         );
-        let ingest = paths.iter().position(|p| *p == "/v1/sidecar/events");
-        assert!(ingest.is_some_and(|i| i < first_dynamic), "{paths:?}");
-        // No static path is one a parameterised path would also match, so the order changes no answer.
-        for s in paths.iter().filter(|p| !p.contains('{')) {
-            for d in paths.iter().filter(|p| p.contains('{')) {
-                let def = actix_web::dev::ResourceDef::new(*d);
-                assert!(!def.is_match(s), "{s} is also matched by {d}");
+    }
+
+    #[test]
+    fn no_request_path_is_matched_by_two_resources_so_the_order_changes_no_answer() {
+        let paths = resource_paths(&endpoints());
+        // Two paths match a common request path if they have as many segments and each pair of segments
+        // is the same word or holds a parameter (one segment, any text but `/`).
+        let overlap = |a: &str, b: &str| {
+            let (a, b): (Vec<_>, Vec<_>) = (a.split('/').collect(), b.split('/').collect());
+            a.len() == b.len()
+                && a.iter()
+                    .zip(&b)
+                    .all(|(x, y)| x == y || x.starts_with('{') || y.starts_with('{'))
+        };
+        for (i, a) in paths.iter().enumerate() {
+            for b in &paths[i + 1..] {
+                assert!(!overlap(a, b), "{a} and {b} match a common request path");
             }
+            // And each path is what actix's pattern matches: a request path made from it finds it.
+            let concrete = a
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "p-1" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            assert!(
+                actix_web::dev::ResourceDef::new(*a).is_match(&concrete),
+                "{a}"
+            );
         }
     }
 }
