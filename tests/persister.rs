@@ -316,14 +316,20 @@ const FOREVER: Duration = Duration::from_secs(3600);
 /// What a test allows for work that takes milliseconds; a passing test never waits it out.
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// A persister whose groups wait for `enough` writes and no longer than `FOREVER`: what ends a group's
+/// wait early in these tests is a write somebody waits on.
+fn lingering(store: &Store, enough: usize) -> PersisterHandle {
+    let linger = Linger {
+        wait: FOREVER,
+        enough,
+    };
+    PersisterHandle::spawn_lingering(store.clone(), 100, linger)
+}
+
 #[tokio::test]
 async fn writes_nobody_waits_on_linger_to_share_a_commit() {
     let (_dir, store) = fresh();
-    let linger = Linger {
-        wait: FOREVER,
-        enough: 3,
-    };
-    let persister = PersisterHandle::spawn_lingering(store.clone(), 100, linger);
+    let persister = lingering(&store, 3);
     let first = persister
         .try_write_soon(session_write("s1", "p", 1))
         .unwrap();
@@ -357,11 +363,7 @@ async fn writes_nobody_waits_on_linger_to_share_a_commit() {
 #[tokio::test]
 async fn a_write_somebody_waits_on_does_not_linger() {
     let (_dir, store) = fresh();
-    let linger = Linger {
-        wait: FOREVER,
-        enough: 1000,
-    };
-    let persister = PersisterHandle::spawn_lingering(store.clone(), 100, linger);
+    let persister = lingering(&store, 1000);
     let soon = persister
         .try_write_soon(session_write("soon", "p", 1))
         .unwrap();
@@ -399,11 +401,7 @@ async fn a_write_somebody_waits_on_does_not_linger() {
 #[tokio::test]
 async fn an_empty_waited_write_ends_the_wait_and_alone_commits_nothing() {
     let (_dir, store) = fresh();
-    let linger = Linger {
-        wait: FOREVER,
-        enough: 1000,
-    };
-    let persister = PersisterHandle::spawn_lingering(store.clone(), 100, linger);
+    let persister = lingering(&store, 1000);
     let soon = persister
         .try_write_soon(session_write("soon", "p", 1))
         .unwrap();
