@@ -5,6 +5,8 @@
 //! a user can see: serde_json prints `1.0` where JavaScript prints `1`, `str::len` counts bytes where
 //! JavaScript counts UTF-16 code units, and JavaScript orders integer-like object keys first.
 
+use std::cell::RefCell;
+
 use serde_json::Number;
 
 use crate::messages::json_node::{Key, Node};
@@ -67,10 +69,31 @@ pub(crate) fn utf16_prefix(s: &str, units: usize) -> &str {
 /// Every tool call's input passes here. It is written as bytes with the live frame's string writer
 /// (`json_text::write_str`: JSON.stringify's QuoteJSONString escapes exactly what serde_json escapes, and
 /// it copies the unescaped runs eight bytes at a time) and checked as UTF-8 once at the end.
+///
+/// The text is written into this thread's scratch buffer and copied out at its exact length: the answer
+/// lives in a message for as long as the session's window keeps it, and a buffer grown by doubling would
+/// keep up to half its bytes spare there (a load-test tool input of ~60 bytes held a 128-byte buffer).
 pub(crate) fn stringify_pretty(v: &Node) -> String {
-    let mut out = Vec::with_capacity(128);
-    write_value(&mut out, v, 0);
-    String::from_utf8(out).expect("only str slices and ASCII were written")
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        write_value(out, v, 0);
+        let text = std::str::from_utf8(out)
+            .expect("only str slices and ASCII were written")
+            .to_owned();
+        // One very large input must not pin its buffer to the thread.
+        if out.capacity() > SCRATCH_KEPT {
+            *out = Vec::new();
+        }
+        text
+    })
+}
+
+/// The most a thread's scratch buffer keeps between inputs.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// Where `stringify_pretty` writes (see there).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 fn write_value(out: &mut Vec<u8>, v: &Node, depth: usize) {
@@ -341,6 +364,28 @@ mod tests {
         );
         assert_eq!(stringify_pretty(&node(json!("x"))), "\"x\"");
         assert_eq!(stringify_pretty(&node(json!(null))), "null");
+    }
+
+    #[test]
+    fn a_pretty_text_holds_no_spare_bytes() {
+        let v = node(json!({"command": "cargo test --all-targets -- --nocapture"}));
+        let text = stringify_pretty(&v);
+        assert_eq!(
+            text,
+            "{\n  \"command\": \"cargo test --all-targets -- --nocapture\"\n}"
+        );
+        assert_eq!(text.capacity(), text.len());
+    }
+
+    #[test]
+    fn each_text_is_written_afresh_whatever_came_before() {
+        let large = "x".repeat(SCRATCH_KEPT * 2);
+        assert_eq!(
+            stringify_pretty(&node(json!(large))),
+            format!("\"{large}\"")
+        );
+        assert_eq!(stringify_pretty(&node(json!([1]))), "[\n  1\n]");
+        assert_eq!(stringify_pretty(&node(json!({}))), "{}");
     }
 
     #[test]
