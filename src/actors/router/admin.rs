@@ -4,6 +4,7 @@
 //! (`SummarizeProjects`), every live project's health (`ProjectsHealth`) and `/v1/debug/top`'s rows (`TopActors`). None is on the ingest path.
 
 use std::collections::HashSet;
+use std::future::Future;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -11,9 +12,10 @@ use tokio::sync::mpsc;
 
 use super::Router;
 use crate::actors::arbiters::project_of;
-use crate::actors::mailbox::{Mailbox, MailboxStats};
+use crate::actors::mailbox::{Mailbox, MailboxStats, Timed};
 use crate::actors::metrics::ActorKind;
 use crate::actors::metrics::StopReason;
+use crate::actors::project::ProjectActor;
 use crate::actors::session::SessionActor;
 use crate::error::CommandError;
 use crate::messages::commands::{ProjectSummary, TopEntry};
@@ -118,12 +120,7 @@ impl Handler<SummarizeProjects> for Router {
     type Result = ResponseFuture<Vec<ProjectSummary>>;
 
     fn handle(&mut self, msg: SummarizeProjects, _: &mut Context<Self>) -> Self::Result {
-        let (gather, mut gathered) = mpsc::unbounded_channel();
-        for slot in self.projects.values() {
-            slot.mailbox().do_send(ReportSummary(gather.clone()));
-        }
-        drop(gather);
-        let mut out = Vec::with_capacity(self.projects.len() + msg.stored.len());
+        let summaries = self.gather_from_projects(ReportSummary);
         // A project let go in this process shows no session, as its reads answer.
         let stored: Vec<_> = msg
             .stored
@@ -134,10 +131,8 @@ impl Handler<SummarizeProjects> for Router {
             })
             .collect();
         Box::pin(async move {
-            // Ends once every project has sent its summary or dropped its sender.
-            while let Some(summary) = gathered.recv().await {
-                out.push(summary);
-            }
+            let mut out = summaries.await;
+            out.reserve(stored.len());
             // A stored project is listed from the index unless a live actor answered for it (one that
             // stopped before answering is listed from the index).
             let unanswered: Vec<_> = {
@@ -166,19 +161,36 @@ impl Handler<ProjectsHealth> for Router {
     type Result = ResponseFuture<Vec<ProjectHealth>>;
 
     fn handle(&mut self, _: ProjectsHealth, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.gather_from_projects(ReportHealth))
+    }
+}
+
+impl Router {
+    /// Sends every live project one `ask` carrying a sender of one channel, and gathers what they send
+    /// on it: one message per project, no answer future per project. The answer is complete once every
+    /// project has sent or dropped its sender (one that stops before answering drops it).
+    fn gather_from_projects<T, M>(
+        &self,
+        ask: impl Fn(mpsc::UnboundedSender<T>) -> M,
+    ) -> impl Future<Output = Vec<T>> + 'static
+    where
+        T: 'static,
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ProjectActor: Handler<Timed<M>>,
+    {
         let (gather, mut gathered) = mpsc::unbounded_channel();
         for slot in self.projects.values() {
-            slot.mailbox().do_send(ReportHealth(gather.clone()));
+            slot.mailbox().do_send(ask(gather.clone()));
         }
         drop(gather);
         let mut out = Vec::with_capacity(self.projects.len());
-        Box::pin(async move {
-            // Ends once every project has sent its health or dropped its sender.
-            while let Some(health) = gathered.recv().await {
-                out.push(health);
+        async move {
+            while let Some(answer) = gathered.recv().await {
+                out.push(answer);
             }
             out
-        })
+        }
     }
 }
 
