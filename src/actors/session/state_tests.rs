@@ -12,22 +12,7 @@ const RULES: Rules = Rules {
 };
 
 fn record(status: AgentStatus) -> SessionRecord {
-    SessionRecord {
-        session_id: "p-1".into(),
-        project_id: "p".into(),
-        provider: "synthetic".into(),
-        status,
-        cost_usd: 0.0,
-        input_tokens: 0,
-        output_tokens: 0,
-        model: String::new(),
-        error: None,
-        created_at: 0,
-        updated_at: 0,
-        last_seq: 0,
-        message_count: 0,
-        provider_session_id: None,
-    }
+    SessionRecord::new("p-1", "p", "synthetic", status, 0)
 }
 
 fn message(text: &str) -> AgentMessage {
