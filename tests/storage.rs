@@ -77,7 +77,7 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
-    drop(set_schema_version(&path, 11));
+    drop(set_schema_version(&path, 12));
     let before = std::fs::read(&path).unwrap();
 
     let err = Store::open(&path)
@@ -87,8 +87,8 @@ fn a_file_from_a_newer_schema_is_refused_untouched() {
         matches!(
             err,
             StorageError::NewerSchema {
-                found: 11,
-                supported: 10,
+                found: 12,
+                supported: 11,
                 ..
             }
         ),
@@ -175,13 +175,13 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
 
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.redb");
-    leave_unclean_file(&newer, 11);
+    leave_unclean_file(&newer, 12);
     let before = std::fs::read(&newer).unwrap();
     let err = Store::open(&newer)
         .err()
         .expect("a newer schema must be refused");
     assert!(
-        matches!(err, StorageError::NewerSchema { found: 11, .. }),
+        matches!(err, StorageError::NewerSchema { found: 12, .. }),
         "{err:?}"
     );
     assert!(
@@ -190,7 +190,7 @@ fn a_crashed_file_is_repaired_only_when_it_is_ours() {
     );
 
     let ours = dir.path().join("ours.redb");
-    leave_unclean_file(&ours, 10);
+    leave_unclean_file(&ours, 11);
     let store = Store::open(&ours).unwrap();
     assert_eq!(
         seqs(&store.messages("s1", 0, None, None).unwrap()),
@@ -517,7 +517,7 @@ fn a_store_is_shared_across_threads() {
 }
 
 #[test]
-fn meta_holds_schema_version_ten() {
+fn meta_holds_schema_version_eleven() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-store.redb");
     drop(Store::open(&path).unwrap());
@@ -530,7 +530,7 @@ fn meta_holds_schema_version_ten() {
         .unwrap()
         .unwrap()
         .value();
-    assert_eq!(version, 10);
+    assert_eq!(version, 11);
 }
 
 #[test]
@@ -794,4 +794,62 @@ fn a_reservation_committed_out_of_order_never_lowers_the_ceiling() {
     assert_eq!(store.seq_ceiling("s").unwrap(), Some(200));
     store.apply(&[reserve(250)]).unwrap();
     assert_eq!(store.seq_ceiling("s").unwrap(), Some(250));
+}
+
+/// Schema 11: a record may hold a seqId ceiling, reserved by its own write. It reads back like one in
+/// `seq_ceilings` (the higher of the two holds), survives a reopen, and a release drops it unless it is
+/// higher than the ceiling released, leaving the record otherwise as it was.
+#[test]
+fn a_ceiling_held_by_the_record_holds_like_a_reserved_one_and_goes_with_its_release() {
+    let (dir, store) = fresh();
+    let with_ceiling = |ceiling| {
+        let mut r = record("s", "p", AgentStatus::Running, 10);
+        r.seq_ceiling = ceiling;
+        WriteOp::put_session(r)
+    };
+    let release = |ceiling| WriteOp::ReleaseSeq {
+        session_id: "s".into(),
+        ceiling,
+    };
+    store.apply(&[with_ceiling(1_000)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), Some(1_000));
+    // A reservation in the table above it counts; one below it does not lower it.
+    store
+        .apply(&[WriteOp::ReserveSeq {
+            session_id: "s".into(),
+            ceiling: 500,
+        }])
+        .unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), Some(1_000));
+    drop(store);
+    let store = Store::open(&dir.path().join("data/agent-store.redb")).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), Some(1_000));
+    // Releasing a lower ceiling drops the table's row, not the record's higher one.
+    store.apply(&[release(500)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), Some(1_000));
+    store.apply(&[release(1_000)]).unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), None);
+    let kept = store.session("s").unwrap().expect("the record stays");
+    assert_eq!(kept, record("s", "p", AgentStatus::Running, 10));
+    assert_eq!(store.project_ids().unwrap(), ["p"]);
+}
+
+/// A clean shutdown's release drops the ceilings records hold too.
+#[test]
+fn releasing_every_ceiling_drops_those_records_hold() {
+    let (_dir, store) = fresh();
+    let mut held = record("s", "p", AgentStatus::Running, 10);
+    held.seq_ceiling = 1_000;
+    store
+        .apply(&[
+            WriteOp::put_session(held),
+            put("t", "p", AgentStatus::Done, 11),
+        ])
+        .unwrap();
+    store.release_seq_ceilings().unwrap();
+    assert_eq!(store.seq_ceiling("s").unwrap(), None);
+    assert_eq!(
+        store.session("s").unwrap(),
+        Some(record("s", "p", AgentStatus::Running, 10))
+    );
 }

@@ -95,7 +95,7 @@ fn a_flipped_byte_in_a_message_row_is_reported_with_its_session_never_served() {
     drop(store);
 
     let report = verify(&path).unwrap();
-    assert_eq!((report.schema, report.sessions, report.batches), (10, 2, 2));
+    assert_eq!((report.schema, report.sessions, report.batches), (11, 2, 2));
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].session_id, "victim");
     assert_eq!(
@@ -171,8 +171,9 @@ fn verify_finds_nothing_in_a_sound_file_and_refuses_what_is_not_a_database() {
 /// the release binary of 7a1dd54 (schema 7, records through postcard; /tmp/agent-store-final25b, started
 /// with synthetic sessions over HTTP), `schema8.redb` by the release binary of main b6d82d0 (schema 8,
 /// starts in `session_starts`; by `tests/fixtures/storage/make-schema8.sh`), `schema9.redb` by the release
-/// binary of main d507b02 (schema 9, a summary row for every project; by `make-schema9.sh`), the same way: project
-/// alpha's session done with two assistant messages and a cost, project beta's started after it.
+/// binary of main d507b02 (schema 9, a summary row for every project; by `make-schema9.sh`), `schema10.redb`
+/// by the release binary of main ff701fe (schema 10, before records held seqId ceilings; by
+/// `make-schema10.sh`), the same way: project alpha's session done with two assistant messages and a cost, project beta's started after it.
 fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
@@ -220,9 +221,9 @@ fn migrates_whole(fixture: &str, schema: u64, text: &str) {
     assert_eq!(store.project_sessions("alpha").unwrap().len(), 1);
     drop(store);
 
-    assert_eq!(schema_version(&path), 10);
+    assert_eq!(schema_version(&path), 11);
     let after = verify(&path).unwrap();
-    assert_eq!((after.schema, after.sessions), (10, before.sessions));
+    assert_eq!((after.schema, after.sessions), (11, before.sessions));
     assert_eq!(after.messages, before.messages + 2);
     assert!(after.damage.is_empty(), "{:?}", after.damage);
 }
@@ -297,6 +298,15 @@ fn a_schema_nine_file_from_main_before_the_single_session_projects_lost_their_ro
         "tests/fixtures/storage/schema9.redb",
         9,
         "schema nine text ✓",
+    );
+}
+
+#[test]
+fn a_schema_ten_file_from_main_before_records_held_seq_ceilings_is_migrated_whole() {
+    migrates_whole(
+        "tests/fixtures/storage/schema10.redb",
+        10,
+        "schema ten text ✓",
     );
 }
 
@@ -526,8 +536,8 @@ fn a_schema_four_file_opens_as_ten_and_reads_its_plain_rows_beside_packed_ones()
     assert!(all[3..].iter().zip(&long).all(|(got, sent)| got == &**sent));
     drop(store);
 
-    assert_eq!(schema_version(&path), 10);
+    assert_eq!(schema_version(&path), 11);
     let after = verify(&path).unwrap();
     assert!(after.damage.is_empty(), "{:?}", after.damage);
-    assert_eq!((after.schema, after.batches, after.messages), (10, 2, 23));
+    assert_eq!((after.schema, after.batches, after.messages), (11, 2, 23));
 }

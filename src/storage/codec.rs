@@ -140,6 +140,8 @@ pub(super) struct Place<'a> {
     pub project: &'a str,
     pub running: bool,
     pub updated_at: i64,
+    /// The seqId ceiling the record holds (0: none; always 0 before schema 11).
+    pub seq_ceiling: u64,
 }
 
 /// The place of the `sessions` value stored under `session_id`, decoded without allocating (its strings
@@ -150,21 +152,22 @@ pub(super) fn record_place<'a>(
     bytes: &'a [u8],
 ) -> Result<Place<'a>, StorageError> {
     let key = RowKey::Record(session_id);
-    let (project, status, updated_at) = match record_body(bytes, &key)? {
+    let (project, status, updated_at, seq_ceiling) = match record_body(bytes, &key)? {
         (body, Layout::Framed) => {
             let head = record::head(body).map_err(|e| key.corrupt(e))?;
-            (head.project, head.status, head.updated_at)
+            (head.project, head.status, head.updated_at, head.seq_ceiling)
         }
         (body, Layout::Postcard) => {
             let s: StoredRecord<'a> =
                 postcard::from_bytes(body).map_err(|e| key.corrupt(e.to_string()))?;
-            (s.project_id, s.status, s.updated_at)
+            (s.project_id, s.status, s.updated_at, 0)
         }
     };
     Ok(Place {
         project,
         running: status == status_code(AgentStatus::Running),
         updated_at,
+        seq_ceiling,
     })
 }
 
@@ -185,6 +188,7 @@ fn record_of(body: &[u8]) -> Result<SessionRecord, String> {
         last_seq: s.last_seq,
         message_count: s.message_count,
         provider_session_id: s.provider_session_id.map(str::to_owned),
+        seq_ceiling: 0,
     })
 }
 
@@ -715,6 +719,7 @@ mod tests {
             last_seq: 3,
             message_count: 3,
             provider_session_id: Some("thread".into()),
+            seq_ceiling: 0,
         };
         fn place(bytes: &[u8]) -> (&str, bool, i64) {
             let p = record_place("s", bytes).unwrap();

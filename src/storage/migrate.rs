@@ -24,6 +24,9 @@
 //!   were kept); a start whose session has no index entry goes with its table.
 //! - 9 → 10: the summary rows of projects with fewer than two sessions go (src/storage/projects.rs: such
 //!   a project's index entry and record are its summary).
+//! - 10 → 11: records written from now on may hold a seqId ceiling (src/storage/sequence.rs). Nothing is
+//!   rewritten: a record without one reads as holding none, and the ceilings in `seq_ceilings` stay where
+//!   they are; the version only keeps older builds, which would take such records for damaged ones, away.
 
 use std::ops::Bound;
 use std::path::Path;

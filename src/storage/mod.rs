@@ -55,6 +55,11 @@ pub struct SessionRecord {
     pub message_count: u64,
     /// The provider's own session or thread id, for resuming a follow-up.
     pub provider_session_id: Option<String>,
+    /// A seqId ceiling this write reserves (schema 11; 0: none): committed with the record, it holds as one
+    /// committed in `seq_ceilings` does, and of the two the higher one counts (src/storage/sequence.rs).
+    /// Storage only: not part of any answer.
+    #[serde(skip)]
+    pub seq_ceiling: u64,
 }
 
 impl SessionRecord {
@@ -81,6 +86,7 @@ impl SessionRecord {
             last_seq: 0,
             message_count: 0,
             provider_session_id: None,
+            seq_ceiling: 0,
         }
     }
 }

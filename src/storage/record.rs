@@ -6,7 +6,9 @@
 //! the place; by hand it is one buffer sized once, and the place is the first three fields.
 //!
 //! Layout, integers as LEB128 varints (src/storage/frame.rs), timestamps zigzagged: the status code, a byte
-//! of flags saying which optional strings follow, updatedAt, then the project id, the provider and the
+//! of flags saying which optional fields follow, updatedAt, the seqId ceiling when the record holds one
+//! (schema 11: in the head, so a record update learns the replaced value's ceiling with its place), then
+//! the project id, the provider and the
 //! model (each its length and bytes), the cost (f64, little endian), input and output tokens, createdAt,
 //! the last seqId, the message count, and each present optional string (error, provider session id). The
 //! session id is not stored: it is the row's key, which the checksum covers.
@@ -17,9 +19,11 @@ use crate::messages::wire::AgentStatus;
 
 const ERROR: u8 = 1;
 const PROVIDER_SESSION: u8 = 2;
-/// The most bytes a record takes besides its strings: status and flags, seven integers of at most ten
+/// A seqId ceiling follows updatedAt (schema 11).
+const CEILING: u8 = 4;
+/// The most bytes a record takes besides its strings: status and flags, eight integers of at most ten
 /// bytes, the cost, and five string lengths.
-const FIXED: usize = 2 + 7 * 10 + 8 + 5 * 10;
+const FIXED: usize = 2 + 8 * 10 + 8 + 5 * 10;
 
 /// An upper bound of the body `write` makes of `r`, to size its buffer once.
 pub(super) fn bound(r: &SessionRecord) -> usize {
@@ -34,10 +38,14 @@ pub(super) fn bound(r: &SessionRecord) -> usize {
 /// Appends the body of `r` to `out`.
 pub(super) fn write(r: &SessionRecord, out: &mut Vec<u8>) {
     let flag = |present: bool, bit: u8| if present { bit } else { 0 };
-    let flags =
-        flag(r.error.is_some(), ERROR) | flag(r.provider_session_id.is_some(), PROVIDER_SESSION);
+    let flags = flag(r.error.is_some(), ERROR)
+        | flag(r.provider_session_id.is_some(), PROVIDER_SESSION)
+        | flag(r.seq_ceiling != 0, CEILING);
     out.extend_from_slice(&[status_code(r.status), flags]);
     varint(out, zigzag(r.updated_at));
+    if r.seq_ceiling != 0 {
+        varint(out, r.seq_ceiling);
+    }
     text(out, &r.project_id);
     text(out, &r.provider);
     text(out, &r.model);
@@ -60,6 +68,8 @@ pub(super) fn write(r: &SessionRecord, out: &mut Vec<u8>) {
 pub(super) struct Head<'a> {
     pub status: u8,
     pub updated_at: i64,
+    /// 0 when the record holds no ceiling.
+    pub seq_ceiling: u64,
     pub project: &'a str,
 }
 
@@ -72,15 +82,20 @@ fn head_and_rest(body: &[u8]) -> Result<(Head<'_>, u8, Reader<'_>), String> {
     let mut r = Reader::new(body);
     let status = r.byte("the status")?;
     let flags = r.byte("the record's flags")?;
-    if flags & !(ERROR | PROVIDER_SESSION) != 0 {
+    if flags & !(ERROR | PROVIDER_SESSION | CEILING) != 0 {
         return Err(format!("unknown field flags {flags:#x}"));
     }
     let updated_at = unzigzag(r.varint("updatedAt")?);
+    let seq_ceiling = match flags & CEILING {
+        0 => 0,
+        _ => r.varint("the seqId ceiling")?,
+    };
     let project = r.str()?;
     Ok((
         Head {
             status,
             updated_at,
+            seq_ceiling,
             project,
         },
         flags,
@@ -125,6 +140,7 @@ pub(super) fn read(session_id: &str, body: &[u8]) -> Result<SessionRecord, Strin
         last_seq,
         message_count,
         provider_session_id,
+        seq_ceiling: head.seq_ceiling,
     })
 }
 
@@ -167,6 +183,7 @@ mod tests {
             last_seq: 300,
             message_count: 299,
             provider_session_id: Some("thread-1".into()),
+            seq_ceiling: 0,
         }
     }
 
@@ -181,15 +198,19 @@ mod tests {
             provider_session_id: None,
             ..record()
         };
-        for r in [record(), full, bare] {
+        let reserving = SessionRecord {
+            seq_ceiling: u64::MAX,
+            ..record()
+        };
+        for r in [record(), full, bare, reserving] {
             let mut body = Vec::new();
             write(&r, &mut body);
             assert!(body.len() <= bound(&r));
             assert_eq!(read(&r.session_id, &body).unwrap(), r);
             let h = head(&body).unwrap();
             assert_eq!(
-                (h.status, h.updated_at, h.project),
-                (status_code(r.status), r.updated_at, "p ✓")
+                (h.status, h.updated_at, h.seq_ceiling, h.project),
+                (status_code(r.status), r.updated_at, r.seq_ceiling, "p ✓")
             );
         }
     }
@@ -197,12 +218,18 @@ mod tests {
     #[test]
     fn a_cut_or_garbled_body_is_an_error_not_a_panic() {
         let mut body = Vec::new();
-        write(&record(), &mut body);
+        write(
+            &SessionRecord {
+                seq_ceiling: 1_000,
+                ..record()
+            },
+            &mut body,
+        );
         for end in 0..body.len() {
             assert!(read("s", &body[..end]).is_err(), "cut at {end}");
         }
         let mut flags = body.clone();
-        flags[1] = 0x10;
+        flags[1] = 0x18;
         assert!(read("s", &flags).unwrap_err().contains("flags"));
         let mut status = body.clone();
         status[0] = 9;

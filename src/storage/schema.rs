@@ -69,8 +69,10 @@ pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// take those records and runs for damaged ones. 9: `project_members` replaces `project_keys` and
 /// `session_starts` (each session's start is the value of its index entry); an older build would find
 /// neither table it reads. 10: `projects` holds rows only for projects with two sessions or more (one
-/// session is its own summary); an older build would miss the other projects in its lists.
-pub(super) const SCHEMA_VERSION: u64 = 10;
+/// session is its own summary); an older build would miss the other projects in its lists. 11: a record
+/// may hold a seqId ceiling (src/storage/record.rs, flag 4); an older build would take such a record for a
+/// damaged one, and would miss the ceiling.
+pub(super) const SCHEMA_VERSION: u64 = 11;
 /// The oldest schema this build migrates from.
 const OLDEST_SCHEMA: u64 = 1;
 

@@ -6,9 +6,15 @@
 //! ceiling. The row lives in its own table, created on open when missing (no schema bump), and is deleted
 //! with the session. A clean shutdown, after every message is stored, drops the ceilings, so sessions
 //! continue right after their last stored seqId.
+//!
+//! From schema 11 a ceiling may also be held by the session's record (`SessionRecord::seq_ceiling`),
+//! reserved by the record's write itself: a new session's first reservation then costs no insert in this
+//! table at a random place. Of the two, the higher one holds; a release drops either when no higher.
 
 use redb::{Table, TableDefinition, WriteTransaction};
 
+use super::codec::record_place;
+use super::schema::SESSIONS;
 use super::writer::write_error;
 use super::{StorageError, Store};
 
@@ -70,17 +76,25 @@ pub(super) fn forget(
 }
 
 impl Store {
-    /// The session's committed seqId ceiling, if it reserved one that a clean shutdown did not release.
+    /// The session's committed seqId ceiling, if it reserved one that a clean shutdown did not release:
+    /// the higher of its row here and its record's.
     pub fn seq_ceiling(&self, session_id: &str) -> Result<Option<u64>, StorageError> {
         let txn = self.read()?;
-        let table = match txn.open_table(SEQ_CEILINGS) {
-            Ok(t) => t,
+        let sessions = txn.open_table(SESSIONS).map_err(read_error)?;
+        let in_record = match sessions.get(session_id).map_err(read_error)? {
+            Some(value) => record_place(session_id, value.value())?.seq_ceiling,
+            None => 0,
+        };
+        let in_table = match txn.open_table(SEQ_CEILINGS) {
+            Ok(table) => table
+                .get(session_id)
+                .map_err(read_error)?
+                .map_or(0, |v| v.value()),
             // A database no session reserved in yet (a file from an older build, opened read-only).
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
             Err(e) => return Err(read_error(e)),
         };
-        let value = table.get(session_id).map_err(read_error)?;
-        Ok(value.map(|v| v.value()))
+        Ok(Some(in_record.max(in_table)).filter(|c| *c != 0))
     }
 
     /// Drops every ceiling: call only when every seqId handed out is in a stored message (a clean shutdown

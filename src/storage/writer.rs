@@ -170,7 +170,10 @@ impl<'t> Writer<'t> {
             WriteOp::ReleaseSeq {
                 session_id,
                 ceiling,
-            } => sequence::release(self.ceilings()?, session_id, *ceiling),
+            } => {
+                sequence::release(self.ceilings()?, session_id, *ceiling)?;
+                self.release_record_ceiling(session_id, *ceiling)
+            }
             WriteOp::JournalAppend { epoch, n, entry } => {
                 let mut run = self.journal_run.take();
                 let appended = journal::append(self.journal()?, &mut run, *epoch, *n, entry);
@@ -202,9 +205,47 @@ impl<'t> Writer<'t> {
         }
     }
 
-    /// Drops every seqId ceiling (see `Store::release_seq_ceilings`).
+    /// Drops every seqId ceiling (see `Store::release_seq_ceilings`): the table's, and those records hold
+    /// (found by a pass over every record's head; a damaged record is left to `verify`).
     pub(super) fn release_ceilings(&mut self) -> Result<(), StorageError> {
-        sequence::release_all(self.ceilings()?)
+        sequence::release_all(self.ceilings()?)?;
+        let mut holding = Vec::new();
+        for row in self.sessions.iter().map_err(write_error)? {
+            let (id, value) = row.map_err(write_error)?;
+            let id = id.value();
+            if record_place(id, value.value()).is_ok_and(|p| p.seq_ceiling != 0) {
+                holding.push(id.to_owned());
+            }
+        }
+        for id in holding {
+            self.release_record_ceiling(&id, u64::MAX)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the ceiling the session's record holds unless it is higher than `ceiling`: the record is
+    /// written again without it (its place unchanged, so no index is touched).
+    fn release_record_ceiling(
+        &mut self,
+        session_id: &str,
+        ceiling: u64,
+    ) -> Result<(), StorageError> {
+        let held = match self.sessions.get(session_id).map_err(write_error)? {
+            Some(value) => record_place(session_id, value.value())?.seq_ceiling,
+            None => return Ok(()),
+        };
+        if held == 0 || held > ceiling {
+            return Ok(());
+        }
+        let Some(mut r) = self.record(session_id)? else {
+            return Ok(());
+        };
+        r.seq_ceiling = 0;
+        let bytes = encode_record(&r)?;
+        self.sessions
+            .insert(session_id, bytes.as_slice())
+            .map(drop)
+            .map_err(write_error)
     }
 
     fn ceilings(&mut self) -> Result<&mut Table<'t, &'static str, u64>, StorageError> {

@@ -23,6 +23,7 @@ pub fn record(session: &str, project: &str, status: AgentStatus, updated_at: i64
         last_seq: 0,
         message_count: 0,
         provider_session_id: Some(format!("provider-{session}")),
+        seq_ceiling: 0,
     }
 }
 
