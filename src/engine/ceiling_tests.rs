@@ -56,6 +56,9 @@ async fn a_new_sessions_first_batch_waits_for_the_reservation_riding_with_its_fi
     let store = engine.inner.store.clone();
     // The prompt took seqId 1 before the reservation rode; a reservation of the batch's own was 1,003.
     assert_eq!(store.seq_ceiling(&sid).unwrap(), Some(1 + block));
+    // Schema 11: the record holds it, reserved by its own write (no `seq_ceilings` row of its own).
+    let record = store.session(&sid).unwrap().expect("stored");
+    assert_eq!(record.seq_ceiling, 1 + block);
     let s = engine.session(&sid, Page::default()).await.unwrap();
     let seqs: Vec<u64> = s.messages.iter().map(|m| m.seq_id).collect();
     assert_eq!(seqs, [1, 2, 3]);

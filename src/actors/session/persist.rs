@@ -51,7 +51,13 @@ impl SessionActor {
                 }
                 if self.state.stops_once_stored() && !self.hands_over_ceiling() {
                     // Its last write drops the seqId ceiling too, rather than a job of its own at the stop
-                    // (100,000 sessions finishing together were 100,000 more jobs).
+                    // (100,000 sessions finishing together were 100,000 more jobs): the record's as it is
+                    // written (no rewrite by the release), any in `seq_ceilings` by the release.
+                    for op in &mut ops {
+                        if let WriteOp::PutSession(r) = op {
+                            r.seq_ceiling = 0;
+                        }
+                    }
                     ops.push(WriteOp::ReleaseSeq {
                         session_id: self.record().session_id.clone(),
                         ceiling: self.state.seq.release(),

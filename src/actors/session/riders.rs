@@ -1,5 +1,6 @@
 //! A new session's riders: the writes that go with its record until a write of it is committed (what it
-//! was started with, and its first seqId reservation), and that write's outcome while it is in flight.
+//! was started with; its first seqId reservation is held by the record itself, seq.rs
+//! `first_reservation`), and that write's outcome while it is in flight.
 //!
 //! The write's ack is kept here, not in the task that sent the write, because two parts of the actor wait
 //! for it: the flush that sent it (persist.rs), and a first batch that arrived before it committed and
@@ -25,7 +26,7 @@ use crate::storage::{StorageError, WriteOp};
 #[derive(Default)]
 pub(super) struct Riders {
     pub ops: Vec<WriteOp>,
-    /// The ceiling the reservation among `ops` commits.
+    /// The ceiling the record's write reserves (`SessionRecord::seq_ceiling`).
     pub ceiling: Option<u64>,
     /// The write carrying them, while it is in flight.
     pub write: Option<RidingWrite>,

@@ -71,19 +71,17 @@ impl SessionActor {
         }
     }
 
-    /// A new session's first reservation rides with its first record write (`Riders`): one job, not two.
-    /// A batch that comes before that write commits waits for it (`wait_for_riders`), although the
-    /// reservation could be used before it commits: that wait is what makes a session whose batches were
-    /// acknowledged exist after a crash (without it a SIGKILL right after the first batch took the whole
-    /// session).
+    /// A new session's first reservation is held by its record (schema 11, `SessionRecord::seq_ceiling`):
+    /// the record's first write reserves it, one job and no `seq_ceilings` row. A batch that comes before
+    /// that write commits waits for it (`wait_for_riders`), although the reservation could be used before
+    /// it commits: that wait is what makes a session whose batches were acknowledged exist after a crash
+    /// (without it a SIGKILL right after the first batch took the whole session).
     pub(super) fn first_reservation(&mut self) {
         let Some(ceiling) = self.state.seq_prefetch() else {
             return;
         };
-        let op = self.reserve_op(ceiling);
-        let riders = self.riders.get_or_insert_with(Box::default);
-        riders.ops.push(op);
-        riders.ceiling = Some(ceiling);
+        self.state.record.seq_ceiling = ceiling;
+        self.riders.get_or_insert_with(Box::default).ceiling = Some(ceiling);
     }
 
     /// Whether the riders' write is in flight with a reservation that `n` more seqIds fit under.
