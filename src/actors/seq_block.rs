@@ -27,6 +27,10 @@ pub struct SeqBlock {
     released: bool,
     /// Took its previous actor's ceiling over (`adopt`): storage holds that same ceiling, no floor.
     adopted: bool,
+    /// `seq_ceilings` may hold a row for the session (src/storage/sequence.rs): a reservation was sent
+    /// there, a ceiling was adopted, or a previous life left one. Else the only stored ceiling is the one
+    /// its record holds (schema 11), which goes with the record's last write: nothing to release then.
+    tabled: bool,
 }
 
 impl SeqBlock {
@@ -38,6 +42,7 @@ impl SeqBlock {
             reserving: None,
             released: false,
             adopted: false,
+            tabled: false,
         }
     }
 
@@ -48,6 +53,8 @@ impl SeqBlock {
             return;
         }
         if let Some(stored) = stored {
+            // Held by the record or by `seq_ceilings`: a release drops either.
+            self.tabled = true;
             self.floor = self.floor.max(stored);
             self.ceiling = self.ceiling.max(stored);
         }
@@ -104,6 +111,17 @@ impl SeqBlock {
     pub fn adopt(&mut self, ceiling: u64) {
         self.committed(ceiling);
         self.adopted = true;
+        self.tabled = true;
+    }
+
+    /// A reservation goes to `seq_ceilings` (not in the record).
+    pub fn reserving_in_table(&mut self) {
+        self.tabled = true;
+    }
+
+    /// Whether `seq_ceilings` may hold a row for the session (`tabled`).
+    pub fn tabled(&self) -> bool {
+        self.tabled
     }
 
     /// The highest seqId known to be reserved.
@@ -226,5 +244,24 @@ mod tests {
         let c = b.prefetch(1, 10).unwrap();
         b.failed(c);
         assert_eq!(b.prefetch(1, 10), Some(c));
+    }
+
+    /// Only a block that reserved in `seq_ceilings`, adopted a ceiling or found one stored may have a row
+    /// there: a new session whose only reservation its record holds has none to release.
+    #[test]
+    fn a_block_knows_whether_seq_ceilings_may_hold_a_row_for_it() {
+        let mut fresh = SeqBlock::new(1);
+        assert_eq!(fresh.prefetch(1, 100), Some(101));
+        fresh.committed(101);
+        assert!(!fresh.tabled(), "the first block, held by the record");
+        fresh.reserving_in_table();
+        assert!(fresh.tabled());
+        let mut adopted = SeqBlock::new(7);
+        adopted.adopt(120);
+        assert!(adopted.tabled());
+        let (mut found, mut none) = (SeqBlock::new(7), SeqBlock::new(7));
+        found.restored(Some(120));
+        none.restored(None);
+        assert!(found.tabled() && !none.tabled());
     }
 }

@@ -20,7 +20,7 @@ use crate::messages::router::RetentionEvicted;
 use crate::messages::session::{
     Discard, FlushForRoom, FlushNow, OfferSettled, Retire, Retired, TrimWindow,
 };
-use crate::storage::{StorageError, WriteOp};
+use crate::storage::StorageError;
 
 /// How long a session that could not stop (something was still sent to it) waits before it asks again.
 const RETIRE_AGAIN: Duration = Duration::from_millis(50);
@@ -49,19 +49,11 @@ impl SessionActor {
                 if let Some(riders) = &self.riders {
                     ops.extend(riders.ops.iter().cloned());
                 }
-                if self.state.stops_once_stored() && !self.hands_over_ceiling() {
-                    // Its last write drops the seqId ceiling too, rather than a job of its own at the stop
-                    // (100,000 sessions finishing together were 100,000 more jobs): the record's as it is
-                    // written (no rewrite by the release), any in `seq_ceilings` by the release.
-                    for op in &mut ops {
-                        if let WriteOp::PutSession(r) = op {
-                            r.seq_ceiling = 0;
-                        }
-                    }
-                    ops.push(WriteOp::ReleaseSeq {
-                        session_id: self.record().session_id.clone(),
-                        ceiling: self.state.seq.release(),
-                    });
+                if self.state.stops_once_stored() {
+                    // Its last write drops the seqId ceiling too (the record's, and any `seq_ceilings`
+                    // row nobody holds for the project), rather than a job of its own at the stop or a
+                    // rewrite of the record later (100,000 sessions finishing together).
+                    self.ceiling_goes_with_last_write(&mut ops);
                 }
                 ops
             }
