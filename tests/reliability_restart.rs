@@ -58,6 +58,9 @@ async fn restart(mut server: Server, signal: Signal, config: &Path, data: &Path)
     serve(config, data, &[]).await
 }
 
+/// From schema 11 a new session's first seqId block is held by its record alone (its start writes no
+/// `seq_ceilings` row), so this is also the SIGKILL test of that: with `Store::seq_ceiling` ignoring the
+/// record's ceiling, `d` got seqId 2 (checked at stop 34).
 #[tokio::test]
 async fn seq_ids_streamed_before_a_sigkill_are_never_given_to_another_message() {
     let dir = tempfile::tempdir().unwrap();
