@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod loadtest;
+pub mod log_fields;
 pub mod messages;
 pub mod providers;
 pub mod storage;

@@ -1,12 +1,15 @@
-//! Logging: tracing to stderr, human-readable by default or one JSON object a line for machines. The level
-//! comes from `RUST_LOG` (default: `info`, with actix-server's own start-up chatter at `warn` so that the
-//! service says where it listens in one line), so an operator can turn one module up without a rebuild.
+//! Logging: tracing to stderr, human-readable by default (its fields written by [`PlainFields`]) or one
+//! JSON object a line for machines. The level comes from `RUST_LOG` (default: `info`, with actix-server's
+//! own start-up chatter at `warn` so that the service says where it listens in one line), so an operator
+//! can turn one module up without a rebuild.
 //! Also the names of the service's threads, which `top -H`, `perf` and the load test's per-thread split
 //! show.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+
+use crate::log_fields::PlainFields;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -29,7 +32,7 @@ pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(PlainFields).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     installed.map_err(|e| TelemetryError(e.to_string()))

@@ -117,6 +117,7 @@ mod tests {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || Lines(tx.clone()))
             .with_ansi(false)
+            .fmt_fields(crate::log_fields::PlainFields)
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
         const PATH: &str = "/v1/projects/{projectId}/sessions";
