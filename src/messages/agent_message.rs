@@ -6,9 +6,15 @@
 //! makes every shared message 64 bytes smaller: a stream of small messages allocates, and faults in,
 //! that much less per message.
 //!
+//! Most tool calls show their path as their content: a Bash command's `content` and its `toolPath` are the
+//! same command (when it is short enough not to be cut), a Read's or an Edit's both its `file_path`. Such
+//! a path is held as `ToolPath::Content`, a pointer to nothing but the rule "the path is the content",
+//! instead of a second copy of the string in every such message for as long as it is kept.
+//!
 //! On the wire nothing changed: the fields are flat (`toolName`, `toolInput`, `toolPath`) and omitted
 //! when absent. Serialization is written by hand for that; deserialization and the OpenAPI schema go
-//! through `FlatMessage`, the wire shape as a plain struct.
+//! through `FlatMessage`, the wire shape as a plain struct. Everything reads the path through
+//! `AgentMessage::tool_path`, which resolves it.
 
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
@@ -16,11 +22,20 @@ use serde::{Deserialize, Serialize};
 use super::wire::{MsgRole, UnixMs};
 
 /// A tool call's name, input and path. A message holds them boxed, and only when one is set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ToolFields {
     pub name: Option<String>,
     pub input: Option<String>,
-    pub path: Option<String>,
+    /// Read through `AgentMessage::tool_path`: it may be the message's content.
+    pub path: Option<ToolPath>,
+}
+
+/// Where a tool call's path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolPath {
+    Own(String),
+    /// The path is the message's `content`, whatever that holds.
+    Content,
 }
 
 impl ToolFields {
@@ -29,6 +44,15 @@ impl ToolFields {
         name: Option<String>,
         input: Option<String>,
         path: Option<String>,
+    ) -> Option<Box<Self>> {
+        Self::boxed_at(name, input, path.map(ToolPath::Own))
+    }
+
+    /// `boxed`, with the path where it is (`ToolPath::Content`: the message's content).
+    pub fn boxed_at(
+        name: Option<String>,
+        input: Option<String>,
+        path: Option<ToolPath>,
     ) -> Option<Box<Self>> {
         if name.is_none() && input.is_none() && path.is_none() {
             return None;
@@ -60,7 +84,10 @@ impl AgentMessage {
     }
 
     pub fn tool_path(&self) -> Option<&str> {
-        self.tool.as_ref()?.path.as_deref()
+        match self.tool.as_ref()?.path.as_ref()? {
+            ToolPath::Own(path) => Some(path),
+            ToolPath::Content => Some(&self.content),
+        }
     }
 
     /// The tool fields in their wire order (name, input, path).
@@ -68,7 +95,9 @@ impl AgentMessage {
         [self.tool_name(), self.tool_input(), self.tool_path()]
     }
 
-    /// The bytes of the tool fields' text, for the size estimates of the window and the storage frame.
+    /// The bytes of the tool fields' text, for the size estimates of the window and the storage frame. A
+    /// path held as the content counts too: the frame writes it, and the window's estimate stays what it
+    /// was (it bounds memory; counting less would let the windows hold more messages).
     pub fn tool_len(&self) -> usize {
         self.tool_fields().iter().flatten().map(|s| s.len()).sum()
     }

@@ -7,8 +7,10 @@
 
 mod js;
 
+use std::borrow::Cow;
+
 use crate::messages::json_node::Node;
-use crate::messages::wire::{AgentMessage, MsgRole, RawContent, RawMessage, ToolFields};
+use crate::messages::wire::{AgentMessage, MsgRole, RawContent, RawMessage, ToolFields, ToolPath};
 
 /// Bash commands longer than this many UTF-16 units are cut in `toolPath`.
 const TOOL_PATH_MAX_UNITS: usize = 80;
@@ -52,9 +54,16 @@ pub fn convert_raw_message(raw: RawMessage) -> Option<AgentMessage> {
             // JSON.stringify(undefined) is undefined: the key is left out. `null` prints as "null".
             let tool_input = input.map(js::stringify_pretty);
             let shown = format_tool_input(&name, input, tool_input.as_deref());
-            let tool_path = extract_tool_path(&name, input);
+            // A Bash command or a file path is usually both: held once, as the content.
+            let tool_path = extract_tool_path(&name, input).map(|path| {
+                if path == shown {
+                    ToolPath::Content
+                } else {
+                    ToolPath::Own(path.into_owned())
+                }
+            });
             Some(AgentMessage {
-                tool: ToolFields::boxed(Some(name), tool_input, tool_path),
+                tool: ToolFields::boxed_at(Some(name), tool_input, tool_path),
                 ..message(MsgRole::ToolCall, shown)
             })
         }
@@ -153,25 +162,25 @@ fn format_tool_input(name: &str, input: Option<&Node>, pretty: Option<&str>) -> 
 }
 
 /// The original `extractToolPath`: `file_path`, else `path`, else (for Bash) the command cut at 80 UTF-16
-/// units plus "...".
-fn extract_tool_path(name: &str, input: Option<&Node>) -> Option<String> {
+/// units plus "...". Borrowed from the input where it is there as it is.
+fn extract_tool_path<'a>(name: &str, input: Option<&'a Node>) -> Option<Cow<'a, str>> {
     if !js::truthy(input) {
         return None;
     }
     if let Some(path) = string_prop(input, "file_path").or_else(|| string_prop(input, "path")) {
-        return Some(path.to_owned());
+        return Some(Cow::Borrowed(path));
     }
     if name != "Bash" {
         return None;
     }
     let command = string_prop(input, "command")?;
     if js::utf16_len(command) > TOOL_PATH_MAX_UNITS {
-        Some(format!(
+        Some(Cow::Owned(format!(
             "{}...",
             js::utf16_prefix(command, TOOL_PATH_MAX_UNITS)
-        ))
+        )))
     } else {
-        Some(command.to_owned())
+        Some(Cow::Borrowed(command))
     }
 }
 

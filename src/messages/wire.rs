@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use super::agent_message::{AgentMessage, ToolFields};
+pub use super::agent_message::{AgentMessage, ToolFields, ToolPath};
 pub use super::raw_content::RawContent;
 pub use super::raw_kind::RawKind;
 

@@ -86,6 +86,43 @@ fn tool_call_bash_shows_the_command_and_cuts_its_path_at_80_units() {
     assert_eq!(short.tool_path(), Some("ls"));
 }
 
+/// Where the message holds its tool path.
+fn path_held(m: &AgentMessage) -> Option<&ToolPath> {
+    m.tool.as_ref()?.path.as_ref()
+}
+
+#[test]
+fn a_path_that_is_the_content_is_held_once() {
+    let bash = convert(
+        "tool_call",
+        json!({"name": "Bash", "input": {"command": "cargo test"}}),
+    );
+    let read = convert(
+        "tool_call",
+        json!({"name": "Read", "input": {"file_path": "/src/lib.rs"}}),
+    );
+    for (m, path) in [(&bash, "cargo test"), (&read, "/src/lib.rs")] {
+        assert_eq!((m.content.as_str(), m.tool_path()), (path, Some(path)));
+        assert_eq!(path_held(m), Some(&ToolPath::Content));
+        // On the wire as before: the path written out in full.
+        let wire = serde_json::to_value(m).unwrap();
+        assert_eq!(wire["toolPath"], path);
+        assert_eq!(serde_json::from_value::<AgentMessage>(wire).unwrap(), *m);
+    }
+    // A cut command, or a path that is not what is shown, keeps its own.
+    let long = convert(
+        "tool_call",
+        json!({"name": "Bash", "input": {"command": "x".repeat(100)}}),
+    );
+    let grep = convert(
+        "tool_call",
+        json!({"name": "Grep", "input": {"pattern": "x", "path": "/p"}}),
+    );
+    for m in [&long, &grep] {
+        assert!(matches!(path_held(m), Some(ToolPath::Own(_))));
+    }
+}
+
 #[test]
 fn tool_call_path_cut_never_splits_a_character() {
     // 79 ASCII units then an emoji (two UTF-16 units): JavaScript would keep half the pair.
