@@ -230,16 +230,17 @@ impl<'t> Writer<'t> {
         session_id: &str,
         ceiling: u64,
     ) -> Result<(), StorageError> {
-        let held = match self.sessions.get(session_id).map_err(write_error)? {
-            Some(value) => record_place(session_id, value.value())?.seq_ceiling,
-            None => return Ok(()),
+        let Some(value) = self.sessions.get(session_id).map_err(write_error)? else {
+            return Ok(());
         };
+        // The head alone says whether there is anything to drop; the record is decoded only then, from
+        // the same read.
+        let held = record_place(session_id, value.value())?.seq_ceiling;
         if held == 0 || held > ceiling {
             return Ok(());
         }
-        let Some(mut r) = self.record(session_id)? else {
-            return Ok(());
-        };
+        let mut r = decode_record(session_id, value.value())?;
+        drop(value);
         r.seq_ceiling = 0;
         let bytes = encode_record(&r)?;
         self.sessions
