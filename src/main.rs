@@ -101,23 +101,13 @@ fn main() -> ExitCode {
                 })
                 .map_err(|e| e.to_string())
         }
-        // An in-process engine gets its own actix system and arbiters; its generator then runs on this one
-        // thread, whose tasks wake no other worker to steal them (a tenth of an in-process run's CPU went
-        // to tokio's wake-ups between two workers). Over HTTP the requests' bodies and sockets take a
-        // multi-threaded runtime.
-        Command::Loadtest(args) => if args.in_process {
-            tokio::runtime::Builder::new_current_thread()
-        } else {
-            tokio::runtime::Builder::new_multi_thread()
-        }
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(loadtest::run(args))
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }),
+        Command::Loadtest(args) => agent_store::loadtest::runtime(args.in_process)
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(loadtest::run(args))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
         Command::Verify(args) => {
             verify::run(&args, &mut std::io::stdout().lock()).map_err(|e| e.to_string())
         }

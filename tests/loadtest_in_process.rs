@@ -151,3 +151,21 @@ async fn duration_stops_streaming_and_checks_what_was_acknowledged() {
     assert_eq!(report.stored, report.acked);
     assert!(report.loss_check.passed);
 }
+
+/// The command runs an in-process load test on `loadtest::runtime(true)`, which has timers and no I/O
+/// driver: every phase (the probes, the restart's blocking join, the loss check) must do without one.
+#[test]
+fn in_process_run_goes_on_the_commands_runtime_without_io() {
+    let runtime = loadtest::runtime(true).expect("the runtime builds");
+    let opts = Options {
+        sizes: Sizes::Small,
+        batch: 10,
+        ..small(8, 40)
+    };
+    let report = runtime
+        .block_on(loadtest::run(spec(), opts))
+        .expect("the run passes");
+    assert_eq!((report.acked, report.stored), (320, 320));
+    assert!(report.loss_check.passed);
+    assert!(report.restart.is_some(), "the engine was restarted");
+}

@@ -50,6 +50,24 @@ use probes::PersistProbe;
 use progress::Progress;
 use stats::Stats;
 
+/// The runtime a run goes on. An in-process engine gets its own actix system and arbiters; its generator
+/// then runs on this one thread, whose tasks wake no other worker to steal them (a tenth of an in-process
+/// run's CPU went to tokio's wake-ups between two workers), and with timers but no I/O driver: parked on a
+/// condition variable, the thread is woken by a syscall only when it sleeps, where the I/O driver's
+/// wake-up writes its eventfd for every answer an engine hands over. Over HTTP the requests' bodies and
+/// sockets take a multi-threaded runtime with I/O.
+pub fn runtime(in_process: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if in_process {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+}
+
 /// Runs a load test and answers its report. A run whose loss check fails, or whose requests failed,
 /// answers `LoadtestError::Loss` / `RequestsFailed` carrying the report (already written to `--report`).
 pub async fn run(spec: TargetSpec, mut opts: Options) -> Result<Report, LoadtestError> {
