@@ -30,7 +30,13 @@ impl SessionActor {
         if let Some(t) = self.take_flush_timer() {
             ctx.cancel_future(t);
         }
-        let (step, became_dirty) = self.state.begin_flush(Instant::now());
+        let hands_over = self.hands_over_ceiling();
+        let mut no_riders = None;
+        let riding = match &mut self.riders {
+            Some(riders) => &mut riders.ceiling,
+            None => &mut no_riders,
+        };
+        let (step, became_dirty) = self.state.begin_flush(Instant::now(), riding, hands_over);
         self.dirty_gauge(became_dirty);
         let ops = match step {
             FlushStep::Later => return,
@@ -48,12 +54,6 @@ impl SessionActor {
                 // Cloned: a failed write is retried with them.
                 if let Some(riders) = &self.riders {
                     ops.extend(riders.ops.iter().cloned());
-                }
-                if self.state.stops_once_stored() {
-                    // Its last write drops the seqId ceiling too (the record's, and any `seq_ceilings`
-                    // row nobody holds for the project), rather than a job of its own at the stop or a
-                    // rewrite of the record later (100,000 sessions finishing together).
-                    self.ceiling_goes_with_last_write(&mut ops);
                 }
                 ops
             }

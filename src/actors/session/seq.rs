@@ -116,33 +116,6 @@ impl SessionActor {
         }));
     }
 
-    /// Its last write (`stops_once_stored`) stores everything it handed out, so the record that write
-    /// stores holds no ceiling: a later actor continues right after the last stored seqId, and nothing has
-    /// to rewrite the record afterwards. Also adds to `ops` the release of a `seq_ceilings` row the session
-    /// may have, unless its router is to hold that row for the project (`hands_over_ceiling`).
-    pub(super) fn ceiling_goes_with_last_write(&mut self, ops: &mut Vec<WriteOp>) {
-        self.state.record.seq_ceiling = 0;
-        for op in ops.iter_mut() {
-            if let WriteOp::PutSession(r) = op {
-                r.seq_ceiling = 0;
-            }
-        }
-        // The first reservation rides in this very record: it is not made after all.
-        if let Some(ceiling) = self.riders.as_mut().and_then(|r| r.ceiling.take()) {
-            self.state.seq.failed(ceiling);
-        }
-        if self.hands_over_ceiling() && self.state.seq.tabled() {
-            return;
-        }
-        let ceiling = self.state.seq.release();
-        if self.state.seq.tabled() {
-            ops.push(WriteOp::ReleaseSeq {
-                session_id: self.record().session_id.clone(),
-                ceiling,
-            });
-        }
-    }
-
     /// A session brought back from storage learns the ceiling its previous life reserved before it takes
     /// a message. Writes queued before (its previous actor's release) are committed first.
     pub(super) fn read_seq_ceiling(&mut self, ctx: &mut Context<Self>) {

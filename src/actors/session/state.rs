@@ -331,7 +331,15 @@ impl SessionState {
     }
 
     /// Decides what an immediate flush does. The caller has cancelled its timer (`take_timer`).
-    pub fn begin_flush(&mut self, now: Instant) -> (FlushStep, bool) {
+    /// `riding` and `hands_over` are what the actor holds of the seqId ceiling, which a last write
+    /// settles (`last_write`): the first reservation riding in a record write not yet committed
+    /// (riders.rs), and whether its router is to hold the session's `seq_ceilings` row for the project.
+    pub fn begin_flush(
+        &mut self,
+        now: Instant,
+        riding: &mut Option<u64>,
+        hands_over: bool,
+    ) -> (FlushStep, bool) {
         if self.in_flight {
             self.again = true;
             return (FlushStep::Later, false);
@@ -370,8 +378,34 @@ impl SessionState {
             });
         }
         self.flushing_bytes = self.unstored_bytes;
+        let release = self
+            .stops_once_stored()
+            .then(|| self.last_write(riding, hands_over))
+            .flatten();
         ops.push(WriteOp::put_session(self.record.clone()));
+        ops.extend(release);
         (FlushStep::Write(ops), became_dirty)
+    }
+
+    /// Its last write (`stops_once_stored`) stores everything it handed out, so the record that write
+    /// stores holds no ceiling: a later actor continues right after the last stored seqId, and nothing
+    /// has to rewrite the record afterwards (100,000 sessions finishing together), nor does its stop
+    /// write a job of its own. The first reservation that was to ride in this very record (`riding`) is
+    /// not made after all. Answers the release of a `seq_ceilings` row the session may have, unless its
+    /// router is to hold that row for the project (`hands_over`).
+    fn last_write(&mut self, riding: &mut Option<u64>, hands_over: bool) -> Option<WriteOp> {
+        self.record.seq_ceiling = 0;
+        if let Some(ceiling) = riding.take() {
+            self.seq.failed(ceiling);
+        }
+        if hands_over && self.seq.tabled() {
+            return None;
+        }
+        let ceiling = self.seq.release();
+        self.seq.tabled().then(|| WriteOp::ReleaseSeq {
+            session_id: self.record.session_id.clone(),
+            ceiling,
+        })
     }
 
     /// Whether the next write carries the project's retention (a finished status is in it).

@@ -46,7 +46,7 @@ fn offered() -> SessionState {
 /// Flushes and completes the write with `result`.
 fn flush(s: &mut SessionState, result: Result<(), StorageError>) -> AfterWrite {
     let now = Instant::now();
-    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+    let FlushStep::Write(_) = s.begin_flush(now, &mut None, false).0 else {
         panic!("expected a write");
     };
     let (upto, retention) = s.queued();
@@ -68,7 +68,7 @@ fn the_first_change_arms_one_debounce_and_later_ones_none() {
     // The actor keeps no flag of its own: the state says whether its timer's handle is valid.
     assert!(s.take_timer(), "the debounce it asked for is armed");
     assert!(!s.take_timer(), "taken: cancelled once");
-    let (FlushStep::Write(ops), _) = s.begin_flush(now) else {
+    let (FlushStep::Write(ops), _) = s.begin_flush(now, &mut None, false) else {
         panic!("expected a write");
     };
     let WriteOp::AppendEncoded(batch) = &ops[0] else {
@@ -84,7 +84,7 @@ fn the_window_budget_may_trim_stored_messages_only() {
     let mut s = stored(AgentStatus::Running);
     s.push(message("a"));
     s.push(message("b"));
-    let (FlushStep::Write(_), _) = s.begin_flush(now) else {
+    let (FlushStep::Write(_), _) = s.begin_flush(now, &mut None, false) else {
         panic!("expected a write");
     };
     let (upto, retention) = s.queued();
@@ -107,12 +107,15 @@ fn a_flush_asked_for_during_a_write_runs_once_it_completes() {
     let mut s = stored(AgentStatus::Running);
     let now = Instant::now();
     s.push(message("a"));
-    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+    let FlushStep::Write(_) = s.begin_flush(now, &mut None, false).0 else {
         panic!()
     };
     let (upto, retention) = s.queued();
     s.push(message("b"));
-    assert!(matches!(s.begin_flush(now).0, FlushStep::Later));
+    assert!(matches!(
+        s.begin_flush(now, &mut None, false).0,
+        FlushStep::Later
+    ));
     assert_eq!(
         s.changed(now).0,
         None,
@@ -128,7 +131,7 @@ fn a_change_after_a_write_arms_the_debounce_again() {
     let mut s = stored(AgentStatus::Running);
     let now = Instant::now();
     s.push(message("a"));
-    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+    let FlushStep::Write(_) = s.begin_flush(now, &mut None, false).0 else {
         panic!()
     };
     let (upto, retention) = s.queued();
@@ -145,7 +148,7 @@ fn a_failed_write_keeps_everything_and_retries_with_backoff() {
     s.push(message("a"));
     let (tx, mut rx) = oneshot::channel();
     s.wait_for_flush(tx);
-    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+    let FlushStep::Write(_) = s.begin_flush(now, &mut None, false).0 else {
         panic!()
     };
     let (upto, retention) = s.queued();
@@ -168,7 +171,7 @@ fn a_failed_write_keeps_everything_and_retries_with_backoff() {
     );
     s.take_timer();
     // The retry writes the same message again, and then the session is clean.
-    let FlushStep::Write(ops) = s.begin_flush(now).0 else {
+    let FlushStep::Write(ops) = s.begin_flush(now, &mut None, false).0 else {
         panic!()
     };
     assert!(matches!(&ops[0], WriteOp::AppendEncoded(batch) if batch.len() == 1));
@@ -204,7 +207,7 @@ fn the_waiters_box_is_made_when_needed_and_let_go_once_empty() {
     let (tx, mut rx) = oneshot::channel();
     s.wait_for_flush(tx);
     assert!(matches!(
-        s.begin_flush(Instant::now()).0,
+        s.begin_flush(Instant::now(), &mut None, false).0,
         FlushStep::Clean { .. }
     ));
     assert!(rx.try_recv().unwrap().is_ok());
@@ -221,7 +224,7 @@ fn plain_deliveries_over_the_memory_bound_wait_for_storage() {
     assert!(s.over_memory_bound());
     let (tx, mut rx) = oneshot::channel();
     s.wait_for_room(tx);
-    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+    let FlushStep::Write(_) = s.begin_flush(now, &mut None, false).0 else {
         panic!()
     };
     let (upto, retention) = s.queued();
@@ -267,7 +270,7 @@ fn a_let_go_session_stops_once_stored_and_not_before() {
     assert!(clean.detach());
     // A let-go session whose flush has nothing to write may stop too.
     assert!(matches!(
-        clean.begin_flush(Instant::now()).0,
+        clean.begin_flush(Instant::now(), &mut None, false).0,
         FlushStep::Clean { stop: true }
     ));
     let mut running = stored(AgentStatus::Running);
@@ -295,7 +298,7 @@ fn a_finished_session_holding_nothing_stops_once_its_finish_is_stored() {
     let mut clean = stored(AgentStatus::Done);
     clean.let_go_when_finished = true;
     assert!(matches!(
-        clean.begin_flush(Instant::now()).0,
+        clean.begin_flush(Instant::now(), &mut None, false).0,
         FlushStep::Clean { stop: false }
     ));
     // A runner that keeps something (a conversation, a process) keeps the actor until the project lets go.
@@ -317,7 +320,7 @@ fn a_session_offered_to_its_project_stops_only_once_the_offer_is_settled() {
     assert!(!s.may_stop());
     assert!(!s.detach(), "a let-go does not end the wait either");
     assert!(matches!(
-        s.begin_flush(Instant::now()).0,
+        s.begin_flush(Instant::now(), &mut None, false).0,
         FlushStep::Clean { stop: false }
     ));
     assert!(s.offer_settled(), "settled and stored: it may stop");
@@ -325,7 +328,7 @@ fn a_session_offered_to_its_project_stops_only_once_the_offer_is_settled() {
     // Settled while a write is in flight: that write's commit stops it.
     let mut s = offered();
     s.push(message("late"));
-    let FlushStep::Write(_) = s.begin_flush(Instant::now()).0 else {
+    let FlushStep::Write(_) = s.begin_flush(Instant::now(), &mut None, false).0 else {
         panic!("expected a write");
     };
     let (upto, retention) = s.queued();
@@ -366,7 +369,7 @@ fn a_seqid_gap_skipped_while_a_write_is_in_flight_is_not_counted_as_unstored() {
     let now = Instant::now();
     // A status change is written first, and while that write is in flight a message skips the gap.
     s.record_changed();
-    let FlushStep::Write(_) = s.begin_flush(now).0 else {
+    let FlushStep::Write(_) = s.begin_flush(now, &mut None, false).0 else {
         panic!("expected a write");
     };
     let (upto, retention) = s.queued();
@@ -377,7 +380,7 @@ fn a_seqid_gap_skipped_while_a_write_is_in_flight_is_not_counted_as_unstored() {
     );
     s.written(upto, retention, Ok(()), now);
     // Only the one message awaits storage: the skipped seqIds were never messages.
-    let FlushStep::Write(ops) = s.begin_flush(now).0 else {
+    let FlushStep::Write(ops) = s.begin_flush(now, &mut None, false).0 else {
         panic!("the message is written");
     };
     let appended: Vec<(u64, u64)> = ops
@@ -392,7 +395,7 @@ fn a_seqid_gap_skipped_while_a_write_is_in_flight_is_not_counted_as_unstored() {
     assert_eq!(upto, 121);
     s.written(upto, retention, Ok(()), now);
     assert!(matches!(
-        s.begin_flush(now).0,
+        s.begin_flush(now, &mut None, false).0,
         FlushStep::Clean { stop: false }
     ));
 }
@@ -409,4 +412,104 @@ fn a_message_costs_the_window_at_least_its_allocations() {
     };
     let boxed = shared + std::mem::size_of::<ToolFields>();
     assert!(approx_size(&call) as usize >= boxed + call.id.len() + "ls".len() + "Bash{}".len());
+}
+
+/// The ops of the flush that `begin_flush` decides, given what the actor holds of the ceiling.
+fn flush_ops(s: &mut SessionState, riding: &mut Option<u64>, hands_over: bool) -> Vec<WriteOp> {
+    let FlushStep::Write(ops) = s.begin_flush(Instant::now(), riding, hands_over).0 else {
+        panic!("expected a write");
+    };
+    ops
+}
+
+fn stored_ceiling(ops: &[WriteOp]) -> u64 {
+    match ops.iter().find(|op| matches!(op, WriteOp::PutSession(_))) {
+        Some(WriteOp::PutSession(r)) => r.seq_ceiling,
+        _ => panic!("no record in {ops:?}"),
+    }
+}
+
+fn releases(ops: &[WriteOp]) -> Vec<u64> {
+    ops.iter()
+        .filter_map(|op| match op {
+            WriteOp::ReleaseSeq { ceiling, .. } => Some(*ceiling),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A new session whose first reservation rides in its record (seq.rs `first_reservation`).
+fn riding_first_reservation(detached: bool) -> (SessionState, Option<u64>) {
+    let mut s = SessionState::new(
+        record(AgentStatus::Running),
+        Vec::new(),
+        false,
+        detached,
+        RULES.into(),
+    );
+    let ceiling = s.seq_prefetch().expect("a first block");
+    s.record.seq_ceiling = ceiling;
+    (s, Some(ceiling))
+}
+
+#[test]
+fn a_write_that_is_not_the_last_keeps_the_ceiling_and_its_riding_reservation() {
+    let (mut s, mut riding) = riding_first_reservation(false);
+    let ceiling = riding.unwrap();
+    let ops = flush_ops(&mut s, &mut riding, false);
+    assert_eq!(
+        stored_ceiling(&ops),
+        ceiling,
+        "the record holds the first block"
+    );
+    assert_eq!(riding, Some(ceiling), "it rides until the write commits");
+    assert!(releases(&ops).is_empty() && !s.seq.released());
+}
+
+#[test]
+fn the_last_write_stores_the_record_without_its_ceiling_and_the_riding_reservation_is_not_made() {
+    let (mut s, mut riding) = riding_first_reservation(true);
+    s.status_changed(AgentStatus::Done);
+    s.record.status = AgentStatus::Done;
+    assert!(s.stops_once_stored());
+    let ops = flush_ops(&mut s, &mut riding, false);
+    assert_eq!(stored_ceiling(&ops), 0);
+    assert_eq!(s.record.seq_ceiling, 0);
+    assert_eq!(
+        riding, None,
+        "taken: the record that held it goes without it"
+    );
+    assert!(
+        !s.seq.covered_once_reserved(0, 1),
+        "no reservation in flight"
+    );
+    assert!(s.seq.released(), "nothing more is handed out under it");
+    assert!(
+        releases(&ops).is_empty(),
+        "no `seq_ceilings` row to release: the record held the only ceiling"
+    );
+}
+
+#[test]
+fn the_last_write_releases_a_seq_ceilings_row_unless_the_router_holds_it() {
+    let last = |hands_over: bool, detached: bool| {
+        let mut s = SessionState::new(
+            record(AgentStatus::Done),
+            Vec::new(),
+            false,
+            detached,
+            RULES.into(),
+        );
+        s.let_go_when_finished = true;
+        s.seq.reserving_in_table();
+        s.seq.committed(1000);
+        let ops = flush_ops(&mut s, &mut None, hands_over);
+        (releases(&ops), s.seq.released(), stored_ceiling(&ops))
+    };
+    assert_eq!(last(false, true), (vec![1000], true, 0), "released with it");
+    assert_eq!(
+        last(true, false),
+        (vec![], false, 0),
+        "left for the router to hold for the project"
+    );
 }
