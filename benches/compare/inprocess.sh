@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two release builds' in-process ingest, interleaved pair by pair (base, new, base, new, ...): issue 12's
 # in-process workload, 1,000 projects × MESSAGES small messages in batches of 10. Extra arguments go to both
-# loadtests (e.g. `--no-live`). Prints each run, then per side the means and in how many pairs new was higher,
+# loadtests (e.g. `--no-live`). Pairs alternate which build runs first. Prints each run, then per side the means and in how many pairs new was higher,
 # for accepted msg/s, the stream's CPU (engine and generator), page faults, context switches and the peak.
 # A stream of 1,000 × 100 lasts ~0.1 s: use 8 pairs or more and compare the ratio, not one run.
 #
@@ -19,7 +19,10 @@ base_conf="$(realpath "${BASE_CONFIG:-$here/../../config/default.toml}")"
 new_conf="$(realpath "${NEW_CONFIG:-$here/../../config/default.toml}")"
 mkdir -p "$out"
 for i in $(seq 1 "$pairs"); do
-    for side in base new; do
+    # Pairs alternate which build runs first: the second run of a pair reached a higher peak at stop 36.
+    order="base new"
+    [ $((i % 2)) = 0 ] && order="new base"
+    for side in $order; do
         if [ "$side" = base ]; then bin=$base conf=$base_conf; else bin=$new conf=$new_conf; fi
         cut -d' ' -f1 /proc/loadavg >"$out/$side-$i.load"
         "$bin" loadtest --in-process --config "$conf" --projects 1000 --messages "$messages" --batch 10 \
@@ -38,7 +41,7 @@ def row(side, i):
 runs = {s: [row(s, i) for i in range(1, pairs + 1)] for s in ("base", "new")}
 for i in range(pairs):
     for s in ("base", "new"):
-        print(s, i + 1, "  ".join(f"{k} {v:,.3f}" if v < 10 else f"{k} {v:,.0f}" for k, v in runs[s][i].items()))
+        print(s, i + 1, "  ".join(f"{k} {v:,.3f}" if v < 10 else f"{k} {v:,.1f}" for k, v in runs[s][i].items()))
 for k in runs["base"][0]:
     if k == "load":
         continue
