@@ -5,11 +5,12 @@
 # alternate which build runs first (base-new, new-base, ...): the first run after a pause is slower. The load
 # generator is NEW's for every run, so only the server differs. Prints per run the start (setup) and finish
 # seconds, the server's peak, its CPU over the start per generator CPU-second (which cancels much of the
-# machine's pace), the start's page faults and the persister's CPU; then each side's means.
+# machine's pace), the start's page faults and the persister's CPU; then each side's means (`pairs.py`).
 #
 #   benches/compare/k100.sh BASE_BINARY NEW_BINARY OUT_DIR ROUNDS
 #
-# Both read config/default.toml unless BASE_CONFIG / NEW_CONFIG name another. One run takes ~15 s on 2 cores.
+# Both read config/default.toml unless BASE_CONFIG / NEW_CONFIG name another. Ports 17990-17999 must be free.
+# One run takes ~15 s on 2 cores.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 base="$(realpath "$1")" new="$(realpath "$2")" out="$3" rounds="$4"
@@ -34,23 +35,4 @@ run() { # side round
 for i in $(seq 1 "$rounds"); do
     if [ $((i % 2)) = 1 ]; then run base "$i"; run new "$i"; else run new "$i"; run base "$i"; fi
 done
-python3 - "$out" "$rounds" <<'PY'
-import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
-def row(side, i):
-    r = json.load(open(f"{out}/{side}-{i}.json"))
-    start = next(p for p in r["phases"] if p["phase"] == "setup")
-    server, generator = start["server"], start["generator"]
-    return {"start s": r["setup_s"], "finish s": r["finish_s"], "peak MiB": r["rss_peak_bytes"] / 2**20,
-            "server/generator CPU": server["cpu_s"] / generator["cpu_s"],
-            "start page faults": server["page_faults"],
-            "persister CPU s": sum(t["cpu_s"] for t in server["threads"] if "persist" in t["name"])}
-runs = {s: [row(s, i) for i in range(1, rounds + 1)] for s in ("base", "new")}
-for i in range(rounds):
-    for s in ("base", "new"):
-        print(s, i + 1, "  ".join(f"{k} {v:,.2f}" for k, v in runs[s][i].items()))
-for k in runs["base"][0]:
-    b, n = [r[k] for r in runs["base"]], [r[k] for r in runs["new"]]
-    print(f"{k:21} base {statistics.mean(b):10,.2f}  new {statistics.mean(n):10,.2f}  "
-          f"ratio {statistics.mean(n) / statistics.mean(b):.3f}")
-PY
+python3 "$here/pairs.py" k100 "$out" "$rounds"
