@@ -26,29 +26,40 @@ fn message(text: &str) -> AgentMessage {
     }
 }
 
+/// A session in `status` with nothing in its window; `persisted`: its record is in storage.
+fn session(status: AgentStatus, persisted: bool, detached: bool) -> SessionState {
+    SessionState::new(
+        record(status),
+        Vec::new(),
+        persisted,
+        detached,
+        RULES.into(),
+    )
+}
+
 fn stored(status: AgentStatus) -> SessionState {
-    SessionState::new(record(status), Vec::new(), true, false, RULES.into())
+    session(status, true, false)
 }
 
 /// A finished session read back for a late event, detached, and offered to its project (`Revived`).
 fn offered() -> SessionState {
-    let mut s = SessionState::new(
-        record(AgentStatus::Done),
-        Vec::new(),
-        true,
-        true,
-        RULES.into(),
-    );
+    let mut s = session(AgentStatus::Done, true, true);
     s.offered = true;
     s
+}
+
+/// The ops of the flush that `begin_flush` decides, given what the actor holds of the ceiling.
+fn flush_ops(s: &mut SessionState, riding: &mut Option<u64>, hands_over: bool) -> Vec<WriteOp> {
+    let FlushStep::Write(ops) = s.begin_flush(Instant::now(), riding, hands_over).0 else {
+        panic!("expected a write");
+    };
+    ops
 }
 
 /// Flushes and completes the write with `result`.
 fn flush(s: &mut SessionState, result: Result<(), StorageError>) -> AfterWrite {
     let now = Instant::now();
-    let FlushStep::Write(_) = s.begin_flush(now, &mut None, false).0 else {
-        panic!("expected a write");
-    };
+    flush_ops(s, &mut None, false);
     let (upto, retention) = s.queued();
     s.written(upto, retention, result, now).0
 }
@@ -414,14 +425,6 @@ fn a_message_costs_the_window_at_least_its_allocations() {
     assert!(approx_size(&call) as usize >= boxed + call.id.len() + "ls".len() + "Bash{}".len());
 }
 
-/// The ops of the flush that `begin_flush` decides, given what the actor holds of the ceiling.
-fn flush_ops(s: &mut SessionState, riding: &mut Option<u64>, hands_over: bool) -> Vec<WriteOp> {
-    let FlushStep::Write(ops) = s.begin_flush(Instant::now(), riding, hands_over).0 else {
-        panic!("expected a write");
-    };
-    ops
-}
-
 fn stored_ceiling(ops: &[WriteOp]) -> u64 {
     match ops.iter().find(|op| matches!(op, WriteOp::PutSession(_))) {
         Some(WriteOp::PutSession(r)) => r.seq_ceiling,
@@ -440,13 +443,7 @@ fn releases(ops: &[WriteOp]) -> Vec<u64> {
 
 /// A new session whose first reservation rides in its record (seq.rs `first_reservation`).
 fn riding_first_reservation(detached: bool) -> (SessionState, Option<u64>) {
-    let mut s = SessionState::new(
-        record(AgentStatus::Running),
-        Vec::new(),
-        false,
-        detached,
-        RULES.into(),
-    );
+    let mut s = session(AgentStatus::Running, false, detached);
     let ceiling = s.seq_prefetch().expect("a first block");
     s.record.seq_ceiling = ceiling;
     (s, Some(ceiling))
@@ -493,13 +490,7 @@ fn the_last_write_stores_the_record_without_its_ceiling_and_the_riding_reservati
 #[test]
 fn the_last_write_releases_a_seq_ceilings_row_unless_the_router_holds_it() {
     let last = |hands_over: bool, detached: bool| {
-        let mut s = SessionState::new(
-            record(AgentStatus::Done),
-            Vec::new(),
-            false,
-            detached,
-            RULES.into(),
-        );
+        let mut s = session(AgentStatus::Done, false, detached);
         s.let_go_when_finished = true;
         s.seq.reserving_in_table();
         s.seq.committed(1000);
