@@ -534,6 +534,43 @@ fn meta_holds_schema_version_eleven() {
 }
 
 #[test]
+fn sessions_reads_several_records_in_the_order_asked() {
+    let (_dir, store) = fresh();
+    store
+        .apply(&[
+            put("a-1", "a", AgentStatus::Done, 10),
+            put("b-1", "b", AgentStatus::Running, 20),
+        ])
+        .unwrap();
+
+    let ids = ["b-1", "nobody", "a-1", "b-1"].map(String::from);
+    let read: Vec<Option<(String, AgentStatus)>> = store
+        .sessions(&ids)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.map(|r| (r.session_id, r.status)))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            Some(("b-1".to_owned(), AgentStatus::Running)),
+            None,
+            Some(("a-1".to_owned(), AgentStatus::Done)),
+            Some(("b-1".to_owned(), AgentStatus::Running)),
+        ]
+    );
+    // Each is what the one-record read gives.
+    let one = store.session("a-1").unwrap().unwrap();
+    let together = store
+        .sessions(&["a-1".to_owned()])
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(one, together);
+    assert_eq!(store.sessions(&[]).unwrap(), []);
+}
+
+#[test]
 fn last_sessions_lists_every_project_with_what_last_session_gives() {
     let (_dir, store) = fresh();
     store

@@ -94,6 +94,20 @@ impl Engine {
         Ok(records.into_iter().map(summary).collect())
     }
 
+    /// Several sessions as storage holds them (not their live state), one read for all; `None` for an id
+    /// storage does not know. The load test's persist probe reads its samples through it.
+    pub(crate) async fn stored_sessions(
+        &self,
+        session_ids: Vec<String>,
+    ) -> Result<Vec<Option<SessionSummary>>, CommandError> {
+        session_ids
+            .iter()
+            .try_for_each(|id| validate::session_id(id))?;
+        let store = self.inner.store.clone();
+        let records = blocking(move || store.sessions(&session_ids)).await?;
+        Ok(records.into_iter().map(|r| r.map(summary)).collect())
+    }
+
     /// The session's actor if it is in memory (nothing is read from storage, nothing is brought back).
     pub(super) async fn live_session(
         &self,

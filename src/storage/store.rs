@@ -237,6 +237,18 @@ impl Store {
         self.session_in(&self.read()?, session_id)
     }
 
+    /// Several sessions' records in one read transaction, in the order asked (`None` for an unknown id).
+    pub fn sessions(
+        &self,
+        session_ids: &[String],
+    ) -> Result<Vec<Option<SessionRecord>>, StorageError> {
+        let txn = self.read()?;
+        session_ids
+            .iter()
+            .map(|id| self.session_in(&txn, id))
+            .collect()
+    }
+
     /// Counts and logs the damaged row a read met.
     fn checked<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
         result.map_err(|e| self.guard.corrupt(e))

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use futures_util::StreamExt;
 use reqwest::{Client, Method, RequestBuilder, Url};
 use serde::Deserialize;
@@ -262,7 +263,19 @@ impl Http {
         }))
     }
 
-    pub async fn stored_count(
+    /// The stored message counts of `(project, session)` pairs, requested concurrently (the server has no
+    /// read of several projects at once).
+    pub async fn stored_counts(
+        &self,
+        sessions: &[(&str, &str)],
+    ) -> Result<Vec<Option<u64>>, TargetError> {
+        join_all(sessions.iter().map(|(p, s)| self.stored_count(p, s)))
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn stored_count(
         &self,
         project_id: &str,
         session_id: &str,

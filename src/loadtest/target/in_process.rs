@@ -173,20 +173,18 @@ impl InProcess {
         self.engine.flush().await.map_err(engine_error("flushing"))
     }
 
-    pub async fn stored_count(
-        &self,
-        project_id: &str,
-        session_id: &str,
-    ) -> Result<Option<u64>, TargetError> {
-        let sessions = self
+    /// The stored message counts of `sessions`, read together in one storage read.
+    pub async fn stored_counts(&self, sessions: &[&str]) -> Result<Vec<Option<u64>>, TargetError> {
+        let ids = sessions.iter().map(|s| (*s).to_owned()).collect();
+        let stored = self
             .engine
-            .project_sessions(project_id)
+            .stored_sessions(ids)
             .await
-            .map_err(engine_error(format!("stored sessions of {project_id}")))?;
-        Ok(sessions
-            .iter()
-            .find(|s| s.session_id == session_id)
-            .map(|s| s.message_count))
+            .map_err(engine_error(format!("{} stored sessions", sessions.len())))?;
+        Ok(stored
+            .into_iter()
+            .map(|s| s.map(|s| s.message_count))
+            .collect())
     }
 
     pub async fn messages(&self, session_id: &str) -> Result<Vec<StoredMessage>, TargetError> {

@@ -140,15 +140,18 @@ impl Target {
         }
     }
 
-    /// How many messages storage holds for the session (None: no stored record yet).
-    pub async fn stored_count(
+    /// How many messages storage holds for each `(project, session)`, in order (None: no stored record
+    /// yet). In-process this is one storage read for all of them.
+    pub async fn stored_counts(
         &self,
-        project_id: &str,
-        session_id: &str,
-    ) -> Result<Option<u64>, TargetError> {
+        sessions: &[(&str, &str)],
+    ) -> Result<Vec<Option<u64>>, TargetError> {
         match self {
-            Target::InProcess(t) => t.stored_count(project_id, session_id).await,
-            Target::Http(t) => t.stored_count(project_id, session_id).await,
+            Target::InProcess(t) => {
+                let ids: Vec<&str> = sessions.iter().map(|(_, s)| *s).collect();
+                t.stored_counts(&ids).await
+            }
+            Target::Http(t) => t.stored_counts(sessions).await,
         }
     }
 
