@@ -206,12 +206,21 @@ async fn metrics_count_exactly_what_was_sent() {
     assert!(sample(&text, "agent_store_commits_total", &[("result", "ok")]) >= 1.0);
     assert!(sample(&text, "agent_store_redb_file_size_bytes", &[]) > 0.0);
     assert!(sample(&text, "process_resident_memory_bytes", &[]) > 0.0);
-    let handled = text.lines().any(|l| {
-        l.starts_with(
-            "agent_store_message_handling_seconds_count{actor=\"session\",message=\"Deliver\"}",
-        )
-    });
-    assert!(handled, "handling time is recorded per actor and message");
+    assert!(
+        sample(
+            &text,
+            "agent_store_messages_handled_total",
+            &[("actor", "session"), ("message", "Deliver")]
+        ) >= 1.0,
+        "every message handled is counted per actor and message"
+    );
+    // Handling times are a sample (one message in TIMED_EVERY a thread sends, its first among them).
+    let timed: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("agent_store_message_handling_seconds_count{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(timed >= 1.0, "handling time is recorded: {text}");
 }
 
 #[actix_rt::test]
@@ -366,7 +375,8 @@ async fn a_busy_sessions_batches_reach_its_project_only_when_what_it_shows_chang
     let sid = t.start_session("busy", "go").await;
     // How many reports of its sessions the project handled.
     let reports = || {
-        let prefix = "agent_store_message_handling_seconds_count{actor=\"project\",message=\"SessionReport\"} ";
+        let prefix =
+            "agent_store_messages_handled_total{actor=\"project\",message=\"SessionReport\"} ";
         t.engine
             .metrics_text()
             .lines()

@@ -328,7 +328,7 @@ async fn a_start_goes_to_its_projects_router_once_and_never_to_the_supervisor() 
     let text = t.engine.metrics_text();
     let handled = |actor: &str, message: &str| {
         let line = format!(
-            "agent_store_message_handling_seconds_count{{actor=\"{actor}\",message=\"{message}\"}}"
+            "agent_store_messages_handled_total{{actor=\"{actor}\",message=\"{message}\"}}"
         );
         text.lines()
             .find_map(|l| l.strip_prefix(line.as_str()))
@@ -337,7 +337,7 @@ async fn a_start_goes_to_its_projects_router_once_and_never_to_the_supervisor() 
     let by_supervisor: Vec<&str> = text
         .lines()
         .filter(|l| {
-            l.starts_with("agent_store_message_handling_seconds_count{actor=\"supervisor\"")
+            l.starts_with("agent_store_messages_handled_total{actor=\"supervisor\"")
                 && !l.ends_with(" 0")
         })
         .collect();
@@ -355,7 +355,7 @@ async fn a_start_goes_to_its_projects_router_once_and_never_to_the_supervisor() 
     assert_eq!(
         sample(
             &text,
-            "agent_store_message_handling_seconds_count",
+            "agent_store_messages_handled_total",
             &[("actor", "project"), ("message", "StartSession")]
         ),
         4.0
@@ -379,7 +379,7 @@ async fn a_health_poll_asks_each_live_project_for_its_health_alone() {
     // A message never handled has no sample.
     let handled = |message: &str| {
         let line = format!(
-            "agent_store_message_handling_seconds_count{{actor=\"project\",message=\"{message}\"}}"
+            "agent_store_messages_handled_total{{actor=\"project\",message=\"{message}\"}}"
         );
         text.lines()
             .find_map(|l| l.strip_prefix(line.as_str()))
@@ -405,8 +405,7 @@ async fn a_project_list_gathers_each_live_projects_summary_on_one_channel() {
     assert!(listed.iter().all(|p| p.session_id.is_some()), "{listed:?}");
 
     let text = t.engine.metrics_text();
-    let line =
-        "agent_store_message_handling_seconds_count{actor=\"project\",message=\"ReportSummary\"}";
+    let line = "agent_store_messages_handled_total{actor=\"project\",message=\"ReportSummary\"}";
     let handled = text
         .lines()
         .find_map(|l| l.strip_prefix(line))

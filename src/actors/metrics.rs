@@ -50,9 +50,13 @@ impl ActorKind {
 pub use crate::messages::session::StopReason;
 use crate::messages::wire::SidecarEvent;
 
-/// Instrumented (actor, message) pairs whose handling-time child is kept resolved; there are about a hundred,
-/// and a pair past this many (none today) resolves its labels per message.
+/// Instrumented (actor, message) pairs whose children (handled count, handling time) are kept resolved;
+/// there are about a hundred, and a pair past this many (none today) resolves its labels per message.
 const HANDLING_SLOTS: usize = 256;
+
+/// One message in this many, counted per sending thread, has its mailbox wait and handling time recorded
+/// (actors/mailbox.rs says why); `messages_handled_total` counts every one.
+pub const TIMED_EVERY: u32 = 16;
 
 /// Seconds buckets from 10 µs to 10 s: actor handling is microseconds, commits are milliseconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -82,8 +86,12 @@ pub struct Metrics {
     pub mailbox_wait: HistogramVec,
     pub handling: HistogramVec,
     /// The children of `handling`, one per (actor, message) pair at its `mailbox::MessageSlot` index,
-    /// each resolved on the pair's first message.
+    /// each resolved on the pair's first timed message.
     handling_of: Box<[OnceLock<Histogram>]>,
+    /// Every message handled, by actor type and message: exact, where the timings are a sample.
+    pub handled: IntCounterVec,
+    /// The children of `handled`, as `handling_of`.
+    handled_of: Box<[OnceLock<IntCounter>]>,
     pub messages_dropped: IntCounterVec,
     pub dead_letters: IntCounter,
     pub duplicate_messages: IntCounter,
@@ -194,7 +202,10 @@ impl Metrics {
         let mailbox_wait = histogram_vec(
             &r,
             "mailbox_wait_seconds",
-            "Time from send to the start of handling, by actor type.",
+            &format!(
+                "Time from send to the start of handling, by actor type; one message in {TIMED_EVERY} \
+                 is timed."
+            ),
             &["actor"],
         );
         let events_ingested = counter_vec(
@@ -250,10 +261,20 @@ impl Metrics {
             handling: histogram_vec(
                 &r,
                 "message_handling_seconds",
-                "Time an actor spent handling a message, by actor type and message.",
+                &format!(
+                    "Time an actor spent handling a message, by actor type and message; one message \
+                     in {TIMED_EVERY} is timed (messages_handled_total counts them all)."
+                ),
                 &["actor", "message"],
             ),
             handling_of: (0..HANDLING_SLOTS).map(|_| OnceLock::new()).collect(),
+            handled: counter_vec(
+                &r,
+                "messages_handled_total",
+                "Messages actors handled, by actor type and message.",
+                &["actor", "message"],
+            ),
+            handled_of: (0..HANDLING_SLOTS).map(|_| OnceLock::new()).collect(),
             messages_dropped: counter_vec(
                 &r,
                 "messages_dropped_total",
@@ -396,11 +417,31 @@ impl Metrics {
     }
 
     /// Records one message's handling time under its pair's child (`slot`: its `MessageSlot` index).
-    pub(super) fn observe_handling(&self, slot: usize, kind: ActorKind, message: &str, secs: f64) {
-        let resolve = || self.handling.with_label_values(&[kind.as_str(), message]);
+    pub(super) fn observe_handling(
+        &self,
+        slot: usize,
+        kind: ActorKind,
+        message: fn() -> &'static str,
+        secs: f64,
+    ) {
+        let resolve = || self.handling.with_label_values(&[kind.as_str(), message()]);
         match self.handling_of.get(slot) {
             Some(child) => child.get_or_init(resolve).observe(secs),
             None => resolve().observe(secs),
+        }
+    }
+
+    /// Counts one message handled under its pair's child (`slot`: its `MessageSlot` index).
+    pub(super) fn count_handled(
+        &self,
+        slot: usize,
+        kind: ActorKind,
+        message: fn() -> &'static str,
+    ) {
+        let resolve = || self.handled.with_label_values(&[kind.as_str(), message()]);
+        match self.handled_of.get(slot) {
+            Some(child) => child.get_or_init(resolve).inc(),
+            None => resolve().inc(),
         }
     }
 
