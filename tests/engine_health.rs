@@ -214,7 +214,7 @@ async fn metrics_count_exactly_what_was_sent() {
         ) >= 1.0,
         "every message handled is counted per actor and message"
     );
-    // Handling times are a sample (one message in TIMED_EVERY a thread sends, its first among them).
+    // Handling times are a sample: a thread's first message, then one in TIMED_EVERY drawn at random.
     let timed: f64 = text
         .lines()
         .filter(|l| l.starts_with("agent_store_message_handling_seconds_count{"))

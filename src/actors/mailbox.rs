@@ -7,7 +7,7 @@
 //! message resolves metric labels (a hash and the family's lock).
 //!
 //! How long a message waited and how long its handling took are recorded for one message in
-//! [`TIMED_EVERY`] sent from a thread, not for all: reading the clock three times a message and filling two
+//! [`TIMED_EVERY`] on average, drawn at random where it is sent, not for all: reading the clock three times a message and filling two
 //! histograms cost the in-process ingest ~10 % of its rate (stop 38, 20 alternating pairs). The counts stay
 //! exact (`messages_handled_total`, the depths); the histograms are a sample, which is what their quantiles
 //! and the console's mean handling time need.
@@ -66,17 +66,24 @@ impl MailboxStats {
 }
 
 thread_local! {
-    /// Messages this thread has sent, for picking the ones to time.
-    static SENT: Cell<u32> = const { Cell::new(0) };
+    /// This thread's draws for picking the messages to time (splitmix64's state); 0 before its first message.
+    static DRAW: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The send time of a message to be timed (every `TIMED_EVERY`th one this thread sends, its first among
-/// them), `None` for the others.
+/// The send time of a message to be timed, `None` for the others: a thread's first message, then one in
+/// `TIMED_EVERY` on average, drawn at random rather than every `TIMED_EVERY`th, because a thread often sends
+/// its messages in a fixed rhythm (a batch's answer, then its report, then its publish), and counting would
+/// time some of them always and others never.
 fn stamp() -> Option<Instant> {
-    SENT.with(|sent| {
-        let n = sent.get();
-        sent.set(n.wrapping_add(1));
-        (n % TIMED_EVERY == 0).then(Instant::now)
+    DRAW.with(|draw| {
+        let first = draw.get() == 0;
+        let state = draw.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        draw.set(state);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (first || z < u64::MAX / u64::from(TIMED_EVERY)).then(Instant::now)
     })
 }
 
@@ -491,12 +498,24 @@ mod tests {
     crate::instrument!(Quitter: Quit);
 
     #[test]
-    fn one_message_in_timed_every_a_thread_sends_is_timed() {
-        // A thread of its own, so that no other test's sends move the count.
+    fn about_one_message_in_timed_every_is_timed_whatever_rhythm_a_thread_sends_in() {
+        // A thread of its own, so that no other test's sends move its draws (they are the same on every run).
         std::thread::spawn(|| {
-            let timed: Vec<bool> = (0..TIMED_EVERY * 3).map(|_| stamp().is_some()).collect();
-            assert_eq!(timed.iter().filter(|t| **t).count(), 3);
-            assert!(timed[0], "a thread's first message is timed");
+            assert!(stamp().is_some(), "a thread's first message is timed");
+            let sends = 64_000;
+            // A rhythm of four sends: a message of kind 0, kind 1, kind 0 again, kind 2.
+            let mut timed = [0u32; 3];
+            for i in 0..sends {
+                let kind = [0, 1, 0, 2][i % 4];
+                timed[kind] += u32::from(stamp().is_some());
+            }
+            let expected = [sends / 2, sends / 4, sends / 4].map(|n| n as u32 / TIMED_EVERY);
+            for (got, want) in timed.into_iter().zip(expected) {
+                assert!(
+                    got.abs_diff(want) * 5 < want,
+                    "{timed:?} against {expected:?}"
+                );
+            }
         })
         .join()
         .unwrap();

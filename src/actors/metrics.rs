@@ -54,8 +54,8 @@ use crate::messages::wire::SidecarEvent;
 /// there are about a hundred, and a pair past this many (none today) resolves its labels per message.
 const HANDLING_SLOTS: usize = 256;
 
-/// One message in this many, counted per sending thread, has its mailbox wait and handling time recorded
-/// (actors/mailbox.rs says why); `messages_handled_total` counts every one.
+/// One message in this many on average, drawn at random where it is sent, has its mailbox wait and
+/// handling time recorded (actors/mailbox.rs says why); `messages_handled_total` counts every one.
 pub const TIMED_EVERY: u32 = 16;
 
 /// Seconds buckets from 10 µs to 10 s: actor handling is microseconds, commits are milliseconds.
