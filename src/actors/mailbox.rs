@@ -7,10 +7,10 @@
 //! message resolves metric labels (a hash and the family's lock).
 //!
 //! How long a message waited and how long its handling took are recorded for one message in
-//! [`TIMED_EVERY`] on average, drawn at random where it is sent, not for all: reading the clock three times a message and filling two
-//! histograms cost the in-process ingest ~10 % of its rate (stop 38, 20 alternating pairs). The counts stay
-//! exact (`messages_handled_total`, the depths); the histograms are a sample, which is what their quantiles
-//! and the console's mean handling time need.
+//! [`TIMED_EVERY`] on average, drawn at random where it is sent, not for all: reading the clock three times
+//! a message and filling two histograms cost the in-process ingest ~10 % of its rate (stop 38, 20
+//! alternating pairs). The counts stay exact (`messages_handled_total`, the depths); the histograms are a
+//! sample, which is what their quantiles and the console's mean handling time need.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -76,8 +76,9 @@ thread_local! {
 /// time some of them always and others never.
 fn stamp() -> Option<Instant> {
     DRAW.with(|draw| {
-        let first = draw.get() == 0;
-        let state = draw.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let before = draw.get();
+        let first = before == 0;
+        let state = before.wrapping_add(0x9E37_79B9_7F4A_7C15);
         draw.set(state);
         let mut z = state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

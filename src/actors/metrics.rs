@@ -190,6 +190,20 @@ fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -
     h
 }
 
+/// Applies `f` to the child a (actor, message) pair keeps at `slot`, resolving it on first use; a slot past
+/// the table's end resolves its labels every time.
+fn with_child<T>(
+    slots: &[OnceLock<T>],
+    slot: usize,
+    resolve: impl FnOnce() -> T,
+    f: impl FnOnce(&T),
+) {
+    match slots.get(slot) {
+        Some(child) => f(child.get_or_init(resolve)),
+        None => f(&resolve()),
+    }
+}
+
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let r = Registry::new();
@@ -204,7 +218,7 @@ impl Metrics {
             "mailbox_wait_seconds",
             &format!(
                 "Time from send to the start of handling, by actor type; one message in {TIMED_EVERY} \
-                 is timed."
+                 on average is timed, drawn at random."
             ),
             &["actor"],
         );
@@ -263,7 +277,8 @@ impl Metrics {
                 "message_handling_seconds",
                 &format!(
                     "Time an actor spent handling a message, by actor type and message; one message \
-                     in {TIMED_EVERY} is timed (messages_handled_total counts them all)."
+                     in {TIMED_EVERY} on average is timed, drawn at random (messages_handled_total \
+                     counts them all)."
                 ),
                 &["actor", "message"],
             ),
@@ -425,10 +440,7 @@ impl Metrics {
         secs: f64,
     ) {
         let resolve = || self.handling.with_label_values(&[kind.as_str(), message()]);
-        match self.handling_of.get(slot) {
-            Some(child) => child.get_or_init(resolve).observe(secs),
-            None => resolve().observe(secs),
-        }
+        with_child(&self.handling_of, slot, resolve, |h| h.observe(secs));
     }
 
     /// Counts one message handled under its pair's child (`slot`: its `MessageSlot` index).
@@ -439,10 +451,7 @@ impl Metrics {
         message: fn() -> &'static str,
     ) {
         let resolve = || self.handled.with_label_values(&[kind.as_str(), message()]);
-        match self.handled_of.get(slot) {
-            Some(child) => child.get_or_init(resolve).inc(),
-            None => resolve().inc(),
-        }
+        with_child(&self.handled_of, slot, resolve, IntCounter::inc);
     }
 
     pub(super) fn high_water(&self, kind: ActorKind, depth: i64) {

@@ -232,21 +232,26 @@ async fn poll(
             .iter()
             .map(|&p| (project_ids[p].as_str(), sessions[p].as_str()))
             .collect();
-        let counts = target.stored_counts(&which).await.ok();
+        // A failed read leaves every sample it carried to be read again.
+        let counts = target
+            .stored_counts(&which)
+            .await
+            .unwrap_or_else(|_| vec![None; due.len()]);
         let read_at = Instant::now();
-        for (i, p) in due.into_iter().enumerate() {
-            let stored = counts.as_ref().and_then(|c| c.get(i).copied().flatten());
-            let Some(entry) = pending.get_mut(&p) else {
-                continue;
+        let read: HashMap<usize, Option<u64>> = due.into_iter().zip(counts).collect();
+        pending.retain(|p, entry| {
+            let Some(&stored) = read.get(p) else {
+                return true;
             };
             let s = &entry.sample;
             if stored.is_some_and(|count| count >= s.target) {
                 stats.record_persist(read_at.saturating_duration_since(s.acked_at));
-                pending.remove(&p);
+                false
             } else {
                 entry.next = next_poll(s.acked_at, read_at);
+                true
             }
-        }
+        });
         pending_count.store(pending.len(), std::sync::atomic::Ordering::Relaxed);
     }
 }

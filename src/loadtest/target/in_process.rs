@@ -173,9 +173,13 @@ impl InProcess {
         self.engine.flush().await.map_err(engine_error("flushing"))
     }
 
-    /// The stored message counts of `sessions`, read together in one storage read.
-    pub async fn stored_counts(&self, sessions: &[&str]) -> Result<Vec<Option<u64>>, TargetError> {
-        let ids = sessions.iter().map(|s| (*s).to_owned()).collect();
+    /// The stored message counts of `(project, session)` pairs, read together in one storage read (by
+    /// session id alone).
+    pub async fn stored_counts(
+        &self,
+        sessions: &[(&str, &str)],
+    ) -> Result<Vec<Option<u64>>, TargetError> {
+        let ids = sessions.iter().map(|(_, s)| (*s).to_owned()).collect();
         let stored = self
             .engine
             .stored_sessions(ids)

@@ -147,10 +147,7 @@ impl Target {
         sessions: &[(&str, &str)],
     ) -> Result<Vec<Option<u64>>, TargetError> {
         match self {
-            Target::InProcess(t) => {
-                let ids: Vec<&str> = sessions.iter().map(|(_, s)| *s).collect();
-                t.stored_counts(&ids).await
-            }
+            Target::InProcess(t) => t.stored_counts(sessions).await,
             Target::Http(t) => t.stored_counts(sessions).await,
         }
     }
