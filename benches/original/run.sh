@@ -11,7 +11,8 @@
 # HTTP) the in-process engine's threads and the generator wait on each other's wake-ups: at stop 38, 12
 # alternating runs each of one build gave 1.73M msg/s and 1.55 cores busy at 64 in flight, 2.11M/s (×1.24,
 # ahead in 11 of 12) and 1.70 cores at 256, with less CPU per run (0.081 against 0.091 s). Each report's
-# `settings.concurrency` and the table's "cores busy" column say what ran.
+# `settings.concurrency` and the table's "cores busy" column say what ran. The runs and their command are in
+# BENCHMARKS.md, stop 38, "Requests in flight".
 #
 #   [CONCURRENCY=N] benches/original/run.sh [AGENT_STORE_BINARY] [ROUNDS] [OUT_DIR]
 set -euo pipefail

@@ -9,8 +9,8 @@
 //! How long a message waited and how long its handling took are recorded for one message in
 //! [`TIMED_EVERY`] on average, drawn at random where it is sent, not for all: reading the clock three times
 //! a message and filling two histograms cost the in-process ingest ~10 % of its rate (stop 38, 20
-//! alternating pairs). The counts stay exact (`messages_handled_total`, the depths); the histograms are a
-//! sample, which is what their quantiles and the console's mean handling time need.
+//! alternating pairs, BENCHMARKS.md). The counts stay exact (`messages_handled_total`, the depths); the
+//! histograms are a sample, which is what their quantiles and the console's mean handling time need.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
