@@ -14,6 +14,7 @@ mod persist;
 mod riders;
 mod seq;
 mod stall;
+mod stall_timer;
 pub mod state;
 
 use std::sync::atomic::Ordering;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use self::riders::Riders;
-use self::stall::{StallCheck, StallClock};
+use self::stall::StallClock;
 use self::state::{Rules, SessionState};
 use super::mailbox::{MailboxStats, Metered, Outbox};
 use super::metrics::{ActorKind, Metrics, StopReason};
@@ -33,7 +34,7 @@ use super::settings::SharedSettings;
 use super::windows::{WindowPart, WindowShare};
 use crate::config::Config;
 use crate::messages::commands::{LiveEvent, Page};
-use crate::messages::project::{SessionReport, SessionStalled, SessionStopped};
+use crate::messages::project::{SessionReport, SessionStopped};
 use crate::messages::router::RetentionEvicted;
 use crate::messages::router::{MayRetire, SessionGone};
 use crate::messages::session::Discard;
@@ -313,99 +314,6 @@ impl SessionActor {
         self.stall.take_armed().then_some(self.stall_timer)
     }
 
-    // ── stall timer ─────────────────────────────────────────────────────────────────────────────────────
-
-    /// Activity restarts the stall clock (see `StallClock`).
-    fn touch(&mut self, ctx: &mut Context<Self>) {
-        self.touch_at(Instant::now(), ctx);
-    }
-
-    /// Activity at `at`: a prompt counts from the instant its project's health counted it.
-    fn touch_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
-        if let Some(after) = self.stall.touch(at, self.running()) {
-            self.arm_stall(after.saturating_sub(at.elapsed()), ctx);
-        }
-    }
-
-    fn set_stall_after(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        if let Some(t) = self.take_stall_timer() {
-            ctx.cancel_future(t);
-        }
-        if let Some(rest) = self.stall.set_after(after, Instant::now(), self.running()) {
-            self.arm_stall(rest, ctx);
-        }
-    }
-
-    /// Arms the timer `stall` asked for (it counts it armed from then on, until it fires).
-    fn arm_stall(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        self.stall_timer = ctx.run_later(after, |act, ctx| {
-            match act.stall.fired(Instant::now(), act.running()) {
-                StallCheck::Quiet => {}
-                StallCheck::Rearm(rest) => act.arm_stall(rest, ctx),
-                StallCheck::Stalled => {
-                    // The project's health turns stalled now too: this report is what publishes it.
-                    act.tell_project(SessionStalled {
-                        session_id: act.record().session_id.clone(),
-                    });
-                    act.links.metrics.stalls.inc();
-                    let mins = act.stall.after().as_secs() / 60;
-                    let project_id = act.record().project_id.clone();
-                    act.notify(
-                        format!("Agent stalled on {project_id} (no activity for {mins} min)"),
-                        Variant::Warning,
-                    );
-                    act.stall_action(mins);
-                }
-            }
-        });
-    }
-
-    /// The project's stall action (issue 14) beyond the warning: `interrupt` stops the agent; `resume`
-    /// stops it and has it resumed with a nudge, until `policy.stall_resumes` resumes in a row brought no
-    /// progress (then it stops as `interrupt` does).
-    fn stall_action(&mut self, mins: u64) {
-        use crate::messages::policy::StallAction;
-        use crate::messages::project::{Halt, HaltReason};
-        let session_id = self.record().session_id.clone();
-        let action = self
-            .links
-            .control
-            .policy(&self.record().project_id)
-            .stall
-            .action;
-        if action == StallAction::Notify {
-            return;
-        }
-        // An agent waiting for a person's answer to a tool-permission request has not stalled: the
-        // answer's own timeout (approvalTimeout) decides, and the session says why nothing was done.
-        if self.links.control.approvals.count(&session_id) > 0 {
-            let text =
-                format!(
-                "No progress for {mins} min while a tool-permission request waits for an answer: \
-                 left to approvalTimeout, not {}",
-                if action == StallAction::Resume { "resumed" } else { "interrupted" }
-            );
-            let id = format!("{session_id}-stall-{}", now_ms());
-            self.links.control.system_message(&session_id, id, text);
-            return;
-        }
-        let max = self.links.config.policy.stall_resumes;
-        let mut error = format!("Stalled: no progress for {mins} min");
-        let reason = match action {
-            StallAction::Resume if self.stall.resume_again(max) => HaltReason::StallResume,
-            StallAction::Resume => {
-                error.push_str(&format!(" (resumes without progress: {max})"));
-                HaltReason::Stall
-            }
-            _ => HaltReason::Stall,
-        };
-        self.tell_project(Halt {
-            session_id,
-            error,
-            reason,
-        });
-    }
-
     fn view(&self, page: Page) -> SessionView {
         let after = page.after_seq.unwrap_or(0);
         let window = self.state.window();
@@ -578,17 +486,6 @@ impl Handler<Attach> for SessionActor {
             // What it applied while no project heard (late events): the project's health catches up.
             self.tell_project_where_it_stands();
         }
-    }
-}
-
-impl Handler<SetStallAfter> for SessionActor {
-    type Result = ();
-
-    fn handle(&mut self, SetStallAfter(after): SetStallAfter, ctx: &mut Context<Self>) {
-        self.set_stall_after(after, ctx);
-        // A batch skipped under the old threshold (activity.rs) may have been progress the project,
-        // under its new one, shows stalled: it looks again.
-        self.tell_activity(Default::default());
     }
 }
 
