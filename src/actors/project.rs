@@ -10,6 +10,7 @@
 
 mod commands;
 mod inputs;
+mod start;
 
 mod control;
 
