@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::messages::wire::MsgRole;
+use crate::storage::{StorageError, WriteOp};
 
 const RULES: Rules = Rules {
     messages_in_memory: 4,
