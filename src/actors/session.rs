@@ -43,7 +43,7 @@ use crate::messages::session::{
     SetStallAfter, SetStatus, Snapshot, ToAgent,
 };
 use crate::messages::wire::{
-    now_ms, AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, UnixMs, Variant,
+    AgentMessage, AgentSession, AgentStatus, MsgRole, SharedMessage, UnixMs, Variant,
 };
 use crate::storage::{SessionRecord, WriteOp};
 

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::stall::StallCheck;
-use super::{now_ms, SessionActor};
+use super::SessionActor;
 use crate::messages::project::SessionStalled;
 use crate::messages::session::SetStallAfter;
-use crate::messages::wire::Variant;
+use crate::messages::wire::{now_ms, Variant};
 
 impl SessionActor {
     /// Activity restarts the stall clock (see `StallClock`).
