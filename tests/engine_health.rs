@@ -207,19 +207,11 @@ async fn metrics_count_exactly_what_was_sent() {
     assert!(sample(&text, "agent_store_redb_file_size_bytes", &[]) > 0.0);
     assert!(sample(&text, "process_resident_memory_bytes", &[]) > 0.0);
     assert!(
-        sample(
-            &text,
-            "agent_store_messages_handled_total",
-            &[("actor", "session"), ("message", "Deliver")]
-        ) >= 1.0,
+        handled(&text, "session", "Deliver") >= 1.0,
         "every message handled is counted per actor and message"
     );
     // Handling times are a sample: a thread's first message, then one in TIMED_EVERY drawn at random.
-    let timed: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("agent_store_message_handling_seconds_count{"))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum();
+    let timed = sum(&text, "agent_store_message_handling_seconds_count", &[]);
     assert!(timed >= 1.0, "handling time is recorded: {text}");
 }
 
@@ -374,15 +366,7 @@ async fn a_busy_sessions_batches_reach_its_project_only_when_what_it_shows_chang
     let t = start(|_| {}).await;
     let sid = t.start_session("busy", "go").await;
     // How many reports of its sessions the project handled.
-    let reports = || {
-        let prefix =
-            "agent_store_messages_handled_total{actor=\"project\",message=\"SessionReport\"} ";
-        t.engine
-            .metrics_text()
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix).map(|n| n.parse::<f64>().unwrap()))
-            .unwrap_or(0.0)
-    };
+    let reports = || handled(&t.engine.metrics_text(), "project", "SessionReport");
     let health = || async {
         let all = t.engine.health().await.unwrap();
         all.into_iter().find(|h| h.project_id == "busy").unwrap()

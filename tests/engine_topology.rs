@@ -326,40 +326,26 @@ async fn a_start_goes_to_its_projects_router_once_and_never_to_the_supervisor() 
     t.start_session("hop-0", "again").await;
 
     let text = t.engine.metrics_text();
-    let handled = |actor: &str, message: &str| {
-        let line = format!(
-            "agent_store_messages_handled_total{{actor=\"{actor}\",message=\"{message}\"}}"
-        );
-        text.lines()
-            .find_map(|l| l.strip_prefix(line.as_str()))
-            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
-    };
-    let by_supervisor: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            l.starts_with("agent_store_messages_handled_total{actor=\"supervisor\"")
-                && !l.ends_with(" 0")
-        })
-        .collect();
-    assert!(by_supervisor.is_empty(), "{by_supervisor:?}");
-    assert_eq!(handled("router", "StartIn"), 4.0, "{text}");
+    let by_supervisor = sum(
+        &text,
+        "agent_store_messages_handled_total",
+        &[("actor", "supervisor")],
+    );
+    assert_eq!(
+        by_supervisor, 0.0,
+        "the supervisor handled messages: {text}"
+    );
+    assert_eq!(handled(&text, "router", "StartIn"), 4.0, "{text}");
     assert!(
-        handled("router", "FindProject") >= 1.0,
+        handled(&text, "router", "FindProject") >= 1.0,
         "the stop's look-up"
     );
     assert_eq!(
-        handled("router", "Project"),
+        handled(&text, "router", "Project"),
         0.0,
         "no lookup before a start"
     );
-    assert_eq!(
-        sample(
-            &text,
-            "agent_store_messages_handled_total",
-            &[("actor", "project"), ("message", "StartSession")]
-        ),
-        4.0
-    );
+    assert_eq!(handled(&text, "project", "StartSession"), 4.0);
     let history = t.engine.project_sessions("hop-0").await.unwrap();
     assert_eq!(history.len(), 2, "both starts of hop-0 made a session");
 }
@@ -376,18 +362,9 @@ async fn a_health_poll_asks_each_live_project_for_its_health_alone() {
     assert_eq!(polled, ["polled-0", "polled-1", "polled-2"]);
 
     let text = t.engine.metrics_text();
-    // A message never handled has no sample.
-    let handled = |message: &str| {
-        let line = format!(
-            "agent_store_messages_handled_total{{actor=\"project\",message=\"{message}\"}}"
-        );
-        text.lines()
-            .find_map(|l| l.strip_prefix(line.as_str()))
-            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
-    };
-    assert_eq!(handled("ReportHealth"), 3.0, "{text}");
+    assert_eq!(handled(&text, "project", "ReportHealth"), 3.0, "{text}");
     assert_eq!(
-        handled("Summarize"),
+        handled(&text, "project", "Summarize"),
         0.0,
         "no project summary is built for a health poll"
     );
@@ -405,10 +382,9 @@ async fn a_project_list_gathers_each_live_projects_summary_on_one_channel() {
     assert!(listed.iter().all(|p| p.session_id.is_some()), "{listed:?}");
 
     let text = t.engine.metrics_text();
-    let line = "agent_store_messages_handled_total{actor=\"project\",message=\"ReportSummary\"}";
-    let handled = text
-        .lines()
-        .find_map(|l| l.strip_prefix(line))
-        .map_or(0.0, |v| v.trim().parse::<f64>().unwrap());
-    assert_eq!(handled, 3.0, "each live project reports once: {text}");
+    assert_eq!(
+        handled(&text, "project", "ReportSummary"),
+        3.0,
+        "each live project reports once: {text}"
+    );
 }

@@ -10,7 +10,7 @@ pub use wait::eventually;
 #[path = "../support/metrics.rs"]
 mod metrics;
 #[allow(unused_imports)] // not every test crate reads metrics
-pub use metrics::sample;
+pub use metrics::{handled, sample, sum};
 
 use std::time::Duration;
 
