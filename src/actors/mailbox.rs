@@ -66,26 +66,17 @@ impl MailboxStats {
 }
 
 thread_local! {
-    /// This thread's draws for picking the messages to time (splitmix64's state); 0 before its first message.
-    static DRAW: Cell<u64> = const { Cell::new(0) };
+    /// Whether this thread has sent a message before: its first is always timed.
+    static SENT_BEFORE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The send time of a message to be timed, `None` for the others: a thread's first message, then one in
-/// `TIMED_EVERY` on average, drawn at random rather than every `TIMED_EVERY`th, because a thread often sends
-/// its messages in a fixed rhythm (a batch's answer, then its report, then its publish), and counting would
-/// time some of them always and others never.
+/// `TIMED_EVERY` on average, drawn at random (fastrand's thread-local generator) rather than every
+/// `TIMED_EVERY`th, because a thread often sends its messages in a fixed rhythm (a batch's answer, then its
+/// report, then its publish), and counting would time some of them always and others never.
 fn stamp() -> Option<Instant> {
-    DRAW.with(|draw| {
-        let before = draw.get();
-        let first = before == 0;
-        let state = before.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        draw.set(state);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (first || z < u64::MAX / u64::from(TIMED_EVERY)).then(Instant::now)
-    })
+    let first = !SENT_BEFORE.replace(true);
+    (first || fastrand::u32(..TIMED_EVERY) == 0).then(Instant::now)
 }
 
 /// A message and, if it is one of those timed, when it was sent.
@@ -500,9 +491,11 @@ mod tests {
 
     #[test]
     fn about_one_message_in_timed_every_is_timed_whatever_rhythm_a_thread_sends_in() {
-        // A thread of its own, so that no other test's sends move its draws (they are the same on every run).
+        // A thread of its own, so that no other test's sends move its draws; seeded, so they are the same
+        // on every run.
         std::thread::spawn(|| {
             assert!(stamp().is_some(), "a thread's first message is timed");
+            fastrand::seed(0x5EED);
             let sends = 64_000;
             // A rhythm of four sends: a message of kind 0, kind 1, kind 0 again, kind 2.
             let mut timed = [0u32; 3];
