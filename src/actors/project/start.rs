@@ -9,6 +9,7 @@ use actix::fut::LocalBoxActorFuture;
 use actix::prelude::*;
 
 use super::ProjectActor;
+use crate::actors::restart::start_op;
 use crate::actors::router::RegisterSession;
 use crate::actors::session::{user_message, SessionInit};
 use crate::error::CommandError;
@@ -85,7 +86,7 @@ impl ProjectActor {
             persisted: false,
             stall_after: self.stall_after(),
             detached: false,
-            start: super::super::restart::start_op(&mut spec),
+            start: start_op(&mut spec),
             ceiling: None,
             offered: false,
         };
